@@ -1,0 +1,46 @@
+//! Every limit of the ledger's formats, in one place.
+//!
+//! Each limit bounds something an outsider controls (a transaction, a proof, a
+//! genesis file). Decoders reject a value past its limit before doing any work
+//! on it; a limit change is a format change and needs a new domain tag version.
+
+/// Largest encoded signed transaction a node accepts, in bytes.
+pub const TRANSACTION_BYTES_MAX: usize = 16 * 1024;
+/// Longest chain id, in bytes (ASCII).
+pub const CHAIN_ID_BYTES_MAX: usize = 64;
+/// Longest institution id, in bytes (ASCII `[a-z0-9-]`).
+pub const INSTITUTION_ID_BYTES_MAX: usize = 32;
+/// Longest institution display name, in bytes (UTF-8). Institutions' names are
+/// public; no person's name ever goes on the ledger.
+pub const INSTITUTION_NAME_BYTES_MAX: usize = 128;
+/// Longest institution licence reference or legal code, in bytes (ASCII).
+pub const INSTITUTION_CODE_BYTES_MAX: usize = 40;
+/// Data categories named in one grant, request or release.
+pub const CATEGORIES_PER_GRANT_MAX: usize = 16;
+/// Holder institutions listed in one grant.
+pub const HOLDERS_PER_GRANT_MAX: usize = 32;
+/// Content hashes listed in one `AccessServed`.
+pub const CONTENT_HASHES_PER_RELEASE_MAX: usize = 256;
+/// Recovery delegates a patient may appoint.
+pub const RECOVERY_DELEGATES_MAX: usize = 8;
+/// Validators in the set at one height.
+pub const VALIDATORS_MAX: usize = 100;
+/// Institutions named in a genesis file.
+pub const GENESIS_INSTITUTIONS_MAX: usize = 1_000;
+/// Practitioners named in a genesis file.
+pub const GENESIS_PRACTITIONERS_MAX: usize = 10_000;
+/// Largest genesis file, in bytes.
+pub const GENESIS_FILE_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Siblings in a JMT proof (one per bit of the 256-bit key hash).
+pub const STATE_PROOF_SIBLINGS_MAX: usize = 256;
+/// Hashes in an RFC 6962 inclusion or consistency proof (a tree of 2^64 leaves
+/// needs at most 2 × 64).
+pub const MERKLE_PROOF_HASHES_MAX: usize = 128;
+/// Nesting depth BCS decoding allows (our types nest at most 4 deep).
+pub const BCS_CONTAINER_DEPTH_MAX: usize = 16;
+/// Recovery approvals remembered per patient while a recovery is under way.
+pub const RECOVERY_APPROVALS_MAX: usize = RECOVERY_DELEGATES_MAX;
+/// Votes a proposal can hold (one per validator).
+pub const PROPOSAL_VOTES_MAX: usize = VALIDATORS_MAX;
+/// Largest voting power of one validator (keeps every total far from overflow).
+pub const VOTING_POWER_MAX: u64 = 1_000_000;

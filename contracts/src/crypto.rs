@@ -1,0 +1,277 @@
+//! The crypto suite: public keys and signatures tagged by scheme.
+//!
+//! Rules:
+//! 1. A key or signature on the ledger carries its scheme as the BCS enum
+//!    variant, so a second suite (`sm2-sm3`, the national-cryptography
+//!    profile) adds a variant without changing any transaction layout.
+//! 2. The suite is fixed at genesis: a chain accepts keys of its suite only.
+//! 3. `ed25519-sha256`: Ed25519 verified strictly (`verify_strict`: canonical
+//!    `S`, no small-order `R` or key); weak (small-order) keys are refused
+//!    wherever a key enters the ledger.
+
+use core::fmt;
+
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::encoding::{DecodeError, Hash32};
+
+/// The signature and hash suite a chain is created with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CryptoSuite {
+    /// Ed25519 signatures, SHA-256 hashes.
+    Ed25519Sha256,
+}
+
+impl CryptoSuite {
+    /// The suite's name as written in genesis files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ed25519Sha256 => "ed25519-sha256",
+        }
+    }
+
+    /// Parses a suite name. `sm2-sm3` is named in the design but not built
+    /// yet, and is refused with a message saying so.
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        match name {
+            "ed25519-sha256" => Ok(Self::Ed25519Sha256),
+            "sm2-sm3" => Err("crypto suite sm2-sm3 is planned but not implemented yet".into()),
+            other => Err(format!(
+                "unknown crypto suite {other:?} (known: ed25519-sha256)"
+            )),
+        }
+    }
+
+    /// Whether `key` belongs to this suite.
+    pub fn accepts(self, key: &PublicKey) -> bool {
+        matches!((self, key), (Self::Ed25519Sha256, PublicKey::Ed25519(_)))
+    }
+}
+
+/// A public key, tagged by scheme.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PublicKey {
+    /// An Ed25519 public key (32 bytes, compressed Edwards point).
+    Ed25519([u8; 32]),
+}
+
+/// A signature, tagged by scheme.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Signature {
+    /// An Ed25519 signature: `R` then `S`.
+    Ed25519 {
+        /// The commitment point `R`.
+        r: [u8; 32],
+        /// The scalar `S`.
+        s: [u8; 32],
+    },
+}
+
+/// Why a key or signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    /// The bytes are not a point on the curve.
+    #[error("public key is not a valid Ed25519 point")]
+    MalformedKey,
+    /// The key has small order: anyone could forge signatures for it.
+    #[error("public key is weak (small order) and is refused")]
+    WeakKey,
+    /// The key and signature are of different schemes.
+    #[error("signature scheme does not match the key's scheme")]
+    SchemeMismatch,
+    /// The signature does not verify under strict rules.
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+impl PublicKey {
+    /// Checks the key is usable: on the curve and not weak.
+    pub fn validate(&self) -> Result<(), CryptoError> {
+        self.verifying_key().map(|_| ())
+    }
+
+    fn verifying_key(&self) -> Result<VerifyingKey, CryptoError> {
+        match self {
+            Self::Ed25519(bytes) => {
+                let key = VerifyingKey::from_bytes(bytes).map_err(|_| CryptoError::MalformedKey)?;
+                if key.is_weak() {
+                    return Err(CryptoError::WeakKey);
+                }
+                Ok(key)
+            }
+        }
+    }
+
+    /// Verifies `signature` over the 32-byte message digest, strictly.
+    pub fn verify(&self, message: &Hash32, signature: &Signature) -> Result<(), CryptoError> {
+        let key = self.verifying_key()?;
+        match signature {
+            Signature::Ed25519 { r, s } => {
+                let mut bytes = [0u8; 64];
+                bytes[..32].copy_from_slice(r);
+                bytes[32..].copy_from_slice(s);
+                let signature = ed25519_dalek::Signature::from_bytes(&bytes);
+                key.verify_strict(&message.0, &signature)
+                    .map_err(|_| CryptoError::BadSignature)
+            }
+        }
+    }
+
+    /// The key's bytes without the scheme tag.
+    pub fn raw_bytes(&self) -> &[u8] {
+        match self {
+            Self::Ed25519(bytes) => bytes,
+        }
+    }
+
+    /// `scheme:hex`, the form used in files and JSON.
+    pub fn to_text(&self) -> String {
+        match self {
+            Self::Ed25519(bytes) => format!("ed25519:{}", hex::encode(bytes)),
+        }
+    }
+
+    /// Parses `scheme:hex` and validates the key.
+    pub fn from_text(text: &str) -> Result<Self, String> {
+        let (scheme, hex_part) = text
+            .split_once(':')
+            .ok_or_else(|| format!("expected scheme:hex, got {text:?}"))?;
+        match scheme {
+            "ed25519" => {
+                let bytes = hex::decode(hex_part).map_err(|e| format!("bad hex in key: {e}"))?;
+                let array: [u8; 32] = bytes
+                    .try_into()
+                    .map_err(|_| "an ed25519 key is 32 bytes".to_string())?;
+                let key = Self::Ed25519(array);
+                key.validate().map_err(|e| e.to_string())?;
+                Ok(key)
+            }
+            other => Err(format!("unknown key scheme {other:?} (known: ed25519)")),
+        }
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ed25519 { r, s } => write!(f, "ed25519-sig:{}{}", hex::encode(r), hex::encode(s)),
+        }
+    }
+}
+
+impl Signature {
+    /// The signature's 64 bytes without the scheme tag, as hex.
+    pub fn to_hex(&self) -> String {
+        match self {
+            Self::Ed25519 { r, s } => format!("{}{}", hex::encode(r), hex::encode(s)),
+        }
+    }
+}
+
+/// A secret signing key. Its bytes never appear in `Debug` output.
+///
+/// `contracts` has no randomness: callers make the 32-byte seed from OS
+/// entropy (the SDK does) or, in tests and fixtures, from a fixed value.
+#[derive(Clone)]
+pub struct SecretKey(SigningKey);
+
+impl SecretKey {
+    /// The Ed25519 key for a 32-byte seed.
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        Self(SigningKey::from_bytes(&seed))
+    }
+
+    /// The seed, for writing a key file.
+    pub fn seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey::Ed25519(self.0.verifying_key().to_bytes())
+    }
+
+    /// Signs a 32-byte message digest.
+    pub fn sign(&self, message: &Hash32) -> Signature {
+        let bytes = self.0.sign(&message.0).to_bytes();
+        let mut r = [0u8; 32];
+        let mut s = [0u8; 32];
+        r.copy_from_slice(&bytes[..32]);
+        s.copy_from_slice(&bytes[32..]);
+        Signature::Ed25519 { r, s }
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey({:?})", self.public_key())
+    }
+}
+
+/// Parses a digest given as hex (re-exported for callers of this module).
+pub fn parse_hash(text: &str) -> Result<Hash32, DecodeError> {
+    Hash32::from_hex(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_round_trip_and_tamper() {
+        let key = SecretKey::from_seed([7; 32]);
+        let message = Hash32([1; 32]);
+        let signature = key.sign(&message);
+        key.public_key().verify(&message, &signature).unwrap();
+        assert_eq!(
+            key.public_key().verify(&Hash32([2; 32]), &signature),
+            Err(CryptoError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn weak_keys_are_refused() {
+        // The identity point (y = 1) has small order.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert_eq!(
+            PublicKey::Ed25519(identity).validate(),
+            Err(CryptoError::WeakKey)
+        );
+    }
+
+    #[test]
+    fn non_canonical_s_is_refused() {
+        let key = SecretKey::from_seed([9; 32]);
+        let message = Hash32([3; 32]);
+        let Signature::Ed25519 { r, s } = key.sign(&message);
+        // S + ℓ is the same scalar mod ℓ but not canonical: strict verification refuses it.
+        let ell: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut sum = [0u8; 32];
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let v = u16::from(s[i]) + u16::from(ell[i]) + carry;
+            sum[i] = (v & 0xff) as u8;
+            carry = v >> 8;
+        }
+        let forged = Signature::Ed25519 { r, s: sum };
+        assert!(key.public_key().verify(&message, &forged).is_err());
+    }
+
+    #[test]
+    fn key_text_round_trip() {
+        let key = SecretKey::from_seed([5; 32]).public_key();
+        assert_eq!(PublicKey::from_text(&key.to_text()).unwrap(), key);
+        assert!(PublicKey::from_text("rsa:00").is_err());
+    }
+}

@@ -1,0 +1,189 @@
+//! An in-memory ledger: genesis state plus blocks executed in order, with the
+//! authenticated store. Tools, tests and benchmarks use it; a node does the
+//! same over RocksDB.
+
+use crate::block::BlockHeader;
+use crate::encoding::Hash32;
+use crate::records::{LedgerParameters, Receipt};
+use crate::state::{JmtStore, SparseProof, StateError, StateKey, StateReader};
+use crate::state_machine::{
+    BlockContext, BlockExecution, GenesisPractitioner, GenesisStateError, execute_block,
+    genesis_writes,
+};
+use crate::transaction::{
+    InstitutionSpec, SignedTransaction, TransactionError, VerifiedTransaction,
+};
+use crate::types::{ChainId, InstitutionId, Timestamp};
+
+/// Why a block could not be executed.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// A transaction failed stateless verification.
+    #[error("transaction {index}: {error}")]
+    Transaction {
+        /// Position in the block.
+        index: usize,
+        /// Why.
+        error: TransactionError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The block's time went backwards.
+    #[error("block time {time} is before the previous block's {previous}")]
+    TimeWentBack {
+        /// Proposed time (ms).
+        time: u64,
+        /// Previous time (ms).
+        previous: u64,
+    },
+}
+
+/// A single-process ledger over the in-memory JMT store.
+pub struct MemoryLedger {
+    chain: ChainId,
+    store: JmtStore,
+    headers: Vec<BlockHeader>,
+    genesis_hash: Hash32,
+    genesis_time: Timestamp,
+    default_proposer: InstitutionId,
+}
+
+impl MemoryLedger {
+    /// Starts a ledger from genesis contents.
+    pub fn new(
+        chain: ChainId,
+        genesis_hash: Hash32,
+        genesis_time: Timestamp,
+        parameters: &LedgerParameters,
+        institutions: &[InstitutionSpec],
+        practitioners: &[GenesisPractitioner],
+    ) -> Result<Self, GenesisStateError> {
+        let writes = genesis_writes(parameters, institutions, practitioners)?;
+        let mut store = JmtStore::new();
+        store
+            .commit(&writes, 0)
+            .map_err(|e| GenesisStateError::Invalid(e.to_string()))?;
+        let default_proposer = institutions
+            .iter()
+            .find(|i| i.voting_power > 0)
+            .map(|i| i.id.clone())
+            .ok_or_else(|| GenesisStateError::Invalid("no validator".into()))?;
+        Ok(Self {
+            chain,
+            store,
+            headers: Vec::new(),
+            genesis_hash,
+            genesis_time,
+            default_proposer,
+        })
+    }
+
+    /// The chain id.
+    pub fn chain(&self) -> &ChainId {
+        &self.chain
+    }
+
+    /// The height of the last block (0 before the first).
+    pub fn height(&self) -> u64 {
+        self.headers.last().map_or(0, |h| h.height)
+    }
+
+    /// The time of the last block (the genesis time before the first).
+    pub fn time(&self) -> Timestamp {
+        self.headers.last().map_or(self.genesis_time, |h| h.time)
+    }
+
+    /// The headers so far.
+    pub fn headers(&self) -> &[BlockHeader] {
+        &self.headers
+    }
+
+    /// The store.
+    pub fn store(&self) -> &JmtStore {
+        &self.store
+    }
+
+    /// Verifies and executes a block of signed transactions at `time`.
+    pub fn execute(
+        &mut self,
+        time: Timestamp,
+        proposer: &InstitutionId,
+        transactions: Vec<SignedTransaction>,
+    ) -> Result<(BlockHeader, BlockExecution), LedgerError> {
+        if time < self.time() {
+            return Err(LedgerError::TimeWentBack {
+                time: time.0,
+                previous: self.time().0,
+            });
+        }
+        let verified: Vec<VerifiedTransaction> = transactions
+            .into_iter()
+            .enumerate()
+            .map(|(index, tx)| {
+                tx.verify(&self.chain)
+                    .map_err(|error| LedgerError::Transaction { index, error })
+            })
+            .collect::<Result<_, _>>()?;
+        let height = self.height() + 1;
+        let ctx = BlockContext { height, time };
+        let execution = execute_block(&self.store, &ctx, &verified)?;
+        let state_root = self.store.commit(&execution.writes, height)?;
+        let header = BlockHeader {
+            chain_id: self.chain.clone(),
+            height,
+            time,
+            previous_hash: self
+                .headers
+                .last()
+                .map_or(self.genesis_hash, BlockHeader::hash),
+            transaction_root: execution.transaction_root,
+            state_root,
+            audit_root: execution.audit_root,
+            audit_size: execution.audit_size,
+            validator_set_hash: execution.validator_set.hash(),
+            proposer: proposer.clone(),
+        };
+        self.headers.push(header.clone());
+        Ok((header, execution))
+    }
+
+    /// Executes one transaction in a block of its own and returns its receipt.
+    pub fn execute_one(
+        &mut self,
+        time: Timestamp,
+        tx: SignedTransaction,
+    ) -> Result<Receipt, LedgerError> {
+        let proposer = self.default_proposer.clone();
+        let (_, mut execution) = self.execute(time, &proposer, vec![tx])?;
+        execution
+            .receipts
+            .pop()
+            .ok_or_else(|| StateError::Storage("block produced no receipt".into()).into())
+    }
+
+    /// Reads and decodes a record at the latest height.
+    pub fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &StateKey,
+    ) -> Result<Option<T>, StateError> {
+        match self.store.read(&key.to_bytes())? {
+            None => Ok(None),
+            Some(bytes) => bcs::from_bytes(&bytes)
+                .map(Some)
+                .map_err(|e| StateError::Corrupt {
+                    key: format!("{key:?}"),
+                    error: e.to_string(),
+                }),
+        }
+    }
+
+    /// A value and its proof at `height`.
+    pub fn prove(
+        &self,
+        key: &StateKey,
+        height: u64,
+    ) -> Result<(Option<Vec<u8>>, SparseProof), StateError> {
+        self.store.get_with_proof(key, height)
+    }
+}

@@ -1,0 +1,612 @@
+//! The records the state machine keeps, and what it reports back.
+//!
+//! Records are what [`crate::state::StateKey`] points at; receipts and audit
+//! entries are what a transaction produces. None holds personal data: patients
+//! and practitioners appear as pseudonymous ids only.
+
+use serde::{Deserialize, Serialize};
+
+use crate::constants::*;
+use crate::crypto::PublicKey;
+use crate::encoding::{BoundedVec, Hash32, hash_of, tags};
+use crate::merkle::Frontier;
+use crate::transaction::{GovernanceAction, InstitutionSpec, Signer};
+use crate::types::*;
+
+/// Where in the ledger something happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRef {
+    /// Block height.
+    pub height: u64,
+    /// Block time.
+    pub time: Timestamp,
+}
+
+/// A member institution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstitutionRecord {
+    /// What was admitted (keys are kept current here on rotation).
+    pub spec: InstitutionSpec,
+    /// Whether it may act.
+    pub status: MemberStatus,
+    /// Height of admission (0 for founders).
+    pub admitted_at: u64,
+}
+
+/// A registered practitioner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PractitionerRecord {
+    /// Their institution.
+    pub institution: InstitutionId,
+    /// Their current key.
+    pub key: PublicKey,
+    /// Their role.
+    pub role: PractitionerRole,
+    /// Hash of their licence number.
+    pub licence_hash: Hash32,
+    /// Whether they may act (`Removed` once retired).
+    pub status: MemberStatus,
+}
+
+/// Who may recover a patient's account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryPolicy {
+    /// The recovery delegates.
+    pub delegates: BoundedVec<PatientId, RECOVERY_DELEGATES_MAX>,
+    /// Approvals needed.
+    pub threshold: u8,
+}
+
+/// A registered patient.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatientRecord {
+    /// Their current key.
+    pub key: PublicKey,
+    /// When registered.
+    pub registered_at: BlockRef,
+    /// A minor until this time (recorded by a hospital with a guardian).
+    pub minor_until: Option<Timestamp>,
+    /// Who can recover the account.
+    pub recovery: Option<RecoveryPolicy>,
+    /// Recovery approvals so far: delegate and the key they approved.
+    pub recovery_approvals: BoundedVec<(PatientId, PublicKey), RECOVERY_APPROVALS_MAX>,
+}
+
+impl PatientRecord {
+    /// Whether the patient is a minor at `time`.
+    pub fn is_minor_at(&self, time: Timestamp) -> bool {
+        self.minor_until.is_some_and(|until| time < until)
+    }
+}
+
+/// How a grant stopped being usable before it expired.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GrantEnd {
+    /// Revoked by the patient or a delegate.
+    Revoked {
+        /// When.
+        at: BlockRef,
+        /// By whom.
+        by: Signer,
+    },
+    /// Given up by the grantee.
+    Relinquished {
+        /// When.
+        at: BlockRef,
+    },
+}
+
+/// A grant as recorded; its terms never change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    /// The terms.
+    pub terms: GrantTerms,
+    /// Who signed it (the patient or a delegate).
+    pub granted_by: Signer,
+    /// When it was committed.
+    pub granted_at: BlockRef,
+    /// The consent request it answers, if any.
+    pub answers: Option<ConsentRequestId>,
+    /// How it ended early, if it did.
+    pub ended: Option<GrantEnd>,
+}
+
+/// A grant's status, derived from the ledger and the block time (state-machine rule 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GrantStatus {
+    /// Not yet usable.
+    Pending,
+    /// Usable.
+    Active,
+    /// Past its expiry.
+    Expired,
+    /// Revoked by the patient or a delegate.
+    Revoked,
+    /// Given up by the grantee.
+    Relinquished,
+}
+
+impl GrantRecord {
+    /// The status at `time`.
+    pub fn status_at(&self, time: Timestamp) -> GrantStatus {
+        match &self.ended {
+            Some(GrantEnd::Revoked { .. }) => GrantStatus::Revoked,
+            Some(GrantEnd::Relinquished { .. }) => GrantStatus::Relinquished,
+            None if time < self.terms.not_before => GrantStatus::Pending,
+            None if time >= self.terms.expires_at => GrantStatus::Expired,
+            None => GrantStatus::Active,
+        }
+    }
+}
+
+/// A consent request and its answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentRequestRecord {
+    /// The proposed terms.
+    pub terms: GrantTerms,
+    /// Who asked.
+    pub requested_by: Signer,
+    /// When.
+    pub requested_at: BlockRef,
+    /// The answer: approved or not, when, and the answering transaction
+    /// (which is also the grant's id when approved).
+    pub answer: Option<(bool, BlockRef, TxHash)>,
+}
+
+/// A guardian or proxy appointment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegationRecord {
+    /// For whom.
+    pub patient: PatientId,
+    /// Who acts.
+    pub delegate: PatientId,
+    /// In which role.
+    pub role: DelegateRole,
+    /// When it began.
+    pub created_at: BlockRef,
+    /// When it lapses.
+    pub expires_at: Timestamp,
+    /// The hospital that recorded a minor's guardianship, if that is how it began.
+    pub recorded_by: Option<InstitutionId>,
+    /// When it was ended early.
+    pub ended_at: Option<BlockRef>,
+}
+
+impl DelegationRecord {
+    /// Whether it can be acted on at `time`.
+    pub fn is_active_at(&self, time: Timestamp) -> bool {
+        self.ended_at.is_none() && time < self.expires_at
+    }
+}
+
+/// What kind of access, with its kind-specific facts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccessKind {
+    /// An ordinary request under a grant.
+    Grant {
+        /// The grant cited.
+        grant: GrantId,
+        /// The stated purpose.
+        purpose: Purpose,
+    },
+    /// Break-glass access.
+    Emergency {
+        /// Why.
+        reason: EmergencyReason,
+        /// The review, once made.
+        review: Option<EmergencyReviewRecord>,
+    },
+    /// Mandated public-health access.
+    PublicHealth {
+        /// The law relied on.
+        legal_basis: LegalBasis,
+        /// Hash of the case reference.
+        case_hash: Hash32,
+    },
+}
+
+/// The review of an emergency access.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmergencyReviewRecord {
+    /// Who reviewed.
+    pub reviewer: InstitutionId,
+    /// What they found.
+    pub finding: ReviewFinding,
+    /// Hash of their review record.
+    pub record_hash: Hash32,
+    /// When.
+    pub at: BlockRef,
+}
+
+/// The contract's decision on an access.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// Records may be released.
+    Authorized,
+    /// Nothing may be released, for this reason.
+    Denied(DenialReason),
+}
+
+/// What a holder released for a request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    /// When the release was recorded.
+    pub at: BlockRef,
+    /// The content hashes listed.
+    pub content_hashes: BoundedVec<Hash32, CONTENT_HASHES_PER_RELEASE_MAX>,
+    /// For a grant-based request: whether the grant was still active when the
+    /// release was recorded (false means the patient revoked in between, and
+    /// the audit shows it).
+    pub grant_active_at_release: bool,
+}
+
+/// An access attempt and, once made, its release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRecord {
+    /// Whose records.
+    pub patient: PatientId,
+    /// Who asked.
+    pub requester: PractitionerId,
+    /// The requester's institution.
+    pub requester_institution: InstitutionId,
+    /// Who holds the records.
+    pub holder: InstitutionId,
+    /// Which categories.
+    pub categories: Categories,
+    /// What kind of access.
+    pub kind: AccessKind,
+    /// When asked.
+    pub at: BlockRef,
+    /// The decision.
+    pub decision: Decision,
+    /// The release, once recorded.
+    pub release: Option<ReleaseRecord>,
+}
+
+/// Where a proposal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProposalStatus {
+    /// Collecting votes.
+    Open,
+    /// Carried and executed at this height.
+    Carried(u64),
+    /// Defeated: the votes against make two thirds impossible.
+    Defeated,
+    /// Carried, but the action was no longer valid when it came to execute.
+    Failed,
+}
+
+/// A governance proposal and its votes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalRecord {
+    /// The change.
+    pub action: GovernanceAction,
+    /// Who proposed.
+    pub proposer: InstitutionId,
+    /// When it lapses.
+    pub expires_at: Timestamp,
+    /// Votes: validator and for/against.
+    pub votes: BoundedVec<(InstitutionId, bool), PROPOSAL_VOTES_MAX>,
+    /// Where it stands.
+    pub status: ProposalStatus,
+}
+
+/// One validator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validator {
+    /// The institution running it.
+    pub institution: InstitutionId,
+    /// Its node key (signs votes and certificates).
+    pub node_key: PublicKey,
+    /// Its voting power.
+    pub power: u64,
+}
+
+/// The validators at one height, sorted by institution id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorSet {
+    /// The validators.
+    pub validators: BoundedVec<Validator, VALIDATORS_MAX>,
+}
+
+impl ValidatorSet {
+    /// Total voting power.
+    pub fn total_power(&self) -> u64 {
+        self.validators.iter().map(|v| v.power).sum()
+    }
+
+    /// A validator by institution.
+    pub fn get(&self, institution: &InstitutionId) -> Option<&Validator> {
+        self.validators
+            .iter()
+            .find(|v| &v.institution == institution)
+    }
+
+    /// The set's hash, as put in block headers.
+    pub fn hash(&self) -> Hash32 {
+        hash_of(tags::VALIDATOR_SET, self)
+    }
+
+    /// Whether `power` is at least two thirds of the total.
+    pub fn is_two_thirds(&self, power: u64) -> bool {
+        u128::from(power) * 3 >= u128::from(self.total_power()) * 2
+    }
+}
+
+/// The validator set in force and any change scheduled.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorSetRecord {
+    /// In force now.
+    pub current: ValidatorSet,
+    /// Takes effect at the given height.
+    pub scheduled: Option<(u64, ValidatorSet)>,
+}
+
+impl ValidatorSetRecord {
+    /// The set in force at `height`, as far as this record knows.
+    pub fn at(&self, height: u64) -> &ValidatorSet {
+        match &self.scheduled {
+            Some((from, set)) if height >= *from => set,
+            _ => &self.current,
+        }
+    }
+}
+
+/// Parameters fixed at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerParameters {
+    /// Heights between a validator-set change being carried and taking effect.
+    pub validator_change_delay_heights: u64,
+    /// Days within which an emergency access should be reviewed (reports flag later ones).
+    pub emergency_review_days: u32,
+    /// Longest a grant may last, in days.
+    pub grant_duration_days_max: u32,
+}
+
+impl Default for LedgerParameters {
+    fn default() -> Self {
+        Self {
+            validator_change_delay_heights: 2,
+            emergency_review_days: 7,
+            grant_duration_days_max: 3_650,
+        }
+    }
+}
+
+/// The audit log's state: how many entries and the frontier that gives the root.
+pub type AuditLogState = Frontier;
+
+/// Why an access was denied; the denial is recorded like an authorisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum DenialReason {
+    /// The practitioner is retired or suspended.
+    #[error("the requesting practitioner is not active")]
+    RequesterNotActive,
+    /// The practitioner's institution is suspended or removed.
+    #[error("the requesting institution is not an active member")]
+    InstitutionNotActive,
+    /// No grant has the cited id.
+    #[error("no grant has this id")]
+    UnknownGrant,
+    /// The grant was revoked.
+    #[error("the grant was revoked")]
+    GrantRevoked,
+    /// The grantee gave the grant up.
+    #[error("the grant was relinquished")]
+    GrantRelinquished,
+    /// The grant's period has not begun.
+    #[error("the grant is not valid yet")]
+    GrantNotYetValid,
+    /// The grant has expired.
+    #[error("the grant has expired")]
+    GrantExpired,
+    /// The requester is not the grantee.
+    #[error("the requester is not the grantee")]
+    NotGrantee,
+    /// A category asked for is not granted.
+    #[error("a requested category is not covered by the grant")]
+    CategoryNotGranted,
+    /// The holder is not among the grant's holders.
+    #[error("the holder is not named in the grant")]
+    HolderNotGranted,
+    /// The holder is not an active member that holds records.
+    #[error("the holder is not an active member holding records")]
+    HolderNotEligible,
+    /// The stated purpose differs from the grant's.
+    #[error("the stated purpose differs from the grant's")]
+    PurposeMismatch,
+    /// The requester's institution may not break the glass.
+    #[error("this institution may not use emergency access")]
+    EmergencyNotAllowed,
+    /// The requester is not a public-health officer of a public-health institution.
+    #[error(
+        "only public-health officers of public-health institutions may use public-health access"
+    )]
+    NotPublicHealth,
+    /// No patient has this id.
+    #[error("no patient has this id")]
+    UnknownPatient,
+}
+
+/// Why a transaction changed nothing but its own committed id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    /// The same transaction was committed before.
+    #[error("this transaction was already committed")]
+    Duplicate,
+    /// The signer does not exist.
+    #[error("the signer is not registered")]
+    UnknownSigner,
+    /// The signing key is not the signer's current key.
+    #[error("the signing key is not the signer's current key")]
+    KeyMismatch,
+    /// The signer (or its institution) is suspended, removed or retired.
+    #[error("the signer is not active")]
+    SignerNotActive,
+    /// The delegation is ended or expired.
+    #[error("the delegation is not active")]
+    DelegationNotActive,
+    /// The signer may not do this.
+    #[error("the signer may not do this: {0}")]
+    NotPermitted(String),
+    /// The patient is a minor: a guardian must sign.
+    #[error("the patient is a minor: a guardian must sign")]
+    GuardianConsentRequired,
+    /// Something referred to does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Something to be created exists already.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The thing acted on is already finished (revoked, answered, served, reviewed, voted).
+    #[error("already done: {0}")]
+    AlreadyDone(String),
+    /// A time given is already past, or too far ahead.
+    #[error("bad time: {0}")]
+    BadTime(String),
+    /// A request not authorised cannot be served.
+    #[error("the request was not authorised")]
+    NotAuthorized,
+    /// A governance action that cannot be carried out.
+    #[error("invalid governance action: {0}")]
+    InvalidAction(String),
+}
+
+/// What happened to a committed transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Applied.
+    Applied,
+    /// An access request (or emergency / public-health access) was authorised.
+    Authorized,
+    /// An access request was denied; the denial is recorded.
+    Denied(DenialReason),
+    /// Nothing changed but the transaction's committed id.
+    Rejected(Rejection),
+}
+
+/// The result of one transaction in a block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The transaction.
+    pub tx: TxHash,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Indexes of the audit entries it appended.
+    pub audit_indexes: Vec<u64>,
+}
+
+/// What an audit entry records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuditEvent {
+    /// A grant was made.
+    Granted {
+        /// The grant.
+        grant: GrantId,
+    },
+    /// A grant was revoked.
+    Revoked {
+        /// The grant.
+        grant: GrantId,
+    },
+    /// A grant was given up.
+    Relinquished {
+        /// The grant.
+        grant: GrantId,
+    },
+    /// Consent was asked for.
+    ConsentRequested {
+        /// The request.
+        request: ConsentRequestId,
+    },
+    /// A consent request was answered.
+    ConsentAnswered {
+        /// The request.
+        request: ConsentRequestId,
+        /// Yes or no.
+        approved: bool,
+    },
+    /// A guardian or proxy was appointed.
+    DelegationStarted {
+        /// The delegation.
+        delegation: DelegationId,
+        /// Role.
+        role: DelegateRole,
+    },
+    /// A delegation was ended.
+    DelegationEnded {
+        /// The delegation.
+        delegation: DelegationId,
+    },
+    /// An access was decided.
+    AccessDecided {
+        /// The access.
+        request: RequestId,
+        /// Requesting practitioner.
+        requester: PractitionerId,
+        /// Holder.
+        holder: InstitutionId,
+        /// Which kind: 0 grant, 1 emergency, 2 public health.
+        kind: AccessKindTag,
+        /// The decision.
+        decision: Decision,
+    },
+    /// Records were released.
+    Released {
+        /// The access served.
+        request: RequestId,
+        /// Holder.
+        holder: InstitutionId,
+        /// How many resources.
+        content_count: u32,
+        /// Whether the grant was still active.
+        grant_active: bool,
+    },
+    /// An emergency access was reviewed.
+    EmergencyReviewed {
+        /// The access.
+        request: RequestId,
+        /// The finding.
+        finding: ReviewFinding,
+    },
+}
+
+/// The kind of an access without its details.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccessKindTag {
+    /// Under a grant.
+    Grant,
+    /// Emergency.
+    Emergency,
+    /// Public health.
+    PublicHealth,
+}
+
+/// One entry of the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Position in the log.
+    pub index: u64,
+    /// Block.
+    pub at: BlockRef,
+    /// The transaction that made it.
+    pub tx: TxHash,
+    /// Whose records or consent it concerns.
+    pub patient: PatientId,
+    /// What happened.
+    pub event: AuditEvent,
+}
+
+impl AuditEntry {
+    /// The leaf data of this entry in the audit Merkle tree.
+    pub fn leaf_data(&self) -> Vec<u8> {
+        let mut data = tags::AUDIT_ENTRY.to_vec();
+        data.extend(crate::encoding::to_bytes(self));
+        data
+    }
+
+    /// The leaf hash.
+    pub fn leaf_hash(&self) -> Hash32 {
+        crate::merkle::leaf_hash(&self.leaf_data())
+    }
+}

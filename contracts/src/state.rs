@@ -1,0 +1,388 @@
+//! Ledger state as typed records in a key-value map, and the authenticated
+//! (Jellyfish Merkle Tree) store that commits to it.
+//!
+//! Rules:
+//! 1. State is a map from [`StateKey`] (BCS bytes) to BCS-encoded records.
+//!    Records are never deleted: a revocation, retirement or removal is a
+//!    status change, so history stays provable.
+//! 2. The state machine reads through [`StateReader`] and writes into an
+//!    [`Overlay`]; a block's writes reach the store as one [`WriteSet`].
+//! 3. [`JmtStore`] versions the tree by height. A block that writes nothing
+//!    makes no new version, so the state root changes when and only when
+//!    state changes.
+//! 4. [`verify_state_proof`] needs only a root, a key, the claimed value (or
+//!    none, for an exclusion proof) and the proof: it is what the SDK's light
+//!    client calls, with no storage at all.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
+use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, RootHash, Version};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use crate::encoding::{self, Hash32};
+use crate::types::*;
+
+/// Where a record lives in state.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum StateKey {
+    /// An institution's record.
+    Institution(InstitutionId),
+    /// A practitioner's record.
+    Practitioner(PractitionerId),
+    /// A patient's record.
+    Patient(PatientId),
+    /// A grant.
+    Grant(GrantId),
+    /// A consent request.
+    ConsentRequest(ConsentRequestId),
+    /// A delegation (guardian or proxy).
+    Delegation(DelegationId),
+    /// An access (ordinary, emergency or public-health) and its release.
+    Access(RequestId),
+    /// A governance proposal.
+    Proposal(ProposalId),
+    /// The height at which a transaction was committed (replay protection).
+    CommittedTransaction(TxHash),
+    /// The validator set and any scheduled change.
+    ValidatorSet,
+    /// The audit log's size and compact frontier.
+    AuditLog,
+    /// Ledger parameters fixed at genesis.
+    Parameters,
+}
+
+impl StateKey {
+    /// The key's bytes in the map.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encoding::to_bytes(self)
+    }
+
+    /// The JMT key hash of this key.
+    pub fn key_hash(&self) -> KeyHash {
+        KeyHash::with::<Sha256>(self.to_bytes())
+    }
+}
+
+/// A storage failure. Not a property of any transaction: a node that sees one
+/// must stop rather than vote on a state it could not read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// The backend failed.
+    #[error("state storage failed: {0}")]
+    Storage(String),
+    /// A stored record does not decode: the store is corrupt.
+    #[error("stored record under {key} does not decode: {error}")]
+    Corrupt {
+        /// Hex of the key bytes.
+        key: String,
+        /// The decoding error.
+        error: String,
+    },
+}
+
+/// Reads raw state.
+pub trait StateReader {
+    /// The current value under `key`, if any.
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+}
+
+/// A set of writes: key bytes to new value bytes (`None` would delete; the
+/// state machine never deletes, see rule 1).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteSet(pub BTreeMap<Vec<u8>, Option<Vec<u8>>>);
+
+impl WriteSet {
+    /// Whether nothing is written.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Number of keys written.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Buffered writes on top of a reader; reads see the buffered writes first.
+pub struct Overlay<'a> {
+    base: &'a dyn StateReader,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl<'a> Overlay<'a> {
+    /// An empty overlay over `base`.
+    pub fn new(base: &'a dyn StateReader) -> Self {
+        Self {
+            base,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    /// Reads and decodes a record.
+    pub fn get<T: DeserializeOwned>(&self, key: &StateKey) -> Result<Option<T>, StateError> {
+        let bytes = key.to_bytes();
+        match self.read(&bytes)? {
+            None => Ok(None),
+            Some(value) => bcs::from_bytes(&value)
+                .map(Some)
+                .map_err(|e| StateError::Corrupt {
+                    key: hex::encode(&bytes),
+                    error: e.to_string(),
+                }),
+        }
+    }
+
+    /// Encodes and buffers a record.
+    pub fn put<T: Serialize>(&mut self, key: &StateKey, value: &T) {
+        self.writes
+            .insert(key.to_bytes(), Some(encoding::to_bytes(value)));
+    }
+
+    /// Adds another overlay's writes (a transaction's, into its block's).
+    pub fn absorb(&mut self, writes: WriteSet) {
+        self.writes.extend(writes.0);
+    }
+
+    /// The buffered writes.
+    pub fn into_writes(self) -> WriteSet {
+        WriteSet(self.writes)
+    }
+}
+
+impl StateReader for Overlay<'_> {
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        match self.writes.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.base.read(key),
+        }
+    }
+}
+
+/// Plain in-memory state with no authentication: the reference the JMT store
+/// is tested against, and a quick store for tools.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    map: BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl MemoryStore {
+    /// Applies writes.
+    pub fn apply(&mut self, writes: WriteSet) {
+        for (key, value) in writes.0 {
+            match value {
+                Some(value) => {
+                    self.map.insert(key, value);
+                }
+                None => {
+                    self.map.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Every entry, in key order.
+    pub fn entries(&self) -> impl Iterator<Item = (&Vec<u8>, &Vec<u8>)> {
+        self.map.iter()
+    }
+}
+
+impl StateReader for MemoryStore {
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.map.get(key).cloned())
+    }
+}
+
+/// The root of a state with nothing in it (the JMT's placeholder hash).
+pub const EMPTY_STATE_ROOT: Hash32 = Hash32(*b"SPARSE_MERKLE_PLACEHOLDER_HASH__");
+
+/// A JMT sparse Merkle proof with SHA-256, as served with a state value.
+pub type SparseProof = jmt::proof::SparseMerkleProof<Sha256>;
+
+/// Why a state proof was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state proof does not verify: {0}")]
+pub struct ProofError(pub String);
+
+/// Verifies that `key` maps to `value` (or, for `None`, to nothing) in the
+/// state whose root is `root` (rule 4).
+pub fn verify_state_proof(
+    root: Hash32,
+    key: &StateKey,
+    value: Option<&[u8]>,
+    proof: &SparseProof,
+) -> Result<(), ProofError> {
+    proof
+        .verify(RootHash(root.0), key.key_hash(), value)
+        .map_err(|e| ProofError(e.to_string()))
+}
+
+/// In-memory node storage for the JMT (the node keeps the same in RocksDB).
+#[derive(Default)]
+struct NodeStore {
+    nodes: BTreeMap<NodeKey, Node>,
+    values: BTreeMap<KeyHash, BTreeMap<Version, Option<OwnedValue>>>,
+}
+
+/// The authenticated state store: a JMT versioned by height (rules 3 and 4).
+///
+/// The JMT needs dense versions (each builds on the one before), while
+/// heights that change nothing write no version; so the store keeps the
+/// height at which each version was written.
+#[derive(Default)]
+pub struct JmtStore {
+    inner: RwLock<NodeStore>,
+    /// Height → JMT version written at that height.
+    versions: BTreeMap<u64, Version>,
+}
+
+fn lock_error<T>(_: T) -> anyhow::Error {
+    anyhow::anyhow!("JMT store lock poisoned")
+}
+
+impl TreeReader for JmtStore {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        Ok(self
+            .inner
+            .read()
+            .map_err(lock_error)?
+            .nodes
+            .get(node_key)
+            .cloned())
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        let inner = self.inner.read().map_err(lock_error)?;
+        Ok(inner
+            .values
+            .get(&key_hash)
+            .and_then(|versions| versions.range(..=max_version).next_back())
+            .and_then(|(_, value)| value.clone()))
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        let inner = self.inner.read().map_err(lock_error)?;
+        let mut best: Option<(NodeKey, LeafNode)> = None;
+        for (key, node) in &inner.nodes {
+            if let Node::Leaf(leaf) = node
+                && best
+                    .as_ref()
+                    .is_none_or(|(_, b)| leaf.key_hash() > b.key_hash())
+            {
+                best = Some((key.clone(), leaf.clone()));
+            }
+        }
+        Ok(best)
+    }
+}
+
+impl TreeWriter for JmtStore {
+    fn write_node_batch(&self, batch: &NodeBatch) -> anyhow::Result<()> {
+        let mut inner = self.inner.write().map_err(lock_error)?;
+        for (key, node) in batch.nodes() {
+            inner.nodes.insert(key.clone(), node.clone());
+        }
+        for ((version, key_hash), value) in batch.values() {
+            inner
+                .values
+                .entry(*key_hash)
+                .or_default()
+                .insert(*version, value.clone());
+        }
+        Ok(())
+    }
+}
+
+impl JmtStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The height of the newest version written, if any.
+    pub fn latest_height(&self) -> Option<u64> {
+        self.versions.keys().next_back().copied()
+    }
+
+    fn latest_version(&self) -> Option<Version> {
+        self.versions.values().next_back().copied()
+    }
+
+    /// The JMT version that holds the state as of `height`: the newest written at or below it.
+    fn version_at(&self, height: u64) -> Option<Version> {
+        self.versions.range(..=height).next_back().map(|(_, v)| *v)
+    }
+
+    /// Commits `writes` as the state of `height` and returns the new root
+    /// (rule 3: an empty write set leaves the root and versions unchanged).
+    pub fn commit(&mut self, writes: &WriteSet, height: u64) -> Result<Hash32, StateError> {
+        if let Some(latest) = self.latest_height()
+            && height <= latest
+        {
+            return Err(StateError::Storage(format!(
+                "height {height} is not after the latest written height {latest}"
+            )));
+        }
+        if writes.is_empty() {
+            return self.root_at(height);
+        }
+        let version = self.latest_version().map_or(0, |v| v + 1);
+        let tree = JellyfishMerkleTree::<_, Sha256>::new(self);
+        let value_set = writes
+            .0
+            .iter()
+            .map(|(key, value)| (KeyHash::with::<Sha256>(key), value.clone()));
+        let (root, batch) = tree
+            .put_value_set(value_set, version)
+            .map_err(|e| StateError::Storage(e.to_string()))?;
+        self.write_node_batch(&batch.node_batch)
+            .map_err(|e| StateError::Storage(e.to_string()))?;
+        self.versions.insert(height, version);
+        Ok(Hash32(root.0))
+    }
+
+    /// The state root as of `height` (the empty-tree root before anything was written).
+    pub fn root_at(&self, height: u64) -> Result<Hash32, StateError> {
+        match self.version_at(height) {
+            None => Ok(EMPTY_STATE_ROOT),
+            Some(version) => {
+                let tree = JellyfishMerkleTree::<_, Sha256>::new(self);
+                let root = tree
+                    .get_root_hash(version)
+                    .map_err(|e| StateError::Storage(e.to_string()))?;
+                Ok(Hash32(root.0))
+            }
+        }
+    }
+
+    /// The value under `key` as of `height`, with a proof against that height's root.
+    pub fn get_with_proof(
+        &self,
+        key: &StateKey,
+        height: u64,
+    ) -> Result<(Option<Vec<u8>>, SparseProof), StateError> {
+        let version = self
+            .version_at(height)
+            .ok_or_else(|| StateError::Storage(format!("no state at or below height {height}")))?;
+        let tree = JellyfishMerkleTree::<_, Sha256>::new(self);
+        tree.get_with_proof(key.key_hash(), version)
+            .map_err(|e| StateError::Storage(e.to_string()))
+    }
+}
+
+impl StateReader for JmtStore {
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let Some(version) = self.latest_version() else {
+            return Ok(None);
+        };
+        self.get_value_option(version, KeyHash::with::<Sha256>(key))
+            .map_err(|e| StateError::Storage(e.to_string()))
+    }
+}

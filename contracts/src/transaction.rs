@@ -1,0 +1,643 @@
+//! Transactions: what each party can ask the ledger to record, and how it is
+//! signed.
+//!
+//! Rules (stateless; the state machine's rules are in [`crate::state_machine`]):
+//! 1. A transaction is `signer ‖ nonce ‖ payload`. Its signing message is
+//!    `SHA-256("medledger/tx/v1" ‖ BCS(chain id) ‖ BCS(transaction))`, so a
+//!    transaction signed for one chain does not verify on another.
+//! 2. Its id is the same digest under the tag `medledger/txid/v1`: it does not
+//!    cover the signature, so re-signing cannot make a second id for one
+//!    transaction.
+//! 3. Encoded signed transactions are at most
+//!    [`TRANSACTION_BYTES_MAX`](crate::constants::TRANSACTION_BYTES_MAX) bytes,
+//!    decoded strictly.
+//! 4. Before any state is read, [`SignedTransaction::verify`] checks the
+//!    signature (strictly), every key's validity, and every field's canonical
+//!    form (sorted category and holder lists, ordered times, well-formed ids).
+
+use serde::{Deserialize, Serialize};
+
+use crate::constants::*;
+use crate::crypto::{CryptoError, PublicKey, SecretKey, Signature};
+use crate::encoding::{self, BoundedVec, DecodeError, Hash32, hash_of, tagged_hash, tags};
+use crate::types::*;
+
+/// Whose key signs a transaction, and in which capacity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Signer {
+    /// A patient, with their current key.
+    Patient(PatientId),
+    /// A guardian or proxy acting under a delegation, with their own current patient key.
+    Delegate(DelegationId),
+    /// A practitioner, with their current key.
+    Practitioner(PractitionerId),
+    /// An institution, with its administrative key.
+    Institution(InstitutionId),
+    /// An institution's node (its gateway), with the node key.
+    InstitutionNode(InstitutionId),
+}
+
+/// An institution as admitted by governance or genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstitutionSpec {
+    /// Its short id.
+    pub id: InstitutionId,
+    /// Its public name (an institution's, never a person's).
+    pub name: encoding::BoundedString<INSTITUTION_NAME_BYTES_MAX>,
+    /// What kind of member it is.
+    pub kind: InstitutionKind,
+    /// Unified social credit code (统一社会信用代码), 18 characters.
+    pub legal_code: encoding::BoundedString<INSTITUTION_CODE_BYTES_MAX>,
+    /// GB/T 2260 administrative region code, 6 digits.
+    pub region_code: encoding::BoundedString<INSTITUTION_CODE_BYTES_MAX>,
+    /// Reference of its practice licence (医疗机构执业许可证).
+    pub licence_ref: encoding::BoundedString<INSTITUTION_CODE_BYTES_MAX>,
+    /// Key of its administrators (signs membership and release records).
+    pub admin_key: PublicKey,
+    /// Key of its node (consensus, p2p, gateway).
+    pub node_key: PublicKey,
+    /// Voting power as a validator; 0 for an observer.
+    pub voting_power: u64,
+}
+
+/// A change to the consortium, made by a proposal and validators' votes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GovernanceAction {
+    /// Admit a new institution.
+    Admit(InstitutionSpec),
+    /// Suspend a member: it may not act until reinstated.
+    Suspend(InstitutionId),
+    /// Lift a suspension.
+    Reinstate(InstitutionId),
+    /// Remove a member for good.
+    Remove(InstitutionId),
+    /// Set a member's voting power (0 makes it an observer).
+    SetVotingPower {
+        /// The member.
+        institution: InstitutionId,
+        /// Its new power.
+        power: u64,
+    },
+}
+
+/// Which of the signer's keys a rotation replaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyRole {
+    /// The signer's own key (patient, practitioner, or an institution's admin key).
+    Own,
+    /// An institution's node key (signed by the admin key).
+    InstitutionNode,
+}
+
+/// What a transaction asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    // --- membership ---
+    /// A patient registers their first key (signer: `Patient(PatientId::from_key(key))`).
+    RegisterPatient,
+    /// A patient names who can recover their account if the key is lost.
+    SetRecoveryPolicy {
+        /// Recovery delegates (other patients), strictly increasing.
+        delegates: BoundedVec<PatientId, RECOVERY_DELEGATES_MAX>,
+        /// How many of them must approve the same new key.
+        threshold: u8,
+    },
+    /// A recovery delegate approves a new key for a patient who lost theirs.
+    ApproveRecovery {
+        /// The patient being recovered.
+        patient: PatientId,
+        /// The key the patient's new device made.
+        new_key: PublicKey,
+        /// The new key's signature over the recovery (proof the patient holds it).
+        new_key_proof: Signature,
+    },
+    /// Replace one of the signer's keys.
+    RotateKey {
+        /// Which key.
+        role: KeyRole,
+        /// The replacement.
+        new_key: PublicKey,
+        /// The new key's signature over the rotation.
+        new_key_proof: Signature,
+    },
+    /// An institution registers one of its practitioners.
+    RegisterPractitioner {
+        /// The practitioner's key; their id is derived from it.
+        key: PublicKey,
+        /// Their role.
+        role: PractitionerRole,
+        /// SHA-256 of their licence number under `medledger/licence/v1`;
+        /// the number itself stays in the institution's records.
+        licence_hash: Hash32,
+        /// The key's signature over the registration.
+        key_proof: Signature,
+    },
+    /// An institution retires one of its practitioners.
+    RetirePractitioner {
+        /// Who.
+        practitioner: PractitionerId,
+    },
+    /// A hospital records a patient as a minor under a guardian (it has seen
+    /// the birth and guardianship documents).
+    RecordGuardianship {
+        /// The minor.
+        patient: PatientId,
+        /// The guardian (a registered patient key).
+        guardian: PatientId,
+        /// When the patient comes of age; guardianship ends then.
+        minor_until: Timestamp,
+    },
+    /// A validator proposes a consortium change.
+    Propose {
+        /// The change.
+        action: GovernanceAction,
+        /// The proposal lapses at this time if not carried.
+        expires_at: Timestamp,
+    },
+    /// A validator votes on a proposal.
+    Vote {
+        /// Which proposal.
+        proposal: ProposalId,
+        /// For or against.
+        approve: bool,
+    },
+    // --- consent ---
+    /// A patient (or guardian or proxy) grants access.
+    Grant(GrantTerms),
+    /// A patient (or guardian or proxy) revokes a grant.
+    Revoke {
+        /// Which grant.
+        grant: GrantId,
+    },
+    /// A grantee gives a grant up.
+    Relinquish {
+        /// Which grant.
+        grant: GrantId,
+    },
+    /// A practitioner or institution asks a patient for consent.
+    RequestConsent(GrantTerms),
+    /// A patient (or guardian or proxy) answers a consent request; approval
+    /// creates a grant with the requested terms, named by this transaction.
+    AnswerConsentRequest {
+        /// Which request.
+        request: ConsentRequestId,
+        /// Yes or no.
+        approve: bool,
+    },
+    /// An adult patient appoints a guardian or proxy.
+    Delegate {
+        /// Who (a registered patient key).
+        delegate: PatientId,
+        /// In which role.
+        role: DelegateRole,
+        /// Until when.
+        expires_at: Timestamp,
+    },
+    /// The patient, the delegate, or (for a recorded guardianship) the
+    /// recording hospital ends a delegation.
+    EndDelegation {
+        /// Which delegation.
+        delegation: DelegationId,
+    },
+    // --- audit ---
+    /// A practitioner asks to read records under a grant.
+    AccessRequest {
+        /// The grant relied on.
+        grant: GrantId,
+        /// Who holds the records.
+        holder: InstitutionId,
+        /// Which categories.
+        categories: Categories,
+        /// Why.
+        purpose: Purpose,
+    },
+    /// A holder's node records what it released for an authorised request.
+    AccessServed {
+        /// The request served.
+        request: RequestId,
+        /// SHA-256 of every resource released.
+        content_hashes: BoundedVec<Hash32, CONTENT_HASHES_PER_RELEASE_MAX>,
+    },
+    /// A practitioner breaks the glass.
+    EmergencyAccess {
+        /// Whose records.
+        patient: PatientId,
+        /// Who holds them.
+        holder: InstitutionId,
+        /// Which categories.
+        categories: Categories,
+        /// Why.
+        reason: EmergencyReason,
+    },
+    /// The requester's institution or a regulator reviews an emergency access.
+    EmergencyReview {
+        /// The emergency access reviewed.
+        access: RequestId,
+        /// What the review found.
+        finding: ReviewFinding,
+        /// SHA-256 of the review record kept by the reviewer.
+        record_hash: Hash32,
+    },
+    /// A public-health officer reads records under a legal mandate.
+    PublicHealthAccess {
+        /// Whose records.
+        patient: PatientId,
+        /// Who holds them.
+        holder: InstitutionId,
+        /// Which categories.
+        categories: Categories,
+        /// The law relied on.
+        legal_basis: LegalBasis,
+        /// SHA-256 of the case reference (the case report stays with the CDC).
+        case_hash: Hash32,
+    },
+}
+
+/// A transaction before signing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Who signs.
+    pub signer: Signer,
+    /// Any number the signer picks to make otherwise identical transactions distinct.
+    pub nonce: u64,
+    /// What it asks for.
+    pub payload: Payload,
+}
+
+/// A transaction with its signature, as it travels and is stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTransaction {
+    /// The transaction.
+    pub transaction: Transaction,
+    /// The key that signed (must be the signer's current key in state).
+    pub public_key: PublicKey,
+    /// The signature over the signing message.
+    pub signature: Signature,
+}
+
+/// Why a transaction is malformed, before any state is consulted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransactionError {
+    /// The bytes do not decode.
+    #[error("transaction does not decode: {0}")]
+    Decode(#[from] DecodeError),
+    /// The signing key is unusable or the signature does not verify (for this chain).
+    #[error(
+        "signature check failed on chain {chain}: {error} (wrong key, tampered, or signed for another chain)"
+    )]
+    Signature {
+        /// The chain we verified for.
+        chain: String,
+        /// The underlying failure.
+        error: CryptoError,
+    },
+    /// A field is not in canonical form.
+    #[error("field {field}: {problem}")]
+    Field {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+fn field(field: &'static str, problem: impl Into<String>) -> TransactionError {
+    TransactionError::Field {
+        field,
+        problem: problem.into(),
+    }
+}
+
+/// What a key signs to prove it agrees to become a key on the ledger.
+#[derive(Serialize)]
+struct KeyPossession<'a> {
+    chain: &'a ChainId,
+    signer: &'a Signer,
+    purpose: &'a str,
+    new_key: &'a PublicKey,
+}
+
+/// The digest a new key signs to prove possession.
+///
+/// `purpose` names what the key is being bound to (`rotate`, `recover`,
+/// `register-practitioner`), and `signer` who binds it, so a proof made for
+/// one use cannot be replayed for another.
+pub fn key_possession_message(
+    chain: &ChainId,
+    signer: &Signer,
+    purpose: &str,
+    new_key: &PublicKey,
+) -> Hash32 {
+    hash_of(
+        tags::KEY_POSSESSION,
+        &KeyPossession {
+            chain,
+            signer,
+            purpose,
+            new_key,
+        },
+    )
+}
+
+impl Transaction {
+    /// The digest the signer signs.
+    pub fn signing_message(&self, chain: &ChainId) -> Hash32 {
+        tagged_hash(
+            tags::TRANSACTION_SIGNING,
+            &[&encoding::to_bytes(chain), &encoding::to_bytes(self)],
+        )
+    }
+
+    /// The transaction's id on `chain`.
+    pub fn id(&self, chain: &ChainId) -> TxHash {
+        TxHash(tagged_hash(
+            tags::TRANSACTION_ID,
+            &[&encoding::to_bytes(chain), &encoding::to_bytes(self)],
+        ))
+    }
+
+    /// Signs for `chain`.
+    pub fn sign(self, chain: &ChainId, key: &SecretKey) -> SignedTransaction {
+        let signature = key.sign(&self.signing_message(chain));
+        SignedTransaction {
+            transaction: self,
+            public_key: key.public_key(),
+            signature,
+        }
+    }
+}
+
+/// A transaction whose signature and form have been checked; only these reach the state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedTransaction {
+    signed: SignedTransaction,
+    id: TxHash,
+    encoded_len: usize,
+}
+
+impl VerifiedTransaction {
+    /// The transaction.
+    pub fn transaction(&self) -> &Transaction {
+        &self.signed.transaction
+    }
+
+    /// The signed form.
+    pub fn signed(&self) -> &SignedTransaction {
+        &self.signed
+    }
+
+    /// The key that signed.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.signed.public_key
+    }
+
+    /// Its id.
+    pub fn id(&self) -> TxHash {
+        self.id
+    }
+
+    /// Its encoded length in bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.encoded_len
+    }
+}
+
+impl SignedTransaction {
+    /// Canonical bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encoding::to_bytes(self)
+    }
+
+    /// Strictly decodes a signed transaction.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, TransactionError> {
+        Ok(encoding::from_bytes(bytes, TRANSACTION_BYTES_MAX)?)
+    }
+
+    /// Decodes and verifies in one step: what a node does with bytes from outside.
+    pub fn decode_and_verify(
+        bytes: &[u8],
+        chain: &ChainId,
+    ) -> Result<VerifiedTransaction, TransactionError> {
+        Self::from_bytes(bytes)?.verify(chain)
+    }
+
+    /// Checks the signature (rule 1) and every field's form (rule 4).
+    pub fn verify(self, chain: &ChainId) -> Result<VerifiedTransaction, TransactionError> {
+        let encoded_len = self.to_bytes().len();
+        if encoded_len > TRANSACTION_BYTES_MAX {
+            return Err(DecodeError::TooLarge {
+                actual: encoded_len,
+                max: TRANSACTION_BYTES_MAX,
+            }
+            .into());
+        }
+        let signature_error = |error| TransactionError::Signature {
+            chain: chain.as_str().to_string(),
+            error,
+        };
+        self.public_key.validate().map_err(signature_error)?;
+        let message = self.transaction.signing_message(chain);
+        self.public_key
+            .verify(&message, &self.signature)
+            .map_err(signature_error)?;
+        check_form(chain, &self.transaction)?;
+        let id = self.transaction.id(chain);
+        Ok(VerifiedTransaction {
+            signed: self,
+            id,
+            encoded_len,
+        })
+    }
+}
+
+fn check_institution_id(name: &'static str, id: &InstitutionId) -> Result<(), TransactionError> {
+    if id.is_well_formed() {
+        Ok(())
+    } else {
+        Err(field(
+            name,
+            format!("{:?} is not a well-formed institution id", id.as_str()),
+        ))
+    }
+}
+
+fn check_categories(categories: &[Category]) -> Result<(), TransactionError> {
+    if categories_canonical(categories) {
+        Ok(())
+    } else {
+        Err(field(
+            "categories",
+            "must be non-empty, sorted and without duplicates",
+        ))
+    }
+}
+
+fn check_key(name: &'static str, key: &PublicKey) -> Result<(), TransactionError> {
+    key.validate().map_err(|e| field(name, e.to_string()))
+}
+
+fn check_possession(
+    chain: &ChainId,
+    signer: &Signer,
+    purpose: &str,
+    key: &PublicKey,
+    proof: &Signature,
+) -> Result<(), TransactionError> {
+    check_key("new_key", key)?;
+    key.verify(&key_possession_message(chain, signer, purpose, key), proof)
+        .map_err(|e| {
+            field(
+                "new_key_proof",
+                format!("the new key did not sign the {purpose} message: {e}"),
+            )
+        })
+}
+
+/// Checks the form of grant terms: canonical lists, ordered times.
+pub fn check_terms(terms: &GrantTerms) -> Result<(), TransactionError> {
+    check_categories(&terms.categories)?;
+    if let Grantee::Institution(id) = &terms.grantee {
+        check_institution_id("grantee", id)?;
+    }
+    if let Holders::Listed(list) = &terms.holders {
+        if list.is_empty() || !list.windows(2).all(|w| w[0] < w[1]) {
+            return Err(field(
+                "holders",
+                "a listed holder set must be non-empty, sorted and without duplicates",
+            ));
+        }
+        for holder in list.iter() {
+            check_institution_id("holders", holder)?;
+        }
+    }
+    if terms.expires_at <= terms.not_before {
+        return Err(field("expires_at", "must be later than not_before"));
+    }
+    Ok(())
+}
+
+fn check_spec(spec: &InstitutionSpec) -> Result<(), TransactionError> {
+    check_institution_id("id", &spec.id)?;
+    if let InstitutionKind::InternetHospital { parent } = &spec.kind {
+        check_institution_id("parent", parent)?;
+    }
+    check_key("admin_key", &spec.admin_key)?;
+    check_key("node_key", &spec.node_key)?;
+    let region = spec.region_code.as_str();
+    if region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(field("region_code", "must be a 6-digit GB/T 2260 code"));
+    }
+    let legal = spec.legal_code.as_str();
+    if legal.len() != 18
+        || !legal
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+    {
+        return Err(field(
+            "legal_code",
+            "must be an 18-character unified social credit code (digits and capitals)",
+        ));
+    }
+    if spec.name.as_str().is_empty() {
+        return Err(field("name", "must not be empty"));
+    }
+    Ok(())
+}
+
+/// Checks the stateless form of an institution spec (used by genesis too).
+pub fn check_institution_spec(spec: &InstitutionSpec) -> Result<(), TransactionError> {
+    check_spec(spec)
+}
+
+fn check_form(chain: &ChainId, tx: &Transaction) -> Result<(), TransactionError> {
+    match &tx.signer {
+        Signer::Institution(id) | Signer::InstitutionNode(id) => {
+            check_institution_id("signer", id)?
+        }
+        Signer::Patient(_) | Signer::Delegate(_) | Signer::Practitioner(_) => {}
+    }
+    match &tx.payload {
+        Payload::SetRecoveryPolicy {
+            delegates,
+            threshold,
+        } => {
+            if !delegates.windows(2).all(|w| w[0] < w[1]) {
+                return Err(field("delegates", "must be sorted and without duplicates"));
+            }
+            if *threshold == 0 || usize::from(*threshold) > delegates.len() {
+                return Err(field(
+                    "threshold",
+                    "must be between 1 and the number of delegates",
+                ));
+            }
+        }
+        Payload::ApproveRecovery {
+            patient,
+            new_key,
+            new_key_proof,
+        } => {
+            let subject = Signer::Patient(*patient);
+            check_possession(chain, &subject, "recover", new_key, new_key_proof)?;
+        }
+        Payload::RotateKey {
+            role,
+            new_key,
+            new_key_proof,
+        } => {
+            let purpose = match role {
+                KeyRole::Own => "rotate",
+                KeyRole::InstitutionNode => "rotate-node",
+            };
+            check_possession(chain, &tx.signer, purpose, new_key, new_key_proof)?;
+        }
+        Payload::RegisterPractitioner { key, key_proof, .. } => {
+            check_possession(chain, &tx.signer, "register-practitioner", key, key_proof)?;
+        }
+        Payload::Propose { action, .. } => match action {
+            GovernanceAction::Admit(spec) => check_spec(spec)?,
+            GovernanceAction::Suspend(id)
+            | GovernanceAction::Reinstate(id)
+            | GovernanceAction::Remove(id) => check_institution_id("institution", id)?,
+            GovernanceAction::SetVotingPower { institution, .. } => {
+                check_institution_id("institution", institution)?
+            }
+        },
+        Payload::Grant(terms) | Payload::RequestConsent(terms) => check_terms(terms)?,
+        Payload::AccessRequest {
+            holder, categories, ..
+        }
+        | Payload::EmergencyAccess {
+            holder, categories, ..
+        }
+        | Payload::PublicHealthAccess {
+            holder, categories, ..
+        } => {
+            check_institution_id("holder", holder)?;
+            check_categories(categories)?;
+        }
+        Payload::AccessServed { content_hashes, .. } => {
+            if content_hashes.is_empty() {
+                return Err(field(
+                    "content_hashes",
+                    "a release lists at least one content hash",
+                ));
+            }
+        }
+        Payload::RegisterPatient
+        | Payload::RetirePractitioner { .. }
+        | Payload::RecordGuardianship { .. }
+        | Payload::Vote { .. }
+        | Payload::Revoke { .. }
+        | Payload::Relinquish { .. }
+        | Payload::AnswerConsentRequest { .. }
+        | Payload::Delegate { .. }
+        | Payload::EndDelegation { .. }
+        | Payload::EmergencyReview { .. } => {}
+    }
+    Ok(())
+}
+
+/// The hash a practitioner's licence number is recorded as.
+pub fn licence_hash(licence_number: &str) -> Hash32 {
+    tagged_hash(tags::LICENCE, &[licence_number.as_bytes()])
+}

@@ -1,0 +1,437 @@
+//! Identifiers, times and the vocabulary of consent: who, what and why.
+//!
+//! Identifiers are pseudonymous. A patient is the hash of the first public key
+//! they registered; a practitioner likewise. No name, ID-card number, medical
+//! record number or record content has a field anywhere on the ledger.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::constants::*;
+use crate::crypto::PublicKey;
+use crate::encoding::{BoundedString, BoundedVec, Hash32, hash_of, tags};
+
+/// Milliseconds since the Unix epoch, as the block proposer's clock gives them.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// This time plus `days`, saturating.
+    pub fn plus_days(self, days: u64) -> Self {
+        Self(self.0.saturating_add(days.saturating_mul(86_400_000)))
+    }
+}
+
+/// Which chain a transaction is meant for; part of every signing message.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ChainId(BoundedString<CHAIN_ID_BYTES_MAX>);
+
+impl ChainId {
+    /// A chain id: 1 to 64 characters of `[a-z0-9.-]`.
+    pub fn new(text: &str) -> Result<Self, String> {
+        if text.is_empty()
+            || !text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        {
+            return Err(format!(
+                "chain id {text:?} must be 1 to {CHAIN_ID_BYTES_MAX} characters of a-z, 0-9, '-' and '.'"
+            ));
+        }
+        Ok(Self(BoundedString::new(text)?))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Debug for ChainId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An institution's short id, chosen at admission: `[a-z0-9-]`, e.g. `city-first-hospital`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct InstitutionId(BoundedString<INSTITUTION_ID_BYTES_MAX>);
+
+impl InstitutionId {
+    /// Validates and wraps an institution id.
+    pub fn new(text: &str) -> Result<Self, String> {
+        if text.is_empty()
+            || !text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(format!(
+                "institution id {text:?} must be 1 to {INSTITUTION_ID_BYTES_MAX} characters of a-z, 0-9 and '-'"
+            ));
+        }
+        Ok(Self(BoundedString::new(text)?))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Whether the decoded bytes obey the id's character rules (BCS decoding
+    /// checks only the length).
+    pub fn is_well_formed(&self) -> bool {
+        Self::new(self.as_str()).is_ok()
+    }
+}
+
+impl fmt::Debug for InstitutionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for InstitutionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! hash_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub struct $name(pub Hash32);
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), &self.0.to_hex()[..16])
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
+}
+
+hash_id!(
+    /// A patient: the hash of the first key they registered. Stable across key
+    /// rotation and recovery, so grants and history stay theirs.
+    PatientId
+);
+hash_id!(
+    /// A practitioner: the hash of the key their institution registered first.
+    PractitionerId
+);
+hash_id!(
+    /// A transaction's id; grants, requests and delegations are named by the id
+    /// of the transaction that created them.
+    TxHash
+);
+
+/// A grant is named by the transaction that created it.
+pub type GrantId = TxHash;
+/// An access request (ordinary, emergency or public-health) is named by its transaction.
+pub type RequestId = TxHash;
+/// A consent request is named by its transaction.
+pub type ConsentRequestId = TxHash;
+/// A delegation is named by the transaction that created it.
+pub type DelegationId = TxHash;
+/// A governance proposal is named by its transaction.
+pub type ProposalId = TxHash;
+
+impl PatientId {
+    /// The id of a patient whose first key is `key`.
+    pub fn from_key(key: &PublicKey) -> Self {
+        Self(hash_of(tags::PATIENT_ID, key))
+    }
+}
+
+impl PractitionerId {
+    /// The id of a practitioner whose first key is `key`.
+    pub fn from_key(key: &PublicKey) -> Self {
+        Self(hash_of(tags::PRACTITIONER_ID, key))
+    }
+}
+
+/// What kind of member an institution is; it decides what its people may do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InstitutionKind {
+    /// A physical hospital (医院), holding and requesting records.
+    Hospital,
+    /// An internet hospital (互联网医院), attached to its physical parent hospital.
+    InternetHospital {
+        /// The physical hospital it belongs to.
+        parent: InstitutionId,
+    },
+    /// A regional health information platform (区域全民健康信息平台).
+    RegionalPlatform,
+    /// A public-health institution (疾控中心, CDC): mandated reporting access.
+    PublicHealth,
+    /// A regulator or auditor (卫生健康委): reviews, never reads records.
+    Regulator,
+}
+
+impl InstitutionKind {
+    /// Whether institutions of this kind hold records others may request.
+    pub fn holds_records(&self) -> bool {
+        matches!(
+            self,
+            Self::Hospital | Self::InternetHospital { .. } | Self::RegionalPlatform
+        )
+    }
+
+    /// Whether this kind's practitioners may break the glass in an emergency.
+    pub fn may_access_in_emergency(&self) -> bool {
+        matches!(self, Self::Hospital | Self::InternetHospital { .. })
+    }
+}
+
+/// Whether a member may act.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MemberStatus {
+    /// Acting normally.
+    Active,
+    /// Suspended by governance: may not act until reinstated.
+    Suspended,
+    /// Removed by governance: never acts again.
+    Removed,
+}
+
+/// A data category (GB/T 39725-2020 health data, at the granularity a patient decides on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Category {
+    /// Laboratory reports (检验报告).
+    LabReports,
+    /// Imaging studies and reports (影像检查).
+    Imaging,
+    /// Prescriptions and medication records (处方).
+    Prescriptions,
+    /// Discharge summaries (出院小结).
+    DischargeSummaries,
+    /// Diagnoses and problem lists (诊断).
+    Diagnoses,
+    /// Procedures and operations (手术操作).
+    Procedures,
+    /// Allergies and intolerances (过敏史).
+    Allergies,
+    /// Immunisations (预防接种).
+    Immunizations,
+    /// Outpatient and inpatient clinical notes (病历文书).
+    ClinicalNotes,
+    /// Every category, present and future (全部病历).
+    FullRecord,
+}
+
+impl Category {
+    /// Every category, in canonical order.
+    pub const ALL: [Category; 10] = [
+        Self::LabReports,
+        Self::Imaging,
+        Self::Prescriptions,
+        Self::DischargeSummaries,
+        Self::Diagnoses,
+        Self::Procedures,
+        Self::Allergies,
+        Self::Immunizations,
+        Self::ClinicalNotes,
+        Self::FullRecord,
+    ];
+
+    /// The FHIR R4 resource types this category covers.
+    pub fn fhir_resource_types(self) -> &'static [&'static str] {
+        match self {
+            Self::LabReports => &["DiagnosticReport", "Observation"],
+            Self::Imaging => &["ImagingStudy", "DiagnosticReport", "Media"],
+            Self::Prescriptions => &[
+                "MedicationRequest",
+                "MedicationStatement",
+                "MedicationDispense",
+            ],
+            Self::DischargeSummaries => &["Composition", "DocumentReference"],
+            Self::Diagnoses => &["Condition"],
+            Self::Procedures => &["Procedure"],
+            Self::Allergies => &["AllergyIntolerance"],
+            Self::Immunizations => &["Immunization"],
+            Self::ClinicalNotes => &["DocumentReference", "Encounter"],
+            Self::FullRecord => &["*"],
+        }
+    }
+
+    /// The GB/T 39725-2020 data class the category falls in.
+    pub fn gbt_39725_class(self) -> &'static str {
+        match self {
+            Self::FullRecord => {
+                "health status and medical application data (健康状况数据、医疗应用数据)"
+            }
+            Self::Immunizations => "public health data (公共卫生数据)",
+            _ => "health status data (健康状况数据)",
+        }
+    }
+
+    /// A stable lowercase name, used in the CLI and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LabReports => "lab-reports",
+            Self::Imaging => "imaging",
+            Self::Prescriptions => "prescriptions",
+            Self::DischargeSummaries => "discharge-summaries",
+            Self::Diagnoses => "diagnoses",
+            Self::Procedures => "procedures",
+            Self::Allergies => "allergies",
+            Self::Immunizations => "immunizations",
+            Self::ClinicalNotes => "clinical-notes",
+            Self::FullRecord => "full-record",
+        }
+    }
+
+    /// Parses a name given by [`Category::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// A set of categories: strictly increasing, not empty (checked by [`Categories::is_canonical`]).
+pub type Categories = BoundedVec<Category, CATEGORIES_PER_GRANT_MAX>;
+
+/// Whether `granted` covers every category of `asked`.
+pub fn categories_cover(granted: &[Category], asked: &[Category]) -> bool {
+    granted.contains(&Category::FullRecord) || asked.iter().all(|c| granted.contains(c))
+}
+
+/// Whether a category list is canonical: non-empty and strictly increasing.
+pub fn categories_canonical(categories: &[Category]) -> bool {
+    !categories.is_empty() && categories.windows(2).all(|w| w[0] < w[1])
+}
+
+/// Why records are asked for or granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Purpose {
+    /// Treatment of the patient (诊疗).
+    Treatment,
+    /// A referral between institutions (转诊).
+    Referral,
+    /// Follow-up and continuity of care (随访).
+    ContinuityOfCare,
+    /// A second opinion or remote consultation (远程会诊).
+    Consultation,
+    /// Insurance claims the patient asked for (医保结算).
+    InsuranceClaim,
+    /// Research the patient consented to (科研).
+    Research,
+}
+
+/// Who receives a grant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Grantee {
+    /// Any active practitioner of this institution.
+    Institution(InstitutionId),
+    /// This practitioner only.
+    Practitioner(PractitionerId),
+}
+
+/// Which institutions may release records under a grant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Holders {
+    /// Any member institution that holds the patient's records.
+    Any,
+    /// Only these institutions (strictly increasing, non-empty).
+    Listed(BoundedVec<InstitutionId, HOLDERS_PER_GRANT_MAX>),
+}
+
+impl Holders {
+    /// Whether `holder` may release under these holders.
+    pub fn includes(&self, holder: &InstitutionId) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Listed(list) => list.contains(holder),
+        }
+    }
+}
+
+/// Why the glass was broken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EmergencyReason {
+    /// The patient is unconscious or cannot communicate (意识障碍).
+    PatientUnconscious,
+    /// Life-threatening condition needing history now (危及生命).
+    LifeThreatening,
+    /// Mass-casualty incident (群体伤).
+    MassCasualty,
+}
+
+/// The law under which a public-health institution reads records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LegalBasis {
+    /// Infectious disease reporting (《传染病防治法》).
+    InfectiousDiseaseReporting,
+    /// Public-health emergency response (《突发公共卫生事件应急条例》).
+    PublicHealthEmergency,
+    /// Adverse events following immunisation (《疫苗管理法》).
+    VaccineAdverseEvent,
+    /// Occupational disease reporting (《职业病防治法》).
+    OccupationalDiseaseReporting,
+}
+
+/// A practitioner's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PractitionerRole {
+    /// A licensed physician (执业医师).
+    Physician,
+    /// A licensed nurse (护士).
+    Nurse,
+    /// A pharmacist (药师).
+    Pharmacist,
+    /// A medical technician (医技).
+    Technician,
+    /// A public-health officer (疾控人员).
+    PublicHealthOfficer,
+    /// Records or medical-affairs staff (病案、医务管理).
+    RecordsOfficer,
+}
+
+/// What a delegate may do for a patient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DelegateRole {
+    /// A guardian (监护人): decides for a minor or an adult lacking capacity;
+    /// may grant, revoke and answer requests.
+    Guardian,
+    /// A proxy (代理人) chosen by an adult patient: may grant, revoke and answer
+    /// requests while the delegation lasts.
+    Proxy,
+}
+
+/// The finding of an emergency-access review.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReviewFinding {
+    /// The emergency access was justified.
+    Justified,
+    /// The emergency access was not justified: a matter for the regulator.
+    Unjustified,
+}
+
+/// The terms of a grant (also the terms a consent request proposes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantTerms {
+    /// Whose records.
+    pub patient: PatientId,
+    /// Who may read them.
+    pub grantee: Grantee,
+    /// Which categories (canonical: sorted, no duplicates).
+    pub categories: Categories,
+    /// From which holders.
+    pub holders: Holders,
+    /// Why.
+    pub purpose: Purpose,
+    /// Not usable before this time.
+    pub not_before: Timestamp,
+    /// Not usable from this time on.
+    pub expires_at: Timestamp,
+    /// SHA-256 of the notice the patient was shown (PIPL informed consent).
+    pub notice_hash: Hash32,
+}

@@ -1,0 +1,221 @@
+//! Golden vectors: the byte formats pinned by a fixture file that the patient
+//! app's JavaScript is tested against too. A format change fails here until
+//! the fixture is regenerated on purpose with `MEDLEDGER_UPDATE_GOLDEN=1`.
+
+use serde_json::{Value, json};
+
+use medledger_contracts::block::BlockHeader;
+use medledger_contracts::encoding::{self, BoundedVec, Hash32};
+use medledger_contracts::records::{AuditEntry, AuditEvent, BlockRef};
+use medledger_contracts::state_machine::transaction_root;
+use medledger_contracts::transaction::*;
+use medledger_contracts::types::*;
+
+use crate::world::*;
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/golden-vectors.json"
+);
+
+fn vector(name: &str, chain: &ChainId, label: &str, tx: Transaction) -> Value {
+    let k = key(label);
+    let signed = tx.clone().sign(chain, &k);
+    json!({
+        "name": name,
+        "secret_seed": hex::encode(k.seed()),
+        "public_key": k.public_key().to_text(),
+        "public_key_bcs": hex::encode(encoding::to_bytes(&k.public_key())),
+        "transaction_bcs": hex::encode(encoding::to_bytes(&tx)),
+        "signing_message": tx.signing_message(chain).to_hex(),
+        "transaction_id": tx.id(chain).0.to_hex(),
+        "signature": signed.signature.to_hex(),
+        "signed_transaction_bcs": hex::encode(signed.to_bytes()),
+    })
+}
+
+fn build() -> Value {
+    let chain = ChainId::new("medledger-golden").unwrap();
+    let alice = key("alice").public_key();
+    let patient = PatientId::from_key(&alice);
+    let doc = PractitionerId::from_key(&key("doc-b").public_key());
+    let terms = GrantTerms {
+        patient,
+        grantee: Grantee::Institution(inst("city-second-hospital")),
+        categories: cats(&[Category::LabReports, Category::Imaging]),
+        holders: Holders::Listed(BoundedVec::new(vec![inst("city-first-hospital")]).unwrap()),
+        purpose: Purpose::Referral,
+        not_before: Timestamp(1_790_000_000_000),
+        expires_at: Timestamp(1_792_592_000_000),
+        notice_hash: encoding::tagged_hash(b"notice", &[b"v1"]),
+    };
+    let grant_id = Transaction {
+        signer: Signer::Patient(patient),
+        nonce: 2,
+        payload: Payload::Grant(terms.clone()),
+    }
+    .id(&chain);
+    let txs = vec![
+        vector(
+            "register-patient",
+            &chain,
+            "alice",
+            Transaction {
+                signer: Signer::Patient(patient),
+                nonce: 1,
+                payload: Payload::RegisterPatient,
+            },
+        ),
+        vector(
+            "grant",
+            &chain,
+            "alice",
+            Transaction {
+                signer: Signer::Patient(patient),
+                nonce: 2,
+                payload: Payload::Grant(terms.clone()),
+            },
+        ),
+        vector(
+            "revoke",
+            &chain,
+            "alice",
+            Transaction {
+                signer: Signer::Patient(patient),
+                nonce: 3,
+                payload: Payload::Revoke { grant: grant_id },
+            },
+        ),
+        vector(
+            "answer-consent-request",
+            &chain,
+            "alice",
+            Transaction {
+                signer: Signer::Patient(patient),
+                nonce: 4,
+                payload: Payload::AnswerConsentRequest {
+                    request: TxHash(Hash32([0x11; 32])),
+                    approve: true,
+                },
+            },
+        ),
+        vector(
+            "delegate",
+            &chain,
+            "alice",
+            Transaction {
+                signer: Signer::Patient(patient),
+                nonce: 5,
+                payload: Payload::Delegate {
+                    delegate: PatientId::from_key(&key("bob").public_key()),
+                    role: DelegateRole::Proxy,
+                    expires_at: Timestamp(1_800_000_000_000),
+                },
+            },
+        ),
+        vector(
+            "end-delegation",
+            &chain,
+            "alice",
+            Transaction {
+                signer: Signer::Patient(patient),
+                nonce: 6,
+                payload: Payload::EndDelegation {
+                    delegation: TxHash(Hash32([0x22; 32])),
+                },
+            },
+        ),
+        vector(
+            "access-request",
+            &chain,
+            "doc-b",
+            Transaction {
+                signer: Signer::Practitioner(doc),
+                nonce: 7,
+                payload: Payload::AccessRequest {
+                    grant: grant_id,
+                    holder: inst("city-first-hospital"),
+                    categories: cats(&[Category::LabReports]),
+                    purpose: Purpose::Referral,
+                },
+            },
+        ),
+        vector(
+            "emergency-access",
+            &chain,
+            "doc-b",
+            Transaction {
+                signer: Signer::Practitioner(doc),
+                nonce: 8,
+                payload: Payload::EmergencyAccess {
+                    patient,
+                    holder: inst("city-first-hospital"),
+                    categories: cats(&[Category::Allergies]),
+                    reason: EmergencyReason::PatientUnconscious,
+                },
+            },
+        ),
+    ];
+    let header = BlockHeader {
+        chain_id: chain.clone(),
+        height: 7,
+        time: Timestamp(1_790_000_007_000),
+        previous_hash: Hash32([1; 32]),
+        transaction_root: transaction_root(&[grant_id]),
+        state_root: Hash32([2; 32]),
+        audit_root: Hash32([3; 32]),
+        audit_size: 9,
+        validator_set_hash: Hash32([4; 32]),
+        proposer: inst("city-first-hospital"),
+    };
+    let entry = AuditEntry {
+        index: 0,
+        at: BlockRef {
+            height: 7,
+            time: Timestamp(1_790_000_007_000),
+        },
+        tx: grant_id,
+        patient,
+        event: AuditEvent::Granted { grant: grant_id },
+    };
+    json!({
+        "about": "medledger golden vectors: canonical BCS bytes, domain-separated hashes and Ed25519 signatures. Test keys only.",
+        "chain_id": chain.as_str(),
+        "chain_id_bcs": hex::encode(encoding::to_bytes(&chain)),
+        "patient_id": { "public_key": alice.to_text(), "id": patient.0.to_hex() },
+        "transactions": txs,
+        "header": { "bcs": hex::encode(encoding::to_bytes(&header)), "hash": header.hash().to_hex() },
+        "audit_entry": { "bcs": hex::encode(encoding::to_bytes(&entry)), "leaf_hash": entry.leaf_hash().to_hex() },
+        "transaction_root_of_grant": transaction_root(&[grant_id]).to_hex(),
+        "category_names": Category::ALL.iter().map(|c| c.name()).collect::<Vec<_>>(),
+    })
+}
+
+#[test]
+fn formats_match_the_golden_fixture() {
+    let generated = serde_json::to_string_pretty(&build()).unwrap() + "\n";
+    if std::env::var_os("MEDLEDGER_UPDATE_GOLDEN").is_some() {
+        std::fs::write(FIXTURE, &generated).unwrap();
+        return;
+    }
+    let pinned = std::fs::read_to_string(FIXTURE)
+        .unwrap_or_else(|e| panic!("{FIXTURE}: {e}; generate it with MEDLEDGER_UPDATE_GOLDEN=1"));
+    assert!(
+        pinned == generated,
+        "a byte format changed; if on purpose, regenerate {FIXTURE} with MEDLEDGER_UPDATE_GOLDEN=1 and say so in the commit"
+    );
+}
+
+#[test]
+fn golden_transactions_decode_and_verify() {
+    let fixture = build();
+    let chain = ChainId::new(fixture["chain_id"].as_str().unwrap()).unwrap();
+    for tx in fixture["transactions"].as_array().unwrap() {
+        let bytes = hex::decode(tx["signed_transaction_bcs"].as_str().unwrap()).unwrap();
+        let verified = SignedTransaction::decode_and_verify(&bytes, &chain).unwrap();
+        assert_eq!(
+            verified.id().0.to_hex(),
+            tx["transaction_id"].as_str().unwrap()
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the contracts crate: one binary, one module per concern.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod decode;
+mod golden;
+mod proofs;
+mod props;
+mod rules;
+mod world;

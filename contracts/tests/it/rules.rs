@@ -1,0 +1,1152 @@
+//! One test (or more) per numbered rule of the state machine.
+
+use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::encoding::{BoundedVec, Hash32};
+use medledger_contracts::records::*;
+use medledger_contracts::state::StateKey;
+use medledger_contracts::transaction::*;
+use medledger_contracts::types::*;
+
+use crate::world::*;
+
+fn all_of_a(w: &World, patient: PatientId) -> GrantTerms {
+    w.terms(
+        patient,
+        Grantee::Institution(inst("hosp-b")),
+        &[Category::LabReports, Category::Imaging],
+        Holders::Any,
+    )
+}
+
+#[test]
+fn r1_a_transaction_commits_once() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let terms = all_of_a(&w, p);
+    let tx = w.sign(Signer::Patient(p), &key("alice"), Payload::Grant(terms));
+    assert_eq!(w.run(tx.clone()).outcome, Outcome::Applied);
+    assert_eq!(w.run(tx).outcome, Outcome::Rejected(Rejection::Duplicate));
+}
+
+#[test]
+fn r1_a_rejected_transaction_is_still_spent() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let tx = w.sign(
+        Signer::Patient(p),
+        &key("alice"),
+        Payload::Revoke {
+            grant: TxHash(Hash32([1; 32])),
+        },
+    );
+    assert!(matches!(
+        w.run(tx.clone()).outcome,
+        Outcome::Rejected(Rejection::NotFound(_))
+    ));
+    assert_eq!(w.run(tx).outcome, Outcome::Rejected(Rejection::Duplicate));
+}
+
+#[test]
+fn r2_wrong_key_unknown_signer_and_borrowed_registration_are_refused() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let terms = all_of_a(&w, p);
+    let r = w.act(
+        Signer::Patient(p),
+        &key("mallory"),
+        Payload::Grant(terms.clone()),
+    );
+    assert_eq!(r.outcome, Outcome::Rejected(Rejection::KeyMismatch));
+    let stranger = PatientId::from_key(&key("stranger").public_key());
+    let r = w.act(
+        Signer::Patient(stranger),
+        &key("stranger"),
+        Payload::Revoke {
+            grant: TxHash(Hash32([0; 32])),
+        },
+    );
+    assert_eq!(r.outcome, Outcome::Rejected(Rejection::UnknownSigner));
+    // Registering someone else's id with one's own key.
+    let r = w.act(
+        Signer::Patient(p),
+        &key("mallory"),
+        Payload::RegisterPatient,
+    );
+    assert!(matches!(
+        r.outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    // Registering twice.
+    let r = w.act(Signer::Patient(p), &key("alice"), Payload::RegisterPatient);
+    assert!(matches!(
+        r.outcome,
+        Outcome::Rejected(Rejection::AlreadyExists(_))
+    ));
+}
+
+#[test]
+fn r2_a_signature_for_another_chain_does_not_verify() {
+    let w = World::new();
+    let k = key("alice");
+    let id = PatientId::from_key(&k.public_key());
+    let tx = Transaction {
+        signer: Signer::Patient(id),
+        nonce: 1,
+        payload: Payload::RegisterPatient,
+    }
+    .sign(&ChainId::new("another-chain").unwrap(), &k);
+    let err = tx.verify(&w.chain).unwrap_err();
+    assert!(matches!(err, TransactionError::Signature { .. }), "{err}");
+}
+
+fn suspend(w: &mut World, target: &str) {
+    let action = GovernanceAction::Suspend(inst(target));
+    let tx = w.sign(
+        Signer::Institution(inst("hosp-a")),
+        &key("admin:hosp-a"),
+        Payload::Propose {
+            action,
+            expires_at: Timestamp(w.now + DAY_MS),
+        },
+    );
+    let proposal = tx.transaction.id(&w.chain);
+    assert_eq!(w.run(tx).outcome, Outcome::Applied);
+    for voter in ["nhc", "platform"] {
+        let r = w.act(
+            Signer::Institution(inst(voter)),
+            &key(&format!("admin:{voter}")),
+            Payload::Vote {
+                proposal,
+                approve: true,
+            },
+        );
+        assert_eq!(r.outcome, Outcome::Applied);
+    }
+    let record: ProposalRecord = w.get(&StateKey::Proposal(proposal)).unwrap();
+    assert!(
+        matches!(record.status, ProposalStatus::Carried(_)),
+        "{record:?}"
+    );
+}
+
+#[test]
+fn r3_suspended_members_cannot_act_and_their_requests_are_denied_on_record() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let grant = w.grant("alice", all_of_a(&w, p));
+    suspend(&mut w, "hosp-b");
+    let (request, r) = w.request("doc-b", grant, "hosp-a", &[Category::LabReports]);
+    assert_eq!(
+        r.outcome,
+        Outcome::Denied(DenialReason::InstitutionNotActive)
+    );
+    assert_eq!(r.audit_indexes.len(), 1, "a denial is audited");
+    let access: AccessRecord = w.get(&StateKey::Access(request)).unwrap();
+    assert_eq!(
+        access.decision,
+        Decision::Denied(DenialReason::InstitutionNotActive)
+    );
+    let r = w.act(
+        Signer::Institution(inst("hosp-b")),
+        &key("admin:hosp-b"),
+        Payload::RetirePractitioner {
+            practitioner: World::practitioner("doc-b").0,
+        },
+    );
+    assert_eq!(r.outcome, Outcome::Rejected(Rejection::SignerNotActive));
+}
+
+#[test]
+fn r3_retired_practitioners_are_denied() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let grant = w.grant("alice", all_of_a(&w, p));
+    let doc = World::practitioner("doc-b").0;
+    let r = w.act(
+        Signer::Institution(inst("hosp-a")),
+        &key("admin:hosp-a"),
+        Payload::RetirePractitioner { practitioner: doc },
+    );
+    assert!(
+        matches!(r.outcome, Outcome::Rejected(Rejection::NotPermitted(_))),
+        "only their own institution"
+    );
+    let r = w.act(
+        Signer::Institution(inst("hosp-b")),
+        &key("admin:hosp-b"),
+        Payload::RetirePractitioner { practitioner: doc },
+    );
+    assert_eq!(r.outcome, Outcome::Applied);
+    let (_, r) = w.request("doc-b", grant, "hosp-a", &[Category::LabReports]);
+    assert_eq!(r.outcome, Outcome::Denied(DenialReason::RequesterNotActive));
+}
+
+fn rotation(
+    w: &mut World,
+    signer: Signer,
+    old: &SecretKey,
+    new: &SecretKey,
+    role: KeyRole,
+) -> Receipt {
+    let purpose = if role == KeyRole::Own {
+        "rotate"
+    } else {
+        "rotate-node"
+    };
+    let proof = new.sign(&key_possession_message(
+        &w.chain,
+        &signer,
+        purpose,
+        &new.public_key(),
+    ));
+    w.act(
+        signer,
+        old,
+        Payload::RotateKey {
+            role,
+            new_key: new.public_key(),
+            new_key_proof: proof,
+        },
+    )
+}
+
+#[test]
+fn r4_4_every_kind_of_key_rotates_and_the_old_key_stops_working() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let r = rotation(
+        &mut w,
+        Signer::Patient(p),
+        &key("alice"),
+        &key("alice-2"),
+        KeyRole::Own,
+    );
+    assert_eq!(r.outcome, Outcome::Applied);
+    let terms = all_of_a(&w, p);
+    assert_eq!(
+        w.act(
+            Signer::Patient(p),
+            &key("alice"),
+            Payload::Grant(terms.clone())
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::KeyMismatch)
+    );
+    assert_eq!(
+        w.act(Signer::Patient(p), &key("alice-2"), Payload::Grant(terms))
+            .outcome,
+        Outcome::Applied
+    );
+
+    let (doc, doc_key) = World::practitioner("doc-a");
+    assert_eq!(
+        rotation(
+            &mut w,
+            Signer::Practitioner(doc),
+            &doc_key,
+            &key("doc-a-2"),
+            KeyRole::Own
+        )
+        .outcome,
+        Outcome::Applied
+    );
+    let admin = Signer::Institution(inst("hosp-a"));
+    assert_eq!(
+        rotation(
+            &mut w,
+            admin.clone(),
+            &key("admin:hosp-a"),
+            &key("admin2"),
+            KeyRole::Own
+        )
+        .outcome,
+        Outcome::Applied
+    );
+    assert_eq!(
+        rotation(
+            &mut w,
+            admin,
+            &key("admin2"),
+            &key("node2"),
+            KeyRole::InstitutionNode
+        )
+        .outcome,
+        Outcome::Applied
+    );
+    let height = w.ledger.height();
+    let sets: ValidatorSetRecord = w.get(&StateKey::ValidatorSet).unwrap();
+    let (from, next) = sets.scheduled.clone().unwrap();
+    assert_eq!(from, height + 2, "[R4.10] takes effect after the delay");
+    assert_eq!(
+        next.get(&inst("hosp-a")).unwrap().node_key,
+        key("node2").public_key()
+    );
+    assert_ne!(
+        sets.at(height).get(&inst("hosp-a")).unwrap().node_key,
+        key("node2").public_key()
+    );
+}
+
+#[test]
+fn r4_4_a_rotation_without_the_new_keys_consent_is_malformed() {
+    let w = World::new();
+    let p = PatientId::from_key(&key("alice").public_key());
+    let signer = Signer::Patient(p);
+    let wrong = key("other").sign(&key_possession_message(
+        &w.chain,
+        &signer,
+        "rotate",
+        &key("new").public_key(),
+    ));
+    let tx = Transaction {
+        signer,
+        nonce: 1,
+        payload: Payload::RotateKey {
+            role: KeyRole::Own,
+            new_key: key("new").public_key(),
+            new_key_proof: wrong,
+        },
+    }
+    .sign(&w.chain, &key("alice"));
+    assert!(matches!(
+        tx.verify(&w.chain),
+        Err(TransactionError::Field {
+            field: "new_key_proof",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn r4_3_recovery_needs_threshold_approvals_of_the_same_key_and_keeps_grants() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let friends: Vec<PatientId> = ["f1", "f2", "f3"].iter().map(|f| w.patient(f)).collect();
+    let mut sorted = friends.clone();
+    sorted.sort();
+    let grant = w.grant("alice", all_of_a(&w, p));
+    let r = w.act(
+        Signer::Patient(p),
+        &key("alice"),
+        Payload::SetRecoveryPolicy {
+            delegates: BoundedVec::new(sorted).unwrap(),
+            threshold: 2,
+        },
+    );
+    assert_eq!(r.outcome, Outcome::Applied);
+    let new_key = key("alice-new");
+    let proof = new_key.sign(&key_possession_message(
+        &w.chain,
+        &Signer::Patient(p),
+        "recover",
+        &new_key.public_key(),
+    ));
+    let approve = |w: &mut World, friend: &str, k: &SecretKey, proof| {
+        let id = PatientId::from_key(&key(friend).public_key());
+        w.act(
+            Signer::Patient(id),
+            &key(friend),
+            Payload::ApproveRecovery {
+                patient: p,
+                new_key: k.public_key(),
+                new_key_proof: proof,
+            },
+        )
+    };
+    // A stranger's approval does not count.
+    w.patient("stranger");
+    assert!(matches!(
+        approve(&mut w, "stranger", &new_key, proof).outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    assert_eq!(
+        approve(&mut w, "f1", &new_key, proof).outcome,
+        Outcome::Applied
+    );
+    let record: PatientRecord = w.get(&StateKey::Patient(p)).unwrap();
+    assert_eq!(
+        record.key,
+        key("alice").public_key(),
+        "one approval is not enough"
+    );
+    // A second delegate approving a different key does not complete either.
+    let other = key("evil");
+    let other_proof = other.sign(&key_possession_message(
+        &w.chain,
+        &Signer::Patient(p),
+        "recover",
+        &other.public_key(),
+    ));
+    assert_eq!(
+        approve(&mut w, "f2", &other, other_proof).outcome,
+        Outcome::Applied
+    );
+    assert_eq!(
+        w.get::<PatientRecord>(&StateKey::Patient(p)).unwrap().key,
+        key("alice").public_key()
+    );
+    assert_eq!(
+        approve(&mut w, "f3", &new_key, proof).outcome,
+        Outcome::Applied
+    );
+    assert_eq!(
+        w.get::<PatientRecord>(&StateKey::Patient(p)).unwrap().key,
+        new_key.public_key()
+    );
+    // The grant is still the patient's: the new key can revoke it.
+    assert_eq!(
+        w.act(Signer::Patient(p), &new_key, Payload::Revoke { grant })
+            .outcome,
+        Outcome::Applied
+    );
+}
+
+#[test]
+fn r4_5_institutions_register_practitioners_once() {
+    let mut w = World::new();
+    let k = key("new-doc");
+    let signer = Signer::Institution(inst("hosp-a"));
+    let proof = k.sign(&key_possession_message(
+        &w.chain,
+        &signer,
+        "register-practitioner",
+        &k.public_key(),
+    ));
+    let payload = Payload::RegisterPractitioner {
+        key: k.public_key(),
+        role: PractitionerRole::Nurse,
+        licence_hash: licence_hash("N-1"),
+        key_proof: proof,
+    };
+    assert_eq!(
+        w.act(signer.clone(), &key("admin:hosp-a"), payload.clone())
+            .outcome,
+        Outcome::Applied
+    );
+    assert!(matches!(
+        w.act(signer, &key("admin:hosp-a"), payload).outcome,
+        Outcome::Rejected(Rejection::AlreadyExists(_))
+    ));
+}
+
+#[test]
+fn r4_9_governance_needs_two_thirds_and_admits_members() {
+    let mut w = World::new();
+    let mut newcomer = spec("hosp-c", InstitutionKind::Hospital, 1);
+    newcomer.name = medledger_contracts::encoding::BoundedString::new("Third Hospital").unwrap();
+    let action = GovernanceAction::Admit(newcomer);
+    // A non-validator cannot propose.
+    let r = w.act(
+        Signer::Institution(inst("cdc")),
+        &key("admin:cdc"),
+        Payload::Propose {
+            action: action.clone(),
+            expires_at: Timestamp(w.now + DAY_MS),
+        },
+    );
+    assert!(matches!(
+        r.outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    let tx = w.sign(
+        Signer::Institution(inst("hosp-a")),
+        &key("admin:hosp-a"),
+        Payload::Propose {
+            action,
+            expires_at: Timestamp(w.now + DAY_MS),
+        },
+    );
+    let proposal = tx.transaction.id(&w.chain);
+    w.run(tx);
+    let vote = |w: &mut World, who: &str, approve| {
+        w.act(
+            Signer::Institution(inst(who)),
+            &key(&format!("admin:{who}")),
+            Payload::Vote { proposal, approve },
+        )
+    };
+    assert_eq!(vote(&mut w, "hosp-b", true).outcome, Outcome::Applied);
+    // 2 of 4: not carried; the institution does not exist yet.
+    assert!(
+        w.get::<InstitutionRecord>(&StateKey::Institution(inst("hosp-c")))
+            .is_none()
+    );
+    assert!(matches!(
+        vote(&mut w, "hosp-b", true).outcome,
+        Outcome::Rejected(Rejection::AlreadyDone(_))
+    ));
+    assert_eq!(vote(&mut w, "nhc", true).outcome, Outcome::Applied);
+    let record: InstitutionRecord = w.get(&StateKey::Institution(inst("hosp-c"))).unwrap();
+    assert_eq!(record.status, MemberStatus::Active);
+    let sets: ValidatorSetRecord = w.get(&StateKey::ValidatorSet).unwrap();
+    assert_eq!(sets.at(u64::MAX).validators.len(), 5);
+    assert_eq!(sets.current.validators.len(), 4, "[R4.10] not in force yet");
+    // Two empty blocks later the new set is current.
+    for _ in 0..2 {
+        w.now += 1000;
+        let proposer = inst("hosp-a");
+        w.ledger
+            .execute(Timestamp(w.now), &proposer, vec![])
+            .unwrap();
+    }
+    // Promotion happens at the start of the next executed block.
+    let p = w.patient("alice");
+    let _ = p;
+    let sets: ValidatorSetRecord = w.get(&StateKey::ValidatorSet).unwrap();
+    assert_eq!(sets.current.validators.len(), 5);
+}
+
+#[test]
+fn r4_9_votes_against_defeat_a_proposal() {
+    let mut w = World::new();
+    let tx = w.sign(
+        Signer::Institution(inst("hosp-a")),
+        &key("admin:hosp-a"),
+        Payload::Propose {
+            action: GovernanceAction::Remove(inst("hosp-b")),
+            expires_at: Timestamp(w.now + DAY_MS),
+        },
+    );
+    let proposal = tx.transaction.id(&w.chain);
+    w.run(tx);
+    for who in ["hosp-b", "nhc"] {
+        w.act(
+            Signer::Institution(inst(who)),
+            &key(&format!("admin:{who}")),
+            Payload::Vote {
+                proposal,
+                approve: false,
+            },
+        );
+    }
+    let record: ProposalRecord = w.get(&StateKey::Proposal(proposal)).unwrap();
+    assert_eq!(record.status, ProposalStatus::Defeated);
+}
+
+#[test]
+fn r5_1_only_the_patient_or_a_delegate_grants() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    w.patient("bob");
+    let terms = all_of_a(&w, p);
+    let bob = PatientId::from_key(&key("bob").public_key());
+    let r = w.act(
+        Signer::Patient(bob),
+        &key("bob"),
+        Payload::Grant(terms.clone()),
+    );
+    assert!(matches!(
+        r.outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    let (doc, k) = World::practitioner("doc-b");
+    let r = w.act(Signer::Practitioner(doc), &k, Payload::Grant(terms));
+    assert!(matches!(
+        r.outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+}
+
+#[test]
+fn r5_1_a_grant_to_an_unknown_grantee_or_for_too_long_is_refused() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let mut terms = w.terms(
+        p,
+        Grantee::Institution(inst("nowhere")),
+        &[Category::Imaging],
+        Holders::Any,
+    );
+    assert!(matches!(
+        w.act(
+            Signer::Patient(p),
+            &key("alice"),
+            Payload::Grant(terms.clone())
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::NotFound(_))
+    ));
+    terms.grantee = Grantee::Institution(inst("hosp-b"));
+    terms.expires_at = Timestamp(w.now + 4_000 * DAY_MS);
+    assert!(matches!(
+        w.act(
+            Signer::Patient(p),
+            &key("alice"),
+            Payload::Grant(terms).clone()
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::BadTime(_))
+    ));
+}
+
+#[test]
+fn r5_2_revocation_stops_requests_from_its_block() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let grant = w.grant("alice", all_of_a(&w, p));
+    let (_, r) = w.request("doc-b", grant, "hosp-a", &[Category::LabReports]);
+    assert_eq!(r.outcome, Outcome::Authorized);
+    // Revoke and request in the same block, revoke first.
+    let revoke = w.sign(Signer::Patient(p), &key("alice"), Payload::Revoke { grant });
+    let (doc, k) = World::practitioner("doc-b");
+    let request = w.sign(
+        Signer::Practitioner(doc),
+        &k,
+        Payload::AccessRequest {
+            grant,
+            holder: inst("hosp-a"),
+            categories: cats(&[Category::LabReports]),
+            purpose: Purpose::Treatment,
+        },
+    );
+    w.now += 1000;
+    let (_, exec) = w
+        .ledger
+        .execute(Timestamp(w.now), &inst("hosp-a"), vec![revoke, request])
+        .unwrap();
+    assert_eq!(exec.receipts[0].outcome, Outcome::Applied);
+    assert_eq!(
+        exec.receipts[1].outcome,
+        Outcome::Denied(DenialReason::GrantRevoked)
+    );
+    let record: GrantRecord = w.get(&StateKey::Grant(grant)).unwrap();
+    assert_eq!(record.status_at(Timestamp(w.now)), GrantStatus::Revoked);
+    let again = w.act(Signer::Patient(p), &key("alice"), Payload::Revoke { grant });
+    assert!(matches!(
+        again.outcome,
+        Outcome::Rejected(Rejection::AlreadyDone(_))
+    ));
+}
+
+#[test]
+fn r5_3_only_the_grantee_relinquishes() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let grant = w.grant("alice", all_of_a(&w, p));
+    let r = w.act(
+        Signer::Institution(inst("hosp-a")),
+        &key("admin:hosp-a"),
+        Payload::Relinquish { grant },
+    );
+    assert!(matches!(
+        r.outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    let r = w.act(
+        Signer::Institution(inst("hosp-b")),
+        &key("admin:hosp-b"),
+        Payload::Relinquish { grant },
+    );
+    assert_eq!(r.outcome, Outcome::Applied);
+    let (_, r) = w.request("doc-b", grant, "hosp-a", &[Category::LabReports]);
+    assert_eq!(r.outcome, Outcome::Denied(DenialReason::GrantRelinquished));
+}
+
+#[test]
+fn r5_4_and_r5_5_consent_requests_become_grants_when_approved() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let (doc, k) = World::practitioner("doc-b");
+    let terms = w.terms(
+        p,
+        Grantee::Practitioner(doc),
+        &[Category::Imaging],
+        Holders::Listed(BoundedVec::new(vec![inst("hosp-a")]).unwrap()),
+    );
+    // Asking on behalf of another practitioner is refused.
+    let (other, _) = World::practitioner("doc-b2");
+    let mut foreign = terms.clone();
+    foreign.grantee = Grantee::Practitioner(other);
+    assert!(matches!(
+        w.act(
+            Signer::Practitioner(doc),
+            &k,
+            Payload::RequestConsent(foreign)
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    let tx = w.sign(
+        Signer::Practitioner(doc),
+        &k,
+        Payload::RequestConsent(terms),
+    );
+    let request = tx.transaction.id(&w.chain);
+    assert_eq!(w.run(tx).outcome, Outcome::Applied);
+    let answer = w.sign(
+        Signer::Patient(p),
+        &key("alice"),
+        Payload::AnswerConsentRequest {
+            request,
+            approve: true,
+        },
+    );
+    let grant = answer.transaction.id(&w.chain);
+    let r = w.run(answer);
+    assert_eq!(r.outcome, Outcome::Applied);
+    assert_eq!(
+        r.audit_indexes.len(),
+        2,
+        "answer and grant are both audited"
+    );
+    let (_, r) = w.request("doc-b", grant, "hosp-a", &[Category::Imaging]);
+    assert_eq!(r.outcome, Outcome::Authorized);
+    let (_, r) = w.request("doc-b2", grant, "hosp-a", &[Category::Imaging]);
+    assert_eq!(
+        r.outcome,
+        Outcome::Denied(DenialReason::NotGrantee),
+        "a colleague is not the grantee"
+    );
+    let again = w.act(
+        Signer::Patient(p),
+        &key("alice"),
+        Payload::AnswerConsentRequest {
+            request,
+            approve: false,
+        },
+    );
+    assert!(matches!(
+        again.outcome,
+        Outcome::Rejected(Rejection::AlreadyDone(_))
+    ));
+}
+
+fn record_minor(w: &mut World, minor: PatientId, guardian: PatientId) -> DelegationId {
+    let tx = w.sign(
+        Signer::Institution(inst("hosp-a")),
+        &key("admin:hosp-a"),
+        Payload::RecordGuardianship {
+            patient: minor,
+            guardian,
+            minor_until: Timestamp(w.now + 365 * DAY_MS),
+        },
+    );
+    let id = tx.transaction.id(&w.chain);
+    assert_eq!(w.run(tx).outcome, Outcome::Applied);
+    id
+}
+
+#[test]
+fn r5_6_a_minor_needs_a_guardian_to_grant_but_may_revoke() {
+    let mut w = World::new();
+    let child = w.patient("child");
+    let parent = w.patient("parent");
+    // A regulator cannot record guardianship.
+    let r = w.act(
+        Signer::Institution(inst("nhc")),
+        &key("admin:nhc"),
+        Payload::RecordGuardianship {
+            patient: child,
+            guardian: parent,
+            minor_until: Timestamp(w.now + DAY_MS),
+        },
+    );
+    assert!(matches!(
+        r.outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    let guardianship = record_minor(&mut w, child, parent);
+    let terms = all_of_a(&w, child);
+    let r = w.act(
+        Signer::Patient(child),
+        &key("child"),
+        Payload::Grant(terms.clone()),
+    );
+    assert_eq!(
+        r.outcome,
+        Outcome::Rejected(Rejection::GuardianConsentRequired)
+    );
+    let tx = w.sign(
+        Signer::Delegate(guardianship),
+        &key("parent"),
+        Payload::Grant(terms),
+    );
+    let grant = tx.transaction.id(&w.chain);
+    assert_eq!(w.run(tx).outcome, Outcome::Applied);
+    // The minor cannot end the guardianship, but can revoke.
+    let r = w.act(
+        Signer::Patient(child),
+        &key("child"),
+        Payload::EndDelegation {
+            delegation: guardianship,
+        },
+    );
+    assert!(matches!(
+        r.outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    assert_eq!(
+        w.act(
+            Signer::Patient(child),
+            &key("child"),
+            Payload::Revoke { grant }
+        )
+        .outcome,
+        Outcome::Applied
+    );
+}
+
+#[test]
+fn r5_7_to_r5_9_a_proxy_acts_only_within_its_delegation_and_period() {
+    let mut w = World::new();
+    let p = w.patient("grandma");
+    let proxy = w.patient("grandson");
+    let tx = w.sign(
+        Signer::Patient(p),
+        &key("grandma"),
+        Payload::Delegate {
+            delegate: proxy,
+            role: DelegateRole::Proxy,
+            expires_at: Timestamp(w.now + 10_000),
+        },
+    );
+    let delegation = tx.transaction.id(&w.chain);
+    assert_eq!(w.run(tx).outcome, Outcome::Applied);
+    let terms = all_of_a(&w, p);
+    let grant_tx = w.sign(
+        Signer::Delegate(delegation),
+        &key("grandson"),
+        Payload::Grant(terms.clone()),
+    );
+    let grant = grant_tx.transaction.id(&w.chain);
+    assert_eq!(w.run(grant_tx).outcome, Outcome::Applied);
+    // Outside its scope: a proxy cannot appoint others or act for someone else.
+    let other = w.patient("other");
+    let r = w.act(
+        Signer::Delegate(delegation),
+        &key("grandson"),
+        Payload::Delegate {
+            delegate: other,
+            role: DelegateRole::Proxy,
+            expires_at: Timestamp(w.now + 10_000),
+        },
+    );
+    assert!(matches!(
+        r.outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    let foreign = all_of_a(&w, other);
+    let r = w.act(
+        Signer::Delegate(delegation),
+        &key("grandson"),
+        Payload::Grant(foreign),
+    );
+    assert!(matches!(
+        r.outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    // After the period, nothing.
+    w.now += 20_000;
+    let r = w.act(
+        Signer::Delegate(delegation),
+        &key("grandson"),
+        Payload::Revoke { grant },
+    );
+    assert_eq!(r.outcome, Outcome::Rejected(Rejection::DelegationNotActive));
+    // A wrong key for the delegation.
+    let r = w.act(
+        Signer::Delegate(delegation),
+        &key("other"),
+        Payload::Revoke { grant },
+    );
+    assert_eq!(r.outcome, Outcome::Rejected(Rejection::KeyMismatch));
+}
+
+#[test]
+fn r5_8_a_patient_ends_a_delegation_and_the_delegate_loses_power() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let proxy = w.patient("bob");
+    let tx = w.sign(
+        Signer::Patient(p),
+        &key("alice"),
+        Payload::Delegate {
+            delegate: proxy,
+            role: DelegateRole::Proxy,
+            expires_at: Timestamp(w.now + DAY_MS),
+        },
+    );
+    let delegation = tx.transaction.id(&w.chain);
+    w.run(tx);
+    assert_eq!(
+        w.act(
+            Signer::Patient(p),
+            &key("alice"),
+            Payload::EndDelegation { delegation }
+        )
+        .outcome,
+        Outcome::Applied
+    );
+    let terms = all_of_a(&w, p);
+    let r = w.act(
+        Signer::Delegate(delegation),
+        &key("bob"),
+        Payload::Grant(terms),
+    );
+    assert_eq!(r.outcome, Outcome::Rejected(Rejection::DelegationNotActive));
+}
+
+#[test]
+fn r7_1_each_denial_reason() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let listed = Holders::Listed(BoundedVec::new(vec![inst("hosp-a")]).unwrap());
+    let grant = w.grant(
+        "alice",
+        w.terms(
+            p,
+            Grantee::Institution(inst("hosp-b")),
+            &[Category::LabReports],
+            listed,
+        ),
+    );
+    let (_, r) = w.request("doc-b", grant, "hosp-a", &[Category::Imaging]);
+    assert_eq!(r.outcome, Outcome::Denied(DenialReason::CategoryNotGranted));
+    let (_, r) = w.request("doc-b", grant, "platform", &[Category::LabReports]);
+    assert_eq!(r.outcome, Outcome::Denied(DenialReason::HolderNotGranted));
+    let (_, r) = w.request("doc-a", grant, "hosp-a", &[Category::LabReports]);
+    assert_eq!(r.outcome, Outcome::Denied(DenialReason::NotGrantee));
+    let (doc, k) = World::practitioner("doc-b");
+    let r = w.act(
+        Signer::Practitioner(doc),
+        &k,
+        Payload::AccessRequest {
+            grant,
+            holder: inst("hosp-a"),
+            categories: cats(&[Category::LabReports]),
+            purpose: Purpose::Research,
+        },
+    );
+    assert_eq!(r.outcome, Outcome::Denied(DenialReason::PurposeMismatch));
+    let any = w.grant(
+        "alice",
+        w.terms(
+            p,
+            Grantee::Institution(inst("hosp-b")),
+            &[Category::FullRecord],
+            Holders::Any,
+        ),
+    );
+    let (_, r) = w.request("doc-b", any, "cdc", &[Category::LabReports]);
+    assert_eq!(
+        r.outcome,
+        Outcome::Denied(DenialReason::HolderNotEligible),
+        "the CDC holds no records"
+    );
+    let (_, r) = w.request(
+        "doc-b",
+        any,
+        "hosp-a",
+        &[Category::Imaging, Category::Prescriptions],
+    );
+    assert_eq!(
+        r.outcome,
+        Outcome::Authorized,
+        "full record covers every category"
+    );
+    let mut future = w.terms(
+        p,
+        Grantee::Institution(inst("hosp-b")),
+        &[Category::LabReports],
+        Holders::Any,
+    );
+    future.not_before = Timestamp(w.now + DAY_MS);
+    future.expires_at = Timestamp(w.now + 2 * DAY_MS);
+    let pending = w.grant("alice", future);
+    let (_, r) = w.request("doc-b", pending, "hosp-a", &[Category::LabReports]);
+    assert_eq!(r.outcome, Outcome::Denied(DenialReason::GrantNotYetValid));
+    w.now += 3 * DAY_MS;
+    let (_, r) = w.request("doc-b", pending, "hosp-a", &[Category::LabReports]);
+    assert_eq!(r.outcome, Outcome::Denied(DenialReason::GrantExpired));
+    let (doc, k) = World::practitioner("doc-b");
+    let r = w.act(
+        Signer::Practitioner(doc),
+        &k,
+        Payload::AccessRequest {
+            grant: TxHash(Hash32([9; 32])),
+            holder: inst("hosp-a"),
+            categories: cats(&[Category::LabReports]),
+            purpose: Purpose::Treatment,
+        },
+    );
+    assert!(matches!(
+        r.outcome,
+        Outcome::Rejected(Rejection::NotFound(_))
+    ));
+}
+
+#[test]
+fn r7_2_only_the_holder_records_a_release_once_and_only_if_authorised() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let grant = w.grant("alice", all_of_a(&w, p));
+    let (request, _) = w.request("doc-b", grant, "hosp-a", &[Category::LabReports]);
+    let (denied, _) = w.request("doc-b", grant, "hosp-a", &[Category::Prescriptions]);
+    let hashes = BoundedVec::new(vec![Hash32([5; 32])]).unwrap();
+    let serve = |w: &mut World, who: &str, request| {
+        w.act(
+            Signer::InstitutionNode(inst(who)),
+            &key(&format!("node:{who}")),
+            Payload::AccessServed {
+                request,
+                content_hashes: hashes.clone(),
+            },
+        )
+    };
+    assert!(matches!(
+        serve(&mut w, "hosp-b", request).outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    assert_eq!(
+        serve(&mut w, "hosp-a", denied).outcome,
+        Outcome::Rejected(Rejection::NotAuthorized)
+    );
+    let r = serve(&mut w, "hosp-a", request);
+    assert_eq!(r.outcome, Outcome::Applied);
+    assert_eq!(r.audit_indexes.len(), 1);
+    assert!(matches!(
+        serve(&mut w, "hosp-a", request).outcome,
+        Outcome::Rejected(Rejection::AlreadyDone(_))
+    ));
+    let access: AccessRecord = w.get(&StateKey::Access(request)).unwrap();
+    assert!(access.release.unwrap().grant_active_at_release);
+}
+
+#[test]
+fn r7_3_r7_4_emergency_access_is_recorded_flagged_and_reviewed_once() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let emergency = |w: &mut World, doc: &str| {
+        let (id, k) = World::practitioner(doc);
+        let tx = w.sign(
+            Signer::Practitioner(id),
+            &k,
+            Payload::EmergencyAccess {
+                patient: p,
+                holder: inst("hosp-a"),
+                categories: cats(&[Category::Allergies]),
+                reason: EmergencyReason::PatientUnconscious,
+            },
+        );
+        let request = tx.transaction.id(&w.chain);
+        (request, w.run(tx))
+    };
+    let (request, r) = emergency(&mut w, "doc-b");
+    assert_eq!(r.outcome, Outcome::Authorized);
+    assert_eq!(r.audit_indexes.len(), 1);
+    let (_, r) = emergency(&mut w, "platform-doc");
+    assert_eq!(
+        r.outcome,
+        Outcome::Denied(DenialReason::EmergencyNotAllowed)
+    );
+    let review = |w: &mut World, who: &str| {
+        w.act(
+            Signer::Institution(inst(who)),
+            &key(&format!("admin:{who}")),
+            Payload::EmergencyReview {
+                access: request,
+                finding: ReviewFinding::Justified,
+                record_hash: Hash32([3; 32]),
+            },
+        )
+    };
+    assert!(
+        matches!(
+            review(&mut w, "hosp-a").outcome,
+            Outcome::Rejected(Rejection::NotPermitted(_))
+        ),
+        "not the requester's institution"
+    );
+    assert_eq!(review(&mut w, "nhc").outcome, Outcome::Applied);
+    assert!(matches!(
+        review(&mut w, "hosp-b").outcome,
+        Outcome::Rejected(Rejection::AlreadyDone(_))
+    ));
+}
+
+#[test]
+fn r7_5_public_health_access_needs_a_cdc_officer() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let access = |w: &mut World, doc: &str| {
+        let (id, k) = World::practitioner(doc);
+        w.act(
+            Signer::Practitioner(id),
+            &k,
+            Payload::PublicHealthAccess {
+                patient: p,
+                holder: inst("hosp-b"),
+                categories: cats(&[Category::LabReports]),
+                legal_basis: LegalBasis::InfectiousDiseaseReporting,
+                case_hash: Hash32([4; 32]),
+            },
+        )
+    };
+    assert_eq!(access(&mut w, "cdc-officer").outcome, Outcome::Authorized);
+    assert_eq!(
+        access(&mut w, "cdc-clerk").outcome,
+        Outcome::Denied(DenialReason::NotPublicHealth)
+    );
+    assert_eq!(
+        access(&mut w, "doc-a").outcome,
+        Outcome::Denied(DenialReason::NotPublicHealth)
+    );
+}
+
+#[test]
+fn r8_the_audit_log_root_in_the_header_matches_the_entries() {
+    use medledger_contracts::merkle;
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let mut leaves = Vec::new();
+    let terms = all_of_a(&w, p);
+    let grant_tx = w.sign(Signer::Patient(p), &key("alice"), Payload::Grant(terms));
+    let grant = grant_tx.transaction.id(&w.chain);
+    let (doc, k) = World::practitioner("doc-b");
+    let req = w.sign(
+        Signer::Practitioner(doc),
+        &k,
+        Payload::AccessRequest {
+            grant,
+            holder: inst("hosp-a"),
+            categories: cats(&[Category::LabReports]),
+            purpose: Purpose::Treatment,
+        },
+    );
+    w.now += 1000;
+    let (header, exec) = w
+        .ledger
+        .execute(Timestamp(w.now), &inst("hosp-a"), vec![grant_tx, req])
+        .unwrap();
+    leaves.extend(exec.audit_entries.iter().map(|e| e.leaf_hash()));
+    assert_eq!(header.audit_size, 2);
+    assert_eq!(header.audit_root, merkle::root(&leaves));
+    assert!(exec.audit_entries.iter().all(|e| e.patient == p));
+    let old = (header.audit_size, header.audit_root);
+    let revoke = w.sign(Signer::Patient(p), &key("alice"), Payload::Revoke { grant });
+    w.now += 1000;
+    let (header, exec) = w
+        .ledger
+        .execute(Timestamp(w.now), &inst("hosp-a"), vec![revoke])
+        .unwrap();
+    leaves.extend(exec.audit_entries.iter().map(|e| e.leaf_hash()));
+    assert_eq!(header.audit_root, merkle::root(&leaves));
+    let proof = merkle::consistency_proof(&leaves, old.0 as usize).unwrap();
+    merkle::verify_consistency(old.0, header.audit_size, &old.1, &header.audit_root, &proof)
+        .unwrap();
+}
+
+#[test]
+fn state_root_changes_when_and_only_when_state_changes() {
+    let mut w = World::new();
+    w.patient("alice");
+    let before = w.ledger.headers().last().unwrap().state_root;
+    w.now += 1000;
+    let (empty, _) = w
+        .ledger
+        .execute(Timestamp(w.now), &inst("hosp-a"), vec![])
+        .unwrap();
+    assert_eq!(empty.state_root, before, "an empty block changes nothing");
+    w.patient("bob");
+    assert_ne!(w.ledger.headers().last().unwrap().state_root, before);
+}

@@ -1,0 +1,200 @@
+//! A small consortium on an in-memory ledger, with deterministic keys.
+
+use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::encoding::{BoundedString, BoundedVec, Hash32, tagged_hash};
+use medledger_contracts::ledger::MemoryLedger;
+use medledger_contracts::records::*;
+use medledger_contracts::state::StateKey;
+use medledger_contracts::state_machine::GenesisPractitioner;
+use medledger_contracts::transaction::*;
+use medledger_contracts::types::*;
+
+pub const DAY_MS: u64 = 86_400_000;
+pub const T0: u64 = 1_790_000_000_000;
+
+pub fn key(label: &str) -> SecretKey {
+    SecretKey::from_seed(tagged_hash(b"medledger/test-key", &[label.as_bytes()]).0)
+}
+
+pub fn inst(id: &str) -> InstitutionId {
+    InstitutionId::new(id).unwrap()
+}
+
+pub fn spec(id: &str, kind: InstitutionKind, power: u64) -> InstitutionSpec {
+    InstitutionSpec {
+        id: inst(id),
+        name: BoundedString::new(format!("{id} (test)")).unwrap(),
+        kind,
+        legal_code: BoundedString::new("12330100470116614F").unwrap(),
+        region_code: BoundedString::new("330100").unwrap(),
+        licence_ref: BoundedString::new("PDY00001X33010015A1001").unwrap(),
+        admin_key: key(&format!("admin:{id}")).public_key(),
+        node_key: key(&format!("node:{id}")).public_key(),
+        voting_power: power,
+    }
+}
+
+pub fn cats(list: &[Category]) -> Categories {
+    let mut v = list.to_vec();
+    v.sort();
+    v.dedup();
+    BoundedVec::new(v).unwrap()
+}
+
+/// Practitioners: (label, institution, role).
+pub const PRACTITIONERS: &[(&str, &str, PractitionerRole)] = &[
+    ("doc-a", "hosp-a", PractitionerRole::Physician),
+    ("doc-b", "hosp-b", PractitionerRole::Physician),
+    ("doc-b2", "hosp-b", PractitionerRole::Physician),
+    ("net-doc", "net-a", PractitionerRole::Physician),
+    ("cdc-officer", "cdc", PractitionerRole::PublicHealthOfficer),
+    ("cdc-clerk", "cdc", PractitionerRole::RecordsOfficer),
+    ("platform-doc", "platform", PractitionerRole::Physician),
+];
+
+pub struct World {
+    pub ledger: MemoryLedger,
+    pub chain: ChainId,
+    pub now: u64,
+    nonce: u64,
+}
+
+pub fn institutions() -> Vec<InstitutionSpec> {
+    vec![
+        spec("hosp-a", InstitutionKind::Hospital, 1),
+        spec("hosp-b", InstitutionKind::Hospital, 1),
+        spec(
+            "net-a",
+            InstitutionKind::InternetHospital {
+                parent: inst("hosp-a"),
+            },
+            0,
+        ),
+        spec("platform", InstitutionKind::RegionalPlatform, 1),
+        spec("cdc", InstitutionKind::PublicHealth, 0),
+        spec("nhc", InstitutionKind::Regulator, 1),
+    ]
+}
+
+impl World {
+    pub fn new() -> Self {
+        Self::with_chain("medledger-test")
+    }
+
+    pub fn with_chain(chain: &str) -> Self {
+        let chain = ChainId::new(chain).unwrap();
+        let practitioners: Vec<GenesisPractitioner> = PRACTITIONERS
+            .iter()
+            .map(|(label, institution, role)| GenesisPractitioner {
+                institution: inst(institution),
+                key: key(label).public_key(),
+                role: *role,
+                licence_hash: licence_hash(label),
+            })
+            .collect();
+        let ledger = MemoryLedger::new(
+            chain.clone(),
+            Hash32([0; 32]),
+            Timestamp(T0),
+            &LedgerParameters::default(),
+            &institutions(),
+            &practitioners,
+        )
+        .unwrap();
+        Self {
+            ledger,
+            chain,
+            now: T0,
+            nonce: 0,
+        }
+    }
+
+    pub fn sign(&mut self, signer: Signer, key: &SecretKey, payload: Payload) -> SignedTransaction {
+        self.nonce += 1;
+        Transaction {
+            signer,
+            nonce: self.nonce,
+            payload,
+        }
+        .sign(&self.chain, key)
+    }
+
+    /// Runs one transaction in its own block one second later.
+    pub fn run(&mut self, tx: SignedTransaction) -> Receipt {
+        self.now += 1_000;
+        self.ledger.execute_one(Timestamp(self.now), tx).unwrap()
+    }
+
+    pub fn act(&mut self, signer: Signer, key: &SecretKey, payload: Payload) -> Receipt {
+        let tx = self.sign(signer, key, payload);
+        self.run(tx)
+    }
+
+    pub fn patient(&mut self, label: &str) -> PatientId {
+        let k = key(label);
+        let id = PatientId::from_key(&k.public_key());
+        let r = self.act(Signer::Patient(id), &k, Payload::RegisterPatient);
+        assert_eq!(r.outcome, Outcome::Applied, "register {label}");
+        id
+    }
+
+    pub fn practitioner(label: &str) -> (PractitionerId, SecretKey) {
+        let k = key(label);
+        (PractitionerId::from_key(&k.public_key()), k)
+    }
+
+    pub fn terms(
+        &self,
+        patient: PatientId,
+        grantee: Grantee,
+        categories: &[Category],
+        holders: Holders,
+    ) -> GrantTerms {
+        GrantTerms {
+            patient,
+            grantee,
+            categories: cats(categories),
+            holders,
+            purpose: Purpose::Treatment,
+            not_before: Timestamp(self.now),
+            expires_at: Timestamp(self.now + 30 * DAY_MS),
+            notice_hash: Hash32([7; 32]),
+        }
+    }
+
+    /// The patient grants; returns the grant id.
+    pub fn grant(&mut self, label: &str, terms: GrantTerms) -> TxHash {
+        let k = key(label);
+        let tx = self.sign(Signer::Patient(terms.patient), &k, Payload::Grant(terms));
+        let id = tx.transaction.id(&self.chain);
+        let r = self.run(tx);
+        assert_eq!(r.outcome, Outcome::Applied, "grant by {label}");
+        id
+    }
+
+    pub fn request(
+        &mut self,
+        doc: &str,
+        grant: TxHash,
+        holder: &str,
+        categories: &[Category],
+    ) -> (TxHash, Receipt) {
+        let (id, k) = Self::practitioner(doc);
+        let tx = self.sign(
+            Signer::Practitioner(id),
+            &k,
+            Payload::AccessRequest {
+                grant,
+                holder: inst(holder),
+                categories: cats(categories),
+                purpose: Purpose::Treatment,
+            },
+        );
+        let request = tx.transaction.id(&self.chain);
+        (request, self.run(tx))
+    }
+
+    pub fn get<T: serde::de::DeserializeOwned>(&self, key: &StateKey) -> Option<T> {
+        self.ledger.get(key).unwrap()
+    }
+}
