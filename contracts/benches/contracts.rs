@@ -1,1 +1,178 @@
-fn main() {}
+//! Benchmarks of the hot paths: applying transactions, and proving and
+//! verifying state. Run with `cargo bench -p medledger-contracts`.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+
+use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::encoding::{BoundedString, BoundedVec, Hash32, tagged_hash};
+use medledger_contracts::ledger::MemoryLedger;
+use medledger_contracts::records::LedgerParameters;
+use medledger_contracts::state::{StateKey, verify_state_proof};
+use medledger_contracts::state_machine::{BlockContext, GenesisPractitioner, execute_block};
+use medledger_contracts::transaction::*;
+use medledger_contracts::types::*;
+
+fn key(label: &str) -> SecretKey {
+    SecretKey::from_seed(tagged_hash(b"medledger/bench-key", &[label.as_bytes()]).0)
+}
+
+fn inst(id: &str) -> InstitutionId {
+    InstitutionId::new(id).unwrap()
+}
+
+fn spec(id: &str, power: u64) -> InstitutionSpec {
+    InstitutionSpec {
+        id: inst(id),
+        name: BoundedString::new(id).unwrap(),
+        kind: InstitutionKind::Hospital,
+        legal_code: BoundedString::new("12330100470116614F").unwrap(),
+        region_code: BoundedString::new("330100").unwrap(),
+        licence_ref: BoundedString::new("L").unwrap(),
+        admin_key: key(&format!("admin:{id}")).public_key(),
+        node_key: key(&format!("node:{id}")).public_key(),
+        voting_power: power,
+    }
+}
+
+const T0: u64 = 1_790_000_000_000;
+
+/// A ledger with `patients` registered patients, each with one grant to hosp-b.
+fn ledger(patients: usize) -> (MemoryLedger, Vec<TxHash>) {
+    let chain = ChainId::new("bench").unwrap();
+    let doc = GenesisPractitioner {
+        institution: inst("hosp-b"),
+        key: key("doc").public_key(),
+        role: PractitionerRole::Physician,
+        licence_hash: Hash32::default(),
+    };
+    let mut ledger = MemoryLedger::new(
+        chain.clone(),
+        Hash32::default(),
+        Timestamp(T0),
+        &LedgerParameters::default(),
+        &[spec("hosp-a", 1), spec("hosp-b", 1)],
+        &[doc],
+    )
+    .unwrap();
+    let mut grants = Vec::new();
+    for chunk in (0..patients).collect::<Vec<_>>().chunks(500) {
+        let mut txs = Vec::new();
+        for &i in chunk {
+            let k = key(&format!("patient-{i}"));
+            let p = PatientId::from_key(&k.public_key());
+            txs.push(
+                Transaction {
+                    signer: Signer::Patient(p),
+                    nonce: 0,
+                    payload: Payload::RegisterPatient,
+                }
+                .sign(&chain, &k),
+            );
+        }
+        let time = Timestamp(ledger.time().0 + 1000);
+        ledger.execute(time, &inst("hosp-a"), txs).unwrap();
+        let mut txs = Vec::new();
+        for &i in chunk {
+            let k = key(&format!("patient-{i}"));
+            let p = PatientId::from_key(&k.public_key());
+            let tx = Transaction {
+                signer: Signer::Patient(p),
+                nonce: 1,
+                payload: Payload::Grant(terms(p)),
+            }
+            .sign(&chain, &k);
+            grants.push(tx.transaction.id(&chain));
+            txs.push(tx);
+        }
+        let time = Timestamp(ledger.time().0 + 1000);
+        ledger.execute(time, &inst("hosp-a"), txs).unwrap();
+    }
+    (ledger, grants)
+}
+
+fn terms(patient: PatientId) -> GrantTerms {
+    GrantTerms {
+        patient,
+        grantee: Grantee::Institution(inst("hosp-b")),
+        categories: BoundedVec::new(vec![Category::LabReports, Category::Imaging]).unwrap(),
+        holders: Holders::Any,
+        purpose: Purpose::Treatment,
+        not_before: Timestamp(T0),
+        expires_at: Timestamp(T0 + 86_400_000 * 30),
+        notice_hash: Hash32::default(),
+    }
+}
+
+fn bench_apply(c: &mut Criterion) {
+    let (ledger, grants) = ledger(2_000);
+    let chain = ledger.chain().clone();
+    let doc = key("doc");
+    let doc_id = PractitionerId::from_key(&doc.public_key());
+    let block: Vec<VerifiedTransaction> = grants
+        .iter()
+        .take(1_000)
+        .enumerate()
+        .map(|(n, grant)| {
+            Transaction {
+                signer: Signer::Practitioner(doc_id),
+                nonce: n as u64,
+                payload: Payload::AccessRequest {
+                    grant: *grant,
+                    holder: inst("hosp-a"),
+                    categories: BoundedVec::new(vec![Category::LabReports]).unwrap(),
+                    purpose: Purpose::Treatment,
+                },
+            }
+            .sign(&chain, &doc)
+            .verify(&chain)
+            .unwrap()
+        })
+        .collect();
+    let ctx = BlockContext {
+        height: ledger.height() + 1,
+        time: Timestamp(ledger.time().0 + 1000),
+    };
+    let mut group = c.benchmark_group("apply");
+    group.throughput(Throughput::Elements(block.len() as u64));
+    group.bench_function(
+        "execute_block: 1000 access requests (state reads, decisions, audit log)",
+        |b| b.iter(|| execute_block(ledger.store(), &ctx, &block).unwrap()),
+    );
+    let signed: Vec<SignedTransaction> = block.iter().map(|t| t.signed().clone()).collect();
+    group.bench_function(
+        "verify: 1000 signatures and forms (once per node per transaction)",
+        |b| {
+            b.iter_batched(
+                || signed.clone(),
+                |txs| {
+                    txs.into_iter()
+                        .map(|t| t.verify(&chain).unwrap())
+                        .collect::<Vec<_>>()
+                },
+                BatchSize::LargeInput,
+            )
+        },
+    );
+    group.finish();
+}
+
+fn bench_proofs(c: &mut Criterion) {
+    let (ledger, grants) = ledger(10_000);
+    let height = ledger.height();
+    let root = ledger.headers().last().unwrap().state_root;
+    let key = StateKey::Grant(grants[4_321]);
+    let (value, proof) = ledger.prove(&key, height).unwrap();
+    let mut group = c.benchmark_group("state proofs (10,000 grants)");
+    group.bench_function("generate", |b| {
+        b.iter(|| ledger.prove(&key, height).unwrap())
+    });
+    group.bench_function("verify", |b| {
+        b.iter(|| verify_state_proof(root, &key, value.as_deref(), &proof).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_apply, bench_proofs);
+criterion_main!(benches);

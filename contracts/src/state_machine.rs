@@ -1357,6 +1357,7 @@ fn holder_eligible(st: &Overlay<'_>, holder: &InstitutionId) -> Step<bool> {
 }
 
 /// [R7.1] The decision on an ordinary request.
+#[allow(clippy::too_many_arguments)]
 fn decide_request(
     st: &Overlay<'_>,
     requester: PractitionerId,

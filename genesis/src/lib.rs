@@ -1,1 +1,544 @@
-//! placeholder
+//! The medledger chain spec: founding consortium, crypto suite and parameters, with strict validation, a stable hash and the initial ledger state.
+//!
+//! A genesis file is JSON written by people; everything in it is checked and
+//! turned into the typed [`Genesis`], whose BCS bytes are hashed under
+//! `medledger/genesis/v1`. Every node and every auditor starts from that hash.
+//! A bad file gets an error naming the field (`institutions[2].region_code`)
+//! and why.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod example;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use medledger_contracts::constants::*;
+use medledger_contracts::crypto::{CryptoSuite, PublicKey};
+use medledger_contracts::encoding::{self, BoundedString, Hash32, hash_of, tags};
+use medledger_contracts::ledger::MemoryLedger;
+use medledger_contracts::records::LedgerParameters;
+use medledger_contracts::state::WriteSet;
+use medledger_contracts::state_machine::{GenesisPractitioner, genesis_writes};
+use medledger_contracts::transaction::{InstitutionSpec, check_institution_spec};
+use medledger_contracts::types::*;
+use serde::{Deserialize, Serialize};
+
+/// Consensus timing and block limits, fixed at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsensusParameters {
+    /// How long validators wait for a proposal before prevoting nil, in ms.
+    pub propose_timeout_ms: u64,
+    /// Prevote step timeout, in ms.
+    pub prevote_timeout_ms: u64,
+    /// Precommit step timeout, in ms.
+    pub precommit_timeout_ms: u64,
+    /// Largest block body, in bytes.
+    pub block_bytes_max: u64,
+    /// Most transactions in one block.
+    pub block_transactions_max: u32,
+    /// How far a proposer's block time may run ahead of a validator's clock, in ms.
+    pub block_time_tolerance_ms: u64,
+}
+
+impl Default for ConsensusParameters {
+    fn default() -> Self {
+        Self {
+            propose_timeout_ms: 1_000,
+            prevote_timeout_ms: 500,
+            precommit_timeout_ms: 500,
+            block_bytes_max: 4 * 1024 * 1024,
+            block_transactions_max: 5_000,
+            block_time_tolerance_ms: 5_000,
+        }
+    }
+}
+
+/// An institution as written in a genesis file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstitutionEntry {
+    /// Short id, `[a-z0-9-]`.
+    pub id: String,
+    /// Public name.
+    pub name: String,
+    /// `hospital`, `internet-hospital`, `regional-platform`, `public-health` or `regulator`.
+    pub kind: String,
+    /// For an internet hospital: its physical parent hospital's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Unified social credit code, 18 characters.
+    pub legal_code: String,
+    /// GB/T 2260 region code, 6 digits.
+    pub region_code: String,
+    /// Practice licence reference.
+    pub licence_ref: String,
+    /// Administrative key, `ed25519:<hex>`.
+    pub admin_key: String,
+    /// Node key, `ed25519:<hex>`.
+    pub node_key: String,
+    /// Voting power; 0 for an observer.
+    pub voting_power: u64,
+}
+
+/// A practitioner as written in a genesis file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PractitionerEntry {
+    /// Institution id.
+    pub institution: String,
+    /// Key, `ed25519:<hex>`.
+    pub key: String,
+    /// `physician`, `nurse`, `pharmacist`, `technician`, `public-health-officer` or `records-officer`.
+    pub role: String,
+    /// Hex SHA-256 of the licence number under `medledger/licence/v1`.
+    pub licence_hash: String,
+}
+
+/// A genesis file as written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisFile {
+    /// Chain id.
+    pub chain_id: String,
+    /// `ed25519-sha256` (or, once built, `sm2-sm3`).
+    pub crypto_suite: String,
+    /// Genesis time, ms since the Unix epoch.
+    pub genesis_time_ms: u64,
+    /// Consensus parameters.
+    pub consensus: ConsensusParameters,
+    /// Ledger parameters.
+    pub parameters: LedgerParametersEntry,
+    /// Founding institutions.
+    pub institutions: Vec<InstitutionEntry>,
+    /// Initial practitioners.
+    #[serde(default)]
+    pub practitioners: Vec<PractitionerEntry>,
+}
+
+/// Ledger parameters as written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerParametersEntry {
+    /// Heights between a validator-set change and its effect.
+    pub validator_change_delay_heights: u64,
+    /// Days within which emergency accesses should be reviewed.
+    pub emergency_review_days: u32,
+    /// Longest grant, in days.
+    pub grant_duration_days_max: u32,
+}
+
+impl Default for LedgerParametersEntry {
+    fn default() -> Self {
+        let p = LedgerParameters::default();
+        Self {
+            validator_change_delay_heights: p.validator_change_delay_heights,
+            emergency_review_days: p.emergency_review_days,
+            grant_duration_days_max: p.grant_duration_days_max,
+        }
+    }
+}
+
+/// The validated, typed genesis; its BCS bytes are what is hashed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Genesis {
+    /// Chain id.
+    pub chain_id: ChainId,
+    /// Crypto suite.
+    pub crypto_suite: CryptoSuite,
+    /// Genesis time.
+    pub genesis_time: Timestamp,
+    /// Consensus parameters.
+    pub consensus: ConsensusParameters,
+    /// Ledger parameters.
+    pub parameters: LedgerParameters,
+    /// Founding institutions.
+    pub institutions: Vec<InstitutionSpec>,
+    /// Initial practitioners: institution, key, role, licence hash.
+    pub practitioners: Vec<(InstitutionId, PublicKey, PractitionerRole, Hash32)>,
+}
+
+/// A genesis problem, naming the field and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    /// The file could not be read.
+    #[error("{path}: {error}")]
+    Io {
+        /// Path.
+        path: String,
+        /// Error.
+        error: String,
+    },
+    /// The file is larger than allowed.
+    #[error("genesis file is {0} bytes, more than the {GENESIS_FILE_BYTES_MAX} allowed")]
+    TooLarge(usize),
+    /// The JSON does not parse into the expected shape.
+    #[error("genesis JSON: {0}")]
+    Json(String),
+    /// A field is invalid.
+    #[error("{field}: {problem}")]
+    Field {
+        /// Path to the field.
+        field: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+fn field_error(field: impl Into<String>, problem: impl Into<String>) -> GenesisError {
+    GenesisError::Field {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Parses an institution kind.
+pub fn parse_kind(kind: &str, parent: Option<&str>) -> Result<InstitutionKind, String> {
+    match (kind, parent) {
+        ("hospital", None) => Ok(InstitutionKind::Hospital),
+        ("internet-hospital", Some(parent)) => Ok(InstitutionKind::InternetHospital {
+            parent: InstitutionId::new(parent)?,
+        }),
+        ("internet-hospital", None) => {
+            Err("an internet hospital names its parent hospital in `parent`".into())
+        }
+        ("regional-platform", None) => Ok(InstitutionKind::RegionalPlatform),
+        ("public-health", None) => Ok(InstitutionKind::PublicHealth),
+        ("regulator", None) => Ok(InstitutionKind::Regulator),
+        (_, Some(_))
+            if matches!(
+                kind,
+                "hospital" | "regional-platform" | "public-health" | "regulator"
+            ) =>
+        {
+            Err(format!(
+                "only an internet hospital has a parent, not a {kind}"
+            ))
+        }
+        (other, _) => Err(format!(
+            "unknown kind {other:?} (hospital, internet-hospital, regional-platform, public-health, regulator)"
+        )),
+    }
+}
+
+/// The name of an institution kind as written in files.
+pub fn kind_name(kind: &InstitutionKind) -> &'static str {
+    match kind {
+        InstitutionKind::Hospital => "hospital",
+        InstitutionKind::InternetHospital { .. } => "internet-hospital",
+        InstitutionKind::RegionalPlatform => "regional-platform",
+        InstitutionKind::PublicHealth => "public-health",
+        InstitutionKind::Regulator => "regulator",
+    }
+}
+
+/// Parses a practitioner role.
+pub fn parse_role(role: &str) -> Result<PractitionerRole, String> {
+    Ok(match role {
+        "physician" => PractitionerRole::Physician,
+        "nurse" => PractitionerRole::Nurse,
+        "pharmacist" => PractitionerRole::Pharmacist,
+        "technician" => PractitionerRole::Technician,
+        "public-health-officer" => PractitionerRole::PublicHealthOfficer,
+        "records-officer" => PractitionerRole::RecordsOfficer,
+        other => return Err(format!("unknown role {other:?}")),
+    })
+}
+
+fn bounded<const N: usize>(field: &str, text: &str) -> Result<BoundedString<N>, GenesisError> {
+    BoundedString::new(text).map_err(|e| field_error(field, e))
+}
+
+impl GenesisFile {
+    /// Reads and parses a genesis file (size-bounded, unknown fields refused).
+    pub fn read(path: &Path) -> Result<Self, GenesisError> {
+        let io = |e: std::io::Error| GenesisError::Io {
+            path: path.display().to_string(),
+            error: e.to_string(),
+        };
+        let size = std::fs::metadata(path).map_err(io)?.len();
+        if size > GENESIS_FILE_BYTES_MAX as u64 {
+            return Err(GenesisError::TooLarge(
+                usize::try_from(size).unwrap_or(usize::MAX),
+            ));
+        }
+        let bytes = std::fs::read(path).map_err(io)?;
+        Self::parse(&bytes)
+    }
+
+    /// Parses genesis JSON.
+    pub fn parse(bytes: &[u8]) -> Result<Self, GenesisError> {
+        if bytes.len() > GENESIS_FILE_BYTES_MAX {
+            return Err(GenesisError::TooLarge(bytes.len()));
+        }
+        serde_json::from_slice(bytes).map_err(|e| GenesisError::Json(e.to_string()))
+    }
+
+    /// Pretty JSON, as written by `medledger genesis new`.
+    pub fn to_json(&self) -> String {
+        match serde_json::to_string_pretty(self) {
+            Ok(text) => text + "\n",
+            Err(error) => panic!("genesis JSON encoding cannot fail: {error}"),
+        }
+    }
+
+    /// Validates every field and returns the typed genesis.
+    pub fn validate(&self) -> Result<Genesis, GenesisError> {
+        let chain_id = ChainId::new(&self.chain_id).map_err(|e| field_error("chain_id", e))?;
+        let crypto_suite = CryptoSuite::from_name(&self.crypto_suite)
+            .map_err(|e| field_error("crypto_suite", e))?;
+        if self.genesis_time_ms == 0 {
+            return Err(field_error("genesis_time_ms", "must be a time after 1970"));
+        }
+        let c = &self.consensus;
+        for (name, value, low, high) in [
+            (
+                "consensus.propose_timeout_ms",
+                c.propose_timeout_ms,
+                50,
+                60_000,
+            ),
+            (
+                "consensus.prevote_timeout_ms",
+                c.prevote_timeout_ms,
+                50,
+                60_000,
+            ),
+            (
+                "consensus.precommit_timeout_ms",
+                c.precommit_timeout_ms,
+                50,
+                60_000,
+            ),
+            (
+                "consensus.block_bytes_max",
+                c.block_bytes_max,
+                TRANSACTION_BYTES_MAX as u64,
+                64 * 1024 * 1024,
+            ),
+            (
+                "consensus.block_transactions_max",
+                u64::from(c.block_transactions_max),
+                1,
+                100_000,
+            ),
+            (
+                "consensus.block_time_tolerance_ms",
+                c.block_time_tolerance_ms,
+                100,
+                600_000,
+            ),
+        ] {
+            if !(low..=high).contains(&value) {
+                return Err(field_error(
+                    name,
+                    format!("{value} is outside {low}..={high}"),
+                ));
+            }
+        }
+        let p = &self.parameters;
+        if !(1..=1_000).contains(&p.validator_change_delay_heights) {
+            return Err(field_error(
+                "parameters.validator_change_delay_heights",
+                "must be 1..=1000",
+            ));
+        }
+        if !(1..=365).contains(&p.emergency_review_days) {
+            return Err(field_error(
+                "parameters.emergency_review_days",
+                "must be 1..=365",
+            ));
+        }
+        if !(1..=36_500).contains(&p.grant_duration_days_max) {
+            return Err(field_error(
+                "parameters.grant_duration_days_max",
+                "must be 1..=36500",
+            ));
+        }
+        if self.institutions.is_empty() {
+            return Err(field_error(
+                "institutions",
+                "a consortium needs at least one institution",
+            ));
+        }
+        if self.institutions.len() > GENESIS_INSTITUTIONS_MAX {
+            return Err(field_error(
+                "institutions",
+                format!("more than {GENESIS_INSTITUTIONS_MAX}"),
+            ));
+        }
+        if self.practitioners.len() > GENESIS_PRACTITIONERS_MAX {
+            return Err(field_error(
+                "practitioners",
+                format!("more than {GENESIS_PRACTITIONERS_MAX}"),
+            ));
+        }
+        let mut keys_seen: BTreeSet<PublicKey> = BTreeSet::new();
+        let mut key = |field: String, text: &str| -> Result<PublicKey, GenesisError> {
+            let key = PublicKey::from_text(text).map_err(|e| field_error(field.clone(), e))?;
+            if !crypto_suite.accepts(&key) {
+                return Err(field_error(
+                    field,
+                    format!("not a key of suite {}", crypto_suite.name()),
+                ));
+            }
+            if !keys_seen.insert(key) {
+                return Err(field_error(
+                    field,
+                    "this key is already used elsewhere in the genesis file",
+                ));
+            }
+            Ok(key)
+        };
+        let mut institutions = Vec::with_capacity(self.institutions.len());
+        let mut ids = BTreeSet::new();
+        for (i, entry) in self.institutions.iter().enumerate() {
+            let at = |name: &str| format!("institutions[{i}].{name}");
+            let id = InstitutionId::new(&entry.id).map_err(|e| field_error(at("id"), e))?;
+            if !ids.insert(id.clone()) {
+                return Err(field_error(
+                    at("id"),
+                    format!("{:?} appears twice", entry.id),
+                ));
+            }
+            let spec = InstitutionSpec {
+                id,
+                name: bounded(&at("name"), &entry.name)?,
+                kind: parse_kind(&entry.kind, entry.parent.as_deref())
+                    .map_err(|e| field_error(at("kind"), e))?,
+                legal_code: bounded(&at("legal_code"), &entry.legal_code)?,
+                region_code: bounded(&at("region_code"), &entry.region_code)?,
+                licence_ref: bounded(&at("licence_ref"), &entry.licence_ref)?,
+                admin_key: key(at("admin_key"), &entry.admin_key)?,
+                node_key: key(at("node_key"), &entry.node_key)?,
+                voting_power: entry.voting_power,
+            };
+            if spec.voting_power > VOTING_POWER_MAX {
+                return Err(field_error(
+                    at("voting_power"),
+                    format!("at most {VOTING_POWER_MAX}"),
+                ));
+            }
+            check_institution_spec(&spec).map_err(|e| match e {
+                medledger_contracts::transaction::TransactionError::Field { field, problem } => {
+                    field_error(at(field), problem)
+                }
+                other => field_error(format!("institutions[{i}]"), other.to_string()),
+            })?;
+            institutions.push(spec);
+        }
+        for (i, spec) in institutions.iter().enumerate() {
+            if let InstitutionKind::InternetHospital { parent } = &spec.kind
+                && !institutions
+                    .iter()
+                    .any(|p| &p.id == parent && p.kind == InstitutionKind::Hospital)
+            {
+                return Err(field_error(
+                    format!("institutions[{i}].parent"),
+                    format!("{parent} is not a hospital in this file"),
+                ));
+            }
+        }
+        if !institutions.iter().any(|s| s.voting_power > 0) {
+            return Err(field_error(
+                "institutions",
+                "no institution has voting_power > 0: the chain needs validators",
+            ));
+        }
+        if institutions.iter().filter(|s| s.voting_power > 0).count() > VALIDATORS_MAX {
+            return Err(field_error(
+                "institutions",
+                format!("more than {VALIDATORS_MAX} validators"),
+            ));
+        }
+        let mut practitioners = Vec::with_capacity(self.practitioners.len());
+        for (i, entry) in self.practitioners.iter().enumerate() {
+            let at = |name: &str| format!("practitioners[{i}].{name}");
+            let institution = InstitutionId::new(&entry.institution)
+                .map_err(|e| field_error(at("institution"), e))?;
+            if !ids.contains(&institution) {
+                return Err(field_error(
+                    at("institution"),
+                    format!("{institution} is not an institution in this file"),
+                ));
+            }
+            let role = parse_role(&entry.role).map_err(|e| field_error(at("role"), e))?;
+            let licence_hash = Hash32::from_hex(&entry.licence_hash)
+                .map_err(|e| field_error(at("licence_hash"), e.to_string()))?;
+            practitioners.push((institution, key(at("key"), &entry.key)?, role, licence_hash));
+        }
+        Ok(Genesis {
+            chain_id,
+            crypto_suite,
+            genesis_time: Timestamp(self.genesis_time_ms),
+            consensus: self.consensus.clone(),
+            parameters: LedgerParameters {
+                validator_change_delay_heights: p.validator_change_delay_heights,
+                emergency_review_days: p.emergency_review_days,
+                grant_duration_days_max: p.grant_duration_days_max,
+            },
+            institutions,
+            practitioners,
+        })
+    }
+}
+
+impl Genesis {
+    /// The genesis hash every node and auditor starts from.
+    pub fn hash(&self) -> Hash32 {
+        hash_of(tags::GENESIS, self)
+    }
+
+    /// The canonical bytes that are hashed.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encoding::to_bytes(self)
+    }
+
+    fn genesis_practitioners(&self) -> Vec<GenesisPractitioner> {
+        self.practitioners
+            .iter()
+            .map(
+                |(institution, key, role, licence_hash)| GenesisPractitioner {
+                    institution: institution.clone(),
+                    key: *key,
+                    role: *role,
+                    licence_hash: *licence_hash,
+                },
+            )
+            .collect()
+    }
+
+    /// The state at height 0.
+    pub fn initial_state(&self) -> Result<WriteSet, GenesisError> {
+        genesis_writes(
+            &self.parameters,
+            &self.institutions,
+            &self.genesis_practitioners(),
+        )
+        .map_err(|e| field_error("institutions", e.to_string()))
+    }
+
+    /// An in-memory ledger starting from this genesis.
+    pub fn memory_ledger(&self) -> Result<MemoryLedger, GenesisError> {
+        MemoryLedger::new(
+            self.chain_id.clone(),
+            self.hash(),
+            self.genesis_time,
+            &self.parameters,
+            &self.institutions,
+            &self.genesis_practitioners(),
+        )
+        .map_err(|e| field_error("institutions", e.to_string()))
+    }
+
+    /// Validators and their total power.
+    pub fn validators(&self) -> impl Iterator<Item = &InstitutionSpec> {
+        self.institutions.iter().filter(|s| s.voting_power > 0)
+    }
+
+    /// How many validators may fail (crash or lie) while the chain stays safe and live: `f` in `n ≥ 3f + 1`.
+    pub fn fault_tolerance(&self) -> usize {
+        self.validators().count().saturating_sub(1) / 3
+    }
+}

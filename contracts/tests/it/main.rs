@@ -1,6 +1,11 @@
 //! Integration tests of the contracts crate: one binary, one module per concern.
 
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 mod decode;
 mod golden;

@@ -1,0 +1,214 @@
+//! The example consortium: a city with two tertiary hospitals, an internet
+//! hospital attached to one of them, a community hospital, the regional
+//! platform, the CDC and the health commission as regulator. Four of them
+//! validate, so one may fail.
+
+use medledger_contracts::crypto::{PublicKey, SecretKey};
+use medledger_contracts::encoding::tagged_hash;
+use medledger_contracts::transaction::licence_hash;
+
+use crate::{
+    ConsensusParameters, GenesisFile, InstitutionEntry, LedgerParametersEntry, PractitionerEntry,
+};
+
+/// The chain id of the example consortium.
+pub const EXAMPLE_CHAIN_ID: &str = "medledger-example-city";
+
+/// Genesis time of the example: 2026-09-01T00:00:00Z.
+pub const EXAMPLE_GENESIS_TIME_MS: u64 = 1_788_220_800_000;
+
+struct Member {
+    id: &'static str,
+    name: &'static str,
+    kind: &'static str,
+    parent: Option<&'static str>,
+    legal_code: &'static str,
+    licence_ref: &'static str,
+    voting_power: u64,
+}
+
+const MEMBERS: &[Member] = &[
+    Member {
+        id: "city-first-hospital",
+        name: "市第一人民医院 City First People's Hospital",
+        kind: "hospital",
+        parent: None,
+        legal_code: "12330100470000001A",
+        licence_ref: "PDY-330100-0001",
+        voting_power: 1,
+    },
+    Member {
+        id: "city-second-hospital",
+        name: "市第二医院 City Second Hospital",
+        kind: "hospital",
+        parent: None,
+        legal_code: "12330100470000002B",
+        licence_ref: "PDY-330100-0002",
+        voting_power: 1,
+    },
+    Member {
+        id: "first-online",
+        name: "市第一人民医院互联网医院 City First Internet Hospital",
+        kind: "internet-hospital",
+        parent: Some("city-first-hospital"),
+        legal_code: "12330100470000003C",
+        licence_ref: "PDY-330100-0003",
+        voting_power: 0,
+    },
+    Member {
+        id: "west-community",
+        name: "西湖社区卫生服务中心 West Lake Community Health Centre",
+        kind: "hospital",
+        parent: None,
+        legal_code: "12330106470000004D",
+        licence_ref: "PDY-330106-0004",
+        voting_power: 0,
+    },
+    Member {
+        id: "regional-platform",
+        name: "市全民健康信息平台 City Health Information Platform",
+        kind: "regional-platform",
+        parent: None,
+        legal_code: "12330100470000005E",
+        licence_ref: "PLATFORM-330100",
+        voting_power: 1,
+    },
+    Member {
+        id: "city-cdc",
+        name: "市疾病预防控制中心 City CDC",
+        kind: "public-health",
+        parent: None,
+        legal_code: "12330100470000006F",
+        licence_ref: "CDC-330100",
+        voting_power: 0,
+    },
+    Member {
+        id: "health-commission",
+        name: "市卫生健康委员会 City Health Commission",
+        kind: "regulator",
+        parent: None,
+        legal_code: "11330100000000007G",
+        licence_ref: "GOV-330100",
+        voting_power: 1,
+    },
+];
+
+/// Practitioners at genesis: (label, institution, role, licence number).
+/// Labels name key files; licence numbers are fictional and only their hash is recorded.
+pub const PRACTITIONERS: &[(&str, &str, &str, &str)] = &[
+    (
+        "dr-first-1",
+        "city-first-hospital",
+        "physician",
+        "110330100000001",
+    ),
+    (
+        "dr-second-1",
+        "city-second-hospital",
+        "physician",
+        "110330100000002",
+    ),
+    (
+        "dr-online-1",
+        "first-online",
+        "physician",
+        "110330100000003",
+    ),
+    (
+        "dr-community-1",
+        "west-community",
+        "physician",
+        "110330100000004",
+    ),
+    (
+        "cdc-officer-1",
+        "city-cdc",
+        "public-health-officer",
+        "CDC330100000005",
+    ),
+];
+
+/// Every key label the example needs: `admin:<id>`, `node:<id>` and `practitioner:<label>`.
+pub fn key_labels() -> Vec<String> {
+    let mut labels = Vec::new();
+    for member in MEMBERS {
+        labels.push(format!("admin:{}", member.id));
+        labels.push(format!("node:{}", member.id));
+    }
+    for (label, ..) in PRACTITIONERS {
+        labels.push(format!("practitioner:{label}"));
+    }
+    labels
+}
+
+/// The example consortium with keys from `public_key(label)`.
+pub fn city_consortium(
+    chain_id: &str,
+    mut public_key: impl FnMut(&str) -> PublicKey,
+) -> GenesisFile {
+    let institutions = MEMBERS
+        .iter()
+        .map(|m| InstitutionEntry {
+            id: m.id.into(),
+            name: m.name.into(),
+            kind: m.kind.into(),
+            parent: m.parent.map(Into::into),
+            legal_code: m.legal_code.into(),
+            region_code: m.legal_code[2..8].into(),
+            licence_ref: m.licence_ref.into(),
+            admin_key: public_key(&format!("admin:{}", m.id)).to_text(),
+            node_key: public_key(&format!("node:{}", m.id)).to_text(),
+            voting_power: m.voting_power,
+        })
+        .collect();
+    let practitioners = PRACTITIONERS
+        .iter()
+        .map(|(label, institution, role, licence)| PractitionerEntry {
+            institution: (*institution).into(),
+            key: public_key(&format!("practitioner:{label}")).to_text(),
+            role: (*role).into(),
+            licence_hash: licence_hash(licence).to_hex(),
+        })
+        .collect();
+    GenesisFile {
+        chain_id: chain_id.into(),
+        crypto_suite: "ed25519-sha256".into(),
+        genesis_time_ms: EXAMPLE_GENESIS_TIME_MS,
+        consensus: ConsensusParameters::default(),
+        parameters: LedgerParametersEntry::default(),
+        institutions,
+        practitioners,
+    }
+}
+
+/// The published, deterministic key behind `genesis/examples/city.json`.
+/// Anyone can derive it: it is for examples and tests only, never for a real chain.
+pub fn published_example_key(label: &str) -> SecretKey {
+    SecretKey::from_seed(tagged_hash(b"medledger/published-example-key/v1", &[label.as_bytes()]).0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COMMITTED: &str = include_str!("../examples/city.json");
+
+    #[test]
+    fn the_committed_example_is_valid_and_pinned() {
+        let generated =
+            city_consortium(EXAMPLE_CHAIN_ID, |l| published_example_key(l).public_key());
+        let genesis = generated.validate().unwrap();
+        assert_eq!(genesis.validators().count(), 4);
+        assert_eq!(genesis.fault_tolerance(), 1);
+        assert!(
+            COMMITTED == generated.to_json(),
+            "genesis/examples/city.json differs from the generator: regenerate on purpose: `medledger genesis new --published-example-keys --out DIR`, then copy DIR/genesis.json to genesis/examples/city.json"
+        );
+        let parsed = GenesisFile::parse(COMMITTED.as_bytes())
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(parsed.hash(), genesis.hash());
+        parsed.memory_ledger().unwrap();
+    }
+}

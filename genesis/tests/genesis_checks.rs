@@ -1,0 +1,136 @@
+//! Bad genesis files get errors that name the field; good ones hash stably.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use medledger_genesis::example::{EXAMPLE_CHAIN_ID, city_consortium, published_example_key};
+use medledger_genesis::{GenesisError, GenesisFile};
+
+fn example() -> GenesisFile {
+    city_consortium(EXAMPLE_CHAIN_ID, |l| published_example_key(l).public_key())
+}
+
+fn field_of(error: GenesisError) -> String {
+    match error {
+        GenesisError::Field { field, .. } => field,
+        other => panic!("expected a field error, got {other}"),
+    }
+}
+
+#[test]
+fn each_bad_field_is_named() {
+    type Mutation = Box<dyn Fn(&mut GenesisFile)>;
+    let cases: Vec<(&str, Mutation)> = vec![
+        ("chain_id", Box::new(|g| g.chain_id = "Bad Chain".into())),
+        (
+            "crypto_suite",
+            Box::new(|g| g.crypto_suite = "sm2-sm3".into()),
+        ),
+        ("crypto_suite", Box::new(|g| g.crypto_suite = "rsa".into())),
+        (
+            "institutions[2].region_code",
+            Box::new(|g| g.institutions[2].region_code = "33010".into()),
+        ),
+        (
+            "institutions[0].legal_code",
+            Box::new(|g| g.institutions[0].legal_code = "short".into()),
+        ),
+        (
+            "institutions[1].id",
+            Box::new(|g| g.institutions[1].id = g.institutions[0].id.clone()),
+        ),
+        (
+            "institutions[3].admin_key",
+            Box::new(|g| g.institutions[3].admin_key = g.institutions[0].admin_key.clone()),
+        ),
+        (
+            "institutions[3].node_key",
+            Box::new(|g| {
+                g.institutions[3].node_key =
+                    "ed25519:0100000000000000000000000000000000000000000000000000000000000000"
+                        .into()
+            }),
+        ),
+        (
+            "institutions[2].kind",
+            Box::new(|g| g.institutions[2].parent = None),
+        ),
+        (
+            "institutions[2].parent",
+            Box::new(|g| g.institutions[2].parent = Some("city-cdc".into())),
+        ),
+        (
+            "institutions[0].kind",
+            Box::new(|g| g.institutions[0].kind = "clinic".into()),
+        ),
+        (
+            "institutions",
+            Box::new(|g| g.institutions.iter_mut().for_each(|i| i.voting_power = 0)),
+        ),
+        (
+            "practitioners[0].institution",
+            Box::new(|g| g.practitioners[0].institution = "nowhere".into()),
+        ),
+        (
+            "practitioners[1].role",
+            Box::new(|g| g.practitioners[1].role = "surgeon-general".into()),
+        ),
+        (
+            "practitioners[2].licence_hash",
+            Box::new(|g| g.practitioners[2].licence_hash = "zz".into()),
+        ),
+        (
+            "consensus.propose_timeout_ms",
+            Box::new(|g| g.consensus.propose_timeout_ms = 1),
+        ),
+        (
+            "parameters.emergency_review_days",
+            Box::new(|g| g.parameters.emergency_review_days = 0),
+        ),
+    ];
+    for (expected, mutate) in cases {
+        let mut g = example();
+        mutate(&mut g);
+        assert_eq!(field_of(g.validate().unwrap_err()), expected);
+    }
+}
+
+#[test]
+fn unknown_fields_oversize_and_malformed_json_are_refused() {
+    let mut value: serde_json::Value = serde_json::from_str(&example().to_json()).unwrap();
+    value["surprise"] = serde_json::json!(1);
+    let err = GenesisFile::parse(value.to_string().as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+    assert!(matches!(
+        GenesisFile::parse(b"{"),
+        Err(GenesisError::Json(_))
+    ));
+    let huge = vec![b' '; medledger_contracts::constants::GENESIS_FILE_BYTES_MAX + 1];
+    assert!(matches!(
+        GenesisFile::parse(&huge),
+        Err(GenesisError::TooLarge(_))
+    ));
+}
+
+#[test]
+fn the_hash_covers_every_field() {
+    let base = example().validate().unwrap().hash();
+    let mut g = example();
+    g.genesis_time_ms += 1;
+    assert_ne!(g.validate().unwrap().hash(), base);
+    let mut g = example();
+    g.institutions[4].name.push('!');
+    assert_ne!(g.validate().unwrap().hash(), base);
+    let mut g = example();
+    g.consensus.block_transactions_max -= 1;
+    assert_ne!(g.validate().unwrap().hash(), base);
+    assert_eq!(example().validate().unwrap().hash(), base, "stable");
+}
+
+#[test]
+fn read_reports_the_path() {
+    let err = GenesisFile::read(std::path::Path::new("/nonexistent/genesis.json")).unwrap_err();
+    assert!(
+        err.to_string().starts_with("/nonexistent/genesis.json"),
+        "{err}"
+    );
+}

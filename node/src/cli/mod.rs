@@ -1,0 +1,88 @@
+//! The command line: subcommands and their dispatch.
+
+mod demo;
+mod genesis;
+mod keys;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// medledger: patient consent and access audit on a permissioned ledger.
+#[derive(Parser, Debug)]
+#[command(name = "medledger", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create, check and show genesis files.
+    #[command(subcommand)]
+    Genesis(GenesisCommand),
+    /// Create and inspect key files.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Run the consent story (grant, request, release, revocation, refusal,
+    /// audit) on an in-process ledger built from the example consortium.
+    Demo,
+}
+
+#[derive(Subcommand, Debug)]
+enum GenesisCommand {
+    /// Make a new consortium (the example city layout) with fresh keys.
+    New {
+        /// Directory to write genesis.json and keys/ into (created; must not hold a genesis.json).
+        #[arg(long)]
+        out: PathBuf,
+        /// Chain id.
+        #[arg(long, default_value = medledger_genesis::example::EXAMPLE_CHAIN_ID)]
+        chain_id: String,
+        /// Use the published, deterministic example keys instead of fresh ones
+        /// (regenerates genesis/examples/city.json; never for a real chain).
+        #[arg(long)]
+        published_example_keys: bool,
+    },
+    /// Validate a genesis file and print its hash.
+    Check {
+        /// The genesis file.
+        file: PathBuf,
+    },
+    /// Print a genesis file's consortium as a table.
+    Show {
+        /// The genesis file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Make a new key file (mode 0600).
+    New {
+        /// Where to write it (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Show a key file's public key and the ids it would have.
+    Show {
+        /// The key file.
+        file: PathBuf,
+    },
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Genesis(GenesisCommand::New {
+            out,
+            chain_id,
+            published_example_keys,
+        }) => genesis::new(&out, &chain_id, published_example_keys),
+        Command::Genesis(GenesisCommand::Check { file }) => genesis::check(&file),
+        Command::Genesis(GenesisCommand::Show { file }) => genesis::show(&file),
+        Command::Keys(KeysCommand::New { out }) => keys::new(&out),
+        Command::Keys(KeysCommand::Show { file }) => keys::show(&file),
+        Command::Demo => demo::run(),
+    }
+}
