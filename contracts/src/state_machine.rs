@@ -75,12 +75,14 @@
 //! in between (see [`GrantRecord::status_at`]).
 //!
 //! **R7 Audit.**
-//! R7.1 `AccessRequest` by a registered practitioner is authorised only if, at
-//! block time: the practitioner and institution are active; the grant exists
-//! and is active (R6); the requester is the grantee or belongs to the grantee
+//! R7.1 `AccessRequest` by a registered practitioner citing an existing grant
+//! is authorised only if, at block time: the practitioner and institution are
+//! active; the grant is active (R6); the requester is the grantee or belongs to the grantee
 //! institution; every category is granted; the holder is named by the grant
 //! and is an active member holding records; the purpose is the grant's. The
-//! first failed check is the recorded denial reason.
+//! first failed check is the recorded denial reason. A request citing no
+//! existing grant names no patient whose trail could hold it: it is rejected
+//! (its id is still spent, R1).
 //! R7.2 `AccessServed`: the holder (node or admin key) of an authorised
 //! access, once; records the content hashes and whether a grant-based
 //! access's grant was still active.

@@ -1,0 +1,98 @@
+//! The `medledger` binary as a person uses it: files in, messages out.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+
+fn medledger(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_medledger"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn genesis_new_check_show_and_a_bad_field_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("consortium");
+    let made = medledger(&["genesis", "new", "--out", out.to_str().unwrap()]);
+    assert!(made.status.success(), "{}", text(&made));
+    let genesis = out.join("genesis.json");
+    let key = out.join("keys/admin.city-first-hospital.json");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let checked = medledger(&["genesis", "check", genesis.to_str().unwrap()]);
+    assert!(checked.status.success(), "{}", text(&checked));
+    assert!(text(&checked).contains("4 validators (tolerates 1 faulty)"));
+    let shown = medledger(&["genesis", "show", genesis.to_str().unwrap()]);
+    assert!(text(&shown).contains("health-commission"));
+    // Making a second consortium over the first is refused.
+    let again = medledger(&["genesis", "new", "--out", out.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("exists"), "{}", text(&again));
+
+    let bad = std::fs::read_to_string(&genesis)
+        .unwrap()
+        .replacen("\"330100\"", "\"3301\"", 1);
+    let bad_path = dir.path().join("bad.json");
+    std::fs::write(&bad_path, bad).unwrap();
+    let refused = medledger(&["genesis", "check", bad_path.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let message = text(&refused);
+    assert!(
+        message.contains("bad.json") && message.contains("institutions[0].region_code"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_committed_example_checks() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../genesis/examples/city.json");
+    let checked = medledger(&["genesis", "check", example]);
+    assert!(checked.status.success(), "{}", text(&checked));
+}
+
+#[test]
+fn keys_new_and_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("me.json");
+    let made = medledger(&["keys", "new", "--out", path.to_str().unwrap()]);
+    assert!(made.status.success(), "{}", text(&made));
+    let shown = medledger(&["keys", "show", path.to_str().unwrap()]);
+    assert!(
+        text(&shown).contains("public key:               ed25519:"),
+        "{}",
+        text(&shown)
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = medledger(&["keys", "show", path.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("chmod 600"), "{}", text(&refused));
+}
+
+#[test]
+fn demo_tells_the_story_and_refuses_after_revocation() {
+    let output = medledger(&["demo"]);
+    let story = text(&output);
+    assert!(output.status.success(), "{story}");
+    for step in [
+        "→ Authorized",
+        "records the release",
+        "→ Denied(GrantRevoked)",
+        "inclusion proof ✓",
+        "Revoked (JMT proof",
+    ] {
+        assert!(story.contains(step), "missing {step:?} in:\n{story}");
+    }
+}
