@@ -1,6 +1,7 @@
 //! `medledger genesis`.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -37,6 +38,9 @@ pub fn new(out: &Path, chain_id: &str, published_example_keys: bool) -> anyhow::
         let key_dir = out.join("keys");
         std::fs::create_dir_all(&key_dir)
             .with_context(|| format!("creating {}", key_dir.display()))?;
+        // Only the owner may list or open the secret keys.
+        std::fs::set_permissions(&key_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", key_dir.display()))?;
         for (label, key) in &keys {
             let path = key_dir.join(format!("{}.json", label.replace(':', ".")));
             key.save(&path)?;
