@@ -32,6 +32,11 @@ fn genesis_new_check_show_and_a_bad_field_named() {
         std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    let key_dir_mode = std::fs::metadata(out.join("keys"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_dir_mode & 0o777, 0o700);
     let checked = medledger(&["genesis", "check", genesis.to_str().unwrap()]);
     assert!(checked.status.success(), "{}", text(&checked));
     assert!(text(&checked).contains("4 validators (tolerates 1 faulty)"));
