@@ -385,9 +385,6 @@ pub enum DenialReason {
     /// The practitioner's institution is suspended or removed.
     #[error("the requesting institution is not an active member")]
     InstitutionNotActive,
-    /// No grant has the cited id.
-    #[error("no grant has this id")]
-    UnknownGrant,
     /// The grant was revoked.
     #[error("the grant was revoked")]
     GrantRevoked,

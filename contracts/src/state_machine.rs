@@ -1364,7 +1364,7 @@ fn decide_request(
     st: &Overlay<'_>,
     requester: PractitionerId,
     practitioner: &PractitionerRecord,
-    grant: Option<&GrantRecord>,
+    grant: &GrantRecord,
     holder: &InstitutionId,
     categories: &[Category],
     purpose: Purpose,
@@ -1373,9 +1373,6 @@ fn decide_request(
     if let Err(reason) = active_practitioner(st, practitioner)? {
         return Ok(Decision::Denied(reason));
     }
-    let Some(grant) = grant else {
-        return Ok(Decision::Denied(DenialReason::UnknownGrant));
-    };
     let denial = match grant.status_at(ctx.time) {
         GrantStatus::Active => None,
         GrantStatus::Revoked => Some(DenialReason::GrantRevoked),
@@ -1430,7 +1427,7 @@ fn access_request(
         st,
         requester,
         &practitioner,
-        Some(&grant),
+        &grant,
         holder,
         categories,
         purpose,
