@@ -14,7 +14,7 @@ use core::fmt;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::encoding::{DecodeError, Hash32};
+use crate::encoding::Hash32;
 
 /// The signature and hash suite a chain is created with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,11 +213,6 @@ impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SecretKey({:?})", self.public_key())
     }
-}
-
-/// Parses a digest given as hex (re-exported for callers of this module).
-pub fn parse_hash(text: &str) -> Result<Hash32, DecodeError> {
-    Hash32::from_hex(text)
 }
 
 #[cfg(test)]

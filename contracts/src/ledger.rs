@@ -5,7 +5,7 @@
 use crate::block::BlockHeader;
 use crate::encoding::Hash32;
 use crate::records::{LedgerParameters, Receipt};
-use crate::state::{JmtStore, SparseProof, StateError, StateKey, StateReader};
+use crate::state::{JmtStore, Overlay, SparseProof, StateError, StateKey};
 use crate::state_machine::{
     BlockContext, BlockExecution, GenesisPractitioner, GenesisStateError, execute_block,
     genesis_writes,
@@ -167,15 +167,7 @@ impl MemoryLedger {
         &self,
         key: &StateKey,
     ) -> Result<Option<T>, StateError> {
-        match self.store.read(&key.to_bytes())? {
-            None => Ok(None),
-            Some(bytes) => bcs::from_bytes(&bytes)
-                .map(Some)
-                .map_err(|e| StateError::Corrupt {
-                    key: format!("{key:?}"),
-                    error: e.to_string(),
-                }),
-        }
+        Overlay::new(&self.store).get(key)
     }
 
     /// A value and its proof at `height`.

@@ -15,7 +15,7 @@ use medledger_contracts::records::{AuditEntry, DenialReason, GrantRecord, Outcom
 use medledger_contracts::state::{StateKey, verify_state_proof};
 use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, Transaction};
 use medledger_contracts::types::*;
-use medledger_genesis::example::{EXAMPLE_CHAIN_ID, city_consortium, key_labels};
+use medledger_genesis::example::EXAMPLE_CHAIN_ID;
 
 struct Demo {
     ledger: MemoryLedger,
@@ -68,14 +68,7 @@ pub fn run() -> anyhow::Result<()> {
         "medledger demo — in-process ledger: the real contracts, signatures, JMT state and audit log"
     );
     println!("(not yet a consortium: BFT consensus, RocksDB and the network come with the node)\n");
-    let mut keys = BTreeMap::new();
-    for label in key_labels() {
-        keys.insert(label, KeyFile::generate()?);
-    }
-    let file = city_consortium(EXAMPLE_CHAIN_ID, |label| match keys.get(label) {
-        Some(key) => key.public_key(),
-        None => unreachable!("key_labels() lists every label"),
-    });
+    let (file, mut keys) = super::genesis::example_consortium(EXAMPLE_CHAIN_ID, false)?;
     let genesis = file.validate()?;
     println!(
         "consortium {}: {} institutions, {} validators, genesis {}",

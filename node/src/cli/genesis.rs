@@ -18,19 +18,7 @@ pub fn new(out: &Path, chain_id: &str, published_example_keys: bool) -> anyhow::
         );
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut keys: BTreeMap<String, KeyFile> = BTreeMap::new();
-    for label in key_labels() {
-        let key = if published_example_keys {
-            KeyFile::from_secret(published_example_key(&label))
-        } else {
-            KeyFile::generate()?
-        };
-        keys.insert(label, key);
-    }
-    let file = city_consortium(chain_id, |label| match keys.get(label) {
-        Some(key) => key.public_key(),
-        None => unreachable!("key_labels() lists every label the template asks for"),
-    });
+    let (file, keys) = example_consortium(chain_id, published_example_keys)?;
     let genesis = file
         .validate()
         .context("the generated genesis does not validate")?;
@@ -118,4 +106,26 @@ pub fn show(path: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The example city consortium with a key for every label it needs: fresh
+/// ones from OS entropy, or the published deterministic example keys.
+pub fn example_consortium(
+    chain_id: &str,
+    published_example_keys: bool,
+) -> anyhow::Result<(GenesisFile, BTreeMap<String, KeyFile>)> {
+    let mut keys = BTreeMap::new();
+    for label in key_labels() {
+        let key = if published_example_keys {
+            KeyFile::from_secret(published_example_key(&label))
+        } else {
+            KeyFile::generate()?
+        };
+        keys.insert(label, key);
+    }
+    let file = city_consortium(chain_id, |label| match keys.get(label) {
+        Some(key) => key.public_key(),
+        None => unreachable!("key_labels() lists every label the template asks for"),
+    });
+    Ok((file, keys))
 }
