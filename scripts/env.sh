@@ -2,17 +2,24 @@
 # One target directory outside the clone, so every clone (and CI) reuses builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/medledger-target}"
 
-# Installs the system packages the build needs when they are missing.
-# Today that is only a C toolchain (rustc links through `cc`);
-# RocksDB will add clang and libclang-dev here.
+# Installs the system packages the build needs when they are missing:
+# a C/C++ toolchain (rustc links through `cc`; RocksDB is C++) and libclang
+# (bindgen generates RocksDB's Rust bindings at build time).
 install_build_prerequisites() {
   local missing=()
   command -v cc >/dev/null 2>&1 || missing+=(gcc)
+  command -v c++ >/dev/null 2>&1 || missing+=(g++)
+  command -v clang >/dev/null 2>&1 || missing+=(clang)
+  if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 \
+     && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+    missing+=(libclang-dev)
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "installing build prerequisites: ${missing[*]}" >&2
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
     else
-      echo "missing system packages: ${missing[*]} (install them with your package manager)" >&2
+      echo "missing system packages: ${missing[*]} (install them with your package manager, e.g. sudo apt-get install ${missing[*]})" >&2
       return 1
     fi
   fi

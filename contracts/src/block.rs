@@ -9,7 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::encoding::{Hash32, hash_of, tags};
+use crate::constants::{BLOCK_BYTES_MAX, BLOCK_TRANSACTIONS_MAX};
+use crate::encoding::{BoundedVec, DecodeError, Hash32, from_bytes, hash_of, tags, to_bytes};
+use crate::transaction::SignedTransaction;
 use crate::types::{ChainId, InstitutionId, Timestamp};
 
 /// A block header.
@@ -41,5 +43,27 @@ impl BlockHeader {
     /// The header's hash (rule 2).
     pub fn hash(&self) -> Hash32 {
         hash_of(tags::BLOCK_HEADER, self)
+    }
+}
+
+/// A block: its header and its transactions, in order. Its BCS encoding is
+/// what nodes store, sync and export for auditors.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// The header consensus certified.
+    pub header: BlockHeader,
+    /// The transactions, in execution order.
+    pub transactions: BoundedVec<SignedTransaction, BLOCK_TRANSACTIONS_MAX>,
+}
+
+impl Block {
+    /// The canonical bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        to_bytes(self)
+    }
+
+    /// Decodes a block strictly, refusing more than [`BLOCK_BYTES_MAX`] bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        from_bytes(bytes, BLOCK_BYTES_MAX)
     }
 }

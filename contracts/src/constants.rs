@@ -44,3 +44,9 @@ pub const RECOVERY_APPROVALS_MAX: usize = RECOVERY_DELEGATES_MAX;
 pub const PROPOSAL_VOTES_MAX: usize = VALIDATORS_MAX;
 /// Largest voting power of one validator (keeps every total far from overflow).
 pub const VOTING_POWER_MAX: u64 = 1_000_000;
+/// Most transactions in one block (genesis may set a lower limit).
+pub const BLOCK_TRANSACTIONS_MAX: usize = 20_000;
+/// Largest encoded block (header and transactions) accepted from anywhere.
+pub const BLOCK_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// Largest encoded commit certificate.
+pub const CERTIFICATE_BYTES_MAX: usize = 64 * 1024;

@@ -38,6 +38,12 @@ pub mod tags {
     pub const VALIDATOR_SET: &[u8] = b"medledger/validator-set/v1";
     /// The genesis file.
     pub const GENESIS: &[u8] = b"medledger/genesis/v1";
+    /// A consensus vote (prevote or precommit) signed by a validator's node key.
+    pub const CONSENSUS_VOTE: &[u8] = b"medledger/vote/v1";
+    /// A consensus proposal signed by a validator's node key.
+    pub const CONSENSUS_PROPOSAL: &[u8] = b"medledger/proposal/v1";
+    /// A node's proof that its network identity belongs to its node key.
+    pub const NODE_IDENTITY: &[u8] = b"medledger/node-identity/v1";
     /// A hash of a practitioner's licence number (the number itself stays off the ledger).
     pub const LICENCE: &[u8] = b"medledger/licence/v1";
 }

@@ -14,6 +14,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod block;
+pub mod certificate;
 pub mod constants;
 pub mod crypto;
 pub mod encoding;

@@ -88,13 +88,17 @@ fn keys_new_and_show() {
 
 #[test]
 fn demo_tells_the_story_and_refuses_after_revocation() {
-    let output = medledger(&["demo"]);
+    let dir = tempfile::tempdir().unwrap();
+    let consortium = dir.path().join("consortium");
+    let output = medledger(&["demo", "--dir", consortium.to_str().unwrap()]);
     let story = text(&output);
     assert!(output.status.success(), "{story}");
     for step in [
-        "→ Authorized",
+        "all four validators are committing blocks",
+        "→ authorized",
         "records the release",
-        "→ Denied(GrantRevoked)",
+        "→ denied",
+        "every node holds the same ledger",
         "inclusion proof ✓",
         "Revoked (JMT proof",
     ] {

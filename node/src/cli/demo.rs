@@ -1,93 +1,191 @@
-//! `medledger demo`: the consent story on an in-process ledger.
+//! `medledger demo`: the consent story on a real local consortium.
 //!
-//! This runs the real state machine, signatures, JMT state and audit log, in
-//! one process. It is not a consortium: consensus between nodes, RocksDB and
-//! the network are not built yet, and the output says so.
+//! Four validator processes (`medledger node run`) on 127.0.0.1 agree by BFT
+//! consensus and store on RocksDB; the demo submits signed transactions over
+//! HTTP, waits for each to commit, then stops the nodes and audits one
+//! node's disk: the patient's audit entries with inclusion proofs against the
+//! last certified header, and the grant with a JMT proof. The records
+//! themselves do not move yet (the records gateway is not built): the demo
+//! records the release on the ledger and says so.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use medledger_client_sdk::KeyFile;
 use medledger_contracts::encoding::{BoundedVec, Hash32, tagged_hash};
-use medledger_contracts::ledger::MemoryLedger;
 use medledger_contracts::merkle;
-use medledger_contracts::records::{AuditEntry, DenialReason, GrantRecord, Outcome};
+use medledger_contracts::records::{AuditEntry, GrantRecord};
 use medledger_contracts::state::{StateKey, verify_state_proof};
 use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, Transaction};
 use medledger_contracts::types::*;
-use medledger_genesis::example::EXAMPLE_CHAIN_ID;
+use medledger_store::Store;
+use serde_json::{Value, json};
+
+use super::testnet::{self, TestnetLayout};
+
+/// Kills the demo's nodes however the demo ends.
+struct Nodes(Vec<Child>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
 
 struct Demo {
-    ledger: MemoryLedger,
+    chain: ChainId,
+    layout: TestnetLayout,
+    http: reqwest::Client,
     keys: BTreeMap<String, KeyFile>,
     nonce: u64,
-    audit: Vec<AuditEntry>,
 }
 
 impl Demo {
-    fn key(&self, label: &str) -> anyhow::Result<&KeyFile> {
+    fn key(&self, label: &str) -> anyhow::Result<KeyFile> {
         self.keys
             .get(label)
+            .cloned()
             .with_context(|| format!("no key {label}"))
     }
 
-    fn submit(
+    /// Signs, submits to the `node`th node, waits for the commit, prints the outcome.
+    async fn submit(
         &mut self,
+        node: usize,
         what: &str,
         signer: Signer,
         key: &KeyFile,
         payload: Payload,
-    ) -> anyhow::Result<(TxHash, Outcome)> {
+    ) -> anyhow::Result<(TxHash, String)> {
         self.nonce += 1;
         let tx: SignedTransaction = Transaction {
             signer,
             nonce: self.nonce,
             payload,
         }
-        .sign(self.ledger.chain(), key.secret());
-        let id = tx.transaction.id(self.ledger.chain());
-        let time = Timestamp(self.ledger.time().0 + 2_000);
-        let proposer = InstitutionId::new("city-first-hospital").map_err(anyhow::Error::msg)?;
-        let (header, execution) = self.ledger.execute(time, &proposer, vec![tx])?;
-        let receipt = execution
-            .receipts
-            .into_iter()
-            .next()
-            .context("no receipt")?;
-        self.audit.extend(execution.audit_entries);
+        .sign(&self.chain, key.secret());
+        let id = tx.transaction.id(&self.chain);
+        let target = &self.layout.nodes[node % self.layout.nodes.len()];
+        let response = self
+            .http
+            .post(format!("{}/v1/tx", target.http))
+            .json(&json!({"transaction": hex::encode(tx.to_bytes()), "wait": true}))
+            .send()
+            .await
+            .with_context(|| format!("submitting to {}", target.http))?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("{what}: {} refused it: {body}", target.institution);
+        }
+        let outcome = body["outcome"]["status"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        let reason = body["outcome"]["reason"]
+            .as_str()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
         println!(
-            "  block {:>2}  {:<44} → {:?}",
-            header.height, what, receipt.outcome
+            "  block {:>3}  {:<46} via {:<21} → {outcome}{reason}",
+            body["height"], what, target.institution
         );
-        Ok((id, receipt.outcome))
+        Ok((id, outcome))
     }
 }
 
-pub fn run() -> anyhow::Result<()> {
+async fn wait_until_committing(demo: &Demo) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for node in &demo.layout.nodes {
+        loop {
+            let height = async {
+                let r = demo
+                    .http
+                    .get(format!("{}/v1/status", node.http))
+                    .send()
+                    .await
+                    .ok()?;
+                r.json::<Value>().await.ok()?["height"].as_u64()
+            }
+            .await;
+            if height.is_some_and(|h| h >= 1) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not commit a block within 90 s; see {}",
+                    node.institution,
+                    node.home.join("node.log").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
+pub fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("medledger-demo-{}", std::process::id()))
+    });
     println!(
-        "medledger demo — in-process ledger: the real contracts, signatures, JMT state and audit log"
+        "medledger demo — a local consortium of four validator processes (BFT consensus, RocksDB)\n"
     );
-    println!("(not yet a consortium: BFT consensus, RocksDB and the network come with the node)\n");
-    let (file, mut keys) = super::genesis::example_consortium(EXAMPLE_CHAIN_ID, false)?;
-    let genesis = file.validate()?;
-    println!(
-        "consortium {}: {} institutions, {} validators, genesis {}",
-        genesis.chain_id.as_str(),
-        genesis.institutions.len(),
-        genesis.validators().count(),
-        &genesis.hash().to_hex()[..16]
-    );
+    let layout = testnet::init(&dir, 4, 0, "medledger-demo")?;
+    let mut nodes = Nodes(Vec::new());
+    for node in &layout.nodes {
+        nodes.0.push(testnet::spawn_node(&node.home)?);
+        println!(
+            "  started {:<21} {}  (log: {})",
+            node.institution,
+            node.http,
+            node.home.join("node.log").display()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (patient, grant, last_height) = runtime.block_on(story(&dir, layout.clone()))?;
+    // Stop the consortium, then audit the first hospital's disk.
+    drop(nodes);
+    audit(&layout.nodes[0].home, patient, grant, last_height)?;
+    println!("\nthe consortium's files are in {}", dir.display());
+    Ok(())
+}
+
+async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, TxHash, u64)> {
+    let mut keys = BTreeMap::new();
+    for entry in std::fs::read_dir(dir.join("keys"))? {
+        let path = entry?.path();
+        let label = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .context("key file name")?
+            .replacen('.', ":", 1);
+        keys.insert(label, KeyFile::load(&path)?);
+    }
     keys.insert("patient".into(), KeyFile::generate()?);
     let mut demo = Demo {
-        ledger: genesis.memory_ledger()?,
+        chain: ChainId::new(&layout.chain_id).map_err(anyhow::Error::msg)?,
+        layout,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(40))
+            .build()?,
         keys,
         nonce: 0,
-        audit: Vec::new(),
     };
+    wait_until_committing(&demo).await?;
+    println!("  all four validators are committing blocks\n");
 
-    let patient_key = demo.key("patient")?.clone();
+    let patient_key = demo.key("patient")?;
     let patient = patient_key.patient_id();
-    let doctor_key = demo.key("practitioner:dr-second-1")?.clone();
+    let doctor_key = demo.key("practitioner:dr-second-1")?;
     let doctor = doctor_key.practitioner_id();
     let first = InstitutionId::new("city-first-hospital").map_err(anyhow::Error::msg)?;
     let second = InstitutionId::new("city-second-hospital").map_err(anyhow::Error::msg)?;
@@ -97,12 +195,14 @@ pub fn run() -> anyhow::Result<()> {
     );
 
     demo.submit(
+        0,
         "patient registers",
         Signer::Patient(patient),
         &patient_key,
         Payload::RegisterPatient,
-    )?;
-    let now = demo.ledger.time();
+    )
+    .await?;
+    let now = crate::node::shared::now();
     let categories = BoundedVec::new(vec![Category::LabReports, Category::Imaging])
         .map_err(|_| anyhow::anyhow!("categories"))?;
     let terms = GrantTerms {
@@ -120,34 +220,41 @@ pub fn run() -> anyhow::Result<()> {
             &[b"referral notice shown to the patient"],
         ),
     };
-    let (grant, _) = demo.submit(
-        "grant: second hospital may read labs+imaging",
-        Signer::Patient(patient),
-        &patient_key,
-        Payload::Grant(terms),
-    )?;
+    let (grant, _) = demo
+        .submit(
+            1,
+            "grant: second hospital may read labs+imaging",
+            Signer::Patient(patient),
+            &patient_key,
+            Payload::Grant(terms),
+        )
+        .await?;
     let request_payload = || Payload::AccessRequest {
         grant,
         holder: first.clone(),
         categories: BoundedVec::new(vec![Category::LabReports]).unwrap_or_default(),
         purpose: Purpose::Referral,
     };
-    let (request, outcome) = demo.submit(
-        "doctor requests lab reports",
-        Signer::Practitioner(doctor),
-        &doctor_key,
-        request_payload(),
-    )?;
-    if outcome != Outcome::Authorized {
-        bail!("the request should have been authorised");
+    let (request, outcome) = demo
+        .submit(
+            2,
+            "doctor requests lab reports",
+            Signer::Practitioner(doctor),
+            &doctor_key,
+            request_payload(),
+        )
+        .await?;
+    if outcome != "authorized" {
+        bail!("the request should have been authorised, got {outcome}");
     }
-    // The holder releases: here two stand-in documents, of which only hashes go on the ledger.
+    // Only hashes of what was released go on the ledger.
     let hashes = ["Observation/1", "DiagnosticReport/1"]
         .iter()
         .map(|r| tagged_hash(b"medledger/demo-content", &[r.as_bytes()]))
         .collect::<Vec<Hash32>>();
-    let node_key = demo.key("node:city-first-hospital")?.clone();
+    let node_key = demo.key("node:city-first-hospital")?;
     demo.submit(
+        3,
         "first hospital records the release",
         Signer::InstitutionNode(first.clone()),
         &node_key,
@@ -155,51 +262,123 @@ pub fn run() -> anyhow::Result<()> {
             request,
             content_hashes: BoundedVec::new(hashes).map_err(|_| anyhow::anyhow!("hashes"))?,
         },
-    )?;
+    )
+    .await?;
+    println!(
+        "             (the records gateway that moves the records themselves is not built yet: only the release is recorded)"
+    );
     demo.submit(
+        0,
         "patient revokes the grant",
         Signer::Patient(patient),
         &patient_key,
         Payload::Revoke { grant },
-    )?;
-    let (_, outcome) = demo.submit(
-        "doctor requests again",
-        Signer::Practitioner(doctor),
-        &doctor_key,
-        request_payload(),
-    )?;
-    if outcome != Outcome::Denied(DenialReason::GrantRevoked) {
-        bail!("the request after revocation should have been refused, got {outcome:?}");
+    )
+    .await?;
+    let (_, outcome) = demo
+        .submit(
+            1,
+            "doctor requests again",
+            Signer::Practitioner(doctor),
+            &doctor_key,
+            request_payload(),
+        )
+        .await?;
+    if outcome != "denied" {
+        bail!("the request after revocation should have been refused, got {outcome}");
     }
 
-    println!("\naudit: what happened to this patient, verified against block headers");
-    let header = demo.ledger.headers().last().context("no blocks")?.clone();
-    let leaves: Vec<Hash32> = demo.audit.iter().map(AuditEntry::leaf_hash).collect();
-    for entry in demo.audit.iter().filter(|e| e.patient == patient) {
-        let index = usize::try_from(entry.index)?;
-        let proof = merkle::inclusion_proof(&leaves, index).context("proof")?;
+    println!("\nevery node holds the same ledger:");
+    let mut heights = Vec::new();
+    for node in &demo.layout.nodes {
+        let status: Value = demo
+            .http
+            .get(format!("{}/v1/status", node.http))
+            .send()
+            .await?
+            .json()
+            .await?;
+        heights.push(status["height"].as_u64().unwrap_or(0));
+    }
+    let common = heights.iter().copied().min().unwrap_or(0);
+    let mut first_hash = None;
+    for node in &demo.layout.nodes {
+        let header: Value = demo
+            .http
+            .get(format!("{}/v1/headers/{common}", node.http))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let hash = header["hash"].as_str().unwrap_or_default().to_string();
+        println!(
+            "  {:<21} height {common}: block {}  state {}  audit log {} entries, root {}",
+            node.institution,
+            &hash.get(..16).unwrap_or_default(),
+            header["state_root"]
+                .as_str()
+                .unwrap_or_default()
+                .get(..16)
+                .unwrap_or_default(),
+            header["audit_size"],
+            header["audit_root"]
+                .as_str()
+                .unwrap_or_default()
+                .get(..16)
+                .unwrap_or_default(),
+        );
+        match &first_hash {
+            None => first_hash = Some(hash),
+            Some(h) if *h != hash => bail!("{} disagrees at height {common}", node.institution),
+            Some(_) => {}
+        }
+    }
+    Ok((patient, grant, common))
+}
+
+/// Reads a stopped node's RocksDB and proves what happened to the patient.
+fn audit(home: &Path, patient: PatientId, grant: TxHash, height: u64) -> anyhow::Result<()> {
+    println!(
+        "\naudit of the first hospital's disk (nodes stopped): this patient's entries, proven against the header"
+    );
+    let store = Store::open(&home.join("data").join("ledger"))?;
+    let height = store.height()?.unwrap_or(height);
+    let header = store.header(height)?.context("no header")?;
+    let mut leaves = Vec::new();
+    for index in 0..header.audit_size {
+        leaves.push(
+            store
+                .audit_entry(index)?
+                .context("audit entry missing")?
+                .leaf_hash(),
+        );
+    }
+    for index in store.audit_indexes_for_patient(&patient.0)? {
+        let entry: AuditEntry = store.audit_entry(index)?.context("audit entry")?;
+        let position = usize::try_from(index)?;
+        let proof = merkle::inclusion_proof(&leaves, position).context("proof")?;
         merkle::verify_inclusion(
             &header.audit_root,
             header.audit_size,
-            entry.index,
-            &leaves[index],
+            index,
+            &leaves[position],
             &proof,
         )?;
         println!(
-            "  #{:<2} block {:>2}  {}  (inclusion proof ✓)",
+            "  #{:<2} block {:>3}  {}  (inclusion proof ✓)",
             entry.index,
             entry.at.height,
             entry.event_summary()
         );
     }
     let key = StateKey::Grant(grant);
-    let (value, proof) = demo.ledger.prove(&key, header.height)?;
+    let (value, proof) = store.get_with_proof(&key, height)?;
     verify_state_proof(header.state_root, &key, value.as_deref(), &proof)?;
     let record: GrantRecord = bcs::from_bytes(&value.context("grant missing")?)?;
     println!(
         "\ngrant {} at height {}: {:?} (JMT proof against the state root ✓)",
         &grant.0.to_hex()[..16],
-        header.height,
+        height,
         record.status_at(header.time)
     );
     Ok(())

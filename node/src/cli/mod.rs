@@ -3,6 +3,7 @@
 mod demo;
 mod genesis;
 mod keys;
+pub mod testnet;
 
 use std::path::PathBuf;
 
@@ -24,9 +25,44 @@ enum Command {
     /// Create and inspect key files.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Run the consent story (grant, request, release, revocation, refusal,
-    /// audit) on an in-process ledger built from the example consortium.
-    Demo,
+    /// Start a local consortium of four validator processes and run the
+    /// consent story on it (grant, request, release, revocation, refusal, audit).
+    Demo {
+        /// Where to put the consortium's files (default: a new temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Run a node.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Make and run a local consortium of node processes on 127.0.0.1.
+    Testnet {
+        /// Directory for genesis, keys and one home per node (reused if it holds a testnet).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Validators.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Members that run a node but do not vote.
+        #[arg(long, default_value_t = 0)]
+        observers: usize,
+        /// Chain id.
+        #[arg(long, default_value = "medledger-testnet")]
+        chain_id: String,
+        /// Only write the files; do not start the nodes.
+        #[arg(long)]
+        init_only: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCommand {
+    /// Run the node whose home directory holds config.toml.
+    Run {
+        /// The node's home directory.
+        #[arg(long)]
+        home: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -83,6 +119,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Genesis(GenesisCommand::Show { file }) => genesis::show(&file),
         Command::Keys(KeysCommand::New { out }) => keys::new(&out),
         Command::Keys(KeysCommand::Show { file }) => keys::show(&file),
-        Command::Demo => demo::run(),
+        Command::Demo { dir } => demo::run(dir),
+        Command::Node(NodeCommand::Run { home }) => crate::node::run(&home),
+        Command::Testnet {
+            dir,
+            validators,
+            observers,
+            chain_id,
+            init_only,
+        } => testnet::run(&dir, validators, observers, &chain_id, init_only),
     }
 }

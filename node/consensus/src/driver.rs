@@ -1,0 +1,665 @@
+//! The application message loop: starts Malachite's engine and answers each
+//! of its messages by calling the node's [`Application`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use malachitebft_app_channel::app::config::{
+    ConsensusConfig, NodeConfig, P2pConfig, ValueSyncConfig,
+};
+use malachitebft_app_channel::app::consensus::VoteExtensionError;
+use malachitebft_app_channel::app::engine::host::{Next, SyncedValueOutcome};
+use malachitebft_app_channel::app::engine::util::streaming::StreamContent;
+use malachitebft_app_channel::app::streaming::{StreamId, StreamMessage};
+use malachitebft_app_channel::app::types::codec::Codec;
+use malachitebft_app_channel::app::types::core::{
+    Context as _, HeightParams, LinearTimeouts, Round, Validity,
+};
+use malachitebft_app_channel::app::types::sync::RawDecidedValue;
+use malachitebft_app_channel::app::types::{Keypair, LocallyProposedValue, ProposedValue};
+use malachitebft_app_channel::{
+    AppMsg, Channels, ConsensusContext, NetworkContext, NetworkIdentity, NetworkMsg,
+    NetworkRequest, RequestContext, Signer as _, SyncContext, WalContext, start_engine,
+};
+use malachitebft_signing_ed25519::PublicKey as MPublicKey;
+use medledger_contracts::Hash32;
+use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::records::ValidatorSet as LedgerValidators;
+use tracing::{debug, info, warn};
+
+use crate::codec::{WireCodec, certificate_from_contract, certificate_to_contract};
+use crate::context::{Address, BlockId, BlockPart, Ctx, Height, Validator, ValidatorSet};
+use crate::signing::{NodeSigner, NodeVerifier, address_of, block_id};
+use crate::{Application, BlockRefusal, Settings, SharedTelemetry, Timeouts};
+
+/// Bytes of block per proposal part: small enough for gossip, large enough
+/// that a full block is a handful of messages.
+const CHUNK_BYTES: usize = 256 * 1024;
+/// Streams of proposal parts buffered at once; more are dropped (a proposer
+/// sends one per round).
+const OPEN_STREAMS_MAX: usize = 64;
+/// Longest a proposer waits for transactions before proposing an empty block.
+const EMPTY_BLOCK_WAIT: Duration = Duration::from_millis(300);
+/// Blocks served per sync request.
+const SYNC_BATCH_MAX: u64 = 50;
+
+struct NodeConfigImpl {
+    moniker: String,
+    consensus: ConsensusConfig,
+    value_sync: ValueSyncConfig,
+}
+
+impl NodeConfig for NodeConfigImpl {
+    fn moniker(&self) -> &str {
+        &self.moniker
+    }
+    fn consensus(&self) -> &ConsensusConfig {
+        &self.consensus
+    }
+    fn consensus_mut(&mut self) -> &mut ConsensusConfig {
+        &mut self.consensus
+    }
+    fn value_sync(&self) -> &ValueSyncConfig {
+        &self.value_sync
+    }
+    fn value_sync_mut(&mut self) -> &mut ValueSyncConfig {
+        &mut self.value_sync
+    }
+}
+
+/// The libp2p identity of a node key (the same Ed25519 key).
+pub(crate) fn keypair(key: &SecretKey) -> Result<Keypair, String> {
+    Keypair::ed25519_from_bytes(key.seed()).map_err(|e| format!("node key as libp2p key: {e}"))
+}
+
+fn linear_timeouts(t: &Timeouts) -> LinearTimeouts {
+    // Each further round waits a little longer, so a slow network converges.
+    LinearTimeouts {
+        propose: t.propose,
+        propose_delta: t.propose / 2,
+        prevote: t.prevote,
+        prevote_delta: t.prevote / 2,
+        precommit: t.precommit,
+        precommit_delta: t.precommit / 2,
+        rebroadcast: t.propose + t.prevote + t.precommit,
+        max_timeout: Duration::from_secs(30),
+    }
+}
+
+fn consensus_validators(set: &LedgerValidators) -> Result<ValidatorSet, String> {
+    let validators =
+        set.validators
+            .iter()
+            .map(|v| {
+                let bytes: [u8; 32] = v.node_key.raw_bytes().try_into().map_err(|_| {
+                    format!("validator {}: node key length", v.institution.as_str())
+                })?;
+                let public_key = MPublicKey::from_bytes(bytes)
+                    .map_err(|e| format!("validator {}: {e}", v.institution.as_str()))?;
+                Ok(Validator {
+                    address: address_of(&v.node_key),
+                    public_key,
+                    power: v.power,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+    Ok(ValidatorSet::new(validators))
+}
+
+/// A block this node has in full for the height in progress.
+struct KnownBlock {
+    height: u64,
+    round: Round,
+    valid_round: Round,
+    proposer: Address,
+    bytes: Vec<u8>,
+    valid: bool,
+}
+
+/// Proposal parts of one stream, by sequence number.
+#[derive(Default)]
+struct PartBuffer {
+    parts: BTreeMap<u64, BlockPart>,
+    fin_at: Option<u64>,
+    bytes: usize,
+}
+
+struct Driver<A: Application> {
+    app: A,
+    ctx: Ctx,
+    address: Address,
+    timeouts: LinearTimeouts,
+    /// Blocks proposed or received, by id (cleared as heights commit).
+    known: HashMap<BlockId, KnownBlock>,
+    /// Our own proposal per (height, round), so asking twice gets the same.
+    own: HashMap<(u64, Round), BlockId>,
+    streams: HashMap<(String, Bytes), PartBuffer>,
+    /// The height whose block was committed on `Decided`.
+    committed: Option<u64>,
+    telemetry: SharedTelemetry,
+}
+
+/// Runs consensus until the engine stops.
+pub async fn run<A: Application>(
+    settings: Settings,
+    app: A,
+    telemetry: SharedTelemetry,
+) -> Result<(), String> {
+    let ctx = Ctx;
+    let public_key = settings.node_key.public_key();
+    let address = address_of(&public_key);
+    let keypair = keypair(&settings.node_key)?;
+    let peer_id = keypair.public().to_peer_id();
+
+    let mut p2p = P2pConfig {
+        listen_addr: settings
+            .listen
+            .parse()
+            .map_err(|e| format!("p2p listen address {}: {e}", settings.listen))?,
+        persistent_peers: settings
+            .peers
+            .iter()
+            .map(|p| p.parse().map_err(|e| format!("peer address {p}: {e}")))
+            .collect::<Result<_, String>>()?,
+        // Only the consortium's configured members; no discovery of strangers.
+        persistent_peers_only: true,
+        ..P2pConfig::default()
+    };
+    p2p.discovery.enabled = false;
+    let config = NodeConfigImpl {
+        moniker: settings.moniker.clone(),
+        consensus: ConsensusConfig {
+            p2p,
+            ..ConsensusConfig::default()
+        },
+        value_sync: ValueSyncConfig {
+            status_update_interval: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(5),
+            batch_size: 20,
+            ..ValueSyncConfig::default()
+        },
+    };
+
+    let signer = NodeSigner::new(settings.chain_id.clone(), settings.node_key.clone());
+    let identity = if settings.validator {
+        let proof = signer
+            .sign_validator_proof(public_key.raw_bytes().to_vec(), peer_id.to_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let proof_bytes = WireCodec.encode(&proof).map_err(|e| e.to_string())?;
+        NetworkIdentity::new_validator(
+            settings.moniker.clone(),
+            keypair,
+            address.to_string(),
+            proof_bytes,
+        )
+    } else {
+        NetworkIdentity::new(settings.moniker.clone(), keypair, None)
+    };
+    let verifier = NodeVerifier::new(settings.chain_id.clone());
+    let consensus_ctx = if settings.validator {
+        ConsensusContext::new_validator(address, Box::new(verifier), Box::new(signer))
+    } else {
+        ConsensusContext::new_full_node(address, Box::new(verifier))
+    };
+    std::fs::create_dir_all(&settings.wal_dir)
+        .map_err(|e| format!("creating {}: {e}", settings.wal_dir.display()))?;
+    let (channels, _handle) = start_engine(
+        ctx.clone(),
+        config,
+        WalContext::new(settings.wal_dir.join("consensus.wal"), WireCodec),
+        NetworkContext::new(identity, WireCodec),
+        consensus_ctx,
+        SyncContext::new(WireCodec),
+        RequestContext::new(100),
+    )
+    .await
+    .map_err(|e| format!("starting consensus: {e}"))?;
+    info!(%address, %peer_id, validator = settings.validator, "consensus started");
+
+    spawn_peer_counter(channels.net_requests.clone(), telemetry.clone());
+    let mut driver = Driver {
+        app,
+        ctx,
+        address,
+        timeouts: linear_timeouts(&settings.timeouts),
+        known: HashMap::new(),
+        own: HashMap::new(),
+        streams: HashMap::new(),
+        committed: None,
+        telemetry,
+    };
+    driver.run(channels).await
+}
+
+fn spawn_peer_counter(
+    requests: tokio::sync::mpsc::Sender<NetworkRequest>,
+    telemetry: SharedTelemetry,
+) {
+    tokio::spawn(async move {
+        loop {
+            if let Ok(Some(dump)) = NetworkRequest::dump_state(&requests).await {
+                telemetry.peers.store(dump.peers.len(), Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+}
+
+fn stream_id(height: u64, round: Round) -> StreamId {
+    let mut bytes = height.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&round.as_i64().to_be_bytes());
+    StreamId::new(Bytes::from(bytes))
+}
+
+impl<A: Application> Driver<A> {
+    fn params(&self, height: u64) -> Result<HeightParams<Ctx>, String> {
+        let set = consensus_validators(&self.app.validators(height)?)?;
+        Ok(HeightParams::new(set, self.timeouts, None))
+    }
+
+    async fn run(&mut self, mut channels: Channels<Ctx>) -> Result<(), String> {
+        while let Some(msg) = channels.consensus.recv().await {
+            if let Err(error) = self.handle(msg, &channels).await {
+                // A reply channel closed or a storage failure: consensus
+                // cannot go on safely without the application.
+                return Err(error);
+            }
+        }
+        Err("consensus engine stopped".into())
+    }
+
+    async fn handle(&mut self, msg: AppMsg<Ctx>, channels: &Channels<Ctx>) -> Result<(), String> {
+        match msg {
+            AppMsg::ConsensusReady { reply } => {
+                let height = self.app.next_height();
+                info!(height, "consensus ready");
+                let params = self.params(height)?;
+                let _ = reply.send((Height(height), params));
+            }
+            AppMsg::StartedRound {
+                height,
+                round,
+                reply_value,
+                ..
+            } => {
+                if let Some(r) = round.as_u32() {
+                    self.telemetry
+                        .round
+                        .store(usize::try_from(r).unwrap_or(usize::MAX), Ordering::Relaxed);
+                }
+                let values = self
+                    .known
+                    .iter()
+                    .filter(|(_, b)| b.height == height.0 && b.round == round)
+                    .map(|(id, b)| self.proposed_value(*id, b))
+                    .collect();
+                let _ = reply_value.send(values);
+            }
+            AppMsg::GetValue {
+                height,
+                round,
+                timeout,
+                reply,
+            } => {
+                let id = match self.own.get(&(height.0, round)) {
+                    Some(id) => *id,
+                    None => {
+                        // An idle ledger makes a few empty blocks a second,
+                        // not dozens: wait for work, within half the timeout.
+                        let deadline =
+                            tokio::time::Instant::now() + (timeout / 2).min(EMPTY_BLOCK_WAIT);
+                        while !self.app.has_transactions() && tokio::time::Instant::now() < deadline
+                        {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        let (hash, bytes) = self.app.propose(height.0)?;
+                        let id = block_id(&hash);
+                        self.known.insert(
+                            id,
+                            KnownBlock {
+                                height: height.0,
+                                round,
+                                valid_round: Round::Nil,
+                                proposer: self.address,
+                                bytes,
+                                valid: true,
+                            },
+                        );
+                        self.own.insert((height.0, round), id);
+                        id
+                    }
+                };
+                let _ = reply.send(LocallyProposedValue::new(height, round, id));
+                self.stream_block(channels, height.0, round, Round::Nil, id)
+                    .await;
+            }
+            AppMsg::ExtendVote { reply, .. } => {
+                let _ = reply.send(None);
+            }
+            AppMsg::VerifyVoteExtensions {
+                extensions, reply, ..
+            } => {
+                let verdicts = extensions
+                    .into_iter()
+                    .map(|(address, _)| (address, Err(VoteExtensionError::InvalidVoteExtension)))
+                    .collect();
+                let _ = reply.send(verdicts);
+            }
+            AppMsg::RestreamProposal {
+                height,
+                round,
+                valid_round,
+                value_id,
+                ..
+            } => {
+                self.stream_block(channels, height.0, round, valid_round, value_id)
+                    .await;
+            }
+            AppMsg::GetHistoryMinHeight { reply } => {
+                // Every node keeps every block from height 1 (auditors replay them all).
+                let _ = reply.send(Height(1));
+            }
+            AppMsg::ReceivedProposalPart {
+                from,
+                published_by,
+                part,
+                reply,
+            } => {
+                let publisher = published_by.unwrap_or(from).to_string();
+                let value = self.receive_part(publisher, part);
+                let _ = reply.send(value);
+            }
+            AppMsg::Decided {
+                certificate, reply, ..
+            } => {
+                let height = certificate.height.0;
+                let id = certificate.value_id;
+                self.committed = None;
+                if self
+                    .known
+                    .get(&id)
+                    .is_some_and(|b| b.valid && b.height == height)
+                {
+                    let cert = certificate_to_contract(&certificate).map_err(|e| e.to_string())?;
+                    self.app.commit(height, &Hash32(id.0), cert)?;
+                    self.committed = Some(height);
+                    debug!(height, block = %id, round = %certificate.round, "committed");
+                } else {
+                    warn!(height, block = %id, "decided a block this node does not hold; will sync it");
+                }
+                let _ = reply.send(());
+            }
+            AppMsg::Finalized {
+                certificate, reply, ..
+            } => {
+                let height = certificate.height.0;
+                let next = if self.committed == Some(height) {
+                    self.known.retain(|_, b| b.height > height);
+                    self.own.retain(|(h, _), _| *h > height);
+                    self.streams.clear();
+                    Next::Start(Height(height + 1), self.params(height + 1)?)
+                } else {
+                    Next::Restart(Height(height), self.params(height)?)
+                };
+                let _ = reply.send(next);
+            }
+            AppMsg::GetDecidedValues { range, reply } => {
+                let start = range.start().0;
+                let end = range.end().0.min(start.saturating_add(SYNC_BATCH_MAX - 1));
+                let mut values = Vec::new();
+                for h in start..=end {
+                    let Some((bytes, cert)) = self.app.decided(h) else {
+                        break;
+                    };
+                    match certificate_from_contract(&cert) {
+                        Ok(cert) => values.push(RawDecidedValue::new(Bytes::from(bytes), cert)),
+                        Err(e) => {
+                            warn!(height = h, error = %e, "stored certificate unusable for sync");
+                            break;
+                        }
+                    }
+                }
+                let _ = reply.send(values);
+            }
+            AppMsg::ProcessSyncedValue {
+                height,
+                round,
+                proposer,
+                value_bytes,
+                reply,
+            } => {
+                let outcome = match self.app.check(height.0, &value_bytes, false) {
+                    Ok(hash) => {
+                        let id = block_id(&hash);
+                        self.known.insert(
+                            id,
+                            KnownBlock {
+                                height: height.0,
+                                round,
+                                valid_round: Round::Nil,
+                                proposer,
+                                bytes: value_bytes.to_vec(),
+                                valid: true,
+                            },
+                        );
+                        SyncedValueOutcome::Verdict(ProposedValue {
+                            height,
+                            round,
+                            valid_round: Round::Nil,
+                            proposer,
+                            value: id,
+                            validity: Validity::Valid,
+                        })
+                    }
+                    Err(BlockRefusal::Invalid(hash, why)) => {
+                        warn!(height = height.0, %why, "synced block refused");
+                        SyncedValueOutcome::Verdict(ProposedValue {
+                            height,
+                            round,
+                            valid_round: Round::Nil,
+                            proposer,
+                            value: block_id(&hash),
+                            validity: Validity::Invalid,
+                        })
+                    }
+                    Err(BlockRefusal::Undecodable(why)) => {
+                        warn!(height = height.0, %why, "undecodable synced block");
+                        SyncedValueOutcome::PeerFault
+                    }
+                    Err(BlockRefusal::Local(why)) => {
+                        warn!(height = height.0, %why, "could not check synced block");
+                        SyncedValueOutcome::LocalTransientError
+                    }
+                };
+                let _ = reply.send(outcome);
+            }
+        }
+        Ok(())
+    }
+
+    fn proposed_value(&self, id: BlockId, block: &KnownBlock) -> ProposedValue<Ctx> {
+        ProposedValue {
+            height: Height(block.height),
+            round: block.round,
+            valid_round: block.valid_round,
+            proposer: block.proposer,
+            value: id,
+            validity: Validity::from_bool(block.valid),
+        }
+    }
+
+    async fn stream_block(
+        &self,
+        channels: &Channels<Ctx>,
+        height: u64,
+        round: Round,
+        valid_round: Round,
+        id: BlockId,
+    ) {
+        let Some(block) = self.known.get(&id) else {
+            debug!(height, %id, "asked to stream a block this node does not hold");
+            return;
+        };
+        let stream = stream_id(height, round);
+        let mut parts = vec![BlockPart::Init {
+            height,
+            round: round.as_i64(),
+            valid_round: valid_round.as_i64(),
+            proposer: self.address,
+        }];
+        parts.extend(
+            block
+                .bytes
+                .chunks(CHUNK_BYTES)
+                .map(|c| BlockPart::Chunk(c.to_vec())),
+        );
+        parts.push(BlockPart::Fin { block_id: id });
+        let mut sequence = 0u64;
+        for part in parts {
+            let msg = StreamMessage::new(stream.clone(), sequence, StreamContent::Data(part));
+            sequence += 1;
+            if channels
+                .network
+                .send(NetworkMsg::PublishProposalPart(msg))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let fin = StreamMessage::new(stream, sequence, StreamContent::Fin);
+        let _ = channels
+            .network
+            .send(NetworkMsg::PublishProposalPart(fin))
+            .await;
+    }
+
+    /// Buffers a part; when its stream is complete, checks the block and
+    /// answers the proposed value with its validity.
+    fn receive_part(
+        &mut self,
+        publisher: String,
+        part: StreamMessage<BlockPart>,
+    ) -> Option<ProposedValue<Ctx>> {
+        let key = (publisher, part.stream_id.to_bytes());
+        if !self.streams.contains_key(&key) && self.streams.len() >= OPEN_STREAMS_MAX {
+            warn!("too many open proposal streams; part dropped");
+            return None;
+        }
+        let buffer = self.streams.entry(key.clone()).or_default();
+        match part.content {
+            StreamContent::Fin => buffer.fin_at = Some(part.sequence),
+            StreamContent::Data(data) => {
+                buffer.bytes += match &data {
+                    BlockPart::Chunk(c) => c.len(),
+                    _ => 64,
+                };
+                if buffer.bytes > medledger_contracts::constants::BLOCK_BYTES_MAX + 1024 {
+                    warn!("proposal stream larger than a block; dropped");
+                    self.streams.remove(&key);
+                    return None;
+                }
+                buffer.parts.insert(part.sequence, data);
+            }
+        }
+        let complete = buffer
+            .fin_at
+            .is_some_and(|fin| buffer.parts.len() as u64 == fin);
+        if !complete {
+            return None;
+        }
+        let buffer = self.streams.remove(&key)?;
+        self.assemble(buffer)
+    }
+
+    fn assemble(&mut self, buffer: PartBuffer) -> Option<ProposedValue<Ctx>> {
+        let mut parts = buffer.parts.into_values();
+        let Some(BlockPart::Init {
+            height,
+            round,
+            valid_round,
+            proposer,
+        }) = parts.next()
+        else {
+            warn!("proposal stream without an opening part; dropped");
+            return None;
+        };
+        let mut bytes = Vec::new();
+        let mut claimed = None;
+        for part in parts {
+            match part {
+                BlockPart::Chunk(c) => bytes.extend_from_slice(&c),
+                BlockPart::Fin { block_id } => claimed = Some(block_id),
+                BlockPart::Init { .. } => {
+                    warn!("proposal stream with two opening parts; dropped");
+                    return None;
+                }
+            }
+        }
+        let claimed = claimed?;
+        // Malachite's conversion panics on rounds above u32::MAX: check first.
+        let in_range = |r: i64| (-1..=i64::from(u32::MAX)).contains(&r);
+        if !in_range(round) || !in_range(valid_round) {
+            warn!("proposal stream with a round out of range; dropped");
+            return None;
+        }
+        let round = Round::from(round);
+        let valid_round = Round::from(valid_round);
+        if height != self.app.next_height() {
+            debug!(height, "proposal for a height not in progress; ignored");
+            return None;
+        }
+        // Only the round's proposer may propose.
+        let expected = self
+            .app
+            .validators(height)
+            .ok()
+            .and_then(|v| consensus_validators(&v).ok())
+            .map(|set| {
+                self.ctx
+                    .select_proposer(&set, Height(height), round)
+                    .address
+            });
+        if expected != Some(proposer) {
+            warn!(height, %proposer, "proposal from a validator that is not this round's proposer");
+            return None;
+        }
+        let valid = match self.app.check(height, &bytes, true) {
+            Ok(hash) if block_id(&hash) == claimed => true,
+            Ok(hash) => {
+                warn!(height, %claimed, actual = %hash, "proposal parts do not make the claimed block");
+                false
+            }
+            Err(BlockRefusal::Invalid(_, why)) => {
+                warn!(height, %why, "proposed block is invalid; voting nil");
+                false
+            }
+            Err(BlockRefusal::Undecodable(why)) => {
+                warn!(height, %why, "proposed block does not decode; voting nil");
+                false
+            }
+            Err(BlockRefusal::Local(why)) => {
+                warn!(height, %why, "could not check proposed block");
+                return None;
+            }
+        };
+        let block = KnownBlock {
+            height,
+            round,
+            valid_round,
+            proposer,
+            bytes,
+            valid,
+        };
+        let value = self.proposed_value(claimed, &block);
+        // An invalid block is never stored under the id it claims, so a valid
+        // block with that id can still arrive.
+        if valid {
+            self.known.insert(claimed, block);
+        }
+        Some(value)
+    }
+}

@@ -1,0 +1,120 @@
+//! The one place Malachite (Tendermint BFT) is used: its context, signing,
+//! codecs and the application message loop, behind medledger's own types.
+//!
+//! The node implements [`Application`] in plain medledger terms (heights,
+//! block bytes, header hashes, `CommitCertificate`s); [`run`] starts
+//! Malachite's engine with libp2p and a write-ahead log and answers its
+//! messages by calling the application. No Malachite type leaves this crate.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod codec;
+mod context;
+mod driver;
+mod signing;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use medledger_contracts::Hash32;
+use medledger_contracts::certificate::CommitCertificate;
+use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::records::ValidatorSet;
+
+pub use codec::decode_certificate;
+pub use driver::run;
+
+/// What consensus asks of the node. Every method is called from the
+/// consensus task, one at a time.
+pub trait Application: Send + 'static {
+    /// The next height to decide: the last committed height plus one.
+    fn next_height(&self) -> u64;
+
+    /// The validator set that certifies `height` (read from state).
+    fn validators(&self, height: u64) -> Result<ValidatorSet, String>;
+
+    /// Whether transactions are waiting (a proposer with none waits a little
+    /// before proposing an empty block).
+    fn has_transactions(&self) -> bool;
+
+    /// Builds, executes and remembers a block for `height`; returns its
+    /// header hash and canonical bytes.
+    fn propose(&mut self, height: u64) -> Result<(Hash32, Vec<u8>), String>;
+
+    /// Checks a block from another validator (`live`) or from sync: decodes
+    /// it, re-executes it and compares every root in its header. Returns the
+    /// header hash of a valid block and remembers its execution for commit.
+    fn check(&mut self, height: u64, block: &[u8], live: bool) -> Result<Hash32, BlockRefusal>;
+
+    /// Commits a block checked or proposed earlier, with its certificate.
+    fn commit(
+        &mut self,
+        height: u64,
+        block: &Hash32,
+        certificate: CommitCertificate,
+    ) -> Result<(), String>;
+
+    /// A committed block's bytes and certificate, to serve sync.
+    fn decided(&self, height: u64) -> Option<(Vec<u8>, CommitCertificate)>;
+}
+
+/// Why a block was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockRefusal {
+    /// The bytes are not a block at all (the sender is at fault).
+    Undecodable(String),
+    /// A well-formed block that is wrong (roots, time, transactions): its id
+    /// and why.
+    Invalid(Hash32, String),
+    /// Our own failure (storage); says nothing about the block.
+    Local(String),
+}
+
+/// Consensus timeouts (from genesis).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// Wait for a proposal.
+    pub propose: Duration,
+    /// Prevote step.
+    pub prevote: Duration,
+    /// Precommit step.
+    pub precommit: Duration,
+}
+
+/// How to run consensus on this node.
+pub struct Settings {
+    /// The chain id (bound into every consensus signature).
+    pub chain_id: String,
+    /// Human-readable name in logs (the institution id).
+    pub moniker: String,
+    /// The node key: signs votes and proposals, and is the libp2p identity.
+    pub node_key: SecretKey,
+    /// Whether this node votes (an observer follows and verifies only).
+    pub validator: bool,
+    /// Where the write-ahead log lives.
+    pub wal_dir: PathBuf,
+    /// libp2p listen address, e.g. `/ip4/127.0.0.1/tcp/27000`.
+    pub listen: String,
+    /// Other members' libp2p addresses.
+    pub peers: Vec<String>,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+}
+
+/// Live figures the node shows in its status.
+#[derive(Default, Debug)]
+pub struct Telemetry {
+    /// Peers connected right now.
+    pub peers: AtomicUsize,
+    /// The round of the height in progress.
+    pub round: AtomicUsize,
+}
+
+/// The libp2p peer id of a node key, as text (for peer addresses).
+pub fn peer_id_of(key: &SecretKey) -> Result<String, String> {
+    driver::keypair(key).map(|k| k.public().to_peer_id().to_string())
+}
+
+/// A shared handle to telemetry.
+pub type SharedTelemetry = Arc<Telemetry>;

@@ -1,0 +1,223 @@
+//! Consensus signatures with the node key, over the digests that
+//! `medledger_contracts::certificate` defines, so that a light client can
+//! check a certificate without Malachite.
+
+use async_trait::async_trait;
+use malachitebft_core_types::{
+    NilOrVal, Round, SignedMessage, ValidatorProof, VoteExtensionScope, VoteType,
+};
+use malachitebft_signing::{Error, Signer, VerificationResult, Verifier};
+use malachitebft_signing_ed25519::{PublicKey as MPublicKey, Signature as MSignature};
+use medledger_contracts::Hash32;
+use medledger_contracts::certificate::{
+    ConsensusAddress, ProposalBody, VoteBody, VoteKind, proposal_message, vote_message,
+};
+use medledger_contracts::crypto::{PublicKey, SecretKey, Signature};
+use medledger_contracts::encoding::{tagged_hash, tags};
+
+use crate::context::{Address, BlockId, Ctx, Proposal, Vote};
+
+pub(crate) fn to_contract_address(address: &Address) -> ConsensusAddress {
+    ConsensusAddress(address.0)
+}
+
+pub(crate) fn round_i64(round: Round) -> i64 {
+    round.as_i64()
+}
+
+pub(crate) fn vote_body(vote: &Vote) -> VoteBody {
+    VoteBody {
+        kind: match vote.vote_type {
+            VoteType::Prevote => VoteKind::Prevote,
+            VoteType::Precommit => VoteKind::Precommit,
+        },
+        height: vote.height.0,
+        round: round_i64(vote.round),
+        block: match &vote.value {
+            NilOrVal::Nil => None,
+            NilOrVal::Val(id) => Some(Hash32(id.0)),
+        },
+        validator: to_contract_address(&vote.validator),
+    }
+}
+
+fn proposal_body(proposal: &Proposal) -> ProposalBody {
+    ProposalBody {
+        height: proposal.height.0,
+        round: round_i64(proposal.round),
+        block: Hash32(proposal.value.0),
+        pol_round: round_i64(proposal.pol_round),
+        proposer: to_contract_address(&proposal.proposer),
+    }
+}
+
+/// The digest a node signs to tie its network peer id to its node key.
+fn identity_message(public_key: &[u8], peer_id: &[u8]) -> Hash32 {
+    tagged_hash(
+        tags::NODE_IDENTITY,
+        &[&ValidatorProof::<Ctx>::signing_bytes(public_key, peer_id)],
+    )
+}
+
+pub(crate) fn to_malachite_signature(signature: &Signature) -> MSignature {
+    match signature {
+        Signature::Ed25519 { r, s } => {
+            let mut bytes = [0u8; 64];
+            bytes[..32].copy_from_slice(r);
+            bytes[32..].copy_from_slice(s);
+            MSignature::from_bytes(bytes)
+        }
+    }
+}
+
+pub(crate) fn to_contract_signature(signature: &MSignature) -> Signature {
+    let bytes = signature.to_bytes();
+    let mut r = [0u8; 32];
+    let mut s = [0u8; 32];
+    r.copy_from_slice(&bytes[..32]);
+    s.copy_from_slice(&bytes[32..]);
+    Signature::Ed25519 { r, s }
+}
+
+pub(crate) fn to_contract_key(key: &MPublicKey) -> PublicKey {
+    PublicKey::Ed25519(*key.as_bytes())
+}
+
+/// Signs consensus messages with this node's key.
+pub struct NodeSigner {
+    chain_id: String,
+    key: SecretKey,
+}
+
+impl NodeSigner {
+    /// A signer for `chain_id` with the node key.
+    pub fn new(chain_id: String, key: SecretKey) -> Self {
+        Self { chain_id, key }
+    }
+
+    fn sign(&self, digest: &Hash32) -> MSignature {
+        to_malachite_signature(&self.key.sign(digest))
+    }
+}
+
+#[async_trait]
+impl Signer<Ctx> for NodeSigner {
+    async fn sign_vote(&self, vote: Vote) -> Result<SignedMessage<Ctx, Vote>, Error> {
+        let signature = self.sign(&vote_message(&self.chain_id, &vote_body(&vote)));
+        Ok(SignedMessage::new(vote, signature))
+    }
+
+    async fn sign_proposal(
+        &self,
+        proposal: Proposal,
+    ) -> Result<SignedMessage<Ctx, Proposal>, Error> {
+        let signature = self.sign(&proposal_message(&self.chain_id, &proposal_body(&proposal)));
+        Ok(SignedMessage::new(proposal, signature))
+    }
+
+    async fn sign_vote_extension(
+        &self,
+        _scope: VoteExtensionScope<Ctx>,
+        _extension: (),
+    ) -> Result<SignedMessage<Ctx, ()>, Error> {
+        Err(Error::from_source(
+            "medledger does not use vote extensions".to_string(),
+        ))
+    }
+
+    async fn sign_validator_proof(
+        &self,
+        public_key: Vec<u8>,
+        peer_id: Vec<u8>,
+    ) -> Result<ValidatorProof<Ctx>, Error> {
+        let signature = self.sign(&identity_message(&public_key, &peer_id));
+        Ok(ValidatorProof::new(public_key, peer_id, signature))
+    }
+}
+
+/// Verifies consensus messages strictly, with the same digests.
+pub struct NodeVerifier {
+    chain_id: String,
+}
+
+impl NodeVerifier {
+    /// A verifier for `chain_id`.
+    pub fn new(chain_id: String) -> Self {
+        Self { chain_id }
+    }
+}
+
+fn check(key: &MPublicKey, digest: &Hash32, signature: &MSignature) -> VerificationResult {
+    VerificationResult::from_bool(
+        to_contract_key(key)
+            .verify(digest, &to_contract_signature(signature))
+            .is_ok(),
+    )
+}
+
+#[async_trait]
+impl Verifier<Ctx> for NodeVerifier {
+    async fn verify_signed_vote(
+        &self,
+        vote: &Vote,
+        signature: &MSignature,
+        public_key: &MPublicKey,
+    ) -> Result<VerificationResult, Error> {
+        Ok(check(
+            public_key,
+            &vote_message(&self.chain_id, &vote_body(vote)),
+            signature,
+        ))
+    }
+
+    async fn verify_signed_proposal(
+        &self,
+        proposal: &Proposal,
+        signature: &MSignature,
+        public_key: &MPublicKey,
+    ) -> Result<VerificationResult, Error> {
+        Ok(check(
+            public_key,
+            &proposal_message(&self.chain_id, &proposal_body(proposal)),
+            signature,
+        ))
+    }
+
+    async fn verify_signed_vote_extension(
+        &self,
+        _scope: &VoteExtensionScope<Ctx>,
+        _extension: &(),
+        _signature: &MSignature,
+        _public_key: &MPublicKey,
+    ) -> Result<VerificationResult, Error> {
+        // No extension is ever produced, so none can be genuine.
+        Ok(VerificationResult::Invalid)
+    }
+
+    async fn verify_validator_proof(
+        &self,
+        proof: &ValidatorProof<Ctx>,
+    ) -> Result<VerificationResult, Error> {
+        let Ok(bytes) = <[u8; 32]>::try_from(proof.public_key.as_slice()) else {
+            return Ok(VerificationResult::Invalid);
+        };
+        let Ok(key) = MPublicKey::from_bytes(bytes) else {
+            return Ok(VerificationResult::Invalid);
+        };
+        Ok(check(
+            &key,
+            &identity_message(&proof.public_key, &proof.peer_id),
+            &proof.signature,
+        ))
+    }
+}
+
+/// The consensus address of a medledger node key.
+pub fn address_of(key: &PublicKey) -> Address {
+    Address(ConsensusAddress::of_key(key).0)
+}
+
+/// A block id from a header hash.
+pub fn block_id(hash: &Hash32) -> BlockId {
+    BlockId(hash.0)
+}

@@ -1,0 +1,278 @@
+//! `medledger testnet`: a local consortium of real node processes on
+//! 127.0.0.1, from the example city consortium with fresh keys.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use medledger_client_sdk::KeyFile;
+use serde::{Deserialize, Serialize};
+
+use super::genesis::example_consortium;
+use crate::node::config::{self, NodeConfig};
+
+/// One node of a local testnet.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TestnetNode {
+    /// The institution it belongs to.
+    pub institution: String,
+    /// Its home directory.
+    pub home: PathBuf,
+    /// Its HTTP API.
+    pub http: String,
+    /// Its libp2p address, with peer id.
+    pub p2p: String,
+    /// Whether it votes.
+    pub validator: bool,
+}
+
+/// `testnet.json`: what `medledger testnet` made.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TestnetLayout {
+    /// Chain id.
+    pub chain_id: String,
+    /// The nodes.
+    pub nodes: Vec<TestnetNode>,
+}
+
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    // Hold every listener until all ports are chosen so none repeats.
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .context("choosing free ports on 127.0.0.1")?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+/// Creates genesis, keys and one home directory per node under `dir`.
+pub fn init(
+    dir: &Path,
+    validators: usize,
+    observers: usize,
+    chain_id: &str,
+) -> anyhow::Result<TestnetLayout> {
+    if dir.join("testnet.json").exists() {
+        bail!("{} already holds a testnet", dir.display());
+    }
+    if validators == 0 {
+        bail!("--validators must be at least 1");
+    }
+    let (mut file, keys) = example_consortium(chain_id, false)?;
+    if validators + observers > file.institutions.len() {
+        bail!(
+            "the example consortium has {} institutions: --validators plus --observers must not exceed it",
+            file.institutions.len()
+        );
+    }
+    // Validators first (the example's own validators before the rest), then observers.
+    file.institutions
+        .sort_by_key(|i| (i.voting_power == 0, i.id != "city-first-hospital"));
+    for (index, institution) in file.institutions.iter_mut().enumerate() {
+        institution.voting_power = u64::from(index < validators);
+    }
+    // Short timeouts: every node is on this machine.
+    file.consensus.propose_timeout_ms = 500;
+    file.consensus.prevote_timeout_ms = 250;
+    file.consensus.precommit_timeout_ms = 250;
+    file.genesis_time_ms = u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .context("system clock before 1970")?
+            .as_millis(),
+    )?;
+    file.validate()
+        .context("the testnet genesis does not validate")?;
+
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key_dir = dir.join("keys");
+    std::fs::create_dir_all(&key_dir)?;
+    std::fs::set_permissions(&key_dir, std::fs::Permissions::from_mode(0o700))?;
+    for (label, key) in &keys {
+        key.save(&key_dir.join(format!("{}.json", label.replace(':', "."))))?;
+    }
+    let genesis_json = file.to_json();
+    std::fs::write(dir.join("genesis.json"), &genesis_json)?;
+
+    let running: Vec<_> = file
+        .institutions
+        .iter()
+        .take(validators + observers)
+        .collect();
+    let ports = free_ports(running.len() * 2)?;
+    let mut nodes = Vec::new();
+    for (index, institution) in running.iter().enumerate() {
+        let key = keys
+            .get(&format!("node:{}", institution.id))
+            .context("a node key for every institution")?;
+        let peer_id =
+            medledger_consensus::peer_id_of(key.secret()).map_err(|e| anyhow::anyhow!(e))?;
+        let (http, p2p) = (ports[2 * index], ports[2 * index + 1]);
+        nodes.push(TestnetNode {
+            institution: institution.id.clone(),
+            home: dir.join(&institution.id),
+            http: format!("http://127.0.0.1:{http}"),
+            p2p: format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer_id}"),
+            validator: institution.voting_power > 0,
+        });
+    }
+    for node in &nodes {
+        std::fs::create_dir_all(&node.home)?;
+        std::fs::set_permissions(&node.home, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::write(node.home.join("genesis.json"), &genesis_json)?;
+        let key = keys
+            .get(&format!("node:{}", node.institution))
+            .context("node key")?;
+        KeyFile::from_secret(key.secret().clone()).save(&node.home.join("node-key.json"))?;
+        let others: Vec<&TestnetNode> = nodes
+            .iter()
+            .filter(|n| n.institution != node.institution)
+            .collect();
+        let config = NodeConfig {
+            institution: node.institution.clone(),
+            p2p: config::P2p {
+                listen: node
+                    .p2p
+                    .split("/p2p/")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                peers: others.iter().map(|n| n.p2p.clone()).collect(),
+            },
+            http: config::Http {
+                listen: node.http.trim_start_matches("http://").to_string(),
+            },
+            mempool: config::Mempool {
+                gossip_to: others.iter().map(|n| n.http.clone()).collect(),
+                ..config::Mempool::default()
+            },
+            ..NodeConfig::default()
+        };
+        std::fs::write(node.home.join("config.toml"), config.to_commented_toml())?;
+    }
+    let layout = TestnetLayout {
+        chain_id: chain_id.to_string(),
+        nodes,
+    };
+    std::fs::write(
+        dir.join("testnet.json"),
+        serde_json::to_string_pretty(&layout)?,
+    )?;
+    Ok(layout)
+}
+
+/// Reads a testnet made by [`init`].
+pub fn load(dir: &Path) -> anyhow::Result<TestnetLayout> {
+    let path = dir.join("testnet.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a testnet layout", path.display()))
+}
+
+/// Starts one node process, its output going to `node.log` in its home.
+pub fn spawn_node(home: &Path) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.join("node.log"))?;
+    Command::new(std::env::current_exe()?)
+        .args(["node", "run", "--home"])
+        .arg(home)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting the node in {}", home.display()))
+}
+
+/// Makes (or reuses) a testnet in `dir` and runs its nodes until Ctrl-C.
+pub fn run(
+    dir: &Path,
+    validators: usize,
+    observers: usize,
+    chain_id: &str,
+    init_only: bool,
+) -> anyhow::Result<()> {
+    let layout = if dir.join("testnet.json").exists() {
+        println!("reusing the testnet in {}", dir.display());
+        load(dir)?
+    } else {
+        let layout = init(dir, validators, observers, chain_id)?;
+        println!(
+            "made a testnet of {} validators and {} observers in {}",
+            validators,
+            observers,
+            dir.display()
+        );
+        layout
+    };
+    if init_only {
+        return Ok(());
+    }
+    let mut children = Vec::new();
+    for node in &layout.nodes {
+        children.push(spawn_node(&node.home)?);
+        println!(
+            "{:<22} {:<9} {}  (log: {})",
+            node.institution,
+            if node.validator {
+                "validator"
+            } else {
+                "observer"
+            },
+            node.http,
+            node.home.join("node.log").display()
+        );
+    }
+    println!("running; press Ctrl-C to stop");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc_flag(stop)?;
+    }
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        for (node, child) in layout.nodes.iter().zip(children.iter_mut()) {
+            if let Ok(Some(status)) = child.try_wait() {
+                eprintln!(
+                    "node {} exited ({status}); see {}",
+                    node.institution,
+                    node.home.join("node.log").display()
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for child in &mut children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    println!("stopped");
+    Ok(())
+}
+
+/// Sets `flag` on SIGINT or SIGTERM.
+fn ctrlc_flag(flag: std::sync::Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    });
+    Ok(())
+}

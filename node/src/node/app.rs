@@ -1,0 +1,323 @@
+//! The ledger as consensus sees it: builds blocks from the mempool,
+//! re-executes others' blocks and votes only for those whose every root it
+//! reproduces, and commits decided blocks to RocksDB.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use medledger_consensus::{Application, BlockRefusal};
+use medledger_contracts::Hash32;
+use medledger_contracts::block::{Block, BlockHeader};
+use medledger_contracts::certificate::CommitCertificate;
+use medledger_contracts::constants::CERTIFICATE_BYTES_MAX;
+use medledger_contracts::encoding::{BoundedVec, from_bytes, to_bytes};
+use medledger_contracts::records::ValidatorSet;
+use medledger_contracts::state_machine::{BlockContext, BlockExecution, execute_block};
+use medledger_contracts::transaction::VerifiedTransaction;
+use medledger_contracts::types::Timestamp;
+use medledger_genesis::ConsensusParameters;
+use medledger_store::{CommittedBlock, PreparedState};
+use tracing::warn;
+
+use super::shared::{CommitEvent, Shared, now};
+
+/// A block executed but not yet decided.
+struct Pending {
+    height: u64,
+    header: BlockHeader,
+    bytes: Vec<u8>,
+    execution: BlockExecution,
+    state: PreparedState,
+}
+
+/// The node's [`Application`].
+pub struct LedgerApp {
+    shared: Arc<Shared>,
+    genesis_hash: Hash32,
+    genesis_time: Timestamp,
+    params: ConsensusParameters,
+    pending: HashMap<Hash32, Pending>,
+}
+
+impl LedgerApp {
+    /// The application over shared node state.
+    pub fn new(
+        shared: Arc<Shared>,
+        genesis_hash: Hash32,
+        genesis_time: Timestamp,
+        params: ConsensusParameters,
+    ) -> Self {
+        Self {
+            shared,
+            genesis_hash,
+            genesis_time,
+            params,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// The previous block's hash and time for a block at `height`.
+    fn parent(&self, height: u64) -> Result<(Hash32, Timestamp), String> {
+        if height <= 1 {
+            return Ok((self.genesis_hash, self.genesis_time));
+        }
+        let header = self
+            .shared
+            .store
+            .header(height - 1)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("header {} missing", height - 1))?;
+        Ok((header.hash(), header.time))
+    }
+
+    /// Executes transactions as block `height` at `time` and returns the
+    /// header this node computes for them.
+    fn execute(
+        &self,
+        height: u64,
+        time: Timestamp,
+        proposer: &medledger_contracts::types::InstitutionId,
+        validators: &ValidatorSet,
+        transactions: &[VerifiedTransaction],
+    ) -> Result<(BlockHeader, BlockExecution, PreparedState), String> {
+        let (previous_hash, _) = self.parent(height)?;
+        let ctx = BlockContext { height, time };
+        let execution =
+            execute_block(&self.shared.store, &ctx, transactions).map_err(|e| e.to_string())?;
+        let state = self
+            .shared
+            .store
+            .prepare(height, &execution.writes)
+            .map_err(|e| e.to_string())?;
+        let header = BlockHeader {
+            chain_id: self.shared.chain.clone(),
+            height,
+            time,
+            previous_hash,
+            transaction_root: execution.transaction_root,
+            state_root: state.root(),
+            audit_root: execution.audit_root,
+            audit_size: execution.audit_size,
+            validator_set_hash: validators.hash(),
+            proposer: proposer.clone(),
+        };
+        Ok((header, execution, state))
+    }
+}
+
+impl Application for LedgerApp {
+    fn next_height(&self) -> u64 {
+        self.shared.height() + 1
+    }
+
+    fn validators(&self, height: u64) -> Result<ValidatorSet, String> {
+        self.shared.validators(height)
+    }
+
+    fn has_transactions(&self) -> bool {
+        !self.shared.mempool().is_empty()
+    }
+
+    fn propose(&mut self, height: u64) -> Result<(Hash32, Vec<u8>), String> {
+        let (_, parent_time) = self.parent(height)?;
+        // Never before the parent: grant expiry depends on block time only going forward.
+        let time = Timestamp(now().0.max(parent_time.0 + 1));
+        let transactions = self.shared.mempool().take_for_block(
+            self.params.block_transactions_max as usize,
+            usize::try_from(self.params.block_bytes_max).unwrap_or(usize::MAX),
+        );
+        let validators = self.shared.validators(height)?;
+        let institution = self.shared.institution.clone();
+        let (header, execution, state) =
+            self.execute(height, time, &institution, &validators, &transactions)?;
+        let block = Block {
+            header: header.clone(),
+            transactions: BoundedVec::new(
+                transactions.iter().map(|t| t.signed().clone()).collect(),
+            )
+            .map_err(|_| "too many transactions for a block".to_string())?,
+        };
+        let bytes = block.to_bytes();
+        let id = header.hash();
+        self.pending.insert(
+            id,
+            Pending {
+                height,
+                header,
+                bytes: bytes.clone(),
+                execution,
+                state,
+            },
+        );
+        Ok((id, bytes))
+    }
+
+    fn check(&mut self, height: u64, bytes: &[u8], live: bool) -> Result<Hash32, BlockRefusal> {
+        let block =
+            Block::from_bytes(bytes).map_err(|e| BlockRefusal::Undecodable(e.to_string()))?;
+        let header = &block.header;
+        let id = header.hash();
+        if self.pending.contains_key(&id) {
+            return Ok(id);
+        }
+        let invalid = |why: String| BlockRefusal::Invalid(id, why);
+        let local = BlockRefusal::Local;
+        if header.chain_id != self.shared.chain {
+            return Err(invalid(format!("chain id {}", header.chain_id.as_str())));
+        }
+        if header.height != height {
+            return Err(invalid(format!(
+                "height {} at height {height}",
+                header.height
+            )));
+        }
+        let (parent_hash, parent_time) = self.parent(height).map_err(local)?;
+        if header.previous_hash != parent_hash {
+            return Err(invalid("previous block hash is not this node's".into()));
+        }
+        if header.time <= parent_time {
+            return Err(invalid(
+                "block time is not after the previous block's".into(),
+            ));
+        }
+        if live && header.time.0 > now().0 + self.params.block_time_tolerance_ms {
+            return Err(invalid(format!(
+                "block time is more than {} ms ahead of this node's clock",
+                self.params.block_time_tolerance_ms
+            )));
+        }
+        if block.transactions.len() > self.params.block_transactions_max as usize
+            || bytes.len() as u64 > self.params.block_bytes_max + 4096
+        {
+            return Err(invalid("block exceeds the genesis block limits".into()));
+        }
+        let validators = self.shared.validators(height).map_err(local)?;
+        if validators.get(&header.proposer).is_none() {
+            return Err(invalid("proposer is not a validator".into()));
+        }
+        // Signatures already checked on arrival in this node's mempool are not checked again.
+        let verified = {
+            let pool = self.shared.mempool();
+            let mut out = Vec::with_capacity(block.transactions.len());
+            let mut unchecked = Vec::new();
+            for (index, tx) in block.transactions.iter().enumerate() {
+                let id = tx.transaction.id(&self.shared.chain);
+                match pool.verified(&id) {
+                    Some(v) => out.push(Some(v.clone())),
+                    None => {
+                        out.push(None);
+                        unchecked.push(index);
+                    }
+                }
+            }
+            drop(pool);
+            for index in unchecked {
+                let tx = block
+                    .transactions
+                    .as_slice()
+                    .get(index)
+                    .cloned()
+                    .ok_or_else(|| invalid("transaction index".into()))?;
+                let v = tx
+                    .verify(&self.shared.chain)
+                    .map_err(|e| invalid(format!("transaction {index}: {e}")))?;
+                if let Some(slot) = out.get_mut(index) {
+                    *slot = Some(v);
+                }
+            }
+            out.into_iter().flatten().collect::<Vec<_>>()
+        };
+        let (expected, execution, state) = self
+            .execute(
+                height,
+                header.time,
+                &header.proposer,
+                &validators,
+                &verified,
+            )
+            .map_err(local)?;
+        for (name, ours, theirs) in [
+            (
+                "transaction root",
+                expected.transaction_root,
+                header.transaction_root,
+            ),
+            ("state root", expected.state_root, header.state_root),
+            ("audit-log root", expected.audit_root, header.audit_root),
+            (
+                "validator-set hash",
+                expected.validator_set_hash,
+                header.validator_set_hash,
+            ),
+        ] {
+            if ours != theirs {
+                return Err(invalid(format!(
+                    "{name} differs from this node's re-execution"
+                )));
+            }
+        }
+        if expected.audit_size != header.audit_size {
+            return Err(invalid(
+                "audit-log size differs from this node's re-execution".into(),
+            ));
+        }
+        self.pending.insert(
+            id,
+            Pending {
+                height,
+                header: expected,
+                bytes: bytes.to_vec(),
+                execution,
+                state,
+            },
+        );
+        Ok(id)
+    }
+
+    fn commit(
+        &mut self,
+        height: u64,
+        block: &Hash32,
+        certificate: CommitCertificate,
+    ) -> Result<(), String> {
+        let pending = self.pending.remove(block).ok_or_else(|| {
+            format!("decided block {block} at height {height} was never executed here")
+        })?;
+        let certificate_bytes = to_bytes(&certificate);
+        let transactions: Vec<_> = pending.execution.receipts.iter().map(|r| r.tx).collect();
+        self.shared
+            .store
+            .commit(CommittedBlock {
+                header: &pending.header,
+                block_bytes: &pending.bytes,
+                certificate_bytes: &certificate_bytes,
+                state: pending.state,
+                receipts: &pending.execution.receipts,
+                audit_entries: &pending.execution.audit_entries,
+            })
+            .map_err(|e| e.to_string())?;
+        if !transactions.is_empty() {
+            tracing::info!(height, transactions = transactions.len(), "committed");
+        }
+        self.shared.mempool().remove(transactions.iter().copied());
+        self.pending.retain(|_, p| p.height > height);
+        let _ = self
+            .shared
+            .commits
+            .send(Arc::new(CommitEvent { transactions }));
+        Ok(())
+    }
+
+    fn decided(&self, height: u64) -> Option<(Vec<u8>, CommitCertificate)> {
+        let store = &self.shared.store;
+        let bytes = store.block_bytes(height).ok()??;
+        let cert = store.certificate_bytes(height).ok()??;
+        match from_bytes(&cert, CERTIFICATE_BYTES_MAX) {
+            Ok(cert) => Some((bytes, cert)),
+            Err(e) => {
+                warn!(height, error = %e, "stored certificate does not decode");
+                None
+            }
+        }
+    }
+}

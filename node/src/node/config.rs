@@ -1,0 +1,189 @@
+//! A node's configuration file (`config.toml` in its home directory).
+//! Every key has a default; unknown keys are refused so a typo is not
+//! silently ignored.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// Largest config file read.
+const CONFIG_BYTES_MAX: u64 = 256 * 1024;
+
+/// The whole file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// The institution this node belongs to (its id in genesis).
+    pub institution: String,
+    /// The genesis file, relative to the home directory.
+    pub genesis_file: PathBuf,
+    /// The node key file (a medledger key file, mode 0600), relative to home.
+    pub node_key_file: PathBuf,
+    /// Where RocksDB and the consensus WAL live, relative to home.
+    pub data_dir: PathBuf,
+    /// Peer-to-peer settings.
+    pub p2p: P2p,
+    /// HTTP API settings.
+    pub http: Http,
+    /// Mempool bounds and gossip.
+    pub mempool: Mempool,
+}
+
+/// Peer-to-peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P2p {
+    /// libp2p listen address.
+    pub listen: String,
+    /// Other members' nodes: `/ip4/HOST/tcp/PORT/p2p/PEER_ID`.
+    pub peers: Vec<String>,
+}
+
+/// HTTP API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Listen address of the HTTP API.
+    pub listen: String,
+}
+
+/// Mempool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mempool {
+    /// Most transactions waiting.
+    pub max_transactions: usize,
+    /// Most bytes waiting.
+    pub max_bytes: usize,
+    /// Most transactions waiting from one signing key.
+    pub max_per_signer: usize,
+    /// Other nodes' HTTP API base URLs to pass submitted transactions on to.
+    pub gossip_to: Vec<String>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            institution: String::new(),
+            genesis_file: "genesis.json".into(),
+            node_key_file: "node-key.json".into(),
+            data_dir: "data".into(),
+            p2p: P2p::default(),
+            http: Http::default(),
+            mempool: Mempool::default(),
+        }
+    }
+}
+
+impl Default for P2p {
+    fn default() -> Self {
+        Self {
+            listen: "/ip4/127.0.0.1/tcp/26656".into(),
+            peers: Vec::new(),
+        }
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8645".into(),
+        }
+    }
+}
+
+impl Default for Mempool {
+    fn default() -> Self {
+        Self {
+            max_transactions: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_per_signer: 10_000,
+            gossip_to: Vec::new(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads `config.toml` from a home directory.
+    pub fn load(home: &Path) -> anyhow::Result<Self> {
+        let path = home.join("config.toml");
+        let meta =
+            std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+        if meta.len() > CONFIG_BYTES_MAX {
+            anyhow::bail!(
+                "{} is {} bytes; a config file is at most {CONFIG_BYTES_MAX}",
+                path.display(),
+                meta.len()
+            );
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let config: NodeConfig = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid config", path.display()))?;
+        if config.institution.is_empty() {
+            anyhow::bail!(
+                "{}: `institution` must name this node's institution",
+                path.display()
+            );
+        }
+        Ok(config)
+    }
+
+    /// The file's text, with a comment above every key.
+    pub fn to_commented_toml(&self) -> String {
+        let list = |items: &[String]| {
+            let quoted: Vec<String> = items.iter().map(|i| format!("  {i:?},")).collect();
+            if quoted.is_empty() {
+                "[]".to_string()
+            } else {
+                format!("[\n{}\n]", quoted.join("\n"))
+            }
+        };
+        format!(
+            r#"# medledger node configuration. Paths are relative to this file's directory.
+
+# The institution this node belongs to: its id in the genesis file.
+institution = {institution:?}
+# The consortium's genesis file.
+genesis_file = {genesis:?}
+# This node's key (signs votes; its public half is the institution's node key in genesis).
+node_key_file = {key:?}
+# RocksDB and the consensus write-ahead log. Back this up (see docs/operations.md).
+data_dir = {data:?}
+
+[p2p]
+# Where this node listens for other members' nodes (libp2p, Noise-encrypted).
+listen = {p2p_listen:?}
+# The other members' nodes. Only these may connect.
+peers = {peers}
+
+[http]
+# The HTTP API (status, submit transactions). Put TLS in front of it in production.
+listen = {http_listen:?}
+
+[mempool]
+# Most transactions waiting for a block.
+max_transactions = {max_tx}
+# Most bytes waiting for a block.
+max_bytes = {max_bytes}
+# Most transactions waiting from one signing key (fairness when busy).
+max_per_signer = {per_signer}
+# Other nodes' HTTP APIs to pass submitted transactions on to, so whichever
+# validator proposes next has them.
+gossip_to = {gossip}
+"#,
+            institution = self.institution,
+            genesis = self.genesis_file.display().to_string(),
+            key = self.node_key_file.display().to_string(),
+            data = self.data_dir.display().to_string(),
+            p2p_listen = self.p2p.listen,
+            peers = list(&self.p2p.peers),
+            http_listen = self.http.listen,
+            max_tx = self.mempool.max_transactions,
+            max_bytes = self.mempool.max_bytes,
+            per_signer = self.mempool.max_per_signer,
+            gossip = list(&self.mempool.gossip_to),
+        )
+    }
+}

@@ -1,0 +1,191 @@
+//! A running node: configuration, mempool, the ledger application that
+//! consensus drives, the HTTP API, and the wiring that starts them.
+
+pub mod app;
+pub mod config;
+pub mod http;
+pub mod mempool;
+pub mod shared;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use medledger_client_sdk::KeyFile;
+use medledger_consensus::{Settings, Telemetry, Timeouts};
+use medledger_contracts::types::InstitutionId;
+use medledger_genesis::GenesisFile;
+use medledger_store::Store;
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use self::app::LedgerApp;
+use self::config::NodeConfig;
+use self::mempool::{Limits, Mempool};
+use self::shared::Shared;
+
+/// Runs the node whose home directory is `home` until it fails or is stopped.
+pub fn run(home: &Path) -> anyhow::Result<()> {
+    init_logging();
+    let config = NodeConfig::load(home)?;
+    let genesis_path = home.join(&config.genesis_file);
+    let genesis = GenesisFile::read(&genesis_path)?
+        .validate()
+        .with_context(|| format!("{} is not a valid genesis", genesis_path.display()))?;
+    let key_path = home.join(&config.node_key_file);
+    let key = KeyFile::load(&key_path)?;
+    let institution = InstitutionId::new(&config.institution)
+        .map_err(|e| anyhow::anyhow!("config `institution`: {e}"))?;
+    let Some(spec) = genesis.institutions.iter().find(|i| i.id == institution) else {
+        bail!(
+            "institution {:?} (config.toml) is not a member in {}",
+            config.institution,
+            genesis_path.display()
+        );
+    };
+    if spec.node_key != key.public_key() {
+        bail!(
+            "{} is not the node key genesis gives {}: expected public key {}",
+            key_path.display(),
+            config.institution,
+            spec.node_key.to_text()
+        );
+    }
+    let validator = spec.voting_power > 0;
+
+    let data = home.join(&config.data_dir);
+    std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    let store = Store::open(&data.join("ledger")).context("opening the ledger store")?;
+    let genesis_hash = genesis.hash();
+    match store.genesis_hash()? {
+        None => {
+            let root = store.initialize(genesis_hash, &genesis.initial_state()?)?;
+            info!(%root, "initialised the store from genesis");
+        }
+        Some(hash) if hash == genesis_hash => {}
+        Some(hash) => bail!(
+            "the store in {} belongs to genesis {hash}, not {genesis_hash}; use a fresh data_dir",
+            data.display()
+        ),
+    }
+
+    let telemetry = Arc::new(Telemetry::default());
+    let (gossip_tx, gossip_rx) = mpsc::channel(100_000);
+    let gossip = (!config.mempool.gossip_to.is_empty()).then_some(gossip_tx);
+    let mempool = Mempool::new(
+        genesis.chain_id.clone(),
+        Limits {
+            transactions: config.mempool.max_transactions,
+            bytes: config.mempool.max_bytes,
+            per_signer: config.mempool.max_per_signer,
+        },
+    );
+    let shared = Arc::new(Shared::new(
+        genesis.chain_id.clone(),
+        institution.clone(),
+        validator,
+        store,
+        mempool,
+        telemetry.clone(),
+        gossip,
+    ));
+    let settings = Settings {
+        chain_id: genesis.chain_id.as_str().to_string(),
+        moniker: config.institution.clone(),
+        node_key: key.secret().clone(),
+        validator,
+        wal_dir: data.join("wal"),
+        listen: config.p2p.listen.clone(),
+        peers: config.p2p.peers.clone(),
+        timeouts: Timeouts {
+            propose: Duration::from_millis(genesis.consensus.propose_timeout_ms),
+            prevote: Duration::from_millis(genesis.consensus.prevote_timeout_ms),
+            precommit: Duration::from_millis(genesis.consensus.precommit_timeout_ms),
+        },
+    };
+    let app = LedgerApp::new(
+        shared.clone(),
+        genesis_hash,
+        genesis.genesis_time,
+        genesis.consensus.clone(),
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let http_addr: std::net::SocketAddr = config
+            .http
+            .listen
+            .parse()
+            .with_context(|| format!("http listen address {:?}", config.http.listen))?;
+        let listener = tokio::net::TcpListener::bind(http_addr)
+            .await
+            .with_context(|| format!("binding the HTTP API to {http_addr}"))?;
+        info!(%http_addr, institution = %config.institution, validator, "HTTP API listening");
+        let server = warp::serve(http::routes(shared.clone())).incoming(listener);
+        tokio::spawn(server.run());
+        tokio::spawn(gossip_loop(gossip_rx, config.mempool.gossip_to.clone()));
+        tokio::select! {
+            result = medledger_consensus::run(settings, app, telemetry) => {
+                result.map_err(|e| anyhow::anyhow!("consensus stopped: {e}"))
+            }
+            _ = tokio::signal::ctrl_c() => {
+                info!("stopping on Ctrl-C");
+                Ok(())
+            }
+        }
+    })
+}
+
+fn init_logging() {
+    // Consensus and libp2p are chatty at info; medledger's own lines are what
+    // an operator reads. RUST_LOG overrides.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,medledger=info,medledger_consensus=info")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Passes client-submitted transactions on to the other nodes in batches.
+async fn gossip_loop(mut rx: mpsc::Receiver<Vec<u8>>, peers: Vec<String>) {
+    const BATCH_MAX: usize = 2_000;
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "gossip disabled: no HTTP client");
+            return;
+        }
+    };
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        // Gather whatever else arrived meanwhile.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        while batch.len() < BATCH_MAX {
+            match rx.try_recv() {
+                Ok(tx) => batch.push(tx),
+                Err(_) => break,
+            }
+        }
+        let body = medledger_contracts::encoding::to_bytes(&batch);
+        for peer in &peers {
+            let url = format!("{}/v1/gossip", peer.trim_end_matches('/'));
+            let client = client.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                if let Err(e) = client.post(&url).body(body).send().await {
+                    debug!(%url, error = %e, "gossip to peer failed");
+                }
+            });
+        }
+    }
+}

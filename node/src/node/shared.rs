@@ -1,0 +1,135 @@
+//! What the consensus task and the HTTP API share: the store, the mempool,
+//! commit notifications and live figures.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use medledger_consensus::SharedTelemetry;
+use medledger_contracts::records::{Outcome, ValidatorSet, ValidatorSetRecord};
+use medledger_contracts::state::{Overlay, StateKey};
+use medledger_contracts::state_machine::{BlockContext, execute_block};
+use medledger_contracts::types::{ChainId, InstitutionId, Timestamp, TxHash};
+use medledger_store::Store;
+use tokio::sync::{broadcast, mpsc};
+
+use super::mempool::{Mempool, Refusal};
+
+/// A block was committed.
+#[derive(Debug)]
+pub struct CommitEvent {
+    /// Its transactions.
+    pub transactions: Vec<TxHash>,
+}
+
+/// Where a transaction came from: a client (pass it on to peers) or a peer
+/// (they passed it to everyone already).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Submitted to this node's API.
+    Client,
+    /// Passed on by another node.
+    Peer,
+}
+
+/// State shared by the node's tasks.
+pub struct Shared {
+    /// The chain.
+    pub chain: ChainId,
+    /// This node's institution.
+    pub institution: InstitutionId,
+    /// Whether this node votes.
+    pub validator: bool,
+    /// The disk.
+    pub store: Store,
+    mempool: Mutex<Mempool>,
+    /// Commit notifications.
+    pub commits: broadcast::Sender<Arc<CommitEvent>>,
+    /// Consensus figures.
+    pub telemetry: SharedTelemetry,
+    gossip: Option<mpsc::Sender<Vec<u8>>>,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+impl Shared {
+    /// Shared state over an opened store.
+    pub fn new(
+        chain: ChainId,
+        institution: InstitutionId,
+        validator: bool,
+        store: Store,
+        mempool: Mempool,
+        telemetry: SharedTelemetry,
+        gossip: Option<mpsc::Sender<Vec<u8>>>,
+    ) -> Self {
+        let (commits, _) = broadcast::channel(1024);
+        Self {
+            chain,
+            institution,
+            validator,
+            store,
+            mempool: Mutex::new(mempool),
+            commits,
+            telemetry,
+            gossip,
+        }
+    }
+
+    /// The mempool, locked.
+    pub fn mempool(&self) -> MutexGuard<'_, Mempool> {
+        // A panic while holding the lock leaves the pool consistent (every
+        // method updates it only after its checks), so poisoning is ignored.
+        self.mempool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The last committed height.
+    pub fn height(&self) -> u64 {
+        self.store.height().ok().flatten().unwrap_or(0)
+    }
+
+    /// The validator set that certifies `height`, as the committed state knows it.
+    pub fn validators(&self, height: u64) -> Result<ValidatorSet, String> {
+        let record: ValidatorSetRecord = Overlay::new(&self.store)
+            .get(&StateKey::ValidatorSet)
+            .map_err(|e| e.to_string())?
+            .ok_or("no validator set in state")?;
+        Ok(record.at(height).clone())
+    }
+
+    /// Takes a transaction from outside: checks it once (size, decoding,
+    /// repeats, room, chain, signature, form, and that the ledger would
+    /// apply it now) and keeps it for a block.
+    pub fn admit(&self, bytes: &[u8], origin: Origin) -> Result<TxHash, Refusal> {
+        let committed = |id: &TxHash| matches!(self.store.receipt(id), Ok(Some(_)));
+        let signed = self.mempool().precheck(bytes, committed)?;
+        // The signature check runs outside the lock so submissions verify in parallel.
+        let verified = signed.verify(&self.chain).map_err(Refusal::Invalid)?;
+        let ctx = BlockContext {
+            height: self.height() + 1,
+            time: now(),
+        };
+        let trial = execute_block(&self.store, &ctx, std::slice::from_ref(&verified))
+            .map_err(|e| Refusal::WouldReject(format!("state unavailable: {e}")))?;
+        if let Some(receipt) = trial.receipts.first()
+            && let Outcome::Rejected(rejection) = &receipt.outcome
+        {
+            return Err(Refusal::WouldReject(rejection.to_string()));
+        }
+        let id = self.mempool().insert(verified)?;
+        if origin == Origin::Client
+            && let Some(gossip) = &self.gossip
+        {
+            // A full gossip queue drops the copy, not the transaction: it is
+            // in this node's pool and goes into its next proposal.
+            let _ = gossip.try_send(bytes.to_vec());
+        }
+        Ok(id)
+    }
+}

@@ -1,0 +1,453 @@
+//! A real consortium: `medledger node` processes on 127.0.0.1 ports chosen
+//! free, driven over HTTP. Each test makes its own testnet in a temporary
+//! directory, bounds every wait, and kills its nodes when done. The tests
+//! take turns (a lock) so that at most four nodes share the machine's cores.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use medledger_client_sdk::KeyFile;
+use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, Transaction};
+use medledger_contracts::types::ChainId;
+use serde_json::{Value, json};
+
+static ONE_TESTNET_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const BIN: &str = env!("CARGO_BIN_EXE_medledger");
+const CHAIN: &str = "medledger-test";
+
+struct Testnet {
+    dir: tempfile::TempDir,
+    nodes: Vec<(String, PathBuf, String)>,
+    children: Vec<Option<Child>>,
+    http: reqwest::Client,
+}
+
+impl Testnet {
+    fn new(validators: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new(BIN)
+            .args([
+                "testnet",
+                "--init-only",
+                "--chain-id",
+                CHAIN,
+                "--validators",
+            ])
+            .arg(validators.to_string())
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "testnet --init-only failed");
+        let layout: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("testnet.json")).unwrap(),
+        )
+        .unwrap();
+        let nodes: Vec<(String, PathBuf, String)> = layout["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    n["institution"].as_str().unwrap().to_string(),
+                    PathBuf::from(n["home"].as_str().unwrap()),
+                    n["http"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let children = nodes.iter().map(|_| None).collect();
+        Self {
+            dir,
+            nodes,
+            children,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(35))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn start(&mut self, i: usize) {
+        let home = &self.nodes[i].1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(home.join("node.log"))
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["node", "run", "--home"])
+            .arg(home)
+            .env("RUST_LOG", "warn,medledger=info,medledger_consensus=info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children[i] = Some(child);
+    }
+
+    fn start_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.start(i);
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn url(&self, i: usize, path: &str) -> String {
+        format!("{}{}", self.nodes[i].2, path)
+    }
+
+    async fn get(&self, i: usize, path: &str) -> Option<(u16, Value)> {
+        let response = self.http.get(self.url(i, path)).send().await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.json().await.ok()?))
+    }
+
+    async fn height(&self, i: usize) -> Option<u64> {
+        self.get(i, "/v1/status").await?.1["height"].as_u64()
+    }
+
+    async fn wait_for_height(&self, i: usize, height: u64, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self.height(i).await.is_some_and(|h| h >= height) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    async fn header_hash(&self, i: usize, height: u64) -> Option<String> {
+        let (status, body) = self.get(i, &format!("/v1/headers/{height}")).await?;
+        (status == 200).then(|| body["hash"].as_str().unwrap().to_string())
+    }
+
+    async fn header(&self, i: usize, height: u64) -> Value {
+        self.get(i, &format!("/v1/headers/{height}"))
+            .await
+            .unwrap()
+            .1
+    }
+
+    async fn submit_raw(&self, i: usize, body: String) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(i, "/v1/tx"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn submit(&self, i: usize, tx: &SignedTransaction, wait: bool) -> (u16, Value) {
+        let body = json!({"transaction": hex::encode(tx.to_bytes()), "wait": wait});
+        self.submit_raw(i, body.to_string()).await
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for (name, home, _) in &self.nodes {
+            let log = std::fs::read_to_string(home.join("node.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            out.push_str(&format!("--- {name}\n"));
+            for line in tail.into_iter().rev() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill(i);
+        }
+    }
+}
+
+fn chain() -> ChainId {
+    ChainId::new(CHAIN).unwrap()
+}
+
+/// A new patient's registration, signed by a fresh key.
+fn register_patient(nonce: u64) -> SignedTransaction {
+    let key = KeyFile::generate().unwrap();
+    Transaction {
+        signer: Signer::Patient(key.patient_id()),
+        nonce,
+        payload: Payload::RegisterPatient,
+    }
+    .sign(&chain(), key.secret())
+}
+
+/// Every node that is up has the same header at every height up to `height`.
+async fn assert_agree(net: &Testnet, nodes: &[usize], height: u64) {
+    for h in 1..=height {
+        let first = net.header_hash(nodes[0], h).await;
+        assert!(
+            first.is_some(),
+            "node {} lacks height {h}\n{}",
+            nodes[0],
+            net.logs()
+        );
+        for &i in &nodes[1..] {
+            assert_eq!(
+                net.header_hash(i, h).await,
+                first,
+                "node {i} differs at height {h}\n{}",
+                net.logs()
+            );
+        }
+    }
+}
+
+async fn min_height(net: &Testnet, nodes: &[usize]) -> u64 {
+    let mut min = u64::MAX;
+    for &i in nodes {
+        min = min.min(net.height(i).await.unwrap_or(0));
+    }
+    min
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_commit_the_same_blocks() {
+    let _turn = ONE_TESTNET_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let mut net = Testnet::new(4);
+    net.start_all();
+    assert!(
+        net.wait_for_height(0, 2, Duration::from_secs(60)).await,
+        "no blocks within 60 s\n{}",
+        net.logs()
+    );
+    // Transactions submitted to different nodes all commit.
+    let mut last_height = 0;
+    for n in 0..8u64 {
+        let tx = register_patient(n);
+        let (status, receipt) = net.submit(usize::try_from(n % 4).unwrap(), &tx, true).await;
+        assert_eq!(status, 200, "{receipt}\n{}", net.logs());
+        assert_eq!(receipt["outcome"]["status"], "applied", "{receipt}");
+        last_height = last_height.max(receipt["height"].as_u64().unwrap());
+    }
+    for i in 0..4 {
+        assert!(
+            net.wait_for_height(i, last_height, Duration::from_secs(30))
+                .await
+        );
+    }
+    assert_agree(&net, &[0, 1, 2, 3], last_height).await;
+    let header = net.header(0, last_height).await;
+    assert_eq!(header["audit_size"], 0, "registrations are not audited");
+    // Status names the chain and reports peers.
+    let (_, status) = net.get(2, "/v1/status").await.unwrap();
+    assert_eq!(status["chain_id"], CHAIN);
+    assert!(status["peers"].as_u64().unwrap() >= 1, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_validator_catches_up_and_two_down_halts() {
+    let _turn = ONE_TESTNET_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let mut net = Testnet::new(4);
+    net.start_all();
+    assert!(
+        net.wait_for_height(0, 3, Duration::from_secs(60)).await,
+        "no blocks\n{}",
+        net.logs()
+    );
+    // One of four down: the rest keep committing.
+    net.kill(3);
+    let before = min_height(&net, &[0, 1, 2]).await;
+    for n in 0..4u64 {
+        let (status, body) = net.submit(0, &register_patient(100 + n), true).await;
+        assert_eq!(status, 200, "{body}\n{}", net.logs());
+    }
+    assert!(
+        net.wait_for_height(1, before + 5, Duration::from_secs(60))
+            .await,
+        "three validators stopped committing\n{}",
+        net.logs()
+    );
+    // Back up: it replays its WAL, syncs what it missed and matches.
+    net.start(3);
+    let target = min_height(&net, &[0, 1, 2]).await;
+    assert!(
+        net.wait_for_height(3, target, Duration::from_secs(90))
+            .await,
+        "restarted node did not catch up to {target}\n{}",
+        net.logs()
+    );
+    assert_agree(&net, &[0, 1, 2, 3], target).await;
+
+    // Two of four down: nothing can commit.
+    net.kill(2);
+    net.kill(3);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stalled = min_height(&net, &[0, 1]).await;
+    let tx = register_patient(999);
+    let (status, _) = net.submit(0, &tx, false).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = net
+        .height(0)
+        .await
+        .unwrap()
+        .max(net.height(1).await.unwrap());
+    assert!(
+        after <= stalled + 1,
+        "blocks committed with half the validators down ({stalled} → {after})"
+    );
+    // One returns: commits resume, the waiting transaction commits, and
+    // nothing committed before changed.
+    net.start(2);
+    assert!(
+        net.wait_for_height(0, after + 3, Duration::from_secs(90))
+            .await,
+        "commits did not resume\n{}",
+        net.logs()
+    );
+    let id = tx.transaction.id(&chain()).0.to_hex();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = net.get(0, &format!("/v1/receipts/{id}")).await.unwrap();
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waiting transaction never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_agree(&net, &[0, 1, 2], after).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_transactions_are_refused_with_reasons() {
+    let _turn = ONE_TESTNET_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let mut net = Testnet::new(4);
+    net.start_all();
+    assert!(
+        net.wait_for_height(0, 1, Duration::from_secs(60)).await,
+        "{}",
+        net.logs()
+    );
+
+    let (status, body) = net.submit_raw(0, "not json".into()).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_json")));
+    let (status, body) = net
+        .submit_raw(0, json!({"transaction": "zz"}).to_string())
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_hex")));
+    let (status, body) = net
+        .submit_raw(0, json!({"transaction": "00ff00"}).to_string())
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("malformed")),
+        "{body}"
+    );
+    let (status, body) = net
+        .submit_raw(0, json!({"transaction": "00".repeat(40_000)}).to_string())
+        .await;
+    assert_eq!(status, 413, "{body}");
+
+    // Signed for another chain.
+    let key = KeyFile::generate().unwrap();
+    let other = Transaction {
+        signer: Signer::Patient(key.patient_id()),
+        nonce: 1,
+        payload: Payload::RegisterPatient,
+    }
+    .sign(&ChainId::new("another-chain").unwrap(), key.secret());
+    let (status, body) = net.submit(0, &other, false).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("bad_signature")),
+        "{body}"
+    );
+
+    // A flipped signature byte.
+    let mut tampered = register_patient(7);
+    let medledger_contracts::crypto::Signature::Ed25519 { s, .. } = &mut tampered.signature;
+    s[0] ^= 1;
+    let (status, body) = net.submit(0, &tampered, false).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("bad_signature")),
+        "{body}"
+    );
+
+    // The ledger would reject it: a grant from a patient nobody registered.
+    let unknown = KeyFile::generate().unwrap();
+    let revoke = Transaction {
+        signer: Signer::Patient(unknown.patient_id()),
+        nonce: 1,
+        payload: Payload::Revoke {
+            grant: medledger_contracts::types::TxHash(medledger_contracts::Hash32([7; 32])),
+        },
+    }
+    .sign(&chain(), unknown.secret());
+    let (status, body) = net.submit(0, &revoke, false).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("would_be_rejected")),
+        "{body}"
+    );
+
+    // Duplicates: while waiting, and once committed.
+    let tx = register_patient(8);
+    let (status, _) = net.submit(1, &tx, false).await;
+    assert_eq!(status, 200);
+    let (status, body) = net.submit(1, &tx, false).await;
+    assert!(
+        matches!(
+            body["code"].as_str(),
+            Some("duplicate" | "already_committed")
+        ) && status == 409,
+        "{status} {body}"
+    );
+    let (status, body) = net.submit(1, &register_patient(9), true).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = net.submit(2, &tx, false).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("already_committed")),
+        "{body}"
+    );
+
+    // Unknown routes and wrong methods get JSON errors too; the node still runs.
+    let (status, body) = net.get(0, "/v1/nothing-here").await.unwrap();
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    let before = net.height(0).await.unwrap();
+    assert!(
+        net.wait_for_height(0, before + 1, Duration::from_secs(30))
+            .await
+    );
+    assert!(net.dir().join("testnet.json").exists());
+}
