@@ -72,6 +72,10 @@ impl Testnet {
     }
 
     fn start(&mut self, i: usize) {
+        self.start_with(i, &[]);
+    }
+
+    fn start_with(&mut self, i: usize, env: &[(&str, &str)]) {
         let home = &self.nodes[i].1;
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -82,6 +86,7 @@ impl Testnet {
             .args(["node", "run", "--home"])
             .arg(home)
             .env("RUST_LOG", "warn,medledger=info,medledger_consensus=info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -260,10 +265,17 @@ async fn four_validators_commit_the_same_blocks() {
     assert_agree(&net, &[0, 1, 2, 3], last_height).await;
     let header = net.header(0, last_height).await;
     assert_eq!(header["audit_size"], 0, "registrations are not audited");
-    // Status names the chain and reports peers.
-    let (_, status) = net.get(2, "/v1/status").await.unwrap();
-    assert_eq!(status["chain_id"], CHAIN);
-    assert!(status["peers"].as_u64().unwrap() >= 1, "{status}");
+    // Status names the chain and, once sampled, the three peers.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, status) = net.get(2, "/v1/status").await.unwrap();
+        assert_eq!(status["chain_id"], CHAIN);
+        if status["peers"].as_u64() == Some(3) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "peers not reported: {status}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -450,4 +462,43 @@ async fn bad_transactions_are_refused_with_reasons() {
             .await
     );
     assert!(net.dir().join("testnet.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_with_wrong_roots_are_never_committed() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    for fault in ["bad-state-root", "bad-transaction-root"] {
+        let mut net = Testnet::new(4);
+        net.start_with(0, &[("MEDLEDGER_FAULT", fault)]);
+        for i in 1..4 {
+            net.start(i);
+        }
+        assert!(net.wait_for_height(1, 1, Duration::from_secs(60)).await, "{}", net.logs());
+        // The honest three keep going past several of the faulty node's turns.
+        for n in 0..6u64 {
+            let (status, body) = net.submit(1 + usize::try_from(n % 3).unwrap(), &register_patient(n), true).await;
+            assert_eq!(status, 200, "{fault}: {body}\n{}", net.logs());
+        }
+        assert!(
+            net.wait_for_height(1, 12, Duration::from_secs(60)).await,
+            "{fault}: stalled\n{}",
+            net.logs()
+        );
+        let height = min_height(&net, &[0, 1, 2, 3]).await;
+        assert_agree(&net, &[0, 1, 2, 3], height).await;
+        let faulty = &net.nodes[0].0;
+        for h in 1..=height {
+            let header = net.header(1, h).await;
+            assert_ne!(
+                header["proposer"].as_str(),
+                Some(faulty.as_str()),
+                "{fault}: a block proposed by the faulty node was committed at height {h}"
+            );
+        }
+        let log = std::fs::read_to_string(net.nodes[1].1.join("node.log")).unwrap();
+        assert!(
+            log.contains("differs from this node's re-execution"),
+            "{fault}: honest nodes never saw the bad block"
+        );
+    }
 }

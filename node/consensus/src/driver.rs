@@ -383,10 +383,17 @@ impl<A: Application> Driver<A> {
                     .get(&id)
                     .is_some_and(|b| b.valid && b.height == height)
                 {
-                    let cert = certificate_to_contract(&certificate).map_err(|e| e.to_string())?;
-                    self.app.commit(height, &Hash32(id.0), cert)?;
-                    self.committed = Some(height);
-                    debug!(height, block = %id, round = %certificate.round, "committed");
+                    let committed = certificate_to_contract(&certificate)
+                        .map_err(|e| e.to_string())
+                        .and_then(|cert| self.app.commit(height, &Hash32(id.0), cert));
+                    match committed {
+                        Ok(()) => {
+                            self.committed = Some(height);
+                            debug!(height, block = %id, round = %certificate.round, "committed");
+                        }
+                        // The height restarts (see Finalized) and the block comes again by sync.
+                        Err(e) => tracing::error!(height, block = %id, error = %e, "could not commit"),
+                    }
                 } else {
                     warn!(height, block = %id, "decided a block this node does not hold; will sync it");
                 }

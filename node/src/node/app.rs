@@ -30,6 +30,31 @@ struct Pending {
     state: PreparedState,
 }
 
+/// Misbehaviour a test can switch on in one node (environment variable
+/// `MEDLEDGER_FAULT`), to show the others refuse it. Never set in production:
+/// the node logs a warning at start when it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Proposes blocks whose header claims a wrong state root.
+    BadStateRoot,
+    /// Proposes blocks whose header claims a wrong transaction root.
+    BadTransactionRoot,
+}
+
+impl Fault {
+    /// The fault named in `MEDLEDGER_FAULT`, if any.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        match std::env::var("MEDLEDGER_FAULT").ok().as_deref() {
+            None | Some("") => Ok(None),
+            Some("bad-state-root") => Ok(Some(Fault::BadStateRoot)),
+            Some("bad-transaction-root") => Ok(Some(Fault::BadTransactionRoot)),
+            Some(other) => Err(format!(
+                "MEDLEDGER_FAULT={other:?}: known faults are bad-state-root, bad-transaction-root"
+            )),
+        }
+    }
+}
+
 /// The node's [`Application`].
 pub struct LedgerApp {
     shared: Arc<Shared>,
@@ -37,6 +62,7 @@ pub struct LedgerApp {
     genesis_time: Timestamp,
     params: ConsensusParameters,
     pending: HashMap<Hash32, Pending>,
+    fault: Option<Fault>,
 }
 
 impl LedgerApp {
@@ -46,13 +72,18 @@ impl LedgerApp {
         genesis_hash: Hash32,
         genesis_time: Timestamp,
         params: ConsensusParameters,
+        fault: Option<Fault>,
     ) -> Self {
+        if let Some(fault) = fault {
+            tracing::warn!(?fault, "FAULT INJECTION ON: this node proposes invalid blocks");
+        }
         Self {
             shared,
             genesis_hash,
             genesis_time,
             params,
             pending: HashMap::new(),
+            fault,
         }
     }
 
@@ -128,8 +159,13 @@ impl Application for LedgerApp {
         );
         let validators = self.shared.validators(height)?;
         let institution = self.shared.institution.clone();
-        let (header, execution, state) =
+        let (mut header, execution, state) =
             self.execute(height, time, &institution, &validators, &transactions)?;
+        match self.fault {
+            None => {}
+            Some(Fault::BadStateRoot) => header.state_root.0[0] ^= 1,
+            Some(Fault::BadTransactionRoot) => header.transaction_root.0[0] ^= 1,
+        }
         let block = Block {
             header: header.clone(),
             transactions: BoundedVec::new(

@@ -109,6 +109,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         genesis_hash,
         genesis.genesis_time,
         genesis.consensus.clone(),
+        app::Fault::from_env().map_err(anyhow::Error::msg)?,
     );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
