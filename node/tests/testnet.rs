@@ -27,6 +27,10 @@ struct Testnet {
 
 impl Testnet {
     fn new(validators: usize) -> Self {
+        Self::with_observers(validators, 0)
+    }
+
+    fn with_observers(validators: usize, observers: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let status = Command::new(BIN)
             .args([
@@ -37,6 +41,8 @@ impl Testnet {
                 "--validators",
             ])
             .arg(validators.to_string())
+            .arg("--observers")
+            .arg(observers.to_string())
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -93,6 +99,26 @@ impl Testnet {
             .spawn()
             .unwrap();
         self.children[i] = Some(child);
+    }
+
+    /// Sets a key of a node's config.toml (`section.key`).
+    fn configure(&self, i: usize, section: &str, key: &str, value: &str) {
+        let path = self.nodes[i].1.join("config.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut out = String::new();
+        let mut current = String::new();
+        for line in text.lines() {
+            if line.starts_with('[') {
+                current = line.trim_matches(|c| c == '[' || c == ']').to_string();
+            }
+            if current == section && line.starts_with(&format!("{key} =")) {
+                out.push_str(&format!("{key} = {value}\n"));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        std::fs::write(path, out).unwrap();
     }
 
     fn start_all(&mut self) {
@@ -466,17 +492,29 @@ async fn bad_transactions_are_refused_with_reasons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_with_wrong_roots_are_never_committed() {
-    let _turn = ONE_TESTNET_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = ONE_TESTNET_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     for fault in ["bad-state-root", "bad-transaction-root"] {
         let mut net = Testnet::new(4);
         net.start_with(0, &[("MEDLEDGER_FAULT", fault)]);
         for i in 1..4 {
             net.start(i);
         }
-        assert!(net.wait_for_height(1, 1, Duration::from_secs(60)).await, "{}", net.logs());
+        assert!(
+            net.wait_for_height(1, 1, Duration::from_secs(60)).await,
+            "{}",
+            net.logs()
+        );
         // The honest three keep going past several of the faulty node's turns.
         for n in 0..6u64 {
-            let (status, body) = net.submit(1 + usize::try_from(n % 3).unwrap(), &register_patient(n), true).await;
+            let (status, body) = net
+                .submit(
+                    1 + usize::try_from(n % 3).unwrap(),
+                    &register_patient(n),
+                    true,
+                )
+                .await;
             assert_eq!(status, 200, "{fault}: {body}\n{}", net.logs());
         }
         assert!(
@@ -501,4 +539,49 @@ async fn blocks_with_wrong_roots_are_never_committed() {
             "{fault}: honest nodes never saw the bad block"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_a_thousand_blocks_behind_syncs_and_verifies_them() {
+    let _turn = ONE_TESTNET_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let mut net = Testnet::with_observers(4, 1);
+    for i in 0..5 {
+        // Blocks as fast as consensus goes, so a thousand come quickly.
+        net.configure(i, "consensus", "empty_block_wait_ms", "0");
+    }
+    for i in 0..4 {
+        net.start(i);
+    }
+    let behind = 1_000;
+    assert!(
+        net.wait_for_height(0, behind, Duration::from_secs(400))
+            .await,
+        "validators did not reach {behind}: at {:?}\n{}",
+        net.height(0).await,
+        net.logs()
+    );
+    // The observer starts from genesis and syncs every block, checking each
+    // certificate against the validator set of its height and re-executing it.
+    let started = Instant::now();
+    net.start(4);
+    assert!(
+        net.wait_for_height(4, behind, Duration::from_secs(300))
+            .await,
+        "observer did not catch up: at {:?}\n{}",
+        net.height(4).await,
+        net.logs()
+    );
+    eprintln!(
+        "synced {behind} blocks in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    for h in (1..=behind).step_by(97).chain([behind]) {
+        let expected = net.header_hash(0, h).await;
+        assert!(expected.is_some());
+        assert_eq!(net.header_hash(4, h).await, expected, "height {h}");
+    }
+    let (_, status) = net.get(4, "/v1/status").await.unwrap();
+    assert_eq!(status["validator"], false);
 }

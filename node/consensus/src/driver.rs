@@ -40,8 +40,6 @@ const CHUNK_BYTES: usize = 256 * 1024;
 /// Streams of proposal parts buffered at once; more are dropped (a proposer
 /// sends one per round).
 const OPEN_STREAMS_MAX: usize = 64;
-/// Longest a proposer waits for transactions before proposing an empty block.
-const EMPTY_BLOCK_WAIT: Duration = Duration::from_millis(300);
 /// Blocks served per sync request.
 const SYNC_BATCH_MAX: u64 = 50;
 
@@ -131,6 +129,7 @@ struct Driver<A: Application> {
     ctx: Ctx,
     address: Address,
     timeouts: LinearTimeouts,
+    empty_block_wait: Duration,
     /// Blocks proposed or received, by id (cleared as heights commit).
     known: HashMap<BlockId, KnownBlock>,
     /// Our own proposal per (height, round), so asking twice gets the same.
@@ -225,6 +224,7 @@ pub async fn run<A: Application>(
         ctx,
         address,
         timeouts: linear_timeouts(&settings.timeouts),
+        empty_block_wait: settings.empty_block_wait,
         known: HashMap::new(),
         own: HashMap::new(),
         streams: HashMap::new(),
@@ -310,7 +310,7 @@ impl<A: Application> Driver<A> {
                         // An idle ledger makes a few empty blocks a second,
                         // not dozens: wait for work, within half the timeout.
                         let deadline =
-                            tokio::time::Instant::now() + (timeout / 2).min(EMPTY_BLOCK_WAIT);
+                            tokio::time::Instant::now() + (timeout / 2).min(self.empty_block_wait);
                         while !self.app.has_transactions() && tokio::time::Instant::now() < deadline
                         {
                             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -392,7 +392,9 @@ impl<A: Application> Driver<A> {
                             debug!(height, block = %id, round = %certificate.round, "committed");
                         }
                         // The height restarts (see Finalized) and the block comes again by sync.
-                        Err(e) => tracing::error!(height, block = %id, error = %e, "could not commit"),
+                        Err(e) => {
+                            tracing::error!(height, block = %id, error = %e, "could not commit")
+                        }
                     }
                 } else {
                     warn!(height, block = %id, "decided a block this node does not hold; will sync it");

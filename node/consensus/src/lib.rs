@@ -100,6 +100,8 @@ pub struct Settings {
     pub peers: Vec<String>,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Longest this node waits for transactions before proposing an empty block.
+    pub empty_block_wait: Duration,
 }
 
 /// Live figures the node shows in its status.

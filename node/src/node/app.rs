@@ -75,7 +75,10 @@ impl LedgerApp {
         fault: Option<Fault>,
     ) -> Self {
         if let Some(fault) = fault {
-            tracing::warn!(?fault, "FAULT INJECTION ON: this node proposes invalid blocks");
+            tracing::warn!(
+                ?fault,
+                "FAULT INJECTION ON: this node proposes invalid blocks"
+            );
         }
         Self {
             shared,

@@ -28,6 +28,25 @@ pub struct NodeConfig {
     pub http: Http,
     /// Mempool bounds and gossip.
     pub mempool: Mempool,
+    /// This node's own consensus behaviour (timeouts are in genesis).
+    pub consensus: Consensus,
+}
+
+/// Node-local consensus behaviour.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Consensus {
+    /// How long this node, as proposer, waits for transactions before
+    /// proposing an empty block, in ms (capped at half the propose timeout).
+    pub empty_block_wait_ms: u64,
+}
+
+impl Default for Consensus {
+    fn default() -> Self {
+        Self {
+            empty_block_wait_ms: 300,
+        }
+    }
 }
 
 /// Peer-to-peer.
@@ -72,6 +91,7 @@ impl Default for NodeConfig {
             p2p: P2p::default(),
             http: Http::default(),
             mempool: Mempool::default(),
+            consensus: Consensus::default(),
         }
     }
 }
@@ -172,6 +192,11 @@ max_per_signer = {per_signer}
 # Other nodes' HTTP APIs to pass submitted transactions on to, so whichever
 # validator proposes next has them.
 gossip_to = {gossip}
+
+[consensus]
+# When this node proposes and no transaction waits, how long it waits for one
+# before proposing an empty block (ms; at most half the propose timeout).
+empty_block_wait_ms = {empty_wait}
 "#,
             institution = self.institution,
             genesis = self.genesis_file.display().to_string(),
@@ -184,6 +209,7 @@ gossip_to = {gossip}
             max_bytes = self.mempool.max_bytes,
             per_signer = self.mempool.max_per_signer,
             gossip = list(&self.mempool.gossip_to),
+            empty_wait = self.consensus.empty_block_wait_ms,
         )
     }
 }

@@ -103,6 +103,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
             prevote: Duration::from_millis(genesis.consensus.prevote_timeout_ms),
             precommit: Duration::from_millis(genesis.consensus.precommit_timeout_ms),
         },
+        empty_block_wait: Duration::from_millis(config.consensus.empty_block_wait_ms),
     };
     let app = LedgerApp::new(
         shared.clone(),
