@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use medledger_client_sdk::KeyFile;
@@ -13,7 +12,7 @@ use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, Trans
 use medledger_contracts::types::ChainId;
 use serde_json::{Value, json};
 
-static ONE_TESTNET_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_TESTNET_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const BIN: &str = env!("CARGO_BIN_EXE_medledger");
 const CHAIN: &str = "medledger-test";
@@ -263,9 +262,7 @@ async fn min_height(net: &Testnet, nodes: &[usize]) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_validators_commit_the_same_blocks() {
-    let _turn = ONE_TESTNET_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     let mut net = Testnet::new(4);
     net.start_all();
     assert!(
@@ -306,9 +303,7 @@ async fn four_validators_commit_the_same_blocks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_validator_catches_up_and_two_down_halts() {
-    let _turn = ONE_TESTNET_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     let mut net = Testnet::new(4);
     net.start_all();
     assert!(
@@ -385,9 +380,7 @@ async fn a_killed_validator_catches_up_and_two_down_halts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_transactions_are_refused_with_reasons() {
-    let _turn = ONE_TESTNET_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     let mut net = Testnet::new(4);
     net.start_all();
     assert!(
@@ -492,9 +485,7 @@ async fn bad_transactions_are_refused_with_reasons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_with_wrong_roots_are_never_committed() {
-    let _turn = ONE_TESTNET_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     for fault in ["bad-state-root", "bad-transaction-root"] {
         let mut net = Testnet::new(4);
         net.start_with(0, &[("MEDLEDGER_FAULT", fault)]);
@@ -543,9 +534,7 @@ async fn blocks_with_wrong_roots_are_never_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_a_thousand_blocks_behind_syncs_and_verifies_them() {
-    let _turn = ONE_TESTNET_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     let mut net = Testnet::with_observers(4, 1);
     for i in 0..5 {
         // Blocks as fast as consensus goes, so a thousand come quickly.

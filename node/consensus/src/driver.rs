@@ -130,6 +130,10 @@ struct Driver<A: Application> {
     address: Address,
     timeouts: LinearTimeouts,
     empty_block_wait: Duration,
+    block_interval: Duration,
+    block_capacity: usize,
+    /// When this node last committed a block.
+    last_commit: tokio::time::Instant,
     /// Blocks proposed or received, by id (cleared as heights commit).
     known: HashMap<BlockId, KnownBlock>,
     /// Our own proposal per (height, round), so asking twice gets the same.
@@ -225,6 +229,9 @@ pub async fn run<A: Application>(
         address,
         timeouts: linear_timeouts(&settings.timeouts),
         empty_block_wait: settings.empty_block_wait,
+        block_interval: settings.block_interval,
+        block_capacity: settings.block_capacity.max(1),
+        last_commit: tokio::time::Instant::now(),
         known: HashMap::new(),
         own: HashMap::new(),
         streams: HashMap::new(),
@@ -248,6 +255,12 @@ fn spawn_peer_counter(
     });
 }
 
+/// Runs block execution and disk writes without stalling the runtime's
+/// other tasks (networking, the HTTP API) on this worker thread.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
 fn stream_id(height: u64, round: Round) -> StreamId {
     let mut bytes = height.to_be_bytes().to_vec();
     bytes.extend_from_slice(&round.as_i64().to_be_bytes());
@@ -262,11 +275,9 @@ impl<A: Application> Driver<A> {
 
     async fn run(&mut self, mut channels: Channels<Ctx>) -> Result<(), String> {
         while let Some(msg) = channels.consensus.recv().await {
-            if let Err(error) = self.handle(msg, &channels).await {
-                // A reply channel closed or a storage failure: consensus
-                // cannot go on safely without the application.
-                return Err(error);
-            }
+            // An error here (the application cannot give the validator set
+            // or build a block) leaves consensus unable to go on safely.
+            self.handle(msg, &channels).await?;
         }
         Err("consensus engine stopped".into())
     }
@@ -307,15 +318,8 @@ impl<A: Application> Driver<A> {
                 let id = match self.own.get(&(height.0, round)) {
                     Some(id) => *id,
                     None => {
-                        // An idle ledger makes a few empty blocks a second,
-                        // not dozens: wait for work, within half the timeout.
-                        let deadline =
-                            tokio::time::Instant::now() + (timeout / 2).min(self.empty_block_wait);
-                        while !self.app.has_transactions() && tokio::time::Instant::now() < deadline
-                        {
-                            tokio::time::sleep(Duration::from_millis(5)).await;
-                        }
-                        let (hash, bytes) = self.app.propose(height.0)?;
+                        self.gather(timeout).await;
+                        let (hash, bytes) = blocking(|| self.app.propose(height.0))?;
                         let id = block_id(&hash);
                         self.known.insert(
                             id,
@@ -385,10 +389,11 @@ impl<A: Application> Driver<A> {
                 {
                     let committed = certificate_to_contract(&certificate)
                         .map_err(|e| e.to_string())
-                        .and_then(|cert| self.app.commit(height, &Hash32(id.0), cert));
+                        .and_then(|cert| blocking(|| self.app.commit(height, &Hash32(id.0), cert)));
                     match committed {
                         Ok(()) => {
                             self.committed = Some(height);
+                            self.last_commit = tokio::time::Instant::now();
                             debug!(height, block = %id, round = %certificate.round, "committed");
                         }
                         // The height restarts (see Finalized) and the block comes again by sync.
@@ -440,7 +445,7 @@ impl<A: Application> Driver<A> {
                 value_bytes,
                 reply,
             } => {
-                let outcome = match self.app.check(height.0, &value_bytes, false) {
+                let outcome = match blocking(|| self.app.check(height.0, &value_bytes, false)) {
                     Ok(hash) => {
                         let id = block_id(&hash);
                         self.known.insert(
@@ -487,6 +492,28 @@ impl<A: Application> Driver<A> {
             }
         }
         Ok(())
+    }
+
+    /// Before building a block: wait until a block's worth of transactions
+    /// waits, or the block interval since the last commit has passed with
+    /// some waiting, or (with none) the empty-block wait is over. Never
+    /// longer than half the propose timeout, so the proposal is in time.
+    async fn gather(&self, timeout: Duration) {
+        let now = tokio::time::Instant::now();
+        let cap = timeout / 2;
+        let batch_deadline = self.last_commit + self.block_interval.min(cap);
+        let idle_deadline = now + self.empty_block_wait.min(cap);
+        loop {
+            let waiting = self.app.waiting_transactions();
+            let now = tokio::time::Instant::now();
+            if waiting >= self.block_capacity
+                || (waiting > 0 && now >= batch_deadline)
+                || now >= idle_deadline.max(batch_deadline)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     fn proposed_value(&self, id: BlockId, block: &KnownBlock) -> ProposedValue<Ctx> {
@@ -636,7 +663,7 @@ impl<A: Application> Driver<A> {
             warn!(height, %proposer, "proposal from a validator that is not this round's proposer");
             return None;
         }
-        let valid = match self.app.check(height, &bytes, true) {
+        let valid = match blocking(|| self.app.check(height, &bytes, true)) {
             Ok(hash) if block_id(&hash) == claimed => true,
             Ok(hash) => {
                 warn!(height, %claimed, actual = %hash, "proposal parts do not make the claimed block");

@@ -34,9 +34,9 @@ pub trait Application: Send + 'static {
     /// The validator set that certifies `height` (read from state).
     fn validators(&self, height: u64) -> Result<ValidatorSet, String>;
 
-    /// Whether transactions are waiting (a proposer with none waits a little
-    /// before proposing an empty block).
-    fn has_transactions(&self) -> bool;
+    /// How many transactions wait for a block (a proposer gathers some
+    /// before proposing, and waits longer before proposing an empty block).
+    fn waiting_transactions(&self) -> usize;
 
     /// Builds, executes and remembers a block for `height`; returns its
     /// header hash and canonical bytes.
@@ -102,6 +102,11 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// Longest this node waits for transactions before proposing an empty block.
     pub empty_block_wait: Duration,
+    /// Least time from the previous commit to this node's next proposal
+    /// while transactions wait, so blocks carry batches, not one or two.
+    pub block_interval: Duration,
+    /// Transactions that fill a block (no point waiting for more).
+    pub block_capacity: usize,
 }
 
 /// Live figures the node shows in its status.

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -25,18 +24,6 @@ use medledger_store::Store;
 use serde_json::{Value, json};
 
 use super::testnet::{self, TestnetLayout};
-
-/// Kills the demo's nodes however the demo ends.
-struct Nodes(Vec<Child>);
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 struct Demo {
     chain: ChainId,
@@ -138,9 +125,8 @@ pub fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
         "medledger demo — a local consortium of four validator processes (BFT consensus, RocksDB)\n"
     );
     let layout = testnet::init(&dir, 4, 0, "medledger-demo")?;
-    let mut nodes = Nodes(Vec::new());
+    let nodes = testnet::spawn_all(&layout)?;
     for node in &layout.nodes {
-        nodes.0.push(testnet::spawn_node(&node.home)?);
         println!(
             "  started {:<21} {}  (log: {})",
             node.institution,

@@ -1,5 +1,6 @@
 //! The command line: subcommands and their dispatch.
 
+mod bench;
 mod demo;
 mod genesis;
 mod keys;
@@ -31,6 +32,23 @@ enum Command {
         /// Where to put the consortium's files (default: a new temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// Measure a local four-validator consortium: committed transactions per
+    /// second, submit-to-commit latency, disk, CPU and memory. Prints a table
+    /// and a JSON line.
+    Bench {
+        /// Where to put the consortium (default: a temporary directory, removed after).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Length of the throughput phase, in seconds.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Simulated patients.
+        #[arg(long, default_value_t = 2_000)]
+        patients: usize,
+        /// HTTP requests in flight at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
     },
     /// Run a node.
     #[command(subcommand)]
@@ -120,6 +138,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::New { out }) => keys::new(&out),
         Command::Keys(KeysCommand::Show { file }) => keys::show(&file),
         Command::Demo { dir } => demo::run(dir),
+        Command::Bench {
+            dir,
+            seconds,
+            patients,
+            concurrency,
+        } => bench::run(bench::BenchOptions {
+            dir,
+            seconds,
+            patients,
+            concurrency,
+        }),
         Command::Node(NodeCommand::Run { home }) => crate::node::run(&home),
         Command::Testnet {
             dir,

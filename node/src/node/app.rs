@@ -116,13 +116,24 @@ impl LedgerApp {
     ) -> Result<(BlockHeader, BlockExecution, PreparedState), String> {
         let (previous_hash, _) = self.parent(height)?;
         let ctx = BlockContext { height, time };
+        let started = std::time::Instant::now();
         let execution =
             execute_block(&self.shared.store, &ctx, transactions).map_err(|e| e.to_string())?;
+        let executed = started.elapsed();
         let state = self
             .shared
             .store
             .prepare(height, &execution.writes)
             .map_err(|e| e.to_string())?;
+        if !transactions.is_empty() {
+            tracing::debug!(
+                height,
+                transactions = transactions.len(),
+                execute_ms = executed.as_millis(),
+                state_tree_ms = (started.elapsed() - executed).as_millis(),
+                "executed"
+            );
+        }
         let header = BlockHeader {
             chain_id: self.shared.chain.clone(),
             height,
@@ -148,8 +159,8 @@ impl Application for LedgerApp {
         self.shared.validators(height)
     }
 
-    fn has_transactions(&self) -> bool {
-        !self.shared.mempool().is_empty()
+    fn waiting_transactions(&self) -> usize {
+        self.shared.mempool().len()
     }
 
     fn propose(&mut self, height: u64) -> Result<(Hash32, Vec<u8>), String> {
@@ -250,6 +261,7 @@ impl Application for LedgerApp {
                 }
             }
             drop(pool);
+            let unchecked_count = unchecked.len();
             for index in unchecked {
                 let tx = block
                     .transactions
@@ -264,7 +276,15 @@ impl Application for LedgerApp {
                     *slot = Some(v);
                 }
             }
-            out.into_iter().flatten().collect::<Vec<_>>()
+            let out = out.into_iter().flatten().collect::<Vec<_>>();
+            if unchecked_count > 0 {
+                tracing::debug!(
+                    height,
+                    unchecked = unchecked_count,
+                    "verified signatures not seen before"
+                );
+            }
+            out
         };
         let (expected, execution, state) = self
             .execute(
@@ -322,6 +342,7 @@ impl Application for LedgerApp {
         let pending = self.pending.remove(block).ok_or_else(|| {
             format!("decided block {block} at height {height} was never executed here")
         })?;
+        let started = std::time::Instant::now();
         let certificate_bytes = to_bytes(&certificate);
         let transactions: Vec<_> = pending.execution.receipts.iter().map(|r| r.tx).collect();
         self.shared
@@ -336,7 +357,12 @@ impl Application for LedgerApp {
             })
             .map_err(|e| e.to_string())?;
         if !transactions.is_empty() {
-            tracing::info!(height, transactions = transactions.len(), "committed");
+            tracing::info!(
+                height,
+                transactions = transactions.len(),
+                write_ms = started.elapsed().as_millis(),
+                "committed"
+            );
         }
         self.shared.mempool().remove(transactions.iter().copied());
         self.pending.retain(|_, p| p.height > height);

@@ -39,12 +39,17 @@ pub struct Consensus {
     /// How long this node, as proposer, waits for transactions before
     /// proposing an empty block, in ms (capped at half the propose timeout).
     pub empty_block_wait_ms: u64,
+    /// Least time between this node's commit of a block and its next
+    /// proposal while transactions wait, in ms: batches transactions into
+    /// fewer, larger blocks (capped at half the propose timeout).
+    pub block_interval_ms: u64,
 }
 
 impl Default for Consensus {
     fn default() -> Self {
         Self {
             empty_block_wait_ms: 300,
+            block_interval_ms: 100,
         }
     }
 }
@@ -197,6 +202,9 @@ gossip_to = {gossip}
 # When this node proposes and no transaction waits, how long it waits for one
 # before proposing an empty block (ms; at most half the propose timeout).
 empty_block_wait_ms = {empty_wait}
+# Least time from this node's last commit to its next proposal while
+# transactions wait (ms): gathers them into fewer, larger blocks.
+block_interval_ms = {interval}
 "#,
             institution = self.institution,
             genesis = self.genesis_file.display().to_string(),
@@ -210,6 +218,7 @@ empty_block_wait_ms = {empty_wait}
             per_signer = self.mempool.max_per_signer,
             gossip = list(&self.mempool.gossip_to),
             empty_wait = self.consensus.empty_block_wait_ms,
+            interval = self.consensus.block_interval_ms,
         )
     }
 }

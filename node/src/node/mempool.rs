@@ -106,11 +106,6 @@ impl Mempool {
         self.entries.len()
     }
 
-    /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Decodes bytes from outside and refuses what cannot be taken before
     /// any signature is checked: too large, malformed, a repeat, no room.
     /// `committed` says whether an id is on the ledger already. The caller

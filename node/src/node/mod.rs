@@ -104,6 +104,8 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
             precommit: Duration::from_millis(genesis.consensus.precommit_timeout_ms),
         },
         empty_block_wait: Duration::from_millis(config.consensus.empty_block_wait_ms),
+        block_interval: Duration::from_millis(config.consensus.block_interval_ms),
+        block_capacity: genesis.consensus.block_transactions_max as usize,
     };
     let app = LedgerApp::new(
         shared.clone(),

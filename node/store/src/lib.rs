@@ -12,6 +12,7 @@
 //! | `jmt_nodes` | BCS `NodeKey` | BCS `Node` |
 //! | `jmt_values` | key hash ‖ version | BCS `Option<value>` |
 //! | `jmt_versions` | height | JMT version holding that height's state |
+//! | `state` | state key | its latest value (a plain copy of the JMT's newest leaves, for fast reads) |
 //! | `transactions` | tx id | height ‖ position in block |
 //! | `receipts` | tx id | BCS `Receipt` |
 //! | `audit` | audit index | BCS `AuditEntry` |
@@ -46,13 +47,14 @@ const CERTIFICATES: &str = "certificates";
 const JMT_NODES: &str = "jmt_nodes";
 const JMT_VALUES: &str = "jmt_values";
 const JMT_VERSIONS: &str = "jmt_versions";
+const STATE: &str = "state";
 const TRANSACTIONS: &str = "transactions";
 const RECEIPTS: &str = "receipts";
 const AUDIT: &str = "audit";
 const BY_PATIENT: &str = "by_patient";
 const BY_HOLDER: &str = "by_holder";
 
-const FAMILIES: [&str; 12] = [
+const FAMILIES: [&str; 13] = [
     META,
     HEADERS,
     BLOCKS,
@@ -60,12 +62,16 @@ const FAMILIES: [&str; 12] = [
     JMT_NODES,
     JMT_VALUES,
     JMT_VERSIONS,
+    STATE,
     TRANSACTIONS,
     RECEIPTS,
     AUDIT,
     BY_PATIENT,
     BY_HOLDER,
 ];
+
+/// Memory for RocksDB's block cache, shared by all column families.
+const BLOCK_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 /// Largest stored record decoded (a block).
 const RECORD_BYTES_MAX: usize = medledger_contracts::constants::BLOCK_BYTES_MAX;
@@ -104,6 +110,7 @@ pub struct PreparedState {
     version: Option<Version>,
     root: Hash32,
     nodes: NodeBatch,
+    writes: WriteSet,
 }
 
 impl PreparedState {
@@ -157,9 +164,22 @@ impl Store {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
+        // One block cache for every family: the state tree's upper nodes and
+        // the latest state are read for every transaction.
+        let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let family_options = || {
+            let mut table = rocksdb::BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            // Point lookups of keys that are absent (new grants, first-seen
+            // transactions) stop at the filter instead of reading blocks.
+            table.set_bloom_filter(10.0, false);
+            let mut family = Options::default();
+            family.set_block_based_table_factory(&table);
+            family
+        };
         let families = FAMILIES
             .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+            .map(|name| ColumnFamilyDescriptor::new(*name, family_options()));
         let db = DB::open_cf_descriptors(&options, dir, families)?;
         let store = Self {
             db,
@@ -256,6 +276,7 @@ impl Store {
                 version: latest,
                 root,
                 nodes: NodeBatch::default(),
+                writes: WriteSet::default(),
             });
         }
         let version = latest.map_or(0, |v| v + 1);
@@ -272,6 +293,7 @@ impl Store {
             version: Some(version),
             root: Hash32(root.0),
             nodes: update.node_batch,
+            writes: writes.clone(),
         })
     }
 
@@ -295,6 +317,13 @@ impl Store {
         }
         if let Some(version) = state.version {
             batch.put_cf(self.cf(JMT_VERSIONS)?, be(state.height), be(version));
+        }
+        let latest = self.cf(STATE)?;
+        for (key, value) in &state.writes.0 {
+            match value {
+                Some(value) => batch.put_cf(latest, key, value),
+                None => batch.delete_cf(latest, key),
+            }
         }
         Ok(())
     }
@@ -499,11 +528,8 @@ impl TreeReader for Store {
 }
 
 impl StateReader for Store {
+    /// The latest committed value: one point lookup, not a JMT walk.
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        let Some((_, Some(version))) = self.tip()? else {
-            return Ok(None);
-        };
-        self.get_value_option(version, KeyHash::with::<Sha256>(key))
-            .map_err(|e| StateError::Storage(e.to_string()))
+        Ok(self.get(STATE, key)?)
     }
 }

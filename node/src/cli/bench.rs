@@ -1,0 +1,551 @@
+//! `medledger bench`: a local four-validator consortium under a stream of
+//! signed grant and access-request transactions, measured from outside.
+//!
+//! Phases: set-up (patients register and each grants the second hospital
+//! access), throughput (as fast as the consortium takes them, for
+//! `--seconds`), latency (paced at half the measured throughput). Commit
+//! times come from polling the first node's blocks every 20 ms, so latencies
+//! carry up to that much extra. The bench client runs on the same machine as
+//! the four nodes and takes CPU from them; its share is printed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use medledger_client_sdk::KeyFile;
+use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::encoding::{BoundedVec, tagged_hash};
+use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, Transaction};
+use medledger_contracts::types::*;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use super::testnet::{self, TestnetLayout};
+
+/// Bench settings from the command line.
+pub struct BenchOptions {
+    /// Where the consortium goes (default: a temporary directory).
+    pub dir: Option<PathBuf>,
+    /// Length of the throughput phase.
+    pub seconds: u64,
+    /// Simulated patients.
+    pub patients: usize,
+    /// HTTP requests in flight at once.
+    pub concurrency: usize,
+}
+
+/// When each transaction was first seen committed, by id.
+type Seen = Arc<Mutex<HashMap<String, Instant>>>;
+
+struct Bench {
+    layout: TestnetLayout,
+    chain: ChainId,
+    http: reqwest::Client,
+    seen: Seen,
+}
+
+fn synthetic_key(label: &str, n: u64) -> SecretKey {
+    // Bench keys are synthetic and reproducible; never for real use.
+    let seed = tagged_hash(
+        b"medledger/bench-key",
+        &[label.as_bytes(), &n.to_be_bytes()],
+    );
+    SecretKey::from_seed(seed.0)
+}
+
+fn sign(
+    chain: &ChainId,
+    key: &SecretKey,
+    signer: Signer,
+    nonce: u64,
+    payload: Payload,
+) -> SignedTransaction {
+    Transaction {
+        signer,
+        nonce,
+        payload,
+    }
+    .sign(chain, key)
+}
+
+/// Nearest-rank percentile of sorted values (a bench figure: rounding is fine).
+#[allow(clippy::cast_possible_truncation)]
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Linux reports clock ticks; USER_HZ is 100 on every mainstream build.
+    Some((utime + stime) / 100.0)
+}
+
+/// Peak resident memory of a process, in MiB.
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+impl Bench {
+    fn data_bytes(&self) -> u64 {
+        self.layout
+            .nodes
+            .iter()
+            .map(|n| dir_bytes(&n.home.join("data").join("ledger")))
+            .sum::<u64>()
+            / self.layout.nodes.len() as u64
+    }
+
+    async fn height(&self) -> Option<u64> {
+        let url = format!("{}/v1/status", self.layout.nodes[0].http);
+        let status: Value = self.http.get(url).send().await.ok()?.json().await.ok()?;
+        status["height"].as_u64()
+    }
+
+    /// Follows the first node's blocks and notes when each transaction commits.
+    fn spawn_poller(&self) {
+        let http = self.http.clone();
+        let base = self.layout.nodes[0].http.clone();
+        let seen = self.seen.clone();
+        tokio::spawn(async move {
+            let mut next = 1u64;
+            loop {
+                let url = format!("{base}/v1/blocks/{next}/transactions");
+                let body = match http.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
+                    _ => None,
+                };
+                match body {
+                    Some(body) => {
+                        let now = Instant::now();
+                        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        for id in body["transactions"].as_array().into_iter().flatten() {
+                            if let Some(id) = id.as_str() {
+                                seen.entry(id.to_string()).or_insert(now);
+                            }
+                        }
+                        next += 1;
+                    }
+                    None => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        });
+    }
+
+    /// Submits one transaction, retrying while the mempool is full.
+    async fn submit(http: &reqwest::Client, url: &str, body: &str) -> anyhow::Result<()> {
+        loop {
+            let response = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await?;
+            match response.status().as_u16() {
+                200 => return Ok(()),
+                429 => tokio::time::sleep(Duration::from_millis(20)).await,
+                status => bail!(
+                    "refused ({status}): {}",
+                    response.text().await.unwrap_or_default()
+                ),
+            }
+        }
+    }
+
+    /// Submits transactions round-robin over the nodes, `concurrency` at a
+    /// time, optionally paced at `rate` per second; stops at `until`.
+    /// Returns when each was accepted, by id.
+    async fn drive(
+        &self,
+        transactions: Vec<SignedTransaction>,
+        concurrency: usize,
+        rate: Option<f64>,
+        until: Option<Instant>,
+    ) -> anyhow::Result<Vec<(String, Instant)>> {
+        let semaphore = Arc::new(Semaphore::new(concurrency));
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for (n, tx) in transactions.into_iter().enumerate() {
+            if until.is_some_and(|u| Instant::now() >= u) {
+                break;
+            }
+            if let Some(rate) = rate {
+                let due = start + Duration::from_secs_f64(n as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let permit = semaphore.clone().acquire_owned().await?;
+            let node = &self.layout.nodes[n % self.layout.nodes.len()];
+            let url = format!("{}/v1/tx", node.http);
+            let id = tx.transaction.id(&self.chain).0.to_hex();
+            let body = json!({"transaction": hex::encode(tx.to_bytes())}).to_string();
+            let http = self.http.clone();
+            let accepted = accepted.clone();
+            let failures = failures.clone();
+            tasks.push(tokio::spawn(async move {
+                let sent = Instant::now();
+                match Self::submit(&http, &url, &body).await {
+                    Ok(()) => accepted
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((id, sent)),
+                    Err(e) => failures
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(e.to_string()),
+                }
+                drop(permit);
+            }));
+        }
+        for task in tasks {
+            task.await?;
+        }
+        let failures = failures.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(first) = failures.first() {
+            bail!("{} transactions refused; first: {first}", failures.len());
+        }
+        let accepted = accepted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(accepted)
+    }
+
+    async fn wait_committed(
+        &self,
+        ids: &[(String, Instant)],
+        within: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let missing = {
+                let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                ids.iter().filter(|(id, _)| !seen.contains_key(id)).count()
+            };
+            if missing == 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{missing} of {} transactions not committed within {within:?}",
+                    ids.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+pub fn run(options: BenchOptions) -> anyhow::Result<()> {
+    let dir = options.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("medledger-bench-{}", std::process::id()))
+    });
+    let layout = testnet::init(&dir, 4, 0, "medledger-bench")?;
+    let nodes = testnet::spawn_all(&layout)?;
+    let pids: Vec<u32> = nodes.0.iter().map(|c| c.id()).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(bench(&dir, layout, &pids, &options));
+    drop(nodes);
+    if options.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+async fn bench(
+    dir: &Path,
+    layout: TestnetLayout,
+    pids: &[u32],
+    options: &BenchOptions,
+) -> anyhow::Result<()> {
+    let chain = ChainId::new(&layout.chain_id).map_err(anyhow::Error::msg)?;
+    let bench = Bench {
+        layout,
+        chain: chain.clone(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(options.concurrency)
+            .build()?,
+        seen: Arc::new(Mutex::new(HashMap::new())),
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while bench.height().await.unwrap_or(0) < 1 {
+        if Instant::now() > deadline {
+            bail!("the consortium did not start committing within 90 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bench.spawn_poller();
+    let doctor = KeyFile::load(&dir.join("keys").join("practitioner.dr-second-1.json"))?;
+    let doctor_id = doctor.practitioner_id();
+    let first = InstitutionId::new("city-first-hospital").map_err(anyhow::Error::msg)?;
+    let second = InstitutionId::new("city-second-hospital").map_err(anyhow::Error::msg)?;
+    let now = crate::node::shared::now();
+    let patients: Vec<SecretKey> = (0..options.patients as u64)
+        .map(|n| synthetic_key("patient", n))
+        .collect();
+    let patient_id = |key: &SecretKey| PatientId::from_key(&key.public_key());
+    let grant = |key: &SecretKey, nonce: u64| -> anyhow::Result<SignedTransaction> {
+        let patient = patient_id(key);
+        let terms = GrantTerms {
+            patient,
+            grantee: Grantee::Institution(second.clone()),
+            categories: BoundedVec::new(vec![Category::LabReports, Category::Imaging])
+                .map_err(|_| anyhow::anyhow!("categories"))?,
+            holders: Holders::Listed(
+                BoundedVec::new(vec![first.clone()]).map_err(|_| anyhow::anyhow!("holders"))?,
+            ),
+            purpose: Purpose::Referral,
+            not_before: now,
+            expires_at: now.plus_days(30),
+            notice_hash: tagged_hash(b"medledger/bench-notice", &[&nonce.to_be_bytes()]),
+        };
+        Ok(sign(
+            &chain,
+            key,
+            Signer::Patient(patient),
+            nonce,
+            Payload::Grant(terms),
+        ))
+    };
+
+    eprintln!(
+        "set-up: {} patients register and grant the second hospital access",
+        patients.len()
+    );
+    let registrations: Vec<_> = patients
+        .iter()
+        .map(|k| {
+            sign(
+                &chain,
+                k,
+                Signer::Patient(patient_id(k)),
+                0,
+                Payload::RegisterPatient,
+            )
+        })
+        .collect();
+    let accepted = bench
+        .drive(registrations, options.concurrency, None, None)
+        .await?;
+    bench
+        .wait_committed(&accepted, Duration::from_secs(120))
+        .await?;
+    let disk_before_grants = bench.data_bytes();
+    let setup_grants = patients
+        .iter()
+        .map(|k| grant(k, 1))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let grant_ids: Vec<TxHash> = setup_grants
+        .iter()
+        .map(|t| t.transaction.id(&chain))
+        .collect();
+    let accepted = bench
+        .drive(setup_grants, options.concurrency, None, None)
+        .await?;
+    bench
+        .wait_committed(&accepted, Duration::from_secs(120))
+        .await?;
+    let disk_after_grants = bench.data_bytes();
+
+    // Throughput: half new grants, half access requests under set-up grants.
+    let mut nonce = 10u64;
+    let mut workload = |count: usize| -> anyhow::Result<Vec<SignedTransaction>> {
+        let mut out = Vec::with_capacity(count);
+        for n in 0..count {
+            nonce += 1;
+            let index = n % patients.len();
+            if n % 2 == 0 {
+                out.push(grant(&patients[index], nonce)?);
+            } else {
+                out.push(sign(
+                    &chain,
+                    doctor.secret(),
+                    Signer::Practitioner(doctor_id),
+                    nonce,
+                    Payload::AccessRequest {
+                        grant: grant_ids[index],
+                        holder: first.clone(),
+                        categories: BoundedVec::new(vec![Category::LabReports]).unwrap_or_default(),
+                        purpose: Purpose::Referral,
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    };
+    let planned = usize::try_from(options.seconds)? * 12_000;
+    eprintln!("signing {planned} transactions for the throughput phase");
+    let transactions = workload(planned)?;
+    let cpu_before: Vec<Option<f64>> = pids.iter().map(|p| cpu_seconds(*p)).collect();
+    let client_cpu_before = cpu_seconds(std::process::id());
+    let disk_before = bench.data_bytes();
+    eprintln!("throughput phase: {} s", options.seconds);
+    let start = Instant::now();
+    let window = Duration::from_secs(options.seconds);
+    let accepted = bench
+        .drive(
+            transactions,
+            options.concurrency,
+            None,
+            Some(start + window),
+        )
+        .await?;
+    let submitted_for = start.elapsed();
+    let accepted_in_window = accepted.len();
+    eprintln!(
+        "  {} accepted in {:.1} s",
+        accepted.len(),
+        submitted_for.as_secs_f64()
+    );
+    // Count what committed inside the window.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (committed_in_window, committed_total) = {
+        let seen = bench.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let end = start + window;
+        let in_window = accepted
+            .iter()
+            .filter(|(id, _)| seen.get(id).is_some_and(|t| *t <= end))
+            .count();
+        let total = accepted
+            .iter()
+            .filter(|(id, _)| seen.contains_key(id))
+            .count();
+        (in_window, total)
+    };
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu_after: Vec<Option<f64>> = pids.iter().map(|p| cpu_seconds(*p)).collect();
+    let client_cpu = cpu_seconds(std::process::id())
+        .zip(client_cpu_before)
+        .map(|(a, b)| (a - b) / elapsed);
+    let throughput = committed_in_window as f64 / window.as_secs_f64();
+    bench
+        .wait_committed(&accepted, Duration::from_secs(120))
+        .await?;
+    let disk_after = bench.data_bytes();
+    let requests = accepted.len() / 2;
+
+    // Latency at half the throughput.
+    let rate = (throughput / 2.0).max(1.0);
+    let latency_seconds = 20.0;
+    #[allow(clippy::cast_possible_truncation)]
+    let count = (rate * latency_seconds) as usize;
+    eprintln!("latency phase: {count} transactions at {rate:.0}/s");
+    let transactions = workload(count)?;
+    let accepted = bench
+        .drive(transactions, options.concurrency, Some(rate), None)
+        .await?;
+    bench
+        .wait_committed(&accepted, Duration::from_secs(120))
+        .await?;
+    let mut latencies: Vec<f64> = {
+        let seen = bench.seen.lock().unwrap_or_else(|p| p.into_inner());
+        accepted
+            .iter()
+            .filter_map(|(id, sent)| {
+                seen.get(id)
+                    .map(|t| t.saturating_duration_since(*sent).as_secs_f64() * 1000.0)
+            })
+            .collect()
+    };
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let (p50, p95, p99) = (
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 95.0),
+        percentile(&latencies, 99.0),
+    );
+
+    let per_grant =
+        (disk_after_grants.saturating_sub(disk_before_grants)) as f64 / patients.len() as f64;
+    let per_mixed =
+        (disk_after.saturating_sub(disk_before)) as f64 / accepted_len_nonzero(requests * 2);
+    println!();
+    println!("medledger bench — 4 validators on this machine, client on the same machine");
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| throughput window | {} s (submitting for {:.1} s) |",
+        options.seconds,
+        submitted_for.as_secs_f64()
+    );
+    println!(
+        "| committed in window | {committed_in_window} of {submitted} accepted ({committed_total} within 3 s after) |",
+        submitted = accepted_in_window
+    );
+    println!("| committed transactions / s | {throughput:.0} |");
+    println!(
+        "| latency phase rate | {rate:.0} / s, {} transactions |",
+        latencies.len()
+    );
+    println!("| submit → commit p50 / p95 / p99 | {p50:.0} / {p95:.0} / {p99:.0} ms |");
+    println!("| disk per grant (set-up, with its audit entry) | {per_grant:.0} B per node |");
+    println!("| disk per transaction (throughput mix) | {per_mixed:.0} B per node |");
+    for ((node, before), after) in bench.layout.nodes.iter().zip(&cpu_before).zip(&cpu_after) {
+        let cpu = before.zip(*after).map(|(b, a)| (a - b) / elapsed * 100.0);
+        let pid = pids[bench
+            .layout
+            .nodes
+            .iter()
+            .position(|n| n.institution == node.institution)
+            .unwrap_or(0)];
+        println!(
+            "| {} CPU (throughput phase) / peak memory | {} / {} |",
+            node.institution,
+            cpu.map_or("?".into(), |c| format!("{c:.0}% of a core")),
+            peak_rss_mib(pid).map_or("?".into(), |m| format!("{m:.0} MiB")),
+        );
+    }
+    println!(
+        "| bench client CPU | {} |",
+        client_cpu.map_or("?".into(), |c| format!("{:.0}% of a core", c * 100.0))
+    );
+    let line = json!({
+        "bench": "medledger",
+        "validators": 4,
+        "window_s": options.seconds,
+        "committed_tps": throughput,
+        "latency_rate_tps": rate,
+        "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
+        "disk_bytes_per_grant": per_grant,
+        "disk_bytes_per_tx_mixed": per_mixed,
+        "node_cpu_cores": cpu_before.iter().zip(&cpu_after).map(|(b, a)| b.zip(*a).map(|(b, a)| (a - b) / elapsed)).collect::<Vec<_>>(),
+        "node_peak_rss_mib": pids.iter().map(|p| peak_rss_mib(*p)).collect::<Vec<_>>(),
+    });
+    println!();
+    println!("{line}");
+    Ok(())
+}
+
+fn accepted_len_nonzero(n: usize) -> f64 {
+    n.max(1) as f64
+}
