@@ -31,6 +31,8 @@ struct Demo {
     http: reqwest::Client,
     keys: BTreeMap<String, KeyFile>,
     nonce: u64,
+    /// Height of the last receipt: the next node asked must have reached it.
+    seen_height: u64,
 }
 
 impl Demo {
@@ -62,7 +64,11 @@ impl Demo {
         let response = self
             .http
             .post(format!("{}/v1/tx", target.http))
-            .json(&json!({"transaction": hex::encode(tx.to_bytes()), "wait": true}))
+            .json(&json!({
+                "transaction": hex::encode(tx.to_bytes()),
+                "wait": true,
+                "after_height": self.seen_height,
+            }))
             .send()
             .await
             .with_context(|| format!("submitting to {}", target.http))?;
@@ -71,6 +77,7 @@ impl Demo {
         if !status.is_success() {
             bail!("{what}: {} refused it: {body}", target.institution);
         }
+        self.seen_height = self.seen_height.max(body["height"].as_u64().unwrap_or(0));
         let outcome = body["outcome"]["status"]
             .as_str()
             .unwrap_or("?")
@@ -165,6 +172,7 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
             .build()?,
         keys,
         nonce: 0,
+        seen_height: 0,
     };
     wait_until_committing(&demo).await?;
     println!("  all four validators are committing blocks\n");

@@ -124,7 +124,15 @@ struct SubmitBody {
     /// Wait until the transaction commits and return its receipt.
     #[serde(default)]
     wait: bool,
+    /// Check the transaction only once this node has committed this height
+    /// (a client that just got a receipt from another node passes its
+    /// height, so what it did there is visible here too).
+    #[serde(default)]
+    after_height: Option<u64>,
 }
+
+/// Longest a submission waits for this node to reach `after_height`.
+const CATCH_UP_MAX: Duration = Duration::from_secs(10);
 
 fn refusal_status(r: &Refusal) -> StatusCode {
     match r {
@@ -142,7 +150,9 @@ async fn submit(body: Bytes, shared: Arc<Shared>) -> Response {
             return error(
                 StatusCode::BAD_REQUEST,
                 "bad_json",
-                format!("expected {{\"transaction\": \"<hex>\", \"wait\": bool}}: {e}"),
+                format!(
+                    "expected {{\"transaction\": \"<hex>\", \"wait\": bool, \"after_height\": u64}}: {e}"
+                ),
             );
         }
     };
@@ -156,6 +166,28 @@ async fn submit(body: Bytes, shared: Arc<Shared>) -> Response {
             );
         }
     };
+    if let Some(height) = body.after_height {
+        tracing::debug!(
+            after_height = height,
+            at = shared.height(),
+            "submission waits for height"
+        );
+        let deadline = tokio::time::Instant::now() + CATCH_UP_MAX;
+        while shared.height() < height {
+            if tokio::time::Instant::now() > deadline {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "behind",
+                    format!(
+                        "this node is at height {} and did not reach {height} within {} s; retry or use another node",
+                        shared.height(),
+                        CATCH_UP_MAX.as_secs()
+                    ),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     // Subscribe before admitting, so a fast commit is not missed.
     let mut commits = shared.commits.subscribe();
     let admitted = {

@@ -126,6 +126,7 @@ impl Shared {
         if let Some(receipt) = trial.receipts.first()
             && let Outcome::Rejected(rejection) = &receipt.outcome
         {
+            tracing::debug!(height = ctx.height, %rejection, "trial run rejects a submission");
             return Err(Refusal::WouldReject(rejection.to_string()));
         }
         let id = self.mempool().insert(verified)?;
