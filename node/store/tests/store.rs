@@ -41,7 +41,7 @@ fn commit(
 ) -> Hash32 {
     let state = store.prepare(height, w).unwrap();
     let root = state.root();
-    let tx = TxHash(Hash32([height as u8; 32]));
+    let tx = TxHash(Hash32([u8::try_from(height).unwrap(); 32]));
     let receipt = Receipt {
         tx,
         outcome: Outcome::Applied,
