@@ -574,3 +574,96 @@ async fn a_node_a_thousand_blocks_behind_syncs_and_verifies_them() {
     let (_, status) = net.get(4, "/v1/status").await.unwrap();
     assert_eq!(status["validator"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_made_a_validator_by_votes_signs_certificates() {
+    use medledger_contracts::certificate::ConsensusAddress;
+    use medledger_contracts::transaction::GovernanceAction;
+    use medledger_contracts::types::{InstitutionId, Timestamp};
+
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::with_observers(4, 1);
+    net.start_all();
+    assert!(
+        net.wait_for_height(4, 1, Duration::from_secs(60)).await,
+        "{}",
+        net.logs()
+    );
+    let (_, status) = net.get(4, "/v1/status").await.unwrap();
+    assert_eq!(status["validator"], false, "{status}");
+
+    let keys = net.dir().join("keys");
+    let admin =
+        |i: usize| KeyFile::load(&keys.join(format!("admin.{}.json", net.nodes[i].0))).unwrap();
+    let observer = InstitutionId::new(&net.nodes[4].0).unwrap();
+    let far = Timestamp(u64::MAX / 2);
+    let propose = Transaction {
+        signer: Signer::Institution(InstitutionId::new(&net.nodes[0].0).unwrap()),
+        nonce: 1,
+        payload: Payload::Propose {
+            action: GovernanceAction::SetVotingPower {
+                institution: observer,
+                power: 1,
+            },
+            expires_at: far,
+        },
+    }
+    .sign(&chain(), admin(0).secret());
+    let proposal = propose.transaction.id(&chain());
+    let (status, body) = net.submit(0, &propose, true).await;
+    assert_eq!(
+        (status, body["outcome"]["status"].as_str()),
+        (200, Some("applied")),
+        "{body}"
+    );
+    let mut carried_at = 0;
+    for i in 1..3 {
+        let vote = Transaction {
+            signer: Signer::Institution(InstitutionId::new(&net.nodes[i].0).unwrap()),
+            nonce: 1,
+            payload: Payload::Vote {
+                proposal,
+                approve: true,
+            },
+        }
+        .sign(&chain(), admin(i).secret());
+        // Ask the node the last receipt came from, so the proposal is visible.
+        let (status, body) = net.submit(i - 1, &vote, true).await;
+        assert_eq!(status, 200, "{body}");
+        carried_at = body["height"].as_u64().unwrap();
+    }
+    // The change takes effect a few heights later; then the new validator's
+    // precommits are in certificates.
+    let address = ConsensusAddress::of_key(
+        &KeyFile::load(&net.nodes[4].1.join("node-key.json"))
+            .unwrap()
+            .public_key(),
+    )
+    .to_string();
+    assert!(
+        net.wait_for_height(0, carried_at + 8, Duration::from_secs(60))
+            .await
+    );
+    let mut signed = 0;
+    for h in carried_at + 4..=carried_at + 8 {
+        let (status, cert) = net.get(0, &format!("/v1/certificates/{h}")).await.unwrap();
+        assert_eq!(status, 200);
+        let signers: Vec<&str> = cert["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["validator"].as_str().unwrap())
+            .collect();
+        if signers.contains(&address.as_str()) {
+            signed += 1;
+        }
+    }
+    assert!(
+        signed >= 1,
+        "the new validator signed none of five certificates\n{}",
+        net.logs()
+    );
+    let (_, status) = net.get(4, "/v1/status").await.unwrap();
+    assert_eq!(status["validator"], true, "{status}");
+    assert_agree(&net, &[0, 1, 2, 3, 4], carried_at + 8).await;
+}

@@ -186,27 +186,23 @@ pub async fn run<A: Application>(
     };
 
     let signer = NodeSigner::new(settings.chain_id.clone(), settings.node_key.clone());
-    let identity = if settings.validator {
-        let proof = signer
-            .sign_validator_proof(public_key.raw_bytes().to_vec(), peer_id.to_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let proof_bytes = WireCodec.encode(&proof).map_err(|e| e.to_string())?;
-        NetworkIdentity::new_validator(
-            settings.moniker.clone(),
-            keypair,
-            address.to_string(),
-            proof_bytes,
-        )
-    } else {
-        NetworkIdentity::new(settings.moniker.clone(), keypair, None)
-    };
+    // Every member node can sign: whether it votes at a height is decided by
+    // the validator set of that height (from state), so an observer that
+    // governance makes a validator starts voting without a restart.
+    let proof = signer
+        .sign_validator_proof(public_key.raw_bytes().to_vec(), peer_id.to_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let proof_bytes = WireCodec.encode(&proof).map_err(|e| e.to_string())?;
+    let identity = NetworkIdentity::new_validator(
+        settings.moniker.clone(),
+        keypair,
+        address.to_string(),
+        proof_bytes,
+    );
     let verifier = NodeVerifier::new(settings.chain_id.clone());
-    let consensus_ctx = if settings.validator {
-        ConsensusContext::new_validator(address, Box::new(verifier), Box::new(signer))
-    } else {
-        ConsensusContext::new_full_node(address, Box::new(verifier))
-    };
+    let consensus_ctx =
+        ConsensusContext::new_validator(address, Box::new(verifier), Box::new(signer));
     std::fs::create_dir_all(&settings.wal_dir)
         .map_err(|e| format!("creating {}: {e}", settings.wal_dir.display()))?;
     let (channels, _handle) = start_engine(
@@ -220,7 +216,7 @@ pub async fn run<A: Application>(
     )
     .await
     .map_err(|e| format!("starting consensus: {e}"))?;
-    info!(%address, %peer_id, validator = settings.validator, "consensus started");
+    info!(%address, %peer_id, "consensus started");
 
     spawn_peer_counter(channels.net_requests.clone(), telemetry.clone());
     let mut driver = Driver {

@@ -90,8 +90,6 @@ pub struct Settings {
     pub moniker: String,
     /// The node key: signs votes and proposals, and is the libp2p identity.
     pub node_key: SecretKey,
-    /// Whether this node votes (an observer follows and verifies only).
-    pub validator: bool,
     /// Where the write-ahead log lives.
     pub wal_dir: PathBuf,
     /// libp2p listen address, e.g. `/ip4/127.0.0.1/tcp/27000`.

@@ -10,7 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use medledger_contracts::Hash32;
 use medledger_contracts::block::{Block, BlockHeader};
-use medledger_contracts::constants::TRANSACTION_BYTES_MAX;
+use medledger_contracts::certificate::CommitCertificate;
+use medledger_contracts::constants::{CERTIFICATE_BYTES_MAX, TRANSACTION_BYTES_MAX};
 use medledger_contracts::encoding::from_bytes;
 use medledger_contracts::records::{Outcome, Receipt};
 use medledger_contracts::types::TxHash;
@@ -71,6 +72,10 @@ pub fn routes(
         .and(warp::get())
         .and(with.clone())
         .map(block_transactions);
+    let certificate = warp::path!("v1" / "certificates" / u64)
+        .and(warp::get())
+        .and(with.clone())
+        .map(certificate);
     let receipt = warp::path!("v1" / "receipts" / String)
         .and(warp::get())
         .and(with)
@@ -83,6 +88,8 @@ pub fn routes(
         .or(header)
         .unify()
         .or(block_transactions)
+        .unify()
+        .or(certificate)
         .unify()
         .or(receipt)
         .unify()
@@ -303,7 +310,9 @@ fn status(shared: Arc<Shared>) -> Response {
     ok(json!({
         "chain_id": shared.chain.as_str(),
         "institution": shared.institution.as_str(),
-        "validator": shared.validator,
+        "validator": shared
+            .validators(height + 1)
+            .is_ok_and(|set| set.get(&shared.institution).is_some()),
         "height": height,
         "latest_block_hash": latest.as_ref().map(|h| h.hash().to_hex()),
         "state_root": latest.as_ref().map(|h| h.state_root.to_hex()),
@@ -356,6 +365,36 @@ fn block_transactions(height: u64, shared: Arc<Shared>) -> Response {
                 .iter()
                 .map(|t| t.transaction.id(&shared.chain).0.to_hex())
                 .collect::<Vec<_>>(),
+        })),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
+    }
+}
+
+/// A block's commit certificate: who signed its precommits (public).
+fn certificate(height: u64, shared: Arc<Shared>) -> Response {
+    let bytes = match shared.store.certificate_bytes(height) {
+        Ok(Some(b)) => b,
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "no_such_block",
+                format!(
+                    "no block at height {height} (latest is {})",
+                    shared.height()
+                ),
+            );
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
+    };
+    match from_bytes::<CommitCertificate>(&bytes, CERTIFICATE_BYTES_MAX) {
+        Ok(c) => ok(json!({
+            "height": c.height,
+            "round": c.round,
+            "block": c.block.to_hex(),
+            "bcs": hex::encode(&bytes),
+            "signatures": c.signatures.iter().map(|s| json!({
+                "validator": s.validator.to_string(),
+            })).collect::<Vec<_>>(),
         })),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
     }

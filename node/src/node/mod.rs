@@ -52,7 +52,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
             spec.node_key.to_text()
         );
     }
-    let validator = spec.voting_power > 0;
+    let validator_at_genesis = spec.voting_power > 0;
 
     let data = home.join(&config.data_dir);
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
@@ -84,7 +84,6 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
     let shared = Arc::new(Shared::new(
         genesis.chain_id.clone(),
         institution.clone(),
-        validator,
         store,
         mempool,
         telemetry.clone(),
@@ -94,7 +93,6 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         chain_id: genesis.chain_id.as_str().to_string(),
         moniker: config.institution.clone(),
         node_key: key.secret().clone(),
-        validator,
         wal_dir: data.join("wal"),
         listen: config.p2p.listen.clone(),
         peers: config.p2p.peers.clone(),
@@ -128,7 +126,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(http_addr)
             .await
             .with_context(|| format!("binding the HTTP API to {http_addr}"))?;
-        info!(%http_addr, institution = %config.institution, validator, "HTTP API listening");
+        info!(%http_addr, institution = %config.institution, validator_at_genesis, "HTTP API listening");
         let server = warp::serve(http::routes(shared.clone())).incoming(listener);
         tokio::spawn(server.run());
         tokio::spawn(gossip_loop(gossip_rx, config.mempool.gossip_to.clone()));

@@ -37,8 +37,6 @@ pub struct Shared {
     pub chain: ChainId,
     /// This node's institution.
     pub institution: InstitutionId,
-    /// Whether this node votes.
-    pub validator: bool,
     /// The disk.
     pub store: Store,
     mempool: Mutex<Mempool>,
@@ -63,7 +61,6 @@ impl Shared {
     pub fn new(
         chain: ChainId,
         institution: InstitutionId,
-        validator: bool,
         store: Store,
         mempool: Mempool,
         telemetry: SharedTelemetry,
@@ -73,7 +70,6 @@ impl Shared {
         Self {
             chain,
             institution,
-            validator,
             store,
             mempool: Mutex::new(mempool),
             commits,
