@@ -667,3 +667,120 @@ async fn an_observer_made_a_validator_by_votes_signs_certificates() {
     assert_eq!(status["validator"], true, "{status}");
     assert_agree(&net, &[0, 1, 2, 3, 4], carried_at + 8).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_by_votes_is_disconnected_and_refused() {
+    use medledger_contracts::transaction::{
+        GovernanceAction, key_possession_message, licence_hash,
+    };
+    use medledger_contracts::types::{InstitutionId, PractitionerRole, Timestamp};
+
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::with_observers(4, 1);
+    net.start_all();
+    assert!(
+        net.wait_for_height(4, 1, Duration::from_secs(60)).await,
+        "{}",
+        net.logs()
+    );
+    let keys = net.dir().join("keys");
+    let admin =
+        |i: usize| KeyFile::load(&keys.join(format!("admin.{}.json", net.nodes[i].0))).unwrap();
+    let member = InstitutionId::new(&net.nodes[4].0).unwrap();
+    let register_practitioner = |nonce: u64| {
+        let new_key = KeyFile::generate().unwrap();
+        let signer = Signer::Institution(member.clone());
+        let key_proof = new_key.secret().sign(&key_possession_message(
+            &chain(),
+            &signer,
+            "register-practitioner",
+            &new_key.public_key(),
+        ));
+        Transaction {
+            signer,
+            nonce,
+            payload: Payload::RegisterPractitioner {
+                key: new_key.public_key(),
+                role: PractitionerRole::Physician,
+                licence_hash: licence_hash("110000000000001"),
+                key_proof,
+            },
+        }
+        .sign(&chain(), admin(4).secret())
+    };
+    // A member acts normally, and every node counts four peers.
+    let (status, body) = net.submit(0, &register_practitioner(1), true).await;
+    assert_eq!(
+        (status, body["outcome"]["status"].as_str()),
+        (200, Some("applied")),
+        "{body}"
+    );
+    let peers = |status: &Value| status["peers"].as_u64().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while peers(&net.get(0, "/v1/status").await.unwrap().1) < 4 {
+        assert!(Instant::now() < deadline, "node 0 never saw four peers");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let propose = Transaction {
+        signer: Signer::Institution(InstitutionId::new(&net.nodes[0].0).unwrap()),
+        nonce: 2,
+        payload: Payload::Propose {
+            action: GovernanceAction::Remove(member.clone()),
+            expires_at: Timestamp(u64::MAX / 2),
+        },
+    }
+    .sign(&chain(), admin(0).secret());
+    let proposal = propose.transaction.id(&chain());
+    let (status, body) = net.submit(0, &propose, true).await;
+    assert_eq!(status, 200, "{body}");
+    for i in 1..3 {
+        let vote = Transaction {
+            signer: Signer::Institution(InstitutionId::new(&net.nodes[i].0).unwrap()),
+            nonce: 2,
+            payload: Payload::Vote {
+                proposal,
+                approve: true,
+            },
+        }
+        .sign(&chain(), admin(i).secret());
+        let (status, body) = net.submit(i - 1, &vote, true).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // Removed: the validators drop its node, and what it signs is refused.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts: Vec<u64> = {
+            let mut v = Vec::new();
+            for i in 0..4 {
+                v.push(peers(&net.get(i, "/v1/status").await.unwrap().1));
+            }
+            v
+        };
+        if counts.iter().all(|&c| c == 3) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "removed member still connected: {counts:?}\n{}",
+            net.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (status, body) = net.submit(1, &register_practitioner(3), false).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("would_be_rejected")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("not active"),
+        "{body}"
+    );
+    // The four validators go on without it.
+    let height = net.height(0).await.unwrap();
+    assert!(
+        net.wait_for_height(3, height + 2, Duration::from_secs(30))
+            .await
+    );
+}

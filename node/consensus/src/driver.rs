@@ -67,6 +67,16 @@ impl NodeConfig for NodeConfigImpl {
     }
 }
 
+/// The libp2p peer id of a member's node key, as text.
+fn peer_id_of_key(key: &medledger_contracts::crypto::PublicKey) -> Option<String> {
+    let ed = libp2p_identity::ed25519::PublicKey::try_from_bytes(key.raw_bytes()).ok()?;
+    Some(
+        libp2p_identity::PublicKey::from(ed)
+            .to_peer_id()
+            .to_string(),
+    )
+}
+
 /// The libp2p identity of a node key (the same Ed25519 key).
 pub(crate) fn keypair(key: &SecretKey) -> Result<Keypair, String> {
     Keypair::ed25519_from_bytes(key.seed()).map_err(|e| format!("node key as libp2p key: {e}"))
@@ -134,6 +144,10 @@ struct Driver<A: Application> {
     block_capacity: usize,
     /// When this node last committed a block.
     last_commit: tokio::time::Instant,
+    /// Configured peer addresses with the peer id each names.
+    configured_peers: Vec<(String, String)>,
+    /// Configured peers dropped because they are not (or no longer) members.
+    dropped_peers: std::collections::HashSet<String>,
     /// Blocks proposed or received, by id (cleared as heights commit).
     known: HashMap<BlockId, KnownBlock>,
     /// Our own proposal per (height, round), so asking twice gets the same.
@@ -228,6 +242,15 @@ pub async fn run<A: Application>(
         block_interval: settings.block_interval,
         block_capacity: settings.block_capacity.max(1),
         last_commit: tokio::time::Instant::now(),
+        configured_peers: settings
+            .peers
+            .iter()
+            .filter_map(|addr| {
+                let id = addr.rsplit_once("/p2p/")?.1.to_string();
+                Some((addr.clone(), id))
+            })
+            .collect(),
+        dropped_peers: std::collections::HashSet::new(),
         known: HashMap::new(),
         own: HashMap::new(),
         streams: HashMap::new(),
@@ -270,6 +293,7 @@ impl<A: Application> Driver<A> {
     }
 
     async fn run(&mut self, mut channels: Channels<Ctx>) -> Result<(), String> {
+        self.refresh_peers(&channels).await;
         while let Some(msg) = channels.consensus.recv().await {
             // An error here (the application cannot give the validator set
             // or build a block) leaves consensus unable to go on safely.
@@ -407,6 +431,7 @@ impl<A: Application> Driver<A> {
             } => {
                 let height = certificate.height.0;
                 let next = if self.committed == Some(height) {
+                    self.refresh_peers(channels).await;
                     self.known.retain(|_, b| b.height > height);
                     self.own.retain(|(h, _), _| *h > height);
                     self.streams.clear();
@@ -488,6 +513,39 @@ impl<A: Application> Driver<A> {
             }
         }
         Ok(())
+    }
+
+    /// Keeps connected only the configured peers whose node key belongs to a
+    /// current member in the committed state: a member removed or suspended
+    /// by governance is disconnected, and reconnected if reinstated.
+    async fn refresh_peers(&mut self, channels: &Channels<Ctx>) {
+        let keys = match self.app.member_node_keys() {
+            Ok(keys) => keys,
+            Err(e) => {
+                warn!(error = %e, "membership unavailable; peers unchanged");
+                return;
+            }
+        };
+        let members: std::collections::HashSet<String> =
+            keys.iter().filter_map(peer_id_of_key).collect();
+        for (addr, id) in &self.configured_peers {
+            let member = members.contains(id);
+            let dropped = self.dropped_peers.contains(id);
+            let Ok(multiaddr) = addr.parse() else {
+                continue;
+            };
+            if !member && !dropped {
+                let _ =
+                    NetworkRequest::remove_persistent_peer(&channels.net_requests, multiaddr).await;
+                self.dropped_peers.insert(id.clone());
+                info!(peer = %id, "disconnected a peer that is not a current member's node");
+            } else if member && dropped {
+                let _ =
+                    NetworkRequest::add_persistent_peer(&channels.net_requests, multiaddr).await;
+                self.dropped_peers.remove(id);
+                info!(peer = %id, "reconnecting a reinstated member's node");
+            }
+        }
     }
 
     /// Before building a block: wait until a block's worth of transactions

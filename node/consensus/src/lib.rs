@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use medledger_contracts::Hash32;
 use medledger_contracts::certificate::CommitCertificate;
-use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::crypto::{PublicKey, SecretKey};
 use medledger_contracts::records::ValidatorSet;
 
 pub use codec::decode_certificate;
@@ -54,6 +54,10 @@ pub trait Application: Send + 'static {
         block: &Hash32,
         certificate: CommitCertificate,
     ) -> Result<(), String>;
+
+    /// The node keys of the consortium's active members, from the committed
+    /// state: only their nodes may stay connected.
+    fn member_node_keys(&self) -> Result<Vec<PublicKey>, String>;
 
     /// A committed block's bytes and certificate, to serve sync.
     fn decided(&self, height: u64) -> Option<(Vec<u8>, CommitCertificate)>;

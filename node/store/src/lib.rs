@@ -459,6 +459,24 @@ impl Store {
         Ok(out)
     }
 
+    /// Latest state entries whose key starts with `prefix` (e.g. every
+    /// institution record), in key order.
+    pub fn latest_with_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let cf = self.cf(STATE)?;
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward))
+        {
+            let (key, value) = item?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(out)
+    }
+
     /// The state root as of `height`.
     pub fn state_root_at(&self, height: u64) -> Result<Hash32, StoreError> {
         match self.version_at(height)? {
