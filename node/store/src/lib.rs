@@ -104,6 +104,9 @@ impl From<StoreError> for StateError {
     }
 }
 
+/// A state key and its value, as stored.
+pub type StateEntry = (Vec<u8>, Vec<u8>);
+
 /// The state after executing a block, computed but not yet written.
 pub struct PreparedState {
     height: u64,
@@ -461,7 +464,7 @@ impl Store {
 
     /// Latest state entries whose key starts with `prefix` (e.g. every
     /// institution record), in key order.
-    pub fn latest_with_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn latest_with_prefix(&self, prefix: &[u8]) -> Result<Vec<StateEntry>, StoreError> {
         let cf = self.cf(STATE)?;
         let mut out = Vec::new();
         for item in self
