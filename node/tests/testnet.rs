@@ -30,6 +30,10 @@ impl Testnet {
     }
 
     fn with_observers(validators: usize, observers: usize) -> Self {
+        Self::layout(validators, observers, 0)
+    }
+
+    fn layout(validators: usize, observers: usize, spares: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let status = Command::new(BIN)
             .args([
@@ -42,6 +46,8 @@ impl Testnet {
             .arg(validators.to_string())
             .arg("--observers")
             .arg(observers.to_string())
+            .arg("--spares")
+            .arg(spares.to_string())
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -579,7 +585,7 @@ async fn a_node_a_thousand_blocks_behind_syncs_and_verifies_them() {
 async fn an_observer_made_a_validator_by_votes_signs_certificates() {
     use medledger_contracts::certificate::ConsensusAddress;
     use medledger_contracts::transaction::GovernanceAction;
-    use medledger_contracts::types::{InstitutionId, Timestamp};
+    use medledger_contracts::types::InstitutionId;
 
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     let mut net = Testnet::with_observers(4, 1);
@@ -592,46 +598,16 @@ async fn an_observer_made_a_validator_by_votes_signs_certificates() {
     let (_, status) = net.get(4, "/v1/status").await.unwrap();
     assert_eq!(status["validator"], false, "{status}");
 
-    let keys = net.dir().join("keys");
-    let admin =
-        |i: usize| KeyFile::load(&keys.join(format!("admin.{}.json", net.nodes[i].0))).unwrap();
     let observer = InstitutionId::new(&net.nodes[4].0).unwrap();
-    let far = Timestamp(u64::MAX / 2);
-    let propose = Transaction {
-        signer: Signer::Institution(InstitutionId::new(&net.nodes[0].0).unwrap()),
-        nonce: 1,
-        payload: Payload::Propose {
-            action: GovernanceAction::SetVotingPower {
-                institution: observer,
-                power: 1,
-            },
-            expires_at: far,
+    let carried_at = carry(
+        &net,
+        GovernanceAction::SetVotingPower {
+            institution: observer,
+            power: 1,
         },
-    }
-    .sign(&chain(), admin(0).secret());
-    let proposal = propose.transaction.id(&chain());
-    let (status, body) = net.submit(0, &propose, true).await;
-    assert_eq!(
-        (status, body["outcome"]["status"].as_str()),
-        (200, Some("applied")),
-        "{body}"
-    );
-    let mut carried_at = 0;
-    for i in 1..3 {
-        let vote = Transaction {
-            signer: Signer::Institution(InstitutionId::new(&net.nodes[i].0).unwrap()),
-            nonce: 1,
-            payload: Payload::Vote {
-                proposal,
-                approve: true,
-            },
-        }
-        .sign(&chain(), admin(i).secret());
-        // Ask the node the last receipt came from, so the proposal is visible.
-        let (status, body) = net.submit(i - 1, &vote, true).await;
-        assert_eq!(status, 200, "{body}");
-        carried_at = body["height"].as_u64().unwrap();
-    }
+        1,
+    )
+    .await;
     // The change takes effect a few heights later; then the new validator's
     // precommits are in certificates.
     let address = ConsensusAddress::of_key(
@@ -673,7 +649,7 @@ async fn a_member_removed_by_votes_is_disconnected_and_refused() {
     use medledger_contracts::transaction::{
         GovernanceAction, key_possession_message, licence_hash,
     };
-    use medledger_contracts::types::{InstitutionId, PractitionerRole, Timestamp};
+    use medledger_contracts::types::{InstitutionId, PractitionerRole};
 
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     let mut net = Testnet::with_observers(4, 1);
@@ -722,31 +698,7 @@ async fn a_member_removed_by_votes_is_disconnected_and_refused() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    let propose = Transaction {
-        signer: Signer::Institution(InstitutionId::new(&net.nodes[0].0).unwrap()),
-        nonce: 2,
-        payload: Payload::Propose {
-            action: GovernanceAction::Remove(member.clone()),
-            expires_at: Timestamp(u64::MAX / 2),
-        },
-    }
-    .sign(&chain(), admin(0).secret());
-    let proposal = propose.transaction.id(&chain());
-    let (status, body) = net.submit(0, &propose, true).await;
-    assert_eq!(status, 200, "{body}");
-    for i in 1..3 {
-        let vote = Transaction {
-            signer: Signer::Institution(InstitutionId::new(&net.nodes[i].0).unwrap()),
-            nonce: 2,
-            payload: Payload::Vote {
-                proposal,
-                approve: true,
-            },
-        }
-        .sign(&chain(), admin(i).secret());
-        let (status, body) = net.submit(i - 1, &vote, true).await;
-        assert_eq!(status, 200, "{body}");
-    }
+    carry(&net, GovernanceAction::Remove(member.clone()), 2).await;
     // Removed: the validators drop its node, and what it signs is refused.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -782,5 +734,140 @@ async fn a_member_removed_by_votes_is_disconnected_and_refused() {
     assert!(
         net.wait_for_height(3, height + 2, Duration::from_secs(30))
             .await
+    );
+}
+
+/// Proposes a governance action with validator 0's admin key and carries it
+/// with validators 1 and 2; returns the height that carried it.
+async fn carry(
+    net: &Testnet,
+    action: medledger_contracts::transaction::GovernanceAction,
+    nonce: u64,
+) -> u64 {
+    use medledger_contracts::types::{InstitutionId, Timestamp};
+    let admin = |i: usize| {
+        KeyFile::load(
+            &net.dir()
+                .join("keys")
+                .join(format!("admin.{}.json", net.nodes[i].0)),
+        )
+        .unwrap()
+    };
+    let institution = |i: usize| InstitutionId::new(&net.nodes[i].0).unwrap();
+    let propose = Transaction {
+        signer: Signer::Institution(institution(0)),
+        nonce,
+        payload: Payload::Propose {
+            action,
+            expires_at: Timestamp(u64::MAX / 2),
+        },
+    }
+    .sign(&chain(), admin(0).secret());
+    let proposal = propose.transaction.id(&chain());
+    let (status, body) = net.submit(0, &propose, true).await;
+    assert_eq!(
+        (status, body["outcome"]["status"].as_str()),
+        (200, Some("applied")),
+        "{body}"
+    );
+    let mut height = body["height"].as_u64().unwrap();
+    for i in 1..3 {
+        let vote = Transaction {
+            signer: Signer::Institution(institution(i)),
+            nonce,
+            payload: Payload::Vote {
+                proposal,
+                approve: true,
+            },
+        }
+        .sign(&chain(), admin(i).secret());
+        let body = json!({
+            "transaction": hex::encode(vote.to_bytes()),
+            "wait": true,
+            "after_height": height,
+        });
+        let (status, body) = net.submit_raw(i, body.to_string()).await;
+        assert_eq!(status, 200, "{body}");
+        height = body["height"].as_u64().unwrap();
+    }
+    height
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_institution_admitted_by_votes_syncs_then_becomes_a_validator() {
+    use medledger_contracts::certificate::ConsensusAddress;
+    use medledger_contracts::encoding::BoundedString;
+    use medledger_contracts::transaction::{GovernanceAction, InstitutionSpec};
+    use medledger_contracts::types::{InstitutionId, InstitutionKind};
+
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::layout(4, 0, 1);
+    net.start_all();
+    assert!(
+        net.wait_for_height(0, 3, Duration::from_secs(60)).await,
+        "{}",
+        net.logs()
+    );
+    // Not a member yet: no one talks to its node.
+    assert_eq!(net.height(4).await, Some(0));
+
+    let id = net.nodes[4].0.clone();
+    let key = |role: &str| {
+        KeyFile::load(&net.dir().join("keys").join(format!("{role}.{id}.json"))).unwrap()
+    };
+    let spec = InstitutionSpec {
+        id: InstitutionId::new(&id).unwrap(),
+        name: BoundedString::new("市新区医院 New District Hospital").unwrap(),
+        kind: InstitutionKind::Hospital,
+        legal_code: BoundedString::new("12330100470000009A").unwrap(),
+        region_code: BoundedString::new("330100").unwrap(),
+        licence_ref: BoundedString::new("PDY-330100-0009").unwrap(),
+        admin_key: key("admin").public_key(),
+        node_key: key("node").public_key(),
+        voting_power: 0,
+    };
+    let admitted_at = carry(&net, GovernanceAction::Admit(spec), 1).await;
+    // Admitted: the members connect to its node and it syncs the ledger.
+    let target = net.height(0).await.unwrap().max(admitted_at + 2);
+    assert!(
+        net.wait_for_height(4, target, Duration::from_secs(60))
+            .await,
+        "admitted node did not sync (at {:?})\n{}",
+        net.height(4).await,
+        net.logs()
+    );
+    assert_agree(&net, &[0, 4], target).await;
+
+    // Made a validator: its precommits appear in certificates.
+    let carried_at = carry(
+        &net,
+        GovernanceAction::SetVotingPower {
+            institution: InstitutionId::new(&id).unwrap(),
+            power: 1,
+        },
+        2,
+    )
+    .await;
+    let address = ConsensusAddress::of_key(&key("node").public_key()).to_string();
+    assert!(
+        net.wait_for_height(0, carried_at + 8, Duration::from_secs(60))
+            .await
+    );
+    let mut signed = 0;
+    for h in carried_at + 4..=carried_at + 8 {
+        let (_, cert) = net.get(0, &format!("/v1/certificates/{h}")).await.unwrap();
+        if cert["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["validator"].as_str() == Some(address.as_str()))
+        {
+            signed += 1;
+        }
+    }
+    assert!(
+        signed >= 1,
+        "the admitted validator signed no certificate\n{}",
+        net.logs()
     );
 }

@@ -266,7 +266,7 @@ pub fn run(options: BenchOptions) -> anyhow::Result<()> {
     let dir = options.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("medledger-bench-{}", std::process::id()))
     });
-    let layout = testnet::init(&dir, 4, 0, "medledger-bench")?;
+    let layout = testnet::init(&dir, 4, 0, 0, "medledger-bench")?;
     let nodes = testnet::spawn_all(&layout)?;
     let pids: Vec<u32> = nodes.0.iter().map(|c| c.id()).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()

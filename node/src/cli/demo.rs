@@ -131,7 +131,7 @@ pub fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
     println!(
         "medledger demo — a local consortium of four validator processes (BFT consensus, RocksDB)\n"
     );
-    let layout = testnet::init(&dir, 4, 0, "medledger-demo")?;
+    let layout = testnet::init(&dir, 4, 0, 0, "medledger-demo")?;
     let nodes = testnet::spawn_all(&layout)?;
     for node in &layout.nodes {
         println!(

@@ -64,6 +64,10 @@ enum Command {
         /// Members that run a node but do not vote.
         #[arg(long, default_value_t = 0)]
         observers: usize,
+        /// Institutions outside genesis, with keys, a home and a peer address,
+        /// to rehearse admission by governance (their nodes connect once admitted).
+        #[arg(long, default_value_t = 0)]
+        spares: usize,
         /// Chain id.
         #[arg(long, default_value = "medledger-testnet")]
         chain_id: String,
@@ -154,8 +158,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
             validators,
             observers,
+            spares,
             chain_id,
             init_only,
-        } => testnet::run(&dir, validators, observers, &chain_id, init_only),
+        } => testnet::run(&dir, validators, observers, spares, &chain_id, init_only),
     }
 }

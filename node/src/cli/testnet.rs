@@ -24,8 +24,16 @@ pub struct TestnetNode {
     pub http: String,
     /// Its libp2p address, with peer id.
     pub p2p: String,
-    /// Whether it votes.
+    /// Whether it votes (at genesis).
     pub validator: bool,
+    /// Whether its institution is in genesis; a spare is not a member until
+    /// admitted by governance.
+    #[serde(default = "yes")]
+    pub member: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `testnet.json`: what `medledger testnet` made.
@@ -54,6 +62,7 @@ pub fn init(
     dir: &Path,
     validators: usize,
     observers: usize,
+    spares: usize,
     chain_id: &str,
 ) -> anyhow::Result<TestnetLayout> {
     if dir.join("testnet.json").exists() {
@@ -62,7 +71,7 @@ pub fn init(
     if validators == 0 {
         bail!("--validators must be at least 1");
     }
-    let (mut file, keys) = example_consortium(chain_id, false)?;
+    let (mut file, mut keys) = example_consortium(chain_id, false)?;
     if validators + observers > file.institutions.len() {
         bail!(
             "the example consortium has {} institutions: --validators plus --observers must not exceed it",
@@ -92,6 +101,13 @@ pub fn init(
     file.validate()
         .context("the testnet genesis does not validate")?;
 
+    // Spares: institutions outside genesis, with keys, a home and an address,
+    // to rehearse admission by governance.
+    let spare_ids: Vec<String> = (1..=spares).map(|k| format!("new-hospital-{k}")).collect();
+    for id in &spare_ids {
+        keys.insert(format!("admin:{id}"), KeyFile::generate()?);
+        keys.insert(format!("node:{id}"), KeyFile::generate()?);
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let key_dir = dir.join("keys");
     std::fs::create_dir_all(&key_dir)?;
@@ -102,26 +118,29 @@ pub fn init(
     let genesis_json = file.to_json();
     std::fs::write(dir.join("genesis.json"), &genesis_json)?;
 
-    let running: Vec<_> = file
+    let running: Vec<(String, bool, bool)> = file
         .institutions
         .iter()
         .take(validators + observers)
+        .map(|i| (i.id.clone(), i.voting_power > 0, true))
+        .chain(spare_ids.iter().map(|id| (id.clone(), false, false)))
         .collect();
     let ports = free_ports(running.len() * 2)?;
     let mut nodes = Vec::new();
-    for (index, institution) in running.iter().enumerate() {
+    for (index, (id, validator, member)) in running.iter().enumerate() {
         let key = keys
-            .get(&format!("node:{}", institution.id))
+            .get(&format!("node:{id}"))
             .context("a node key for every institution")?;
         let peer_id =
             medledger_consensus::peer_id_of(key.secret()).map_err(|e| anyhow::anyhow!(e))?;
         let (http, p2p) = (ports[2 * index], ports[2 * index + 1]);
         nodes.push(TestnetNode {
-            institution: institution.id.clone(),
-            home: dir.join(&institution.id),
+            institution: id.clone(),
+            home: dir.join(id),
             http: format!("http://127.0.0.1:{http}"),
             p2p: format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer_id}"),
-            validator: institution.voting_power > 0,
+            validator: *validator,
+            member: *member,
         });
     }
     for node in &nodes {
@@ -220,6 +239,7 @@ pub fn run(
     dir: &Path,
     validators: usize,
     observers: usize,
+    spares: usize,
     chain_id: &str,
     init_only: bool,
 ) -> anyhow::Result<()> {
@@ -227,11 +247,9 @@ pub fn run(
         println!("reusing the testnet in {}", dir.display());
         load(dir)?
     } else {
-        let layout = init(dir, validators, observers, chain_id)?;
+        let layout = init(dir, validators, observers, spares, chain_id)?;
         println!(
-            "made a testnet of {} validators and {} observers in {}",
-            validators,
-            observers,
+            "made a testnet of {validators} validators, {observers} observers and {spares} spare (not yet admitted) institutions in {}",
             dir.display()
         );
         layout

@@ -37,22 +37,28 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
     let key = KeyFile::load(&key_path)?;
     let institution = InstitutionId::new(&config.institution)
         .map_err(|e| anyhow::anyhow!("config `institution`: {e}"))?;
-    let Some(spec) = genesis.institutions.iter().find(|i| i.id == institution) else {
-        bail!(
-            "institution {:?} (config.toml) is not a member in {}",
-            config.institution,
-            genesis_path.display()
-        );
+    let validator_at_genesis = match genesis.institutions.iter().find(|i| i.id == institution) {
+        Some(spec) => {
+            if spec.node_key != key.public_key() {
+                bail!(
+                    "{} is not the node key genesis gives {}: expected public key {}",
+                    key_path.display(),
+                    config.institution,
+                    spec.node_key.to_text()
+                );
+            }
+            spec.voting_power > 0
+        }
+        None => {
+            // An institution applying to join: its node follows the ledger
+            // as soon as the members admit it (they connect only to members).
+            info!(
+                institution = %config.institution,
+                "not a founding member in genesis; other nodes accept this one once governance admits it"
+            );
+            false
+        }
     };
-    if spec.node_key != key.public_key() {
-        bail!(
-            "{} is not the node key genesis gives {}: expected public key {}",
-            key_path.display(),
-            config.institution,
-            spec.node_key.to_text()
-        );
-    }
-    let validator_at_genesis = spec.voting_power > 0;
 
     let data = home.join(&config.data_dir);
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
