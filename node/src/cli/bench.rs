@@ -41,6 +41,8 @@ type Seen = Arc<Mutex<HashMap<String, Instant>>>;
 
 struct Bench {
     layout: TestnetLayout,
+    /// Submissions go round-robin to the first `live` nodes.
+    live: usize,
     chain: ChainId,
     http: reqwest::Client,
     seen: Seen,
@@ -204,7 +206,7 @@ impl Bench {
                 tokio::time::sleep_until(due.into()).await;
             }
             let permit = semaphore.clone().acquire_owned().await?;
-            let node = &self.layout.nodes[n % self.layout.nodes.len()];
+            let node = &self.layout.nodes[n % self.live.max(1)];
             let url = format!("{}/v1/tx", node.http);
             let id = tx.transaction.id(&self.chain).0.to_hex();
             let body = json!({"transaction": hex::encode(tx.to_bytes())}).to_string();
@@ -288,7 +290,8 @@ async fn bench(
     options: &BenchOptions,
 ) -> anyhow::Result<()> {
     let chain = ChainId::new(&layout.chain_id).map_err(anyhow::Error::msg)?;
-    let bench = Bench {
+    let mut bench = Bench {
+        live: layout.nodes.len(),
         layout,
         chain: chain.clone(),
         http: reqwest::Client::builder()
@@ -484,6 +487,36 @@ async fn bench(
         percentile(&latencies, 99.0),
     );
 
+    // One of four validators killed (SIGKILL): the other three must carry on.
+    eprintln!(
+        "one-down phase: killing {} and submitting for {} s",
+        bench.layout.nodes[3].institution, options.seconds
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pids[3].to_string()])
+        .status();
+    bench.live = 3;
+    let transactions = workload(planned)?;
+    let start = Instant::now();
+    let accepted = bench
+        .drive(
+            transactions,
+            options.concurrency,
+            None,
+            Some(start + window),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let one_down_committed = {
+        let seen = bench.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let end = start + window;
+        accepted
+            .iter()
+            .filter(|(id, _)| seen.get(id).is_some_and(|t| *t <= end))
+            .count()
+    };
+    let one_down = one_down_committed as f64 / window.as_secs_f64();
+
     let per_grant =
         (disk_after_grants.saturating_sub(disk_before_grants)) as f64 / patients.len() as f64;
     let per_mixed =
@@ -503,6 +536,10 @@ async fn bench(
         submitted = accepted_in_window
     );
     println!("| committed transactions / s | {throughput:.0} |");
+    println!(
+        "| committed transactions / s, one of four validators killed | {one_down:.0} ({:.0}% of all up) |",
+        one_down / throughput.max(1.0) * 100.0
+    );
     println!(
         "| latency phase rate | {rate:.0} / s, {} transactions |",
         latencies.len()
@@ -534,6 +571,7 @@ async fn bench(
         "validators": 4,
         "window_s": options.seconds,
         "committed_tps": throughput,
+        "committed_tps_one_down": one_down,
         "latency_rate_tps": rate,
         "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
         "disk_bytes_per_grant": per_grant,
