@@ -126,6 +126,21 @@ struct KnownBlock {
     valid: bool,
 }
 
+/// A proposal whose parts are all in, not yet judged.
+struct Assembled {
+    height: u64,
+    round: Round,
+    valid_round: Round,
+    proposer: Address,
+    bytes: Vec<u8>,
+    claimed: BlockId,
+}
+
+/// Complete proposals for heights after the one in progress kept at most,
+/// until that height starts (a fast proposer's next block can arrive before
+/// this node has committed the current one).
+const FUTURE_PROPOSALS_MAX: usize = 16;
+
 /// Proposal parts of one stream, by sequence number.
 #[derive(Default)]
 struct PartBuffer {
@@ -144,6 +159,8 @@ struct Driver<A: Application> {
     block_capacity: usize,
     /// When this node last committed a block.
     last_commit: tokio::time::Instant,
+    /// Complete proposals for later heights, judged when their height starts.
+    future: Vec<Assembled>,
     /// Configured peer addresses with the peer id each names.
     configured_peers: Vec<(String, String)>,
     /// Configured peers dropped because they are not (or no longer) members.
@@ -242,6 +259,7 @@ pub async fn run<A: Application>(
         block_interval: settings.block_interval,
         block_capacity: settings.block_capacity.max(1),
         last_commit: tokio::time::Instant::now(),
+        future: Vec::new(),
         configured_peers: settings
             .peers
             .iter()
@@ -321,12 +339,29 @@ impl<A: Application> Driver<A> {
                         .round
                         .store(usize::try_from(r).unwrap_or(usize::MAX), Ordering::Relaxed);
                 }
-                let values = self
-                    .known
-                    .iter()
-                    .filter(|(_, b)| b.height == height.0 && b.round == round)
-                    .map(|(id, b)| self.proposed_value(*id, b))
-                    .collect();
+                // Proposals for this height that arrived early are judged now.
+                let early: Vec<Assembled> = {
+                    let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.future)
+                        .into_iter()
+                        .partition(|a| a.height == height.0);
+                    self.future = later.into_iter().filter(|a| a.height > height.0).collect();
+                    now
+                };
+                let mut values: Vec<ProposedValue<Ctx>> = Vec::new();
+                for assembled in early {
+                    if let Some(value) = self.judge(assembled)
+                        && value.validity.is_invalid()
+                        && value.round == round
+                    {
+                        values.push(value);
+                    }
+                }
+                values.extend(
+                    self.known
+                        .iter()
+                        .filter(|(_, b)| b.height == height.0 && b.round == round)
+                        .map(|(id, b)| self.proposed_value(*id, b)),
+                );
                 let _ = reply_value.send(values);
             }
             AppMsg::GetValue {
@@ -434,7 +469,13 @@ impl<A: Application> Driver<A> {
                     self.refresh_peers(channels).await;
                     self.known.retain(|_, b| b.height > height);
                     self.own.retain(|(h, _), _| *h > height);
-                    self.streams.clear();
+                    // Streams of later heights stay: their parts may be early.
+                    self.streams.retain(|(_, stream), _| {
+                        stream
+                            .get(..8)
+                            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                            .is_some_and(|b| u64::from_be_bytes(b) > height)
+                    });
                     Next::Start(Height(height + 1), self.params(height + 1)?)
                 } else {
                     Next::Restart(Height(height), self.params(height)?)
@@ -696,12 +737,40 @@ impl<A: Application> Driver<A> {
             warn!("proposal stream with a round out of range; dropped");
             return None;
         }
-        let round = Round::from(round);
-        let valid_round = Round::from(valid_round);
-        if height != self.app.next_height() {
-            debug!(height, "proposal for a height not in progress; ignored");
+        let assembled = Assembled {
+            height,
+            round: Round::from(round),
+            valid_round: Round::from(valid_round),
+            proposer,
+            bytes,
+            claimed,
+        };
+        let next = self.app.next_height();
+        if height > next {
+            if height <= next + 2 && self.future.len() < FUTURE_PROPOSALS_MAX {
+                debug!(height, "proposal for a later height kept until it starts");
+                self.future.push(assembled);
+            }
             return None;
         }
+        if height < next {
+            debug!(height, "proposal for a committed height ignored");
+            return None;
+        }
+        self.judge(assembled)
+    }
+
+    /// Checks a complete proposal for the height in progress: the round's
+    /// proposer, then the block itself. Valid blocks are remembered.
+    fn judge(&mut self, assembled: Assembled) -> Option<ProposedValue<Ctx>> {
+        let Assembled {
+            height,
+            round,
+            valid_round,
+            proposer,
+            bytes,
+            claimed,
+        } = assembled;
         // Only the round's proposer may propose.
         let expected = self
             .app

@@ -18,6 +18,8 @@
 //! | `audit` | audit index | BCS `AuditEntry` |
 //! | `by_patient` | patient id ‖ audit index | (empty) |
 //! | `by_holder` | holder institution id ‖ 0 ‖ audit index | (empty) |
+//! | `by_grantee` | BCS(grantee) ‖ audit index of the grant | (empty) |
+//! | `by_requester` | practitioner id ‖ audit index of the access decision | (empty) |
 //!
 //! The JMT needs dense versions while heights that change nothing write
 //! none, so `jmt_versions` maps every height to the version in force.
@@ -32,11 +34,11 @@ use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 use medledger_contracts::Hash32;
 use medledger_contracts::block::BlockHeader;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
-use medledger_contracts::records::{AuditEntry, AuditEvent, Receipt};
+use medledger_contracts::records::{AuditEntry, AuditEvent, GrantRecord, Receipt};
 use medledger_contracts::state::{
     EMPTY_STATE_ROOT, SparseProof, StateError, StateKey, StateReader, WriteSet,
 };
-use medledger_contracts::types::TxHash;
+use medledger_contracts::types::{Grantee, PractitionerId, TxHash};
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch};
 use sha2::Sha256;
 
@@ -53,8 +55,10 @@ const RECEIPTS: &str = "receipts";
 const AUDIT: &str = "audit";
 const BY_PATIENT: &str = "by_patient";
 const BY_HOLDER: &str = "by_holder";
+const BY_GRANTEE: &str = "by_grantee";
+const BY_REQUESTER: &str = "by_requester";
 
-const FAMILIES: [&str; 13] = [
+const FAMILIES: [&str; 15] = [
     META,
     HEADERS,
     BLOCKS,
@@ -68,6 +72,8 @@ const FAMILIES: [&str; 13] = [
     AUDIT,
     BY_PATIENT,
     BY_HOLDER,
+    BY_GRANTEE,
+    BY_REQUESTER,
 ];
 
 /// Memory for RocksDB's block cache, shared by all column families.
@@ -364,6 +370,8 @@ impl Store {
         let audit = self.cf(AUDIT)?;
         let by_patient = self.cf(BY_PATIENT)?;
         let by_holder = self.cf(BY_HOLDER)?;
+        let by_grantee = self.cf(BY_GRANTEE)?;
+        let by_requester = self.cf(BY_REQUESTER)?;
         for entry in block.audit_entries {
             let index = be(entry.index);
             batch.put_cf(audit, index, to_bytes(entry));
@@ -377,6 +385,28 @@ impl Store {
                 key.push(0);
                 key.extend_from_slice(&index);
                 batch.put_cf(by_holder, key, []);
+            }
+            if let AuditEvent::AccessDecided { requester, .. } = &entry.event {
+                let mut key = requester.0.0.to_vec();
+                key.extend_from_slice(&index);
+                batch.put_cf(by_requester, key, []);
+            }
+            if let AuditEvent::Granted { grant } = &entry.event {
+                // The grantee is in the grant record this block wrote.
+                let record = block
+                    .state
+                    .writes
+                    .0
+                    .get(&StateKey::Grant(*grant).to_bytes())
+                    .and_then(|v| v.as_deref())
+                    .map(|v| from_bytes::<GrantRecord>(v, RECORD_BYTES_MAX))
+                    .transpose()
+                    .map_err(|e| corrupt("grant record")(e.to_string()))?;
+                if let Some(record) = record {
+                    let mut key = to_bytes(&record.terms.grantee);
+                    key.extend_from_slice(&index);
+                    batch.put_cf(by_grantee, key, []);
+                }
             }
         }
         batch.put_cf(self.cf(META)?, b"height", h);
@@ -444,6 +474,20 @@ impl Store {
         let mut prefix = holder.as_bytes().to_vec();
         prefix.push(0);
         self.indexes_with_prefix(BY_HOLDER, &prefix)
+    }
+
+    /// Audit indexes of grants made to a grantee (an institution or a
+    /// practitioner), oldest first.
+    pub fn audit_indexes_for_grantee(&self, grantee: &Grantee) -> Result<Vec<u64>, StoreError> {
+        self.indexes_with_prefix(BY_GRANTEE, &to_bytes(grantee))
+    }
+
+    /// Audit indexes of access decisions on a practitioner's requests, oldest first.
+    pub fn audit_indexes_for_requester(
+        &self,
+        practitioner: &PractitionerId,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.indexes_with_prefix(BY_REQUESTER, &practitioner.0.0)
     }
 
     fn indexes_with_prefix(&self, family: &str, prefix: &[u8]) -> Result<Vec<u64>, StoreError> {

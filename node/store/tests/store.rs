@@ -4,9 +4,16 @@
 
 use medledger_contracts::Hash32;
 use medledger_contracts::block::BlockHeader;
-use medledger_contracts::records::{AuditEntry, AuditEvent, BlockRef, Outcome, Receipt};
+use medledger_contracts::encoding::BoundedVec;
+use medledger_contracts::records::{
+    AuditEntry, AuditEvent, BlockRef, GrantRecord, Outcome, Receipt,
+};
 use medledger_contracts::state::{JmtStore, StateKey, StateReader, WriteSet, verify_state_proof};
-use medledger_contracts::types::{ChainId, InstitutionId, PatientId, Timestamp, TxHash};
+use medledger_contracts::transaction::Signer;
+use medledger_contracts::types::{
+    Category, ChainId, GrantTerms, Grantee, Holders, InstitutionId, PatientId, Purpose, Timestamp,
+    TxHash,
+};
 use medledger_store::{CommittedBlock, Store};
 
 fn writes(pairs: &[(&[u8], &[u8])]) -> WriteSet {
@@ -15,6 +22,10 @@ fn writes(pairs: &[(&[u8], &[u8])]) -> WriteSet {
         w.0.insert(k.to_vec(), Some(v.to_vec()));
     }
     w
+}
+
+fn second_hospital() -> Grantee {
+    Grantee::Institution(InstitutionId::new("city-second-hospital").unwrap())
 }
 
 fn header(height: u64, state_root: Hash32, audit_size: u64) -> BlockHeader {
@@ -32,6 +43,49 @@ fn header(height: u64, state_root: Hash32, audit_size: u64) -> BlockHeader {
     }
 }
 
+fn grant_record(patient: PatientId, grantee: Grantee, height: u64) -> Vec<u8> {
+    let terms = GrantTerms {
+        patient,
+        grantee,
+        categories: BoundedVec::new(vec![Category::LabReports]).unwrap(),
+        holders: Holders::Any,
+        purpose: Purpose::Treatment,
+        not_before: Timestamp(0),
+        expires_at: Timestamp(u64::MAX),
+        notice_hash: Hash32([5; 32]),
+    };
+    bcs::to_bytes(&GrantRecord {
+        terms,
+        granted_by: Signer::Patient(patient),
+        granted_at: BlockRef {
+            height,
+            time: Timestamp(1_000 + height),
+        },
+        answers: None,
+        ended: None,
+    })
+    .unwrap()
+}
+
+fn grant_id(height: u64) -> TxHash {
+    TxHash(Hash32([u8::try_from(height).unwrap(); 32]))
+}
+
+/// The block's writes plus the grant record it makes (as the state machine
+/// would write it): each block that writes anything grants the second
+/// hospital access.
+fn with_grant(w: &WriteSet, patient: PatientId, height: u64) -> WriteSet {
+    if w.is_empty() {
+        return WriteSet::default();
+    }
+    let mut w = w.clone();
+    w.0.insert(
+        StateKey::Grant(grant_id(height)).to_bytes(),
+        Some(grant_record(patient, second_hospital(), height)),
+    );
+    w
+}
+
 fn commit(
     store: &Store,
     height: u64,
@@ -39,9 +93,11 @@ fn commit(
     patient: PatientId,
     audit_index: u64,
 ) -> Hash32 {
-    let state = store.prepare(height, w).unwrap();
+    let tx = grant_id(height);
+    let state = store
+        .prepare(height, &with_grant(w, patient, height))
+        .unwrap();
     let root = state.root();
-    let tx = TxHash(Hash32([u8::try_from(height).unwrap(); 32]));
     let receipt = Receipt {
         tx,
         outcome: Outcome::Applied,
@@ -100,7 +156,9 @@ fn roots_and_proofs_match_the_in_memory_reference_and_survive_reopening() {
             let root = commit(&store, height, w, patient, i as u64);
             assert_eq!(
                 root,
-                reference.commit(w, height).unwrap(),
+                reference
+                    .commit(&with_grant(w, patient, height), height)
+                    .unwrap(),
                 "height {height}"
             );
             roots.push(root);
@@ -154,4 +212,11 @@ fn roots_and_proofs_match_the_in_memory_reference_and_survive_reopening() {
             .unwrap()
             .is_empty()
     );
+    assert_eq!(
+        store.audit_indexes_for_grantee(&second_hospital()).unwrap(),
+        vec![0, 2],
+        "the empty block wrote no grant record"
+    );
+    let other = Grantee::Institution(InstitutionId::new("city-first-hospital").unwrap());
+    assert!(store.audit_indexes_for_grantee(&other).unwrap().is_empty());
 }
