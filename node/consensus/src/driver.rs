@@ -37,9 +37,12 @@ use crate::{Application, BlockRefusal, Settings, SharedTelemetry, Timeouts};
 /// Bytes of block per proposal part: small enough for gossip, large enough
 /// that a full block is a handful of messages.
 const CHUNK_BYTES: usize = 256 * 1024;
-/// Streams of proposal parts buffered at once; more are dropped (a proposer
-/// sends one per round).
+/// Streams of proposal parts buffered at once; past this the oldest is
+/// dropped (a proposer sends one per round).
 const OPEN_STREAMS_MAX: usize = 64;
+/// Streams one publisher may have open: a faulty member cannot crowd out
+/// the others' proposals.
+const STREAMS_PER_PUBLISHER_MAX: usize = 4;
 /// Blocks served per sync request.
 const SYNC_BATCH_MAX: u64 = 50;
 
@@ -128,6 +131,8 @@ struct KnownBlock {
 
 /// A proposal whose parts are all in, not yet judged.
 struct Assembled {
+    /// The peer that published the stream.
+    publisher: String,
     height: u64,
     round: Round,
     valid_round: Round,
@@ -147,6 +152,8 @@ struct PartBuffer {
     parts: BTreeMap<u64, BlockPart>,
     fin_at: Option<u64>,
     bytes: usize,
+    /// Order in which streams were opened, to evict the oldest.
+    opened: u64,
 }
 
 struct Driver<A: Application> {
@@ -170,6 +177,8 @@ struct Driver<A: Application> {
     /// Our own proposal per (height, round), so asking twice gets the same.
     own: HashMap<(u64, Round), BlockId>,
     streams: HashMap<(String, Bytes), PartBuffer>,
+    /// Streams opened so far (orders them for eviction).
+    streams_opened: u64,
     /// The height whose block was committed on `Decided`.
     committed: Option<u64>,
     telemetry: SharedTelemetry,
@@ -272,6 +281,7 @@ pub async fn run<A: Application>(
         known: HashMap::new(),
         own: HashMap::new(),
         streams: HashMap::new(),
+        streams_opened: 0,
         committed: None,
         telemetry,
     };
@@ -676,11 +686,19 @@ impl<A: Application> Driver<A> {
         part: StreamMessage<BlockPart>,
     ) -> Option<ProposedValue<Ctx>> {
         let key = (publisher, part.stream_id.to_bytes());
-        if !self.streams.contains_key(&key) && self.streams.len() >= OPEN_STREAMS_MAX {
-            warn!("too many open proposal streams; part dropped");
-            return None;
+        if !self.streams.contains_key(&key) {
+            self.make_room_for_stream(&key.0);
+            self.streams_opened += 1;
+            let opened = self.streams_opened;
+            self.streams.insert(
+                key.clone(),
+                PartBuffer {
+                    opened,
+                    ..PartBuffer::default()
+                },
+            );
         }
-        let buffer = self.streams.entry(key.clone()).or_default();
+        let buffer = self.streams.get_mut(&key)?;
         match part.content {
             StreamContent::Fin => buffer.fin_at = Some(part.sequence),
             StreamContent::Data(data) => {
@@ -703,10 +721,35 @@ impl<A: Application> Driver<A> {
             return None;
         }
         let buffer = self.streams.remove(&key)?;
-        self.assemble(buffer)
+        self.assemble(key.0, buffer)
     }
 
-    fn assemble(&mut self, buffer: PartBuffer) -> Option<ProposedValue<Ctx>> {
+    /// Drops the oldest stream of `publisher` if it has too many open, and
+    /// the oldest of all if too many are open.
+    fn make_room_for_stream(&mut self, publisher: &str) {
+        let oldest = |streams: &HashMap<(String, Bytes), PartBuffer>, of: Option<&str>| {
+            streams
+                .iter()
+                .filter(|((p, _), _)| of.is_none_or(|of| p == of))
+                .min_by_key(|(_, b)| b.opened)
+                .map(|(k, _)| k.clone())
+        };
+        let of_publisher = self.streams.keys().filter(|(p, _)| p == publisher).count();
+        if of_publisher >= STREAMS_PER_PUBLISHER_MAX
+            && let Some(key) = oldest(&self.streams, Some(publisher))
+        {
+            debug!(%publisher, "too many open proposal streams from one peer; oldest dropped");
+            self.streams.remove(&key);
+        }
+        if self.streams.len() >= OPEN_STREAMS_MAX
+            && let Some(key) = oldest(&self.streams, None)
+        {
+            warn!("too many open proposal streams; oldest dropped");
+            self.streams.remove(&key);
+        }
+    }
+
+    fn assemble(&mut self, publisher: String, buffer: PartBuffer) -> Option<ProposedValue<Ctx>> {
         let mut parts = buffer.parts.into_values();
         let Some(BlockPart::Init {
             height,
@@ -738,6 +781,7 @@ impl<A: Application> Driver<A> {
             return None;
         }
         let assembled = Assembled {
+            publisher,
             height,
             round: Round::from(round),
             valid_round: Round::from(valid_round),
@@ -747,7 +791,14 @@ impl<A: Application> Driver<A> {
         };
         let next = self.app.next_height();
         if height > next {
-            if height <= next + 2 && self.future.len() < FUTURE_PROPOSALS_MAX {
+            // One publisher gets two early proposals per height at most.
+            let from_publisher = self
+                .future
+                .iter()
+                .filter(|a| a.publisher == assembled.publisher && a.height == height)
+                .count();
+            if height <= next + 2 && from_publisher < 2 && self.future.len() < FUTURE_PROPOSALS_MAX
+            {
                 debug!(height, "proposal for a later height kept until it starts");
                 self.future.push(assembled);
             }
@@ -764,6 +815,7 @@ impl<A: Application> Driver<A> {
     /// proposer, then the block itself. Valid blocks are remembered.
     fn judge(&mut self, assembled: Assembled) -> Option<ProposedValue<Ctx>> {
         let Assembled {
+            publisher: _,
             height,
             round,
             valid_round,
