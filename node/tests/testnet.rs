@@ -154,6 +154,21 @@ impl Testnet {
         self.get(i, "/v1/status").await?.1["height"].as_u64()
     }
 
+    /// Waits until node `i` has committed `height`; fails the test with the
+    /// node's height and every node's log tail if it does not within `secs`.
+    async fn reach(&self, i: usize, height: u64, secs: u64, what: &str) {
+        if !self
+            .wait_for_height(i, height, Duration::from_secs(secs))
+            .await
+        {
+            panic!(
+                "{what}: node {i} did not reach height {height} within {secs} s (at {:?})\n{}",
+                self.height(i).await,
+                self.logs()
+            );
+        }
+    }
+
     async fn wait_for_height(&self, i: usize, height: u64, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
@@ -271,11 +286,7 @@ async fn four_validators_commit_the_same_blocks() {
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     let mut net = Testnet::new(4);
     net.start_all();
-    assert!(
-        net.wait_for_height(0, 2, Duration::from_secs(60)).await,
-        "no blocks within 60 s\n{}",
-        net.logs()
-    );
+    net.reach(0, 2, 60, "no blocks within 60 s").await;
     // Transactions submitted to different nodes all commit.
     let mut last_height = 0;
     for n in 0..8u64 {
@@ -286,10 +297,7 @@ async fn four_validators_commit_the_same_blocks() {
         last_height = last_height.max(receipt["height"].as_u64().unwrap());
     }
     for i in 0..4 {
-        assert!(
-            net.wait_for_height(i, last_height, Duration::from_secs(30))
-                .await
-        );
+        net.reach(i, last_height, 30, "no progress").await;
     }
     assert_agree(&net, &[0, 1, 2, 3], last_height).await;
     let header = net.header(0, last_height).await;
@@ -312,11 +320,7 @@ async fn a_killed_validator_catches_up_and_two_down_halts() {
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     let mut net = Testnet::new(4);
     net.start_all();
-    assert!(
-        net.wait_for_height(0, 3, Duration::from_secs(60)).await,
-        "no blocks\n{}",
-        net.logs()
-    );
+    net.reach(0, 3, 60, "no blocks").await;
     // One of four down: the rest keep committing.
     net.kill(3);
     let before = min_height(&net, &[0, 1, 2]).await;
@@ -324,21 +328,18 @@ async fn a_killed_validator_catches_up_and_two_down_halts() {
         let (status, body) = net.submit(0, &register_patient(100 + n), true).await;
         assert_eq!(status, 200, "{body}\n{}", net.logs());
     }
-    assert!(
-        net.wait_for_height(1, before + 5, Duration::from_secs(60))
-            .await,
-        "three validators stopped committing\n{}",
-        net.logs()
-    );
+    net.reach(1, before + 5, 60, "three validators stopped committing")
+        .await;
     // Back up: it replays its WAL, syncs what it missed and matches.
     net.start(3);
     let target = min_height(&net, &[0, 1, 2]).await;
-    assert!(
-        net.wait_for_height(3, target, Duration::from_secs(90))
-            .await,
-        "restarted node did not catch up to {target}\n{}",
-        net.logs()
-    );
+    net.reach(
+        3,
+        target,
+        90,
+        &format!("restarted node did not catch up to {target}"),
+    )
+    .await;
     assert_agree(&net, &[0, 1, 2, 3], target).await;
 
     // Two of four down: nothing can commit.
@@ -362,12 +363,7 @@ async fn a_killed_validator_catches_up_and_two_down_halts() {
     // One returns: commits resume, the waiting transaction commits, and
     // nothing committed before changed.
     net.start(2);
-    assert!(
-        net.wait_for_height(0, after + 3, Duration::from_secs(90))
-            .await,
-        "commits did not resume\n{}",
-        net.logs()
-    );
+    net.reach(0, after + 3, 90, "commits did not resume").await;
     let id = tx.transaction.id(&chain()).0.to_hex();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -389,11 +385,7 @@ async fn bad_transactions_are_refused_with_reasons() {
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     let mut net = Testnet::new(4);
     net.start_all();
-    assert!(
-        net.wait_for_height(0, 1, Duration::from_secs(60)).await,
-        "{}",
-        net.logs()
-    );
+    net.reach(0, 1, 60, "no progress").await;
 
     let (status, body) = net.submit_raw(0, "not json".into()).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("bad_json")));
@@ -482,10 +474,7 @@ async fn bad_transactions_are_refused_with_reasons() {
     let (status, body) = net.get(0, "/v1/nothing-here").await.unwrap();
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
     let before = net.height(0).await.unwrap();
-    assert!(
-        net.wait_for_height(0, before + 1, Duration::from_secs(30))
-            .await
-    );
+    net.reach(0, before + 1, 30, "no progress").await;
     assert!(net.dir().join("testnet.json").exists());
 }
 
@@ -498,11 +487,7 @@ async fn blocks_with_wrong_roots_are_never_committed() {
         for i in 1..4 {
             net.start(i);
         }
-        assert!(
-            net.wait_for_height(1, 1, Duration::from_secs(60)).await,
-            "{}",
-            net.logs()
-        );
+        net.reach(1, 1, 60, "no progress").await;
         // The honest three keep going past several of the faulty node's turns.
         for n in 0..6u64 {
             let (status, body) = net
@@ -514,11 +499,7 @@ async fn blocks_with_wrong_roots_are_never_committed() {
                 .await;
             assert_eq!(status, 200, "{fault}: {body}\n{}", net.logs());
         }
-        assert!(
-            net.wait_for_height(1, 12, Duration::from_secs(60)).await,
-            "{fault}: stalled\n{}",
-            net.logs()
-        );
+        net.reach(1, 12, 60, &format!("{fault}: stalled")).await;
         let height = min_height(&net, &[0, 1, 2, 3]).await;
         assert_agree(&net, &[0, 1, 2, 3], height).await;
         let faulty = &net.nodes[0].0;
@@ -550,24 +531,18 @@ async fn a_node_a_thousand_blocks_behind_syncs_and_verifies_them() {
         net.start(i);
     }
     let behind = 1_000;
-    assert!(
-        net.wait_for_height(0, behind, Duration::from_secs(400))
-            .await,
-        "validators did not reach {behind}: at {:?}\n{}",
-        net.height(0).await,
-        net.logs()
-    );
+    net.reach(
+        0,
+        behind,
+        400,
+        &format!("validators did not reach {behind}"),
+    )
+    .await;
     // The observer starts from genesis and syncs every block, checking each
     // certificate against the validator set of its height and re-executing it.
     let started = Instant::now();
     net.start(4);
-    assert!(
-        net.wait_for_height(4, behind, Duration::from_secs(300))
-            .await,
-        "observer did not catch up: at {:?}\n{}",
-        net.height(4).await,
-        net.logs()
-    );
+    net.reach(4, behind, 300, "observer did not catch up").await;
     eprintln!(
         "synced {behind} blocks in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -590,11 +565,7 @@ async fn an_observer_made_a_validator_by_votes_signs_certificates() {
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     let mut net = Testnet::with_observers(4, 1);
     net.start_all();
-    assert!(
-        net.wait_for_height(4, 1, Duration::from_secs(60)).await,
-        "{}",
-        net.logs()
-    );
+    net.reach(4, 1, 60, "no progress").await;
     let (_, status) = net.get(4, "/v1/status").await.unwrap();
     assert_eq!(status["validator"], false, "{status}");
 
@@ -616,10 +587,7 @@ async fn an_observer_made_a_validator_by_votes_signs_certificates() {
             .public_key(),
     )
     .to_string();
-    assert!(
-        net.wait_for_height(0, carried_at + 8, Duration::from_secs(60))
-            .await
-    );
+    net.reach(0, carried_at + 8, 60, "no progress").await;
     let mut signed = 0;
     for h in carried_at + 4..=carried_at + 8 {
         let (status, cert) = net.get(0, &format!("/v1/certificates/{h}")).await.unwrap();
@@ -654,11 +622,7 @@ async fn a_member_removed_by_votes_is_disconnected_and_refused() {
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     let mut net = Testnet::with_observers(4, 1);
     net.start_all();
-    assert!(
-        net.wait_for_height(4, 1, Duration::from_secs(60)).await,
-        "{}",
-        net.logs()
-    );
+    net.reach(4, 1, 60, "no progress").await;
     let keys = net.dir().join("keys");
     let admin =
         |i: usize| KeyFile::load(&keys.join(format!("admin.{}.json", net.nodes[i].0))).unwrap();
@@ -731,10 +695,7 @@ async fn a_member_removed_by_votes_is_disconnected_and_refused() {
     );
     // The four validators go on without it.
     let height = net.height(0).await.unwrap();
-    assert!(
-        net.wait_for_height(3, height + 2, Duration::from_secs(30))
-            .await
-    );
+    net.reach(3, height + 2, 30, "no progress").await;
 }
 
 /// Proposes a governance action with validator 0's admin key and carries it
@@ -803,11 +764,7 @@ async fn a_new_institution_admitted_by_votes_syncs_then_becomes_a_validator() {
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     let mut net = Testnet::layout(4, 0, 1);
     net.start_all();
-    assert!(
-        net.wait_for_height(0, 3, Duration::from_secs(60)).await,
-        "{}",
-        net.logs()
-    );
+    net.reach(0, 3, 60, "no progress").await;
     // Not a member yet: no one talks to its node.
     assert_eq!(net.height(4).await, Some(0));
 
@@ -829,13 +786,7 @@ async fn a_new_institution_admitted_by_votes_syncs_then_becomes_a_validator() {
     let admitted_at = carry(&net, GovernanceAction::Admit(spec), 1).await;
     // Admitted: the members connect to its node and it syncs the ledger.
     let target = net.height(0).await.unwrap().max(admitted_at + 2);
-    assert!(
-        net.wait_for_height(4, target, Duration::from_secs(60))
-            .await,
-        "admitted node did not sync (at {:?})\n{}",
-        net.height(4).await,
-        net.logs()
-    );
+    net.reach(4, target, 60, "admitted node did not sync").await;
     assert_agree(&net, &[0, 4], target).await;
 
     // Made a validator: its precommits appear in certificates.
@@ -849,10 +800,7 @@ async fn a_new_institution_admitted_by_votes_syncs_then_becomes_a_validator() {
     )
     .await;
     let address = ConsensusAddress::of_key(&key("node").public_key()).to_string();
-    assert!(
-        net.wait_for_height(0, carried_at + 8, Duration::from_secs(60))
-            .await
-    );
+    net.reach(0, carried_at + 8, 60, "no progress").await;
     let mut signed = 0;
     for h in carried_at + 4..=carried_at + 8 {
         let (_, cert) = net.get(0, &format!("/v1/certificates/{h}")).await.unwrap();

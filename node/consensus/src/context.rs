@@ -8,6 +8,8 @@ use malachitebft_core_types::{
     self as mc, LinearTimeouts, NilOrVal, Round, SignedExtension, VoteType, VotingPower,
 };
 use malachitebft_signing_ed25519::{Ed25519, PublicKey};
+use medledger_contracts::Hash32;
+use medledger_contracts::certificate::ConsensusAddress;
 use serde::{Deserialize, Serialize};
 
 /// A block height (genesis is 0, the first block 1).
@@ -47,10 +49,7 @@ pub struct Address(pub [u8; 20]);
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        ConsensusAddress(self.0).fmt(f)
     }
 }
 
@@ -70,10 +69,7 @@ pub struct BlockId(pub [u8; 32]);
 
 impl fmt::Display for BlockId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
+        Hash32(self.0).fmt(f)
     }
 }
 

@@ -386,17 +386,7 @@ impl<A: Application> Driver<A> {
                         self.gather(timeout).await;
                         let (hash, bytes) = blocking(|| self.app.propose(height.0))?;
                         let id = block_id(&hash);
-                        self.known.insert(
-                            id,
-                            KnownBlock {
-                                height: height.0,
-                                round,
-                                valid_round: Round::Nil,
-                                proposer: self.address,
-                                bytes,
-                                valid: true,
-                            },
-                        );
+                        self.remember(id, height.0, round, self.address, bytes);
                         self.own.insert((height.0, round), id);
                         id
                     }
@@ -520,17 +510,7 @@ impl<A: Application> Driver<A> {
                 let outcome = match blocking(|| self.app.check(height.0, &value_bytes, false)) {
                     Ok(hash) => {
                         let id = block_id(&hash);
-                        self.known.insert(
-                            id,
-                            KnownBlock {
-                                height: height.0,
-                                round,
-                                valid_round: Round::Nil,
-                                proposer,
-                                bytes: value_bytes.to_vec(),
-                                valid: true,
-                            },
-                        );
+                        self.remember(id, height.0, round, proposer, value_bytes.to_vec());
                         SyncedValueOutcome::Verdict(ProposedValue {
                             height,
                             round,
@@ -619,6 +599,28 @@ impl<A: Application> Driver<A> {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// Keeps a valid block this node built or synced, until its height commits.
+    fn remember(
+        &mut self,
+        id: BlockId,
+        height: u64,
+        round: Round,
+        proposer: Address,
+        bytes: Vec<u8>,
+    ) {
+        self.known.insert(
+            id,
+            KnownBlock {
+                height,
+                round,
+                valid_round: Round::Nil,
+                proposer,
+                bytes,
+                valid: true,
+            },
+        );
     }
 
     fn proposed_value(&self, id: BlockId, block: &KnownBlock) -> ProposedValue<Ctx> {

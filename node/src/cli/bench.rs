@@ -239,6 +239,26 @@ impl Bench {
         Ok(accepted)
     }
 
+    /// How many of `accepted` were seen committed by `end`.
+    fn committed_by(&self, accepted: &[(String, Instant)], end: Instant) -> usize {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        accepted
+            .iter()
+            .filter(|(id, _)| seen.get(id).is_some_and(|t| *t <= end))
+            .count()
+    }
+
+    /// Submits everything and waits until all of it is committed (set-up).
+    async fn commit_all(
+        &self,
+        transactions: Vec<SignedTransaction>,
+        concurrency: usize,
+    ) -> anyhow::Result<()> {
+        let accepted = self.drive(transactions, concurrency, None, None).await?;
+        self.wait_committed(&accepted, Duration::from_secs(120))
+            .await
+    }
+
     async fn wait_committed(
         &self,
         ids: &[(String, Instant)],
@@ -357,12 +377,7 @@ async fn bench(
             )
         })
         .collect();
-    let accepted = bench
-        .drive(registrations, options.concurrency, None, None)
-        .await?;
-    bench
-        .wait_committed(&accepted, Duration::from_secs(120))
-        .await?;
+    bench.commit_all(registrations, options.concurrency).await?;
     let disk_before_grants = bench.data_bytes();
     let setup_grants = patients
         .iter()
@@ -372,12 +387,7 @@ async fn bench(
         .iter()
         .map(|t| t.transaction.id(&chain))
         .collect();
-    let accepted = bench
-        .drive(setup_grants, options.concurrency, None, None)
-        .await?;
-    bench
-        .wait_committed(&accepted, Duration::from_secs(120))
-        .await?;
+    bench.commit_all(setup_grants, options.concurrency).await?;
     let disk_after_grants = bench.data_bytes();
 
     // Throughput: half new grants, half access requests under set-up grants.
@@ -432,19 +442,8 @@ async fn bench(
     );
     // Count what committed inside the window.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (committed_in_window, committed_total) = {
-        let seen = bench.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let end = start + window;
-        let in_window = accepted
-            .iter()
-            .filter(|(id, _)| seen.get(id).is_some_and(|t| *t <= end))
-            .count();
-        let total = accepted
-            .iter()
-            .filter(|(id, _)| seen.contains_key(id))
-            .count();
-        (in_window, total)
-    };
+    let committed_in_window = bench.committed_by(&accepted, start + window);
+    let committed_total = bench.committed_by(&accepted, Instant::now());
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_after: Vec<Option<f64>> = pids.iter().map(|p| cpu_seconds(*p)).collect();
     let client_cpu = cpu_seconds(std::process::id())
@@ -507,14 +506,7 @@ async fn bench(
         )
         .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let one_down_committed = {
-        let seen = bench.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let end = start + window;
-        accepted
-            .iter()
-            .filter(|(id, _)| seen.get(id).is_some_and(|t| *t <= end))
-            .count()
-    };
+    let one_down_committed = bench.committed_by(&accepted, start + window);
     let one_down = one_down_committed as f64 / window.as_secs_f64();
 
     let per_grant =

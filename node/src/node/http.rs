@@ -324,37 +324,43 @@ fn status(shared: Arc<Shared>) -> Response {
     }))
 }
 
-fn header(height: u64, shared: Arc<Shared>) -> Response {
-    match shared.store.header(height) {
-        Ok(Some(h)) => ok(header_json(&h)),
-        Ok(None) => error(
+/// A record stored per block height, or the JSON error to answer instead.
+fn by_height<T>(
+    height: u64,
+    shared: &Shared,
+    found: Result<Option<T>, medledger_store::StoreError>,
+) -> Result<T, Box<Response>> {
+    match found {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(Box::new(error(
             StatusCode::NOT_FOUND,
             "no_such_block",
             format!(
                 "no block at height {height} (latest is {})",
                 shared.height()
             ),
-        ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
+        ))),
+        Err(e) => Err(Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage",
+            e.to_string(),
+        ))),
+    }
+}
+
+fn header(height: u64, shared: Arc<Shared>) -> Response {
+    match by_height(height, &shared, shared.store.header(height)) {
+        Ok(h) => ok(header_json(&h)),
+        Err(response) => *response,
     }
 }
 
 /// The ids of a block's transactions, in order. Ids are hashes: they say
 /// nothing about who or what until someone entitled reads the transaction.
 fn block_transactions(height: u64, shared: Arc<Shared>) -> Response {
-    let bytes = match shared.store.block_bytes(height) {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "no_such_block",
-                format!(
-                    "no block at height {height} (latest is {})",
-                    shared.height()
-                ),
-            );
-        }
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
+    let bytes = match by_height(height, &shared, shared.store.block_bytes(height)) {
+        Ok(b) => b,
+        Err(response) => return *response,
     };
     match Block::from_bytes(&bytes) {
         Ok(block) => ok(json!({
@@ -372,19 +378,9 @@ fn block_transactions(height: u64, shared: Arc<Shared>) -> Response {
 
 /// A block's commit certificate: who signed its precommits (public).
 fn certificate(height: u64, shared: Arc<Shared>) -> Response {
-    let bytes = match shared.store.certificate_bytes(height) {
-        Ok(Some(b)) => b,
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "no_such_block",
-                format!(
-                    "no block at height {height} (latest is {})",
-                    shared.height()
-                ),
-            );
-        }
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "storage", e.to_string()),
+    let bytes = match by_height(height, &shared, shared.store.certificate_bytes(height)) {
+        Ok(b) => b,
+        Err(response) => return *response,
     };
     match from_bytes::<CommitCertificate>(&bytes, CERTIFICATE_BYTES_MAX) {
         Ok(c) => ok(json!({
