@@ -46,6 +46,8 @@ pub mod tags {
     pub const NODE_IDENTITY: &[u8] = b"medledger/node-identity/v1";
     /// A hash of a practitioner's licence number (the number itself stays off the ledger).
     pub const LICENCE: &[u8] = b"medledger/licence/v1";
+    /// A signed read of the HTTP API (method, path, body hash, time, nonce).
+    pub const HTTP_REQUEST: &[u8] = b"medledger/http-request/v1";
 }
 
 /// A SHA-256 digest.

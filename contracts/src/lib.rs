@@ -11,6 +11,8 @@
 //! - [`state`]: typed records over a key-value map; the JMT store and proofs.
 //! - [`merkle`]: RFC 6962 trees for transaction roots and the audit log.
 //! - [`block`]: the block header every node signs off.
+//! - [`light`]: what a client trusting no node checks in an answer.
+//! - [`request_auth`]: how a reader signs an HTTP request.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod block;
@@ -19,8 +21,10 @@ pub mod constants;
 pub mod crypto;
 pub mod encoding;
 pub mod ledger;
+pub mod light;
 pub mod merkle;
 pub mod records;
+pub mod request_auth;
 pub mod state;
 pub mod state_machine;
 pub mod transaction;

@@ -168,6 +168,7 @@ pub fn init(
             },
             http: config::Http {
                 listen: node.http.trim_start_matches("http://").to_string(),
+                ..config::Http::default()
             },
             mempool: config::Mempool {
                 gossip_to: others.iter().map(|n| n.http.clone()).collect(),

@@ -367,11 +367,15 @@ impl Application for LedgerApp {
             );
         }
         self.shared.mempool().remove(transactions.iter().copied());
+        self.shared
+            .metrics
+            .observe_commit(pending.header.time.0, transactions.len());
         self.pending.retain(|_, p| p.height > height);
-        let _ = self
-            .shared
-            .commits
-            .send(Arc::new(CommitEvent { transactions }));
+        let _ = self.shared.commits.send(Arc::new(CommitEvent {
+            header: pending.header,
+            transactions,
+            audit: pending.execution.audit_entries,
+        }));
         Ok(())
     }
 

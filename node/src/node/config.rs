@@ -70,6 +70,12 @@ pub struct P2p {
 pub struct Http {
     /// Listen address of the HTTP API.
     pub listen: String,
+    /// Requests per second one signing key may make.
+    pub requests_per_second_per_key: u32,
+    /// Requests per second one address may make without signing.
+    pub requests_per_second_per_address: u32,
+    /// How far a signed request's time may be from this node's clock (ms).
+    pub signature_window_ms: u64,
 }
 
 /// Mempool.
@@ -114,6 +120,9 @@ impl Default for Http {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8645".into(),
+            requests_per_second_per_key: 10_000,
+            requests_per_second_per_address: 2_000,
+            signature_window_ms: 60_000,
         }
     }
 }
@@ -184,8 +193,15 @@ listen = {p2p_listen:?}
 peers = {peers}
 
 [http]
-# The HTTP API (status, submit transactions). Put TLS in front of it in production.
+# The HTTP API (docs/api.md). Put TLS in front of it in production.
 listen = {http_listen:?}
+# Requests per second one signing key may make (a burst of one second's worth is allowed).
+requests_per_second_per_key = {per_key}
+# Requests per second one address may make without signing.
+requests_per_second_per_address = {per_address}
+# How far a signed request's time may be from this node's clock, in ms; a
+# nonce is remembered for this long, so a captured request cannot be replayed.
+signature_window_ms = {window}
 
 [mempool]
 # Most transactions waiting for a block.
@@ -213,6 +229,9 @@ block_interval_ms = {interval}
             p2p_listen = self.p2p.listen,
             peers = list(&self.p2p.peers),
             http_listen = self.http.listen,
+            per_key = self.http.requests_per_second_per_key,
+            per_address = self.http.requests_per_second_per_address,
+            window = self.http.signature_window_ms,
             max_tx = self.mempool.max_transactions,
             max_bytes = self.mempool.max_bytes,
             per_signer = self.mempool.max_per_signer,

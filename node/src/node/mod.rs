@@ -5,6 +5,7 @@ pub mod app;
 pub mod config;
 pub mod http;
 pub mod mempool;
+pub mod metrics;
 pub mod shared;
 
 use std::path::Path;
@@ -133,9 +134,25 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the HTTP API to {http_addr}"))?;
         info!(%http_addr, institution = %config.institution, validator_at_genesis, "HTTP API listening");
-        let server = warp::serve(http::routes(shared.clone())).incoming(listener);
+        let api = Arc::new(http::Api::new(
+            shared.clone(),
+            http::AuthLimits {
+                per_key_per_second: config.http.requests_per_second_per_key,
+                per_address_per_second: config.http.requests_per_second_per_address,
+                window_ms: config.http.signature_window_ms,
+            },
+        ));
+        let server = warp::serve(http::routes(api)).incoming(listener);
         tokio::spawn(server.run());
-        tokio::spawn(gossip_loop(gossip_rx, config.mempool.gossip_to.clone()));
+        tokio::spawn(gossip_loop(
+            gossip_rx,
+            config.mempool.gossip_to.clone(),
+            GossipSigner {
+                chain: genesis.chain_id.clone(),
+                institution: institution.clone(),
+                key: key.secret().clone(),
+            },
+        ));
         tokio::select! {
             result = medledger_consensus::run(settings, app, telemetry) => {
                 result.map_err(|e| anyhow::anyhow!("consensus stopped: {e}"))
@@ -161,8 +178,21 @@ fn init_logging() {
         .try_init();
 }
 
-/// Passes client-submitted transactions on to the other nodes in batches.
-async fn gossip_loop(mut rx: mpsc::Receiver<Vec<u8>>, peers: Vec<String>) {
+/// How this node signs its gossip: as its institution's node.
+struct GossipSigner {
+    chain: medledger_contracts::types::ChainId,
+    institution: InstitutionId,
+    key: medledger_contracts::crypto::SecretKey,
+}
+
+/// Passes client-submitted transactions on to the other nodes in batches,
+/// each request signed with the node key (peers accept gossip only from members).
+async fn gossip_loop(mut rx: mpsc::Receiver<Vec<u8>>, peers: Vec<String>, signer: GossipSigner) {
+    let mut nonce: u64 = {
+        let mut seed = [0u8; 8];
+        let _ = getrandom::fill(&mut seed);
+        u64::from_le_bytes(seed)
+    };
     const BATCH_MAX: usize = 2_000;
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -187,10 +217,33 @@ async fn gossip_loop(mut rx: mpsc::Receiver<Vec<u8>>, peers: Vec<String>) {
         let body = medledger_contracts::encoding::to_bytes(&batch);
         for peer in &peers {
             let url = format!("{}/v1/gossip", peer.trim_end_matches('/'));
+            nonce = nonce.wrapping_add(1);
+            let auth = medledger_contracts::request_auth::RequestAuth::sign(
+                &signer.chain,
+                "POST",
+                "/v1/gossip",
+                &body,
+                shared::now(),
+                nonce,
+                medledger_contracts::transaction::Signer::InstitutionNode(
+                    signer.institution.clone(),
+                ),
+                &signer.key,
+            );
+            let header = format!(
+                "Medledger {}",
+                hex::encode(medledger_contracts::encoding::to_bytes(&auth))
+            );
             let client = client.clone();
             let body = body.clone();
             tokio::spawn(async move {
-                if let Err(e) = client.post(&url).body(body).send().await {
+                if let Err(e) = client
+                    .post(&url)
+                    .header("authorization", header)
+                    .body(body)
+                    .send()
+                    .await
+                {
                     debug!(%url, error = %e, "gossip to peer failed");
                 }
             });

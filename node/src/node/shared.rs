@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use medledger_consensus::SharedTelemetry;
-use medledger_contracts::records::{Outcome, ValidatorSet, ValidatorSetRecord};
+use medledger_contracts::block::BlockHeader;
+use medledger_contracts::records::{AuditEntry, Outcome, ValidatorSet, ValidatorSetRecord};
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::state_machine::{BlockContext, execute_block};
 use medledger_contracts::types::{ChainId, InstitutionId, Timestamp, TxHash};
@@ -13,12 +14,17 @@ use medledger_store::Store;
 use tokio::sync::{broadcast, mpsc};
 
 use super::mempool::{Mempool, Refusal};
+use super::metrics::Metrics;
 
 /// A block was committed.
 #[derive(Debug)]
 pub struct CommitEvent {
+    /// Its header.
+    pub header: BlockHeader,
     /// Its transactions.
     pub transactions: Vec<TxHash>,
+    /// The audit entries it appended.
+    pub audit: Vec<AuditEntry>,
 }
 
 /// Where a transaction came from: a client (pass it on to peers) or a peer
@@ -45,6 +51,8 @@ pub struct Shared {
     /// Consensus figures.
     pub telemetry: SharedTelemetry,
     gossip: Option<mpsc::Sender<Vec<u8>>>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -75,6 +83,7 @@ impl Shared {
             commits,
             telemetry,
             gossip,
+            metrics: Metrics::new(),
         }
     }
 

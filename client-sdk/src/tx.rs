@@ -1,0 +1,255 @@
+//! Building and signing transactions: one method per task of a patient, a
+//! hospital or a practitioner, each returning a signed transaction ready for
+//! [`Client::submit_and_wait`](crate::Client::submit_and_wait).
+
+use medledger_contracts::crypto::PublicKey;
+use medledger_contracts::encoding::{BoundedVec, Hash32, tagged_hash};
+use medledger_contracts::transaction::{
+    Payload, SignedTransaction, Transaction, key_possession_message, licence_hash,
+};
+use medledger_contracts::types::*;
+
+use crate::client::{Identity, now};
+use crate::error::SdkError;
+
+/// Signs transactions as one identity on one chain.
+#[derive(Clone, Debug)]
+pub struct TxBuilder {
+    chain: ChainId,
+    who: Identity,
+}
+
+fn nonce() -> u64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    u64::from_le_bytes(bytes) ^ now().0
+}
+
+/// The SHA-256 of a consent notice's text, as the patient was shown it.
+pub fn notice_hash(notice: &str) -> Hash32 {
+    tagged_hash(b"", &[notice.as_bytes()])
+}
+
+/// Grant terms, built step by step and checked for canonical form at the end.
+#[derive(Clone, Debug)]
+pub struct TermsBuilder {
+    patient: PatientId,
+    grantee: Grantee,
+    categories: Vec<Category>,
+    holders: Option<Vec<InstitutionId>>,
+    purpose: Purpose,
+    not_before: Timestamp,
+    expires_at: Timestamp,
+    notice_hash: Hash32,
+}
+
+impl TermsBuilder {
+    /// Terms for `patient`'s records to `grantee`: treatment, from now, for 30 days, every holder.
+    pub fn new(patient: PatientId, grantee: Grantee) -> Self {
+        let start = now();
+        Self {
+            patient,
+            grantee,
+            categories: Vec::new(),
+            holders: None,
+            purpose: Purpose::Treatment,
+            not_before: start,
+            expires_at: start.plus_days(30),
+            notice_hash: Hash32::default(),
+        }
+    }
+
+    /// Adds a category.
+    pub fn category(mut self, category: Category) -> Self {
+        self.categories.push(category);
+        self
+    }
+
+    /// Only these holders may release (otherwise any holder).
+    pub fn holders(mut self, holders: impl IntoIterator<Item = InstitutionId>) -> Self {
+        self.holders = Some(holders.into_iter().collect());
+        self
+    }
+
+    /// Why.
+    pub fn purpose(mut self, purpose: Purpose) -> Self {
+        self.purpose = purpose;
+        self
+    }
+
+    /// Usable for `days` from now.
+    pub fn days(mut self, days: u64) -> Self {
+        self.expires_at = self.not_before.plus_days(days);
+        self
+    }
+
+    /// Usable until `expires_at`.
+    pub fn until(mut self, expires_at: Timestamp) -> Self {
+        self.expires_at = expires_at;
+        self
+    }
+
+    /// The notice the patient was shown (its hash goes on the ledger).
+    pub fn notice(mut self, text: &str) -> Self {
+        self.notice_hash = notice_hash(text);
+        self
+    }
+
+    /// The terms, sorted into canonical form.
+    pub fn build(mut self) -> Result<GrantTerms, SdkError> {
+        self.categories.sort();
+        self.categories.dedup();
+        let categories = BoundedVec::new(self.categories)
+            .map_err(|c| SdkError::Decode(format!("{} categories is too many", c.len())))?;
+        let holders =
+            match self.holders {
+                None => Holders::Any,
+                Some(mut list) => {
+                    list.sort();
+                    list.dedup();
+                    Holders::Listed(BoundedVec::new(list).map_err(|l| {
+                        SdkError::Decode(format!("{} holders is too many", l.len()))
+                    })?)
+                }
+            };
+        let terms = GrantTerms {
+            patient: self.patient,
+            grantee: self.grantee,
+            categories,
+            holders,
+            purpose: self.purpose,
+            not_before: self.not_before,
+            expires_at: self.expires_at,
+            notice_hash: self.notice_hash,
+        };
+        medledger_contracts::transaction::check_terms(&terms)
+            .map_err(|e| SdkError::Decode(e.to_string()))?;
+        Ok(terms)
+    }
+}
+
+impl TxBuilder {
+    /// Transactions signed by `who` for `chain`.
+    pub fn new(chain: ChainId, who: Identity) -> Self {
+        Self { chain, who }
+    }
+
+    /// Signs any payload (every transaction the ledger knows is a [`Payload`]).
+    pub fn sign(&self, payload: Payload) -> SignedTransaction {
+        Transaction {
+            signer: self.who.signer.clone(),
+            nonce: nonce(),
+            payload,
+        }
+        .sign(&self.chain, self.who.key())
+    }
+
+    /// A patient registers their key.
+    pub fn register_patient(&self) -> SignedTransaction {
+        self.sign(Payload::RegisterPatient)
+    }
+
+    /// A patient (or delegate) grants access.
+    pub fn grant(&self, terms: GrantTerms) -> SignedTransaction {
+        self.sign(Payload::Grant(terms))
+    }
+
+    /// A patient (or delegate) revokes a grant.
+    pub fn revoke(&self, grant: GrantId) -> SignedTransaction {
+        self.sign(Payload::Revoke { grant })
+    }
+
+    /// A grantee gives a grant up.
+    pub fn relinquish(&self, grant: GrantId) -> SignedTransaction {
+        self.sign(Payload::Relinquish { grant })
+    }
+
+    /// A practitioner or institution asks a patient for consent.
+    pub fn request_consent(&self, terms: GrantTerms) -> SignedTransaction {
+        self.sign(Payload::RequestConsent(terms))
+    }
+
+    /// A patient answers a consent request.
+    pub fn answer_consent(&self, request: ConsentRequestId, approve: bool) -> SignedTransaction {
+        self.sign(Payload::AnswerConsentRequest { request, approve })
+    }
+
+    /// A patient appoints a guardian or proxy.
+    pub fn delegate(
+        &self,
+        delegate: PatientId,
+        role: DelegateRole,
+        expires_at: Timestamp,
+    ) -> SignedTransaction {
+        self.sign(Payload::Delegate {
+            delegate,
+            role,
+            expires_at,
+        })
+    }
+
+    /// Ends a delegation.
+    pub fn end_delegation(&self, delegation: DelegationId) -> SignedTransaction {
+        self.sign(Payload::EndDelegation { delegation })
+    }
+
+    /// A practitioner asks to read records under a grant.
+    pub fn access_request(
+        &self,
+        grant: GrantId,
+        holder: InstitutionId,
+        categories: Vec<Category>,
+        purpose: Purpose,
+    ) -> Result<SignedTransaction, SdkError> {
+        let mut categories = categories;
+        categories.sort();
+        categories.dedup();
+        let categories = BoundedVec::new(categories)
+            .map_err(|c| SdkError::Decode(format!("{} categories is too many", c.len())))?;
+        Ok(self.sign(Payload::AccessRequest {
+            grant,
+            holder,
+            categories,
+            purpose,
+        }))
+    }
+
+    /// A practitioner breaks the glass.
+    pub fn emergency_access(
+        &self,
+        patient: PatientId,
+        holder: InstitutionId,
+        categories: Categories,
+        reason: EmergencyReason,
+    ) -> SignedTransaction {
+        self.sign(Payload::EmergencyAccess {
+            patient,
+            holder,
+            categories,
+            reason,
+        })
+    }
+
+    /// An institution registers a practitioner: `practitioner_key` signs its
+    /// consent to the registration (proof of possession).
+    pub fn register_practitioner(
+        &self,
+        practitioner_key: &crate::KeyFile,
+        role: PractitionerRole,
+        licence_number: &str,
+    ) -> SignedTransaction {
+        let key: PublicKey = practitioner_key.public_key();
+        let proof = practitioner_key.secret().sign(&key_possession_message(
+            &self.chain,
+            &self.who.signer,
+            "register-practitioner",
+            &key,
+        ));
+        self.sign(Payload::RegisterPractitioner {
+            key,
+            role,
+            licence_hash: licence_hash(licence_number),
+            key_proof: proof,
+        })
+    }
+}

@@ -1,0 +1,189 @@
+//! Who is asking: signed requests (`contracts::request_auth`), their replay
+//! window, and request-rate limits per signing key or per address.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use medledger_contracts::encoding::from_bytes;
+use medledger_contracts::request_auth::{REQUEST_AUTH_BYTES_MAX, RequestAuth, signed_path};
+use warp::http::{HeaderMap, StatusCode};
+
+use super::ApiError;
+use super::access::{Reader, resolve_reader};
+use crate::node::shared::{Shared, now};
+
+/// Limits on who may ask how often, and how old a signature may be.
+#[derive(Clone, Copy, Debug)]
+pub struct AuthLimits {
+    /// Requests per second one signing key may make (sustained).
+    pub per_key_per_second: u32,
+    /// Requests per second one address may make without signing.
+    pub per_address_per_second: u32,
+    /// How far a request's time may be from this node's clock, in ms.
+    pub window_ms: u64,
+}
+
+/// Most (key, nonce) pairs remembered; past this, requests are refused
+/// until old ones leave the window (a flood cannot grow memory).
+const NONCES_MAX: usize = 1_000_000;
+
+/// Checks signatures, remembers nonces, limits rates.
+pub struct Authenticator {
+    limits: AuthLimits,
+    per_key: DefaultKeyedRateLimiter<Vec<u8>>,
+    per_address: DefaultKeyedRateLimiter<IpAddr>,
+    /// (public key bytes, nonce) → the request time it came with.
+    seen: Mutex<HashMap<(Vec<u8>, u64), u64>>,
+}
+
+fn quota(per_second: u32) -> Quota {
+    let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+    // A burst of one second's worth: clients that batch are not punished.
+    Quota::per_second(rate).allow_burst(rate)
+}
+
+/// The request's auth token, from `Authorization: Medledger <hex>` or `?auth=<hex>`.
+pub fn token(headers: &HeaderMap, query: &str) -> Result<Option<RequestAuth>, ApiError> {
+    let text = if let Some(value) = headers.get("authorization") {
+        let value = value.to_str().unwrap_or("");
+        Some(value.strip_prefix("Medledger ").ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_authorization",
+                "the Authorization header must be `Medledger <hex of BCS RequestAuth>`",
+            )
+        })?)
+    } else {
+        query.split('&').find_map(|pair| pair.strip_prefix("auth="))
+    };
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let bytes = hex::decode(text.trim()).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_authorization",
+            format!("the request signature is not hex: {e}"),
+        )
+    })?;
+    from_bytes::<RequestAuth>(&bytes, REQUEST_AUTH_BYTES_MAX)
+        .map(Some)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_authorization",
+                format!("the request signature does not decode: {e}"),
+            )
+        })
+}
+
+/// The `path?query` a request signed.
+pub fn signed_path_of(path: &str, query: &str) -> String {
+    signed_path(path, query)
+}
+
+impl Authenticator {
+    /// A fresh authenticator.
+    pub fn new(limits: AuthLimits) -> Self {
+        Self {
+            limits,
+            per_key: RateLimiter::keyed(quota(limits.per_key_per_second)),
+            per_address: RateLimiter::keyed(quota(limits.per_address_per_second)),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Refuses a request over its signer's (or, unsigned, its address's) rate.
+    pub fn rate_limit(
+        &self,
+        token: Option<&RequestAuth>,
+        remote: Option<SocketAddr>,
+    ) -> Result<(), ApiError> {
+        let allowed = match (token, remote) {
+            (Some(t), _) => self
+                .per_key
+                .check_key(&t.public_key.raw_bytes().to_vec())
+                .is_ok(),
+            (None, Some(addr)) => self.per_address.check_key(&addr.ip()).is_ok(),
+            (None, None) => true,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests from this key or address; slow down and retry",
+            ))
+        }
+    }
+
+    /// Checks a signed request and says who signed it.
+    pub fn authenticate(
+        &self,
+        shared: &Shared,
+        auth: &RequestAuth,
+        method: &str,
+        signed_path: &str,
+        body: &[u8],
+    ) -> Result<Reader, ApiError> {
+        let unauthorized = |code: &'static str, message: String| {
+            ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+        };
+        let now = now().0;
+        let skew = now.abs_diff(auth.time.0);
+        if skew > self.limits.window_ms {
+            return Err(unauthorized(
+                "stale_request",
+                format!(
+                    "the request's time is {skew} ms from this node's clock; at most {} ms is accepted (check the clock, sign each request afresh)",
+                    self.limits.window_ms
+                ),
+            ));
+        }
+        let digest = auth.digest_for(&shared.chain, method, signed_path, body);
+        auth.public_key
+            .verify(&digest, &auth.signature)
+            .map_err(|e| {
+                unauthorized(
+                    "bad_signature",
+                    format!(
+                        "the request signature does not verify over {method} {signed_path} on chain {}: {e}",
+                        shared.chain.as_str()
+                    ),
+                )
+            })?;
+        let reader =
+            resolve_reader(shared, auth).map_err(|why| unauthorized("unknown_signer", why))?;
+        // The nonce is spent only by a request that verified, so no one can
+        // burn another key's nonces.
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= NONCES_MAX / 2 {
+            let window = self.limits.window_ms;
+            seen.retain(|_, time| now.abs_diff(*time) <= window);
+            self.per_key.retain_recent();
+            self.per_address.retain_recent();
+        }
+        if seen.len() >= NONCES_MAX {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many signed requests in the replay window; retry shortly",
+            ));
+        }
+        let key = (auth.public_key.raw_bytes().to_vec(), auth.nonce);
+        if seen.insert(key, auth.time.0).is_some() {
+            return Err(unauthorized(
+                "replayed_request",
+                format!(
+                    "nonce {} was already used by this key; sign every request with a new nonce",
+                    auth.nonce
+                ),
+            ));
+        }
+        Ok(reader)
+    }
+}

@@ -1,0 +1,519 @@
+//! The HTTP API and the SDK against a live four-node testnet: the light
+//! client verifies grants and names the check a tampered answer fails;
+//! reads are signed, replays and strangers refused; bad input gets a clear
+//! 4xx and changes nothing; FHIR views, events and metrics are served.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use medledger_client_sdk::{
+    AccessAnswer, Client, Identity, KeyFile, SdkError, TermsBuilder, TxBuilder, TxOutcome,
+};
+use medledger_contracts::encoding::{from_bytes, to_bytes};
+use medledger_contracts::light::{LightError, PROVED_VALUE_BYTES_MAX, ProvedValue};
+use medledger_contracts::records::GrantStatus;
+use medledger_contracts::request_auth::RequestAuth;
+use medledger_contracts::state::StateKey;
+use medledger_contracts::transaction::Signer;
+use medledger_contracts::types::{
+    Category, ChainId, Grantee, InstitutionId, PatientId, Purpose, Timestamp, TxHash,
+};
+use serde_json::{Value, json};
+
+fn chain_id() -> ChainId {
+    ChainId::new(CHAIN).unwrap()
+}
+
+fn institution(id: &str) -> InstitutionId {
+    InstitutionId::new(id).unwrap()
+}
+
+/// A registered patient with a grant to the second hospital (labs and
+/// imaging, held at the first hospital).
+struct Story {
+    patient_key: KeyFile,
+    patient: PatientId,
+    grant: TxHash,
+    height: u64,
+}
+
+async fn patient_grants_to_second_hospital(net: &Testnet) -> Story {
+    let client = Client::new(&net.nodes[0].2, chain_id()).unwrap();
+    let patient_key = KeyFile::generate().unwrap();
+    let patient = patient_key.patient_id();
+    let as_patient = TxBuilder::new(chain_id(), Identity::patient(&patient_key));
+    let receipt = client
+        .submit_and_wait(&as_patient.register_patient(), None)
+        .await
+        .unwrap();
+    assert_eq!(receipt.outcome, TxOutcome::Applied);
+    let terms = TermsBuilder::new(
+        patient,
+        Grantee::Institution(institution("city-second-hospital")),
+    )
+    .category(Category::Imaging)
+    .category(Category::LabReports)
+    .holders([institution("city-first-hospital")])
+    .purpose(Purpose::Referral)
+    .days(30)
+    .notice("referral notice")
+    .build()
+    .unwrap();
+    let receipt = client
+        .submit_and_wait(&as_patient.grant(terms), Some(receipt.height))
+        .await
+        .unwrap();
+    assert_eq!(receipt.outcome, TxOutcome::Applied, "{receipt:?}");
+    Story {
+        patient_key,
+        patient,
+        grant: receipt.tx,
+        height: receipt.height,
+    }
+}
+
+fn verify_error(result: Result<impl std::fmt::Debug, SdkError>) -> LightError {
+    match result {
+        Err(SdkError::Verify(e)) => e,
+        other => panic!("expected a verification error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_light_client_verifies_grants_and_names_each_tampered_check() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 2, 60, "no blocks").await;
+    let story = patient_grants_to_second_hospital(&net).await;
+    net.reach(3, story.height, 30, "node 3 behind").await;
+
+    // A doctor of the grantee hospital verifies the grant through node 3,
+    // trusting only genesis.
+    let doctor = Identity::practitioner(&testnet_key(&net, "practitioner:dr-second-1"));
+    let light = light_client(&net, 3, Duration::from_secs(30));
+    let verified = light.verify_grant(&story.grant, &doctor).await.unwrap();
+    assert_eq!(verified.status, GrantStatus::Active);
+    assert!(verified.height >= story.height);
+    assert_eq!(verified.record.terms.patient, story.patient);
+
+    let second = Grantee::Institution(institution("city-second-hospital"));
+    let first = institution("city-first-hospital");
+    match light
+        .check_access(
+            &story.patient,
+            &second,
+            Category::LabReports,
+            &first,
+            &doctor,
+        )
+        .await
+        .unwrap()
+    {
+        AccessAnswer::Allowed(grant) => assert_eq!(grant.id, story.grant),
+        other => panic!("expected allowed, got {other:?}"),
+    }
+    assert!(matches!(
+        light
+            .check_access(
+                &story.patient,
+                &second,
+                Category::Prescriptions,
+                &first,
+                &doctor
+            )
+            .await
+            .unwrap(),
+        AccessAnswer::NotFound { .. }
+    ));
+
+    // Tampering: each altered part fails at its own check.
+    let client = light.client().clone();
+    let good = client
+        .proved_grant(&story.grant, None, &doctor)
+        .await
+        .unwrap();
+    let check = |p: ProvedValue| {
+        let light = &light;
+        let grant = story.grant;
+        async move { light.verify_grant_proof(&grant, &p).await }
+    };
+    let mut value = good.clone();
+    if let Some(v) = value.value.as_mut() {
+        let last = v.len() - 1;
+        v[last] ^= 1;
+    }
+    assert!(matches!(
+        verify_error(check(value).await),
+        LightError::Proof(_)
+    ));
+
+    let mut bytes = to_bytes(&good);
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let proof: ProvedValue = from_bytes(&bytes, PROVED_VALUE_BYTES_MAX).unwrap();
+    assert!(matches!(
+        verify_error(check(proof).await),
+        LightError::Proof(_)
+    ));
+
+    let mut header = good.clone();
+    header.header.time = Timestamp(header.header.time.0 + 1);
+    // A fresh light client: the first one remembers the genuine header.
+    let fresh = light_client(&net, 3, Duration::from_secs(30));
+    let e = verify_error(fresh.verify_grant_proof(&story.grant, &header).await);
+    assert!(matches!(e, LightError::Certificate(_)), "{e}");
+    assert!(e.to_string().contains("certificate check failed"), "{e}");
+
+    let mut set_hash = good.clone();
+    set_hash.header.validator_set_hash = Default::default();
+    let e = verify_error(fresh.verify_grant_proof(&story.grant, &set_hash).await);
+    assert!(matches!(e, LightError::ValidatorSet(_)), "{e}");
+
+    let mut weak = good.clone();
+    weak.certificate.signatures.retain(|_| false);
+    let e = verify_error(fresh.verify_grant_proof(&story.grant, &weak).await);
+    assert!(e.to_string().contains("voting power"), "{e}");
+
+    let mut bad_signature = good.clone();
+    let mut cert_bytes = to_bytes(&bad_signature.certificate);
+    let last = cert_bytes.len() - 1;
+    cert_bytes[last] ^= 1;
+    bad_signature.certificate = from_bytes(&cert_bytes, 64 * 1024).unwrap();
+    let e = verify_error(fresh.verify_grant_proof(&story.grant, &bad_signature).await);
+    assert!(e.to_string().contains("does not verify"), "{e}");
+
+    let mut other_key = good.clone();
+    other_key.key = StateKey::Grant(TxHash(Default::default()));
+    let e = verify_error(fresh.verify_grant_proof(&story.grant, &other_key).await);
+    assert!(matches!(e, LightError::Value(_)), "{e}");
+
+    // The patient revokes. The latest answer says so; a node lying with the
+    // grant as it was before is caught: the old value under the new header
+    // fails the proof, and the old proof itself is refused as stale.
+    let as_patient = TxBuilder::new(chain_id(), Identity::patient(&story.patient_key));
+    let revoked = client
+        .submit_and_wait(&as_patient.revoke(story.grant), None)
+        .await
+        .unwrap();
+    assert_eq!(revoked.outcome, TxOutcome::Applied);
+    net.reach(3, revoked.height, 30, "node 3 behind").await;
+    let now = light.verify_grant(&story.grant, &doctor).await.unwrap();
+    assert_eq!(now.status, GrantStatus::Revoked);
+    let latest = client
+        .proved_grant(&story.grant, None, &doctor)
+        .await
+        .unwrap();
+    let mut lie = latest.clone();
+    lie.value = good.value.clone();
+    assert!(matches!(
+        verify_error(light.verify_grant_proof(&story.grant, &lie).await),
+        LightError::Proof(_)
+    ));
+    let strict = light_client(&net, 3, Duration::from_millis(500));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(matches!(
+        verify_error(strict.verify_grant_proof(&story.grant, &good).await),
+        LightError::Stale { .. }
+    ));
+    assert!(matches!(
+        light
+            .check_access(
+                &story.patient,
+                &second,
+                Category::LabReports,
+                &first,
+                &doctor
+            )
+            .await
+            .unwrap(),
+        AccessAnswer::NotFound { .. }
+    ));
+}
+
+/// Sends a GET with an explicit Authorization header.
+async fn get_with(
+    net: &Testnet,
+    i: usize,
+    path: &str,
+    authorization: Option<&str>,
+) -> (u16, Value) {
+    let mut request = net.http.get(net.url(i, path));
+    if let Some(a) = authorization {
+        request = request.header("authorization", a);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn assert_error(answer: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    assert_eq!(answer.1["code"], code, "{}", answer.1);
+    assert!(
+        answer.1["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{}",
+        answer.1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_signed_and_shown_only_to_those_named() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 2, 60, "no blocks").await;
+    let story = patient_grants_to_second_hospital(&net).await;
+    let client = Client::new(&net.nodes[0].2, chain_id()).unwrap();
+    let grant_path = format!("/v1/grants/{}", story.grant.0.to_hex());
+    let patient = Identity::patient(&story.patient_key);
+
+    // The patient, the named hospital's doctor and the regulator may read.
+    for who in [
+        patient.clone(),
+        Identity::practitioner(&testnet_key(&net, "practitioner:dr-second-1")),
+        Identity::institution(
+            institution("health-commission"),
+            &testnet_key(&net, "admin:health-commission"),
+        ),
+    ] {
+        let body = client.get_signed(&grant_path, &who).await.unwrap();
+        assert_eq!(body["grant"]["status"], "active", "{body}");
+    }
+    // Another patient, and a hospital the grant does not name, get 403 and
+    // the same answer as for a grant that does not exist.
+    let stranger = KeyFile::generate().unwrap();
+    let as_stranger = TxBuilder::new(chain_id(), Identity::patient(&stranger));
+    client
+        .submit_and_wait(&as_stranger.register_patient(), None)
+        .await
+        .unwrap();
+    let unnamed = Identity::practitioner(&testnet_key(&net, "practitioner:dr-community-1"));
+    for who in [Identity::patient(&stranger), unnamed.clone()] {
+        let e = client.get_signed(&grant_path, &who).await.unwrap_err();
+        assert_eq!(e.code(), Some("forbidden"), "{e}");
+        let missing = client
+            .get_signed(&format!("/v1/grants/{}", "ab".repeat(32)), &who)
+            .await
+            .unwrap_err();
+        assert_eq!(missing.to_string(), e.to_string());
+    }
+    let e = client
+        .patient_history(&story.patient, &Identity::patient(&stranger))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("forbidden"));
+    // An institution not named sees none of the patient's items.
+    assert!(
+        client
+            .patient_history(&story.patient, &unnamed)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        client
+            .patient_history(&story.patient, &patient)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Unsigned, replayed, stale, and badly signed requests.
+    assert_error(
+        &get_with(&net, 0, &grant_path, None).await,
+        401,
+        "unauthenticated",
+    );
+    let header = client.authorization(&patient, "GET", &grant_path, b"");
+    assert_eq!(get_with(&net, 0, &grant_path, Some(&header)).await.0, 200);
+    assert_error(
+        &get_with(&net, 0, &grant_path, Some(&header)).await,
+        401,
+        "replayed_request",
+    );
+    let stale = RequestAuth::sign(
+        &chain_id(),
+        "GET",
+        &grant_path,
+        b"",
+        Timestamp(medledger_client_sdk::client::now().0 - 120_000),
+        7,
+        patient.signer.clone(),
+        patient.key(),
+    );
+    let stale = format!("Medledger {}", hex::encode(to_bytes(&stale)));
+    assert_error(
+        &get_with(&net, 0, &grant_path, Some(&stale)).await,
+        401,
+        "stale_request",
+    );
+    let other_path = client.authorization(&patient, "GET", "/v1/grants/other", b"");
+    assert_error(
+        &get_with(&net, 0, &grant_path, Some(&other_path)).await,
+        401,
+        "bad_signature",
+    );
+    assert_error(
+        &get_with(&net, 0, &grant_path, Some("Medledger zz")).await,
+        401,
+        "bad_authorization",
+    );
+    assert_error(
+        &get_with(&net, 0, &grant_path, Some("Bearer x")).await,
+        401,
+        "bad_authorization",
+    );
+    let impostor = Identity::new(Signer::Patient(story.patient), stranger.secret().clone());
+    let e = client.get_signed(&grant_path, &impostor).await.unwrap_err();
+    assert_eq!(e.code(), Some("unknown_signer"), "{e}");
+
+    // Bad input: a clear 4xx, and nothing enters the mempool.
+    for (body, code) in [
+        ("{not json".to_string(), "bad_json"),
+        (json!({"transaction": 5}).to_string(), "bad_json"),
+        (
+            json!({"transaction": "00", "extra": 1}).to_string(),
+            "bad_json",
+        ),
+        (json!({"transaction": "zz"}).to_string(), "bad_hex"),
+    ] {
+        assert_error(&net.submit_raw(0, body).await, 400, code);
+    }
+    let (status, body) = net
+        .submit_raw(0, json!({"transaction": "00".repeat(200_000)}).to_string())
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert_error(
+        &get_with(&net, 0, "/v1/headers/1?color=red", None).await,
+        400,
+        "unknown_query_parameter",
+    );
+    assert_error(
+        &get_with(&net, 0, "/v1/headers/x", None).await,
+        400,
+        "bad_height",
+    );
+    assert_error(
+        &get_with(&net, 0, "/v1/nowhere", None).await,
+        404,
+        "not_found",
+    );
+    let (status, body) = net.get(0, "/v1/status").await.unwrap();
+    assert_eq!((status, &body["mempool_size"]), (200, &json!(0)), "{body}");
+    // Gossip is for member nodes only.
+    let response = net
+        .http
+        .post(net.url(0, "/v1/gossip"))
+        .body(vec![0u8])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+
+    // FHIR R4 views under the same rules.
+    let consent = client
+        .get_signed(
+            &format!("/fhir/Consent/{}", story.grant.0.to_hex()),
+            &patient,
+        )
+        .await
+        .unwrap();
+    assert_eq!(consent["resourceType"], "Consent");
+    assert_eq!(consent["status"], "active");
+    for field in ["scope", "category", "patient", "policyRule", "provision"] {
+        assert!(
+            !consent[field].is_null(),
+            "Consent lacks {field}: {consent}"
+        );
+    }
+    assert_eq!(consent["provision"]["type"], "permit");
+    let e = client
+        .get_signed(
+            &format!("/fhir/Consent/{}", story.grant.0.to_hex()),
+            &unnamed,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("forbidden"));
+    let bundle = client
+        .get_signed(
+            &format!("/fhir/AuditEvent?patient={}", story.patient.0.to_hex()),
+            &patient,
+        )
+        .await
+        .unwrap();
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert_eq!(bundle["type"], "searchset");
+    let event = &bundle["entry"][0]["resource"];
+    assert_eq!(event["resourceType"], "AuditEvent", "{bundle}");
+    for field in ["type", "recorded", "agent", "source"] {
+        assert!(!event[field].is_null(), "AuditEvent lacks {field}: {event}");
+    }
+    assert!(event["agent"][0]["requestor"].is_boolean());
+    assert!(!event["source"]["observer"].is_null());
+
+    // The patient's event stream shows the doctor's request as it commits.
+    let events_path = format!("/v1/events/patients/{}", story.patient.0.to_hex());
+    let auth = client.authorization(&patient, "GET", &events_path, b"");
+    let auth = auth.trim_start_matches("Medledger ");
+    let mut stream = net
+        .http
+        .get(net.url(1, &format!("{events_path}?auth={auth}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status().as_u16(), 200);
+    let doctor = Identity::practitioner(&testnet_key(&net, "practitioner:dr-second-1"));
+    let request = TxBuilder::new(chain_id(), doctor)
+        .access_request(
+            story.grant,
+            institution("city-first-hospital"),
+            vec![Category::LabReports],
+            Purpose::Referral,
+        )
+        .unwrap();
+    let receipt = client.submit_and_wait(&request, None).await.unwrap();
+    assert_eq!(receipt.outcome, TxOutcome::Authorized);
+    let seen = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut text = String::new();
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+            if text.contains("access_decided") {
+                return text;
+            }
+        }
+        text
+    })
+    .await
+    .expect("no event within 20 s");
+    assert!(seen.contains("event:audit"), "{seen}");
+    assert!(seen.contains(&receipt.tx.0.to_hex()), "{seen}");
+
+    // Metrics and the OpenAPI document.
+    let metrics = net
+        .http
+        .get(net.url(0, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "medledger_height",
+        "medledger_round",
+        "medledger_mempool_transactions",
+        "medledger_peers",
+        "medledger_commit_latency_seconds",
+        "medledger_api_requests_total{route=\"/v1/grants/{grant}\",status=\"403\"}",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
+    }
+    let (status, doc) = net.get(0, "/v1/openapi.json").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(doc["paths"]["/v1/grants/{grant}"]["get"].is_object());
+}
