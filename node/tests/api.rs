@@ -517,3 +517,117 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
     assert_eq!(status, 200);
     assert!(doc["paths"]["/v1/grants/{grant}"]["get"].is_object());
 }
+
+/// Runs the `medledger` CLI; its stdout, or a panic with both streams.
+fn cli(args: &[&str]) -> String {
+    let output = std::process::Command::new(BIN).args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "medledger {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_grants_checks_with_proofs_and_revokes() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 2, 60, "no blocks").await;
+    let node = net.nodes[1].2.clone();
+    let genesis = net.dir().join("genesis.json");
+    let genesis = genesis.to_str().unwrap();
+    let patient_key = net.dir().join("patient.json");
+    let patient_key = patient_key.to_str().unwrap();
+    let doctor_key = net.dir().join("keys/practitioner.dr-second-1.json");
+    let doctor_key = doctor_key.to_str().unwrap();
+    let made = cli(&["keys", "new", "--role", "patient", "--out", patient_key]);
+    assert!(made.contains("patient id"), "{made}");
+    let patient = KeyFile::load(std::path::Path::new(patient_key))
+        .unwrap()
+        .patient_id();
+    let patient = patient.0.to_hex();
+    let as_patient = |rest: &[&str]| {
+        let mut args = vec![
+            "patient",
+            "--node",
+            &node,
+            "--genesis",
+            genesis,
+            "--key",
+            patient_key,
+        ];
+        args.extend_from_slice(rest);
+        cli(&args)
+    };
+    assert!(as_patient(&["register"]).contains("Applied"));
+    let granted = as_patient(&[
+        "--json",
+        "grant",
+        "--to-institution",
+        "city-second-hospital",
+        "--category",
+        "lab-reports",
+        "--holder",
+        "city-first-hospital",
+        "--notice",
+        "referral",
+    ]);
+    let grant: Value = serde_json::from_str(granted.trim()).unwrap();
+    let grant = grant["tx"].as_str().unwrap().to_string();
+    let check = || {
+        cli(&[
+            "hospital",
+            "--node",
+            &node,
+            "--genesis",
+            genesis,
+            "--key",
+            doctor_key,
+            "check",
+            "--patient",
+            &patient,
+            "--category",
+            "lab-reports",
+            "--holder",
+            "city-first-hospital",
+        ])
+    };
+    let allowed = check();
+    assert!(allowed.contains("ALLOWED under grant"), "{allowed}");
+    assert!(allowed.contains(&grant), "{allowed}");
+    let listed = as_patient(&["grants"]);
+    assert!(listed.contains("active"), "{listed}");
+    assert!(as_patient(&["revoke", &grant]).contains("Applied"));
+    let refused = check();
+    assert!(refused.contains("NOT ALLOWED"), "{refused}");
+    let history = as_patient(&["history"]);
+    assert!(
+        history.contains("granted") && history.contains("revoked"),
+        "{history}"
+    );
+    // A bad category is refused before anything is sent.
+    let output = std::process::Command::new(BIN)
+        .args([
+            "patient",
+            "--node",
+            &node,
+            "--genesis",
+            genesis,
+            "--key",
+            patient_key,
+        ])
+        .args([
+            "grant",
+            "--to-institution",
+            "city-second-hospital",
+            "--category",
+            "xrays",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown category"));
+}

@@ -5,10 +5,24 @@ use std::path::Path;
 use anyhow::Context;
 use medledger_client_sdk::KeyFile;
 
-pub fn new(out: &Path) -> anyhow::Result<()> {
+pub fn new(out: &Path, role: &str) -> anyhow::Result<()> {
+    if !matches!(role, "patient" | "practitioner") {
+        anyhow::bail!("--role is patient or practitioner, got {role:?}");
+    }
     let key = KeyFile::generate()?;
     key.save(out)?;
     println!("wrote {} (mode 0600)", out.display());
+    if role == "practitioner" {
+        println!(
+            "practitioner id: {} (give it to your institution to register)",
+            key.practitioner_id()
+        );
+    } else {
+        println!(
+            "patient id: {} (register with `medledger patient register`)",
+            key.patient_id()
+        );
+    }
     print_ids(&key);
     Ok(())
 }

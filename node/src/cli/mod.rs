@@ -1,9 +1,11 @@
 //! The command line: subcommands and their dispatch.
 
 mod bench;
+mod bench_verify;
 mod demo;
 mod genesis;
 mod keys;
+mod people;
 pub mod testnet;
 
 use std::path::PathBuf;
@@ -50,9 +52,51 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Measure the SDK's trustless grant checks (`verify_grant`) per second
+    /// and their latency against a node of a local consortium under load.
+    BenchVerify {
+        /// Where to put the consortium (default: a temporary directory, removed after).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Length of the measured phase, in seconds.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Grants made at set-up and verified at random.
+        #[arg(long, default_value_t = 256)]
+        grants: usize,
+        /// Verifications in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Background load on the other nodes, in registrations per second.
+        #[arg(long, default_value_t = 200)]
+        load_rate: u64,
+    },
     /// Run a node.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// A patient's tasks against a node: register, grant, revoke, answer
+    /// requests, appoint a guardian or proxy, read the history.
+    Patient {
+        /// Node, genesis, key, output.
+        #[command(flatten)]
+        connection: people::Connection,
+        /// The task.
+        #[command(subcommand)]
+        command: people::PatientCommand,
+    },
+    /// A hospital's tasks against a node: register practitioners, ask for
+    /// consent, check a grant with proofs, request access.
+    Hospital {
+        /// Node, genesis, key, output.
+        #[command(flatten)]
+        connection: people::Connection,
+        /// Sign with this institution's admin key (the --key file) instead of as a practitioner.
+        #[arg(long)]
+        as_institution: Option<String>,
+        /// The task.
+        #[command(subcommand)]
+        command: people::HospitalCommand,
+    },
     /// Make and run a local consortium of node processes on 127.0.0.1.
     Testnet {
         /// Directory for genesis, keys and one home per node (reused if it holds a testnet).
@@ -121,6 +165,9 @@ enum KeysCommand {
         /// Where to write it (must not exist).
         #[arg(long)]
         out: PathBuf,
+        /// Whose key: `patient` or `practitioner` (prints that id first).
+        #[arg(long, default_value = "patient")]
+        role: String,
     },
     /// Show a key file's public key and the ids it would have.
     Show {
@@ -139,7 +186,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }) => genesis::new(&out, &chain_id, published_example_keys),
         Command::Genesis(GenesisCommand::Check { file }) => genesis::check(&file),
         Command::Genesis(GenesisCommand::Show { file }) => genesis::show(&file),
-        Command::Keys(KeysCommand::New { out }) => keys::new(&out),
+        Command::Keys(KeysCommand::New { out, role }) => keys::new(&out, &role),
         Command::Keys(KeysCommand::Show { file }) => keys::show(&file),
         Command::Demo { dir } => demo::run(dir),
         Command::Bench {
@@ -153,7 +200,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             patients,
             concurrency,
         }),
+        Command::BenchVerify {
+            dir,
+            seconds,
+            grants,
+            concurrency,
+            load_rate,
+        } => bench_verify::run(bench_verify::VerifyBenchOptions {
+            dir,
+            seconds,
+            grants,
+            concurrency,
+            load_rate,
+        }),
         Command::Node(NodeCommand::Run { home }) => crate::node::run(&home),
+        Command::Patient {
+            connection,
+            command,
+        } => people::patient(connection, command),
+        Command::Hospital {
+            connection,
+            as_institution,
+            command,
+        } => people::hospital(connection, as_institution, command),
         Command::Testnet {
             dir,
             validators,

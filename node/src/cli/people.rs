@@ -1,0 +1,523 @@
+//! `medledger patient …` and `medledger hospital …`: the people's commands,
+//! built on the SDK against any node's HTTP API. Output is for a person;
+//! `--json` prints one JSON document for scripts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use medledger_client_sdk::{
+    AccessAnswer, Client, Identity, KeyFile, LightClient, TermsBuilder, TxBuilder, TxReceipt,
+};
+use medledger_contracts::Hash32;
+use medledger_contracts::transaction::Signer;
+use medledger_contracts::types::{
+    Category, DelegateRole, Grantee, InstitutionId, PatientId, PractitionerId, Purpose, TxHash,
+};
+use medledger_genesis::{Genesis, GenesisFile};
+use serde_json::{Value, json};
+
+/// Where and as whom.
+#[derive(Args, Debug)]
+pub struct Connection {
+    /// A node's HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:8645")]
+    node: String,
+    /// The consortium's genesis file (the light client trusts nothing else).
+    #[arg(long)]
+    genesis: PathBuf,
+    /// Your key file.
+    #[arg(long)]
+    key: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What a grant or consent request covers.
+#[derive(Args, Debug)]
+pub struct TermsArgs {
+    /// Grant to this institution (any of its practitioners).
+    #[arg(long, conflicts_with = "to_practitioner")]
+    to_institution: Option<String>,
+    /// Grant to this practitioner only (their id, 64 hex).
+    #[arg(long)]
+    to_practitioner: Option<String>,
+    /// A category (repeat): lab-reports, imaging, prescriptions,
+    /// discharge-summaries, diagnoses, procedures, allergies, immunizations,
+    /// clinical-notes, full-record.
+    #[arg(long = "category", required = true)]
+    categories: Vec<String>,
+    /// An institution that may release (repeat; default: any holder).
+    #[arg(long = "holder")]
+    holders: Vec<String>,
+    /// treatment, referral, continuity-of-care, consultation, insurance-claim, research.
+    #[arg(long, default_value = "treatment")]
+    purpose: String,
+    /// Days the grant lasts.
+    #[arg(long, default_value_t = 30)]
+    days: u64,
+    /// The notice shown to the patient (its SHA-256 goes on the ledger).
+    #[arg(long, default_value = "")]
+    notice: String,
+}
+
+/// A patient's commands.
+#[derive(Subcommand, Debug)]
+pub enum PatientCommand {
+    /// Register your key as a patient.
+    Register,
+    /// Grant access to your records.
+    Grant {
+        /// The terms.
+        #[command(flatten)]
+        terms: TermsArgs,
+    },
+    /// Revoke a grant.
+    Revoke {
+        /// The grant id.
+        grant: String,
+    },
+    /// Your grants.
+    Grants,
+    /// Consent requests addressed to you.
+    Requests,
+    /// Answer a consent request.
+    Answer {
+        /// The request id.
+        request: String,
+        /// Approve (creates a grant with the requested terms).
+        #[arg(long, conflicts_with = "deny", required_unless_present = "deny")]
+        approve: bool,
+        /// Deny.
+        #[arg(long)]
+        deny: bool,
+    },
+    /// Appoint a guardian or proxy (a registered patient).
+    Delegate {
+        /// The delegate's patient id.
+        #[arg(long)]
+        to: String,
+        /// guardian or proxy.
+        #[arg(long, default_value = "proxy")]
+        role: String,
+        /// Days it lasts.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+    },
+    /// Everything that happened to your records and consent.
+    History,
+}
+
+/// A hospital's commands (signed by a practitioner, or by the institution's admin key).
+#[derive(Subcommand, Debug)]
+pub enum HospitalCommand {
+    /// Register a practitioner (signed with the institution's admin key).
+    RegisterPractitioner {
+        /// The practitioner's key file (they sign their consent to it).
+        #[arg(long)]
+        practitioner_key: PathBuf,
+        /// physician, nurse, pharmacist, technician, public-health-officer, records-officer.
+        #[arg(long)]
+        role: String,
+        /// Their licence number (only its hash goes on the ledger).
+        #[arg(long)]
+        licence: String,
+    },
+    /// Ask a patient for consent.
+    RequestConsent {
+        /// The patient's id.
+        #[arg(long)]
+        patient: String,
+        /// The terms asked for.
+        #[command(flatten)]
+        terms: TermsArgs,
+    },
+    /// Check, with proofs, whether a grantee may read a category from a holder now.
+    Check {
+        /// The patient's id.
+        #[arg(long)]
+        patient: String,
+        /// The grantee institution (default: yours).
+        #[arg(long, conflicts_with = "grantee_practitioner")]
+        grantee_institution: Option<String>,
+        /// The grantee practitioner id.
+        #[arg(long)]
+        grantee_practitioner: Option<String>,
+        /// The category.
+        #[arg(long)]
+        category: String,
+        /// The holder.
+        #[arg(long)]
+        holder: String,
+    },
+    /// Verify one grant with its proof and certificate.
+    VerifyGrant {
+        /// The grant id.
+        grant: String,
+    },
+    /// Ask to read records under a grant (a practitioner).
+    RequestAccess {
+        /// The grant relied on.
+        #[arg(long)]
+        grant: String,
+        /// Who holds the records.
+        #[arg(long)]
+        holder: String,
+        /// A category (repeat).
+        #[arg(long = "category", required = true)]
+        categories: Vec<String>,
+        /// Why.
+        #[arg(long, default_value = "treatment")]
+        purpose: String,
+    },
+}
+
+struct Session {
+    genesis: Genesis,
+    client: Client,
+    key: KeyFile,
+    json: bool,
+}
+
+impl Session {
+    fn open(c: &Connection) -> anyhow::Result<Self> {
+        let genesis = GenesisFile::read(&c.genesis)?
+            .validate()
+            .with_context(|| format!("{} is not a valid genesis", c.genesis.display()))?;
+        let key = KeyFile::load(&c.key)?;
+        let client = Client::new(&c.node, genesis.chain_id.clone())?;
+        Ok(Self {
+            genesis,
+            client,
+            key,
+            json: c.json,
+        })
+    }
+
+    fn builder(&self, who: &Identity) -> TxBuilder {
+        TxBuilder::new(self.genesis.chain_id.clone(), who.clone())
+    }
+
+    fn receipt(&self, what: &str, receipt: &TxReceipt) {
+        if self.json {
+            println!(
+                "{}",
+                json!({
+                    "tx": receipt.tx.0.to_hex(),
+                    "height": receipt.height,
+                    "outcome": format!("{:?}", receipt.outcome),
+                })
+            );
+        } else {
+            println!(
+                "{what}: {:?} at block {} (id {})",
+                receipt.outcome,
+                receipt.height,
+                receipt.tx.0.to_hex()
+            );
+        }
+    }
+
+    fn list(&self, title: &str, items: &[Value], line: impl Fn(&Value) -> String) {
+        if self.json {
+            println!("{}", Value::Array(items.to_vec()));
+            return;
+        }
+        println!("{title}: {}", items.len());
+        for item in items {
+            println!("  {}", line(item));
+        }
+    }
+}
+
+fn hash(text: &str, what: &str) -> anyhow::Result<Hash32> {
+    Hash32::from_hex(text.trim())
+        .map_err(|_| anyhow::anyhow!("{what} must be 64 hex characters, got {text:?}"))
+}
+
+fn institution(text: &str) -> anyhow::Result<InstitutionId> {
+    InstitutionId::new(text).map_err(anyhow::Error::msg)
+}
+
+fn category(name: &str) -> anyhow::Result<Category> {
+    Category::from_name(name).with_context(|| {
+        format!(
+            "unknown category {name:?}; one of: {}",
+            Category::ALL.map(Category::name).join(", ")
+        )
+    })
+}
+
+fn purpose(name: &str) -> anyhow::Result<Purpose> {
+    Ok(match name {
+        "treatment" => Purpose::Treatment,
+        "referral" => Purpose::Referral,
+        "continuity-of-care" => Purpose::ContinuityOfCare,
+        "consultation" => Purpose::Consultation,
+        "insurance-claim" => Purpose::InsuranceClaim,
+        "research" => Purpose::Research,
+        other => bail!(
+            "unknown purpose {other:?}; one of: treatment, referral, continuity-of-care, consultation, insurance-claim, research"
+        ),
+    })
+}
+
+fn terms(
+    patient: PatientId,
+    args: &TermsArgs,
+    default_grantee: Option<Grantee>,
+) -> anyhow::Result<medledger_contracts::types::GrantTerms> {
+    let grantee = match (&args.to_institution, &args.to_practitioner) {
+        (Some(i), _) => Grantee::Institution(institution(i)?),
+        (None, Some(p)) => Grantee::Practitioner(PractitionerId(hash(p, "--to-practitioner")?)),
+        (None, None) => {
+            default_grantee.context("say who: --to-institution or --to-practitioner")?
+        }
+    };
+    let mut builder = TermsBuilder::new(patient, grantee)
+        .purpose(purpose(&args.purpose)?)
+        .days(args.days)
+        .notice(&args.notice);
+    for c in &args.categories {
+        builder = builder.category(category(c)?);
+    }
+    if !args.holders.is_empty() {
+        builder = builder.holders(
+            args.holders
+                .iter()
+                .map(|h| institution(h))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        );
+    }
+    Ok(builder.build()?)
+}
+
+fn grant_line(g: &Value) -> String {
+    format!(
+        "{}  {:<9} to {}  {}  holders {}  until {}",
+        g["id"].as_str().unwrap_or("?"),
+        g["status"].as_str().unwrap_or("?"),
+        g["terms"]["grantee"],
+        g["terms"]["categories"],
+        g["terms"]["holders"],
+        g["terms"]["expires_at_ms"]
+    )
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Runs `medledger patient …`.
+pub fn patient(connection: Connection, command: PatientCommand) -> anyhow::Result<()> {
+    let s = Session::open(&connection)?;
+    let me = Identity::patient(&s.key);
+    let patient = s.key.patient_id();
+    runtime()?.block_on(async {
+        let tx = s.builder(&me);
+        match command {
+            PatientCommand::Register => {
+                s.receipt(
+                    "registered",
+                    &s.client
+                        .submit_and_wait(&tx.register_patient(), None)
+                        .await?,
+                );
+                if !s.json {
+                    println!("your patient id: {}", patient.0.to_hex());
+                }
+            }
+            PatientCommand::Grant { terms: args } => {
+                let terms = terms(patient, &args, None)?;
+                s.receipt(
+                    "granted",
+                    &s.client.submit_and_wait(&tx.grant(terms), None).await?,
+                );
+            }
+            PatientCommand::Revoke { grant } => {
+                let grant = TxHash(hash(&grant, "the grant id")?);
+                s.receipt(
+                    "revoked",
+                    &s.client.submit_and_wait(&tx.revoke(grant), None).await?,
+                );
+            }
+            PatientCommand::Grants => {
+                let items = s.client.patient_grants(&patient, &me).await?;
+                s.list("grants", &items, grant_line);
+            }
+            PatientCommand::Requests => {
+                let items = s.client.patient_consent_requests(&patient, &me).await?;
+                s.list("consent requests", &items, |r| {
+                    format!(
+                        "{}  from {}  {}  {}",
+                        r["id"].as_str().unwrap_or("?"),
+                        r["requested_by"],
+                        r["terms"]["categories"],
+                        if r["answer"].is_null() {
+                            "unanswered".to_string()
+                        } else {
+                            format!("answered {}", r["answer"]["approved"])
+                        }
+                    )
+                });
+            }
+            PatientCommand::Answer {
+                request,
+                approve,
+                deny,
+            } => {
+                let request = TxHash(hash(&request, "the request id")?);
+                let approve = approve && !deny;
+                s.receipt(
+                    if approve { "approved" } else { "denied" },
+                    &s.client
+                        .submit_and_wait(&tx.answer_consent(request, approve), None)
+                        .await?,
+                );
+            }
+            PatientCommand::Delegate { to, role, days } => {
+                let role = match role.as_str() {
+                    "guardian" => DelegateRole::Guardian,
+                    "proxy" => DelegateRole::Proxy,
+                    other => bail!("--role is guardian or proxy, got {other:?}"),
+                };
+                let until = medledger_client_sdk::client::now().plus_days(days);
+                let delegate = PatientId(hash(&to, "--to")?);
+                s.receipt(
+                    "delegated",
+                    &s.client
+                        .submit_and_wait(&tx.delegate(delegate, role, until), None)
+                        .await?,
+                );
+            }
+            PatientCommand::History => {
+                let items = s.client.patient_history(&patient, &me).await?;
+                s.list("history", &items, |e| {
+                    format!(
+                        "block {:>6}  {}  {}",
+                        e["height"],
+                        e["event"]["type"].as_str().unwrap_or("?"),
+                        e["event"]
+                    )
+                });
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Runs `medledger hospital …`. `as_institution`: sign with the
+/// institution's admin key instead of as a practitioner.
+pub fn hospital(
+    connection: Connection,
+    as_institution: Option<String>,
+    command: HospitalCommand,
+) -> anyhow::Result<()> {
+    let s = Session::open(&connection)?;
+    let me = match &as_institution {
+        Some(id) => Identity::institution(institution(id)?, &s.key),
+        None => Identity::practitioner(&s.key),
+    };
+    runtime()?.block_on(async {
+        let tx = s.builder(&me);
+        match command {
+            HospitalCommand::RegisterPractitioner { practitioner_key, role, licence } => {
+                if as_institution.is_none() {
+                    bail!("registering a practitioner is signed with the institution's admin key: add --as-institution <id>");
+                }
+                let practitioner = KeyFile::load(Path::new(&practitioner_key))?;
+                let role = medledger_genesis::parse_role(&role).map_err(anyhow::Error::msg)?;
+                let receipt = s
+                    .client
+                    .submit_and_wait(&tx.register_practitioner(&practitioner, role, &licence), None)
+                    .await?;
+                s.receipt("registered", &receipt);
+                if !s.json {
+                    println!("practitioner id: {}", practitioner.practitioner_id().0.to_hex());
+                }
+            }
+            HospitalCommand::RequestConsent { patient, terms: args } => {
+                let patient = PatientId(hash(&patient, "--patient")?);
+                let default = own_institution(&s, &me).await?.map(Grantee::Institution);
+                let terms = terms(patient, &args, default)?;
+                s.receipt("consent requested", &s.client.submit_and_wait(&tx.request_consent(terms), None).await?);
+            }
+            HospitalCommand::Check { patient, grantee_institution, grantee_practitioner, category: c, holder } => {
+                let patient = PatientId(hash(&patient, "--patient")?);
+                let grantee = match (grantee_institution, grantee_practitioner) {
+                    (Some(i), _) => Grantee::Institution(institution(&i)?),
+                    (None, Some(p)) => Grantee::Practitioner(PractitionerId(hash(&p, "--grantee-practitioner")?)),
+                    (None, None) => Grantee::Institution(
+                        own_institution(&s, &me).await?.context("say which grantee: --grantee-institution")?,
+                    ),
+                };
+                let light = LightClient::new(s.client.clone(), &s.genesis, Duration::from_secs(60))?;
+                let answer = light.check_access(&patient, &grantee, category(&c)?, &institution(&holder)?, &me).await?;
+                match answer {
+                    AccessAnswer::Allowed(g) => {
+                        if s.json {
+                            println!("{}", json!({"allowed": true, "grant": g.id.0.to_hex(), "height": g.height}));
+                        } else {
+                            println!(
+                                "ALLOWED under grant {} (verified: certificate and state proof at block {}, expires {} ms)",
+                                g.id.0.to_hex(),
+                                g.height,
+                                g.record.terms.expires_at.0
+                            );
+                        }
+                    }
+                    AccessAnswer::NotFound { listed, verified_not_covering } => {
+                        if s.json {
+                            println!("{}", json!({"allowed": false, "listed": listed, "verified_not_covering": verified_not_covering}));
+                        } else {
+                            println!(
+                                "NOT ALLOWED: no active grant covers it ({listed} grants listed, {verified_not_covering} matching ones verified and found not to cover it now)"
+                            );
+                        }
+                    }
+                }
+            }
+            HospitalCommand::VerifyGrant { grant } => {
+                let grant = TxHash(hash(&grant, "the grant id")?);
+                let light = LightClient::new(s.client.clone(), &s.genesis, Duration::from_secs(60))?;
+                let g = light.verify_grant(&grant, &me).await?;
+                if s.json {
+                    println!("{}", json!({"grant": g.id.0.to_hex(), "status": format!("{:?}", g.status), "height": g.height}));
+                } else {
+                    println!("grant {} is {:?} (verified at block {})", g.id.0.to_hex(), g.status, g.height);
+                }
+            }
+            HospitalCommand::RequestAccess { grant, holder, categories, purpose: p } => {
+                if !matches!(me.signer, Signer::Practitioner(_)) {
+                    bail!("access requests are signed by a practitioner: drop --as-institution");
+                }
+                let categories = categories.iter().map(|c| category(c)).collect::<anyhow::Result<Vec<_>>>()?;
+                let request = tx.access_request(TxHash(hash(&grant, "--grant")?), institution(&holder)?, categories, purpose(&p)?)?;
+                s.receipt("access request", &s.client.submit_and_wait(&request, None).await?);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// The institution the signer belongs to, from the node's public records.
+async fn own_institution(s: &Session, me: &Identity) -> anyhow::Result<Option<InstitutionId>> {
+    Ok(match &me.signer {
+        Signer::Institution(i) => Some(i.clone()),
+        Signer::Practitioner(p) => {
+            let record = s
+                .client
+                .get(&format!("/v1/practitioners/{}", p.0.to_hex()))
+                .await?;
+            record["institution"]
+                .as_str()
+                .map(institution)
+                .transpose()?
+        }
+        _ => None,
+    })
+}
