@@ -85,6 +85,28 @@ pub enum CryptoError {
     BadSignature,
 }
 
+/// A public key already checked and decompressed ([`PublicKey::prepare`]).
+#[derive(Clone, Copy, Debug)]
+pub struct PreparedKey(VerifyingKey);
+
+impl PreparedKey {
+    /// Verifies `signature` over the 32-byte message digest, strictly: the
+    /// same rules as [`PublicKey::verify`].
+    pub fn verify(&self, message: &Hash32, signature: &Signature) -> Result<(), CryptoError> {
+        match signature {
+            Signature::Ed25519 { r, s } => {
+                let mut bytes = [0u8; 64];
+                bytes[..32].copy_from_slice(r);
+                bytes[32..].copy_from_slice(s);
+                let signature = ed25519_dalek::Signature::from_bytes(&bytes);
+                self.0
+                    .verify_strict(&message.0, &signature)
+                    .map_err(|_| CryptoError::BadSignature)
+            }
+        }
+    }
+}
+
 impl PublicKey {
     /// Checks the key is usable: on the curve and not weak.
     pub fn validate(&self) -> Result<(), CryptoError> {
@@ -105,17 +127,14 @@ impl PublicKey {
 
     /// Verifies `signature` over the 32-byte message digest, strictly.
     pub fn verify(&self, message: &Hash32, signature: &Signature) -> Result<(), CryptoError> {
-        let key = self.verifying_key()?;
-        match signature {
-            Signature::Ed25519 { r, s } => {
-                let mut bytes = [0u8; 64];
-                bytes[..32].copy_from_slice(r);
-                bytes[32..].copy_from_slice(s);
-                let signature = ed25519_dalek::Signature::from_bytes(&bytes);
-                key.verify_strict(&message.0, &signature)
-                    .map_err(|_| CryptoError::BadSignature)
-            }
-        }
+        self.prepare()?.verify(message, signature)
+    }
+
+    /// The key checked (on the curve, not weak) and decompressed, for a
+    /// caller that verifies many signatures by the same key: decompressing
+    /// costs about as much as the verification itself.
+    pub fn prepare(&self) -> Result<PreparedKey, CryptoError> {
+        Ok(PreparedKey(self.verifying_key()?))
     }
 
     /// The key's bytes without the scheme tag.

@@ -229,3 +229,84 @@ impl TrustedValidators {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SecretKey;
+    use crate::encoding::BoundedVec;
+    use crate::records::Validator;
+    use crate::types::InstitutionId;
+
+    fn set(n: u8) -> ValidatorSet {
+        ValidatorSet {
+            validators: BoundedVec::new(
+                (0..n)
+                    .map(|i| Validator {
+                        institution: InstitutionId::new(&format!("v{i}")).unwrap(),
+                        node_key: SecretKey::from_seed([i + 1; 32]).public_key(),
+                        power: 1,
+                    })
+                    .collect(),
+            )
+            .unwrap(),
+        }
+    }
+
+    #[test]
+    fn without_a_scheduled_change_the_current_set_holds_for_the_delay() {
+        let trust = TrustedValidators {
+            height: 10,
+            record: ValidatorSetRecord {
+                current: set(4),
+                scheduled: None,
+            },
+            delay: 5,
+        };
+        assert_eq!(trust.set_for(10), None, "not for the trusted height itself");
+        for h in 11..=15 {
+            assert_eq!(trust.set_for(h), Some(&set(4)), "height {h}");
+        }
+        // A change carried at height 11 could take effect at 16.
+        assert_eq!(trust.set_for(16), None);
+        assert_eq!(trust.hop_toward(100), 15);
+        assert_eq!(trust.hop_toward(13), 13);
+    }
+
+    #[test]
+    fn a_scheduled_change_is_exact_only_for_the_next_height() {
+        // Scheduled from 13: heights 11 and 12 are the current set; 13 could
+        // still be postponed by a change carried at 11 or 12, so the client
+        // must hop to 12 and read the record there.
+        let trust = TrustedValidators {
+            height: 10,
+            record: ValidatorSetRecord {
+                current: set(4),
+                scheduled: Some((13, set(5))),
+            },
+            delay: 5,
+        };
+        assert_eq!(trust.set_for(11), Some(&set(4)));
+        assert_eq!(trust.set_for(12), Some(&set(4)));
+        assert_eq!(trust.set_for(13), None);
+        assert_eq!(trust.hop_toward(20), 12);
+        // From 12, the next height's set is the record's own answer.
+        let at_12 = TrustedValidators {
+            height: 12,
+            ..trust.clone()
+        };
+        assert_eq!(at_12.set_for(13), Some(&set(5)));
+        assert_eq!(at_12.set_for(14), None);
+        assert_eq!(at_12.hop_toward(20), 13);
+        // A change taking effect at the very next height: hop by one.
+        let next = TrustedValidators {
+            height: 12,
+            record: ValidatorSetRecord {
+                current: set(4),
+                scheduled: Some((13, set(5))),
+            },
+            delay: 1,
+        };
+        assert_eq!(next.hop_toward(20), 13);
+    }
+}

@@ -95,8 +95,10 @@ fn demo_tells_the_story_and_refuses_after_revocation() {
     assert!(output.status.success(), "{story}");
     for step in [
         "all four validators are committing blocks",
+        "trusting only genesis: Active",
         "→ authorized",
         "records the release",
+        "the light client now proves it Revoked",
         "→ denied",
         "every node holds the same ledger",
         "inclusion proof ✓",

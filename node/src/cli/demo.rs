@@ -27,6 +27,7 @@ use super::testnet::{self, TestnetLayout};
 
 struct Demo {
     chain: ChainId,
+    dir: PathBuf,
     layout: TestnetLayout,
     http: reqwest::Client,
     keys: BTreeMap<String, KeyFile>,
@@ -41,6 +42,19 @@ impl Demo {
             .get(label)
             .cloned()
             .with_context(|| format!("no key {label}"))
+    }
+
+    /// A light client of the `node`th node, trusting only the genesis file.
+    fn light_client(&self, node: usize) -> anyhow::Result<medledger_client_sdk::LightClient> {
+        let genesis =
+            medledger_genesis::GenesisFile::read(&self.dir.join("genesis.json"))?.validate()?;
+        let client =
+            medledger_client_sdk::Client::new(&self.layout.nodes[node].http, self.chain.clone())?;
+        Ok(medledger_client_sdk::LightClient::new(
+            client,
+            &genesis,
+            Duration::from_secs(60),
+        )?)
     }
 
     /// Signs, submits to the `node`th node, waits for the commit, prints the outcome.
@@ -166,6 +180,7 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
     keys.insert("patient".into(), KeyFile::generate()?);
     let mut demo = Demo {
         chain: ChainId::new(&layout.chain_id).map_err(anyhow::Error::msg)?,
+        dir: dir.to_path_buf(),
         layout,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(40))
@@ -223,6 +238,15 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
             Payload::Grant(terms),
         )
         .await?;
+    // The second hospital checks the grant through another node, trusting
+    // only the genesis file: certificate and state proof.
+    let light = demo.light_client(3)?;
+    let doctor_identity = medledger_client_sdk::Identity::practitioner(&doctor_key);
+    let verified = light.verify_grant(&grant, &doctor_identity).await?;
+    println!(
+        "             second hospital verifies the grant via {} trusting only genesis: {:?} at block {} (commit certificate + state proof)",
+        demo.layout.nodes[3].institution, verified.status, verified.height
+    );
     let request_payload = || Payload::AccessRequest {
         grant,
         holder: first.clone(),
@@ -269,6 +293,11 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
         Payload::Revoke { grant },
     )
     .await?;
+    let verified = light.verify_grant(&grant, &doctor_identity).await?;
+    println!(
+        "             the light client now proves it {:?} at block {}",
+        verified.status, verified.height
+    );
     let (_, outcome) = demo
         .submit(
             1,

@@ -7,6 +7,7 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use medledger_contracts::crypto::{CryptoError, PreparedKey, PublicKey};
 use medledger_contracts::encoding::from_bytes;
 use medledger_contracts::request_auth::{REQUEST_AUTH_BYTES_MAX, RequestAuth, signed_path};
 use warp::http::{HeaderMap, StatusCode};
@@ -37,7 +38,13 @@ pub struct Authenticator {
     per_address: DefaultKeyedRateLimiter<IpAddr>,
     /// (public key bytes, nonce) → the request time it came with.
     seen: Mutex<HashMap<(Vec<u8>, u64), u64>>,
+    /// Readers' keys, decompressed once (a hospital's system signs thousands
+    /// of requests with one key).
+    prepared: Mutex<HashMap<PublicKey, PreparedKey>>,
 }
+
+/// Most prepared keys kept; past this the cache starts afresh.
+const PREPARED_KEYS_MAX: usize = 10_000;
 
 fn quota(per_second: u32) -> Quota {
     let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -93,6 +100,7 @@ impl Authenticator {
             per_key: RateLimiter::keyed(quota(limits.per_key_per_second)),
             per_address: RateLimiter::keyed(quota(limits.per_address_per_second)),
             seen: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
         }
     }
 
@@ -121,6 +129,19 @@ impl Authenticator {
         }
     }
 
+    fn prepared_key(&self, key: &PublicKey) -> Result<PreparedKey, CryptoError> {
+        let mut cache = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(prepared) = cache.get(key) {
+            return Ok(*prepared);
+        }
+        let prepared = key.prepare()?;
+        if cache.len() >= PREPARED_KEYS_MAX {
+            cache.clear();
+        }
+        cache.insert(*key, prepared);
+        Ok(prepared)
+    }
+
     /// Checks a signed request and says who signed it.
     pub fn authenticate(
         &self,
@@ -145,8 +166,8 @@ impl Authenticator {
             ));
         }
         let digest = auth.digest_for(&shared.chain, method, signed_path, body);
-        auth.public_key
-            .verify(&digest, &auth.signature)
+        self.prepared_key(&auth.public_key)
+            .and_then(|key| key.verify(&digest, &auth.signature))
             .map_err(|e| {
                 unauthorized(
                     "bad_signature",
@@ -185,5 +206,51 @@ impl Authenticator {
             ));
         }
         Ok(reader)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(per_address: u32) -> AuthLimits {
+        AuthLimits {
+            per_key_per_second: 100,
+            per_address_per_second: per_address,
+            window_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn unsigned_requests_are_limited_per_address() {
+        let auth = Authenticator::new(limits(2));
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.2:1".parse().unwrap();
+        assert!(auth.rate_limit(None, Some(a)).is_ok());
+        assert!(auth.rate_limit(None, Some(a)).is_ok());
+        assert_eq!(
+            auth.rate_limit(None, Some(a)).unwrap_err().code,
+            "rate_limited"
+        );
+        assert!(
+            auth.rate_limit(None, Some(b)).is_ok(),
+            "another address has its own budget"
+        );
+    }
+
+    #[test]
+    fn malformed_authorization_is_refused_clearly() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(token(&headers, "").unwrap_err().code, "bad_authorization");
+        headers.insert("authorization", "Medledger zz".parse().unwrap());
+        assert_eq!(token(&headers, "").unwrap_err().code, "bad_authorization");
+        headers.insert("authorization", "Medledger 00".parse().unwrap());
+        assert_eq!(token(&headers, "").unwrap_err().code, "bad_authorization");
+        assert!(token(&HeaderMap::new(), "limit=3").unwrap().is_none());
+        assert_eq!(
+            token(&HeaderMap::new(), "auth=12").unwrap_err().code,
+            "bad_authorization"
+        );
     }
 }
