@@ -18,7 +18,7 @@ use medledger_contracts::request_auth::RequestAuth;
 use medledger_contracts::state::StateKey;
 use medledger_contracts::transaction::Signer;
 use medledger_contracts::types::{
-    Category, ChainId, Grantee, InstitutionId, PatientId, Purpose, Timestamp, TxHash,
+    Category, ChainId, DelegateRole, Grantee, InstitutionId, PatientId, Purpose, Timestamp, TxHash,
 };
 use serde_json::{Value, json};
 
@@ -321,6 +321,32 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
             .len(),
         1
     );
+    // Once the patient appoints the stranger as proxy, the stranger reads
+    // everything of the patient's, until the delegation ends.
+    let as_patient = TxBuilder::new(chain_id(), patient.clone());
+    let until = Timestamp(medledger_client_sdk::client::now().0 + 86_400_000);
+    let delegated = client
+        .submit_and_wait(
+            &as_patient.delegate(stranger.patient_id(), DelegateRole::Proxy, until),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(delegated.outcome, TxOutcome::Applied, "{delegated:?}");
+    let seen = client
+        .patient_history(&story.patient, &Identity::patient(&stranger))
+        .await
+        .unwrap();
+    assert_eq!(seen.len(), 2, "grant and delegation: {seen:?}");
+    client
+        .submit_and_wait(&as_patient.end_delegation(delegated.tx), None)
+        .await
+        .unwrap();
+    let e = client
+        .patient_history(&story.patient, &Identity::patient(&stranger))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("forbidden"));
 
     // Unsigned, replayed, stale, and badly signed requests.
     assert_error(

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use medledger_consensus::SharedTelemetry;
 use medledger_contracts::block::BlockHeader;
+use medledger_contracts::certificate::CommitCertificate;
 use medledger_contracts::records::{AuditEntry, Outcome, ValidatorSet, ValidatorSetRecord};
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::state_machine::{BlockContext, execute_block};
@@ -53,7 +54,12 @@ pub struct Shared {
     gossip: Option<mpsc::Sender<Vec<u8>>>,
     /// Prometheus metrics.
     pub metrics: Metrics,
+    /// The latest header and its certificate, decoded (the API's proofs).
+    latest_certified: Mutex<Option<CertifiedHeader>>,
 }
+
+/// A height, its header and its commit certificate.
+pub type CertifiedHeader = (u64, BlockHeader, CommitCertificate);
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now() -> Timestamp {
@@ -84,6 +90,7 @@ impl Shared {
             telemetry,
             gossip,
             metrics: Metrics::new(),
+            latest_certified: Mutex::new(None),
         }
     }
 
@@ -92,6 +99,13 @@ impl Shared {
         // A panic while holding the lock leaves the pool consistent (every
         // method updates it only after its checks), so poisoning is ignored.
         self.mempool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cache of the latest certified header (a newer height replaces it).
+    pub fn latest_certified(&self) -> MutexGuard<'_, Option<CertifiedHeader>> {
+        self.latest_certified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The last committed height.

@@ -314,8 +314,7 @@ pub fn certificate(shared: &Shared, height: &str) -> Answer {
 
 /// A state value at `height` with everything a light client needs to check it.
 pub fn prove(shared: &Shared, key: StateKey, height: u64) -> Result<ProvedValue, ApiError> {
-    let header = by_height(height, shared, shared.store.header(height))?;
-    let certificate = stored_certificate(shared, height)?;
+    let (header, certificate) = certified_header(shared, height)?;
     let (value, proof) = shared.store.get_with_proof(&key, height)?;
     Ok(ProvedValue {
         header,
@@ -324,6 +323,25 @@ pub fn prove(shared: &Shared, key: StateKey, height: u64) -> Result<ProvedValue,
         value,
         proof,
     })
+}
+
+/// The header and certificate of `height`; the latest pair is kept decoded,
+/// since nearly every proof is asked for at the latest height.
+fn certified_header(
+    shared: &Shared,
+    height: u64,
+) -> Result<(BlockHeader, CommitCertificate), ApiError> {
+    if let Some((h, header, certificate)) = shared.latest_certified().as_ref()
+        && *h == height
+    {
+        return Ok((header.clone(), certificate.clone()));
+    }
+    let header = by_height(height, shared, shared.store.header(height))?;
+    let certificate = stored_certificate(shared, height)?;
+    if height == shared.height() {
+        *shared.latest_certified() = Some((height, header.clone(), certificate.clone()));
+    }
+    Ok((header, certificate))
 }
 
 fn validator_set_json(set: &ValidatorSet) -> Value {
