@@ -539,6 +539,20 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
     ] {
         assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
     }
+    // Transactions submitted to node 0 reached node 1 by signed gossip.
+    let metrics = net
+        .http
+        .get(net.url(1, "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("medledger_api_requests_total{route=\"/v1/gossip\",status=\"200\"}"),
+        "no accepted gossip on node 1:\n{metrics}"
+    );
     let (status, doc) = net.get(0, "/v1/openapi.json").await.unwrap();
     assert_eq!(status, 200);
     assert!(doc["paths"]["/v1/grants/{grant}"]["get"].is_object());
