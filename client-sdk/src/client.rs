@@ -259,6 +259,35 @@ impl Client {
         Self::answer(response).await
     }
 
+    /// A POST signed by `who`, answered as a raw (possibly streaming) response;
+    /// an error answer becomes [`SdkError::Api`].
+    pub async fn post_signed_raw(
+        &self,
+        path: &str,
+        body: String,
+        who: &Identity,
+    ) -> Result<reqwest::Response, SdkError> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(
+                "authorization",
+                self.authorization(who, "POST", path, body.as_bytes()),
+            )
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SdkError::Http(e.to_string()))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        match Self::answer(response).await {
+            Err(e) => Err(e),
+            Ok(body) => Err(SdkError::Decode(format!("unexpected answer: {body}"))),
+        }
+    }
+
     /// The node's status.
     pub async fn status(&self) -> Result<NodeStatus, SdkError> {
         let raw = self.get("/v1/status").await?;

@@ -36,6 +36,7 @@ pub mod client;
 pub mod error;
 pub mod keys;
 pub mod light;
+pub mod records;
 pub mod tx;
 
 pub use client::{Client, Identity, NodeStatus, TxOutcome, TxReceipt};

@@ -4,9 +4,8 @@
 //! consensus and store on RocksDB; the demo submits signed transactions over
 //! HTTP, waits for each to commit, then stops the nodes and audits one
 //! node's disk: the patient's audit entries with inclusion proofs against the
-//! last certified header, and the grant with a JMT proof. The records
-//! themselves do not move yet (the records gateway is not built): the demo
-//! records the release on the ledger and says so.
+//! last certified header, and the grant with a JMT proof. The records move
+//! through the records gateway, sealed to the doctor's one-time key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use medledger_client_sdk::KeyFile;
-use medledger_contracts::encoding::{BoundedVec, Hash32, tagged_hash};
+use medledger_contracts::encoding::{BoundedVec, tagged_hash};
 use medledger_contracts::merkle;
 use medledger_contracts::records::{AuditEntry, GrantRecord};
 use medledger_contracts::state::{StateKey, verify_state_proof};
@@ -42,6 +41,39 @@ impl Demo {
             .get(label)
             .cloned()
             .with_context(|| format!("no key {label}"))
+    }
+
+    /// Waits until the `node`th node has committed `height` (at most 30 s).
+    async fn wait_for_height(&self, node: usize, height: u64) -> anyhow::Result<()> {
+        let url = format!("{}/v1/status", self.layout.nodes[node].http);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let reached = async {
+                let status: Value = self.http.get(&url).send().await.ok()?.json().await.ok()?;
+                status["height"].as_u64()
+            }
+            .await
+            .is_some_and(|h| h >= height);
+            if reached {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not reach height {height} within 30 s",
+                    self.layout.nodes[node].institution
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The index of an institution's node.
+    fn node_of(&self, institution: &str) -> anyhow::Result<usize> {
+        self.layout
+            .nodes
+            .iter()
+            .position(|n| n.institution == institution)
+            .with_context(|| format!("no node of {institution}"))
     }
 
     /// A light client of the `node`th node, trusting only the genesis file.
@@ -203,6 +235,12 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
         &patient.0.to_hex()[..16]
     );
 
+    // The first hospital holds the patient's records under its own record
+    // number, linked to the patient's key at its desk (never on the ledger).
+    let first_home = demo.layout.nodes[demo.node_of("city-first-hospital")?]
+        .home
+        .clone();
+    demo_records(&first_home.join("records"), &patient)?;
     demo.submit(
         0,
         "patient registers",
@@ -240,6 +278,7 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
         .await?;
     // The second hospital checks the grant through another node, trusting
     // only the genesis file: certificate and state proof.
+    demo.wait_for_height(3, demo.seen_height).await?;
     let light = demo.light_client(3)?;
     let doctor_identity = medledger_client_sdk::Identity::practitioner(&doctor_key);
     let verified = light.verify_grant(&grant, &doctor_identity).await?;
@@ -265,26 +304,53 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
     if outcome != "authorized" {
         bail!("the request should have been authorised, got {outcome}");
     }
-    // Only hashes of what was released go on the ledger.
-    let hashes = ["Observation/1", "DiagnosticReport/1"]
-        .iter()
-        .map(|r| tagged_hash(b"medledger/demo-content", &[r.as_bytes()]))
-        .collect::<Vec<Hash32>>();
-    let node_key = demo.key("node:city-first-hospital")?;
-    demo.submit(
-        3,
-        "first hospital records the release",
-        Signer::InstitutionNode(first.clone()),
-        &node_key,
-        Payload::AccessServed {
-            request,
-            content_hashes: BoundedVec::new(hashes).map_err(|_| anyhow::anyhow!("hashes"))?,
-        },
+    // The doctor's system fetches the records from the first hospital's
+    // gateway through the second hospital's node: sealed to a one-time key
+    // only the doctor's SDK holds; the holder records the release.
+    let fetched_dir = dir.join("fetched-by-second-hospital");
+    let second_node = demo.node_of("city-second-hospital")?;
+    let client = medledger_client_sdk::Client::new(
+        &demo.layout.nodes[second_node].http,
+        demo.chain.clone(),
+    )?;
+    let fetched = medledger_client_sdk::records::fetch_records(
+        &client,
+        &doctor_identity,
+        request,
+        first.clone(),
+        &fetched_dir,
     )
     .await?;
     println!(
-        "             (the records gateway that moves the records themselves is not built yet: only the release is recorded)"
+        "  block {}  {:<46} via {:<21} → {} resources, sealed end to end, hashes match the release",
+        fetched.release_height,
+        "doctor fetches them from the first hospital",
+        "records gateway",
+        fetched.items.len()
     );
+    for item in &fetched.items {
+        println!(
+            "               {:<38} {:>6} bytes  sha256 {}",
+            item.path,
+            item.size,
+            &item.sha256.to_hex()[..16]
+        );
+    }
+    demo.seen_height = demo.seen_height.max(fetched.release_height);
+    match medledger_client_sdk::records::fetch_records(
+        &client,
+        &doctor_identity,
+        request,
+        first.clone(),
+        &fetched_dir.join("again"),
+    )
+    .await
+    {
+        Err(e) if e.code() == Some("already_served") => {
+            println!("             fetching the same request again is refused: already served");
+        }
+        other => bail!("a second fetch of one request must be refused, got {other:?}"),
+    }
     demo.submit(
         0,
         "patient revokes the grant",
@@ -293,6 +359,8 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
         Payload::Revoke { grant },
     )
     .await?;
+    // Ask once that node has the revocation's block.
+    demo.wait_for_height(3, demo.seen_height).await?;
     let verified = light.verify_grant(&grant, &doctor_identity).await?;
     println!(
         "             the light client now proves it {:?} at block {}",
@@ -357,6 +425,31 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
         }
     }
     Ok((patient, grant, common))
+}
+
+/// A few FHIR resources and an imaging file for the demo patient.
+fn demo_records(root: &Path, patient: &PatientId) -> anyhow::Result<()> {
+    let mrn = "MRN-0001";
+    crate::gateway::DirectorySource::link(root, mrn, patient)?;
+    let labs = root.join(mrn).join(Category::LabReports.name());
+    let imaging = root.join(mrn).join(Category::Imaging.name());
+    std::fs::create_dir_all(&labs)?;
+    std::fs::create_dir_all(&imaging)?;
+    std::fs::write(
+        labs.join("observation-hba1c.json"),
+        json!({"resourceType": "Observation", "id": "hba1c-1", "status": "final",
+               "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4", "display": "Hemoglobin A1c"}]},
+               "valueQuantity": {"value": 6.1, "unit": "%"}})
+        .to_string(),
+    )?;
+    std::fs::write(
+        labs.join("report-metabolic-panel.json"),
+        json!({"resourceType": "DiagnosticReport", "id": "bmp-1", "status": "final",
+               "code": {"coding": [{"system": "http://loinc.org", "code": "51990-0", "display": "Basic metabolic panel"}]}})
+        .to_string(),
+    )?;
+    std::fs::write(imaging.join("chest-ct.dcm"), vec![0u8; 64 * 1024])?;
+    Ok(())
 }
 
 /// Reads a stopped node's RocksDB and proves what happened to the patient.

@@ -74,6 +74,9 @@ enum Command {
     /// Run a node.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// A hospital's records for the gateway.
+    #[command(subcommand)]
+    Records(RecordsCommand),
     /// A patient's tasks against a node: register, grant, revoke, answer
     /// requests, appoint a guardian or proxy, read the history.
     Patient {
@@ -118,6 +121,24 @@ enum Command {
         /// Only write the files; do not start the nodes.
         #[arg(long)]
         init_only: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RecordsCommand {
+    /// Link a hospital record number to a patient's ledger id (the patient
+    /// shows the app's QR code at the desk). Kept in the node's records
+    /// directory, never on the ledger.
+    Link {
+        /// The records directory (the node's `[gateway] records_dir`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The hospital's own record number for the patient.
+        #[arg(long)]
+        record_number: String,
+        /// The patient's id (64 hex).
+        #[arg(long)]
+        patient: String,
     },
 }
 
@@ -214,6 +235,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             load_rate,
         }),
         Command::Node(NodeCommand::Run { home }) => crate::node::run(&home),
+        Command::Records(RecordsCommand::Link {
+            dir,
+            record_number,
+            patient,
+        }) => {
+            let patient = medledger_contracts::Hash32::from_hex(&patient)
+                .map(medledger_contracts::types::PatientId)
+                .map_err(|_| anyhow::anyhow!("--patient must be 64 hex characters"))?;
+            crate::gateway::DirectorySource::link(&dir, &record_number, &patient)?;
+            println!(
+                "linked record number {record_number} to patient {}",
+                patient.0.to_hex()
+            );
+            Ok(())
+        }
         Command::Patient {
             connection,
             command,

@@ -157,6 +157,19 @@ pub enum HospitalCommand {
         /// The grant id.
         grant: String,
     },
+    /// Fetch the records released under a committed, authorised request
+    /// (a practitioner): sealed end to end, every item checked.
+    Fetch {
+        /// The access request id.
+        #[arg(long)]
+        request: String,
+        /// Who holds the records.
+        #[arg(long)]
+        holder: String,
+        /// Where to write them.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Ask to read records under a grant (a practitioner).
     RequestAccess {
         /// The grant relied on.
@@ -489,6 +502,30 @@ pub fn hospital(
                     println!("{}", json!({"grant": g.id.0.to_hex(), "status": format!("{:?}", g.status), "height": g.height}));
                 } else {
                     println!("grant {} is {:?} (verified at block {})", g.id.0.to_hex(), g.status, g.height);
+                }
+            }
+            HospitalCommand::Fetch { request, holder, out } => {
+                let request = TxHash(hash(&request, "--request")?);
+                let fetched = medledger_client_sdk::records::fetch_records(&s.client, &me, request, institution(&holder)?, &out).await?;
+                if s.json {
+                    println!(
+                        "{}",
+                        json!({
+                            "dir": fetched.dir,
+                            "release_height": fetched.release_height,
+                            "items": fetched.items.iter().map(|i| json!({"path": i.path, "size": i.size, "sha256": i.sha256.to_hex()})).collect::<Vec<_>>(),
+                        })
+                    );
+                } else {
+                    println!(
+                        "fetched {} resources into {} (each checked against its SHA-256; the holder's release at block {} lists the same hashes)",
+                        fetched.items.len(),
+                        fetched.dir.display(),
+                        fetched.release_height
+                    );
+                    for item in &fetched.items {
+                        println!("  {:<40} {:>10} bytes  {}", item.path, item.size, &item.sha256.to_hex()[..16]);
+                    }
                 }
             }
             HospitalCommand::RequestAccess { grant, holder, categories, purpose: p } => {

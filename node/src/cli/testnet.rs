@@ -24,6 +24,9 @@ pub struct TestnetNode {
     pub http: String,
     /// Its libp2p address, with peer id.
     pub p2p: String,
+    /// Its records gateway's address, with peer id.
+    #[serde(default)]
+    pub gateway: String,
     /// Whether it votes (at genesis).
     pub validator: bool,
     /// Whether its institution is in genesis; a spare is not a member until
@@ -125,7 +128,7 @@ pub fn init(
         .map(|i| (i.id.clone(), i.voting_power > 0, true))
         .chain(spare_ids.iter().map(|id| (id.clone(), false, false)))
         .collect();
-    let ports = free_ports(running.len() * 2)?;
+    let ports = free_ports(running.len() * 3)?;
     let mut nodes = Vec::new();
     for (index, (id, validator, member)) in running.iter().enumerate() {
         let key = keys
@@ -133,12 +136,13 @@ pub fn init(
             .context("a node key for every institution")?;
         let peer_id =
             medledger_consensus::peer_id_of(key.secret()).map_err(|e| anyhow::anyhow!(e))?;
-        let (http, p2p) = (ports[2 * index], ports[2 * index + 1]);
+        let (http, p2p, gateway) = (ports[3 * index], ports[3 * index + 1], ports[3 * index + 2]);
         nodes.push(TestnetNode {
             institution: id.clone(),
             home: dir.join(id),
             http: format!("http://127.0.0.1:{http}"),
             p2p: format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer_id}"),
+            gateway: format!("/ip4/127.0.0.1/tcp/{gateway}/p2p/{peer_id}"),
             validator: *validator,
             member: *member,
         });
@@ -173,6 +177,19 @@ pub fn init(
             mempool: config::Mempool {
                 gossip_to: others.iter().map(|n| n.http.clone()).collect(),
                 ..config::Mempool::default()
+            },
+            gateway: config::Gateway {
+                listen: node
+                    .gateway
+                    .split("/p2p/")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                records_dir: "records".into(),
+                peers: others
+                    .iter()
+                    .map(|n| (n.institution.clone(), n.gateway.clone()))
+                    .collect(),
             },
             ..NodeConfig::default()
         };

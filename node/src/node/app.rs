@@ -50,8 +50,10 @@ impl Fault {
             None | Some("") => Ok(None),
             Some("bad-state-root") => Ok(Some(Fault::BadStateRoot)),
             Some("bad-transaction-root") => Ok(Some(Fault::BadTransactionRoot)),
+            // The records gateway's fault; consensus behaves.
+            Some("tamper-chunk") => Ok(None),
             Some(other) => Err(format!(
-                "MEDLEDGER_FAULT={other:?}: known faults are bad-state-root, bad-transaction-root"
+                "MEDLEDGER_FAULT={other:?}: known faults are bad-state-root, bad-transaction-root, tamper-chunk"
             )),
         }
     }

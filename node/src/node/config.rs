@@ -30,6 +30,20 @@ pub struct NodeConfig {
     pub mempool: Mempool,
     /// This node's own consensus behaviour (timeouts are in genesis).
     pub consensus: Consensus,
+    /// The records gateway.
+    pub gateway: Gateway,
+}
+
+/// The records gateway.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gateway {
+    /// libp2p listen address of the gateway (empty: no gateway).
+    pub listen: String,
+    /// This institution's records (a `DirectorySource`), relative to home.
+    pub records_dir: PathBuf,
+    /// Other members' gateways: institution id → `/ip4/HOST/tcp/PORT/p2p/PEER_ID`.
+    pub peers: std::collections::BTreeMap<String, String>,
 }
 
 /// Node-local consensus behaviour.
@@ -103,6 +117,10 @@ impl Default for NodeConfig {
             http: Http::default(),
             mempool: Mempool::default(),
             consensus: Consensus::default(),
+            gateway: Gateway {
+                records_dir: "records".into(),
+                ..Gateway::default()
+            },
         }
     }
 }
@@ -221,6 +239,18 @@ empty_block_wait_ms = {empty_wait}
 # Least time from this node's last commit to its next proposal while
 # transactions wait (ms): gathers them into fewer, larger blocks.
 block_interval_ms = {interval}
+
+[gateway]
+# Where this node's records gateway listens for other members' gateways
+# (libp2p, Noise-encrypted; empty turns the gateway off).
+listen = {gateway_listen:?}
+# This institution's records: <records_dir>/<record number>/<category>/<file>,
+# linked to patients in <records_dir>/patient-links.json (never on the ledger).
+records_dir = {records_dir:?}
+
+[gateway.peers]
+# Other members' gateways, by institution id.
+{gateway_peers}
 "#,
             institution = self.institution,
             genesis = self.genesis_file.display().to_string(),
@@ -238,6 +268,15 @@ block_interval_ms = {interval}
             gossip = list(&self.mempool.gossip_to),
             empty_wait = self.consensus.empty_block_wait_ms,
             interval = self.consensus.block_interval_ms,
+            gateway_listen = self.gateway.listen,
+            records_dir = self.gateway.records_dir.display().to_string(),
+            gateway_peers = self
+                .gateway
+                .peers
+                .iter()
+                .map(|(k, v)| format!("{k:?} = {v:?}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
         )
     }
 }

@@ -134,6 +134,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the HTTP API to {http_addr}"))?;
         info!(%http_addr, institution = %config.institution, validator_at_genesis, "HTTP API listening");
+        let relay = start_gateway(home, &config, &shared, key.secret())?;
         let api = Arc::new(http::Api::new(
             shared.clone(),
             http::AuthLimits {
@@ -141,6 +142,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
                 per_address_per_second: config.http.requests_per_second_per_address,
                 window_ms: config.http.signature_window_ms,
             },
+            relay,
         ));
         let server = warp::serve(http::routes(api)).incoming(listener);
         tokio::spawn(server.run());
@@ -163,6 +165,56 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
             }
         }
     })
+}
+
+/// Starts the records gateway if configured: the holder answers other
+/// members' gateways from `records_dir`; the relay serves this node's
+/// practitioners' fetches.
+fn start_gateway(
+    home: &Path,
+    config: &NodeConfig,
+    shared: &Arc<Shared>,
+    key: &medledger_contracts::crypto::SecretKey,
+) -> anyhow::Result<Option<crate::gateway::Relay>> {
+    if config.gateway.listen.is_empty() {
+        info!("records gateway off (no [gateway] listen address)");
+        return Ok(None);
+    }
+    let listen = config
+        .gateway
+        .listen
+        .parse()
+        .with_context(|| format!("gateway listen address {:?}", config.gateway.listen))?;
+    let source = Arc::new(crate::gateway::DirectorySource::new(
+        home.join(&config.gateway.records_dir),
+    ));
+    let holder = Arc::new(crate::gateway::holder::Holder::new(
+        shared.clone(),
+        source,
+        key.clone(),
+    ));
+    let own_peer = libp2p::identity::Keypair::ed25519_from_bytes(key.seed())
+        .map(|k| k.public().to_peer_id())
+        .map_err(|e| anyhow::anyhow!("node key as libp2p key: {e}"))?;
+    let answering = holder.clone();
+    let gateway = crate::gateway::Gateway::start(
+        key,
+        listen,
+        Arc::new(move |peer, request| answering.handle(peer, request)),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut peers = std::collections::BTreeMap::new();
+    for (institution, address) in &config.gateway.peers {
+        peers.insert(
+            institution.clone(),
+            crate::gateway::parse_peer_address(address)?,
+        );
+    }
+    Ok(Some(crate::gateway::Relay {
+        gateway,
+        peers,
+        local: (config.institution.clone(), own_peer, holder),
+    }))
 }
 
 fn init_logging() {

@@ -13,6 +13,7 @@ mod chain;
 mod events;
 mod fhir;
 mod patients;
+mod records;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -181,6 +182,20 @@ pub const ROUTES: &[RouteSpec] = &[
         NO_BODY,
         PAGE,
     ),
+    route(
+        "GET",
+        "/v1/accesses/{request}",
+        Access::Signed,
+        NO_BODY,
+        &[],
+    ),
+    route(
+        "POST",
+        "/v1/records/fetch",
+        Access::Signed,
+        records::FETCH_BODY_MAX,
+        &[],
+    ),
     route("GET", "/v1/events/blocks", Access::Public, NO_BODY, &[]),
     route(
         "GET",
@@ -345,14 +360,20 @@ impl Request {
 pub struct Api {
     shared: Arc<Shared>,
     auth: Authenticator,
+    relay: Option<crate::gateway::Relay>,
 }
 
 impl Api {
     /// The API over a node's shared state.
-    pub fn new(shared: Arc<Shared>, limits: AuthLimits) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        limits: AuthLimits,
+        relay: Option<crate::gateway::Relay>,
+    ) -> Self {
         Self {
             auth: Authenticator::new(limits),
             shared,
+            relay,
         }
     }
 }
@@ -593,6 +614,8 @@ async fn dispatch(api: &Api, spec: &RouteSpec, r: &Request) -> Answer {
         "/v1/practitioners/{practitioner}" => patients::practitioner(shared, r),
         "/v1/practitioners/{practitioner}/grants" => patients::party_grants(shared, r, true),
         "/v1/practitioners/{practitioner}/accesses" => patients::party_accesses(shared, r, true),
+        "/v1/accesses/{request}" => records::access(shared, r),
+        "/v1/records/fetch" => records::fetch(shared, api.relay.as_ref(), r).await,
         "/v1/events/blocks" => events::blocks(shared),
         "/v1/events/patients/{patient}" => events::patient(shared, r),
         "/fhir/Consent/{grant}" => fhir::consent(shared, r),

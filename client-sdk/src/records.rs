@@ -1,0 +1,553 @@
+//! Records in transit: what a practitioner signs to fetch records under a
+//! committed request, the gateway protocol's messages, and HPKE (RFC 9180)
+//! sealing of each chunk to the practitioner's one-time key.
+//!
+//! Rules:
+//! 1. The practitioner makes a one-time X25519 key and signs a
+//!    [`FetchAuthorization`] naming the chain, the committed request, the
+//!    holder, that key and the time, under the tag `medledger/records-fetch/v1`.
+//! 2. The holder answers with a [`Manifest`] (one entry per resource: path,
+//!    category, size, SHA-256) and the HPKE encapsulated key; the HPKE info
+//!    string is `medledger/records/v1 ‖ transfer id`.
+//! 3. Chunks come in order, each sealed with the one sender context (so its
+//!    HPKE sequence number is its position) and bound by its AAD to the
+//!    transfer, item, chunk number and whether it ends its item: a chunk
+//!    replayed, reordered, moved or altered does not open.
+//! 4. The requester checks each item's SHA-256 and size against the manifest,
+//!    and the manifest's hashes against the holder's committed `AccessServed`.
+
+use hpke::aead::{AeadCtxR, AeadCtxS, ChaCha20Poly1305};
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use medledger_contracts::crypto::{PublicKey, Signature};
+use medledger_contracts::encoding::{Hash32, hash_of};
+use medledger_contracts::types::{
+    Category, ChainId, InstitutionId, PractitionerId, RequestId, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+
+/// Largest gateway message on the wire (a chunk plus its framing).
+pub const GATEWAY_MESSAGE_BYTES_MAX: usize = CHUNK_BYTES + 64 * 1024;
+/// Plaintext bytes per sealed chunk.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+/// Most resources in one transfer (the ledger's limit on content hashes).
+pub const MANIFEST_ITEMS_MAX: usize =
+    medledger_contracts::constants::CONTENT_HASHES_PER_RELEASE_MAX;
+
+const FETCH_TAG: &[u8] = b"medledger/records-fetch/v1";
+const INFO_TAG: &[u8] = b"medledger/records/v1";
+
+type Kem = X25519HkdfSha256;
+
+/// What the practitioner signs to fetch records (rule 1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchAuthorization {
+    /// The chain.
+    pub chain: ChainId,
+    /// The committed, authorised access request.
+    pub request: RequestId,
+    /// Who holds the records.
+    pub holder: InstitutionId,
+    /// The practitioner who made the request.
+    pub practitioner: PractitionerId,
+    /// The one-time X25519 public key the records are sealed to.
+    pub one_time_key: [u8; 32],
+    /// The practitioner's clock.
+    pub time: Timestamp,
+    /// The height that committed the request: the holder waits (briefly)
+    /// until its own node has it.
+    pub committed_at: u64,
+}
+
+/// A [`FetchAuthorization`] with the practitioner's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedFetch {
+    /// What is authorised.
+    pub authorization: FetchAuthorization,
+    /// The practitioner's current key.
+    pub public_key: PublicKey,
+    /// Over [`FetchAuthorization::digest`].
+    pub signature: Signature,
+}
+
+impl FetchAuthorization {
+    /// The digest the practitioner signs.
+    pub fn digest(&self) -> Hash32 {
+        hash_of(FETCH_TAG, self)
+    }
+}
+
+/// One resource of a transfer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestItem {
+    /// Its name at the holder, relative (e.g. `imaging/study-1.dcm`).
+    pub path: String,
+    /// Its category.
+    pub category: Category,
+    /// Its size in bytes.
+    pub size: u64,
+    /// SHA-256 of its bytes (what `AccessServed` records).
+    pub sha256: Hash32,
+}
+
+/// What the holder will send (rule 2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The transfer's id.
+    pub transfer: Hash32,
+    /// The HPKE encapsulated key.
+    pub encapsulated_key: Vec<u8>,
+    /// The resources, in the order their chunks come.
+    pub items: Vec<ManifestItem>,
+}
+
+/// A request from the requester's gateway to the holder's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GatewayRequest {
+    /// Start a transfer.
+    Open(Box<SignedFetch>),
+    /// The next chunk of a transfer.
+    Chunk {
+        /// Which transfer.
+        transfer: Hash32,
+        /// Its position (0, 1, 2… across all items).
+        seq: u64,
+    },
+}
+
+/// A sealed chunk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedChunk {
+    /// Position in the transfer.
+    pub seq: u64,
+    /// Which item it belongs to.
+    pub item: u32,
+    /// Whether it is the item's last.
+    pub last_of_item: bool,
+    /// Ciphertext with its tag.
+    pub sealed: Vec<u8>,
+}
+
+/// The holder's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GatewayResponse {
+    /// The transfer's manifest.
+    Manifest(Manifest),
+    /// A chunk.
+    Chunk(SealedChunk),
+    /// A refusal with a stable code and a message (never whether the
+    /// patient has records here).
+    Refused {
+        /// Stable code.
+        code: String,
+        /// For the practitioner.
+        message: String,
+    },
+}
+
+/// The AAD that binds a chunk to its place (rule 3).
+pub fn chunk_aad(transfer: &Hash32, seq: u64, item: u32, last_of_item: bool) -> Vec<u8> {
+    let mut aad = transfer.0.to_vec();
+    aad.extend_from_slice(&seq.to_be_bytes());
+    aad.extend_from_slice(&item.to_be_bytes());
+    aad.push(u8::from(last_of_item));
+    aad
+}
+
+fn info(transfer: &Hash32) -> Vec<u8> {
+    let mut info = INFO_TAG.to_vec();
+    info.extend_from_slice(&transfer.0);
+    info
+}
+
+/// Why sealing or opening failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    /// A key is malformed.
+    #[error("bad key: {0}")]
+    Key(String),
+    /// HPKE failed (a chunk altered, moved or replayed).
+    #[error("HPKE: {0}")]
+    Hpke(String),
+    /// No OS entropy.
+    #[error("no OS entropy: {0}")]
+    Entropy(String),
+}
+
+/// The practitioner's one-time key (lives as long as one fetch).
+pub struct OneTimeKey {
+    secret: <Kem as hpke::Kem>::PrivateKey,
+    public: [u8; 32],
+}
+
+impl OneTimeKey {
+    /// A fresh key from OS entropy.
+    pub fn generate() -> Result<Self, SealError> {
+        let mut ikm = [0u8; 32];
+        getrandom::fill(&mut ikm).map_err(|e| SealError::Entropy(e.to_string()))?;
+        let (secret, public) = Kem::derive_keypair(&ikm);
+        let bytes = public.to_bytes();
+        let mut public = [0u8; 32];
+        public.copy_from_slice(&bytes);
+        Ok(Self { secret, public })
+    }
+
+    /// The public key to put in the [`FetchAuthorization`].
+    pub fn public(&self) -> [u8; 32] {
+        self.public
+    }
+
+    /// An opener for a transfer whose manifest arrived.
+    pub fn opener(&self, manifest: &Manifest) -> Result<Opener, SealError> {
+        let encapped = <Kem as hpke::Kem>::EncappedKey::from_bytes(&manifest.encapsulated_key)
+            .map_err(|e| SealError::Key(e.to_string()))?;
+        let ctx = hpke::setup_receiver::<ChaCha20Poly1305, HkdfSha256, Kem>(
+            &OpModeR::Base,
+            &self.secret,
+            &encapped,
+            &info(&manifest.transfer),
+        )
+        .map_err(|e| SealError::Hpke(e.to_string()))?;
+        Ok(Opener {
+            ctx,
+            transfer: manifest.transfer,
+        })
+    }
+}
+
+/// Opens a transfer's chunks, in order.
+pub struct Opener {
+    ctx: AeadCtxR<ChaCha20Poly1305, HkdfSha256, Kem>,
+    transfer: Hash32,
+}
+
+impl Opener {
+    /// Opens the next chunk.
+    pub fn open(&mut self, chunk: &SealedChunk) -> Result<Vec<u8>, SealError> {
+        let aad = chunk_aad(&self.transfer, chunk.seq, chunk.item, chunk.last_of_item);
+        self.ctx
+            .open(&chunk.sealed, &aad)
+            .map_err(|e| SealError::Hpke(format!("chunk {} does not open: {e}", chunk.seq)))
+    }
+}
+
+/// Seals a transfer's chunks, in order (the holder's side).
+pub struct Sealer {
+    ctx: AeadCtxS<ChaCha20Poly1305, HkdfSha256, Kem>,
+    transfer: Hash32,
+}
+
+impl Sealer {
+    /// A sealer to `one_time_key` for `transfer`, and the encapsulated key to send.
+    pub fn new(one_time_key: &[u8; 32], transfer: Hash32) -> Result<(Self, Vec<u8>), SealError> {
+        let public = <Kem as hpke::Kem>::PublicKey::from_bytes(one_time_key)
+            .map_err(|e| SealError::Key(e.to_string()))?;
+        let (encapped, ctx) = hpke::setup_sender::<ChaCha20Poly1305, HkdfSha256, Kem, _>(
+            &OpModeS::Base,
+            &public,
+            &info(&transfer),
+            &mut rand_core::TryRngCore::unwrap_err(rand_core::OsRng),
+        )
+        .map_err(|e| SealError::Hpke(e.to_string()))?;
+        Ok((Self { ctx, transfer }, encapped.to_bytes().to_vec()))
+    }
+
+    /// Seals the next chunk.
+    pub fn seal(
+        &mut self,
+        seq: u64,
+        item: u32,
+        last_of_item: bool,
+        plain: &[u8],
+    ) -> Result<SealedChunk, SealError> {
+        let aad = chunk_aad(&self.transfer, seq, item, last_of_item);
+        let sealed = self
+            .ctx
+            .seal(plain, &aad)
+            .map_err(|e| SealError::Hpke(e.to_string()))?;
+        Ok(SealedChunk {
+            seq,
+            item,
+            last_of_item,
+            sealed,
+        })
+    }
+}
+
+/// What a fetch delivered, verified.
+#[derive(Clone, Debug)]
+pub struct FetchedRecords {
+    /// The manifest, every item checked against its bytes.
+    pub items: Vec<ManifestItem>,
+    /// Where the records were written.
+    pub dir: std::path::PathBuf,
+    /// The height at which the holder's `AccessServed` committed the same hashes.
+    pub release_height: u64,
+}
+
+fn safe_relative(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    parts.len() == 2
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && *p != "." && *p != ".." && !p.contains('\\'))
+}
+
+/// Reads length-prefixed frames from a streaming response.
+struct FrameReader {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+}
+
+impl FrameReader {
+    async fn next(&mut self) -> Result<Option<GatewayResponse>, crate::SdkError> {
+        use crate::SdkError;
+        loop {
+            if self.buffer.len() >= 4 {
+                let mut length = [0u8; 4];
+                length.copy_from_slice(&self.buffer[..4]);
+                let length = u32::from_be_bytes(length) as usize;
+                if length > GATEWAY_MESSAGE_BYTES_MAX {
+                    return Err(SdkError::Decode(format!(
+                        "a frame of {length} bytes is too large"
+                    )));
+                }
+                if self.buffer.len() >= 4 + length {
+                    let message = medledger_contracts::encoding::from_bytes(
+                        &self.buffer[4..4 + length],
+                        GATEWAY_MESSAGE_BYTES_MAX,
+                    )
+                    .map_err(|e| SdkError::Decode(format!("gateway frame: {e}")))?;
+                    self.buffer.drain(..4 + length);
+                    return Ok(Some(message));
+                }
+            }
+            match self
+                .response
+                .chunk()
+                .await
+                .map_err(|e| SdkError::Http(e.to_string()))?
+            {
+                Some(bytes) => self.buffer.extend_from_slice(&bytes),
+                None if self.buffer.is_empty() => return Ok(None),
+                None => return Err(SdkError::Decode("the transfer ended inside a frame".into())),
+            }
+        }
+    }
+}
+
+/// Fetches the records released under a committed, authorised `request`
+/// from `holder`, through the practitioner's own node (`client`), into
+/// `out_dir` (one file per resource, `category/name`): makes a one-time
+/// key, signs the fetch, opens every chunk, checks every item's size and
+/// SHA-256 against the manifest, then waits for the holder's `AccessServed`
+/// and checks it lists the same hashes. Any failure stops the transfer.
+pub async fn fetch_records(
+    client: &crate::Client,
+    practitioner: &crate::Identity,
+    request: RequestId,
+    holder: InstitutionId,
+    out_dir: &std::path::Path,
+) -> Result<FetchedRecords, crate::SdkError> {
+    use crate::SdkError;
+    use medledger_contracts::transaction::Signer;
+    use sha2::{Digest, Sha256};
+    use std::io::Write;
+
+    let Signer::Practitioner(practitioner_id) = practitioner.signer else {
+        return Err(SdkError::Decode(
+            "records are fetched by a practitioner".into(),
+        ));
+    };
+    let key = OneTimeKey::generate().map_err(|e| SdkError::Decode(e.to_string()))?;
+    let committed_at = client
+        .receipt(&request)
+        .await?
+        .map(|r| r.height)
+        .ok_or_else(|| SdkError::Api {
+            status: 404,
+            code: "unknown_transaction".into(),
+            message: "the access request is not committed (on this node)".into(),
+        })?;
+    let authorization = FetchAuthorization {
+        committed_at,
+        chain: client.chain().clone(),
+        request,
+        holder,
+        practitioner: practitioner_id,
+        one_time_key: key.public(),
+        time: crate::client::now(),
+    };
+    let signed = SignedFetch {
+        signature: practitioner.key().sign(&authorization.digest()),
+        public_key: practitioner.key().public_key(),
+        authorization,
+    };
+    let body =
+        serde_json::json!({"fetch": hex::encode(medledger_contracts::encoding::to_bytes(&signed))})
+            .to_string();
+    let response = client
+        .post_signed_raw("/v1/records/fetch", body, practitioner)
+        .await?;
+    let mut frames = FrameReader {
+        response,
+        buffer: Vec::new(),
+    };
+    let manifest = match frames.next().await? {
+        Some(GatewayResponse::Manifest(m)) => m,
+        Some(GatewayResponse::Refused { code, message }) => {
+            return Err(SdkError::Api {
+                status: 403,
+                code,
+                message,
+            });
+        }
+        _ => {
+            return Err(SdkError::Decode(
+                "the transfer did not start with a manifest".into(),
+            ));
+        }
+    };
+    if manifest.items.len() > MANIFEST_ITEMS_MAX
+        || !manifest.items.iter().all(|i| safe_relative(&i.path))
+    {
+        return Err(SdkError::Decode(
+            "the manifest is malformed (too many items or unsafe names)".into(),
+        ));
+    }
+    let mut opener = key
+        .opener(&manifest)
+        .map_err(|e| SdkError::Decode(e.to_string()))?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| SdkError::Decode(format!("{}: {e}", out_dir.display())))?;
+    let mut seq = 0u64;
+    for (index, item) in manifest.items.iter().enumerate() {
+        let path = out_dir.join(&item.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| SdkError::Decode(format!("{}: {e}", parent.display())))?;
+        }
+        let mut file = std::fs::File::create(&path)
+            .map_err(|e| SdkError::Decode(format!("{}: {e}", path.display())))?;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let chunk = match frames.next().await? {
+                Some(GatewayResponse::Chunk(chunk)) => chunk,
+                Some(GatewayResponse::Refused { code, message }) => {
+                    return Err(SdkError::Api {
+                        status: 502,
+                        code,
+                        message,
+                    });
+                }
+                _ => return Err(SdkError::Decode("the transfer ended early".into())),
+            };
+            if chunk.seq != seq || chunk.item as usize != index {
+                return Err(SdkError::Decode(format!(
+                    "chunk {} is out of place; transfer aborted",
+                    chunk.seq
+                )));
+            }
+            let plain = opener
+                .open(&chunk)
+                .map_err(|e| SdkError::Decode(format!("tampered chunk, transfer aborted: {e}")))?;
+            hasher.update(&plain);
+            size += plain.len() as u64;
+            file.write_all(&plain)
+                .map_err(|e| SdkError::Decode(e.to_string()))?;
+            seq += 1;
+            if chunk.last_of_item {
+                break;
+            }
+        }
+        let hash = Hash32(hasher.finalize().into());
+        if hash != item.sha256 || size != item.size {
+            return Err(SdkError::Decode(format!(
+                "{} does not match the manifest (size {size} of {}, hash differs: {}); transfer aborted",
+                item.path,
+                item.size,
+                hash != item.sha256
+            )));
+        }
+    }
+    // The holder records the release when the last chunk has gone.
+    let expected: Vec<String> = manifest.items.iter().map(|i| i.sha256.to_hex()).collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let access = client
+            .get_signed(
+                &format!("/v1/accesses/{}", request.0.to_hex()),
+                practitioner,
+            )
+            .await?;
+        if let Some(release) = access.get("release").filter(|r| !r.is_null()) {
+            let recorded: Vec<String> = release["content_hashes"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|h| h.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if recorded != expected {
+                return Err(SdkError::Decode(
+                    "the holder's committed AccessServed lists other hashes than it sent".into(),
+                ));
+            }
+            return Ok(FetchedRecords {
+                items: manifest.items,
+                dir: out_dir.to_path_buf(),
+                release_height: release["height"].as_u64().unwrap_or(0),
+            });
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(SdkError::Decode(
+                "the holder's AccessServed did not commit within 30 s".into(),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(transfer: Hash32, encapsulated_key: Vec<u8>) -> Manifest {
+        Manifest {
+            transfer,
+            encapsulated_key,
+            items: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn chunks_open_in_order_and_nothing_altered_or_moved_opens() {
+        let key = OneTimeKey::generate().unwrap();
+        let transfer = Hash32([9; 32]);
+        let (mut sealer, enc) = Sealer::new(&key.public(), transfer).unwrap();
+        let a = sealer.seal(0, 0, false, b"first").unwrap();
+        let b = sealer.seal(1, 0, true, b"second").unwrap();
+        let mut opener = key.opener(&manifest(transfer, enc.clone())).unwrap();
+        assert_eq!(opener.open(&a).unwrap(), b"first");
+        assert_eq!(opener.open(&b).unwrap(), b"second");
+
+        // Out of order, altered, or moved to another item: refused.
+        let mut fresh = key.opener(&manifest(transfer, enc.clone())).unwrap();
+        assert!(fresh.open(&b).is_err());
+        let mut fresh = key.opener(&manifest(transfer, enc.clone())).unwrap();
+        let mut altered = a.clone();
+        altered.sealed[0] ^= 1;
+        assert!(fresh.open(&altered).is_err());
+        let mut fresh = key.opener(&manifest(transfer, enc.clone())).unwrap();
+        let mut moved = a.clone();
+        moved.item = 1;
+        assert!(fresh.open(&moved).is_err());
+        // Another key cannot open.
+        let other = OneTimeKey::generate().unwrap();
+        let mut wrong = other.opener(&manifest(transfer, enc)).unwrap();
+        assert!(wrong.open(&a).is_err());
+    }
+}

@@ -1,0 +1,410 @@
+//! The holder's side of a transfer: every check on its own node before a
+//! byte leaves, the manifest, chunks sealed in order, and the `AccessServed`
+//! it records when the last chunk has gone.
+//!
+//! Checks, in order (the first that fails is the answer, with a stable code):
+//! the connecting peer is an active member's node (`not_a_member`); the
+//! fetch is for this chain and this holder, recent, and signed by the
+//! practitioner's current key (`bad_authorization`); the practitioner is
+//! active and belongs to the connecting peer's institution
+//! (`wrong_institution`); the access request is committed, made by that
+//! practitioner, authorised, and for this holder (`not_authorized`); it was
+//! not served before (`already_served`); for a grant-based access the grant
+//! is still active now (`grant_not_active`). A patient with no records here
+//! gets an empty manifest, not a refusal: no answer says whether a patient
+//! has records at this hospital.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use medledger_client_sdk::records::{
+    CHUNK_BYTES, GatewayRequest, GatewayResponse, MANIFEST_ITEMS_MAX, Manifest, ManifestItem,
+    Sealer, SignedFetch,
+};
+use medledger_contracts::Hash32;
+use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::encoding::{BoundedVec, hash_of};
+use medledger_contracts::records::{
+    AccessKind, AccessRecord, Decision, GrantRecord, GrantStatus, InstitutionRecord,
+    PractitionerRecord,
+};
+use medledger_contracts::state::{Overlay, StateKey};
+use medledger_contracts::transaction::{Payload, Signer, Transaction};
+use medledger_contracts::types::{InstitutionId, MemberStatus, PatientId, RequestId};
+
+use super::transport::peer_id_of_key;
+use super::{RecordSource, hash_reader};
+use crate::node::shared::{Origin, Shared, now};
+
+/// How far a fetch authorization's time may be from this node's clock.
+const FETCH_WINDOW_MS: u64 = 5 * 60 * 1000;
+/// A transfer left idle this long is dropped.
+const TRANSFER_IDLE: Duration = Duration::from_secs(300);
+/// Most transfers in progress at once.
+const TRANSFERS_MAX: usize = 64;
+
+struct Transfer {
+    request: RequestId,
+    patient: PatientId,
+    peer: PeerId,
+    items: Vec<ManifestItem>,
+    sealer: Sealer,
+    next_seq: u64,
+    item: usize,
+    reader: Option<Box<dyn Read + Send>>,
+    sent_in_item: u64,
+    touched: Instant,
+}
+
+/// The holder.
+pub struct Holder {
+    shared: Arc<Shared>,
+    source: Arc<dyn RecordSource>,
+    node_key: SecretKey,
+    transfers: Mutex<HashMap<Hash32, Transfer>>,
+    /// Requests served or being served since the node started (the ledger
+    /// knows the committed ones).
+    served: Mutex<HashSet<RequestId>>,
+    /// Test hook: `MEDLEDGER_FAULT=tamper-chunk` alters every sealed chunk,
+    /// so tests can show the requester detects it.
+    tamper: bool,
+}
+
+fn refused(code: &str, message: impl Into<String>) -> GatewayResponse {
+    GatewayResponse::Refused {
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+impl Holder {
+    /// A holder serving `source` for this node's institution.
+    pub fn new(shared: Arc<Shared>, source: Arc<dyn RecordSource>, node_key: SecretKey) -> Self {
+        Self {
+            shared,
+            source,
+            node_key,
+            transfers: Mutex::new(HashMap::new()),
+            served: Mutex::new(HashSet::new()),
+            tamper: std::env::var("MEDLEDGER_FAULT").is_ok_and(|f| f == "tamper-chunk"),
+        }
+    }
+
+    fn state<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &StateKey,
+    ) -> Result<Option<T>, GatewayResponse> {
+        Overlay::new(&self.shared.store)
+            .get(key)
+            .map_err(|e| refused("internal", format!("state unavailable: {e}")))
+    }
+
+    /// The active member institution whose node key is `peer`'s identity.
+    fn institution_of_peer(&self, peer: &PeerId) -> Result<Option<InstitutionId>, GatewayResponse> {
+        let sample = StateKey::Institution(self.shared.institution.clone()).to_bytes();
+        let prefix = sample.get(..1).unwrap_or_default();
+        let entries = self
+            .shared
+            .store
+            .latest_with_prefix(prefix)
+            .map_err(|e| refused("internal", e.to_string()))?;
+        for (_, value) in entries {
+            let Ok(record) =
+                medledger_contracts::encoding::from_bytes::<InstitutionRecord>(&value, 64 * 1024)
+            else {
+                continue;
+            };
+            if record.status == MemberStatus::Active
+                && peer_id_of_key(&record.spec.node_key).as_ref() == Some(peer)
+            {
+                return Ok(Some(record.spec.id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Answers one request from a peer's gateway.
+    pub fn handle(&self, peer: PeerId, request: GatewayRequest) -> GatewayResponse {
+        let answer = match request {
+            GatewayRequest::Open(fetch) => self.open(peer, &fetch),
+            GatewayRequest::Chunk { transfer, seq } => self.chunk(peer, transfer, seq),
+        };
+        match answer {
+            Ok(response) | Err(response) => response,
+        }
+    }
+
+    fn open(&self, peer: PeerId, fetch: &SignedFetch) -> Result<GatewayResponse, GatewayResponse> {
+        let Some(peer_institution) = self.institution_of_peer(&peer)? else {
+            tracing::warn!(%peer, "records fetch from a peer that is not a member's node");
+            return Err(refused(
+                "not_a_member",
+                "this peer is not an active member's node",
+            ));
+        };
+        let a = &fetch.authorization;
+        if a.chain != self.shared.chain || a.holder != self.shared.institution {
+            return Err(refused(
+                "bad_authorization",
+                "the fetch is for another chain or holder",
+            ));
+        }
+        if now().0.abs_diff(a.time.0) > FETCH_WINDOW_MS {
+            return Err(refused(
+                "bad_authorization",
+                "the fetch authorization is stale; sign a new one",
+            ));
+        }
+        // The request committed at `committed_at`; this node may be a few
+        // blocks behind (a claim far ahead is not waited for).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.shared.height() < a.committed_at
+            && a.committed_at <= self.shared.height() + 100
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let practitioner: PractitionerRecord = self
+            .state(&StateKey::Practitioner(a.practitioner))?
+            .ok_or_else(|| refused("bad_authorization", "unknown practitioner"))?;
+        if practitioner.key != fetch.public_key
+            || fetch
+                .public_key
+                .verify(&a.digest(), &fetch.signature)
+                .is_err()
+        {
+            return Err(refused(
+                "bad_authorization",
+                "the fetch is not signed by the practitioner's current key",
+            ));
+        }
+        if practitioner.status != MemberStatus::Active
+            || practitioner.institution != peer_institution
+        {
+            return Err(refused(
+                "wrong_institution",
+                "the practitioner is not an active practitioner of the connecting member",
+            ));
+        }
+        let access: AccessRecord = self
+            .state(&StateKey::Access(a.request))?
+            .ok_or_else(|| refused("not_authorized", "no committed access request has this id"))?;
+        if access.requester != a.practitioner
+            || access.holder != self.shared.institution
+            || access.decision != Decision::Authorized
+        {
+            return Err(refused(
+                "not_authorized",
+                "the access request is not an authorised request of this practitioner to this holder",
+            ));
+        }
+        if access.release.is_some() || !self.served().insert(a.request) {
+            return Err(refused(
+                "already_served",
+                "this request was served already; make a new request",
+            ));
+        }
+        let result = self.start(peer, fetch, &access);
+        if result.is_err() {
+            self.served().remove(&a.request);
+        }
+        result
+    }
+
+    fn served(&self) -> std::sync::MutexGuard<'_, HashSet<RequestId>> {
+        self.served.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start(
+        &self,
+        peer: PeerId,
+        fetch: &SignedFetch,
+        access: &AccessRecord,
+    ) -> Result<GatewayResponse, GatewayResponse> {
+        if let AccessKind::Grant { grant, .. } = &access.kind {
+            let grant: Option<GrantRecord> = self.state(&StateKey::Grant(*grant))?;
+            if !grant.is_some_and(|g| g.status_at(now()) == GrantStatus::Active) {
+                return Err(refused(
+                    "grant_not_active",
+                    "the grant is no longer active (revoked or expired)",
+                ));
+            }
+        }
+        let listed = self
+            .source
+            .list(&access.patient, access.categories.as_slice())
+            .map_err(|e| refused("internal", format!("the record source failed: {e}")))?;
+        if listed.len() > MANIFEST_ITEMS_MAX {
+            return Err(refused(
+                "too_many_resources",
+                format!("more than {MANIFEST_ITEMS_MAX} resources; ask for fewer categories"),
+            ));
+        }
+        let mut items = Vec::with_capacity(listed.len());
+        for item in listed {
+            let reader = self
+                .source
+                .open(&access.patient, &item.path)
+                .map_err(|e| refused("internal", format!("the record source failed: {e}")))?;
+            let (sha256, size) =
+                hash_reader(reader).map_err(|e| refused("internal", e.to_string()))?;
+            items.push(ManifestItem {
+                path: item.path,
+                category: item.category,
+                size,
+                sha256,
+            });
+        }
+        let transfer = hash_of(
+            b"medledger/records-transfer/v1",
+            &(
+                fetch.authorization.request,
+                now().0,
+                fetch.authorization.one_time_key,
+            ),
+        );
+        let (sealer, encapsulated_key) = Sealer::new(&fetch.authorization.one_time_key, transfer)
+            .map_err(|e| {
+            refused(
+                "bad_authorization",
+                format!("the one-time key is unusable: {e}"),
+            )
+        })?;
+        let manifest = Manifest {
+            transfer,
+            encapsulated_key,
+            items: items.clone(),
+        };
+        tracing::info!(request = %fetch.authorization.request, resources = items.len(), "records transfer opened");
+        if items.is_empty() {
+            self.record_release(fetch.authorization.request, &items);
+            return Ok(GatewayResponse::Manifest(manifest));
+        }
+        let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
+        transfers.retain(|_, t| t.touched.elapsed() < TRANSFER_IDLE);
+        if transfers.len() >= TRANSFERS_MAX {
+            return Err(refused(
+                "busy",
+                "too many transfers in progress; retry shortly",
+            ));
+        }
+        transfers.insert(
+            transfer,
+            Transfer {
+                request: fetch.authorization.request,
+                patient: access.patient,
+                peer,
+                items,
+                sealer,
+                next_seq: 0,
+                item: 0,
+                reader: None,
+                sent_in_item: 0,
+                touched: Instant::now(),
+            },
+        );
+        Ok(GatewayResponse::Manifest(manifest))
+    }
+
+    fn chunk(
+        &self,
+        peer: PeerId,
+        id: Hash32,
+        seq: u64,
+    ) -> Result<GatewayResponse, GatewayResponse> {
+        let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(t) = transfers.get_mut(&id) else {
+            return Err(refused("unknown_transfer", "no such transfer in progress"));
+        };
+        if t.peer != peer {
+            return Err(refused("unknown_transfer", "no such transfer in progress"));
+        }
+        if seq != t.next_seq {
+            return Err(refused(
+                "out_of_order",
+                format!("expected chunk {}", t.next_seq),
+            ));
+        }
+        t.touched = Instant::now();
+        let item_index = t.item;
+        let Some(item) = t.items.get(item_index).cloned() else {
+            return Err(refused("unknown_transfer", "the transfer is complete"));
+        };
+        if t.reader.is_none() {
+            let reader = self
+                .source
+                .open(&t.patient, &item.path)
+                .map_err(|e| refused("internal", format!("the record source failed: {e}")))?;
+            t.reader = Some(reader);
+            t.sent_in_item = 0;
+        }
+        let mut buffer = vec![0u8; CHUNK_BYTES];
+        let mut filled = 0;
+        if let Some(reader) = t.reader.as_mut() {
+            while filled < CHUNK_BYTES {
+                let n = reader
+                    .read(&mut buffer[filled..])
+                    .map_err(|e| refused("internal", format!("reading a record failed: {e}")))?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+        }
+        buffer.truncate(filled);
+        t.sent_in_item += filled as u64;
+        let last_of_item = t.sent_in_item >= item.size || filled < CHUNK_BYTES;
+        let item_number = u32::try_from(item_index).unwrap_or(u32::MAX);
+        let mut sealed = t
+            .sealer
+            .seal(seq, item_number, last_of_item, &buffer)
+            .map_err(|e| refused("internal", e.to_string()))?;
+        if self.tamper {
+            tracing::error!("MEDLEDGER_FAULT=tamper-chunk: altering a sealed chunk (tests only)");
+            if let Some(byte) = sealed.sealed.first_mut() {
+                *byte ^= 1;
+            }
+        }
+        t.next_seq += 1;
+        if last_of_item {
+            t.item += 1;
+            t.reader = None;
+        }
+        if t.item == t.items.len() {
+            let done = transfers.remove(&id);
+            drop(transfers);
+            if let Some(done) = done {
+                tracing::info!(request = %done.request, resources = done.items.len(), "records transfer complete");
+                self.record_release(done.request, &done.items);
+            }
+        }
+        Ok(GatewayResponse::Chunk(sealed))
+    }
+
+    /// Submits `AccessServed` with the content hashes, signed by the node key.
+    fn record_release(&self, request: RequestId, items: &[ManifestItem]) {
+        let hashes: Vec<Hash32> = items.iter().map(|i| i.sha256).collect();
+        let Ok(content_hashes) = BoundedVec::new(hashes) else {
+            tracing::error!(%request, "too many content hashes to record");
+            return;
+        };
+        let tx = Transaction {
+            signer: Signer::InstitutionNode(self.shared.institution.clone()),
+            nonce: now().0,
+            payload: Payload::AccessServed {
+                request,
+                content_hashes,
+            },
+        }
+        .sign(&self.shared.chain, &self.node_key);
+        match self.shared.admit(&tx.to_bytes(), Origin::Client) {
+            Ok(id) => tracing::info!(%request, tx = %id, "release submitted"),
+            Err(refusal) => {
+                tracing::error!(%request, %refusal, "the release could not be submitted")
+            }
+        }
+    }
+}

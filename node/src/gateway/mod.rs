@@ -1,0 +1,314 @@
+//! The records gateway: records move from the holding hospital's node to the
+//! requesting practitioner, sealed end to end, only on a committed and
+//! authorised access request.
+//!
+//! - [`RecordSource`]: what a hospital implements over its own system;
+//!   [`DirectorySource`] reads a directory of FHIR resources and binaries.
+//! - [`holder`]: the holder's checks, manifest, sealed chunks and the
+//!   `AccessServed` it records.
+//! - [`transport`]: libp2p request-response between member nodes (Noise:
+//!   the peer's identity is its node key, so the holder knows which
+//!   member's node asks).
+//!
+//! The requester's node only relays sealed chunks (HTTP route
+//! `POST /v1/records/fetch`): the one-time key is the practitioner's, held by
+//! their SDK, so no node but the holder sees the records in the clear.
+
+pub mod holder;
+pub mod transport;
+
+pub use transport::Gateway;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use medledger_contracts::Hash32;
+use medledger_contracts::types::{Category, PatientId};
+
+/// A resource the holder has for a patient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceItem {
+    /// Relative name, `category/file`.
+    pub path: String,
+    /// Its category.
+    pub category: Category,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A hospital's records, as the gateway sees them. Implement this over the
+/// hospital's HIS or FHIR server; [`DirectorySource`] is the reference.
+pub trait RecordSource: Send + Sync {
+    /// The patient's resources in `categories` (all of them for
+    /// `FullRecord`), in a stable order; none if the patient is not linked.
+    fn list(
+        &self,
+        patient: &PatientId,
+        categories: &[Category],
+    ) -> std::io::Result<Vec<SourceItem>>;
+    /// Reads one resource listed by [`RecordSource::list`].
+    fn open(&self, patient: &PatientId, path: &str) -> std::io::Result<Box<dyn Read + Send>>;
+}
+
+/// Records in a directory: `<root>/<local record number>/<category>/<file>`,
+/// where `<category>` is a category's name (`lab-reports`, `imaging`…) and a
+/// file is a FHIR R4 resource (JSON) or an attached binary. The link from the
+/// hospital's record number to the patient's ledger id is
+/// `<root>/patient-links.json` (`{"<record number>": "<patient id>"}`),
+/// made when the patient shows their key at the desk; it never leaves the
+/// hospital's node.
+pub struct DirectorySource {
+    root: PathBuf,
+}
+
+/// The links file's name inside the records directory.
+pub const LINKS_FILE: &str = "patient-links.json";
+/// Largest links file read.
+const LINKS_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+impl DirectorySource {
+    /// A source over `root`.
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    fn links(&self) -> std::io::Result<BTreeMap<String, String>> {
+        let path = self.root.join(LINKS_FILE);
+        match std::fs::metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(e) => return Err(e),
+            Ok(m) if m.len() > LINKS_BYTES_MAX => {
+                return Err(std::io::Error::other(format!(
+                    "{} is too large",
+                    path.display()
+                )));
+            }
+            Ok(_) => {}
+        }
+        let text = std::fs::read_to_string(&path)?;
+        serde_json::from_str(&text)
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))
+    }
+
+    /// The patient's record directory, if linked.
+    fn patient_dir(&self, patient: &PatientId) -> std::io::Result<Option<PathBuf>> {
+        let wanted = patient.0.to_hex();
+        Ok(self
+            .links()?
+            .into_iter()
+            .find(|(_, id)| *id == wanted)
+            .map(|(number, _)| self.root.join(number))
+            .filter(|dir| dir.is_dir()))
+    }
+
+    /// Links a hospital record number to a patient (the desk's step).
+    pub fn link(root: &Path, record_number: &str, patient: &PatientId) -> anyhow::Result<()> {
+        if record_number.is_empty()
+            || !record_number
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            anyhow::bail!("a record number is letters, digits, '-' and '_'");
+        }
+        std::fs::create_dir_all(root)?;
+        let source = Self::new(root.to_path_buf());
+        let mut links = source.links()?;
+        links.insert(record_number.to_string(), patient.0.to_hex());
+        let path = root.join(LINKS_FILE);
+        let tmp = root.join(format!("{LINKS_FILE}.tmp"));
+        std::fs::write(&tmp, serde_json::to_string_pretty(&links)?)?;
+        std::fs::rename(tmp, path)?;
+        Ok(())
+    }
+}
+
+fn plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\\')
+}
+
+impl RecordSource for DirectorySource {
+    fn list(
+        &self,
+        patient: &PatientId,
+        categories: &[Category],
+    ) -> std::io::Result<Vec<SourceItem>> {
+        let Some(dir) = self.patient_dir(patient)? else {
+            return Ok(Vec::new());
+        };
+        let wanted: Vec<Category> = if categories.contains(&Category::FullRecord) {
+            Category::ALL.to_vec()
+        } else {
+            categories.to_vec()
+        };
+        let mut items = Vec::new();
+        for category in wanted {
+            let category_dir = dir.join(category.name());
+            if !category_dir.is_dir() {
+                continue;
+            }
+            let mut files: Vec<(String, u64)> = Vec::new();
+            for entry in std::fs::read_dir(&category_dir)? {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                if meta.is_file() && plain_name(&name) {
+                    files.push((name, meta.len()));
+                }
+            }
+            files.sort();
+            items.extend(files.into_iter().map(|(name, size)| SourceItem {
+                path: format!("{}/{name}", category.name()),
+                category,
+                size,
+            }));
+        }
+        Ok(items)
+    }
+
+    fn open(&self, patient: &PatientId, path: &str) -> std::io::Result<Box<dyn Read + Send>> {
+        let dir = self
+            .patient_dir(patient)?
+            .ok_or_else(|| std::io::Error::other("patient not linked"))?;
+        let mut parts = path.split('/');
+        let (Some(category), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(std::io::Error::other("not a listed path"));
+        };
+        if Category::from_name(category).is_none() || !plain_name(name) {
+            return Err(std::io::Error::other("not a listed path"));
+        }
+        Ok(Box::new(std::fs::File::open(
+            dir.join(category).join(name),
+        )?))
+    }
+}
+
+/// The requester's side: this node's gateway and where other members' gateways are.
+#[derive(Clone)]
+pub struct Relay {
+    /// This node's gateway transport.
+    pub gateway: Gateway,
+    /// Other members' gateways by institution.
+    pub peers: BTreeMap<String, (libp2p::PeerId, libp2p::Multiaddr)>,
+    /// This node's own institution and holder: a practitioner of the holding
+    /// institution fetching through their own node is served here, under
+    /// the same checks, without a network hop.
+    pub local: (String, libp2p::PeerId, std::sync::Arc<holder::Holder>),
+}
+
+impl Relay {
+    /// Whether this relay can reach `holder`'s gateway.
+    pub fn knows(&self, holder: &str) -> bool {
+        self.local.0 == holder || self.peers.contains_key(holder)
+    }
+
+    /// Sends a request to `holder`'s gateway (or to this node's own holder).
+    pub async fn request(
+        &self,
+        holder: &str,
+        request: medledger_client_sdk::records::GatewayRequest,
+    ) -> Result<medledger_client_sdk::records::GatewayResponse, String> {
+        if self.local.0 == holder {
+            let (peer, local) = (self.local.1, self.local.2.clone());
+            return tokio::task::spawn_blocking(move || local.handle(peer, request))
+                .await
+                .map_err(|e| e.to_string());
+        }
+        let (peer, address) = self
+            .peers
+            .get(holder)
+            .cloned()
+            .ok_or_else(|| format!("no gateway known for {holder}"))?;
+        self.gateway.request(peer, address, request).await
+    }
+}
+
+/// Parses `/ip4/…/tcp/…/p2p/<peer id>` into the peer id and the address.
+pub fn parse_peer_address(text: &str) -> anyhow::Result<(libp2p::PeerId, libp2p::Multiaddr)> {
+    let address: libp2p::Multiaddr = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("gateway peer address {text:?}: {e}"))?;
+    let peer = address
+        .iter()
+        .find_map(|p| match p {
+            libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!("gateway peer address {text:?} must end in /p2p/<peer id>")
+        })?;
+    Ok((peer, address))
+}
+
+/// SHA-256 of a reader's bytes and their count, reading in bounded chunks.
+pub fn hash_reader(mut reader: impl Read) -> std::io::Result<(Hash32, u64)> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        total += n as u64;
+    }
+    Ok((Hash32(hasher.finalize().into()), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_source_lists_linked_patients_by_category_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let patient = PatientId(Hash32([3; 32]));
+        let other = PatientId(Hash32([4; 32]));
+        DirectorySource::link(dir.path(), "MRN-1", &patient).unwrap();
+        std::fs::create_dir_all(dir.path().join("MRN-1/lab-reports")).unwrap();
+        std::fs::create_dir_all(dir.path().join("MRN-1/imaging")).unwrap();
+        std::fs::write(dir.path().join("MRN-1/lab-reports/b.json"), b"{}").unwrap();
+        std::fs::write(dir.path().join("MRN-1/lab-reports/a.json"), b"{\"x\":1}").unwrap();
+        std::fs::write(dir.path().join("MRN-1/imaging/ct.dcm"), vec![0u8; 10]).unwrap();
+        let source = DirectorySource::new(dir.path().to_path_buf());
+        let labs = source.list(&patient, &[Category::LabReports]).unwrap();
+        assert_eq!(
+            labs.iter().map(|i| i.path.as_str()).collect::<Vec<_>>(),
+            ["lab-reports/a.json", "lab-reports/b.json"]
+        );
+        assert_eq!(
+            source
+                .list(&patient, &[Category::FullRecord])
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(
+            source
+                .list(&other, &[Category::FullRecord])
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            source
+                .open(&patient, "lab-reports/../imaging/ct.dcm")
+                .is_err()
+        );
+        assert!(
+            source
+                .open(&patient, "../MRN-1/lab-reports/a.json")
+                .is_err()
+        );
+        let (hash, size) = hash_reader(source.open(&patient, "imaging/ct.dcm").unwrap()).unwrap();
+        assert_eq!(size, 10);
+        assert_eq!(
+            hash,
+            medledger_contracts::encoding::tagged_hash(b"", &[&[0u8; 10]])
+        );
+        assert!(DirectorySource::link(dir.path(), "../x", &patient).is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! Records routes: an access request and its release, and the relay through
+//! which a practitioner's SDK fetches sealed records from the holder's
+//! gateway. This node never holds the one-time key: it passes sealed chunks on.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use medledger_client_sdk::records::{GatewayRequest, GatewayResponse, SignedFetch};
+use medledger_contracts::encoding::{from_bytes, to_bytes};
+use medledger_contracts::records::AccessRecord;
+use medledger_contracts::state::{Overlay, StateKey};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+use warp::Reply;
+use warp::http::StatusCode;
+
+use super::access::Visibility;
+use super::chain::parse_tx;
+use super::patients::access_json;
+use super::{Answer, ApiError, Request, ok};
+use crate::gateway::Relay;
+use crate::node::shared::Shared;
+
+/// Largest fetch body: a signed fetch authorization in hex.
+pub const FETCH_BODY_MAX: usize = 8 * 1024;
+
+/// `GET /v1/accesses/{request}`: an access (request, decision, release).
+pub fn access(shared: &Shared, r: &Request) -> Answer {
+    let id = parse_tx(r.param(0))?;
+    let reader = r.reader()?;
+    let access: AccessRecord = Overlay::new(&shared.store)
+        .get(&StateKey::Access(id))?
+        .ok_or_else(ApiError::forbidden)?;
+    if !Visibility::new(shared, reader, access.patient)?.access(&access) {
+        return Err(ApiError::forbidden());
+    }
+    ok(access_json(&id, &access))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetchBody {
+    /// Hex of BCS `SignedFetch`.
+    fetch: String,
+}
+
+/// Frames: a big-endian u32 length, then BCS of a `GatewayResponse`.
+fn frame(response: &GatewayResponse) -> Bytes {
+    let body = to_bytes(response);
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(&body);
+    Bytes::from(out)
+}
+
+struct Frames {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl Stream for Frames {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx).map(|frame| frame.map(Ok))
+    }
+}
+
+fn refusal_status(code: &str) -> StatusCode {
+    match code {
+        "already_served" => StatusCode::CONFLICT,
+        "busy" => StatusCode::SERVICE_UNAVAILABLE,
+        "internal" => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::FORBIDDEN,
+    }
+}
+
+/// `POST /v1/records/fetch`: relays a practitioner's signed fetch to the
+/// holder's gateway and streams back the manifest and the sealed chunks as
+/// frames. The practitioner (the request's signer) must be of this node's
+/// institution and the one the fetch names.
+pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answer {
+    let reader = r.reader()?;
+    let relay = relay.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_gateway",
+            "this node runs no records gateway",
+        )
+    })?;
+    let body: FetchBody = serde_json::from_slice(&r.body).map_err(|e| {
+        ApiError::bad_request(
+            "bad_json",
+            format!("expected {{\"fetch\": \"<hex>\"}}: {e}"),
+        )
+    })?;
+    let bytes = hex::decode(body.fetch.trim()).map_err(|e| {
+        ApiError::bad_request(
+            "bad_hex",
+            format!("`fetch` must be hex of BCS SignedFetch: {e}"),
+        )
+    })?;
+    let fetch: SignedFetch = from_bytes(&bytes, FETCH_BODY_MAX)
+        .map_err(|e| ApiError::bad_request("malformed", format!("`fetch` does not decode: {e}")))?;
+    if reader.practitioner != Some(fetch.authorization.practitioner)
+        || reader.institution.as_ref() != Some(&shared.institution)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only the practitioner named in the fetch, at this node's institution, may relay it here",
+        ));
+    }
+    let holder = fetch.authorization.holder.as_str().to_string();
+    if !relay.knows(&holder) {
+        return Err(ApiError::not_found(
+            "unknown_holder",
+            format!("this node knows no gateway for {holder}"),
+        ));
+    }
+    let relay = relay.clone();
+    let first = relay
+        .request(&holder, GatewayRequest::Open(Box::new(fetch)))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "holder_unreachable",
+                format!("the holder's gateway did not answer: {e}"),
+            )
+        })?;
+    let manifest = match first {
+        GatewayResponse::Manifest(m) => m,
+        GatewayResponse::Refused { code, message } => {
+            let status = refusal_status(&code);
+            return Ok(warp::reply::with_status(
+                warp::reply::json(
+                    &json!({"code": code, "message": format!("the holder refused: {message}")}),
+                ),
+                status,
+            )
+            .into_response());
+        }
+        GatewayResponse::Chunk(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "holder_protocol",
+                "the holder sent a chunk before its manifest",
+            ));
+        }
+    };
+    // A few frames in flight: memory stays bounded by the chunk size.
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    let first_frame = frame(&GatewayResponse::Manifest(manifest.clone()));
+    tokio::spawn(async move {
+        if tx.send(first_frame).await.is_err() {
+            return;
+        }
+        let mut remaining = manifest.items.len();
+        let mut seq = 0u64;
+        while remaining > 0 {
+            let answer = relay
+                .request(
+                    &holder,
+                    GatewayRequest::Chunk {
+                        transfer: manifest.transfer,
+                        seq,
+                    },
+                )
+                .await
+                .unwrap_or_else(|e| GatewayResponse::Refused {
+                    code: "holder_unreachable".into(),
+                    message: e,
+                });
+            let stop = match &answer {
+                GatewayResponse::Chunk(chunk) => {
+                    if chunk.last_of_item {
+                        remaining -= 1;
+                    }
+                    false
+                }
+                _ => true,
+            };
+            if tx.send(frame(&answer)).await.is_err() || stop {
+                return;
+            }
+            seq += 1;
+        }
+    });
+    Ok(warp::reply::with_header(
+        warp::reply::stream(Frames { rx }),
+        "content-type",
+        "application/octet-stream",
+    )
+    .into_response())
+}

@@ -1,0 +1,347 @@
+//! Records move between hospitals only on a committed, authorised request:
+//! a live four-node testnet where the first hospital holds a patient's
+//! records and the second hospital's doctor fetches them through the
+//! gateways, sealed to a one-time key.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use medledger_client_sdk::records::fetch_records;
+use medledger_client_sdk::{
+    Client, Identity, KeyFile, SdkError, TermsBuilder, TxBuilder, TxOutcome,
+};
+use medledger_contracts::encoding::BoundedVec;
+use medledger_contracts::types::{
+    Category, ChainId, EmergencyReason, Grantee, InstitutionId, PatientId, Purpose, TxHash,
+};
+
+fn chain_id() -> ChainId {
+    ChainId::new(CHAIN).unwrap()
+}
+
+fn institution(id: &str) -> InstitutionId {
+    InstitutionId::new(id).unwrap()
+}
+
+fn node_of(net: &Testnet, id: &str) -> usize {
+    net.nodes.iter().position(|n| n.0 == id).unwrap()
+}
+
+/// Puts records for `patient` at `institution`'s node: two lab resources and
+/// an imaging study larger than one chunk.
+fn hold_records(net: &Testnet, id: &str, patient: &PatientId) -> Vec<(String, Vec<u8>)> {
+    let root = net.nodes[node_of(net, id)].1.join("records");
+    let status = std::process::Command::new(BIN)
+        .args(["records", "link", "--dir"])
+        .arg(&root)
+        .args([
+            "--record-number",
+            "MRN-77",
+            "--patient",
+            &patient.0.to_hex(),
+        ])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let study: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    let files = vec![
+        (
+            "lab-reports/glucose.json".to_string(),
+            br#"{"resourceType":"Observation","id":"glu","status":"final"}"#.to_vec(),
+        ),
+        (
+            "lab-reports/panel.json".to_string(),
+            br#"{"resourceType":"DiagnosticReport","id":"p1","status":"final"}"#.to_vec(),
+        ),
+        ("imaging/ct-study.dcm".to_string(), study),
+        (
+            "prescriptions/rx.json".to_string(),
+            br#"{"resourceType":"MedicationRequest"}"#.to_vec(),
+        ),
+    ];
+    for (path, bytes) in &files {
+        let full = root.join("MRN-77").join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, bytes).unwrap();
+    }
+    files
+}
+
+struct Setup {
+    client_second: Client,
+    patient_key: KeyFile,
+    patient: PatientId,
+    grant: TxHash,
+    doctor: Identity,
+}
+
+async fn grant_labs_and_imaging(net: &Testnet) -> (Setup, Vec<(String, Vec<u8>)>) {
+    let client = Client::new(
+        &net.nodes[node_of(net, "city-second-hospital")].2,
+        chain_id(),
+    )
+    .unwrap();
+    let patient_key = KeyFile::generate().unwrap();
+    let patient = patient_key.patient_id();
+    let files = hold_records(net, "city-first-hospital", &patient);
+    let as_patient = TxBuilder::new(chain_id(), Identity::patient(&patient_key));
+    client
+        .submit_and_wait(&as_patient.register_patient(), None)
+        .await
+        .unwrap();
+    let terms = TermsBuilder::new(
+        patient,
+        Grantee::Institution(institution("city-second-hospital")),
+    )
+    .category(Category::LabReports)
+    .category(Category::Imaging)
+    .holders([institution("city-first-hospital")])
+    .purpose(Purpose::Referral)
+    .build()
+    .unwrap();
+    let grant = client
+        .submit_and_wait(&as_patient.grant(terms), None)
+        .await
+        .unwrap();
+    assert_eq!(grant.outcome, TxOutcome::Applied);
+    let doctor = Identity::practitioner(&testnet_key(net, "practitioner:dr-second-1"));
+    (
+        Setup {
+            client_second: client,
+            patient_key,
+            patient,
+            grant: grant.tx,
+            doctor,
+        },
+        files,
+    )
+}
+
+async fn request(setup: &Setup, categories: Vec<Category>) -> TxHash {
+    let tx = TxBuilder::new(chain_id(), setup.doctor.clone())
+        .access_request(
+            setup.grant,
+            institution("city-first-hospital"),
+            categories,
+            Purpose::Referral,
+        )
+        .unwrap();
+    let receipt = setup
+        .client_second
+        .submit_and_wait(&tx, None)
+        .await
+        .unwrap();
+    assert_eq!(receipt.outcome, TxOutcome::Authorized, "{receipt:?}");
+    receipt.tx
+}
+
+fn refused_code(result: Result<impl std::fmt::Debug, SdkError>) -> String {
+    match result {
+        Err(e) => e.code().unwrap_or("none").to_string(),
+        Ok(v) => panic!("expected a refusal, got {v:?}"),
+    }
+}
+
+fn read(dir: &Path, path: &str) -> Vec<u8> {
+    std::fs::read(dir.join(path)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 2, 60, "no blocks").await;
+    let (setup, files) = grant_labs_and_imaging(&net).await;
+    let first = institution("city-first-hospital");
+
+    // Labs and imaging requested: exactly those arrive, byte for byte.
+    let request_id = request(&setup, vec![Category::LabReports, Category::Imaging]).await;
+    let out = net.dir().join("fetched");
+    let fetched = fetch_records(
+        &setup.client_second,
+        &setup.doctor,
+        request_id,
+        first.clone(),
+        &out,
+    )
+    .await
+    .unwrap();
+    let mut paths: Vec<&str> = fetched.items.iter().map(|i| i.path.as_str()).collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        [
+            "imaging/ct-study.dcm",
+            "lab-reports/glucose.json",
+            "lab-reports/panel.json"
+        ]
+    );
+    for (path, bytes) in files
+        .iter()
+        .filter(|(p, _)| !p.starts_with("prescriptions"))
+    {
+        assert_eq!(&read(&out, path), bytes, "{path} differs");
+    }
+    assert!(
+        !out.join("prescriptions").exists(),
+        "an ungranted category travelled"
+    );
+    // The patient's history shows the release.
+    let history = setup
+        .client_second
+        .patient_history(&setup.patient, &Identity::patient(&setup.patient_key))
+        .await
+        .unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| e["event"]["type"] == "released" && e["event"]["content_count"] == 3),
+        "{history:?}"
+    );
+
+    // The same request again: refused.
+    assert_eq!(
+        refused_code(
+            fetch_records(
+                &setup.client_second,
+                &setup.doctor,
+                request_id,
+                first.clone(),
+                &out.join("again")
+            )
+            .await
+        ),
+        "already_served"
+    );
+
+    // A doctor of another hospital cannot use the second hospital's
+    // request, through its own node or through the second hospital's.
+    let other = Identity::practitioner(&testnet_key(&net, "practitioner:dr-first-1"));
+    let request_labs = request(&setup, vec![Category::LabReports]).await;
+    let first_client = Client::new(
+        &net.nodes[node_of(&net, "city-first-hospital")].2,
+        chain_id(),
+    )
+    .unwrap();
+    assert_eq!(
+        refused_code(
+            fetch_records(
+                &first_client,
+                &other,
+                request_labs,
+                first.clone(),
+                &out.join("x")
+            )
+            .await
+        ),
+        "not_authorized"
+    );
+    assert_eq!(
+        refused_code(
+            fetch_records(
+                &setup.client_second,
+                &other,
+                request_labs,
+                first.clone(),
+                &out.join("y")
+            )
+            .await
+        ),
+        "forbidden"
+    );
+
+    // Revoked between request and fetch: refused, and nothing was released.
+    let as_patient = TxBuilder::new(chain_id(), Identity::patient(&setup.patient_key));
+    let revoked = setup
+        .client_second
+        .submit_and_wait(&as_patient.revoke(setup.grant), None)
+        .await
+        .unwrap();
+    net.reach(
+        node_of(&net, "city-first-hospital"),
+        revoked.height,
+        30,
+        "holder behind",
+    )
+    .await;
+    assert_eq!(
+        refused_code(
+            fetch_records(
+                &setup.client_second,
+                &setup.doctor,
+                request_labs,
+                first.clone(),
+                &out.join("z")
+            )
+            .await
+        ),
+        "grant_not_active"
+    );
+    assert!(!out.join("z").join("lab-reports").exists());
+
+    // Emergency access goes through the same gateway, and is marked.
+    let emergency = TxBuilder::new(chain_id(), setup.doctor.clone()).emergency_access(
+        setup.patient,
+        first.clone(),
+        BoundedVec::new(vec![Category::LabReports]).unwrap(),
+        EmergencyReason::PatientUnconscious,
+    );
+    let receipt = setup
+        .client_second
+        .submit_and_wait(&emergency, None)
+        .await
+        .unwrap();
+    assert_eq!(receipt.outcome, TxOutcome::Authorized, "{receipt:?}");
+    let fetched = fetch_records(
+        &setup.client_second,
+        &setup.doctor,
+        receipt.tx,
+        first.clone(),
+        &out.join("emergency"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(fetched.items.len(), 2);
+    let history = setup
+        .client_second
+        .patient_history(&setup.patient, &Identity::patient(&setup.patient_key))
+        .await
+        .unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| e["event"]["type"] == "access_decided" && e["event"]["kind"] == "emergency"),
+        "{history:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_chunk_aborts_the_transfer() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    let holder = node_of(&net, "city-first-hospital");
+    for i in 0..4 {
+        if i == holder {
+            net.start_with(i, &[("MEDLEDGER_FAULT", "tamper-chunk")]);
+        } else {
+            net.start(i);
+        }
+    }
+    net.reach(0, 2, 60, "no blocks").await;
+    let (setup, _) = grant_labs_and_imaging(&net).await;
+    let request_id = request(&setup, vec![Category::Imaging]).await;
+    let out = net.dir().join("tampered");
+    let error = fetch_records(
+        &setup.client_second,
+        &setup.doctor,
+        request_id,
+        institution("city-first-hospital"),
+        &out,
+    )
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("tampered chunk"), "{error}");
+}
