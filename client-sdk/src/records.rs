@@ -361,15 +361,22 @@ pub async fn fetch_records(
         ));
     };
     let key = OneTimeKey::generate().map_err(|e| SdkError::Decode(e.to_string()))?;
-    let committed_at = client
-        .receipt(&request)
-        .await?
-        .map(|r| r.height)
-        .ok_or_else(|| SdkError::Api {
-            status: 404,
-            code: "unknown_transaction".into(),
-            message: "the access request is not committed (on this node)".into(),
-        })?;
+    // The request may have been submitted through another node: wait
+    // (briefly) until this one has committed it too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let committed_at = loop {
+        if let Some(receipt) = client.receipt(&request).await? {
+            break receipt.height;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(SdkError::Api {
+                status: 404,
+                code: "unknown_transaction".into(),
+                message: "the access request is not committed on this node".into(),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     let authorization = FetchAuthorization {
         committed_at,
         chain: client.chain().clone(),
