@@ -95,7 +95,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 /// Peak resident memory of a process, in MiB.
-fn peak_rss_mib(pid: u32) -> Option<f64> {
+pub(super) fn peak_rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -1,6 +1,7 @@
 //! The command line: subcommands and their dispatch.
 
 mod bench;
+mod bench_records;
 mod bench_verify;
 mod demo;
 mod genesis;
@@ -70,6 +71,25 @@ enum Command {
         /// Background load on the other nodes, in registrations per second.
         #[arg(long, default_value_t = 200)]
         load_rate: u64,
+    },
+    /// Measure records through the gateways: small resources per second and
+    /// MB/s, a large study's MB/s, and memory growth during it.
+    BenchRecords {
+        /// Where to put the consortium (default: a temporary directory, removed after).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Small resources per fetch (1-255).
+        #[arg(long, default_value_t = 200)]
+        small: usize,
+        /// Size of each small resource, in KiB.
+        #[arg(long, default_value_t = 10)]
+        small_kib: usize,
+        /// Fetches of the small set.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Size of the large study, in MiB.
+        #[arg(long, default_value_t = 100)]
+        large_mib: usize,
     },
     /// Run a node.
     #[command(subcommand)]
@@ -233,6 +253,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             grants,
             concurrency,
             load_rate,
+        }),
+        Command::BenchRecords {
+            dir,
+            small,
+            small_kib,
+            rounds,
+            large_mib,
+        } => bench_records::run(bench_records::RecordsBenchOptions {
+            dir,
+            small,
+            small_kib,
+            rounds,
+            large_mib,
         }),
         Command::Node(NodeCommand::Run { home }) => crate::node::run(&home),
         Command::Records(RecordsCommand::Link {
