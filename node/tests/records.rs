@@ -14,7 +14,8 @@ use medledger_client_sdk::{
 };
 use medledger_contracts::encoding::BoundedVec;
 use medledger_contracts::types::{
-    Category, ChainId, EmergencyReason, Grantee, InstitutionId, PatientId, Purpose, TxHash,
+    Category, ChainId, EmergencyReason, Grantee, InstitutionId, PatientId, Purpose, Timestamp,
+    TxHash,
 };
 
 fn chain_id() -> ChainId {
@@ -281,6 +282,73 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
         "grant_not_active"
     );
     assert!(!out.join("z").join("lab-reports").exists());
+
+    // Records held by the second hospital travel the other way, to a doctor
+    // of the first, under a grant that soon expires; once expired, refused.
+    let second = institution("city-second-hospital");
+    let second_files = hold_records(&net, "city-second-hospital", &setup.patient);
+    let short = TermsBuilder::new(setup.patient, Grantee::Institution(first.clone()))
+        .category(Category::Prescriptions)
+        .holders([second.clone()])
+        .until(Timestamp(medledger_client_sdk::client::now().0 + 4_000))
+        .build()
+        .unwrap();
+    let short_grant = setup
+        .client_second
+        .submit_and_wait(&as_patient.grant(short), None)
+        .await
+        .unwrap();
+    assert_eq!(short_grant.outcome, TxOutcome::Applied, "{short_grant:?}");
+    let as_first_doctor = TxBuilder::new(chain_id(), other.clone());
+    let ask = |categories: Vec<Category>| {
+        as_first_doctor
+            .access_request(
+                short_grant.tx,
+                second.clone(),
+                categories,
+                Purpose::Treatment,
+            )
+            .unwrap()
+    };
+    let receipt = first_client
+        .submit_and_wait(&ask(vec![Category::Prescriptions]), None)
+        .await
+        .unwrap();
+    assert_eq!(receipt.outcome, TxOutcome::Authorized, "{receipt:?}");
+    let rx = fetch_records(
+        &first_client,
+        &other,
+        receipt.tx,
+        second.clone(),
+        &out.join("rx"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rx.items.len(), 1);
+    let (path, bytes) = second_files
+        .iter()
+        .find(|(p, _)| p.starts_with("prescriptions"))
+        .unwrap();
+    assert_eq!(&read(&out.join("rx"), path), bytes);
+    let late = first_client
+        .submit_and_wait(&ask(vec![Category::Prescriptions]), None)
+        .await
+        .unwrap();
+    assert_eq!(late.outcome, TxOutcome::Authorized, "{late:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
+    assert_eq!(
+        refused_code(
+            fetch_records(
+                &first_client,
+                &other,
+                late.tx,
+                second.clone(),
+                &out.join("late")
+            )
+            .await
+        ),
+        "grant_not_active"
+    );
 
     // Emergency access goes through the same gateway, and is marked.
     let emergency = TxBuilder::new(chain_id(), setup.doctor.clone()).emergency_access(
