@@ -111,12 +111,6 @@ impl MemoryLedger {
         proposer: &InstitutionId,
         transactions: Vec<SignedTransaction>,
     ) -> Result<(BlockHeader, BlockExecution), LedgerError> {
-        if time < self.time() {
-            return Err(LedgerError::TimeWentBack {
-                time: time.0,
-                previous: self.time().0,
-            });
-        }
         let verified: Vec<VerifiedTransaction> = transactions
             .into_iter()
             .enumerate()
@@ -125,9 +119,26 @@ impl MemoryLedger {
                     .map_err(|error| LedgerError::Transaction { index, error })
             })
             .collect::<Result<_, _>>()?;
+        self.execute_verified(time, proposer, &verified)
+    }
+
+    /// Executes a block of transactions already verified (an auditor's
+    /// replay verifies signatures in parallel first).
+    pub fn execute_verified(
+        &mut self,
+        time: Timestamp,
+        proposer: &InstitutionId,
+        verified: &[VerifiedTransaction],
+    ) -> Result<(BlockHeader, BlockExecution), LedgerError> {
+        if time < self.time() {
+            return Err(LedgerError::TimeWentBack {
+                time: time.0,
+                previous: self.time().0,
+            });
+        }
         let height = self.height() + 1;
         let ctx = BlockContext { height, time };
-        let execution = execute_block(&self.store, &ctx, &verified)?;
+        let execution = execute_block(&self.store, &ctx, verified)?;
         let state_root = self.store.commit(&execution.writes, height)?;
         let header = BlockHeader {
             chain_id: self.chain.clone(),

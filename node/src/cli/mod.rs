@@ -1,5 +1,6 @@
 //! The command line: subcommands and their dispatch.
 
+mod audit;
 mod bench;
 mod bench_records;
 mod bench_verify;
@@ -91,6 +92,22 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         large_mib: usize,
     },
+    /// Write a stopped node's ledger (blocks, certificates, audit entries)
+    /// to a compressed, self-contained archive an auditor replays offline.
+    Export {
+        /// The node's data directory (stop the node first).
+        #[arg(long)]
+        data: PathBuf,
+        /// The consortium's genesis file.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// The archive to write.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Audit the ledger, trusting only the genesis file.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run a node.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -141,6 +158,30 @@ enum Command {
         /// Only write the files; do not start the nodes.
         #[arg(long)]
         init_only: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Replay from genesis: hash chain, certificates against each height's
+    /// validator set, every signature, re-execution with every root and
+    /// audit entry compared. Exits non-zero at the first failed check.
+    Replay {
+        /// The genesis file (the only thing trusted).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// A stopped node's data directory.
+        #[arg(long, conflicts_with = "archive", required_unless_present = "archive")]
+        data: Option<PathBuf>,
+        /// An archive written by `medledger export`.
+        #[arg(long)]
+        archive: Option<PathBuf>,
+        /// Write reports (JSON, CSV, HTML) into this directory.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Also write this patient's report (repeatable).
+        #[arg(long = "patient")]
+        patients: Vec<String>,
     },
 }
 
@@ -268,6 +309,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             large_mib,
         }),
         Command::Node(NodeCommand::Run { home }) => crate::node::run(&home),
+        Command::Export { data, genesis, to } => audit::export(&data, &genesis, &to),
+        Command::Audit(AuditCommand::Replay {
+            genesis,
+            data,
+            archive,
+            report,
+            patients,
+        }) => {
+            let source = match (data, archive) {
+                (Some(d), _) => audit::ReplaySource::Data(d),
+                (None, Some(a)) => audit::ReplaySource::Archive(a),
+                (None, None) => anyhow::bail!("give --data DIR or --archive FILE"),
+            };
+            audit::replay(&genesis, source, report.as_deref(), &patients)
+        }
         Command::Records(RecordsCommand::Link {
             dir,
             record_number,

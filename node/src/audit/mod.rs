@@ -1,0 +1,13 @@
+//! What an auditor runs: export a node's ledger to a self-contained archive,
+//! replay a ledger from genesis trusting no node, and report on it.
+//!
+//! - [`archive`]: the archive format (gzip of framed BCS records) and the
+//!   sources a replay reads blocks from (an archive, or a stopped node's data
+//!   directory).
+//! - [`replay`]: every check, in order, stopping at the first failure.
+//! - [`report`]: summary, per patient, per institution, anomalies; JSON, CSV
+//!   and a self-contained HTML page.
+
+pub mod archive;
+pub mod replay;
+pub mod report;
