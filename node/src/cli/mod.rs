@@ -3,6 +3,7 @@
 mod audit;
 mod bench;
 mod bench_records;
+mod bench_replay;
 mod bench_verify;
 mod demo;
 mod genesis;
@@ -108,6 +109,23 @@ enum Command {
     /// Audit the ledger, trusting only the genesis file.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Measure the auditor's replay: transactions per second from an
+    /// archive (built here, with certificates signed by the testnet genesis's
+    /// validators).
+    BenchReplay {
+        /// Where to put the genesis and archive (default: a temporary directory, removed after).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Transactions in the archive.
+        #[arg(long, default_value_t = 1_000_000)]
+        transactions: usize,
+        /// Transactions per block.
+        #[arg(long, default_value_t = 2_000)]
+        block_size: usize,
+        /// Patients (each registers and grants; the rest are access requests).
+        #[arg(long, default_value_t = 10_000)]
+        patients: usize,
+    },
     /// Run a node.
     #[command(subcommand)]
     Node(NodeCommand),
@@ -310,6 +328,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::Node(NodeCommand::Run { home }) => crate::node::run(&home),
         Command::Export { data, genesis, to } => audit::export(&data, &genesis, &to),
+        Command::BenchReplay {
+            dir,
+            transactions,
+            block_size,
+            patients,
+        } => bench_replay::run(bench_replay::ReplayBenchOptions {
+            dir,
+            transactions,
+            block_size,
+            patients,
+        }),
         Command::Audit(AuditCommand::Replay {
             genesis,
             data,
