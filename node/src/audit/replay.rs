@@ -143,9 +143,11 @@ impl Replay {
         &self.ledger
     }
 
-    /// Checks and applies the next block.
-    pub fn apply(&mut self, archived: &ArchivedBlock) -> Result<Replayed, ReplayFailure> {
+    /// Checks and applies the next block, its decoding and signatures
+    /// already checked by [`prepare`] (possibly on another thread).
+    pub fn apply_prepared(&mut self, prepared: Prepared) -> Result<Replayed, ReplayFailure> {
         let height = self.ledger.height() + 1;
+        let archived = &prepared.archived;
         if archived.height != height {
             return Err(fail(
                 height,
@@ -153,9 +155,7 @@ impl Replay {
                 format!("the source gives height {} next", archived.height),
             ));
         }
-        let block = Block::from_bytes(&archived.block)
-            .map_err(|e| fail(height, "block decoding", e.to_string()))?;
-        let stored = block.header.clone();
+        let stored = prepared.header?;
         if stored.height != height {
             return Err(fail(
                 height,
@@ -204,14 +204,7 @@ impl Replay {
             .verify(self.chain.as_str(), set, height, &stored.hash())
             .map_err(|e| fail(height, "commit certificate", e.to_string()))?;
         // [5]
-        let verified = verify_all(&self.chain, block.transactions.into_inner()).map_err(
-            |(index, id, error)| ReplayFailure {
-                height,
-                tx: Some((index, id)),
-                check: "transaction signature",
-                detail: error,
-            },
-        )?;
+        let verified = prepared.verified?;
         // [6]
         let (recomputed, execution) = self
             .ledger
@@ -279,6 +272,71 @@ impl Replay {
             header: recomputed,
             execution,
         })
+    }
+
+    /// Replays every block of `source`, verifying the next blocks' signatures
+    /// on another thread while this one executes (a pipeline two blocks
+    /// deep), calling `each` after every block.
+    pub fn run(
+        &mut self,
+        source: impl Iterator<Item = anyhow::Result<ArchivedBlock>> + Send,
+        mut each: impl FnMut(&Replayed, u64),
+    ) -> anyhow::Result<()> {
+        let chain = self.chain.clone();
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Prepared>>(2);
+            scope.spawn(move || {
+                for block in source {
+                    let prepared = block.map(|b| prepare(&chain, b));
+                    let stop = prepared.is_err();
+                    if tx.send(prepared).is_err() || stop {
+                        return;
+                    }
+                }
+            });
+            for prepared in rx {
+                let replayed = self.apply_prepared(prepared?)?;
+                each(&replayed, self.transactions);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A block decoded and its signatures checked, ahead of execution; failures
+/// are kept and reported when the replay reaches the block, in check order.
+pub struct Prepared {
+    archived: ArchivedBlock,
+    header: Result<BlockHeader, ReplayFailure>,
+    verified: Result<Vec<VerifiedTransaction>, ReplayFailure>,
+}
+
+/// Decodes a block and verifies its transactions' signatures (on every core).
+pub fn prepare(chain: &ChainId, archived: ArchivedBlock) -> Prepared {
+    let height = archived.height;
+    match Block::from_bytes(&archived.block) {
+        Err(e) => Prepared {
+            header: Err(fail(height, "block decoding", e.to_string())),
+            verified: Ok(Vec::new()),
+            archived,
+        },
+        Ok(block) => {
+            let header = block.header.clone();
+            let verified =
+                verify_all(chain, block.transactions.into_inner()).map_err(|(index, id, error)| {
+                    ReplayFailure {
+                        height,
+                        tx: Some((index, id)),
+                        check: "transaction signature",
+                        detail: error,
+                    }
+                });
+            Prepared {
+                header: Ok(header),
+                verified,
+                archived,
+            }
+        }
     }
 }
 

@@ -65,7 +65,7 @@ pub fn replay(
         })
         .collect::<Result<_, _>>()?;
     let (blocks, total): (
-        Box<dyn Iterator<Item = anyhow::Result<ArchivedBlock>>>,
+        Box<dyn Iterator<Item = anyhow::Result<ArchivedBlock>> + Send>,
         Option<u64>,
     ) = match source {
         ReplaySource::Data(dir) => {
@@ -101,12 +101,10 @@ pub fn replay(
         genesis.chain_id.as_str(),
         genesis.hash()
     );
-    for block in blocks {
-        let block = block?;
-        let replayed = replay.apply(&block)?;
-        reports.observe(&replayed);
-        progress.tick(replayed.header.height, replay.transactions);
-    }
+    replay.run(blocks, |replayed, transactions| {
+        reports.observe(replayed);
+        progress.tick(replayed.header.height, transactions);
+    })?;
     let height = replay.ledger().height();
     if let Some(total) = total
         && height != total

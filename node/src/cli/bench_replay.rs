@@ -236,10 +236,9 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
     let total = source.header.height;
     let mut replay = Replay::new(&genesis)?;
     let mut progress = Progress::new(Some(total));
-    for block in source {
-        let replayed = replay.apply(&block?)?;
-        progress.tick(replayed.header.height, replay.transactions);
-    }
+    replay.run(source, |replayed, transactions| {
+        progress.tick(replayed.header.height, transactions);
+    })?;
     let seconds = progress.seconds();
     let rate = replay.transactions as f64 / seconds;
     println!("auditor's replay from an archive (one run, this machine)");
