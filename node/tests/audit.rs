@@ -144,6 +144,33 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
     let denied = client.submit_and_wait(&ask(), None).await.unwrap();
     assert!(matches!(denied.outcome, TxOutcome::Denied(_)), "{denied:?}");
     net.reach(0, denied.height + 1, 30, "no progress").await;
+
+    // A regulator's auditor replays a running node over its API.
+    let commission_key = net.dir().join("keys").join("admin.health-commission.json");
+    let output = Command::new(BIN)
+        .args(["audit", "replay", "--genesis"])
+        .arg(net.dir().join("genesis.json"))
+        .args(["--from", &net.nodes[1].2, "--key"])
+        .arg(&commission_key)
+        .args(["--as-institution", "health-commission"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && text.contains("replay passed"),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A practitioner may not read the archive.
+    let doctor_reads = Client::new(&net.nodes[1].2, chain.clone())
+        .unwrap()
+        .get_signed(
+            "/v1/archive/1",
+            &Identity::practitioner(&testnet_key(&net, "practitioner:dr-second-1")),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(doctor_reads.code(), Some("forbidden"));
     net.kill(0);
 
     // Export the stopped node and replay it: it passes, with reports.

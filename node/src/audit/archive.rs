@@ -108,20 +108,37 @@ impl StoreSource {
             height: self.height,
         })
     }
+}
 
-    fn audit_entries(
-        &self,
-        count_before: u64,
-        count_after: u64,
-    ) -> anyhow::Result<Vec<AuditEntry>> {
-        (count_before..count_after)
-            .map(|i| {
-                self.store
-                    .audit_entry(i)?
-                    .with_context(|| format!("audit entry {i} is missing from the store"))
-            })
-            .collect()
-    }
+/// One height of a store as an archive record (for export, a replay from a
+/// data directory, and the API's archive route).
+pub fn archived_block(store: &Store, height: u64) -> anyhow::Result<ArchivedBlock> {
+    let block = store
+        .block_bytes(height)?
+        .with_context(|| format!("block {height} missing"))?;
+    let certificate = store
+        .certificate_bytes(height)?
+        .with_context(|| format!("certificate {height} missing"))?;
+    let header = store
+        .header(height)?
+        .with_context(|| format!("header {height} missing"))?;
+    let before = match height {
+        1 => 0,
+        h => store.header(h - 1)?.map_or(0, |p| p.audit_size),
+    };
+    let audit_entries = (before..header.audit_size)
+        .map(|i| {
+            store
+                .audit_entry(i)?
+                .with_context(|| format!("audit entry {i} is missing from the store"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(ArchivedBlock {
+        height,
+        block,
+        certificate,
+        audit_entries,
+    })
 }
 
 impl Iterator for StoreSource {
@@ -133,31 +150,64 @@ impl Iterator for StoreSource {
         }
         let height = self.next;
         self.next += 1;
-        let read = || -> anyhow::Result<ArchivedBlock> {
-            let block = self
-                .store
-                .block_bytes(height)?
-                .with_context(|| format!("block {height} missing"))?;
-            let certificate = self
-                .store
-                .certificate_bytes(height)?
-                .with_context(|| format!("certificate {height} missing"))?;
-            let header = self
-                .store
-                .header(height)?
-                .with_context(|| format!("header {height} missing"))?;
-            let before = match height {
-                1 => 0,
-                h => self.store.header(h - 1)?.map_or(0, |p| p.audit_size),
-            };
-            Ok(ArchivedBlock {
-                height,
-                block,
-                certificate,
-                audit_entries: self.audit_entries(before, header.audit_size)?,
-            })
-        };
-        Some(read())
+        Some(archived_block(&self.store, height))
+    }
+}
+
+/// The blocks of a running node, fetched over its API (`GET
+/// /v1/archive/{height}`, signed by an institution's admin key).
+pub struct HttpSource {
+    runtime: tokio::runtime::Runtime,
+    client: medledger_client_sdk::Client,
+    who: medledger_client_sdk::Identity,
+    next: u64,
+    /// The node's height when the replay started.
+    pub height: u64,
+}
+
+impl HttpSource {
+    /// A source over the node at `url`, reading as `who`.
+    pub fn open(
+        url: &str,
+        chain: medledger_contracts::types::ChainId,
+        who: medledger_client_sdk::Identity,
+    ) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let client = medledger_client_sdk::Client::new(url, chain)?;
+        let height = runtime.block_on(client.status())?.height;
+        Ok(Self {
+            runtime,
+            client,
+            who,
+            next: 1,
+            height,
+        })
+    }
+}
+
+impl Iterator for HttpSource {
+    type Item = anyhow::Result<ArchivedBlock>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next > self.height {
+            return None;
+        }
+        let height = self.next;
+        self.next += 1;
+        let fetched = self.runtime.block_on(
+            self.client
+                .get_signed(&format!("/v1/archive/{height}"), &self.who),
+        );
+        Some(fetched.map_err(anyhow::Error::from).and_then(|body| {
+            let text = body["archived"]
+                .as_str()
+                .context("the node's answer has no `archived` block")?;
+            let bytes = hex::decode(text).context("`archived` is not hex")?;
+            from_bytes(&bytes, FRAME_BYTES_MAX)
+                .map_err(|e| anyhow::anyhow!("an archived block does not decode: {e}"))
+        }))
     }
 }
 

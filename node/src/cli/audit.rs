@@ -46,6 +46,15 @@ pub enum ReplaySource {
     Data(PathBuf),
     /// An archive file.
     Archive(PathBuf),
+    /// A running node's API, read as an institution.
+    Node {
+        /// The node's base URL.
+        url: String,
+        /// The institution's admin key file.
+        key: PathBuf,
+        /// The institution.
+        institution: String,
+    },
 }
 
 /// `medledger audit replay`: exits non-zero at the first failed check.
@@ -79,6 +88,20 @@ pub fn replay(
                 );
             }
             (Box::new(source), Some(header.height))
+        }
+        ReplaySource::Node {
+            url,
+            key,
+            institution,
+        } => {
+            let institution = medledger_contracts::types::InstitutionId::new(&institution)
+                .map_err(anyhow::Error::msg)?;
+            let key = medledger_client_sdk::KeyFile::load(&key)?;
+            let who = medledger_client_sdk::Identity::institution(institution, &key);
+            let source =
+                crate::audit::archive::HttpSource::open(&url, genesis.chain_id.clone(), who)?;
+            let total = source.height;
+            (Box::new(source), Some(total))
         }
         ReplaySource::Archive(path) => {
             let source = ArchiveSource::open(&path)?;

@@ -189,11 +189,20 @@ enum AuditCommand {
         #[arg(long)]
         genesis: PathBuf,
         /// A stopped node's data directory.
-        #[arg(long, conflicts_with = "archive", required_unless_present = "archive")]
+        #[arg(long, conflicts_with_all = ["archive", "from"], required_unless_present_any = ["archive", "from"])]
         data: Option<PathBuf>,
         /// An archive written by `medledger export`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "from")]
         archive: Option<PathBuf>,
+        /// A running node's API (read with --key and --as-institution).
+        #[arg(long, requires_all = ["key", "as_institution"])]
+        from: Option<String>,
+        /// With --from: the institution's admin key file.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// With --from: the institution whose admin key that is.
+        #[arg(long)]
+        as_institution: Option<String>,
         /// Write reports (JSON, CSV, HTML) into this directory.
         #[arg(long)]
         report: Option<PathBuf>,
@@ -343,13 +352,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             genesis,
             data,
             archive,
+            from,
+            key,
+            as_institution,
             report,
             patients,
         }) => {
-            let source = match (data, archive) {
-                (Some(d), _) => audit::ReplaySource::Data(d),
-                (None, Some(a)) => audit::ReplaySource::Archive(a),
-                (None, None) => anyhow::bail!("give --data DIR or --archive FILE"),
+            let source = match (data, archive, from, key, as_institution) {
+                (Some(d), ..) => audit::ReplaySource::Data(d),
+                (None, Some(a), ..) => audit::ReplaySource::Archive(a),
+                (None, None, Some(url), Some(key), Some(institution)) => {
+                    audit::ReplaySource::Node {
+                        url,
+                        key,
+                        institution,
+                    }
+                }
+                _ => anyhow::bail!(
+                    "give --data DIR, --archive FILE, or --from URL --key FILE --as-institution ID"
+                ),
             };
             audit::replay(&genesis, source, report.as_deref(), &patients)
         }

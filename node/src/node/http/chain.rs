@@ -400,6 +400,34 @@ pub fn validators(shared: &Shared, height: &str) -> Answer {
     }))
 }
 
+/// `GET /v1/archive/{height}`: a block as an auditor replays it (block,
+/// certificate, audit entries; hex of BCS `ArchivedBlock`). For member
+/// institutions signing with their admin or node key — transactions name
+/// patients by pseudonymous id, so not for individuals.
+pub fn archived(shared: &Shared, r: &Request) -> Answer {
+    let reader = r.reader()?;
+    if reader.institution.is_none() || reader.practitioner.is_some() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the archive is read by institutions (admin or node key), e.g. a regulator's auditor",
+        ));
+    }
+    let height = parse_height(r.param(0))?;
+    if height == 0 || height > shared.height() {
+        return Err(ApiError::not_found(
+            "no_such_block",
+            format!(
+                "no block at height {height} (latest is {})",
+                shared.height()
+            ),
+        ));
+    }
+    let archived =
+        crate::audit::archive::archived_block(&shared.store, height).map_err(ApiError::internal)?;
+    ok(json!({"height": height, "archived": hex::encode(to_bytes(&archived))}))
+}
+
 /// `GET /v1/receipts/{tx}`.
 pub fn receipt(shared: &Shared, id: &str) -> Answer {
     let hash = parse_tx(id)?;

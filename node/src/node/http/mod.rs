@@ -104,6 +104,7 @@ pub const ROUTES: &[RouteSpec] = &[
         &[],
     ),
     route("GET", "/v1/receipts/{tx}", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/archive/{height}", Access::Signed, NO_BODY, &[]),
     route("GET", "/v1/transactions/{tx}", Access::Signed, NO_BODY, &[]),
     route(
         "GET",
@@ -594,6 +595,7 @@ async fn dispatch(api: &Api, spec: &RouteSpec, r: &Request) -> Answer {
         "/v1/certificates/{height}" => chain::certificate(shared, r.param(0)),
         "/v1/validators/{height}" => chain::validators(shared, r.param(0)),
         "/v1/receipts/{tx}" => chain::receipt(shared, r.param(0)),
+        "/v1/archive/{height}" => chain::archived(shared, r),
         "/v1/transactions/{tx}" => patients::transaction(shared, r),
         "/v1/grants/{grant}" => patients::grant(shared, r),
         "/v1/patients/{patient}/grants" => {
