@@ -24,3 +24,24 @@ install_build_prerequisites() {
     fi
   fi
 }
+
+# What the patient app's tests need beyond the build: Node.js and npm (the
+# app's BCS tests), Debian's Chromium and a CJK font (end-to-end tests and
+# readable screenshots), and playwright-core from npm (client-sdk/web).
+install_test_prerequisites() {
+  local missing=()
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || missing+=(fonts-wqy-microhei)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "installing test prerequisites: ${missing[*]}" >&2
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    else
+      echo "missing system packages: ${missing[*]} (e.g. sudo apt-get install ${missing[*]})" >&2
+      return 1
+    fi
+  fi
+  (cd client-sdk/web && npm ci --no-audit --no-fund --silent)
+}

@@ -64,156 +64,40 @@ const NO_BODY: usize = 0;
 const PAGE: &[&str] = &["after", "limit"];
 
 /// Every route the node serves.
+#[rustfmt::skip]
 pub const ROUTES: &[RouteSpec] = &[
-    route(
-        "POST",
-        "/v1/tx",
-        Access::Public,
-        chain::SUBMIT_BODY_MAX,
-        &[],
-    ),
-    route(
-        "POST",
-        "/v1/gossip",
-        Access::Peer,
-        chain::GOSSIP_BODY_MAX,
-        &[],
-    ),
+    route("POST", "/v1/tx", Access::Public, chain::SUBMIT_BODY_MAX, &[]),
+    route("POST", "/v1/gossip", Access::Peer, chain::GOSSIP_BODY_MAX, &[]),
     route("GET", "/v1/status", Access::Public, NO_BODY, &[]),
     route("GET", "/v1/headers/{height}", Access::Public, NO_BODY, &[]),
     route("GET", "/v1/blocks/{height}", Access::Public, NO_BODY, &[]),
-    route(
-        "GET",
-        "/v1/blocks/{height}/transactions",
-        Access::Public,
-        NO_BODY,
-        &[],
-    ),
-    route(
-        "GET",
-        "/v1/certificates/{height}",
-        Access::Public,
-        NO_BODY,
-        &[],
-    ),
-    route(
-        "GET",
-        "/v1/validators/{height}",
-        Access::Public,
-        NO_BODY,
-        &[],
-    ),
+    route("GET", "/v1/blocks/{height}/transactions", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/certificates/{height}", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/validators/{height}", Access::Public, NO_BODY, &[]),
     route("GET", "/v1/receipts/{tx}", Access::Public, NO_BODY, &[]),
     route("GET", "/v1/archive/{height}", Access::Signed, NO_BODY, &[]),
     route("GET", "/v1/transactions/{tx}", Access::Signed, NO_BODY, &[]),
-    route(
-        "GET",
-        "/v1/grants/{grant}",
-        Access::Signed,
-        NO_BODY,
-        &["height"],
-    ),
-    route(
-        "GET",
-        "/v1/patients/{patient}/grants",
-        Access::Signed,
-        NO_BODY,
-        PAGE,
-    ),
-    route(
-        "GET",
-        "/v1/patients/{patient}/consent-requests",
-        Access::Signed,
-        NO_BODY,
-        PAGE,
-    ),
-    route(
-        "GET",
-        "/v1/patients/{patient}/delegations",
-        Access::Signed,
-        NO_BODY,
-        PAGE,
-    ),
-    route(
-        "GET",
-        "/v1/patients/{patient}/history",
-        Access::Signed,
-        NO_BODY,
-        PAGE,
-    ),
-    route(
-        "GET",
-        "/v1/institutions/{institution}",
-        Access::Public,
-        NO_BODY,
-        &[],
-    ),
-    route(
-        "GET",
-        "/v1/institutions/{institution}/grants",
-        Access::Signed,
-        NO_BODY,
-        PAGE,
-    ),
-    route(
-        "GET",
-        "/v1/institutions/{institution}/accesses",
-        Access::Signed,
-        NO_BODY,
-        PAGE,
-    ),
-    route(
-        "GET",
-        "/v1/practitioners/{practitioner}",
-        Access::Public,
-        NO_BODY,
-        &[],
-    ),
-    route(
-        "GET",
-        "/v1/practitioners/{practitioner}/grants",
-        Access::Signed,
-        NO_BODY,
-        PAGE,
-    ),
-    route(
-        "GET",
-        "/v1/practitioners/{practitioner}/accesses",
-        Access::Signed,
-        NO_BODY,
-        PAGE,
-    ),
-    route(
-        "GET",
-        "/v1/accesses/{request}",
-        Access::Signed,
-        NO_BODY,
-        &[],
-    ),
-    route(
-        "POST",
-        "/v1/records/fetch",
-        Access::Signed,
-        records::FETCH_BODY_MAX,
-        &[],
-    ),
+    route("GET", "/v1/grants/{grant}", Access::Signed, NO_BODY, &["height"]),
+    route("GET", "/v1/patients/{patient}/grants", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/patients/{patient}/consent-requests", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/patients/{patient}/delegations", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/patients/{patient}/history", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/institutions", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/institutions/{institution}", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/institutions/{institution}/grants", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/institutions/{institution}/accesses", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/practitioners/{practitioner}", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/practitioners/{practitioner}/grants", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/practitioners/{practitioner}/accesses", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/accesses/{request}", Access::Signed, NO_BODY, &[]),
+    route("POST", "/v1/records/fetch", Access::Signed, records::FETCH_BODY_MAX, &[]),
     route("GET", "/v1/events/blocks", Access::Public, NO_BODY, &[]),
-    route(
-        "GET",
-        "/v1/events/patients/{patient}",
-        Access::Signed,
-        NO_BODY,
-        &["auth"],
-    ),
+    route("GET", "/v1/events/patients/{patient}", Access::Signed, NO_BODY, &["auth"]),
     route("GET", "/fhir/Consent/{grant}", Access::Signed, NO_BODY, &[]),
-    route(
-        "GET",
-        "/fhir/AuditEvent",
-        Access::Signed,
-        NO_BODY,
-        &["patient", "after", "limit"],
-    ),
+    route("GET", "/fhir/AuditEvent", Access::Signed, NO_BODY, &["patient", "after", "limit"]),
     route("GET", "/v1/openapi.json", Access::Public, NO_BODY, &[]),
+    route("GET", "/app", Access::Public, NO_BODY, &[]),
+    route("GET", "/app/{file}", Access::Public, NO_BODY, &[]),
     route("GET", "/metrics", Access::Public, NO_BODY, &[]),
 ];
 
@@ -610,6 +494,7 @@ async fn dispatch(api: &Api, spec: &RouteSpec, r: &Request) -> Answer {
         "/v1/patients/{patient}/history" => {
             patients::patient_list(shared, r, patients::List::History)
         }
+        "/v1/institutions" => patients::institutions(shared),
         "/v1/institutions/{institution}" => patients::institution(shared, r),
         "/v1/institutions/{institution}/grants" => patients::party_grants(shared, r, false),
         "/v1/institutions/{institution}/accesses" => patients::party_accesses(shared, r, false),
@@ -629,8 +514,56 @@ async fn dispatch(api: &Api, spec: &RouteSpec, r: &Request) -> Answer {
             )
         }
         "/metrics" => Ok(shared.metrics.render(shared)),
+        "/app" => app_file("index.html"),
+        "/app/{file}" => app_file(r.param(0)),
         other => Err(ApiError::internal(format!("route {other} has no handler"))),
     }
+}
+
+/// The patient app (client-sdk/web), compiled into the binary.
+const APP_FILES: &[(&str, &str, &str)] = &[
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_str!("../../../../client-sdk/web/index.html"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../client-sdk/web/app.js"),
+    ),
+    (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../client-sdk/web/api.js"),
+    ),
+    (
+        "bcs.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../client-sdk/web/bcs.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../../client-sdk/web/style.css"),
+    ),
+];
+
+fn app_file(name: &str) -> Answer {
+    let (_, content_type, body) = APP_FILES
+        .iter()
+        .find(|(n, ..)| *n == name)
+        .ok_or_else(|| ApiError::not_found("not_found", format!("the app has no file {name}")))?;
+    let reply = warp::reply::with_header(*body, "content-type", *content_type);
+    // The app's code decides what the patient's key signs: no stale copies, no framing.
+    let reply = warp::reply::with_header(reply, "cache-control", "no-cache");
+    let reply = warp::reply::with_header(reply, "x-frame-options", "DENY");
+    let reply = warp::reply::with_header(
+        reply,
+        "content-security-policy",
+        "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+    );
+    Ok(reply.into_response())
 }
 
 #[cfg(test)]

@@ -1,0 +1,128 @@
+// The patient's key (WebCrypto Ed25519, non-extractable, in IndexedDB) and
+// the node's API: signed reads, signed transactions, live events.
+import * as bcs from "./bcs.js";
+
+const DB = "medledger";
+const STORE = "keys";
+
+function db() {
+  return new Promise((resolve, reject) => {
+    const open = indexedDB.open(DB, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore(STORE);
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+}
+
+async function idb(mode, action) {
+  const d = await db();
+  return new Promise((resolve, reject) => {
+    const tx = d.transaction(STORE, mode);
+    const request = action(tx.objectStore(STORE));
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+/** The stored key, if any: {keyPair, publicRaw, patient}. */
+export async function loadKey() {
+  return (await idb("readonly", (s) => s.get("patient"))) ?? null;
+}
+
+/** Makes the patient's key: the private half can never leave this browser. */
+export async function createKey() {
+  const keyPair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+  const publicRaw = new Uint8Array(await crypto.subtle.exportKey("raw", keyPair.publicKey));
+  const patient = bcs.toHex(await bcs.patientId(publicRaw));
+  const record = { keyPair, publicRaw, patient };
+  await idb("readwrite", (s) => s.put(record, "patient"));
+  return record;
+}
+
+function nonce() {
+  const b = new Uint8Array(8);
+  crypto.getRandomValues(b);
+  return new DataView(b.buffer).getBigUint64(0, true);
+}
+
+async function sign(key, digest) {
+  return new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, key.keyPair.privateKey, digest));
+}
+
+/** An API error with the node's stable code. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export class Node {
+  constructor(base = "") {
+    this.base = base;
+    this.chain = null;
+  }
+
+  async status() {
+    const r = await fetch(`${this.base}/v1/status`);
+    const body = await r.json();
+    this.chain = body.chain_id;
+    return body;
+  }
+
+  async authorization(key, method, pathAndQuery, body) {
+    const time = BigInt(Date.now());
+    const n = nonce();
+    const signer = { kind: "patient", id: key.patient };
+    const digest = await bcs.requestDigest({
+      chain: this.chain, method, pathAndQuery, body, time, nonce: n, signer, publicKeyRaw: key.publicRaw,
+    });
+    const signature = await sign(key, digest);
+    return bcs.toHex(bcs.requestAuthBytes({ signer, publicKeyRaw: key.publicRaw, time, nonce: n, signature }));
+  }
+
+  async getSigned(key, pathAndQuery) {
+    const auth = await this.authorization(key, "GET", pathAndQuery);
+    const r = await fetch(`${this.base}${pathAndQuery}`, { headers: { authorization: `Medledger ${auth}` } });
+    const body = await r.json();
+    if (!r.ok) throw new ApiError(r.status, body.code, body.message);
+    return body;
+  }
+
+  async get(path) {
+    const r = await fetch(`${this.base}${path}`);
+    const body = await r.json();
+    if (!r.ok) throw new ApiError(r.status, body.code, body.message);
+    return body;
+  }
+
+  /** Signs a transaction with the patient's key, submits it, waits for its commit. */
+  async submit(key, payload) {
+    const tx = { signer: { kind: "patient", id: key.patient }, nonce: nonce(), payload };
+    const { signingMessage, id, body } = await bcs.transactionDigests(this.chain, tx);
+    const signature = await sign(key, signingMessage);
+    const signed = bcs.signedTransactionBytes(body, key.publicRaw, signature);
+    const r = await fetch(`${this.base}/v1/tx`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ transaction: bcs.toHex(signed), wait: true }),
+    });
+    const answer = await r.json();
+    if (!r.ok) throw new ApiError(r.status, answer.code, answer.message);
+    // The receipt names the transaction we signed: check it.
+    if (answer.tx !== bcs.toHex(id)) throw new ApiError(0, "mismatch", "the node answered for another transaction");
+    return answer;
+  }
+
+  /** Live audit entries for the patient (server-sent events). */
+  async events(key, onEntry) {
+    const path = `/v1/events/patients/${key.patient}`;
+    const auth = await this.authorization(key, "GET", path);
+    const source = new EventSource(`${this.base}${path}?auth=${auth}`);
+    source.addEventListener("audit", (e) => onEntry(JSON.parse(e.data)));
+    return source;
+  }
+}
+
+export { bcs };

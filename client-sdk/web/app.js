@@ -1,0 +1,277 @@
+// The patient app: consent in the patient's hands. Keys are made and used in
+// this browser only; the node sees signatures, never the key.
+import { Node, ApiError, createKey, loadKey, bcs } from "./api.js";
+
+const T = {
+  zh: {
+    title: "我的病历授权", startTitle: "开始", startText: "在本设备上生成您的密钥。私钥永远不会离开本设备，节点也看不到它。",
+    createKey: "生成我的密钥", meTitle: "我的身份", meText: "在医院登记处出示此编号，医院即可将您的病历与您关联。",
+    register: "在账本上登记", registered: "已登记", backupTitle: "如果丢失手机怎么办？",
+    backupText: "您的私钥无法导出。请指定一位监护人或代理人，或设置恢复联系人：丢失设备后，他们可以批准您的新密钥。",
+    grantsTitle: "我的授权", grantTitle: "新授权", grantee: "授权给哪家机构", categories: "可查看的内容",
+    holders: "从哪些机构调取（可留空，表示任何持有机构）", purpose: "目的", days: "有效天数",
+    consentNotice: "告知：被授权机构的医生可以在有效期内向上述持有机构调取所选类别的病历；每一次调取都会记录在账本上并实时通知您；您可以随时撤回。",
+    grantSubmit: "同意并授权", historyTitle: "谁看了我的病历", revoke: "撤回", confirmRevoke: "确定撤回这项授权吗？撤回后对方将无法再调取。",
+    none: "暂无", granted: "已授权", revoked: "已撤回", access: "调取请求", released: "已发送病历", emergency: "紧急调取",
+    publicHealth: "公共卫生调取", authorized: "已批准", denied: "已拒绝", newAccess: "新的调取记录",
+    errGrantee: "请输入机构编号（小写字母、数字和“-”）。", errUnknownGrantee: "没有这家成员机构。",
+    errCategories: "请至少选择一类。", errHolders: "每个机构编号只能含小写字母、数字和“-”，用逗号分隔。",
+    errDays: "请输入 1 到 3650 之间的天数。", done: "已提交并上链", until: "至",
+    status: { active: "有效", pending: "未开始", expired: "已过期", revoked: "已撤回", relinquished: "已放弃" },
+    cat: { "lab-reports": "检验报告", imaging: "影像检查", prescriptions: "处方", "discharge-summaries": "出院小结",
+      diagnoses: "诊断", procedures: "手术操作", allergies: "过敏史", immunizations: "预防接种", "clinical-notes": "病历文书", "full-record": "全部病历" },
+    pur: { treatment: "诊疗", referral: "转诊", "continuity-of-care": "随访", consultation: "会诊", "insurance-claim": "医保结算", research: "科研" },
+  },
+  en: {
+    title: "My record consents", startTitle: "Start", startText: "Make your key on this device. The private key never leaves it; no node ever sees it.",
+    createKey: "Make my key", meTitle: "My ID", meText: "Show this ID at a hospital's registration desk so it can link your records to you.",
+    register: "Register on the ledger", registered: "Registered", backupTitle: "What if I lose my phone?",
+    backupText: "Your private key cannot be exported. Appoint a guardian or proxy, or name recovery contacts: if you lose this device, they can approve your new key.",
+    grantsTitle: "My grants", grantTitle: "New grant", grantee: "Institution to grant", categories: "What they may read",
+    holders: "From which institutions (leave empty for any that holds your records)", purpose: "Purpose", days: "Days it lasts",
+    consentNotice: "Notice: doctors of the institution you grant may fetch the chosen categories from the holders above until the grant ends; every fetch is recorded on the ledger and shown to you as it happens; you can revoke at any time.",
+    grantSubmit: "Agree and grant", historyTitle: "Who read my records", revoke: "Revoke", confirmRevoke: "Revoke this grant? They will not be able to fetch anything more.",
+    none: "None yet", granted: "Granted", revoked: "Revoked", access: "Access request", released: "Records sent", emergency: "Emergency access",
+    publicHealth: "Public-health access", authorized: "authorised", denied: "denied", newAccess: "New access recorded",
+    errGrantee: "Enter an institution id (lowercase letters, digits and '-').", errUnknownGrantee: "No member institution has this id.",
+    errCategories: "Choose at least one category.", errHolders: "Institution ids are lowercase letters, digits and '-', separated by commas.",
+    errDays: "Enter 1 to 3650 days.", done: "Submitted and committed", until: "until",
+    status: { active: "active", pending: "not yet started", expired: "expired", revoked: "revoked", relinquished: "given up" },
+    cat: Object.fromEntries(bcs.CATEGORIES.map((c) => [c, c.replace(/-/g, " ")])),
+    pur: Object.fromEntries(bcs.PURPOSES.map((p) => [p, p.replace(/-/g, " ")])),
+  },
+};
+
+let lang = localStorage.getItem("lang") || "zh";
+const t = () => T[lang];
+const $ = (id) => document.getElementById(id);
+const node = new Node("");
+let key = null;
+let institutions = [];
+
+function say(text) {
+  $("notice").textContent = text;
+}
+
+function fail(e) {
+  say(e instanceof ApiError ? `${e.code}: ${e.message}` : String(e));
+}
+
+function translate() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  for (const el of document.querySelectorAll("[data-t]")) el.textContent = t()[el.dataset.t];
+  $("lang").textContent = lang === "zh" ? "English" : "中文";
+  $("categories").replaceChildren(
+    ...bcs.CATEGORIES.map((c) => {
+      const label = document.createElement("label");
+      label.className = "check";
+      label.innerHTML = `<input type="checkbox" name="category" value="${c}"> <span></span>`;
+      label.querySelector("span").textContent = t().cat[c];
+      return label;
+    }),
+  );
+  $("purpose").replaceChildren(
+    ...bcs.PURPOSES.map((p) => {
+      const o = document.createElement("option");
+      o.value = p;
+      o.textContent = t().pur[p];
+      return o;
+    }),
+  );
+  if (key) refresh();
+}
+
+function institutionName(id) {
+  return institutions.find((i) => i.id === id)?.name ?? id;
+}
+
+async function refresh() {
+  try {
+    const grants = await node.getSigned(key, `/v1/patients/${key.patient}/grants`);
+    $("registered").textContent = t().registered;
+    $("grants").replaceChildren(...(grants.items.length ? grants.items.map(grantItem) : [li(t().none)]));
+    const history = await node.getSigned(key, `/v1/patients/${key.patient}/history`);
+    $("history").replaceChildren(...(history.items.length ? history.items.reverse().map(historyItem) : [li(t().none)]));
+  } catch (e) {
+    if (e.code === "unknown_signer") $("registered").textContent = "";
+    else fail(e);
+  }
+}
+
+function li(text) {
+  const item = document.createElement("li");
+  item.textContent = text;
+  return item;
+}
+
+function badge(text, cls) {
+  const b = document.createElement("span");
+  b.className = `badge ${cls}`;
+  b.textContent = text;
+  return b;
+}
+
+function grantItem(g) {
+  const item = document.createElement("li");
+  item.dataset.grant = g.id;
+  const who = g.terms.grantee.institution ? institutionName(g.terms.grantee.institution) : g.terms.grantee.practitioner.slice(0, 12);
+  const cats = g.terms.categories.map((c) => t().cat[c]).join("、");
+  const holders = Array.isArray(g.terms.holders) ? g.terms.holders.map(institutionName).join("、") : "*";
+  const until = new Date(g.terms.expires_at_ms).toLocaleDateString(lang === "zh" ? "zh-CN" : "en");
+  item.append(badge(t().status[g.status] ?? g.status, g.status), ` ${who} · ${cats} · ${holders} · ${t().until} ${until} `);
+  if (g.status === "active" || g.status === "pending") {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "secondary revoke";
+    button.textContent = t().revoke;
+    button.addEventListener("click", async () => {
+      if (!confirm(t().confirmRevoke)) return;
+      try {
+        await node.submit(key, { kind: "revoke", grant: g.id });
+        say(t().done);
+        refresh();
+      } catch (e) {
+        fail(e);
+      }
+    });
+    item.append(button);
+  }
+  return item;
+}
+
+function historyItem(entry) {
+  const item = document.createElement("li");
+  item.dataset.event = entry.event.type;
+  const when = new Date(entry.time_ms).toLocaleString(lang === "zh" ? "zh-CN" : "en");
+  const e = entry.event;
+  switch (e.type) {
+    case "access_decided": {
+      const kind = e.kind === "emergency" ? t().emergency : e.kind === "publichealth" ? t().publicHealth : t().access;
+      const decision = e.decision === "authorized" ? t().authorized : `${t().denied}: ${e.decision.denied ?? ""}`;
+      item.append(badge(kind, e.kind === "emergency" ? "emergency" : e.decision === "authorized" ? "active" : "denied"),
+        ` ${when} · ${institutionName(e.holder)} · ${decision}`);
+      break;
+    }
+    case "released":
+      item.append(badge(t().released, "active"), ` ${when} · ${institutionName(e.holder)} · ${e.content_count}`);
+      break;
+    case "granted":
+      item.append(badge(t().granted, "active"), ` ${when}`);
+      break;
+    case "revoked":
+      item.append(badge(t().revoked, "revoked"), ` ${when}`);
+      break;
+    default:
+      item.append(badge(e.type, ""), ` ${when}`);
+  }
+  return item;
+}
+
+function validate(form) {
+  const errors = {};
+  const grantee = form.grantee.value.trim();
+  if (!bcs.isInstitutionId(grantee)) errors.grantee = t().errGrantee;
+  else if (institutions.length && !institutions.some((i) => i.id === grantee)) errors.grantee = t().errUnknownGrantee;
+  const categories = [...form.querySelectorAll("input[name=category]:checked")].map((c) => c.value);
+  if (categories.length === 0) errors.categories = t().errCategories;
+  const holders = form.holders.value.split(/[,，\s]+/).filter(Boolean);
+  if (holders.some((h) => !bcs.isInstitutionId(h))) errors.holders = t().errHolders;
+  const days = Number(form.days.value);
+  if (!Number.isInteger(days) || days < 1 || days > 3650) errors.days = t().errDays;
+  for (const field of ["grantee", "categories", "holders", "days"]) {
+    $(`${field}-error`).textContent = errors[field] ?? "";
+    const input = form[field];
+    if (input?.setAttribute) input.setAttribute("aria-invalid", errors[field] ? "true" : "false");
+  }
+  return Object.keys(errors).length ? null : { grantee, categories, holders, days };
+}
+
+async function grant(event) {
+  event.preventDefault();
+  const values = validate(event.target);
+  if (!values) return;
+  const now = Date.now();
+  try {
+    await node.submit(key, {
+      kind: "grant",
+      terms: {
+        patient: key.patient,
+        grantee: { institution: values.grantee },
+        categories: values.categories,
+        holders: values.holders,
+        purpose: event.target.purpose.value,
+        notBefore: now,
+        expiresAt: now + values.days * 86400000,
+        noticeHash: await bcs.sha256($("consent-notice").textContent),
+      },
+    });
+    say(t().done);
+    event.target.reset();
+    refresh();
+  } catch (e) {
+    fail(e);
+  }
+}
+
+function showKey() {
+  $("start").hidden = true;
+  for (const id of ["me", "grants-section", "grant-section", "history-section"]) $(id).hidden = false;
+  $("patient-id").textContent = key.patient;
+}
+
+async function live() {
+  const source = await node.events(key, (entry) => {
+    const names = { access_decided: t().access, released: t().released, granted: t().granted, revoked: t().revoked };
+    say(`${t().newAccess}: ${names[entry.event.type] ?? entry.event.type}`);
+    refresh();
+  });
+  // A dropped stream is reopened with a fresh signature (each is single use).
+  source.onerror = () => {
+    source.close();
+    setTimeout(live, 2000);
+  };
+}
+
+async function main() {
+  $("lang").addEventListener("click", () => {
+    lang = lang === "zh" ? "en" : "zh";
+    localStorage.setItem("lang", lang);
+    translate();
+  });
+  await node.status();
+  institutions = (await node.get("/v1/institutions")).items;
+  $("institutions").replaceChildren(
+    ...institutions.map((i) => {
+      const o = document.createElement("option");
+      o.value = i.id;
+      o.textContent = i.name;
+      return o;
+    }),
+  );
+  translate();
+  key = await loadKey();
+  $("create").addEventListener("click", async () => {
+    key = await createKey();
+    showKey();
+  });
+  $("register").addEventListener("click", async () => {
+    try {
+      await node.submit(key, { kind: "registerPatient" });
+      say(t().done);
+      await refresh();
+      live();
+    } catch (e) {
+      fail(e);
+    }
+  });
+  $("grant-form").addEventListener("submit", grant);
+  if (key) {
+    showKey();
+    await refresh();
+    live();
+  } else {
+    $("start").hidden = false;
+  }
+}
+
+main().catch(fail);

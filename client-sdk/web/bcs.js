@@ -1,0 +1,202 @@
+// Canonical bytes (BCS) and digests of the medledger ledger, in the browser.
+// Mirrors contracts/src (encoding.rs, types.rs, transaction.rs,
+// request_auth.rs); test/bcs.test.mjs checks it against the ledger's golden
+// vectors, byte for byte.
+
+const enc = new TextEncoder();
+
+/** Bytes from hex. */
+export function fromHex(hex) {
+  if (!/^([0-9a-f]{2})*$/.test(hex)) throw new Error("not lowercase hex");
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/** Hex of bytes. */
+export function toHex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A BCS writer. */
+export class Writer {
+  constructor() {
+    this.parts = [];
+  }
+  bytes(b) {
+    this.parts.push(Uint8Array.from(b));
+    return this;
+  }
+  u8(n) {
+    return this.bytes([n]);
+  }
+  uleb(n) {
+    const out = [];
+    let v = BigInt(n);
+    do {
+      let byte = Number(v & 0x7fn);
+      v >>= 7n;
+      if (v > 0n) byte |= 0x80;
+      out.push(byte);
+    } while (v > 0n);
+    return this.bytes(out);
+  }
+  u64(n) {
+    const out = new Uint8Array(8);
+    new DataView(out.buffer).setBigUint64(0, BigInt(n), true);
+    return this.bytes(out);
+  }
+  bool(b) {
+    return this.u8(b ? 1 : 0);
+  }
+  string(s) {
+    const b = enc.encode(s);
+    return this.uleb(b.length).bytes(b);
+  }
+  fixed32(hexOrBytes) {
+    const b = typeof hexOrBytes === "string" ? fromHex(hexOrBytes) : hexOrBytes;
+    if (b.length !== 32) throw new Error("expected 32 bytes");
+    return this.bytes(b);
+  }
+  vec(items, write) {
+    this.uleb(items.length);
+    for (const item of items) write(this, item);
+    return this;
+  }
+  finish() {
+    const length = this.parts.reduce((n, p) => n + p.length, 0);
+    const out = new Uint8Array(length);
+    let at = 0;
+    for (const p of this.parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+}
+
+/** Categories in the ledger's order (types.rs `Category`). */
+export const CATEGORIES = [
+  "lab-reports", "imaging", "prescriptions", "discharge-summaries", "diagnoses",
+  "procedures", "allergies", "immunizations", "clinical-notes", "full-record",
+];
+/** Purposes in the ledger's order (types.rs `Purpose`). */
+export const PURPOSES = ["treatment", "referral", "continuity-of-care", "consultation", "insurance-claim", "research"];
+
+const SIGNER = { patient: 0, delegate: 1, practitioner: 2, institution: 3, institutionNode: 4 };
+const PAYLOAD = {
+  registerPatient: 0, grant: 9, revoke: 10, answerConsentRequest: 13, delegate: 14, endDelegation: 15,
+};
+
+/** An institution id: 1-64 of a-z, 0-9, '-'. */
+export function isInstitutionId(s) {
+  return typeof s === "string" && /^[a-z0-9-]{1,64}$/.test(s);
+}
+
+function writeSigner(w, signer) {
+  // signer: {kind: "patient", id: hex} | {kind: "delegate", id: hex} | …
+  w.uleb(SIGNER[signer.kind]);
+  if (signer.kind === "institution" || signer.kind === "institutionNode") w.string(signer.id);
+  else w.fixed32(signer.id);
+}
+
+function writePublicKey(w, raw) {
+  w.u8(0).fixed32(raw); // PublicKey::Ed25519
+}
+
+function writeTerms(w, t) {
+  w.fixed32(t.patient);
+  if (t.grantee.institution !== undefined) w.uleb(0).string(t.grantee.institution);
+  else w.uleb(1).fixed32(t.grantee.practitioner);
+  const categories = [...t.categories].map((c) => CATEGORIES.indexOf(c));
+  if (categories.some((c) => c < 0)) throw new Error("unknown category");
+  categories.sort((a, b) => a - b);
+  w.vec(categories, (w, c) => w.uleb(c));
+  if (!t.holders || t.holders.length === 0) w.uleb(0);
+  else w.uleb(1).vec([...t.holders].sort(), (w, h) => w.string(h));
+  const purpose = PURPOSES.indexOf(t.purpose);
+  if (purpose < 0) throw new Error("unknown purpose");
+  w.uleb(purpose).u64(t.notBefore).u64(t.expiresAt).fixed32(t.noticeHash);
+}
+
+/** BCS of a transaction {signer, nonce, payload: {kind, …}}. */
+export function transactionBytes(tx) {
+  const w = new Writer();
+  writeSigner(w, tx.signer);
+  w.u64(tx.nonce);
+  const p = tx.payload;
+  w.uleb(PAYLOAD[p.kind]);
+  switch (p.kind) {
+    case "registerPatient":
+      break;
+    case "grant":
+      writeTerms(w, p.terms);
+      break;
+    case "revoke":
+      w.fixed32(p.grant);
+      break;
+    case "answerConsentRequest":
+      w.fixed32(p.request).bool(p.approve);
+      break;
+    case "delegate":
+      w.fixed32(p.delegate).uleb(p.role === "guardian" ? 0 : 1).u64(p.expiresAt);
+      break;
+    case "endDelegation":
+      w.fixed32(p.delegation);
+      break;
+    default:
+      throw new Error(`no encoder for ${p.kind}`);
+  }
+  return w.finish();
+}
+
+/** SHA-256 of the concatenation of parts. */
+export async function sha256(...parts) {
+  const w = new Writer();
+  for (const p of parts) w.bytes(typeof p === "string" ? enc.encode(p) : p);
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", w.finish()));
+}
+
+/** The digest a transaction's signer signs, and its id. */
+export async function transactionDigests(chain, tx) {
+  const chainBytes = new Writer().string(chain).finish();
+  const body = transactionBytes(tx);
+  return {
+    signingMessage: await sha256("medledger/tx/v1", chainBytes, body),
+    id: await sha256("medledger/txid/v1", chainBytes, body),
+    body,
+  };
+}
+
+/** BCS of a signed transaction. */
+export function signedTransactionBytes(body, publicKeyRaw, signature) {
+  const w = new Writer().bytes(body);
+  writePublicKey(w, publicKeyRaw);
+  return w.u8(0).bytes(signature.slice(0, 32)).bytes(signature.slice(32, 64)).finish();
+}
+
+/** A patient's id: the hash of the first key they register. */
+export async function patientId(publicKeyRaw) {
+  const w = new Writer();
+  writePublicKey(w, publicKeyRaw);
+  return sha256("medledger/patient/v1", w.finish());
+}
+
+/** What a signed API read covers (request_auth.rs `RequestToSign`). */
+export async function requestDigest({ chain, method, pathAndQuery, body, time, nonce, signer, publicKeyRaw }) {
+  const w = new Writer().string(chain).string(method).string(pathAndQuery);
+  w.fixed32(await sha256(body ?? new Uint8Array()));
+  w.u64(time).u64(nonce);
+  writeSigner(w, signer);
+  writePublicKey(w, publicKeyRaw);
+  return sha256("medledger/http-request/v1", w.finish());
+}
+
+/** BCS of `RequestAuth`. */
+export function requestAuthBytes({ signer, publicKeyRaw, time, nonce, signature }) {
+  const w = new Writer();
+  writeSigner(w, signer);
+  writePublicKey(w, publicKeyRaw);
+  w.u64(time).u64(nonce);
+  return w.u8(0).bytes(signature.slice(0, 32)).bytes(signature.slice(32, 64)).finish();
+}

@@ -1,0 +1,81 @@
+// The app's BCS and digests against the ledger's golden vectors
+// (contracts/tests/fixtures/golden-vectors.json), byte for byte.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { webcrypto } from "node:crypto";
+
+if (!globalThis.crypto) globalThis.crypto = webcrypto;
+
+const bcs = await import("../bcs.js");
+const vectors = JSON.parse(
+  readFileSync(new URL("../../../contracts/tests/fixtures/golden-vectors.json", import.meta.url)),
+);
+const chain = vectors.chain_id;
+const byName = Object.fromEntries(vectors.transactions.map((t) => [t.name, t]));
+
+function rawKey(text) {
+  return bcs.fromHex(text.replace("ed25519:", ""));
+}
+
+async function importSeed(seedHex) {
+  const pkcs8 = bcs.fromHex("302e020100300506032b657004220420" + seedHex);
+  return crypto.subtle.importKey("pkcs8", pkcs8, { name: "Ed25519" }, false, ["sign"]);
+}
+
+test("chain id and patient id", async () => {
+  assert.equal(bcs.toHex(new bcs.Writer().string(chain).finish()), vectors.chain_id_bcs);
+  const id = await bcs.patientId(rawKey(vectors.patient_id.public_key));
+  assert.equal(bcs.toHex(id), vectors.patient_id.id);
+});
+
+async function check(name, tx) {
+  const v = byName[name];
+  const { signingMessage, id, body } = await bcs.transactionDigests(chain, tx);
+  assert.equal(bcs.toHex(body), v.transaction_bcs, `${name}: transaction bytes`);
+  assert.equal(bcs.toHex(signingMessage), v.signing_message, `${name}: signing message`);
+  assert.equal(bcs.toHex(id), v.transaction_id, `${name}: id`);
+  const key = await importSeed(v.secret_seed);
+  const signature = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, key, signingMessage));
+  assert.equal(bcs.toHex(signature), v.signature, `${name}: signature`);
+  const signed = bcs.signedTransactionBytes(body, rawKey(v.public_key), signature);
+  assert.equal(bcs.toHex(signed), v.signed_transaction_bcs, `${name}: signed bytes`);
+}
+
+test("a patient's transactions match the ledger's bytes, digests and signatures", async () => {
+  const patient = vectors.patient_id.id;
+  const signer = { kind: "patient", id: patient };
+  await check("register-patient", { signer, nonce: 1, payload: { kind: "registerPatient" } });
+  const grant = {
+    signer,
+    nonce: 2,
+    payload: {
+      kind: "grant",
+      terms: {
+        patient,
+        grantee: { institution: "city-second-hospital" },
+        categories: ["imaging", "lab-reports"],
+        holders: ["city-first-hospital"],
+        purpose: "referral",
+        notBefore: 1790000000000,
+        expiresAt: 1792592000000,
+        noticeHash: await bcs.sha256("notice", "v1"),
+      },
+    },
+  };
+  await check("grant", grant);
+  const grantId = bcs.toHex((await bcs.transactionDigests(chain, grant)).id);
+  await check("revoke", { signer, nonce: 3, payload: { kind: "revoke", grant: grantId } });
+  await check("answer-consent-request", {
+    signer,
+    nonce: 4,
+    payload: { kind: "answerConsentRequest", request: "11".repeat(32), approve: true },
+  });
+  await check("end-delegation", { signer, nonce: 6, payload: { kind: "endDelegation", delegation: "22".repeat(32) } });
+});
+
+test("uleb128 lengths and u64 little-endian", () => {
+  assert.equal(bcs.toHex(new bcs.Writer().uleb(300).finish()), "ac02");
+  assert.equal(bcs.toHex(new bcs.Writer().u64(1).finish()), "0100000000000000");
+  assert.throws(() => bcs.fromHex("zz"));
+});
