@@ -11,7 +11,10 @@ const T = {
     grantsTitle: "我的授权", grantTitle: "新授权", grantee: "授权给哪家机构", categories: "可查看的内容",
     holders: "从哪些机构调取（可留空，表示任何持有机构）", purpose: "目的", days: "有效天数",
     consentNotice: "告知：被授权机构的医生可以在有效期内向上述持有机构调取所选类别的病历；每一次调取都会记录在账本上并实时通知您；您可以随时撤回。",
-    grantSubmit: "同意并授权", historyTitle: "谁看了我的病历", revoke: "撤回", confirmRevoke: "确定撤回这项授权吗？撤回后对方将无法再调取。",
+    grantSubmit: "同意并授权", requestsTitle: "待我答复的请求", approve: "同意", deny: "拒绝", asks: "请求查看",
+    delegateTitle: "监护人与代理人", delegateId: "对方的患者编号", role: "身份", proxy: "代理人", guardian: "监护人",
+    delegateSubmit: "指定", end: "终止", doctorAt: "的医生", consent_requested: "收到授权请求", consent_answered: "已答复请求",
+    delegation_started: "指定了监护人/代理人", delegation_ended: "终止了监护人/代理人", emergency_reviewed: "紧急调取已复核", errDelegate: "患者编号是 64 位十六进制字符。", active: "有效", ended: "已终止", historyTitle: "谁看了我的病历", revoke: "撤回", confirmRevoke: "确定撤回这项授权吗？撤回后对方将无法再调取。",
     none: "暂无", granted: "已授权", revoked: "已撤回", access: "调取请求", released: "已发送病历", emergency: "紧急调取",
     publicHealth: "公共卫生调取", authorized: "已批准", denied: "已拒绝", newAccess: "新的调取记录",
     errGrantee: "请输入机构编号（小写字母、数字和“-”）。", errUnknownGrantee: "没有这家成员机构。",
@@ -30,7 +33,10 @@ const T = {
     grantsTitle: "My grants", grantTitle: "New grant", grantee: "Institution to grant", categories: "What they may read",
     holders: "From which institutions (leave empty for any that holds your records)", purpose: "Purpose", days: "Days it lasts",
     consentNotice: "Notice: doctors of the institution you grant may fetch the chosen categories from the holders above until the grant ends; every fetch is recorded on the ledger and shown to you as it happens; you can revoke at any time.",
-    grantSubmit: "Agree and grant", historyTitle: "Who read my records", revoke: "Revoke", confirmRevoke: "Revoke this grant? They will not be able to fetch anything more.",
+    grantSubmit: "Agree and grant", requestsTitle: "Requests waiting for my answer", approve: "Approve", deny: "Refuse", asks: "asks to read",
+    delegateTitle: "Guardians and proxies", delegateId: "Their patient ID", role: "Role", proxy: "Proxy", guardian: "Guardian",
+    delegateSubmit: "Appoint", end: "End", doctorAt: "a doctor at", consent_requested: "Consent requested", consent_answered: "Request answered",
+    delegation_started: "Guardian or proxy appointed", delegation_ended: "Guardian or proxy ended", emergency_reviewed: "Emergency access reviewed", errDelegate: "A patient ID is 64 hexadecimal characters.", active: "active", ended: "ended", historyTitle: "Who read my records", revoke: "Revoke", confirmRevoke: "Revoke this grant? They will not be able to fetch anything more.",
     none: "None yet", granted: "Granted", revoked: "Revoked", access: "Access request", released: "Records sent", emergency: "Emergency access",
     publicHealth: "Public-health access", authorized: "authorised", denied: "denied", newAccess: "New access recorded",
     errGrantee: "Enter an institution id (lowercase letters, digits and '-').", errUnknownGrantee: "No member institution has this id.",
@@ -90,6 +96,11 @@ async function refresh() {
     const grants = await node.getSigned(key, `/v1/patients/${key.patient}/grants`);
     $("registered").textContent = t().registered;
     $("grants").replaceChildren(...(grants.items.length ? grants.items.map(grantItem) : [li(t().none)]));
+    const requests = await node.getSigned(key, `/v1/patients/${key.patient}/consent-requests`);
+    const open = requests.items.filter((r) => !r.answer);
+    $("requests").replaceChildren(...(open.length ? open.map(requestItem) : [li(t().none)]));
+    const delegations = await node.getSigned(key, `/v1/patients/${key.patient}/delegations`);
+    $("delegations").replaceChildren(...delegations.items.filter((d) => d.patient === key.patient).map(delegationItem));
     const history = await node.getSigned(key, `/v1/patients/${key.patient}/history`);
     $("history").replaceChildren(...(history.items.length ? history.items.reverse().map(historyItem) : [li(t().none)]));
   } catch (e) {
@@ -139,6 +150,76 @@ function grantItem(g) {
   return item;
 }
 
+function actionButton(label, cls, payload) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = cls;
+  button.textContent = label;
+  button.addEventListener("click", async () => {
+    try {
+      await node.submit(key, payload);
+      say(t().done);
+      refresh();
+    } catch (e) {
+      fail(e);
+    }
+  });
+  return button;
+}
+
+function requestItem(r) {
+  const item = document.createElement("li");
+  item.dataset.request = r.id;
+  const cats = r.terms.categories.map((c) => t().cat[c]).join("、");
+  const what = ` ${t().asks} ${cats} · ${t().pur[r.terms.purpose.replace(/([a-z])([A-Z])/g, "$1-$2").toLowerCase()] ?? ""} `;
+  const who = document.createElement("span");
+  who.textContent = r.requested_by.institution ? institutionName(r.requested_by.institution) : "…";
+  if (r.requested_by.practitioner) {
+    // Name the practitioner's institution (public), never the practitioner.
+    node
+      .get(`/v1/practitioners/${r.requested_by.practitioner}`)
+      .then((p) => {
+        who.textContent = lang === "zh" ? `${institutionName(p.institution)}${t().doctorAt}` : `${t().doctorAt} ${institutionName(p.institution)}`;
+      })
+      .catch(() => {});
+  }
+  item.append(who, what);
+  item.append(
+    actionButton(t().approve, "approve", { kind: "answerConsentRequest", request: r.id, approve: true }),
+    " ",
+    actionButton(t().deny, "secondary deny", { kind: "answerConsentRequest", request: r.id, approve: false }),
+  );
+  return item;
+}
+
+function delegationItem(d) {
+  const item = document.createElement("li");
+  item.append(badge(d.active ? t().active : t().ended, d.active ? "active" : "revoked"), ` ${t()[d.role]} · ${d.delegate.slice(0, 16)}… `);
+  if (d.active) item.append(actionButton(t().end, "secondary", { kind: "endDelegation", delegation: d.id }));
+  return item;
+}
+
+async function appoint(event) {
+  event.preventDefault();
+  const form = event.target;
+  const delegate = form.delegate.value.trim().toLowerCase();
+  const days = Number(form.days.value);
+  const badId = !/^[0-9a-f]{64}$/.test(delegate);
+  const badDays = !Number.isInteger(days) || days < 1 || days > 3650;
+  $("delegate-error").textContent = badId ? t().errDelegate : "";
+  $("delegate-days-error").textContent = badDays ? t().errDays : "";
+  form.delegate.setAttribute("aria-invalid", String(badId));
+  if (badId || badDays) return;
+  try {
+    await node.submit(key, { kind: "delegate", delegate, role: form.role.value, expiresAt: Date.now() + days * 86400000 });
+    say(t().done);
+    form.reset();
+    refresh();
+  } catch (e) {
+    fail(e);
+  }
+}
+
 function historyItem(entry) {
   const item = document.createElement("li");
   item.dataset.event = entry.event.type;
@@ -162,7 +243,7 @@ function historyItem(entry) {
       item.append(badge(t().revoked, "revoked"), ` ${when}`);
       break;
     default:
-      item.append(badge(e.type, ""), ` ${when}`);
+      item.append(badge(t()[e.type] ?? e.type, ""), ` ${when}`);
   }
   return item;
 }
@@ -215,7 +296,9 @@ async function grant(event) {
 
 function showKey() {
   $("start").hidden = true;
-  for (const id of ["me", "grants-section", "grant-section", "history-section"]) $(id).hidden = false;
+  for (const id of ["me", "grants-section", "requests-section", "grant-section", "delegate-section", "history-section"]) {
+    $(id).hidden = false;
+  }
   $("patient-id").textContent = key.patient;
 }
 
@@ -265,6 +348,7 @@ async function main() {
     }
   });
   $("grant-form").addEventListener("submit", grant);
+  $("delegate-form").addEventListener("submit", appoint);
   if (key) {
     showKey();
     await refresh();

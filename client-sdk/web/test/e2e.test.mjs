@@ -112,6 +112,30 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await page.locator("#history li[data-event=access_decided]").first().waitFor();
     await page.screenshot({ path: join(shots, "4-access-live.png"), fullPage: true });
 
+    // A consent request from the doctor reaches the inbox; the patient approves.
+    cli([...hospital, "request-consent", "--patient", patient, "--category", "imaging", "--holder", "city-first-hospital"]);
+    await page.reload();
+    const ask = page.locator("#requests li[data-request]").first();
+    await ask.waitFor();
+    await page.screenshot({ path: join(shots, "5-inbox.png"), fullPage: true });
+    await ask.getByRole("button", { name: "同意" }).click();
+    await page.locator("#grants li[data-grant]").nth(1).waitFor();
+    assert.equal(await page.locator("#requests li[data-request]").count(), 0);
+
+    // A proxy: a wrong id is refused next to the field; a registered patient is appointed.
+    await page.locator("#delegate").fill("1234");
+    await page.getByRole("button", { name: "指定" }).click();
+    assert.notEqual(await page.locator("#delegate-error").textContent(), "");
+    const proxyKey = join(dir, "proxy.json");
+    cli(["keys", "new", "--out", proxyKey]);
+    cli(["patient", "--node", first.http, "--genesis", genesis, "--key", proxyKey, "register"]);
+    const proxy = JSON.parse(cli(["patient", "--node", first.http, "--genesis", genesis, "--key", proxyKey, "--json", "history"]));
+    assert.deepEqual(proxy, []);
+    const proxyId = cli(["keys", "show", proxyKey]).match(/as a patient, id:\s+([0-9a-f]{64})/)[1];
+    await page.locator("#delegate").fill(proxyId);
+    await page.getByRole("button", { name: "指定" }).click();
+    await page.locator("#delegations li .badge.active").waitFor();
+
     // Revoke; the next request is denied and the denial shows.
     await grantItem.getByRole("button", { name: "撤回" }).click();
     await page.locator("#grants li[data-grant] .badge.revoked").waitFor();
@@ -120,12 +144,12 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     );
     assert.match(denied.outcome, /Denied/);
     await page.locator("#history li[data-event=access_decided] .badge.denied").waitFor({ timeout: 30_000 });
-    await page.screenshot({ path: join(shots, "5-revoked-denied.png"), fullPage: true });
+    await page.screenshot({ path: join(shots, "6-revoked-denied.png"), fullPage: true });
 
     // The English switch.
     await page.getByRole("button", { name: "English" }).click();
     await page.getByRole("heading", { name: "Who read my records" }).waitFor();
-    await page.screenshot({ path: join(shots, "6-english.png"), fullPage: true });
+    await page.screenshot({ path: join(shots, "7-english.png"), fullPage: true });
   } finally {
     await browser.close();
     for (const n of nodes) n.kill("SIGKILL");
