@@ -1,11 +1,12 @@
 // The patient app: consent in the patient's hands. Keys are made and used in
 // this browser only; the node sees signatures, never the key.
 import { Node, ApiError, createKey, loadKey, bcs } from "./api.js";
+import { qrSvg } from "./qr.js";
 
 const T = {
   zh: {
     title: "我的病历授权", startTitle: "开始", startText: "在本设备上生成您的密钥。私钥永远不会离开本设备，节点也看不到它。",
-    createKey: "生成我的密钥", meTitle: "我的身份", meText: "在医院登记处出示此编号，医院即可将您的病历与您关联。",
+    createKey: "生成我的密钥", qrLabel: "我的患者编号二维码", meTitle: "我的身份", meText: "在医院登记处出示此编号，医院即可将您的病历与您关联。",
     register: "在账本上登记", registered: "已登记", backupTitle: "如果丢失手机怎么办？",
     backupText: "您的私钥无法导出。请指定一位监护人或代理人，或设置恢复联系人：丢失设备后，他们可以批准您的新密钥。",
     grantsTitle: "我的授权", grantTitle: "新授权", grantee: "授权给哪家机构", categories: "可查看的内容",
@@ -27,7 +28,7 @@ const T = {
   },
   en: {
     title: "My record consents", startTitle: "Start", startText: "Make your key on this device. The private key never leaves it; no node ever sees it.",
-    createKey: "Make my key", meTitle: "My ID", meText: "Show this ID at a hospital's registration desk so it can link your records to you.",
+    createKey: "Make my key", qrLabel: "QR code of my patient ID", meTitle: "My ID", meText: "Show this ID at a hospital's registration desk so it can link your records to you.",
     register: "Register on the ledger", registered: "Registered", backupTitle: "What if I lose my phone?",
     backupText: "Your private key cannot be exported. Appoint a guardian or proxy, or name recovery contacts: if you lose this device, they can approve your new key.",
     grantsTitle: "My grants", grantTitle: "New grant", grantee: "Institution to grant", categories: "What they may read",
@@ -300,6 +301,7 @@ function showKey() {
     $(id).hidden = false;
   }
   $("patient-id").textContent = key.patient;
+  $("qr").innerHTML = qrSvg(key.patient, t().qrLabel);
 }
 
 async function live() {

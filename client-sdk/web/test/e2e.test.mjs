@@ -68,6 +68,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await page.getByRole("button", { name: "生成我的密钥" }).click();
     const patient = (await page.locator("#patient-id").textContent()).trim();
     assert.match(patient, /^[0-9a-f]{64}$/);
+    assert.equal(await page.locator("#qr svg[role=img]").count(), 1);
     await page.screenshot({ path: join(shots, "1-key.png"), fullPage: true });
     await page.getByRole("button", { name: "在账本上登记" }).click();
     await page.locator("#registered", { hasText: "已登记" }).waitFor();

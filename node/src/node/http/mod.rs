@@ -543,6 +543,11 @@ const APP_FILES: &[(&str, &str, &str)] = &[
         include_str!("../../../../client-sdk/web/bcs.js"),
     ),
     (
+        "qr.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../client-sdk/web/qr.js"),
+    ),
+    (
         "style.css",
         "text/css; charset=utf-8",
         include_str!("../../../../client-sdk/web/style.css"),

@@ -1,0 +1,224 @@
+// A QR code (ISO/IEC 18004) of the patient's id, for the registration desk:
+// byte mode, error correction level M, versions 1 to 6 (enough for a 64-hex
+// id), the mask with the lowest penalty. test/qr.test.mjs checks the
+// matrices against an independent encoder's for every mask.
+
+// Per version (1-6), level M: [total codewords, ec codewords per block, blocks].
+const VERSIONS = [null, [26, 10, 1], [44, 16, 1], [70, 26, 1], [100, 18, 2], [134, 24, 2], [172, 16, 4]];
+const ALIGNMENT = [null, [], [6, 18], [6, 22], [6, 26], [6, 30], [6, 34]];
+
+// GF(256) with the QR polynomial x^8 + x^4 + x^3 + x^2 + 1.
+const EXP = new Uint8Array(512);
+const LOG = new Uint8Array(256);
+for (let i = 0, x = 1; i < 255; i++) {
+  EXP[i] = x;
+  LOG[x] = i;
+  x <<= 1;
+  if (x & 0x100) x ^= 0x11d;
+}
+for (let i = 255; i < 512; i++) EXP[i] = EXP[i - 255];
+const mul = (a, b) => (a === 0 || b === 0 ? 0 : EXP[LOG[a] + LOG[b]]);
+
+function generator(degree) {
+  let poly = [1];
+  for (let i = 0; i < degree; i++) {
+    const next = new Array(poly.length + 1).fill(0);
+    for (let j = 0; j < poly.length; j++) {
+      next[j] ^= poly[j];
+      next[j + 1] ^= mul(poly[j], EXP[i]);
+    }
+    poly = next;
+  }
+  return poly;
+}
+
+function errorCorrection(data, degree) {
+  const gen = generator(degree);
+  const rem = new Array(degree).fill(0);
+  for (const byte of data) {
+    const factor = byte ^ rem.shift();
+    rem.push(0);
+    for (let i = 0; i < degree; i++) rem[i] ^= mul(gen[i + 1], factor);
+  }
+  return rem;
+}
+
+function codewords(bytes, version) {
+  const [total, ecPerBlock, blocks] = VERSIONS[version];
+  const dataTotal = total - ecPerBlock * blocks;
+  const bits = [];
+  const put = (value, length) => {
+    for (let i = length - 1; i >= 0; i--) bits.push((value >> i) & 1);
+  };
+  put(0b0100, 4); // byte mode
+  put(bytes.length, 8);
+  for (const b of bytes) put(b, 8);
+  put(0, Math.min(4, dataTotal * 8 - bits.length));
+  while (bits.length % 8) bits.push(0);
+  const data = [];
+  for (let i = 0; i < bits.length; i += 8) data.push(bits.slice(i, i + 8).reduce((a, b) => (a << 1) | b, 0));
+  for (let pad = 0xec; data.length < dataTotal; pad ^= 0xec ^ 0x11) data.push(pad);
+  // Versions 1-6 at level M have equal blocks.
+  const size = dataTotal / blocks;
+  const dataBlocks = [];
+  for (let b = 0; b < blocks; b++) dataBlocks.push(data.slice(b * size, (b + 1) * size));
+  const ecBlocks = dataBlocks.map((block) => errorCorrection(block, ecPerBlock));
+  const out = [];
+  for (let i = 0; i < size; i++) for (const block of dataBlocks) out.push(block[i]);
+  for (let i = 0; i < ecPerBlock; i++) for (const block of ecBlocks) out.push(block[i]);
+  return out;
+}
+
+function formatBits(mask) {
+  const data = (0b00 << 3) | mask; // level M
+  let rem = data << 10;
+  for (let i = 14; i >= 10; i--) if (rem & (1 << i)) rem ^= 0x537 << (i - 10);
+  return ((data << 10) | rem) ^ 0x5412;
+}
+
+const MASKS = [
+  (r, c) => (r + c) % 2 === 0,
+  (r) => r % 2 === 0,
+  (r, c) => c % 3 === 0,
+  (r, c) => (r + c) % 3 === 0,
+  (r, c) => (Math.floor(r / 2) + Math.floor(c / 3)) % 2 === 0,
+  (r, c) => ((r * c) % 2) + ((r * c) % 3) === 0,
+  (r, c) => (((r * c) % 2) + ((r * c) % 3)) % 2 === 0,
+  (r, c) => (((r + c) % 2) + ((r * c) % 3)) % 2 === 0,
+];
+
+function base(version) {
+  const n = 17 + 4 * version;
+  const m = Array.from({ length: n }, () => new Array(n).fill(null));
+  const finder = (r0, c0) => {
+    for (let r = -1; r <= 7; r++)
+      for (let c = -1; c <= 7; c++) {
+        const rr = r0 + r;
+        const cc = c0 + c;
+        if (rr < 0 || cc < 0 || rr >= n || cc >= n) continue;
+        const ring = Math.max(Math.abs(r - 3), Math.abs(c - 3));
+        m[rr][cc] = ring !== 2 && ring !== 4;
+      }
+  };
+  finder(0, 0);
+  finder(0, n - 7);
+  finder(n - 7, 0);
+  for (let i = 8; i < n - 8; i++) {
+    m[6][i] = i % 2 === 0;
+    m[i][6] = i % 2 === 0;
+  }
+  const centres = ALIGNMENT[version];
+  for (const r of centres)
+    for (const c of centres) {
+      if (m[r][c] !== null) continue;
+      for (let dr = -2; dr <= 2; dr++)
+        for (let dc = -2; dc <= 2; dc++) m[r + dr][c + dc] = Math.max(Math.abs(dr), Math.abs(dc)) !== 1;
+    }
+  m[n - 8][8] = true; // the dark module
+  return m;
+}
+
+function formatPositions(n) {
+  const first = [];
+  for (let i = 0; i <= 5; i++) first.push([8, i]);
+  first.push([8, 7], [8, 8], [7, 8]);
+  for (let i = 5; i >= 0; i--) first.push([i, 8]);
+  const second = [];
+  for (let i = 0; i < 7; i++) second.push([n - 1 - i, 8]);
+  for (let i = 0; i < 8; i++) second.push([8, n - 8 + i]);
+  return [first, second];
+}
+
+function place(version, words, mask) {
+  const m = base(version);
+  const n = m.length;
+  const reserved = m.map((row) => row.map((v) => v !== null));
+  for (const list of formatPositions(n)) for (const [r, c] of list) reserved[r][c] = true;
+  const bits = [];
+  for (const w of words) for (let i = 7; i >= 0; i--) bits.push((w >> i) & 1);
+  let k = 0;
+  let upward = true;
+  for (let right = n - 1; right >= 1; right -= 2) {
+    if (right === 6) right = 5;
+    for (let step = 0; step < n; step++) {
+      const r = upward ? n - 1 - step : step;
+      for (const c of [right, right - 1]) {
+        if (reserved[r][c]) continue;
+        const bit = k < bits.length ? bits[k] === 1 : false;
+        k++;
+        m[r][c] = bit !== MASKS[mask](r, c);
+      }
+    }
+    upward = !upward;
+  }
+  const format = formatBits(mask);
+  for (const list of formatPositions(n))
+    list.forEach(([r, c], i) => {
+      m[r][c] = ((format >> (14 - i)) & 1) === 1;
+    });
+  return m;
+}
+
+function penalty(m) {
+  const n = m.length;
+  let score = 0;
+  const lines = [];
+  for (let i = 0; i < n; i++) {
+    lines.push(m[i]);
+    lines.push(m.map((row) => row[i]));
+  }
+  for (const line of lines) {
+    let run = 1;
+    for (let i = 1; i <= n; i++) {
+      if (i < n && line[i] === line[i - 1]) run++;
+      else {
+        if (run >= 5) score += run - 2;
+        run = 1;
+      }
+    }
+    const text = line.map((v) => (v ? "1" : "0")).join("");
+    for (const pattern of ["10111010000", "00001011101"]) {
+      for (let i = text.indexOf(pattern); i >= 0; i = text.indexOf(pattern, i + 1)) score += 40;
+    }
+  }
+  for (let r = 0; r < n - 1; r++)
+    for (let c = 0; c < n - 1; c++) {
+      const v = m[r][c];
+      if (m[r][c + 1] === v && m[r + 1][c] === v && m[r + 1][c + 1] === v) score += 3;
+    }
+  const dark = m.flat().filter(Boolean).length;
+  score += Math.floor(Math.abs((dark * 100) / (n * n) - 50) / 5) * 10;
+  return score;
+}
+
+/** The module matrix (true = dark) of `text`, with `mask` or the best one. */
+export function qrMatrix(text, mask) {
+  const bytes = [...new TextEncoder().encode(text)];
+  const version = [1, 2, 3, 4, 5, 6].find((v) => {
+    const [total, ec, blocks] = VERSIONS[v];
+    return 12 + 8 * bytes.length <= (total - ec * blocks) * 8;
+  });
+  if (!version) throw new Error("too long for this QR encoder");
+  const words = codewords(bytes, version);
+  if (mask !== undefined) return place(version, words, mask);
+  let best = null;
+  for (let k = 0; k < 8; k++) {
+    const m = place(version, words, k);
+    const p = penalty(m);
+    if (!best || p < best.p) best = { m, p };
+  }
+  return best.m;
+}
+
+/** An SVG image of the QR code, with a quiet zone of four modules. */
+export function qrSvg(text, label) {
+  const m = qrMatrix(text);
+  const n = m.length + 8;
+  let path = "";
+  m.forEach((row, r) =>
+    row.forEach((dark, c) => {
+      if (dark) path += `M${c + 4} ${r + 4}h1v1h-1z`;
+    }),
+  );
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${n} ${n}" role="img" aria-label="${label}" shape-rendering="crispEdges"><rect width="${n}" height="${n}" fill="#fff"/><path d="${path}" fill="#000"/></svg>`;
+}

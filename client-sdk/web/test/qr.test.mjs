@@ -1,0 +1,24 @@
+// The app's QR encoder against an independent encoder's matrices, for every
+// mask (test/qr-fixture.json).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { qrMatrix, qrSvg } from "../qr.js";
+
+const fixture = JSON.parse(readFileSync(new URL("./qr-fixture.json", import.meta.url)));
+
+test("every module matches for every mask", () => {
+  for (const c of fixture.cases) {
+    const rows = qrMatrix(c.text, c.mask).map((r) => r.map((v) => (v ? "1" : "0")).join(""));
+    assert.equal(rows.length, 17 + 4 * c.version, `${c.text}: version`);
+    assert.deepEqual(rows, c.rows, `${c.text}, mask ${c.mask}`);
+  }
+});
+
+test("the best mask is one of the eight, and the SVG has a quiet zone", () => {
+  const text = fixture.cases[0].text;
+  const best = qrMatrix(text).map((r) => r.map((v) => (v ? "1" : "0")).join(""));
+  assert.ok(fixture.cases.some((c) => c.text === text && JSON.stringify(c.rows) === JSON.stringify(best)));
+  assert.match(qrSvg(text, "id"), /viewBox="0 0 45 45"/);
+  assert.throws(() => qrMatrix("x".repeat(200)));
+});
