@@ -9,7 +9,7 @@ const T = {
     createKey: "生成我的密钥", qrLabel: "我的患者编号二维码", meTitle: "我的身份", meText: "在医院登记处出示此编号，医院即可将您的病历与您关联。",
     register: "在账本上登记", registered: "已登记", backupTitle: "如果丢失手机怎么办？",
     backupText: "您的私钥无法导出。请指定一位监护人或代理人，或设置恢复联系人：丢失设备后，他们可以批准您的新密钥。",
-    grantsTitle: "我的授权", grantTitle: "新授权", grantee: "授权给哪家机构", categories: "可查看的内容",
+    grantsTitle: "我的授权", grantTitle: "新授权", grantee: "授权给哪家机构或哪位医生", categories: "可查看的内容",
     holders: "从哪些机构调取（可留空，表示任何持有机构）", purpose: "目的", days: "有效天数",
     consentNotice: "告知：被授权机构的医生可以在有效期内向上述持有机构调取所选类别的病历；每一次调取都会记录在账本上并实时通知您；您可以随时撤回。",
     grantSubmit: "同意并授权", requestsTitle: "待我答复的请求", approve: "同意", deny: "拒绝", asks: "请求查看",
@@ -18,10 +18,11 @@ const T = {
     delegation_started: "指定了监护人/代理人", delegation_ended: "终止了监护人/代理人", emergency_reviewed: "紧急调取已复核", errDelegate: "患者编号是 64 位十六进制字符。", active: "有效", ended: "已终止", historyTitle: "谁看了我的病历", revoke: "撤回", confirmRevoke: "确定撤回这项授权吗？撤回后对方将无法再调取。",
     none: "暂无", granted: "已授权", revoked: "已撤回", access: "调取请求", released: "已发送病历", emergency: "紧急调取",
     publicHealth: "公共卫生调取", authorized: "已批准", denied: "已拒绝", newAccess: "新的调取记录",
-    errGrantee: "请输入机构编号（小写字母、数字和“-”）。", errUnknownGrantee: "没有这家成员机构。",
+    errGrantee: "请输入机构编号（小写字母、数字和“-”），或医生编号（64 位十六进制）。", errUnknownGrantee: "没有这家成员机构。",
     errCategories: "请至少选择一类。", errHolders: "每个机构编号只能含小写字母、数字和“-”，用逗号分隔。",
     errDays: "请输入 1 到 3650 之间的天数。", done: "已提交并上链", until: "至",
-    status: { active: "有效", pending: "未开始", expired: "已过期", revoked: "已撤回", relinquished: "已放弃" },
+    status: { active: "有效", expiring: "即将到期", pending: "未开始", expired: "已过期", revoked: "已撤回", relinquished: "已放弃" },
+    practitioner: "医生", notifications: "开启通知",
     cat: { "lab-reports": "检验报告", imaging: "影像检查", prescriptions: "处方", "discharge-summaries": "出院小结",
       diagnoses: "诊断", procedures: "手术操作", allergies: "过敏史", immunizations: "预防接种", "clinical-notes": "病历文书", "full-record": "全部病历" },
     pur: { treatment: "诊疗", referral: "转诊", "continuity-of-care": "随访", consultation: "会诊", "insurance-claim": "医保结算", research: "科研" },
@@ -31,7 +32,7 @@ const T = {
     createKey: "Make my key", qrLabel: "QR code of my patient ID", meTitle: "My ID", meText: "Show this ID at a hospital's registration desk so it can link your records to you.",
     register: "Register on the ledger", registered: "Registered", backupTitle: "What if I lose my phone?",
     backupText: "Your private key cannot be exported. Appoint a guardian or proxy, or name recovery contacts: if you lose this device, they can approve your new key.",
-    grantsTitle: "My grants", grantTitle: "New grant", grantee: "Institution to grant", categories: "What they may read",
+    grantsTitle: "My grants", grantTitle: "New grant", grantee: "Institution or doctor to grant", categories: "What they may read",
     holders: "From which institutions (leave empty for any that holds your records)", purpose: "Purpose", days: "Days it lasts",
     consentNotice: "Notice: doctors of the institution you grant may fetch the chosen categories from the holders above until the grant ends; every fetch is recorded on the ledger and shown to you as it happens; you can revoke at any time.",
     grantSubmit: "Agree and grant", requestsTitle: "Requests waiting for my answer", approve: "Approve", deny: "Refuse", asks: "asks to read",
@@ -40,10 +41,11 @@ const T = {
     delegation_started: "Guardian or proxy appointed", delegation_ended: "Guardian or proxy ended", emergency_reviewed: "Emergency access reviewed", errDelegate: "A patient ID is 64 hexadecimal characters.", active: "active", ended: "ended", historyTitle: "Who read my records", revoke: "Revoke", confirmRevoke: "Revoke this grant? They will not be able to fetch anything more.",
     none: "None yet", granted: "Granted", revoked: "Revoked", access: "Access request", released: "Records sent", emergency: "Emergency access",
     publicHealth: "Public-health access", authorized: "authorised", denied: "denied", newAccess: "New access recorded",
-    errGrantee: "Enter an institution id (lowercase letters, digits and '-').", errUnknownGrantee: "No member institution has this id.",
+    errGrantee: "Enter an institution id (lowercase letters, digits and '-') or a doctor's id (64 hexadecimal characters).", errUnknownGrantee: "No member institution has this id.",
     errCategories: "Choose at least one category.", errHolders: "Institution ids are lowercase letters, digits and '-', separated by commas.",
     errDays: "Enter 1 to 3650 days.", done: "Submitted and committed", until: "until",
-    status: { active: "active", pending: "not yet started", expired: "expired", revoked: "revoked", relinquished: "given up" },
+    status: { active: "active", expiring: "expiring soon", pending: "not yet started", expired: "expired", revoked: "revoked", relinquished: "given up" },
+    practitioner: "doctor", notifications: "Turn on notifications",
     cat: Object.fromEntries(bcs.CATEGORIES.map((c) => [c, c.replace(/-/g, " ")])),
     pur: Object.fromEntries(bcs.PURPOSES.map((p) => [p, p.replace(/-/g, " ")])),
   },
@@ -126,11 +128,16 @@ function badge(text, cls) {
 function grantItem(g) {
   const item = document.createElement("li");
   item.dataset.grant = g.id;
-  const who = g.terms.grantee.institution ? institutionName(g.terms.grantee.institution) : g.terms.grantee.practitioner.slice(0, 12);
+  const who = g.terms.grantee.institution
+    ? institutionName(g.terms.grantee.institution)
+    : `${t().practitioner} ${g.terms.grantee.practitioner.slice(0, 12)}…`;
+  const purpose = t().pur[g.terms.purpose.replace(/([a-z])([A-Z])/g, "$1-$2").toLowerCase()] ?? "";
+  // Active but ending within a week: "expiring soon".
+  const status = g.status === "active" && g.terms.expires_at_ms - Date.now() < 7 * 86400000 ? "expiring" : g.status;
   const cats = g.terms.categories.map((c) => t().cat[c]).join("、");
   const holders = Array.isArray(g.terms.holders) ? g.terms.holders.map(institutionName).join("、") : "*";
   const until = new Date(g.terms.expires_at_ms).toLocaleDateString(lang === "zh" ? "zh-CN" : "en");
-  item.append(badge(t().status[g.status] ?? g.status, g.status), ` ${who} · ${cats} · ${holders} · ${t().until} ${until} `);
+  item.append(badge(t().status[status] ?? status, status), ` ${who} · ${cats} · ${holders} · ${purpose} · ${t().until} ${until} `);
   if (g.status === "active" || g.status === "pending") {
     const button = document.createElement("button");
     button.type = "button";
@@ -252,8 +259,11 @@ function historyItem(entry) {
 function validate(form) {
   const errors = {};
   const grantee = form.grantee.value.trim();
-  if (!bcs.isInstitutionId(grantee)) errors.grantee = t().errGrantee;
-  else if (institutions.length && !institutions.some((i) => i.id === grantee)) errors.grantee = t().errUnknownGrantee;
+  const toDoctor = /^[0-9a-f]{64}$/.test(grantee);
+  if (!toDoctor && !bcs.isInstitutionId(grantee)) errors.grantee = t().errGrantee;
+  else if (!toDoctor && institutions.length && !institutions.some((i) => i.id === grantee)) {
+    errors.grantee = t().errUnknownGrantee;
+  }
   const categories = [...form.querySelectorAll("input[name=category]:checked")].map((c) => c.value);
   if (categories.length === 0) errors.categories = t().errCategories;
   const holders = form.holders.value.split(/[,，\s]+/).filter(Boolean);
@@ -265,7 +275,7 @@ function validate(form) {
     const input = form[field];
     if (input?.setAttribute) input.setAttribute("aria-invalid", errors[field] ? "true" : "false");
   }
-  return Object.keys(errors).length ? null : { grantee, categories, holders, days };
+  return Object.keys(errors).length ? null : { grantee, toDoctor, categories, holders, days };
 }
 
 async function grant(event) {
@@ -278,7 +288,7 @@ async function grant(event) {
       kind: "grant",
       terms: {
         patient: key.patient,
-        grantee: { institution: values.grantee },
+        grantee: values.toDoctor ? { practitioner: values.grantee } : { institution: values.grantee },
         categories: values.categories,
         holders: values.holders,
         purpose: event.target.purpose.value,
@@ -307,7 +317,9 @@ function showKey() {
 async function live() {
   const source = await node.events(key, (entry) => {
     const names = { access_decided: t().access, released: t().released, granted: t().granted, revoked: t().revoked };
-    say(`${t().newAccess}: ${names[entry.event.type] ?? entry.event.type}`);
+    const text = `${t().newAccess}: ${names[entry.event.type] ?? entry.event.type}`;
+    say(text);
+    if ("Notification" in window && Notification.permission === "granted") new Notification("medledger", { body: text });
     refresh();
   });
   // A dropped stream is reopened with a fresh signature (each is single use).
@@ -350,6 +362,11 @@ async function main() {
     }
   });
   $("grant-form").addEventListener("submit", grant);
+  if ("Notification" in window && Notification.permission === "default") {
+    const ask = $("notify");
+    ask.hidden = false;
+    ask.addEventListener("click", () => Notification.requestPermission().then(() => (ask.hidden = true)));
+  }
   $("delegate-form").addEventListener("submit", appoint);
   if (key) {
     showKey();

@@ -95,6 +95,15 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     const grantItem = page.locator("#grants li[data-grant]").first();
     await grantItem.locator(".badge.active").waitFor();
     const grant = await grantItem.getAttribute("data-grant");
+    // A short grant to one doctor shows as expiring soon.
+    const doctorId = cli(["keys", "show", join(dir, "keys/practitioner.dr-first-1.json")]).match(
+      /as a practitioner, id:\s+([0-9a-f]{64})/,
+    )[1];
+    await page.locator("#grantee").fill(doctorId);
+    await page.locator("#days").fill("3");
+    await page.locator("input[value=allergies]").check();
+    await page.getByRole("button", { name: "同意并授权" }).click();
+    await page.locator("#grants li[data-grant] .badge.expiring").waitFor();
     await page.screenshot({ path: join(shots, "3-granted.png"), fullPage: true });
 
     // The hospital: records at the first hospital, the doctor's request and fetch.
@@ -120,7 +129,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await ask.waitFor();
     await page.screenshot({ path: join(shots, "5-inbox.png"), fullPage: true });
     await ask.getByRole("button", { name: "同意" }).click();
-    await page.locator("#grants li[data-grant]").nth(1).waitFor();
+    await page.locator("#grants li[data-grant]").nth(2).waitFor();
     assert.equal(await page.locator("#requests li[data-request]").count(), 0);
 
     // A proxy: a wrong id is refused next to the field; a registered patient is appointed.
