@@ -71,6 +71,10 @@ pub struct Holder {
     /// Test hook: `MEDLEDGER_FAULT=tamper-chunk` alters every sealed chunk,
     /// so tests can show the requester detects it.
     tamper: bool,
+    /// Test hook: `MEDLEDGER_FAULT=skip-grant-check` serves without checking
+    /// the grant is still active — the broken build the simulator's
+    /// invariants must catch.
+    skip_grant_check: bool,
 }
 
 fn refused(code: &str, message: impl Into<String>) -> GatewayResponse {
@@ -90,6 +94,8 @@ impl Holder {
             transfers: Mutex::new(HashMap::new()),
             served: Mutex::new(HashSet::new()),
             tamper: std::env::var("MEDLEDGER_FAULT").is_ok_and(|f| f == "tamper-chunk"),
+            skip_grant_check: std::env::var("MEDLEDGER_FAULT")
+                .is_ok_and(|f| f == "skip-grant-check"),
         }
     }
 
@@ -224,7 +230,11 @@ impl Holder {
         fetch: &SignedFetch,
         access: &AccessRecord,
     ) -> Result<GatewayResponse, GatewayResponse> {
-        if let AccessKind::Grant { grant, .. } = &access.kind {
+        if self.skip_grant_check {
+            tracing::error!(
+                "MEDLEDGER_FAULT=skip-grant-check: serving without the grant check (tests only)"
+            );
+        } else if let AccessKind::Grant { grant, .. } = &access.kind {
             let grant: Option<GrantRecord> = self.state(&StateKey::Grant(*grant))?;
             if !grant.is_some_and(|g| g.status_at(now()) == GrantStatus::Active) {
                 return Err(refused(

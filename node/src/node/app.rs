@@ -51,9 +51,9 @@ impl Fault {
             Some("bad-state-root") => Ok(Some(Fault::BadStateRoot)),
             Some("bad-transaction-root") => Ok(Some(Fault::BadTransactionRoot)),
             // The records gateway's fault; consensus behaves.
-            Some("tamper-chunk") => Ok(None),
+            Some("tamper-chunk" | "skip-grant-check") => Ok(None),
             Some(other) => Err(format!(
-                "MEDLEDGER_FAULT={other:?}: known faults are bad-state-root, bad-transaction-root, tamper-chunk"
+                "MEDLEDGER_FAULT={other:?}: known faults are bad-state-root, bad-transaction-root, tamper-chunk, skip-grant-check"
             )),
         }
     }
