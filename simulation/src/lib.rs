@@ -14,12 +14,15 @@
 //!    authorised request and none after its grant ended, and counts every
 //!    emergency access we made.
 //!
-//! Built so far: the workload above with SIGKILL/restart faults. Not built
-//! yet: partitions, slow links, full disks, clock skew, Byzantine proposers,
-//! and the scale projection.
+//! Faults built so far: SIGKILL and restart of a validator; a validator cut
+//! off from the others and healed; a two-two split of the consortium (no
+//! quorum) healed, after which it must commit again within a bound. Not built
+//! yet: slow links, full disks, clock skew, Byzantine proposers, and the
+//! scale projection.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod net;
 pub mod run;
 
 pub use run::{Failure, Report, SimConfig, simulate};

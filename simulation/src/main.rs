@@ -8,7 +8,7 @@ use medledger_simulation::{SimConfig, simulate};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: medledger-sim [--seed N] [--seeds COUNT] [--patients N] [--steps N] [--no-kill] [--holder-fault FAULT] [--medledger PATH]"
+        "usage: medledger-sim [--seed N] [--seeds COUNT] [--patients N] [--steps N] [--no-kill] [--no-partition] [--holder-fault FAULT] [--medledger PATH]"
     );
     std::process::exit(2)
 }
@@ -19,6 +19,7 @@ fn main() -> std::process::ExitCode {
         patients: 8,
         steps: 40,
         kill_faults: true,
+        partitions: true,
         holder_fault: None,
         binary: std::env::var_os("MEDLEDGER_BIN")
             .map(PathBuf::from)
@@ -40,6 +41,7 @@ fn main() -> std::process::ExitCode {
             "--patients" => config.patients = value().parse().unwrap_or_else(|_| usage()),
             "--steps" => config.steps = value().parse().unwrap_or_else(|_| usage()),
             "--no-kill" => config.kill_faults = false,
+            "--no-partition" => config.partitions = false,
             "--holder-fault" => config.holder_fault = Some(value()),
             "--medledger" => config.binary = PathBuf::from(value()),
             _ => usage(),

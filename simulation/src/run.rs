@@ -18,6 +18,9 @@ use medledger_contracts::types::{
 };
 use serde_json::Value;
 
+/// How long a healed consortium may take to commit again.
+const HEAL_BOUND_SECS: u64 = 120;
+
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
@@ -29,6 +32,8 @@ pub struct SimConfig {
     pub steps: usize,
     /// Whether to SIGKILL and restart a validator during the run.
     pub kill_faults: bool,
+    /// Whether to cut a validator off, and split the consortium two-two, then heal.
+    pub partitions: bool,
     /// A fault to build into the holder hospital's node
     /// (`MEDLEDGER_FAULT`, e.g. `skip-grant-check`): the invariants must catch it.
     pub holder_fault: Option<String>,
@@ -45,6 +50,9 @@ impl SimConfig {
         );
         if !self.kill_faults {
             line.push_str(" --no-kill");
+        }
+        if !self.partitions {
+            line.push_str(" --no-partition");
         }
         if let Some(f) = &self.holder_fault {
             line.push_str(&format!(" --holder-fault {f}"));
@@ -71,6 +79,7 @@ impl std::fmt::Display for Failure {
         writeln!(f, "patients:   {}", self.config.patients)?;
         writeln!(f, "steps:      {}", self.config.steps)?;
         writeln!(f, "kill faults:{}", self.config.kill_faults)?;
+        writeln!(f, "partitions: {}", self.config.partitions)?;
         writeln!(
             f,
             "holder fault: {}",
@@ -184,7 +193,16 @@ async fn status_height(client: &Client) -> Option<u64> {
 /// Runs one simulation; a broken invariant is the error.
 pub async fn simulate(config: &SimConfig) -> Result<Report, Failure> {
     let started = Instant::now();
-    let dir = tempfile::tempdir().map_err(|e| setup_error(config, e))?;
+    // MEDLEDGER_SIM_KEEP=1 keeps the run's files (node logs) for a post-mortem.
+    let keep = std::env::var_os("MEDLEDGER_SIM_KEEP").is_some();
+    let dir = tempfile::Builder::new()
+        .prefix("medledger-sim-")
+        .disable_cleanup(keep)
+        .tempdir()
+        .map_err(|e| setup_error(config, e))?;
+    if keep {
+        eprintln!("keeping the run's files in {}", dir.path().display());
+    }
     let status = Command::new(&config.binary)
         .args([
             "testnet",
@@ -220,6 +238,49 @@ pub async fn simulate(config: &SimConfig) -> Result<Report, Failure> {
                 .collect()
         })
         .unwrap_or_default();
+    // Every p2p dial goes through a proxy the simulator can cut.
+    let p2p_ports: Vec<u16> = layout["nodes"]
+        .as_array()
+        .map(|nodes| {
+            nodes
+                .iter()
+                .map(|n| {
+                    n["p2p"]
+                        .as_str()
+                        .and_then(|a| a.split("/tcp/").nth(1))
+                        .and_then(|rest| rest.split('/').next())
+                        .and_then(|port| port.parse().ok())
+                        .unwrap_or(0)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut links: BTreeMap<(usize, usize), crate::net::Link> = BTreeMap::new();
+    for (i, (_, home, _)) in homes.iter().enumerate() {
+        let path = home.join("config.toml");
+        let mut text = std::fs::read_to_string(&path).map_err(|e| setup_error(config, e))?;
+        for (j, port) in p2p_ports.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let link = crate::net::Link::start(*port)
+                .await
+                .map_err(|e| setup_error(config, e))?;
+            text = text.replace(
+                &format!("/tcp/{port}/p2p/"),
+                &format!("/tcp/{}/p2p/", link.port),
+            );
+            links.insert((i, j), link);
+        }
+        std::fs::write(&path, text).map_err(|e| setup_error(config, e))?;
+    }
+    // Cuts every link between different groups; an empty list heals all.
+    let partition = |groups: &[&[usize]]| {
+        for ((i, j), link) in &links {
+            let group_of = |n: usize| groups.iter().position(|g| g.contains(&n));
+            link.set_cut(!groups.is_empty() && group_of(*i) != group_of(*j));
+        }
+    };
     let mut nodes = Nodes {
         children: homes.iter().map(|_| None).collect(),
         homes,
@@ -326,6 +387,8 @@ pub async fn simulate(config: &SimConfig) -> Result<Report, Failure> {
         .collect();
     let kill_at = config.kill_faults.then(|| rng.below(config.steps.max(1)));
     let mut killed: Option<(usize, usize)> = None;
+    let isolate_at = config.partitions.then(|| rng.below(config.steps.max(1)));
+    let mut isolated: Option<usize> = None;
     let out = dir.path().join("fetched");
     let as_doctor = TxBuilder::new(chain.clone(), doctor.clone());
     let mut emergencies = 0usize;
@@ -337,6 +400,22 @@ pub async fn simulate(config: &SimConfig) -> Result<Report, Failure> {
                 .faults
                 .push(format!("step {step}: SIGKILL {}", nodes.homes[victim].0));
             killed = Some((victim, step + 1 + rng.below(4)));
+        }
+        if Some(step) == isolate_at && !victims.is_empty() {
+            let victim = victims[rng.below(victims.len())];
+            let rest: Vec<usize> = (0..nodes.homes.len()).filter(|n| *n != victim).collect();
+            partition(&[&[victim], &rest]);
+            report
+                .faults
+                .push(format!("step {step}: cut {} off", nodes.homes[victim].0));
+            isolated = Some(step + 2 + rng.below(4));
+        }
+        if let Some(at) = isolated
+            && step >= at
+        {
+            partition(&[]);
+            report.faults.push(format!("step {step}: healed"));
+            isolated = None;
         }
         if let Some((victim, at)) = killed
             && step >= at
@@ -453,6 +532,57 @@ pub async fn simulate(config: &SimConfig) -> Result<Report, Failure> {
             .faults
             .push(format!("end: restart {}", nodes.homes[victim].0));
     }
+    if isolated.take().is_some() {
+        report.faults.push("end: healed".into());
+    }
+    partition(&[]);
+    if config.partitions {
+        // A two-two split leaves no quorum; once healed, blocks must come again.
+        let all: Vec<usize> = (0..nodes.homes.len()).collect();
+        let (left, right) = all.split_at(all.len() / 2);
+        partition(&[left, right]);
+        report.faults.push("end: split two-two".into());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let split_at = status_height(&clients[second]).await.unwrap_or(0);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let during = status_height(&clients[second]).await.unwrap_or(0);
+        if during > split_at + 1 {
+            // Without a quorum nothing can commit: the cut did not hold.
+            return Err(fail(
+                config,
+                "no commit without a quorum",
+                format!("heights {split_at} → {during} during a two-two split"),
+            ));
+        }
+        partition(&[]);
+        report.faults.push("end: healed".into());
+        let before = status_height(&clients[second]).await.unwrap_or(0);
+        let healed = Instant::now();
+        let _ = &healed;
+        let deadline = Instant::now() + Duration::from_secs(HEAL_BOUND_SECS);
+        while status_height(&clients[second]).await.unwrap_or(0) <= before + 1 {
+            if Instant::now() > deadline {
+                let mut seen = Vec::new();
+                for (i, c) in clients.iter().enumerate() {
+                    let s = c.status().await.map(|s| s.raw).unwrap_or_default();
+                    seen.push(format!(
+                        "{} height {} round {} peers {}",
+                        nodes.homes[i].0, s["height"], s["round"], s["peers"]
+                    ));
+                }
+                eprintln!("after healing: {}", seen.join("; "));
+                return Err(fail(
+                    config,
+                    "progress after healing",
+                    format!("no new block within {HEAL_BOUND_SECS} s of healing a two-two split"),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        report.invariants.push(
+            "no block commits during a two-two split; after healing, blocks come again within the bound",
+        );
+    }
     report.invariants.push("every fetch after a revocation was refused; every fetch under an active grant delivered its manifest");
 
     // All nodes reach the last acknowledged height, then agree.
@@ -461,6 +591,15 @@ pub async fn simulate(config: &SimConfig) -> Result<Report, Failure> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while status_height(c).await.unwrap_or(0) < last {
             if Instant::now() > deadline {
+                let mut seen = Vec::new();
+                for (i, c) in clients.iter().enumerate() {
+                    let s = c.status().await.map(|s| s.raw).unwrap_or_default();
+                    seen.push(format!(
+                        "{} height {} round {} peers {}",
+                        nodes.homes[i].0, s["height"], s["round"], s["peers"]
+                    ));
+                }
+                eprintln!("after healing: {}", seen.join("; "));
                 return Err(fail(
                     config,
                     "progress after healing",

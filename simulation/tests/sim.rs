@@ -23,6 +23,7 @@ fn config(seed: u64) -> SimConfig {
         patients: 6,
         steps: 30,
         kill_faults: true,
+        partitions: true,
         holder_fault: None,
         binary,
     }
@@ -39,7 +40,11 @@ async fn two_seeds_keep_every_promise_through_a_killed_validator() {
                     report.faults.iter().any(|f| f.contains("SIGKILL")),
                     "{report:?}"
                 );
-                assert_eq!(report.invariants.len(), 7, "{report:?}");
+                assert!(
+                    report.faults.iter().any(|f| f.contains("cut")),
+                    "{report:?}"
+                );
+                assert_eq!(report.invariants.len(), 8, "{report:?}");
             }
             Err(failure) => panic!("{failure}"),
         }

@@ -288,14 +288,42 @@ pub async fn run<A: Application>(
     driver.run(channels).await
 }
 
+/// Counts connected peers for telemetry, and redials member nodes whose
+/// connection was lost: with peer discovery off, the network layer dials a
+/// persistent peer only when it is added, so after a partition heals nobody
+/// would dial again. A peer missing for a few seconds is removed and added
+/// back, which dials it.
 fn spawn_peer_counter(
     requests: tokio::sync::mpsc::Sender<NetworkRequest>,
     telemetry: SharedTelemetry,
 ) {
+    const REDIAL_AFTER: Duration = Duration::from_secs(4);
     tokio::spawn(async move {
+        let mut missing_since: HashMap<String, tokio::time::Instant> = HashMap::new();
         loop {
             if let Ok(Some(dump)) = NetworkRequest::dump_state(&requests).await {
                 telemetry.peers.store(dump.peers.len(), Ordering::Relaxed);
+                let connected: std::collections::HashSet<String> =
+                    dump.peers.keys().map(ToString::to_string).collect();
+                for addr in dump.persistent_peer_addrs {
+                    let text = addr.to_string();
+                    let Some(id) = text.rsplit("/p2p/").next().map(str::to_string) else {
+                        continue;
+                    };
+                    if connected.contains(&id) {
+                        missing_since.remove(&id);
+                        continue;
+                    }
+                    let now = tokio::time::Instant::now();
+                    let since = *missing_since.entry(id.clone()).or_insert(now);
+                    if now.duration_since(since) >= REDIAL_AFTER {
+                        info!(peer = %id, "redialing a member's node after its connection was lost");
+                        let _ =
+                            NetworkRequest::remove_persistent_peer(&requests, addr.clone()).await;
+                        let _ = NetworkRequest::add_persistent_peer(&requests, addr).await;
+                        missing_since.insert(id, now);
+                    }
+                }
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
