@@ -34,7 +34,10 @@ const NONCES_MAX: usize = 1_000_000;
 /// Checks signatures, remembers nonces, limits rates.
 pub struct Authenticator {
     limits: AuthLimits,
-    per_key: DefaultKeyedRateLimiter<Vec<u8>>,
+    /// Keyed by (signing key, address): the limit is checked before the
+    /// signature is, so someone who names another's key from elsewhere only
+    /// spends their own budget, never the key holder's.
+    per_key: DefaultKeyedRateLimiter<(Vec<u8>, Option<IpAddr>)>,
     per_address: DefaultKeyedRateLimiter<IpAddr>,
     /// (public key bytes, nonce) → the request time it came with.
     seen: Mutex<HashMap<(Vec<u8>, u64), u64>>,
@@ -111,9 +114,9 @@ impl Authenticator {
         remote: Option<SocketAddr>,
     ) -> Result<(), ApiError> {
         let allowed = match (token, remote) {
-            (Some(t), _) => self
+            (Some(t), addr) => self
                 .per_key
-                .check_key(&t.public_key.raw_bytes().to_vec())
+                .check_key(&(t.public_key.raw_bytes().to_vec(), addr.map(|a| a.ip())))
                 .is_ok(),
             (None, Some(addr)) => self.per_address.check_key(&addr.ip()).is_ok(),
             (None, None) => true,
@@ -236,6 +239,35 @@ mod tests {
             auth.rate_limit(None, Some(b)).is_ok(),
             "another address has its own budget"
         );
+    }
+
+    #[test]
+    fn naming_a_key_from_elsewhere_does_not_spend_the_key_holders_budget() {
+        let auth = Authenticator::new(AuthLimits {
+            per_key_per_second: 2,
+            per_address_per_second: 100,
+            window_ms: 1000,
+        });
+        let key = medledger_contracts::crypto::SecretKey::from_seed([5; 32]);
+        let token = RequestAuth::sign(
+            &medledger_contracts::types::ChainId::new("c").unwrap(),
+            "GET",
+            "/",
+            b"",
+            medledger_contracts::types::Timestamp(0),
+            1,
+            medledger_contracts::transaction::Signer::Institution(
+                medledger_contracts::types::InstitutionId::new("x").unwrap(),
+            ),
+            &key,
+        );
+        let attacker: SocketAddr = "127.0.0.9:1".parse().unwrap();
+        let holder: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        for _ in 0..2 {
+            assert!(auth.rate_limit(Some(&token), Some(attacker)).is_ok());
+        }
+        assert!(auth.rate_limit(Some(&token), Some(attacker)).is_err());
+        assert!(auth.rate_limit(Some(&token), Some(holder)).is_ok());
     }
 
     #[test]
