@@ -558,19 +558,10 @@ pub async fn simulate(config: &SimConfig) -> Result<Report, Failure> {
         report.faults.push("end: healed".into());
         let before = status_height(&clients[second]).await.unwrap_or(0);
         let healed = Instant::now();
-        let _ = &healed;
         let deadline = Instant::now() + Duration::from_secs(HEAL_BOUND_SECS);
         while status_height(&clients[second]).await.unwrap_or(0) <= before + 1 {
             if Instant::now() > deadline {
-                let mut seen = Vec::new();
-                for (i, c) in clients.iter().enumerate() {
-                    let s = c.status().await.map(|s| s.raw).unwrap_or_default();
-                    seen.push(format!(
-                        "{} height {} round {} peers {}",
-                        nodes.homes[i].0, s["height"], s["round"], s["peers"]
-                    ));
-                }
-                eprintln!("after healing: {}", seen.join("; "));
+                eprintln!("nodes now: {}", describe(&clients, &nodes.homes).await);
                 return Err(fail(
                     config,
                     "progress after healing",
@@ -579,6 +570,10 @@ pub async fn simulate(config: &SimConfig) -> Result<Report, Failure> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        report.faults.push(format!(
+            "end: blocks again {:.1} s after healing",
+            healed.elapsed().as_secs_f64()
+        ));
         report.invariants.push(
             "no block commits during a two-two split; after healing, blocks come again within the bound",
         );
@@ -591,15 +586,7 @@ pub async fn simulate(config: &SimConfig) -> Result<Report, Failure> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while status_height(c).await.unwrap_or(0) < last {
             if Instant::now() > deadline {
-                let mut seen = Vec::new();
-                for (i, c) in clients.iter().enumerate() {
-                    let s = c.status().await.map(|s| s.raw).unwrap_or_default();
-                    seen.push(format!(
-                        "{} height {} round {} peers {}",
-                        nodes.homes[i].0, s["height"], s["round"], s["peers"]
-                    ));
-                }
-                eprintln!("after healing: {}", seen.join("; "));
+                eprintln!("nodes now: {}", describe(&clients, &nodes.homes).await);
                 return Err(fail(
                     config,
                     "progress after healing",
@@ -737,6 +724,19 @@ fn link(records: &Path, record_number: &str, patient_hex: &str) -> std::io::Resu
         serde_json::to_string(&links).map_err(std::io::Error::other)?,
     )?;
     std::fs::rename(tmp, path)
+}
+
+/// Every node's height, round and peer count, for a failure's post-mortem.
+async fn describe(clients: &[Client], homes: &[(String, PathBuf, String)]) -> String {
+    let mut seen = Vec::new();
+    for (c, home) in clients.iter().zip(homes) {
+        let s = c.status().await.map(|s| s.raw).unwrap_or_default();
+        seen.push(format!(
+            "{} height {} round {} peers {}",
+            home.0, s["height"], s["round"], s["peers"]
+        ));
+    }
+    seen.join("; ")
 }
 
 async fn wait_height(client: &Client, height: u64) {

@@ -48,7 +48,7 @@ struct Bench {
     seen: Seen,
 }
 
-fn synthetic_key(label: &str, n: u64) -> SecretKey {
+pub(super) fn synthetic_key(label: &str, n: u64) -> SecretKey {
     // Bench keys are synthetic and reproducible; never for real use.
     let seed = tagged_hash(
         b"medledger/bench-key",
@@ -57,7 +57,7 @@ fn synthetic_key(label: &str, n: u64) -> SecretKey {
     SecretKey::from_seed(seed.0)
 }
 
-fn sign(
+pub(super) fn sign(
     chain: &ChainId,
     key: &SecretKey,
     signer: Signer,
@@ -74,7 +74,7 @@ fn sign(
 
 /// Nearest-rank percentile of sorted values (a bench figure: rounding is fine).
 #[allow(clippy::cast_possible_truncation)]
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -94,12 +94,22 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-/// Peak resident memory of a process, in MiB.
-pub(super) fn peak_rss_mib(pid: u32) -> Option<f64> {
+/// A memory figure of a process from /proc (`VmHWM:` peak, `VmRSS:` now), in MiB.
+fn status_mib(pid: u32, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// Peak resident memory of a process, in MiB.
+pub(super) fn peak_rss_mib(pid: u32) -> Option<f64> {
+    status_mib(pid, "VmHWM:")
+}
+
+/// Current resident memory of a process, in MiB.
+pub(super) fn rss_mib(pid: u32) -> Option<f64> {
+    status_mib(pid, "VmRSS:")
 }
 
 fn dir_bytes(path: &Path) -> u64 {

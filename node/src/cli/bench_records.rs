@@ -15,7 +15,7 @@ use medledger_client_sdk::{Client, Identity, KeyFile, TermsBuilder, TxBuilder, T
 use medledger_contracts::types::{Category, Grantee, InstitutionId, Purpose, TxHash};
 use serde_json::json;
 
-use super::bench::peak_rss_mib;
+use super::bench::{peak_rss_mib, rss_mib};
 use super::testnet;
 
 /// Settings from the command line.
@@ -30,14 +30,6 @@ pub struct RecordsBenchOptions {
     pub rounds: usize,
     /// Size of the large study, in MiB.
     pub large_mib: usize,
-}
-
-/// Current resident memory of a process, in MiB.
-fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 /// Runs the bench.

@@ -16,11 +16,11 @@ use medledger_contracts::certificate::{
 };
 use medledger_contracts::crypto::SecretKey;
 use medledger_contracts::encoding::{BoundedVec, tagged_hash, to_bytes};
-use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, Transaction};
+use medledger_contracts::transaction::{Payload, SignedTransaction, Signer};
 use medledger_contracts::types::*;
 use serde_json::json;
 
-use super::bench::peak_rss_mib;
+use super::bench::{peak_rss_mib, sign, synthetic_key};
 use super::testnet;
 use crate::audit::archive::{ArchiveSource, ArchivedBlock, write_archive};
 use crate::audit::replay::{Progress, Replay};
@@ -35,32 +35,6 @@ pub struct ReplayBenchOptions {
     pub block_size: usize,
     /// Patients.
     pub patients: usize,
-}
-
-fn key(label: &str, n: u64) -> SecretKey {
-    // Bench keys are synthetic and reproducible; never for real use.
-    SecretKey::from_seed(
-        tagged_hash(
-            b"medledger/bench-key",
-            &[label.as_bytes(), &n.to_be_bytes()],
-        )
-        .0,
-    )
-}
-
-fn sign(
-    chain: &ChainId,
-    key: &SecretKey,
-    signer: Signer,
-    nonce: u64,
-    payload: Payload,
-) -> SignedTransaction {
-    Transaction {
-        signer,
-        nonce,
-        payload,
-    }
-    .sign(chain, key)
 }
 
 /// Runs the bench.
@@ -100,7 +74,7 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
     let first = InstitutionId::new("city-first-hospital").map_err(anyhow::Error::msg)?;
     let second = InstitutionId::new("city-second-hospital").map_err(anyhow::Error::msg)?;
     let patients: Vec<SecretKey> = (0..options.patients as u64)
-        .map(|n| key("patient", n))
+        .map(|n| synthetic_key("patient", n))
         .collect();
     let start = genesis.genesis_time;
 

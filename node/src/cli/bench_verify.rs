@@ -16,6 +16,7 @@ use medledger_contracts::types::{Category, ChainId, Grantee, InstitutionId, TxHa
 use serde_json::json;
 use tokio::sync::Mutex;
 
+use super::bench::percentile;
 use super::testnet;
 
 /// Settings from the command line.
@@ -30,16 +31,6 @@ pub struct VerifyBenchOptions {
     pub concurrency: usize,
     /// Background load: registrations submitted per second.
     pub load_rate: u64,
-}
-
-/// Nearest-rank percentile of sorted durations, in ms.
-#[allow(clippy::cast_possible_truncation)]
-fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
 }
 
 /// Runs the bench.
@@ -192,12 +183,13 @@ async fn bench(
     stop.store(true, Ordering::Relaxed);
     let _ = load.await;
     let height_after = clients[0].status().await?.height;
-    latencies.sort();
+    let mut latencies_ms: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    latencies_ms.sort_by(f64::total_cmp);
     let checks = latencies.len() as f64 / elapsed;
     let (p50, p95, p99) = (
-        percentile_ms(&latencies, 50.0),
-        percentile_ms(&latencies, 95.0),
-        percentile_ms(&latencies, 99.0),
+        percentile(&latencies_ms, 50.0),
+        percentile(&latencies_ms, 95.0),
+        percentile(&latencies_ms, 99.0),
     );
     let load_rate = loaded.load(Ordering::Relaxed) as f64 / elapsed;
     println!("SDK verify_grant against a node of a 4-validator consortium under load (one run)");

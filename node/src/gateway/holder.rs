@@ -28,8 +28,7 @@ use medledger_contracts::Hash32;
 use medledger_contracts::crypto::SecretKey;
 use medledger_contracts::encoding::{BoundedVec, hash_of};
 use medledger_contracts::records::{
-    AccessKind, AccessRecord, Decision, GrantRecord, GrantStatus, InstitutionRecord,
-    PractitionerRecord,
+    AccessKind, AccessRecord, Decision, GrantRecord, GrantStatus, PractitionerRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::transaction::{Payload, Signer, Transaction};
@@ -110,26 +109,17 @@ impl Holder {
 
     /// The active member institution whose node key is `peer`'s identity.
     fn institution_of_peer(&self, peer: &PeerId) -> Result<Option<InstitutionId>, GatewayResponse> {
-        let sample = StateKey::Institution(self.shared.institution.clone()).to_bytes();
-        let prefix = sample.get(..1).unwrap_or_default();
-        let entries = self
+        let records = self
             .shared
-            .store
-            .latest_with_prefix(prefix)
-            .map_err(|e| refused("internal", e.to_string()))?;
-        for (_, value) in entries {
-            let Ok(record) =
-                medledger_contracts::encoding::from_bytes::<InstitutionRecord>(&value, 64 * 1024)
-            else {
-                continue;
-            };
-            if record.status == MemberStatus::Active
-                && peer_id_of_key(&record.spec.node_key).as_ref() == Some(peer)
-            {
-                return Ok(Some(record.spec.id));
-            }
-        }
-        Ok(None)
+            .institution_records()
+            .map_err(|e| refused("internal", e))?;
+        Ok(records
+            .into_iter()
+            .find(|r| {
+                r.status == MemberStatus::Active
+                    && peer_id_of_key(&r.spec.node_key).as_ref() == Some(peer)
+            })
+            .map(|r| r.spec.id))
     }
 
     /// Answers one request from a peer's gateway.

@@ -11,8 +11,7 @@ use medledger_contracts::block::{Block, BlockHeader};
 use medledger_contracts::certificate::CommitCertificate;
 use medledger_contracts::constants::CERTIFICATE_BYTES_MAX;
 use medledger_contracts::encoding::{BoundedVec, from_bytes, to_bytes};
-use medledger_contracts::records::{InstitutionRecord, ValidatorSet};
-use medledger_contracts::state::StateKey;
+use medledger_contracts::records::ValidatorSet;
 use medledger_contracts::state_machine::{BlockContext, BlockExecution, execute_block};
 use medledger_contracts::transaction::VerifiedTransaction;
 use medledger_contracts::types::MemberStatus;
@@ -382,27 +381,13 @@ impl Application for LedgerApp {
     }
 
     fn member_node_keys(&self) -> Result<Vec<medledger_contracts::crypto::PublicKey>, String> {
-        // Institution records are the state keys of one enum variant: they
-        // share its tag byte.
-        let sample = StateKey::Institution(self.shared.institution.clone()).to_bytes();
-        let prefix = sample.get(..1).ok_or("empty state key")?;
-        let mut keys = Vec::new();
-        for (key, value) in self
+        Ok(self
             .shared
-            .store
-            .latest_with_prefix(prefix)
-            .map_err(|e| e.to_string())?
-        {
-            let Ok(StateKey::Institution(_)) = from_bytes::<StateKey>(&key, 1024) else {
-                continue;
-            };
-            let record: InstitutionRecord =
-                from_bytes(&value, 64 * 1024).map_err(|e| format!("institution record: {e}"))?;
-            if record.status == MemberStatus::Active {
-                keys.push(record.spec.node_key);
-            }
-        }
-        Ok(keys)
+            .institution_records()?
+            .into_iter()
+            .filter(|r| r.status == MemberStatus::Active)
+            .map(|r| r.spec.node_key)
+            .collect())
     }
 
     fn decided(&self, height: u64) -> Option<(Vec<u8>, CommitCertificate)> {

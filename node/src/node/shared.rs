@@ -7,7 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use medledger_consensus::SharedTelemetry;
 use medledger_contracts::block::BlockHeader;
 use medledger_contracts::certificate::CommitCertificate;
-use medledger_contracts::records::{AuditEntry, Outcome, ValidatorSet, ValidatorSetRecord};
+use medledger_contracts::encoding::from_bytes;
+use medledger_contracts::records::{
+    AuditEntry, InstitutionRecord, Outcome, ValidatorSet, ValidatorSetRecord,
+};
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::state_machine::{BlockContext, execute_block};
 use medledger_contracts::types::{ChainId, InstitutionId, Timestamp, TxHash};
@@ -99,6 +102,29 @@ impl Shared {
         // A panic while holding the lock leaves the pool consistent (every
         // method updates it only after its checks), so poisoning is ignored.
         self.mempool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every member institution's record in the committed state (active,
+    /// suspended and removed alike), in id order.
+    pub fn institution_records(&self) -> Result<Vec<InstitutionRecord>, String> {
+        // Institution records are the state keys of one enum variant: they
+        // share its tag byte.
+        let sample = StateKey::Institution(self.institution.clone()).to_bytes();
+        let prefix = sample.get(..1).ok_or("empty state key")?;
+        let mut records = Vec::new();
+        for (key, value) in self
+            .store
+            .latest_with_prefix(prefix)
+            .map_err(|e| e.to_string())?
+        {
+            let Ok(StateKey::Institution(_)) = from_bytes::<StateKey>(&key, 1024) else {
+                continue;
+            };
+            records.push(
+                from_bytes(&value, 64 * 1024).map_err(|e| format!("institution record: {e}"))?,
+            );
+        }
+        Ok(records)
     }
 
     /// The cache of the latest certified header (a newer height replaces it).

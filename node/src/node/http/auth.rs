@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use medledger_contracts::crypto::{CryptoError, PreparedKey, PublicKey};
 use medledger_contracts::encoding::from_bytes;
-use medledger_contracts::request_auth::{REQUEST_AUTH_BYTES_MAX, RequestAuth, signed_path};
+use medledger_contracts::request_auth::{REQUEST_AUTH_BYTES_MAX, RequestAuth};
 use warp::http::{HeaderMap, StatusCode};
 
 use super::ApiError;
@@ -88,11 +88,6 @@ pub fn token(headers: &HeaderMap, query: &str) -> Result<Option<RequestAuth>, Ap
                 format!("the request signature does not decode: {e}"),
             )
         })
-}
-
-/// The `path?query` a request signed.
-pub fn signed_path_of(path: &str, query: &str) -> String {
-    signed_path(path, query)
 }
 
 impl Authenticator {

@@ -437,7 +437,7 @@ where
                 ));
             }
             (access, Some(token)) => {
-                let signed = auth::signed_path_of(path, &query);
+                let signed = medledger_contracts::request_auth::signed_path(path, &query);
                 let reader = api.auth.authenticate(
                     &api.shared,
                     &token,

@@ -460,20 +460,19 @@ fn transaction_json(
 
 /// `GET /v1/institutions`: every member's public id, name, kind and status.
 pub fn institutions(shared: &Shared) -> Answer {
-    let sample = StateKey::Institution(shared.institution.clone()).to_bytes();
-    let prefix = sample.get(..1).unwrap_or_default();
-    let mut items = Vec::new();
-    for (_, value) in shared.store.latest_with_prefix(prefix)? {
-        let Ok(record) = from_bytes::<InstitutionRecord>(&value, 64 * 1024) else {
-            continue;
-        };
-        items.push(json!({
-            "id": record.spec.id.as_str(),
-            "name": record.spec.name.as_str(),
-            "kind": format!("{:?}", record.spec.kind),
-            "status": format!("{:?}", record.status).to_lowercase(),
-        }));
-    }
+    let items: Vec<Value> = shared
+        .institution_records()
+        .map_err(ApiError::internal)?
+        .iter()
+        .map(|record| {
+            json!({
+                "id": record.spec.id.as_str(),
+                "name": record.spec.name.as_str(),
+                "kind": format!("{:?}", record.spec.kind),
+                "status": format!("{:?}", record.status).to_lowercase(),
+            })
+        })
+        .collect();
     ok(json!({"items": items}))
 }
 
