@@ -193,6 +193,18 @@ async fn bad_transactions_are_refused_with_reasons() {
     );
     let (status, body) = net.submit(1, &register_patient(9), true).await;
     assert_eq!(status, 200, "{body}");
+    // The first may be in a later block than the second (gossip order):
+    // wait until node 2 has committed it.
+    let id = tx.transaction.id(&chain()).0.to_hex();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while net.get(2, &format!("/v1/receipts/{id}")).await.map(|r| r.0) != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "not committed on node 2\n{}",
+            net.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (status, body) = net.submit(2, &tx, false).await;
     assert_eq!(
         (status, body["code"].as_str()),
