@@ -310,8 +310,13 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
             )
             .unwrap()
     };
+    // Sent to another node: it must have committed the grant's block before
+    // it tries the request against its state.
     let receipt = first_client
-        .submit_and_wait(&ask(vec![Category::Prescriptions]), None)
+        .submit_and_wait(
+            &ask(vec![Category::Prescriptions]),
+            Some(short_grant.height),
+        )
         .await
         .unwrap();
     assert_eq!(receipt.outcome, TxOutcome::Authorized, "{receipt:?}");
