@@ -428,6 +428,9 @@ pub async fn fetch_records(
         .map_err(|e| SdkError::Decode(e.to_string()))?;
     std::fs::create_dir_all(out_dir)
         .map_err(|e| SdkError::Decode(format!("{}: {e}", out_dir.display())))?;
+    // Nothing of a transfer is handed over until all of it is verified:
+    // items land in `.partial` files, renamed at the end, removed on any failure.
+    let mut partials = Partials(Vec::new());
     let mut seq = 0u64;
     for (index, item) in manifest.items.iter().enumerate() {
         let path = out_dir.join(&item.path);
@@ -435,8 +438,15 @@ pub async fn fetch_records(
             std::fs::create_dir_all(parent)
                 .map_err(|e| SdkError::Decode(format!("{}: {e}", parent.display())))?;
         }
-        let mut file = std::fs::File::create(&path)
-            .map_err(|e| SdkError::Decode(format!("{}: {e}", path.display())))?;
+        let partial = path.with_file_name(format!(
+            ".{}.partial",
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+        let mut file = std::fs::File::create(&partial)
+            .map_err(|e| SdkError::Decode(format!("{}: {e}", partial.display())))?;
+        partials.0.push((partial, path));
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         loop {
@@ -503,6 +513,7 @@ pub async fn fetch_records(
                     "the holder's committed AccessServed lists other hashes than it sent".into(),
                 ));
             }
+            partials.hand_over()?;
             return Ok(FetchedRecords {
                 items: manifest.items,
                 dir: out_dir.to_path_buf(),
@@ -515,6 +526,31 @@ pub async fn fetch_records(
             ));
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The files of a transfer in progress: `(partial, final)` paths. Dropped
+/// before [`Partials::hand_over`], it removes them (a failed transfer leaves nothing).
+struct Partials(Vec<(std::path::PathBuf, std::path::PathBuf)>);
+
+impl Partials {
+    /// Every item verified: each partial file takes its final name.
+    fn hand_over(&mut self) -> Result<(), crate::SdkError> {
+        for (partial, path) in std::mem::take(&mut self.0) {
+            std::fs::rename(&partial, &path).map_err(|e| {
+                let _ = std::fs::remove_file(&partial);
+                crate::SdkError::Decode(format!("{}: {e}", path.display()))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Partials {
+    fn drop(&mut self) {
+        for (partial, _) in &self.0 {
+            let _ = std::fs::remove_file(partial);
+        }
     }
 }
 

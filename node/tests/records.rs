@@ -417,4 +417,25 @@ async fn a_tampered_chunk_aborts_the_transfer() {
     .await
     .unwrap_err();
     assert!(error.to_string().contains("tampered chunk"), "{error}");
+    // Nothing of the aborted transfer is handed over, not even a partial file.
+    let left: Vec<_> = walk(&out);
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Every file under `dir` (none when it does not exist).
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
 }

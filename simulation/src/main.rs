@@ -1,14 +1,23 @@
-//! `medledger-sim`: one seeded run of the consortium simulation, or a soak
-//! of many seeds, with a report; a failure prints one block with the seed
-//! and every parameter, and exits 1.
+//! `medledger-sim`: seeded runs of the consortium simulation, or a soak, each
+//! ending with a report; a failure prints one block with the seed and every
+//! parameter, and exits 1.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use medledger_simulation::{SimConfig, simulate};
+use medledger_simulation::summary::render;
+use medledger_simulation::{Faults, SimConfig, simulate};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: medledger-sim [--seed N] [--seeds COUNT] [--patients N] [--steps N] [--no-kill] [--no-partition] [--holder-fault FAULT] [--medledger PATH]"
+        "usage: medledger-sim [--seed N] [--seeds COUNT] [--patients N] [--steps N]
+                     [--faults all|none|kill,partition,slow,skew,disk,byzantine]
+                     [--holder-fault FAULT] [--soak SECONDS] [--load TX_PER_S]
+                     [--interval SECONDS] [--report FILE.md] [--medledger PATH]
+
+  --soak keeps running rounds of --steps (each with its own faults) for that
+  long, with background load (default 20 tx/s when soaking), and prints
+  throughput and latency per --interval."
     );
     std::process::exit(2)
 }
@@ -18,9 +27,11 @@ fn main() -> std::process::ExitCode {
         seed: 1,
         patients: 8,
         steps: 40,
-        kill_faults: true,
-        partitions: true,
+        faults: Faults::ALL,
         holder_fault: None,
+        soak: None,
+        load: 0,
+        interval: Duration::from_secs(10),
         binary: std::env::var_os("MEDLEDGER_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
@@ -32,21 +43,37 @@ fn main() -> std::process::ExitCode {
             }),
     };
     let mut seeds = 1u64;
+    let mut load = None;
+    let mut report_file = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().unwrap_or_else(|| usage());
+        let number = |text: String| text.parse::<u64>().unwrap_or_else(|_| usage());
+        let count = |text: String| text.parse::<usize>().unwrap_or_else(|_| usage());
         match arg.as_str() {
-            "--seed" => config.seed = value().parse().unwrap_or_else(|_| usage()),
-            "--seeds" => seeds = value().parse().unwrap_or_else(|_| usage()),
-            "--patients" => config.patients = value().parse().unwrap_or_else(|_| usage()),
-            "--steps" => config.steps = value().parse().unwrap_or_else(|_| usage()),
-            "--no-kill" => config.kill_faults = false,
-            "--no-partition" => config.partitions = false,
+            "--seed" => config.seed = number(value()),
+            "--seeds" => seeds = number(value()),
+            "--patients" => config.patients = count(value()),
+            "--steps" => config.steps = count(value()),
+            "--faults" => {
+                config.faults = Faults::parse(&value()).unwrap_or_else(|e| {
+                    eprintln!("{e}");
+                    usage()
+                })
+            }
             "--holder-fault" => config.holder_fault = Some(value()),
+            "--soak" => config.soak = Some(Duration::from_secs(number(value()))),
+            "--load" => load = Some(u32::try_from(number(value())).unwrap_or_else(|_| usage())),
+            "--interval" => config.interval = Duration::from_secs(number(value()).max(1)),
+            "--report" => report_file = Some(PathBuf::from(value())),
             "--medledger" => config.binary = PathBuf::from(value()),
             _ => usage(),
         }
     }
+    if config.patients == 0 || config.steps == 0 {
+        usage();
+    }
+    config.load = load.unwrap_or(if config.soak.is_some() { 20 } else { 0 });
     let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -56,6 +83,7 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::FAILURE;
     };
     let first = config.seed;
+    let mut reports = String::new();
     for seed in first..first + seeds {
         let run = SimConfig {
             seed,
@@ -63,36 +91,22 @@ fn main() -> std::process::ExitCode {
         };
         match runtime.block_on(simulate(&run)) {
             Ok(report) => {
-                let pct = |p: usize| {
-                    report
-                        .latencies_ms
-                        .get(report.latencies_ms.len().saturating_sub(1) * p / 100)
-                        .copied()
-                        .unwrap_or(0)
-                };
-                println!(
-                    "seed {seed}: passed in {:.1} s — {} transactions committed ({:.1}/s), {} fetches, {} refusals as expected; submit→commit p50/p95/p99 {}/{}/{} ms; faults: {}; invariants: {}",
-                    report.seconds,
-                    report.committed,
-                    report.committed as f64 / report.seconds,
-                    report.fetches,
-                    report.refusals,
-                    pct(50),
-                    pct(95),
-                    pct(99),
-                    if report.faults.is_empty() {
-                        "none".into()
-                    } else {
-                        report.faults.join(", ")
-                    },
-                    report.invariants.join("; ")
-                );
+                let text = render(&run, &report);
+                println!("{text}");
+                reports.push_str(&text);
+                reports.push('\n');
             }
             Err(failure) => {
                 eprintln!("{failure}");
                 return std::process::ExitCode::FAILURE;
             }
         }
+    }
+    if let Some(file) = report_file
+        && let Err(e) = std::fs::write(&file, reports)
+    {
+        eprintln!("writing {}: {e}", file.display());
+        return std::process::ExitCode::FAILURE;
     }
     std::process::ExitCode::SUCCESS
 }

@@ -31,6 +31,20 @@ struct Pending {
     state: PreparedState,
 }
 
+/// A decided block could not be written (a full or failing disk): the node
+/// stops rather than go on voting on heights it cannot keep. Every block it
+/// acknowledged before is on disk (one synced write per block), so after the
+/// operator frees space and restarts it, it catches up by sync.
+fn storage_failed(height: u64, error: &dyn std::fmt::Display) -> ! {
+    tracing::error!(
+        height,
+        %error,
+        "the ledger store refused a decided block (disk full or failing?); stopping this node. Nothing committed is lost: free space or repair the disk, then start it again"
+    );
+    eprintln!("medledger node: storage failed at height {height}: {error}; stopped");
+    std::process::exit(super::disk::EXIT_STORAGE_FAILED)
+}
+
 /// Misbehaviour a test can switch on in one node (environment variable
 /// `MEDLEDGER_FAULT`), to show the others refuse it. Never set in production:
 /// the node logs a warning at start when it is.
@@ -358,7 +372,12 @@ impl Application for LedgerApp {
                 receipts: &pending.execution.receipts,
                 audit_entries: &pending.execution.audit_entries,
             })
-            .map_err(|e| e.to_string())?;
+            .or_else(|e| match e {
+                // The caller's mistake (e.g. out of order): this height
+                // restarts and the block comes again by sync.
+                medledger_store::StoreError::Invalid(why) => Err(why),
+                disk => storage_failed(height, &disk),
+            })?;
         if !transactions.is_empty() {
             tracing::info!(
                 height,

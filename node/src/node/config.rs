@@ -22,6 +22,9 @@ pub struct NodeConfig {
     pub node_key_file: PathBuf,
     /// Where RocksDB and the consensus WAL live, relative to home.
     pub data_dir: PathBuf,
+    /// The node refuses to start, and stops, when the data directory's
+    /// volume has less than this many MiB free (before the store runs out mid-write).
+    pub min_free_disk_mb: u64,
     /// Peer-to-peer settings.
     pub p2p: P2p,
     /// HTTP API settings.
@@ -113,6 +116,7 @@ impl Default for NodeConfig {
             genesis_file: "genesis.json".into(),
             node_key_file: "node-key.json".into(),
             data_dir: "data".into(),
+            min_free_disk_mb: 64,
             p2p: P2p::default(),
             http: Http::default(),
             mempool: Mempool::default(),
@@ -203,6 +207,9 @@ genesis_file = {genesis:?}
 node_key_file = {key:?}
 # RocksDB and the consensus write-ahead log. Back this up (see docs/operations.md).
 data_dir = {data:?}
+# Below this much free space (MiB) on data_dir's volume the node stops, and
+# will not start, so that a filling disk never cuts a block write short.
+min_free_disk_mb = {min_free}
 
 [p2p]
 # Where this node listens for other members' nodes (libp2p, Noise-encrypted).
@@ -256,6 +263,7 @@ records_dir = {records_dir:?}
             genesis = self.genesis_file.display().to_string(),
             key = self.node_key_file.display().to_string(),
             data = self.data_dir.display().to_string(),
+            min_free = self.min_free_disk_mb,
             p2p_listen = self.p2p.listen,
             peers = list(&self.p2p.peers),
             http_listen = self.http.listen,

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod config;
+pub mod disk;
 pub mod http;
 pub mod mempool;
 pub mod metrics;
@@ -63,6 +64,12 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
 
     let data = home.join(&config.data_dir);
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
+    let min_free = config.min_free_disk_mb.saturating_mul(1 << 20);
+    if let Err(why) = disk::enough_free(&data, min_free) {
+        eprintln!("medledger node: {why}");
+        std::process::exit(disk::EXIT_STORAGE_FAILED);
+    }
+    disk::watch(data.clone(), min_free);
     let store = Store::open(&data.join("ledger")).context("opening the ledger store")?;
     let genesis_hash = genesis.hash();
     match store.genesis_hash()? {
@@ -77,6 +84,9 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         ),
     }
 
+    if let Some(warning) = shared::clock_offset_warning() {
+        tracing::warn!("{warning}");
+    }
     let telemetry = Arc::new(Telemetry::default());
     let (gossip_tx, gossip_rx) = mpsc::channel(100_000);
     let gossip = (!config.mempool.gossip_to.is_empty()).then_some(gossip_tx);

@@ -1,0 +1,382 @@
+//! The consortium under test: `medledger testnet --init-only` homes, one
+//! `medledger node` process per validator on 127.0.0.1, every node-to-node
+//! connection (consensus p2p, transaction gossip, records gateway) routed
+//! through a [`Link`] the simulator can cut, slow and meter, and optionally a
+//! small tmpfs under one node's data directory so its disk can be filled.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use medledger_client_sdk::{Client, KeyFile};
+use medledger_contracts::types::ChainId;
+use serde_json::Value;
+
+use crate::net::Link;
+
+/// What kind of traffic a link carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Traffic {
+    /// Consensus messages and block sync (libp2p).
+    Consensus,
+    /// Transactions gossiped between mempools (HTTP).
+    Gossip,
+    /// Records moving between gateways (libp2p request-response).
+    Records,
+}
+
+impl Traffic {
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Traffic::Consensus => "consensus + sync",
+            Traffic::Gossip => "transaction gossip",
+            Traffic::Records => "records gateway",
+        }
+    }
+}
+
+/// One node of the consortium.
+pub struct Node {
+    /// Its institution.
+    pub institution: String,
+    /// Its home directory.
+    pub home: PathBuf,
+    /// Its HTTP API.
+    pub http: String,
+    /// Environment for its process (faults, clock offset).
+    pub env: Vec<(String, String)>,
+    child: Option<Child>,
+}
+
+/// A tmpfs mounted under one node's data directory, which the simulator can fill.
+pub struct SmallDisk {
+    /// Which node.
+    pub node: usize,
+    mount: PathBuf,
+}
+
+impl SmallDisk {
+    fn filler(&self) -> PathBuf {
+        self.mount.join("simulator-filler")
+    }
+
+    /// Writes a file until the disk refuses more (ENOSPC).
+    pub fn fill(&self) -> std::io::Result<u64> {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.filler())?;
+        let chunk = vec![0x5au8; 1 << 20];
+        let mut written = 0u64;
+        loop {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(n) => written += n as u64,
+                Err(e) if e.raw_os_error() == Some(28) => break, // ENOSPC
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(written)
+    }
+
+    /// Frees what [`SmallDisk::fill`] took.
+    pub fn free(&self) -> std::io::Result<()> {
+        std::fs::remove_file(self.filler())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.mount)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The running consortium.
+pub struct Cluster {
+    /// The nodes, in `testnet.json` order.
+    pub nodes: Vec<Node>,
+    /// A client per node.
+    pub clients: Vec<Client>,
+    /// The chain.
+    pub chain: ChainId,
+    /// The small disk, when one could be mounted.
+    pub disk: Option<SmallDisk>,
+    links: BTreeMap<(usize, usize, Traffic), Link>,
+    binary: PathBuf,
+    // Declared last: dropped after the processes are killed and the tmpfs unmounted.
+    dir: tempfile::TempDir,
+}
+
+/// The size of the node's disk in the full-disk fault.
+const SMALL_DISK: &str = "size=512m";
+
+fn port_of(address: &str) -> Option<u16> {
+    if let Some(rest) = address.split("/tcp/").nth(1) {
+        return rest.split('/').next()?.parse().ok();
+    }
+    address
+        .rsplit(':')
+        .next()?
+        .trim_end_matches('/')
+        .parse()
+        .ok()
+}
+
+impl Cluster {
+    /// Lays out a four-validator testnet with links between every pair.
+    pub async fn create(binary: &Path, chain: &str, keep: bool) -> Result<Self, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("medledger-sim-")
+            .disable_cleanup(keep)
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        if keep {
+            eprintln!("keeping the run's files in {}", dir.path().display());
+        }
+        let status = Command::new(binary)
+            .args(["testnet", "--init-only", "--chain-id", chain, "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .status()
+            .map_err(|e| format!("running {}: {e}", binary.display()))?;
+        if !status.success() {
+            return Err("medledger testnet --init-only failed".into());
+        }
+        let layout: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("testnet.json")).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let listed = layout["nodes"].as_array().cloned().unwrap_or_default();
+        let text = |n: &Value, k: &str| n[k].as_str().unwrap_or_default().to_string();
+        let nodes: Vec<Node> = listed
+            .iter()
+            .map(|n| Node {
+                institution: text(n, "institution"),
+                home: PathBuf::from(text(n, "home")),
+                http: text(n, "http"),
+                env: Vec::new(),
+                child: None,
+            })
+            .collect();
+        // Every address a node dials another by, rewritten to a proxy per
+        // (dialler, dialled, traffic).
+        let ports = |k: &str| -> Vec<u16> {
+            listed
+                .iter()
+                .map(|n| port_of(&text(n, k)).unwrap_or(0))
+                .collect()
+        };
+        let (p2p, http, gateway) = (ports("p2p"), ports("http"), ports("gateway"));
+        let mut links = BTreeMap::new();
+        for (i, node) in nodes.iter().enumerate() {
+            let path = node.home.join("config.toml");
+            let mut config = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+            for j in (0..nodes.len()).filter(|j| *j != i) {
+                for (traffic, port, before, after) in [
+                    (Traffic::Consensus, p2p[j], "/tcp/", "/p2p/"),
+                    (Traffic::Gossip, http[j], "http://127.0.0.1:", "\""),
+                    (Traffic::Records, gateway[j], "/tcp/", "/p2p/"),
+                ] {
+                    let link = loop {
+                        let link = Link::start(port).await.map_err(|e| e.to_string())?;
+                        // A proxy must not take a port a node will listen on.
+                        if !p2p.contains(&link.port)
+                            && !http.contains(&link.port)
+                            && !gateway.contains(&link.port)
+                        {
+                            break link;
+                        }
+                    };
+                    config = config.replace(
+                        &format!("{before}{port}{after}"),
+                        &format!("{before}{}{after}", link.port),
+                    );
+                    links.insert((i, j, traffic), link);
+                }
+            }
+            std::fs::write(&path, config).map_err(|e| e.to_string())?;
+        }
+        let chain = ChainId::new(chain).map_err(|e| e.to_string())?;
+        let clients = nodes
+            .iter()
+            .map(|n| Client::new(&n.http, chain.clone()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        Ok(Cluster {
+            nodes,
+            clients,
+            chain,
+            disk: None,
+            links,
+            binary: binary.to_path_buf(),
+            dir,
+        })
+    }
+
+    /// Mounts a small tmpfs under node `node`'s data directory, before it
+    /// first starts; the error says why it could not (e.g. no permission to mount).
+    pub fn mount_small_disk(&mut self, node: usize) -> Result<(), String> {
+        let mount = self.nodes[node].home.join("data");
+        std::fs::create_dir_all(&mount).map_err(|e| e.to_string())?;
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", SMALL_DISK, "medledger-sim"])
+            .arg(&mount)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "mount -t tmpfs refused: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        self.disk = Some(SmallDisk { node, mount });
+        Ok(())
+    }
+
+    /// The run's directory (genesis, keys, homes).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A key the testnet made (`practitioner.dr-first-1`, `admin.health-commission`…).
+    pub fn key(&self, label: &str) -> Result<KeyFile, String> {
+        KeyFile::load(&self.dir.path().join("keys").join(format!("{label}.json")))
+            .map_err(|e| format!("key {label}: {e}"))
+    }
+
+    /// The node of an institution.
+    pub fn index(&self, institution: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.institution == institution)
+    }
+
+    /// Starts (or restarts) node `i`.
+    pub fn start(&mut self, i: usize) -> Result<(), String> {
+        let node = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.home.join("node.log"))
+            .map_err(|e| e.to_string())?;
+        let mut command = Command::new(&self.binary);
+        command
+            .args(["node", "run", "--home"])
+            .arg(&node.home)
+            .env("RUST_LOG", "warn,medledger=info")
+            .envs(node.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log);
+        node.child = Some(command.spawn().map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
+    /// SIGKILLs node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether node `i`'s process is alive; `Some(code)` once it exited by itself.
+    pub fn exited(&mut self, i: usize) -> Option<Option<i32>> {
+        let child = self.nodes[i].child.as_mut()?;
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                self.nodes[i].child = None;
+                Some(status.code())
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether node `i` has a live process.
+    pub fn running(&self, i: usize) -> bool {
+        self.nodes[i].child.is_some()
+    }
+
+    /// Cuts every link between different groups; no groups heals everything.
+    pub fn partition(&self, groups: &[&[usize]]) {
+        let group_of = |n: usize| groups.iter().position(|g| g.contains(&n));
+        for ((i, j, _), link) in &self.links {
+            link.set_cut(!groups.is_empty() && group_of(*i) != group_of(*j));
+        }
+    }
+
+    /// Slows every link into and out of node `i` (zero restores them).
+    pub fn slow(&self, i: usize, delay: Duration) {
+        for ((a, b, _), link) in &self.links {
+            if *a == i || *b == i {
+                link.set_delay(delay);
+            }
+        }
+    }
+
+    /// Bytes carried between nodes so far, by kind of traffic.
+    pub fn bytes(&self) -> BTreeMap<Traffic, u64> {
+        let mut by = BTreeMap::new();
+        for ((_, _, traffic), link) in &self.links {
+            *by.entry(*traffic).or_insert(0) += link.bytes();
+        }
+        by
+    }
+
+    /// Node `i`'s committed height, if it answers.
+    pub async fn height(&self, i: usize) -> Option<u64> {
+        self.clients[i].status().await.ok().map(|s| s.height)
+    }
+
+    /// Waits until node `i` has committed `height`; false after `within`.
+    pub async fn reach(&self, i: usize, height: u64, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.height(i).await.unwrap_or(0) >= height {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every node's height, round and peers, for a failure's post-mortem.
+    pub async fn describe(&self) -> String {
+        let mut seen = Vec::new();
+        for (c, node) in self.clients.iter().zip(&self.nodes) {
+            let s = c.status().await.map(|s| s.raw).unwrap_or_default();
+            seen.push(format!(
+                "{} height {} round {} peers {}",
+                node.institution, s["height"], s["round"], s["peers"]
+            ));
+        }
+        seen.join("; ")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+        // Unmount before the directory is removed.
+        self.disk = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::port_of;
+
+    #[test]
+    fn ports_are_read_from_multiaddrs_and_urls() {
+        assert_eq!(port_of("/ip4/127.0.0.1/tcp/4450/p2p/12D3"), Some(4450));
+        assert_eq!(port_of("/ip4/127.0.0.1/tcp/4451"), Some(4451));
+        assert_eq!(port_of("http://127.0.0.1:35971"), Some(35971));
+        assert_eq!(port_of("nothing"), None);
+    }
+}
