@@ -13,10 +13,13 @@ use medledger_contracts::types::*;
 
 use crate::world::*;
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/golden-vectors.json"
-);
+/// The pinned fixture. Resolved when the test runs (cargo runs it from the
+/// package's directory), not baked in at build time: one target directory
+/// serves several checkouts of the repository (CI's clean clone among them).
+fn fixture() -> std::path::PathBuf {
+    std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()))
+        .join("tests/fixtures/golden-vectors.json")
+}
 
 fn vector(name: &str, chain: &ChainId, label: &str, tx: Transaction) -> Value {
     let k = key(label);
@@ -195,14 +198,19 @@ fn build() -> Value {
 fn formats_match_the_golden_fixture() {
     let generated = serde_json::to_string_pretty(&build()).unwrap() + "\n";
     if std::env::var_os("MEDLEDGER_UPDATE_GOLDEN").is_some() {
-        std::fs::write(FIXTURE, &generated).unwrap();
+        std::fs::write(fixture(), &generated).unwrap();
         return;
     }
-    let pinned = std::fs::read_to_string(FIXTURE)
-        .unwrap_or_else(|e| panic!("{FIXTURE}: {e}; generate it with MEDLEDGER_UPDATE_GOLDEN=1"));
+    let pinned = std::fs::read_to_string(fixture()).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; generate it with MEDLEDGER_UPDATE_GOLDEN=1",
+            fixture().display()
+        )
+    });
     assert!(
         pinned == generated,
-        "a byte format changed; if on purpose, regenerate {FIXTURE} with MEDLEDGER_UPDATE_GOLDEN=1 and say so in the commit"
+        "a byte format changed; if on purpose, regenerate {} with MEDLEDGER_UPDATE_GOLDEN=1 and say so in the commit",
+        fixture().display()
     );
 }
 
