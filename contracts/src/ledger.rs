@@ -47,6 +47,18 @@ pub struct MemoryLedger {
     genesis_hash: Hash32,
     genesis_time: Timestamp,
     default_proposer: InstitutionId,
+    /// Only the newest state and header are kept (see [`MemoryLedger::keep_latest_only`]).
+    latest_only: bool,
+}
+
+/// A replayed ledger's newest header and state: enough to go on replaying
+/// from the next height without the blocks before it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// The newest header.
+    pub header: BlockHeader,
+    /// Every (JMT key hash, value) of the state after it.
+    pub values: Vec<crate::state::HashedValue>,
 }
 
 impl MemoryLedger {
@@ -76,7 +88,47 @@ impl MemoryLedger {
             genesis_hash,
             genesis_time,
             default_proposer,
+            latest_only: false,
         })
+    }
+
+    /// From now on keeps only the newest state and header (older roots,
+    /// proofs and headers are dropped): memory then holds one state tree,
+    /// whatever the ledger's length. For replays.
+    pub fn keep_latest_only(&mut self) {
+        self.latest_only = true;
+        self.store.keep_latest_only();
+        let keep = self.headers.len().saturating_sub(1);
+        self.headers.drain(..keep);
+    }
+
+    /// The newest header and state, to resume from; `None` before the first block.
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, StateError> {
+        let Some(header) = self.headers.last() else {
+            return Ok(None);
+        };
+        Ok(Some(Checkpoint {
+            header: header.clone(),
+            values: self.store.latest_values()?,
+        }))
+    }
+
+    /// Continues from `checkpoint` instead of what this ledger holds, keeping
+    /// only the newest state from then on. Refused unless the checkpoint's
+    /// state hashes to its header's state root.
+    pub fn restore(&mut self, checkpoint: Checkpoint) -> Result<(), StateError> {
+        let height = checkpoint.header.height;
+        let (store, root) = JmtStore::from_latest_values(checkpoint.values, height)?;
+        if root != checkpoint.header.state_root {
+            return Err(StateError::Storage(format!(
+                "the checkpoint's state has state root {root}, its header at height {height} says {}",
+                checkpoint.header.state_root
+            )));
+        }
+        self.store = store;
+        self.headers = vec![checkpoint.header];
+        self.latest_only = true;
+        Ok(())
     }
 
     /// The chain id.
@@ -94,7 +146,7 @@ impl MemoryLedger {
         self.headers.last().map_or(self.genesis_time, |h| h.time)
     }
 
-    /// The headers so far.
+    /// The headers so far (only the newest once [`MemoryLedger::keep_latest_only`]).
     pub fn headers(&self) -> &[BlockHeader] {
         &self.headers
     }
@@ -155,6 +207,9 @@ impl MemoryLedger {
             validator_set_hash: execution.validator_set.hash(),
             proposer: proposer.clone(),
         };
+        if self.latest_only {
+            self.headers.clear();
+        }
         self.headers.push(header.clone());
         Ok((header, execution))
     }

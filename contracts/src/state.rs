@@ -220,6 +220,9 @@ pub fn verify_state_proof(
         .map_err(|e| ProofError(e.to_string()))
 }
 
+/// A state value under its JMT key hash (keys themselves are not kept by the tree).
+pub type HashedValue = ([u8; 32], Vec<u8>);
+
 /// In-memory node storage for the JMT (the node keeps the same in RocksDB).
 #[derive(Default)]
 struct NodeStore {
@@ -237,6 +240,9 @@ pub struct JmtStore {
     inner: RwLock<NodeStore>,
     /// Height → JMT version written at that height.
     versions: BTreeMap<u64, Version>,
+    /// Keep only the newest state (a replay never reads an older one):
+    /// nodes made stale by a commit and older values are dropped at once.
+    latest_only: bool,
 }
 
 fn lock_error<T>(_: T) -> anyhow::Error {
@@ -290,11 +296,24 @@ impl TreeWriter for JmtStore {
             inner.nodes.insert(key.clone(), node.clone());
         }
         for ((version, key_hash), value) in batch.values() {
-            inner
-                .values
-                .entry(*key_hash)
-                .or_default()
-                .insert(*version, value.clone());
+            if self.latest_only {
+                match value {
+                    Some(_) => {
+                        let versions = inner.values.entry(*key_hash).or_default();
+                        versions.clear();
+                        versions.insert(*version, value.clone());
+                    }
+                    None => {
+                        inner.values.remove(key_hash);
+                    }
+                }
+            } else {
+                inner
+                    .values
+                    .entry(*key_hash)
+                    .or_default()
+                    .insert(*version, value.clone());
+            }
         }
         Ok(())
     }
@@ -304,6 +323,50 @@ impl JmtStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// From now on keeps only the newest state: older roots, values and
+    /// proofs are gone, memory holds one tree. For replays, which only ever
+    /// read the state they are building.
+    pub fn keep_latest_only(&mut self) {
+        self.latest_only = true;
+    }
+
+    /// Every (key hash, value) of the newest state, in key-hash order.
+    pub fn latest_values(&self) -> Result<Vec<HashedValue>, StateError> {
+        let inner = self
+            .inner
+            .read()
+            .map_err(|_| StateError::Storage("JMT store lock poisoned".into()))?;
+        Ok(inner
+            .values
+            .iter()
+            .filter_map(|(key, versions)| {
+                let (_, value) = versions.iter().next_back()?;
+                value.as_ref().map(|v| (key.0, v.clone()))
+            })
+            .collect())
+    }
+
+    /// A store holding exactly `values` as the state of `height` (keeping
+    /// only the newest state from then on), and its root.
+    pub fn from_latest_values(
+        values: Vec<HashedValue>,
+        height: u64,
+    ) -> Result<(Self, Hash32), StateError> {
+        let mut store = Self {
+            latest_only: true,
+            ..Self::default()
+        };
+        let tree = JellyfishMerkleTree::<_, Sha256>::new(&store);
+        let (root, batch) = tree
+            .put_value_set(values.into_iter().map(|(k, v)| (KeyHash(k), Some(v))), 0)
+            .map_err(|e| StateError::Storage(e.to_string()))?;
+        store
+            .write_node_batch(&batch.node_batch)
+            .map_err(|e| StateError::Storage(e.to_string()))?;
+        store.versions.insert(height, 0);
+        Ok((store, Hash32(root.0)))
     }
 
     /// The height of the newest version written, if any.
@@ -344,6 +407,16 @@ impl JmtStore {
             .map_err(|e| StateError::Storage(e.to_string()))?;
         self.write_node_batch(&batch.node_batch)
             .map_err(|e| StateError::Storage(e.to_string()))?;
+        if self.latest_only {
+            let mut inner = self
+                .inner
+                .write()
+                .map_err(|_| StateError::Storage("JMT store lock poisoned".into()))?;
+            for stale in &batch.stale_node_index_batch {
+                inner.nodes.remove(&stale.node_key);
+            }
+            self.versions.clear();
+        }
         self.versions.insert(height, version);
         Ok(Hash32(root.0))
     }

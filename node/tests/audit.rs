@@ -308,4 +308,66 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
         b.audit_entries[0].at.time.0 += 1;
     });
     assert_fails(&genesis, &tampered, authorised.height, "audit entry");
+
+    // A checkpoint: written by one replay, resumed by the next, which only
+    // skims the blocks before it and still reports the same.
+    let checkpoint = net.dir().join("replay.checkpoint");
+    let checkpointed = net.dir().join("checkpointed");
+    let (ok, text) = replay(
+        &genesis,
+        &archive,
+        &["--checkpoint", checkpoint.to_str().unwrap()],
+    );
+    assert!(ok && checkpoint.exists(), "{text}");
+    let (ok, text) = replay(
+        &genesis,
+        &archive,
+        &[
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--report",
+            checkpointed.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        ok && text.contains("resuming from the checkpoint"),
+        "{text}"
+    );
+    for name in ["summary.json", "anomalies.json"] {
+        let read = |dir: &Path| std::fs::read_to_string(dir.join(name)).unwrap();
+        assert_eq!(read(&reports), read(&checkpointed), "{name}");
+    }
+    // A skimmed block still has to carry the audit entries its header commits to.
+    with(authorised.height, &|b| {
+        b.audit_entries[0].at.time.0 += 1;
+    });
+    let (ok, text) = replay(
+        &genesis,
+        &tampered,
+        &["--checkpoint", checkpoint.to_str().unwrap()],
+    );
+    assert!(
+        !ok && text.contains(&format!("replay failed at height {}", authorised.height))
+            && text.contains("audit entry check failed"),
+        "{text}"
+    );
+    // A checkpoint whose state was altered is refused.
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&checkpoint).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let mut out = flate2::write::GzEncoder::new(
+        std::fs::File::create(&checkpoint).unwrap(),
+        flate2::Compression::fast(),
+    );
+    out.write_all(&bytes).unwrap();
+    out.finish().unwrap();
+    let (ok, text) = replay(
+        &genesis,
+        &archive,
+        &["--checkpoint", checkpoint.to_str().unwrap()],
+    );
+    assert!(!ok && text.contains("state root"), "{text}");
 }

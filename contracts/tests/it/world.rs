@@ -56,7 +56,7 @@ pub struct World {
     pub ledger: MemoryLedger,
     pub chain: ChainId,
     pub now: u64,
-    nonce: u64,
+    pub nonce: u64,
 }
 
 pub fn institutions() -> Vec<InstitutionSpec> {

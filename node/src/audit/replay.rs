@@ -16,15 +16,26 @@
 //! 7. `audit entry` — the entries the node stored are exactly the recomputed
 //!    ones. The audit log is recomputed from genesis, so it can only have grown
 //!    by the entries of each block.
+//!
+//! Only the newest state is kept (one state tree in memory, whatever the
+//! ledger's length). A replay can write a checkpoint — the newest header and
+//! state — and resume from it: blocks up to the checkpoint are then only
+//! skimmed (decoded, hash-chained, their audit entries folded into the log
+//! and checked against each header's audit root, for the reports), and the
+//! header at the checkpoint's height must be the checkpoint's.
 
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use medledger_contracts::Hash32;
 use medledger_contracts::block::{Block, BlockHeader};
 use medledger_contracts::certificate::CommitCertificate;
 use medledger_contracts::constants::CERTIFICATE_BYTES_MAX;
-use medledger_contracts::encoding::from_bytes;
-use medledger_contracts::ledger::MemoryLedger;
-use medledger_contracts::records::ValidatorSetRecord;
+use medledger_contracts::encoding::{from_bytes, to_bytes};
+use medledger_contracts::ledger::{Checkpoint, MemoryLedger};
+use medledger_contracts::merkle::Frontier;
+use medledger_contracts::records::{AuditEntry, ValidatorSetRecord};
 use medledger_contracts::state::StateKey;
 use medledger_contracts::state_machine::BlockExecution;
 use medledger_contracts::transaction::{SignedTransaction, VerifiedTransaction};
@@ -60,10 +71,40 @@ fn fail(height: u64, check: &'static str, detail: impl Into<String>) -> ReplayFa
 pub struct Replay {
     ledger: MemoryLedger,
     chain: ChainId,
-    genesis_hash: medledger_contracts::Hash32,
+    genesis_hash: Hash32,
     /// Transactions replayed so far.
     pub transactions: u64,
+    /// Set when resumed: the blocks up to the checkpoint are skimmed.
+    skim: Option<Skim>,
+    /// Where and how often to write checkpoints.
+    checkpoints: Option<(PathBuf, Duration, Instant)>,
 }
+
+/// Blocks before a resumed replay's checkpoint: only linked and their audit
+/// entries folded, up to the checkpoint's own header.
+struct Skim {
+    upto: u64,
+    checkpoint_hash: Hash32,
+    next: u64,
+    previous: Hash32,
+    frontier: Frontier,
+}
+
+/// What a checkpoint file holds (BCS, gzip-compressed).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ReplayCheckpoint {
+    /// Format version.
+    format: u32,
+    chain: ChainId,
+    genesis_hash: Hash32,
+    transactions: u64,
+    ledger: Checkpoint,
+}
+
+/// The checkpoint format written now.
+const CHECKPOINT_FORMAT: u32 = 1;
+/// The largest checkpoint read back (the state of a very large ledger).
+const CHECKPOINT_BYTES_MAX: usize = 64 << 30;
 
 /// What one replayed block produced, for reports.
 pub struct Replayed {
@@ -130,12 +171,139 @@ fn verify_all(
 impl Replay {
     /// A replay from `genesis` (the only thing trusted).
     pub fn new(genesis: &Genesis) -> anyhow::Result<Self> {
+        let mut ledger = genesis.memory_ledger()?;
+        ledger.keep_latest_only();
         Ok(Self {
-            ledger: genesis.memory_ledger()?,
+            ledger,
             chain: genesis.chain_id.clone(),
             genesis_hash: genesis.hash(),
             transactions: 0,
+            skim: None,
+            checkpoints: None,
         })
+    }
+
+    /// A replay that goes on from the checkpoint in `file` (written by an
+    /// earlier replay of the same genesis); its state must hash to its
+    /// header's state root.
+    pub fn resume(genesis: &Genesis, file: &Path) -> anyhow::Result<Self> {
+        let mut replay = Self::new(genesis)?;
+        let mut bytes = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(file)?)
+            .take(CHECKPOINT_BYTES_MAX as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let checkpoint: ReplayCheckpoint = from_bytes(&bytes, CHECKPOINT_BYTES_MAX)
+            .map_err(|e| anyhow::anyhow!("{} is not a replay checkpoint: {e}", file.display()))?;
+        if checkpoint.format != CHECKPOINT_FORMAT
+            || checkpoint.chain != replay.chain
+            || checkpoint.genesis_hash != replay.genesis_hash
+        {
+            anyhow::bail!(
+                "{} is a checkpoint of another chain, genesis or format",
+                file.display()
+            );
+        }
+        let header = checkpoint.ledger.header.clone();
+        replay
+            .ledger
+            .restore(checkpoint.ledger)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        replay.transactions = checkpoint.transactions;
+        replay.skim = Some(Skim {
+            upto: header.height,
+            checkpoint_hash: header.hash(),
+            next: 1,
+            previous: replay.genesis_hash,
+            frontier: Frontier::new(),
+        });
+        Ok(replay)
+    }
+
+    /// Writes a checkpoint to `file` every `every` (and when the replay ends).
+    pub fn checkpoint_to(&mut self, file: PathBuf, every: Duration) {
+        self.checkpoints = Some((file, every, Instant::now()));
+    }
+
+    /// The height a resumed replay starts executing after (0 from genesis).
+    pub fn resumed_at(&self) -> u64 {
+        self.skim.as_ref().map_or(0, |s| s.upto)
+    }
+
+    /// Writes the checkpoint now (atomically: a crash leaves the old one).
+    pub fn save_checkpoint(&self, file: &Path) -> anyhow::Result<()> {
+        let Some(ledger) = self.ledger.checkpoint()? else {
+            return Ok(());
+        };
+        let bytes = to_bytes(&ReplayCheckpoint {
+            format: CHECKPOINT_FORMAT,
+            chain: self.chain.clone(),
+            genesis_hash: self.genesis_hash,
+            transactions: self.transactions,
+            ledger,
+        });
+        let tmp = file.with_extension("tmp");
+        {
+            let mut out = flate2::write::GzEncoder::new(
+                std::fs::File::create(&tmp)?,
+                flate2::Compression::fast(),
+            );
+            out.write_all(&bytes)?;
+            out.finish()?.sync_all()?;
+        }
+        std::fs::rename(&tmp, file)?;
+        Ok(())
+    }
+
+    /// Checks a block before the checkpoint: decoded, next in height, linked
+    /// to the one before, its audit entries extend the log to its audit root;
+    /// at the checkpoint's height, the checkpoint's own header.
+    fn skim_prepared(&mut self, prepared: Prepared) -> Result<Option<Skimmed>, ReplayFailure> {
+        let Some(skim) = self.skim.as_mut() else {
+            return Ok(None);
+        };
+        let height = skim.next;
+        if prepared.archived.height != height {
+            return Err(fail(
+                height,
+                "height",
+                format!("the source gives height {} next", prepared.archived.height),
+            ));
+        }
+        let header = prepared.header?;
+        if header.height != height || header.previous_hash != skim.previous {
+            return Err(fail(
+                height,
+                "hash chain",
+                "the block does not follow the one before it",
+            ));
+        }
+        for entry in &prepared.archived.audit_entries {
+            skim.frontier.push(entry.leaf_hash());
+        }
+        if skim.frontier.root() != header.audit_root || skim.frontier.size() != header.audit_size {
+            return Err(fail(
+                height,
+                "audit entry",
+                "the stored audit entries do not extend the log to the header's audit root",
+            ));
+        }
+        skim.previous = header.hash();
+        skim.next += 1;
+        if height == skim.upto {
+            if skim.previous != skim.checkpoint_hash {
+                return Err(fail(
+                    height,
+                    "checkpoint",
+                    "the source's block at the checkpoint's height is not the checkpoint's",
+                ));
+            }
+            self.skim = None;
+        }
+        Ok(Some(Skimmed {
+            header,
+            audit_entries: prepared.archived.audit_entries,
+        }))
     }
 
     /// The replayed ledger (state at the last replayed height).
@@ -276,18 +444,27 @@ impl Replay {
 
     /// Replays every block of `source`, verifying the next blocks' signatures
     /// on another thread while this one executes (a pipeline two blocks
-    /// deep), calling `each` after every block.
+    /// deep), calling `each` with every block's header and audit entries
+    /// (skimmed ones too, when resumed) and the transactions replayed so far.
     pub fn run(
         &mut self,
         source: impl Iterator<Item = anyhow::Result<ArchivedBlock>> + Send,
-        mut each: impl FnMut(&Replayed, u64),
+        mut each: impl FnMut(&BlockHeader, &[AuditEntry], u64),
     ) -> anyhow::Result<()> {
         let chain = self.chain.clone();
+        let skim_upto = self.resumed_at();
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<anyhow::Result<Prepared>>(2);
             scope.spawn(move || {
                 for block in source {
-                    let prepared = block.map(|b| prepare(&chain, b));
+                    // Skimmed blocks are not executed: no signatures to check.
+                    let prepared = block.map(|b| {
+                        if b.height <= skim_upto {
+                            decode_only(b)
+                        } else {
+                            prepare(&chain, b)
+                        }
+                    });
                     let stop = prepared.is_err();
                     if tx.send(prepared).is_err() || stop {
                         return;
@@ -295,8 +472,37 @@ impl Replay {
                 }
             });
             for prepared in rx {
-                let replayed = self.apply_prepared(prepared?)?;
-                each(&replayed, self.transactions);
+                let prepared = prepared?;
+                if self.skim.is_some() {
+                    if let Some(skimmed) = self.skim_prepared(prepared)? {
+                        each(&skimmed.header, &skimmed.audit_entries, self.transactions);
+                    }
+                    continue;
+                }
+                let replayed = self.apply_prepared(prepared)?;
+                each(
+                    &replayed.header,
+                    &replayed.execution.audit_entries,
+                    self.transactions,
+                );
+                if let Some((file, every, last)) = &self.checkpoints
+                    && last.elapsed() >= *every
+                {
+                    let file = file.clone();
+                    self.save_checkpoint(&file)?;
+                    if let Some((_, _, last)) = self.checkpoints.as_mut() {
+                        *last = Instant::now();
+                    }
+                }
+            }
+            if self.skim.is_some() {
+                anyhow::bail!(
+                    "the source ends before the checkpoint's height {}",
+                    self.resumed_at()
+                );
+            }
+            if let Some((file, ..)) = &self.checkpoints {
+                self.save_checkpoint(file)?;
             }
             Ok(())
         })
@@ -309,6 +515,24 @@ pub struct Prepared {
     archived: ArchivedBlock,
     header: Result<BlockHeader, ReplayFailure>,
     verified: Result<Vec<VerifiedTransaction>, ReplayFailure>,
+}
+
+/// A skimmed block: its header and stored audit entries.
+struct Skimmed {
+    header: BlockHeader,
+    audit_entries: Vec<AuditEntry>,
+}
+
+/// Decodes a block without checking its signatures (it is only skimmed).
+fn decode_only(archived: ArchivedBlock) -> Prepared {
+    let header = Block::from_bytes(&archived.block)
+        .map(|b| b.header)
+        .map_err(|e| fail(archived.height, "block decoding", e.to_string()));
+    Prepared {
+        header,
+        verified: Ok(Vec::new()),
+        archived,
+    }
 }
 
 /// Decodes a block and verifies its transactions' signatures (on every core).

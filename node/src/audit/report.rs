@@ -14,8 +14,6 @@ use medledger_contracts::state::StateKey;
 use medledger_contracts::types::{PatientId, RequestId, Timestamp};
 use serde_json::{Value, json};
 
-use super::replay::Replayed;
-
 const DAY_MS: u64 = 86_400_000;
 
 /// Figures gathered while replaying.
@@ -37,10 +35,14 @@ fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K) {
 }
 
 impl Reports {
-    /// Takes in one replayed block.
-    pub fn observe(&mut self, replayed: &Replayed) {
-        self.last_time = replayed.header.time;
-        for entry in &replayed.execution.audit_entries {
+    /// Takes in one replayed block: its header and audit entries.
+    pub fn observe(
+        &mut self,
+        header: &medledger_contracts::block::BlockHeader,
+        entries: &[AuditEntry],
+    ) {
+        self.last_time = header.time;
+        for entry in entries {
             bump(&mut self.patients, entry.patient);
             let day = entry.at.time.0 / DAY_MS;
             match &entry.event {

@@ -40,6 +40,9 @@ pub fn export(data: &Path, genesis_path: &Path, to: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
+/// How often a replay with `--checkpoint` writes it.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Where a replay reads blocks from.
 pub enum ReplaySource {
     /// A stopped node's data directory.
@@ -63,6 +66,7 @@ pub fn replay(
     source: ReplaySource,
     report: Option<&Path>,
     patients: &[String],
+    checkpoint: Option<&Path>,
 ) -> anyhow::Result<()> {
     let genesis = genesis(genesis_path)?;
     let patients: Vec<PatientId> = patients
@@ -116,7 +120,22 @@ pub fn replay(
             (Box::new(source), Some(total))
         }
     };
-    let mut replay = Replay::new(&genesis)?;
+    let mut replay = match checkpoint {
+        Some(file) if file.exists() => {
+            let replay = Replay::resume(&genesis, file)?;
+            eprintln!(
+                "resuming from the checkpoint in {} at height {} ({} transactions already replayed); blocks before it are only linked and their audit entries folded",
+                file.display(),
+                replay.resumed_at(),
+                replay.transactions
+            );
+            replay
+        }
+        _ => Replay::new(&genesis)?,
+    };
+    if let Some(file) = checkpoint {
+        replay.checkpoint_to(file.to_path_buf(), CHECKPOINT_EVERY);
+    }
     let mut reports = Reports::default();
     let mut progress = Progress::new(total);
     eprintln!(
@@ -124,9 +143,9 @@ pub fn replay(
         genesis.chain_id.as_str(),
         genesis.hash()
     );
-    replay.run(blocks, |replayed, transactions| {
-        reports.observe(replayed);
-        progress.tick(replayed.header.height, transactions);
+    replay.run(blocks, |header, entries, transactions| {
+        reports.observe(header, entries);
+        progress.tick(header.height, transactions);
     })?;
     let height = replay.ledger().height();
     if let Some(total) = total

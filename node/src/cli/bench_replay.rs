@@ -142,6 +142,8 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
     );
     let building = Instant::now();
     let mut ledger = genesis.memory_ledger()?;
+    // The builder needs only the newest state, like the replay.
+    ledger.keep_latest_only();
     let mut blocks = Vec::new();
     while made < options.transactions {
         let count = options.block_size.min(options.transactions - made);
@@ -210,8 +212,8 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
     let total = source.header.height;
     let mut replay = Replay::new(&genesis)?;
     let mut progress = Progress::new(Some(total));
-    replay.run(source, |replayed, transactions| {
-        progress.tick(replayed.header.height, transactions);
+    replay.run(source, |header, _, transactions| {
+        progress.tick(header.height, transactions);
     })?;
     let seconds = progress.seconds();
     let rate = replay.transactions as f64 / seconds;

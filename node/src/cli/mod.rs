@@ -209,6 +209,10 @@ enum AuditCommand {
         /// Also write this patient's report (repeatable).
         #[arg(long = "patient")]
         patients: Vec<String>,
+        /// Keep a checkpoint in this file (every minute and at the end) and,
+        /// if it already exists, resume from it.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
     },
 }
 
@@ -357,6 +361,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             as_institution,
             report,
             patients,
+            checkpoint,
         }) => {
             let source = match (data, archive, from, key, as_institution) {
                 (Some(d), ..) => audit::ReplaySource::Data(d),
@@ -372,7 +377,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     "give --data DIR, --archive FILE, or --from URL --key FILE --as-institution ID"
                 ),
             };
-            audit::replay(&genesis, source, report.as_deref(), &patients)
+            audit::replay(
+                &genesis,
+                source,
+                report.as_deref(),
+                &patients,
+                checkpoint.as_deref(),
+            )
         }
         Command::Records(RecordsCommand::Link {
             dir,
