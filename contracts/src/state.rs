@@ -14,7 +14,7 @@
 //!    none, for an exclusion proof) and the proof: it is what the SDK's light
 //!    client calls, with no storage at all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
@@ -224,10 +224,12 @@ pub fn verify_state_proof(
 pub type HashedValue = ([u8; 32], Vec<u8>);
 
 /// In-memory node storage for the JMT (the node keeps the same in RocksDB).
+/// Hash maps: the tree looks nodes up by key only, and a replay touches
+/// millions of them (ordered maps cost a chain of key comparisons each).
 #[derive(Default)]
 struct NodeStore {
-    nodes: BTreeMap<NodeKey, Node>,
-    values: BTreeMap<KeyHash, BTreeMap<Version, Option<OwnedValue>>>,
+    nodes: HashMap<NodeKey, Node>,
+    values: HashMap<KeyHash, BTreeMap<Version, Option<OwnedValue>>>,
 }
 
 /// The authenticated state store: a JMT versioned by height (rules 3 and 4).
@@ -338,14 +340,17 @@ impl JmtStore {
             .inner
             .read()
             .map_err(|_| StateError::Storage("JMT store lock poisoned".into()))?;
-        Ok(inner
+        let mut values: Vec<HashedValue> = inner
             .values
             .iter()
             .filter_map(|(key, versions)| {
                 let (_, value) = versions.iter().next_back()?;
                 value.as_ref().map(|v| (key.0, v.clone()))
             })
-            .collect())
+            .collect();
+        // In key-hash order, so a checkpoint's bytes do not depend on the map.
+        values.sort_unstable_by_key(|(key, _)| *key);
+        Ok(values)
     }
 
     /// A store holding exactly `values` as the state of `height` (keeping
