@@ -6,6 +6,25 @@ use std::fmt::Write;
 
 use crate::run::{Report, SimConfig, percentile};
 
+/// The short name of a fault as the log words it (its end — restart, heal —
+/// is not counted separately).
+fn fault_kind(text: &str) -> Option<&'static str> {
+    [
+        ("SIGKILL", "kill"),
+        ("cut off", "cut off"),
+        ("slowed", "slow links"),
+        ("disk filled", "disk full"),
+        ("alters records", "tampering holder"),
+        ("split two-two", "two-two split"),
+        ("clock of", "skewed clock"),
+        ("wrong state root", "lying proposer"),
+        ("NOT injected", "fault not injected"),
+    ]
+    .iter()
+    .find(|(needle, _)| text.contains(needle))
+    .map(|(_, kind)| *kind)
+}
+
 /// Renders a passing run's report.
 pub fn render(config: &SimConfig, report: &Report) -> String {
     let mut out = String::new();
@@ -25,7 +44,7 @@ pub fn render(config: &SimConfig, report: &Report) -> String {
     let _ = writeln!(out, "## Throughput and latency (submit → commit)\n");
     let _ = writeln!(
         out,
-        "| from s | to s | committed | tx/s | p50 ms | p95 ms | p99 ms | max ms | faults in the interval |"
+        "| from s | to s | committed | tx/s | p50 ms | p95 ms | p99 ms | max ms | faults begun in the interval |"
     );
     let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let interval = u64::try_from(report.interval.as_millis())
@@ -49,11 +68,28 @@ pub fn render(config: &SimConfig, report: &Report) -> String {
             .map(|c| c.latency_ms)
             .collect();
         latencies.sort_unstable();
-        let faults: Vec<&str> = report
+        let mut kinds: Vec<(&str, usize)> = Vec::new();
+        for (_, fault) in report
             .faults
             .iter()
             .filter(|(at, _)| *at >= from && *at < to)
-            .map(|(_, f)| f.as_str())
+        {
+            if let Some(kind) = fault_kind(fault) {
+                match kinds.iter_mut().find(|(k, _)| *k == kind) {
+                    Some((_, n)) => *n += 1,
+                    None => kinds.push((kind, 1)),
+                }
+            }
+        }
+        let faults: Vec<String> = kinds
+            .iter()
+            .map(|(k, n)| {
+                if *n == 1 {
+                    (*k).to_string()
+                } else {
+                    format!("{k} ×{n}")
+                }
+            })
             .collect();
         let span = (to - from) as f64 / 1000.0;
         let _ = writeln!(
