@@ -337,6 +337,49 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
         let read = |dir: &Path| std::fs::read_to_string(dir.join(name)).unwrap();
         assert_eq!(read(&reports), read(&checkpointed), "{name}");
     }
+    // The state kept on disk instead (a RocksDB store): the same verdict and
+    // reports; run again, it resumes from the store.
+    let state_dir = net.dir().join("replay-state");
+    let on_disk = net.dir().join("on-disk");
+    let (ok, text) = replay(
+        &genesis,
+        &archive,
+        &["--state-dir", state_dir.to_str().unwrap()],
+    );
+    assert!(ok && text.contains("replay passed"), "{text}");
+    let (ok, text) = replay(
+        &genesis,
+        &archive,
+        &[
+            "--state-dir",
+            state_dir.to_str().unwrap(),
+            "--report",
+            on_disk.to_str().unwrap(),
+        ],
+    );
+    assert!(ok && text.contains("resuming the replay kept in"), "{text}");
+    for name in ["summary.json", "anomalies.json"] {
+        let read = |dir: &Path| std::fs::read_to_string(dir.join(name)).unwrap();
+        assert_eq!(read(&reports), read(&on_disk), "{name}");
+    }
+    // A fresh on-disk replay fails a tampered archive at the same check as in memory.
+    let fresh = net.dir().join("replay-state-2");
+    with(revoked.height, &|b| {
+        let mut certificate: CommitCertificate = from_bytes(&b.certificate, 1 << 16).unwrap();
+        certificate.signatures.retain(|_| false);
+        b.certificate = to_bytes(&certificate);
+    });
+    let (ok, text) = replay(
+        &genesis,
+        &tampered,
+        &["--state-dir", fresh.to_str().unwrap()],
+    );
+    assert!(
+        !ok && text.contains(&format!("replay failed at height {}", revoked.height))
+            && text.contains("commit certificate check failed"),
+        "{text}"
+    );
+
     // A skimmed block still has to carry the audit entries its header commits to.
     with(authorised.height, &|b| {
         b.audit_entries[0].at.time.0 += 1;

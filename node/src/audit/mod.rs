@@ -5,9 +5,12 @@
 //!   sources a replay reads blocks from (an archive, or a stopped node's data
 //!   directory).
 //! - [`replay`]: every check, in order, stopping at the first failure.
+//! - [`state`]: where the replayed state lives — in memory (newest state
+//!   only, checkpoint files) or in a RocksDB store (bounded memory, resumable).
 //! - [`report`]: summary, per patient, per institution, anomalies; JSON, CSV
 //!   and a self-contained HTML page.
 
 pub mod archive;
 pub mod replay;
 pub mod report;
+pub mod state;

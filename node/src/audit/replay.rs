@@ -33,7 +33,7 @@ use medledger_contracts::block::{Block, BlockHeader};
 use medledger_contracts::certificate::CommitCertificate;
 use medledger_contracts::constants::CERTIFICATE_BYTES_MAX;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
-use medledger_contracts::ledger::{Checkpoint, MemoryLedger};
+use medledger_contracts::ledger::Checkpoint;
 use medledger_contracts::merkle::Frontier;
 use medledger_contracts::records::{AuditEntry, ValidatorSetRecord};
 use medledger_contracts::state::StateKey;
@@ -43,6 +43,7 @@ use medledger_contracts::types::{ChainId, TxHash};
 use medledger_genesis::Genesis;
 
 use super::archive::ArchivedBlock;
+use super::state::{DiskState, ReplayState};
 
 /// The first check that failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,7 +70,7 @@ fn fail(height: u64, check: &'static str, detail: impl Into<String>) -> ReplayFa
 
 /// A replay in progress.
 pub struct Replay {
-    ledger: MemoryLedger,
+    state: ReplayState,
     chain: ChainId,
     genesis_hash: Hash32,
     /// Transactions replayed so far.
@@ -174,7 +175,7 @@ impl Replay {
         let mut ledger = genesis.memory_ledger()?;
         ledger.keep_latest_only();
         Ok(Self {
-            ledger,
+            state: ReplayState::Memory(ledger),
             chain: genesis.chain_id.clone(),
             genesis_hash: genesis.hash(),
             transactions: 0,
@@ -205,10 +206,11 @@ impl Replay {
             );
         }
         let header = checkpoint.ledger.header.clone();
-        replay
-            .ledger
-            .restore(checkpoint.ledger)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        if let ReplayState::Memory(ledger) = &mut replay.state {
+            ledger
+                .restore(checkpoint.ledger)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        }
         replay.transactions = checkpoint.transactions;
         replay.skim = Some(Skim {
             upto: header.height,
@@ -217,6 +219,26 @@ impl Replay {
             previous: replay.genesis_hash,
             frontier: Frontier::new(),
         });
+        Ok(replay)
+    }
+
+    /// A replay whose state lives in a RocksDB store in `dir` (the node's
+    /// format): memory stays bounded, and if `dir` already holds part of a
+    /// replay of this genesis, it goes on from there (the blocks before are
+    /// skimmed, as after a checkpoint).
+    pub fn on_disk(genesis: &Genesis, dir: &Path) -> anyhow::Result<Self> {
+        let disk = DiskState::open(dir, genesis)?;
+        let mut replay = Self::new(genesis)?;
+        replay.state = ReplayState::Disk(disk);
+        if let Some(tip) = replay.state.last_header() {
+            replay.skim = Some(Skim {
+                upto: tip.height,
+                checkpoint_hash: tip.hash(),
+                next: 1,
+                previous: replay.genesis_hash,
+                frontier: Frontier::new(),
+            });
+        }
         Ok(replay)
     }
 
@@ -232,7 +254,11 @@ impl Replay {
 
     /// Writes the checkpoint now (atomically: a crash leaves the old one).
     pub fn save_checkpoint(&self, file: &Path) -> anyhow::Result<()> {
-        let Some(ledger) = self.ledger.checkpoint()? else {
+        let ReplayState::Memory(ledger) = &self.state else {
+            // On disk the store itself is the checkpoint.
+            return Ok(());
+        };
+        let Some(ledger) = ledger.checkpoint()? else {
             return Ok(());
         };
         let bytes = to_bytes(&ReplayCheckpoint {
@@ -306,15 +332,15 @@ impl Replay {
         }))
     }
 
-    /// The replayed ledger (state at the last replayed height).
-    pub fn ledger(&self) -> &MemoryLedger {
-        &self.ledger
+    /// The replayed state (at the last replayed height).
+    pub fn state(&self) -> &ReplayState {
+        &self.state
     }
 
     /// Checks and applies the next block, its decoding and signatures
     /// already checked by [`prepare`] (possibly on another thread).
     pub fn apply_prepared(&mut self, prepared: Prepared) -> Result<Replayed, ReplayFailure> {
-        let height = self.ledger.height() + 1;
+        let height = self.state.height() + 1;
         let archived = &prepared.archived;
         if archived.height != height {
             return Err(fail(
@@ -339,9 +365,8 @@ impl Replay {
             ));
         }
         let previous = self
-            .ledger
-            .headers()
-            .last()
+            .state
+            .last_header()
             .map_or(self.genesis_hash, BlockHeader::hash);
         if stored.previous_hash != previous {
             return Err(fail(
@@ -355,7 +380,7 @@ impl Replay {
         }
         // [4] The set that certifies this height, from the replayed state.
         let record: ValidatorSetRecord = self
-            .ledger
+            .state
             .get(&StateKey::ValidatorSet)
             .map_err(|e| fail(height, "commit certificate", e.to_string()))?
             .ok_or_else(|| fail(height, "commit certificate", "no validator set in state"))?;
@@ -374,15 +399,11 @@ impl Replay {
         // [5]
         let verified = prepared.verified?;
         // [6]
-        let (recomputed, execution) = self
-            .ledger
-            .execute_verified(stored.time, &stored.proposer, &verified)
-            .map_err(|e| match e {
-                medledger_contracts::ledger::LedgerError::TimeWentBack { .. } => {
-                    fail(height, "block time", e.to_string())
-                }
-                other => fail(height, "re-execution", other.to_string()),
-            })?;
+        let executed = self
+            .state
+            .execute(stored.time, &stored.proposer, &verified)
+            .map_err(|(check, detail)| fail(height, check, detail))?;
+        let (recomputed, execution) = (executed.header, executed.execution);
         let compare = |check: &'static str, ours: String, theirs: String| {
             if ours == theirs {
                 Ok(())
@@ -435,6 +456,10 @@ impl Replay {
                 format!("the node's stored audit entries differ from the replayed ones at {at}"),
             ));
         }
+        // Every check passed: only now does a disk-backed replay keep the block.
+        self.state
+            .keep(&recomputed, &execution, executed.state, archived)
+            .map_err(|e| fail(height, "storage", e.to_string()))?;
         self.transactions += verified.len() as u64;
         Ok(Replayed {
             header: recomputed,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use medledger_contracts::ledger::MemoryLedger;
+use super::state::ReplayState;
 use medledger_contracts::records::{
     AccessKind, AccessKindTag, AccessRecord, AuditEntry, AuditEvent, Decision, LedgerParameters,
 };
@@ -115,12 +115,12 @@ impl Reports {
         }
     }
 
-    fn access(ledger: &MemoryLedger, request: &RequestId) -> Option<AccessRecord> {
+    fn access(ledger: &ReplayState, request: &RequestId) -> Option<AccessRecord> {
         ledger.get(&StateKey::Access(*request)).ok().flatten()
     }
 
     /// The anomalies an auditor must look at.
-    pub fn anomalies(&self, ledger: &MemoryLedger) -> Value {
+    pub fn anomalies(&self, ledger: &ReplayState) -> Value {
         let params: LedgerParameters = ledger
             .get(&StateKey::Parameters)
             .ok()
@@ -191,7 +191,7 @@ impl Reports {
     }
 
     /// The summary.
-    pub fn summary(&self, ledger: &MemoryLedger) -> Value {
+    pub fn summary(&self, ledger: &ReplayState) -> Value {
         json!({
             "height": ledger.height(),
             "audit_entries": self.entries.len(),
@@ -202,7 +202,7 @@ impl Reports {
     }
 
     /// Everything that happened to one patient, in time order.
-    pub fn patient(&self, ledger: &MemoryLedger, patient: &PatientId) -> Vec<Value> {
+    pub fn patient(&self, ledger: &ReplayState, patient: &PatientId) -> Vec<Value> {
         self.entries
             .iter()
             .filter(|e| e.patient == *patient)
@@ -241,7 +241,7 @@ impl Reports {
     /// and, for each patient asked for, patient-<id>.json and .csv.
     pub fn write(
         &self,
-        ledger: &MemoryLedger,
+        ledger: &ReplayState,
         dir: &Path,
         patients: &[PatientId],
     ) -> anyhow::Result<()> {
@@ -310,7 +310,7 @@ impl Reports {
         Ok(())
     }
 
-    fn html(&self, ledger: &MemoryLedger, summary: &Value, anomalies: &Value) -> String {
+    fn html(&self, ledger: &ReplayState, summary: &Value, anomalies: &Value) -> String {
         let mut by_category: BTreeMap<String, u64> = BTreeMap::new();
         let mut by_holder: BTreeMap<String, u64> = BTreeMap::new();
         for entry in &self.entries {

@@ -67,6 +67,7 @@ pub fn replay(
     report: Option<&Path>,
     patients: &[String],
     checkpoint: Option<&Path>,
+    state_dir: Option<&Path>,
 ) -> anyhow::Result<()> {
     let genesis = genesis(genesis_path)?;
     let patients: Vec<PatientId> = patients
@@ -120,8 +121,19 @@ pub fn replay(
             (Box::new(source), Some(total))
         }
     };
-    let mut replay = match checkpoint {
-        Some(file) if file.exists() => {
+    let mut replay = match (state_dir, checkpoint) {
+        (Some(dir), _) => {
+            let replay = Replay::on_disk(&genesis, dir)?;
+            if replay.resumed_at() > 0 {
+                eprintln!(
+                    "resuming the replay kept in {} at height {}; blocks before it are only linked and their audit entries folded",
+                    dir.display(),
+                    replay.resumed_at()
+                );
+            }
+            replay
+        }
+        (None, Some(file)) if file.exists() => {
             let replay = Replay::resume(&genesis, file)?;
             eprintln!(
                 "resuming from the checkpoint in {} at height {} ({} transactions already replayed); blocks before it are only linked and their audit entries folded",
@@ -131,7 +143,7 @@ pub fn replay(
             );
             replay
         }
-        _ => Replay::new(&genesis)?,
+        (None, _) => Replay::new(&genesis)?,
     };
     if let Some(file) = checkpoint {
         replay.checkpoint_to(file.to_path_buf(), CHECKPOINT_EVERY);
@@ -147,7 +159,7 @@ pub fn replay(
         reports.observe(header, entries);
         progress.tick(header.height, transactions);
     })?;
-    let height = replay.ledger().height();
+    let height = replay.state().height();
     if let Some(total) = total
         && height != total
     {
@@ -161,7 +173,7 @@ pub fn replay(
         replay.transactions as f64 / seconds.max(1e-9)
     );
     if let Some(dir) = report {
-        reports.write(replay.ledger(), dir, &patients)?;
+        reports.write(replay.state(), dir, &patients)?;
         println!("reports written to {}", dir.display());
     }
     Ok(())

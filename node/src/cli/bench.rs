@@ -112,7 +112,7 @@ pub(super) fn rss_mib(pid: u32) -> Option<f64> {
     status_mib(pid, "VmRSS:")
 }
 
-fn dir_bytes(path: &Path) -> u64 {
+pub(super) fn dir_bytes(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };

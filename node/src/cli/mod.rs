@@ -125,6 +125,9 @@ enum Command {
         /// Patients (each registers and grants; the rest are access requests).
         #[arg(long, default_value_t = 10_000)]
         patients: usize,
+        /// Replay into a RocksDB store instead of memory (`audit replay --state-dir`).
+        #[arg(long)]
+        on_disk: bool,
     },
     /// Run a node.
     #[command(subcommand)]
@@ -211,8 +214,13 @@ enum AuditCommand {
         patients: Vec<String>,
         /// Keep a checkpoint in this file (every minute and at the end) and,
         /// if it already exists, resume from it.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "state_dir")]
         checkpoint: Option<PathBuf>,
+        /// Keep the replayed state in a RocksDB store in this directory
+        /// instead of memory (bounded memory for any ledger length); if it
+        /// already holds part of this replay, resume from there.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
 }
 
@@ -346,11 +354,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             transactions,
             block_size,
             patients,
+            on_disk,
         } => bench_replay::run(bench_replay::ReplayBenchOptions {
             dir,
             transactions,
             block_size,
             patients,
+            on_disk,
         }),
         Command::Audit(AuditCommand::Replay {
             genesis,
@@ -362,6 +372,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             report,
             patients,
             checkpoint,
+            state_dir,
         }) => {
             let source = match (data, archive, from, key, as_institution) {
                 (Some(d), ..) => audit::ReplaySource::Data(d),
@@ -383,6 +394,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 report.as_deref(),
                 &patients,
                 checkpoint.as_deref(),
+                state_dir.as_deref(),
             )
         }
         Command::Records(RecordsCommand::Link {
