@@ -79,6 +79,10 @@ pub struct World<'a> {
     hospital_ids: [InstitutionId; 2],
     doctors: [Identity; 2],
     cdc: Identity,
+    /// Doctors of institutions without a node of their own here (the
+    /// internet hospital, the community health centre): they ask patients
+    /// for consent through the ledger.
+    clinics: Vec<(Identity, InstitutionId)>,
     patients: Vec<Patient>,
     emergencies: usize,
     public_health: usize,
@@ -152,6 +156,16 @@ impl<'a> World<'a> {
             doctor(DOCTORS[1]).map_err(|e| setup_error(config, e))?,
         ];
         let cdc = doctor("practitioner.cdc-officer-1").map_err(|e| setup_error(config, e))?;
+        let mut clinics = Vec::new();
+        for (label, institution) in [
+            ("practitioner.dr-online-1", "first-online"),
+            ("practitioner.dr-community-1", "west-community"),
+        ] {
+            clinics.push((
+                doctor(label).map_err(|e| setup_error(config, e))?,
+                InstitutionId::new(institution).map_err(|e| setup_error(config, e))?,
+            ));
+        }
         // Whole-run faults: a lying proposer, a skewed clock, a broken holder.
         let others: Vec<usize> = (0..cluster.nodes.len())
             .filter(|i| !hospitals.contains(i))
@@ -225,6 +239,7 @@ impl<'a> World<'a> {
             hospital_ids,
             doctors,
             cdc,
+            clinics,
             patients: Vec::new(),
             emergencies: 0,
             public_health: 0,
@@ -834,19 +849,23 @@ impl<'a> World<'a> {
             (patient.usual, patient.id, patient.acting.clone())
         };
         let requester = 1 - usual;
-        let terms = TermsBuilder::new(
-            id,
-            Grantee::Institution(self.hospital_ids[requester].clone()),
-        )
-        .category(Category::Prescriptions)
-        .holders([self.hospital_ids[usual].clone()])
-        .purpose(Purpose::Treatment)
-        .days(30)
-        .build()
-        .map_err(|e| self.setup_error(e))?;
-        let ask = self
-            .builder(&self.doctors[requester])
-            .request_consent(terms);
+        // Mostly the other hospital; sometimes the internet hospital or the
+        // community health centre (follow-up care after a referral).
+        let (asker, institution) = match self.rng.below(5) {
+            k @ (0 | 1) if !self.clinics.is_empty() => self.clinics[k % self.clinics.len()].clone(),
+            _ => (
+                self.doctors[requester].clone(),
+                self.hospital_ids[requester].clone(),
+            ),
+        };
+        let terms = TermsBuilder::new(id, Grantee::Institution(institution))
+            .category(Category::Prescriptions)
+            .holders([self.hospital_ids[usual].clone()])
+            .purpose(Purpose::Treatment)
+            .days(30)
+            .build()
+            .map_err(|e| self.setup_error(e))?;
+        let ask = self.builder(&asker).request_consent(terms);
         let Ok(asked) = self.submit(&ask, self.hospitals[requester]).await else {
             return Ok(());
         };
