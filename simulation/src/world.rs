@@ -1023,6 +1023,9 @@ impl<'a> World<'a> {
 
     /// Where a committed transaction sits: (height, position in its block).
     async fn ledger_order(&self, node: usize, receipt: &TxReceipt) -> (u64, usize) {
+        self.cluster
+            .reach(node, receipt.height, Duration::from_secs(30))
+            .await;
         let position = self
             .block_ids(node, receipt.height)
             .await
@@ -1073,10 +1076,14 @@ impl<'a> World<'a> {
             (Ok(r), _) | (_, Ok(Some(r))) => r,
             _ => return Ok(()),
         };
-        // Exactly once: in one block, once.
+        // Exactly once: in one block, once (asked of a node that has that block).
+        let node = self.hospitals[requester];
+        self.cluster
+            .reach(node, receipt.height, Duration::from_secs(30))
+            .await;
         let hex = id.0.to_hex();
         let times = self
-            .block_ids(self.hospitals[requester], receipt.height)
+            .block_ids(node, receipt.height)
             .await
             .iter()
             .filter(|t| **t == hex)
