@@ -66,6 +66,12 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     page.on("dialog", (d) => d.accept());
     await page.goto(`${first.http}/app`);
     await page.getByRole("button", { name: "生成我的密钥" }).click();
+    // The key is made and stored asynchronously (WebCrypto, IndexedDB): wait for the id.
+    await page.waitForFunction(
+      () => /^[0-9a-f]{64}$/.test((document.querySelector("#patient-id")?.textContent ?? "").trim()),
+      null,
+      { timeout: 30_000 },
+    );
     const patient = (await page.locator("#patient-id").textContent()).trim();
     assert.match(patient, /^[0-9a-f]{64}$/);
     assert.equal(await page.locator("#qr svg[role=img]").count(), 1);
