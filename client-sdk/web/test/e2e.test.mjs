@@ -88,7 +88,8 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     assert.notEqual(await page.locator("#days-error").textContent(), "");
     await page.locator("#grantee").fill("no-such-hospital");
     await page.getByRole("button", { name: "同意并授权" }).click();
-    assert.match(await page.locator("#grantee-error").textContent(), /没有这家成员机构/);
+    // Checked against the member list fetched from the node: wait for the message.
+    await page.locator("#grantee-error", { hasText: "没有这家成员机构" }).waitFor();
     await page.screenshot({ path: join(shots, "2-form-errors.png"), fullPage: true });
     assert.equal(await page.locator("#grants li[data-grant]").count(), 0);
 
@@ -136,7 +137,8 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await page.screenshot({ path: join(shots, "5-inbox.png"), fullPage: true });
     await ask.getByRole("button", { name: "同意" }).click();
     await page.locator("#grants li[data-grant]").nth(2).waitFor();
-    assert.equal(await page.locator("#requests li[data-request]").count(), 0);
+    // The answered request leaves the inbox (it refreshes after the commit).
+    await page.waitForFunction(() => document.querySelectorAll("#requests li[data-request]").length === 0);
 
     // A proxy: a wrong id is refused next to the field; a registered patient is appointed.
     await page.locator("#delegate").fill("1234");
