@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use medledger_client_sdk::records::fetch_records;
+use medledger_client_sdk::records::{FetchedRecords, fetch_records};
 use medledger_client_sdk::{
     Client, Identity, KeyFile, SdkError, TermsBuilder, TxBuilder, TxOutcome, TxReceipt,
 };
@@ -111,9 +111,7 @@ impl<'a> World<'a> {
         // The small disk goes under a validator that is not a hospital, before it starts.
         let mut disk_refused = None;
         if config.faults.disk {
-            let others: Vec<usize> = (0..cluster.nodes.len())
-                .filter(|i| !HOSPITALS.contains(&cluster.nodes[*i].institution.as_str()))
-                .collect();
+            let others = not_hospitals(&cluster);
             if !others.is_empty() {
                 let node = others[rng.below(others.len())];
                 if let Err(why) = cluster.mount_small_disk(node) {
@@ -167,9 +165,7 @@ impl<'a> World<'a> {
             ));
         }
         // Whole-run faults: a lying proposer, a skewed clock, a broken holder.
-        let others: Vec<usize> = (0..cluster.nodes.len())
-            .filter(|i| !hospitals.contains(i))
-            .collect();
+        let others = not_hospitals(&cluster);
         let mut liar = None;
         if config.faults.byzantine && !others.is_empty() {
             // Never the node with the small disk: each fault its own node where possible.
@@ -448,9 +444,7 @@ impl<'a> World<'a> {
     /// with its own fault plan; the chain is compared across nodes every few steps.
     async fn workload(&mut self) -> Result<(), Failure> {
         let targets = Targets {
-            others: (0..self.cluster.nodes.len())
-                .filter(|i| !self.hospitals.contains(i))
-                .collect(),
+            others: not_hospitals(&self.cluster),
             disk: self.cluster.disk.as_ref().map(|d| d.node),
             // The second hospital; the first may carry the holder fault.
             tamper: Some(self.hospitals[1]),
@@ -681,16 +675,7 @@ impl<'a> World<'a> {
             let patient = &self.patients[p];
             (patient.usual, patient.grant, patient.revoked)
         };
-        let requester = 1 - usual;
-        let tx = self
-            .builder(&self.doctors[requester])
-            .access_request(
-                grant,
-                self.hospital_ids[usual].clone(),
-                vec![Category::LabReports],
-                Purpose::Referral,
-            )
-            .map_err(|e| self.setup_error(e))?;
+        let (requester, tx) = self.referral_request(p)?;
         let Ok(r) = self.submit(&tx, self.hospitals[requester]).await else {
             return Ok(());
         };
@@ -713,11 +698,7 @@ impl<'a> World<'a> {
                             .await;
                     }
                 }
-                let expect = if self.patients[p].revoked {
-                    Expect::Revoked
-                } else {
-                    Expect::Deliver(1)
-                };
+                let expect = self.referral_expectation(p);
                 let served = self.fetch(requester, r.tx, usual, expect).await?;
                 if served && self.config.faults.byzantine && self.rng.chance(40) {
                     self.replay_fetch(requester, r.tx, usual).await?;
@@ -726,6 +707,50 @@ impl<'a> World<'a> {
             }
             _ => Ok(()),
         }
+    }
+
+    /// The requester hospital's doctor fetches, through that hospital's node.
+    async fn fetch_into(
+        &self,
+        requester: usize,
+        request: TxHash,
+        holder: usize,
+        out: &Path,
+    ) -> Result<FetchedRecords, SdkError> {
+        fetch_records(
+            &self.client(self.hospitals[requester]),
+            &self.doctors[requester],
+            request,
+            self.hospital_ids[holder].clone(),
+            out,
+        )
+        .await
+    }
+
+    /// What a fetch under the patient's referral grant should come to now.
+    fn referral_expectation(&self, p: usize) -> Expect {
+        if self.patients[p].revoked {
+            Expect::Revoked
+        } else {
+            Expect::Deliver(1)
+        }
+    }
+
+    /// The other hospital's doctor asks for the patient's lab reports under
+    /// the referral grant; the requesting hospital's index and the signed request.
+    fn referral_request(&self, p: usize) -> Result<(usize, SignedTransaction), Failure> {
+        let (usual, grant) = (self.patients[p].usual, self.patients[p].grant);
+        let requester = 1 - usual;
+        let tx = self
+            .builder(&self.doctors[requester])
+            .access_request(
+                grant,
+                self.hospital_ids[usual].clone(),
+                vec![Category::LabReports],
+                Purpose::Referral,
+            )
+            .map_err(|e| self.setup_error(e))?;
+        Ok((requester, tx))
     }
 
     /// Fetches through the requester's node and checks the outcome; true
@@ -739,14 +764,7 @@ impl<'a> World<'a> {
     ) -> Result<bool, Failure> {
         let out = self.out.join(format!("step-{}-{}", self.step_no, request));
         let tampering = self.tampering == Some(self.hospitals[holder]);
-        let result = fetch_records(
-            &self.client(self.hospitals[requester]),
-            &self.doctors[requester],
-            request,
-            self.hospital_ids[holder].clone(),
-            &out,
-        )
-        .await;
+        let result = self.fetch_into(requester, request, holder, &out).await;
         let step = self.step_no;
         match (expect, result) {
             (Expect::Deliver(_), Err(e)) if tampering => {
@@ -818,15 +836,7 @@ impl<'a> World<'a> {
         holder: usize,
     ) -> Result<(), Failure> {
         let out = self.out.join(format!("replay-{request}"));
-        let result = fetch_records(
-            &self.client(self.hospitals[requester]),
-            &self.doctors[requester],
-            request,
-            self.hospital_ids[holder].clone(),
-            &out,
-        )
-        .await;
-        match result {
+        match self.fetch_into(requester, request, holder, &out).await {
             Err(SdkError::Api { code, .. }) if code == "already_served" => {
                 self.count("replayed fetches refused");
                 self.report
@@ -956,17 +966,8 @@ impl<'a> World<'a> {
             let patient = &self.patients[p];
             (patient.usual, patient.grant, patient.acting.clone())
         };
-        let requester = 1 - usual;
         let revoke = self.builder(&acting).revoke(grant);
-        let ask = self
-            .builder(&self.doctors[requester])
-            .access_request(
-                grant,
-                self.hospital_ids[usual].clone(),
-                vec![Category::LabReports],
-                Purpose::Referral,
-            )
-            .map_err(|e| self.setup_error(e))?;
+        let (requester, ask) = self.referral_request(p)?;
         let (patient_node, doctor_node) = (
             self.client(self.hospitals[usual]),
             self.client(self.hospitals[requester]),
@@ -1052,17 +1053,8 @@ impl<'a> World<'a> {
 
     /// One signed request sent to both hospitals' nodes at once: committed once.
     async fn twice(&mut self, p: usize) -> Result<(), Failure> {
-        let (usual, grant) = (self.patients[p].usual, self.patients[p].grant);
-        let requester = 1 - usual;
-        let ask = self
-            .builder(&self.doctors[requester])
-            .access_request(
-                grant,
-                self.hospital_ids[usual].clone(),
-                vec![Category::LabReports],
-                Purpose::Referral,
-            )
-            .map_err(|e| self.setup_error(e))?;
+        let usual = self.patients[p].usual;
+        let (requester, ask) = self.referral_request(p)?;
         let (a, b) = (
             self.client(self.hospitals[0]),
             self.client(self.hospitals[1]),
@@ -1099,11 +1091,7 @@ impl<'a> World<'a> {
             .invariants
             .insert("a transaction sent to two nodes at once is committed once");
         if receipt.outcome == TxOutcome::Authorized {
-            let expect = if self.patients[p].revoked {
-                Expect::Revoked
-            } else {
-                Expect::Deliver(1)
-            };
+            let expect = self.referral_expectation(p);
             self.fetch(requester, receipt.tx, usual, expect).await?;
         }
         Ok(())
@@ -1332,6 +1320,13 @@ async fn a_second_copy(
         }
         Err(e) => Err(e),
     }
+}
+
+/// The validators that are not hospitals (the targets of outages).
+fn not_hospitals(cluster: &Cluster) -> Vec<usize> {
+    (0..cluster.nodes.len())
+        .filter(|i| !HOSPITALS.contains(&cluster.nodes[*i].institution.as_str()))
+        .collect()
 }
 
 /// Files under a directory, recursively (0 when it does not exist).

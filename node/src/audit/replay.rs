@@ -91,6 +91,19 @@ struct Skim {
     frontier: Frontier,
 }
 
+impl Skim {
+    /// Skims from genesis up to `resume_point`, which the block at its height must be.
+    fn up_to(resume_point: &BlockHeader, genesis_hash: Hash32) -> Self {
+        Self {
+            upto: resume_point.height,
+            checkpoint_hash: resume_point.hash(),
+            next: 1,
+            previous: genesis_hash,
+            frontier: Frontier::new(),
+        }
+    }
+}
+
 /// What a checkpoint file holds (BCS, gzip-compressed).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct ReplayCheckpoint {
@@ -212,13 +225,7 @@ impl Replay {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         }
         replay.transactions = checkpoint.transactions;
-        replay.skim = Some(Skim {
-            upto: header.height,
-            checkpoint_hash: header.hash(),
-            next: 1,
-            previous: replay.genesis_hash,
-            frontier: Frontier::new(),
-        });
+        replay.skim = Some(Skim::up_to(&header, replay.genesis_hash));
         Ok(replay)
     }
 
@@ -231,13 +238,7 @@ impl Replay {
         let mut replay = Self::new(genesis)?;
         replay.state = ReplayState::Disk(disk);
         if let Some(tip) = replay.state.last_header() {
-            replay.skim = Some(Skim {
-                upto: tip.height,
-                checkpoint_hash: tip.hash(),
-                next: 1,
-                previous: replay.genesis_hash,
-                frontier: Frontier::new(),
-            });
+            replay.skim = Some(Skim::up_to(tip, replay.genesis_hash));
         }
         Ok(replay)
     }
