@@ -2,6 +2,21 @@
 # One target directory outside the clone, so every clone (and CI) reuses builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/medledger-target}"
 
+# Installs Debian packages ($2…) with apt-get when run as root; otherwise
+# says which are missing and fails. $1 names what they are for.
+install_missing() {
+  local what="$1"
+  shift
+  [ $# -gt 0 ] || return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing $what: $*" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+  else
+    echo "missing system packages: $* (install them with your package manager, e.g. sudo apt-get install $*)" >&2
+    return 1
+  fi
+}
+
 # Installs the system packages the build needs when they are missing:
 # a C/C++ toolchain (rustc links through `cc`; RocksDB is C++) and libclang
 # (bindgen generates RocksDB's Rust bindings at build time).
@@ -14,15 +29,7 @@ install_build_prerequisites() {
      && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
     missing+=(libclang-dev)
   fi
-  if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      echo "installing build prerequisites: ${missing[*]}" >&2
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-    else
-      echo "missing system packages: ${missing[*]} (install them with your package manager, e.g. sudo apt-get install ${missing[*]})" >&2
-      return 1
-    fi
-  fi
+  install_missing "build prerequisites" "${missing[@]}"
 }
 
 # What the patient app's tests need beyond the build: Node.js and npm (the
@@ -34,14 +41,6 @@ install_test_prerequisites() {
   command -v npm >/dev/null 2>&1 || missing+=(npm)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   fc-list 2>/dev/null | grep -qi "wenquanyi\|noto sans cjk" || missing+=(fonts-wqy-microhei)
-  if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      echo "installing test prerequisites: ${missing[*]}" >&2
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-    else
-      echo "missing system packages: ${missing[*]} (e.g. sudo apt-get install ${missing[*]})" >&2
-      return 1
-    fi
-  fi
+  install_missing "test prerequisites" "${missing[@]}" || return 1
   (cd client-sdk/web && npm ci --no-audit --no-fund --silent)
 }
