@@ -107,6 +107,58 @@ impl PreparedKey {
     }
 }
 
+/// Checks many signatures at once with one multi-scalar equation
+/// (ed25519-dalek's `verify_batch`), about three times faster per signature
+/// than one by one; the auditor's replay uses it. `true` when every
+/// `(key, message, signature)` passes.
+///
+/// What [`PreparedKey::verify`] checks one by one and the batch equation does
+/// not, is checked here first for each signature: `S` canonical (the batch
+/// decoder refuses it), `R` canonically encoded, on the curve and not of
+/// small order; keys are prepared, so on the curve and not weak.
+///
+/// One difference remains and is inherent to batching: a signature whose
+/// equation holds only up to a torsion point of order 2, 4 or 8 (it needs an
+/// `R` or key with a torsion part, and the private key, so only the key's
+/// holder can make one) is refused by strict verification but passes the
+/// batch when the pseudo-random 128-bit weight the batch gives it is a
+/// multiple of that order. Such a signature still proves the key's holder
+/// signed. Callers that must name a failing signature re-verify one by one.
+pub fn verify_batch(items: &[(PreparedKey, Hash32, Signature)]) -> bool {
+    let mut messages = Vec::with_capacity(items.len());
+    let mut signatures = Vec::with_capacity(items.len());
+    let mut keys = Vec::with_capacity(items.len());
+    for (key, message, signature) in items {
+        let Signature::Ed25519 { r, s } = signature;
+        if !r_is_strict(r) {
+            return false;
+        }
+        let mut bytes = [0u8; 64];
+        bytes[..32].copy_from_slice(r);
+        bytes[32..].copy_from_slice(s);
+        messages.push(&message.0[..]);
+        signatures.push(ed25519_dalek::Signature::from_bytes(&bytes));
+        keys.push(key.0);
+    }
+    ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
+}
+
+/// What strict verification requires of `R` before its equation: a canonical
+/// encoding (`y` below the field prime; strict verification compares
+/// encodings, so any other is refused), a point on the curve, not of small
+/// order.
+fn r_is_strict(r: &[u8; 32]) -> bool {
+    // y >= p = 2^255 - 19 only if bits 8..255 are all ones and the low byte
+    // is at least 0xed.
+    let high_ones = r[1..31].iter().all(|b| *b == 0xff) && r[31] & 0x7f == 0x7f;
+    if high_ones && r[0] >= 0xed {
+        return false;
+    }
+    // A key and `R` are both compressed Edwards points: the key type's
+    // decompression and small-order test are the ones strict verification runs.
+    VerifyingKey::from_bytes(r).is_ok_and(|point| !point.is_weak())
+}
+
 impl PublicKey {
     /// Checks the key is usable: on the curve and not weak.
     pub fn validate(&self) -> Result<(), CryptoError> {

@@ -14,10 +14,10 @@
 //!    none, for an exclusion proof) and the proof: it is what the SDK's light
 //!    client calls, with no storage at all.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeWriter};
+use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader, TreeUpdateBatch, TreeWriter};
 use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, RootHash, Version};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -226,10 +226,16 @@ pub type HashedValue = ([u8; 32], Vec<u8>);
 /// In-memory node storage for the JMT (the node keeps the same in RocksDB).
 /// Hash maps: the tree looks nodes up by key only, and a replay touches
 /// millions of them (ordered maps cost a chain of key comparisons each).
+/// foldhash, seeded per process, instead of SipHash: SipHash was 8 % of a
+/// replay's execution.
 #[derive(Default)]
 struct NodeStore {
-    nodes: HashMap<NodeKey, Node>,
-    values: HashMap<KeyHash, BTreeMap<Version, Option<OwnedValue>>>,
+    nodes: foldhash::HashMap<NodeKey, Node>,
+    /// Every version of every value (the node's and tests' full history).
+    values: foldhash::HashMap<KeyHash, BTreeMap<Version, Option<OwnedValue>>>,
+    /// The newest value of each key only, when the store keeps only the
+    /// newest state (no ordered map per key).
+    newest: foldhash::HashMap<KeyHash, (Version, OwnedValue)>,
 }
 
 /// The authenticated state store: a JMT versioned by height (rules 3 and 4).
@@ -268,6 +274,13 @@ impl TreeReader for JmtStore {
         key_hash: KeyHash,
     ) -> anyhow::Result<Option<OwnedValue>> {
         let inner = self.inner.read().map_err(lock_error)?;
+        if self.latest_only {
+            return Ok(inner
+                .newest
+                .get(&key_hash)
+                .filter(|(version, _)| *version <= max_version)
+                .map(|(_, value)| value.clone()));
+        }
         Ok(inner
             .values
             .get(&key_hash)
@@ -300,13 +313,11 @@ impl TreeWriter for JmtStore {
         for ((version, key_hash), value) in batch.values() {
             if self.latest_only {
                 match value {
-                    Some(_) => {
-                        let versions = inner.values.entry(*key_hash).or_default();
-                        versions.clear();
-                        versions.insert(*version, value.clone());
+                    Some(value) => {
+                        inner.newest.insert(*key_hash, (*version, value.clone()));
                     }
                     None => {
-                        inner.values.remove(key_hash);
+                        inner.newest.remove(key_hash);
                     }
                 }
             } else {
@@ -331,7 +342,20 @@ impl JmtStore {
     /// proofs are gone, memory holds one tree. For replays, which only ever
     /// read the state they are building.
     pub fn keep_latest_only(&mut self) {
+        if self.latest_only {
+            return;
+        }
         self.latest_only = true;
+        if let Ok(inner) = self.inner.get_mut() {
+            let history = std::mem::take(&mut inner.values);
+            inner.newest = history
+                .into_iter()
+                .filter_map(|(key, versions)| {
+                    let (version, value) = versions.into_iter().next_back()?;
+                    Some((key, (version, value?)))
+                })
+                .collect();
+        }
     }
 
     /// Every (key hash, value) of the newest state, in key-hash order.
@@ -340,14 +364,22 @@ impl JmtStore {
             .inner
             .read()
             .map_err(|_| StateError::Storage("JMT store lock poisoned".into()))?;
-        let mut values: Vec<HashedValue> = inner
-            .values
-            .iter()
-            .filter_map(|(key, versions)| {
-                let (_, value) = versions.iter().next_back()?;
-                value.as_ref().map(|v| (key.0, v.clone()))
-            })
-            .collect();
+        let mut values: Vec<HashedValue> = if self.latest_only {
+            inner
+                .newest
+                .iter()
+                .map(|(key, (_, value))| (key.0, value.clone()))
+                .collect()
+        } else {
+            inner
+                .values
+                .iter()
+                .filter_map(|(key, versions)| {
+                    let (_, value) = versions.iter().next_back()?;
+                    value.as_ref().map(|v| (key.0, v.clone()))
+                })
+                .collect()
+        };
         // In key-hash order, so a checkpoint's bytes do not depend on the map.
         values.sort_unstable_by_key(|(key, _)| *key);
         Ok(values)
@@ -363,10 +395,8 @@ impl JmtStore {
             latest_only: true,
             ..Self::default()
         };
-        let tree = JellyfishMerkleTree::<_, Sha256>::new(&store);
-        let (root, batch) = tree
-            .put_value_set(values.into_iter().map(|(k, v)| (KeyHash(k), Some(v))), 0)
-            .map_err(|e| StateError::Storage(e.to_string()))?;
+        let values = values.into_iter().map(|(k, v)| (KeyHash(k), Some(v)));
+        let (root, batch) = write_tree_version(&store, values.collect(), 0)?;
         store
             .write_node_batch(&batch.node_batch)
             .map_err(|e| StateError::Storage(e.to_string()))?;
@@ -402,14 +432,7 @@ impl JmtStore {
             return self.root_at(height);
         }
         let version = self.latest_version().map_or(0, |v| v + 1);
-        let tree = JellyfishMerkleTree::<_, Sha256>::new(self);
-        let value_set = writes
-            .0
-            .iter()
-            .map(|(key, value)| (KeyHash::with::<Sha256>(key), value.clone()));
-        let (root, batch) = tree
-            .put_value_set(value_set, version)
-            .map_err(|e| StateError::Storage(e.to_string()))?;
+        let (root, batch) = write_tree_version(self, hash_keys(writes), version)?;
         self.write_node_batch(&batch.node_batch)
             .map_err(|e| StateError::Storage(e.to_string()))?;
         if self.latest_only {
@@ -453,6 +476,43 @@ impl JmtStore {
         tree.get_with_proof(key.key_hash(), version)
             .map_err(|e| StateError::Storage(e.to_string()))
     }
+}
+
+/// A block's writes with their keys hashed as the tree stores them.
+pub fn hash_keys(writes: &WriteSet) -> Vec<(KeyHash, Option<OwnedValue>)> {
+    writes
+        .0
+        .iter()
+        .map(|(key, value)| (KeyHash::with::<Sha256>(key), value.clone()))
+        .collect()
+}
+
+/// Writes one version of the tree over `reader`'s latest one and returns its
+/// root and the nodes to store.
+///
+/// Puts go through jmt's batch insertion, which hashes every node a block
+/// touches once; its key-at-a-time path rehashes the whole path from the
+/// root for every key, and was three quarters of a replay's execution time.
+/// Both build the same tree (the tests compare them). The batch path cannot
+/// delete; state never deletes (rule 1), so a write set with a deletion
+/// takes the key-at-a-time path only as a safety net.
+pub fn write_tree_version<R: TreeReader>(
+    reader: &R,
+    writes: Vec<(KeyHash, Option<OwnedValue>)>,
+    version: Version,
+) -> Result<(RootHash, TreeUpdateBatch), StateError> {
+    let tree = JellyfishMerkleTree::<_, Sha256>::new(reader);
+    let result = if writes.iter().all(|(_, value)| value.is_some()) {
+        let puts = writes
+            .into_iter()
+            .filter_map(|(key, value)| value.map(|v| (key, v)))
+            .collect();
+        tree.batch_put_value_sets(vec![puts], None, version)
+            .map(|(roots, batch)| (roots[0], batch))
+    } else {
+        tree.put_value_set(writes, version)
+    };
+    result.map_err(|e| StateError::Storage(e.to_string()))
 }
 
 impl StateReader for JmtStore {

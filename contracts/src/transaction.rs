@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::constants::*;
-use crate::crypto::{CryptoError, PublicKey, SecretKey, Signature};
+use crate::crypto::{self, CryptoError, PublicKey, SecretKey, Signature};
 use crate::encoding::{self, BoundedVec, DecodeError, Hash32, hash_of, tagged_hash, tags};
 use crate::types::*;
 
@@ -435,10 +435,9 @@ impl SignedTransaction {
             chain: chain.as_str().to_string(),
             error,
         };
-        self.public_key.validate().map_err(signature_error)?;
+        let key = self.public_key.prepare().map_err(signature_error)?;
         let message = self.transaction.signing_message(chain);
-        self.public_key
-            .verify(&message, &self.signature)
+        key.verify(&message, &self.signature)
             .map_err(signature_error)?;
         check_form(chain, &self.transaction)?;
         let id = self.transaction.id(chain);
@@ -448,6 +447,86 @@ impl SignedTransaction {
             encoded_len,
         })
     }
+}
+
+/// Verifies many transactions as [`SignedTransaction::verify`] does one by
+/// one, with their signatures checked in one batch ([`crypto::verify_batch`],
+/// whose one inherent difference from strict verification its docs explain).
+/// On any failure the transactions are verified one by one, so the error,
+/// and the index and id of the first failing transaction, are exactly those
+/// of [`SignedTransaction::verify`].
+pub fn verify_many(
+    chain: &ChainId,
+    transactions: Vec<SignedTransaction>,
+) -> Result<Vec<VerifiedTransaction>, (usize, TxHash, TransactionError)> {
+    if let Some(checked) = check_all_but_signatures(chain, &transactions) {
+        let items: Vec<_> = checked
+            .iter()
+            .zip(&transactions)
+            .map(|(c, t)| (c.key, c.message, t.signature))
+            .collect();
+        if crypto::verify_batch(&items) {
+            return Ok(transactions
+                .into_iter()
+                .zip(checked)
+                .map(|(signed, c)| VerifiedTransaction {
+                    signed,
+                    id: c.id,
+                    encoded_len: c.encoded_len,
+                })
+                .collect());
+        }
+    }
+    transactions
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let id = t.transaction.id(chain);
+            t.verify(chain).map_err(|e| (i, id, e))
+        })
+        .collect()
+}
+
+/// What [`verify_many`] knows of a transaction before its signature is checked.
+struct CheckedForm {
+    key: crypto::PreparedKey,
+    message: Hash32,
+    id: TxHash,
+    encoded_len: usize,
+}
+
+/// Every check of [`SignedTransaction::verify`] but the signature equation;
+/// `None` at the first failure. A key signing several transactions is
+/// prepared once.
+fn check_all_but_signatures(
+    chain: &ChainId,
+    transactions: &[SignedTransaction],
+) -> Option<Vec<CheckedForm>> {
+    let mut keys = std::collections::HashMap::new();
+    transactions
+        .iter()
+        .map(|t| {
+            let encoded_len = t.to_bytes().len();
+            if encoded_len > TRANSACTION_BYTES_MAX {
+                return None;
+            }
+            let key = match keys.get(&t.public_key) {
+                Some(key) => *key,
+                None => {
+                    let key = t.public_key.prepare().ok()?;
+                    keys.insert(t.public_key, key);
+                    key
+                }
+            };
+            check_form(chain, &t.transaction).ok()?;
+            Some(CheckedForm {
+                key,
+                message: t.transaction.signing_message(chain),
+                id: t.transaction.id(chain),
+                encoded_len,
+            })
+        })
+        .collect()
 }
 
 fn check_institution_id(name: &'static str, id: &InstitutionId) -> Result<(), TransactionError> {

@@ -7,6 +7,7 @@
     clippy::cast_possible_truncation
 )]
 
+mod batch;
 mod decode;
 mod golden;
 mod proofs;

@@ -429,3 +429,54 @@ proptest! {
         prop_assert_eq!(root, w.ledger.headers().last().unwrap().state_root);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The state store writes a block's keys with jmt's batch insertion; the
+    /// tree (every root, and every proof against it) must be the one jmt's
+    /// key-at-a-time insertion builds, for new keys, overwritten keys and
+    /// leaves that split, in full-history and newest-only stores.
+    #[test]
+    fn batch_tree_writes_build_the_key_at_a_time_tree(
+        blocks in proptest::collection::vec(
+            proptest::collection::vec((0u16..300, proptest::collection::vec(any::<u8>(), 0..6)), 1..60),
+            1..10,
+        )
+    ) {
+        use jmt::storage::TreeWriter;
+        use medledger_contracts::state::{StateKey, hash_keys, verify_state_proof};
+        let mut batched = JmtStore::new();
+        let mut newest_only = JmtStore::new();
+        newest_only.keep_latest_only();
+        let reference = JmtStore::new();
+        let mut written = std::collections::BTreeMap::new();
+        for (version, block) in blocks.iter().enumerate() {
+            let mut writes = WriteSet::default();
+            for (key, value) in block {
+                let mut bytes = [0u8; 32];
+                bytes[..2].copy_from_slice(&key.to_be_bytes());
+                let key = StateKey::CommittedTransaction(TxHash(Hash32(bytes)));
+                writes.0.insert(key.to_bytes(), Some(value.clone()));
+                written.insert(key, value.clone());
+            }
+            let height = version as u64 + 1;
+            let root = batched.commit(&writes, height).unwrap();
+            prop_assert_eq!(newest_only.commit(&writes, height).unwrap(), root);
+            let tree = jmt::JellyfishMerkleTree::<_, sha2::Sha256>::new(&reference);
+            let (expected, update) = tree
+                .put_value_set(hash_keys(&writes), version as u64)
+                .unwrap();
+            reference.write_node_batch(&update.node_batch).unwrap();
+            prop_assert_eq!(root, Hash32(expected.0));
+        }
+        // Every key's proof from the batch-written tree checks against its root.
+        let height = blocks.len() as u64;
+        let root = batched.root_at(height).unwrap();
+        for (key, value) in &written {
+            let (found, proof) = batched.get_with_proof(key, height).unwrap();
+            prop_assert_eq!(found.as_ref(), Some(value));
+            prop_assert!(verify_state_proof(root, key, Some(value), &proof).is_ok());
+        }
+    }
+}

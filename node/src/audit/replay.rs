@@ -8,8 +8,10 @@
 //! 4. `commit certificate` — more than two thirds of the voting power of the
 //!    validator set *of that height*, read from the replayed state (so
 //!    governance changes are followed), signed precommits for this header;
-//! 5. `transaction signature` — every transaction verifies strictly, on every
-//!    core;
+//! 5. `transaction signature` — every transaction's signature verifies, on
+//!    every core, in batches (`contracts::transaction::verify_many`: the
+//!    strict checks on each `R` and key, then one batch equation; on failure
+//!    one by one, so the failing transaction is named);
 //! 6. re-execution with `contracts`: `block time`, `transaction root`,
 //!    `state root`, `audit-log root`, `validator set` — the recomputed header
 //!    must equal the stored one field by field;
@@ -38,7 +40,7 @@ use medledger_contracts::merkle::Frontier;
 use medledger_contracts::records::{AuditEntry, ValidatorSetRecord};
 use medledger_contracts::state::StateKey;
 use medledger_contracts::state_machine::BlockExecution;
-use medledger_contracts::transaction::{SignedTransaction, VerifiedTransaction};
+use medledger_contracts::transaction::{SignedTransaction, VerifiedTransaction, verify_many};
 use medledger_contracts::types::{ChainId, TxHash};
 use medledger_genesis::Genesis;
 
@@ -128,7 +130,8 @@ pub struct Replayed {
     pub execution: BlockExecution,
 }
 
-/// Verifies signatures on every core, in order; the first failure's index.
+/// Verifies signatures on every core, one batch per core, in order; the
+/// first failure's index.
 fn verify_all(
     chain: &ChainId,
     transactions: Vec<SignedTransaction>,
@@ -151,14 +154,8 @@ fn verify_all(
                 .enumerate()
                 .map(|(part, txs)| {
                     scope.spawn(move || {
-                        txs.into_iter()
-                            .enumerate()
-                            .map(|(i, tx)| {
-                                let id = tx.transaction.id(chain);
-                                tx.verify(chain)
-                                    .map_err(|e| (part * per + i, id, e.to_string()))
-                            })
-                            .collect::<Result<Vec<_>, _>>()
+                        verify_many(chain, txs)
+                            .map_err(|(i, id, e)| (part * per + i, id, e.to_string()))
                     })
                 })
                 .collect();

@@ -36,7 +36,8 @@ use medledger_contracts::block::BlockHeader;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
 use medledger_contracts::records::{AuditEntry, AuditEvent, GrantRecord, Receipt};
 use medledger_contracts::state::{
-    EMPTY_STATE_ROOT, SparseProof, StateError, StateKey, StateReader, WriteSet,
+    EMPTY_STATE_ROOT, SparseProof, StateError, StateKey, StateReader, WriteSet, hash_keys,
+    write_tree_version,
 };
 use medledger_contracts::types::{Grantee, PractitionerId, TxHash};
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch};
@@ -289,13 +290,7 @@ impl Store {
             });
         }
         let version = latest.map_or(0, |v| v + 1);
-        let tree = JellyfishMerkleTree::<_, Sha256>::new(self);
-        let values = writes
-            .0
-            .iter()
-            .map(|(key, value)| (KeyHash::with::<Sha256>(key), value.clone()));
-        let (root, update) = tree
-            .put_value_set(values, version)
+        let (root, update) = write_tree_version(self, hash_keys(writes), version)
             .map_err(|e| StoreError::State(e.to_string()))?;
         Ok(PreparedState {
             height,
