@@ -23,6 +23,7 @@ pub mod encoding;
 pub mod ledger;
 pub mod light;
 pub mod merkle;
+mod newest_tree;
 pub mod records;
 pub mod request_auth;
 pub mod state;

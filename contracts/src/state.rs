@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::encoding::{self, Hash32};
+use crate::newest_tree::{NewestTree, leaf_hash};
 use crate::types::*;
 
 /// Where a record lives in state.
@@ -248,9 +249,12 @@ pub struct JmtStore {
     inner: RwLock<NodeStore>,
     /// Height → JMT version written at that height.
     versions: BTreeMap<u64, Version>,
-    /// Keep only the newest state (a replay never reads an older one):
-    /// nodes made stale by a commit and older values are dropped at once.
+    /// Keep only the newest state (a replay never reads an older one): the
+    /// values in `NodeStore::newest` and the tree in `newest_tree`; jmt's
+    /// versioned nodes are not kept at all.
     latest_only: bool,
+    /// The newest state's tree when `latest_only` (same roots as jmt's).
+    newest_tree: NewestTree,
 }
 
 fn lock_error<T>(_: T) -> anyhow::Error {
@@ -348,6 +352,7 @@ impl JmtStore {
         self.latest_only = true;
         if let Ok(inner) = self.inner.get_mut() {
             let history = std::mem::take(&mut inner.values);
+            inner.nodes = Default::default();
             inner.newest = history
                 .into_iter()
                 .filter_map(|(key, versions)| {
@@ -355,6 +360,16 @@ impl JmtStore {
                     Some((key, (version, value?)))
                 })
                 .collect();
+            self.newest_tree.put(
+                inner
+                    .newest
+                    .iter()
+                    .map(|(key, (_, value))| (key.0, leaf_hash(&key.0, value)))
+                    .collect(),
+            );
+        }
+        if let Some(latest) = self.latest_height() {
+            self.versions.retain(|height, _| *height == latest);
         }
     }
 
@@ -395,13 +410,18 @@ impl JmtStore {
             latest_only: true,
             ..Self::default()
         };
-        let values = values.into_iter().map(|(k, v)| (KeyHash(k), Some(v)));
-        let (root, batch) = write_tree_version(&store, values.collect(), 0)?;
+        let entries = values.iter().map(|(k, v)| (*k, leaf_hash(k, v))).collect();
+        let root = store.newest_tree.put(entries);
         store
-            .write_node_batch(&batch.node_batch)
-            .map_err(|e| StateError::Storage(e.to_string()))?;
+            .inner
+            .get_mut()
+            .map_err(|_| StateError::Storage("JMT store lock poisoned".into()))?
+            .newest = values
+            .into_iter()
+            .map(|(k, v)| (KeyHash(k), (0, v)))
+            .collect();
         store.versions.insert(height, 0);
-        Ok((store, Hash32(root.0)))
+        Ok((store, Hash32(root)))
     }
 
     /// The height of the newest version written, if any.
@@ -432,25 +452,56 @@ impl JmtStore {
             return self.root_at(height);
         }
         let version = self.latest_version().map_or(0, |v| v + 1);
+        if self.latest_only {
+            return self.commit_newest(writes, height, version);
+        }
         let (root, batch) = write_tree_version(self, hash_keys(writes), version)?;
         self.write_node_batch(&batch.node_batch)
             .map_err(|e| StateError::Storage(e.to_string()))?;
-        if self.latest_only {
-            let mut inner = self
-                .inner
-                .write()
-                .map_err(|_| StateError::Storage("JMT store lock poisoned".into()))?;
-            for stale in &batch.stale_node_index_batch {
-                inner.nodes.remove(&stale.node_key);
-            }
-            self.versions.clear();
-        }
         self.versions.insert(height, version);
         Ok(Hash32(root.0))
     }
 
+    /// [`Self::commit`] when only the newest state is kept: values replaced
+    /// in place, the root from [`NewestTree`].
+    fn commit_newest(
+        &mut self,
+        writes: &WriteSet,
+        height: u64,
+        version: Version,
+    ) -> Result<Hash32, StateError> {
+        let inner = self
+            .inner
+            .get_mut()
+            .map_err(|_| StateError::Storage("JMT store lock poisoned".into()))?;
+        let mut entries = Vec::with_capacity(writes.len());
+        for (key, value) in &writes.0 {
+            let Some(value) = value else {
+                return Err(StateError::Storage(
+                    "a write set deletes a key; state never deletes".into(),
+                ));
+            };
+            let key_hash = KeyHash::with::<Sha256>(key);
+            entries.push((key_hash.0, leaf_hash(&key_hash.0, value)));
+            inner.newest.insert(key_hash, (version, value.clone()));
+        }
+        let root = self.newest_tree.put(entries);
+        self.versions.clear();
+        self.versions.insert(height, version);
+        Ok(Hash32(root))
+    }
+
     /// The state root as of `height` (the empty-tree root before anything was written).
     pub fn root_at(&self, height: u64) -> Result<Hash32, StateError> {
+        if self.latest_only {
+            return match self.latest_height() {
+                None => Ok(EMPTY_STATE_ROOT),
+                Some(latest) if height >= latest => Ok(Hash32(self.newest_tree.root())),
+                Some(latest) => Err(StateError::Storage(format!(
+                    "only the newest state (height {latest}) is kept, not height {height}'s"
+                ))),
+            };
+        }
         match self.version_at(height) {
             None => Ok(EMPTY_STATE_ROOT),
             Some(version) => {
@@ -469,6 +520,11 @@ impl JmtStore {
         key: &StateKey,
         height: u64,
     ) -> Result<(Option<Vec<u8>>, SparseProof), StateError> {
+        if self.latest_only {
+            return Err(StateError::Storage(
+                "a store keeping only the newest state gives no proofs".into(),
+            ));
+        }
         let version = self
             .version_at(height)
             .ok_or_else(|| StateError::Storage(format!("no state at or below height {height}")))?;

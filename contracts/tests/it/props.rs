@@ -480,3 +480,48 @@ proptest! {
         }
     }
 }
+
+/// Blocks large enough that the newest-only tree updates the root's
+/// subtrees on two threads: same roots as jmt's, block after block.
+#[test]
+fn newest_only_tree_matches_jmt_on_large_blocks() {
+    use medledger_contracts::state::StateKey;
+    let mut full = JmtStore::new();
+    let mut newest_only = JmtStore::new();
+    newest_only.keep_latest_only();
+    let mut seed = 7u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for height in 1..=4u64 {
+        let mut writes = WriteSet::default();
+        for _ in 0..3_000 {
+            // Keys from a pool of 6,000: later blocks overwrite earlier ones.
+            let mut bytes = [0u8; 32];
+            bytes[..8].copy_from_slice(&(next() % 6_000).to_be_bytes());
+            let key = StateKey::CommittedTransaction(TxHash(Hash32(bytes)));
+            writes
+                .0
+                .insert(key.to_bytes(), Some(next().to_le_bytes().to_vec()));
+        }
+        let root = full.commit(&writes, height).unwrap();
+        assert_eq!(
+            newest_only.commit(&writes, height).unwrap(),
+            root,
+            "height {height}"
+        );
+        assert_eq!(newest_only.root_at(height).unwrap(), root);
+    }
+    // A store rebuilt from the newest values has the same root.
+    let values = newest_only.latest_values().unwrap();
+    let (rebuilt, root) = JmtStore::from_latest_values(values, 4).unwrap();
+    assert_eq!(root, full.root_at(4).unwrap());
+    assert_eq!(rebuilt.root_at(4).unwrap(), root);
+    // A full store switched to newest-only keeps its root.
+    full.keep_latest_only();
+    assert_eq!(full.root_at(4).unwrap(), root);
+    assert!(full.root_at(3).is_err());
+}

@@ -1,0 +1,216 @@
+//! The newest state's tree, for replays: the same root as the Jellyfish
+//! Merkle Tree of [`crate::state::JmtStore`], computed without versions.
+//!
+//! A replay only ever needs the newest root (to compare with each header)
+//! and the newest values (to execute the next block). jmt keeps every node
+//! under a versioned key in a map, clones it on every visit and writes a new
+//! copy for each version, which made its commit four fifths of a replay's
+//! execution. This tree is owned nodes that are updated in place, each
+//! touched node rehashed once per block, and the sixteen subtrees under the
+//! root updated on two threads.
+//!
+//! Rules (they are jmt's, so the roots are equal; a property test checks it
+//! against jmt on random blocks):
+//! 1. A leaf sits at the shallowest depth at which its key hash's nibble
+//!    prefix is unique; its hash is `H("JMT::LeafNode" ‖ key hash ‖ H(value))`.
+//! 2. An internal node's hash is a binary Merkle tree over its sixteen
+//!    slots: an empty range hashes to the placeholder, a range holding a
+//!    single child that is a leaf (or a single slot) is that child's hash,
+//!    any other range is `H("JMT::IntrnalNode" ‖ left ‖ right)`.
+//! 3. The empty tree's root is the placeholder; a one-leaf tree's root is
+//!    that leaf's hash.
+//! 4. Nothing is ever deleted (state never deletes; see `state` rule 1).
+
+use sha2::{Digest, Sha256};
+
+const PLACEHOLDER: [u8; 32] = *b"SPARSE_MERKLE_PLACEHOLDER_HASH__";
+const LEAF_DOMAIN: &[u8] = b"JMT::LeafNode";
+const INTERNAL_DOMAIN: &[u8] = b"JMT::IntrnalNode";
+/// Below this many keys a block's subtrees are updated on one thread.
+const PARALLEL_FROM: usize = 512;
+
+enum Node {
+    Leaf { key: [u8; 32], hash: [u8; 32] },
+    Internal(Box<Internal>),
+}
+
+struct Internal {
+    children: [Option<Box<Node>>; 16],
+    hash: [u8; 32],
+}
+
+impl Node {
+    fn hash(&self) -> [u8; 32] {
+        match self {
+            Self::Leaf { hash, .. } => *hash,
+            Self::Internal(internal) => internal.hash,
+        }
+    }
+}
+
+/// A key hash and the hash of the leaf it gets (rule 1).
+type Entry = ([u8; 32], [u8; 32]);
+
+/// The newest state tree (module docs).
+#[derive(Default)]
+pub struct NewestTree {
+    root: Option<Box<Node>>,
+}
+
+/// The leaf hash of `key_hash` holding `value` (rule 1).
+pub fn leaf_hash(key_hash: &[u8; 32], value: &[u8]) -> [u8; 32] {
+    let value_hash: [u8; 32] = Sha256::digest(value).into();
+    Sha256::new()
+        .chain_update(LEAF_DOMAIN)
+        .chain_update(key_hash)
+        .chain_update(value_hash)
+        .finalize()
+        .into()
+}
+
+fn nibble(key: &[u8; 32], depth: usize) -> usize {
+    let byte = key[depth / 2];
+    usize::from(if depth % 2 == 0 {
+        byte >> 4
+    } else {
+        byte & 0x0f
+    })
+}
+
+impl NewestTree {
+    /// The root (rule 3).
+    pub fn root(&self) -> [u8; 32] {
+        self.root.as_ref().map_or(PLACEHOLDER, |node| node.hash())
+    }
+
+    /// Puts `(key hash, leaf hash)` entries, each key at most once, and
+    /// returns the new root.
+    pub fn put(&mut self, mut entries: Vec<Entry>) -> [u8; 32] {
+        entries.sort_unstable_by_key(|(key, _)| *key);
+        entries.dedup_by_key(|(key, _)| *key);
+        if !entries.is_empty() {
+            put_at(&mut self.root, &entries, 0, true);
+        }
+        self.root()
+    }
+}
+
+/// Puts sorted, distinct `entries` into the subtree in `slot` at `depth`.
+fn put_at(slot: &mut Option<Box<Node>>, entries: &[Entry], depth: usize, may_split: bool) {
+    match slot.as_deref_mut() {
+        None => *slot = Some(build(entries, depth)),
+        Some(Node::Leaf { key, hash }) => {
+            if let [(new_key, new_hash)] = entries
+                && new_key == key
+            {
+                *hash = *new_hash;
+                return;
+            }
+            // The leaf moves down beside the new keys unless one replaces it.
+            let existing = (*key, *hash);
+            let mut merged = entries.to_vec();
+            if let Err(at) = merged.binary_search_by_key(&existing.0, |(k, _)| *k) {
+                merged.insert(at, existing);
+            }
+            *slot = Some(build(&merged, depth));
+        }
+        Some(Node::Internal(internal)) => {
+            let groups = split_by_nibble(entries, depth);
+            if may_split && entries.len() >= PARALLEL_FROM {
+                let (low, high) = internal.children.split_at_mut(8);
+                std::thread::scope(|scope| {
+                    scope.spawn(|| put_children(low, &groups[..8], depth));
+                    put_children(high, &groups[8..], depth);
+                });
+            } else {
+                put_children(&mut internal.children, &groups, depth);
+            }
+            internal.hash = internal_hash(&internal.children);
+        }
+    }
+}
+
+fn put_children(children: &mut [Option<Box<Node>>], groups: &[&[Entry]], depth: usize) {
+    for (child, group) in children.iter_mut().zip(groups) {
+        if !group.is_empty() {
+            put_at(child, group, depth + 1, false);
+        }
+    }
+}
+
+/// The entries under each of the sixteen nibbles at `depth`.
+fn split_by_nibble(entries: &[Entry], depth: usize) -> [&[Entry]; 16] {
+    let mut groups: [&[Entry]; 16] = [&[]; 16];
+    let mut rest = entries;
+    while let Some((first, _)) = rest.first() {
+        let n = nibble(first, depth);
+        let end = rest
+            .iter()
+            .position(|(key, _)| nibble(key, depth) != n)
+            .unwrap_or(rest.len());
+        let (group, tail) = rest.split_at(end);
+        groups[n] = group;
+        rest = tail;
+    }
+    groups
+}
+
+/// A new subtree holding exactly `entries` (non-empty, sorted, distinct).
+fn build(entries: &[Entry], depth: usize) -> Box<Node> {
+    if let [(key, hash)] = entries {
+        return Box::new(Node::Leaf {
+            key: *key,
+            hash: *hash,
+        });
+    }
+    let mut children: [Option<Box<Node>>; 16] = Default::default();
+    for (child, group) in children.iter_mut().zip(split_by_nibble(entries, depth)) {
+        if !group.is_empty() {
+            *child = Some(build(group, depth + 1));
+        }
+    }
+    let hash = internal_hash(&children);
+    Box::new(Node::Internal(Box::new(Internal { children, hash })))
+}
+
+/// An internal node's hash (rule 2). Each child's hash is read once (the
+/// children are behind pointers) and the ranges are walked on bitmaps.
+fn internal_hash(children: &[Option<Box<Node>>; 16]) -> [u8; 32] {
+    let mut hashes = [PLACEHOLDER; 16];
+    let (mut present, mut leaves) = (0u16, 0u16);
+    for (i, child) in children.iter().enumerate() {
+        if let Some(child) = child {
+            hashes[i] = child.hash();
+            present |= 1 << i;
+            if matches!(**child, Node::Leaf { .. }) {
+                leaves |= 1 << i;
+            }
+        }
+    }
+    range_hash(&hashes, present, leaves, 0, 16)
+}
+
+fn range_hash(
+    hashes: &[[u8; 32]; 16],
+    present: u16,
+    leaves: u16,
+    start: u32,
+    width: u32,
+) -> [u8; 32] {
+    // `width` slots from `start`: width is 1, 2, 4, 8 or 16 and start + width <= 16.
+    let mask = (u16::MAX >> (16 - width)) << start;
+    let (in_range, leaves_in_range) = (present & mask, leaves & mask);
+    if in_range == 0 {
+        return PLACEHOLDER;
+    }
+    if width == 1 || (in_range.count_ones() == 1 && leaves_in_range != 0) {
+        return hashes[in_range.trailing_zeros() as usize];
+    }
+    let half = width / 2;
+    Sha256::new()
+        .chain_update(INTERNAL_DOMAIN)
+        .chain_update(range_hash(hashes, present, leaves, start, half))
+        .chain_update(range_hash(hashes, present, leaves, start + half, half))
+        .finalize()
+        .into()
+}
