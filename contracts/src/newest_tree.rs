@@ -48,8 +48,27 @@ impl Node {
     }
 }
 
-/// A key hash and the hash of the leaf it gets (rule 1).
-type Entry = ([u8; 32], [u8; 32]);
+/// A key hash and its leaf's content.
+type Entry<'a> = ([u8; 32], Leaf<'a>);
+
+/// A leaf to put: a new value, hashed where its subtree is updated (on the
+/// subtree's thread), or an existing leaf moving down, already hashed.
+#[derive(Clone, Copy)]
+pub enum Leaf<'a> {
+    /// A value written by the block.
+    Value(&'a [u8]),
+    /// An existing leaf's hash.
+    Hashed([u8; 32]),
+}
+
+impl Leaf<'_> {
+    fn hash(&self, key_hash: &[u8; 32]) -> [u8; 32] {
+        match self {
+            Self::Value(value) => leaf_hash(key_hash, value),
+            Self::Hashed(hash) => *hash,
+        }
+    }
+}
 
 /// The newest state tree (module docs).
 #[derive(Default)]
@@ -58,7 +77,7 @@ pub struct NewestTree {
 }
 
 /// The leaf hash of `key_hash` holding `value` (rule 1).
-pub fn leaf_hash(key_hash: &[u8; 32], value: &[u8]) -> [u8; 32] {
+fn leaf_hash(key_hash: &[u8; 32], value: &[u8]) -> [u8; 32] {
     let value_hash: [u8; 32] = Sha256::digest(value).into();
     Sha256::new()
         .chain_update(LEAF_DOMAIN)
@@ -83,10 +102,16 @@ impl NewestTree {
         self.root.as_ref().map_or(PLACEHOLDER, |node| node.hash())
     }
 
-    /// Puts `(key hash, leaf hash)` entries, each key at most once, and
-    /// returns the new root.
-    pub fn put(&mut self, mut entries: Vec<Entry>) -> [u8; 32] {
-        entries.sort_unstable_by_key(|(key, _)| *key);
+    /// Puts `(key hash, value)` entries (the last of a repeated key wins)
+    /// and returns the new root.
+    pub fn put<'a>(&mut self, entries: impl IntoIterator<Item = ([u8; 32], &'a [u8])>) -> [u8; 32] {
+        let mut entries: Vec<Entry<'_>> = entries
+            .into_iter()
+            .map(|(key, value)| (key, Leaf::Value(value)))
+            .collect();
+        entries.reverse();
+        // Stable, after the reversal: of a repeated key, the last put comes first and stays.
+        entries.sort_by_key(|(key, _)| *key);
         entries.dedup_by_key(|(key, _)| *key);
         if !entries.is_empty() {
             put_at(&mut self.root, &entries, 0, true);
@@ -96,18 +121,18 @@ impl NewestTree {
 }
 
 /// Puts sorted, distinct `entries` into the subtree in `slot` at `depth`.
-fn put_at(slot: &mut Option<Box<Node>>, entries: &[Entry], depth: usize, may_split: bool) {
+fn put_at(slot: &mut Option<Box<Node>>, entries: &[Entry<'_>], depth: usize, may_split: bool) {
     match slot.as_deref_mut() {
         None => *slot = Some(build(entries, depth)),
         Some(Node::Leaf { key, hash }) => {
-            if let [(new_key, new_hash)] = entries
+            if let [(new_key, new_leaf)] = entries
                 && new_key == key
             {
-                *hash = *new_hash;
+                *hash = new_leaf.hash(key);
                 return;
             }
             // The leaf moves down beside the new keys unless one replaces it.
-            let existing = (*key, *hash);
+            let existing = (*key, Leaf::Hashed(*hash));
             let mut merged = entries.to_vec();
             if let Err(at) = merged.binary_search_by_key(&existing.0, |(k, _)| *k) {
                 merged.insert(at, existing);
@@ -130,7 +155,7 @@ fn put_at(slot: &mut Option<Box<Node>>, entries: &[Entry], depth: usize, may_spl
     }
 }
 
-fn put_children(children: &mut [Option<Box<Node>>], groups: &[&[Entry]], depth: usize) {
+fn put_children(children: &mut [Option<Box<Node>>], groups: &[&[Entry<'_>]], depth: usize) {
     for (child, group) in children.iter_mut().zip(groups) {
         if !group.is_empty() {
             put_at(child, group, depth + 1, false);
@@ -139,8 +164,8 @@ fn put_children(children: &mut [Option<Box<Node>>], groups: &[&[Entry]], depth: 
 }
 
 /// The entries under each of the sixteen nibbles at `depth`.
-fn split_by_nibble(entries: &[Entry], depth: usize) -> [&[Entry]; 16] {
-    let mut groups: [&[Entry]; 16] = [&[]; 16];
+fn split_by_nibble<'e, 'a>(entries: &'e [Entry<'a>], depth: usize) -> [&'e [Entry<'a>]; 16] {
+    let mut groups: [&[Entry<'a>]; 16] = [&[]; 16];
     let mut rest = entries;
     while let Some((first, _)) = rest.first() {
         let n = nibble(first, depth);
@@ -156,11 +181,11 @@ fn split_by_nibble(entries: &[Entry], depth: usize) -> [&[Entry]; 16] {
 }
 
 /// A new subtree holding exactly `entries` (non-empty, sorted, distinct).
-fn build(entries: &[Entry], depth: usize) -> Box<Node> {
-    if let [(key, hash)] = entries {
+fn build(entries: &[Entry<'_>], depth: usize) -> Box<Node> {
+    if let [(key, leaf)] = entries {
         return Box::new(Node::Leaf {
             key: *key,
-            hash: *hash,
+            hash: leaf.hash(key),
         });
     }
     let mut children: [Option<Box<Node>>; 16] = Default::default();
@@ -213,4 +238,20 @@ fn range_hash(
         .chain_update(range_hash(hashes, present, leaves, start + half, half))
         .finalize()
         .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_put_of_a_repeated_key_wins_and_the_empty_tree_has_the_placeholder_root() {
+        let mut twice = NewestTree::default();
+        assert_eq!(twice.root(), PLACEHOLDER);
+        let key = [7u8; 32];
+        let root = twice.put([(key, &b"first"[..]), (key, &b"second"[..])]);
+        let mut once = NewestTree::default();
+        assert_eq!(once.put([(key, &b"second"[..])]), root);
+        assert_eq!(root, leaf_hash(&key, b"second"));
+    }
 }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::encoding::{self, Hash32};
-use crate::newest_tree::{NewestTree, leaf_hash};
+use crate::newest_tree::NewestTree;
 use crate::types::*;
 
 /// Where a record lives in state.
@@ -364,8 +364,7 @@ impl JmtStore {
                 inner
                     .newest
                     .iter()
-                    .map(|(key, (_, value))| (key.0, leaf_hash(&key.0, value)))
-                    .collect(),
+                    .map(|(key, (_, value))| (key.0, value.as_slice())),
             );
         }
         if let Some(latest) = self.latest_height() {
@@ -410,8 +409,9 @@ impl JmtStore {
             latest_only: true,
             ..Self::default()
         };
-        let entries = values.iter().map(|(k, v)| (*k, leaf_hash(k, v))).collect();
-        let root = store.newest_tree.put(entries);
+        let root = store
+            .newest_tree
+            .put(values.iter().map(|(k, v)| (*k, v.as_slice())));
         store
             .inner
             .get_mut()
@@ -482,7 +482,7 @@ impl JmtStore {
                 ));
             };
             let key_hash = KeyHash::with::<Sha256>(key);
-            entries.push((key_hash.0, leaf_hash(&key_hash.0, value)));
+            entries.push((key_hash.0, value.as_slice()));
             inner.newest.insert(key_hash, (version, value.clone()));
         }
         let root = self.newest_tree.put(entries);
