@@ -303,6 +303,52 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
     );
     assert_fails(&genesis, &tampered, revoked.height, "commit certificate");
 
+    // A state root that re-execution does not reproduce, in a header the
+    // validators did certify (here re-signed with their keys: what a
+    // colluding two thirds could do). The next block no longer links to it
+    // either, yet the state root is the failure reported, at its height.
+    let validators: Vec<KeyFile> = [
+        "city-first-hospital",
+        "city-second-hospital",
+        "regional-platform",
+        "health-commission",
+    ]
+    .iter()
+    .map(|name| testnet_key(&net, &format!("node:{name}")))
+    .collect();
+    with(authorised.height, &|b| {
+        let mut block = Block::from_bytes(&b.block).unwrap();
+        block.header.state_root.0[0] ^= 1;
+        let mut certificate: CommitCertificate = from_bytes(&b.certificate, 1 << 16).unwrap();
+        certificate.block = block.header.hash();
+        let signatures = certificate
+            .signatures
+            .iter()
+            .map(|signed| {
+                let key = validators
+                    .iter()
+                    .find(|k| ConsensusAddress::of_key(&k.public_key()) == signed.validator)
+                    .expect("a validator's key");
+                let body = VoteBody {
+                    kind: VoteKind::Precommit,
+                    height: certificate.height,
+                    round: certificate.round,
+                    block: Some(certificate.block),
+                    validator: signed.validator,
+                };
+                CommitSignature {
+                    validator: signed.validator,
+                    signature: key.secret().sign(&vote_message(CHAIN, &body)),
+                }
+            })
+            .collect();
+        certificate.signatures =
+            medledger_contracts::encoding::BoundedVec::new(signatures).unwrap();
+        b.certificate = to_bytes(&certificate);
+        b.block = block.to_bytes();
+    });
+    assert_fails(&genesis, &tampered, authorised.height, "state root");
+
     // An audit entry the node stored.
     with(authorised.height, &|b| {
         b.audit_entries[0].at.time.0 += 1;
