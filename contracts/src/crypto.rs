@@ -143,10 +143,12 @@ pub fn verify_batch(items: &[(PreparedKey, Hash32, Signature)]) -> bool {
     ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
 }
 
-/// What strict verification requires of `R` before its equation: a canonical
-/// encoding (`y` below the field prime; strict verification compares
-/// encodings, so any other is refused), a point on the curve, not of small
-/// order.
+/// What strict verification requires of `R` before its equation: a
+/// canonical encoding (strict verification compares encodings, so any other
+/// is refused) of a point not of small order. Checked on the bytes, without
+/// decompressing `R` (a square root, as costly as a third of the batch's
+/// work per signature); whether `R` is on the curve at all the batch itself
+/// finds out.
 fn r_is_strict(r: &[u8; 32]) -> bool {
     // y >= p = 2^255 - 19 only if bits 8..255 are all ones and the low byte
     // is at least 0xed.
@@ -154,9 +156,29 @@ fn r_is_strict(r: &[u8; 32]) -> bool {
     if high_ones && r[0] >= 0xed {
         return false;
     }
-    // A key and `R` are both compressed Edwards points: the key type's
-    // decompression and small-order test are the ones strict verification runs.
-    VerifyingKey::from_bytes(r).is_ok_and(|point| !point.is_weak())
+    // With y canonical, the only other non-canonical encodings are x = 0
+    // (y = 1 or y = -1) with the sign bit set; both points have small order.
+    if r[31] & 0x80 != 0 {
+        let mut y = *r;
+        y[31] &= 0x7f;
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let mut minus_one = [0xffu8; 32];
+        minus_one[0] = 0xec;
+        minus_one[31] = 0x7f;
+        if y == one || y == minus_one {
+            return false;
+        }
+    }
+    !small_order_encodings().contains(r)
+}
+
+/// The canonical encodings of the eight points of small order.
+fn small_order_encodings() -> &'static [[u8; 32]; 8] {
+    static ENCODINGS: std::sync::OnceLock<[[u8; 32]; 8]> = std::sync::OnceLock::new();
+    ENCODINGS.get_or_init(|| {
+        curve25519_dalek::constants::EIGHT_TORSION.map(|point| point.compress().to_bytes())
+    })
 }
 
 impl PublicKey {
@@ -339,5 +361,63 @@ mod tests {
         let key = SecretKey::from_seed([5; 32]).public_key();
         assert_eq!(PublicKey::from_text(&key.to_text()).unwrap(), key);
         assert!(PublicKey::from_text("rsa:00").is_err());
+    }
+}
+
+#[cfg(test)]
+mod r_checks {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    use curve25519_dalek::scalar::Scalar;
+
+    use super::r_is_strict;
+
+    /// What strict verification concludes about an `R` on the curve: its
+    /// encoding is the canonical one and it has no small order.
+    fn by_decompressing(r: &[u8; 32]) -> Option<bool> {
+        let point = CompressedEdwardsY(*r).decompress()?;
+        Some(point.compress().to_bytes() == *r && !point.is_small_order())
+    }
+
+    #[test]
+    fn the_byte_checks_on_r_agree_with_decompressing() {
+        let mut candidates: Vec<[u8; 32]> = Vec::new();
+        for point in EIGHT_TORSION {
+            let bytes = point.compress().to_bytes();
+            candidates.push(bytes);
+            let mut flipped = bytes;
+            flipped[31] ^= 0x80;
+            candidates.push(flipped);
+            // Mixed order: a torsion point plus a prime-order one.
+            candidates.push((point + ED25519_BASEPOINT_POINT).compress().to_bytes());
+        }
+        // y + p for every y below 19, both signs: the non-canonical y's.
+        for y in 0u8..19 {
+            let mut bytes = [0xffu8; 32];
+            bytes[0] = 0xed + y;
+            bytes[31] = 0x7f;
+            candidates.push(bytes);
+            bytes[31] = 0xff;
+            candidates.push(bytes);
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..2_000u64 {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let mut bytes = [0u8; 32];
+            for (j, chunk) in (0u32..).zip(bytes.chunks_mut(8)) {
+                chunk.copy_from_slice(&(seed.rotate_left(j * 13) ^ i).to_le_bytes());
+            }
+            candidates.push(bytes);
+            let point = ED25519_BASEPOINT_POINT * Scalar::from(seed);
+            candidates.push(point.compress().to_bytes());
+        }
+        let mut on_curve = 0;
+        for r in &candidates {
+            if let Some(expected) = by_decompressing(r) {
+                on_curve += 1;
+                assert_eq!(r_is_strict(r), expected, "R = {}", hex::encode(r));
+            }
+        }
+        assert!(on_curve > 2_000, "{on_curve} candidates on the curve");
     }
 }

@@ -94,7 +94,10 @@ fn a_small_order_or_non_canonical_r_is_refused_although_its_batch_equation_holds
     let mut identity_again = [0xffu8; 32];
     identity_again[0] = 0xee;
     identity_again[31] = 0x7f;
-    for r in [identity, identity_again] {
+    // The identity with the sign bit set: x = 0 has no negative.
+    let mut identity_signed = identity;
+    identity_signed[31] |= 0x80;
+    for r in [identity, identity_again, identity_signed] {
         let signature = identity_r_signature(seed, r, &message.0);
         let signed = SignedTransaction {
             transaction: transaction.clone(),
