@@ -348,6 +348,16 @@ impl Transaction {
         )
     }
 
+    /// [`Self::signing_message`] and [`Self::id`] from one encoding.
+    pub fn signing_message_and_id(&self, chain: &ChainId) -> (Hash32, TxHash) {
+        let chain = encoding::to_bytes(chain);
+        let bytes = encoding::to_bytes(self);
+        (
+            tagged_hash(tags::TRANSACTION_SIGNING, &[&chain, &bytes]),
+            TxHash(tagged_hash(tags::TRANSACTION_ID, &[&chain, &bytes])),
+        )
+    }
+
     /// The transaction's id on `chain`.
     pub fn id(&self, chain: &ChainId) -> TxHash {
         TxHash(tagged_hash(
@@ -408,6 +418,12 @@ impl SignedTransaction {
         encoding::to_bytes(self)
     }
 
+    /// The length of [`Self::to_bytes`], without encoding.
+    pub fn encoded_len(&self) -> usize {
+        // Only a type BCS cannot encode fails; none of a transaction's is.
+        bcs::serialized_size(self).unwrap_or(usize::MAX)
+    }
+
     /// Strictly decodes a signed transaction.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, TransactionError> {
         Ok(encoding::from_bytes(bytes, TRANSACTION_BYTES_MAX)?)
@@ -423,7 +439,7 @@ impl SignedTransaction {
 
     /// Checks the signature (rule 1) and every field's form (rule 4).
     pub fn verify(self, chain: &ChainId) -> Result<VerifiedTransaction, TransactionError> {
-        let encoded_len = self.to_bytes().len();
+        let encoded_len = self.encoded_len();
         if encoded_len > TRANSACTION_BYTES_MAX {
             return Err(DecodeError::TooLarge {
                 actual: encoded_len,
@@ -436,11 +452,10 @@ impl SignedTransaction {
             error,
         };
         let key = self.public_key.prepare().map_err(signature_error)?;
-        let message = self.transaction.signing_message(chain);
+        let (message, id) = self.transaction.signing_message_and_id(chain);
         key.verify(&message, &self.signature)
             .map_err(signature_error)?;
         check_form(chain, &self.transaction)?;
-        let id = self.transaction.id(chain);
         Ok(VerifiedTransaction {
             signed: self,
             id,
@@ -506,7 +521,7 @@ fn check_all_but_signatures(
     transactions
         .iter()
         .map(|t| {
-            let encoded_len = t.to_bytes().len();
+            let encoded_len = t.encoded_len();
             if encoded_len > TRANSACTION_BYTES_MAX {
                 return None;
             }
@@ -519,10 +534,11 @@ fn check_all_but_signatures(
                 }
             };
             check_form(chain, &t.transaction).ok()?;
+            let (message, id) = t.transaction.signing_message_and_id(chain);
             Some(CheckedForm {
                 key,
-                message: t.transaction.signing_message(chain),
-                id: t.transaction.id(chain),
+                message,
+                id,
                 encoded_len,
             })
         })

@@ -36,6 +36,7 @@ fn a_valid_block_verifies_in_one_batch_with_the_ids_and_lengths_of_strict_verifi
         let one = t.verify(&world.chain).unwrap();
         assert_eq!(b.id(), one.id());
         assert_eq!(b.encoded_len(), one.encoded_len());
+        assert_eq!(b.encoded_len(), one.signed().to_bytes().len());
         assert_eq!(b.signed(), one.signed());
     }
 }
