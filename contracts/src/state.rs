@@ -470,17 +470,19 @@ impl JmtStore {
         height: u64,
         version: Version,
     ) -> Result<Hash32, StateError> {
+        // Refused before anything changes (values and tree must stay in step).
+        if writes.0.values().any(Option::is_none) {
+            return Err(StateError::Storage(
+                "a write set deletes a key; state never deletes".into(),
+            ));
+        }
         let inner = self
             .inner
             .get_mut()
             .map_err(|_| StateError::Storage("JMT store lock poisoned".into()))?;
         let mut entries = Vec::with_capacity(writes.len());
         for (key, value) in &writes.0 {
-            let Some(value) = value else {
-                return Err(StateError::Storage(
-                    "a write set deletes a key; state never deletes".into(),
-                ));
-            };
+            let Some(value) = value else { continue };
             let key_hash = KeyHash::with::<Sha256>(key);
             entries.push((key_hash.0, value.as_slice()));
             inner.newest.insert(key_hash, (version, value.clone()));
