@@ -113,9 +113,10 @@ impl PreparedKey {
 /// `(key, message, signature)` passes.
 ///
 /// What [`PreparedKey::verify`] checks one by one and the batch equation does
-/// not, is checked here first for each signature: `S` canonical (the batch
-/// decoder refuses it), `R` canonically encoded, on the curve and not of
-/// small order; keys are prepared, so on the curve and not weak.
+/// not, is checked here first for each signature: `R` canonically encoded
+/// and not of small order; `S` canonical and `R` on the curve are checked
+/// by the batch's own decoding; keys are prepared, so on the curve and not
+/// weak.
 ///
 /// One difference remains and is inherent to batching: a signature whose
 /// equation holds only up to a torsion point of order 2, 4 or 8 (it needs an
