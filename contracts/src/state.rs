@@ -550,7 +550,8 @@ pub fn hash_keys(writes: &WriteSet) -> Vec<(KeyHash, Option<OwnedValue>)> {
 ///
 /// Puts go through jmt's batch insertion, which hashes every node a block
 /// touches once; its key-at-a-time path rehashes the whole path from the
-/// root for every key, and was three quarters of a replay's execution time.
+/// root for every key (three quarters of a replay's execution, before the
+/// replay got its own tree, `newest_tree`).
 /// Both build the same tree (the tests compare them). The batch path cannot
 /// delete; state never deletes (rule 1), so a write set with a deletion
 /// takes the key-at-a-time path only as a safety net.
