@@ -37,7 +37,20 @@ enum Node {
 struct Internal {
     children: [Option<Box<Node>>; 16],
     hash: [u8; 32],
+    /// Which children are leaves (rule 2 needs it for every range; kept
+    /// here so that ranges are walked without visiting unchanged children).
+    leaves: u16,
+    /// The hashes of the ranges below the whole node, in heap order (the
+    /// two halves, then the four quarters, then the eight pairs), kept for
+    /// dense nodes only: a block that changes one child of a full node then
+    /// rehashes four ranges instead of fifteen and reads one sibling's hash
+    /// instead of sixteen children. Sparse nodes, by far the most numerous,
+    /// are cheap to rehash and keep nothing (memory).
+    ranges: Option<Box<[[u8; 32]; 14]>>,
 }
+
+/// Nodes with at least this many children keep their ranges' hashes.
+const DENSE_FROM: u32 = 8;
 
 impl Node {
     fn hash(&self) -> [u8; 32] {
@@ -141,6 +154,11 @@ fn put_at(slot: &mut Option<Box<Node>>, entries: &[Entry<'_>], depth: usize, may
         }
         Some(Node::Internal(internal)) => {
             let groups = split_by_nibble(entries, depth);
+            let changed = groups
+                .iter()
+                .enumerate()
+                .filter(|(_, group)| !group.is_empty())
+                .fold(0u16, |bits, (i, _)| bits | 1 << i);
             if may_split && entries.len() >= PARALLEL_FROM {
                 let (low, high) = internal.children.split_at_mut(8);
                 std::thread::scope(|scope| {
@@ -150,7 +168,7 @@ fn put_at(slot: &mut Option<Box<Node>>, entries: &[Entry<'_>], depth: usize, may
             } else {
                 put_children(&mut internal.children, &groups, depth);
             }
-            internal.hash = internal_hash(&internal.children);
+            internal.rehash(changed);
         }
     }
 }
@@ -194,50 +212,91 @@ fn build(entries: &[Entry<'_>], depth: usize) -> Box<Node> {
             *child = Some(build(group, depth + 1));
         }
     }
-    let hash = internal_hash(&children);
-    Box::new(Node::Internal(Box::new(Internal { children, hash })))
+    let mut internal = Box::new(Internal {
+        children,
+        hash: PLACEHOLDER,
+        leaves: 0,
+        ranges: None,
+    });
+    internal.rehash(u16::MAX);
+    Box::new(Node::Internal(internal))
 }
 
-/// An internal node's hash (rule 2). Each child's hash is read once (the
-/// children are behind pointers) and the ranges are walked on bitmaps.
-fn internal_hash(children: &[Option<Box<Node>>; 16]) -> [u8; 32] {
-    let mut hashes = [PLACEHOLDER; 16];
-    let (mut present, mut leaves) = (0u16, 0u16);
-    for (i, child) in children.iter().enumerate() {
-        if let Some(child) = child {
-            hashes[i] = child.hash();
-            present |= 1 << i;
-            if matches!(**child, Node::Leaf { .. }) {
-                leaves |= 1 << i;
+impl Internal {
+    /// Recomputes the node's hash (rule 2) after the children in `changed`
+    /// (a bitmap of slots) were replaced or updated.
+    fn rehash(&mut self, mut changed: u16) {
+        let mut present = 0u16;
+        for (i, child) in self.children.iter().enumerate() {
+            let bit = 1 << i;
+            if let Some(child) = child {
+                present |= bit;
+                if changed & bit != 0 {
+                    self.leaves &= !bit;
+                    if matches!(**child, Node::Leaf { .. }) {
+                        self.leaves |= bit;
+                    }
+                }
             }
         }
+        if self.ranges.is_none() && present.count_ones() >= DENSE_FROM {
+            self.ranges = Some(Box::new([PLACEHOLDER; 14]));
+            changed = u16::MAX;
+        }
+        let mut walk = RangeWalk {
+            children: &self.children,
+            present,
+            leaves: self.leaves,
+            changed,
+            ranges: self.ranges.as_deref_mut(),
+        };
+        self.hash = walk.hash(1, 0, 16);
     }
-    range_hash(&hashes, present, leaves, 0, 16)
 }
 
-fn range_hash(
-    hashes: &[[u8; 32]; 16],
+/// One internal node's binary Merkle tree over its sixteen slots, walked on
+/// bitmaps; ranges with no changed child come from the node's kept hashes.
+struct RangeWalk<'n> {
+    children: &'n [Option<Box<Node>>; 16],
     present: u16,
     leaves: u16,
-    start: u32,
-    width: u32,
-) -> [u8; 32] {
-    // `width` slots from `start`: width is 1, 2, 4, 8 or 16 and start + width <= 16.
-    let mask = (u16::MAX >> (16 - width)) << start;
-    let (in_range, leaves_in_range) = (present & mask, leaves & mask);
-    if in_range == 0 {
-        return PLACEHOLDER;
+    changed: u16,
+    ranges: Option<&'n mut [[u8; 32]; 14]>,
+}
+
+impl RangeWalk<'_> {
+    /// The hash of range number `heap` (1 is the whole node, 2 and 3 its
+    /// halves, …): `width` slots (1, 2, 4, 8 or 16) from `start`.
+    fn hash(&mut self, heap: usize, start: u32, width: u32) -> [u8; 32] {
+        let mask = (u16::MAX >> (16 - width)) << start;
+        let in_range = self.present & mask;
+        if in_range == 0 {
+            return PLACEHOLDER;
+        }
+        if width == 1 || (in_range.count_ones() == 1 && self.leaves & mask != 0) {
+            let slot = in_range.trailing_zeros() as usize;
+            return self.children[slot]
+                .as_ref()
+                .map_or(PLACEHOLDER, |c| c.hash());
+        }
+        let kept = heap.checked_sub(2);
+        if let (Some(kept), Some(ranges)) = (kept, self.ranges.as_deref())
+            && self.changed & mask == 0
+        {
+            return ranges[kept];
+        }
+        let half = width / 2;
+        let hash: [u8; 32] = Sha256::new()
+            .chain_update(INTERNAL_DOMAIN)
+            .chain_update(self.hash(2 * heap, start, half))
+            .chain_update(self.hash(2 * heap + 1, start + half, half))
+            .finalize()
+            .into();
+        if let (Some(kept), Some(ranges)) = (kept, self.ranges.as_deref_mut()) {
+            ranges[kept] = hash;
+        }
+        hash
     }
-    if width == 1 || (in_range.count_ones() == 1 && leaves_in_range != 0) {
-        return hashes[in_range.trailing_zeros() as usize];
-    }
-    let half = width / 2;
-    Sha256::new()
-        .chain_update(INTERNAL_DOMAIN)
-        .chain_update(range_hash(hashes, present, leaves, start, half))
-        .chain_update(range_hash(hashes, present, leaves, start + half, half))
-        .finalize()
-        .into()
 }
 
 #[cfg(test)]
