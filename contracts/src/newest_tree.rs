@@ -6,8 +6,9 @@
 //! under a versioned key in a map, clones it on every visit and writes a new
 //! copy for each version, which made its commit four fifths of a replay's
 //! execution. This tree is owned nodes that are updated in place, each
-//! touched node rehashed once per block, and the sixteen subtrees under the
-//! root updated on two threads.
+//! touched node rehashed once per block (a dense node only in the ranges of
+//! its slots that changed), and the sixteen subtrees under the root updated
+//! on two threads.
 //!
 //! Rules (they are jmt's, so the roots are equal; a property test checks it
 //! against jmt on random blocks):
