@@ -6,6 +6,9 @@
 //! - [`LightClient`]: [`LightClient::verify_grant`] and
 //!   [`LightClient::check_access`] check commit certificates and state
 //!   proofs from the genesis file up.
+//! - [`records::fetch_records`]: fetches released records from the holding
+//!   hospital through the records gateway, sealed to a one-time key, every
+//!   item checked against the manifest and the holder's `AccessServed`.
 //!
 //! A hospital checking a grant before it releases records:
 //!
@@ -26,9 +29,6 @@
 //! println!("grant is {:?} at height {}", grant.status, grant.height);
 //! # Ok(()) }
 //! ```
-//!
-//! Not built yet (and not claimed): fetching records through the records
-//! gateway (it comes with the gateway).
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
