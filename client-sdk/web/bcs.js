@@ -85,7 +85,7 @@ export const PURPOSES = ["treatment", "referral", "continuity-of-care", "consult
 
 const SIGNER = { patient: 0, delegate: 1, practitioner: 2, institution: 3, institutionNode: 4 };
 const PAYLOAD = {
-  registerPatient: 0, grant: 9, revoke: 10, answerConsentRequest: 13, delegate: 14, endDelegation: 15,
+  registerPatient: 0, setRecoveryPolicy: 1, approveRecovery: 2, grant: 9, revoke: 10, answerConsentRequest: 13, delegate: 14, endDelegation: 15,
 };
 
 /** An institution id: 1-64 of a-z, 0-9, '-'. */
@@ -102,6 +102,11 @@ function writeSigner(w, signer) {
 
 function writePublicKey(w, raw) {
   w.u8(0).fixed32(raw); // PublicKey::Ed25519
+}
+
+function writeSignature(w, signature) {
+  if (signature.length !== 64) throw new Error("expected a 64-byte signature");
+  w.u8(0).bytes(signature); // Signature::Ed25519
 }
 
 function writeTerms(w, t) {
@@ -144,6 +149,15 @@ export function transactionBytes(tx) {
     case "endDelegation":
       w.fixed32(p.delegation);
       break;
+    case "setRecoveryPolicy":
+      // Strictly increasing ids (lowercase hex sorts as the bytes do).
+      w.vec([...p.delegates].sort(), (w, d) => w.fixed32(d)).u8(p.threshold);
+      break;
+    case "approveRecovery":
+      w.fixed32(p.patient);
+      writePublicKey(w, p.newKey);
+      writeSignature(w, p.newKeyProof);
+      break;
     default:
       throw new Error(`no encoder for ${p.kind}`);
   }
@@ -172,7 +186,21 @@ export async function transactionDigests(chain, tx) {
 export function signedTransactionBytes(body, publicKeyRaw, signature) {
   const w = new Writer().bytes(body);
   writePublicKey(w, publicKeyRaw);
-  return w.u8(0).bytes(signature.slice(0, 32)).bytes(signature.slice(32, 64)).finish();
+  writeSignature(w, signature);
+  return w.finish();
+}
+
+/**
+ * What a new key signs to show it is held (transaction.rs
+ * `key_possession_message`): for recovery, `patient` is the patient being
+ * recovered and `purpose` is "recover".
+ */
+export async function keyPossessionMessage(chain, patient, purpose, newKeyRaw) {
+  const w = new Writer().string(chain);
+  writeSigner(w, { kind: "patient", id: patient });
+  w.string(purpose);
+  writePublicKey(w, newKeyRaw);
+  return sha256("medledger/key-possession/v1", w.finish());
 }
 
 /** A patient's id: the hash of the first key they register. */

@@ -11,12 +11,12 @@ use common::*;
 use medledger_client_sdk::{
     AccessAnswer, Client, Identity, KeyFile, SdkError, TermsBuilder, TxBuilder, TxOutcome,
 };
-use medledger_contracts::encoding::{from_bytes, to_bytes};
+use medledger_contracts::encoding::{BoundedVec, from_bytes, to_bytes};
 use medledger_contracts::light::{LightError, PROVED_VALUE_BYTES_MAX, ProvedValue};
 use medledger_contracts::records::GrantStatus;
 use medledger_contracts::request_auth::RequestAuth;
 use medledger_contracts::state::StateKey;
-use medledger_contracts::transaction::Signer;
+use medledger_contracts::transaction::{Payload, Signer};
 use medledger_contracts::types::{
     Category, ChainId, DelegateRole, Grantee, InstitutionId, PatientId, Purpose, Timestamp, TxHash,
 };
@@ -344,6 +344,32 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
         .unwrap();
     let e = client
         .patient_history(&story.patient, &Identity::patient(&stranger))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("forbidden"));
+
+    // Recovery contacts: the patient reads them; a contact who is not a
+    // delegate does not (who the patient trusts is the patient's business).
+    let recovery_path = format!("/v1/patients/{}/recovery", story.patient.0.to_hex());
+    let before = client.get_signed(&recovery_path, &patient).await.unwrap();
+    assert_eq!(before["policy"], Value::Null, "{before}");
+    let policy = Payload::SetRecoveryPolicy {
+        delegates: BoundedVec::new(vec![stranger.patient_id()]).unwrap(),
+        threshold: 1,
+    };
+    let set = client
+        .submit_and_wait(&as_patient.sign(policy), None)
+        .await
+        .unwrap();
+    assert_eq!(set.outcome, TxOutcome::Applied, "{set:?}");
+    let after = client.get_signed(&recovery_path, &patient).await.unwrap();
+    assert_eq!(
+        after["policy"],
+        json!({"contacts": [stranger.patient_id().0.to_hex()], "threshold": 1}),
+        "{after}"
+    );
+    let e = client
+        .get_signed(&recovery_path, &Identity::patient(&stranger))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("forbidden"));

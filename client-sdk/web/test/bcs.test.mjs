@@ -74,6 +74,28 @@ test("a patient's transactions match the ledger's bytes, digests and signatures"
   await check("end-delegation", { signer, nonce: 6, payload: { kind: "endDelegation", delegation: "22".repeat(32) } });
 });
 
+test("recovery transactions and the new key's proof match the ledger's bytes", async () => {
+  const kp = vectors.key_possession;
+  const alice = vectors.patient_id.id;
+  const newKey = rawKey(kp.new_key);
+  const message = await bcs.keyPossessionMessage(chain, alice, kp.purpose, newKey);
+  assert.equal(bcs.toHex(message), kp.message, "possession message");
+  const deviceKey = await importSeed(kp.secret_seed);
+  const proof = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, deviceKey, message));
+  assert.equal(bcs.toHex(proof), kp.proof, "possession proof");
+  await check("set-recovery-policy", {
+    signer: { kind: "patient", id: alice },
+    nonce: 9,
+    // Given unsorted: the encoder sorts.
+    payload: { kind: "setRecoveryPolicy", delegates: [kp.carol, kp.bob].sort().reverse(), threshold: 2 },
+  });
+  await check("approve-recovery", {
+    signer: { kind: "patient", id: kp.bob },
+    nonce: 10,
+    payload: { kind: "approveRecovery", patient: alice, newKey, newKeyProof: proof },
+  });
+});
+
 test("uleb128 lengths and u64 little-endian", () => {
   assert.equal(bcs.toHex(new bcs.Writer().uleb(300).finish()), "ac02");
   assert.equal(bcs.toHex(new bcs.Writer().u64(1).finish()), "0100000000000000");

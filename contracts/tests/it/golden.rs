@@ -24,6 +24,9 @@ fn fixture() -> std::path::PathBuf {
 fn vector(name: &str, chain: &ChainId, label: &str, tx: Transaction) -> Value {
     let k = key(label);
     let signed = tx.clone().sign(chain, &k);
+    if let Err(e) = signed.clone().verify(chain) {
+        panic!("golden vector {name} must be a valid transaction: {e}");
+    }
     json!({
         "name": name,
         "secret_seed": hex::encode(k.seed()),
@@ -58,6 +61,20 @@ fn build() -> Value {
         payload: Payload::Grant(terms.clone()),
     }
     .id(&chain);
+    // Recovery: bob and carol may approve a new key for alice; the new
+    // device's key proves possession over the "recover" message.
+    let bob = PatientId::from_key(&key("bob").public_key());
+    let carol = PatientId::from_key(&key("carol").public_key());
+    let new_key = key("alice-new-device");
+    let possession = key_possession_message(
+        &chain,
+        &Signer::Patient(patient),
+        "recover",
+        &new_key.public_key(),
+    );
+    let new_key_proof = new_key.sign(&possession);
+    let mut contacts = vec![bob, carol];
+    contacts.sort();
     let txs = vec![
         vector(
             "register-patient",
@@ -129,6 +146,33 @@ fn build() -> Value {
             },
         ),
         vector(
+            "set-recovery-policy",
+            &chain,
+            "alice",
+            Transaction {
+                signer: Signer::Patient(patient),
+                nonce: 9,
+                payload: Payload::SetRecoveryPolicy {
+                    delegates: BoundedVec::new(contacts).unwrap(),
+                    threshold: 2,
+                },
+            },
+        ),
+        vector(
+            "approve-recovery",
+            &chain,
+            "bob",
+            Transaction {
+                signer: Signer::Patient(bob),
+                nonce: 10,
+                payload: Payload::ApproveRecovery {
+                    patient,
+                    new_key: new_key.public_key(),
+                    new_key_proof,
+                },
+            },
+        ),
+        vector(
             "access-request",
             &chain,
             "doc-b",
@@ -187,6 +231,16 @@ fn build() -> Value {
         "chain_id_bcs": hex::encode(encoding::to_bytes(&chain)),
         "patient_id": { "public_key": alice.to_text(), "id": patient.0.to_hex() },
         "transactions": txs,
+        "key_possession": {
+            "signer_patient": patient.0.to_hex(),
+            "purpose": "recover",
+            "secret_seed": hex::encode(new_key.seed()),
+            "new_key": new_key.public_key().to_text(),
+            "message": possession.to_hex(),
+            "proof": new_key_proof.to_hex(),
+            "bob": bob.0.to_hex(),
+            "carol": carol.0.to_hex(),
+        },
         "header": { "bcs": hex::encode(encoding::to_bytes(&header)), "hash": header.hash().to_hex() },
         "audit_entry": { "bcs": hex::encode(encoding::to_bytes(&entry)), "leaf_hash": entry.leaf_hash().to_hex() },
         "transaction_root_of_grant": transaction_root(&[grant_id]).to_hex(),

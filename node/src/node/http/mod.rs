@@ -82,6 +82,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/v1/patients/{patient}/consent-requests", Access::Signed, NO_BODY, PAGE),
     route("GET", "/v1/patients/{patient}/delegations", Access::Signed, NO_BODY, PAGE),
     route("GET", "/v1/patients/{patient}/history", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/patients/{patient}/recovery", Access::Signed, NO_BODY, &[]),
     route("GET", "/v1/institutions", Access::Public, NO_BODY, &[]),
     route("GET", "/v1/institutions/{institution}", Access::Public, NO_BODY, &[]),
     route("GET", "/v1/institutions/{institution}/grants", Access::Signed, NO_BODY, PAGE),
@@ -494,6 +495,7 @@ async fn dispatch(api: &Api, spec: &RouteSpec, r: &Request) -> Answer {
         "/v1/patients/{patient}/history" => {
             patients::patient_list(shared, r, patients::List::History)
         }
+        "/v1/patients/{patient}/recovery" => patients::recovery(shared, r),
         "/v1/institutions" => patients::institutions(shared),
         "/v1/institutions/{institution}" => patients::institution(shared, r),
         "/v1/institutions/{institution}/grants" => patients::party_grants(shared, r, false),

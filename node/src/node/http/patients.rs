@@ -6,7 +6,7 @@ use medledger_contracts::Hash32;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
 use medledger_contracts::records::{
     AccessKind, AccessRecord, AuditEntry, AuditEvent, ConsentRequestRecord, Decision,
-    DelegationRecord, GrantEnd, GrantRecord, InstitutionRecord, PractitionerRecord,
+    DelegationRecord, GrantEnd, GrantRecord, InstitutionRecord, PatientRecord, PractitionerRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::transaction::{SignedTransaction, Signer};
@@ -328,6 +328,36 @@ fn visibility<'a>(
         return Err(ApiError::forbidden());
     }
     Ok(visibility)
+}
+
+/// `GET /v1/patients/{patient}/recovery`: who may approve a new key for
+/// the patient, how many must agree, and the approvals so far. Only for
+/// those who may read everything of the patient (the patient, an active
+/// guardian or proxy, a regulator): the contacts are people the patient
+/// trusts, which no one else needs to know.
+pub fn recovery(shared: &Shared, r: &Request) -> Answer {
+    let patient = parse_patient(r.param(0))?;
+    let reader = r.reader()?;
+    if !Visibility::new(shared, reader, patient)?.whole {
+        return Err(ApiError::forbidden());
+    }
+    let Some(record) = get::<PatientRecord>(shared, &StateKey::Patient(patient))? else {
+        return Err(ApiError::not_found(
+            "no_such_patient",
+            "no patient is registered with this id",
+        ));
+    };
+    ok(json!({
+        "patient": patient.0.to_hex(),
+        "policy": record.recovery.as_ref().map(|policy| json!({
+            "contacts": policy.delegates.iter().map(|d| d.0.to_hex()).collect::<Vec<_>>(),
+            "threshold": policy.threshold,
+        })),
+        "approvals": record.recovery_approvals.iter().map(|(contact, key)| json!({
+            "contact": contact.0.to_hex(),
+            "new_key": key.to_text(),
+        })).collect::<Vec<_>>(),
+    }))
 }
 
 /// `GET /v1/patients/{patient}/…`.
