@@ -39,6 +39,43 @@ export async function createKey() {
   return record;
 }
 
+/**
+ * Makes a new key on a new device for a patient who lost theirs, and the
+ * key's signature that proves this device holds it (what the patient's
+ * recovery contacts submit with their approval). The patient id stays the
+ * old one; the ledger moves it to the new key once enough contacts approve.
+ */
+export async function createRecoveryKey(patient, chain) {
+  const keyPair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+  const publicRaw = new Uint8Array(await crypto.subtle.exportKey("raw", keyPair.publicKey));
+  const message = await bcs.keyPossessionMessage(chain, patient, "recover", publicRaw);
+  const proof = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, keyPair.privateKey, message));
+  const record = { keyPair, publicRaw, patient, recoveryCode: bcs.toHex(recoveryCode(patient, publicRaw, proof)) };
+  await idb("readwrite", (s) => s.put(record, "patient"));
+  return record;
+}
+
+/** The code a recovering device shows: patient id, new key and proof (128 bytes). */
+function recoveryCode(patient, publicRaw, proof) {
+  return new bcs.Writer().fixed32(patient).fixed32(publicRaw).bytes(proof).finish();
+}
+
+/**
+ * Reads a recovery code and checks the new key's proof, so that a mistyped
+ * or altered code is caught before anything is signed. Throws with a reason.
+ */
+export async function readRecoveryCode(code, chain) {
+  const bytes = bcs.fromHex(code.replace(/\s+/g, "").toLowerCase());
+  if (bytes.length !== 128) throw new Error("length");
+  const patient = bcs.toHex(bytes.slice(0, 32));
+  const newKey = bytes.slice(32, 64);
+  const proof = bytes.slice(64, 128);
+  const message = await bcs.keyPossessionMessage(chain, patient, "recover", newKey);
+  const verifier = await crypto.subtle.importKey("raw", newKey, { name: "Ed25519" }, false, ["verify"]);
+  if (!(await crypto.subtle.verify({ name: "Ed25519" }, verifier, proof, message))) throw new Error("proof");
+  return { patient, newKey, proof };
+}
+
 function nonce() {
   const b = new Uint8Array(8);
   crypto.getRandomValues(b);

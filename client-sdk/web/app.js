@@ -1,6 +1,6 @@
 // The patient app: consent in the patient's hands. Keys are made and used in
 // this browser only; the node sees signatures, never the key.
-import { Node, ApiError, createKey, loadKey, bcs } from "./api.js";
+import { Node, ApiError, createKey, createRecoveryKey, readRecoveryCode, loadKey, bcs } from "./api.js";
 import { qrSvg } from "./qr.js";
 
 const T = {
@@ -26,6 +26,19 @@ const T = {
     cat: { "lab-reports": "检验报告", imaging: "影像检查", prescriptions: "处方", "discharge-summaries": "出院小结",
       diagnoses: "诊断", procedures: "手术操作", allergies: "过敏史", immunizations: "预防接种", "clinical-notes": "病历文书", "full-record": "全部病历" },
     pur: { treatment: "诊疗", referral: "转诊", "continuity-of-care": "随访", consultation: "会诊", "insurance-claim": "医保结算", research: "科研" },
+    recoverStartTitle: "我换了设备，要找回原来的患者编号", recoverId: "原来的患者编号", recoverStart: "在本设备上生成新密钥",
+    recoveringText: "这是找回用的新密钥。请把下面的恢复码交给您的恢复联系人（当面或通过您信任的方式）；足够多的联系人批准后，本设备就会接管您原来的编号和全部授权。",
+    waitingApproval: "正在等待恢复联系人批准本设备的新密钥。", recovered: "已找回：本设备现在使用您原来的编号。",
+    recoveryTitle: "恢复联系人", recoveryText: "如果丢失本设备，您指定的联系人（也须是已登记的患者）可以批准您在新设备上生成的密钥。",
+    contacts: "联系人的患者编号（每行一个，最多 8 个）", threshold: "需要几位联系人同意", contactsSubmit: "保存恢复联系人",
+    helpTitle: "帮联系人找回", codeLabel: "对方新设备上显示的恢复码", approveSubmit: "我已确认是本人，批准新密钥",
+    noPolicy: "尚未设置恢复联系人。", policy: (n, k) => `已设置 ${n} 位恢复联系人，需 ${k} 位同意。`,
+    approvalsSoFar: (n) => `已有 ${n} 位联系人批准。`, approved: "已批准对方的新密钥。",
+    errContacts: "请输入 1 到 8 个不同的患者编号（64 位十六进制），不能包括您自己。",
+    errThreshold: "请输入 1 到联系人人数之间的整数。",
+    errCode: "恢复码应为 256 位十六进制字符，请向对方重新核对。", errCodeProof: "恢复码已损坏或被改动：其中的签名不成立。",
+    errCodeSelf: "这是您自己的恢复码，须由您的联系人批准。",
+    keyReplaced: "本设备的密钥已不再是您的密钥（已通过恢复换成新设备的密钥）。请在新设备上管理您的授权。",
   },
   en: {
     title: "My record consents", startTitle: "Start", startText: "Make your key on this device. The private key never leaves it; no node ever sees it.",
@@ -48,6 +61,19 @@ const T = {
     practitioner: "doctor", notifications: "Turn on notifications",
     cat: Object.fromEntries(bcs.CATEGORIES.map((c) => [c, c.replace(/-/g, " ")])),
     pur: Object.fromEntries(bcs.PURPOSES.map((p) => [p, p.replace(/-/g, " ")])),
+    recoverStartTitle: "I have a new device and want my patient ID back", recoverId: "My old patient ID", recoverStart: "Make a new key on this device",
+    recoveringText: "This is a new key for recovering your ID. Give the recovery code below to your recovery contacts (in person, or another way you trust); once enough of them approve, this device takes over your old ID and all its grants.",
+    waitingApproval: "Waiting for your recovery contacts to approve this device's new key.", recovered: "Recovered: this device now uses your old ID.",
+    recoveryTitle: "Recovery contacts", recoveryText: "If you lose this device, the people you name here (registered patients too) can approve the key you make on a new one.",
+    contacts: "Their patient IDs (one per line, at most 8)", threshold: "How many of them must agree", contactsSubmit: "Save recovery contacts",
+    helpTitle: "Help a contact recover", codeLabel: "The recovery code shown on their new device", approveSubmit: "I have checked it is them: approve the new key",
+    noPolicy: "No recovery contacts yet.", policy: (n, k) => `${n} recovery contact(s); ${k} must agree.`,
+    approvalsSoFar: (n) => `${n} contact(s) have approved so far.`, approved: "Their new key is approved.",
+    errContacts: "Enter 1 to 8 different patient IDs (64 hexadecimal characters each), not your own.",
+    errThreshold: "Enter a whole number from 1 to the number of contacts.",
+    errCode: "A recovery code is 256 hexadecimal characters; check it with them again.", errCodeProof: "This recovery code is damaged or altered: its signature does not hold.",
+    errCodeSelf: "This is your own recovery code: your contacts approve it.",
+    keyReplaced: "This device's key is no longer your key (it was replaced through recovery by a new device's). Manage your grants on the new device.",
   },
 };
 
@@ -94,10 +120,21 @@ function institutionName(id) {
   return institutions.find((i) => i.id === id)?.name ?? id;
 }
 
+/**
+ * Reloads what the ledger holds for the patient. Returns whether the node
+ * accepted this device's key (false while it waits to be registered, or,
+ * on a recovering device, approved).
+ */
 async function refresh() {
   try {
     const grants = await node.getSigned(key, `/v1/patients/${key.patient}/grants`);
     $("registered").textContent = t().registered;
+    $("register").hidden = false;
+    if (key.recoveryCode) {
+      $("recovering").hidden = true;
+      showSections(true);
+      say(t().recovered);
+    }
     $("grants").replaceChildren(...(grants.items.length ? grants.items.map(grantItem) : [li(t().none)]));
     const requests = await node.getSigned(key, `/v1/patients/${key.patient}/consent-requests`);
     const open = requests.items.filter((r) => !r.answer);
@@ -106,10 +143,113 @@ async function refresh() {
     $("delegations").replaceChildren(...delegations.items.filter((d) => d.patient === key.patient).map(delegationItem));
     const history = await node.getSigned(key, `/v1/patients/${key.patient}/history`);
     $("history").replaceChildren(...(history.items.length ? history.items.reverse().map(historyItem) : [li(t().none)]));
+    const recovery = await node.getSigned(key, `/v1/patients/${key.patient}/recovery`);
+    const policy = recovery.policy ? t().policy(recovery.policy.contacts.length, recovery.policy.threshold) : t().noPolicy;
+    $("recovery-policy").textContent = recovery.approvals.length ? `${policy} ${t().approvalsSoFar(recovery.approvals.length)}` : policy;
+    localStorage.setItem(acceptedMark(), "1");
+    return true;
   } catch (e) {
-    if (e.code === "unknown_signer") $("registered").textContent = "";
-    else fail(e);
+    if (e.code !== "unknown_signer") fail(e);
+    else if (localStorage.getItem(acceptedMark())) {
+      // This key worked before: the patient's key has been replaced since.
+      $("registered").textContent = "";
+      $("register").hidden = true;
+      say(t().keyReplaced);
+    } else if (key.recoveryCode) {
+      // Not approved yet: the old ID still has its old key.
+      $("register").hidden = true;
+      $("recovering").hidden = false;
+      say(t().waitingApproval);
+    } else $("registered").textContent = "";
+    return false;
   }
+}
+
+/** Remembers that the node accepted this device's key for this patient. */
+function acceptedMark() {
+  return `accepted:${key.patient}:${bcs.toHex(key.publicRaw)}`;
+}
+
+const PATIENT_ID = /^[0-9a-f]{64}$/;
+
+function showError(form, field, errorId, message) {
+  $(errorId).textContent = message ?? "";
+  form[field].setAttribute("aria-invalid", message ? "true" : "false");
+}
+
+async function recoverStart(event) {
+  event.preventDefault();
+  const form = event.target;
+  const patient = form.patient.value.trim().toLowerCase();
+  const bad = !PATIENT_ID.test(patient);
+  showError(form, "patient", "recover-id-error", bad ? t().errDelegate : "");
+  if (bad) return;
+  try {
+    key = await createRecoveryKey(patient, node.chain);
+    showKey();
+    await startWhenAccepted();
+  } catch (e) {
+    fail(e);
+  }
+}
+
+async function setContacts(event) {
+  event.preventDefault();
+  const form = event.target;
+  const contacts = form.contacts.value.toLowerCase().split(/[\s,，]+/).filter(Boolean);
+  const distinct = new Set(contacts);
+  const badContacts = contacts.length < 1 || contacts.length > 8 || distinct.size !== contacts.length
+    || contacts.some((c) => !PATIENT_ID.test(c) || c === key.patient);
+  const threshold = Number(form.threshold.value);
+  const badThreshold = !Number.isInteger(threshold) || threshold < 1 || threshold > Math.max(1, contacts.length);
+  showError(form, "contacts", "contacts-error", badContacts ? t().errContacts : "");
+  showError(form, "threshold", "threshold-error", badThreshold ? t().errThreshold : "");
+  if (badContacts || badThreshold) return;
+  try {
+    await node.submit(key, { kind: "setRecoveryPolicy", delegates: contacts, threshold });
+    say(t().done);
+    form.reset();
+    refresh();
+  } catch (e) {
+    fail(e);
+  }
+}
+
+async function approveRecovery(event) {
+  event.preventDefault();
+  const form = event.target;
+  const code = form.code.value.replace(/\s+/g, "").toLowerCase();
+  let read = null;
+  let problem = /^[0-9a-f]{256}$/.test(code) ? "" : t().errCode;
+  if (!problem) {
+    try {
+      read = await readRecoveryCode(code, node.chain);
+      if (read.patient === key.patient) problem = t().errCodeSelf;
+    } catch {
+      problem = t().errCodeProof;
+    }
+  }
+  showError(form, "code", "code-error", problem);
+  if (problem) return;
+  try {
+    await node.submit(key, { kind: "approveRecovery", patient: read.patient, newKey: read.newKey, newKeyProof: read.proof });
+    say(t().approved);
+    form.reset();
+  } catch (e) {
+    fail(e);
+  }
+}
+
+/**
+ * Refreshes now and, once the node accepts this device's key, opens the
+ * live stream; a recovering device checks again every few seconds.
+ */
+async function startWhenAccepted() {
+  if (await refresh()) {
+    live();
+    return;
+  }
+  if (key.recoveryCode) setTimeout(startWhenAccepted, 3000);
 }
 
 function li(text) {
@@ -305,13 +445,20 @@ async function grant(event) {
   }
 }
 
+function showSections(visible) {
+  for (const id of ["grants-section", "requests-section", "grant-section", "delegate-section", "recovery-section", "history-section"]) {
+    $(id).hidden = !visible;
+  }
+}
+
 function showKey() {
   $("start").hidden = true;
-  for (const id of ["me", "grants-section", "requests-section", "grant-section", "delegate-section", "history-section"]) {
-    $(id).hidden = false;
-  }
+  $("me").hidden = false;
+  // A recovering device can do nothing for the patient until it is approved.
+  showSections(!key.recoveryCode);
   $("patient-id").textContent = key.patient;
   $("qr").innerHTML = qrSvg(key.patient, t().qrLabel);
+  if (key.recoveryCode) $("recovery-code").textContent = key.recoveryCode;
 }
 
 async function live() {
@@ -368,10 +515,12 @@ async function main() {
     ask.addEventListener("click", () => Notification.requestPermission().then(() => (ask.hidden = true)));
   }
   $("delegate-form").addEventListener("submit", appoint);
+  $("recover-form").addEventListener("submit", recoverStart);
+  $("contacts-form").addEventListener("submit", setContacts);
+  $("approve-form").addEventListener("submit", approveRecovery);
   if (key) {
     showKey();
-    await refresh();
-    live();
+    await startWhenAccepted();
   } else {
     $("start").hidden = false;
   }

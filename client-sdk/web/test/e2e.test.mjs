@@ -7,72 +7,18 @@
 // test/screenshots/.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-
-const target = process.env.CARGO_TARGET_DIR || join(process.env.HOME, ".cache/medledger-target");
-const BIN = process.env.MEDLEDGER_BIN || join(target, "debug/medledger");
-const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const shots = new URL("./screenshots/", import.meta.url).pathname;
-
-const skip = !existsSync(BIN)
-  ? `no medledger binary at ${BIN} (run cargo build first)`
-  : !existsSync(CHROMIUM)
-    ? `no Chromium at ${CHROMIUM} (apt-get install chromium)`
-    : false;
-
-function cli(args) {
-  return execFileSync(BIN, args, { encoding: "utf8" });
-}
-
-async function waitFor(check, what, ms = 60_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+import { skip, cli, shots, withConsortium, phone, makeKey } from "../test-support/consortium.mjs";
 
 test("a patient grants, sees the access live, revokes, and sees the denial", { skip, timeout: 240_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), "medledger-app-"));
-  cli(["testnet", "--init-only", "--dir", dir, "--chain-id", "medledger-app-test"]);
-  const layout = JSON.parse(readFileSync(join(dir, "testnet.json"), "utf8"));
-  const nodes = layout.nodes.map((n) =>
-    spawn(BIN, ["node", "run", "--home", n.home], { stdio: "ignore", env: { ...process.env, RUST_LOG: "warn" } }),
-  );
-  const byId = Object.fromEntries(layout.nodes.map((n) => [n.institution, n]));
-  const first = byId["city-first-hospital"];
-  const second = byId["city-second-hospital"];
-  const genesis = join(dir, "genesis.json");
-  const doctor = join(dir, "keys/practitioner.dr-second-1.json");
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
-  });
-  try {
-    await waitFor(async () => (await (await fetch(`${first.http}/v1/status`)).json()).height >= 1, "first block");
+  await withConsortium("medledger-app-test", async ({ dir, byId, browser, genesis }) => {
+    const first = byId["city-first-hospital"];
+    const second = byId["city-second-hospital"];
+    const doctor = join(dir, "keys/practitioner.dr-second-1.json");
     mkdirSync(shots, { recursive: true });
-    const page = await (await browser.newContext({ viewport: { width: 360, height: 780 } })).newPage();
-    page.on("dialog", (d) => d.accept());
-    await page.goto(`${first.http}/app`);
-    await page.getByRole("button", { name: "生成我的密钥" }).click();
-    // The key is made and stored asynchronously (WebCrypto, IndexedDB): wait for the id.
-    await page.waitForFunction(
-      () => /^[0-9a-f]{64}$/.test((document.querySelector("#patient-id")?.textContent ?? "").trim()),
-      null,
-      { timeout: 30_000 },
-    );
-    const patient = (await page.locator("#patient-id").textContent()).trim();
+    const page = await phone(browser, first);
+    const patient = await makeKey(page);
     assert.match(patient, /^[0-9a-f]{64}$/);
     assert.equal(await page.locator("#qr svg[role=img]").count(), 1);
     await page.screenshot({ path: join(shots, "1-key.png"), fullPage: true });
@@ -168,9 +114,5 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await page.getByRole("button", { name: "English" }).click();
     await page.getByRole("heading", { name: "Who read my records" }).waitFor();
     await page.screenshot({ path: join(shots, "7-english.png"), fullPage: true });
-  } finally {
-    await browser.close();
-    for (const n of nodes) n.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });

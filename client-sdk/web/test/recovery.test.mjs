@@ -1,0 +1,91 @@
+// Recovery end to end, in headless Chromium against a live local four-node
+// testnet: a patient names a recovery contact (wrong input refused next to
+// each field), grants a hospital access, then "loses" the device; on a new
+// device the app makes a new key for the old patient ID and shows a recovery
+// code; the contact's app refuses an altered code and approves the real one;
+// the new device then takes over the old ID and its grant, and the old
+// device's key no longer works. Screenshots go to test/screenshots/.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { skip, shots, withConsortium, phone, makeKey } from "../test-support/consortium.mjs";
+
+test("a patient's recovery contact approves their new device, which takes over the old ID", { skip, timeout: 240_000 }, async () => {
+  await withConsortium("medledger-recovery-test", async ({ byId, browser }) => {
+    const node = byId["city-first-hospital"];
+    mkdirSync(shots, { recursive: true });
+    const alice = await phone(browser, node);
+    const aliceId = await makeKey(alice);
+    await alice.getByRole("button", { name: "在账本上登记" }).click();
+    await alice.locator("#registered", { hasText: "已登记" }).waitFor();
+    const bob = await phone(browser, byId["city-second-hospital"]);
+    const bobId = await makeKey(bob);
+    await bob.getByRole("button", { name: "在账本上登记" }).click();
+    await bob.locator("#registered", { hasText: "已登记" }).waitFor();
+    await alice.locator("#recovery-policy", { hasText: "尚未设置恢复联系人" }).waitFor();
+
+    // Wrong input: her own id, a short id, no threshold; nothing submitted.
+    await alice.locator("#contacts").fill(`${aliceId}\n1234`);
+    await alice.locator("#threshold").fill("0");
+    await alice.getByRole("button", { name: "保存恢复联系人" }).click();
+    assert.notEqual(await alice.locator("#contacts-error").textContent(), "");
+    assert.notEqual(await alice.locator("#threshold-error").textContent(), "");
+    await alice.locator("#contacts").fill(bobId);
+    await alice.locator("#threshold").fill("2");
+    await alice.getByRole("button", { name: "保存恢复联系人" }).click();
+    assert.equal(await alice.locator("#contacts-error").textContent(), "");
+    assert.notEqual(await alice.locator("#threshold-error").textContent(), "", "2 of 1 contact");
+    assert.match(await alice.locator("#recovery-policy").textContent(), /尚未设置/);
+
+    await alice.locator("#threshold").fill("1");
+    await alice.getByRole("button", { name: "保存恢复联系人" }).click();
+    await alice.locator("#recovery-policy", { hasText: "已设置 1 位恢复联系人，需 1 位同意" }).waitFor();
+    // A grant, to see that the new device takes it over.
+    await alice.locator("#grantee").fill("city-second-hospital");
+    await alice.locator("input[value=lab-reports]").check();
+    await alice.getByRole("button", { name: "同意并授权" }).click();
+    const grant = await alice.locator("#grants li[data-grant] .badge.active").first();
+    await grant.waitFor();
+    await alice.screenshot({ path: join(shots, "8-recovery-contacts.png"), fullPage: true });
+
+    // A new device: a new key for the old ID, and the code to hand over.
+    const device = await phone(browser, node);
+    await device.getByText("我换了设备，要找回原来的患者编号").click();
+    await device.locator("#recover-id").fill("not-an-id");
+    await device.getByRole("button", { name: "在本设备上生成新密钥" }).click();
+    assert.notEqual(await device.locator("#recover-id-error").textContent(), "");
+    await device.locator("#recover-id").fill(aliceId);
+    await device.getByRole("button", { name: "在本设备上生成新密钥" }).click();
+    await device.locator("#notice", { hasText: "正在等待恢复联系人批准" }).waitFor();
+    const code = (await device.locator("#recovery-code").textContent()).trim();
+    assert.match(code, /^[0-9a-f]{256}$/);
+    assert.equal((await device.locator("#patient-id").textContent()).trim(), aliceId);
+    assert.equal(await device.locator("#grant-section").isHidden(), true, "nothing to do before approval");
+    await device.screenshot({ path: join(shots, "9-recovering.png"), fullPage: true });
+
+    // The contact: an altered code is refused before anything is signed; the real one is approved.
+    const altered = code.slice(0, 200) + (code[200] === "0" ? "1" : "0") + code.slice(201);
+    await bob.locator("#code").fill(altered);
+    await bob.getByRole("button", { name: "我已确认是本人，批准新密钥" }).click();
+    await bob.locator("#code-error", { hasText: "恢复码已损坏或被改动" }).waitFor();
+    await bob.locator("#code").fill(code.slice(0, 100));
+    await bob.getByRole("button", { name: "我已确认是本人，批准新密钥" }).click();
+    await bob.locator("#code-error", { hasText: "256" }).waitFor();
+    await bob.locator("#code").fill(code);
+    await bob.getByRole("button", { name: "我已确认是本人，批准新密钥" }).click();
+    await bob.locator("#notice", { hasText: "已批准对方的新密钥" }).waitFor();
+    assert.equal(await bob.locator("#code-error").textContent(), "");
+
+    // The new device notices by itself, and holds the old ID's grant.
+    await device.locator("#notice", { hasText: "已找回" }).waitFor({ timeout: 30_000 });
+    await device.locator("#grants li[data-grant] .badge.active").waitFor();
+    assert.equal(await device.locator("#recovering").isHidden(), true);
+    await device.screenshot({ path: join(shots, "10-recovered.png"), fullPage: true });
+
+    // The lost device's key is no longer the patient's.
+    await alice.reload();
+    await alice.locator("#notice", { hasText: "本设备的密钥已不再是您的密钥" }).waitFor();
+    assert.equal(await alice.locator("#register").isHidden(), true);
+  });
+});
