@@ -345,6 +345,42 @@ impl Client {
             .map_err(|e| SdkError::Decode(e.to_string()))
     }
 
+    /// Submits up to 1,000 transactions in one request, without waiting:
+    /// for each, in order, its id or the node's refusal (an
+    /// [`SdkError::Api`] with the code `submit` would get). The outer error
+    /// is for the request as a whole (the node unreachable, too many).
+    pub async fn submit_many(
+        &self,
+        txs: &[SignedTransaction],
+    ) -> Result<Vec<Result<TxHash, SdkError>>, SdkError> {
+        let transactions: Vec<String> = txs.iter().map(|tx| hex::encode(tx.to_bytes())).collect();
+        let response = self
+            .http
+            .post(format!("{}/v1/txs", self.base))
+            .json(&json!({ "transactions": transactions }))
+            .send()
+            .await
+            .map_err(|e| SdkError::Http(e.to_string()))?;
+        let body = Self::answer(response).await?;
+        let results = body["results"]
+            .as_array()
+            .filter(|r| r.len() == txs.len())
+            .ok_or_else(|| SdkError::Decode("expected one result per transaction".into()))?;
+        Ok(results
+            .iter()
+            .map(|result| match result["status"].as_str() {
+                Some("accepted") => Hash32::from_hex(result["tx"].as_str().unwrap_or(""))
+                    .map(TxHash)
+                    .map_err(|e| SdkError::Decode(e.to_string())),
+                _ => Err(SdkError::Api {
+                    status: 200,
+                    code: result["code"].as_str().unwrap_or("refused").into(),
+                    message: result["message"].as_str().unwrap_or("").into(),
+                }),
+            })
+            .collect())
+    }
+
     /// A committed transaction's receipt, if committed.
     pub async fn receipt(&self, tx: &TxHash) -> Result<Option<TxReceipt>, SdkError> {
         match self.get(&format!("/v1/receipts/{}", tx.0.to_hex())).await {

@@ -456,6 +456,61 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
     );
     let (status, body) = net.get(0, "/v1/status").await.unwrap();
     assert_eq!((status, &body["mempool_size"]), (200, &json!(0)), "{body}");
+
+    // Many at once: each admitted or refused on its own, in order.
+    let fresh = KeyFile::generate().unwrap();
+    let register = TxBuilder::new(chain_id(), Identity::patient(&fresh)).register_patient();
+    let results = client
+        .submit_many(&[register.clone(), register.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        results[0].as_ref().ok(),
+        Some(&register.transaction.id(&chain_id()))
+    );
+    assert_eq!(
+        results[1].as_ref().err().and_then(|e| e.code()),
+        Some("duplicate")
+    );
+    let post_many = |body: String| {
+        net.http
+            .post(net.url(0, "/v1/txs"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let response = post_many(json!({"transactions": ["zz", "00"]}).to_string())
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    let codes: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(codes, ["bad_hex", "malformed"], "{body}");
+    for (body, code) in [
+        (json!({"transactions": []}).to_string(), "bad_batch"),
+        (
+            json!({"transactions": vec!["00"; 1_001]}).to_string(),
+            "bad_batch",
+        ),
+        (
+            json!({"transactions": ["00"], "wait": true}).to_string(),
+            "bad_json",
+        ),
+    ] {
+        let response = post_many(body).await.unwrap();
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some(code)),
+            "{answer}"
+        );
+    }
     // Gossip is for member nodes only.
     let response = net
         .http

@@ -25,6 +25,11 @@ use crate::node::shared::{Origin, Shared};
 
 /// Largest `POST /v1/tx` body: a hex transaction and a flag.
 pub const SUBMIT_BODY_MAX: usize = 2 * TRANSACTION_BYTES_MAX + 1024;
+/// Most transactions in one `POST /v1/txs`.
+pub const SUBMIT_MANY_MAX: usize = 1_000;
+/// Largest `POST /v1/txs` body: 1,000 hex transactions of a typical size
+/// (a few hundred bytes); each is still held to the per-transaction limit.
+pub const SUBMIT_MANY_BODY_MAX: usize = 4 * 1024 * 1024;
 /// Largest gossip batch.
 pub const GOSSIP_BODY_MAX: usize = 16 * 1024 * 1024;
 /// Longest a client may wait for its transaction to commit.
@@ -55,6 +60,60 @@ fn refusal_status(r: &Refusal) -> StatusCode {
         Refusal::SignerQuota(_) | Refusal::Full(_) => StatusCode::TOO_MANY_REQUESTS,
         Refusal::Invalid(_) | Refusal::WouldReject(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitManyBody {
+    /// Hex of each BCS-encoded signed transaction.
+    transactions: Vec<String>,
+}
+
+/// `POST /v1/txs`: admits up to [`SUBMIT_MANY_MAX`] transactions in one
+/// request (a hospital importing consents, a busy gateway), each checked
+/// exactly as `POST /v1/tx` checks one. Answers 200 with one result per
+/// transaction, in order: `{tx, status: "accepted"}` or `{status:
+/// "refused", code, message}` with the code `POST /v1/tx` would give. Not
+/// atomic: each is admitted or refused on its own; none waits for commit.
+pub async fn submit_many(shared: &Arc<Shared>, r: &Request) -> Answer {
+    let body: SubmitManyBody = serde_json::from_slice(&r.body).map_err(|e| {
+        ApiError::bad_request(
+            "bad_json",
+            format!("expected {{\"transactions\": [\"<hex>\", …]}}: {e}"),
+        )
+    })?;
+    if body.transactions.is_empty() || body.transactions.len() > SUBMIT_MANY_MAX {
+        return Err(ApiError::bad_request(
+            "bad_batch",
+            format!(
+                "send 1 to {SUBMIT_MANY_MAX} transactions per request, not {}",
+                body.transactions.len()
+            ),
+        ));
+    }
+    let shared = shared.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        body.transactions
+            .iter()
+            .map(|text| {
+                let bytes = match hex::decode(text.trim()) {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        return json!({"status": "refused", "code": "bad_hex",
+                            "message": format!("not hex of a BCS-encoded signed transaction: {e}")});
+                    }
+                };
+                match shared.admit(&bytes, Origin::Client) {
+                    Ok(id) => json!({"tx": id.0.to_hex(), "status": "accepted"}),
+                    Err(refusal) => json!({"status": "refused", "code": refusal.code(),
+                        "message": refusal.to_string()}),
+                }
+            })
+            .collect::<Vec<Value>>()
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    ok(json!({ "results": results }))
 }
 
 /// `POST /v1/tx`: admit a transaction; with `wait`, answer with its receipt.

@@ -67,6 +67,7 @@ const PAGE: &[&str] = &["after", "limit"];
 #[rustfmt::skip]
 pub const ROUTES: &[RouteSpec] = &[
     route("POST", "/v1/tx", Access::Public, chain::SUBMIT_BODY_MAX, &[]),
+    route("POST", "/v1/txs", Access::Public, chain::SUBMIT_MANY_BODY_MAX, &[]),
     route("POST", "/v1/gossip", Access::Peer, chain::GOSSIP_BODY_MAX, &[]),
     route("GET", "/v1/status", Access::Public, NO_BODY, &[]),
     route("GET", "/v1/headers/{height}", Access::Public, NO_BODY, &[]),
@@ -472,6 +473,7 @@ async fn dispatch(api: &Api, spec: &RouteSpec, r: &Request) -> Answer {
     let shared = &api.shared;
     match spec.path {
         "/v1/tx" => chain::submit(shared, r).await,
+        "/v1/txs" => chain::submit_many(shared, r).await,
         "/v1/gossip" => chain::gossip(shared, r).await,
         "/v1/status" => chain::status(shared),
         "/v1/headers/{height}" => chain::header(shared, r.param(0)),
