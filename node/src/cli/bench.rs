@@ -34,6 +34,9 @@ pub struct BenchOptions {
     pub patients: usize,
     /// HTTP requests in flight at once.
     pub concurrency: usize,
+    /// Transactions per request in the throughput phase (1: `POST /v1/tx`
+    /// each; more: `POST /v1/txs`).
+    pub batch: usize,
 }
 
 /// When each transaction was first seen committed, by id.
@@ -249,6 +252,122 @@ impl Bench {
         Ok(accepted)
     }
 
+    /// Submits as fast as the nodes take them until `until`, one per
+    /// request or `options.batch` per request.
+    async fn drive_until(
+        &self,
+        transactions: Vec<SignedTransaction>,
+        options: &BenchOptions,
+        until: Instant,
+    ) -> anyhow::Result<Vec<(String, Instant)>> {
+        if options.batch > 1 {
+            self.drive_batched(transactions, options.concurrency, options.batch, until)
+                .await
+        } else {
+            self.drive(transactions, options.concurrency, None, Some(until))
+                .await
+        }
+    }
+
+    /// Like [`Self::drive`] without pacing, `batch` transactions per
+    /// `POST /v1/txs`; items refused for room (mempool full, signer quota)
+    /// are sent again shortly, any other refusal fails the run.
+    async fn drive_batched(
+        &self,
+        transactions: Vec<SignedTransaction>,
+        concurrency: usize,
+        batch: usize,
+        until: Instant,
+    ) -> anyhow::Result<Vec<(String, Instant)>> {
+        let semaphore = Arc::new(Semaphore::new(concurrency));
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+        let mut tasks = Vec::new();
+        let mut transactions = transactions.into_iter();
+        for n in 0.. {
+            if Instant::now() >= until {
+                break;
+            }
+            let chunk: Vec<(String, String)> = transactions
+                .by_ref()
+                .take(batch)
+                .map(|tx| {
+                    (
+                        tx.transaction.id(&self.chain).0.to_hex(),
+                        hex::encode(tx.to_bytes()),
+                    )
+                })
+                .collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let permit = semaphore.clone().acquire_owned().await?;
+            let url = format!("{}/v1/txs", self.layout.nodes[n % self.live.max(1)].http);
+            let (http, accepted, failures) =
+                (self.http.clone(), accepted.clone(), failures.clone());
+            tasks.push(tokio::spawn(async move {
+                let sent = Instant::now();
+                let mut pending = chunk;
+                while !pending.is_empty() {
+                    let hexes: Vec<&String> = pending.iter().map(|(_, hex)| hex).collect();
+                    let answer: anyhow::Result<Value> = async {
+                        let response = http
+                            .post(&url)
+                            .json(&json!({ "transactions": hexes }))
+                            .send()
+                            .await?;
+                        let status = response.status();
+                        let body: Value = response.json().await?;
+                        if !status.is_success() {
+                            bail!("refused ({status}): {body}");
+                        }
+                        Ok(body)
+                    }
+                    .await;
+                    let body = match answer {
+                        Ok(body) => body,
+                        Err(e) => {
+                            failures
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(e.to_string());
+                            break;
+                        }
+                    };
+                    let results = body["results"].as_array().cloned().unwrap_or_default();
+                    let mut retry = Vec::new();
+                    for ((id, hex), result) in pending.into_iter().zip(results) {
+                        match (result["status"].as_str(), result["code"].as_str()) {
+                            (Some("accepted"), _) => accepted
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((id, sent)),
+                            (_, Some("mempool_full" | "signer_quota")) => retry.push((id, hex)),
+                            _ => failures
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(result.to_string()),
+                        }
+                    }
+                    pending = retry;
+                    if !pending.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                drop(permit);
+            }));
+        }
+        for task in tasks {
+            task.await?;
+        }
+        let failures = failures.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(first) = failures.first() {
+            bail!("{} transactions refused; first: {first}", failures.len());
+        }
+        let accepted = accepted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(accepted)
+    }
+
     /// How many of `accepted` were seen committed by `end`.
     fn committed_by(&self, accepted: &[(String, Instant)], end: Instant) -> usize {
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -436,12 +555,7 @@ async fn bench(
     let start = Instant::now();
     let window = Duration::from_secs(options.seconds);
     let accepted = bench
-        .drive(
-            transactions,
-            options.concurrency,
-            None,
-            Some(start + window),
-        )
+        .drive_until(transactions, options, start + window)
         .await?;
     let submitted_for = start.elapsed();
     let accepted_in_window = accepted.len();
@@ -508,12 +622,7 @@ async fn bench(
     let transactions = workload(planned)?;
     let start = Instant::now();
     let accepted = bench
-        .drive(
-            transactions,
-            options.concurrency,
-            None,
-            Some(start + window),
-        )
+        .drive_until(transactions, options, start + window)
         .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let one_down_committed = bench.committed_by(&accepted, start + window);
@@ -529,9 +638,14 @@ async fn bench(
     println!("| measure | value |");
     println!("|---|---|");
     println!(
-        "| throughput window | {} s (submitting for {:.1} s) |",
+        "| throughput window | {} s (submitting for {:.1} s), {} |",
         options.seconds,
-        submitted_for.as_secs_f64()
+        submitted_for.as_secs_f64(),
+        if options.batch > 1 {
+            format!("{} transactions per POST /v1/txs", options.batch)
+        } else {
+            "one transaction per POST /v1/tx".into()
+        }
     );
     println!(
         "| committed in window | {committed_in_window} of {submitted} accepted ({committed_total} within 3 s after) |",
@@ -572,6 +686,7 @@ async fn bench(
         "bench": "medledger",
         "validators": 4,
         "window_s": options.seconds,
+        "transactions_per_request": options.batch,
         "committed_tps": throughput,
         "committed_tps_one_down": one_down,
         "latency_rate_tps": rate,

@@ -54,6 +54,11 @@ enum Command {
         /// HTTP requests in flight at once.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// Transactions per HTTP request in the throughput phases: 1 sends
+        /// each with `POST /v1/tx`, more send them with `POST /v1/txs`
+        /// (1 to 1,000).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        batch: u16,
     },
     /// Measure the SDK's trustless grant checks (`verify_grant`) per second
     /// and their latency against a node of a local consortium under load.
@@ -315,11 +320,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
             patients,
             concurrency,
+            batch,
         } => bench::run(bench::BenchOptions {
             dir,
             seconds,
             patients,
             concurrency,
+            batch: usize::from(batch),
         }),
         Command::BenchVerify {
             dir,
