@@ -308,9 +308,13 @@ impl Bench {
             tasks.push(tokio::spawn(async move {
                 let sent = Instant::now();
                 let mut pending = chunk;
+                // Over the address's rate, back off: retrying at once spends
+                // the budget the retry waits for (each refused request
+                // counts), and 64 tasks doing so would never get through.
+                let mut backoff = Duration::from_millis(20);
                 while !pending.is_empty() {
                     let hexes: Vec<&String> = pending.iter().map(|(_, hex)| hex).collect();
-                    let answer: anyhow::Result<Value> = async {
+                    let answer: anyhow::Result<Option<Value>> = async {
                         let response = http
                             .post(&url)
                             .json(&json!({ "transactions": hexes }))
@@ -318,14 +322,21 @@ impl Bench {
                             .await?;
                         let status = response.status();
                         let body: Value = response.json().await?;
-                        if !status.is_success() {
-                            bail!("refused ({status}): {body}");
+                        match status.as_u16() {
+                            200 => Ok(Some(body)),
+                            // Over the address's rate: the whole batch again shortly.
+                            429 => Ok(None),
+                            _ => bail!("refused ({status}): {body}"),
                         }
-                        Ok(body)
                     }
                     .await;
                     let body = match answer {
-                        Ok(body) => body,
+                        Ok(Some(body)) => body,
+                        Ok(None) => {
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(1));
+                            continue;
+                        }
                         Err(e) => {
                             failures
                                 .lock()

@@ -127,6 +127,32 @@ impl Authenticator {
         }
     }
 
+    /// Charges `extra` more units to an unsigned request's address: a
+    /// request that carries many transactions (`POST /v1/txs`) spends the
+    /// budget of as many requests, so batching cannot multiply what one
+    /// address may make the node verify.
+    pub fn charge_address(&self, remote: Option<SocketAddr>, extra: u32) -> Result<(), ApiError> {
+        let (Some(addr), Some(extra)) = (remote, NonZeroU32::new(extra)) else {
+            return Ok(());
+        };
+        match self.per_address.check_key_n(&addr.ip(), extra) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "this address has sent too many transactions for now; slow down and retry",
+            )),
+            Err(_) => Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!(
+                    "a batch this size is more than this address may send in a second ({} transactions); send smaller batches",
+                    self.limits.per_address_per_second
+                ),
+            )),
+        }
+    }
+
     fn prepared_key(&self, key: &PublicKey) -> Result<PreparedKey, CryptoError> {
         let mut cache = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(prepared) = cache.get(key) {
@@ -234,6 +260,22 @@ mod tests {
             auth.rate_limit(None, Some(b)).is_ok(),
             "another address has its own budget"
         );
+    }
+
+    #[test]
+    fn a_batch_spends_one_unit_per_transaction_of_its_address() {
+        let auth = Authenticator::new(limits(10));
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert!(auth.rate_limit(None, Some(a)).is_ok());
+        assert!(auth.charge_address(Some(a), 8).is_ok());
+        assert!(auth.rate_limit(None, Some(a)).is_ok(), "ten of ten spent");
+        assert_eq!(
+            auth.charge_address(Some(a), 1).unwrap_err().code,
+            "rate_limited"
+        );
+        let b: SocketAddr = "127.0.0.2:1".parse().unwrap();
+        let e = auth.charge_address(Some(b), 11).unwrap_err();
+        assert!(e.message.contains("smaller batches"), "{}", e.message);
     }
 
     #[test]

@@ -75,7 +75,11 @@ struct SubmitManyBody {
 /// transaction, in order: `{tx, status: "accepted"}` or `{status:
 /// "refused", code, message}` with the code `POST /v1/tx` would give. Not
 /// atomic: each is admitted or refused on its own; none waits for commit.
-pub async fn submit_many(shared: &Arc<Shared>, r: &Request) -> Answer {
+pub async fn submit_many(
+    shared: &Arc<Shared>,
+    r: &Request,
+    auth: &super::auth::Authenticator,
+) -> Answer {
     let body: SubmitManyBody = serde_json::from_slice(&r.body).map_err(|e| {
         ApiError::bad_request(
             "bad_json",
@@ -91,6 +95,9 @@ pub async fn submit_many(shared: &Arc<Shared>, r: &Request) -> Answer {
             ),
         ));
     }
+    // The request itself was charged one unit; each further transaction one more.
+    let extra = u32::try_from(body.transactions.len() - 1).unwrap_or(u32::MAX);
+    auth.charge_address(r.remote, extra)?;
     let shared = shared.clone();
     let results = tokio::task::spawn_blocking(move || {
         body.transactions

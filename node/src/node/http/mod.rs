@@ -202,6 +202,8 @@ pub struct Request {
     pub body: Bytes,
     /// The verified signer, for signed and peer routes.
     pub reader: Option<Reader>,
+    /// Where the request came from (for per-address limits).
+    pub remote: Option<SocketAddr>,
 }
 
 impl Request {
@@ -462,6 +464,7 @@ where
             params,
             body,
             reader,
+            remote,
         };
         dispatch(api, spec, &request).await
     }
@@ -473,7 +476,7 @@ async fn dispatch(api: &Api, spec: &RouteSpec, r: &Request) -> Answer {
     let shared = &api.shared;
     match spec.path {
         "/v1/tx" => chain::submit(shared, r).await,
-        "/v1/txs" => chain::submit_many(shared, r).await,
+        "/v1/txs" => chain::submit_many(shared, r, &api.auth).await,
         "/v1/gossip" => chain::gossip(shared, r).await,
         "/v1/status" => chain::status(shared),
         "/v1/headers/{height}" => chain::header(shared, r.param(0)),
