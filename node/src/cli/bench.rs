@@ -175,8 +175,10 @@ impl Bench {
         });
     }
 
-    /// Submits one transaction, retrying while the mempool is full.
+    /// Submits one transaction, retrying while the mempool is full or the
+    /// node asks to slow down (backing off, like [`Self::drive_batched`]).
     async fn submit(http: &reqwest::Client, url: &str, body: &str) -> anyhow::Result<()> {
+        let mut backoff = Duration::from_millis(20);
         loop {
             let response = http
                 .post(url)
@@ -186,7 +188,10 @@ impl Bench {
                 .await?;
             match response.status().as_u16() {
                 200 => return Ok(()),
-                429 => tokio::time::sleep(Duration::from_millis(20)).await,
+                429 => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
                 status => bail!(
                     "refused ({status}): {}",
                     response.text().await.unwrap_or_default()
