@@ -29,6 +29,11 @@ export async function loadKey() {
   return (await idb("readonly", (s) => s.get("patient"))) ?? null;
 }
 
+/** Stores the key record again (after its recovery completed). */
+export async function storeKey(record) {
+  await idb("readwrite", (s) => s.put(record, "patient"));
+}
+
 /** Makes the patient's key: the private half can never leave this browser. */
 export async function createKey() {
   const keyPair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);

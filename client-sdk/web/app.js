@@ -1,6 +1,6 @@
 // The patient app: consent in the patient's hands. Keys are made and used in
 // this browser only; the node sees signatures, never the key.
-import { Node, ApiError, createKey, createRecoveryKey, readRecoveryCode, loadKey, bcs } from "./api.js";
+import { Node, ApiError, createKey, createRecoveryKey, readRecoveryCode, loadKey, storeKey, bcs } from "./api.js";
 import { qrSvg } from "./qr.js";
 
 const T = {
@@ -131,6 +131,9 @@ async function refresh() {
     $("registered").textContent = t().registered;
     $("register").hidden = false;
     if (key.recoveryCode) {
+      // Recovered: said once; from now on this device is like any other.
+      delete key.recoveryCode;
+      await storeKey(key);
       $("recovering").hidden = true;
       showSections(true);
       say(t().recovered);

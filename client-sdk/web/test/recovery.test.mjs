@@ -82,6 +82,11 @@ test("a patient's recovery contact approves their new device, which takes over t
     await device.locator("#grants li[data-grant] .badge.active").waitFor();
     assert.equal(await device.locator("#recovering").isHidden(), true);
     await device.screenshot({ path: join(shots, "10-recovered.png"), fullPage: true });
+    // Once recovered, it stays an ordinary device: no code after a reload.
+    await device.reload();
+    await device.locator("#grants li[data-grant] .badge.active").waitFor();
+    assert.equal(await device.locator("#recovering").isHidden(), true);
+    assert.equal((await device.locator("#patient-id").textContent()).trim(), aliceId);
 
     // The lost device's key is no longer the patient's.
     await alice.reload();
