@@ -29,6 +29,12 @@ export async function loadKey() {
   return (await idb("readonly", (s) => s.get("patient"))) ?? null;
 }
 
+/** A non-extractable Ed25519 key pair and its raw public key. */
+async function newKeyPair() {
+  const keyPair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
+  return { keyPair, publicRaw: new Uint8Array(await crypto.subtle.exportKey("raw", keyPair.publicKey)) };
+}
+
 /** Stores the key record again (after its recovery completed). */
 export async function storeKey(record) {
   await idb("readwrite", (s) => s.put(record, "patient"));
@@ -36,8 +42,7 @@ export async function storeKey(record) {
 
 /** Makes the patient's key: the private half can never leave this browser. */
 export async function createKey() {
-  const keyPair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
-  const publicRaw = new Uint8Array(await crypto.subtle.exportKey("raw", keyPair.publicKey));
+  const { keyPair, publicRaw } = await newKeyPair();
   const patient = bcs.toHex(await bcs.patientId(publicRaw));
   const record = { keyPair, publicRaw, patient };
   await idb("readwrite", (s) => s.put(record, "patient"));
@@ -51,8 +56,7 @@ export async function createKey() {
  * old one; the ledger moves it to the new key once enough contacts approve.
  */
 export async function createRecoveryKey(patient, chain) {
-  const keyPair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
-  const publicRaw = new Uint8Array(await crypto.subtle.exportKey("raw", keyPair.publicKey));
+  const { keyPair, publicRaw } = await newKeyPair();
   const message = await bcs.keyPossessionMessage(chain, patient, "recover", publicRaw);
   const proof = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, keyPair.privateKey, message));
   const record = { keyPair, publicRaw, patient, recoveryCode: bcs.toHex(recoveryCode(patient, publicRaw, proof)) };

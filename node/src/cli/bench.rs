@@ -246,15 +246,24 @@ impl Bench {
                 drop(permit);
             }));
         }
+        Self::gather(tasks, &accepted, &failures).await
+    }
+
+    /// Waits for the submitting tasks; what they accepted, or the first of
+    /// their refusals.
+    async fn gather(
+        tasks: Vec<tokio::task::JoinHandle<()>>,
+        accepted: &Mutex<Vec<(String, Instant)>>,
+        failures: &Mutex<Vec<String>>,
+    ) -> anyhow::Result<Vec<(String, Instant)>> {
         for task in tasks {
             task.await?;
         }
-        let failures = failures.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let failures = failures.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(first) = failures.first() {
             bail!("{} transactions refused; first: {first}", failures.len());
         }
-        let accepted = accepted.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        Ok(accepted)
+        Ok(accepted.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
     /// Submits as fast as the nodes take them until `until`, one per
@@ -373,15 +382,7 @@ impl Bench {
                 drop(permit);
             }));
         }
-        for task in tasks {
-            task.await?;
-        }
-        let failures = failures.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(first) = failures.first() {
-            bail!("{} transactions refused; first: {first}", failures.len());
-        }
-        let accepted = accepted.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        Ok(accepted)
+        Self::gather(tasks, &accepted, &failures).await
     }
 
     /// How many of `accepted` were seen committed by `end`.
