@@ -18,6 +18,7 @@ const T = {
     delegation_started: "指定了监护人/代理人", delegation_ended: "终止了监护人/代理人", emergency_reviewed: "紧急调取已复核", errDelegate: "患者编号是 64 位十六进制字符。", active: "有效", ended: "已终止", historyTitle: "谁看了我的病历", revoke: "撤回", confirmRevoke: "确定撤回这项授权吗？撤回后对方将无法再调取。",
     none: "暂无", granted: "已授权", revoked: "已撤回", access: "调取请求", released: "已发送病历", emergency: "紧急调取",
     publicHealth: "公共卫生调取", authorized: "已批准", denied: "已拒绝", newAccess: "新的调取记录",
+    fetchRefused: "调取被拒", refusal: { grant_not_active: "授权已撤回或过期", already_served: "同一请求重复调取", not_authorized: "并非该请求的申请人" },
     errGrantee: "请输入机构编号（小写字母、数字和“-”），或医生编号（64 位十六进制）。", errUnknownGrantee: "没有这家成员机构。",
     errCategories: "请至少选择一类。", errHolders: "每个机构编号只能含小写字母、数字和“-”，用逗号分隔。",
     errDays: "请输入 1 到 3650 之间的天数。", done: "已提交并上链", until: "至",
@@ -54,6 +55,7 @@ const T = {
     delegation_started: "Guardian or proxy appointed", delegation_ended: "Guardian or proxy ended", emergency_reviewed: "Emergency access reviewed", errDelegate: "A patient ID is 64 hexadecimal characters.", active: "active", ended: "ended", historyTitle: "Who read my records", revoke: "Revoke", confirmRevoke: "Revoke this grant? They will not be able to fetch anything more.",
     none: "None yet", granted: "Granted", revoked: "Revoked", access: "Access request", released: "Records sent", emergency: "Emergency access",
     publicHealth: "Public-health access", authorized: "authorised", denied: "denied", newAccess: "New access recorded",
+    fetchRefused: "Fetch refused", refusal: { grant_not_active: "the grant was revoked or had expired", already_served: "the same request used again", not_authorized: "not the doctor who made the request" },
     errGrantee: "Enter an institution id (lowercase letters, digits and '-') or a doctor's id (64 hexadecimal characters).", errUnknownGrantee: "No member institution has this id.",
     errCategories: "Choose at least one category.", errHolders: "Institution ids are lowercase letters, digits and '-', separated by commas.",
     errDays: "Enter 1 to 3650 days.", done: "Submitted and committed", until: "until",
@@ -387,6 +389,9 @@ function historyItem(entry) {
     case "released":
       item.append(badge(t().released, "active"), ` ${when} · ${institutionName(e.holder)} · ${e.content_count}`);
       break;
+    case "fetch_refused":
+      item.append(badge(t().fetchRefused, "denied"), ` ${when} · ${institutionName(e.holder)} · ${t().refusal[e.reason] ?? e.reason}`);
+      break;
     case "granted":
       item.append(badge(t().granted, "active"), ` ${when}`);
       break;
@@ -466,7 +471,7 @@ function showKey() {
 
 async function live() {
   const source = await node.events(key, (entry) => {
-    const names = { access_decided: t().access, released: t().released, granted: t().granted, revoked: t().revoked };
+    const names = { access_decided: t().access, released: t().released, granted: t().granted, revoked: t().revoked, fetch_refused: t().fetchRefused };
     const text = `${t().newAccess}: ${names[entry.event.type] ?? entry.event.type}`;
     say(text);
     if ("Notification" in window && Notification.permission === "granted") new Notification("medledger", { body: text });

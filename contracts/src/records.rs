@@ -566,6 +566,17 @@ pub enum AuditEvent {
         /// The finding.
         finding: ReviewFinding,
     },
+    /// A holder refused a fetch citing this access.
+    FetchRefused {
+        /// The access cited.
+        request: RequestId,
+        /// Holder.
+        holder: InstitutionId,
+        /// Whose signed fetch was refused.
+        practitioner: PractitionerId,
+        /// Why.
+        reason: FetchRefusal,
+    },
 }
 
 /// The kind of an access without its details.

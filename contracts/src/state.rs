@@ -54,6 +54,9 @@ pub enum StateKey {
     AuditLog,
     /// Ledger parameters fixed at genesis.
     Parameters,
+    /// A refused fetch of an access, recorded once per reason (value: the
+    /// `BlockRef` it was recorded in).
+    FetchRefusal(RequestId, FetchRefusal),
 }
 
 impl StateKey {

@@ -84,7 +84,8 @@
 //! existing grant names no patient whose trail could hold it: it is rejected
 //! (its id is still spent, R1).
 //! R7.2 `AccessServed`: the holder (node or admin key) of an authorised
-//! access, once; records the content hashes and whether a grant-based
+//! access, once; records the content hashes (none when the holder has no
+//! records of the patient in those categories) and whether a grant-based
 //! access's grant was still active.
 //! R7.3 `EmergencyAccess` is authorised for active practitioners of active
 //! hospitals and internet hospitals, for a registered patient and an eligible
@@ -93,6 +94,13 @@
 //! R7.5 `PublicHealthAccess` is authorised only for active public-health
 //! officers of active public-health institutions, for a registered patient
 //! and an eligible holder.
+//! R7.6 `FetchRefused`: the holder (node or admin key) named in an access
+//! records that it refused a registered practitioner's fetch citing it, at
+//! most once per access and reason. The claim must fit the ledger:
+//! `NotAuthorized` only if that practitioner is not the requester or the
+//! access was denied; `GrantNotActive` only for a grant-based access whose
+//! grant is not active at block time; `AlreadyServed` is the holder's word
+//! (a replay may arrive while the first transfer is still running).
 //!
 //! **R8 Audit log.** Every access decision (authorised or denied), release,
 //! review, and every consent change appends exactly one entry per patient
@@ -536,6 +544,11 @@ fn apply_transaction(
             request,
             content_hashes,
         } => access_served(st, actor, *request, content_hashes, ctx),
+        Payload::FetchRefused {
+            request,
+            practitioner,
+            reason,
+        } => fetch_refused(st, actor, *request, *practitioner, *reason, ctx),
         Payload::EmergencyAccess {
             patient,
             holder,
@@ -1585,6 +1598,65 @@ fn access_served(
             holder: record.holder,
             content_count,
             grant_active,
+        },
+    ))
+}
+
+fn fetch_refused(
+    st: &mut Overlay<'_>,
+    actor: Actor,
+    request: RequestId,
+    practitioner: PractitionerId,
+    reason: FetchRefusal,
+    ctx: &BlockContext,
+) -> Step<Effect> {
+    // [R7.6]
+    let signer_institution = match &actor {
+        Actor::InstitutionNode(id) | Actor::Institution(id, _) => id.clone(),
+        _ => return not_permitted("a refused fetch is recorded by the holder institution"),
+    };
+    let record: AccessRecord = st
+        .get(&StateKey::Access(request))?
+        .ok_or(Rejection::NotFound("access".into()))?;
+    if record.holder != signer_institution {
+        return not_permitted("only the holder named in the request records a refused fetch");
+    }
+    if st
+        .get::<PractitionerRecord>(&StateKey::Practitioner(practitioner))?
+        .is_none()
+    {
+        return reject(Rejection::NotFound("practitioner".into()));
+    }
+    let fits = match reason {
+        FetchRefusal::NotAuthorized => {
+            record.requester != practitioner || record.decision != Decision::Authorized
+        }
+        FetchRefusal::GrantNotActive => match &record.kind {
+            AccessKind::Grant { grant, .. } => !st
+                .get::<GrantRecord>(&StateKey::Grant(*grant))?
+                .is_some_and(|g| g.status_at(ctx.time) == GrantStatus::Active),
+            AccessKind::Emergency { .. } | AccessKind::PublicHealth { .. } => false,
+        },
+        FetchRefusal::AlreadyServed => true,
+    };
+    if !fits {
+        return not_permitted("the ledger contradicts the refusal's reason");
+    }
+    let marker = StateKey::FetchRefusal(request, reason);
+    if st.get::<BlockRef>(&marker)?.is_some() {
+        return reject(Rejection::AlreadyDone(
+            "this refusal was recorded already".into(),
+        ));
+    }
+    st.put(&marker, &ctx.block_ref());
+    Ok(Effect::with(
+        Outcome::Applied,
+        record.patient,
+        AuditEvent::FetchRefused {
+            request,
+            holder: record.holder,
+            practitioner,
+            reason,
         },
     ))
 }

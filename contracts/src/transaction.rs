@@ -251,6 +251,16 @@ pub enum Payload {
         /// SHA-256 of the case reference (the case report stays with the CDC).
         case_hash: Hash32,
     },
+    /// A holder's node records that it refused to serve a committed access
+    /// (appended last so earlier payloads keep their encodings).
+    FetchRefused {
+        /// The access the fetch cited.
+        request: RequestId,
+        /// The practitioner whose signed fetch was refused.
+        practitioner: PractitionerId,
+        /// Why.
+        reason: FetchRefusal,
+    },
 }
 
 /// A transaction before signing.
@@ -710,14 +720,6 @@ fn check_form(chain: &ChainId, tx: &Transaction) -> Result<(), TransactionError>
             check_institution_id("holder", holder)?;
             check_categories(categories)?;
         }
-        Payload::AccessServed { content_hashes, .. } => {
-            if content_hashes.is_empty() {
-                return Err(field(
-                    "content_hashes",
-                    "a release lists at least one content hash",
-                ));
-            }
-        }
         Payload::RegisterPatient
         | Payload::RetirePractitioner { .. }
         | Payload::RecordGuardianship { .. }
@@ -727,6 +729,8 @@ fn check_form(chain: &ChainId, tx: &Transaction) -> Result<(), TransactionError>
         | Payload::AnswerConsentRequest { .. }
         | Payload::Delegate { .. }
         | Payload::EndDelegation { .. }
+        | Payload::AccessServed { .. }
+        | Payload::FetchRefused { .. }
         | Payload::EmergencyReview { .. } => {}
     }
     Ok(())

@@ -354,6 +354,30 @@ impl Holders {
     }
 }
 
+/// Why a holder refused to serve a committed access (recorded by
+/// `FetchRefused`, so the patient and auditors see the attempt).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FetchRefusal {
+    /// The practitioner who asked is not the access's requester, or the
+    /// access was denied.
+    NotAuthorized,
+    /// The access had been served already (a replayed fetch).
+    AlreadyServed,
+    /// The grant the access relied on was revoked or had expired by then.
+    GrantNotActive,
+}
+
+impl FetchRefusal {
+    /// The stable code the gateway answers with (and the API shows).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotAuthorized => "not_authorized",
+            Self::AlreadyServed => "already_served",
+            Self::GrantNotActive => "grant_not_active",
+        }
+    }
+}
+
 /// Why the glass was broken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EmergencyReason {

@@ -389,6 +389,64 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
             .any(|e| e["event"]["type"] == "access_decided" && e["event"]["kind"] == "emergency"),
         "{history:?}"
     );
+
+    // Nothing of the patient in a category here: an empty manifest (no
+    // refusal says whether the patient has records), and a release of
+    // nothing is recorded, so the fetch completes at once.
+    let allergies = TxBuilder::new(chain_id(), setup.doctor.clone()).emergency_access(
+        setup.patient,
+        first.clone(),
+        BoundedVec::new(vec![Category::Allergies]).unwrap(),
+        EmergencyReason::PatientUnconscious,
+    );
+    let receipt = setup
+        .client_second
+        .submit_and_wait(&allergies, None)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let nothing = fetch_records(
+        &setup.client_second,
+        &setup.doctor,
+        receipt.tx,
+        first.clone(),
+        &out.join("allergies"),
+    )
+    .await
+    .unwrap();
+    assert!(nothing.items.is_empty());
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+
+    // Every refusal that concerned a committed access is on the ledger, in
+    // the patient's history: the replay, the other hospital's doctor, and
+    // the two fetches after the grant had ended.
+    let mut refusals = Vec::new();
+    for _ in 0..100 {
+        let history = setup
+            .client_second
+            .patient_history(&setup.patient, &Identity::patient(&setup.patient_key))
+            .await
+            .unwrap();
+        refusals = history
+            .iter()
+            .filter(|e| e["event"]["type"] == "fetch_refused")
+            .map(|e| e["event"]["reason"].as_str().unwrap_or("").to_string())
+            .collect();
+        refusals.sort();
+        if refusals.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        refusals,
+        [
+            "already_served",
+            "grant_not_active",
+            "grant_not_active",
+            "not_authorized"
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,8 @@
 // a key, registers and grants; wrong input is refused next to each field and
 // nothing is submitted; the hospital's request and release (through the CLI)
 // appear in the history without a reload; the patient revokes; the next
-// request is denied and the denial appears. Screenshots go to
+// request is denied and the denial appears, and a fetch of the old request is
+// refused and that refusal appears. Screenshots go to
 // test/screenshots/.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -108,6 +109,13 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     );
     assert.match(denied.outcome, /Denied/);
     await page.locator("#history li[data-event=access_decided] .badge.denied").waitFor({ timeout: 30_000 });
+    // The first request used again: the holder refuses, and records the refusal
+    // on the ledger, so the patient sees the attempt too.
+    assert.throws(
+      () => cli([...hospital, "fetch", "--request", request.tx, "--holder", "city-first-hospital", "--out", join(dir, "again")]),
+      /already_served/,
+    );
+    await page.locator("#history li[data-event=fetch_refused] .badge.denied").waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(shots, "6-revoked-denied.png"), fullPage: true });
 
     // The English switch.

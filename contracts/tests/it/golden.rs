@@ -202,6 +202,20 @@ fn build() -> Value {
                 },
             },
         ),
+        vector(
+            "fetch-refused",
+            &chain,
+            "node:city-first-hospital",
+            Transaction {
+                signer: Signer::InstitutionNode(inst("city-first-hospital")),
+                nonce: 9,
+                payload: Payload::FetchRefused {
+                    request: TxHash(Hash32([5; 32])),
+                    practitioner: doc,
+                    reason: FetchRefusal::GrantNotActive,
+                },
+            },
+        ),
     ];
     let header = BlockHeader {
         chain_id: chain.clone(),

@@ -1013,6 +1013,111 @@ fn r7_2_only_the_holder_records_a_release_once_and_only_if_authorised() {
 }
 
 #[test]
+fn r7_2_a_release_of_nothing_is_recorded_with_no_hashes() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let grant = w.grant("alice", all_of_a(&w, p));
+    let (request, _) = w.request("doc-b", grant, "hosp-a", &[Category::LabReports]);
+    let r = w.act(
+        Signer::InstitutionNode(inst("hosp-a")),
+        &key("node:hosp-a"),
+        Payload::AccessServed {
+            request,
+            content_hashes: BoundedVec::default(),
+        },
+    );
+    assert_eq!(r.outcome, Outcome::Applied);
+    let access: AccessRecord = w.get(&StateKey::Access(request)).unwrap();
+    assert!(access.release.unwrap().content_hashes.is_empty());
+}
+
+#[test]
+fn r7_6_a_refused_fetch_is_recorded_once_per_reason_and_only_if_the_ledger_agrees() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let grant = w.grant("alice", all_of_a(&w, p));
+    let (request, _) = w.request("doc-b", grant, "hosp-a", &[Category::LabReports]);
+    let (doc_b, _) = World::practitioner("doc-b");
+    let (other, _) = World::practitioner("platform-doc");
+    let refuse = |w: &mut World, who: &str, practitioner, reason| {
+        w.act(
+            Signer::InstitutionNode(inst(who)),
+            &key(&format!("node:{who}")),
+            Payload::FetchRefused {
+                request,
+                practitioner,
+                reason,
+            },
+        )
+        .outcome
+    };
+    assert!(
+        matches!(
+            refuse(&mut w, "hosp-b", other, FetchRefusal::NotAuthorized),
+            Outcome::Rejected(Rejection::NotPermitted(_))
+        ),
+        "only the holder named in the access"
+    );
+    assert!(
+        matches!(
+            refuse(&mut w, "hosp-a", doc_b, FetchRefusal::NotAuthorized),
+            Outcome::Rejected(Rejection::NotPermitted(_))
+        ),
+        "the requester of an authorised access is authorised"
+    );
+    assert!(
+        matches!(
+            refuse(&mut w, "hosp-a", doc_b, FetchRefusal::GrantNotActive),
+            Outcome::Rejected(Rejection::NotPermitted(_))
+        ),
+        "the grant is still active"
+    );
+    let stranger = PractitionerId::from_key(&key("nobody").public_key());
+    assert!(matches!(
+        refuse(&mut w, "hosp-a", stranger, FetchRefusal::AlreadyServed),
+        Outcome::Rejected(Rejection::NotFound(_))
+    ));
+    let r = w.act(
+        Signer::InstitutionNode(inst("hosp-a")),
+        &key("node:hosp-a"),
+        Payload::FetchRefused {
+            request,
+            practitioner: other,
+            reason: FetchRefusal::NotAuthorized,
+        },
+    );
+    assert_eq!(r.outcome, Outcome::Applied);
+    assert_eq!(r.audit_indexes.len(), 1, "the patient's trail shows it");
+    let (colleague, _) = World::practitioner("doc-b2");
+    assert!(
+        matches!(
+            refuse(&mut w, "hosp-a", colleague, FetchRefusal::NotAuthorized),
+            Outcome::Rejected(Rejection::AlreadyDone(_))
+        ),
+        "once per access and reason, whoever tries next"
+    );
+    let r = w.act(Signer::Patient(p), &key("alice"), Payload::Revoke { grant });
+    assert_eq!(r.outcome, Outcome::Applied);
+    assert_eq!(
+        refuse(&mut w, "hosp-a", doc_b, FetchRefusal::GrantNotActive),
+        Outcome::Applied
+    );
+    assert_eq!(
+        refuse(&mut w, "hosp-a", doc_b, FetchRefusal::AlreadyServed),
+        Outcome::Applied
+    );
+    assert!(matches!(
+        refuse(&mut w, "hosp-a", doc_b, FetchRefusal::AlreadyServed),
+        Outcome::Rejected(Rejection::AlreadyDone(_))
+    ));
+    let marker: Option<BlockRef> = w.get(&StateKey::FetchRefusal(
+        request,
+        FetchRefusal::GrantNotActive,
+    ));
+    assert!(marker.is_some());
+}
+
+#[test]
 fn r7_3_r7_4_emergency_access_is_recorded_flagged_and_reviewed_once() {
     let mut w = World::new();
     let p = w.patient("alice");

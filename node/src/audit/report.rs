@@ -25,6 +25,8 @@ pub struct Reports {
     institutions: BTreeMap<String, BTreeMap<&'static str, u64>>,
     requests_by_requester_day: BTreeMap<(String, u64), u64>,
     denied_by_requester: BTreeMap<String, u64>,
+    /// Refused fetches per (practitioner, reason code).
+    refused_fetches: BTreeMap<(String, &'static str), u64>,
     emergencies: BTreeMap<RequestId, (Timestamp, Option<Timestamp>)>,
     accesses_by_day: BTreeMap<u64, u64>,
     last_time: Timestamp,
@@ -110,6 +112,23 @@ impl Reports {
                         e.1 = Some(entry.at.time);
                     }
                 }
+                AuditEvent::FetchRefused {
+                    holder,
+                    practitioner,
+                    reason,
+                    ..
+                } => {
+                    bump(&mut self.counts, "fetches refused");
+                    let institution = self
+                        .institutions
+                        .entry(holder.as_str().to_string())
+                        .or_default();
+                    bump(institution, "fetches refused as holder");
+                    bump(
+                        &mut self.refused_fetches,
+                        (practitioner.0.to_hex(), reason.code()),
+                    );
+                }
             }
             self.entries.push(entry.clone());
         }
@@ -184,6 +203,13 @@ impl Reports {
             "emergency_accesses_not_reviewed_in_time": unreviewed,
             "emergency_review_days": params.emergency_review_days,
             "denied_requests_by_requester": self.denied_by_requester,
+            "refused_fetches_by_practitioner": self
+                .refused_fetches
+                .iter()
+                .map(|((practitioner, reason), count)| {
+                    json!({"practitioner": practitioner, "reason": reason, "count": count})
+                })
+                .collect::<Vec<_>>(),
             "requester_volume_jumps": jumps,
             "releases_without_an_authorised_request": unmatched,
             "releases_after_the_grant_ended": after_revocation,
@@ -214,8 +240,18 @@ impl Reports {
                     "tx": e.tx.0.to_hex(),
                     "event": event_name(&e.event),
                 });
+                if let AuditEvent::FetchRefused {
+                    practitioner,
+                    reason,
+                    ..
+                } = &e.event
+                {
+                    row["practitioner"] = json!(practitioner.0.to_hex());
+                    row["refusal"] = json!(reason.code());
+                }
                 if let AuditEvent::AccessDecided { request, .. }
-                | AuditEvent::Released { request, .. } = &e.event
+                | AuditEvent::Released { request, .. }
+                | AuditEvent::FetchRefused { request, .. } = &e.event
                     && let Some(a) = Self::access(ledger, request)
                 {
                     row["requester_institution"] = json!(a.requester_institution.as_str());
@@ -377,6 +413,7 @@ fn event_name(event: &AuditEvent) -> &'static str {
         AuditEvent::AccessDecided { .. } => "access decided",
         AuditEvent::Released { .. } => "released",
         AuditEvent::EmergencyReviewed { .. } => "emergency reviewed",
+        AuditEvent::FetchRefused { .. } => "fetch refused",
     }
 }
 

@@ -347,7 +347,9 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
     .await
     {
         Err(e) if e.code() == Some("already_served") => {
-            println!("             fetching the same request again is refused: already served");
+            println!(
+                "             fetching the same request again is refused: already served (the holder records the refusal on the ledger)"
+            );
         }
         other => bail!("a second fetch of one request must be refused, got {other:?}"),
     }
@@ -527,6 +529,9 @@ impl Summary for AuditEntry {
                 ..
             } => format!("{holder} released {content_count} resources"),
             EmergencyReviewed { finding, .. } => format!("emergency access reviewed: {finding:?}"),
+            FetchRefused { holder, reason, .. } => {
+                format!("{holder} refused a fetch ({})", reason.code())
+            }
         }
     }
 }

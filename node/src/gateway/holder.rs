@@ -13,6 +13,12 @@
 //! is still active now (`grant_not_active`). A patient with no records here
 //! gets an empty manifest, not a refusal: no answer says whether a patient
 //! has records at this hospital.
+//!
+//! The last three refusals concern an access the ledger knows, so the holder
+//! records each on the ledger (`FetchRefused`, once per access and reason):
+//! the patient's history and the auditor then see a fetch after a
+//! revocation, a replay, or a request used by someone it was not made for.
+//! The first three name nothing the ledger could check and are only logged.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -32,7 +38,9 @@ use medledger_contracts::records::{
 };
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::transaction::{Payload, Signer, Transaction};
-use medledger_contracts::types::{InstitutionId, MemberStatus, PatientId, RequestId};
+use medledger_contracts::types::{
+    FetchRefusal, InstitutionId, MemberStatus, PatientId, PractitionerId, RequestId,
+};
 
 use super::transport::peer_id_of_key;
 use super::{RecordSource, hash_reader};
@@ -67,6 +75,10 @@ pub struct Holder {
     /// Requests served or being served since the node started (the ledger
     /// knows the committed ones).
     served: Mutex<HashSet<RequestId>>,
+    /// Refusals submitted to the ledger since the node started (the ledger
+    /// takes one per access and reason; this keeps replays from flooding
+    /// the mempool with transactions it would reject).
+    refusals_recorded: Mutex<HashSet<(RequestId, FetchRefusal)>>,
     /// Test hook: `MEDLEDGER_FAULT=tamper-chunk` alters every sealed chunk,
     /// so tests can show the requester detects it.
     tamper: bool,
@@ -92,6 +104,7 @@ impl Holder {
             node_key,
             transfers: Mutex::new(HashMap::new()),
             served: Mutex::new(HashSet::new()),
+            refusals_recorded: Mutex::new(HashSet::new()),
             tamper: std::env::var("MEDLEDGER_FAULT").is_ok_and(|f| f == "tamper-chunk"),
             skip_grant_check: std::env::var("MEDLEDGER_FAULT")
                 .is_ok_and(|f| f == "skip-grant-check"),
@@ -188,16 +201,19 @@ impl Holder {
         let access: AccessRecord = self
             .state(&StateKey::Access(a.request))?
             .ok_or_else(|| refused("not_authorized", "no committed access request has this id"))?;
-        if access.requester != a.practitioner
-            || access.holder != self.shared.institution
-            || access.decision != Decision::Authorized
-        {
-            return Err(refused(
-                "not_authorized",
-                "the access request is not an authorised request of this practitioner to this holder",
-            ));
+        let not_authorized = refused(
+            "not_authorized",
+            "the access request is not an authorised request of this practitioner to this holder",
+        );
+        if access.holder != self.shared.institution {
+            return Err(not_authorized);
+        }
+        if access.requester != a.practitioner || access.decision != Decision::Authorized {
+            self.record_refusal(a.request, a.practitioner, FetchRefusal::NotAuthorized);
+            return Err(not_authorized);
         }
         if access.release.is_some() || !self.served().insert(a.request) {
+            self.record_refusal(a.request, a.practitioner, FetchRefusal::AlreadyServed);
             return Err(refused(
                 "already_served",
                 "this request was served already; make a new request",
@@ -227,6 +243,8 @@ impl Holder {
         } else if let AccessKind::Grant { grant, .. } = &access.kind {
             let grant: Option<GrantRecord> = self.state(&StateKey::Grant(*grant))?;
             if !grant.is_some_and(|g| g.status_at(now()) == GrantStatus::Active) {
+                let a = &fetch.authorization;
+                self.record_refusal(a.request, a.practitioner, FetchRefusal::GrantNotActive);
                 return Err(refused(
                     "grant_not_active",
                     "the grant is no longer active (revoked or expired)",
@@ -384,26 +402,58 @@ impl Holder {
         Ok(GatewayResponse::Chunk(sealed))
     }
 
-    /// Submits `AccessServed` with the content hashes, signed by the node key.
+    /// Submits `AccessServed` with the content hashes (none for a patient
+    /// with no records here), signed by the node key.
     fn record_release(&self, request: RequestId, items: &[ManifestItem]) {
         let hashes: Vec<Hash32> = items.iter().map(|i| i.sha256).collect();
         let Ok(content_hashes) = BoundedVec::new(hashes) else {
             tracing::error!(%request, "too many content hashes to record");
             return;
         };
-        let tx = Transaction {
-            signer: Signer::InstitutionNode(self.shared.institution.clone()),
-            nonce: now().0,
-            payload: Payload::AccessServed {
+        self.submit(
+            request,
+            "release",
+            Payload::AccessServed {
                 request,
                 content_hashes,
             },
+        );
+    }
+
+    /// Submits `FetchRefused`, once per access and reason.
+    fn record_refusal(
+        &self,
+        request: RequestId,
+        practitioner: PractitionerId,
+        reason: FetchRefusal,
+    ) {
+        let first = self
+            .refusals_recorded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((request, reason));
+        if first {
+            let payload = Payload::FetchRefused {
+                request,
+                practitioner,
+                reason,
+            };
+            self.submit(request, reason.code(), payload);
+        }
+    }
+
+    /// Signs `payload` with the node key and hands it to this node's mempool.
+    fn submit(&self, request: RequestId, what: &str, payload: Payload) {
+        let tx = Transaction {
+            signer: Signer::InstitutionNode(self.shared.institution.clone()),
+            nonce: now().0,
+            payload,
         }
         .sign(&self.shared.chain, &self.node_key);
         match self.shared.admit(&tx.to_bytes(), Origin::Client) {
-            Ok(id) => tracing::info!(%request, tx = %id, "release submitted"),
+            Ok(id) => tracing::info!(%request, tx = %id, what, "submitted to the ledger"),
             Err(refusal) => {
-                tracing::error!(%request, %refusal, "the release could not be submitted")
+                tracing::error!(%request, %refusal, what, "could not be submitted to the ledger")
             }
         }
     }

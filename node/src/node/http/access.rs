@@ -236,6 +236,7 @@ impl<'a> Visibility<'a> {
             }
             AuditEvent::AccessDecided { request, .. }
             | AuditEvent::Released { request, .. }
+            | AuditEvent::FetchRefused { request, .. }
             | AuditEvent::EmergencyReviewed { request, .. } => {
                 let record: Option<AccessRecord> =
                     get(shared, &StateKey::Access(*request)).map_err(ApiError::internal)?;

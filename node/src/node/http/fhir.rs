@@ -173,6 +173,7 @@ pub fn audit_events(shared: &Shared, r: &Request) -> Answer {
         let access: Option<AccessRecord> = match &entry.event {
             AuditEvent::AccessDecided { request, .. }
             | AuditEvent::Released { request, .. }
+            | AuditEvent::FetchRefused { request, .. }
             | AuditEvent::EmergencyReviewed { request, .. } => {
                 Overlay::new(&shared.store).get(&StateKey::Access(*request))?
             }
@@ -214,6 +215,7 @@ fn audit_event_resource(
         AuditEvent::AccessDecided { .. } => ("access-decided", "E"),
         AuditEvent::Released { .. } => ("released", "R"),
         AuditEvent::EmergencyReviewed { .. } => ("emergency-reviewed", "U"),
+        AuditEvent::FetchRefused { .. } => ("fetch-refused", "R"),
     };
     // DICOM: 110106 Export for a release, 110110 Patient Record otherwise.
     let (type_code, type_display) = match &entry.event {
@@ -225,6 +227,10 @@ fn audit_event_resource(
             decision: Decision::Denied(reason),
             ..
         } => ("4", Some(reason.to_string())),
+        AuditEvent::FetchRefused { reason, .. } => (
+            "4",
+            Some(format!("the holder refused the fetch: {}", reason.code())),
+        ),
         _ => ("0", None),
     };
     let mut agents = Vec::new();
@@ -234,6 +240,17 @@ fn audit_event_resource(
         } => {
             agents.push(json!({
                 "who": identifier("urn:medledger:practitioner", requester.0.to_hex()),
+                "requestor": true,
+            }));
+            agents.push(json!({"who": institution_ref(holder.as_str()), "requestor": false}));
+        }
+        AuditEvent::FetchRefused {
+            holder,
+            practitioner,
+            ..
+        } => {
+            agents.push(json!({
+                "who": identifier("urn:medledger:practitioner", practitioner.0.to_hex()),
                 "requestor": true,
             }));
             agents.push(json!({"who": institution_ref(holder.as_str()), "requestor": false}));

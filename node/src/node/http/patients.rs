@@ -208,6 +208,18 @@ pub fn entry_json(entry: &AuditEntry) -> Value {
             "request": request.0.to_hex(),
             "finding": format!("{finding:?}").to_lowercase(),
         }),
+        AuditEvent::FetchRefused {
+            request,
+            holder,
+            practitioner,
+            reason,
+        } => json!({
+            "type": "fetch_refused",
+            "request": request.0.to_hex(),
+            "holder": holder.as_str(),
+            "practitioner": practitioner.0.to_hex(),
+            "reason": reason.code(),
+        }),
     };
     json!({
         "index": entry.index,
