@@ -12,10 +12,11 @@ use medledger_client_sdk::records::fetch_records;
 use medledger_client_sdk::{
     Client, Identity, KeyFile, SdkError, TermsBuilder, TxBuilder, TxOutcome,
 };
-use medledger_contracts::encoding::BoundedVec;
+use medledger_contracts::encoding::{BoundedVec, Hash32};
+use medledger_contracts::transaction::Payload;
 use medledger_contracts::types::{
-    Category, ChainId, EmergencyReason, Grantee, InstitutionId, PatientId, Purpose, Timestamp,
-    TxHash,
+    Category, ChainId, EmergencyReason, Grantee, InstitutionId, LegalBasis, PatientId, Purpose,
+    Timestamp, TxHash,
 };
 
 fn chain_id() -> ChainId {
@@ -446,6 +447,105 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
             "grant_not_active",
             "not_authorized"
         ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_health_access_travels_through_the_cdc_node_and_the_patient_sees_it() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    // Four validators and the CDC's node (an observer); the other two
+    // observers of the layout are not started.
+    let mut net = Testnet::layout(4, 3, 0);
+    let cdc = node_of(&net, "city-cdc");
+    for i in [0, 1, 2, 3, cdc] {
+        net.start(i);
+    }
+    net.reach(0, 2, 60, "no blocks").await;
+    let (setup, files) = grant_labs_and_imaging(&net).await;
+    let first = institution("city-first-hospital");
+    let officer = Identity::practitioner(&testnet_key(&net, "practitioner:cdc-officer-1"));
+    let report = |categories: Vec<Category>| {
+        TxBuilder::new(chain_id(), officer.clone()).sign(Payload::PublicHealthAccess {
+            patient: setup.patient,
+            holder: first.clone(),
+            categories: BoundedVec::new(categories).unwrap(),
+            legal_basis: LegalBasis::InfectiousDiseaseReporting,
+            case_hash: Hash32([4; 32]),
+        })
+    };
+    // The CDC's node must have the patient's registration before it tries
+    // the access against its state.
+    let height = net.height(0).await.unwrap();
+    net.reach(cdc, height, 60, "the CDC's node is behind").await;
+    let cdc_client = Client::new(&net.nodes[cdc].2, chain_id()).unwrap();
+    let receipt = cdc_client
+        .submit_and_wait(&report(vec![Category::LabReports]), None)
+        .await
+        .unwrap();
+    assert_eq!(receipt.outcome, TxOutcome::Authorized, "{receipt:?}");
+    let out = net.dir().join("cdc");
+    let fetched = fetch_records(&cdc_client, &officer, receipt.tx, first.clone(), &out)
+        .await
+        .unwrap();
+    let mut paths: Vec<&str> = fetched.items.iter().map(|i| i.path.as_str()).collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        ["lab-reports/glucose.json", "lab-reports/panel.json"]
+    );
+    for (path, bytes) in files.iter().filter(|(p, _)| p.starts_with("lab-reports")) {
+        assert_eq!(&read(&out, path), bytes, "{path} differs");
+    }
+    // A hospital doctor is not a public-health officer: denied, and a fetch
+    // citing the denied access is refused.
+    let as_doctor = TxBuilder::new(chain_id(), setup.doctor.clone());
+    let not_cdc = as_doctor.sign(Payload::PublicHealthAccess {
+        patient: setup.patient,
+        holder: first.clone(),
+        categories: BoundedVec::new(vec![Category::LabReports]).unwrap(),
+        legal_basis: LegalBasis::InfectiousDiseaseReporting,
+        case_hash: Hash32([4; 32]),
+    });
+    let denied = setup
+        .client_second
+        .submit_and_wait(&not_cdc, None)
+        .await
+        .unwrap();
+    assert!(matches!(denied.outcome, TxOutcome::Denied(_)), "{denied:?}");
+    assert_eq!(
+        refused_code(
+            fetch_records(
+                &setup.client_second,
+                &setup.doctor,
+                denied.tx,
+                first.clone(),
+                &out.join("denied")
+            )
+            .await
+        ),
+        "not_authorized"
+    );
+    // The patient's history marks the public-health access and its release.
+    let history = setup
+        .client_second
+        .patient_history(&setup.patient, &Identity::patient(&setup.patient_key))
+        .await
+        .unwrap();
+    let public_health: Vec<&serde_json::Value> = history
+        .iter()
+        .filter(|e| e["event"]["request"] == receipt.tx.0.to_hex())
+        .collect();
+    assert!(
+        public_health
+            .iter()
+            .any(|e| e["event"]["kind"] == "publichealth" && e["event"]["decision"] == "authorized"),
+        "{history:?}"
+    );
+    assert!(
+        public_health
+            .iter()
+            .any(|e| e["event"]["type"] == "released" && e["event"]["content_count"] == 2),
+        "{history:?}"
     );
 }
 

@@ -6,7 +6,7 @@ mod bench_records;
 mod bench_replay;
 mod bench_verify;
 mod demo;
-mod genesis;
+pub(crate) mod genesis;
 mod keys;
 mod people;
 pub mod testnet;

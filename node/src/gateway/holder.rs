@@ -458,3 +458,122 @@ impl Holder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The holder's first checks, on a real store initialised from the
+    //! example genesis: answered before any state about an access is read,
+    //! so a peer or a signer that is not who it claims learns nothing.
+
+    use medledger_client_sdk::records::FetchAuthorization;
+    use medledger_consensus::Telemetry;
+    use medledger_contracts::crypto::SecretKey;
+    use medledger_contracts::encoding::Hash32;
+    use medledger_contracts::types::{ChainId, PractitionerId, TxHash};
+    use medledger_store::Store;
+
+    use super::*;
+    use crate::gateway::DirectorySource;
+    use crate::node::mempool::{Limits, Mempool};
+
+    const CHAIN: &str = "medledger-holder-test";
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        holder: Holder,
+        keys: std::collections::BTreeMap<String, medledger_client_sdk::KeyFile>,
+    }
+
+    fn setup() -> Setup {
+        let (file, keys) = crate::cli::genesis::example_consortium(CHAIN, true).unwrap();
+        let genesis = file.validate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("ledger")).unwrap();
+        store
+            .initialize(genesis.hash(), &genesis.initial_state().unwrap())
+            .unwrap();
+        let chain = ChainId::new(CHAIN).unwrap();
+        let limits = Limits {
+            transactions: 100,
+            bytes: 1 << 20,
+            per_signer: 10,
+        };
+        let shared = Arc::new(Shared::new(
+            chain.clone(),
+            InstitutionId::new("city-first-hospital").unwrap(),
+            store,
+            Mempool::new(chain, limits),
+            Arc::new(Telemetry::default()),
+            None,
+        ));
+        let source = Arc::new(DirectorySource::new(dir.path().join("records")));
+        let node_key = keys["node:city-first-hospital"].secret().clone();
+        Setup {
+            _dir: dir,
+            holder: Holder::new(shared, source, node_key),
+            keys,
+        }
+    }
+
+    fn fetch_by(key: &SecretKey) -> GatewayRequest {
+        let authorization = FetchAuthorization {
+            chain: ChainId::new(CHAIN).unwrap(),
+            request: TxHash(Hash32([7; 32])),
+            holder: InstitutionId::new("city-first-hospital").unwrap(),
+            practitioner: PractitionerId::from_key(&key.public_key()),
+            one_time_key: [9; 32],
+            time: now(),
+            committed_at: 0,
+        };
+        GatewayRequest::Open(Box::new(SignedFetch {
+            signature: key.sign(&authorization.digest()),
+            public_key: key.public_key(),
+            authorization,
+        }))
+    }
+
+    fn peer_of(setup: &Setup, label: &str) -> PeerId {
+        peer_id_of_key(&setup.keys[label].public_key()).unwrap()
+    }
+
+    fn code(answer: GatewayResponse) -> String {
+        match answer {
+            GatewayResponse::Refused { code, .. } => code,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_fetch_is_refused_at_the_first_check_it_fails() {
+        let s = setup();
+        let doctor = s.keys["practitioner:dr-second-1"].secret().clone();
+        let second_node = peer_of(&s, "node:city-second-hospital");
+
+        // A peer whose node key is no member's (its Noise identity is its key).
+        let stranger = peer_id_of_key(&SecretKey::from_seed([5; 32]).public_key()).unwrap();
+        assert_eq!(
+            code(s.holder.handle(stranger, fetch_by(&doctor))),
+            "not_a_member"
+        );
+        // A member's node, but the fetch is signed by a key that is no
+        // practitioner's.
+        let impostor = SecretKey::from_seed([6; 32]);
+        assert_eq!(
+            code(s.holder.handle(second_node, fetch_by(&impostor))),
+            "bad_authorization"
+        );
+        // A real practitioner arriving through another member's node.
+        let platform_node = peer_of(&s, "node:regional-platform");
+        assert_eq!(
+            code(s.holder.handle(platform_node, fetch_by(&doctor))),
+            "wrong_institution"
+        );
+        // The right node and practitioner, but no committed access request:
+        // nothing about the patient is read, and nothing is recorded.
+        assert_eq!(
+            code(s.holder.handle(second_node, fetch_by(&doctor))),
+            "not_authorized"
+        );
+        assert_eq!(s.holder.shared.mempool().len(), 0);
+    }
+}
