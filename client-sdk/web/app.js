@@ -18,6 +18,7 @@ const T = {
     delegation_started: "指定了监护人/代理人", delegation_ended: "终止了监护人/代理人", emergency_reviewed: "紧急调取已复核", errDelegate: "患者编号是 64 位十六进制字符。", active: "有效", ended: "已终止", historyTitle: "谁看了我的病历", revoke: "撤回", confirmRevoke: "确定撤回这项授权吗？撤回后对方将无法再调取。",
     none: "暂无", granted: "已授权", revoked: "已撤回", access: "调取请求", released: "已发送病历", emergency: "紧急调取",
     publicHealth: "公共卫生调取", authorized: "已批准", denied: "已拒绝", newAccess: "新的调取记录",
+    signedByYou: "✓ 已核验：与您签署的一致", notWhatYouSigned: "⚠ 节点显示的内容与您签署的不一致，请联系医院或监管机构",
     fetchRefused: "调取被拒", refusal: { grant_not_active: "授权已撤回或过期", already_served: "同一请求重复调取", not_authorized: "并非该请求的申请人" },
     errGrantee: "请输入机构编号（小写字母、数字和“-”），或医生编号（64 位十六进制）。", errUnknownGrantee: "没有这家成员机构。",
     errCategories: "请至少选择一类。", errHolders: "每个机构编号只能含小写字母、数字和“-”，用逗号分隔。",
@@ -55,6 +56,7 @@ const T = {
     delegation_started: "Guardian or proxy appointed", delegation_ended: "Guardian or proxy ended", emergency_reviewed: "Emergency access reviewed", errDelegate: "A patient ID is 64 hexadecimal characters.", active: "active", ended: "ended", historyTitle: "Who read my records", revoke: "Revoke", confirmRevoke: "Revoke this grant? They will not be able to fetch anything more.",
     none: "None yet", granted: "Granted", revoked: "Revoked", access: "Access request", released: "Records sent", emergency: "Emergency access",
     publicHealth: "Public-health access", authorized: "authorised", denied: "denied", newAccess: "New access recorded",
+    signedByYou: "✓ Checked: what you signed", notWhatYouSigned: "⚠ The node shows something other than what you signed; tell the hospital or the regulator",
     fetchRefused: "Fetch refused", refusal: { grant_not_active: "the grant was revoked or had expired", already_served: "the same request used again", not_authorized: "not the doctor who made the request" },
     errGrantee: "Enter an institution id (lowercase letters, digits and '-') or a doctor's id (64 hexadecimal characters).", errUnknownGrantee: "No member institution has this id.",
     errCategories: "Choose at least one category.", errHolders: "Institution ids are lowercase letters, digits and '-', separated by commas.",
@@ -85,6 +87,9 @@ const $ = (id) => document.getElementById(id);
 const node = new Node("");
 let key = null;
 let institutions = [];
+// Grants already checked against the transaction the patient signed (their
+// terms never change): id → null (matches), "other-key", or what failed.
+const grantChecks = new Map();
 
 function say(text) {
   $("notice").textContent = text;
@@ -141,6 +146,7 @@ async function refresh() {
       say(t().recovered);
     }
     $("grants").replaceChildren(...(grants.items.length ? grants.items.map(grantItem) : [li(t().none)]));
+    checkOwnGrants(grants.items);
     const requests = await node.getSigned(key, `/v1/patients/${key.patient}/consent-requests`);
     const open = requests.items.filter((r) => !r.answer);
     $("requests").replaceChildren(...(open.length ? open.map(requestItem) : [li(t().none)]));
@@ -301,6 +307,31 @@ function grantItem(g) {
     item.append(button);
   }
   return item;
+}
+
+/**
+ * Checks each grant this device's key signed against its signed transaction
+ * (signature, id and terms, in the browser), and marks it: a node cannot show
+ * the patient terms other than those they signed without it showing.
+ */
+async function checkOwnGrants(items) {
+  for (const g of items) {
+    if (g.granted_by?.patient !== key.patient || g.answers) continue;
+    if (!grantChecks.has(g.id)) {
+      try {
+        const tx = await node.getSigned(key, `/v1/transactions/${g.id}`);
+        grantChecks.set(g.id, await bcs.checkOwnGrant(node.chain, g, tx.bcs, key.publicRaw));
+      } catch (e) {
+        continue; // unavailable now; tried again on the next refresh
+      }
+    }
+    const result = grantChecks.get(g.id);
+    const item = document.querySelector(`#grants li[data-grant="${g.id}"]`);
+    if (!item || result === "other-key" || item.querySelector(".checked")) continue;
+    const mark = badge(result === null ? t().signedByYou : t().notWhatYouSigned, result === null ? "active checked" : "denied checked");
+    if (result !== null) mark.title = result;
+    item.append(" ", mark);
+  }
 }
 
 function actionButton(label, cls, payload) {

@@ -190,6 +190,76 @@ export function signedTransactionBytes(body, publicKeyRaw, signature) {
   return w.finish();
 }
 
+/** Trailing bytes of a signed transaction: key (tag + 32) and signature (tag + 64). */
+const KEY_AND_SIGNATURE_BYTES = 1 + 32 + 1 + 64;
+
+/** Splits BCS of a signed transaction into its body, public key and signature. */
+export function splitSignedTransaction(bytes) {
+  const n = bytes.length;
+  if (n < KEY_AND_SIGNATURE_BYTES + 1 + 8 + 1) throw new Error("too short for a signed transaction");
+  if (bytes[n - KEY_AND_SIGNATURE_BYTES] !== 0 || bytes[n - 65] !== 0) throw new Error("not an Ed25519 key and signature");
+  return {
+    body: bytes.slice(0, n - KEY_AND_SIGNATURE_BYTES),
+    publicKeyRaw: bytes.slice(n - KEY_AND_SIGNATURE_BYTES + 1, n - 65),
+    signature: bytes.slice(n - 64),
+  };
+}
+
+/** Grant terms as the node's JSON lists them, in the form `transactionBytes` takes. */
+export function termsFromJson(j) {
+  return {
+    patient: j.patient,
+    grantee: j.grantee,
+    categories: j.categories,
+    holders: Array.isArray(j.holders) ? j.holders : [],
+    purpose: j.purpose.replace(/([a-z])([A-Z])/g, "$1-$2").toLowerCase(),
+    notBefore: BigInt(j.not_before_ms),
+    expiresAt: BigInt(j.expires_at_ms),
+    noticeHash: j.notice_hash,
+  };
+}
+
+function equalBytes(a, b) {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * Checks a grant the node lists against the signed transaction it gives for
+ * it: signed with `publicKeyRaw` by the patient as a `Grant`, hashing to the
+ * grant's id, carrying exactly the listed terms. Returns null when all of it
+ * holds, "other-key" when another key signed it (an earlier key, before a
+ * recovery: nothing to check it against here), or what failed.
+ */
+export async function checkOwnGrant(chain, grant, signedHex, publicKeyRaw) {
+  let parts;
+  let expected;
+  try {
+    parts = splitSignedTransaction(fromHex(signedHex));
+    const w = new Writer();
+    w.uleb(PAYLOAD.grant);
+    writeTerms(w, termsFromJson(grant.terms));
+    expected = w.finish();
+  } catch (e) {
+    return `does not decode: ${e.message}`;
+  }
+  if (!equalBytes(parts.publicKeyRaw, publicKeyRaw)) return "other-key";
+  const chainBytes = new Writer().string(chain).finish();
+  if (toHex(await sha256("medledger/txid/v1", chainBytes, parts.body)) !== grant.id) return "is not the grant's transaction";
+  const key = await crypto.subtle.importKey("raw", publicKeyRaw, { name: "Ed25519" }, false, ["verify"]);
+  const message = await sha256("medledger/tx/v1", chainBytes, parts.body);
+  if (!(await crypto.subtle.verify({ name: "Ed25519" }, key, parts.signature, message))) return "signature does not verify";
+  const signer = new Writer();
+  writeSigner(signer, { kind: "patient", id: grant.terms.patient });
+  const head = signer.finish();
+  const body = parts.body;
+  if (body.length !== head.length + 8 + expected.length
+    || !equalBytes(body.slice(0, head.length), head)
+    || !equalBytes(body.slice(head.length + 8), expected)) {
+    return "terms differ from what was signed";
+  }
+  return null;
+}
+
 /**
  * What a new key signs to show it is held (transaction.rs
  * `key_possession_message`): for recovery, `patient` is the patient being

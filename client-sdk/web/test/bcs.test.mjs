@@ -101,3 +101,36 @@ test("uleb128 lengths and u64 little-endian", () => {
   assert.equal(bcs.toHex(new bcs.Writer().u64(1).finish()), "0100000000000000");
   assert.throws(() => bcs.fromHex("zz"));
 });
+
+test("a listed grant is checked against the transaction the patient signed", async () => {
+  const v = byName.grant;
+  const listed = {
+    id: v.transaction_id,
+    terms: {
+      patient: vectors.patient_id.id,
+      grantee: { institution: "city-second-hospital" },
+      categories: ["lab-reports", "imaging"],
+      holders: ["city-first-hospital"],
+      purpose: "Referral",
+      not_before_ms: 1790000000000,
+      expires_at_ms: 1792592000000,
+      notice_hash: bcs.toHex(await bcs.sha256("notice", "v1")),
+    },
+  };
+  const key = rawKey(v.public_key);
+  assert.equal(await bcs.checkOwnGrant(chain, listed, v.signed_transaction_bcs, key), null);
+  // A node that shows wider terms than were signed, or a later expiry.
+  const wider = { ...listed, terms: { ...listed.terms, categories: ["full-record"] } };
+  assert.equal(await bcs.checkOwnGrant(chain, wider, v.signed_transaction_bcs, key), "terms differ from what was signed");
+  const longer = { ...listed, terms: { ...listed.terms, expires_at_ms: 1892592000000 } };
+  assert.equal(await bcs.checkOwnGrant(chain, longer, v.signed_transaction_bcs, key), "terms differ from what was signed");
+  // Another transaction passed off as the grant's, and a forged signature.
+  const other = byName.revoke.signed_transaction_bcs;
+  assert.equal(await bcs.checkOwnGrant(chain, listed, other, key), "is not the grant's transaction");
+  const forged = v.signed_transaction_bcs.slice(0, -2) + (v.signed_transaction_bcs.endsWith("00") ? "01" : "00");
+  assert.equal(await bcs.checkOwnGrant(chain, listed, forged, key), "signature does not verify");
+  // Signed by a key this device does not hold: nothing to check it against.
+  const otherKey = new Uint8Array(32).fill(7);
+  assert.equal(await bcs.checkOwnGrant(chain, listed, v.signed_transaction_bcs, otherKey), "other-key");
+  assert.match(await bcs.checkOwnGrant(chain, listed, "zz", key), /does not decode/);
+});

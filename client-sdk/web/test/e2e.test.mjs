@@ -47,8 +47,10 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await page.locator("#holders").fill("city-first-hospital");
     await page.getByRole("button", { name: "同意并授权" }).click();
     const grantItem = page.locator("#grants li[data-grant]").first();
-    await grantItem.locator(".badge.active").waitFor();
+    await grantItem.locator(".badge.active").first().waitFor();
     const grant = await grantItem.getAttribute("data-grant");
+    // The app checks the listed grant against the transaction it signed.
+    await grantItem.locator(".badge.checked.active").waitFor();
     // A short grant to one doctor shows as expiring soon.
     const doctorId = cli(["keys", "show", join(dir, "keys/practitioner.dr-first-1.json")]).match(
       /as a practitioner, id:\s+([0-9a-f]{64})/,
