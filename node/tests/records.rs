@@ -448,6 +448,24 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
             "not_authorized"
         ]
     );
+
+    // No node logged the hospital's record number, a record's name or a
+    // byte of its content, after all of that (at the default log level).
+    let mut transfers_logged = 0;
+    for (name, home, _) in &net.nodes {
+        let log = std::fs::read_to_string(home.join("node.log")).unwrap();
+        transfers_logged += log.matches("records transfer complete").count();
+        for secret in [
+            "MRN-77",
+            "glucose",
+            "ct-study",
+            "DiagnosticReport",
+            "resourceType",
+        ] {
+            assert!(!log.contains(secret), "{name}'s log contains {secret:?}");
+        }
+    }
+    assert!(transfers_logged >= 3, "the holders' logs were read");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
