@@ -615,3 +615,173 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         })
         .collect()
 }
+
+/// A FHIR resource the mock server holds.
+fn fhir_resource(kind: &str, id: &str, patient: &str) -> serde_json::Value {
+    serde_json::json!({
+        "resourceType": kind,
+        "id": id,
+        "status": "final",
+        "subject": {"reference": format!("Patient/{patient}")},
+        "code": {"text": format!("{kind} {id}")},
+    })
+}
+
+fn searchset(resources: Vec<serde_json::Value>, next: Option<String>) -> serde_json::Value {
+    let mut bundle = serde_json::json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": resources.into_iter().map(|r| serde_json::json!({"resource": r})).collect::<Vec<_>>(),
+    });
+    if let Some(url) = next {
+        bundle["link"] = serde_json::json!([{"relation": "next", "url": url}]);
+    }
+    bundle
+}
+
+/// A hospital's FHIR server, mocked: the patient with record number MRN-77,
+/// laboratory observations over two pages (the first also carries another
+/// patient's observation, as a server ignoring `patient=` would), and a
+/// prescription. Answers everything else with an empty bundle and notes
+/// every request it gets.
+async fn mock_fhir_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use warp::Filter;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/fhir", listener.local_addr().unwrap());
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (log, own_base) = (requests.clone(), base.clone());
+    let route = warp::path("fhir")
+        .and(warp::path::tail())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .map(move |tail: warp::path::Tail, raw: String| {
+            log.lock().unwrap().push(format!("{}?{raw}", tail.as_str()));
+            let query: std::collections::HashMap<String, String> =
+                reqwest::Url::parse(&format!("http://q/?{raw}"))
+                    .unwrap()
+                    .query_pairs()
+                    .into_owned()
+                    .collect();
+            let q = |k: &str| query.get(k).map(String::as_str);
+            let body = match (tail.as_str(), q("patient")) {
+                ("Patient", _) if q("identifier") == Some("urn:oid:2.16.156.1|MRN-77") => {
+                    searchset(
+                        vec![serde_json::json!({
+                            "resourceType": "Patient", "id": "pat-1",
+                            "name": [{"text": "张三"}],
+                        })],
+                        None,
+                    )
+                }
+                ("Observation", Some("pat-1")) if q("page") == Some("2") => {
+                    searchset(vec![fhir_resource("Observation", "obs-2", "pat-1")], None)
+                }
+                ("Observation", Some("pat-1")) if q("category") == Some("laboratory") => searchset(
+                    vec![
+                        fhir_resource("Observation", "obs-1", "pat-1"),
+                        fhir_resource("Observation", "obs-9", "pat-2"),
+                    ],
+                    Some(format!(
+                        "{own_base}/Observation?patient=pat-1&category=laboratory&page=2"
+                    )),
+                ),
+                ("MedicationRequest", Some("pat-1")) => searchset(
+                    vec![fhir_resource("MedicationRequest", "rx-1", "pat-1")],
+                    None,
+                ),
+                _ => searchset(Vec::new(), None),
+            };
+            warp::reply::json(&body)
+        });
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    (base, requests)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_come_from_the_hospitals_fhir_server() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let (base, requests) = mock_fhir_server().await;
+    let mut net = Testnet::new(4);
+    let holder = node_of(&net, "city-first-hospital");
+    net.configure(holder, "gateway", "fhir_base", &format!("{base:?}"));
+    net.configure(
+        holder,
+        "gateway",
+        "fhir_identifier_system",
+        "\"urn:oid:2.16.156.1\"",
+    );
+    net.start_all();
+    net.reach(0, 2, 60, "no blocks").await;
+    // The patient is linked to MRN-77 at the first hospital (its files on
+    // disk are not read: this holder's records come from the FHIR server).
+    let (setup, _) = grant_labs_and_imaging(&net).await;
+    let first = institution("city-first-hospital");
+
+    let labs = request(&setup, vec![Category::LabReports]).await;
+    let out = net.dir().join("fhir");
+    let fetched = fetch_records(
+        &setup.client_second,
+        &setup.doctor,
+        labs,
+        first.clone(),
+        &out,
+    )
+    .await
+    .unwrap();
+    let mut paths: Vec<&str> = fetched.items.iter().map(|i| i.path.as_str()).collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        [
+            "lab-reports/Observation-obs-1.json",
+            "lab-reports/Observation-obs-2.json"
+        ],
+        "both pages, and not the other patient's observation"
+    );
+    for id in ["obs-1", "obs-2"] {
+        let expected = serde_json::to_vec(&fhir_resource("Observation", id, "pat-1")).unwrap();
+        assert_eq!(
+            read(&out, &format!("lab-reports/Observation-{id}.json")),
+            expected
+        );
+    }
+    // Only the granted and requested category was searched for.
+    let asked = requests.lock().unwrap().clone();
+    assert!(
+        asked.iter().all(|r| !r.starts_with("MedicationRequest")),
+        "{asked:?}"
+    );
+    assert!(
+        asked.iter().any(|r| r.starts_with("Observation")),
+        "{asked:?}"
+    );
+
+    // Imaging: the server has none; the fetch completes with nothing.
+    let imaging = request(&setup, vec![Category::Imaging]).await;
+    let nothing = fetch_records(
+        &setup.client_second,
+        &setup.doctor,
+        imaging,
+        first.clone(),
+        &out.join("imaging"),
+    )
+    .await
+    .unwrap();
+    assert!(nothing.items.is_empty());
+    let asked = requests.lock().unwrap().clone();
+    assert!(
+        asked.iter().any(|r| r.starts_with("ImagingStudy")),
+        "{asked:?}"
+    );
+    assert!(
+        asked.iter().all(|r| !r.starts_with("MedicationRequest")),
+        "{asked:?}"
+    );
+    let log = std::fs::read_to_string(net.nodes[holder].1.join("node.log")).unwrap();
+    assert!(log.contains("records are read from a FHIR server"));
+    for secret in ["MRN-77", "张三", "pat-1", "obs-1"] {
+        assert!(
+            !log.contains(secret),
+            "the holder's log contains {secret:?}"
+        );
+    }
+}

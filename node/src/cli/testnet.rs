@@ -190,6 +190,7 @@ pub fn init(
                     .iter()
                     .map(|n| (n.institution.clone(), n.gateway.clone()))
                     .collect(),
+                ..config::Gateway::default()
             },
             ..NodeConfig::default()
         };

@@ -3,7 +3,8 @@
 //! authorised access request.
 //!
 //! - [`RecordSource`]: what a hospital implements over its own system;
-//!   [`DirectorySource`] reads a directory of FHIR resources and binaries.
+//!   [`DirectorySource`] reads a directory of FHIR resources and binaries,
+//!   [`fhir::FhirSource`] a FHIR R4 server's REST API.
 //! - [`holder`]: the holder's checks, manifest, sealed chunks and the
 //!   `AccessServed` it records.
 //! - [`transport`]: libp2p request-response between member nodes (Noise:
@@ -14,6 +15,7 @@
 //! `POST /v1/records/fetch`): the one-time key is the practitioner's, held by
 //! their SDK, so no node but the holder sees the records in the clear.
 
+pub mod fhir;
 pub mod holder;
 pub mod transport;
 
@@ -91,14 +93,21 @@ impl DirectorySource {
             .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))
     }
 
-    /// The patient's record directory, if linked.
-    fn patient_dir(&self, patient: &PatientId) -> std::io::Result<Option<PathBuf>> {
+    /// The hospital's record number linked to the patient, if any.
+    pub fn record_number(&self, patient: &PatientId) -> std::io::Result<Option<String>> {
         let wanted = patient.0.to_hex();
         Ok(self
             .links()?
             .into_iter()
             .find(|(_, id)| *id == wanted)
-            .map(|(number, _)| self.root.join(number))
+            .map(|(number, _)| number))
+    }
+
+    /// The patient's record directory, if linked.
+    fn patient_dir(&self, patient: &PatientId) -> std::io::Result<Option<PathBuf>> {
+        Ok(self
+            .record_number(patient)?
+            .map(|number| self.root.join(number))
             .filter(|dir| dir.is_dir()))
     }
 

@@ -43,8 +43,15 @@ pub struct NodeConfig {
 pub struct Gateway {
     /// libp2p listen address of the gateway (empty: no gateway).
     pub listen: String,
-    /// This institution's records (a `DirectorySource`), relative to home.
+    /// This institution's records (a `DirectorySource`), relative to home;
+    /// with a FHIR server, only its `patient-links.json` is used.
     pub records_dir: PathBuf,
+    /// Base URL of the hospital's FHIR R4 server (empty: records come from
+    /// `records_dir`).
+    pub fhir_base: String,
+    /// The identifier system under which that server knows the hospital's
+    /// record numbers (`Patient?identifier=<system>|<record number>`).
+    pub fhir_identifier_system: String,
     /// Other members' gateways: institution id → `/ip4/HOST/tcp/PORT/p2p/PEER_ID`.
     pub peers: std::collections::BTreeMap<String, String>,
 }
@@ -254,6 +261,10 @@ listen = {gateway_listen:?}
 # This institution's records: <records_dir>/<record number>/<category>/<file>,
 # linked to patients in <records_dir>/patient-links.json (never on the ledger).
 records_dir = {records_dir:?}
+# Or the hospital's FHIR R4 server (records read from it, linked the same way):
+# its base URL, and the identifier system of the hospital's record numbers.
+fhir_base = {fhir_base:?}
+fhir_identifier_system = {fhir_system:?}
 
 [gateway.peers]
 # Other members' gateways, by institution id.
@@ -278,6 +289,8 @@ records_dir = {records_dir:?}
             interval = self.consensus.block_interval_ms,
             gateway_listen = self.gateway.listen,
             records_dir = self.gateway.records_dir.display().to_string(),
+            fhir_base = self.gateway.fhir_base,
+            fhir_system = self.gateway.fhir_identifier_system,
             gateway_peers = self
                 .gateway
                 .peers

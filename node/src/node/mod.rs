@@ -195,9 +195,17 @@ fn start_gateway(
         .listen
         .parse()
         .with_context(|| format!("gateway listen address {:?}", config.gateway.listen))?;
-    let source = Arc::new(crate::gateway::DirectorySource::new(
-        home.join(&config.gateway.records_dir),
-    ));
+    let records_dir = home.join(&config.gateway.records_dir);
+    let source: Arc<dyn crate::gateway::RecordSource> = if config.gateway.fhir_base.is_empty() {
+        Arc::new(crate::gateway::DirectorySource::new(records_dir))
+    } else {
+        info!(base = %config.gateway.fhir_base, "records are read from a FHIR server");
+        Arc::new(crate::gateway::fhir::FhirSource::new(
+            &config.gateway.fhir_base,
+            &config.gateway.fhir_identifier_system,
+            records_dir,
+        )?)
+    };
     let holder = Arc::new(crate::gateway::holder::Holder::new(
         shared.clone(),
         source,
