@@ -472,7 +472,7 @@ impl Replay {
     pub fn run(
         &mut self,
         source: impl Iterator<Item = anyhow::Result<ArchivedBlock>> + Send,
-        mut each: impl FnMut(&BlockHeader, &[AuditEntry], u64),
+        mut each: impl FnMut(&ReplayState, &BlockHeader, &[AuditEntry], u64),
     ) -> anyhow::Result<()> {
         let chain = self.chain.clone();
         let skim_upto = self.resumed_at();
@@ -498,12 +498,18 @@ impl Replay {
                 let prepared = prepared?;
                 if self.skim.is_some() {
                     if let Some(skimmed) = self.skim_prepared(prepared)? {
-                        each(&skimmed.header, &skimmed.audit_entries, self.transactions);
+                        each(
+                            &self.state,
+                            &skimmed.header,
+                            &skimmed.audit_entries,
+                            self.transactions,
+                        );
                     }
                     continue;
                 }
                 let replayed = self.apply_prepared(prepared)?;
                 each(
+                    &self.state,
                     &replayed.header,
                     &replayed.execution.audit_entries,
                     self.transactions,

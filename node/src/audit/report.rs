@@ -1,8 +1,14 @@
 //! Reports from a replayed ledger: a summary, one patient's history (what
 //! PIPL's right to know asks for), per institution, and anomalies; as JSON,
 //! CSV and one self-contained HTML page (inline SVG charts, no network).
+//!
+//! Figures are gathered as each block is replayed, with the state at that
+//! point at hand, so the audit entries themselves are not kept — only those
+//! of the patients whose reports were asked for. Memory grows with the
+//! number of patients, practitioners × days and anomalies found, not with
+//! the number of entries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -21,7 +27,15 @@ const DAY_MS: u64 = 86_400_000;
 pub struct Reports {
     counts: BTreeMap<&'static str, u64>,
     patients: BTreeMap<PatientId, u64>,
+    entry_count: u64,
+    /// Whose entries are kept, for their own reports.
+    reported: BTreeSet<PatientId>,
+    /// Those patients' entries.
     entries: Vec<AuditEntry>,
+    accesses_by_holder: BTreeMap<String, u64>,
+    accesses_by_category: BTreeMap<String, u64>,
+    releases_unmatched: Vec<Value>,
+    releases_after_the_grant_ended: Vec<Value>,
     institutions: BTreeMap<String, BTreeMap<&'static str, u64>>,
     requests_by_requester_day: BTreeMap<(String, u64), u64>,
     denied_by_requester: BTreeMap<String, u64>,
@@ -37,15 +51,27 @@ fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K) {
 }
 
 impl Reports {
-    /// Takes in one replayed block: its header and audit entries.
+    /// Reports that keep the entries of `patients` for their own reports.
+    pub fn for_patients(patients: &[PatientId]) -> Self {
+        Self {
+            reported: patients.iter().copied().collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Takes in one replayed block: its header and audit entries, with the
+    /// replayed state after it (an access's decision, patient and
+    /// categories never change once recorded).
     pub fn observe(
         &mut self,
+        ledger: &ReplayState,
         header: &medledger_contracts::block::BlockHeader,
         entries: &[AuditEntry],
     ) {
         self.last_time = header.time;
         for entry in entries {
             bump(&mut self.patients, entry.patient);
+            self.entry_count += 1;
             let day = entry.at.time.0 / DAY_MS;
             match &entry.event {
                 AuditEvent::Granted { .. } => bump(&mut self.counts, "grants"),
@@ -80,6 +106,12 @@ impl Reports {
                         .entry(holder.as_str().to_string())
                         .or_default();
                     bump(institution, "accesses asked of it as holder");
+                    bump(&mut self.accesses_by_holder, holder.as_str().to_string());
+                    if let Some(a) = Self::access(ledger, request) {
+                        for c in a.categories.iter() {
+                            bump(&mut self.accesses_by_category, c.name().to_string());
+                        }
+                    }
                     match decision {
                         Decision::Authorized => bump(&mut self.counts, "accesses authorised"),
                         Decision::Denied(_) => {
@@ -98,13 +130,32 @@ impl Reports {
                         AccessKindTag::Grant => {}
                     }
                 }
-                AuditEvent::Released { holder, .. } => {
+                AuditEvent::Released {
+                    holder,
+                    request,
+                    grant_active,
+                    ..
+                } => {
                     bump(&mut self.counts, "releases");
                     let institution = self
                         .institutions
                         .entry(holder.as_str().to_string())
                         .or_default();
                     bump(institution, "releases");
+                    // Each must rest on an authorised request of the same
+                    // patient (impossible otherwise by the rules, so one
+                    // found is an alarm); one after the grant ended is
+                    // flagged.
+                    let at = json!({"request": request.0.to_hex(), "height": entry.at.height});
+                    match Self::access(ledger, request) {
+                        Some(a)
+                            if a.decision == Decision::Authorized && a.patient == entry.patient => {
+                        }
+                        _ => self.releases_unmatched.push(at.clone()),
+                    }
+                    if !grant_active {
+                        self.releases_after_the_grant_ended.push(at);
+                    }
                 }
                 AuditEvent::EmergencyReviewed { request, .. } => {
                     bump(&mut self.counts, "emergency reviews");
@@ -130,7 +181,9 @@ impl Reports {
                     );
                 }
             }
-            self.entries.push(entry.clone());
+            if self.reported.contains(&entry.patient) {
+                self.entries.push(entry.clone());
+            }
         }
     }
 
@@ -175,30 +228,6 @@ impl Reports {
                 }
             }
         }
-        // Releases: each must rest on an authorised request (impossible
-        // otherwise by the rules, so finding one is an alarm), and one
-        // recorded after a revocation is flagged.
-        let mut unmatched = Vec::new();
-        let mut after_revocation = Vec::new();
-        for entry in &self.entries {
-            if let AuditEvent::Released {
-                request,
-                grant_active,
-                ..
-            } = &entry.event
-            {
-                match Self::access(ledger, request) {
-                    Some(a) if a.decision == Decision::Authorized && a.patient == entry.patient => {
-                    }
-                    _ => unmatched
-                        .push(json!({"request": request.0.to_hex(), "height": entry.at.height})),
-                }
-                if !grant_active {
-                    after_revocation
-                        .push(json!({"request": request.0.to_hex(), "height": entry.at.height}));
-                }
-            }
-        }
         json!({
             "emergency_accesses_not_reviewed_in_time": unreviewed,
             "emergency_review_days": params.emergency_review_days,
@@ -211,8 +240,8 @@ impl Reports {
                 })
                 .collect::<Vec<_>>(),
             "requester_volume_jumps": jumps,
-            "releases_without_an_authorised_request": unmatched,
-            "releases_after_the_grant_ended": after_revocation,
+            "releases_without_an_authorised_request": self.releases_unmatched,
+            "releases_after_the_grant_ended": self.releases_after_the_grant_ended,
         })
     }
 
@@ -220,7 +249,7 @@ impl Reports {
     pub fn summary(&self, ledger: &ReplayState) -> Value {
         json!({
             "height": ledger.height(),
-            "audit_entries": self.entries.len(),
+            "audit_entries": self.entry_count,
             "patients_with_audit_entries": self.patients.len(),
             "counts": self.counts,
             "institutions": self.institutions,
@@ -347,21 +376,6 @@ impl Reports {
     }
 
     fn html(&self, ledger: &ReplayState, summary: &Value, anomalies: &Value) -> String {
-        let mut by_category: BTreeMap<String, u64> = BTreeMap::new();
-        let mut by_holder: BTreeMap<String, u64> = BTreeMap::new();
-        for entry in &self.entries {
-            if let AuditEvent::AccessDecided {
-                request, holder, ..
-            } = &entry.event
-            {
-                bump(&mut by_holder, holder.as_str().to_string());
-                if let Some(a) = Self::access(ledger, request) {
-                    for c in a.categories.iter() {
-                        bump(&mut by_category, c.name().to_string());
-                    }
-                }
-            }
-        }
         let by_day: BTreeMap<String, u64> = self
             .accesses_by_day
             .iter()
@@ -391,11 +405,11 @@ impl Reports {
 <h2>Accesses over time</h2>{day_chart}<h2>Accesses by holder institution</h2>{holder_chart}<h2>Accesses by category</h2>{category_chart}\
 <h2>Anomalies</h2><pre>{anomalies}</pre></body></html>",
             height = ledger.height(),
-            entries = self.entries.len(),
+            entries = self.entry_count,
             patients = self.patients.len(),
             day_chart = bar_chart(&by_day),
-            holder_chart = bar_chart(&by_holder),
-            category_chart = bar_chart(&by_category),
+            holder_chart = bar_chart(&self.accesses_by_holder),
+            category_chart = bar_chart(&self.accesses_by_category),
             anomalies = escape(&serde_json::to_string_pretty(anomalies).unwrap_or_default()),
         )
     }

@@ -148,17 +148,16 @@ pub fn replay(
     if let Some(file) = checkpoint {
         replay.checkpoint_to(file.to_path_buf(), CHECKPOINT_EVERY);
     }
-    let mut reports = Reports::default();
+    let mut reports = Reports::for_patients(&patients);
     let mut progress = Progress::new(total);
     eprintln!(
         "replaying {} from genesis {}",
         genesis.chain_id.as_str(),
         genesis.hash()
     );
-    replay.run(blocks, |header, entries, transactions| {
-        // Reports gather in memory (every audit entry): only when asked for.
+    replay.run(blocks, |state, header, entries, transactions| {
         if report.is_some() {
-            reports.observe(header, entries);
+            reports.observe(state, header, entries);
         }
         progress.tick(header.height, transactions);
     })?;

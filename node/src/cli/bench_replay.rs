@@ -223,7 +223,7 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
         Replay::new(&genesis)?
     };
     let mut progress = Progress::new(Some(total));
-    replay.run(source, |header, _, transactions| {
+    replay.run(source, |_, header, _, transactions| {
         progress.tick(header.height, transactions);
     })?;
     let seconds = progress.seconds();
