@@ -88,3 +88,71 @@ export async function makeKey(page) {
   );
   return (await page.locator("#patient-id").textContent()).trim();
 }
+
+/**
+ * What stands in the way of a patient using the page as it is now: form
+ * controls without an accessible name, unnamed buttons and images, text
+ * below WCAG AA contrast (4.5:1, 3:1 for large text), a page wider than the
+ * screen, no language. An empty list when there is nothing.
+ */
+export async function accessibilityProblems(page) {
+  return page.evaluate(() => {
+    const problems = [];
+    const visible = (el) => el.offsetParent !== null || el.getClientRects().length > 0;
+    const named = (el) =>
+      (el.getAttribute("aria-label") || "").trim() ||
+      (el.getAttribute("aria-labelledby") || "").split(/\s+/).map((id) => document.getElementById(id)?.textContent ?? "").join("").trim() ||
+      (el.id && [...document.querySelectorAll(`label[for="${el.id}"]`)].map((l) => l.textContent).join("").trim()) ||
+      (el.closest("label")?.textContent ?? "").trim();
+    const what = (el) => `${el.tagName.toLowerCase()}${el.id ? "#" + el.id : ""}${el.className ? "." + String(el.className).split(" ").join(".") : ""}`;
+    if (!document.documentElement.lang) problems.push("no lang on <html>");
+    for (const el of document.querySelectorAll("input, select, textarea")) {
+      if (el.type !== "hidden" && visible(el) && !named(el)) problems.push(`unnamed control ${what(el)}`);
+    }
+    for (const el of document.querySelectorAll("button")) {
+      if (visible(el) && !(el.textContent.trim() || el.getAttribute("aria-label"))) problems.push(`unnamed button ${what(el)}`);
+    }
+    for (const el of document.querySelectorAll("svg[role=img], img")) {
+      if (!(el.getAttribute("aria-label") || el.getAttribute("alt"))) problems.push(`image without a text ${what(el)}`);
+    }
+    if (document.documentElement.scrollWidth > window.innerWidth) {
+      problems.push(`page ${document.documentElement.scrollWidth}px wide on a ${window.innerWidth}px screen`);
+    }
+    const rgb = (text) => (text.match(/[\d.]+/g) || []).map(Number);
+    const luminance = ([r, g, b]) => {
+      const c = [r, g, b].map((v) => {
+        const s = v / 255;
+        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+      });
+      return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgb(getComputedStyle(e).backgroundColor);
+        if (c.length === 3 || (c.length === 4 && c[3] > 0)) return c.slice(0, 3);
+      }
+      return [255, 255, 255];
+    };
+    for (const el of document.querySelectorAll("body *")) {
+      const text = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+      if (!text || !visible(el)) continue;
+      const style = getComputedStyle(el);
+      const [a, b] = [luminance(rgb(style.color).slice(0, 3)), luminance(background(el))];
+      const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+      const size = parseFloat(style.fontSize);
+      const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+      if (ratio < (large ? 3 : 4.5)) problems.push(`contrast ${ratio.toFixed(2)} for ${what(el)}: "${el.textContent.trim().slice(0, 30)}"`);
+    }
+    return problems;
+  });
+}
+
+/** Presses Tab until `locator` has the focus (at most `presses` times). */
+export async function tabTo(page, locator, presses = 120) {
+  const target = await locator.elementHandle();
+  for (let i = 0; i < presses; i++) {
+    await page.keyboard.press("Tab");
+    if (await page.evaluate((t) => document.activeElement === t, target)) return true;
+  }
+  return false;
+}

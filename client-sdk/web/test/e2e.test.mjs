@@ -10,7 +10,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { skip, cli, shots, withConsortium, phone, makeKey } from "../test-support/consortium.mjs";
+import { skip, cli, shots, withConsortium, phone, makeKey, accessibilityProblems, tabTo } from "../test-support/consortium.mjs";
 
 test("a patient grants, sees the access live, revokes, and sees the denial", { skip, timeout: 240_000 }, async () => {
   await withConsortium("medledger-app-test", async ({ dir, byId, browser, genesis }) => {
@@ -51,6 +51,32 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     const grant = await grantItem.getAttribute("data-grant");
     // The app checks the listed grant against the transaction it signed.
     await grantItem.locator(".badge.checked.active").waitFor();
+    // Every control named, text legible, nothing wider than the phone; the
+    // grant form can be reached and sent from the keyboard alone.
+    assert.deepEqual(await accessibilityProblems(page), []);
+    // (The check itself finds an unnamed field and faint text when there are some.)
+    await page.evaluate(() => {
+      const probe = document.createElement("div");
+      probe.id = "a11y-probe";
+      const input = document.createElement("input");
+      input.id = "probe-input";
+      const faint = document.createElement("span");
+      faint.textContent = "faint";
+      faint.style.color = "#bbb"; // set through the CSSOM: the app's CSP refuses inline style attributes
+      probe.append(input, faint);
+      document.querySelector("main").append(probe);
+    });
+    const found = await accessibilityProblems(page);
+    assert.ok(found.some((p) => p.startsWith("unnamed control input#probe-input")), found.join("; "));
+    assert.ok(found.some((p) => p.startsWith("contrast") && p.includes("faint")), found.join("; "));
+    await page.evaluate(() => document.getElementById("a11y-probe").remove());
+    await page.locator("#grantee").fill("city-second-hospital");
+    await page.locator("input[value=imaging]").check();
+    const submit = page.getByRole("button", { name: "同意并授权" });
+    assert.ok(await tabTo(page, submit), "the grant button is reachable with Tab");
+    assert.notEqual(await submit.evaluate((b) => getComputedStyle(b).outlineStyle), "none", "focus is visible");
+    await page.keyboard.press("Enter");
+    await page.locator("#grants li[data-grant]").nth(1).waitFor();
     // A short grant to one doctor shows as expiring soon.
     const doctorId = cli(["keys", "show", join(dir, "keys/practitioner.dr-first-1.json")]).match(
       /as a practitioner, id:\s+([0-9a-f]{64})/,
@@ -85,7 +111,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await ask.waitFor();
     await page.screenshot({ path: join(shots, "5-inbox.png"), fullPage: true });
     await ask.getByRole("button", { name: "同意" }).click();
-    await page.locator("#grants li[data-grant]").nth(2).waitFor();
+    await page.locator("#grants li[data-grant]").nth(3).waitFor();
     // The answered request leaves the inbox (it refreshes after the commit).
     await page.waitForFunction(() => document.querySelectorAll("#requests li[data-request]").length === 0);
 
@@ -123,6 +149,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     // The English switch.
     await page.getByRole("button", { name: "English" }).click();
     await page.getByRole("heading", { name: "Who read my records" }).waitFor();
+    assert.deepEqual(await accessibilityProblems(page), []);
     await page.screenshot({ path: join(shots, "7-english.png"), fullPage: true });
   });
 });
