@@ -35,6 +35,11 @@ async function newKeyPair() {
   return { keyPair, publicRaw: new Uint8Array(await crypto.subtle.exportKey("raw", keyPair.publicKey)) };
 }
 
+/** Deletes this device's key record (a recovery started for the wrong ID). */
+export async function forgetKey() {
+  await idb("readwrite", (s) => s.delete("patient"));
+}
+
 /** Stores the key record again (after its recovery completed). */
 export async function storeKey(record) {
   await idb("readwrite", (s) => s.put(record, "patient"));

@@ -1,6 +1,6 @@
 // The patient app: consent in the patient's hands. Keys are made and used in
 // this browser only; the node sees signatures, never the key.
-import { Node, ApiError, createKey, createRecoveryKey, readRecoveryCode, loadKey, storeKey, bcs } from "./api.js";
+import { Node, ApiError, createKey, createRecoveryKey, readRecoveryCode, loadKey, storeKey, forgetKey, bcs } from "./api.js";
 import { qrSvg } from "./qr.js";
 
 const T = {
@@ -30,7 +30,8 @@ const T = {
     pur: { treatment: "诊疗", referral: "转诊", "continuity-of-care": "随访", consultation: "会诊", "insurance-claim": "医保结算", research: "科研" },
     recoverStartTitle: "我换了设备，要找回原来的患者编号", recoverId: "原来的患者编号", recoverStart: "在本设备上生成新密钥",
     recoveringText: "这是找回用的新密钥。请把下面的恢复码交给您的恢复联系人（当面或通过您信任的方式）；足够多的联系人批准后，本设备就会接管您原来的编号和全部授权。",
-    waitingApproval: "正在等待恢复联系人批准本设备的新密钥。", recovered: "已找回：本设备现在使用您原来的编号。",
+    waitingApproval: "正在等待恢复联系人批准本设备的新密钥。",
+    cancelRecovery: "编号填错了：取消这次找回", confirmCancelRecovery: "取消后，本设备上这把找回用的新密钥将被删除，恢复码作废。确定吗？", recovered: "已找回：本设备现在使用您原来的编号。",
     recoveryTitle: "恢复联系人", recoveryText: "如果丢失本设备，您指定的联系人（也须是已登记的患者）可以批准您在新设备上生成的密钥。",
     contacts: "联系人的患者编号（每行一个，最多 8 个）", threshold: "需要几位联系人同意", contactsSubmit: "保存恢复联系人",
     helpTitle: "帮联系人找回", codeLabel: "对方新设备上显示的恢复码", approveSubmit: "我已确认是本人，批准新密钥",
@@ -67,7 +68,8 @@ const T = {
     pur: Object.fromEntries(bcs.PURPOSES.map((p) => [p, p.replace(/-/g, " ")])),
     recoverStartTitle: "I have a new device and want my patient ID back", recoverId: "My old patient ID", recoverStart: "Make a new key on this device",
     recoveringText: "This is a new key for recovering your ID. Give the recovery code below to your recovery contacts (in person, or another way you trust); once enough of them approve, this device takes over your old ID and all its grants.",
-    waitingApproval: "Waiting for your recovery contacts to approve this device's new key.", recovered: "Recovered: this device now uses your old ID.",
+    waitingApproval: "Waiting for your recovery contacts to approve this device's new key.",
+    cancelRecovery: "Wrong ID: cancel this recovery", confirmCancelRecovery: "This deletes the new key made on this device for the recovery; its code stops working. Cancel?", recovered: "Recovered: this device now uses your old ID.",
     recoveryTitle: "Recovery contacts", recoveryText: "If you lose this device, the people you name here (registered patients too) can approve the key you make on a new one.",
     contacts: "Their patient IDs (one per line, at most 8)", threshold: "How many of them must agree", contactsSubmit: "Save recovery contacts",
     helpTitle: "Help a contact recover", codeLabel: "The recovery code shown on their new device", approveSubmit: "I have checked it is them: approve the new key",
@@ -557,6 +559,12 @@ async function main() {
   $("recover-form").addEventListener("submit", recoverStart);
   $("contacts-form").addEventListener("submit", setContacts);
   $("approve-form").addEventListener("submit", approveRecovery);
+  $("cancel-recovery").addEventListener("click", async () => {
+    if (!confirm(t().confirmCancelRecovery)) return;
+    // The key never became the patient's; nothing on the ledger changes.
+    await forgetKey();
+    location.reload();
+  });
   if (key) {
     showKey();
     await startWhenAccepted();

@@ -55,6 +55,15 @@ test("a patient's recovery contact approves their new device, which takes over t
     await device.locator("#recover-id").fill("not-an-id");
     await device.getByRole("button", { name: "在本设备上生成新密钥" }).click();
     assert.notEqual(await device.locator("#recover-id-error").textContent(), "");
+    // A wrong (but well-formed) ID first: the recovery is cancelled, the
+    // device is back at the start and its key is gone.
+    await device.locator("#recover-id").fill("ab".repeat(32));
+    await device.getByRole("button", { name: "在本设备上生成新密钥" }).click();
+    await device.locator("#notice", { hasText: "正在等待恢复联系人批准" }).waitFor();
+    await device.getByRole("button", { name: "编号填错了：取消这次找回" }).click();
+    await device.locator("#start").waitFor();
+    assert.equal(await device.locator("#me").isHidden(), true);
+    await device.getByText("我换了设备，要找回原来的患者编号").click();
     await device.locator("#recover-id").fill(aliceId);
     await device.getByRole("button", { name: "在本设备上生成新密钥" }).click();
     await device.locator("#notice", { hasText: "正在等待恢复联系人批准" }).waitFor();
