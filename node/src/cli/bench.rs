@@ -140,9 +140,46 @@ impl Bench {
     }
 
     async fn height(&self) -> Option<u64> {
-        let url = format!("{}/v1/status", self.layout.nodes[0].http);
+        self.height_of(0).await
+    }
+
+    async fn height_of(&self, node: usize) -> Option<u64> {
+        let url = format!("{}/v1/status", self.layout.nodes[node].http);
         let status: Value = self.http.get(url).send().await.ok()?.json().await.ok()?;
         status["height"].as_u64()
+    }
+
+    /// Restarts the killed validator `node` on its data: how long until it
+    /// answers again, and until it has every block the others committed
+    /// meanwhile. (seconds to serve, seconds to catch up, blocks caught up)
+    async fn restart(&self, node: usize) -> anyhow::Result<(f64, f64, u64)> {
+        let child = super::testnet::spawn_node(&self.layout.nodes[node].home)?;
+        let _stop = super::testnet::RunningNodes(vec![child]);
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(300);
+        let (serving, own) = loop {
+            if let Some(h) = self.height_of(node).await {
+                break (started.elapsed().as_secs_f64(), h);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the restarted node never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let target = self.height().await.unwrap_or(own);
+        while self.height_of(node).await.unwrap_or(0) < target {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the restarted node never caught up"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok((
+            serving,
+            started.elapsed().as_secs_f64(),
+            target.saturating_sub(own),
+        ))
     }
 
     /// Follows the first node's blocks and notes when each transaction commits.
@@ -645,6 +682,16 @@ async fn bench(
     let one_down_committed = bench.committed_by(&accepted, start + window);
     let one_down = one_down_committed as f64 / window.as_secs_f64();
 
+    // The killed validator restarts on its data, now behind by the one-down
+    // window's blocks.
+    let chain_height = bench.height().await.unwrap_or(0);
+    let killed_data = dir_bytes(&bench.layout.nodes[3].home.join("data"));
+    eprintln!(
+        "restart: starting {} again",
+        bench.layout.nodes[3].institution
+    );
+    let (serving_s, caught_up_s, behind) = bench.restart(3).await?;
+
     let per_grant =
         (disk_after_grants.saturating_sub(disk_before_grants)) as f64 / patients.len() as f64;
     let per_mixed =
@@ -678,6 +725,10 @@ async fn bench(
         latencies.len()
     );
     println!("| submit → commit p50 / p95 / p99 | {p50:.0} / {p95:.0} / {p99:.0} ms |");
+    println!(
+        "| restart of the killed validator (chain at height {chain_height}, its data {:.0} MiB) | answering after {serving_s:.2} s; {behind} blocks behind, caught up after {caught_up_s:.2} s |",
+        killed_data as f64 / (1 << 20) as f64
+    );
     println!("| disk per grant (set-up, with its audit entry) | {per_grant:.0} B per node |");
     println!("| disk per transaction (throughput mix) | {per_mixed:.0} B per node |");
     for ((node, before), after) in bench.layout.nodes.iter().zip(&cpu_before).zip(&cpu_after) {
@@ -708,6 +759,7 @@ async fn bench(
         "committed_tps_one_down": one_down,
         "latency_rate_tps": rate,
         "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
+        "restart": {"height": chain_height, "data_bytes": killed_data, "serving_s": serving_s, "caught_up_s": caught_up_s, "blocks_behind": behind},
         "disk_bytes_per_grant": per_grant,
         "disk_bytes_per_tx_mixed": per_mixed,
         "node_cpu_cores": cpu_before.iter().zip(&cpu_after).map(|(b, a)| b.zip(*a).map(|(b, a)| (a - b) / elapsed)).collect::<Vec<_>>(),
