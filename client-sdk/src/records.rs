@@ -554,9 +554,173 @@ impl Drop for Partials {
     }
 }
 
+use crate::SdkError;
+
+/// Largest JSON resource handed to the hospital's FHIR server.
+const HANDED_RESOURCE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// Largest transaction Bundle sent to it.
+const HANDED_BUNDLE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// The `transaction` Bundle that hands fetched FHIR resources to the
+/// requesting hospital's own FHIR R4 server: every JSON resource among
+/// `fetched` is POSTed (the server gives it its own id), its patient
+/// reference (`subject` or `patient`) replaced by `patient_reference` — the
+/// hospital's own patient, e.g. a conditional reference
+/// `Patient?identifier=<system>|<record number>` — and `meta.source` set to
+/// the access request it came under. Items that are not FHIR JSON
+/// (binaries) stay in the directory.
+pub fn fhir_transaction(
+    fetched: &FetchedRecords,
+    request: &RequestId,
+    patient_reference: &str,
+) -> Result<serde_json::Value, SdkError> {
+    let mut entries = Vec::new();
+    for item in fetched.items.iter().filter(|i| i.path.ends_with(".json")) {
+        let path = fetched.dir.join(&item.path);
+        if item.size > HANDED_RESOURCE_BYTES_MAX {
+            return Err(SdkError::Decode(format!(
+                "{} is over {HANDED_RESOURCE_BYTES_MAX} bytes",
+                item.path
+            )));
+        }
+        let text = std::fs::read(&path)
+            .map_err(|e| SdkError::Decode(format!("{}: {e}", path.display())))?;
+        let Ok(serde_json::Value::Object(mut resource)) = serde_json::from_slice(&text) else {
+            continue; // not a FHIR resource
+        };
+        let Some(kind) = resource
+            .get("resourceType")
+            .and_then(|t| t.as_str())
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        resource.remove("id");
+        for field in ["subject", "patient"] {
+            if resource.contains_key(field) {
+                resource.insert(
+                    field.into(),
+                    serde_json::json!({"reference": patient_reference}),
+                );
+            }
+        }
+        resource.insert(
+            "meta".into(),
+            serde_json::json!({"source": format!("urn:medledger:access:{}", request.0.to_hex())}),
+        );
+        entries.push(serde_json::json!({
+            "resource": resource,
+            "request": {"method": "POST", "url": kind},
+        }));
+    }
+    Ok(serde_json::json!({
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": entries,
+    }))
+}
+
+/// Posts [`fhir_transaction`]'s Bundle to the FHIR server at `base`;
+/// returns how many resources it took (its `transaction-response` must
+/// answer every entry with a 2xx status).
+pub async fn hand_to_fhir(
+    fetched: &FetchedRecords,
+    request: &RequestId,
+    base: &str,
+    patient_reference: &str,
+) -> Result<usize, SdkError> {
+    let bundle = fhir_transaction(fetched, request, patient_reference)?;
+    let count = bundle["entry"].as_array().map_or(0, Vec::len);
+    if count == 0 {
+        return Ok(0);
+    }
+    let body = serde_json::to_vec(&bundle).map_err(|e| SdkError::Decode(e.to_string()))?;
+    if body.len() > HANDED_BUNDLE_BYTES_MAX {
+        return Err(SdkError::Decode(format!(
+            "the resources make a Bundle over {HANDED_BUNDLE_BYTES_MAX} bytes"
+        )));
+    }
+    let response = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .map_err(|e| SdkError::Http(e.to_string()))?
+        .post(base.trim_end_matches('/'))
+        .header(reqwest::header::CONTENT_TYPE, "application/fhir+json")
+        .header(reqwest::header::ACCEPT, "application/fhir+json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| SdkError::Http(format!("the FHIR server: {e}")))?;
+    let status = response.status();
+    let answer: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| SdkError::Decode(format!("the FHIR server's answer: {e}")))?;
+    let answered = answer["entry"].as_array().map_or(0, |entries| {
+        entries
+            .iter()
+            .filter(|e| {
+                e["response"]["status"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with('2'))
+            })
+            .count()
+    });
+    if !status.is_success() || answered != count {
+        return Err(SdkError::Api {
+            status: status.as_u16(),
+            code: "fhir_transaction".into(),
+            message: format!("the FHIR server took {answered} of {count} resources"),
+        });
+    }
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_fhir_json_is_handed_over_as_the_hospitals_own_patients() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("lab-reports")).unwrap();
+        std::fs::create_dir_all(dir.path().join("imaging")).unwrap();
+        let observation = br#"{"resourceType":"Observation","id":"o1","meta":{"versionId":"3"},"subject":{"reference":"Patient/p9"}}"#;
+        std::fs::write(dir.path().join("lab-reports/o1.json"), observation).unwrap();
+        std::fs::write(dir.path().join("lab-reports/notes.json"), b"[1, 2]").unwrap();
+        std::fs::write(dir.path().join("imaging/ct.dcm"), [0u8; 64]).unwrap();
+        let item = |path: &str, size| ManifestItem {
+            path: path.into(),
+            category: Category::LabReports,
+            size,
+            sha256: Hash32([0; 32]),
+        };
+        let fetched = FetchedRecords {
+            items: vec![
+                item("lab-reports/o1.json", observation.len() as u64),
+                item("lab-reports/notes.json", 6),
+                item("imaging/ct.dcm", 64),
+            ],
+            dir: dir.path().to_path_buf(),
+            release_height: 1,
+        };
+        let request: RequestId = medledger_contracts::types::TxHash(Hash32([7; 32]));
+        let bundle = fhir_transaction(&fetched, &request, "Patient?identifier=s|B-1").unwrap();
+        let entries = bundle["entry"].as_array().unwrap();
+        assert_eq!(
+            entries.len(),
+            1,
+            "neither a JSON array nor a binary is a resource"
+        );
+        let resource = &entries[0]["resource"];
+        assert_eq!(entries[0]["request"]["url"], "Observation");
+        assert!(resource.get("id").is_none());
+        assert_eq!(resource["subject"]["reference"], "Patient?identifier=s|B-1");
+        assert_eq!(
+            resource["meta"],
+            serde_json::json!({"source": format!("urn:medledger:access:{}", "07".repeat(32))})
+        );
+    }
 
     fn manifest(transfer: Hash32, encapsulated_key: Vec<u8>) -> Manifest {
         Manifest {

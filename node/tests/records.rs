@@ -650,6 +650,27 @@ async fn mock_fhir_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Stri
     let base = format!("http://{}/fhir", listener.local_addr().unwrap());
     let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let (log, own_base) = (requests.clone(), base.clone());
+    // The requesting hospital's side: a transaction Bundle POSTed to the base.
+    let posted = requests.clone();
+    let transaction = warp::post()
+        .and(warp::path("fhir"))
+        .and(warp::path::end())
+        .and(warp::body::bytes())
+        .map(move |body: bytes::Bytes| {
+            // FHIR's media type is application/fhir+json: parsed here, not by warp.
+            let bundle: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            posted.lock().unwrap().push(format!("POST {bundle}"));
+            let entries: Vec<serde_json::Value> = bundle["entry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, _)| serde_json::json!({"response": {"status": "201 Created", "location": format!("Observation/new-{i}/_history/1")}}))
+                .collect();
+            warp::reply::json(&serde_json::json!({
+                "resourceType": "Bundle", "type": "transaction-response", "entry": entries,
+            }))
+        });
     let route = warp::path("fhir")
         .and(warp::path::tail())
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
@@ -692,7 +713,7 @@ async fn mock_fhir_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Stri
             };
             warp::reply::json(&body)
         });
-    tokio::spawn(warp::serve(route).incoming(listener).run());
+    tokio::spawn(warp::serve(transaction.or(route)).incoming(listener).run());
     (base, requests)
 }
 
@@ -744,6 +765,33 @@ async fn records_come_from_the_hospitals_fhir_server() {
             expected
         );
     }
+    // The requesting hospital hands them to its own FHIR server, as its own
+    // patient's, saying where they came from.
+    let own_patient = "Patient?identifier=urn:oid:2.16.156.2|B-0042";
+    let handed = medledger_client_sdk::records::hand_to_fhir(&fetched, &labs, &base, own_patient)
+        .await
+        .unwrap();
+    assert_eq!(handed, 2);
+    let posted = requests
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|r| r.strip_prefix("POST ").map(str::to_string))
+        .unwrap();
+    let bundle: serde_json::Value = serde_json::from_str(&posted).unwrap();
+    assert_eq!(bundle["type"], "transaction");
+    for entry in bundle["entry"].as_array().unwrap() {
+        let resource = &entry["resource"];
+        assert_eq!(entry["request"]["method"], "POST");
+        assert!(resource.get("id").is_none(), "the server gives its own ids");
+        assert_eq!(resource["subject"]["reference"], own_patient);
+        assert_eq!(
+            resource["meta"]["source"],
+            format!("urn:medledger:access:{}", labs.0.to_hex())
+        );
+    }
+    requests.lock().unwrap().retain(|r| !r.starts_with("POST "));
+
     // Only the granted and requested category was searched for.
     let asked = requests.lock().unwrap().clone();
     assert!(

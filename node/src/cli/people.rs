@@ -169,6 +169,14 @@ pub enum HospitalCommand {
         /// Where to write them.
         #[arg(long)]
         out: PathBuf,
+        /// Then hand the FHIR resources to this FHIR R4 server (your
+        /// hospital's), in one transaction Bundle.
+        #[arg(long, requires = "fhir_patient")]
+        fhir_upload: Option<String>,
+        /// Your hospital's patient the resources belong to, as a FHIR
+        /// reference (e.g. `Patient?identifier=<system>|<record number>`).
+        #[arg(long, requires = "fhir_upload")]
+        fhir_patient: Option<String>,
     },
     /// Ask to read records under a grant (a practitioner).
     RequestAccess {
@@ -504,9 +512,21 @@ pub fn hospital(
                     println!("grant {} is {:?} (verified at block {})", g.id.0.to_hex(), g.status, g.height);
                 }
             }
-            HospitalCommand::Fetch { request, holder, out } => {
+            HospitalCommand::Fetch {
+                request,
+                holder,
+                out,
+                fhir_upload,
+                fhir_patient,
+            } => {
                 let request = TxHash(hash(&request, "--request")?);
                 let fetched = medledger_client_sdk::records::fetch_records(&s.client, &me, request, institution(&holder)?, &out).await?;
+                let handed = match (&fhir_upload, &fhir_patient) {
+                    (Some(base), Some(patient)) => Some(
+                        medledger_client_sdk::records::hand_to_fhir(&fetched, &request, base, patient).await?,
+                    ),
+                    _ => None,
+                };
                 if s.json {
                     println!(
                         "{}",
@@ -514,6 +534,7 @@ pub fn hospital(
                             "dir": fetched.dir,
                             "release_height": fetched.release_height,
                             "items": fetched.items.iter().map(|i| json!({"path": i.path, "size": i.size, "sha256": i.sha256.to_hex()})).collect::<Vec<_>>(),
+                            "handed_to_fhir": handed,
                         })
                     );
                 } else {
@@ -525,6 +546,9 @@ pub fn hospital(
                     );
                     for item in &fetched.items {
                         println!("  {:<40} {:>10} bytes  {}", item.path, item.size, &item.sha256.to_hex()[..16]);
+                    }
+                    if let (Some(count), Some(base)) = (handed, &fhir_upload) {
+                        println!("handed {count} FHIR resources to {base} in one transaction");
                     }
                 }
             }
