@@ -637,6 +637,132 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
     let (status, doc) = net.get(0, "/v1/openapi.json").await.unwrap();
     assert_eq!(status, 200);
     assert!(doc["paths"]["/v1/grants/{grant}"]["get"].is_object());
+
+    // What the nodes answer is what the OpenAPI document describes, field by
+    // field (no field missing, none undeclared), for the routes it details.
+    let schema_of = |path: &str| {
+        doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+            .clone()
+    };
+    let patient_hex = story.patient.0.to_hex();
+    let answers = [
+        (
+            "/v1/patients/{patient}/history",
+            client
+                .get_signed(&format!("/v1/patients/{patient_hex}/history"), &patient)
+                .await
+                .unwrap(),
+        ),
+        (
+            "/v1/patients/{patient}/grants",
+            client
+                .get_signed(&format!("/v1/patients/{patient_hex}/grants"), &patient)
+                .await
+                .unwrap(),
+        ),
+        ("/v1/status", net.get(0, "/v1/status").await.unwrap().1),
+        (
+            "/v1/receipts/{tx}",
+            net.get(0, &format!("/v1/receipts/{}", story.grant.0.to_hex()))
+                .await
+                .unwrap()
+                .1,
+        ),
+    ];
+    for (path, answer) in &answers {
+        if let Err(why) = conforms(&doc, answer, &schema_of(path), "") {
+            panic!("{path}: {why}\n{answer}");
+        }
+    }
+    let history = &answers[0].1["items"];
+    assert!(
+        history.as_array().is_some_and(|h| h.len() >= 3),
+        "{history}"
+    );
+    // The check itself refuses an undeclared field and a missing one.
+    let mut extra = answers[2].1.clone();
+    extra["surprise"] = json!(1);
+    assert!(conforms(&doc, &extra, &schema_of("/v1/status"), "").is_err());
+    let mut missing = answers[3].1.clone();
+    missing.as_object_mut().unwrap().remove("height");
+    assert!(conforms(&doc, &missing, &schema_of("/v1/receipts/{tx}"), "").is_err());
+}
+
+/// Whether `value` is what the JSON Schema `schema` of the OpenAPI `doc`
+/// describes, for the keywords the document uses ($ref, type, properties,
+/// required, additionalProperties: false, items, enum, oneOf, the hex
+/// pattern); why not, with where.
+fn conforms(doc: &Value, value: &Value, schema: &Value, at: &str) -> Result<(), String> {
+    if let Some(reference) = schema["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/schemas/");
+        return conforms(doc, value, &doc["components"]["schemas"][name], at);
+    }
+    if let Some(options) = schema["oneOf"].as_array() {
+        let matching = options
+            .iter()
+            .filter(|o| conforms(doc, value, o, at).is_ok())
+            .count();
+        return if matching == 1 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{at}: {matching} of oneOf's {} match {value}",
+                options.len()
+            ))
+        };
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {allowed:?}"));
+    }
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    if let Some(wanted) = schema["type"].as_str()
+        && wanted != kind
+    {
+        return Err(format!("{at}: a {kind}, not a {wanted}"));
+    }
+    if schema["pattern"] == "^[0-9a-f]{64}$"
+        && !value.as_str().is_some_and(|s| {
+            s.len() == 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        })
+    {
+        return Err(format!("{at}: {value} is not 64 lowercase hex characters"));
+    }
+    if let Value::Object(fields) = value {
+        for required in schema["required"].as_array().into_iter().flatten() {
+            let name = required.as_str().unwrap_or_default();
+            if !fields.contains_key(name) {
+                return Err(format!("{at}: `{name}` is missing"));
+            }
+        }
+        for (name, field) in fields {
+            let declared = &schema["properties"][name];
+            if declared.is_null() {
+                if schema["additionalProperties"] == false {
+                    return Err(format!("{at}: `{name}` is not in the document"));
+                }
+                continue;
+            }
+            conforms(doc, field, declared, &format!("{at}.{name}"))?;
+        }
+    }
+    if let (Value::Array(items), Some(item)) = (value, schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            conforms(doc, v, item, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs the `medledger` CLI; its stdout, or a panic with both streams.
