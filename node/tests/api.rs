@@ -845,6 +845,23 @@ async fn the_cli_grants_checks_with_proofs_and_revokes() {
     let allowed = check();
     assert!(allowed.contains("ALLOWED under grant"), "{allowed}");
     assert!(allowed.contains(&grant), "{allowed}");
+    let asked = cli(&[
+        "hospital",
+        "--node",
+        &node,
+        "--genesis",
+        genesis,
+        "--key",
+        doctor_key,
+        "request-access",
+        "--grant",
+        &grant,
+        "--holder",
+        "city-first-hospital",
+        "--category",
+        "lab-reports",
+    ]);
+    assert!(asked.contains("Authorized"), "{asked}");
     let listed = as_patient(&["grants"]);
     assert!(listed.contains("active"), "{listed}");
     assert!(as_patient(&["revoke", &grant]).contains("Applied"));
@@ -852,7 +869,12 @@ async fn the_cli_grants_checks_with_proofs_and_revokes() {
     assert!(refused.contains("NOT ALLOWED"), "{refused}");
     let history = as_patient(&["history"]);
     assert!(
-        history.contains("granted") && history.contains("revoked"),
+        history.contains("granted (grant ") && history.contains("revoked grant "),
+        "{history}"
+    );
+    assert!(
+        history.contains("access request by practitioner")
+            && history.contains("for records at city-first-hospital: authorised"),
         "{history}"
     );
     // A bad category is refused before anything is sent.

@@ -253,6 +253,73 @@ impl Session {
     }
 }
 
+/// One audit entry of a patient's history, in words: when, in which block,
+/// what happened and who did it (ids shortened; `--json` has them whole).
+fn history_line(entry: &Value) -> String {
+    let e = &entry["event"];
+    let text = |k: &str| e[k].as_str().unwrap_or("?").to_string();
+    let short = |k: &str| format!("{}…", e[k].as_str().unwrap_or("?").get(..12).unwrap_or("?"));
+    let what = match e["type"].as_str().unwrap_or("?") {
+        "granted" => format!("granted (grant {})", short("grant")),
+        "revoked" => format!("revoked grant {}", short("grant")),
+        "relinquished" => format!("grant {} given up by its grantee", short("grant")),
+        "consent_requested" => format!("consent requested (request {})", short("request")),
+        "consent_answered" => format!(
+            "consent request {} {}",
+            short("request"),
+            if e["approved"] == true {
+                "approved"
+            } else {
+                "refused"
+            }
+        ),
+        "delegation_started" => format!("{} appointed", text("role")),
+        "delegation_ended" => "guardian or proxy ended".into(),
+        "access_decided" => {
+            let decision = match &e["decision"] {
+                Value::String(s) if s == "authorized" => "authorised".to_string(),
+                other => format!("denied: {}", other["denied"].as_str().unwrap_or("?")),
+            };
+            let kind = match e["kind"].as_str().unwrap_or("") {
+                "emergency" => "EMERGENCY access",
+                "publichealth" => "public-health access",
+                _ => "access request",
+            };
+            format!(
+                "{kind} by practitioner {} for records at {}: {decision}",
+                short("requester"),
+                text("holder")
+            )
+        }
+        "released" => format!(
+            "{} released {} resources{}",
+            text("holder"),
+            e["content_count"],
+            if e["grant_active"] == false {
+                " AFTER THE GRANT HAD ENDED"
+            } else {
+                ""
+            }
+        ),
+        "emergency_reviewed" => format!("emergency access reviewed: {}", text("finding")),
+        "fetch_refused" => format!(
+            "{} refused a fetch by practitioner {}: {}",
+            text("holder"),
+            short("practitioner"),
+            text("reason")
+        ),
+        other => other.to_string(),
+    };
+    let when = entry["time_ms"]
+        .as_u64()
+        .map(|ms| {
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+                .to_string()
+        })
+        .unwrap_or_default();
+    format!("{when}  block {:>6}  {what}", entry["height"])
+}
+
 fn hash(text: &str, what: &str) -> anyhow::Result<Hash32> {
     Hash32::from_hex(text.trim())
         .map_err(|_| anyhow::anyhow!("{what} must be 64 hex characters, got {text:?}"))
@@ -417,14 +484,7 @@ pub fn patient(connection: Connection, command: PatientCommand) -> anyhow::Resul
             }
             PatientCommand::History => {
                 let items = s.client.patient_history(&patient, &me).await?;
-                s.list("history", &items, |e| {
-                    format!(
-                        "block {:>6}  {}  {}",
-                        e["height"],
-                        e["event"]["type"].as_str().unwrap_or("?"),
-                        e["event"]
-                    )
-                });
+                s.list("history", &items, history_line);
             }
         }
         Ok(())
