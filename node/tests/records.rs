@@ -449,6 +449,25 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
         ]
     );
 
+    // The holder counts its refusals by code for its operators.
+    let metrics = net
+        .http
+        .get(net.url(node_of(&net, "city-first-hospital"), "/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for code in ["already_served", "not_authorized", "grant_not_active"] {
+        assert!(
+            metrics.contains(&format!(
+                "medledger_gateway_refusals_total{{code=\"{code}\"}}"
+            )),
+            "{code} not counted:\n{metrics}"
+        );
+    }
+
     // No node logged the hospital's record number, a record's name or a
     // byte of its content, after all of that (at the default log level).
     let mut transfers_logged = 0;

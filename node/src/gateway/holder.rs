@@ -141,9 +141,15 @@ impl Holder {
             GatewayRequest::Open(fetch) => self.open(peer, &fetch),
             GatewayRequest::Chunk { transfer, seq } => self.chunk(peer, transfer, seq),
         };
-        match answer {
+        let response = match answer {
             Ok(response) | Err(response) => response,
+        };
+        if let GatewayResponse::Refused { code, .. } = &response {
+            // Counted whatever the refusal: those that name nothing the
+            // ledger could check are recorded nowhere else but the log.
+            self.shared.metrics.observe_gateway_refusal(code);
         }
+        response
     }
 
     fn open(&self, peer: PeerId, fetch: &SignedFetch) -> Result<GatewayResponse, GatewayResponse> {

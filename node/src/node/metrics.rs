@@ -1,5 +1,6 @@
 //! Prometheus metrics at `/metrics`: height, round, commit latency, mempool
-//! size, peers, and API requests by route and status.
+//! size, peers, API requests by route and status, and the records gateway's
+//! refusals by code.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -31,6 +32,13 @@ struct RouteLabel {
     route: String,
 }
 
+/// Labels of a gateway refusal.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    /// The refusal's stable code (`not_a_member`, `already_served`…).
+    code: String,
+}
+
 /// The node's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -42,6 +50,7 @@ pub struct Metrics {
     committed_transactions: Counter,
     requests: Family<RequestLabels, Counter>,
     request_seconds: Family<RouteLabel, Histogram>,
+    gateway_refusals: Family<CodeLabel, Counter>,
 }
 
 fn seconds_buckets() -> impl Iterator<Item = f64> {
@@ -101,6 +110,12 @@ impl Metrics {
             "API request handling time by route",
             request_seconds.clone(),
         );
+        let gateway_refusals = Family::<CodeLabel, Counter>::default();
+        registry.register(
+            "gateway_refusals",
+            "Records gateway requests this node refused as holder, by code",
+            gateway_refusals.clone(),
+        );
         Self {
             registry,
             height,
@@ -111,7 +126,15 @@ impl Metrics {
             committed_transactions,
             requests,
             request_seconds,
+            gateway_refusals,
         }
+    }
+
+    /// Records a refusal by this node's records gateway.
+    pub fn observe_gateway_refusal(&self, code: &str) {
+        self.gateway_refusals
+            .get_or_create(&CodeLabel { code: code.into() })
+            .inc();
     }
 
     /// Records a commit of a block proposed at `proposed_ms`.
