@@ -601,15 +601,7 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
     assert!(seen.contains(&receipt.tx.0.to_hex()), "{seen}");
 
     // Metrics and the OpenAPI document.
-    let metrics = net
-        .http
-        .get(net.url(0, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = net.metrics(0).await;
     for name in [
         "medledger_height",
         "medledger_round",
@@ -621,15 +613,7 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
         assert!(metrics.contains(name), "{name} missing from:\n{metrics}");
     }
     // Transactions submitted to node 0 reached node 1 by signed gossip.
-    let metrics = net
-        .http
-        .get(net.url(1, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = net.metrics(1).await;
     assert!(
         metrics.contains("medledger_api_requests_total{route=\"/v1/gossip\",status=\"200\"}"),
         "no accepted gossip on node 1:\n{metrics}"
@@ -824,8 +808,8 @@ async fn the_cli_grants_checks_with_proofs_and_revokes() {
     ]);
     let grant: Value = serde_json::from_str(granted.trim()).unwrap();
     let grant = grant["tx"].as_str().unwrap().to_string();
-    let check = || {
-        cli(&[
+    let as_doctor = |rest: &[&str]| {
+        let mut args = vec![
             "hospital",
             "--node",
             &node,
@@ -833,6 +817,12 @@ async fn the_cli_grants_checks_with_proofs_and_revokes() {
             genesis,
             "--key",
             doctor_key,
+        ];
+        args.extend_from_slice(rest);
+        cli(&args)
+    };
+    let check = || {
+        as_doctor(&[
             "check",
             "--patient",
             &patient,
@@ -845,14 +835,7 @@ async fn the_cli_grants_checks_with_proofs_and_revokes() {
     let allowed = check();
     assert!(allowed.contains("ALLOWED under grant"), "{allowed}");
     assert!(allowed.contains(&grant), "{allowed}");
-    let asked = cli(&[
-        "hospital",
-        "--node",
-        &node,
-        "--genesis",
-        genesis,
-        "--key",
-        doctor_key,
+    let asked = as_doctor(&[
         "request-access",
         "--grant",
         &grant,

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use medledger_client_sdk::records::fetch_records;
+use medledger_client_sdk::records::{FetchedRecords, fetch_records};
 use medledger_client_sdk::{
     Client, Identity, KeyFile, SdkError, TermsBuilder, TxBuilder, TxOutcome,
 };
@@ -146,6 +146,13 @@ fn refused_code(result: Result<impl std::fmt::Debug, SdkError>) -> String {
     }
 }
 
+/// The names of the fetched resources, sorted.
+fn sorted_paths(fetched: &FetchedRecords) -> Vec<&str> {
+    let mut paths: Vec<&str> = fetched.items.iter().map(|i| i.path.as_str()).collect();
+    paths.sort_unstable();
+    paths
+}
+
 fn read(dir: &Path, path: &str) -> Vec<u8> {
     std::fs::read(dir.join(path)).unwrap()
 }
@@ -171,8 +178,7 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
     )
     .await
     .unwrap();
-    let mut paths: Vec<&str> = fetched.items.iter().map(|i| i.path.as_str()).collect();
-    paths.sort_unstable();
+    let paths = sorted_paths(&fetched);
     assert_eq!(
         paths,
         [
@@ -450,15 +456,7 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
     );
 
     // The holder counts its refusals by code for its operators.
-    let metrics = net
-        .http
-        .get(net.url(node_of(&net, "city-first-hospital"), "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = net.metrics(node_of(&net, "city-first-hospital")).await;
     for code in ["already_served", "not_authorized", "grant_not_active"] {
         assert!(
             metrics.contains(&format!(
@@ -524,8 +522,7 @@ async fn public_health_access_travels_through_the_cdc_node_and_the_patient_sees_
     let fetched = fetch_records(&cdc_client, &officer, receipt.tx, first.clone(), &out)
         .await
         .unwrap();
-    let mut paths: Vec<&str> = fetched.items.iter().map(|i| i.path.as_str()).collect();
-    paths.sort_unstable();
+    let paths = sorted_paths(&fetched);
     assert_eq!(
         paths,
         ["lab-reports/glucose.json", "lab-reports/panel.json"]
@@ -767,8 +764,7 @@ async fn records_come_from_the_hospitals_fhir_server() {
     )
     .await
     .unwrap();
-    let mut paths: Vec<&str> = fetched.items.iter().map(|i| i.path.as_str()).collect();
-    paths.sort_unstable();
+    let paths = sorted_paths(&fetched);
     assert_eq!(
         paths,
         [

@@ -17,7 +17,7 @@ use medledger_contracts::records::{
     AccessKind, AccessKindTag, AccessRecord, AuditEntry, AuditEvent, Decision, LedgerParameters,
 };
 use medledger_contracts::state::StateKey;
-use medledger_contracts::types::{PatientId, RequestId, Timestamp};
+use medledger_contracts::types::{InstitutionId, PatientId, RequestId, Timestamp};
 use serde_json::{Value, json};
 
 const DAY_MS: u64 = 86_400_000;
@@ -101,11 +101,7 @@ impl Reports {
                         &mut self.requests_by_requester_day,
                         (requester.clone(), day),
                     );
-                    let institution = self
-                        .institutions
-                        .entry(holder.as_str().to_string())
-                        .or_default();
-                    bump(institution, "accesses asked of it as holder");
+                    self.count_at(holder, "accesses asked of it as holder");
                     bump(&mut self.accesses_by_holder, holder.as_str().to_string());
                     if let Some(a) = Self::access(ledger, request) {
                         for c in a.categories.iter() {
@@ -137,11 +133,7 @@ impl Reports {
                     ..
                 } => {
                     bump(&mut self.counts, "releases");
-                    let institution = self
-                        .institutions
-                        .entry(holder.as_str().to_string())
-                        .or_default();
-                    bump(institution, "releases");
+                    self.count_at(holder, "releases");
                     // Each must rest on an authorised request of the same
                     // patient (impossible otherwise by the rules, so one
                     // found is an alarm); one after the grant ended is
@@ -170,11 +162,7 @@ impl Reports {
                     ..
                 } => {
                     bump(&mut self.counts, "fetches refused");
-                    let institution = self
-                        .institutions
-                        .entry(holder.as_str().to_string())
-                        .or_default();
-                    bump(institution, "fetches refused as holder");
+                    self.count_at(holder, "fetches refused as holder");
                     bump(
                         &mut self.refused_fetches,
                         (practitioner.0.to_hex(), reason.code()),
@@ -185,6 +173,16 @@ impl Reports {
                 self.entries.push(entry.clone());
             }
         }
+    }
+
+    /// Counts one `figure` for the institution `holder`.
+    fn count_at(&mut self, holder: &InstitutionId, figure: &'static str) {
+        bump(
+            self.institutions
+                .entry(holder.as_str().to_string())
+                .or_default(),
+            figure,
+        );
     }
 
     fn access(ledger: &ReplayState, request: &RequestId) -> Option<AccessRecord> {

@@ -61,15 +61,18 @@ fn other(message: impl Into<String>) -> std::io::Error {
     std::io::Error::other(message.into())
 }
 
-/// A FHIR id: 1 to 64 of `[A-Za-z0-9-.]`.
+/// Whether `id` is a FHIR id: 1 to 64 of `[A-Za-z0-9-.]`.
+fn is_fhir_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// A JSON value that is a FHIR id.
 fn fhir_id(value: &Value) -> Option<&str> {
-    value.as_str().filter(|id| {
-        !id.is_empty()
-            && id.len() <= 64
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-    })
+    value.as_str().filter(|id| is_fhir_id(id))
 }
 
 /// Whether `resource` refers to `Patient/<patient>` (as `subject` or
@@ -280,11 +283,7 @@ impl RecordSource for FhirSource {
         let Some(server_patient) = self.find_patient(&number)? else {
             return Ok(Vec::new());
         };
-        let wanted: Vec<Category> = if categories.contains(&Category::FullRecord) {
-            Category::ALL.to_vec()
-        } else {
-            categories.to_vec()
-        };
+        let wanted = super::categories_to_list(categories);
         let mut seen = HashSet::new();
         let mut items = Vec::new();
         for category in wanted {
@@ -325,10 +324,7 @@ impl RecordSource for FhirSource {
             .split_once('/')
             .and_then(|(_, name)| name.strip_suffix(".json"))
             .and_then(|name| name.split_once('-'))
-            .filter(|(kind, id)| {
-                kind.bytes().all(|b| b.is_ascii_alphabetic())
-                    && fhir_id(&Value::String((*id).to_string())).is_some()
-            })
+            .filter(|(kind, id)| kind.bytes().all(|b| b.is_ascii_alphabetic()) && is_fhir_id(id))
             .ok_or_else(|| other("not a listed path"))?;
         let number = self
             .links

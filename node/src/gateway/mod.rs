@@ -132,6 +132,16 @@ impl DirectorySource {
     }
 }
 
+/// The categories a source lists for an access to `categories`: every one
+/// for `FullRecord`.
+fn categories_to_list(categories: &[Category]) -> Vec<Category> {
+    if categories.contains(&Category::FullRecord) {
+        Category::ALL.to_vec()
+    } else {
+        categories.to_vec()
+    }
+}
+
 fn plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains('/') && !name.contains('\\')
 }
@@ -145,11 +155,7 @@ impl RecordSource for DirectorySource {
         let Some(dir) = self.patient_dir(patient)? else {
             return Ok(Vec::new());
         };
-        let wanted: Vec<Category> = if categories.contains(&Category::FullRecord) {
-            Category::ALL.to_vec()
-        } else {
-            categories.to_vec()
-        };
+        let wanted = categories_to_list(categories);
         let mut items = Vec::new();
         for category in wanted {
             let category_dir = dir.join(category.name());

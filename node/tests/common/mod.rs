@@ -153,6 +153,18 @@ impl Testnet {
         Some((status, response.json().await.ok()?))
     }
 
+    /// Node `i`'s Prometheus text.
+    pub async fn metrics(&self, i: usize) -> String {
+        self.http
+            .get(self.url(i, "/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn height(&self, i: usize) -> Option<u64> {
         self.get(i, "/v1/status").await?.1["height"].as_u64()
     }
