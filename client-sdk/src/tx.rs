@@ -5,7 +5,8 @@
 use medledger_contracts::crypto::PublicKey;
 use medledger_contracts::encoding::{BoundedVec, Hash32, tagged_hash};
 use medledger_contracts::transaction::{
-    Payload, SignedTransaction, Transaction, key_possession_message, licence_hash,
+    Payload, SignedTransaction, Transaction, guardianship_consent_message, key_possession_message,
+    licence_hash,
 };
 use medledger_contracts::types::*;
 
@@ -23,6 +24,17 @@ fn nonce() -> u64 {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
     u64::from_le_bytes(bytes) ^ now().0
+}
+
+/// The hash a guardianship's evidence is recorded as (R4.7): of a
+/// document's number (e.g. a birth certificate's, 出生医学证明) with a salt
+/// the hospital keeps beside its copy, so that the number, which is short
+/// enough to guess, cannot be confirmed from the ledger.
+pub fn guardianship_evidence_hash(salt: &[u8; 16], document_number: &str) -> Hash32 {
+    tagged_hash(
+        b"medledger/guardianship-evidence/v1",
+        &[salt, document_number.as_bytes()],
+    )
 }
 
 /// The SHA-256 of a consent notice's text, as the patient was shown it.
@@ -186,6 +198,39 @@ impl TxBuilder {
             role,
             expires_at,
         })
+    }
+
+    /// A hospital records `patient_key`'s holder as a minor under `guardian`
+    /// until `minor_until` (R4.7); the patient's key (held by the guardian
+    /// for a child) signs its consent to exactly these terms.
+    pub fn record_guardianship(
+        &self,
+        patient_key: &crate::KeyFile,
+        guardian: PatientId,
+        minor_until: Timestamp,
+        evidence_hash: Hash32,
+    ) -> SignedTransaction {
+        let patient = patient_key.patient_id();
+        let patient_consent = patient_key.secret().sign(&guardianship_consent_message(
+            &self.chain,
+            &patient,
+            &guardian,
+            minor_until,
+            &evidence_hash,
+        ));
+        self.sign(Payload::RecordGuardianship {
+            patient,
+            guardian,
+            minor_until,
+            evidence_hash,
+            patient_consent,
+        })
+    }
+
+    /// The patient's current key cancels a pending change of recovery
+    /// contacts and a pending key replacement (R4.11).
+    pub fn cancel_control_change(&self) -> SignedTransaction {
+        self.sign(Payload::CancelControlChange)
     }
 
     /// Ends a delegation.

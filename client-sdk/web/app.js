@@ -42,6 +42,19 @@ const T = {
     errCode: "恢复码应为 256 位十六进制字符，请向对方重新核对。", errCodeProof: "恢复码已损坏或被改动：其中的签名不成立。",
     errCodeSelf: "这是您自己的恢复码，须由您的联系人批准。",
     keyReplaced: "本设备的密钥已不再是您的密钥（已通过恢复换成新设备的密钥）。请在新设备上管理您的授权。",
+    controlChanged: "账户控制变更",
+    control: {
+      recovery_contacts_changed: "恢复联系人已更改",
+      recovery_approved: "一位恢复联系人批准了新密钥",
+      key_replacement_scheduled: "恢复联系人将用新密钥替换您的密钥",
+      key_rotated: "您的密钥已更换",
+      pending_changes_cancelled: "待生效的变更已取消",
+    },
+    effectiveAt: (when) => `生效时间：${when}`,
+    pendingPolicy: (n, k, when) => `待生效：新的恢复联系人（${n} 位，需 ${k} 位同意），${when} 起生效。`,
+    pendingKey: (when) => `待生效：恢复联系人批准的新密钥将于 ${when} 替换本设备的密钥。`,
+    notYou: "如果这不是您本人的操作，请立即取消。",
+    cancelChange: "取消待生效的变更",
   },
   en: {
     title: "My record consents", startTitle: "Start", startText: "Make your key on this device. The private key never leaves it; no node ever sees it.",
@@ -80,6 +93,19 @@ const T = {
     errCode: "A recovery code is 256 hexadecimal characters; check it with them again.", errCodeProof: "This recovery code is damaged or altered: its signature does not hold.",
     errCodeSelf: "This is your own recovery code: your contacts approve it.",
     keyReplaced: "This device's key is no longer your key (it was replaced through recovery by a new device's). Manage your grants on the new device.",
+    controlChanged: "Account control changed",
+    control: {
+      recovery_contacts_changed: "recovery contacts changed",
+      recovery_approved: "a recovery contact approved a new key",
+      key_replacement_scheduled: "recovery contacts will replace your key with a new one",
+      key_rotated: "your key was replaced",
+      pending_changes_cancelled: "pending changes cancelled",
+    },
+    effectiveAt: (when) => `takes effect ${when}`,
+    pendingPolicy: (n, k, when) => `Pending: new recovery contacts (${n}; ${k} must agree), in force from ${when}.`,
+    pendingKey: (when) => `Pending: a new key approved by your recovery contacts replaces this device's key at ${when}.`,
+    notYou: "If this was not you, cancel it now.",
+    cancelChange: "Cancel the pending change",
   },
 };
 
@@ -159,6 +185,7 @@ async function refresh() {
     const recovery = await node.getSigned(key, `/v1/patients/${key.patient}/recovery`);
     const policy = recovery.policy ? t().policy(recovery.policy.contacts.length, recovery.policy.threshold) : t().noPolicy;
     $("recovery-policy").textContent = recovery.approvals.length ? `${policy} ${t().approvalsSoFar(recovery.approvals.length)}` : policy;
+    showPendingChanges(recovery);
     localStorage.setItem(acceptedMark(), "1");
     return true;
   } catch (e) {
@@ -176,6 +203,40 @@ async function refresh() {
     } else $("registered").textContent = "";
     return false;
   }
+}
+
+function localTime(ms) {
+  return new Date(ms).toLocaleString(lang === "zh" ? "zh-CN" : "en");
+}
+
+/**
+ * Changes of who controls the account that wait out the ledger's delay
+ * (rules R4.2, R4.3): said as a warning with a button that cancels them
+ * with this device's key (R4.11), and looked at again when they fall due.
+ */
+let pendingTimer = null;
+function showPendingChanges(recovery) {
+  const box = $("recovery-pending");
+  const lines = [];
+  const due = [];
+  if (recovery.pending_policy) {
+    const p = recovery.pending_policy;
+    lines.push(t().pendingPolicy(p.contacts.length, p.threshold, localTime(p.effective_at)));
+    due.push(p.effective_at);
+  }
+  if (recovery.pending_key) {
+    lines.push(t().pendingKey(localTime(recovery.pending_key.effective_at)));
+    due.push(recovery.pending_key.effective_at);
+  }
+  box.hidden = !lines.length;
+  clearTimeout(pendingTimer);
+  if (!lines.length) {
+    box.replaceChildren();
+    return;
+  }
+  box.replaceChildren(`${lines.join(" ")} ${t().notYou} `,
+    actionButton(t().cancelChange, "secondary cancel-change", { kind: "cancelControlChange" }));
+  pendingTimer = setTimeout(refresh, Math.max(0, Math.min(...due) - Date.now()) + 1500);
 }
 
 /** Remembers that the node accepted this device's key for this patient. */
@@ -431,6 +492,12 @@ function historyItem(entry) {
     case "revoked":
       item.append(badge(t().revoked, "revoked"), ` ${when}`);
       break;
+    case "control_changed":
+      // A change of who controls the account is always a warning.
+      item.classList.add("warning");
+      item.append(badge(t().controlChanged, "emergency"),
+        ` ${when} · ${t().control[e.change] ?? e.change} · ${t().effectiveAt(localTime(e.effective_at))}`);
+      break;
     default:
       item.append(badge(t()[e.type] ?? e.type, ""), ` ${when}`);
   }
@@ -504,7 +571,7 @@ function showKey() {
 
 async function live() {
   const source = await node.events(key, (entry) => {
-    const names = { access_decided: t().access, released: t().released, granted: t().granted, revoked: t().revoked, fetch_refused: t().fetchRefused };
+    const names = { access_decided: t().access, released: t().released, granted: t().granted, revoked: t().revoked, fetch_refused: t().fetchRefused, control_changed: t().controlChanged };
     const text = `${t().newAccess}: ${names[entry.event.type] ?? entry.event.type}`;
     say(text);
     if ("Notification" in window && Notification.permission === "granted") new Notification("medledger", { body: text });

@@ -86,6 +86,7 @@ export const PURPOSES = ["treatment", "referral", "continuity-of-care", "consult
 const SIGNER = { patient: 0, delegate: 1, practitioner: 2, institution: 3, institutionNode: 4 };
 const PAYLOAD = {
   registerPatient: 0, setRecoveryPolicy: 1, approveRecovery: 2, grant: 9, revoke: 10, answerConsentRequest: 13, delegate: 14, endDelegation: 15,
+  cancelControlChange: 22,
 };
 
 /** An institution id: 1-64 of a-z, 0-9, '-'. */
@@ -133,6 +134,7 @@ export function transactionBytes(tx) {
   w.uleb(PAYLOAD[p.kind]);
   switch (p.kind) {
     case "registerPatient":
+    case "cancelControlChange":
       break;
     case "grant":
       writeTerms(w, p.terms);

@@ -50,3 +50,9 @@ pub const BLOCK_TRANSACTIONS_MAX: usize = 20_000;
 pub const BLOCK_BYTES_MAX: usize = 32 * 1024 * 1024;
 /// Largest encoded commit certificate.
 pub const CERTIFICATE_BYTES_MAX: usize = 64 * 1024;
+/// The longest minority a hospital may record [R4.7]: 14 years from the
+/// block that records it, counted as 14 × 365 days plus the 4 leap days
+/// 14 years can hold. PIPL art. 31 treats under-14s' personal information
+/// as needing a guardian's consent; from 14 a patient consents for
+/// themselves, so no minority recorded here can outlast a 14th birthday.
+pub const MINORITY_MS_MAX: u64 = (14 * 365 + 4) * 24 * 3_600_000;

@@ -48,6 +48,8 @@ pub mod tags {
     pub const LICENCE: &[u8] = b"medledger/licence/v1";
     /// A signed read of the HTTP API (method, path, body hash, time, nonce).
     pub const HTTP_REQUEST: &[u8] = b"medledger/http-request/v1";
+    /// A patient's key accepting a recorded guardianship (R4.7).
+    pub const GUARDIANSHIP_CONSENT: &[u8] = b"medledger/guardianship-consent/v1";
 }
 
 /// A SHA-256 digest.

@@ -70,12 +70,62 @@ pub struct PatientRecord {
     pub recovery: Option<RecoveryPolicy>,
     /// Recovery approvals so far: delegate and the key they approved.
     pub recovery_approvals: BoundedVec<(PatientId, PublicKey), RECOVERY_APPROVALS_MAX>,
+    /// A new recovery policy waiting out the control-change delay [R4.2].
+    pub pending_recovery: Option<Pending<RecoveryPolicy>>,
+    /// A key approved by recovery contacts, waiting out the delay [R4.3].
+    pub pending_key: Option<Pending<PublicKey>>,
+}
+
+/// A change of who controls a patient's account that takes effect only at
+/// `effective_at`, so the current key can cancel it first [R4.11].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending<T> {
+    /// What will take effect.
+    pub value: T,
+    /// From when (block time).
+    pub effective_at: Timestamp,
 }
 
 impl PatientRecord {
     /// Whether the patient is a minor at `time`.
     pub fn is_minor_at(&self, time: Timestamp) -> bool {
         self.minor_until.is_some_and(|until| time < until)
+    }
+
+    /// The key that signs for the patient at `time`: a key approved by
+    /// recovery contacts once its delay has passed, else the current one.
+    pub fn key_at(&self, time: Timestamp) -> &PublicKey {
+        match &self.pending_key {
+            Some(pending) if pending.effective_at <= time => &pending.value,
+            _ => &self.key,
+        }
+    }
+
+    /// The recovery policy in force at `time`.
+    pub fn recovery_at(&self, time: Timestamp) -> Option<&RecoveryPolicy> {
+        match &self.pending_recovery {
+            Some(pending) if pending.effective_at <= time => Some(&pending.value),
+            _ => self.recovery.as_ref(),
+        }
+    }
+
+    /// Moves every pending change whose delay has passed into place, so the
+    /// record can be written back with what is in force at `time`.
+    pub fn settle(&mut self, time: Timestamp) {
+        if self
+            .pending_key
+            .as_ref()
+            .is_some_and(|p| p.effective_at <= time)
+        {
+            self.key = self.pending_key.take().map(|p| p.value).unwrap_or(self.key);
+        }
+        if self
+            .pending_recovery
+            .as_ref()
+            .is_some_and(|p| p.effective_at <= time)
+        {
+            self.recovery = self.pending_recovery.take().map(|p| p.value);
+        }
     }
 }
 
@@ -168,6 +218,9 @@ pub struct DelegationRecord {
     pub expires_at: Timestamp,
     /// The hospital that recorded a minor's guardianship, if that is how it began.
     pub recorded_by: Option<InstitutionId>,
+    /// For a recorded guardianship, the hash of the evidence the hospital
+    /// saw (e.g. of a birth certificate's number) [R4.7].
+    pub evidence_hash: Option<Hash32>,
     /// When it was ended early.
     pub ended_at: Option<BlockRef>,
 }
@@ -361,6 +414,10 @@ pub struct LedgerParameters {
     pub emergency_review_days: u32,
     /// Longest a grant may last, in days.
     pub grant_duration_days_max: u32,
+    /// How long a change of a patient's recovery contacts, or a key replaced
+    /// by those contacts, waits before it takes effect, in milliseconds
+    /// (the patient's current key can cancel it meanwhile) [R4.2] [R4.3].
+    pub control_change_delay_ms: u64,
 }
 
 impl Default for LedgerParameters {
@@ -369,6 +426,7 @@ impl Default for LedgerParameters {
             validator_change_delay_heights: 2,
             emergency_review_days: 7,
             grant_duration_days_max: 3_650,
+            control_change_delay_ms: 72 * 3_600_000,
         }
     }
 }
@@ -577,6 +635,47 @@ pub enum AuditEvent {
         /// Why.
         reason: FetchRefusal,
     },
+    /// Who controls the patient's account changed, or will at `effective_at`
+    /// unless the current key cancels it [R4.2] [R4.3] [R4.4] [R4.11]. The
+    /// patient's app shows these as warnings.
+    ControlChanged {
+        /// What changed.
+        change: ControlChange,
+        /// When it takes (or took) effect.
+        effective_at: Timestamp,
+    },
+}
+
+/// A change of who controls a patient's account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlChange {
+    /// New recovery contacts were named; they apply from `effective_at`.
+    RecoveryContactsChanged,
+    /// A recovery contact approved a new key for the patient.
+    RecoveryApproved {
+        /// Which contact.
+        contact: PatientId,
+    },
+    /// Enough contacts approved the same new key: it replaces the patient's
+    /// key at `effective_at` unless the current key cancels it.
+    KeyReplacementScheduled,
+    /// The patient's own key replaced itself.
+    KeyRotated,
+    /// The current key cancelled the pending contacts and key change.
+    PendingChangesCancelled,
+}
+
+impl ControlChange {
+    /// Its stable name on the HTTP API and in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::RecoveryContactsChanged => "recovery_contacts_changed",
+            Self::RecoveryApproved { .. } => "recovery_approved",
+            Self::KeyReplacementScheduled => "key_replacement_scheduled",
+            Self::KeyRotated => "key_rotated",
+            Self::PendingChangesCancelled => "pending_changes_cancelled",
+        }
+    }
 }
 
 /// The kind of an access without its details.

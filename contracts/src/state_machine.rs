@@ -21,20 +21,32 @@
 //! **R4 Membership.**
 //! R4.1 `RegisterPatient` creates the patient (once).
 //! R4.2 `SetRecoveryPolicy`: the patient only; delegates are other registered
-//! patients; pending approvals are cleared.
-//! R4.3 `ApproveRecovery`: a delegate of the policy approves a key (replacing
-//! their earlier approval); when `threshold` delegates approve the same key
-//! it becomes the patient's key and approvals clear. Grants and history stay
-//! with the patient id.
+//! patients; pending approvals are cleared. The new policy takes effect
+//! `control_change_delay_ms` (genesis) after the block, until when the policy
+//! before it stays in force; an audit entry (`ControlChanged`) says when.
+//! R4.3 `ApproveRecovery`: a delegate of the policy in force approves a key
+//! (replacing their earlier approval), with an audit entry; when `threshold`
+//! delegates approve the same key it is scheduled to become the patient's key
+//! `control_change_delay_ms` after the block (audited), and approvals clear;
+//! until then the current key signs (and may cancel, R4.11). Grants and
+//! history stay with the patient id.
 //! R4.4 `RotateKey`: replaces the signer's own key, or (role
 //! `InstitutionNode`, signed by the admin key) the node key; a validator's new
-//! node key takes effect in the validator set after the change delay.
+//! node key takes effect in the validator set after the change delay. A
+//! patient's rotation is audited in the patient's trail.
 //! R4.5 `RegisterPractitioner`: an active institution registers a new key.
 //! R4.6 `RetirePractitioner`: only their own institution.
 //! R4.7 `RecordGuardianship`: an active hospital or internet hospital records
-//! a registered patient as a minor until a future time, under a registered
-//! guardian (not the patient); this creates a guardian delegation that
-//! lapses when the minor comes of age.
+//! a registered patient as a minor until a future time at most 14 years
+//! ahead (PIPL art. 31: under 14 a guardian consents), under a registered
+//! guardian (not the patient), naming the hash of its evidence, with the
+//! patient's current key's signature over the terms (for a child the
+//! guardian holds that key; a patient who holds their own key is never made
+//! a minor without it). A minority's end is fixed when first recorded: a
+//! later guardianship may name another guardian but not extend it, and none
+//! may be recorded once it has ended. This creates a guardian delegation
+//! that lapses when the minor comes of age, audited in the minor's trail
+//! (seen by the patient, the guardian and regulators).
 //! R4.8 `Propose`: a validator of the current set proposes; the action must be
 //! valid now; the proposer's vote counts for it.
 //! R4.9 `Vote`: validators of the current set vote once on an open, unexpired
@@ -45,6 +57,9 @@
 //! R4.10 A validator-set change takes effect `validator_change_delay_heights`
 //! after the height that carried it. A change that leaves no voting power or
 //! more than the maximum number of validators is invalid.
+//! R4.11 `CancelControlChange`: the patient's current key cancels a pending
+//! recovery policy and a pending key replacement (and clears approvals),
+//! audited; with nothing pending it is refused.
 //!
 //! **R5 Consent.**
 //! R5.1 `Grant`: by the patient or an active delegate for that patient; the
@@ -66,7 +81,9 @@
 //! R5.7 `Delegate`: an adult patient, in person, appoints another registered
 //! patient until a future time.
 //! R5.8 `EndDelegation`: the patient (except a minor ending their guardian),
-//! the delegate, or the hospital that recorded the guardianship.
+//! the delegate, the hospital that recorded the guardianship, or (for a
+//! recorded guardianship only) a regulator, whose ruling also ends the
+//! minority at that block: from then the patient decides alone.
 //! R5.9 A delegate signs only `Grant`, `Revoke` and `AnswerConsentRequest`,
 //! only for the delegation's patient, only while the delegation is active.
 //!
@@ -350,10 +367,12 @@ fn resolve_signer(st: &Overlay<'_>, tx: &VerifiedTransaction, ctx: &BlockContext
                 }
                 return Ok(Actor::NewPatient(*id, *key));
             }
-            let record: PatientRecord = st
+            let mut record: PatientRecord = st
                 .get(&StateKey::Patient(*id))?
                 .ok_or(Rejection::UnknownSigner)?;
-            check_key(&record.key)?;
+            check_key(record.key_at(ctx.time))?;
+            // What is written back is what is in force now [R4.2] [R4.3].
+            record.settle(ctx.time);
             Ok(Actor::Patient(*id, record))
         }
         Signer::Delegate(delegation) => {
@@ -363,7 +382,7 @@ fn resolve_signer(st: &Overlay<'_>, tx: &VerifiedTransaction, ctx: &BlockContext
             let delegate: PatientRecord = st
                 .get(&StateKey::Patient(record.delegate))?
                 .ok_or(Rejection::UnknownSigner)?;
-            check_key(&delegate.key)?;
+            check_key(delegate.key_at(ctx.time))?;
             if !record.is_active_at(ctx.time) {
                 return reject(Rejection::DelegationNotActive);
             }
@@ -422,10 +441,11 @@ fn apply_transaction(
         Payload::SetRecoveryPolicy {
             delegates,
             threshold,
-        } => set_recovery(st, actor, delegates, *threshold),
+        } => set_recovery(st, actor, delegates, *threshold, ctx),
         Payload::ApproveRecovery {
             patient, new_key, ..
-        } => approve_recovery(st, actor, *patient, *new_key),
+        } => approve_recovery(st, actor, *patient, *new_key, ctx),
+        Payload::CancelControlChange => cancel_control_change(st, actor, ctx),
         Payload::RotateKey { role, new_key, .. } => rotate_key(st, actor, *role, *new_key, ctx),
         Payload::RegisterPractitioner {
             key,
@@ -480,7 +500,18 @@ fn apply_transaction(
             patient,
             guardian,
             minor_until,
-        } => record_guardianship(st, actor, id, *patient, *guardian, *minor_until, ctx),
+            evidence_hash,
+            patient_consent,
+        } => {
+            let guardianship = Guardianship {
+                patient: *patient,
+                guardian: *guardian,
+                minor_until: *minor_until,
+                evidence_hash: *evidence_hash,
+                patient_consent: *patient_consent,
+            };
+            record_guardianship(st, actor, id, &guardianship, tx.chain(), ctx)
+        }
         Payload::Propose { action, expires_at } => propose(st, actor, id, action, *expires_at, ctx),
         Payload::Vote { proposal, approve } => vote(st, actor, *proposal, *approve, ctx),
         Payload::Grant(terms) => {
@@ -598,6 +629,8 @@ fn register_patient(st: &mut Overlay<'_>, actor: Actor, ctx: &BlockContext) -> S
             minor_until: None,
             recovery: None,
             recovery_approvals: BoundedVec::default(),
+            pending_recovery: None,
+            pending_key: None,
         },
     );
     Ok(Effect::applied())
@@ -608,6 +641,7 @@ fn set_recovery(
     actor: Actor,
     delegates: &BoundedVec<PatientId, { crate::constants::RECOVERY_DELEGATES_MAX }>,
     threshold: u8,
+    ctx: &BlockContext,
 ) -> Step<Effect> {
     // [R4.2]
     let Actor::Patient(id, mut record) = actor else {
@@ -624,13 +658,43 @@ fn set_recovery(
             return not_found("recovery delegate");
         }
     }
-    record.recovery = Some(RecoveryPolicy {
-        delegates: delegates.clone(),
-        threshold,
+    // A thief holding an unlocked phone could name contacts of their own:
+    // the new contacts wait out the delay, which the patient sees.
+    let effective_at = control_change_time(st, ctx)?;
+    record.pending_recovery = Some(Pending {
+        value: RecoveryPolicy {
+            delegates: delegates.clone(),
+            threshold,
+        },
+        effective_at,
     });
     record.recovery_approvals = BoundedVec::default();
     st.put(&StateKey::Patient(id), &record);
-    Ok(Effect::applied())
+    Ok(control_changed(
+        id,
+        ControlChange::RecoveryContactsChanged,
+        effective_at,
+    ))
+}
+
+/// When a control change made now takes effect: after the genesis delay.
+fn control_change_time(st: &Overlay<'_>, ctx: &BlockContext) -> Step<Timestamp> {
+    let params: LedgerParameters = st.get(&StateKey::Parameters)?.unwrap_or_default();
+    Ok(Timestamp(
+        ctx.time.0.saturating_add(params.control_change_delay_ms),
+    ))
+}
+
+/// The audit entry for a change of who controls `patient`'s account.
+fn control_changed(patient: PatientId, change: ControlChange, effective_at: Timestamp) -> Effect {
+    Effect::with(
+        Outcome::Applied,
+        patient,
+        AuditEvent::ControlChanged {
+            change,
+            effective_at,
+        },
+    )
 }
 
 fn approve_recovery(
@@ -638,6 +702,7 @@ fn approve_recovery(
     actor: Actor,
     patient: PatientId,
     new_key: PublicKey,
+    ctx: &BlockContext,
 ) -> Step<Effect> {
     // [R4.3]
     let Actor::Patient(delegate, _) = actor else {
@@ -646,8 +711,9 @@ fn approve_recovery(
     let mut record: PatientRecord = st
         .get(&StateKey::Patient(patient))?
         .ok_or(Rejection::NotFound("patient".into()))?;
+    record.settle(ctx.time);
     let Some(policy) = record.recovery.clone() else {
-        return not_permitted("the patient set no recovery policy");
+        return not_permitted("the patient has no recovery policy in force");
     };
     if !policy.delegates.contains(&delegate) {
         return not_permitted("the signer is not one of the patient's recovery delegates");
@@ -662,12 +728,48 @@ fn approve_recovery(
         .iter()
         .filter(|(_, key)| *key == new_key)
         .count();
-    if agreeing >= usize::from(policy.threshold) {
-        record.key = new_key;
+    let effect = if agreeing >= usize::from(policy.threshold) {
+        // Colluding contacts must not replace the key unnoticed: the
+        // replacement waits out the delay, and the current key can cancel it.
+        let effective_at = control_change_time(st, ctx)?;
+        record.pending_key = Some(Pending {
+            value: new_key,
+            effective_at,
+        });
         record.recovery_approvals = BoundedVec::default();
-    }
+        control_changed(
+            patient,
+            ControlChange::KeyReplacementScheduled,
+            effective_at,
+        )
+    } else {
+        control_changed(
+            patient,
+            ControlChange::RecoveryApproved { contact: delegate },
+            ctx.time,
+        )
+    };
     st.put(&StateKey::Patient(patient), &record);
-    Ok(Effect::applied())
+    Ok(effect)
+}
+
+/// [R4.11] The patient's current key cancels pending control changes.
+fn cancel_control_change(st: &mut Overlay<'_>, actor: Actor, ctx: &BlockContext) -> Step<Effect> {
+    let Actor::Patient(id, mut record) = actor else {
+        return not_permitted("only the patient's current key cancels a pending change");
+    };
+    if record.pending_key.is_none() && record.pending_recovery.is_none() {
+        return not_found("pending change");
+    }
+    record.pending_key = None;
+    record.pending_recovery = None;
+    record.recovery_approvals = BoundedVec::default();
+    st.put(&StateKey::Patient(id), &record);
+    Ok(control_changed(
+        id,
+        ControlChange::PendingChangesCancelled,
+        ctx.time,
+    ))
 }
 
 fn rotate_key(
@@ -682,6 +784,7 @@ fn rotate_key(
         (Actor::Patient(id, mut record), KeyRole::Own) => {
             record.key = new_key;
             st.put(&StateKey::Patient(id), &record);
+            return Ok(control_changed(id, ControlChange::KeyRotated, ctx.time));
         }
         (Actor::Practitioner(id, mut record), KeyRole::Own) => {
             if record.status != MemberStatus::Active {
@@ -748,13 +851,21 @@ fn schedule_validator_set(
     Ok(())
 }
 
+/// The terms of a `RecordGuardianship`.
+struct Guardianship {
+    patient: PatientId,
+    guardian: PatientId,
+    minor_until: Timestamp,
+    evidence_hash: crate::encoding::Hash32,
+    patient_consent: crate::crypto::Signature,
+}
+
 fn record_guardianship(
     st: &mut Overlay<'_>,
     actor: Actor,
     id: TxHash,
-    patient: PatientId,
-    guardian: PatientId,
-    minor_until: Timestamp,
+    g: &Guardianship,
+    chain: &crate::types::ChainId,
     ctx: &BlockContext,
 ) -> Step<Effect> {
     // [R4.7]
@@ -767,41 +878,73 @@ fn record_guardianship(
     ) {
         return not_permitted("only hospitals record guardianship");
     }
-    if patient == guardian {
+    if g.patient == g.guardian {
         return not_permitted("a patient cannot be their own guardian");
     }
-    if minor_until <= ctx.time {
+    if g.minor_until <= ctx.time {
         return reject(Rejection::BadTime(
             "minor_until is not in the future".into(),
         ));
     }
+    if g.minor_until.0 > ctx.time.0.saturating_add(crate::constants::MINORITY_MS_MAX) {
+        return reject(Rejection::BadTime(
+            "a minority recorded now ends within 14 years".into(),
+        ));
+    }
     let mut minor: PatientRecord = st
-        .get(&StateKey::Patient(patient))?
+        .get(&StateKey::Patient(g.patient))?
         .ok_or(Rejection::NotFound("patient".into()))?;
     if st
-        .get::<PatientRecord>(&StateKey::Patient(guardian))?
+        .get::<PatientRecord>(&StateKey::Patient(g.guardian))?
         .is_none()
     {
         return not_found("guardian");
     }
-    minor.minor_until = Some(minor_until);
-    st.put(&StateKey::Patient(patient), &minor);
+    // A minority's end is fixed when first recorded: a later guardianship
+    // (a new guardian) may not extend it, nor start again once it is over.
+    if let Some(until) = minor.minor_until {
+        if until <= ctx.time {
+            return not_permitted("this patient's recorded minority has ended");
+        }
+        if g.minor_until > until {
+            return not_permitted("a recorded minority cannot be extended");
+        }
+    }
+    // The patient's own key must agree (for a child, the guardian holds it):
+    // a hospital alone cannot make a patient who holds their key a minor.
+    let message = guardianship_consent_message(
+        chain,
+        &g.patient,
+        &g.guardian,
+        g.minor_until,
+        &g.evidence_hash,
+    );
+    let consents = minor
+        .key_at(ctx.time)
+        .prepare()
+        .and_then(|key| key.verify(&message, &g.patient_consent));
+    if consents.is_err() {
+        return not_permitted("the patient's current key did not sign this guardianship");
+    }
+    minor.minor_until = Some(g.minor_until);
+    st.put(&StateKey::Patient(g.patient), &minor);
     let role = DelegateRole::Guardian;
     st.put(
         &StateKey::Delegation(id),
         &DelegationRecord {
-            patient,
-            delegate: guardian,
+            patient: g.patient,
+            delegate: g.guardian,
             role,
             created_at: ctx.block_ref(),
-            expires_at: minor_until,
+            expires_at: g.minor_until,
             recorded_by: Some(institution),
+            evidence_hash: Some(g.evidence_hash),
             ended_at: None,
         },
     );
     Ok(Effect::with(
         Outcome::Applied,
-        patient,
+        g.patient,
         AuditEvent::DelegationStarted {
             delegation: id,
             role,
@@ -1319,6 +1462,7 @@ fn delegate_to(
             created_at: ctx.block_ref(),
             expires_at,
             recorded_by: None,
+            evidence_hash: None,
             ended_at: None,
         },
     );
@@ -1342,11 +1486,16 @@ fn end_delegation(
     let mut record: DelegationRecord = st
         .get(&StateKey::Delegation(delegation))?
         .ok_or(Rejection::NotFound("delegation".into()))?;
+    let recorded = record.recorded_by.is_some();
+    let by_regulator = matches!(&actor, Actor::Institution(_, i)
+        if i.spec.kind == InstitutionKind::Regulator);
     let allowed = match &actor {
         Actor::Patient(id, patient) if *id == record.patient => {
-            !(record.recorded_by.is_some() && patient.is_minor_at(ctx.time))
+            !(recorded && patient.is_minor_at(ctx.time))
         }
         Actor::Patient(id, _) => *id == record.delegate,
+        // A regulator rules on a contested guardianship.
+        Actor::Institution(_, _) if by_regulator => recorded,
         Actor::Institution(id, _) => record.recorded_by.as_ref() == Some(id),
         _ => false,
     };
@@ -1358,6 +1507,17 @@ fn end_delegation(
     }
     record.ended_at = Some(ctx.block_ref());
     st.put(&StateKey::Delegation(delegation), &record);
+    if recorded && by_regulator {
+        // [R5.8] A regulator ending a recorded guardianship ends the
+        // minority with it: from this block the patient decides alone.
+        let mut patient: PatientRecord = st
+            .get(&StateKey::Patient(record.patient))?
+            .ok_or(Rejection::NotFound("patient".into()))?;
+        if patient.is_minor_at(ctx.time) {
+            patient.minor_until = Some(ctx.time);
+            st.put(&StateKey::Patient(record.patient), &patient);
+        }
+    }
     Ok(Effect::with(
         Outcome::Applied,
         record.patient,

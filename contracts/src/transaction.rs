@@ -138,7 +138,8 @@ pub enum Payload {
         practitioner: PractitionerId,
     },
     /// A hospital records a patient as a minor under a guardian (it has seen
-    /// the birth and guardianship documents).
+    /// the birth and guardianship documents), with the consent of the
+    /// patient's key, which the guardian holds for a child [R4.7].
     RecordGuardianship {
         /// The minor.
         patient: PatientId,
@@ -146,6 +147,12 @@ pub enum Payload {
         guardian: PatientId,
         /// When the patient comes of age; guardianship ends then.
         minor_until: Timestamp,
+        /// Hash of the evidence seen (e.g. of the birth certificate's
+        /// number under a tag of the hospital's choosing); never the number.
+        evidence_hash: Hash32,
+        /// The patient's current key's signature over
+        /// [`guardianship_consent_message`].
+        patient_consent: Signature,
     },
     /// A validator proposes a consortium change.
     Propose {
@@ -261,6 +268,10 @@ pub enum Payload {
         /// Why.
         reason: FetchRefusal,
     },
+    // --- membership, appended ---
+    /// The patient's current key cancels a pending change of recovery
+    /// contacts and a pending key replacement [R4.11].
+    CancelControlChange,
 }
 
 /// A transaction before signing.
@@ -349,6 +360,37 @@ pub fn key_possession_message(
     )
 }
 
+#[derive(Serialize)]
+struct GuardianshipConsent<'a> {
+    chain: &'a ChainId,
+    patient: &'a PatientId,
+    guardian: &'a PatientId,
+    minor_until: Timestamp,
+    evidence_hash: &'a Hash32,
+}
+
+/// What a patient's key signs to accept being recorded as a minor under a
+/// guardian until `minor_until` [R4.7]: a hospital alone cannot make a
+/// patient who holds their own key a minor.
+pub fn guardianship_consent_message(
+    chain: &ChainId,
+    patient: &PatientId,
+    guardian: &PatientId,
+    minor_until: Timestamp,
+    evidence_hash: &Hash32,
+) -> Hash32 {
+    hash_of(
+        tags::GUARDIANSHIP_CONSENT,
+        &GuardianshipConsent {
+            chain,
+            patient,
+            guardian,
+            minor_until,
+            evidence_hash,
+        },
+    )
+}
+
 impl Transaction {
     /// The digest the signer signs.
     pub fn signing_message(&self, chain: &ChainId) -> Hash32 {
@@ -393,6 +435,7 @@ pub struct VerifiedTransaction {
     signed: SignedTransaction,
     id: TxHash,
     encoded_len: usize,
+    chain: ChainId,
 }
 
 impl VerifiedTransaction {
@@ -419,6 +462,11 @@ impl VerifiedTransaction {
     /// Its encoded length in bytes.
     pub fn encoded_len(&self) -> usize {
         self.encoded_len
+    }
+
+    /// The chain it was verified for (proofs inside it bind to it).
+    pub fn chain(&self) -> &ChainId {
+        &self.chain
     }
 }
 
@@ -470,6 +518,7 @@ impl SignedTransaction {
             signed: self,
             id,
             encoded_len,
+            chain: chain.clone(),
         })
     }
 }
@@ -498,6 +547,7 @@ pub fn verify_many(
                     signed,
                     id: c.id,
                     encoded_len: c.encoded_len,
+                    chain: chain.clone(),
                 })
                 .collect());
         }
@@ -731,7 +781,8 @@ fn check_form(chain: &ChainId, tx: &Transaction) -> Result<(), TransactionError>
         | Payload::EndDelegation { .. }
         | Payload::AccessServed { .. }
         | Payload::FetchRefused { .. }
-        | Payload::EmergencyReview { .. } => {}
+        | Payload::EmergencyReview { .. }
+        | Payload::CancelControlChange => {}
     }
     Ok(())
 }

@@ -127,6 +127,9 @@ pub struct LedgerParametersEntry {
     pub emergency_review_days: u32,
     /// Longest grant, in days.
     pub grant_duration_days_max: u32,
+    /// How long a change of a patient's recovery contacts or a key replaced
+    /// by them waits before it takes effect (R4.2, R4.3), in milliseconds.
+    pub control_change_delay_ms: u64,
 }
 
 impl Default for LedgerParametersEntry {
@@ -136,6 +139,7 @@ impl Default for LedgerParametersEntry {
             validator_change_delay_heights: p.validator_change_delay_heights,
             emergency_review_days: p.emergency_review_days,
             grant_duration_days_max: p.grant_duration_days_max,
+            control_change_delay_ms: p.control_change_delay_ms,
         }
     }
 }
@@ -356,6 +360,14 @@ impl GenesisFile {
                 "must be 1..=36500",
             ));
         }
+        // Long enough for a patient to notice a change, not so long that a
+        // real recovery is useless; local testnets use seconds.
+        if !(1_000..=30 * 86_400_000).contains(&p.control_change_delay_ms) {
+            return Err(field_error(
+                "parameters.control_change_delay_ms",
+                "must be 1000..=2592000000 (1 s to 30 days)",
+            ));
+        }
         if self.institutions.is_empty() {
             return Err(field_error(
                 "institutions",
@@ -477,6 +489,7 @@ impl GenesisFile {
                 validator_change_delay_heights: p.validator_change_delay_heights,
                 emergency_review_days: p.emergency_review_days,
                 grant_duration_days_max: p.grant_duration_days_max,
+                control_change_delay_ms: p.control_change_delay_ms,
             },
             institutions,
             practitioners,

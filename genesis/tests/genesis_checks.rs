@@ -86,6 +86,10 @@ fn each_bad_field_is_named() {
             "parameters.emergency_review_days",
             Box::new(|g| g.parameters.emergency_review_days = 0),
         ),
+        (
+            "parameters.control_change_delay_ms",
+            Box::new(|g| g.parameters.control_change_delay_ms = 10),
+        ),
     ];
     for (expected, mutate) in cases {
         let mut g = example();

@@ -362,12 +362,23 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
         .await
         .unwrap();
     assert_eq!(set.outcome, TxOutcome::Applied, "{set:?}");
+    // New contacts wait out the genesis delay (R4.2; 5 s on a testnet),
+    // shown as pending until then.
+    let contacts = json!([stranger.patient_id().0.to_hex()]);
+    let pending = client.get_signed(&recovery_path, &patient).await.unwrap();
+    assert_eq!(pending["policy"], Value::Null, "{pending}");
+    assert_eq!(pending["pending_policy"]["contacts"], contacts, "{pending}");
+    let effective_at = pending["pending_policy"]["effective_at"].as_u64().unwrap();
+    let wait = effective_at.saturating_sub(medledger_client_sdk::client::now().0);
+    assert!(wait <= 5_000, "testnet delay is 5 s: {wait} ms left");
+    tokio::time::sleep(std::time::Duration::from_millis(wait + 200)).await;
     let after = client.get_signed(&recovery_path, &patient).await.unwrap();
     assert_eq!(
         after["policy"],
-        json!({"contacts": [stranger.patient_id().0.to_hex()], "threshold": 1}),
+        json!({"contacts": contacts, "threshold": 1}),
         "{after}"
     );
+    assert_eq!(after["pending_policy"], Value::Null, "{after}");
     let e = client
         .get_signed(&recovery_path, &Identity::patient(&stranger))
         .await

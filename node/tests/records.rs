@@ -660,8 +660,17 @@ fn searchset(resources: Vec<serde_json::Value>, next: Option<String>) -> serde_j
 /// patient's observation, as a server ignoring `patient=` would), and a
 /// prescription. Answers everything else with an empty bundle and notes
 /// every request it gets.
-async fn mock_fhir_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+/// A mock FHIR server; while the returned flag is set it drops the
+/// connection of every patient search, as a crashing server would (the
+/// client's error then names the URL, record number included).
+async fn mock_fhir_server() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
     use warp::Filter;
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fail = failing.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/fhir", listener.local_addr().unwrap());
     let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -692,6 +701,10 @@ async fn mock_fhir_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Stri
         .and(warp::query::raw().or(warp::any().map(String::new)).unify())
         .map(move |tail: warp::path::Tail, raw: String| {
             log.lock().unwrap().push(format!("{}?{raw}", tail.as_str()));
+            if tail.as_str() == "Patient" && fail.load(std::sync::atomic::Ordering::SeqCst) {
+                // Unwinds this connection's task: hyper closes it unanswered.
+                panic!("the mock FHIR server drops this connection");
+            }
             let query: std::collections::HashMap<String, String> =
                 reqwest::Url::parse(&format!("http://q/?{raw}"))
                     .unwrap()
@@ -730,13 +743,13 @@ async fn mock_fhir_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Stri
             warp::reply::json(&body)
         });
     tokio::spawn(warp::serve(transaction.or(route)).incoming(listener).run());
-    (base, requests)
+    (base, requests, failing)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_come_from_the_hospitals_fhir_server() {
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
-    let (base, requests) = mock_fhir_server().await;
+    let (base, requests, failing) = mock_fhir_server().await;
     let mut net = Testnet::new(4);
     let holder = node_of(&net, "city-first-hospital");
     net.configure(holder, "gateway", "fhir_base", &format!("{base:?}"));
@@ -839,8 +852,31 @@ async fn records_come_from_the_hospitals_fhir_server() {
         asked.iter().all(|r| !r.starts_with("MedicationRequest")),
         "{asked:?}"
     );
+    // The FHIR server fails (its client's error names the search URL, record
+    // number included): the requester gets a code and a fixed message, and
+    // neither it nor the holder's log holds the record number.
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let labs_again = request(&setup, vec![Category::LabReports]).await;
+    let failed = fetch_records(
+        &setup.client_second,
+        &setup.doctor,
+        labs_again,
+        first.clone(),
+        &out.join("failed"),
+    )
+    .await
+    .unwrap_err();
+    let said = format!("{failed} {failed:?}");
+    assert!(said.contains("source_unavailable"), "{said}");
+    for secret in ["MRN-77", "urn:oid", "identifier", "/fhir"] {
+        assert!(!said.contains(secret), "the requester was told {said:?}");
+    }
     let log = std::fs::read_to_string(net.nodes[holder].1.join("node.log")).unwrap();
     assert!(log.contains("records are read from a FHIR server"));
+    assert!(
+        log.contains("record source failed"),
+        "the failure is logged"
+    );
     for secret in ["MRN-77", "张三", "pat-1", "obs-1"] {
         assert!(
             !log.contains(secret),

@@ -346,11 +346,19 @@ impl<'a> World<'a> {
                         .key(&format!("admin.{}", HOSPITALS[usual]))
                         .map_err(|e| self.setup_error(e))?;
                     let hospital = Identity::institution(self.hospital_ids[usual].clone(), &admin);
-                    let tx = self.builder(&hospital).sign(Payload::RecordGuardianship {
-                        patient: id,
-                        guardian: delegate_key.patient_id(),
-                        minor_until: until,
-                    });
+                    // The child's key, which the parent holds, consents (R4.7).
+                    let mut salt = [0u8; 16];
+                    salt[..8].copy_from_slice(&(p as u64).to_le_bytes());
+                    let evidence = medledger_client_sdk::tx::guardianship_evidence_hash(
+                        &salt,
+                        &format!("SIM-BIRTH-{p}"),
+                    );
+                    let tx = self.builder(&hospital).record_guardianship(
+                        &patient_key,
+                        delegate_key.patient_id(),
+                        until,
+                        evidence,
+                    );
                     (tx, "guardianships recorded for minors")
                 } else {
                     let tx = self.builder(&as_patient).delegate(

@@ -40,7 +40,14 @@ test("a patient's recovery contact approves their new device, which takes over t
 
     await alice.locator("#threshold").fill("1");
     await alice.getByRole("button", { name: "保存恢复联系人" }).click();
+    // New contacts wait out the ledger's delay (R4.2; 5 s on a testnet):
+    // meanwhile the patient is warned, in the history and beside the policy.
+    await alice.locator("#recovery-pending", { hasText: "待生效：新的恢复联系人" }).waitFor();
+    await alice.locator("#recovery-pending button", { hasText: "取消待生效的变更" }).waitFor();
+    await alice.locator('#history li[data-event="control_changed"]', { hasText: "恢复联系人已更改" }).waitFor();
+    await alice.screenshot({ path: join(shots, "8a-recovery-pending.png"), fullPage: true });
     await alice.locator("#recovery-policy", { hasText: "已设置 1 位恢复联系人，需 1 位同意" }).waitFor();
+    assert.equal(await alice.locator("#recovery-pending").isHidden(), true, "in force: no longer pending");
     // A grant, to see that the new device takes it over.
     await alice.locator("#grantee").fill("city-second-hospital");
     await alice.locator("input[value=lab-reports]").check();
@@ -85,6 +92,8 @@ test("a patient's recovery contact approves their new device, which takes over t
     await bob.getByRole("button", { name: "我已确认是本人，批准新密钥" }).click();
     await bob.locator("#notice", { hasText: "已批准对方的新密钥" }).waitFor();
     assert.equal(await bob.locator("#code-error").textContent(), "");
+    // The old device is warned that contacts will replace its key (R4.3).
+    await alice.locator('#history li[data-event="control_changed"]', { hasText: "恢复联系人将用新密钥替换您的密钥" }).waitFor();
 
     // The new device notices by itself, and holds the old ID's grant.
     await device.locator("#notice", { hasText: "已找回" }).waitFor({ timeout: 30_000 });

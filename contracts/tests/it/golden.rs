@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use medledger_contracts::block::BlockHeader;
 use medledger_contracts::encoding::{self, BoundedVec, Hash32};
-use medledger_contracts::records::{AuditEntry, AuditEvent, BlockRef};
+use medledger_contracts::records::{AuditEntry, AuditEvent, BlockRef, ControlChange};
 use medledger_contracts::state_machine::transaction_root;
 use medledger_contracts::transaction::*;
 use medledger_contracts::types::*;
@@ -203,6 +203,38 @@ fn build() -> Value {
             },
         ),
         vector(
+            "record-guardianship",
+            &chain,
+            "admin:city-first-hospital",
+            Transaction {
+                signer: Signer::Institution(inst("city-first-hospital")),
+                nonce: 12,
+                payload: Payload::RecordGuardianship {
+                    patient,
+                    guardian: bob,
+                    minor_until: Timestamp(1_800_000_000_000),
+                    evidence_hash: Hash32([0x33; 32]),
+                    patient_consent: key("alice").sign(&guardianship_consent_message(
+                        &chain,
+                        &patient,
+                        &bob,
+                        Timestamp(1_800_000_000_000),
+                        &Hash32([0x33; 32]),
+                    )),
+                },
+            },
+        ),
+        vector(
+            "cancel-control-change",
+            &chain,
+            "alice",
+            Transaction {
+                signer: Signer::Patient(patient),
+                nonce: 11,
+                payload: Payload::CancelControlChange,
+            },
+        ),
+        vector(
             "fetch-refused",
             &chain,
             "node:city-first-hospital",
@@ -239,6 +271,16 @@ fn build() -> Value {
         patient,
         event: AuditEvent::Granted { grant: grant_id },
     };
+    let control = AuditEntry {
+        index: 1,
+        at: entry.at,
+        tx: TxHash(Hash32([0x44; 32])),
+        patient,
+        event: AuditEvent::ControlChanged {
+            change: ControlChange::KeyReplacementScheduled,
+            effective_at: Timestamp(1_790_259_207_000),
+        },
+    };
     json!({
         "about": "medledger golden vectors: canonical BCS bytes, domain-separated hashes and Ed25519 signatures. Test keys only.",
         "chain_id": chain.as_str(),
@@ -257,6 +299,7 @@ fn build() -> Value {
         },
         "header": { "bcs": hex::encode(encoding::to_bytes(&header)), "hash": header.hash().to_hex() },
         "audit_entry": { "bcs": hex::encode(encoding::to_bytes(&entry)), "leaf_hash": entry.leaf_hash().to_hex() },
+        "audit_entry_control_changed": { "bcs": hex::encode(encoding::to_bytes(&control)), "leaf_hash": control.leaf_hash().to_hex() },
         "transaction_root_of_grant": transaction_root(&[grant_id]).to_hex(),
         "category_names": Category::ALL.iter().map(|c| c.name()).collect::<Vec<_>>(),
     })

@@ -334,6 +334,8 @@ fn r4_3_recovery_needs_threshold_approvals_of_the_same_key_and_keeps_grants() {
         },
     );
     assert_eq!(r.outcome, Outcome::Applied);
+    // [R4.2] The contacts can act once the delay has passed.
+    w.now += LedgerParameters::default().control_change_delay_ms;
     let new_key = key("alice-new");
     let proof = new_key.sign(&key_possession_message(
         &w.chain,
@@ -389,9 +391,15 @@ fn r4_3_recovery_needs_threshold_approvals_of_the_same_key_and_keeps_grants() {
         approve(&mut w, "f3", &new_key, proof).outcome,
         Outcome::Applied
     );
+    // [R4.3] The replacement waits out the control-change delay.
+    let record = w.get::<PatientRecord>(&StateKey::Patient(p)).unwrap();
+    assert_eq!(record.key_at(Timestamp(w.now)), &key("alice").public_key());
+    w.now += LedgerParameters::default().control_change_delay_ms;
     assert_eq!(
-        w.get::<PatientRecord>(&StateKey::Patient(p)).unwrap().key,
-        new_key.public_key()
+        w.get::<PatientRecord>(&StateKey::Patient(p))
+            .unwrap()
+            .key_at(Timestamp(w.now + 1_000)),
+        &new_key.public_key()
     );
     // The grant is still the patient's: the new key can revoke it.
     assert_eq!(
@@ -711,15 +719,50 @@ fn r5_4_and_r5_5_consent_requests_become_grants_when_approved() {
     ));
 }
 
-fn record_minor(w: &mut World, minor: PatientId, guardian: PatientId) -> DelegationId {
+/// A hospital's `RecordGuardianship` with `consenting` (the patient's key,
+/// or the wrong key in an attack) signing the terms.
+fn guardianship(
+    w: &World,
+    minor: PatientId,
+    guardian: PatientId,
+    minor_until: Timestamp,
+    consenting: &SecretKey,
+) -> Payload {
+    let evidence_hash = Hash32([42; 32]);
+    Payload::RecordGuardianship {
+        patient: minor,
+        guardian,
+        minor_until,
+        evidence_hash,
+        patient_consent: consenting.sign(&guardianship_consent_message(
+            &w.chain,
+            &minor,
+            &guardian,
+            minor_until,
+            &evidence_hash,
+        )),
+    }
+}
+
+/// Records `minor` (whose key has the label `minor_key`) as a minor for a
+/// year under `guardian`, by the first hospital.
+fn record_minor(
+    w: &mut World,
+    minor: PatientId,
+    minor_key: &str,
+    guardian: PatientId,
+) -> DelegationId {
+    let payload = guardianship(
+        w,
+        minor,
+        guardian,
+        Timestamp(w.now + 365 * DAY_MS),
+        &key(minor_key),
+    );
     let tx = w.sign(
         Signer::Institution(inst("hosp-a")),
         &key("admin:hosp-a"),
-        Payload::RecordGuardianship {
-            patient: minor,
-            guardian,
-            minor_until: Timestamp(w.now + 365 * DAY_MS),
-        },
+        payload,
     );
     let id = tx.transaction.id(&w.chain);
     assert_eq!(w.run(tx).outcome, Outcome::Applied);
@@ -732,20 +775,13 @@ fn r5_6_a_minor_needs_a_guardian_to_grant_but_may_revoke() {
     let child = w.patient("child");
     let parent = w.patient("parent");
     // A regulator cannot record guardianship.
-    let r = w.act(
-        Signer::Institution(inst("nhc")),
-        &key("admin:nhc"),
-        Payload::RecordGuardianship {
-            patient: child,
-            guardian: parent,
-            minor_until: Timestamp(w.now + DAY_MS),
-        },
-    );
+    let payload = guardianship(&w, child, parent, Timestamp(w.now + DAY_MS), &key("child"));
+    let r = w.act(Signer::Institution(inst("nhc")), &key("admin:nhc"), payload);
     assert!(matches!(
         r.outcome,
         Outcome::Rejected(Rejection::NotPermitted(_))
     ));
-    let guardianship = record_minor(&mut w, child, parent);
+    let guardianship = record_minor(&mut w, child, "child", parent);
     let terms = all_of_a(&w, child);
     let r = w.act(
         Signer::Patient(child),
@@ -784,6 +820,395 @@ fn r5_6_a_minor_needs_a_guardian_to_grant_but_may_revoke() {
         .outcome,
         Outcome::Applied
     );
+}
+
+/// The attack: a hostile hospital records an adult who holds their own key
+/// as a minor under a guardian of its choosing. On 4238e91 this was applied
+/// (the payload carried no consent of the patient's key), with no end bound
+/// and no way for anyone but that hospital to undo it.
+#[test]
+fn r4_7_no_single_member_makes_a_key_holding_patient_a_minor() {
+    let mut w = World::new();
+    let adult = w.patient("adult");
+    let accomplice = w.patient("accomplice");
+    let hospital = |w: &mut World, payload| {
+        w.act(
+            Signer::Institution(inst("hosp-b")),
+            &key("admin:hosp-b"),
+            payload,
+        )
+    };
+    let year = Timestamp(w.now + 365 * DAY_MS);
+    // The hospital signs the patient's part with a key it holds: refused.
+    let forged = guardianship(&w, adult, accomplice, year, &key("accomplice"));
+    assert!(matches!(
+        hospital(&mut w, forged).outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    // A consent to other terms does not carry over to these.
+    let Payload::RecordGuardianship {
+        patient_consent, ..
+    } = guardianship(&w, adult, accomplice, year, &key("adult"))
+    else {
+        unreachable!()
+    };
+    let swapped = Payload::RecordGuardianship {
+        patient: adult,
+        guardian: accomplice,
+        minor_until: Timestamp(year.0 + DAY_MS),
+        evidence_hash: Hash32([42; 32]),
+        patient_consent,
+    };
+    assert!(matches!(
+        hospital(&mut w, swapped).outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    let record: PatientRecord = w.get(&StateKey::Patient(adult)).unwrap();
+    assert_eq!(record.minor_until, None, "the adult is still an adult");
+    // The adult still grants alone.
+    let terms = all_of_a(&w, adult);
+    assert_eq!(
+        w.act(Signer::Patient(adult), &key("adult"), Payload::Grant(terms))
+            .outcome,
+        Outcome::Applied
+    );
+}
+
+#[test]
+fn r4_7_a_minority_is_bounded_fixed_when_first_recorded_and_audited() {
+    let mut w = World::new();
+    let child = w.patient("child");
+    let mother = w.patient("mother");
+    let father = w.patient("father");
+    // Beyond 14 years from now: refused, even with the child's key.
+    let too_long = Timestamp(w.now + 2_000 + medledger_contracts::constants::MINORITY_MS_MAX);
+    let payload = guardianship(&w, child, mother, too_long, &key("child"));
+    assert!(matches!(
+        w.act(
+            Signer::Institution(inst("hosp-a")),
+            &key("admin:hosp-a"),
+            payload
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::BadTime(_))
+    ));
+    // Recorded with its evidence: one entry in the child's trail.
+    let until = Timestamp(w.now + 365 * DAY_MS);
+    let payload = guardianship(&w, child, mother, until, &key("child"));
+    let tx = w.sign(
+        Signer::Institution(inst("hosp-a")),
+        &key("admin:hosp-a"),
+        payload,
+    );
+    let delegation = tx.transaction.id(&w.chain);
+    let (receipt, entries) = w.run_audited(tx);
+    assert_eq!(receipt.outcome, Outcome::Applied);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].patient, child);
+    assert!(matches!(
+        entries[0].event,
+        AuditEvent::DelegationStarted {
+            role: DelegateRole::Guardian,
+            ..
+        }
+    ));
+    let record: DelegationRecord = w.get(&StateKey::Delegation(delegation)).unwrap();
+    assert_eq!(record.evidence_hash, Some(Hash32([42; 32])));
+    // Another hospital cannot extend the minority, even with the child's key...
+    let later = guardianship(
+        &w,
+        child,
+        father,
+        Timestamp(until.0 + DAY_MS),
+        &key("child"),
+    );
+    assert!(matches!(
+        w.act(
+            Signer::Institution(inst("hosp-b")),
+            &key("admin:hosp-b"),
+            later
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    // ...but may record a second guardian within it.
+    let within = guardianship(&w, child, father, until, &key("child"));
+    assert_eq!(
+        w.act(
+            Signer::Institution(inst("hosp-b")),
+            &key("admin:hosp-b"),
+            within
+        )
+        .outcome,
+        Outcome::Applied
+    );
+    // From the minority's end the patient decides alone.
+    w.now = until.0;
+    let terms = all_of_a(&w, child);
+    assert_eq!(
+        w.act(Signer::Patient(child), &key("child"), Payload::Grant(terms))
+            .outcome,
+        Outcome::Applied
+    );
+    // Once over, no minority can be recorded again.
+    let again = guardianship(&w, child, mother, Timestamp(w.now + DAY_MS), &key("child"));
+    assert!(matches!(
+        w.act(
+            Signer::Institution(inst("hosp-a")),
+            &key("admin:hosp-a"),
+            again
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+}
+
+#[test]
+fn r5_8_a_regulator_ends_a_contested_guardianship_and_the_minority_with_it() {
+    let mut w = World::new();
+    let patient = w.patient("teen");
+    let guardian = w.patient("guardian");
+    let delegation = record_minor(&mut w, patient, "teen", guardian);
+    let terms = all_of_a(&w, patient);
+    assert_eq!(
+        w.act(
+            Signer::Patient(patient),
+            &key("teen"),
+            Payload::Grant(terms.clone())
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::GuardianConsentRequired)
+    );
+    // Another hospital cannot end it; a regulator can.
+    let end = Payload::EndDelegation { delegation };
+    assert!(matches!(
+        w.act(
+            Signer::Institution(inst("hosp-b")),
+            &key("admin:hosp-b"),
+            end.clone()
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    let (receipt, entries) = {
+        let tx = w.sign(Signer::Institution(inst("nhc")), &key("admin:nhc"), end);
+        w.run_audited(tx)
+    };
+    assert_eq!(receipt.outcome, Outcome::Applied);
+    assert!(matches!(
+        entries[0].event,
+        AuditEvent::DelegationEnded { .. }
+    ));
+    assert_eq!(entries[0].patient, patient);
+    // From that block the patient decides alone, and the guardian no longer can.
+    assert_eq!(
+        w.act(
+            Signer::Patient(patient),
+            &key("teen"),
+            Payload::Grant(terms.clone())
+        )
+        .outcome,
+        Outcome::Applied
+    );
+    assert_eq!(
+        w.act(
+            Signer::Delegate(delegation),
+            &key("guardian"),
+            Payload::Grant(terms)
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::DelegationNotActive)
+    );
+    // A regulator cannot end a proxy the patient appointed.
+    let proxy = w.sign(
+        Signer::Patient(patient),
+        &key("teen"),
+        Payload::Delegate {
+            delegate: guardian,
+            role: DelegateRole::Proxy,
+            expires_at: Timestamp(w.now + DAY_MS),
+        },
+    );
+    let proxy_id = proxy.transaction.id(&w.chain);
+    assert_eq!(w.run(proxy).outcome, Outcome::Applied);
+    assert!(matches!(
+        w.act(
+            Signer::Institution(inst("nhc")),
+            &key("admin:nhc"),
+            Payload::EndDelegation {
+                delegation: proxy_id
+            }
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+}
+
+fn control_change(entries: &[AuditEntry]) -> (ControlChange, Timestamp) {
+    assert_eq!(entries.len(), 1, "one audit entry");
+    match entries[0].event {
+        AuditEvent::ControlChanged {
+            change,
+            effective_at,
+        } => (change, effective_at),
+        ref other => panic!("expected ControlChanged, got {other:?}"),
+    }
+}
+
+/// The attacks: a thief with an unlocked phone names contacts of their own;
+/// colluding contacts replace the key. On 4238e91 both took effect in their
+/// block and wrote no audit entry.
+#[test]
+fn r4_2_r4_3_r4_11_control_changes_are_audited_wait_and_the_current_key_cancels() {
+    let mut w = World::new();
+    let delay = LedgerParameters::default().control_change_delay_ms;
+    let p = w.patient("owner");
+    let thieves: Vec<PatientId> = ["t1", "t2"].iter().map(|t| w.patient(t)).collect();
+    let mut sorted = thieves.clone();
+    sorted.sort();
+    // The thief, holding the phone, names their own contacts.
+    let tx = w.sign(
+        Signer::Patient(p),
+        &key("owner"),
+        Payload::SetRecoveryPolicy {
+            delegates: BoundedVec::new(sorted).unwrap(),
+            threshold: 2,
+        },
+    );
+    let (receipt, entries) = w.run_audited(tx);
+    assert_eq!(receipt.outcome, Outcome::Applied);
+    let (change, effective_at) = control_change(&entries);
+    assert_eq!(change, ControlChange::RecoveryContactsChanged);
+    assert_eq!(effective_at, Timestamp(w.now + delay));
+    assert_eq!(entries[0].patient, p);
+    // Before the delay the new contacts have no power.
+    let thief_key = key("thief-new");
+    let proof = thief_key.sign(&key_possession_message(
+        &w.chain,
+        &Signer::Patient(p),
+        "recover",
+        &thief_key.public_key(),
+    ));
+    let approve = |w: &mut World, contact: &str| {
+        let tx = w.sign(
+            Signer::Patient(PatientId::from_key(&key(contact).public_key())),
+            &key(contact),
+            Payload::ApproveRecovery {
+                patient: p,
+                new_key: thief_key.public_key(),
+                new_key_proof: proof,
+            },
+        );
+        w.run_audited(tx)
+    };
+    assert!(matches!(
+        approve(&mut w, "t1").0.outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    // The patient sees the warning and cancels with the current key.
+    let tx = w.sign(
+        Signer::Patient(p),
+        &key("owner"),
+        Payload::CancelControlChange,
+    );
+    let (receipt, entries) = w.run_audited(tx);
+    assert_eq!(receipt.outcome, Outcome::Applied);
+    assert_eq!(
+        control_change(&entries).0,
+        ControlChange::PendingChangesCancelled
+    );
+    w.now += delay;
+    assert!(
+        matches!(
+            approve(&mut w, "t1").0.outcome,
+            Outcome::Rejected(Rejection::NotPermitted(_))
+        ),
+        "cancelled contacts never gain power"
+    );
+    // Nothing pending: a cancel is refused.
+    assert!(matches!(
+        w.act(
+            Signer::Patient(p),
+            &key("owner"),
+            Payload::CancelControlChange
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::NotFound(_))
+    ));
+
+    // Now contacts in force (set long ago) collude to replace the key.
+    let mut sorted = thieves.clone();
+    sorted.sort();
+    assert_eq!(
+        w.act(
+            Signer::Patient(p),
+            &key("owner"),
+            Payload::SetRecoveryPolicy {
+                delegates: BoundedVec::new(sorted).unwrap(),
+                threshold: 2,
+            },
+        )
+        .outcome,
+        Outcome::Applied
+    );
+    w.now += delay;
+    let (receipt, entries) = approve(&mut w, "t1");
+    assert_eq!(receipt.outcome, Outcome::Applied);
+    assert!(matches!(
+        control_change(&entries).0,
+        ControlChange::RecoveryApproved { .. }
+    ));
+    let (receipt, entries) = approve(&mut w, "t2");
+    assert_eq!(receipt.outcome, Outcome::Applied);
+    let (change, effective_at) = control_change(&entries);
+    assert_eq!(change, ControlChange::KeyReplacementScheduled);
+    assert_eq!(effective_at, Timestamp(w.now + delay));
+    // Until then the thieves' key signs nothing and the owner's key works.
+    assert_eq!(
+        w.act(Signer::Patient(p), &thief_key, Payload::CancelControlChange)
+            .outcome,
+        Outcome::Rejected(Rejection::KeyMismatch)
+    );
+    let tx = w.sign(
+        Signer::Patient(p),
+        &key("owner"),
+        Payload::CancelControlChange,
+    );
+    let (receipt, entries) = w.run_audited(tx);
+    assert_eq!(receipt.outcome, Outcome::Applied);
+    assert_eq!(
+        control_change(&entries).0,
+        ControlChange::PendingChangesCancelled
+    );
+    w.now += delay;
+    let record: PatientRecord = w.get(&StateKey::Patient(p)).unwrap();
+    assert_eq!(record.key_at(Timestamp(w.now)), &key("owner").public_key());
+    assert_eq!(
+        w.act(Signer::Patient(p), &thief_key, Payload::CancelControlChange)
+            .outcome,
+        Outcome::Rejected(Rejection::KeyMismatch)
+    );
+
+    // [R4.4] A rotation by the current key is audited too.
+    let new_key = key("owner-rotated");
+    let proof = new_key.sign(&key_possession_message(
+        &w.chain,
+        &Signer::Patient(p),
+        "rotate",
+        &new_key.public_key(),
+    ));
+    let tx = w.sign(
+        Signer::Patient(p),
+        &key("owner"),
+        Payload::RotateKey {
+            role: KeyRole::Own,
+            new_key: new_key.public_key(),
+            new_key_proof: proof,
+        },
+    );
+    let (receipt, entries) = w.run_audited(tx);
+    assert_eq!(receipt.outcome, Outcome::Applied);
+    assert_eq!(control_change(&entries).0, ControlChange::KeyRotated);
 }
 
 #[test]

@@ -194,6 +194,17 @@ impl World {
         (request, self.run(tx))
     }
 
+    /// Runs one signed transaction in its own block one second later and
+    /// returns its receipt with the audit entries it appended.
+    pub fn run_audited(&mut self, tx: SignedTransaction) -> (Receipt, Vec<AuditEntry>) {
+        self.now += 1_000;
+        let (_, exec) = self
+            .ledger
+            .execute(Timestamp(self.now), &inst("hosp-a"), vec![tx])
+            .unwrap();
+        (exec.receipts[0].clone(), exec.audit_entries)
+    }
+
     pub fn get<T: serde::de::DeserializeOwned>(&self, key: &StateKey) -> Option<T> {
         self.ledger.get(key).unwrap()
     }

@@ -88,6 +88,7 @@ impl Reports {
                 ),
                 AuditEvent::DelegationStarted { .. } => bump(&mut self.counts, "delegations"),
                 AuditEvent::DelegationEnded { .. } => bump(&mut self.counts, "delegations ended"),
+                AuditEvent::ControlChanged { change, .. } => bump(&mut self.counts, change.name()),
                 AuditEvent::AccessDecided {
                     request,
                     requester,
@@ -426,6 +427,7 @@ fn event_name(event: &AuditEvent) -> &'static str {
         AuditEvent::Released { .. } => "released",
         AuditEvent::EmergencyReviewed { .. } => "emergency reviewed",
         AuditEvent::FetchRefused { .. } => "fetch refused",
+        AuditEvent::ControlChanged { .. } => "account control changed",
     }
 }
 

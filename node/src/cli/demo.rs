@@ -517,6 +517,14 @@ impl Summary for AuditEntry {
             ConsentAnswered { approved, .. } => format!("consent answered (approved: {approved})"),
             DelegationStarted { role, .. } => format!("{role:?} appointed"),
             DelegationEnded { .. } => "delegation ended".into(),
+            ControlChanged {
+                change,
+                effective_at,
+            } => format!(
+                "account control: {} (from {})",
+                change.name(),
+                effective_at.0
+            ),
             AccessDecided {
                 holder,
                 decision,

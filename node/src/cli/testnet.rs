@@ -95,6 +95,9 @@ pub fn init(
     file.consensus.prevote_timeout_ms = 300;
     file.consensus.precommit_timeout_ms = 300;
     file.consensus.block_transactions_max = 2_000;
+    // A local testnet rehearses the control-change delay (R4.2, R4.3; 72 h in
+    // the example genesis) in seconds, so a recovery can be tried end to end.
+    file.parameters.control_change_delay_ms = 5_000;
     file.genesis_time_ms = u64::try_from(
         SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -154,7 +154,7 @@ impl FhirSource {
         let client = reqwest::blocking::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()
-            .map_err(|e| other(format!("FHIR client: {e}")))?;
+            .map_err(|e| other(format!("FHIR client: {}", e.without_url())))?;
         Ok(self.client.get_or_init(|| client))
     }
 
@@ -166,7 +166,8 @@ impl FhirSource {
             .query(query)
             .header(reqwest::header::ACCEPT, "application/fhir+json")
             .send()
-            .map_err(|e| other(format!("FHIR server unreachable: {e}")))?;
+            // Without the URL: a search's URL holds the record number.
+            .map_err(|e| other(format!("FHIR server unreachable: {}", e.without_url())))?;
         let status = response.status();
         if !status.is_success() {
             return Err(other(format!("FHIR server answered {status}")));

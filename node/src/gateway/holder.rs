@@ -88,6 +88,18 @@ pub struct Holder {
     skip_grant_check: bool,
 }
 
+/// A failure of this hospital's own record source. What crosses to the
+/// requester is a code and a fixed message, and the log gets only the
+/// error's kind: a source's error text can name a FHIR search URL with the
+/// record number in it, or a file's name.
+fn source_failed(error: &std::io::Error) -> GatewayResponse {
+    tracing::warn!(kind = ?error.kind(), "record source failed");
+    refused(
+        "source_unavailable",
+        "the holder could not read its records; ask again later",
+    )
+}
+
 fn refused(code: &str, message: impl Into<String>) -> GatewayResponse {
     GatewayResponse::Refused {
         code: code.into(),
@@ -260,7 +272,7 @@ impl Holder {
         let listed = self
             .source
             .list(&access.patient, access.categories.as_slice())
-            .map_err(|e| refused("internal", format!("the record source failed: {e}")))?;
+            .map_err(|e| source_failed(&e))?;
         if listed.len() > MANIFEST_ITEMS_MAX {
             return Err(refused(
                 "too_many_resources",
@@ -272,9 +284,8 @@ impl Holder {
             let reader = self
                 .source
                 .open(&access.patient, &item.path)
-                .map_err(|e| refused("internal", format!("the record source failed: {e}")))?;
-            let (sha256, size) =
-                hash_reader(reader).map_err(|e| refused("internal", e.to_string()))?;
+                .map_err(|e| source_failed(&e))?;
+            let (sha256, size) = hash_reader(reader).map_err(|e| source_failed(&e))?;
             items.push(ManifestItem {
                 path: item.path,
                 category: item.category,
@@ -361,7 +372,7 @@ impl Holder {
             let reader = self
                 .source
                 .open(&t.patient, &item.path)
-                .map_err(|e| refused("internal", format!("the record source failed: {e}")))?;
+                .map_err(|e| source_failed(&e))?;
             t.reader = Some(reader);
             t.sent_in_item = 0;
         }
@@ -371,7 +382,7 @@ impl Holder {
             while filled < CHUNK_BYTES {
                 let n = reader
                     .read(&mut buffer[filled..])
-                    .map_err(|e| refused("internal", format!("reading a record failed: {e}")))?;
+                    .map_err(|e| source_failed(&e))?;
                 if n == 0 {
                     break;
                 }

@@ -84,7 +84,9 @@ pub fn resolve_reader(shared: &Shared, auth: &RequestAuth) -> Result<Reader, Str
         Signer::Patient(id) => {
             let record: PatientRecord = get(shared, &StateKey::Patient(*id))?
                 .ok_or("the signing patient is not registered")?;
-            same_key(&record.key, &auth.public_key, "the patient")?;
+            // A key replaced by recovery contacts signs from the end of its
+            // delay (R4.3), by this node's clock as by the next block's.
+            same_key(record.key_at(now()), &auth.public_key, "the patient")?;
             reader.patient = Some(*id);
         }
         Signer::Delegate(_) => {
@@ -234,6 +236,9 @@ impl<'a> Visibility<'a> {
                     .and_then(|d| d.recorded_by)
                     .is_some_and(|i| self.names_me(&i)))
             }
+            // Who controls the account is the patient's own affair (seen
+            // by the patient, a guardian or proxy, and regulators).
+            AuditEvent::ControlChanged { .. } => Ok(false),
             AuditEvent::AccessDecided { request, .. }
             | AuditEvent::Released { request, .. }
             | AuditEvent::FetchRefused { request, .. }

@@ -5,8 +5,9 @@
 use medledger_contracts::Hash32;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
 use medledger_contracts::records::{
-    AccessKind, AccessRecord, AuditEntry, AuditEvent, ConsentRequestRecord, Decision,
-    DelegationRecord, GrantEnd, GrantRecord, InstitutionRecord, PatientRecord, PractitionerRecord,
+    AccessKind, AccessRecord, AuditEntry, AuditEvent, ConsentRequestRecord, ControlChange,
+    Decision, DelegationRecord, GrantEnd, GrantRecord, InstitutionRecord, PatientRecord,
+    PractitionerRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::transaction::{SignedTransaction, Signer};
@@ -173,6 +174,20 @@ pub fn entry_json(entry: &AuditEntry) -> Value {
         }),
         AuditEvent::DelegationEnded { delegation } => {
             json!({"type": "delegation_ended", "delegation": delegation.0.to_hex()})
+        }
+        AuditEvent::ControlChanged {
+            change,
+            effective_at,
+        } => {
+            let mut event = json!({
+                "type": "control_changed",
+                "change": change.name(),
+                "effective_at": effective_at.0,
+            });
+            if let ControlChange::RecoveryApproved { contact } = change {
+                event["contact"] = json!(contact.0.to_hex());
+            }
+            event
         }
         AuditEvent::AccessDecided {
             request,
@@ -359,9 +374,10 @@ pub fn recovery(shared: &Shared, r: &Request) -> Answer {
             "no patient is registered with this id",
         ));
     };
+    let time = now();
     ok(json!({
         "patient": patient.0.to_hex(),
-        "policy": record.recovery.as_ref().map(|policy| json!({
+        "policy": record.recovery_at(time).map(|policy| json!({
             "contacts": policy.delegates.iter().map(|d| d.0.to_hex()).collect::<Vec<_>>(),
             "threshold": policy.threshold,
         })),
@@ -369,6 +385,17 @@ pub fn recovery(shared: &Shared, r: &Request) -> Answer {
             "contact": contact.0.to_hex(),
             "new_key": key.to_text(),
         })).collect::<Vec<_>>(),
+        // Changes waiting out the delay (R4.2, R4.3): the patient's current
+        // key can cancel them until `effective_at`.
+        "pending_policy": record.pending_recovery.as_ref().filter(|p| p.effective_at > time).map(|p| json!({
+            "contacts": p.value.delegates.iter().map(|d| d.0.to_hex()).collect::<Vec<_>>(),
+            "threshold": p.value.threshold,
+            "effective_at": p.effective_at.0,
+        })),
+        "pending_key": record.pending_key.as_ref().filter(|p| p.effective_at > time).map(|p| json!({
+            "new_key": p.value.to_text(),
+            "effective_at": p.effective_at.0,
+        })),
     }))
 }
 

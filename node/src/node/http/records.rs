@@ -73,9 +73,41 @@ fn refusal_status(code: &str) -> StatusCode {
     match code {
         "already_served" => StatusCode::CONFLICT,
         "busy" => StatusCode::SERVICE_UNAVAILABLE,
-        "internal" => StatusCode::BAD_GATEWAY,
+        "internal" | "source_unavailable" | "holder_refused" => StatusCode::BAD_GATEWAY,
         _ => StatusCode::FORBIDDEN,
     }
+}
+
+/// What the practitioner is told of a holder's refusal: the code, if it is
+/// one the protocol knows, and this node's own fixed words for it. Nothing
+/// the holder wrote crosses: its text could carry what must not (a record
+/// number in an error, say), whether by mistake or on purpose.
+fn holder_refusal(code: &str) -> (&str, &'static str) {
+    let message = match code {
+        "not_a_member" => "this node is not an active member the holder recognises",
+        "bad_authorization" => "the holder could not verify the practitioner's signed fetch",
+        "wrong_institution" => {
+            "the practitioner is not of the institution whose node relayed the fetch"
+        }
+        "not_authorized" => {
+            "the ledger does not authorise this practitioner to fetch under this request"
+        }
+        "already_served" => "this request was served already; make a new request",
+        "grant_not_active" => "the grant is no longer active (revoked or expired)",
+        "too_many_resources" => "too many resources for one fetch; ask for fewer categories",
+        "busy" => "the holder is busy; try again shortly",
+        "unknown_transfer" => "the holder knows no such transfer",
+        "out_of_order" => "chunks were asked for out of order",
+        "source_unavailable" => "the holder could not read its records; ask again later",
+        "internal" => "the holder failed; ask again later",
+        _ => {
+            return (
+                "holder_refused",
+                "the holder refused for a reason this node does not know",
+            );
+        }
+    };
+    (code, message)
 }
 
 /// `POST /v1/records/fetch`: relays a practitioner's signed fetch to the
@@ -134,8 +166,9 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
         })?;
     let manifest = match first {
         GatewayResponse::Manifest(m) => m,
-        GatewayResponse::Refused { code, message } => {
-            let status = refusal_status(&code);
+        GatewayResponse::Refused { code, .. } => {
+            let (code, message) = holder_refusal(&code);
+            let status = refusal_status(code);
             return Ok(warp::reply::with_status(
                 warp::reply::json(
                     &json!({"code": code, "message": format!("the holder refused: {message}")}),
