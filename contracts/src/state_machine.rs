@@ -68,7 +68,11 @@
 //! `grant_duration_days_max`.
 //! R5.2 `Revoke`: by the patient (a minor too) or an active delegate; a grant
 //! already revoked or relinquished cannot be revoked. It takes effect from
-//! this block: no request in this block or later is authorised by the grant.
+//! its place in the block: no request after it, in this block or a later
+//! one, is authorised by the grant. A request ordered before it in the same
+//! block was decided before it (as one in the block before would have
+//! been); its records still do not travel, since the holder serves only
+//! while the grant is active at its own check (R7.6 `GrantNotActive`).
 //! R5.3 `Relinquish`: by the grantee practitioner, or the admin of the grantee
 //! institution or of the grantee practitioner's institution.
 //! R5.4 `RequestConsent`: by an active practitioner (for themselves or their

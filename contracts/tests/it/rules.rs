@@ -624,6 +624,44 @@ fn r5_2_revocation_stops_requests_from_its_block() {
         again.outcome,
         Outcome::Rejected(Rejection::AlreadyDone(_))
     ));
+
+    // A proposer orders a request before the revocation in one block: it is
+    // decided before the revocation, as the rule says, and the holder may
+    // then record only that the grant is no longer active.
+    let grant = w.grant("alice", all_of_a(&w, p));
+    let request = w.sign(
+        Signer::Practitioner(doc),
+        &k,
+        Payload::AccessRequest {
+            grant,
+            holder: inst("hosp-a"),
+            categories: cats(&[Category::LabReports]),
+            purpose: Purpose::Treatment,
+        },
+    );
+    let request_id = request.transaction.id(&w.chain);
+    let revoke = w.sign(Signer::Patient(p), &key("alice"), Payload::Revoke { grant });
+    w.now += 1000;
+    let (_, exec) = w
+        .ledger
+        .execute(Timestamp(w.now), &inst("hosp-a"), vec![request, revoke])
+        .unwrap();
+    assert_eq!(exec.receipts[0].outcome, Outcome::Authorized);
+    assert_eq!(exec.receipts[1].outcome, Outcome::Applied);
+    let refused = w.act(
+        Signer::InstitutionNode(inst("hosp-a")),
+        &key("node:hosp-a"),
+        Payload::FetchRefused {
+            request: request_id,
+            practitioner: doc,
+            reason: FetchRefusal::GrantNotActive,
+        },
+    );
+    assert_eq!(
+        refused.outcome,
+        Outcome::Applied,
+        "the ledger agrees the grant is not active"
+    );
 }
 
 #[test]

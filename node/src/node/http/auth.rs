@@ -1,7 +1,8 @@
 //! Who is asking: signed requests (`contracts::request_auth`), their replay
 //! window, and request-rate limits per signing key or per address.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Mutex;
@@ -34,11 +35,16 @@ const NONCES_MAX: usize = 1_000_000;
 /// Checks signatures, remembers nonces, limits rates.
 pub struct Authenticator {
     limits: AuthLimits,
-    /// Keyed by (signing key, address): the limit is checked before the
-    /// signature is, so someone who names another's key from elsewhere only
-    /// spends their own budget, never the key holder's.
+    /// Keyed by (signing key, address), for keys in `known` only: the limit
+    /// is checked before the signature is, so someone who names another's
+    /// key from elsewhere only spends their own budget, never the holder's.
     per_key: DefaultKeyedRateLimiter<(Vec<u8>, Option<IpAddr>)>,
+    /// Unsigned requests, and signed ones by keys not in `known`: a fresh
+    /// key per request is charged here, to its address, like no key at all.
     per_address: DefaultKeyedRateLimiter<IpAddr>,
+    /// Keys that authenticated recently (signature valid, signer registered
+    /// with that key): only these get a budget of their own.
+    known: Mutex<HashSet<PublicKey>>,
     /// (public key bytes, nonce) → the request time it came with.
     seen: Mutex<HashMap<(Vec<u8>, u64), u64>>,
     /// Readers' keys, decompressed once (a hospital's system signs thousands
@@ -48,6 +54,44 @@ pub struct Authenticator {
 
 /// Most prepared keys kept; past this the cache starts afresh.
 const PREPARED_KEYS_MAX: usize = 10_000;
+
+/// Most keys remembered as having authenticated; past this the set starts
+/// afresh (their next request is charged to its address until it verifies).
+const KNOWN_KEYS_MAX: usize = 100_000;
+
+/// Most entries one rate limiter keeps (they are keyed by outside input):
+/// past this, entries whose budget has refilled are dropped, and if the
+/// limiter is still full a request with a new key or address is refused
+/// until some go idle, so memory stays bounded under any flood.
+const LIMITER_ENTRIES_MAX: usize = 100_000;
+
+fn rate_limited() -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many requests from this key or address; slow down and retry",
+    )
+}
+
+/// Spends one unit of `key`'s budget in `limiter`, keeping the limiter within
+/// [`LIMITER_ENTRIES_MAX`] entries.
+fn spend<K: Hash + Eq + Clone>(
+    limiter: &DefaultKeyedRateLimiter<K>,
+    key: &K,
+) -> Result<(), ApiError> {
+    if limiter.len() >= LIMITER_ENTRIES_MAX {
+        limiter.retain_recent();
+        limiter.shrink_to_fit();
+        if limiter.len() >= LIMITER_ENTRIES_MAX {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many clients at once; retry shortly",
+            ));
+        }
+    }
+    limiter.check_key(key).map_err(|_| rate_limited())
+}
 
 fn quota(per_second: u32) -> Quota {
     let rate = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -99,7 +143,21 @@ impl Authenticator {
             per_address: RateLimiter::keyed(quota(limits.per_address_per_second)),
             seen: Mutex::new(HashMap::new()),
             prepared: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashSet::new()),
         }
+    }
+
+    fn is_known(&self, key: &PublicKey) -> bool {
+        let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.contains(key)
+    }
+
+    fn remember(&self, key: &PublicKey) {
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if known.len() >= KNOWN_KEYS_MAX {
+            known.clear();
+        }
+        known.insert(*key);
     }
 
     /// Refuses a request over its signer's (or, unsigned, its address's) rate.
@@ -108,22 +166,13 @@ impl Authenticator {
         token: Option<&RequestAuth>,
         remote: Option<SocketAddr>,
     ) -> Result<(), ApiError> {
-        let allowed = match (token, remote) {
-            (Some(t), addr) => self
-                .per_key
-                .check_key(&(t.public_key.raw_bytes().to_vec(), addr.map(|a| a.ip())))
-                .is_ok(),
-            (None, Some(addr)) => self.per_address.check_key(&addr.ip()).is_ok(),
-            (None, None) => true,
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests from this key or address; slow down and retry",
-            ))
+        match (token, remote) {
+            (Some(t), addr) if self.is_known(&t.public_key) => spend(
+                &self.per_key,
+                &(t.public_key.raw_bytes().to_vec(), addr.map(|a| a.ip())),
+            ),
+            (_, Some(addr)) => spend(&self.per_address, &addr.ip()),
+            (_, None) => Ok(()),
         }
     }
 
@@ -203,6 +252,7 @@ impl Authenticator {
             })?;
         let reader =
             resolve_reader(shared, auth).map_err(|why| unauthorized("unknown_signer", why))?;
+        self.remember(&auth.public_key);
         // The nonce is spent only by a request that verified, so no one can
         // burn another key's nonces.
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -298,6 +348,7 @@ mod tests {
             ),
             &key,
         );
+        auth.remember(&token.public_key);
         let attacker: SocketAddr = "127.0.0.9:1".parse().unwrap();
         let holder: SocketAddr = "127.0.0.1:1".parse().unwrap();
         for _ in 0..2 {
@@ -305,6 +356,66 @@ mod tests {
         }
         assert!(auth.rate_limit(Some(&token), Some(attacker)).is_err());
         assert!(auth.rate_limit(Some(&token), Some(holder)).is_ok());
+    }
+
+    fn token_of(seed: u8) -> RequestAuth {
+        RequestAuth::sign(
+            &medledger_contracts::types::ChainId::new("c").unwrap(),
+            "GET",
+            "/",
+            b"",
+            medledger_contracts::types::Timestamp(0),
+            1,
+            medledger_contracts::transaction::Signer::Institution(
+                medledger_contracts::types::InstitutionId::new("x").unwrap(),
+            ),
+            &medledger_contracts::crypto::SecretKey::from_seed([seed; 32]),
+        )
+    }
+
+    /// The attack: a fresh random key per request. On 4238e91 each key got
+    /// a budget of its own (and a limiter entry), so an address was never
+    /// limited; now an unknown key is charged to its address.
+    #[test]
+    fn a_fresh_key_per_request_does_not_escape_the_address_budget() {
+        let auth = Authenticator::new(limits(3));
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        for seed in 1..=3 {
+            assert!(auth.rate_limit(Some(&token_of(seed)), Some(a)).is_ok());
+        }
+        assert_eq!(
+            auth.rate_limit(Some(&token_of(4)), Some(a))
+                .unwrap_err()
+                .code,
+            "rate_limited"
+        );
+        assert_eq!(
+            auth.rate_limit(None, Some(a)).unwrap_err().code,
+            "rate_limited",
+            "unsigned requests share that budget"
+        );
+        // A key that authenticated has a budget of its own.
+        let known = token_of(9);
+        auth.remember(&known.public_key);
+        assert!(auth.rate_limit(Some(&known), Some(a)).is_ok());
+    }
+
+    #[test]
+    fn limiters_keyed_by_outside_input_stay_bounded() {
+        let auth = Authenticator::new(limits(1));
+        let mut refused = 0;
+        for i in 0..(LIMITER_ENTRIES_MAX as u32 + 10) {
+            let addr = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::from(u128::from(i) + 1)), 1);
+            match auth.rate_limit(None, Some(addr)) {
+                Ok(()) => {}
+                Err(e) => {
+                    assert_eq!(e.code, "busy");
+                    refused += 1;
+                }
+            }
+        }
+        assert!(auth.per_address.len() <= LIMITER_ENTRIES_MAX);
+        assert!(refused <= 10, "only past the bound: {refused}");
     }
 
     #[test]
