@@ -43,6 +43,8 @@ const T = {
     errCodeSelf: "这是您自己的恢复码，须由您的联系人批准。",
     keyReplaced: "本设备的密钥已不再是您的密钥（已通过恢复换成新设备的密钥）。请在新设备上管理您的授权。",
     controlChanged: "账户控制变更",
+    anyHolder: "任何持有您病历的机构", grantee: "授权给", from: "从", fromHolders: "调取自",
+    requestChecked: "✓ 已核验：与请求方签署的条款一致", requestMismatch: "⚠ 节点显示的条款与请求方签署的不一致，请勿同意，并联系医院或监管机构",
     control: {
       recovery_contacts_changed: "恢复联系人已更改",
       recovery_approved: "一位恢复联系人批准了新密钥",
@@ -94,6 +96,8 @@ const T = {
     errCodeSelf: "This is your own recovery code: your contacts approve it.",
     keyReplaced: "This device's key is no longer your key (it was replaced through recovery by a new device's). Manage your grants on the new device.",
     controlChanged: "Account control changed",
+    anyHolder: "any institution holding your records", grantee: "to", from: "from", fromHolders: "held by",
+    requestChecked: "✓ Checked: the terms the requester signed", requestMismatch: "⚠ The node shows other terms than the requester signed: do not approve; tell the hospital or the regulator",
     control: {
       recovery_contacts_changed: "recovery contacts changed",
       recovery_approved: "a recovery contact approved a new key",
@@ -174,8 +178,8 @@ async function refresh() {
       say(t().recovered);
     }
     $("grants").replaceChildren(...(grants.items.length ? grants.items.map(grantItem) : [li(t().none)]));
-    checkOwnGrants(grants.items);
     const requests = await node.getSigned(key, `/v1/patients/${key.patient}/consent-requests`);
+    checkOwnGrants(grants.items, requests.items);
     const open = requests.items.filter((r) => !r.answer);
     $("requests").replaceChildren(...(open.length ? open.map(requestItem) : [li(t().none)]));
     const delegations = await node.getSigned(key, `/v1/patients/${key.patient}/delegations`);
@@ -377,13 +381,22 @@ function grantItem(g) {
  * (signature, id and terms, in the browser), and marks it: a node cannot show
  * the patient terms other than those they signed without it showing.
  */
-async function checkOwnGrants(items) {
+async function checkOwnGrants(items, requests) {
   for (const g of items) {
-    if (g.granted_by?.patient !== key.patient || g.answers) continue;
+    if (g.granted_by?.patient !== key.patient) continue;
     if (!grantChecks.has(g.id)) {
       try {
         const tx = await node.getSigned(key, `/v1/transactions/${g.id}`);
-        grantChecks.set(g.id, await bcs.checkOwnGrant(node.chain, g, tx.bcs, key.publicRaw));
+        if (g.answers) {
+          // Made by approving a request: its terms must be the request's as
+          // its requester signed them, and the approval this key's.
+          const request = requests.find((r) => r.id === g.answers);
+          if (!request) continue;
+          const asked = await node.getSigned(key, `/v1/transactions/${g.answers}`);
+          grantChecks.set(g.id, await bcs.checkAnsweredGrant(node.chain, g, request, asked.bcs, tx.bcs, key.publicRaw));
+        } else {
+          grantChecks.set(g.id, await bcs.checkOwnGrant(node.chain, g, tx.bcs, key.publicRaw));
+        }
       } catch (e) {
         continue; // unavailable now; tried again on the next refresh
       }
@@ -414,11 +427,27 @@ function actionButton(label, cls, payload) {
   return button;
 }
 
+/** Every term of a grant or a request, in words. */
+function termsText(terms) {
+  const day = (ms) => new Date(ms).toLocaleDateString(lang === "zh" ? "zh-CN" : "en");
+  const cats = terms.categories.map((c) => t().cat[c]).join("、");
+  const purpose = t().pur[terms.purpose.replace(/([a-z])([A-Z])/g, "$1-$2").toLowerCase()] ?? terms.purpose;
+  const grantee = terms.grantee.institution
+    ? institutionName(terms.grantee.institution)
+    : `${t().practitioner} ${terms.grantee.practitioner.slice(0, 12)}…`;
+  const holders = Array.isArray(terms.holders) ? terms.holders.map(institutionName).join("、") : t().anyHolder;
+  return `${cats} · ${purpose} · ${t().grantee} ${grantee} · ${t().fromHolders} ${holders} · ${t().from} ${day(terms.not_before_ms)} ${t().until} ${day(terms.expires_at_ms)}`;
+}
+
+/**
+ * A consent request with every term it would grant. Approving signs the
+ * request's id, which commits to those terms: the approve button is enabled
+ * only once the terms shown are checked against the requester's signed
+ * transaction.
+ */
 function requestItem(r) {
   const item = document.createElement("li");
   item.dataset.request = r.id;
-  const cats = r.terms.categories.map((c) => t().cat[c]).join("、");
-  const what = ` ${t().asks} ${cats} · ${t().pur[r.terms.purpose.replace(/([a-z])([A-Z])/g, "$1-$2").toLowerCase()] ?? ""} `;
   const who = document.createElement("span");
   who.textContent = r.requested_by.institution ? institutionName(r.requested_by.institution) : "…";
   if (r.requested_by.practitioner) {
@@ -430,12 +459,20 @@ function requestItem(r) {
       })
       .catch(() => {});
   }
-  item.append(who, what);
-  item.append(
-    actionButton(t().approve, "approve", { kind: "answerConsentRequest", request: r.id, approve: true }),
-    " ",
-    actionButton(t().deny, "secondary deny", { kind: "answerConsentRequest", request: r.id, approve: false }),
-  );
+  item.append(who, ` ${t().asks} ${termsText(r.terms)} `);
+  const approve = actionButton(t().approve, "approve", { kind: "answerConsentRequest", request: r.id, approve: true });
+  approve.disabled = true;
+  item.append(approve, " ", actionButton(t().deny, "secondary deny", { kind: "answerConsentRequest", request: r.id, approve: false }));
+  node
+    .getSigned(key, `/v1/transactions/${r.id}`)
+    .then((tx) => bcs.checkConsentRequest(node.chain, r, tx.bcs))
+    .catch((e) => `unavailable: ${e.message ?? e}`)
+    .then((problem) => {
+      const mark = badge(problem === null ? t().requestChecked : t().requestMismatch, problem === null ? "active checked" : "denied checked");
+      if (problem !== null) mark.title = problem;
+      approve.disabled = problem !== null;
+      item.append(" ", mark);
+    });
   return item;
 }
 

@@ -86,7 +86,7 @@ export const PURPOSES = ["treatment", "referral", "continuity-of-care", "consult
 const SIGNER = { patient: 0, delegate: 1, practitioner: 2, institution: 3, institutionNode: 4 };
 const PAYLOAD = {
   registerPatient: 0, setRecoveryPolicy: 1, approveRecovery: 2, grant: 9, revoke: 10, answerConsentRequest: 13, delegate: 14, endDelegation: 15,
-  cancelControlChange: 22,
+  requestConsent: 12, cancelControlChange: 22,
 };
 
 /** An institution id: 1-64 of a-z, 0-9, '-'. */
@@ -226,6 +226,47 @@ function equalBytes(a, b) {
 }
 
 /**
+ * Checks a signed transaction the node gives (hex BCS) against what the app
+ * expects of it: it hashes to `id` on `chain`, its signature verifies under
+ * its own key, it is signed as `signer`, and its payload is exactly
+ * `payload` (encoded). With `publicKeyRaw`, the key must be that one
+ * ("other-key" when it is not). Returns null when all of it holds, or what
+ * failed.
+ */
+async function checkSigned(chain, id, signedHex, signer, payload, publicKeyRaw) {
+  let parts;
+  let head;
+  try {
+    parts = splitSignedTransaction(fromHex(signedHex));
+    const w = new Writer();
+    writeSigner(w, signer);
+    head = w.finish();
+  } catch (e) {
+    return `does not decode: ${e.message}`;
+  }
+  if (publicKeyRaw && !equalBytes(parts.publicKeyRaw, publicKeyRaw)) return "other-key";
+  const chainBytes = new Writer().string(chain).finish();
+  if (toHex(await sha256("medledger/txid/v1", chainBytes, parts.body)) !== id) return "is not the transaction named";
+  const key = await crypto.subtle.importKey("raw", parts.publicKeyRaw, { name: "Ed25519" }, false, ["verify"]);
+  const message = await sha256("medledger/tx/v1", chainBytes, parts.body);
+  if (!(await crypto.subtle.verify({ name: "Ed25519" }, key, parts.signature, message))) return "signature does not verify";
+  const body = parts.body;
+  if (body.length !== head.length + 8 + payload.length
+    || !equalBytes(body.slice(0, head.length), head)
+    || !equalBytes(body.slice(head.length + 8), payload)) {
+    return "terms differ from what was signed";
+  }
+  return null;
+}
+
+function termsPayload(kind, terms) {
+  const w = new Writer();
+  w.uleb(PAYLOAD[kind]);
+  writeTerms(w, termsFromJson(terms));
+  return w.finish();
+}
+
+/**
  * Checks a grant the node lists against the signed transaction it gives for
  * it: signed with `publicKeyRaw` by the patient as a `Grant`, hashing to the
  * grant's id, carrying exactly the listed terms. Returns null when all of it
@@ -233,33 +274,53 @@ function equalBytes(a, b) {
  * recovery: nothing to check it against here), or what failed.
  */
 export async function checkOwnGrant(chain, grant, signedHex, publicKeyRaw) {
-  let parts;
-  let expected;
+  let payload;
   try {
-    parts = splitSignedTransaction(fromHex(signedHex));
-    const w = new Writer();
-    w.uleb(PAYLOAD.grant);
-    writeTerms(w, termsFromJson(grant.terms));
-    expected = w.finish();
+    payload = termsPayload("grant", grant.terms);
   } catch (e) {
     return `does not decode: ${e.message}`;
   }
-  if (!equalBytes(parts.publicKeyRaw, publicKeyRaw)) return "other-key";
-  const chainBytes = new Writer().string(chain).finish();
-  if (toHex(await sha256("medledger/txid/v1", chainBytes, parts.body)) !== grant.id) return "is not the grant's transaction";
-  const key = await crypto.subtle.importKey("raw", publicKeyRaw, { name: "Ed25519" }, false, ["verify"]);
-  const message = await sha256("medledger/tx/v1", chainBytes, parts.body);
-  if (!(await crypto.subtle.verify({ name: "Ed25519" }, key, parts.signature, message))) return "signature does not verify";
-  const signer = new Writer();
-  writeSigner(signer, { kind: "patient", id: grant.terms.patient });
-  const head = signer.finish();
-  const body = parts.body;
-  if (body.length !== head.length + 8 + expected.length
-    || !equalBytes(body.slice(0, head.length), head)
-    || !equalBytes(body.slice(head.length + 8), expected)) {
-    return "terms differ from what was signed";
+  return checkSigned(chain, grant.id, signedHex, { kind: "patient", id: grant.terms.patient }, payload, publicKeyRaw);
+}
+
+/** The signer as the node lists it (`{practitioner}` or `{institution}`). */
+function listedSigner(by) {
+  if (by?.practitioner) return { kind: "practitioner", id: by.practitioner };
+  if (by?.institution) return { kind: "institution", id: by.institution };
+  throw new Error("a consent request is made by a practitioner or an institution");
+}
+
+/**
+ * Checks a consent request the node lists against the signed transaction it
+ * gives for it: a `RequestConsent` by the listed requester, hashing to the
+ * request's id, with exactly the listed terms. Approving signs that id, so
+ * once this holds the terms the patient is shown are the terms they agree
+ * to. Returns null when all of it holds, or what failed.
+ */
+export async function checkConsentRequest(chain, request, signedHex) {
+  let payload;
+  let signer;
+  try {
+    payload = termsPayload("requestConsent", request.terms);
+    signer = listedSigner(request.requested_by);
+  } catch (e) {
+    return `does not decode: ${e.message}`;
   }
-  return null;
+  return checkSigned(chain, request.id, signedHex, signer, payload);
+}
+
+/**
+ * Checks a grant made by answering a consent request (`grant.answers`):
+ * its terms are exactly those of the request's signed transaction
+ * (`requestHex`, by `request.requested_by`), and the answer (`answerHex`,
+ * whose id is the grant's) is this key's approval of that request. Returns
+ * null when all of it holds, "other-key", or what failed.
+ */
+export async function checkAnsweredGrant(chain, grant, request, requestHex, answerHex, publicKeyRaw) {
+  const terms = await checkConsentRequest(chain, { id: grant.answers, terms: grant.terms, requested_by: request.requested_by }, requestHex);
+  if (terms !== null) return `the request: ${terms}`;
+  const answer = new Writer().uleb(PAYLOAD.answerConsentRequest).fixed32(grant.answers).bool(true).finish();
+  return checkSigned(chain, grant.id, answerHex, { kind: "patient", id: grant.terms.patient }, answer, publicKeyRaw);
 }
 
 /**

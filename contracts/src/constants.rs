@@ -56,3 +56,5 @@ pub const CERTIFICATE_BYTES_MAX: usize = 64 * 1024;
 /// as needing a guardian's consent; from 14 a patient consents for
 /// themselves, so no minority recorded here can outlast a 14th birthday.
 pub const MINORITY_MS_MAX: u64 = (14 * 365 + 4) * 24 * 3_600_000;
+/// Most practitioner roles a genesis may allow to break the glass.
+pub const EMERGENCY_ROLES_MAX: usize = 6;

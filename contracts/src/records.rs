@@ -316,6 +316,26 @@ pub struct AccessRecord {
     pub release: Option<ReleaseRecord>,
 }
 
+impl AccessRecord {
+    /// Whether an emergency access's records may still be fetched at `time`
+    /// [R7.3]: within the genesis fetch window from the access, and never
+    /// once a review has found it unjustified. `None` for other kinds.
+    pub fn emergency_fetchable_at(
+        &self,
+        time: Timestamp,
+        policy: &EmergencyPolicy,
+    ) -> Option<bool> {
+        let AccessKind::Emergency { review, .. } = &self.kind else {
+            return None;
+        };
+        let unjustified = review
+            .as_ref()
+            .is_some_and(|r| r.finding == ReviewFinding::Unjustified);
+        let within = time.0 < self.at.time.0.saturating_add(policy.fetch_window_ms);
+        Some(within && !unjustified)
+    }
+}
+
 /// Where a proposal stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProposalStatus {
@@ -418,6 +438,31 @@ pub struct LedgerParameters {
     /// by those contacts, waits before it takes effect, in milliseconds
     /// (the patient's current key can cancel it meanwhile) [R4.2] [R4.3].
     pub control_change_delay_ms: u64,
+    /// Who may break the glass, and for how long its records may be fetched [R7.3].
+    pub emergency: EmergencyPolicy,
+}
+
+/// Who may make an emergency (break-glass) access, and how long after it
+/// its records may be fetched [R7.3].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmergencyPolicy {
+    /// The practitioner roles that may break the glass.
+    pub roles: BoundedVec<PractitionerRole, EMERGENCY_ROLES_MAX>,
+    /// Whether internet hospitals' practitioners may (most have no
+    /// emergency care: a hospital's practitioners always may).
+    pub internet_hospitals: bool,
+    /// How long after the access its records may be fetched, in ms.
+    pub fetch_window_ms: u64,
+}
+
+impl Default for EmergencyPolicy {
+    fn default() -> Self {
+        Self {
+            roles: BoundedVec::new(vec![PractitionerRole::Physician]).unwrap_or_default(),
+            internet_hospitals: false,
+            fetch_window_ms: 3_600_000,
+        }
+    }
 }
 
 impl Default for LedgerParameters {
@@ -427,6 +472,7 @@ impl Default for LedgerParameters {
             emergency_review_days: 7,
             grant_duration_days_max: 3_650,
             control_change_delay_ms: 72 * 3_600_000,
+            emergency: EmergencyPolicy::default(),
         }
     }
 }

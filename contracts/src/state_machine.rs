@@ -106,12 +106,19 @@
 //! (its id is still spent, R1).
 //! R7.2 `AccessServed`: the holder (node or admin key) of an authorised
 //! access, once; records the content hashes (none when the holder has no
-//! records of the patient in those categories) and whether a grant-based
-//! access's grant was still active.
-//! R7.3 `EmergencyAccess` is authorised for active practitioners of active
-//! hospitals and internet hospitals, for a registered patient and an eligible
-//! holder; it stays flagged until reviewed.
-//! R7.4 `EmergencyReview`: the requester's institution or a regulator, once.
+//! records of the patient in those categories) and whether the access's
+//! basis still held (`grant_active`): a grant-based access's grant was
+//! active, an emergency access was fetchable (R7.3); a release without it
+//! is recorded all the same, flagged.
+//! R7.3 `EmergencyAccess` is authorised for active practitioners whose role
+//! genesis allows (`emergency.roles`: physicians in the example) at active
+//! hospitals, and at internet hospitals only if genesis says so
+//! (`emergency.internet_hospitals`: not in the example), for a registered
+//! patient and an eligible holder; it stays flagged until reviewed. Its
+//! records may be fetched only within `emergency.fetch_window_ms` of the
+//! access (1 h in the example) and never once a review found it unjustified.
+//! R7.4 `EmergencyReview`: a regulator other than the requester's
+//! institution, once.
 //! R7.5 `PublicHealthAccess` is authorised only for active public-health
 //! officers of active public-health institutions, for a registered patient
 //! and an eligible holder.
@@ -119,9 +126,11 @@
 //! records that it refused a registered practitioner's fetch citing it, at
 //! most once per access and reason. The claim must fit the ledger:
 //! `NotAuthorized` only if that practitioner is not the requester or the
-//! access was denied; `GrantNotActive` only for a grant-based access whose
-//! grant is not active at block time; `AlreadyServed` is the holder's word
-//! (a replay may arrive while the first transfer is still running).
+//! access was denied; `GrantNotActive` only if the access's basis does not
+//! hold at block time (a grant-based access's grant is not active, an
+//! emergency access is past its fetch window or found unjustified, R7.2);
+//! `AlreadyServed` is the holder's word (a replay may arrive while the
+//! first transfer is still running).
 //!
 //! **R8 Audit log.** Every access decision (authorised or denied), release,
 //! review, and every consent change appends exactly one entry per patient
@@ -1678,7 +1687,17 @@ fn special_access(
         Err(reason) => Decision::Denied(reason),
         Ok(institution) => {
             let allowed = match &kind {
-                AccessKind::Emergency { .. } => institution.spec.kind.may_access_in_emergency(),
+                AccessKind::Emergency { .. } => {
+                    let params: LedgerParameters =
+                        st.get(&StateKey::Parameters)?.unwrap_or_default();
+                    let policy = &params.emergency;
+                    let kind_may = match institution.spec.kind {
+                        InstitutionKind::Hospital => true,
+                        InstitutionKind::InternetHospital { .. } => policy.internet_hospitals,
+                        _ => false,
+                    };
+                    kind_may && policy.roles.contains(&practitioner.role)
+                }
                 AccessKind::PublicHealth { .. } => {
                     institution.spec.kind == InstitutionKind::PublicHealth
                         && practitioner.role == PractitionerRole::PublicHealthOfficer
@@ -1741,12 +1760,7 @@ fn access_served(
     if record.release.is_some() {
         return reject(Rejection::AlreadyDone("the request was served".into()));
     }
-    let grant_active = match &record.kind {
-        AccessKind::Grant { grant, .. } => st
-            .get::<GrantRecord>(&StateKey::Grant(*grant))?
-            .is_some_and(|g| g.status_at(ctx.time) == GrantStatus::Active),
-        AccessKind::Emergency { .. } | AccessKind::PublicHealth { .. } => true,
-    };
+    let grant_active = basis_holds(st, &record, ctx)?;
     record.release = Some(ReleaseRecord {
         at: ctx.block_ref(),
         content_hashes: content_hashes.clone(),
@@ -1764,6 +1778,25 @@ fn access_served(
             grant_active,
         },
     ))
+}
+
+/// Whether what an authorised access rests on still holds at block time
+/// [R7.2] [R7.6]: a grant-based access's grant is active; an emergency
+/// access is within its fetch window and not found unjustified [R7.3];
+/// a public-health access rests on the law and always holds.
+fn basis_holds(st: &Overlay<'_>, record: &AccessRecord, ctx: &BlockContext) -> Step<bool> {
+    Ok(match &record.kind {
+        AccessKind::Grant { grant, .. } => st
+            .get::<GrantRecord>(&StateKey::Grant(*grant))?
+            .is_some_and(|g| g.status_at(ctx.time) == GrantStatus::Active),
+        AccessKind::Emergency { .. } => {
+            let params: LedgerParameters = st.get(&StateKey::Parameters)?.unwrap_or_default();
+            record
+                .emergency_fetchable_at(ctx.time, &params.emergency)
+                .unwrap_or(false)
+        }
+        AccessKind::PublicHealth { .. } => true,
+    })
 }
 
 fn fetch_refused(
@@ -1795,12 +1828,7 @@ fn fetch_refused(
         FetchRefusal::NotAuthorized => {
             record.requester != practitioner || record.decision != Decision::Authorized
         }
-        FetchRefusal::GrantNotActive => match &record.kind {
-            AccessKind::Grant { grant, .. } => !st
-                .get::<GrantRecord>(&StateKey::Grant(*grant))?
-                .is_some_and(|g| g.status_at(ctx.time) == GrantStatus::Active),
-            AccessKind::Emergency { .. } | AccessKind::PublicHealth { .. } => false,
-        },
+        FetchRefusal::GrantNotActive => !basis_holds(st, &record, ctx)?,
         FetchRefusal::AlreadyServed => true,
     };
     if !fits {
@@ -1840,11 +1868,12 @@ fn emergency_review(
     let mut record: AccessRecord = st
         .get(&StateKey::Access(access))?
         .ok_or(Rejection::NotFound("access".into()))?;
-    if record.requester_institution != reviewer
-        && institution.spec.kind != InstitutionKind::Regulator
+    // Not the requester's own institution: it would be judging itself.
+    if institution.spec.kind != InstitutionKind::Regulator
+        || record.requester_institution == reviewer
     {
         return not_permitted(
-            "the requester's institution or a regulator reviews an emergency access",
+            "a regulator, not the requester's institution, reviews an emergency access",
         );
     }
     let AccessKind::Emergency { review, .. } = &mut record.kind else {

@@ -185,11 +185,6 @@ impl InstitutionKind {
             Self::Hospital | Self::InternetHospital { .. } | Self::RegionalPlatform
         )
     }
-
-    /// Whether this kind's practitioners may break the glass in an emergency.
-    pub fn may_access_in_emergency(&self) -> bool {
-        matches!(self, Self::Hospital | Self::InternetHospital { .. })
-    }
 }
 
 /// Whether a member may act.

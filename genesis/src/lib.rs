@@ -15,9 +15,9 @@ use std::path::Path;
 
 use medledger_contracts::constants::*;
 use medledger_contracts::crypto::{CryptoSuite, PublicKey};
-use medledger_contracts::encoding::{self, BoundedString, Hash32, hash_of, tags};
+use medledger_contracts::encoding::{self, BoundedString, BoundedVec, Hash32, hash_of, tags};
 use medledger_contracts::ledger::MemoryLedger;
-use medledger_contracts::records::LedgerParameters;
+use medledger_contracts::records::{EmergencyPolicy, LedgerParameters};
 use medledger_contracts::state::WriteSet;
 use medledger_contracts::state_machine::{GenesisPractitioner, genesis_writes};
 use medledger_contracts::transaction::{InstitutionSpec, check_institution_spec};
@@ -130,6 +130,13 @@ pub struct LedgerParametersEntry {
     /// How long a change of a patient's recovery contacts or a key replaced
     /// by them waits before it takes effect (R4.2, R4.3), in milliseconds.
     pub control_change_delay_ms: u64,
+    /// Practitioner roles that may break the glass (R7.3), as in
+    /// `practitioners[].role`.
+    pub emergency_roles: Vec<String>,
+    /// Whether internet hospitals' practitioners may break the glass.
+    pub emergency_internet_hospitals: bool,
+    /// How long after an emergency access its records may be fetched (ms).
+    pub emergency_fetch_window_ms: u64,
 }
 
 impl Default for LedgerParametersEntry {
@@ -140,6 +147,14 @@ impl Default for LedgerParametersEntry {
             emergency_review_days: p.emergency_review_days,
             grant_duration_days_max: p.grant_duration_days_max,
             control_change_delay_ms: p.control_change_delay_ms,
+            emergency_roles: p
+                .emergency
+                .roles
+                .iter()
+                .map(|r| role_name(*r).to_string())
+                .collect(),
+            emergency_internet_hospitals: p.emergency.internet_hospitals,
+            emergency_fetch_window_ms: p.emergency.fetch_window_ms,
         }
     }
 }
@@ -248,6 +263,18 @@ pub fn parse_role(role: &str) -> Result<PractitionerRole, String> {
         "records-officer" => PractitionerRole::RecordsOfficer,
         other => return Err(format!("unknown role {other:?}")),
     })
+}
+
+/// The name of a practitioner role as written in files.
+pub fn role_name(role: PractitionerRole) -> &'static str {
+    match role {
+        PractitionerRole::Physician => "physician",
+        PractitionerRole::Nurse => "nurse",
+        PractitionerRole::Pharmacist => "pharmacist",
+        PractitionerRole::Technician => "technician",
+        PractitionerRole::PublicHealthOfficer => "public-health-officer",
+        PractitionerRole::RecordsOfficer => "records-officer",
+    }
 }
 
 fn bounded<const N: usize>(field: &str, text: &str) -> Result<BoundedString<N>, GenesisError> {
@@ -362,6 +389,22 @@ impl GenesisFile {
         }
         // Long enough for a patient to notice a change, not so long that a
         // real recovery is useless; local testnets use seconds.
+        let mut emergency_roles = Vec::new();
+        for (i, role) in p.emergency_roles.iter().enumerate() {
+            let role = parse_role(role)
+                .map_err(|e| field_error(format!("parameters.emergency_roles[{i}]"), &e))?;
+            if !emergency_roles.contains(&role) {
+                emergency_roles.push(role);
+            }
+        }
+        let emergency_roles = BoundedVec::new(emergency_roles)
+            .map_err(|_| field_error("parameters.emergency_roles", "too many roles"))?;
+        if !(60_000..=7 * 86_400_000).contains(&p.emergency_fetch_window_ms) {
+            return Err(field_error(
+                "parameters.emergency_fetch_window_ms",
+                "must be 60000..=604800000 (1 min to 7 days)",
+            ));
+        }
         if !(1_000..=30 * 86_400_000).contains(&p.control_change_delay_ms) {
             return Err(field_error(
                 "parameters.control_change_delay_ms",
@@ -490,6 +533,11 @@ impl GenesisFile {
                 emergency_review_days: p.emergency_review_days,
                 grant_duration_days_max: p.grant_duration_days_max,
                 control_change_delay_ms: p.control_change_delay_ms,
+                emergency: EmergencyPolicy {
+                    roles: emergency_roles,
+                    internet_hospitals: p.emergency_internet_hospitals,
+                    fetch_window_ms: p.emergency_fetch_window_ms,
+                },
             },
             institutions,
             practitioners,

@@ -127,11 +127,45 @@ test("a listed grant is checked against the transaction the patient signed", asy
   assert.equal(await bcs.checkOwnGrant(chain, longer, v.signed_transaction_bcs, key), "terms differ from what was signed");
   // Another transaction passed off as the grant's, and a forged signature.
   const other = byName.revoke.signed_transaction_bcs;
-  assert.equal(await bcs.checkOwnGrant(chain, listed, other, key), "is not the grant's transaction");
+  assert.equal(await bcs.checkOwnGrant(chain, listed, other, key), "is not the transaction named");
   const forged = v.signed_transaction_bcs.slice(0, -2) + (v.signed_transaction_bcs.endsWith("00") ? "01" : "00");
   assert.equal(await bcs.checkOwnGrant(chain, listed, forged, key), "signature does not verify");
   // Signed by a key this device does not hold: nothing to check it against.
   const otherKey = new Uint8Array(32).fill(7);
   assert.equal(await bcs.checkOwnGrant(chain, listed, v.signed_transaction_bcs, otherKey), "other-key");
   assert.match(await bcs.checkOwnGrant(chain, listed, "zz", key), /does not decode/);
+});
+
+test("a consent request is checked against the requester's signed terms before the patient approves", async () => {
+  const v = byName["request-consent"];
+  const listed = {
+    id: v.transaction_id,
+    requested_by: { practitioner: bcs.toHex(await bcs.sha256("medledger/practitioner/v1", bcs.fromHex(v.public_key_bcs))) },
+    terms: {
+      patient: vectors.patient_id.id,
+      grantee: { institution: "city-second-hospital" },
+      categories: ["lab-reports", "imaging"],
+      holders: ["city-first-hospital"],
+      purpose: "Referral",
+      not_before_ms: 1790000000000,
+      expires_at_ms: 1792592000000,
+      notice_hash: bcs.toHex(await bcs.sha256("notice", "v1")),
+    },
+  };
+  assert.equal(await bcs.checkConsentRequest(chain, listed, v.signed_transaction_bcs), null);
+  // A node that shows narrower terms than the doctor asked for (fewer
+  // categories, only one holder, a shorter period) is caught before the
+  // patient approves what they were not shown.
+  for (const terms of [
+    { ...listed.terms, categories: ["imaging"] },
+    { ...listed.terms, holders: "any" },
+    { ...listed.terms, expires_at_ms: 1790100000000 },
+    { ...listed.terms, grantee: { institution: "city-first-hospital" } },
+  ]) {
+    assert.equal(await bcs.checkConsentRequest(chain, { ...listed, terms }, v.signed_transaction_bcs), "terms differ from what was signed");
+  }
+  // Another requester named, or another transaction passed off as the request.
+  const otherDoctor = { ...listed, requested_by: { practitioner: "00".repeat(32) } };
+  assert.equal(await bcs.checkConsentRequest(chain, otherDoctor, v.signed_transaction_bcs), "terms differ from what was signed");
+  assert.equal(await bcs.checkConsentRequest(chain, listed, byName.grant.signed_transaction_bcs), "is not the transaction named");
 });

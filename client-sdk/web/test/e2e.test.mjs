@@ -109,9 +109,18 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await page.reload();
     const ask = page.locator("#requests li[data-request]").first();
     await ask.waitFor();
+    // Every term is shown before approving (grantee, holders, period), and
+    // the approve button works only once the terms are checked against the
+    // doctor's signed request.
+    const asked = await ask.textContent();
+    for (const term of ["影像", "授权给", "调取自", "从", "至"]) assert.ok(asked.includes(term), `${term} in ${asked}`);
+    await ask.locator(".badge.checked.active").waitFor();
     await page.screenshot({ path: join(shots, "5-inbox.png"), fullPage: true });
-    await ask.getByRole("button", { name: "同意" }).click();
+    await ask.getByRole("button", { name: "同意", exact: true }).click();
     await page.locator("#grants li[data-grant]").nth(3).waitFor();
+    // The grant made by approving is checked too: the request's terms as
+    // the doctor signed them, approved by this key.
+    await page.waitForFunction(() => document.querySelectorAll("#grants li[data-grant] .badge.checked.active").length === 4);
     // The answered request leaves the inbox (it refreshes after the commit).
     await page.waitForFunction(() => document.querySelectorAll("#requests li[data-request]").length === 0);
 

@@ -225,6 +225,16 @@ fn build() -> Value {
             },
         ),
         vector(
+            "request-consent",
+            &chain,
+            "doc-b",
+            Transaction {
+                signer: Signer::Practitioner(doc),
+                nonce: 13,
+                payload: Payload::RequestConsent(terms.clone()),
+            },
+        ),
+        vector(
             "cancel-control-change",
             &chain,
             "alice",

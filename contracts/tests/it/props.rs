@@ -262,7 +262,8 @@ proptest! {
                 finding: ReviewFinding::Justified,
                 record_hash: Hash32([1; 32]),
             }).outcome;
-            let eligible = matches!(reviewers[who], "hosp-b" | "nhc");
+            // A regulator, never the requester's own institution (R7.4).
+            let eligible = reviewers[who] == "nhc";
             prop_assert_eq!(outcome == Outcome::Applied, eligible && !reviewed_by_eligible);
             reviewed_by_eligible |= eligible;
         }

@@ -1602,11 +1602,19 @@ fn r7_3_r7_4_emergency_access_is_recorded_flagged_and_reviewed_once() {
     let (request, r) = emergency(&mut w, "doc-b");
     assert_eq!(r.outcome, Outcome::Authorized);
     assert_eq!(r.audit_indexes.len(), 1);
-    let (_, r) = emergency(&mut w, "platform-doc");
-    assert_eq!(
-        r.outcome,
-        Outcome::Denied(DenialReason::EmergencyNotAllowed)
-    );
+    // The attacks of a member beyond break-glass's purpose, each denied on
+    // record (on 4238e91 the nurse and the internet hospital's doctor were
+    // authorised): a platform, an internet hospital (no emergency care in
+    // the example genesis), a role genesis does not allow.
+    for who in ["platform-doc", "net-doc", "nurse-b"] {
+        let (_, r) = emergency(&mut w, who);
+        assert_eq!(
+            r.outcome,
+            Outcome::Denied(DenialReason::EmergencyNotAllowed),
+            "{who}"
+        );
+        assert_eq!(r.audit_indexes.len(), 1, "{who}: the attempt is audited");
+    }
     let review = |w: &mut World, who: &str| {
         w.act(
             Signer::Institution(inst(who)),
@@ -1618,18 +1626,107 @@ fn r7_3_r7_4_emergency_access_is_recorded_flagged_and_reviewed_once() {
             },
         )
     };
-    assert!(
-        matches!(
-            review(&mut w, "hosp-a").outcome,
-            Outcome::Rejected(Rejection::NotPermitted(_))
-        ),
-        "not the requester's institution"
-    );
+    // The requester's institution may not judge itself (it could on
+    // 4238e91), nor may another hospital: a regulator reviews.
+    for who in ["hosp-b", "hosp-a"] {
+        assert!(
+            matches!(
+                review(&mut w, who).outcome,
+                Outcome::Rejected(Rejection::NotPermitted(_))
+            ),
+            "{who}"
+        );
+    }
     assert_eq!(review(&mut w, "nhc").outcome, Outcome::Applied);
     assert!(matches!(
-        review(&mut w, "hosp-b").outcome,
+        review(&mut w, "nhc").outcome,
         Outcome::Rejected(Rejection::AlreadyDone(_))
     ));
+}
+
+/// The attack: a holder's colleague fetches break-glass records months
+/// later, or after a regulator found the access unjustified. On 4238e91 the
+/// ledger saw nothing wrong with either release and refused the holder's
+/// record of refusing it.
+#[test]
+fn r7_3_emergency_records_are_fetchable_only_in_the_window_and_never_after_an_unjustified_review() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let window = LedgerParameters::default().emergency.fetch_window_ms;
+    let (doc, k) = World::practitioner("doc-b");
+    let emergency = |w: &mut World| {
+        let tx = w.sign(
+            Signer::Practitioner(doc),
+            &k,
+            Payload::EmergencyAccess {
+                patient: p,
+                holder: inst("hosp-a"),
+                categories: cats(&[Category::Allergies]),
+                reason: EmergencyReason::PatientUnconscious,
+            },
+        );
+        let id = tx.transaction.id(&w.chain);
+        assert_eq!(w.run(tx).outcome, Outcome::Authorized);
+        id
+    };
+    let holder = |w: &mut World, payload| {
+        let tx = w.sign(
+            Signer::InstitutionNode(inst("hosp-a")),
+            &key("node:hosp-a"),
+            payload,
+        );
+        w.run_audited(tx)
+    };
+    let served = |request| Payload::AccessServed {
+        request,
+        content_hashes: BoundedVec::new(vec![Hash32([8; 32])]).unwrap(),
+    };
+    let refused = |request| Payload::FetchRefused {
+        request,
+        practitioner: doc,
+        reason: FetchRefusal::GrantNotActive,
+    };
+    let released_in_basis = |entries: &[AuditEntry]| match entries[0].event {
+        AuditEvent::Released { grant_active, .. } => grant_active,
+        ref other => panic!("expected a release, got {other:?}"),
+    };
+    // Within the window: served, and its basis held.
+    let first = emergency(&mut w);
+    let (r, entries) = holder(&mut w, refused(first));
+    assert!(
+        matches!(r.outcome, Outcome::Rejected(Rejection::NotPermitted(_))),
+        "it is fetchable"
+    );
+    let (r, entries2) = holder(&mut w, served(first));
+    assert_eq!(r.outcome, Outcome::Applied);
+    assert!(entries.is_empty());
+    assert!(released_in_basis(&entries2));
+    // Past the window: the holder's refusal fits the ledger, and a release
+    // made anyway is recorded flagged.
+    let late = emergency(&mut w);
+    w.now += window;
+    let (r, _) = holder(&mut w, refused(late));
+    assert_eq!(r.outcome, Outcome::Applied);
+    let (r, entries) = holder(&mut w, served(late));
+    assert_eq!(r.outcome, Outcome::Applied);
+    assert!(!released_in_basis(&entries), "flagged: outside the window");
+    // Found unjustified: no longer fetchable, even within the window.
+    let judged = emergency(&mut w);
+    assert_eq!(
+        w.act(
+            Signer::Institution(inst("nhc")),
+            &key("admin:nhc"),
+            Payload::EmergencyReview {
+                access: judged,
+                finding: ReviewFinding::Unjustified,
+                record_hash: Hash32([3; 32]),
+            },
+        )
+        .outcome,
+        Outcome::Applied
+    );
+    let (r, _) = holder(&mut w, refused(judged));
+    assert_eq!(r.outcome, Outcome::Applied);
 }
 
 #[test]

@@ -46,6 +46,7 @@ pub const PRACTITIONERS: &[(&str, &str, PractitionerRole)] = &[
     ("doc-a", "hosp-a", PractitionerRole::Physician),
     ("doc-b", "hosp-b", PractitionerRole::Physician),
     ("doc-b2", "hosp-b", PractitionerRole::Physician),
+    ("nurse-b", "hosp-b", PractitionerRole::Nurse),
     ("net-doc", "net-a", PractitionerRole::Physician),
     ("cdc-officer", "cdc", PractitionerRole::PublicHealthOfficer),
     ("cdc-clerk", "cdc", PractitionerRole::RecordsOfficer),

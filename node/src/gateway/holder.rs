@@ -34,7 +34,8 @@ use medledger_contracts::Hash32;
 use medledger_contracts::crypto::SecretKey;
 use medledger_contracts::encoding::{BoundedVec, hash_of};
 use medledger_contracts::records::{
-    AccessKind, AccessRecord, Decision, GrantRecord, GrantStatus, PractitionerRecord,
+    AccessKind, AccessRecord, Decision, GrantRecord, GrantStatus, LedgerParameters,
+    PractitionerRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::transaction::{Payload, Signer, Transaction};
@@ -258,15 +259,32 @@ impl Holder {
             tracing::error!(
                 "MEDLEDGER_FAULT=skip-grant-check: serving without the grant check (tests only)"
             );
-        } else if let AccessKind::Grant { grant, .. } = &access.kind {
-            let grant: Option<GrantRecord> = self.state(&StateKey::Grant(*grant))?;
-            if !grant.is_some_and(|g| g.status_at(now()) == GrantStatus::Active) {
+        } else {
+            // What the access rests on must still hold now (R7.2, R7.3).
+            let (holds, why) = match &access.kind {
+                AccessKind::Grant { grant, .. } => {
+                    let grant: Option<GrantRecord> = self.state(&StateKey::Grant(*grant))?;
+                    (
+                        grant.is_some_and(|g| g.status_at(now()) == GrantStatus::Active),
+                        "the grant is no longer active (revoked or expired)",
+                    )
+                }
+                AccessKind::Emergency { .. } => {
+                    let params: LedgerParameters =
+                        self.state(&StateKey::Parameters)?.unwrap_or_default();
+                    (
+                        access
+                            .emergency_fetchable_at(now(), &params.emergency)
+                            .unwrap_or(false),
+                        "the emergency access is past its fetch window or was found unjustified",
+                    )
+                }
+                AccessKind::PublicHealth { .. } => (true, ""),
+            };
+            if !holds {
                 let a = &fetch.authorization;
                 self.record_refusal(a.request, a.practitioner, FetchRefusal::GrantNotActive);
-                return Err(refused(
-                    "grant_not_active",
-                    "the grant is no longer active (revoked or expired)",
-                ));
+                return Err(refused("grant_not_active", why));
             }
         }
         let listed = self

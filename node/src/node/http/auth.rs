@@ -404,8 +404,8 @@ mod tests {
     fn limiters_keyed_by_outside_input_stay_bounded() {
         let auth = Authenticator::new(limits(1));
         let mut refused = 0;
-        for i in 0..(LIMITER_ENTRIES_MAX as u32 + 10) {
-            let addr = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::from(u128::from(i) + 1)), 1);
+        for i in 0..(LIMITER_ENTRIES_MAX as u128 + 10) {
+            let addr = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::from(i + 1)), 1);
             match auth.rate_limit(None, Some(addr)) {
                 Ok(()) => {}
                 Err(e) => {

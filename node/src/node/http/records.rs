@@ -93,7 +93,9 @@ fn holder_refusal(code: &str) -> (&str, &'static str) {
             "the ledger does not authorise this practitioner to fetch under this request"
         }
         "already_served" => "this request was served already; make a new request",
-        "grant_not_active" => "the grant is no longer active (revoked or expired)",
+        "grant_not_active" => {
+            "what the access rests on no longer holds (a grant revoked or expired, an emergency access past its window or found unjustified)"
+        }
         "too_many_resources" => "too many resources for one fetch; ask for fewer categories",
         "busy" => "the holder is busy; try again shortly",
         "unknown_transfer" => "the holder knows no such transfer",
