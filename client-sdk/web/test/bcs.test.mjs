@@ -103,20 +103,25 @@ test("uleb128 lengths and u64 little-endian", () => {
   assert.throws(() => bcs.fromHex("zz"));
 });
 
+/** The terms of the golden grant, as a node lists them. */
+async function goldenTerms() {
+  return {
+    patient: vectors.patient_id.id,
+    grantee: { institution: "city-second-hospital" },
+    categories: ["lab-reports", "imaging"],
+    holders: ["city-first-hospital"],
+    purpose: "Referral",
+    not_before_ms: 1790000000000,
+    expires_at_ms: 1792592000000,
+    notice_hash: bcs.toHex(await bcs.sha256("notice", "v1")),
+  };
+}
+
 test("a listed grant is checked against the transaction the patient signed", async () => {
   const v = byName.grant;
   const listed = {
     id: v.transaction_id,
-    terms: {
-      patient: vectors.patient_id.id,
-      grantee: { institution: "city-second-hospital" },
-      categories: ["lab-reports", "imaging"],
-      holders: ["city-first-hospital"],
-      purpose: "Referral",
-      not_before_ms: 1790000000000,
-      expires_at_ms: 1792592000000,
-      notice_hash: bcs.toHex(await bcs.sha256("notice", "v1")),
-    },
+    terms: await goldenTerms(),
   };
   const key = rawKey(v.public_key);
   assert.equal(await bcs.checkOwnGrant(chain, listed, v.signed_transaction_bcs, key), null);
@@ -141,16 +146,7 @@ test("a consent request is checked against the requester's signed terms before t
   const listed = {
     id: v.transaction_id,
     requested_by: { practitioner: bcs.toHex(await bcs.sha256("medledger/practitioner/v1", bcs.fromHex(v.public_key_bcs))) },
-    terms: {
-      patient: vectors.patient_id.id,
-      grantee: { institution: "city-second-hospital" },
-      categories: ["lab-reports", "imaging"],
-      holders: ["city-first-hospital"],
-      purpose: "Referral",
-      not_before_ms: 1790000000000,
-      expires_at_ms: 1792592000000,
-      notice_hash: bcs.toHex(await bcs.sha256("notice", "v1")),
-    },
+    terms: await goldenTerms(),
   };
   assert.equal(await bcs.checkConsentRequest(chain, listed, v.signed_transaction_bcs), null);
   // A node that shows narrower terms than the doctor asked for (fewer

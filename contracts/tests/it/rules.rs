@@ -1082,6 +1082,21 @@ fn r5_8_a_regulator_ends_a_contested_guardianship_and_the_minority_with_it() {
     ));
 }
 
+/// The patient's current key (label `label`) cancels what is pending, audited.
+fn cancel_pending(w: &mut World, p: PatientId, label: &str) {
+    let tx = w.sign(
+        Signer::Patient(p),
+        &key(label),
+        Payload::CancelControlChange,
+    );
+    let (receipt, entries) = w.run_audited(tx);
+    assert_eq!(receipt.outcome, Outcome::Applied);
+    assert_eq!(
+        control_change(&entries).0,
+        ControlChange::PendingChangesCancelled
+    );
+}
+
 fn control_change(entries: &[AuditEntry]) -> (ControlChange, Timestamp) {
     assert_eq!(entries.len(), 1, "one audit entry");
     match entries[0].event {
@@ -1144,17 +1159,7 @@ fn r4_2_r4_3_r4_11_control_changes_are_audited_wait_and_the_current_key_cancels(
         Outcome::Rejected(Rejection::NotPermitted(_))
     ));
     // The patient sees the warning and cancels with the current key.
-    let tx = w.sign(
-        Signer::Patient(p),
-        &key("owner"),
-        Payload::CancelControlChange,
-    );
-    let (receipt, entries) = w.run_audited(tx);
-    assert_eq!(receipt.outcome, Outcome::Applied);
-    assert_eq!(
-        control_change(&entries).0,
-        ControlChange::PendingChangesCancelled
-    );
+    cancel_pending(&mut w, p, "owner");
     w.now += delay;
     assert!(
         matches!(
@@ -1207,17 +1212,7 @@ fn r4_2_r4_3_r4_11_control_changes_are_audited_wait_and_the_current_key_cancels(
             .outcome,
         Outcome::Rejected(Rejection::KeyMismatch)
     );
-    let tx = w.sign(
-        Signer::Patient(p),
-        &key("owner"),
-        Payload::CancelControlChange,
-    );
-    let (receipt, entries) = w.run_audited(tx);
-    assert_eq!(receipt.outcome, Outcome::Applied);
-    assert_eq!(
-        control_change(&entries).0,
-        ControlChange::PendingChangesCancelled
-    );
+    cancel_pending(&mut w, p, "owner");
     w.now += delay;
     let record: PatientRecord = w.get(&StateKey::Patient(p)).unwrap();
     assert_eq!(record.key_at(Timestamp(w.now)), &key("owner").public_key());

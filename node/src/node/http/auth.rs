@@ -335,19 +335,7 @@ mod tests {
             per_address_per_second: 100,
             window_ms: 1000,
         });
-        let key = medledger_contracts::crypto::SecretKey::from_seed([5; 32]);
-        let token = RequestAuth::sign(
-            &medledger_contracts::types::ChainId::new("c").unwrap(),
-            "GET",
-            "/",
-            b"",
-            medledger_contracts::types::Timestamp(0),
-            1,
-            medledger_contracts::transaction::Signer::Institution(
-                medledger_contracts::types::InstitutionId::new("x").unwrap(),
-            ),
-            &key,
-        );
+        let token = token_of(5);
         auth.remember(&token.public_key);
         let attacker: SocketAddr = "127.0.0.9:1".parse().unwrap();
         let holder: SocketAddr = "127.0.0.1:1".parse().unwrap();
