@@ -213,6 +213,7 @@ impl TxBuilder {
         let patient = patient_key.patient_id();
         let patient_consent = patient_key.secret().sign(&guardianship_consent_message(
             &self.chain,
+            &self.who.signer,
             &patient,
             &guardian,
             minor_until,
@@ -227,10 +228,10 @@ impl TxBuilder {
         })
     }
 
-    /// The patient's current key cancels a pending change of recovery
-    /// contacts and a pending key replacement (R4.11).
-    pub fn cancel_control_change(&self) -> SignedTransaction {
-        self.sign(Payload::CancelControlChange)
+    /// The patient's current key cancels a pending key replacement
+    /// (`key`), pending new recovery contacts (`contacts`), or both (R4.11).
+    pub fn cancel_control_change(&self, key: bool, contacts: bool) -> SignedTransaction {
+        self.sign(Payload::CancelControlChange { key, contacts })
     }
 
     /// Ends a delegation.

@@ -56,7 +56,7 @@ const T = {
     pendingPolicy: (n, k, when) => `待生效：新的恢复联系人（${n} 位，需 ${k} 位同意），${when} 起生效。`,
     pendingKey: (when) => `待生效：恢复联系人批准的新密钥将于 ${when} 替换本设备的密钥。`,
     notYou: "如果这不是您本人的操作，请立即取消。",
-    cancelChange: "取消待生效的变更",
+    cancelKey: "取消替换密钥", cancelContacts: "取消更改恢复联系人",
   },
   en: {
     title: "My record consents", startTitle: "Start", startText: "Make your key on this device. The private key never leaves it; no node ever sees it.",
@@ -109,7 +109,7 @@ const T = {
     pendingPolicy: (n, k, when) => `Pending: new recovery contacts (${n}; ${k} must agree), in force from ${when}.`,
     pendingKey: (when) => `Pending: a new key approved by your recovery contacts replaces this device's key at ${when}.`,
     notYou: "If this was not you, cancel it now.",
-    cancelChange: "Cancel the pending change",
+    cancelKey: "Cancel the key replacement", cancelContacts: "Cancel the new contacts",
   },
 };
 
@@ -238,8 +238,16 @@ function showPendingChanges(recovery) {
     box.replaceChildren();
     return;
   }
-  box.replaceChildren(`${lines.join(" ")} ${t().notYou} `,
-    actionButton(t().cancelChange, "secondary cancel-change", { kind: "cancelControlChange" }));
+  // One button each: contacts who scheduled a key must not make the patient
+  // throw away the new contacts that will replace them (R4.11).
+  const buttons = [];
+  if (recovery.pending_key) {
+    buttons.push(actionButton(t().cancelKey, "secondary cancel-change", { kind: "cancelControlChange", key: true, contacts: false }));
+  }
+  if (recovery.pending_policy) {
+    buttons.push(actionButton(t().cancelContacts, "secondary cancel-change", { kind: "cancelControlChange", key: false, contacts: true }));
+  }
+  box.replaceChildren(`${lines.join(" ")} ${t().notYou} `, ...buttons);
   pendingTimer = setTimeout(refresh, Math.max(0, Math.min(...due) - Date.now()) + 1500);
 }
 

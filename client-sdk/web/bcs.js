@@ -134,7 +134,9 @@ export function transactionBytes(tx) {
   w.uleb(PAYLOAD[p.kind]);
   switch (p.kind) {
     case "registerPatient":
+      break;
     case "cancelControlChange":
+      w.bool(Boolean(p.key)).bool(Boolean(p.contacts));
       break;
     case "grant":
       writeTerms(w, p.terms);

@@ -125,6 +125,8 @@ impl PatientRecord {
             .is_some_and(|p| p.effective_at <= time)
         {
             self.recovery = self.pending_recovery.take().map(|p| p.value);
+            // Approvals were for the contacts of the policy replaced.
+            self.recovery_approvals = BoundedVec::default();
         }
     }
 }

@@ -57,6 +57,9 @@ pub enum StateKey {
     /// A refused fetch of an access, recorded once per reason (value: the
     /// `BlockRef` it was recorded in).
     FetchRefusal(RequestId, FetchRefusal),
+    /// A patient's signed consent (its message) that was used, at this
+    /// height: a guardianship consent counts once (R4.7).
+    UsedConsent(Hash32),
 }
 
 impl StateKey {

@@ -40,9 +40,9 @@
 //! a registered patient as a minor until a future time at most 14 years
 //! ahead (PIPL art. 31: under 14 a guardian consents), under a registered
 //! guardian (not the patient), naming the hash of its evidence, with the
-//! patient's current key's signature over the terms (for a child the
-//! guardian holds that key; a patient who holds their own key is never made
-//! a minor without it). A minority's end is fixed when first recorded: a
+//! patient's current key's signature over the terms and the recording
+//! hospital (for a child the guardian holds that key; a patient who holds
+//! their own key is never made a minor without it); a consent is used once. A minority's end is fixed when first recorded: a
 //! later guardianship may name another guardian but not extend it, and none
 //! may be recorded once it has ended. This creates a guardian delegation
 //! that lapses when the minor comes of age, audited in the minor's trail
@@ -58,8 +58,10 @@
 //! after the height that carried it. A change that leaves no voting power or
 //! more than the maximum number of validators is invalid.
 //! R4.11 `CancelControlChange`: the patient's current key cancels a pending
-//! recovery policy and a pending key replacement (and clears approvals),
-//! audited; with nothing pending it is refused.
+//! key replacement (clearing approvals), a pending recovery policy, or both,
+//! as it says, audited; with nothing of that pending it is refused. When a
+//! new policy takes effect, approvals made under the old one are dropped,
+//! and only approvals by contacts of the policy in force count (R4.3).
 //!
 //! **R5 Consent.**
 //! R5.1 `Grant`: by the patient or an active delegate for that patient; the
@@ -87,7 +89,8 @@
 //! R5.8 `EndDelegation`: the patient (except a minor ending their guardian),
 //! the delegate, the hospital that recorded the guardianship, or (for a
 //! recorded guardianship only) a regulator, whose ruling also ends the
-//! minority at that block: from then the patient decides alone.
+//! minority at that block, even when the guardianship had already ended:
+//! from then the patient decides alone.
 //! R5.9 A delegate signs only `Grant`, `Revoke` and `AnswerConsentRequest`,
 //! only for the delegation's patient, only while the delegation is active.
 //!
@@ -458,7 +461,9 @@ fn apply_transaction(
         Payload::ApproveRecovery {
             patient, new_key, ..
         } => approve_recovery(st, actor, *patient, *new_key, ctx),
-        Payload::CancelControlChange => cancel_control_change(st, actor, ctx),
+        Payload::CancelControlChange { key, contacts } => {
+            cancel_control_change(st, actor, *key, *contacts, ctx)
+        }
         Payload::RotateKey { role, new_key, .. } => rotate_key(st, actor, *role, *new_key, ctx),
         Payload::RegisterPractitioner {
             key,
@@ -523,7 +528,8 @@ fn apply_transaction(
                 evidence_hash: *evidence_hash,
                 patient_consent: *patient_consent,
             };
-            record_guardianship(st, actor, id, &guardianship, tx.chain(), ctx)
+            let recorder = &tx.transaction().signer;
+            record_guardianship(st, actor, id, &guardianship, tx.chain(), recorder, ctx)
         }
         Payload::Propose { action, expires_at } => propose(st, actor, id, action, *expires_at, ctx),
         Payload::Vote { proposal, approve } => vote(st, actor, *proposal, *approve, ctx),
@@ -731,10 +737,13 @@ fn approve_recovery(
     if !policy.delegates.contains(&delegate) {
         return not_permitted("the signer is not one of the patient's recovery delegates");
     }
+    // Only approvals by contacts of the policy in force count (a removed
+    // contact's approval must not help, nor take a slot).
     record
         .recovery_approvals
-        .retain(|(who, _)| *who != delegate);
-    // Cannot overflow: one approval per delegate, at most RECOVERY_DELEGATES_MAX.
+        .retain(|(who, _)| *who != delegate && policy.delegates.contains(who));
+    // Cannot overflow: one approval per contact of the policy, at most
+    // RECOVERY_DELEGATES_MAX of them.
     let _ = record.recovery_approvals.push((delegate, new_key));
     let agreeing = record
         .recovery_approvals
@@ -767,16 +776,30 @@ fn approve_recovery(
 }
 
 /// [R4.11] The patient's current key cancels pending control changes.
-fn cancel_control_change(st: &mut Overlay<'_>, actor: Actor, ctx: &BlockContext) -> Step<Effect> {
+fn cancel_control_change(
+    st: &mut Overlay<'_>,
+    actor: Actor,
+    key: bool,
+    contacts: bool,
+    ctx: &BlockContext,
+) -> Step<Effect> {
     let Actor::Patient(id, mut record) = actor else {
         return not_permitted("only the patient's current key cancels a pending change");
     };
-    if record.pending_key.is_none() && record.pending_recovery.is_none() {
+    // Separately, so that contacts who schedule a key cannot make the
+    // patient throw away the new contacts that would replace them.
+    let cancels_key = key && record.pending_key.is_some();
+    let cancels_contacts = contacts && record.pending_recovery.is_some();
+    if !cancels_key && !cancels_contacts {
         return not_found("pending change");
     }
-    record.pending_key = None;
-    record.pending_recovery = None;
-    record.recovery_approvals = BoundedVec::default();
+    if cancels_key {
+        record.pending_key = None;
+        record.recovery_approvals = BoundedVec::default();
+    }
+    if cancels_contacts {
+        record.pending_recovery = None;
+    }
     st.put(&StateKey::Patient(id), &record);
     Ok(control_changed(
         id,
@@ -879,6 +902,7 @@ fn record_guardianship(
     id: TxHash,
     g: &Guardianship,
     chain: &crate::types::ChainId,
+    recorder: &Signer,
     ctx: &BlockContext,
 ) -> Step<Effect> {
     // [R4.7]
@@ -927,6 +951,7 @@ fn record_guardianship(
     // a hospital alone cannot make a patient who holds their key a minor.
     let message = guardianship_consent_message(
         chain,
+        recorder,
         &g.patient,
         &g.guardian,
         g.minor_until,
@@ -939,6 +964,14 @@ fn record_guardianship(
     if consents.is_err() {
         return not_permitted("the patient's current key did not sign this guardianship");
     }
+    // Once only: an old consent cannot bring back a guardian it named.
+    let used = StateKey::UsedConsent(message);
+    if st.get::<u64>(&used)?.is_some() {
+        return reject(Rejection::AlreadyDone(
+            "this consent to a guardianship was used".into(),
+        ));
+    }
+    st.put(&used, &ctx.height);
     minor.minor_until = Some(g.minor_until);
     st.put(&StateKey::Patient(g.patient), &minor);
     let role = DelegateRole::Guardian;
@@ -1515,21 +1548,29 @@ fn end_delegation(
     if !allowed {
         return not_permitted("this signer cannot end this delegation");
     }
-    if record.ended_at.is_some() {
-        return reject(Rejection::AlreadyDone("the delegation has ended".into()));
+    let mut changed = false;
+    if record.ended_at.is_none() {
+        record.ended_at = Some(ctx.block_ref());
+        st.put(&StateKey::Delegation(delegation), &record);
+        changed = true;
     }
-    record.ended_at = Some(ctx.block_ref());
-    st.put(&StateKey::Delegation(delegation), &record);
     if recorded && by_regulator {
-        // [R5.8] A regulator ending a recorded guardianship ends the
-        // minority with it: from this block the patient decides alone.
+        // [R5.8] A regulator ruling on a recorded guardianship ends the
+        // minority with it, even if the guardianship itself was ended
+        // before (a guardian stepping down must not leave the patient a
+        // minor with no one to consent): from this block the patient
+        // decides alone.
         let mut patient: PatientRecord = st
             .get(&StateKey::Patient(record.patient))?
             .ok_or(Rejection::NotFound("patient".into()))?;
         if patient.is_minor_at(ctx.time) {
             patient.minor_until = Some(ctx.time);
             st.put(&StateKey::Patient(record.patient), &patient);
+            changed = true;
         }
+    }
+    if !changed {
+        return reject(Rejection::AlreadyDone("the delegation has ended".into()));
     }
     Ok(Effect::with(
         Outcome::Applied,

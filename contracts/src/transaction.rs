@@ -269,9 +269,14 @@ pub enum Payload {
         reason: FetchRefusal,
     },
     // --- membership, appended ---
-    /// The patient's current key cancels a pending change of recovery
-    /// contacts and a pending key replacement [R4.11].
-    CancelControlChange,
+    /// The patient's current key cancels a pending key replacement, a
+    /// pending change of recovery contacts, or both [R4.11].
+    CancelControlChange {
+        /// Cancel the key approved by recovery contacts.
+        key: bool,
+        /// Cancel the new recovery contacts.
+        contacts: bool,
+    },
 }
 
 /// A transaction before signing.
@@ -363,6 +368,7 @@ pub fn key_possession_message(
 #[derive(Serialize)]
 struct GuardianshipConsent<'a> {
     chain: &'a ChainId,
+    recorder: &'a Signer,
     patient: &'a PatientId,
     guardian: &'a PatientId,
     minor_until: Timestamp,
@@ -370,10 +376,12 @@ struct GuardianshipConsent<'a> {
 }
 
 /// What a patient's key signs to accept being recorded as a minor under a
-/// guardian until `minor_until` [R4.7]: a hospital alone cannot make a
-/// patient who holds their own key a minor.
+/// guardian until `minor_until` by the hospital signing as `recorder`
+/// [R4.7]: a hospital alone cannot make a patient who holds their own key a
+/// minor, nor use a consent given to another hospital; each is used once.
 pub fn guardianship_consent_message(
     chain: &ChainId,
+    recorder: &Signer,
     patient: &PatientId,
     guardian: &PatientId,
     minor_until: Timestamp,
@@ -383,6 +391,7 @@ pub fn guardianship_consent_message(
         tags::GUARDIANSHIP_CONSENT,
         &GuardianshipConsent {
             chain,
+            recorder,
             patient,
             guardian,
             minor_until,
@@ -782,7 +791,7 @@ fn check_form(chain: &ChainId, tx: &Transaction) -> Result<(), TransactionError>
         | Payload::AccessServed { .. }
         | Payload::FetchRefused { .. }
         | Payload::EmergencyReview { .. }
-        | Payload::CancelControlChange => {}
+        | Payload::CancelControlChange { .. } => {}
     }
     Ok(())
 }

@@ -72,7 +72,7 @@ test("a patient's transactions match the ledger's bytes, digests and signatures"
     payload: { kind: "answerConsentRequest", request: "11".repeat(32), approve: true },
   });
   await check("end-delegation", { signer, nonce: 6, payload: { kind: "endDelegation", delegation: "22".repeat(32) } });
-  await check("cancel-control-change", { signer, nonce: 11, payload: { kind: "cancelControlChange" } });
+  await check("cancel-control-change", { signer, nonce: 11, payload: { kind: "cancelControlChange", key: true, contacts: true } });
 });
 
 test("recovery transactions and the new key's proof match the ledger's bytes", async () => {

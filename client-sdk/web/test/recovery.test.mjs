@@ -43,7 +43,7 @@ test("a patient's recovery contact approves their new device, which takes over t
     // New contacts wait out the ledger's delay (R4.2; 5 s on a testnet):
     // meanwhile the patient is warned, in the history and beside the policy.
     await alice.locator("#recovery-pending", { hasText: "待生效：新的恢复联系人" }).waitFor();
-    await alice.locator("#recovery-pending button", { hasText: "取消待生效的变更" }).waitFor();
+    await alice.locator("#recovery-pending button", { hasText: "取消更改恢复联系人" }).waitFor();
     await alice.locator('#history li[data-event="control_changed"]', { hasText: "恢复联系人已更改" }).waitFor();
     await alice.screenshot({ path: join(shots, "8a-recovery-pending.png"), fullPage: true });
     await alice.locator("#recovery-policy", { hasText: "已设置 1 位恢复联系人，需 1 位同意" }).waitFor();

@@ -216,6 +216,7 @@ fn build() -> Value {
                     evidence_hash: Hash32([0x33; 32]),
                     patient_consent: key("alice").sign(&guardianship_consent_message(
                         &chain,
+                        &Signer::Institution(inst("city-first-hospital")),
                         &patient,
                         &bob,
                         Timestamp(1_800_000_000_000),
@@ -241,7 +242,10 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::Patient(patient),
                 nonce: 11,
-                payload: Payload::CancelControlChange,
+                payload: Payload::CancelControlChange {
+                    key: true,
+                    contacts: true,
+                },
             },
         ),
         vector(

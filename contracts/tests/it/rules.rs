@@ -761,12 +761,14 @@ fn r5_4_and_r5_5_consent_requests_become_grants_when_approved() {
 /// or the wrong key in an attack) signing the terms.
 fn guardianship(
     w: &World,
+    hospital: &str,
     minor: PatientId,
     guardian: PatientId,
     minor_until: Timestamp,
     consenting: &SecretKey,
 ) -> Payload {
     let evidence_hash = Hash32([42; 32]);
+    let recorder = &Signer::Institution(inst(hospital));
     Payload::RecordGuardianship {
         patient: minor,
         guardian,
@@ -774,6 +776,7 @@ fn guardianship(
         evidence_hash,
         patient_consent: consenting.sign(&guardianship_consent_message(
             &w.chain,
+            recorder,
             &minor,
             &guardian,
             minor_until,
@@ -792,6 +795,7 @@ fn record_minor(
 ) -> DelegationId {
     let payload = guardianship(
         w,
+        "hosp-a",
         minor,
         guardian,
         Timestamp(w.now + 365 * DAY_MS),
@@ -813,7 +817,14 @@ fn r5_6_a_minor_needs_a_guardian_to_grant_but_may_revoke() {
     let child = w.patient("child");
     let parent = w.patient("parent");
     // A regulator cannot record guardianship.
-    let payload = guardianship(&w, child, parent, Timestamp(w.now + DAY_MS), &key("child"));
+    let payload = guardianship(
+        &w,
+        "nhc",
+        child,
+        parent,
+        Timestamp(w.now + DAY_MS),
+        &key("child"),
+    );
     let r = w.act(Signer::Institution(inst("nhc")), &key("admin:nhc"), payload);
     assert!(matches!(
         r.outcome,
@@ -878,7 +889,7 @@ fn r4_7_no_single_member_makes_a_key_holding_patient_a_minor() {
     };
     let year = Timestamp(w.now + 365 * DAY_MS);
     // The hospital signs the patient's part with a key it holds: refused.
-    let forged = guardianship(&w, adult, accomplice, year, &key("accomplice"));
+    let forged = guardianship(&w, "hosp-b", adult, accomplice, year, &key("accomplice"));
     assert!(matches!(
         hospital(&mut w, forged).outcome,
         Outcome::Rejected(Rejection::NotPermitted(_))
@@ -886,7 +897,7 @@ fn r4_7_no_single_member_makes_a_key_holding_patient_a_minor() {
     // A consent to other terms does not carry over to these.
     let Payload::RecordGuardianship {
         patient_consent, ..
-    } = guardianship(&w, adult, accomplice, year, &key("adult"))
+    } = guardianship(&w, "hosp-b", adult, accomplice, year, &key("adult"))
     else {
         unreachable!()
     };
@@ -903,6 +914,12 @@ fn r4_7_no_single_member_makes_a_key_holding_patient_a_minor() {
     ));
     let record: PatientRecord = w.get(&StateKey::Patient(adult)).unwrap();
     assert_eq!(record.minor_until, None, "the adult is still an adult");
+    // A consent given for one hospital does not serve another.
+    let elsewhere = guardianship(&w, "hosp-a", adult, accomplice, year, &key("adult"));
+    assert!(matches!(
+        hospital(&mut w, elsewhere).outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
     // The adult still grants alone.
     let terms = all_of_a(&w, adult);
     assert_eq!(
@@ -920,7 +937,7 @@ fn r4_7_a_minority_is_bounded_fixed_when_first_recorded_and_audited() {
     let father = w.patient("father");
     // Beyond 14 years from now: refused, even with the child's key.
     let too_long = Timestamp(w.now + 2_000 + medledger_contracts::constants::MINORITY_MS_MAX);
-    let payload = guardianship(&w, child, mother, too_long, &key("child"));
+    let payload = guardianship(&w, "hosp-a", child, mother, too_long, &key("child"));
     assert!(matches!(
         w.act(
             Signer::Institution(inst("hosp-a")),
@@ -932,7 +949,7 @@ fn r4_7_a_minority_is_bounded_fixed_when_first_recorded_and_audited() {
     ));
     // Recorded with its evidence: one entry in the child's trail.
     let until = Timestamp(w.now + 365 * DAY_MS);
-    let payload = guardianship(&w, child, mother, until, &key("child"));
+    let payload = guardianship(&w, "hosp-a", child, mother, until, &key("child"));
     let tx = w.sign(
         Signer::Institution(inst("hosp-a")),
         &key("admin:hosp-a"),
@@ -955,6 +972,7 @@ fn r4_7_a_minority_is_bounded_fixed_when_first_recorded_and_audited() {
     // Another hospital cannot extend the minority, even with the child's key...
     let later = guardianship(
         &w,
+        "hosp-b",
         child,
         father,
         Timestamp(until.0 + DAY_MS),
@@ -970,7 +988,7 @@ fn r4_7_a_minority_is_bounded_fixed_when_first_recorded_and_audited() {
         Outcome::Rejected(Rejection::NotPermitted(_))
     ));
     // ...but may record a second guardian within it.
-    let within = guardianship(&w, child, father, until, &key("child"));
+    let within = guardianship(&w, "hosp-b", child, father, until, &key("child"));
     assert_eq!(
         w.act(
             Signer::Institution(inst("hosp-b")),
@@ -980,6 +998,17 @@ fn r4_7_a_minority_is_bounded_fixed_when_first_recorded_and_audited() {
         .outcome,
         Outcome::Applied
     );
+    // A consent is used once: the same one cannot bring the guardian back.
+    let again = guardianship(&w, "hosp-b", child, father, until, &key("child"));
+    assert!(matches!(
+        w.act(
+            Signer::Institution(inst("hosp-b")),
+            &key("admin:hosp-b"),
+            again
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::AlreadyDone(_))
+    ));
     // From the minority's end the patient decides alone.
     w.now = until.0;
     let terms = all_of_a(&w, child);
@@ -989,7 +1018,14 @@ fn r4_7_a_minority_is_bounded_fixed_when_first_recorded_and_audited() {
         Outcome::Applied
     );
     // Once over, no minority can be recorded again.
-    let again = guardianship(&w, child, mother, Timestamp(w.now + DAY_MS), &key("child"));
+    let again = guardianship(
+        &w,
+        "hosp-a",
+        child,
+        mother,
+        Timestamp(w.now + DAY_MS),
+        &key("child"),
+    );
     assert!(matches!(
         w.act(
             Signer::Institution(inst("hosp-a")),
@@ -1082,13 +1118,17 @@ fn r5_8_a_regulator_ends_a_contested_guardianship_and_the_minority_with_it() {
     ));
 }
 
+/// Cancels both kinds of pending change.
+fn cancel_all() -> Payload {
+    Payload::CancelControlChange {
+        key: true,
+        contacts: true,
+    }
+}
+
 /// The patient's current key (label `label`) cancels what is pending, audited.
 fn cancel_pending(w: &mut World, p: PatientId, label: &str) {
-    let tx = w.sign(
-        Signer::Patient(p),
-        &key(label),
-        Payload::CancelControlChange,
-    );
+    let tx = w.sign(Signer::Patient(p), &key(label), cancel_all());
     let (receipt, entries) = w.run_audited(tx);
     assert_eq!(receipt.outcome, Outcome::Applied);
     assert_eq!(
@@ -1170,12 +1210,8 @@ fn r4_2_r4_3_r4_11_control_changes_are_audited_wait_and_the_current_key_cancels(
     );
     // Nothing pending: a cancel is refused.
     assert!(matches!(
-        w.act(
-            Signer::Patient(p),
-            &key("owner"),
-            Payload::CancelControlChange
-        )
-        .outcome,
+        w.act(Signer::Patient(p), &key("owner"), cancel_all())
+            .outcome,
         Outcome::Rejected(Rejection::NotFound(_))
     ));
 
@@ -1208,8 +1244,7 @@ fn r4_2_r4_3_r4_11_control_changes_are_audited_wait_and_the_current_key_cancels(
     assert_eq!(effective_at, Timestamp(w.now + delay));
     // Until then the thieves' key signs nothing and the owner's key works.
     assert_eq!(
-        w.act(Signer::Patient(p), &thief_key, Payload::CancelControlChange)
-            .outcome,
+        w.act(Signer::Patient(p), &thief_key, cancel_all()).outcome,
         Outcome::Rejected(Rejection::KeyMismatch)
     );
     cancel_pending(&mut w, p, "owner");
@@ -1217,8 +1252,7 @@ fn r4_2_r4_3_r4_11_control_changes_are_audited_wait_and_the_current_key_cancels(
     let record: PatientRecord = w.get(&StateKey::Patient(p)).unwrap();
     assert_eq!(record.key_at(Timestamp(w.now)), &key("owner").public_key());
     assert_eq!(
-        w.act(Signer::Patient(p), &thief_key, Payload::CancelControlChange)
-            .outcome,
+        w.act(Signer::Patient(p), &thief_key, cancel_all()).outcome,
         Outcome::Rejected(Rejection::KeyMismatch)
     );
 
@@ -1242,6 +1276,140 @@ fn r4_2_r4_3_r4_11_control_changes_are_audited_wait_and_the_current_key_cancels(
     let (receipt, entries) = w.run_audited(tx);
     assert_eq!(receipt.outcome, Outcome::Applied);
     assert_eq!(control_change(&entries).0, ControlChange::KeyRotated);
+}
+
+/// Found in review: hostile contacts in force schedule their key so that
+/// the patient, cancelling it, would also throw away the new contacts that
+/// replace them; and approvals of contacts no longer in force kept counting.
+#[test]
+fn r4_11_a_key_is_cancelled_alone_and_removed_contacts_approvals_do_not_count() {
+    let mut w = World::new();
+    let delay = LedgerParameters::default().control_change_delay_ms;
+    let p = w.patient("owner2");
+    let ids = |w: &mut World, labels: &[&str]| {
+        let mut v: Vec<PatientId> = labels.iter().map(|l| w.patient(l)).collect();
+        v.sort();
+        BoundedVec::new(v).unwrap()
+    };
+    let hostile = ids(&mut w, &["h1", "h2"]);
+    let friends = ids(&mut w, &["g1", "g2"]);
+    let set = |w: &mut World, delegates| {
+        w.act(
+            Signer::Patient(p),
+            &key("owner2"),
+            Payload::SetRecoveryPolicy {
+                delegates,
+                threshold: 2,
+            },
+        )
+        .outcome
+    };
+    assert_eq!(set(&mut w, hostile), Outcome::Applied);
+    w.now += delay;
+    // The patient replaces the contacts; the old ones are still in force.
+    assert_eq!(set(&mut w, friends), Outcome::Applied);
+    let evil = key("evil-key");
+    let proof = evil.sign(&key_possession_message(
+        &w.chain,
+        &Signer::Patient(p),
+        "recover",
+        &evil.public_key(),
+    ));
+    let approve = |w: &mut World, contact: &str| {
+        w.act(
+            Signer::Patient(PatientId::from_key(&key(contact).public_key())),
+            &key(contact),
+            Payload::ApproveRecovery {
+                patient: p,
+                new_key: evil.public_key(),
+                new_key_proof: proof,
+            },
+        )
+        .outcome
+    };
+    assert_eq!(approve(&mut w, "h1"), Outcome::Applied);
+    assert_eq!(approve(&mut w, "h2"), Outcome::Applied);
+    let record: PatientRecord = w.get(&StateKey::Patient(p)).unwrap();
+    assert!(record.pending_key.is_some() && record.pending_recovery.is_some());
+    // Cancelling the key alone keeps the new contacts coming.
+    assert_eq!(
+        w.act(
+            Signer::Patient(p),
+            &key("owner2"),
+            Payload::CancelControlChange {
+                key: true,
+                contacts: false
+            }
+        )
+        .outcome,
+        Outcome::Applied
+    );
+    let record: PatientRecord = w.get(&StateKey::Patient(p)).unwrap();
+    assert!(record.pending_key.is_none() && record.pending_recovery.is_some());
+    // One hostile approval again; then the new contacts take effect.
+    assert_eq!(approve(&mut w, "h1"), Outcome::Applied);
+    w.now += delay;
+    // The removed contacts can no longer approve, and the earlier approval
+    // does not count towards the new contacts' threshold.
+    assert!(matches!(
+        approve(&mut w, "h2"),
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    assert_eq!(approve(&mut w, "g1"), Outcome::Applied);
+    let record: PatientRecord = w.get(&StateKey::Patient(p)).unwrap();
+    assert!(record.pending_key.is_none(), "one friend is not two");
+    assert_eq!(record.recovery_approvals.len(), 1);
+}
+
+/// Found in review: a guardian (or the recording hospital) ending the
+/// guardianship left the patient a minor with no one to consent, and a
+/// regulator could no longer rule on it.
+#[test]
+fn r5_8_a_regulator_ends_a_minority_whose_guardianship_had_ended() {
+    let mut w = World::new();
+    let patient = w.patient("left");
+    let guardian = w.patient("gone");
+    let delegation = record_minor(&mut w, patient, "left", guardian);
+    let end = Payload::EndDelegation { delegation };
+    assert_eq!(
+        w.act(Signer::Patient(guardian), &key("gone"), end.clone())
+            .outcome,
+        Outcome::Applied
+    );
+    let terms = all_of_a(&w, patient);
+    assert_eq!(
+        w.act(
+            Signer::Patient(patient),
+            &key("left"),
+            Payload::Grant(terms.clone())
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::GuardianConsentRequired)
+    );
+    assert_eq!(
+        w.act(
+            Signer::Institution(inst("nhc")),
+            &key("admin:nhc"),
+            end.clone()
+        )
+        .outcome,
+        Outcome::Applied
+    );
+    assert_eq!(
+        w.act(
+            Signer::Patient(patient),
+            &key("left"),
+            Payload::Grant(terms)
+        )
+        .outcome,
+        Outcome::Applied
+    );
+    // Nothing left to end.
+    assert!(matches!(
+        w.act(Signer::Institution(inst("nhc")), &key("admin:nhc"), end)
+            .outcome,
+        Outcome::Rejected(Rejection::AlreadyDone(_))
+    ));
 }
 
 #[test]

@@ -45,6 +45,10 @@ pub struct Authenticator {
     /// Keys that authenticated recently (signature valid, signer registered
     /// with that key): only these get a budget of their own.
     known: Mutex<HashSet<PublicKey>>,
+    /// Addresses whose failed authentications overran their address budget,
+    /// and until when: from there even known keys' budgets are closed, so
+    /// naming others' keys with forged signatures gains nothing.
+    barred: Mutex<HashMap<IpAddr, std::time::Instant>>,
     /// (public key bytes, nonce) → the request time it came with.
     seen: Mutex<HashMap<(Vec<u8>, u64), u64>>,
     /// Readers' keys, decompressed once (a hospital's system signs thousands
@@ -144,7 +148,38 @@ impl Authenticator {
             seen: Mutex::new(HashMap::new()),
             prepared: Mutex::new(HashMap::new()),
             known: Mutex::new(HashSet::new()),
+            barred: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Charges a signed request that failed authentication to its address;
+    /// past the address's budget, the address is barred for a second.
+    pub fn charge_failure(&self, remote: Option<SocketAddr>) {
+        let Some(addr) = remote else {
+            return;
+        };
+        if spend(&self.per_address, &addr.ip()).is_ok() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut barred = self.barred.lock().unwrap_or_else(|p| p.into_inner());
+        if barred.len() >= LIMITER_ENTRIES_MAX {
+            barred.retain(|_, until| *until > now);
+            if barred.len() >= LIMITER_ENTRIES_MAX {
+                barred.clear();
+            }
+        }
+        barred.insert(addr.ip(), now + std::time::Duration::from_secs(1));
+    }
+
+    fn is_barred(&self, remote: Option<SocketAddr>) -> bool {
+        let Some(addr) = remote else {
+            return false;
+        };
+        let barred = self.barred.lock().unwrap_or_else(|p| p.into_inner());
+        barred
+            .get(&addr.ip())
+            .is_some_and(|until| *until > std::time::Instant::now())
     }
 
     fn is_known(&self, key: &PublicKey) -> bool {
@@ -166,6 +201,9 @@ impl Authenticator {
         token: Option<&RequestAuth>,
         remote: Option<SocketAddr>,
     ) -> Result<(), ApiError> {
+        if token.is_some() && self.is_barred(remote) {
+            return Err(rate_limited());
+        }
         match (token, remote) {
             (Some(t), addr) if self.is_known(&t.public_key) => spend(
                 &self.per_key,
@@ -386,6 +424,29 @@ mod tests {
         let known = token_of(9);
         auth.remember(&known.public_key);
         assert!(auth.rate_limit(Some(&known), Some(a)).is_ok());
+    }
+
+    /// Found in review: forged tokens naming keys known here (public keys
+    /// are easy to collect) each got a budget of their own per address.
+    #[test]
+    fn failed_authentications_bar_the_address_for_known_keys_too() {
+        let auth = Authenticator::new(limits(3));
+        let attacker: SocketAddr = "127.0.0.9:1".parse().unwrap();
+        let holder: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let known: Vec<RequestAuth> = (1..=5).map(token_of).collect();
+        for t in &known {
+            auth.remember(&t.public_key);
+        }
+        for _ in 0..4 {
+            auth.charge_failure(Some(attacker));
+        }
+        for t in &known {
+            assert_eq!(
+                auth.rate_limit(Some(t), Some(attacker)).unwrap_err().code,
+                "rate_limited"
+            );
+        }
+        assert!(auth.rate_limit(Some(&known[0]), Some(holder)).is_ok());
     }
 
     #[test]

@@ -442,13 +442,10 @@ where
             }
             (access, Some(token)) => {
                 let signed = medledger_contracts::request_auth::signed_path(path, &query);
-                let reader = api.auth.authenticate(
-                    &api.shared,
-                    &token,
-                    method.as_str(),
-                    &signed,
-                    &body,
-                )?;
+                let reader = api
+                    .auth
+                    .authenticate(&api.shared, &token, method.as_str(), &signed, &body)
+                    .inspect_err(|_| api.auth.charge_failure(remote))?;
                 if access == Access::Peer && reader.node_of.is_none() {
                     return Err(ApiError::new(
                         StatusCode::FORBIDDEN,
