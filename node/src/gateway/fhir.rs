@@ -153,6 +153,8 @@ impl FhirSource {
         }
         let client = reqwest::blocking::Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            // A redirect could lead a search anywhere: it is an error here.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| other(format!("FHIR client: {}", e.without_url())))?;
         Ok(self.client.get_or_init(|| client))
@@ -246,7 +248,7 @@ impl FhirSource {
             let Some(next) = next else {
                 return Ok(found);
             };
-            if !next.starts_with(&format!("{}/", self.base)) {
+            if !under_base(&self.base, &next) {
                 return Err(other(
                     "the FHIR server's next page is not under its base URL",
                 ));
@@ -343,12 +345,58 @@ impl RecordSource for FhirSource {
     }
 }
 
+/// Whether `url` (a paging link from the server) is under `base` once both
+/// are parsed and normalised: same scheme, host and port, and a path inside
+/// the base's, so `..` or `%2e%2e` segments cannot climb out of it, and no
+/// encoded slash can hide a segment from that check.
+fn under_base(base: &str, url: &str) -> bool {
+    let (Ok(base), Ok(next)) = (reqwest::Url::parse(base), reqwest::Url::parse(url)) else {
+        return false;
+    };
+    let lower = url.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") {
+        return false;
+    }
+    let root = base.path().trim_end_matches('/');
+    base.scheme() == next.scheme()
+        && base.host_str() == next.host_str()
+        && base.port_or_known_default() == next.port_or_known_default()
+        && next.username().is_empty()
+        && next.path().starts_with(&format!("{root}/"))
+}
+
 fn other_json(e: serde_json::Error) -> std::io::Error {
     other(e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn paging_links_stay_under_the_base_once_normalised() {
+        let base = "http://127.0.0.1:8080/fhir";
+        for ok in [
+            "http://127.0.0.1:8080/fhir/Observation?patient=p&page=2",
+            "http://127.0.0.1:8080/fhir/Observation/_history",
+        ] {
+            assert!(under_base(base, ok), "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1:8080/fhir/../admin/export",
+            "http://127.0.0.1:8080/fhir/%2e%2e/admin/export",
+            "http://127.0.0.1:8080/fhir/%2E%2E/admin",
+            "http://127.0.0.1:8080/fhir%2f..%2fadmin",
+            "http://127.0.0.1:8080/fhirx/Observation",
+            "http://127.0.0.1:8080/fhir",
+            "http://127.0.0.1:9090/fhir/Observation",
+            "https://127.0.0.1:8080/fhir/Observation",
+            "http://user@127.0.0.1:8080/fhir/Observation",
+            "http://127.0.0.2:8080/fhir/Observation",
+            "not a url",
+        ] {
+            assert!(!under_base(base, bad), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]
