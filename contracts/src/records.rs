@@ -101,14 +101,6 @@ impl PatientRecord {
         }
     }
 
-    /// The recovery policy in force at `time`.
-    pub fn recovery_at(&self, time: Timestamp) -> Option<&RecoveryPolicy> {
-        match &self.pending_recovery {
-            Some(pending) if pending.effective_at <= time => Some(&pending.value),
-            _ => self.recovery.as_ref(),
-        }
-    }
-
     /// Moves every pending change whose delay has passed into place, so the
     /// record can be written back with what is in force at `time`.
     pub fn settle(&mut self, time: Timestamp) {

@@ -374,10 +374,13 @@ pub fn recovery(shared: &Shared, r: &Request) -> Answer {
             "no patient is registered with this id",
         ));
     };
-    let time = now();
+    // As in force now: what has waited out its delay is in place (its
+    // approvals dropped), and only what has not is shown as pending.
+    let mut record = record;
+    record.settle(now());
     ok(json!({
         "patient": patient.0.to_hex(),
-        "policy": record.recovery_at(time).map(|policy| json!({
+        "policy": record.recovery.as_ref().map(|policy| json!({
             "contacts": policy.delegates.iter().map(|d| d.0.to_hex()).collect::<Vec<_>>(),
             "threshold": policy.threshold,
         })),
@@ -387,12 +390,12 @@ pub fn recovery(shared: &Shared, r: &Request) -> Answer {
         })).collect::<Vec<_>>(),
         // Changes waiting out the delay (R4.2, R4.3): the patient's current
         // key can cancel them until `effective_at`.
-        "pending_policy": record.pending_recovery.as_ref().filter(|p| p.effective_at > time).map(|p| json!({
+        "pending_policy": record.pending_recovery.as_ref().map(|p| json!({
             "contacts": p.value.delegates.iter().map(|d| d.0.to_hex()).collect::<Vec<_>>(),
             "threshold": p.value.threshold,
             "effective_at": p.effective_at.0,
         })),
-        "pending_key": record.pending_key.as_ref().filter(|p| p.effective_at > time).map(|p| json!({
+        "pending_key": record.pending_key.as_ref().map(|p| json!({
             "new_key": p.value.to_text(),
             "effective_at": p.effective_at.0,
         })),
