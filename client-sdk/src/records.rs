@@ -13,7 +13,10 @@
 //!    HPKE sequence number is its position) and bound by its AAD to the
 //!    transfer, item, chunk number and whether it ends its item: a chunk
 //!    replayed, reordered, moved or altered does not open.
-//! 4. The requester checks each item's SHA-256 and size against the manifest,
+//! 4. The holder submits `AccessServed` with the manifest's hashes when it
+//!    sends the manifest and answers `Wait` to chunk requests until that
+//!    release is committed: no content leaves before the ledger has it.
+//! 5. The requester checks each item's SHA-256 and size against the manifest,
 //!    and the manifest's hashes against the holder's committed `AccessServed`.
 
 use hpke::aead::{AeadCtxR, AeadCtxS, ChaCha20Poly1305};
@@ -136,6 +139,12 @@ pub enum GatewayResponse {
     Manifest(Manifest),
     /// A chunk.
     Chunk(SealedChunk),
+    /// Ask for the same chunk again after `retry_ms`: the holder has
+    /// submitted the release and sends no content until it is committed.
+    Wait {
+        /// Milliseconds to wait before asking again.
+        retry_ms: u32,
+    },
     /// A refusal with a stable code and a message (never whether the
     /// patient has records here).
     Refused {
@@ -294,14 +303,24 @@ fn safe_relative(path: &str) -> bool {
             .all(|p| !p.is_empty() && *p != "." && *p != ".." && !p.contains('\\'))
 }
 
-/// Reads length-prefixed frames from a streaming response.
-struct FrameReader {
+/// The gateway's frames (length-prefixed BCS [`GatewayResponse`]s) of a
+/// streaming `POST /v1/records/fetch` answer, one at a time.
+pub struct FrameReader {
     response: reqwest::Response,
     buffer: Vec<u8>,
 }
 
 impl FrameReader {
-    async fn next(&mut self) -> Result<Option<GatewayResponse>, crate::SdkError> {
+    /// Reads frames from `response`.
+    pub fn new(response: reqwest::Response) -> Self {
+        Self {
+            response,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next frame; `None` when the stream ended between frames.
+    pub async fn next(&mut self) -> Result<Option<GatewayResponse>, crate::SdkError> {
         use crate::SdkError;
         loop {
             if self.buffer.len() >= 4 {
@@ -351,78 +370,10 @@ pub async fn fetch_records(
     out_dir: &std::path::Path,
 ) -> Result<FetchedRecords, crate::SdkError> {
     use crate::SdkError;
-    use medledger_contracts::transaction::Signer;
     use sha2::{Digest, Sha256};
     use std::io::Write;
 
-    let Signer::Practitioner(practitioner_id) = practitioner.signer else {
-        return Err(SdkError::Decode(
-            "records are fetched by a practitioner".into(),
-        ));
-    };
-    let key = OneTimeKey::generate().map_err(|e| SdkError::Decode(e.to_string()))?;
-    // The request may have been submitted through another node: wait
-    // (briefly) until this one has committed it too.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let committed_at = loop {
-        if let Some(receipt) = client.receipt(&request).await? {
-            break receipt.height;
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(SdkError::Api {
-                status: 404,
-                code: "unknown_transaction".into(),
-                message: "the access request is not committed on this node".into(),
-            });
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    let authorization = FetchAuthorization {
-        committed_at,
-        chain: client.chain().clone(),
-        request,
-        holder,
-        practitioner: practitioner_id,
-        one_time_key: key.public(),
-        time: crate::client::now(),
-    };
-    let signed = SignedFetch {
-        signature: practitioner.key().sign(&authorization.digest()),
-        public_key: practitioner.key().public_key(),
-        authorization,
-    };
-    let body =
-        serde_json::json!({"fetch": hex::encode(medledger_contracts::encoding::to_bytes(&signed))})
-            .to_string();
-    let response = client
-        .post_signed_raw("/v1/records/fetch", body, practitioner)
-        .await?;
-    let mut frames = FrameReader {
-        response,
-        buffer: Vec::new(),
-    };
-    let manifest = match frames.next().await? {
-        Some(GatewayResponse::Manifest(m)) => m,
-        Some(GatewayResponse::Refused { code, message }) => {
-            return Err(SdkError::Api {
-                status: 403,
-                code,
-                message,
-            });
-        }
-        _ => {
-            return Err(SdkError::Decode(
-                "the transfer did not start with a manifest".into(),
-            ));
-        }
-    };
-    if manifest.items.len() > MANIFEST_ITEMS_MAX
-        || !manifest.items.iter().all(|i| safe_relative(&i.path))
-    {
-        return Err(SdkError::Decode(
-            "the manifest is malformed (too many items or unsafe names)".into(),
-        ));
-    }
+    let (key, manifest, mut frames) = open_fetch(client, practitioner, request, holder).await?;
     let mut opener = key
         .opener(&manifest)
         .map_err(|e| SdkError::Decode(e.to_string()))?;
@@ -489,7 +440,8 @@ pub async fn fetch_records(
             )));
         }
     }
-    // The holder records the release when the last chunk has gone.
+    // The holder's release was committed before its first chunk left; it
+    // must list exactly the hashes received.
     let expected: Vec<String> = manifest.items.iter().map(|i| i.sha256.to_hex()).collect();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
@@ -527,6 +479,86 @@ pub async fn fetch_records(
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// Starts a fetch (the first half of [`fetch_records`]): makes a one-time
+/// key, signs the fetch, posts it through the practitioner's own node and
+/// reads the holder's manifest. The chunks follow in the returned frames.
+pub async fn open_fetch(
+    client: &crate::Client,
+    practitioner: &crate::Identity,
+    request: RequestId,
+    holder: InstitutionId,
+) -> Result<(OneTimeKey, Manifest, FrameReader), crate::SdkError> {
+    use crate::SdkError;
+    use medledger_contracts::transaction::Signer;
+
+    let Signer::Practitioner(practitioner_id) = practitioner.signer else {
+        return Err(SdkError::Decode(
+            "records are fetched by a practitioner".into(),
+        ));
+    };
+    let key = OneTimeKey::generate().map_err(|e| SdkError::Decode(e.to_string()))?;
+    // The request may have been submitted through another node: wait
+    // (briefly) until this one has committed it too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let committed_at = loop {
+        if let Some(receipt) = client.receipt(&request).await? {
+            break receipt.height;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(SdkError::Api {
+                status: 404,
+                code: "unknown_transaction".into(),
+                message: "the access request is not committed on this node".into(),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let authorization = FetchAuthorization {
+        committed_at,
+        chain: client.chain().clone(),
+        request,
+        holder,
+        practitioner: practitioner_id,
+        one_time_key: key.public(),
+        time: crate::client::now(),
+    };
+    let signed = SignedFetch {
+        signature: practitioner.key().sign(&authorization.digest()),
+        public_key: practitioner.key().public_key(),
+        authorization,
+    };
+    let body =
+        serde_json::json!({"fetch": hex::encode(medledger_contracts::encoding::to_bytes(&signed))})
+            .to_string();
+    let response = client
+        .post_signed_raw("/v1/records/fetch", body, practitioner)
+        .await?;
+    let mut frames = FrameReader::new(response);
+    let manifest = match frames.next().await? {
+        Some(GatewayResponse::Manifest(m)) => m,
+        Some(GatewayResponse::Refused { code, message }) => {
+            return Err(SdkError::Api {
+                status: 403,
+                code,
+                message,
+            });
+        }
+        _ => {
+            return Err(SdkError::Decode(
+                "the transfer did not start with a manifest".into(),
+            ));
+        }
+    };
+    if manifest.items.len() > MANIFEST_ITEMS_MAX
+        || !manifest.items.iter().all(|i| safe_relative(&i.path))
+    {
+        return Err(SdkError::Decode(
+            "the manifest is malformed (too many items or unsafe names)".into(),
+        ));
+    }
+    Ok((key, manifest, frames))
 }
 
 /// The files of a transfer in progress: `(partial, final)` paths. Dropped

@@ -112,7 +112,9 @@
 //! records of the patient in those categories) and whether the access's
 //! basis still held (`grant_active`): a grant-based access's grant was
 //! active, an emergency access was fetchable (R7.3); a release without it
-//! is recorded all the same, flagged.
+//! is recorded all the same, flagged. The holder's gateway submits it with
+//! the manifest and sends no content until it is committed, and none at all
+//! if it is flagged: a release is on the ledger before any record leaves.
 //! R7.3 `EmergencyAccess` is authorised for active practitioners whose role
 //! genesis allows (`emergency.roles`: physicians in the example) at active
 //! hospitals, and at internet hospitals only if genesis says so

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use medledger_client_sdk::records::{FetchedRecords, fetch_records};
+use medledger_client_sdk::records::{FetchedRecords, GatewayResponse, fetch_records, open_fetch};
 use medledger_client_sdk::{
     Client, Identity, KeyFile, SdkError, TermsBuilder, TxBuilder, TxOutcome,
 };
@@ -612,6 +612,81 @@ async fn a_tampered_chunk_aborts_the_transfer() {
     // Nothing of the aborted transfer is handed over, not even a partial file.
     let left: Vec<_> = walk(&out);
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// Issue 16, item 5: a requester who stops after the first chunk has still
+/// left the release on the ledger — it was committed before any content
+/// left — and after the holder restarts, the same request is not served
+/// again. (Before the fix the release was submitted after the last chunk,
+/// and the set of served requests lived in the holder's memory.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_is_committed_before_any_content_and_a_restart_serves_nothing_twice() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 2, 60, "no blocks").await;
+    let (setup, _) = grant_labs_and_imaging(&net).await;
+    let first = institution("city-first-hospital");
+    let request_id = request(&setup, vec![Category::LabReports, Category::Imaging]).await;
+
+    let (key, manifest, mut frames) = open_fetch(
+        &setup.client_second,
+        &setup.doctor,
+        request_id,
+        first.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(manifest.items.len(), 3);
+    let Some(GatewayResponse::Chunk(chunk)) = frames.next().await.unwrap() else {
+        panic!("expected the first chunk");
+    };
+    // The first chunk opens (it is real content), and by now the release is
+    // on the ledger with the manifest's hashes.
+    let mut opener = key.opener(&manifest).unwrap();
+    assert!(!opener.open(&chunk).unwrap().is_empty());
+    let access = setup
+        .client_second
+        .get_signed(
+            &format!("/v1/accesses/{}", request_id.0.to_hex()),
+            &setup.doctor,
+        )
+        .await
+        .unwrap();
+    let recorded: Vec<String> = access["release"]["content_hashes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no release recorded before the first chunk: {access}"))
+        .iter()
+        .map(|h| h.as_str().unwrap().to_string())
+        .collect();
+    let sent: Vec<String> = manifest.items.iter().map(|i| i.sha256.to_hex()).collect();
+    assert_eq!(recorded, sent);
+    // The requester walks away after one chunk.
+    drop(frames);
+
+    // The holder restarts; the same request, signed anew, is refused.
+    let holder = node_of(&net, "city-first-hospital");
+    net.kill(holder);
+    net.start(holder);
+    let height = net
+        .height(node_of(&net, "city-second-hospital"))
+        .await
+        .unwrap();
+    net.reach(holder, height, 60, "holder did not come back")
+        .await;
+    assert_eq!(
+        refused_code(
+            fetch_records(
+                &setup.client_second,
+                &setup.doctor,
+                request_id,
+                first.clone(),
+                &net.dir().join("again"),
+            )
+            .await
+        ),
+        "already_served"
+    );
 }
 
 /// Every file under `dir` (none when it does not exist).

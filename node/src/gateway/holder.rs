@@ -1,6 +1,7 @@
 //! The holder's side of a transfer: every check on its own node before a
-//! byte leaves, the manifest, chunks sealed in order, and the `AccessServed`
-//! it records when the last chunk has gone.
+//! byte leaves, the manifest, the `AccessServed` it records with the
+//! manifest's hashes, and chunks sealed in order once that release is
+//! committed.
 //!
 //! Checks, in order (the first that fails is the answer, with a stable code):
 //! the connecting peer is an active member's node (`not_a_member`); the
@@ -19,6 +20,16 @@
 //! the patient's history and the auditor then see a fetch after a
 //! revocation, a replay, or a request used by someone it was not made for.
 //! The first three name nothing the ledger could check and are only logged.
+//!
+//! The release is recorded before the content goes [R7.2]: the holder
+//! submits `AccessServed` with the manifest and answers every chunk request
+//! with `Wait` until the release is committed, so a requester who stops
+//! early has still left a release on the ledger, and a fetch opened again
+//! (after a restart of this node, too) finds it there and is refused
+//! `already_served`. If the committed release says its basis no longer held
+//! (a revocation ordered first), no chunk is sent (`grant_not_active`); if it
+//! does not commit within [`RELEASE_COMMIT_WAIT`], the transfer ends
+//! (`release_not_recorded`).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -53,6 +64,10 @@ const FETCH_WINDOW_MS: u64 = 5 * 60 * 1000;
 const TRANSFER_IDLE: Duration = Duration::from_secs(300);
 /// Most transfers in progress at once.
 const TRANSFERS_MAX: usize = 64;
+/// How long a transfer waits for its release to be committed.
+const RELEASE_COMMIT_WAIT: Duration = Duration::from_secs(30);
+/// How often the requester's gateway asks again while the release commits.
+const RELEASE_RETRY_MS: u32 = 100;
 
 struct Transfer {
     request: RequestId,
@@ -65,6 +80,8 @@ struct Transfer {
     reader: Option<Box<dyn Read + Send>>,
     sent_in_item: u64,
     touched: Instant,
+    /// When its `AccessServed` was submitted, until it is seen committed.
+    release_pending_since: Option<Instant>,
 }
 
 /// The holder.
@@ -332,33 +349,41 @@ impl Holder {
             items: items.clone(),
         };
         tracing::info!(request = %fetch.authorization.request, resources = items.len(), "records transfer opened");
+        if !items.is_empty() {
+            let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
+            transfers.retain(|_, t| t.touched.elapsed() < TRANSFER_IDLE);
+            if transfers.len() >= TRANSFERS_MAX {
+                return Err(refused(
+                    "busy",
+                    "too many transfers in progress; retry shortly",
+                ));
+            }
+        }
+        // Recorded before any content is sent [R7.2] (outside the lock:
+        // admission runs the transaction against state).
+        self.record_release(fetch.authorization.request, &items)?;
         if items.is_empty() {
-            self.record_release(fetch.authorization.request, &items);
             return Ok(GatewayResponse::Manifest(manifest));
         }
-        let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
-        transfers.retain(|_, t| t.touched.elapsed() < TRANSFER_IDLE);
-        if transfers.len() >= TRANSFERS_MAX {
-            return Err(refused(
-                "busy",
-                "too many transfers in progress; retry shortly",
-            ));
-        }
-        transfers.insert(
-            transfer,
-            Transfer {
-                request: fetch.authorization.request,
-                patient: access.patient,
-                peer,
-                items,
-                sealer,
-                next_seq: 0,
-                item: 0,
-                reader: None,
-                sent_in_item: 0,
-                touched: Instant::now(),
-            },
-        );
+        self.transfers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                transfer,
+                Transfer {
+                    request: fetch.authorization.request,
+                    patient: access.patient,
+                    peer,
+                    items,
+                    sealer,
+                    next_seq: 0,
+                    item: 0,
+                    reader: None,
+                    sent_in_item: 0,
+                    touched: Instant::now(),
+                    release_pending_since: Some(Instant::now()),
+                },
+            );
         Ok(GatewayResponse::Manifest(manifest))
     }
 
@@ -382,6 +407,34 @@ impl Holder {
             ));
         }
         t.touched = Instant::now();
+        if let Some(since) = t.release_pending_since {
+            match self.release_committed(t)? {
+                Some(true) => t.release_pending_since = None,
+                Some(false) => {
+                    transfers.remove(&id);
+                    return Err(refused(
+                        "grant_not_active",
+                        "the release was recorded after what it rests on stopped holding; nothing is sent",
+                    ));
+                }
+                None if since.elapsed() < RELEASE_COMMIT_WAIT => {
+                    return Ok(GatewayResponse::Wait {
+                        retry_ms: RELEASE_RETRY_MS,
+                    });
+                }
+                None => {
+                    let request = t.request;
+                    transfers.remove(&id);
+                    drop(transfers);
+                    // Never recorded: a new fetch of the request may try again.
+                    self.served().remove(&request);
+                    return Err(refused(
+                        "release_not_recorded",
+                        "the release was not committed in time; nothing was sent; fetch again",
+                    ));
+                }
+            }
+        }
         let item_index = t.item;
         let Some(item) = t.items.get(item_index).cloned() else {
             return Err(refused("unknown_transfer", "the transfer is complete"));
@@ -427,24 +480,39 @@ impl Holder {
             t.reader = None;
         }
         if t.item == t.items.len() {
-            let done = transfers.remove(&id);
-            drop(transfers);
-            if let Some(done) = done {
+            if let Some(done) = transfers.remove(&id) {
                 tracing::info!(request = %done.request, resources = done.items.len(), "records transfer complete");
-                self.record_release(done.request, &done.items);
             }
         }
         Ok(GatewayResponse::Chunk(sealed))
     }
 
+    /// Whether the transfer's release is committed: `None` not yet,
+    /// `Some(true)` committed with this transfer's hashes while its basis
+    /// held, `Some(false)` committed otherwise (its basis had stopped
+    /// holding, or another transfer's release was recorded).
+    fn release_committed(&self, t: &Transfer) -> Result<Option<bool>, GatewayResponse> {
+        let access: Option<AccessRecord> = self.state(&StateKey::Access(t.request))?;
+        Ok(access.and_then(|a| a.release).map(|release| {
+            (release.grant_active_at_release || self.skip_grant_check)
+                && release
+                    .content_hashes
+                    .iter()
+                    .eq(t.items.iter().map(|i| &i.sha256))
+        }))
+    }
+
     /// Submits `AccessServed` with the content hashes (none for a patient
-    /// with no records here), signed by the node key.
-    fn record_release(&self, request: RequestId, items: &[ManifestItem]) {
+    /// with no records here), signed by the node key. A release this node
+    /// cannot submit ends the fetch: nothing is sent unrecorded.
+    fn record_release(
+        &self,
+        request: RequestId,
+        items: &[ManifestItem],
+    ) -> Result<(), GatewayResponse> {
         let hashes: Vec<Hash32> = items.iter().map(|i| i.sha256).collect();
-        let Ok(content_hashes) = BoundedVec::new(hashes) else {
-            tracing::error!(%request, "too many content hashes to record");
-            return;
-        };
+        let content_hashes = BoundedVec::new(hashes)
+            .map_err(|_| refused("too_many_resources", "too many resources to record"))?;
         self.submit(
             request,
             "release",
@@ -452,7 +520,13 @@ impl Holder {
                 request,
                 content_hashes,
             },
-        );
+        )
+        .map_err(|_| {
+            refused(
+                "release_not_recorded",
+                "the holder could not submit the release to the ledger; nothing was sent; fetch again",
+            )
+        })
     }
 
     /// Submits `FetchRefused`, once per access and reason.
@@ -473,12 +547,17 @@ impl Holder {
                 practitioner,
                 reason,
             };
-            self.submit(request, reason.code(), payload);
+            let _ = self.submit(request, reason.code(), payload);
         }
     }
 
     /// Signs `payload` with the node key and hands it to this node's mempool.
-    fn submit(&self, request: RequestId, what: &str, payload: Payload) {
+    fn submit(
+        &self,
+        request: RequestId,
+        what: &str,
+        payload: Payload,
+    ) -> Result<(), crate::node::mempool::Refusal> {
         let tx = Transaction {
             signer: Signer::InstitutionNode(self.shared.institution.clone()),
             nonce: now().0,
@@ -486,9 +565,13 @@ impl Holder {
         }
         .sign(&self.shared.chain, &self.node_key);
         match self.shared.admit(&tx.to_bytes(), Origin::Client) {
-            Ok(id) => tracing::info!(%request, tx = %id, what, "submitted to the ledger"),
+            Ok(id) => {
+                tracing::info!(%request, tx = %id, what, "submitted to the ledger");
+                Ok(())
+            }
             Err(refusal) => {
-                tracing::error!(%request, %refusal, what, "could not be submitted to the ledger")
+                tracing::error!(%request, %refusal, what, "could not be submitted to the ledger");
+                Err(refusal)
             }
         }
     }

@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -72,8 +73,10 @@ impl Stream for Frames {
 fn refusal_status(code: &str) -> StatusCode {
     match code {
         "already_served" => StatusCode::CONFLICT,
-        "busy" => StatusCode::SERVICE_UNAVAILABLE,
-        "internal" | "source_unavailable" | "holder_refused" => StatusCode::BAD_GATEWAY,
+        "busy" | "release_not_recorded" => StatusCode::SERVICE_UNAVAILABLE,
+        "internal" | "source_unavailable" | "holder_refused" | "holder_unreachable" => {
+            StatusCode::BAD_GATEWAY
+        }
         _ => StatusCode::FORBIDDEN,
     }
 }
@@ -98,6 +101,10 @@ fn holder_refusal(code: &str) -> (&str, &'static str) {
         }
         "too_many_resources" => "too many resources for one fetch; ask for fewer categories",
         "busy" => "the holder is busy; try again shortly",
+        "holder_unreachable" => "the holder's gateway did not answer",
+        "release_not_recorded" => {
+            "the holder's release was not committed to the ledger, so nothing was sent; fetch again"
+        }
         "unknown_transfer" => "the holder knows no such transfer",
         "out_of_order" => "chunks were asked for out of order",
         "source_unavailable" => "the holder could not read its records; ask again later",
@@ -179,11 +186,11 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
             )
             .into_response());
         }
-        GatewayResponse::Chunk(_) => {
+        GatewayResponse::Chunk(_) | GatewayResponse::Wait { .. } => {
             return Err(ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 "holder_protocol",
-                "the holder sent a chunk before its manifest",
+                "the holder did not start with its manifest",
             ));
         }
     };
@@ -196,6 +203,10 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
         }
         let mut remaining = manifest.items.len();
         let mut seq = 0u64;
+        // The holder sends no content until its release is committed; it
+        // answers `Wait` meanwhile, for at most its own bound (30 s): this
+        // one is a backstop against a holder that never stops waiting.
+        let wait_until = tokio::time::Instant::now() + Duration::from_secs(60);
         while remaining > 0 {
             let answer = relay
                 .request(
@@ -210,6 +221,18 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
                     code: "holder_unreachable".into(),
                     message: e,
                 });
+            let answer = match answer {
+                GatewayResponse::Wait { retry_ms } if tokio::time::Instant::now() < wait_until => {
+                    let pause = u64::from(retry_ms).clamp(20, 1_000);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    continue;
+                }
+                GatewayResponse::Wait { .. } => GatewayResponse::Refused {
+                    code: "release_not_recorded".into(),
+                    message: String::new(),
+                },
+                other => other,
+            };
             let stop = match &answer {
                 GatewayResponse::Chunk(chunk) => {
                     if chunk.last_of_item {
@@ -218,6 +241,18 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
                     false
                 }
                 _ => true,
+            };
+            // The holder's own words do not cross: only a known code, in
+            // this node's words.
+            let answer = match answer {
+                GatewayResponse::Refused { code, .. } => {
+                    let (code, message) = holder_refusal(&code);
+                    GatewayResponse::Refused {
+                        code: code.into(),
+                        message: format!("the holder refused: {message}"),
+                    }
+                }
+                other => other,
             };
             if tx.send(frame(&answer)).await.is_err() || stop {
                 return;
