@@ -139,12 +139,6 @@ pub enum GatewayResponse {
     Manifest(Manifest),
     /// A chunk.
     Chunk(SealedChunk),
-    /// Ask for the same chunk again after `retry_ms`: the holder has
-    /// submitted the release and sends no content until it is committed.
-    Wait {
-        /// Milliseconds to wait before asking again.
-        retry_ms: u32,
-    },
     /// A refusal with a stable code and a message (never whether the
     /// patient has records here).
     Refused {
@@ -152,6 +146,13 @@ pub enum GatewayResponse {
         code: String,
         /// For the practitioner.
         message: String,
+    },
+    /// Ask for the same chunk again after `retry_ms`: the holder has
+    /// submitted the release and sends no content until it is committed.
+    /// (Last, so the earlier variants keep their tags.)
+    Wait {
+        /// Milliseconds to wait before asking again.
+        retry_ms: u32,
     },
 }
 

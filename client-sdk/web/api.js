@@ -166,13 +166,61 @@ export class Node {
     return answer;
   }
 
-  /** Live audit entries for the patient (server-sent events). */
-  async events(key, onEntry) {
+  /**
+   * Live audit entries for the patient: server-sent events read with
+   * fetch, so the signature travels in the Authorization header and never
+   * in a URL (EventSource cannot set headers, and proxies log URLs).
+   * `on.entry(entry)` gets each entry; `on.ended(reason)` is called when the
+   * node ends the stream because this key may no longer follow it (the key
+   * was replaced, a delegation ended); `on.error()` when the connection
+   * fails otherwise. Returns a handle whose close() stops it.
+   */
+  async events(key, on) {
     const path = `/v1/events/patients/${key.patient}`;
     const auth = await this.authorization(key, "GET", path);
-    const source = new EventSource(`${this.base}${path}?auth=${auth}`);
-    source.addEventListener("audit", (e) => onEntry(JSON.parse(e.data)));
-    return source;
+    const controller = new AbortController();
+    const handle = { close: () => controller.abort() };
+    const r = await fetch(`${this.base}${path}`, {
+      headers: { authorization: `Medledger ${auth}`, accept: "text/event-stream" },
+      signal: controller.signal,
+    });
+    if (!r.ok) {
+      const body = await r.json().catch(() => ({}));
+      throw new ApiError(r.status, body.code, body.message);
+    }
+    const follow = async () => {
+      const reader = r.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      let ended = null;
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+          let cut;
+          while ((cut = buffer.indexOf("\n\n")) >= 0) {
+            const block = buffer.slice(0, cut);
+            buffer = buffer.slice(cut + 2);
+            let event = "message";
+            const data = [];
+            for (const line of block.split("\n")) {
+              if (line.startsWith("event:")) event = line.slice(6).trim();
+              else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+            }
+            if (event === "audit") on.entry(JSON.parse(data.join("\n")));
+            else if (event === "ended") ended = JSON.parse(data.join("\n"));
+          }
+        }
+      } catch {
+        // A failed read is reported below like a closed connection.
+      }
+      if (controller.signal.aborted) return;
+      if (ended) on.ended?.(ended.reason);
+      else on.error?.();
+    };
+    follow();
+    return handle;
   }
 }
 

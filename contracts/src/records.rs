@@ -684,6 +684,37 @@ pub enum AuditEvent {
         /// When it takes (or took) effect.
         effective_at: Timestamp,
     },
+    /// An authorised emergency access reached its review deadline with no
+    /// review [R7.7]: written by the first block at or after the deadline,
+    /// whoever proposes it (the entry's `tx` is the access's id).
+    EmergencyReviewOverdue {
+        /// The access.
+        request: RequestId,
+        /// The institution whose practitioner broke the glass.
+        requester_institution: InstitutionId,
+        /// The deadline that passed.
+        deadline: Timestamp,
+    },
+}
+
+/// The emergency accesses awaiting their review deadline, in the order
+/// they were authorised: places `head..tail` are `StateKey::ReviewDue`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewQueue {
+    /// The first place still waiting.
+    pub head: u64,
+    /// The next place to fill.
+    pub tail: u64,
+}
+
+/// One emergency access awaiting its review deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewDue {
+    /// The access.
+    pub request: RequestId,
+    /// Its review deadline (the access's block time plus the
+    /// `emergency_review_days` in force then).
+    pub deadline: Timestamp,
 }
 
 /// A change of who controls a patient's account.

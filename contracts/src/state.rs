@@ -60,6 +60,11 @@ pub enum StateKey {
     /// A patient's signed consent (its message) that was used, at this
     /// height: a guardianship consent counts once (R4.7).
     UsedConsent(Hash32),
+    /// The queue of emergency accesses awaiting their review deadline
+    /// (value: [`crate::records::ReviewQueue`]) [R7.7].
+    ReviewQueue,
+    /// One place in that queue (value: [`crate::records::ReviewDue`]).
+    ReviewDue(u64),
 }
 
 impl StateKey {

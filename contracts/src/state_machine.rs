@@ -136,6 +136,13 @@
 //! emergency access is past its fetch window or found unjustified, R7.2);
 //! `AlreadyServed` is the holder's word (a replay may arrive while the
 //! first transfer is still running).
+//! R7.7 An authorised emergency access joins the review queue with its
+//! deadline (its block time plus `emergency_review_days`). Before its
+//! transactions, each block takes from the queue's head every access whose
+//! deadline has passed (at most 1,000 a block) and, for each still
+//! unreviewed, appends `EmergencyReviewOverdue` to the patient's trail (the
+//! entry's transaction is the access's id): the patient, their delegates
+//! and regulators see it when it happens, not only in a later replay.
 //!
 //! **R8 Audit log.** Every access decision (authorised or denied), release,
 //! review, and every consent change appends exactly one entry per patient
@@ -262,6 +269,7 @@ pub fn execute_block(
     let start_size = frontier.size();
     let mut receipts = Vec::with_capacity(transactions.len());
     let mut audit_entries = Vec::new();
+    overdue_reviews(&mut block, ctx, &mut frontier, &mut audit_entries)?;
     for tx in transactions {
         receipts.push(apply_one(
             &mut block,
@@ -298,6 +306,80 @@ fn promote_validator_set(block: &mut Overlay<'_>, height: u64) -> Result<Validat
         }
     }
     Ok(record.current)
+}
+
+/// Most overdue emergency reviews one block reports (the rest follow in
+/// the next blocks), so that a backlog cannot make one block's work unbounded.
+const OVERDUE_REVIEWS_PER_BLOCK: u64 = 1_000;
+
+/// [R7.7] At the start of a block, every authorised emergency access whose
+/// review deadline has passed with no review becomes an audit entry in the
+/// patient's trail. The queue is in authorisation order; its head is taken
+/// while its deadline has passed (a later shortening of
+/// `emergency_review_days` may delay a place until those before it are due).
+fn overdue_reviews(
+    block: &mut Overlay<'_>,
+    ctx: &BlockContext,
+    frontier: &mut Frontier,
+    audit_entries: &mut Vec<AuditEntry>,
+) -> Result<(), StateError> {
+    let Some(mut queue) = block.get::<ReviewQueue>(&StateKey::ReviewQueue)? else {
+        return Ok(());
+    };
+    let start = queue.head;
+    while queue.head < queue.tail && queue.head - start < OVERDUE_REVIEWS_PER_BLOCK {
+        let place = StateKey::ReviewDue(queue.head);
+        let Some(due) = block.get::<ReviewDue>(&place)? else {
+            queue.head += 1;
+            continue;
+        };
+        if due.deadline > ctx.time {
+            break;
+        }
+        // The place stays in state (state never deletes, rule 1); the head
+        // moving past it is what takes it off the queue.
+        queue.head += 1;
+        let Some(access) = block.get::<AccessRecord>(&StateKey::Access(due.request))? else {
+            continue;
+        };
+        if let AccessKind::Emergency { review: None, .. } = access.kind {
+            let entry = AuditEntry {
+                index: frontier.size(),
+                at: ctx.block_ref(),
+                tx: due.request,
+                patient: access.patient,
+                event: AuditEvent::EmergencyReviewOverdue {
+                    request: due.request,
+                    requester_institution: access.requester_institution,
+                    deadline: due.deadline,
+                },
+            };
+            frontier.push(entry.leaf_hash());
+            audit_entries.push(entry);
+        }
+    }
+    if queue.head != start {
+        block.put(&StateKey::ReviewQueue, &queue);
+    }
+    Ok(())
+}
+
+/// [R7.7] Puts an authorised emergency access in the review queue.
+fn queue_review(st: &mut Overlay<'_>, request: RequestId, ctx: &BlockContext) -> Step<()> {
+    let params: LedgerParameters = st.get(&StateKey::Parameters)?.unwrap_or_default();
+    let mut queue: ReviewQueue = st.get(&StateKey::ReviewQueue)?.unwrap_or_default();
+    let deadline = Timestamp(
+        ctx.time
+            .0
+            .saturating_add(u64::from(params.emergency_review_days) * 86_400_000),
+    );
+    st.put(
+        &StateKey::ReviewDue(queue.tail),
+        &ReviewDue { request, deadline },
+    );
+    queue.tail += 1;
+    st.put(&StateKey::ReviewQueue, &queue);
+    Ok(())
 }
 
 /// Applies one transaction inside a block overlay.
@@ -1759,6 +1841,9 @@ fn special_access(
             }
         }
     };
+    if decision == Decision::Authorized && matches!(kind, AccessKind::Emergency { .. }) {
+        queue_review(st, id, ctx)?;
+    }
     record_access(
         st,
         id,

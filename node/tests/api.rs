@@ -576,11 +576,29 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
 
     // The patient's event stream shows the doctor's request as it commits.
     let events_path = format!("/v1/events/patients/{}", story.patient.0.to_hex());
+    // A signature in the URL (where proxies log it) is refused.
     let auth = client.authorization(&patient, "GET", &events_path, b"");
-    let auth = auth.trim_start_matches("Medledger ");
+    let in_url = net
+        .http
+        .get(net.url(
+            1,
+            &format!(
+                "{events_path}?auth={}",
+                auth.trim_start_matches("Medledger ")
+            ),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        in_url.status().as_u16(),
+        401,
+        "a token in the URL was taken"
+    );
     let mut stream = net
         .http
-        .get(net.url(1, &format!("{events_path}?auth={auth}")))
+        .get(net.url(1, &events_path))
+        .header("authorization", &auth)
         .send()
         .await
         .unwrap();
@@ -610,6 +628,38 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
     .expect("no event within 20 s");
     assert!(seen.contains("event:audit"), "{seen}");
     assert!(seen.contains(&receipt.tx.0.to_hex()), "{seen}");
+
+    // Issue 16, item 9: the patient replaces their key (as after losing a
+    // phone): the stream the old key opened ends at that block, with an
+    // `ended` event, instead of going on delivering history (it did on
+    // fdb9626: a stream was checked only when it opened).
+    let new_key = KeyFile::generate().unwrap();
+    let proof = new_key
+        .secret()
+        .sign(&medledger_contracts::transaction::key_possession_message(
+            &chain_id(),
+            &patient.signer,
+            "rotate",
+            &new_key.public_key(),
+        ));
+    let rotate = TxBuilder::new(chain_id(), patient.clone()).sign(Payload::RotateKey {
+        role: medledger_contracts::transaction::KeyRole::Own,
+        new_key: new_key.public_key(),
+        new_key_proof: proof,
+    });
+    let rotated = client.submit_and_wait(&rotate, None).await.unwrap();
+    assert_eq!(rotated.outcome, TxOutcome::Applied, "{rotated:?}");
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut text = String::new();
+        while let Ok(Some(chunk)) = stream.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    })
+    .await
+    .expect("the stream did not end within 20 s of the key's replacement");
+    assert!(ended.contains("event:ended"), "{ended}");
+    let patient = Identity::patient_with_id(story.patient, &new_key);
 
     // Metrics and the OpenAPI document.
     let metrics = net.metrics(0).await;

@@ -689,6 +689,120 @@ async fn the_release_is_committed_before_any_content_and_a_restart_serves_nothin
     );
 }
 
+/// Issue 16, item 8: while new keys flood every node with registrations
+/// (nonce variants of each, as fast as two cores allow), a holder's release
+/// and a patient's revocation still commit within seconds, and the nodes
+/// keep answering reads. The pool is made small (40) so the flood keeps
+/// it full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_new_keys_does_not_stop_a_release_or_a_revocation() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    for i in 0..4 {
+        net.configure(i, "mempool", "max_transactions", "40");
+    }
+    net.start_all();
+    net.reach(0, 2, 60, "no blocks").await;
+    let (setup, _) = grant_labs_and_imaging(&net).await;
+    let request_id = request(&setup, vec![Category::LabReports]).await;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let urls: Vec<String> = net.nodes.iter().map(|n| format!("{}/v1/tx", n.2)).collect();
+    let mut flooders = Vec::new();
+    for task in 0..4usize {
+        let stop = stop.clone();
+        let urls = urls.clone();
+        flooders.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut codes = std::collections::BTreeMap::<String, usize>::new();
+            let mut n = task;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = KeyFile::generate().unwrap();
+                for nonce in 0..5 {
+                    let tx = medledger_contracts::transaction::Transaction {
+                        signer: medledger_contracts::transaction::Signer::Patient(key.patient_id()),
+                        nonce,
+                        payload: Payload::RegisterPatient,
+                    }
+                    .sign(&chain_id(), key.secret());
+                    let body = serde_json::json!({"transaction": hex::encode(tx.to_bytes())});
+                    n += 1;
+                    let answer = http
+                        .post(&urls[n % urls.len()])
+                        .header("content-type", "application/json")
+                        .body(body.to_string())
+                        .send()
+                        .await;
+                    let code = match answer {
+                        Ok(r) if r.status().is_success() => "accepted".to_string(),
+                        Ok(r) => r
+                            .json::<serde_json::Value>()
+                            .await
+                            .ok()
+                            .and_then(|v| v["code"].as_str().map(str::to_string))
+                            .unwrap_or_else(|| "no_code".into()),
+                        Err(_) => "unreachable".into(),
+                    };
+                    *codes.entry(code).or_default() += 1;
+                }
+            }
+            codes
+        }));
+    }
+    // Let the flood build up.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    let started = std::time::Instant::now();
+    let fetched = fetch_records(
+        &setup.client_second,
+        &setup.doctor,
+        request_id,
+        institution("city-first-hospital"),
+        &net.dir().join("flooded"),
+    )
+    .await
+    .unwrap();
+    let release_took = started.elapsed();
+    assert!(fetched.release_height > 0);
+    let started = std::time::Instant::now();
+    let as_patient = TxBuilder::new(chain_id(), Identity::patient(&setup.patient_key));
+    let revoked = setup
+        .client_second
+        .submit_and_wait(&as_patient.revoke(setup.grant), None)
+        .await
+        .unwrap();
+    let revoke_took = started.elapsed();
+    assert_eq!(revoked.outcome, TxOutcome::Applied, "{revoked:?}");
+    for i in 0..4 {
+        assert!(
+            net.height(i).await.is_some(),
+            "node {i} stopped answering reads"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+    for f in flooders {
+        for (code, n) in f.await.unwrap() {
+            *codes.entry(code).or_default() += n;
+        }
+    }
+    println!("release {release_took:?}, revocation {revoke_took:?}, flood answers {codes:?}");
+    // Nonce variants were refused, so the flood did press on the bounds.
+    assert!(
+        codes.get("signer_quota").copied().unwrap_or(0) > 0,
+        "{codes:?}"
+    );
+    // Generous bounds for a shared two-core machine: liveness, not speed.
+    assert!(
+        release_took < std::time::Duration::from_secs(20),
+        "release took {release_took:?}"
+    );
+    assert!(
+        revoke_took < std::time::Duration::from_secs(20),
+        "revocation took {revoke_took:?}"
+    );
+}
+
 /// Every file under `dir` (none when it does not exist).
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {

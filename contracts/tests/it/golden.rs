@@ -295,6 +295,17 @@ fn build() -> Value {
             effective_at: Timestamp(1_790_259_207_000),
         },
     };
+    let overdue = AuditEntry {
+        index: 2,
+        at: entry.at,
+        tx: TxHash(Hash32([0x55; 32])),
+        patient,
+        event: AuditEvent::EmergencyReviewOverdue {
+            request: TxHash(Hash32([0x55; 32])),
+            requester_institution: InstitutionId::new("city-second-hospital").unwrap(),
+            deadline: Timestamp(1_790_604_807_000),
+        },
+    };
     json!({
         "about": "medledger golden vectors: canonical BCS bytes, domain-separated hashes and Ed25519 signatures. Test keys only.",
         "chain_id": chain.as_str(),
@@ -314,6 +325,7 @@ fn build() -> Value {
         "header": { "bcs": hex::encode(encoding::to_bytes(&header)), "hash": header.hash().to_hex() },
         "audit_entry": { "bcs": hex::encode(encoding::to_bytes(&entry)), "leaf_hash": entry.leaf_hash().to_hex() },
         "audit_entry_control_changed": { "bcs": hex::encode(encoding::to_bytes(&control)), "leaf_hash": control.leaf_hash().to_hex() },
+        "audit_entry_emergency_review_overdue": { "bcs": hex::encode(encoding::to_bytes(&overdue)), "leaf_hash": overdue.leaf_hash().to_hex() },
         "transaction_root_of_grant": transaction_root(&[grant_id]).to_hex(),
         "category_names": Category::ALL.iter().map(|c| c.name()).collect::<Vec<_>>(),
     })

@@ -1807,6 +1807,96 @@ fn r7_3_r7_4_emergency_access_is_recorded_flagged_and_reviewed_once() {
     ));
 }
 
+/// The attack: a member breaks the glass and nobody ever reviews it; on
+/// fdb9626 the ledger said nothing until an auditor's later replay listed
+/// it. Now the first block at or after the deadline writes it into the
+/// patient's trail, once, and a reviewed access is never reported.
+#[test]
+fn r7_7_an_emergency_access_unreviewed_at_its_deadline_is_audited_in_that_block() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let (doc, doc_key) = World::practitioner("doc-b");
+    let emergency = |w: &mut World| {
+        let r = w.act(
+            Signer::Practitioner(doc),
+            &doc_key,
+            Payload::EmergencyAccess {
+                patient: p,
+                holder: inst("hosp-a"),
+                categories: cats(&[Category::Allergies]),
+                reason: EmergencyReason::PatientUnconscious,
+            },
+        );
+        assert_eq!(r.outcome, Outcome::Authorized);
+        r.tx
+    };
+    let reviewed = emergency(&mut w);
+    let unreviewed = emergency(&mut w);
+    let deadline =
+        w.now + u64::from(LedgerParameters::default().emergency_review_days) * 86_400_000;
+    assert_eq!(
+        w.act(
+            Signer::Institution(inst("nhc")),
+            &key("admin:nhc"),
+            Payload::EmergencyReview {
+                access: reviewed,
+                finding: ReviewFinding::Justified,
+                record_hash: Hash32([3; 32]),
+            },
+        )
+        .outcome,
+        Outcome::Applied
+    );
+    let overdue = |entries: &[AuditEntry]| -> Vec<TxHash> {
+        entries
+            .iter()
+            .filter_map(|e| match &e.event {
+                AuditEvent::EmergencyReviewOverdue {
+                    request,
+                    requester_institution,
+                    ..
+                } => {
+                    assert_eq!(e.patient, p);
+                    assert_eq!(e.tx, *request);
+                    assert_eq!(requester_institution, &inst("hosp-b"));
+                    Some(*request)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    // A block before the deadline: nothing.
+    w.now = deadline - 10_000;
+    let tx = w.sign(
+        Signer::Patient(PatientId::from_key(&key("bob").public_key())),
+        &key("bob"),
+        Payload::RegisterPatient,
+    );
+    let (_, entries) = w.run_audited(tx);
+    assert!(overdue(&entries).is_empty());
+    // The first block past it: the unreviewed access only, before the
+    // block's own transactions; the next block does not repeat it.
+    w.now = deadline;
+    let tx = w.sign(
+        Signer::Patient(PatientId::from_key(&key("carol").public_key())),
+        &key("carol"),
+        Payload::RegisterPatient,
+    );
+    let (_, entries) = w.run_audited(tx);
+    assert_eq!(overdue(&entries), [unreviewed]);
+    assert!(matches!(
+        entries[0].event,
+        AuditEvent::EmergencyReviewOverdue { .. }
+    ));
+    let tx = w.sign(
+        Signer::Patient(PatientId::from_key(&key("dave").public_key())),
+        &key("dave"),
+        Payload::RegisterPatient,
+    );
+    let (_, entries) = w.run_audited(tx);
+    assert!(overdue(&entries).is_empty());
+}
+
 /// The attack: a holder's colleague fetches break-glass records months
 /// later, or after a regulator found the access unjustified. On 4238e91 the
 /// ledger saw nothing wrong with either release and refused the holder's

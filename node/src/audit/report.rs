@@ -89,6 +89,9 @@ impl Reports {
                 AuditEvent::DelegationStarted { .. } => bump(&mut self.counts, "delegations"),
                 AuditEvent::DelegationEnded { .. } => bump(&mut self.counts, "delegations ended"),
                 AuditEvent::ControlChanged { change, .. } => bump(&mut self.counts, change.name()),
+                AuditEvent::EmergencyReviewOverdue { .. } => {
+                    bump(&mut self.counts, "emergency reviews overdue");
+                }
                 AuditEvent::AccessDecided {
                     request,
                     requester,
@@ -428,6 +431,7 @@ fn event_name(event: &AuditEvent) -> &'static str {
         AuditEvent::EmergencyReviewed { .. } => "emergency reviewed",
         AuditEvent::FetchRefused { .. } => "fetch refused",
         AuditEvent::ControlChanged { .. } => "account control changed",
+        AuditEvent::EmergencyReviewOverdue { .. } => "emergency review overdue",
     }
 }
 

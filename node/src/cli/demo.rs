@@ -537,6 +537,10 @@ impl Summary for AuditEntry {
                 ..
             } => format!("{holder} released {content_count} resources"),
             EmergencyReviewed { finding, .. } => format!("emergency access reviewed: {finding:?}"),
+            EmergencyReviewOverdue {
+                requester_institution,
+                ..
+            } => format!("emergency access by {requester_institution} not reviewed in time"),
             FetchRefused { holder, reason, .. } => {
                 format!("{holder} refused a fetch ({})", reason.code())
             }

@@ -29,7 +29,8 @@
 //! `already_served`. If the committed release says its basis no longer held
 //! (a revocation ordered first), no chunk is sent (`grant_not_active`); if it
 //! does not commit within [`RELEASE_COMMIT_WAIT`], the transfer ends
-//! (`release_not_recorded`).
+//! (`release_not_recorded`). The basis is checked again before every chunk,
+//! so a revocation committed mid-transfer stops it at the next one.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -262,6 +263,54 @@ impl Holder {
         result
     }
 
+    /// Whether what the access rests on still holds now (R7.2, R7.3):
+    /// `Err` says why not.
+    fn basis_holds_now(
+        &self,
+        access: &AccessRecord,
+    ) -> Result<Result<(), &'static str>, GatewayResponse> {
+        let holds = match &access.kind {
+            AccessKind::Grant { grant, .. } => {
+                let grant: Option<GrantRecord> = self.state(&StateKey::Grant(*grant))?;
+                grant.is_some_and(|g| g.status_at(now()) == GrantStatus::Active)
+            }
+            AccessKind::Emergency { .. } => {
+                let params: LedgerParameters =
+                    self.state(&StateKey::Parameters)?.unwrap_or_default();
+                access
+                    .emergency_fetchable_at(now(), &params.emergency)
+                    .unwrap_or(false)
+            }
+            AccessKind::PublicHealth { .. } => true,
+        };
+        Ok(match (&access.kind, holds) {
+            (_, true) => Ok(()),
+            (AccessKind::Emergency { .. }, false) => {
+                Err("the emergency access is past its fetch window or was found unjustified")
+            }
+            (_, false) => Err("the grant is no longer active (revoked or expired)"),
+        })
+    }
+
+    /// Drops idle transfers; a request whose release never committed may
+    /// be fetched again.
+    fn prune(&self, transfers: &mut HashMap<Hash32, Transfer>) {
+        let mut unrecorded = Vec::new();
+        transfers.retain(|_, t| {
+            let keep = t.touched.elapsed() < TRANSFER_IDLE;
+            if !keep && t.release_pending_since.is_some() {
+                unrecorded.push(t.request);
+            }
+            keep
+        });
+        if !unrecorded.is_empty() {
+            let mut served = self.served();
+            for request in unrecorded {
+                served.remove(&request);
+            }
+        }
+    }
+
     fn served(&self) -> std::sync::MutexGuard<'_, HashSet<RequestId>> {
         self.served.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -276,33 +325,10 @@ impl Holder {
             tracing::error!(
                 "MEDLEDGER_FAULT=skip-grant-check: serving without the grant check (tests only)"
             );
-        } else {
-            // What the access rests on must still hold now (R7.2, R7.3).
-            let (holds, why) = match &access.kind {
-                AccessKind::Grant { grant, .. } => {
-                    let grant: Option<GrantRecord> = self.state(&StateKey::Grant(*grant))?;
-                    (
-                        grant.is_some_and(|g| g.status_at(now()) == GrantStatus::Active),
-                        "the grant is no longer active (revoked or expired)",
-                    )
-                }
-                AccessKind::Emergency { .. } => {
-                    let params: LedgerParameters =
-                        self.state(&StateKey::Parameters)?.unwrap_or_default();
-                    (
-                        access
-                            .emergency_fetchable_at(now(), &params.emergency)
-                            .unwrap_or(false),
-                        "the emergency access is past its fetch window or was found unjustified",
-                    )
-                }
-                AccessKind::PublicHealth { .. } => (true, ""),
-            };
-            if !holds {
-                let a = &fetch.authorization;
-                self.record_refusal(a.request, a.practitioner, FetchRefusal::GrantNotActive);
-                return Err(refused("grant_not_active", why));
-            }
+        } else if let Err(why) = self.basis_holds_now(access)? {
+            let a = &fetch.authorization;
+            self.record_refusal(a.request, a.practitioner, FetchRefusal::GrantNotActive);
+            return Err(refused("grant_not_active", why));
         }
         let listed = self
             .source
@@ -349,32 +375,25 @@ impl Holder {
             items: items.clone(),
         };
         tracing::info!(request = %fetch.authorization.request, resources = items.len(), "records transfer opened");
+        let request = fetch.authorization.request;
         if !items.is_empty() {
+            // The slot is taken before the release is submitted, so a
+            // release is never recorded for a transfer there is no room for.
             let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
-            transfers.retain(|_, t| t.touched.elapsed() < TRANSFER_IDLE);
+            self.prune(&mut transfers);
             if transfers.len() >= TRANSFERS_MAX {
                 return Err(refused(
                     "busy",
                     "too many transfers in progress; retry shortly",
                 ));
             }
-        }
-        // Recorded before any content is sent [R7.2] (outside the lock:
-        // admission runs the transaction against state).
-        self.record_release(fetch.authorization.request, &items)?;
-        if items.is_empty() {
-            return Ok(GatewayResponse::Manifest(manifest));
-        }
-        self.transfers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
+            transfers.insert(
                 transfer,
                 Transfer {
-                    request: fetch.authorization.request,
+                    request,
                     patient: access.patient,
                     peer,
-                    items,
+                    items: items.clone(),
                     sealer,
                     next_seq: 0,
                     item: 0,
@@ -384,6 +403,16 @@ impl Holder {
                     release_pending_since: Some(Instant::now()),
                 },
             );
+        }
+        // Recorded before any content is sent [R7.2] (outside the lock:
+        // admission runs the transaction against state).
+        if let Err(refusal) = self.record_release(request, &items) {
+            self.transfers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&transfer);
+            return Err(refusal);
+        }
         Ok(GatewayResponse::Manifest(manifest))
     }
 
@@ -433,6 +462,19 @@ impl Holder {
                         "the release was not committed in time; nothing was sent; fetch again",
                     ));
                 }
+            }
+        }
+        // And at every chunk: a revocation (or the end of an emergency
+        // window) committed mid-transfer stops it at the next chunk.
+        if !self.skip_grant_check {
+            let access: Option<AccessRecord> = self.state(&StateKey::Access(t.request))?;
+            let holds = match access {
+                Some(access) => self.basis_holds_now(&access)?,
+                None => Err("the access is not on this node's ledger"),
+            };
+            if let Err(why) = holds {
+                transfers.remove(&id);
+                return Err(refused("grant_not_active", why));
             }
         }
         let item_index = t.item;

@@ -110,7 +110,8 @@ pub struct Mempool {
     pub max_transactions: usize,
     /// Most bytes waiting.
     pub max_bytes: usize,
-    /// Most transactions waiting from one signing key.
+    /// Most transactions waiting from one party (a key; a member
+    /// institution's keys and practitioners together) in one lane.
     pub max_per_signer: usize,
     /// Other nodes' HTTP API base URLs to pass submitted transactions on to.
     pub gossip_to: Vec<String>,
@@ -240,7 +241,8 @@ signature_window_ms = {window}
 max_transactions = {max_tx}
 # Most bytes waiting for a block.
 max_bytes = {max_bytes}
-# Most transactions waiting from one signing key (fairness when busy).
+# Most transactions waiting from one key (one institution, for its own keys
+# and practitioners) in one lane; a new key's registration waits once only.
 max_per_signer = {per_signer}
 # Other nodes' HTTP APIs to pass submitted transactions on to, so whichever
 # validator proposes next has them.

@@ -9,15 +9,17 @@ use medledger_contracts::block::BlockHeader;
 use medledger_contracts::certificate::CommitCertificate;
 use medledger_contracts::encoding::from_bytes;
 use medledger_contracts::records::{
-    AuditEntry, InstitutionRecord, Outcome, ValidatorSet, ValidatorSetRecord,
+    AuditEntry, DelegationRecord, InstitutionRecord, Outcome, PatientRecord, PractitionerRecord,
+    ValidatorSet, ValidatorSetRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::state_machine::{BlockContext, execute_block};
-use medledger_contracts::types::{ChainId, InstitutionId, Timestamp, TxHash};
+use medledger_contracts::transaction::{Payload, Signer, VerifiedTransaction};
+use medledger_contracts::types::{ChainId, InstitutionId, PatientId, Timestamp, TxHash};
 use medledger_store::Store;
 use tokio::sync::{broadcast, mpsc};
 
-use super::mempool::{Mempool, Refusal};
+use super::mempool::{Mempool, Party, Refusal};
 use super::metrics::Metrics;
 
 /// A block was committed.
@@ -171,6 +173,47 @@ impl Shared {
         Ok(record.at(height).clone())
     }
 
+    /// Whether the committed state binds the transaction's claimed signer
+    /// to the key that signed it (a new patient: the id derived from it).
+    fn signer_holds_key(&self, tx: &VerifiedTransaction) -> bool {
+        let state = Overlay::new(&self.store);
+        let key = tx.public_key();
+        let patient_key = |id: &PatientId| {
+            state
+                .get::<PatientRecord>(&StateKey::Patient(*id))
+                .ok()
+                .flatten()
+                .is_some_and(|p| p.key_at(now()) == key || p.key == *key)
+        };
+        match &tx.transaction().signer {
+            Signer::Patient(id) if matches!(tx.transaction().payload, Payload::RegisterPatient) => {
+                PatientId::from_key(key) == *id
+            }
+            Signer::Patient(id) => patient_key(id),
+            Signer::Delegate(d) => state
+                .get::<DelegationRecord>(&StateKey::Delegation(*d))
+                .ok()
+                .flatten()
+                .is_some_and(|d| patient_key(&d.delegate)),
+            Signer::Practitioner(p) => state
+                .get::<PractitionerRecord>(&StateKey::Practitioner(*p))
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.key == *key),
+            Signer::Institution(i) | Signer::InstitutionNode(i) => state
+                .get::<InstitutionRecord>(&StateKey::Institution(i.clone()))
+                .ok()
+                .flatten()
+                .is_some_and(|r| {
+                    if matches!(tx.transaction().signer, Signer::Institution(_)) {
+                        r.spec.admin_key == *key
+                    } else {
+                        r.spec.node_key == *key
+                    }
+                }),
+        }
+    }
+
     /// Takes a transaction from outside: checks it once (size, decoding,
     /// repeats, room, chain, signature, form, and that the ledger would
     /// apply it now) and keeps it for a block.
@@ -179,11 +222,25 @@ impl Shared {
         let signed = self.mempool().precheck(bytes, committed)?;
         // The signature check runs outside the lock so submissions verify in parallel.
         let verified = signed.verify(&self.chain).map_err(Refusal::Invalid)?;
+        let party = Party::of(&verified, |p| {
+            Overlay::new(&self.store)
+                .get::<PractitionerRecord>(&StateKey::Practitioner(*p))
+                .ok()
+                .flatten()
+                .map(|r| r.institution)
+        });
         // The node a client submitted to has already tried the transaction
         // against state; peers only check what no one can fake (signature,
         // form). One that no longer applies is rejected in its block anyway.
         if origin == Origin::Peer {
-            return self.mempool().insert(verified);
+            // Not tried against state, but the claimed signer must be bound
+            // to the key: the pool's lanes and parties rest on that claim.
+            if !self.signer_holds_key(&verified) {
+                return Err(Refusal::WouldReject(
+                    "the signer named is not bound to the signing key".into(),
+                ));
+            }
+            return self.mempool().insert(verified, party);
         }
         let ctx = BlockContext {
             height: self.height() + 1,
@@ -197,7 +254,7 @@ impl Shared {
             tracing::debug!(height = ctx.height, %rejection, "trial run rejects a submission");
             return Err(Refusal::WouldReject(rejection.to_string()));
         }
-        let id = self.mempool().insert(verified)?;
+        let id = self.mempool().insert(verified, party)?;
         if origin == Origin::Client
             && let Some(gossip) = &self.gossip
         {

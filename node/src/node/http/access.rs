@@ -38,6 +38,8 @@ pub struct Reader {
     pub regulator: bool,
     /// Set when a member node signed with its node key.
     pub node_of: Option<InstitutionId>,
+    /// The key that signed.
+    pub key: PublicKey,
 }
 
 fn get<T: serde::de::DeserializeOwned>(
@@ -68,25 +70,32 @@ fn same_key(expected: &PublicKey, given: &PublicKey, who: &str) -> Result<(), St
 
 /// Resolves the claimed signer against state: their current key must have signed.
 pub fn resolve_reader(shared: &Shared, auth: &RequestAuth) -> Result<Reader, String> {
+    resolve_signer(shared, &auth.signer, &auth.public_key)
+}
+
+/// Who `signer` is with `key`, as the committed state knows it now: also
+/// how an open event stream re-checks its reader at every block.
+pub fn resolve_signer(shared: &Shared, signer: &Signer, key: &PublicKey) -> Result<Reader, String> {
     let mut reader = Reader {
-        signer: auth.signer.clone(),
+        signer: signer.clone(),
         patient: None,
         practitioner: None,
         institution: None,
         regulator: false,
         node_of: None,
+        key: *key,
     };
     let institution_of = |reader: &mut Reader, record: &InstitutionRecord| {
         reader.institution = Some(record.spec.id.clone());
         reader.regulator = record.spec.kind == InstitutionKind::Regulator;
     };
-    match &auth.signer {
+    match signer {
         Signer::Patient(id) => {
             let record: PatientRecord = get(shared, &StateKey::Patient(*id))?
                 .ok_or("the signing patient is not registered")?;
             // A key replaced by recovery contacts signs from the end of its
             // delay (R4.3), by this node's clock as by the next block's.
-            same_key(record.key_at(now()), &auth.public_key, "the patient")?;
+            same_key(record.key_at(now()), key, "the patient")?;
             reader.patient = Some(*id);
         }
         Signer::Delegate(_) => {
@@ -97,7 +106,7 @@ pub fn resolve_reader(shared: &Shared, auth: &RequestAuth) -> Result<Reader, Str
         Signer::Practitioner(id) => {
             let record: PractitionerRecord = get(shared, &StateKey::Practitioner(*id))?
                 .ok_or("the signing practitioner is not registered")?;
-            same_key(&record.key, &auth.public_key, "the practitioner")?;
+            same_key(&record.key, key, "the practitioner")?;
             if record.status != MemberStatus::Active {
                 return Err("the signing practitioner is retired".into());
             }
@@ -107,20 +116,12 @@ pub fn resolve_reader(shared: &Shared, auth: &RequestAuth) -> Result<Reader, Str
         }
         Signer::Institution(id) => {
             let record = active_institution(shared, id)?;
-            same_key(
-                &record.spec.admin_key,
-                &auth.public_key,
-                "the institution admin",
-            )?;
+            same_key(&record.spec.admin_key, key, "the institution admin")?;
             institution_of(&mut reader, &record);
         }
         Signer::InstitutionNode(id) => {
             let record = active_institution(shared, id)?;
-            same_key(
-                &record.spec.node_key,
-                &auth.public_key,
-                "the institution's node",
-            )?;
+            same_key(&record.spec.node_key, key, "the institution's node")?;
             institution_of(&mut reader, &record);
             reader.node_of = Some(id.clone());
         }
@@ -242,7 +243,8 @@ impl<'a> Visibility<'a> {
             AuditEvent::AccessDecided { request, .. }
             | AuditEvent::Released { request, .. }
             | AuditEvent::FetchRefused { request, .. }
-            | AuditEvent::EmergencyReviewed { request, .. } => {
+            | AuditEvent::EmergencyReviewed { request, .. }
+            | AuditEvent::EmergencyReviewOverdue { request, .. } => {
                 let record: Option<AccessRecord> =
                     get(shared, &StateKey::Access(*request)).map_err(ApiError::internal)?;
                 Ok(record.is_some_and(|a| self.access(&a)))

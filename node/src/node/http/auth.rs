@@ -103,8 +103,21 @@ fn quota(per_second: u32) -> Quota {
     Quota::per_second(rate).allow_burst(rate)
 }
 
-/// The request's auth token, from `Authorization: Medledger <hex>` or `?auth=<hex>`.
+/// The request's auth token, from `Authorization: Medledger <hex>`. One in
+/// the URL (`?auth=`) is refused: proxies and access logs keep URLs, and a
+/// signed read's token must not outlive its request there.
 pub fn token(headers: &HeaderMap, query: &str) -> Result<Option<RequestAuth>, ApiError> {
+    // Refused even beside a header: a token in the URL is already in logs.
+    if query
+        .split('&')
+        .any(|pair| pair == "auth" || pair.starts_with("auth="))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_authorization",
+            "send the request signature in the Authorization header, never in the URL",
+        ));
+    }
     let text = if let Some(value) = headers.get("authorization") {
         let value = value.to_str().unwrap_or("");
         Some(value.strip_prefix("Medledger ").ok_or_else(|| {
@@ -115,7 +128,7 @@ pub fn token(headers: &HeaderMap, query: &str) -> Result<Option<RequestAuth>, Ap
             )
         })?)
     } else {
-        query.split('&').find_map(|pair| pair.strip_prefix("auth="))
+        None
     };
     let Some(text) = text else {
         return Ok(None);

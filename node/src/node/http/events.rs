@@ -18,7 +18,7 @@ use warp::Reply;
 use warp::http::StatusCode;
 use warp::sse::Event;
 
-use super::access::{Reader, Visibility};
+use super::access::{Reader, Visibility, resolve_signer};
 use super::chain::header_json;
 use super::patients::entry_json;
 use super::{Answer, ApiError, Request};
@@ -66,29 +66,39 @@ impl Stream for Events {
     }
 }
 
-/// Follows commits, turning each into zero or more events with `render`.
+/// Follows commits, turning each into zero or more events with `render`;
+/// `Err(last)` sends `last` and ends the stream.
 fn follow(
     shared: &Shared,
-    render: impl Fn(&CommitEvent) -> Vec<Event> + Send + 'static,
+    render: impl Fn(&CommitEvent) -> Result<Vec<Event>, Event> + Send + 'static,
 ) -> Result<Events, ApiError> {
     let slot = StreamSlot::take()?;
     let mut commits = shared.commits.subscribe();
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
         loop {
-            let events = match commits.recv().await {
-                Ok(commit) => render(&commit),
-                Err(broadcast::error::RecvError::Lagged(missed)) => vec![
-                    Event::default()
-                        .event("lagged")
-                        .data(json!({"missed_blocks": missed}).to_string()),
-                ],
+            let (events, end) = match commits.recv().await {
+                Ok(commit) => match render(&commit) {
+                    Ok(events) => (events, false),
+                    Err(last) => (vec![last], true),
+                },
+                Err(broadcast::error::RecvError::Lagged(missed)) => (
+                    vec![
+                        Event::default()
+                            .event("lagged")
+                            .data(json!({"missed_blocks": missed}).to_string()),
+                    ],
+                    false,
+                ),
                 Err(broadcast::error::RecvError::Closed) => return,
             };
             for event in events {
                 if tx.send(event).await.is_err() {
                     return;
                 }
+            }
+            if end {
+                return;
             }
         }
     });
@@ -102,7 +112,7 @@ fn reply(events: Events) -> Answer {
 /// `GET /v1/events/blocks`: one `block` event per commit (the header and transaction count).
 pub fn blocks(shared: &Arc<Shared>) -> Answer {
     reply(follow(shared, |commit| {
-        vec![
+        Ok(vec![
             Event::default().event("block").data(
                 json!({
                     "header": header_json(&commit.header),
@@ -110,12 +120,19 @@ pub fn blocks(shared: &Arc<Shared>) -> Answer {
                 })
                 .to_string(),
             ),
-        ]
+        ])
     })?)
 }
 
 /// `GET /v1/events/patients/{patient}`: one `audit` event per audit entry the
 /// reader may see (grants, requests, accesses, emergency accesses…).
+///
+/// The reader is checked again at every block against the committed state:
+/// once their key is no longer the current one (rotated, or replaced by
+/// recovery contacts), or they lose the right to follow this patient (a
+/// delegation ended, a practitioner retired, an institution suspended), the
+/// stream sends one `ended` event with the reason and closes, so a stolen
+/// phone's open stream stops when the patient recovers their account.
 pub fn patient(shared: &Arc<Shared>, r: &Request) -> Answer {
     let patient = Hash32::from_hex(r.param(0))
         .map(PatientId)
@@ -127,7 +144,20 @@ pub fn patient(shared: &Arc<Shared>, r: &Request) -> Answer {
     }
     let owned = shared.clone();
     reply(follow(shared, move |commit| {
-        commit
+        let ended = |reason: &str| {
+            Event::default()
+                .event("ended")
+                .data(json!({"reason": reason}).to_string())
+        };
+        let reader = resolve_signer(&owned, &reader.signer, &reader.key)
+            .map_err(|why| ended(&format!("the reader's key is no longer accepted: {why}")))?;
+        // A passing storage error is not a lost right: the stream goes on.
+        let may_follow = Visibility::new(&owned, &reader, patient)
+            .map_or(true, |v| v.whole || reader.institution.is_some());
+        if !may_follow {
+            return Err(ended("the reader may no longer follow this patient"));
+        }
+        Ok(commit
             .audit
             .iter()
             .filter(|entry| entry.patient == patient)
@@ -142,6 +172,6 @@ pub fn patient(shared: &Arc<Shared>, r: &Request) -> Answer {
                     .id(entry.index.to_string())
                     .data(entry_json(entry).to_string())
             })
-            .collect()
+            .collect())
     })?)
 }

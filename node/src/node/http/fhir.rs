@@ -217,6 +217,7 @@ fn audit_event_resource(
         AuditEvent::EmergencyReviewed { .. } => ("emergency-reviewed", "U"),
         AuditEvent::FetchRefused { .. } => ("fetch-refused", "R"),
         AuditEvent::ControlChanged { .. } => ("control-changed", "U"),
+        AuditEvent::EmergencyReviewOverdue { .. } => ("emergency-review-overdue", "E"),
     };
     // DICOM: 110106 Export for a release, 110110 Patient Record otherwise.
     let (type_code, type_display) = match &entry.event {

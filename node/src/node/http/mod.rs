@@ -94,7 +94,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/v1/accesses/{request}", Access::Signed, NO_BODY, &[]),
     route("POST", "/v1/records/fetch", Access::Signed, records::FETCH_BODY_MAX, &[]),
     route("GET", "/v1/events/blocks", Access::Public, NO_BODY, &[]),
-    route("GET", "/v1/events/patients/{patient}", Access::Signed, NO_BODY, &["auth"]),
+    route("GET", "/v1/events/patients/{patient}", Access::Signed, NO_BODY, &[]),
     route("GET", "/fhir/Consent/{grant}", Access::Signed, NO_BODY, &[]),
     route("GET", "/fhir/AuditEvent", Access::Signed, NO_BODY, &["patient", "after", "limit"]),
     route("GET", "/v1/openapi.json", Access::Public, NO_BODY, &[]),

@@ -218,6 +218,16 @@ pub fn entry_json(entry: &AuditEntry) -> Value {
             "content_count": content_count,
             "grant_active": grant_active,
         }),
+        AuditEvent::EmergencyReviewOverdue {
+            request,
+            requester_institution,
+            deadline,
+        } => json!({
+            "type": "emergency_review_overdue",
+            "request": request.0.to_hex(),
+            "requester_institution": requester_institution.as_str(),
+            "deadline": deadline.0,
+        }),
         AuditEvent::EmergencyReviewed { request, finding } => json!({
             "type": "emergency_reviewed",
             "request": request.0.to_hex(),
