@@ -6,9 +6,10 @@
 //!    with the current key of the [`Signer`] it claims to be: the chain, the
 //!    method, the path with its query (without the `auth` parameter), the
 //!    SHA-256 of the body, its clock, and a nonce.
-//! 2. It sends `hex(BCS(RequestAuth))` in `Authorization: Medledger <hex>`,
-//!    or as the `auth` query parameter where headers cannot be set (a
-//!    browser's `EventSource`).
+//! 2. It sends `hex(BCS(RequestAuth))` in `Authorization: Medledger <hex>`.
+//!    Nodes refuse one in the URL (`auth` query parameter), where proxies
+//!    and logs keep it; the path signed still leaves any `auth` parameter
+//!    out, as before.
 //! 3. A node refuses a time further than its window from its own clock and a
 //!    (signer key, nonce) pair it has seen inside the window: a captured
 //!    request cannot be replayed.
