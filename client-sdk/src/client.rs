@@ -2,6 +2,7 @@
 //! signed with the caller's key ([`Identity`]); nothing returned here is
 //! trusted by the light client until it checks the proofs.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use medledger_contracts::Hash32;
@@ -142,6 +143,10 @@ pub struct Client {
     base: String,
     http: reqwest::Client,
     chain: ChainId,
+    /// The institution whose node this is: every signed request names it,
+    /// so it cannot be replayed at another member's node. Read from
+    /// `/v1/status` at the first signed request unless given.
+    node: Arc<OnceLock<InstitutionId>>,
 }
 
 fn fresh_nonce() -> u64 {
@@ -178,7 +183,30 @@ impl Client {
             base: base_url.trim_end_matches('/').to_string(),
             http,
             chain,
+            node: Arc::new(OnceLock::new()),
         })
+    }
+
+    /// The same client, told which institution's node it talks to (no
+    /// `/v1/status` lookup before the first signed request).
+    pub fn with_node(self, institution: InstitutionId) -> Self {
+        let node = OnceLock::new();
+        let _ = node.set(institution);
+        Self {
+            node: Arc::new(node),
+            ..self
+        }
+    }
+
+    /// The institution whose node this is (asked once, then remembered).
+    pub async fn node_institution(&self) -> Result<InstitutionId, SdkError> {
+        if let Some(node) = self.node.get() {
+            return Ok(node.clone());
+        }
+        let status = self.status().await?;
+        let institution = InstitutionId::new(&status.institution)
+            .map_err(|e| SdkError::Decode(format!("the node names no valid institution: {e}")))?;
+        Ok(self.node.get_or_init(|| institution).clone())
     }
 
     /// The chain this client signs for.
@@ -219,16 +247,19 @@ impl Client {
         Self::answer(response).await
     }
 
-    /// The `Authorization` header value for a request signed by `who`.
-    pub fn authorization(
+    /// The `Authorization` header value for a request signed by `who`, for
+    /// this client's node only.
+    pub async fn authorization(
         &self,
         who: &Identity,
         method: &str,
         path_and_query: &str,
         body: &[u8],
-    ) -> String {
+    ) -> Result<String, SdkError> {
+        let node = self.node_institution().await?;
         let auth = RequestAuth::sign(
             &self.chain,
+            &node,
             method,
             path_and_query,
             body,
@@ -237,7 +268,7 @@ impl Client {
             who.signer.clone(),
             &who.key,
         );
-        format!("Medledger {}", hex::encode(to_bytes(&auth)))
+        Ok(format!("Medledger {}", hex::encode(to_bytes(&auth))))
     }
 
     /// A GET signed by `who`.
@@ -251,7 +282,7 @@ impl Client {
             .get(format!("{}{path_and_query}", self.base))
             .header(
                 "authorization",
-                self.authorization(who, "GET", path_and_query, b""),
+                self.authorization(who, "GET", path_and_query, b"").await?,
             )
             .send()
             .await
@@ -272,7 +303,8 @@ impl Client {
             .post(format!("{}{path}", self.base))
             .header(
                 "authorization",
-                self.authorization(who, "POST", path, body.as_bytes()),
+                self.authorization(who, "POST", path, body.as_bytes())
+                    .await?,
             )
             .header("content-type", "application/json")
             .body(body)

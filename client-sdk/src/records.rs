@@ -13,11 +13,18 @@
 //!    HPKE sequence number is its position) and bound by its AAD to the
 //!    transfer, item, chunk number and whether it ends its item: a chunk
 //!    replayed, reordered, moved or altered does not open.
-//! 4. The holder submits `AccessServed` with the manifest's hashes when it
-//!    sends the manifest and answers `Wait` to chunk requests until that
-//!    release is committed: no content leaves before the ledger has it.
+//! 4. The holder submits `AccessServed` with the manifest's hashes, salted,
+//!    when it sends the manifest and answers `Wait` to chunk requests until
+//!    that release is committed: no content leaves before the ledger has it.
+//!    Salted: each recorded hash is [`released_hash`]`(salt, SHA-256)`, the
+//!    salt exported from the transfer's HPKE context (label
+//!    `medledger/content-salt/v1`), which only the holder and the one-time
+//!    key's owner can compute. Another member reading the ledger cannot
+//!    confirm a guess of a small, predictable record's bytes; the two ends
+//!    can show an auditor which bytes were released by revealing the salt.
 //! 5. The requester checks each item's SHA-256 and size against the manifest,
-//!    and the manifest's hashes against the holder's committed `AccessServed`.
+//!    and the manifest's salted hashes against the holder's committed
+//!    `AccessServed`.
 
 use hpke::aead::{AeadCtxR, AeadCtxS, ChaCha20Poly1305};
 use hpke::kdf::HkdfSha256;
@@ -32,6 +39,9 @@ use serde::{Deserialize, Serialize};
 
 /// Largest gateway message on the wire (a chunk plus its framing).
 pub const GATEWAY_MESSAGE_BYTES_MAX: usize = CHUNK_BYTES + 64 * 1024;
+/// Largest gateway request on the wire: a signed fetch is a few hundred
+/// bytes (its ids are bounded), a chunk request a few dozen.
+pub const GATEWAY_REQUEST_BYTES_MAX: usize = 4 * 1024;
 /// Plaintext bytes per sealed chunk.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 /// Most resources in one transfer (the ledger's limit on content hashes).
@@ -58,8 +68,9 @@ pub struct FetchAuthorization {
     pub one_time_key: [u8; 32],
     /// The practitioner's clock.
     pub time: Timestamp,
-    /// The height that committed the request: the holder waits (briefly)
-    /// until its own node has it.
+    /// The height that committed the request: while its own node is a few
+    /// blocks short of it, the holder answers `Wait` and the requester's
+    /// gateway asks again.
     pub committed_at: u64,
 }
 
@@ -90,7 +101,7 @@ pub struct ManifestItem {
     pub category: Category,
     /// Its size in bytes.
     pub size: u64,
-    /// SHA-256 of its bytes (what `AccessServed` records).
+    /// SHA-256 of its bytes (`AccessServed` records it salted: [`released_hash`]).
     pub sha256: Hash32,
 }
 
@@ -147,9 +158,11 @@ pub enum GatewayResponse {
         /// For the practitioner.
         message: String,
     },
-    /// Ask for the same chunk again after `retry_ms`: the holder has
-    /// submitted the release and sends no content until it is committed.
-    /// (Last, so the earlier variants keep their tags.)
+    /// Ask again, the same request, after `retry_ms`: to a chunk request,
+    /// the holder has submitted the release and sends no content until it
+    /// is committed; to an open, the holder's node has not yet reached the
+    /// height that committed the request. (Last, so the earlier variants
+    /// keep their tags.)
     Wait {
         /// Milliseconds to wait before asking again.
         retry_ms: u32,
@@ -163,6 +176,27 @@ pub fn chunk_aad(transfer: &Hash32, seq: u64, item: u32, last_of_item: bool) -> 
     aad.extend_from_slice(&item.to_be_bytes());
     aad.push(u8::from(last_of_item));
     aad
+}
+
+/// The HPKE export label of a transfer's content salt (rule 4).
+const CONTENT_SALT_LABEL: &[u8] = b"medledger/content-salt/v1";
+
+/// What `AccessServed` records for a resource: its SHA-256 under the
+/// transfer's salt (rule 4).
+pub fn released_hash(salt: &[u8; 32], sha256: &Hash32) -> Hash32 {
+    medledger_contracts::encoding::tagged_hash(
+        b"medledger/released-content/v1",
+        &[salt.as_slice(), sha256.0.as_slice()],
+    )
+}
+
+/// The salt a transfer's HPKE context exports (either end's, through `export`).
+fn content_salt(
+    export: impl FnOnce(&[u8], &mut [u8]) -> Result<(), hpke::HpkeError>,
+) -> Result<[u8; 32], SealError> {
+    let mut salt = [0u8; 32];
+    export(CONTENT_SALT_LABEL, &mut salt).map_err(|e| SealError::Hpke(e.to_string()))?;
+    Ok(salt)
 }
 
 fn info(transfer: &Hash32) -> Vec<u8> {
@@ -233,6 +267,11 @@ pub struct Opener {
 }
 
 impl Opener {
+    /// The transfer's content salt (rule 4), as the holder computes it.
+    pub fn content_salt(&self) -> Result<[u8; 32], SealError> {
+        content_salt(|label, out| self.ctx.export(label, out))
+    }
+
     /// Opens the next chunk.
     pub fn open(&mut self, chunk: &SealedChunk) -> Result<Vec<u8>, SealError> {
         let aad = chunk_aad(&self.transfer, chunk.seq, chunk.item, chunk.last_of_item);
@@ -261,6 +300,11 @@ impl Sealer {
         )
         .map_err(|e| SealError::Hpke(e.to_string()))?;
         Ok((Self { ctx, transfer }, encapped.to_bytes().to_vec()))
+    }
+
+    /// The transfer's content salt (rule 4).
+    pub fn content_salt(&self) -> Result<[u8; 32], SealError> {
+        content_salt(|label, out| self.ctx.export(label, out))
     }
 
     /// Seals the next chunk.
@@ -442,8 +486,15 @@ pub async fn fetch_records(
         }
     }
     // The holder's release was committed before its first chunk left; it
-    // must list exactly the hashes received.
-    let expected: Vec<String> = manifest.items.iter().map(|i| i.sha256.to_hex()).collect();
+    // must list exactly the hashes received, under this transfer's salt.
+    let salt = opener
+        .content_salt()
+        .map_err(|e| SdkError::Decode(e.to_string()))?;
+    let expected: Vec<String> = manifest
+        .items
+        .iter()
+        .map(|i| released_hash(&salt, &i.sha256).to_hex())
+        .collect();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let access = client
@@ -787,7 +838,48 @@ mod tests {
         assert!(fresh.open(&moved).is_err());
         // Another key cannot open.
         let other = OneTimeKey::generate().unwrap();
-        let mut wrong = other.opener(&manifest(transfer, enc)).unwrap();
+        let mut wrong = other.opener(&manifest(transfer, enc.clone())).unwrap();
         assert!(wrong.open(&a).is_err());
+        // The salt is the two ends' alone: another key derives another one.
+        assert_ne!(
+            wrong.content_salt().unwrap(),
+            sealer.content_salt().unwrap()
+        );
+    }
+
+    /// Issue 16, item 12: what the ledger records for a resource is its
+    /// hash under a salt only the holder and the requester can compute, so
+    /// a member who guesses a small record's bytes cannot confirm the guess
+    /// from the release (before, the release listed plain SHA-256s).
+    #[test]
+    fn a_release_lists_salted_hashes_only_the_two_ends_can_compute() {
+        let key = OneTimeKey::generate().unwrap();
+        let transfer = Hash32([4; 32]);
+        let (sealer, enc) = Sealer::new(&key.public(), transfer).unwrap();
+        let opener = key.opener(&manifest(transfer, enc)).unwrap();
+        let salt = sealer.content_salt().unwrap();
+        assert_eq!(opener.content_salt().unwrap(), salt);
+        let guess = Hash32(
+            sha2::Digest::finalize(sha2::Digest::chain_update(
+                sha2::Sha256::default(),
+                br#"{"resourceType":"Observation","code":"HIV-1 Ab","value":"positive"}"#,
+            ))
+            .into(),
+        );
+        let recorded = released_hash(&salt, &guess);
+        assert_ne!(recorded, guess);
+        // The format, pinned (docs/formats.md): SHA-256 of the tag, the
+        // salt and the plain hash, concatenated.
+        assert_eq!(
+            released_hash(&[1; 32], &Hash32([2; 32])).to_hex(),
+            "ceff0ff5457cbde813f5820df8d1ec579ac947d987b0dffb6f3de2209349625c"
+        );
+        // A second transfer of the same bytes records another hash: releases
+        // of one record cannot be linked by their hashes either.
+        let (other_sealer, _) = Sealer::new(&key.public(), Hash32([5; 32])).unwrap();
+        assert_ne!(
+            released_hash(&other_sealer.content_salt().unwrap(), &guess),
+            recorded
+        );
     }
 }

@@ -119,6 +119,8 @@ export class Node {
     const r = await fetch(`${this.base}/v1/status`);
     const body = await r.json();
     this.chain = body.chain_id;
+    // Signed reads name this node's institution (request_auth rule 4).
+    this.institution = body.institution;
     return body;
   }
 
@@ -126,11 +128,13 @@ export class Node {
     const time = BigInt(Date.now());
     const n = nonce();
     const signer = { kind: "patient", id: key.patient };
+    if (!this.institution) await this.status();
+    const node = this.institution;
     const digest = await bcs.requestDigest({
-      chain: this.chain, method, pathAndQuery, body, time, nonce: n, signer, publicKeyRaw: key.publicRaw,
+      chain: this.chain, node, method, pathAndQuery, body, time, nonce: n, signer, publicKeyRaw: key.publicRaw,
     });
     const signature = await sign(key, digest);
-    return bcs.toHex(bcs.requestAuthBytes({ signer, publicKeyRaw: key.publicRaw, time, nonce: n, signature }));
+    return bcs.toHex(bcs.requestAuthBytes({ node, signer, publicKeyRaw: key.publicRaw, time, nonce: n, signature }));
   }
 
   async getSigned(key, pathAndQuery) {

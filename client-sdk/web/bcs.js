@@ -345,19 +345,23 @@ export async function patientId(publicKeyRaw) {
   return sha256("medledger/patient/v1", w.finish());
 }
 
-/** What a signed API read covers (request_auth.rs `RequestToSign`). */
-export async function requestDigest({ chain, method, pathAndQuery, body, time, nonce, signer, publicKeyRaw }) {
-  const w = new Writer().string(chain).string(method).string(pathAndQuery);
+/**
+ * What a signed API read covers (request_auth.rs `RequestToSign`): `node` is
+ * the institution whose node is asked, so the read cannot be replayed at
+ * another member's node.
+ */
+export async function requestDigest({ chain, node, method, pathAndQuery, body, time, nonce, signer, publicKeyRaw }) {
+  const w = new Writer().string(chain).string(node).string(method).string(pathAndQuery);
   w.fixed32(await sha256(body ?? new Uint8Array()));
   w.u64(time).u64(nonce);
   writeSigner(w, signer);
   writePublicKey(w, publicKeyRaw);
-  return sha256("medledger/http-request/v1", w.finish());
+  return sha256("medledger/http-request/v2", w.finish());
 }
 
 /** BCS of `RequestAuth`. */
-export function requestAuthBytes({ signer, publicKeyRaw, time, nonce, signature }) {
-  const w = new Writer();
+export function requestAuthBytes({ node, signer, publicKeyRaw, time, nonce, signature }) {
+  const w = new Writer().string(node);
   writeSigner(w, signer);
   writePublicKey(w, publicKeyRaw);
   w.u64(time).u64(nonce);

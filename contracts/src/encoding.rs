@@ -47,7 +47,7 @@ pub mod tags {
     /// A hash of a practitioner's licence number (the number itself stays off the ledger).
     pub const LICENCE: &[u8] = b"medledger/licence/v1";
     /// A signed read of the HTTP API (method, path, body hash, time, nonce).
-    pub const HTTP_REQUEST: &[u8] = b"medledger/http-request/v1";
+    pub const HTTP_REQUEST: &[u8] = b"medledger/http-request/v2";
     /// A patient's key accepting a recorded guardianship (R4.7).
     pub const GUARDIANSHIP_CONSENT: &[u8] = b"medledger/guardianship-consent/v1";
 }

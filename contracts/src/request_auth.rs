@@ -2,24 +2,28 @@
 //! asks before it answers anything private.
 //!
 //! Rules:
-//! 1. The reader signs `SHA-256("medledger/http-request/v1" ‖ BCS(RequestToSign))`
+//! 1. The reader signs `SHA-256("medledger/http-request/v2" ‖ BCS(RequestToSign))`
 //!    with the current key of the [`Signer`] it claims to be: the chain, the
-//!    method, the path with its query (without the `auth` parameter), the
-//!    SHA-256 of the body, its clock, and a nonce.
+//!    institution whose node it asks, the method, the path with its query
+//!    (without the `auth` parameter), the SHA-256 of the body, its clock,
+//!    and a nonce.
 //! 2. It sends `hex(BCS(RequestAuth))` in `Authorization: Medledger <hex>`.
 //!    Nodes refuse one in the URL (`auth` query parameter), where proxies
 //!    and logs keep it; the path signed still leaves any `auth` parameter
 //!    out, as before.
 //! 3. A node refuses a time further than its window from its own clock and a
 //!    (signer key, nonce) pair it has seen inside the window: a captured
-//!    request cannot be replayed.
+//!    request cannot be replayed there.
+//! 4. A node refuses a request signed for another institution's node
+//!    (`wrong_node`): nonces are remembered per node, so without this a
+//!    request captured inside its window would replay at every other member.
 
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{PublicKey, SecretKey, Signature};
 use crate::encoding::{Hash32, hash_of, tagged_hash, tags};
 use crate::transaction::Signer;
-use crate::types::{ChainId, Timestamp};
+use crate::types::{ChainId, InstitutionId, Timestamp};
 
 /// Largest encoded [`RequestAuth`].
 pub const REQUEST_AUTH_BYTES_MAX: usize = 1024;
@@ -29,6 +33,8 @@ pub const REQUEST_AUTH_BYTES_MAX: usize = 1024;
 pub struct RequestToSign {
     /// The chain.
     pub chain: ChainId,
+    /// The institution whose node is asked (rule 4).
+    pub node: InstitutionId,
     /// `GET`, `POST`…
     pub method: String,
     /// Path and query as sent, without the `auth` parameter.
@@ -55,6 +61,8 @@ impl RequestToSign {
 /// The signature a request carries (rule 2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestAuth {
+    /// The institution whose node is asked (rule 4).
+    pub node: InstitutionId,
     /// Who claims to ask.
     pub signer: Signer,
     /// With which key.
@@ -90,6 +98,7 @@ impl RequestAuth {
     #[allow(clippy::too_many_arguments)]
     pub fn sign(
         chain: &ChainId,
+        node: &InstitutionId,
         method: &str,
         path_and_query: &str,
         body: &[u8],
@@ -101,6 +110,7 @@ impl RequestAuth {
         let public_key = key.public_key();
         let digest = RequestToSign {
             chain: chain.clone(),
+            node: node.clone(),
             method: method.to_string(),
             path_and_query: path_and_query.to_string(),
             body_hash: body_hash(body),
@@ -111,6 +121,7 @@ impl RequestAuth {
         }
         .digest();
         Self {
+            node: node.clone(),
             signer,
             public_key,
             time,
@@ -119,7 +130,8 @@ impl RequestAuth {
         }
     }
 
-    /// The digest this auth claims to sign, for the request as received.
+    /// The digest this auth claims to sign, for the request as received
+    /// (at the node it names: check that is the node receiving it).
     pub fn digest_for(
         &self,
         chain: &ChainId,
@@ -129,6 +141,7 @@ impl RequestAuth {
     ) -> Hash32 {
         RequestToSign {
             chain: chain.clone(),
+            node: self.node.clone(),
             method: method.to_string(),
             path_and_query: path_and_query.to_string(),
             body_hash: body_hash(body),
@@ -158,9 +171,25 @@ mod tests {
         let chain = ChainId::new("c").unwrap();
         let key = SecretKey::from_seed([7; 32]);
         let signer = Signer::Patient(crate::types::PatientId::from_key(&key.public_key()));
-        let auth = RequestAuth::sign(&chain, "GET", "/v1/a", b"", Timestamp(5), 9, signer, &key);
+        let node = InstitutionId::new("city-first-hospital").unwrap();
+        let auth = RequestAuth::sign(
+            &chain,
+            &node,
+            "GET",
+            "/v1/a",
+            b"",
+            Timestamp(5),
+            9,
+            signer,
+            &key,
+        );
         let good = auth.digest_for(&chain, "GET", "/v1/a", b"");
         assert!(auth.public_key.verify(&good, &auth.signature).is_ok());
+        // The node it was signed for is covered: naming another breaks it.
+        let mut elsewhere = auth.clone();
+        elsewhere.node = InstitutionId::new("city-second-hospital").unwrap();
+        let moved = elsewhere.digest_for(&chain, "GET", "/v1/a", b"");
+        assert!(auth.public_key.verify(&moved, &auth.signature).is_err());
         for other in [
             auth.digest_for(&chain, "POST", "/v1/a", b""),
             auth.digest_for(&chain, "GET", "/v1/b", b""),

@@ -108,7 +108,8 @@
 //! existing grant names no patient whose trail could hold it: it is rejected
 //! (its id is still spent, R1).
 //! R7.2 `AccessServed`: the holder (node or admin key) of an authorised
-//! access, once; records the content hashes (none when the holder has no
+//! access, once; records the content hashes (salted per transfer by the
+//! gateway, records rule 4; none when the holder has no
 //! records of the patient in those categories) and whether the access's
 //! basis still held (`grant_active`): a grant-based access's grant was
 //! active, an emergency access was fetchable (R7.3); a release without it

@@ -391,15 +391,28 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
         401,
         "unauthenticated",
     );
-    let header = client.authorization(&patient, "GET", &grant_path, b"");
+    let header = client
+        .authorization(&patient, "GET", &grant_path, b"")
+        .await
+        .unwrap();
     assert_eq!(get_with(&net, 0, &grant_path, Some(&header)).await.0, 200);
     assert_error(
         &get_with(&net, 0, &grant_path, Some(&header)).await,
         401,
         "replayed_request",
     );
+    // Issue 16, item 9: the same signed read, captured, replayed at another
+    // member's node inside its window. Each node remembers only its own
+    // nonces, so on 8925727 node 1 answered it (200); now a read names the
+    // node it is for.
+    assert_error(
+        &get_with(&net, 1, &grant_path, Some(&header)).await,
+        401,
+        "wrong_node",
+    );
     let stale = RequestAuth::sign(
         &chain_id(),
+        &institution("city-first-hospital"),
         "GET",
         &grant_path,
         b"",
@@ -414,7 +427,10 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
         401,
         "stale_request",
     );
-    let other_path = client.authorization(&patient, "GET", "/v1/grants/other", b"");
+    let other_path = client
+        .authorization(&patient, "GET", "/v1/grants/other", b"")
+        .await
+        .unwrap();
     assert_error(
         &get_with(&net, 0, &grant_path, Some(&other_path)).await,
         401,
@@ -577,7 +593,11 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
     // The patient's event stream shows the doctor's request as it commits.
     let events_path = format!("/v1/events/patients/{}", story.patient.0.to_hex());
     // A signature in the URL (where proxies log it) is refused.
-    let auth = client.authorization(&patient, "GET", &events_path, b"");
+    let auth = Client::new(&net.nodes[1].2, chain_id())
+        .unwrap()
+        .authorization(&patient, "GET", &events_path, b"")
+        .await
+        .unwrap();
     let in_url = net
         .http
         .get(net.url(

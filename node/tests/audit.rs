@@ -176,6 +176,21 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
         .await
         .unwrap_err();
     assert_eq!(doctor_reads.code(), Some("forbidden"));
+    // Issue 16, item 12: nor may another institution's admin (on 8925727 any
+    // member's admin key downloaded whole blocks): only member nodes and
+    // regulators' auditors.
+    let hospital_admin_reads = Client::new(&net.nodes[1].2, chain.clone())
+        .unwrap()
+        .get_signed(
+            "/v1/archive/1",
+            &Identity::institution(
+                InstitutionId::new("city-second-hospital").unwrap(),
+                &testnet_key(&net, "admin:city-second-hospital"),
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(hospital_admin_reads.code(), Some("forbidden"));
     net.kill(0);
 
     // Export the stopped node and replay it: it passes, with reports.

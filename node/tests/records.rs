@@ -8,7 +8,11 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use medledger_client_sdk::records::{FetchedRecords, GatewayResponse, fetch_records, open_fetch};
+use medledger_client_sdk::records::{
+    FetchedRecords, GatewayResponse, fetch_records, open_fetch, released_hash,
+};
+/// The holder's slots per member node (node/src/gateway/holder.rs).
+const TRANSFERS_PER_PEER: usize = 16;
 use medledger_client_sdk::{
     Client, Identity, KeyFile, SdkError, TermsBuilder, TxBuilder, TxOutcome,
 };
@@ -659,8 +663,18 @@ async fn the_release_is_committed_before_any_content_and_a_restart_serves_nothin
         .iter()
         .map(|h| h.as_str().unwrap().to_string())
         .collect();
-    let sent: Vec<String> = manifest.items.iter().map(|i| i.sha256.to_hex()).collect();
+    // Recorded salted (records rule 4): neither the plain hashes nor
+    // anything another member can compute.
+    let salt = opener.content_salt().unwrap();
+    let sent: Vec<String> = manifest
+        .items
+        .iter()
+        .map(|i| released_hash(&salt, &i.sha256).to_hex())
+        .collect();
     assert_eq!(recorded, sent);
+    for item in &manifest.items {
+        assert!(!recorded.contains(&item.sha256.to_hex()));
+    }
     // The requester walks away after one chunk.
     drop(frames);
 
@@ -687,6 +701,105 @@ async fn the_release_is_committed_before_any_content_and_a_restart_serves_nothin
         ),
         "already_served"
     );
+}
+
+/// Issue 16, item 10: the holder's transfer slots are per member node. The
+/// second hospital opens as many transfers as it may and leaves them
+/// unread; its next is refused `busy`, while a doctor of another member
+/// (West Lake, an observer here) is served in full meanwhile. (With one
+/// pool of 64 shared by everyone, the second hospital's 17th opened too,
+/// and enough of them shut everyone else out.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_member_holding_its_transfer_slots_does_not_stop_another_members_fetch() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::layout(4, 2, 0);
+    let west = node_of(&net, "west-community");
+    for i in [0, 1, 2, 3, west] {
+        net.start(i);
+    }
+    net.reach(0, 2, 60, "no blocks").await;
+    let (setup, files) = grant_labs_and_imaging(&net).await;
+    let first = institution("city-first-hospital");
+    // A study large enough that an unread transfer cannot drain into
+    // socket buffers and end by itself.
+    let study = net.nodes[node_of(&net, "city-first-hospital")]
+        .1
+        .join("records/MRN-77/imaging/large-study.dcm");
+    std::fs::write(&study, vec![7u8; 32 << 20]).unwrap();
+
+    let mut requests = Vec::new();
+    for _ in 0..=TRANSFERS_PER_PEER {
+        requests.push(request(&setup, vec![Category::Imaging]).await);
+    }
+    let mut held = Vec::new();
+    for id in &requests[..TRANSFERS_PER_PEER] {
+        let opened = open_fetch(&setup.client_second, &setup.doctor, *id, first.clone())
+            .await
+            .unwrap();
+        held.push(opened);
+    }
+    assert_eq!(
+        refused_code(
+            open_fetch(
+                &setup.client_second,
+                &setup.doctor,
+                requests[TRANSFERS_PER_PEER],
+                first.clone()
+            )
+            .await
+            .map(|(_, manifest, _)| manifest)
+        ),
+        "busy"
+    );
+
+    // West Lake's doctor, under the patient's grant to West Lake.
+    let as_patient = TxBuilder::new(chain_id(), Identity::patient(&setup.patient_key));
+    let terms = TermsBuilder::new(
+        setup.patient,
+        Grantee::Institution(institution("west-community")),
+    )
+    .category(Category::LabReports)
+    .holders([first.clone()])
+    .purpose(Purpose::Referral)
+    .build()
+    .unwrap();
+    let west_client = Client::new(&net.nodes[west].2, chain_id()).unwrap();
+    let grant = west_client
+        .submit_and_wait(&as_patient.grant(terms), None)
+        .await
+        .unwrap();
+    let doctor = Identity::practitioner(&testnet_key(&net, "practitioner:dr-community-1"));
+    let receipt = west_client
+        .submit_and_wait(
+            &TxBuilder::new(chain_id(), doctor.clone())
+                .access_request(
+                    grant.tx,
+                    first.clone(),
+                    vec![Category::LabReports],
+                    Purpose::Referral,
+                )
+                .unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(receipt.outcome, TxOutcome::Authorized, "{receipt:?}");
+    let fetched = fetch_records(
+        &west_client,
+        &doctor,
+        receipt.tx,
+        first,
+        &net.dir().join("west"),
+    )
+    .await
+    .unwrap();
+    let labs: Vec<&str> = files
+        .iter()
+        .map(|(path, _)| path.as_str())
+        .filter(|path| path.starts_with("lab-reports/"))
+        .collect();
+    assert_eq!(sorted_paths(&fetched), labs);
+    drop(held);
 }
 
 /// Issue 16, item 8: while new keys flood every node with registrations

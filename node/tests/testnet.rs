@@ -220,6 +220,24 @@ async fn bad_transactions_are_refused_with_reasons() {
     assert!(net.dir().join("testnet.json").exists());
 }
 
+/// No block up to `height` (as node 1 has them) was proposed by node 0, the
+/// faulty one.
+async fn assert_nothing_committed_from_node_0(net: &Testnet, height: u64, fault: &str) {
+    let faulty = &net.nodes[0].0;
+    for h in 1..=height {
+        let header = net.header(1, h).await;
+        assert_ne!(
+            header["proposer"].as_str(),
+            Some(faulty.as_str()),
+            "{fault}: a block proposed by the faulty node was committed at height {h}"
+        );
+    }
+}
+
+fn node_log(net: &Testnet, i: usize) -> String {
+    std::fs::read_to_string(net.nodes[i].1.join("node.log")).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_with_wrong_roots_are_never_committed() {
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
@@ -244,21 +262,52 @@ async fn blocks_with_wrong_roots_are_never_committed() {
         net.reach(1, 12, 60, &format!("{fault}: stalled")).await;
         let height = min_height(&net, &[0, 1, 2, 3]).await;
         assert_agree(&net, &[0, 1, 2, 3], height).await;
-        let faulty = &net.nodes[0].0;
-        for h in 1..=height {
-            let header = net.header(1, h).await;
-            assert_ne!(
-                header["proposer"].as_str(),
-                Some(faulty.as_str()),
-                "{fault}: a block proposed by the faulty node was committed at height {h}"
-            );
-        }
-        let log = std::fs::read_to_string(net.nodes[1].1.join("node.log")).unwrap();
+        assert_nothing_committed_from_node_0(&net, height, fault).await;
         assert!(
-            log.contains("differs from this node's re-execution"),
+            node_log(&net, 1).contains("differs from this node's re-execution"),
             "{fault}: honest nodes never saw the bad block"
         );
     }
+}
+
+/// Issue 16, item 11: a proposer dates its blocks as early as the parent
+/// allows (1 ms after it), e.g. back to when a grant was still active. With
+/// blocks 6 s apart (an idle chain), such a block is over the 5 s tolerance
+/// behind the others' clocks: they vote nil, and the next proposer's block
+/// commits instead. (Before, any time after the parent was accepted, and
+/// the faulty node's blocks committed at its turns.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backdated_block_is_never_committed() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    // An idle chain: a proposer waits 6 s for transactions before proposing
+    // an empty block (its wait is capped at half the propose timeout, so
+    // that is raised in every node's copy of genesis before any start).
+    for path in std::iter::once(net.dir().join("genesis.json"))
+        .chain(net.nodes.iter().map(|n| n.1.join("genesis.json")))
+    {
+        let mut genesis: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        genesis["consensus"]["propose_timeout_ms"] = 20_000.into();
+        std::fs::write(&path, serde_json::to_string_pretty(&genesis).unwrap()).unwrap();
+    }
+    for i in 0..4 {
+        net.configure(i, "consensus", "empty_block_wait_ms", "6000");
+    }
+    net.start_with(0, &[("MEDLEDGER_FAULT", "backdated-block-time")]);
+    for i in 1..4 {
+        net.start(i);
+    }
+    // Past at least one of the faulty node's turns (one height in four).
+    net.reach(1, 6, 120, "stalled").await;
+    let height = min_height(&net, &[1, 2, 3]).await;
+    assert_agree(&net, &[1, 2, 3], height).await;
+    assert_nothing_committed_from_node_0(&net, height, "backdated-block-time").await;
+    assert!(
+        node_log(&net, 1).contains("behind this node's clock"),
+        "honest nodes never saw a backdated block\n{}",
+        net.logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use medledger_simulation::{Faults, SimConfig, simulate};
 fn usage() -> ! {
     eprintln!(
         "usage: medledger-sim [--seed N] [--seeds COUNT] [--patients N] [--steps N]
-                     [--faults all|none|kill,partition,slow,skew,disk,byzantine]
+                     [--faults all|none|kill,partition,slow,skew,disk,byzantine,hostile]
                      [--holder-fault FAULT] [--soak SECONDS] [--load TX_PER_S]
                      [--interval SECONDS] [--report FILE.md] [--medledger PATH]
 

@@ -33,6 +33,10 @@ pub struct Faults {
     /// that alters the records it sends; replayed fetches; one transaction
     /// sent to two nodes at once; a revocation racing a request.
     pub byzantine: bool,
+    /// One member (the second hospital) attacks the others with its own
+    /// keys: a forged guardianship, reviewing its own emergency access, a
+    /// replayed read, downloading whole blocks, hiding a release, a flood.
+    pub hostile: bool,
 }
 
 impl Faults {
@@ -44,6 +48,7 @@ impl Faults {
         skew: true,
         disk: true,
         byzantine: true,
+        hostile: true,
     };
     /// No fault.
     pub const NONE: Faults = Faults {
@@ -53,6 +58,7 @@ impl Faults {
         skew: false,
         disk: false,
         byzantine: false,
+        hostile: false,
     };
 
     /// Parses `all`, `none`, or a comma-separated list of names.
@@ -71,9 +77,10 @@ impl Faults {
                 "skew" => faults.skew = true,
                 "disk" => faults.disk = true,
                 "byzantine" => faults.byzantine = true,
+                "hostile" => faults.hostile = true,
                 other => {
                     return Err(format!(
-                        "unknown fault {other:?}: kill, partition, slow, skew, disk, byzantine, all or none"
+                        "unknown fault {other:?}: kill, partition, slow, skew, disk, byzantine, hostile, all or none"
                     ));
                 }
             }
@@ -90,6 +97,7 @@ impl Faults {
             (self.skew, "skew"),
             (self.disk, "disk"),
             (self.byzantine, "byzantine"),
+            (self.hostile, "hostile"),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -212,6 +220,8 @@ pub struct Report {
     pub faults: Vec<(u64, String)>,
     /// Invariants checked.
     pub invariants: BTreeSet<&'static str>,
+    /// The hostile member's attempts: step, attack, outcome.
+    pub hostile: Vec<(usize, &'static str, String)>,
     /// Bytes carried between nodes, by kind of traffic.
     pub bytes: BTreeMap<&'static str, u64>,
     /// The last height.
@@ -555,11 +565,11 @@ mod tests {
 
     #[test]
     fn fault_lists_read_back() {
-        for text in ["all", "none", "kill,slow", "skew,disk,byzantine"] {
+        for text in ["all", "none", "kill,slow", "skew,disk,byzantine", "hostile"] {
             let faults = Faults::parse(text).unwrap();
             let names = faults.names();
             let expected = match text {
-                "all" => "kill,partition,slow,skew,disk,byzantine",
+                "all" => "kill,partition,slow,skew,disk,byzantine,hostile",
                 other => other,
             };
             assert_eq!(names, expected);

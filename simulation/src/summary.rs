@@ -158,6 +158,14 @@ pub fn render(config: &SimConfig, report: &Report) -> String {
     for (at, fault) in &report.faults {
         let _ = writeln!(out, "- {:.1} s: {fault}", *at as f64 / 1000.0);
     }
+    if !report.hostile.is_empty() {
+        let _ = writeln!(out, "\n## The hostile member's attempts\n");
+        let _ = writeln!(out, "| step | attack | outcome |");
+        let _ = writeln!(out, "|---:|---|---|");
+        for (step, attack, outcome) in &report.hostile {
+            let _ = writeln!(out, "| {step} | {attack} | {outcome} |");
+        }
+    }
     let _ = writeln!(out, "\n## Invariants checked\n");
     for invariant in &report.invariants {
         let _ = writeln!(out, "- {invariant}");

@@ -3,8 +3,9 @@
 //! usual hospital and who grant the other hospital for referrals; doctors
 //! who ask and fetch through the gateway; consent requests answered;
 //! emergency visits; the CDC's public-health reporting during an outbreak
-//! wave; and, under the Byzantine profile, replayed fetches, a transaction
-//! sent to two nodes at once and a revocation racing a request.
+//! wave; under the Byzantine profile, replayed fetches, a transaction sent
+//! to two nodes at once and a revocation racing a request; and, under the
+//! hostile profile, one member's attacks on the others ([`hostile`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ use medledger_contracts::types::{
     Category, DelegateRole, EmergencyReason, Grantee, InstitutionId, LegalBasis, PatientId,
     Purpose, TxHash,
 };
+
+mod hostile;
 
 use crate::cluster::Cluster;
 use crate::run::{
@@ -48,6 +51,7 @@ enum Kind {
 
 struct Patient {
     id: PatientId,
+    kind: Kind,
     /// Who signs their grants, revocations and answers.
     acting: Identity,
     /// The hospital holding their records (0 or 1).
@@ -90,6 +94,8 @@ pub struct World<'a> {
     tampering: Option<usize>,
     /// The validator that lies in its proposals.
     liar: Option<String>,
+    /// The hostile member's next attack (they are tried in turn).
+    hostile_next: usize,
     out: PathBuf,
     step_no: usize,
 }
@@ -126,7 +132,10 @@ impl<'a> World<'a> {
         world.start_nodes().await?;
         world.setup().await?;
         let load = world.start_load();
-        let result = world.workload().await;
+        let mut result = world.workload().await;
+        if result.is_ok() && config.faults.hostile {
+            result = world.hostile_sweep().await;
+        }
         load.stop().await;
         result?;
         world.finish().await
@@ -241,6 +250,7 @@ impl<'a> World<'a> {
             public_health: 0,
             tampering: None,
             liar,
+            hostile_next: 0,
             out,
             step_no: 0,
         })
@@ -387,6 +397,7 @@ impl<'a> World<'a> {
             let grant = self.grant(&acting, id, usual, via).await?;
             self.patients.push(Patient {
                 id,
+                kind,
                 acting,
                 usual,
                 grant,
@@ -651,6 +662,7 @@ impl<'a> World<'a> {
             20..=26 => self.emergency(p).await,
             27..=33 if byzantine => self.race(p).await,
             34..=38 if byzantine => self.twice(p).await,
+            39..=42 if self.config.faults.hostile => self.hostile(p).await,
             _ => self.referral(p).await,
         }
     }

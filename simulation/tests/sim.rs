@@ -1,8 +1,8 @@
 //! The CI-sized simulation: two seeds keep every promise under every fault
 //! profile (a validator SIGKILLed, one cut off, a slow node, a skewed clock,
 //! a full disk, a lying proposer, a tampering holder, replays, duplicates
-//! and races, then a two-two split); a holder built to skip the grant check
-//! is caught by the invariants.
+//! and races, a hostile member's attacks, then a two-two split); a holder
+//! built to skip the grant check is caught by the invariants.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -76,6 +76,22 @@ async fn two_seeds_keep_every_promise_under_every_fault() {
             );
         }
         assert!(report.bytes.values().all(|b| *b > 0), "{text}");
+        // The hostile member tried each of its attacks at least once, and
+        // none succeeded (a success fails the run above).
+        assert!(report.hostile.len() >= 6, "{text}");
+        for attack in [
+            "guardianship over an adult",
+            "review it itself",
+            "replay a patient's signed read",
+            "download whole blocks",
+            "leave no release",
+            "flood new keys",
+        ] {
+            assert!(
+                report.hostile.iter().any(|(_, a, _)| a.contains(attack)),
+                "{attack} was not attempted:\n{text}"
+            );
+        }
     }
 }
 

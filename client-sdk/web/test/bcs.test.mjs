@@ -97,6 +97,26 @@ test("recovery transactions and the new key's proof match the ledger's bytes", a
   });
 });
 
+test("a signed read names its node and matches the ledger's bytes", async () => {
+  const v = vectors.signed_read;
+  const alice = vectors.patient_id.id;
+  const signer = { kind: "patient", id: alice };
+  const publicKeyRaw = rawKey(vectors.patient_id.public_key);
+  const fields = {
+    chain, node: v.node, method: v.method, pathAndQuery: v.path_and_query,
+    time: BigInt(v.time), nonce: BigInt(v.nonce), signer, publicKeyRaw,
+  };
+  const digest = await bcs.requestDigest(fields);
+  assert.equal(bcs.toHex(digest), v.digest, "digest");
+  const key = await importSeed(v.secret_seed);
+  const signature = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, key, digest));
+  const auth = bcs.requestAuthBytes({ node: v.node, signer, publicKeyRaw, time: fields.time, nonce: fields.nonce, signature });
+  assert.equal(bcs.toHex(auth), v.request_auth_bcs, "RequestAuth bytes");
+  // Signed for another node, the digest differs: it cannot be replayed there.
+  const elsewhere = await bcs.requestDigest({ ...fields, node: "city-second-hospital" });
+  assert.notEqual(bcs.toHex(elsewhere), v.digest);
+});
+
 test("uleb128 lengths and u64 little-endian", () => {
   assert.equal(bcs.toHex(new bcs.Writer().uleb(300).finish()), "ac02");
   assert.equal(bcs.toHex(new bcs.Writer().u64(1).finish()), "0100000000000000");

@@ -306,6 +306,23 @@ fn build() -> Value {
             deadline: Timestamp(1_790_604_807_000),
         },
     };
+    // A signed read (request_auth.rs), as the app signs one.
+    let reader = key("alice");
+    let read_node = inst("city-first-hospital");
+    let read_path = format!("/v1/patients/{}/history", patient.0.to_hex());
+    let read_time = Timestamp(1_790_000_000_123);
+    let read = medledger_contracts::request_auth::RequestAuth::sign(
+        &chain,
+        &read_node,
+        "GET",
+        &read_path,
+        b"",
+        read_time,
+        77,
+        Signer::Patient(patient),
+        &reader,
+    );
+    let read_digest = read.digest_for(&chain, "GET", &read_path, b"");
     json!({
         "about": "medledger golden vectors: canonical BCS bytes, domain-separated hashes and Ed25519 signatures. Test keys only.",
         "chain_id": chain.as_str(),
@@ -327,6 +344,16 @@ fn build() -> Value {
         "audit_entry_control_changed": { "bcs": hex::encode(encoding::to_bytes(&control)), "leaf_hash": control.leaf_hash().to_hex() },
         "audit_entry_emergency_review_overdue": { "bcs": hex::encode(encoding::to_bytes(&overdue)), "leaf_hash": overdue.leaf_hash().to_hex() },
         "transaction_root_of_grant": transaction_root(&[grant_id]).to_hex(),
+        "signed_read": {
+            "secret_seed": hex::encode(reader.seed()),
+            "node": read_node.as_str(),
+            "method": "GET",
+            "path_and_query": read_path,
+            "time": read_time.0,
+            "nonce": 77,
+            "digest": read_digest.to_hex(),
+            "request_auth_bcs": hex::encode(encoding::to_bytes(&read)),
+        },
         "category_names": Category::ALL.iter().map(|c| c.name()).collect::<Vec<_>>(),
     })
 }

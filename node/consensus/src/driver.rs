@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 use crate::codec::{WireCodec, certificate_from_contract, certificate_to_contract};
 use crate::context::{Address, BlockId, BlockPart, Ctx, Height, Validator, ValidatorSet};
 use crate::signing::{NodeSigner, NodeVerifier, address_of, block_id};
-use crate::{Application, BlockRefusal, Settings, SharedTelemetry, Timeouts};
+use crate::{Application, Arrival, BlockRefusal, Settings, SharedTelemetry, Timeouts};
 
 /// Bytes of block per proposal part: small enough for gossip, large enough
 /// that a full block is a handful of messages.
@@ -117,6 +117,16 @@ fn consensus_validators(set: &LedgerValidators) -> Result<ValidatorSet, String> 
             })
             .collect::<Result<Vec<_>, String>>()?;
     Ok(ValidatorSet::new(validators))
+}
+
+/// Whether `publisher` (a libp2p peer id, as text) is the node of the
+/// validator whose consensus address is `proposer`.
+fn published_by_proposer(set: &LedgerValidators, proposer: Address, publisher: &str) -> bool {
+    set.validators
+        .iter()
+        .find(|v| address_of(&v.node_key) == proposer)
+        .and_then(|v| peer_id_of_key(&v.node_key))
+        .is_some_and(|peer| peer == publisher)
 }
 
 /// A block this node has in full for the height in progress.
@@ -535,39 +545,40 @@ impl<A: Application> Driver<A> {
                 value_bytes,
                 reply,
             } => {
-                let outcome = match blocking(|| self.app.check(height.0, &value_bytes, false)) {
-                    Ok(hash) => {
-                        let id = block_id(&hash);
-                        self.remember(id, height.0, round, proposer, value_bytes.to_vec());
-                        SyncedValueOutcome::Verdict(ProposedValue {
-                            height,
-                            round,
-                            valid_round: Round::Nil,
-                            proposer,
-                            value: id,
-                            validity: Validity::Valid,
-                        })
-                    }
-                    Err(BlockRefusal::Invalid(hash, why)) => {
-                        warn!(height = height.0, %why, "synced block refused");
-                        SyncedValueOutcome::Verdict(ProposedValue {
-                            height,
-                            round,
-                            valid_round: Round::Nil,
-                            proposer,
-                            value: block_id(&hash),
-                            validity: Validity::Invalid,
-                        })
-                    }
-                    Err(BlockRefusal::Undecodable(why)) => {
-                        warn!(height = height.0, %why, "undecodable synced block");
-                        SyncedValueOutcome::PeerFault
-                    }
-                    Err(BlockRefusal::Local(why)) => {
-                        warn!(height = height.0, %why, "could not check synced block");
-                        SyncedValueOutcome::LocalTransientError
-                    }
-                };
+                let outcome =
+                    match blocking(|| self.app.check(height.0, &value_bytes, Arrival::Decided)) {
+                        Ok(hash) => {
+                            let id = block_id(&hash);
+                            self.remember(id, height.0, round, proposer, value_bytes.to_vec());
+                            SyncedValueOutcome::Verdict(ProposedValue {
+                                height,
+                                round,
+                                valid_round: Round::Nil,
+                                proposer,
+                                value: id,
+                                validity: Validity::Valid,
+                            })
+                        }
+                        Err(BlockRefusal::Invalid(hash, why)) => {
+                            warn!(height = height.0, %why, "synced block refused");
+                            SyncedValueOutcome::Verdict(ProposedValue {
+                                height,
+                                round,
+                                valid_round: Round::Nil,
+                                proposer,
+                                value: block_id(&hash),
+                                validity: Validity::Invalid,
+                            })
+                        }
+                        Err(BlockRefusal::Undecodable(why)) => {
+                            warn!(height = height.0, %why, "undecodable synced block");
+                            SyncedValueOutcome::PeerFault
+                        }
+                        Err(BlockRefusal::Local(why)) => {
+                            warn!(height = height.0, %why, "could not check synced block");
+                            SyncedValueOutcome::LocalTransientError
+                        }
+                    };
                 let _ = reply.send(outcome);
             }
         }
@@ -845,7 +856,7 @@ impl<A: Application> Driver<A> {
     /// proposer, then the block itself. Valid blocks are remembered.
     fn judge(&mut self, assembled: Assembled) -> Option<ProposedValue<Ctx>> {
         let Assembled {
-            publisher: _,
+            publisher,
             height,
             round,
             valid_round,
@@ -854,11 +865,10 @@ impl<A: Application> Driver<A> {
             claimed,
         } = assembled;
         // Only the round's proposer may propose.
-        let expected = self
-            .app
-            .validators(height)
-            .ok()
-            .and_then(|v| consensus_validators(&v).ok())
+        let validators = self.app.validators(height).ok();
+        let expected = validators
+            .as_ref()
+            .and_then(|v| consensus_validators(v).ok())
             .map(|set| {
                 self.ctx
                     .select_proposer(&set, Height(height), round)
@@ -868,7 +878,23 @@ impl<A: Application> Driver<A> {
             warn!(height, %proposer, "proposal from a validator that is not this round's proposer");
             return None;
         }
-        let valid = match blocking(|| self.app.check(height, &bytes, true)) {
+        // And only from the proposer's own node (the publisher is signed in
+        // gossip): another member's stream naming the proposer and its block
+        // id with other bytes would otherwise be judged invalid under that
+        // id, and this node would vote nil on the honest block.
+        if !validators
+            .as_ref()
+            .is_some_and(|v| published_by_proposer(v, proposer, &publisher))
+        {
+            warn!(height, %proposer, %publisher, "proposal stream not published by the proposer's node; dropped");
+            return None;
+        }
+        let arrival = if valid_round.is_defined() {
+            Arrival::Reproposed
+        } else {
+            Arrival::Fresh
+        };
+        let valid = match blocking(|| self.app.check(height, &bytes, arrival)) {
             Ok(hash) if block_id(&hash) == claimed => true,
             Ok(hash) => {
                 warn!(height, %claimed, actual = %hash, "proposal parts do not make the claimed block");
@@ -902,5 +928,46 @@ impl<A: Application> Driver<A> {
             self.known.insert(claimed, block);
         }
         Some(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use medledger_contracts::crypto::SecretKey;
+    use medledger_contracts::encoding::BoundedVec;
+    use medledger_contracts::records::Validator;
+    use medledger_contracts::types::InstitutionId;
+
+    use super::*;
+
+    /// Issue 16, item 11: a proposal stream counts only when the proposer's
+    /// own node published it; a stream naming the proposer from another
+    /// member's node (or from a stranger) does not.
+    #[test]
+    fn only_the_proposers_node_may_publish_its_proposal() {
+        let keys: Vec<SecretKey> = (1..=3u8).map(|i| SecretKey::from_seed([i; 32])).collect();
+        let set = LedgerValidators {
+            validators: BoundedVec::new(
+                keys.iter()
+                    .enumerate()
+                    .map(|(i, k)| Validator {
+                        institution: InstitutionId::new(&format!("member-{i}")).unwrap(),
+                        node_key: k.public_key(),
+                        power: 1,
+                    })
+                    .collect(),
+            )
+            .unwrap(),
+        };
+        let proposer = address_of(&keys[0].public_key());
+        let own = peer_id_of_key(&keys[0].public_key()).unwrap();
+        let other_member = peer_id_of_key(&keys[1].public_key()).unwrap();
+        let stranger = peer_id_of_key(&SecretKey::from_seed([9; 32]).public_key()).unwrap();
+        assert!(published_by_proposer(&set, proposer, &own));
+        assert!(!published_by_proposer(&set, proposer, &other_member));
+        assert!(!published_by_proposer(&set, proposer, &stranger));
+        // A proposer address that is no validator's has no node at all.
+        let outsider = address_of(&SecretKey::from_seed([8; 32]).public_key());
+        assert!(!published_by_proposer(&set, outsider, &own));
     }
 }

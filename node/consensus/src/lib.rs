@@ -25,6 +25,23 @@ use medledger_contracts::records::ValidatorSet;
 pub use codec::decode_certificate;
 pub use driver::run;
 
+/// How a block to check arrived, which decides the checks of its time
+/// against this node's clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// Proposed fresh in the current round (no valid round): its time must
+    /// be within the genesis tolerance of this node's clock, ahead or
+    /// behind, so a proposer cannot date a block in the past (where a grant
+    /// had not yet expired, say).
+    Fresh,
+    /// Proposed again with the valid round of an earlier polka: its time is
+    /// as old as that round, so only a time ahead of the clock is refused
+    /// (refusing old ones could leave a locked value no round can decide).
+    Reproposed,
+    /// Decided already (sync, replay): no clock checks.
+    Decided,
+}
+
 /// What consensus asks of the node. Every method is called from the
 /// consensus task, one at a time.
 pub trait Application: Send + 'static {
@@ -42,10 +59,16 @@ pub trait Application: Send + 'static {
     /// header hash and canonical bytes.
     fn propose(&mut self, height: u64) -> Result<(Hash32, Vec<u8>), String>;
 
-    /// Checks a block from another validator (`live`) or from sync: decodes
-    /// it, re-executes it and compares every root in its header. Returns the
-    /// header hash of a valid block and remembers its execution for commit.
-    fn check(&mut self, height: u64, block: &[u8], live: bool) -> Result<Hash32, BlockRefusal>;
+    /// Checks a block from another validator or from sync (`arrival` says
+    /// which, and so which clock checks apply): decodes it, re-executes it
+    /// and compares every root in its header. Returns the header hash of a
+    /// valid block and remembers its execution for commit.
+    fn check(
+        &mut self,
+        height: u64,
+        block: &[u8],
+        arrival: Arrival,
+    ) -> Result<Hash32, BlockRefusal>;
 
     /// Commits a block checked or proposed earlier, with its certificate.
     fn commit(

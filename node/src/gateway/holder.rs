@@ -4,16 +4,23 @@
 //! committed.
 //!
 //! Checks, in order (the first that fails is the answer, with a stable code):
-//! the connecting peer is an active member's node (`not_a_member`); the
-//! fetch is for this chain and this holder, recent, and signed by the
-//! practitioner's current key (`bad_authorization`); the practitioner is
-//! active and belongs to the connecting peer's institution
-//! (`wrong_institution`); the access request is committed, made by that
-//! practitioner, authorised, and for this holder (`not_authorized`); it was
-//! not served before (`already_served`); for a grant-based access the grant
-//! is still active now (`grant_not_active`). A patient with no records here
-//! gets an empty manifest, not a refusal: no answer says whether a patient
-//! has records at this hospital.
+//! the connecting peer is an active member's node (`not_a_member`; the
+//! transport drops such a peer before it reaches the holder); the fetch is
+//! for this chain and this holder, recent, and signed by the practitioner's
+//! current key (`bad_authorization`); the practitioner is active and belongs
+//! to the connecting peer's institution (`wrong_institution`); the access
+//! request is committed, made by that practitioner, authorised, and for this
+//! holder (`not_authorized`); it was not served before (`already_served`);
+//! for a grant-based access the grant is still active now
+//! (`grant_not_active`). A patient with no records here gets an empty
+//! manifest, not a refusal: no answer says whether a patient has records at
+//! this hospital. Nothing is waited for before the signature is checked:
+//! if this node has not yet reached the height that committed the request,
+//! a signed fetch is answered `Wait` (no thread sleeps) and asked again.
+//!
+//! Each member's node has its own [`TRANSFERS_PER_PEER`] transfer slots, so
+//! one member's fetches cannot take another's; each transfer has its own
+//! lock, so reading one transfer's records never holds up another's.
 //!
 //! The last three refusals concern an access the ledger knows, so the holder
 //! records each on the ledger (`FetchRefused`, once per access and reason):
@@ -40,7 +47,7 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use medledger_client_sdk::records::{
     CHUNK_BYTES, GatewayRequest, GatewayResponse, MANIFEST_ITEMS_MAX, Manifest, ManifestItem,
-    Sealer, SignedFetch,
+    Sealer, SignedFetch, released_hash,
 };
 use medledger_contracts::Hash32;
 use medledger_contracts::crypto::SecretKey;
@@ -55,7 +62,7 @@ use medledger_contracts::types::{
     FetchRefusal, InstitutionId, MemberStatus, PatientId, PractitionerId, RequestId,
 };
 
-use super::transport::peer_id_of_key;
+use super::transport::{Answerer, peer_id_of_key};
 use super::{RecordSource, hash_reader};
 use crate::node::shared::{Origin, Shared, now};
 
@@ -63,18 +70,28 @@ use crate::node::shared::{Origin, Shared, now};
 const FETCH_WINDOW_MS: u64 = 5 * 60 * 1000;
 /// A transfer left idle this long is dropped.
 const TRANSFER_IDLE: Duration = Duration::from_secs(300);
-/// Most transfers in progress at once.
-const TRANSFERS_MAX: usize = 64;
+/// Most transfers in progress at once for one member's node.
+pub const TRANSFERS_PER_PEER: usize = 16;
+/// How many blocks ahead of this node a fetch's `committed_at` may be and
+/// still be answered `Wait` (further is refused, not waited for).
+const COMMITTED_AT_AHEAD_MAX: u64 = 100;
 /// How long a transfer waits for its release to be committed.
 const RELEASE_COMMIT_WAIT: Duration = Duration::from_secs(30);
 /// How often the requester's gateway asks again while the release commits.
 const RELEASE_RETRY_MS: u32 = 100;
 
+/// A transfer in progress: who may ask for its chunks, and its own lock.
+struct Slot {
+    peer: PeerId,
+    transfer: Mutex<Transfer>,
+}
+
 struct Transfer {
     request: RequestId,
     patient: PatientId,
-    peer: PeerId,
     items: Vec<ManifestItem>,
+    /// What its release records: the items' hashes under the transfer's salt.
+    released: Vec<Hash32>,
     sealer: Sealer,
     next_seq: u64,
     item: usize,
@@ -83,6 +100,16 @@ struct Transfer {
     touched: Instant,
     /// When its `AccessServed` was submitted, until it is seen committed.
     release_pending_since: Option<Instant>,
+    /// Ended (complete or stopped): a request that waited on the lock meanwhile
+    /// finds nothing more to send.
+    ended: bool,
+}
+
+/// Member nodes' peer ids, read from the state once per height.
+#[derive(Default)]
+struct MemberPeers {
+    height: Option<u64>,
+    peers: HashMap<PeerId, InstitutionId>,
 }
 
 /// The holder.
@@ -90,7 +117,8 @@ pub struct Holder {
     shared: Arc<Shared>,
     source: Arc<dyn RecordSource>,
     node_key: SecretKey,
-    transfers: Mutex<HashMap<Hash32, Transfer>>,
+    transfers: Mutex<HashMap<Hash32, Arc<Slot>>>,
+    members: Mutex<MemberPeers>,
     /// Requests served or being served since the node started (the ledger
     /// knows the committed ones).
     served: Mutex<HashSet<RequestId>>,
@@ -119,6 +147,13 @@ fn source_failed(error: &std::io::Error) -> GatewayResponse {
     )
 }
 
+/// Ask again shortly: this node has not yet reached the request's height.
+fn wait() -> GatewayResponse {
+    GatewayResponse::Wait {
+        retry_ms: RELEASE_RETRY_MS,
+    }
+}
+
 fn refused(code: &str, message: impl Into<String>) -> GatewayResponse {
     GatewayResponse::Refused {
         code: code.into(),
@@ -134,6 +169,7 @@ impl Holder {
             source,
             node_key,
             transfers: Mutex::new(HashMap::new()),
+            members: Mutex::new(MemberPeers::default()),
             served: Mutex::new(HashSet::new()),
             refusals_recorded: Mutex::new(HashSet::new()),
             tamper: std::env::var("MEDLEDGER_FAULT").is_ok_and(|f| f == "tamper-chunk"),
@@ -151,19 +187,24 @@ impl Holder {
             .map_err(|e| refused("internal", format!("state unavailable: {e}")))
     }
 
-    /// The active member institution whose node key is `peer`'s identity.
+    /// The active member institution whose node key is `peer`'s identity
+    /// (the members are read from the state once per height).
     fn institution_of_peer(&self, peer: &PeerId) -> Result<Option<InstitutionId>, GatewayResponse> {
-        let records = self
-            .shared
-            .institution_records()
-            .map_err(|e| refused("internal", e))?;
-        Ok(records
-            .into_iter()
-            .find(|r| {
-                r.status == MemberStatus::Active
-                    && peer_id_of_key(&r.spec.node_key).as_ref() == Some(peer)
-            })
-            .map(|r| r.spec.id))
+        let height = self.shared.height();
+        let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
+        if members.height != Some(height) {
+            let records = self
+                .shared
+                .institution_records()
+                .map_err(|e| refused("internal", e))?;
+            members.peers = records
+                .into_iter()
+                .filter(|r| r.status == MemberStatus::Active)
+                .filter_map(|r| Some((peer_id_of_key(&r.spec.node_key)?, r.spec.id)))
+                .collect();
+            members.height = Some(height);
+        }
+        Ok(members.peers.get(peer).cloned())
     }
 
     /// Answers one request from a peer's gateway.
@@ -204,24 +245,31 @@ impl Holder {
                 "the fetch authorization is stale; sign a new one",
             ));
         }
-        // The request committed at `committed_at`; this node may be a few
-        // blocks behind (a claim far ahead is not waited for).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.shared.height() < a.committed_at
-            && a.committed_at <= self.shared.height() + 100
-            && Instant::now() < deadline
+        // The signature before anything is waited for or read about the access.
+        if fetch
+            .public_key
+            .verify(&a.digest(), &fetch.signature)
+            .is_err()
         {
-            std::thread::sleep(Duration::from_millis(20));
+            return Err(refused(
+                "bad_authorization",
+                "the fetch is not signed by the key it names",
+            ));
         }
-        let practitioner: PractitionerRecord = self
-            .state(&StateKey::Practitioner(a.practitioner))?
-            .ok_or_else(|| refused("bad_authorization", "unknown practitioner"))?;
-        if practitioner.key != fetch.public_key
-            || fetch
-                .public_key
-                .verify(&a.digest(), &fetch.signature)
-                .is_err()
-        {
+        // The request committed at `committed_at`; this node may be a few
+        // blocks behind: the requester's gateway asks again (a claim far
+        // ahead is not waited for).
+        let height = self.shared.height();
+        let behind = height < a.committed_at && a.committed_at <= height + COMMITTED_AT_AHEAD_MAX;
+        let practitioner: Option<PractitionerRecord> =
+            self.state(&StateKey::Practitioner(a.practitioner))?;
+        let Some(practitioner) = practitioner else {
+            if behind {
+                return Ok(wait());
+            }
+            return Err(refused("bad_authorization", "unknown practitioner"));
+        };
+        if practitioner.key != fetch.public_key {
             return Err(refused(
                 "bad_authorization",
                 "the fetch is not signed by the practitioner's current key",
@@ -234,6 +282,9 @@ impl Holder {
                 "wrong_institution",
                 "the practitioner is not an active practitioner of the connecting member",
             ));
+        }
+        if behind {
+            return Ok(wait());
         }
         let access: AccessRecord = self
             .state(&StateKey::Access(a.request))?
@@ -293,12 +344,17 @@ impl Holder {
     }
 
     /// Drops idle transfers; a request whose release never committed may
-    /// be fetched again.
-    fn prune(&self, transfers: &mut HashMap<Hash32, Transfer>) {
+    /// be fetched again. A transfer busy now is not idle.
+    fn prune(&self, transfers: &mut HashMap<Hash32, Arc<Slot>>) {
         let mut unrecorded = Vec::new();
-        transfers.retain(|_, t| {
-            let keep = t.touched.elapsed() < TRANSFER_IDLE;
-            if !keep && t.release_pending_since.is_some() {
+        transfers.retain(|_, slot| {
+            let t = match slot.transfer.try_lock() {
+                Ok(t) => t,
+                Err(std::sync::TryLockError::WouldBlock) => return true,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            };
+            let keep = !t.ended && t.touched.elapsed() < TRANSFER_IDLE;
+            if !keep && !t.ended && t.release_pending_since.is_some() {
                 unrecorded.push(t.request);
             }
             keep
@@ -369,6 +425,15 @@ impl Holder {
                 format!("the one-time key is unusable: {e}"),
             )
         })?;
+        // The ledger gets the hashes under a salt only the two ends know
+        // (records rule 4): a guess at a small record is not confirmable.
+        let salt = sealer
+            .content_salt()
+            .map_err(|e| refused("internal", e.to_string()))?;
+        let released: Vec<Hash32> = items
+            .iter()
+            .map(|i| released_hash(&salt, &i.sha256))
+            .collect();
         let manifest = Manifest {
             transfer,
             encapsulated_key,
@@ -381,32 +446,36 @@ impl Holder {
             // release is never recorded for a transfer there is no room for.
             let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
             self.prune(&mut transfers);
-            if transfers.len() >= TRANSFERS_MAX {
+            if transfers.values().filter(|s| s.peer == peer).count() >= TRANSFERS_PER_PEER {
                 return Err(refused(
                     "busy",
-                    "too many transfers in progress; retry shortly",
+                    "too many transfers in progress for this member; retry shortly",
                 ));
             }
             transfers.insert(
                 transfer,
-                Transfer {
-                    request,
-                    patient: access.patient,
+                Arc::new(Slot {
                     peer,
-                    items: items.clone(),
-                    sealer,
-                    next_seq: 0,
-                    item: 0,
-                    reader: None,
-                    sent_in_item: 0,
-                    touched: Instant::now(),
-                    release_pending_since: Some(Instant::now()),
-                },
+                    transfer: Mutex::new(Transfer {
+                        request,
+                        patient: access.patient,
+                        items: items.clone(),
+                        released: released.clone(),
+                        sealer,
+                        next_seq: 0,
+                        item: 0,
+                        reader: None,
+                        sent_in_item: 0,
+                        touched: Instant::now(),
+                        release_pending_since: Some(Instant::now()),
+                        ended: false,
+                    }),
+                }),
             );
         }
         // Recorded before any content is sent [R7.2] (outside the lock:
         // admission runs the transaction against state).
-        if let Err(refusal) = self.record_release(request, &items) {
+        if let Err(refusal) = self.record_release(request, released) {
             self.transfers
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -422,11 +491,18 @@ impl Holder {
         id: Hash32,
         seq: u64,
     ) -> Result<GatewayResponse, GatewayResponse> {
-        let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(t) = transfers.get_mut(&id) else {
-            return Err(refused("unknown_transfer", "no such transfer in progress"));
-        };
-        if t.peer != peer {
+        // The map's lock only to find the slot; the slot's own lock across
+        // state and record reads, so other transfers go on meanwhile.
+        let slot = self
+            .transfers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .filter(|slot| slot.peer == peer)
+            .cloned()
+            .ok_or_else(|| refused("unknown_transfer", "no such transfer in progress"))?;
+        let mut t = slot.transfer.lock().unwrap_or_else(|p| p.into_inner());
+        if t.ended {
             return Err(refused("unknown_transfer", "no such transfer in progress"));
         }
         if seq != t.next_seq {
@@ -437,10 +513,10 @@ impl Holder {
         }
         t.touched = Instant::now();
         if let Some(since) = t.release_pending_since {
-            match self.release_committed(t)? {
+            match self.release_committed(&t)? {
                 Some(true) => t.release_pending_since = None,
                 Some(false) => {
-                    transfers.remove(&id);
+                    self.end_transfer(&id, &mut t);
                     return Err(refused(
                         "grant_not_active",
                         "the release was recorded after what it rests on stopped holding; nothing is sent",
@@ -452,11 +528,9 @@ impl Holder {
                     });
                 }
                 None => {
-                    let request = t.request;
-                    transfers.remove(&id);
-                    drop(transfers);
+                    self.end_transfer(&id, &mut t);
                     // Never recorded: a new fetch of the request may try again.
-                    self.served().remove(&request);
+                    self.served().remove(&t.request);
                     return Err(refused(
                         "release_not_recorded",
                         "the release was not committed in time; nothing was sent; fetch again",
@@ -473,7 +547,7 @@ impl Holder {
                 None => Err("the access is not on this node's ledger"),
             };
             if let Err(why) = holds {
-                transfers.remove(&id);
+                self.end_transfer(&id, &mut t);
                 return Err(refused("grant_not_active", why));
             }
         }
@@ -522,11 +596,21 @@ impl Holder {
             t.reader = None;
         }
         if t.item == t.items.len() {
-            if let Some(done) = transfers.remove(&id) {
-                tracing::info!(request = %done.request, resources = done.items.len(), "records transfer complete");
-            }
+            tracing::info!(request = %t.request, resources = t.items.len(), "records transfer complete");
+            self.end_transfer(&id, &mut t);
         }
         Ok(GatewayResponse::Chunk(sealed))
+    }
+
+    /// Ends a transfer: out of the map, and marked for a request that
+    /// waited on its lock meanwhile.
+    fn end_transfer(&self, id: &Hash32, t: &mut Transfer) {
+        t.ended = true;
+        t.reader = None;
+        self.transfers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     /// Whether the transfer's release is committed: `None` not yet,
@@ -537,23 +621,19 @@ impl Holder {
         let access: Option<AccessRecord> = self.state(&StateKey::Access(t.request))?;
         Ok(access.and_then(|a| a.release).map(|release| {
             (release.grant_active_at_release || self.skip_grant_check)
-                && release
-                    .content_hashes
-                    .iter()
-                    .eq(t.items.iter().map(|i| &i.sha256))
+                && release.content_hashes.iter().eq(t.released.iter())
         }))
     }
 
-    /// Submits `AccessServed` with the content hashes (none for a patient
-    /// with no records here), signed by the node key. A release this node
-    /// cannot submit ends the fetch: nothing is sent unrecorded.
+    /// Submits `AccessServed` with the salted content hashes (none for a
+    /// patient with no records here), signed by the node key. A release this
+    /// node cannot submit ends the fetch: nothing is sent unrecorded.
     fn record_release(
         &self,
         request: RequestId,
-        items: &[ManifestItem],
+        released: Vec<Hash32>,
     ) -> Result<(), GatewayResponse> {
-        let hashes: Vec<Hash32> = items.iter().map(|i| i.sha256).collect();
-        let content_hashes = BoundedVec::new(hashes)
+        let content_hashes = BoundedVec::new(released)
             .map_err(|_| refused("too_many_resources", "too many resources to record"))?;
         self.submit(
             request,
@@ -619,6 +699,26 @@ impl Holder {
     }
 }
 
+impl Answerer for Holder {
+    /// A stranger is logged and counted here; the transport drops it.
+    fn admit(&self, peer: &PeerId) -> bool {
+        match self.institution_of_peer(peer) {
+            Ok(Some(_)) => true,
+            Ok(None) => {
+                tracing::warn!(%peer, "records gateway: a peer that is not a member's node, dropped");
+                self.shared.metrics.observe_gateway_refusal("not_a_member");
+                false
+            }
+            // The state could not be read: refused for now; the peer may retry.
+            Err(_) => false,
+        }
+    }
+
+    fn answer(&self, peer: PeerId, request: GatewayRequest) -> GatewayResponse {
+        self.handle(peer, request)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The holder's first checks, on a real store initialised from the
@@ -676,6 +776,11 @@ mod tests {
     }
 
     fn fetch_by(key: &SecretKey) -> GatewayRequest {
+        fetch_at(key, 0)
+    }
+
+    /// A fetch claiming its request committed at `committed_at`.
+    fn fetch_at(key: &SecretKey, committed_at: u64) -> GatewayRequest {
         let authorization = FetchAuthorization {
             chain: ChainId::new(CHAIN).unwrap(),
             request: TxHash(Hash32([7; 32])),
@@ -683,7 +788,7 @@ mod tests {
             practitioner: PractitionerId::from_key(&key.public_key()),
             one_time_key: [9; 32],
             time: now(),
-            committed_at: 0,
+            committed_at,
         };
         GatewayRequest::Open(Box::new(SignedFetch {
             signature: key.sign(&authorization.digest()),
@@ -735,5 +840,50 @@ mod tests {
             "not_authorized"
         );
         assert_eq!(s.holder.shared.mempool().len(), 0);
+    }
+
+    /// Issue 16, item 10: nothing is waited for before the signature is
+    /// checked, and no thread sleeps for a node that is behind. A fetch
+    /// naming a height a few blocks ahead is answered `Wait` at once if its
+    /// practitioner signed it, and refused at once if not (the holder used
+    /// to sleep up to 10 s on a blocking thread before verifying anything).
+    #[test]
+    fn a_fetch_ahead_of_this_node_is_answered_at_once_signed_or_not() {
+        let s = setup();
+        let doctor = s.keys["practitioner:dr-second-1"].secret().clone();
+        let second_node = peer_of(&s, "node:city-second-hospital");
+        let impostor = SecretKey::from_seed([6; 32]);
+        // The doctor's fetch with a signature the doctor did not make.
+        let GatewayRequest::Open(mut forged) = fetch_at(&doctor, 5) else {
+            unreachable!()
+        };
+        forged.signature = impostor.sign(&forged.authorization.digest());
+        let started = Instant::now();
+        assert_eq!(
+            code(s.holder.handle(second_node, GatewayRequest::Open(forged))),
+            "bad_authorization"
+        );
+        assert!(matches!(
+            s.holder.handle(second_node, fetch_at(&doctor, 5)),
+            GatewayResponse::Wait { .. }
+        ));
+        // Far ahead is not waited for: nothing this node knows authorises it.
+        assert_eq!(
+            code(s.holder.handle(second_node, fetch_at(&doctor, 1_000))),
+            "not_authorized"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    /// Issue 16, item 10: a stranger is refused by `admit`, so the
+    /// transport drops it before any work; a member's node is admitted.
+    #[test]
+    fn only_member_nodes_are_admitted() {
+        let s = setup();
+        let stranger = peer_id_of_key(&SecretKey::from_seed([5; 32]).public_key()).unwrap();
+        assert!(!s.holder.admit(&stranger));
+        assert!(s.holder.admit(&peer_of(&s, "node:city-second-hospital")));
+        // A practitioner's key is not a node's.
+        assert!(!s.holder.admit(&peer_of(&s, "practitioner:dr-second-1")));
     }
 }

@@ -1,6 +1,13 @@
 //! Gateway-to-gateway transport: libp2p request-response over TCP with Noise
 //! (the peer's identity is its node key) and yamux. One BCS message per
-//! request or response, length-prefixed and bounded.
+//! request or response, length-prefixed and bounded: a request is a few
+//! hundred bytes, so it may be at most [`GATEWAY_REQUEST_BYTES_MAX`]; a
+//! response carries a chunk.
+//!
+//! A peer that is not an active member's node is dropped before any work:
+//! its inbound connection is closed once Noise has told who it is, and a
+//! request that arrives before that is refused from the event loop, never
+//! reaching the holder's blocking threads.
 
 use std::collections::HashMap;
 use std::io;
@@ -11,7 +18,9 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
-use medledger_client_sdk::records::{GATEWAY_MESSAGE_BYTES_MAX, GatewayRequest, GatewayResponse};
+use medledger_client_sdk::records::{
+    GATEWAY_MESSAGE_BYTES_MAX, GATEWAY_REQUEST_BYTES_MAX, GatewayRequest, GatewayResponse,
+};
 use medledger_contracts::crypto::{PublicKey, SecretKey};
 use medledger_contracts::encoding::{from_bytes, to_bytes};
 use tokio::sync::{mpsc, oneshot};
@@ -22,7 +31,7 @@ const PROTOCOL: &str = "/medledger/records/1";
 #[derive(Clone, Default)]
 pub struct WireCodec;
 
-async fn read_message<T, M>(io: &mut T) -> io::Result<M>
+async fn read_message<T, M>(io: &mut T, max: usize) -> io::Result<M>
 where
     T: AsyncRead + Unpin + Send,
     M: serde::de::DeserializeOwned,
@@ -30,14 +39,21 @@ where
     let mut length = [0u8; 4];
     io.read_exact(&mut length).await?;
     let length = u32::from_be_bytes(length) as usize;
-    if length > GATEWAY_MESSAGE_BYTES_MAX {
+    if length > max {
         return Err(io::Error::other(format!(
-            "gateway message of {length} bytes is over the {GATEWAY_MESSAGE_BYTES_MAX} allowed"
+            "gateway message of {length} bytes is over the {max} allowed"
         )));
     }
-    let mut bytes = vec![0u8; length];
-    io.read_exact(&mut bytes).await?;
-    from_bytes(&bytes, GATEWAY_MESSAGE_BYTES_MAX).map_err(|e| io::Error::other(e.to_string()))
+    // Memory follows the bytes that arrive, not the length a peer claims.
+    let mut bytes = Vec::new();
+    io.take(length as u64).read_to_end(&mut bytes).await?;
+    if bytes.len() != length {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "gateway message shorter than its length",
+        ));
+    }
+    from_bytes(&bytes, max).map_err(|e| io::Error::other(e.to_string()))
 }
 
 async fn write_message<T, M>(io: &mut T, message: &M) -> io::Result<()>
@@ -66,7 +82,7 @@ impl request_response::Codec for WireCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_message(io).await
+        read_message(io, GATEWAY_REQUEST_BYTES_MAX).await
     }
 
     async fn read_response<T>(
@@ -77,7 +93,7 @@ impl request_response::Codec for WireCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_message(io).await
+        read_message(io, GATEWAY_MESSAGE_BYTES_MAX).await
     }
 
     async fn write_request<T>(
@@ -105,8 +121,22 @@ impl request_response::Codec for WireCodec {
     }
 }
 
-/// Answers inbound requests: given the peer, the request, returns the response.
-pub type Handler = Arc<dyn Fn(PeerId, GatewayRequest) -> GatewayResponse + Send + Sync>;
+/// What the transport needs from the holder behind it.
+pub trait Answerer: Send + Sync + 'static {
+    /// Whether `peer` is an active member's node. `false` is counted and
+    /// logged by the answerer; the transport then drops the peer.
+    fn admit(&self, peer: &PeerId) -> bool;
+    /// The answer to a member's request (run on a blocking thread: it reads
+    /// files and state).
+    fn answer(&self, peer: PeerId, request: GatewayRequest) -> GatewayResponse;
+}
+
+fn not_a_member() -> GatewayResponse {
+    GatewayResponse::Refused {
+        code: "not_a_member".into(),
+        message: "this peer is not an active member's node".into(),
+    }
+}
 
 enum Command {
     Send {
@@ -130,9 +160,13 @@ pub fn peer_id_of_key(key: &PublicKey) -> Option<PeerId> {
 }
 
 impl Gateway {
-    /// Starts the transport listening on `listen`, answering with `handler`
-    /// (run on blocking threads: it reads files and state).
-    pub fn start(key: &SecretKey, listen: Multiaddr, handler: Handler) -> Result<Self, String> {
+    /// Starts the transport listening on `listen`, answering members with
+    /// `answerer`.
+    pub fn start(
+        key: &SecretKey,
+        listen: Multiaddr,
+        answerer: Arc<dyn Answerer>,
+    ) -> Result<Self, String> {
         let keypair = libp2p::identity::Keypair::ed25519_from_bytes(key.seed())
             .map_err(|e| format!("node key as libp2p key: {e}"))?;
         let behaviour = request_response::Behaviour::with_codec(
@@ -166,12 +200,20 @@ impl Gateway {
             loop {
                 tokio::select! {
                     event = swarm.select_next_some() => match event {
+                        SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. }
+                            if endpoint.is_listener() && !answerer.admit(&peer_id) =>
+                        {
+                            let _ = swarm.disconnect_peer_id(peer_id);
+                        }
                         SwarmEvent::Behaviour(request_response::Event::Message { peer, message, .. }) => match message {
+                            request_response::Message::Request { channel, .. } if !answerer.admit(&peer) => {
+                                let _ = swarm.behaviour_mut().send_response(channel, not_a_member());
+                            }
                             request_response::Message::Request { request, channel, .. } => {
-                                let handler = handler.clone();
+                                let answerer = answerer.clone();
                                 let answers = answers_tx.clone();
                                 tokio::spawn(async move {
-                                    let answer = tokio::task::spawn_blocking(move || handler(peer, request)).await;
+                                    let answer = tokio::task::spawn_blocking(move || answerer.answer(peer, request)).await;
                                     let answer = answer.unwrap_or_else(|e| GatewayResponse::Refused {
                                         code: "internal".into(),
                                         message: format!("the holder failed: {e}"),
@@ -232,5 +274,144 @@ impl Gateway {
         answer
             .await
             .map_err(|_| "the gateway stopped".to_string())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use medledger_contracts::Hash32;
+
+    use super::*;
+
+    /// Admits one peer and counts the requests it answers.
+    struct Counting {
+        member: Option<PeerId>,
+        answered: AtomicUsize,
+    }
+
+    impl Answerer for Counting {
+        fn admit(&self, peer: &PeerId) -> bool {
+            self.member.as_ref() == Some(peer)
+        }
+
+        fn answer(&self, _: PeerId, _: GatewayRequest) -> GatewayResponse {
+            self.answered.fetch_add(1, Ordering::SeqCst);
+            GatewayResponse::Wait { retry_ms: 1 }
+        }
+    }
+
+    fn counting(member: Option<PeerId>) -> Arc<Counting> {
+        Arc::new(Counting {
+            member,
+            answered: AtomicUsize::new(0),
+        })
+    }
+
+    fn free_address() -> Multiaddr {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()
+    }
+
+    /// Issue 16, item 10: a peer that is not a member's node never reaches
+    /// the holder (on the old transport every inbound request, a
+    /// stranger's too, took a blocking task and was handed to the holder).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stranger_is_dropped_before_the_holder_sees_its_request() {
+        let holder_key = SecretKey::from_seed([1; 32]);
+        let member_key = SecretKey::from_seed([2; 32]);
+        let stranger_key = SecretKey::from_seed([3; 32]);
+        let holder_address = free_address();
+        let holder = counting(peer_id_of_key(&member_key.public_key()));
+        // Kept: a gateway stops when its last handle is dropped.
+        let _holder_gateway =
+            Gateway::start(&holder_key, holder_address.clone(), holder.clone()).unwrap();
+        let member = Gateway::start(&member_key, free_address(), counting(None)).unwrap();
+        let stranger = Gateway::start(&stranger_key, free_address(), counting(None)).unwrap();
+        let holder_peer = peer_id_of_key(&holder_key.public_key()).unwrap();
+        let ask = GatewayRequest::Chunk {
+            transfer: Hash32([0; 32]),
+            seq: 0,
+        };
+
+        // The member is answered (retried while the holder starts listening).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match member
+                .request(holder_peer, holder_address.clone(), ask.clone())
+                .await
+            {
+                Ok(answer) => {
+                    assert_eq!(answer, GatewayResponse::Wait { retry_ms: 1 });
+                    break;
+                }
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(%e, "holder not listening yet");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("the member was not answered: {e}"),
+            }
+        }
+        assert_eq!(holder.answered.load(Ordering::SeqCst), 1);
+
+        // The stranger is refused or cut off, and the holder never sees it.
+        for _ in 0..3 {
+            match stranger
+                .request(holder_peer, holder_address.clone(), ask.clone())
+                .await
+            {
+                Ok(GatewayResponse::Refused { code, .. }) => assert_eq!(code, "not_a_member"),
+                Ok(other) => panic!("a stranger was answered {other:?}"),
+                Err(_) => {}
+            }
+        }
+        assert_eq!(holder.answered.load(Ordering::SeqCst), 1);
+    }
+
+    /// Issue 16, item 10: a request may claim at most a few KiB, and what is
+    /// kept is what arrived: a length claimed but not sent is an error.
+    #[tokio::test]
+    async fn a_request_is_bounded_and_its_memory_follows_the_bytes_received() {
+        let mut claimed_large = futures::io::Cursor::new(
+            u32::try_from(GATEWAY_REQUEST_BYTES_MAX + 1)
+                .unwrap()
+                .to_be_bytes()
+                .to_vec(),
+        );
+        let e = read_message::<_, GatewayRequest>(&mut claimed_large, GATEWAY_REQUEST_BYTES_MAX)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("over the"), "{e}");
+
+        let mut short = 1_000u32.to_be_bytes().to_vec();
+        short.extend_from_slice(&[0u8; 10]);
+        let e = read_message::<_, GatewayRequest>(
+            &mut futures::io::Cursor::new(short),
+            GATEWAY_REQUEST_BYTES_MAX,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+
+        let ask = GatewayRequest::Chunk {
+            transfer: Hash32([9; 32]),
+            seq: 4,
+        };
+        let mut bytes = Vec::new();
+        write_message(&mut futures::io::Cursor::new(&mut bytes), &ask)
+            .await
+            .unwrap();
+        let read: GatewayRequest = read_message(
+            &mut futures::io::Cursor::new(bytes),
+            GATEWAY_REQUEST_BYTES_MAX,
+        )
+        .await
+        .unwrap();
+        assert_eq!(read, ask);
     }
 }

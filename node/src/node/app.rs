@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use medledger_consensus::{Application, BlockRefusal};
+use medledger_consensus::{Application, Arrival, BlockRefusal};
 use medledger_contracts::Hash32;
 use medledger_contracts::block::{Block, BlockHeader};
 use medledger_contracts::certificate::CommitCertificate;
@@ -54,6 +54,8 @@ pub enum Fault {
     BadStateRoot,
     /// Proposes blocks whose header claims a wrong transaction root.
     BadTransactionRoot,
+    /// Proposes blocks dated as early as the parent allows (1 ms after it).
+    BackdatedBlockTime,
 }
 
 impl Fault {
@@ -63,10 +65,11 @@ impl Fault {
             None | Some("") => Ok(None),
             Some("bad-state-root") => Ok(Some(Fault::BadStateRoot)),
             Some("bad-transaction-root") => Ok(Some(Fault::BadTransactionRoot)),
+            Some("backdated-block-time") => Ok(Some(Fault::BackdatedBlockTime)),
             // The records gateway's fault; consensus behaves.
             Some("tamper-chunk" | "skip-grant-check") => Ok(None),
             Some(other) => Err(format!(
-                "MEDLEDGER_FAULT={other:?}: known faults are bad-state-root, bad-transaction-root, tamper-chunk, skip-grant-check"
+                "MEDLEDGER_FAULT={other:?}: known faults are bad-state-root, bad-transaction-root, backdated-block-time, tamper-chunk, skip-grant-check"
             )),
         }
     }
@@ -183,7 +186,10 @@ impl Application for LedgerApp {
     fn propose(&mut self, height: u64) -> Result<(Hash32, Vec<u8>), String> {
         let (_, parent_time) = self.parent(height)?;
         // Never before the parent: grant expiry depends on block time only going forward.
-        let time = Timestamp(now().0.max(parent_time.0 + 1));
+        let time = match self.fault {
+            Some(Fault::BackdatedBlockTime) => Timestamp(parent_time.0 + 1),
+            _ => Timestamp(now().0.max(parent_time.0 + 1)),
+        };
         let transactions = self.shared.mempool().take_for_block(
             self.params.block_transactions_max as usize,
             usize::try_from(self.params.block_bytes_max).unwrap_or(usize::MAX),
@@ -196,6 +202,7 @@ impl Application for LedgerApp {
             None => {}
             Some(Fault::BadStateRoot) => header.state_root.0[0] ^= 1,
             Some(Fault::BadTransactionRoot) => header.transaction_root.0[0] ^= 1,
+            Some(Fault::BackdatedBlockTime) => {}
         }
         let block = Block {
             header: header.clone(),
@@ -219,7 +226,12 @@ impl Application for LedgerApp {
         Ok((id, bytes))
     }
 
-    fn check(&mut self, height: u64, bytes: &[u8], live: bool) -> Result<Hash32, BlockRefusal> {
+    fn check(
+        &mut self,
+        height: u64,
+        bytes: &[u8],
+        arrival: Arrival,
+    ) -> Result<Hash32, BlockRefusal> {
         let block =
             Block::from_bytes(bytes).map_err(|e| BlockRefusal::Undecodable(e.to_string()))?;
         let header = &block.header;
@@ -247,10 +259,19 @@ impl Application for LedgerApp {
                 "block time is not after the previous block's".into(),
             ));
         }
-        if live && header.time.0 > now().0 + self.params.block_time_tolerance_ms {
+        let tolerance = self.params.block_time_tolerance_ms;
+        if arrival != Arrival::Decided && header.time.0 > now().0 + tolerance {
             return Err(invalid(format!(
-                "block time is more than {} ms ahead of this node's clock",
-                self.params.block_time_tolerance_ms
+                "block time is more than {tolerance} ms ahead of this node's clock"
+            )));
+        }
+        // A fresh proposal is dated now, give or take the tolerance: a
+        // proposer may not backdate a block to where, say, a grant was still
+        // active (issue 16, item 11). A block proposed again from an earlier
+        // round's polka keeps that round's time.
+        if arrival == Arrival::Fresh && header.time.0.saturating_add(tolerance) < now().0 {
+            return Err(invalid(format!(
+                "block time is more than {tolerance} ms behind this node's clock"
             )));
         }
         if block.transactions.len() > self.params.block_transactions_max as usize

@@ -214,13 +214,8 @@ fn start_gateway(
     let own_peer = libp2p::identity::Keypair::ed25519_from_bytes(key.seed())
         .map(|k| k.public().to_peer_id())
         .map_err(|e| anyhow::anyhow!("node key as libp2p key: {e}"))?;
-    let answering = holder.clone();
-    let gateway = crate::gateway::Gateway::start(
-        key,
-        listen,
-        Arc::new(move |peer, request| answering.handle(peer, request)),
-    )
-    .map_err(anyhow::Error::msg)?;
+    let gateway =
+        crate::gateway::Gateway::start(key, listen, holder.clone()).map_err(anyhow::Error::msg)?;
     let mut peers = std::collections::BTreeMap::new();
     for (institution, address) in &config.gateway.peers {
         peers.insert(
@@ -255,9 +250,39 @@ struct GossipSigner {
     key: medledger_contracts::crypto::SecretKey,
 }
 
+/// Gossip peers' institutions by base URL, as their `/v1/status` said.
+type PeerInstitutions = Arc<std::sync::Mutex<std::collections::HashMap<String, InstitutionId>>>;
+
+/// The institution of the node at `base`, from its `/v1/status` (asked once).
+async fn peer_institution(
+    client: &reqwest::Client,
+    base: &str,
+    known: &PeerInstitutions,
+) -> Option<InstitutionId> {
+    if let Some(id) = known.lock().unwrap_or_else(|p| p.into_inner()).get(base) {
+        return Some(id.clone());
+    }
+    let status: serde_json::Value = client
+        .get(format!("{base}/v1/status"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let id = InstitutionId::new(status["institution"].as_str()?).ok()?;
+    known
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(base.to_string(), id.clone());
+    Some(id)
+}
+
 /// Passes client-submitted transactions on to the other nodes in batches,
 /// each request signed with the node key (peers accept gossip only from members).
 async fn gossip_loop(mut rx: mpsc::Receiver<Vec<u8>>, peers: Vec<String>, signer: GossipSigner) {
+    let signer = Arc::new(signer);
+    let institutions: PeerInstitutions = Arc::default();
     let mut nonce: u64 = {
         let mut seed = [0u8; 8];
         let _ = getrandom::fill(&mut seed);
@@ -286,27 +311,39 @@ async fn gossip_loop(mut rx: mpsc::Receiver<Vec<u8>>, peers: Vec<String>, signer
         }
         let body = medledger_contracts::encoding::to_bytes(&batch);
         for peer in &peers {
-            let url = format!("{}/v1/gossip", peer.trim_end_matches('/'));
+            let base = peer.trim_end_matches('/').to_string();
             nonce = nonce.wrapping_add(1);
-            let auth = medledger_contracts::request_auth::RequestAuth::sign(
-                &signer.chain,
-                "POST",
-                "/v1/gossip",
-                &body,
-                shared::now(),
-                nonce,
-                medledger_contracts::transaction::Signer::InstitutionNode(
-                    signer.institution.clone(),
-                ),
-                &signer.key,
+            let (client, body, signer, institutions) = (
+                client.clone(),
+                body.clone(),
+                signer.clone(),
+                institutions.clone(),
             );
-            let header = format!(
-                "Medledger {}",
-                hex::encode(medledger_contracts::encoding::to_bytes(&auth))
-            );
-            let client = client.clone();
-            let body = body.clone();
             tokio::spawn(async move {
+                // A signed request names the node it is for (request_auth
+                // rule 4): the peer's institution, asked once.
+                let Some(node) = peer_institution(&client, &base, &institutions).await else {
+                    debug!(%base, "gossip to peer skipped: its institution is not known yet");
+                    return;
+                };
+                let auth = medledger_contracts::request_auth::RequestAuth::sign(
+                    &signer.chain,
+                    &node,
+                    "POST",
+                    "/v1/gossip",
+                    &body,
+                    shared::now(),
+                    nonce,
+                    medledger_contracts::transaction::Signer::InstitutionNode(
+                        signer.institution.clone(),
+                    ),
+                    &signer.key,
+                );
+                let header = format!(
+                    "Medledger {}",
+                    hex::encode(medledger_contracts::encoding::to_bytes(&auth))
+                );
+                let url = format!("{base}/v1/gossip");
                 if let Err(e) = client
                     .post(&url)
                     .header("authorization", header)

@@ -28,9 +28,59 @@ pub struct AuthLimits {
     pub window_ms: u64,
 }
 
-/// Most (key, nonce) pairs remembered; past this, requests are refused
-/// until old ones leave the window (a flood cannot grow memory).
+/// Most (key, nonce) pairs remembered. Past this the oldest are forgotten
+/// first, never refusing anyone: many keys of one member's own making
+/// cannot make every signed read busy (issue 16, item 7). A forgotten nonce
+/// could be replayed here only while its request is still inside the time
+/// window, i.e. if this node verified more than this many requests in one
+/// window (≈16,700 a second for the 60 s default, several times what it
+/// can verify on the 2-core reference machine), and a signed read is valid
+/// at this node only (request_auth rule 4).
 const NONCES_MAX: usize = 1_000_000;
+
+/// The nonces seen inside the window, oldest first, bounded.
+struct NonceTable {
+    order: std::collections::VecDeque<((Vec<u8>, u64), u64)>,
+    seen: HashSet<(Vec<u8>, u64)>,
+    capacity: usize,
+}
+
+impl NonceTable {
+    fn new(capacity: usize) -> Self {
+        Self {
+            order: std::collections::VecDeque::new(),
+            seen: HashSet::new(),
+            capacity,
+        }
+    }
+
+    /// Spends `nonce` of `key` for a request made at `time`; `false` if it
+    /// was spent already. Entries older than the window leave first, then
+    /// the oldest of all while the table is full.
+    fn spend(&mut self, key: &[u8], nonce: u64, time: u64, now: u64, window: u64) -> bool {
+        let entry = (key.to_vec(), nonce);
+        if self.seen.contains(&entry) {
+            return false;
+        }
+        while let Some((old, at)) = self.order.front() {
+            let expired = now.saturating_sub(*at) > window;
+            if !expired && self.order.len() < self.capacity {
+                break;
+            }
+            self.seen.remove(old);
+            self.order.pop_front();
+        }
+        // Kept by arrival: a request's own time is at most the window away.
+        self.seen.insert(entry.clone());
+        self.order.push_back((entry, now.max(time)));
+        true
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+}
 
 /// Checks signatures, remembers nonces, limits rates.
 pub struct Authenticator {
@@ -49,8 +99,8 @@ pub struct Authenticator {
     /// and until when: from there even known keys' budgets are closed, so
     /// naming others' keys with forged signatures gains nothing.
     barred: Mutex<HashMap<IpAddr, std::time::Instant>>,
-    /// (public key bytes, nonce) → the request time it came with.
-    seen: Mutex<HashMap<(Vec<u8>, u64), u64>>,
+    /// (public key bytes, nonce) pairs spent inside the window.
+    seen: Mutex<NonceTable>,
     /// Readers' keys, decompressed once (a hospital's system signs thousands
     /// of requests with one key).
     prepared: Mutex<HashMap<PublicKey, PreparedKey>>,
@@ -158,7 +208,7 @@ impl Authenticator {
             limits,
             per_key: RateLimiter::keyed(quota(limits.per_key_per_second)),
             per_address: RateLimiter::keyed(quota(limits.per_address_per_second)),
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(NonceTable::new(NONCES_MAX)),
             prepared: Mutex::new(HashMap::new()),
             known: Mutex::new(HashSet::new()),
             barred: Mutex::new(HashMap::new()),
@@ -278,6 +328,17 @@ impl Authenticator {
         let unauthorized = |code: &'static str, message: String| {
             ApiError::new(StatusCode::UNAUTHORIZED, code, message)
         };
+        // Rule 4: signed for this institution's node, or replayable elsewhere.
+        if auth.node != shared.institution {
+            return Err(unauthorized(
+                "wrong_node",
+                format!(
+                    "the request was signed for {}'s node; this is {}'s: sign it for the node you ask (its institution is in GET /v1/status)",
+                    auth.node.as_str(),
+                    shared.institution.as_str()
+                ),
+            ));
+        }
         let now = now().0;
         let skew = now.abs_diff(auth.time.0);
         if skew > self.limits.window_ms {
@@ -307,21 +368,15 @@ impl Authenticator {
         // The nonce is spent only by a request that verified, so no one can
         // burn another key's nonces.
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() >= NONCES_MAX / 2 {
-            let window = self.limits.window_ms;
-            seen.retain(|_, time| now.abs_diff(*time) <= window);
-            self.per_key.retain_recent();
-            self.per_address.retain_recent();
-        }
-        if seen.len() >= NONCES_MAX {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                "too many signed requests in the replay window; retry shortly",
-            ));
-        }
-        let key = (auth.public_key.raw_bytes().to_vec(), auth.nonce);
-        if seen.insert(key, auth.time.0).is_some() {
+        let fresh = seen.spend(
+            auth.public_key.raw_bytes(),
+            auth.nonce,
+            auth.time.0,
+            now,
+            self.limits.window_ms,
+        );
+        drop(seen);
+        if !fresh {
             return Err(unauthorized(
                 "replayed_request",
                 format!(
@@ -397,9 +452,35 @@ mod tests {
         assert!(auth.rate_limit(Some(&token), Some(holder)).is_ok());
     }
 
+    /// Issue 16, item 7: many keys of one member's making (self-registered
+    /// patients) fill the nonce table; on 8925727 every signed read was then
+    /// refused `busy` until the window passed. Now the oldest nonces give
+    /// way, nobody is refused, the table stays at its bound, and a recent
+    /// nonce is still a replay.
+    #[test]
+    fn a_full_nonce_table_refuses_nobody_and_still_catches_recent_replays() {
+        let mut table = NonceTable::new(1_000);
+        let window = 60_000;
+        let now = 1_000_000;
+        for key in 0..2_000u32 {
+            assert!(table.spend(&key.to_be_bytes(), 1, now, now, window));
+        }
+        assert_eq!(table.len(), 1_000);
+        // An honest reader's request is taken, and its replay refused.
+        assert!(table.spend(b"patient", 7, now, now, window));
+        assert!(!table.spend(b"patient", 7, now, now, window));
+        // The newest of the flood are still remembered.
+        assert!(!table.spend(&1_999u32.to_be_bytes(), 1, now, now, window));
+        // Past the window, entries leave by age.
+        let later = now + window + 1;
+        assert!(table.spend(b"patient", 8, later, later, window));
+        assert_eq!(table.len(), 1);
+    }
+
     fn token_of(seed: u8) -> RequestAuth {
         RequestAuth::sign(
             &medledger_contracts::types::ChainId::new("c").unwrap(),
+            &medledger_contracts::types::InstitutionId::new("n").unwrap(),
             "GET",
             "/",
             b"",

@@ -467,16 +467,23 @@ pub fn validators(shared: &Shared, height: &str) -> Answer {
 }
 
 /// `GET /v1/archive/{height}`: a block as an auditor replays it (block,
-/// certificate, audit entries; hex of BCS `ArchivedBlock`). For member
-/// institutions signing with their admin or node key — transactions name
-/// patients by pseudonymous id, so not for individuals.
+/// certificate, audit entries; hex of BCS `ArchivedBlock`). Whole blocks
+/// name every patient's pseudonymous id, grants and releases, so they go
+/// only to member nodes (node key: they hold every block already) and to
+/// regulators' auditors (a regulator's admin key) — not to another
+/// institution's staff or admins, nor to individuals.
 pub fn archived(shared: &Shared, r: &Request) -> Answer {
     let reader = r.reader()?;
-    if reader.institution.is_none() || reader.practitioner.is_some() {
+    let regulator_admin = reader.regulator
+        && matches!(
+            reader.signer,
+            medledger_contracts::transaction::Signer::Institution(_)
+        );
+    if reader.node_of.is_none() && !regulator_admin {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "the archive is read by institutions (admin or node key), e.g. a regulator's auditor",
+            "whole blocks are read by member nodes (node key) and by regulators' auditors (a regulator's admin key)",
         ));
     }
     let height = parse_height(r.param(0))?;

@@ -163,16 +163,35 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
         ));
     }
     let relay = relay.clone();
-    let first = relay
-        .request(&holder, GatewayRequest::Open(Box::new(fetch)))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "holder_unreachable",
-                format!("the holder's gateway did not answer: {e}"),
-            )
-        })?;
+    // The holder answers `Wait` while its node has not reached the height
+    // that committed the request; asked again for at most this long.
+    let open_until = tokio::time::Instant::now() + Duration::from_secs(15);
+    let first = loop {
+        let answer = relay
+            .request(&holder, GatewayRequest::Open(Box::new(fetch.clone())))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "holder_unreachable",
+                    format!("the holder's gateway did not answer: {e}"),
+                )
+            })?;
+        match answer {
+            GatewayResponse::Wait { retry_ms } if tokio::time::Instant::now() < open_until => {
+                let pause = u64::from(retry_ms).clamp(20, 1_000);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            GatewayResponse::Wait { .. } => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "holder_unreachable",
+                    "the holder's node has not reached the block that committed the request",
+                ));
+            }
+            other => break other,
+        }
+    };
     let manifest = match first {
         GatewayResponse::Manifest(m) => m,
         GatewayResponse::Refused { code, .. } => {
