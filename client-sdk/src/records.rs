@@ -20,8 +20,9 @@
 //!    salt exported from the transfer's HPKE context (label
 //!    `medledger/content-salt/v1`), which only the holder and the one-time
 //!    key's owner can compute. Another member reading the ledger cannot
-//!    confirm a guess of a small, predictable record's bytes; the two ends
-//!    can show an auditor which bytes were released by revealing the salt.
+//!    confirm a guess of a small, predictable record's bytes; the requester
+//!    keeps the salt ([`FetchedRecords::content_salt`]) and can show an
+//!    auditor which bytes were released by revealing it.
 //! 5. The requester checks each item's SHA-256 and size against the manifest,
 //!    and the manifest's salted hashes against the holder's committed
 //!    `AccessServed`.
@@ -338,6 +339,10 @@ pub struct FetchedRecords {
     pub dir: std::path::PathBuf,
     /// The height at which the holder's `AccessServed` committed the same hashes.
     pub release_height: u64,
+    /// The transfer's content salt (rule 4): with it and the bytes, the
+    /// requester can show an auditor which records the release recorded.
+    /// Only the two ends could compute it; the holder does not keep it.
+    pub content_salt: [u8; 32],
 }
 
 fn safe_relative(path: &str) -> bool {
@@ -522,6 +527,7 @@ pub async fn fetch_records(
                 items: manifest.items,
                 dir: out_dir.to_path_buf(),
                 release_height: release["height"].as_u64().unwrap_or(0),
+                content_salt: salt,
             });
         }
         if std::time::Instant::now() > deadline {
@@ -787,6 +793,7 @@ mod tests {
             ],
             dir: dir.path().to_path_buf(),
             release_height: 1,
+            content_salt: [0; 32],
         };
         let request: RequestId = medledger_contracts::types::TxHash(Hash32([7; 32]));
         let bundle = fhir_transaction(&fetched, &request, "Patient?identifier=s|B-1").unwrap();

@@ -821,6 +821,13 @@ impl<A: Application> Driver<A> {
             warn!("proposal stream with a round out of range; dropped");
             return None;
         }
+        // A re-proposal names an earlier round (Tendermint's vr < r); one
+        // naming its own round or a later one would only dodge the fresh
+        // proposal's clock check.
+        if valid_round >= round {
+            warn!("proposal stream whose valid round is not before its round; dropped");
+            return None;
+        }
         let assembled = Assembled {
             publisher,
             height,

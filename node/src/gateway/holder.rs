@@ -147,7 +147,15 @@ fn source_failed(error: &std::io::Error) -> GatewayResponse {
     )
 }
 
-/// Ask again shortly: this node has not yet reached the request's height.
+fn slots_full() -> GatewayResponse {
+    refused(
+        "busy",
+        "too many transfers in progress for this member; retry shortly",
+    )
+}
+
+/// Ask again shortly: this node has not yet reached the request's height,
+/// or another request of the same transfer is being answered.
 fn wait() -> GatewayResponse {
     GatewayResponse::Wait {
         retry_ms: RELEASE_RETRY_MS,
@@ -348,7 +356,7 @@ impl Holder {
     fn prune(&self, transfers: &mut HashMap<Hash32, Arc<Slot>>) {
         let mut unrecorded = Vec::new();
         transfers.retain(|_, slot| {
-            let t = match slot.transfer.try_lock() {
+            let mut t = match slot.transfer.try_lock() {
                 Ok(t) => t,
                 Err(std::sync::TryLockError::WouldBlock) => return true,
                 Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
@@ -357,6 +365,8 @@ impl Holder {
             if !keep && !t.ended && t.release_pending_since.is_some() {
                 unrecorded.push(t.request);
             }
+            // A request that already holds this slot finds it ended.
+            t.ended |= !keep;
             keep
         });
         if !unrecorded.is_empty() {
@@ -365,6 +375,13 @@ impl Holder {
                 served.remove(&request);
             }
         }
+    }
+
+    /// Whether `peer`'s member node holds all its transfer slots.
+    fn slots_full(&self, peer: PeerId) -> bool {
+        let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
+        self.prune(&mut transfers);
+        transfers.values().filter(|s| s.peer == peer).count() >= TRANSFERS_PER_PEER
     }
 
     fn served(&self) -> std::sync::MutexGuard<'_, HashSet<RequestId>> {
@@ -385,6 +402,10 @@ impl Holder {
             let a = &fetch.authorization;
             self.record_refusal(a.request, a.practitioner, FetchRefusal::GrantNotActive);
             return Err(refused("grant_not_active", why));
+        }
+        // No listing or hashing for a member whose slots are all taken.
+        if self.slots_full(peer) {
+            return Err(slots_full());
         }
         let listed = self
             .source
@@ -447,10 +468,7 @@ impl Holder {
             let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
             self.prune(&mut transfers);
             if transfers.values().filter(|s| s.peer == peer).count() >= TRANSFERS_PER_PEER {
-                return Err(refused(
-                    "busy",
-                    "too many transfers in progress for this member; retry shortly",
-                ));
+                return Err(slots_full());
             }
             transfers.insert(
                 transfer,
@@ -501,7 +519,13 @@ impl Holder {
             .filter(|slot| slot.peer == peer)
             .cloned()
             .ok_or_else(|| refused("unknown_transfer", "no such transfer in progress"))?;
-        let mut t = slot.transfer.lock().unwrap_or_else(|p| p.into_inner());
+        // A second request for the same transfer while one is being answered
+        // waits on the requester's side, not on a blocking thread here.
+        let mut t = match slot.transfer.try_lock() {
+            Ok(t) => t,
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(wait()),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+        };
         if t.ended {
             return Err(refused("unknown_transfer", "no such transfer in progress"));
         }

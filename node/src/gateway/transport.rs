@@ -4,10 +4,13 @@
 //! hundred bytes, so it may be at most [`GATEWAY_REQUEST_BYTES_MAX`]; a
 //! response carries a chunk.
 //!
-//! A peer that is not an active member's node is dropped before any work:
-//! its inbound connection is closed once Noise has told who it is, and a
-//! request that arrives before that is refused from the event loop, never
-//! reaching the holder's blocking threads.
+//! A peer that is not an active member's node is dropped before the holder
+//! does any work for it: its inbound connection is closed once Noise has
+//! told who it is (the TCP, Noise and yamux handshakes happen first; a
+//! firewall that opens the gateway's port to members' addresses only is the
+//! operator's part), and a request that arrives before that is refused from
+//! the event loop, never reaching the holder's blocking threads. A member's
+//! node has at most [`IN_FLIGHT_PER_PEER`] requests being answered at once.
 
 use std::collections::HashMap;
 use std::io;
@@ -131,6 +134,19 @@ pub trait Answerer: Send + Sync + 'static {
     fn answer(&self, peer: PeerId, request: GatewayRequest) -> GatewayResponse;
 }
 
+/// Most requests of one member's node being answered at once: each takes a
+/// blocking thread, which the node's other work (transaction admission)
+/// shares, so one member cannot take them all. Room for a chunk request on
+/// each of its transfer slots, and a few opens.
+const IN_FLIGHT_PER_PEER: usize = super::holder::TRANSFERS_PER_PEER + 8;
+
+fn busy() -> GatewayResponse {
+    GatewayResponse::Refused {
+        code: "busy".into(),
+        message: "too many requests in progress from this member's node; retry shortly".into(),
+    }
+}
+
 fn not_a_member() -> GatewayResponse {
     GatewayResponse::Refused {
         code: "not_a_member".into(),
@@ -191,12 +207,13 @@ impl Gateway {
             .map_err(|e| format!("gateway cannot listen on {listen}: {e}"))?;
         let (commands, mut rx) = mpsc::channel::<Command>(256);
         let (answers_tx, mut answers) =
-            mpsc::channel::<(ResponseChannel<GatewayResponse>, GatewayResponse)>(256);
+            mpsc::channel::<(PeerId, ResponseChannel<GatewayResponse>, GatewayResponse)>(256);
         tokio::spawn(async move {
             let mut pending: HashMap<
                 OutboundRequestId,
                 oneshot::Sender<Result<GatewayResponse, String>>,
             > = HashMap::new();
+            let mut in_flight: HashMap<PeerId, usize> = HashMap::new();
             loop {
                 tokio::select! {
                     event = swarm.select_next_some() => match event {
@@ -209,7 +226,13 @@ impl Gateway {
                             request_response::Message::Request { channel, .. } if !answerer.admit(&peer) => {
                                 let _ = swarm.behaviour_mut().send_response(channel, not_a_member());
                             }
+                            request_response::Message::Request { channel, .. }
+                                if in_flight.get(&peer).copied().unwrap_or(0) >= IN_FLIGHT_PER_PEER =>
+                            {
+                                let _ = swarm.behaviour_mut().send_response(channel, busy());
+                            }
                             request_response::Message::Request { request, channel, .. } => {
+                                *in_flight.entry(peer).or_insert(0) += 1;
                                 let answerer = answerer.clone();
                                 let answers = answers_tx.clone();
                                 tokio::spawn(async move {
@@ -218,7 +241,7 @@ impl Gateway {
                                         code: "internal".into(),
                                         message: format!("the holder failed: {e}"),
                                     });
-                                    let _ = answers.send((channel, answer)).await;
+                                    let _ = answers.send((peer, channel, answer)).await;
                                 });
                             }
                             request_response::Message::Response { request_id, response } => {
@@ -237,7 +260,13 @@ impl Gateway {
                         }
                         _ => {}
                     },
-                    Some((channel, answer)) = answers.recv() => {
+                    Some((peer, channel, answer)) = answers.recv() => {
+                        if let Some(n) = in_flight.get_mut(&peer) {
+                            *n = n.saturating_sub(1);
+                            if *n == 0 {
+                                in_flight.remove(&peer);
+                            }
+                        }
                         let _ = swarm.behaviour_mut().send_response(channel, answer);
                     }
                     command = rx.recv() => match command {

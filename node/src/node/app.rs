@@ -236,10 +236,28 @@ impl Application for LedgerApp {
             Block::from_bytes(bytes).map_err(|e| BlockRefusal::Undecodable(e.to_string()))?;
         let header = &block.header;
         let id = header.hash();
+        let invalid = |why: String| BlockRefusal::Invalid(id, why);
+        // The clock checks come before the cache of blocks checked already:
+        // a block first seen as a re-proposal (no lower bound) must not pass
+        // later as a fresh one.
+        let tolerance = self.params.block_time_tolerance_ms;
+        if arrival != Arrival::Decided && header.time.0 > now().0 + tolerance {
+            return Err(invalid(format!(
+                "block time is more than {tolerance} ms ahead of this node's clock"
+            )));
+        }
+        // A fresh proposal is dated now, give or take the tolerance: a
+        // proposer may not backdate a block to where, say, a grant was still
+        // active (issue 16, item 11). A block proposed again from an earlier
+        // round's polka keeps that round's time.
+        if arrival == Arrival::Fresh && header.time.0.saturating_add(tolerance) < now().0 {
+            return Err(invalid(format!(
+                "block time is more than {tolerance} ms behind this node's clock"
+            )));
+        }
         if self.pending.contains_key(&id) {
             return Ok(id);
         }
-        let invalid = |why: String| BlockRefusal::Invalid(id, why);
         let local = BlockRefusal::Local;
         if header.chain_id != self.shared.chain {
             return Err(invalid(format!("chain id {}", header.chain_id.as_str())));
@@ -258,21 +276,6 @@ impl Application for LedgerApp {
             return Err(invalid(
                 "block time is not after the previous block's".into(),
             ));
-        }
-        let tolerance = self.params.block_time_tolerance_ms;
-        if arrival != Arrival::Decided && header.time.0 > now().0 + tolerance {
-            return Err(invalid(format!(
-                "block time is more than {tolerance} ms ahead of this node's clock"
-            )));
-        }
-        // A fresh proposal is dated now, give or take the tolerance: a
-        // proposer may not backdate a block to where, say, a grant was still
-        // active (issue 16, item 11). A block proposed again from an earlier
-        // round's polka keeps that round's time.
-        if arrival == Arrival::Fresh && header.time.0.saturating_add(tolerance) < now().0 {
-            return Err(invalid(format!(
-                "block time is more than {tolerance} ms behind this node's clock"
-            )));
         }
         if block.transactions.len() > self.params.block_transactions_max as usize
             || bytes.len() as u64 > self.params.block_bytes_max + 4096

@@ -64,11 +64,16 @@ impl Attack {
     }
 }
 
+/// Whether a node answered the attempt with a refusal (a 4xx), rather than
+/// not answering it at all.
+fn refused_by_node(e: &SdkError) -> bool {
+    matches!(e, SdkError::Api { status, .. } if (400..500).contains(status))
+}
+
 impl World<'_> {
     /// One hostile attempt (the attacks in turn); its outcome is reported.
     pub(super) async fn hostile(&mut self, p: usize) -> Result<(), Failure> {
         let attack = ATTACKS[self.hostile_next % ATTACKS.len()];
-        self.hostile_next += 1;
         let outcome = match attack {
             Attack::Guardianship => self.forge_guardianship(p).await?,
             Attack::SelfReview => self.self_review(p).await?,
@@ -77,19 +82,35 @@ impl World<'_> {
             Attack::HideRelease => self.hide_release(p).await?,
             Attack::Flood => self.flood_during_revocation(p).await?,
         };
-        let outcome = outcome
-            .unwrap_or_else(|| "not tried: no fitting patient, or a node it needs was down".into());
+        // An attack that could not be tried now is tried again next time.
+        let Some(outcome) = outcome else {
+            return Ok(());
+        };
+        self.hostile_next += 1;
         let step = self.step_no;
         self.report.hostile.push((step, attack.name(), outcome));
         self.count("hostile attempts");
         Ok(())
     }
 
-    /// Tries every attack not yet tried this run, so each is tried at least once.
+    /// Tries every attack not yet tried this run, so each is tried at
+    /// least once (a few times over, if one finds no fitting patient or a
+    /// node down); what is still untried is reported as such.
     pub(super) async fn hostile_sweep(&mut self) -> Result<(), Failure> {
-        while self.hostile_next < ATTACKS.len() {
+        for _ in 0..3 * ATTACKS.len() {
+            if self.hostile_next >= ATTACKS.len() {
+                return Ok(());
+            }
             let p = self.rng.below(self.patients.len());
             self.hostile(p).await?;
+        }
+        for attack in &ATTACKS[self.hostile_next.min(ATTACKS.len())..] {
+            let step = self.step_no;
+            self.report.hostile.push((
+                step,
+                attack.name(),
+                "not tried: no fitting patient, or a node it needs was down".into(),
+            ));
         }
         Ok(())
     }
@@ -161,12 +182,14 @@ impl World<'_> {
                     .insert("no member takes a patient's consent (guardianship)");
                 Ok(Some(format!("refused on the ledger: {:?}", r.outcome)))
             }
-            Err(e) => {
+            Err(e) if refused_by_node(&e) => {
                 self.report
                     .invariants
                     .insert("no member takes a patient's consent (guardianship)");
                 Ok(Some(format!("refused at admission: {e}")))
             }
+            // Not an answer about the attempt (a node down, say).
+            Err(_) => Ok(None),
         }
     }
 
@@ -209,6 +232,7 @@ impl World<'_> {
                     access.tx
                 ),
             )),
+            Err(e) if !refused_by_node(&e) => Ok(None),
             other => {
                 self.report
                     .invariants
@@ -293,7 +317,7 @@ impl World<'_> {
                 "whole blocks go to member nodes and regulators only",
                 "the hostile hospital's admin downloaded block 1",
             )),
-            Err(SdkError::Api { status, code, .. }) => {
+            Err(SdkError::Api { status, code, .. }) if status == 403 && code == "forbidden" => {
                 self.report
                     .invariants
                     .insert("whole blocks go to member nodes and regulators only");

@@ -29,56 +29,87 @@ pub struct AuthLimits {
 }
 
 /// Most (key, nonce) pairs remembered. Past this the oldest are forgotten
-/// first, never refusing anyone: many keys of one member's own making
-/// cannot make every signed read busy (issue 16, item 7). A forgotten nonce
-/// could be replayed here only while its request is still inside the time
-/// window, i.e. if this node verified more than this many requests in one
-/// window (≈16,700 a second for the 60 s default, several times what it
-/// can verify on the 2-core reference machine), and a signed read is valid
-/// at this node only (request_auth rule 4).
+/// first, never refusing a request signed just now: many keys of one
+/// member's own making cannot make every signed read busy (issue 16, item
+/// 7). What a forgotten entry protected stays protected: the table then
+/// refuses requests dated at or before it (a "floor"), but the floor never
+/// rises above [`FLOOR_LAG_MS`] before now, so a request signed in the last
+/// seconds always passes. An entry younger than that could be forgotten only
+/// if this node verified a million requests within those seconds, far
+/// beyond what it can verify; and a signed read is valid at this node only
+/// (request_auth rule 4).
 const NONCES_MAX: usize = 1_000_000;
 
-/// The nonces seen inside the window, oldest first, bounded.
+/// How far behind now the replay floor may rise at most.
+const FLOOR_LAG_MS: u64 = 5_000;
+
+/// What spending a nonce came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Spent {
+    Fresh,
+    /// Seen inside the window.
+    Replayed,
+    /// Dated at or before an entry forgotten early: it might be a replay.
+    BeforeFloor,
+}
+
+/// The nonces seen inside the window, by the time they expire at, bounded.
 struct NonceTable {
-    order: std::collections::VecDeque<((Vec<u8>, u64), u64)>,
-    seen: HashSet<(Vec<u8>, u64)>,
+    /// (time the entry leaves the window's reach, key, nonce).
+    by_time: std::collections::BTreeSet<(u64, Vec<u8>, u64)>,
+    seen: HashMap<(Vec<u8>, u64), u64>,
+    /// Requests dated at or before this are refused (see [`NONCES_MAX`]).
+    floor: u64,
     capacity: usize,
 }
 
 impl NonceTable {
     fn new(capacity: usize) -> Self {
         Self {
-            order: std::collections::VecDeque::new(),
-            seen: HashSet::new(),
+            by_time: std::collections::BTreeSet::new(),
+            seen: HashMap::new(),
+            floor: 0,
             capacity,
         }
     }
 
-    /// Spends `nonce` of `key` for a request made at `time`; `false` if it
-    /// was spent already. Entries older than the window leave first, then
-    /// the oldest of all while the table is full.
-    fn spend(&mut self, key: &[u8], nonce: u64, time: u64, now: u64, window: u64) -> bool {
+    /// Spends `nonce` of `key` for a request dated `time`, at `now`.
+    fn spend(&mut self, key: &[u8], nonce: u64, time: u64, now: u64, window: u64) -> Spent {
         let entry = (key.to_vec(), nonce);
-        if self.seen.contains(&entry) {
-            return false;
+        if self.seen.contains_key(&entry) {
+            return Spent::Replayed;
         }
-        while let Some((old, at)) = self.order.front() {
-            let expired = now.saturating_sub(*at) > window;
-            if !expired && self.order.len() < self.capacity {
+        if time <= self.floor {
+            return Spent::BeforeFloor;
+        }
+        // A request dated `time` is accepted until `time + window`; its
+        // entry is needed until then, and no longer.
+        while let Some(first) = self.by_time.first() {
+            let expired = first.0 < now;
+            if !expired && self.by_time.len() < self.capacity {
                 break;
             }
-            self.seen.remove(old);
-            self.order.pop_front();
+            if !expired {
+                // Forgotten early: nothing dated at or before it may pass.
+                let dated = first.0.saturating_sub(window);
+                self.floor = self.floor.max(dated.min(now.saturating_sub(FLOOR_LAG_MS)));
+            }
+            if let Some((_, k, n)) = self.by_time.pop_first() {
+                self.seen.remove(&(k, n));
+            }
         }
-        // Kept by arrival: a request's own time is at most the window away.
-        self.seen.insert(entry.clone());
-        self.order.push_back((entry, now.max(time)));
-        true
+        if time <= self.floor {
+            return Spent::BeforeFloor;
+        }
+        let until = time.saturating_add(window);
+        self.by_time.insert((until, entry.0.clone(), entry.1));
+        self.seen.insert(entry, until);
+        Spent::Fresh
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.order.len()
+        self.by_time.len()
     }
 }
 
@@ -368,7 +399,7 @@ impl Authenticator {
         // The nonce is spent only by a request that verified, so no one can
         // burn another key's nonces.
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let fresh = seen.spend(
+        let spent = seen.spend(
             auth.public_key.raw_bytes(),
             auth.nonce,
             auth.time.0,
@@ -376,7 +407,13 @@ impl Authenticator {
             self.limits.window_ms,
         );
         drop(seen);
-        if !fresh {
+        if spent == Spent::BeforeFloor {
+            return Err(unauthorized(
+                "stale_request",
+                "this node has seen so many signed requests that it only accepts ones signed just now; sign it again".into(),
+            ));
+        }
+        if spent == Spent::Replayed {
             return Err(unauthorized(
                 "replayed_request",
                 format!(
@@ -463,18 +500,61 @@ mod tests {
         let window = 60_000;
         let now = 1_000_000;
         for key in 0..2_000u32 {
-            assert!(table.spend(&key.to_be_bytes(), 1, now, now, window));
+            // The flood, its requests dated a little in the past.
+            let time = now - 10_000 + u64::from(key);
+            assert_eq!(
+                table.spend(&key.to_be_bytes(), 1, time, now, window),
+                Spent::Fresh
+            );
         }
         assert_eq!(table.len(), 1_000);
-        // An honest reader's request is taken, and its replay refused.
-        assert!(table.spend(b"patient", 7, now, now, window));
-        assert!(!table.spend(b"patient", 7, now, now, window));
+        // An honest reader's request, signed now, is taken, and its replay refused.
+        assert_eq!(table.spend(b"patient", 7, now, now, window), Spent::Fresh);
+        assert_eq!(
+            table.spend(b"patient", 7, now, now, window),
+            Spent::Replayed
+        );
+        // A forgotten entry cannot be replayed: what is dated at or before
+        // the newest forgotten one is refused.
+        assert_eq!(
+            table.spend(&0u32.to_be_bytes(), 1, now - 10_000, now, window),
+            Spent::BeforeFloor
+        );
         // The newest of the flood are still remembered.
-        assert!(!table.spend(&1_999u32.to_be_bytes(), 1, now, now, window));
-        // Past the window, entries leave by age.
+        assert_eq!(
+            table.spend(
+                &1_999u32.to_be_bytes(),
+                1,
+                now - 10_000 + 1_999,
+                now,
+                window
+            ),
+            Spent::Replayed
+        );
+        // A flood dated ahead of the clock cannot raise the floor over a
+        // request signed just now.
+        let mut table = NonceTable::new(100);
+        for key in 0..1_000u32 {
+            table.spend(&key.to_be_bytes(), 1, now + 50_000, now, window);
+        }
+        assert_eq!(
+            table.spend(b"patient", 9, now - 1_000, now, window),
+            Spent::Fresh
+        );
+        // Past the window, entries leave by their time, whatever order
+        // they came in (one dated ahead does not hold the others).
+        let mut table = NonceTable::new(1_000);
+        assert_eq!(
+            table.spend(b"ahead", 1, now + window, now, window),
+            Spent::Fresh
+        );
+        assert_eq!(table.spend(b"now", 1, now, now, window), Spent::Fresh);
         let later = now + window + 1;
-        assert!(table.spend(b"patient", 8, later, later, window));
-        assert_eq!(table.len(), 1);
+        assert_eq!(
+            table.spend(b"patient", 8, later, later, window),
+            Spent::Fresh
+        );
+        assert_eq!(table.len(), 2);
     }
 
     fn token_of(seed: u8) -> RequestAuth {
