@@ -1,4 +1,4 @@
-//! Rebuilds the `medledger` binary when a file it embeds from outside this
+//! Rebuilds the node library when a file it embeds from outside this
 //! package changes (the OpenAPI document and the patient app). Cargo records
 //! such files by absolute path, so with one target directory shared by
 //! several checkouts (this repository and CI's clean clone) a build could

@@ -161,6 +161,36 @@ impl KeyFile {
     }
 }
 
+/// The genesis crate's example city consortium with a key for every label
+/// it needs: fresh ones from OS entropy, or the published deterministic
+/// example keys (for documentation and tests only: anyone can sign with them).
+pub fn example_consortium(
+    chain_id: &str,
+    published_example_keys: bool,
+) -> Result<
+    (
+        medledger_genesis::GenesisFile,
+        std::collections::BTreeMap<String, KeyFile>,
+    ),
+    KeyFileError,
+> {
+    use medledger_genesis::example::{city_consortium, key_labels, published_example_key};
+    let mut keys = std::collections::BTreeMap::new();
+    for label in key_labels() {
+        let key = if published_example_keys {
+            KeyFile::from_secret(published_example_key(&label))
+        } else {
+            KeyFile::generate()?
+        };
+        keys.insert(label, key);
+    }
+    let file = city_consortium(chain_id, |label| match keys.get(label) {
+        Some(key) => key.public_key(),
+        None => unreachable!("key_labels() lists every label the template asks for"),
+    });
+    Ok((file, keys))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,13 +6,43 @@
 //!    the block (root and size), and the validator set of its height.
 //! 2. Its hash is `SHA-256("medledger/header/v1" ‖ BCS(header))`; consensus
 //!    certifies this hash.
+//! 3. The header of a block follows from its parent and its execution alone
+//!    ([`BlockHeader::following`]): a node proposing, a node checking a
+//!    proposal, the auditor's replay and the in-memory ledger all build it
+//!    with that one function, and a stated header is accepted only if it
+//!    equals the one built ([`BlockHeader::check_against`]).
 
 use serde::{Deserialize, Serialize};
 
 use crate::constants::{BLOCK_BYTES_MAX, BLOCK_TRANSACTIONS_MAX};
 use crate::encoding::{BoundedVec, DecodeError, Hash32, from_bytes, hash_of, tags, to_bytes};
+use crate::state_machine::BlockExecution;
 use crate::transaction::SignedTransaction;
 use crate::types::{ChainId, InstitutionId, Timestamp};
+
+/// What a block's header takes from its parent: the parent header's hash
+/// (the genesis hash for the first block) and the next height.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parent {
+    /// The parent header's hash, or the genesis hash.
+    pub hash: Hash32,
+    /// The parent's height (0 for genesis).
+    pub height: u64,
+}
+
+/// Where a stated header and the one its execution gives part (rule 3):
+/// the field first found different, and both values as text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: the header says {stated}, its execution gives {computed}")]
+pub struct HeaderMismatch {
+    /// The field (`transaction root`, `state root`, `audit-log root`,
+    /// `validator set`, or `header` for any other field).
+    pub field: &'static str,
+    /// The stated header's value.
+    pub stated: String,
+    /// The value execution gives.
+    pub computed: String,
+}
 
 /// A block header.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +73,70 @@ impl BlockHeader {
     /// The header's hash (rule 2).
     pub fn hash(&self) -> Hash32 {
         hash_of(tags::BLOCK_HEADER, self)
+    }
+
+    /// The header of the block after `parent`, proposed by `proposer` at
+    /// `time`, given its execution and the state root its writes give
+    /// (rule 3).
+    pub fn following(
+        chain_id: &ChainId,
+        parent: Parent,
+        time: Timestamp,
+        proposer: &InstitutionId,
+        execution: &BlockExecution,
+        state_root: Hash32,
+    ) -> Self {
+        Self {
+            chain_id: chain_id.clone(),
+            height: parent.height + 1,
+            time,
+            previous_hash: parent.hash,
+            transaction_root: execution.transaction_root,
+            state_root,
+            audit_root: execution.audit_root,
+            audit_size: execution.audit_size,
+            validator_set_hash: execution.validator_set.hash(),
+            proposer: proposer.clone(),
+        }
+    }
+
+    /// Whether this (stated) header is the one `computed` by
+    /// [`BlockHeader::following`] for the same block (rule 3). The roots are
+    /// compared first, so a mismatch names what execution disagrees on;
+    /// then the whole hash, which covers every other field.
+    pub fn check_against(&self, computed: &BlockHeader) -> Result<(), HeaderMismatch> {
+        let differ = |field, stated: String, computed: String| {
+            if stated == computed {
+                Ok(())
+            } else {
+                Err(HeaderMismatch {
+                    field,
+                    stated,
+                    computed,
+                })
+            }
+        };
+        differ(
+            "transaction root",
+            self.transaction_root.to_hex(),
+            computed.transaction_root.to_hex(),
+        )?;
+        differ(
+            "state root",
+            self.state_root.to_hex(),
+            computed.state_root.to_hex(),
+        )?;
+        differ(
+            "audit-log root",
+            format!("{} ({} entries)", self.audit_root, self.audit_size),
+            format!("{} ({} entries)", computed.audit_root, computed.audit_size),
+        )?;
+        differ(
+            "validator set",
+            self.validator_set_hash.to_hex(),
+            computed.validator_set_hash.to_hex(),
+        )?;
+        differ("header", self.hash().to_hex(), computed.hash().to_hex())
     }
 }
 

@@ -2,7 +2,7 @@
 //! authenticated store. Tools, tests and benchmarks use it; a node does the
 //! same over RocksDB.
 
-use crate::block::BlockHeader;
+use crate::block::{BlockHeader, Parent};
 use crate::encoding::Hash32;
 use crate::records::{LedgerParameters, Receipt};
 use crate::state::{JmtStore, Overlay, SparseProof, StateError, StateKey};
@@ -192,21 +192,15 @@ impl MemoryLedger {
         let ctx = BlockContext { height, time };
         let execution = execute_block(&self.store, &ctx, verified)?;
         let state_root = self.store.commit(&execution.writes, height)?;
-        let header = BlockHeader {
-            chain_id: self.chain.clone(),
-            height,
-            time,
-            previous_hash: self
+        let parent = Parent {
+            hash: self
                 .headers
                 .last()
                 .map_or(self.genesis_hash, BlockHeader::hash),
-            transaction_root: execution.transaction_root,
-            state_root,
-            audit_root: execution.audit_root,
-            audit_size: execution.audit_size,
-            validator_set_hash: execution.validator_set.hash(),
-            proposer: proposer.clone(),
+            height: height - 1,
         };
+        let header =
+            BlockHeader::following(&self.chain, parent, time, proposer, &execution, state_root);
         if self.latest_only {
             self.headers.clear();
         }

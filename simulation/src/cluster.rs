@@ -1,4 +1,4 @@
-//! The consortium under test: `medledger testnet --init-only` homes, one
+//! The consortium under test: a `medledger_testnet` layout, one
 //! `medledger node` process per validator on 127.0.0.1, every node-to-node
 //! connection (consensus p2p, transaction gossip, records gateway) routed
 //! through a [`Link`] the simulator can cut, slow and meter, and optionally a
@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use medledger_client_sdk::{Client, KeyFile};
 use medledger_contracts::types::ChainId;
-use serde_json::Value;
+use medledger_testnet::{Consortium, NODE_LOG_FILTER, TestnetNode};
 
 use crate::net::Link;
 
@@ -35,19 +35,6 @@ impl Traffic {
             Traffic::Records => "records gateway",
         }
     }
-}
-
-/// One node of the consortium.
-pub struct Node {
-    /// Its institution.
-    pub institution: String,
-    /// Its home directory.
-    pub home: PathBuf,
-    /// Its HTTP API.
-    pub http: String,
-    /// Environment for its process (faults, clock offset).
-    pub env: Vec<(String, String)>,
-    child: Option<Child>,
 }
 
 /// A tmpfs mounted under one node's data directory, which the simulator can fill.
@@ -98,7 +85,7 @@ impl Drop for SmallDisk {
 /// The running consortium.
 pub struct Cluster {
     /// The nodes, in `testnet.json` order.
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<TestnetNode>,
     /// A client per node.
     pub clients: Vec<Client>,
     /// The chain.
@@ -106,7 +93,7 @@ pub struct Cluster {
     /// The small disk, when one could be mounted.
     pub disk: Option<SmallDisk>,
     links: BTreeMap<(usize, usize, Traffic), Link>,
-    binary: PathBuf,
+    processes: Consortium,
     // Declared last: dropped after the processes are killed and the tmpfs unmounted.
     dir: tempfile::TempDir,
 }
@@ -137,40 +124,18 @@ impl Cluster {
         if keep {
             eprintln!("keeping the run's files in {}", dir.path().display());
         }
-        let status = Command::new(binary)
-            .args(["testnet", "--init-only", "--chain-id", chain, "--dir"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| format!("running {}: {e}", binary.display()))?;
-        if !status.success() {
-            return Err("medledger testnet --init-only failed".into());
-        }
-        let layout: Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.path().join("testnet.json")).map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
-        let listed = layout["nodes"].as_array().cloned().unwrap_or_default();
-        let text = |n: &Value, k: &str| n[k].as_str().unwrap_or_default().to_string();
-        let nodes: Vec<Node> = listed
-            .iter()
-            .map(|n| Node {
-                institution: text(n, "institution"),
-                home: PathBuf::from(text(n, "home")),
-                http: text(n, "http"),
-                env: Vec::new(),
-                child: None,
-            })
-            .collect();
+        let layout = medledger_testnet::init(dir.path(), 4, 0, 0, chain)
+            .map_err(|e| format!("laying out the testnet: {e:#}"))?;
+        let nodes = layout.nodes.clone();
         // Every address a node dials another by, rewritten to a proxy per
         // (dialler, dialled, traffic).
-        let ports = |k: &str| -> Vec<u16> {
-            listed
+        let ports = |address: fn(&TestnetNode) -> &str| -> Vec<u16> {
+            nodes
                 .iter()
-                .map(|n| port_of(&text(n, k)).unwrap_or(0))
+                .map(|n| port_of(address(n)).unwrap_or(0))
                 .collect()
         };
-        let (p2p, http, gateway) = (ports("p2p"), ports("http"), ports("gateway"));
+        let (p2p, http, gateway) = (ports(|n| &n.p2p), ports(|n| &n.http), ports(|n| &n.gateway));
         let mut links = BTreeMap::new();
         for (i, node) in nodes.iter().enumerate() {
             let path = node.home.join("config.toml");
@@ -212,7 +177,7 @@ impl Cluster {
             chain,
             disk: None,
             links,
-            binary: binary.to_path_buf(),
+            processes: Consortium::new(binary, layout).log_filter(NODE_LOG_FILTER),
             dir,
         })
     }
@@ -244,8 +209,14 @@ impl Cluster {
 
     /// A key the testnet made (`practitioner.dr-first-1`, `admin.health-commission`…).
     pub fn key(&self, label: &str) -> Result<KeyFile, String> {
-        KeyFile::load(&self.dir.path().join("keys").join(format!("{label}.json")))
-            .map_err(|e| format!("key {label}: {e}"))
+        medledger_testnet::load_key(self.dir.path(), label)
+            .map_err(|e| format!("key {label}: {e:#}"))
+    }
+
+    /// The environment node `i` starts with (faults, clock offset); takes
+    /// effect at its next start.
+    pub fn env_mut(&mut self, i: usize) -> &mut Vec<(String, String)> {
+        self.processes.env_mut(i)
     }
 
     /// The node of an institution.
@@ -255,48 +226,22 @@ impl Cluster {
 
     /// Starts (or restarts) node `i`.
     pub fn start(&mut self, i: usize) -> Result<(), String> {
-        let node = &mut self.nodes[i];
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(node.home.join("node.log"))
-            .map_err(|e| e.to_string())?;
-        let mut command = Command::new(&self.binary);
-        command
-            .args(["node", "run", "--home"])
-            .arg(&node.home)
-            .env("RUST_LOG", "warn,medledger=info")
-            .envs(node.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log);
-        node.child = Some(command.spawn().map_err(|e| e.to_string())?);
-        Ok(())
+        self.processes.start(i).map_err(|e| format!("{e:#}"))
     }
 
     /// SIGKILLs node `i`.
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.nodes[i].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.processes.kill(i);
     }
 
-    /// Whether node `i`'s process is alive; `Some(code)` once it exited by itself.
+    /// `Some(code)` once node `i` exited by itself; `None` while it runs.
     pub fn exited(&mut self, i: usize) -> Option<Option<i32>> {
-        let child = self.nodes[i].child.as_mut()?;
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                self.nodes[i].child = None;
-                Some(status.code())
-            }
-            _ => None,
-        }
+        self.processes.exited(i)
     }
 
     /// Whether node `i` has a live process.
     pub fn running(&self, i: usize) -> bool {
-        self.nodes[i].child.is_some()
+        self.processes.running(i)
     }
 
     /// Cuts every link between different groups; no groups heals everything.
@@ -361,7 +306,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for i in 0..self.nodes.len() {
-            self.kill(i);
+            self.processes.kill(i);
         }
         // Unmount before the directory is removed.
         self.disk = None;

@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-use crate::run::{Report, SimConfig, percentile};
+use crate::config::SimConfig;
+use crate::report::{Report, percentile};
 
 /// The short name of a fault as the log words it (its end — restart, heal —
 /// is not counted separately).

@@ -10,6 +10,7 @@
 mod batch;
 mod decode;
 mod golden;
+mod header;
 mod proofs;
 mod props;
 mod rules;

@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use medledger_client_sdk::records::MANIFEST_ITEMS_MAX;
 use medledger_contracts::types::{Category, PatientId};
+use medledger_transfer::MANIFEST_ITEMS_MAX;
 use serde_json::Value;
 
 use super::{DirectorySource, RecordSource, SourceItem};

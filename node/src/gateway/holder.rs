@@ -45,10 +45,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
-use medledger_client_sdk::records::{
-    CHUNK_BYTES, GatewayRequest, GatewayResponse, MANIFEST_ITEMS_MAX, Manifest, ManifestItem,
-    Sealer, SignedFetch, released_hash,
-};
 use medledger_contracts::Hash32;
 use medledger_contracts::crypto::SecretKey;
 use medledger_contracts::encoding::{BoundedVec, hash_of};
@@ -61,10 +57,14 @@ use medledger_contracts::transaction::{Payload, Signer, Transaction};
 use medledger_contracts::types::{
     FetchRefusal, InstitutionId, MemberStatus, PatientId, PractitionerId, RequestId,
 };
+use medledger_transfer::{
+    CHUNK_BYTES, GatewayRequest, GatewayResponse, MANIFEST_ITEMS_MAX, Manifest, ManifestItem,
+    Sealer, SignedFetch, released_hash,
+};
 
 use super::transport::{Answerer, peer_id_of_key};
-use super::{RecordSource, hash_reader};
-use crate::node::shared::{Origin, Shared, now};
+use super::{Ledger, RecordSource, hash_reader};
+use crate::clock::now;
 
 /// How far a fetch authorization's time may be from this node's clock.
 const FETCH_WINDOW_MS: u64 = 5 * 60 * 1000;
@@ -114,7 +114,7 @@ struct MemberPeers {
 
 /// The holder.
 pub struct Holder {
-    shared: Arc<Shared>,
+    ledger: Arc<dyn Ledger>,
     source: Arc<dyn RecordSource>,
     node_key: SecretKey,
     transfers: Mutex<HashMap<Hash32, Arc<Slot>>>,
@@ -171,9 +171,13 @@ fn refused(code: &str, message: impl Into<String>) -> GatewayResponse {
 
 impl Holder {
     /// A holder serving `source` for this node's institution.
-    pub fn new(shared: Arc<Shared>, source: Arc<dyn RecordSource>, node_key: SecretKey) -> Self {
+    pub fn new(
+        ledger: Arc<dyn Ledger>,
+        source: Arc<dyn RecordSource>,
+        node_key: SecretKey,
+    ) -> Self {
         Self {
-            shared,
+            ledger,
             source,
             node_key,
             transfers: Mutex::new(HashMap::new()),
@@ -190,7 +194,7 @@ impl Holder {
         &self,
         key: &StateKey,
     ) -> Result<Option<T>, GatewayResponse> {
-        Overlay::new(&self.shared.store)
+        Overlay::new(self.ledger.committed_state())
             .get(key)
             .map_err(|e| refused("internal", format!("state unavailable: {e}")))
     }
@@ -198,11 +202,11 @@ impl Holder {
     /// The active member institution whose node key is `peer`'s identity
     /// (the members are read from the state once per height).
     fn institution_of_peer(&self, peer: &PeerId) -> Result<Option<InstitutionId>, GatewayResponse> {
-        let height = self.shared.height();
+        let height = self.ledger.height();
         let mut members = self.members.lock().unwrap_or_else(|p| p.into_inner());
         if members.height != Some(height) {
             let records = self
-                .shared
+                .ledger
                 .institution_records()
                 .map_err(|e| refused("internal", e))?;
             members.peers = records
@@ -227,7 +231,7 @@ impl Holder {
         if let GatewayResponse::Refused { code, .. } = &response {
             // Counted whatever the refusal: those that name nothing the
             // ledger could check are recorded nowhere else but the log.
-            self.shared.metrics.observe_gateway_refusal(code);
+            self.ledger.count_refusal(code);
         }
         response
     }
@@ -241,7 +245,7 @@ impl Holder {
             ));
         };
         let a = &fetch.authorization;
-        if a.chain != self.shared.chain || a.holder != self.shared.institution {
+        if a.chain != *self.ledger.chain() || a.holder != *self.ledger.institution() {
             return Err(refused(
                 "bad_authorization",
                 "the fetch is for another chain or holder",
@@ -267,7 +271,7 @@ impl Holder {
         // The request committed at `committed_at`; this node may be a few
         // blocks behind: the requester's gateway asks again (a claim far
         // ahead is not waited for).
-        let height = self.shared.height();
+        let height = self.ledger.height();
         let behind = height < a.committed_at && a.committed_at <= height + COMMITTED_AT_AHEAD_MAX;
         let practitioner: Option<PractitionerRecord> =
             self.state(&StateKey::Practitioner(a.practitioner))?;
@@ -301,7 +305,7 @@ impl Holder {
             "not_authorized",
             "the access request is not an authorised request of this practitioner to this holder",
         );
-        if access.holder != self.shared.institution {
+        if access.holder != *self.ledger.institution() {
             return Err(not_authorized);
         }
         if access.requester != a.practitioner || access.decision != Decision::Authorized {
@@ -703,14 +707,14 @@ impl Holder {
         request: RequestId,
         what: &str,
         payload: Payload,
-    ) -> Result<(), crate::node::mempool::Refusal> {
+    ) -> Result<(), crate::mempool::Refusal> {
         let tx = Transaction {
-            signer: Signer::InstitutionNode(self.shared.institution.clone()),
+            signer: Signer::InstitutionNode(self.ledger.institution().clone()),
             nonce: now().0,
             payload,
         }
-        .sign(&self.shared.chain, &self.node_key);
-        match self.shared.admit(&tx.to_bytes(), Origin::Client) {
+        .sign(self.ledger.chain(), &self.node_key);
+        match self.ledger.submit(&tx) {
             Ok(id) => {
                 tracing::info!(%request, tx = %id, what, "submitted to the ledger");
                 Ok(())
@@ -730,7 +734,7 @@ impl Answerer for Holder {
             Ok(Some(_)) => true,
             Ok(None) => {
                 tracing::warn!(%peer, "records gateway: a peer that is not a member's node, dropped");
-                self.shared.metrics.observe_gateway_refusal("not_a_member");
+                self.ledger.count_refusal("not_a_member");
                 false
             }
             // The state could not be read: refused for now; the peer may retry.
@@ -749,27 +753,29 @@ mod tests {
     //! example genesis: answered before any state about an access is read,
     //! so a peer or a signer that is not who it claims learns nothing.
 
-    use medledger_client_sdk::records::FetchAuthorization;
     use medledger_consensus::Telemetry;
     use medledger_contracts::crypto::SecretKey;
     use medledger_contracts::encoding::Hash32;
     use medledger_contracts::types::{ChainId, PractitionerId, TxHash};
     use medledger_store::Store;
+    use medledger_transfer::FetchAuthorization;
 
     use super::*;
     use crate::gateway::DirectorySource;
-    use crate::node::mempool::{Limits, Mempool};
+    use crate::mempool::{Limits, Mempool};
+    use crate::shared::Shared;
 
     const CHAIN: &str = "medledger-holder-test";
 
     struct Setup {
         _dir: tempfile::TempDir,
         holder: Holder,
+        shared: Arc<Shared>,
         keys: std::collections::BTreeMap<String, medledger_client_sdk::KeyFile>,
     }
 
     fn setup() -> Setup {
-        let (file, keys) = crate::cli::genesis::example_consortium(CHAIN, true).unwrap();
+        let (file, keys) = medledger_client_sdk::keys::example_consortium(CHAIN, true).unwrap();
         let genesis = file.validate().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("ledger")).unwrap();
@@ -794,7 +800,8 @@ mod tests {
         let node_key = keys["node:city-first-hospital"].secret().clone();
         Setup {
             _dir: dir,
-            holder: Holder::new(shared, source, node_key),
+            holder: Holder::new(shared.clone(), source, node_key),
+            shared,
             keys,
         }
     }
@@ -863,7 +870,7 @@ mod tests {
             code(s.holder.handle(second_node, fetch_by(&doctor))),
             "not_authorized"
         );
-        assert_eq!(s.holder.shared.mempool().len(), 0);
+        assert_eq!(s.shared.mempool().len(), 0);
     }
 
     /// Issue 16, item 10: nothing is waited for before the signature is

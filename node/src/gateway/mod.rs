@@ -2,6 +2,8 @@
 //! requesting practitioner, sealed end to end, only on a committed and
 //! authorised access request.
 //!
+//! - [`Ledger`]: all the gateway may ask of the node it runs in (the node's
+//!   [`crate::shared::Shared`] implements it).
 //! - [`RecordSource`]: what a hospital implements over its own system;
 //!   [`DirectorySource`] reads a directory of FHIR resources and binaries,
 //!   [`fhir::FhirSource`] a FHIR R4 server's REST API.
@@ -26,7 +28,33 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use medledger_contracts::Hash32;
-use medledger_contracts::types::{Category, PatientId};
+use medledger_contracts::records::InstitutionRecord;
+use medledger_contracts::state::StateReader;
+use medledger_contracts::transaction::SignedTransaction;
+use medledger_contracts::types::{Category, ChainId, InstitutionId, PatientId, TxHash};
+
+use crate::mempool::Refusal;
+
+/// What the records gateway needs from the node it runs in, and nothing
+/// more: the chain and this node's institution, the committed state at the
+/// node's height, a way to put a transaction signed with the node key on
+/// the ledger, and a counter for refusals.
+pub trait Ledger: Send + Sync {
+    /// The chain this node is on.
+    fn chain(&self) -> &ChainId;
+    /// The institution this node belongs to: the holder it answers for.
+    fn institution(&self) -> &InstitutionId;
+    /// The newest committed height (0 before the first block).
+    fn height(&self) -> u64;
+    /// The committed state at [`Ledger::height`].
+    fn committed_state(&self) -> &dyn StateReader;
+    /// Every institution the committed state knows, in any status.
+    fn institution_records(&self) -> Result<Vec<InstitutionRecord>, String>;
+    /// Admits `tx` into this node's mempool, as a local client's would be.
+    fn submit(&self, tx: &SignedTransaction) -> Result<TxHash, Refusal>;
+    /// Counts a refusal the gateway answered (`/metrics`).
+    fn count_refusal(&self, code: &str);
+}
 
 /// A resource the holder has for a patient.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -223,8 +251,8 @@ impl Relay {
     pub async fn request(
         &self,
         holder: &str,
-        request: medledger_client_sdk::records::GatewayRequest,
-    ) -> Result<medledger_client_sdk::records::GatewayResponse, String> {
+        request: medledger_transfer::GatewayRequest,
+    ) -> Result<medledger_transfer::GatewayResponse, String> {
         if self.local.0 == holder {
             let (peer, local) = (self.local.1, self.local.2.clone());
             return tokio::task::spawn_blocking(move || local.handle(peer, request))

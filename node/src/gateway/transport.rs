@@ -21,11 +21,11 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
-use medledger_client_sdk::records::{
-    GATEWAY_MESSAGE_BYTES_MAX, GATEWAY_REQUEST_BYTES_MAX, GatewayRequest, GatewayResponse,
-};
 use medledger_contracts::crypto::{PublicKey, SecretKey};
 use medledger_contracts::encoding::{from_bytes, to_bytes};
+use medledger_transfer::{
+    GATEWAY_MESSAGE_BYTES_MAX, GATEWAY_REQUEST_BYTES_MAX, GatewayRequest, GatewayResponse,
+};
 use tokio::sync::{mpsc, oneshot};
 
 const PROTOCOL: &str = "/medledger/records/1";

@@ -13,7 +13,7 @@ use medledger_contracts::transaction::{Payload, guardianship_consent_message};
 use medledger_contracts::types::{Category, EmergencyReason, ReviewFinding};
 
 use super::{Kind, World};
-use crate::run::Failure;
+use crate::report::Failure;
 
 /// The hostile institution: the second hospital (its index in `hospitals`).
 const HOSTILE: usize = 1;

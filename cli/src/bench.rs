@@ -1,0 +1,780 @@
+//! `medledger bench`: a local four-validator consortium under a stream of
+//! signed grant and access-request transactions, measured from outside.
+//!
+//! Phases: set-up (patients register and each grants the second hospital
+//! access), throughput (as fast as the consortium takes them, for
+//! `--seconds`), latency (paced at half the measured throughput). Commit
+//! times come from polling the first node's blocks every 20 ms, so latencies
+//! carry up to that much extra. The bench client runs on the same machine as
+//! the four nodes and takes CPU from them; its share is printed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use medledger_client_sdk::KeyFile;
+use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::encoding::{BoundedVec, tagged_hash};
+use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, Transaction};
+use medledger_contracts::types::*;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use medledger_testnet::{Consortium, TestnetLayout};
+
+/// Bench settings from the command line.
+pub struct BenchOptions {
+    /// Where the consortium goes (default: a temporary directory).
+    pub dir: Option<PathBuf>,
+    /// Length of the throughput phase.
+    pub seconds: u64,
+    /// Simulated patients.
+    pub patients: usize,
+    /// HTTP requests in flight at once.
+    pub concurrency: usize,
+    /// Transactions per request in the throughput phase (1: `POST /v1/tx`
+    /// each; more: `POST /v1/txs`).
+    pub batch: usize,
+}
+
+/// When each transaction was first seen committed, by id.
+type Seen = Arc<Mutex<HashMap<String, Instant>>>;
+
+struct Bench {
+    layout: TestnetLayout,
+    /// Submissions go round-robin to the first `live` nodes.
+    live: usize,
+    chain: ChainId,
+    http: reqwest::Client,
+    seen: Seen,
+}
+
+pub(super) fn synthetic_key(label: &str, n: u64) -> SecretKey {
+    // Bench keys are synthetic and reproducible; never for real use.
+    let seed = tagged_hash(
+        b"medledger/bench-key",
+        &[label.as_bytes(), &n.to_be_bytes()],
+    );
+    SecretKey::from_seed(seed.0)
+}
+
+pub(super) fn sign(
+    chain: &ChainId,
+    key: &SecretKey,
+    signer: Signer,
+    nonce: u64,
+    payload: Payload,
+) -> SignedTransaction {
+    Transaction {
+        signer,
+        nonce,
+        payload,
+    }
+    .sign(chain, key)
+}
+
+/// Nearest-rank percentile of sorted values (a bench figure: rounding is fine).
+#[allow(clippy::cast_possible_truncation)]
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Linux reports clock ticks; USER_HZ is 100 on every mainstream build.
+    Some((utime + stime) / 100.0)
+}
+
+/// A memory figure of a process from /proc (`VmHWM:` peak, `VmRSS:` now), in MiB.
+fn status_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Peak resident memory of a process, in MiB.
+pub(super) fn peak_rss_mib(pid: u32) -> Option<f64> {
+    status_mib(pid, "VmHWM:")
+}
+
+/// Current resident memory of a process, in MiB.
+pub(super) fn rss_mib(pid: u32) -> Option<f64> {
+    status_mib(pid, "VmRSS:")
+}
+
+pub(super) fn dir_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+impl Bench {
+    fn data_bytes(&self) -> u64 {
+        self.layout
+            .nodes
+            .iter()
+            .map(|n| dir_bytes(&n.home.join("data").join("ledger")))
+            .sum::<u64>()
+            / self.layout.nodes.len() as u64
+    }
+
+    async fn height(&self) -> Option<u64> {
+        self.height_of(0).await
+    }
+
+    async fn height_of(&self, node: usize) -> Option<u64> {
+        let url = format!("{}/v1/status", self.layout.nodes[node].http);
+        let status: Value = self.http.get(url).send().await.ok()?.json().await.ok()?;
+        status["height"].as_u64()
+    }
+
+    /// Restarts the killed validator `node` on its data: how long until it
+    /// answers again, and until it has every block the others committed
+    /// meanwhile. (seconds to serve, seconds to catch up, blocks caught up)
+    async fn restart(&self, node: usize) -> anyhow::Result<(f64, f64, u64)> {
+        // A consortium of which only `node` runs: it is killed when this ends.
+        let mut restarted = Consortium::new(std::env::current_exe()?, self.layout.clone());
+        restarted.start(node)?;
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(300);
+        let (serving, own) = loop {
+            if let Some(h) = self.height_of(node).await {
+                break (started.elapsed().as_secs_f64(), h);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the restarted node never answered"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let target = self.height().await.unwrap_or(own);
+        while self.height_of(node).await.unwrap_or(0) < target {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the restarted node never caught up"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok((
+            serving,
+            started.elapsed().as_secs_f64(),
+            target.saturating_sub(own),
+        ))
+    }
+
+    /// Follows the first node's blocks and notes when each transaction commits.
+    fn spawn_poller(&self) {
+        let http = self.http.clone();
+        let base = self.layout.nodes[0].http.clone();
+        let seen = self.seen.clone();
+        tokio::spawn(async move {
+            let mut next = 1u64;
+            loop {
+                let url = format!("{base}/v1/blocks/{next}/transactions");
+                let body = match http.get(&url).send().await {
+                    Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
+                    _ => None,
+                };
+                match body {
+                    Some(body) => {
+                        let now = Instant::now();
+                        let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                        for id in body["transactions"].as_array().into_iter().flatten() {
+                            if let Some(id) = id.as_str() {
+                                seen.entry(id.to_string()).or_insert(now);
+                            }
+                        }
+                        next += 1;
+                    }
+                    None => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        });
+    }
+
+    /// Submits one transaction, retrying while the mempool is full or the
+    /// node asks to slow down (backing off, like [`Self::drive_batched`]).
+    async fn submit(http: &reqwest::Client, url: &str, body: &str) -> anyhow::Result<()> {
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let response = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await?;
+            match response.status().as_u16() {
+                200 => return Ok(()),
+                429 => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+                status => bail!(
+                    "refused ({status}): {}",
+                    response.text().await.unwrap_or_default()
+                ),
+            }
+        }
+    }
+
+    /// Submits transactions round-robin over the nodes, `concurrency` at a
+    /// time, optionally paced at `rate` per second; stops at `until`.
+    /// Returns when each was accepted, by id.
+    async fn drive(
+        &self,
+        transactions: Vec<SignedTransaction>,
+        concurrency: usize,
+        rate: Option<f64>,
+        until: Option<Instant>,
+    ) -> anyhow::Result<Vec<(String, Instant)>> {
+        let semaphore = Arc::new(Semaphore::new(concurrency));
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for (n, tx) in transactions.into_iter().enumerate() {
+            if until.is_some_and(|u| Instant::now() >= u) {
+                break;
+            }
+            if let Some(rate) = rate {
+                let due = start + Duration::from_secs_f64(n as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+            }
+            let permit = semaphore.clone().acquire_owned().await?;
+            let node = &self.layout.nodes[n % self.live.max(1)];
+            let url = format!("{}/v1/tx", node.http);
+            let id = tx.transaction.id(&self.chain).0.to_hex();
+            let body = json!({"transaction": hex::encode(tx.to_bytes())}).to_string();
+            let http = self.http.clone();
+            let accepted = accepted.clone();
+            let failures = failures.clone();
+            tasks.push(tokio::spawn(async move {
+                let sent = Instant::now();
+                match Self::submit(&http, &url, &body).await {
+                    Ok(()) => accepted
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((id, sent)),
+                    Err(e) => failures
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(e.to_string()),
+                }
+                drop(permit);
+            }));
+        }
+        Self::gather(tasks, &accepted, &failures).await
+    }
+
+    /// Waits for the submitting tasks; what they accepted, or the first of
+    /// their refusals.
+    async fn gather(
+        tasks: Vec<tokio::task::JoinHandle<()>>,
+        accepted: &Mutex<Vec<(String, Instant)>>,
+        failures: &Mutex<Vec<String>>,
+    ) -> anyhow::Result<Vec<(String, Instant)>> {
+        for task in tasks {
+            task.await?;
+        }
+        let failures = failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(first) = failures.first() {
+            bail!("{} transactions refused; first: {first}", failures.len());
+        }
+        Ok(accepted.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// Submits as fast as the nodes take them until `until`, one per
+    /// request or `options.batch` per request.
+    async fn drive_until(
+        &self,
+        transactions: Vec<SignedTransaction>,
+        options: &BenchOptions,
+        until: Instant,
+    ) -> anyhow::Result<Vec<(String, Instant)>> {
+        if options.batch > 1 {
+            self.drive_batched(transactions, options.concurrency, options.batch, until)
+                .await
+        } else {
+            self.drive(transactions, options.concurrency, None, Some(until))
+                .await
+        }
+    }
+
+    /// Like [`Self::drive`] without pacing, `batch` transactions per
+    /// `POST /v1/txs`; items refused for room (mempool full, signer quota)
+    /// are sent again shortly, any other refusal fails the run.
+    async fn drive_batched(
+        &self,
+        transactions: Vec<SignedTransaction>,
+        concurrency: usize,
+        batch: usize,
+        until: Instant,
+    ) -> anyhow::Result<Vec<(String, Instant)>> {
+        let semaphore = Arc::new(Semaphore::new(concurrency));
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+        let mut tasks = Vec::new();
+        let mut transactions = transactions.into_iter();
+        for n in 0.. {
+            if Instant::now() >= until {
+                break;
+            }
+            let chunk: Vec<(String, String)> = transactions
+                .by_ref()
+                .take(batch)
+                .map(|tx| {
+                    (
+                        tx.transaction.id(&self.chain).0.to_hex(),
+                        hex::encode(tx.to_bytes()),
+                    )
+                })
+                .collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let permit = semaphore.clone().acquire_owned().await?;
+            let url = format!("{}/v1/txs", self.layout.nodes[n % self.live.max(1)].http);
+            let (http, accepted, failures) =
+                (self.http.clone(), accepted.clone(), failures.clone());
+            tasks.push(tokio::spawn(async move {
+                let sent = Instant::now();
+                let mut pending = chunk;
+                // Over the address's rate, back off: retrying at once spends
+                // the budget the retry waits for (each refused request
+                // counts), and 64 tasks doing so would never get through.
+                let mut backoff = Duration::from_millis(20);
+                while !pending.is_empty() {
+                    let hexes: Vec<&String> = pending.iter().map(|(_, hex)| hex).collect();
+                    let answer: anyhow::Result<Option<Value>> = async {
+                        let response = http
+                            .post(&url)
+                            .json(&json!({ "transactions": hexes }))
+                            .send()
+                            .await?;
+                        let status = response.status();
+                        let body: Value = response.json().await?;
+                        match status.as_u16() {
+                            200 => Ok(Some(body)),
+                            // Over the address's rate: the whole batch again shortly.
+                            429 => Ok(None),
+                            _ => bail!("refused ({status}): {body}"),
+                        }
+                    }
+                    .await;
+                    let body = match answer {
+                        Ok(Some(body)) => body,
+                        Ok(None) => {
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(1));
+                            continue;
+                        }
+                        Err(e) => {
+                            failures
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(e.to_string());
+                            break;
+                        }
+                    };
+                    let results = body["results"].as_array().cloned().unwrap_or_default();
+                    let mut retry = Vec::new();
+                    for ((id, hex), result) in pending.into_iter().zip(results) {
+                        match (result["status"].as_str(), result["code"].as_str()) {
+                            (Some("accepted"), _) => accepted
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((id, sent)),
+                            (_, Some("mempool_full" | "signer_quota")) => retry.push((id, hex)),
+                            _ => failures
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(result.to_string()),
+                        }
+                    }
+                    pending = retry;
+                    if !pending.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                drop(permit);
+            }));
+        }
+        Self::gather(tasks, &accepted, &failures).await
+    }
+
+    /// How many of `accepted` were seen committed by `end`.
+    fn committed_by(&self, accepted: &[(String, Instant)], end: Instant) -> usize {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        accepted
+            .iter()
+            .filter(|(id, _)| seen.get(id).is_some_and(|t| *t <= end))
+            .count()
+    }
+
+    /// Submits everything and waits until all of it is committed (set-up).
+    async fn commit_all(
+        &self,
+        transactions: Vec<SignedTransaction>,
+        concurrency: usize,
+    ) -> anyhow::Result<()> {
+        let accepted = self.drive(transactions, concurrency, None, None).await?;
+        self.wait_committed(&accepted, Duration::from_secs(120))
+            .await
+    }
+
+    async fn wait_committed(
+        &self,
+        ids: &[(String, Instant)],
+        within: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let missing = {
+                let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                ids.iter().filter(|(id, _)| !seen.contains_key(id)).count()
+            };
+            if missing == 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{missing} of {} transactions not committed within {within:?}",
+                    ids.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+pub fn run(options: BenchOptions) -> anyhow::Result<()> {
+    let dir = options.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("medledger-bench-{}", std::process::id()))
+    });
+    let layout = medledger_testnet::init(&dir, 4, 0, 0, "medledger-bench")?;
+    let mut nodes = Consortium::new(std::env::current_exe()?, layout.clone());
+    nodes.start_all()?;
+    let pids: Vec<u32> = (0..layout.nodes.len())
+        .map(|i| nodes.pid(i))
+        .collect::<Option<_>>()
+        .context("every node was just started")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(bench(&dir, layout, &pids, &options));
+    drop(nodes);
+    if options.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+async fn bench(
+    dir: &Path,
+    layout: TestnetLayout,
+    pids: &[u32],
+    options: &BenchOptions,
+) -> anyhow::Result<()> {
+    let chain = ChainId::new(&layout.chain_id).map_err(anyhow::Error::msg)?;
+    let mut bench = Bench {
+        live: layout.nodes.len(),
+        layout,
+        chain: chain.clone(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(options.concurrency)
+            .build()?,
+        seen: Arc::new(Mutex::new(HashMap::new())),
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while bench.height().await.unwrap_or(0) < 1 {
+        if Instant::now() > deadline {
+            bail!("the consortium did not start committing within 90 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bench.spawn_poller();
+    let doctor = KeyFile::load(&dir.join("keys").join("practitioner.dr-second-1.json"))?;
+    let doctor_id = doctor.practitioner_id();
+    let first = InstitutionId::new("city-first-hospital").map_err(anyhow::Error::msg)?;
+    let second = InstitutionId::new("city-second-hospital").map_err(anyhow::Error::msg)?;
+    let now = medledger_node::clock::now();
+    let patients: Vec<SecretKey> = (0..options.patients as u64)
+        .map(|n| synthetic_key("patient", n))
+        .collect();
+    let patient_id = |key: &SecretKey| PatientId::from_key(&key.public_key());
+    let grant = |key: &SecretKey, nonce: u64| -> anyhow::Result<SignedTransaction> {
+        let patient = patient_id(key);
+        let terms = GrantTerms {
+            patient,
+            grantee: Grantee::Institution(second.clone()),
+            categories: BoundedVec::new(vec![Category::LabReports, Category::Imaging])
+                .map_err(|_| anyhow::anyhow!("categories"))?,
+            holders: Holders::Listed(
+                BoundedVec::new(vec![first.clone()]).map_err(|_| anyhow::anyhow!("holders"))?,
+            ),
+            purpose: Purpose::Referral,
+            not_before: now,
+            expires_at: now.plus_days(30),
+            notice_hash: tagged_hash(b"medledger/bench-notice", &[&nonce.to_be_bytes()]),
+        };
+        Ok(sign(
+            &chain,
+            key,
+            Signer::Patient(patient),
+            nonce,
+            Payload::Grant(terms),
+        ))
+    };
+
+    eprintln!(
+        "set-up: {} patients register and grant the second hospital access",
+        patients.len()
+    );
+    let registrations: Vec<_> = patients
+        .iter()
+        .map(|k| {
+            sign(
+                &chain,
+                k,
+                Signer::Patient(patient_id(k)),
+                0,
+                Payload::RegisterPatient,
+            )
+        })
+        .collect();
+    bench.commit_all(registrations, options.concurrency).await?;
+    let disk_before_grants = bench.data_bytes();
+    let setup_grants = patients
+        .iter()
+        .map(|k| grant(k, 1))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let grant_ids: Vec<TxHash> = setup_grants
+        .iter()
+        .map(|t| t.transaction.id(&chain))
+        .collect();
+    bench.commit_all(setup_grants, options.concurrency).await?;
+    let disk_after_grants = bench.data_bytes();
+
+    // Throughput: half new grants, half access requests under set-up grants.
+    let mut nonce = 10u64;
+    let mut workload = |count: usize| -> anyhow::Result<Vec<SignedTransaction>> {
+        let mut out = Vec::with_capacity(count);
+        for n in 0..count {
+            nonce += 1;
+            let index = n % patients.len();
+            if n % 2 == 0 {
+                out.push(grant(&patients[index], nonce)?);
+            } else {
+                out.push(sign(
+                    &chain,
+                    doctor.secret(),
+                    Signer::Practitioner(doctor_id),
+                    nonce,
+                    Payload::AccessRequest {
+                        grant: grant_ids[index],
+                        holder: first.clone(),
+                        categories: BoundedVec::new(vec![Category::LabReports]).unwrap_or_default(),
+                        purpose: Purpose::Referral,
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    };
+    let planned = usize::try_from(options.seconds)? * 12_000;
+    eprintln!("signing {planned} transactions for the throughput phase");
+    let transactions = workload(planned)?;
+    let cpu_before: Vec<Option<f64>> = pids.iter().map(|p| cpu_seconds(*p)).collect();
+    let client_cpu_before = cpu_seconds(std::process::id());
+    let disk_before = bench.data_bytes();
+    eprintln!("throughput phase: {} s", options.seconds);
+    let start = Instant::now();
+    let window = Duration::from_secs(options.seconds);
+    let accepted = bench
+        .drive_until(transactions, options, start + window)
+        .await?;
+    let submitted_for = start.elapsed();
+    let accepted_in_window = accepted.len();
+    eprintln!(
+        "  {} accepted in {:.1} s",
+        accepted.len(),
+        submitted_for.as_secs_f64()
+    );
+    // Count what committed inside the window.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let committed_in_window = bench.committed_by(&accepted, start + window);
+    let committed_total = bench.committed_by(&accepted, Instant::now());
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu_after: Vec<Option<f64>> = pids.iter().map(|p| cpu_seconds(*p)).collect();
+    let client_cpu = cpu_seconds(std::process::id())
+        .zip(client_cpu_before)
+        .map(|(a, b)| (a - b) / elapsed);
+    let throughput = committed_in_window as f64 / window.as_secs_f64();
+    bench
+        .wait_committed(&accepted, Duration::from_secs(120))
+        .await?;
+    let disk_after = bench.data_bytes();
+    let requests = accepted.len() / 2;
+
+    // Latency at half the throughput.
+    let rate = (throughput / 2.0).max(1.0);
+    let latency_seconds = 20.0;
+    #[allow(clippy::cast_possible_truncation)]
+    let count = (rate * latency_seconds) as usize;
+    eprintln!("latency phase: {count} transactions at {rate:.0}/s");
+    let transactions = workload(count)?;
+    let accepted = bench
+        .drive(transactions, options.concurrency, Some(rate), None)
+        .await?;
+    bench
+        .wait_committed(&accepted, Duration::from_secs(120))
+        .await?;
+    let mut latencies: Vec<f64> = {
+        let seen = bench.seen.lock().unwrap_or_else(|p| p.into_inner());
+        accepted
+            .iter()
+            .filter_map(|(id, sent)| {
+                seen.get(id)
+                    .map(|t| t.saturating_duration_since(*sent).as_secs_f64() * 1000.0)
+            })
+            .collect()
+    };
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let (p50, p95, p99) = (
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 95.0),
+        percentile(&latencies, 99.0),
+    );
+
+    // One of four validators killed (SIGKILL): the other three must carry on.
+    eprintln!(
+        "one-down phase: killing {} and submitting for {} s",
+        bench.layout.nodes[3].institution, options.seconds
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pids[3].to_string()])
+        .status();
+    bench.live = 3;
+    let transactions = workload(planned)?;
+    let start = Instant::now();
+    let accepted = bench
+        .drive_until(transactions, options, start + window)
+        .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let one_down_committed = bench.committed_by(&accepted, start + window);
+    let one_down = one_down_committed as f64 / window.as_secs_f64();
+
+    // The killed validator restarts on its data, now behind by the one-down
+    // window's blocks.
+    let chain_height = bench.height().await.unwrap_or(0);
+    let killed_data = dir_bytes(&bench.layout.nodes[3].home.join("data"));
+    eprintln!(
+        "restart: starting {} again",
+        bench.layout.nodes[3].institution
+    );
+    let (serving_s, caught_up_s, behind) = bench.restart(3).await?;
+
+    let per_grant =
+        (disk_after_grants.saturating_sub(disk_before_grants)) as f64 / patients.len() as f64;
+    let per_mixed =
+        (disk_after.saturating_sub(disk_before)) as f64 / accepted_len_nonzero(requests * 2);
+    println!();
+    println!("medledger bench — 4 validators on this machine, client on the same machine");
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| throughput window | {} s (submitting for {:.1} s), {} |",
+        options.seconds,
+        submitted_for.as_secs_f64(),
+        if options.batch > 1 {
+            format!("{} transactions per POST /v1/txs", options.batch)
+        } else {
+            "one transaction per POST /v1/tx".into()
+        }
+    );
+    println!(
+        "| committed in window | {committed_in_window} of {submitted} accepted ({committed_total} within 3 s after) |",
+        submitted = accepted_in_window
+    );
+    println!("| committed transactions / s | {throughput:.0} |");
+    println!(
+        "| committed transactions / s, one of four validators killed | {one_down:.0} ({:.0}% of all up) |",
+        one_down / throughput.max(1.0) * 100.0
+    );
+    println!(
+        "| latency phase rate | {rate:.0} / s, {} transactions |",
+        latencies.len()
+    );
+    println!("| submit → commit p50 / p95 / p99 | {p50:.0} / {p95:.0} / {p99:.0} ms |");
+    println!(
+        "| restart of the killed validator (chain at height {chain_height}, its data {:.0} MiB) | answering after {serving_s:.2} s; {behind} blocks behind, caught up after {caught_up_s:.2} s |",
+        killed_data as f64 / (1 << 20) as f64
+    );
+    println!("| disk per grant (set-up, with its audit entry) | {per_grant:.0} B per node |");
+    println!("| disk per transaction (throughput mix) | {per_mixed:.0} B per node |");
+    for ((node, before), after) in bench.layout.nodes.iter().zip(&cpu_before).zip(&cpu_after) {
+        let cpu = before.zip(*after).map(|(b, a)| (a - b) / elapsed * 100.0);
+        let pid = pids[bench
+            .layout
+            .nodes
+            .iter()
+            .position(|n| n.institution == node.institution)
+            .unwrap_or(0)];
+        println!(
+            "| {} CPU (throughput phase) / peak memory | {} / {} |",
+            node.institution,
+            cpu.map_or("?".into(), |c| format!("{c:.0}% of a core")),
+            peak_rss_mib(pid).map_or("?".into(), |m| format!("{m:.0} MiB")),
+        );
+    }
+    println!(
+        "| bench client CPU | {} |",
+        client_cpu.map_or("?".into(), |c| format!("{:.0}% of a core", c * 100.0))
+    );
+    let line = json!({
+        "bench": "medledger",
+        "validators": 4,
+        "window_s": options.seconds,
+        "transactions_per_request": options.batch,
+        "committed_tps": throughput,
+        "committed_tps_one_down": one_down,
+        "latency_rate_tps": rate,
+        "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
+        "restart": {"height": chain_height, "data_bytes": killed_data, "serving_s": serving_s, "caught_up_s": caught_up_s, "blocks_behind": behind},
+        "disk_bytes_per_grant": per_grant,
+        "disk_bytes_per_tx_mixed": per_mixed,
+        "node_cpu_cores": cpu_before.iter().zip(&cpu_after).map(|(b, a)| b.zip(*a).map(|(b, a)| (a - b) / elapsed)).collect::<Vec<_>>(),
+        "node_peak_rss_mib": pids.iter().map(|p| peak_rss_mib(*p)).collect::<Vec<_>>(),
+    });
+    println!();
+    println!("{line}");
+    Ok(())
+}
+
+fn accepted_len_nonzero(n: usize) -> f64 {
+    n.max(1) as f64
+}

@@ -1,0 +1,285 @@
+//! `medledger bench-replay`: replayed transactions per second from an
+//! archive. The archive is made here, not by a running consortium (a million
+//! transactions would take the consortium minutes to commit): the testnet
+//! genesis's validators sign real commit certificates over blocks executed by
+//! `contracts`, so the archive is one a consortium could have produced and
+//! the replay checks everything it checks on a real one.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use medledger_client_sdk::KeyFile;
+use medledger_contracts::block::Block;
+use medledger_contracts::certificate::{
+    CommitCertificate, CommitSignature, ConsensusAddress, VoteBody, VoteKind, vote_message,
+};
+use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::encoding::{BoundedVec, tagged_hash, to_bytes};
+use medledger_contracts::transaction::{Payload, SignedTransaction, Signer};
+use medledger_contracts::types::*;
+use serde_json::json;
+
+use super::bench::{peak_rss_mib, sign, synthetic_key};
+use medledger_audit::archive::{ArchiveSource, ArchivedBlock, write_archive};
+use medledger_audit::replay::{Progress, Replay};
+
+/// Settings from the command line.
+pub struct ReplayBenchOptions {
+    /// Where to put the genesis and archive (default: a temporary directory, removed after).
+    pub dir: Option<PathBuf>,
+    /// Transactions in the archive.
+    pub transactions: usize,
+    /// Transactions per block.
+    pub block_size: usize,
+    /// Patients.
+    pub patients: usize,
+    /// Keep the replayed state in a RocksDB store (in the bench directory) instead of memory.
+    pub on_disk: bool,
+}
+
+/// Runs the bench.
+pub fn run(options: ReplayBenchOptions) -> anyhow::Result<()> {
+    let dir = options.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("medledger-bench-replay-{}", std::process::id()))
+    });
+    let result = bench(&dir, &options);
+    if options.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<()> {
+    medledger_testnet::init(dir, 4, 0, 0, "medledger-bench")?;
+    let genesis = medledger_genesis::GenesisFile::read(&dir.join("genesis.json"))?.validate()?;
+    let chain = genesis.chain_id.clone();
+    let validators: Vec<SecretKey> = genesis
+        .validators()
+        .map(|v| {
+            KeyFile::load(
+                &dir.join("keys")
+                    .join(format!("node.{}.json", v.id.as_str())),
+            )
+            .map(|k| k.secret().clone())
+        })
+        .collect::<Result<_, _>>()?;
+    let proposer = genesis
+        .validators()
+        .next()
+        .context("a validator")?
+        .id
+        .clone();
+    let doctor = KeyFile::load(&dir.join("keys").join("practitioner.dr-second-1.json"))?;
+    let doctor_id = doctor.practitioner_id();
+    let first = InstitutionId::new("city-first-hospital").map_err(anyhow::Error::msg)?;
+    let second = InstitutionId::new("city-second-hospital").map_err(anyhow::Error::msg)?;
+    let patients: Vec<SecretKey> = (0..options.patients as u64)
+        .map(|n| synthetic_key("patient", n))
+        .collect();
+    let start = genesis.genesis_time;
+
+    // The workload: registrations, then grants, then access requests.
+    let mut grant_ids: Vec<TxHash> = Vec::new();
+    let mut made = 0usize;
+    let mut nonce = 0u64;
+    let mut next_tx = |n: usize,
+                       grant_ids: &mut Vec<TxHash>|
+     -> anyhow::Result<SignedTransaction> {
+        nonce += 1;
+        let p = n % patients.len();
+        let patient_key = &patients[p];
+        let patient = PatientId::from_key(&patient_key.public_key());
+        Ok(if n < patients.len() {
+            sign(
+                &chain,
+                patient_key,
+                Signer::Patient(patient),
+                0,
+                Payload::RegisterPatient,
+            )
+        } else if n < 2 * patients.len() {
+            let terms = GrantTerms {
+                patient,
+                grantee: Grantee::Institution(second.clone()),
+                categories: BoundedVec::new(vec![Category::LabReports])
+                    .map_err(|_| anyhow::anyhow!("categories"))?,
+                holders: Holders::Listed(
+                    BoundedVec::new(vec![first.clone()]).map_err(|_| anyhow::anyhow!("holders"))?,
+                ),
+                purpose: Purpose::Treatment,
+                not_before: start,
+                expires_at: start.plus_days(365),
+                notice_hash: tagged_hash(b"notice", &[]),
+            };
+            let tx = sign(
+                &chain,
+                patient_key,
+                Signer::Patient(patient),
+                1,
+                Payload::Grant(terms),
+            );
+            grant_ids.push(tx.transaction.id(&chain));
+            tx
+        } else {
+            sign(
+                &chain,
+                doctor.secret(),
+                Signer::Practitioner(doctor_id),
+                nonce,
+                Payload::AccessRequest {
+                    grant: grant_ids[p],
+                    holder: first.clone(),
+                    categories: BoundedVec::new(vec![Category::LabReports]).unwrap_or_default(),
+                    purpose: Purpose::Treatment,
+                },
+            )
+        })
+    };
+
+    eprintln!(
+        "building an archive of {} transactions in blocks of {}",
+        options.transactions, options.block_size
+    );
+    let building = Instant::now();
+    let mut ledger = genesis.memory_ledger()?;
+    // The builder needs only the newest state, like the replay.
+    ledger.keep_latest_only();
+    let mut blocks = Vec::new();
+    while made < options.transactions {
+        let count = options.block_size.min(options.transactions - made);
+        // Registrations and grants must commit before what depends on them.
+        let boundary = if made < options.patients {
+            options.patients
+        } else if made < 2 * options.patients {
+            2 * options.patients
+        } else {
+            usize::MAX
+        };
+        let count = count.min(boundary - made);
+        let mut txs = Vec::with_capacity(count);
+        for n in made..made + count {
+            txs.push(next_tx(n, &mut grant_ids)?);
+        }
+        made += count;
+        let height = ledger.height() + 1;
+        let time = Timestamp(start.0 + height * 1000);
+        let (header, execution) = ledger.execute(time, &proposer, txs.clone())?;
+        let block = Block {
+            header: header.clone(),
+            transactions: BoundedVec::new(txs).map_err(|_| anyhow::anyhow!("block too large"))?,
+        };
+        let mut signatures = Vec::new();
+        for key in &validators {
+            let validator = ConsensusAddress::of_key(&key.public_key());
+            let body = VoteBody {
+                kind: VoteKind::Precommit,
+                height,
+                round: 0,
+                block: Some(header.hash()),
+                validator,
+            };
+            signatures.push(CommitSignature {
+                validator,
+                signature: key.sign(&vote_message(chain.as_str(), &body)),
+            });
+        }
+        let certificate = CommitCertificate {
+            height,
+            round: 0,
+            block: header.hash(),
+            signatures: BoundedVec::new(signatures).map_err(|_| anyhow::anyhow!("signatures"))?,
+        };
+        blocks.push(ArchivedBlock {
+            height,
+            block: block.to_bytes(),
+            certificate: to_bytes(&certificate),
+            audit_entries: execution.audit_entries,
+        });
+    }
+    let header = medledger_audit::archive::ArchiveHeader {
+        chain_id: chain.as_str().to_string(),
+        genesis_hash: genesis.hash(),
+        height: ledger.height(),
+    };
+    drop(ledger);
+    let archive = dir.join("bench.archive");
+    write_archive(&archive, &header, blocks.into_iter().map(Ok))?;
+    let build_seconds = building.elapsed().as_secs_f64();
+    let archive_bytes = std::fs::metadata(&archive)?.len();
+
+    eprintln!("replaying it");
+    let source = ArchiveSource::open(&archive)?;
+    let total = source.header.height;
+    // The builder's peak is not the replay's: start the peak afresh
+    // (Linux: writing 5 to clear_refs resets VmHWM).
+    let peak_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let state_dir = dir.join("replay-state");
+    let mut replay = if options.on_disk {
+        let _ = std::fs::remove_dir_all(&state_dir);
+        Replay::on_disk(&genesis, &state_dir)?
+    } else {
+        Replay::new(&genesis)?
+    };
+    let mut progress = Progress::new(Some(total));
+    replay.run(source, |_, header, _, transactions| {
+        progress.tick(header.height, transactions);
+    })?;
+    let seconds = progress.seconds();
+    let rate = replay.transactions as f64 / seconds;
+    println!("auditor's replay from an archive (one run, this machine)");
+    println!("  {:<44} {:>14}", "figure", "value");
+    println!("  {:<44} {:>14}", "transactions", replay.transactions);
+    println!("  {:<44} {:>14}", "blocks", total);
+    println!(
+        "  {:<44} {:>14.0}",
+        "replayed transactions per second", rate
+    );
+    println!("  {:<44} {:>14.1}", "replay seconds", seconds);
+    println!(
+        "  {:<44} {:>14.1}",
+        "archive MB (gzip)",
+        archive_bytes as f64 / 1e6
+    );
+    println!(
+        "  {:<44} {:>14.1}",
+        "building the archive, seconds", build_seconds
+    );
+    println!(
+        "  {:<44} {:>14}",
+        "replayed state kept",
+        if options.on_disk {
+            "RocksDB"
+        } else {
+            "in memory"
+        }
+    );
+    if options.on_disk {
+        println!(
+            "  {:<44} {:>14.1}",
+            "replayed state on disk (MB)",
+            super::bench::dir_bytes(&state_dir) as f64 / 1e6
+        );
+    }
+    println!(
+        "  {:<44} {:>14.0}",
+        if peak_reset {
+            "peak RSS during the replay (MiB)"
+        } else {
+            "peak RSS of this process (MiB)"
+        },
+        peak_rss_mib(std::process::id()).unwrap_or(f64::NAN)
+    );
+    println!(
+        "{}",
+        json!({
+            "bench": "replay",
+            "transactions": replay.transactions,
+            "blocks": total,
+            "tx_per_second": rate,
+            "seconds": seconds,
+            "archive_bytes": archive_bytes,
+        })
+    );
+    Ok(())
+}

@@ -1,0 +1,621 @@
+//! A real consortium: `medledger node` processes on 127.0.0.1 ports chosen
+//! free, driven over HTTP (harness in `common/`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use medledger_client_sdk::KeyFile;
+use medledger_contracts::transaction::{Payload, Signer, Transaction};
+use medledger_contracts::types::ChainId;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_commit_the_same_blocks() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 2, 60, "no blocks within 60 s").await;
+    // Transactions submitted to different nodes all commit.
+    let mut last_height = 0;
+    for n in 0..8u64 {
+        let tx = register_patient(n);
+        let (status, receipt) = net.submit(usize::try_from(n % 4).unwrap(), &tx, true).await;
+        assert_eq!(status, 200, "{receipt}\n{}", net.logs());
+        assert_eq!(receipt["outcome"]["status"], "applied", "{receipt}");
+        last_height = last_height.max(receipt["height"].as_u64().unwrap());
+    }
+    for i in 0..4 {
+        net.reach(i, last_height, 30, "no progress").await;
+    }
+    assert_agree(&net, &[0, 1, 2, 3], last_height).await;
+    let header = net.header(0, last_height).await;
+    assert_eq!(header["audit_size"], 0, "registrations are not audited");
+    // Status names the chain and, once sampled, the three peers.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, status) = net.get(2, "/v1/status").await.unwrap();
+        assert_eq!(status["chain_id"], CHAIN);
+        if status["peers"].as_u64() == Some(3) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "peers not reported: {status}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_validator_catches_up_and_two_down_halts() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 3, 60, "no blocks").await;
+    // One of four down: the rest keep committing.
+    net.kill(3);
+    let before = min_height(&net, &[0, 1, 2]).await;
+    for n in 0..4u64 {
+        let (status, body) = net.submit(0, &register_patient(100 + n), true).await;
+        assert_eq!(status, 200, "{body}\n{}", net.logs());
+    }
+    net.reach(1, before + 5, 60, "three validators stopped committing")
+        .await;
+    // Back up: it replays its WAL, syncs what it missed and matches.
+    net.start(3);
+    let target = min_height(&net, &[0, 1, 2]).await;
+    net.reach(
+        3,
+        target,
+        90,
+        &format!("restarted node did not catch up to {target}"),
+    )
+    .await;
+    assert_agree(&net, &[0, 1, 2, 3], target).await;
+
+    // Two of four down: nothing can commit.
+    net.kill(2);
+    net.kill(3);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stalled = min_height(&net, &[0, 1]).await;
+    let tx = register_patient(999);
+    let (status, _) = net.submit(0, &tx, false).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = net
+        .height(0)
+        .await
+        .unwrap()
+        .max(net.height(1).await.unwrap());
+    assert!(
+        after <= stalled + 1,
+        "blocks committed with half the validators down ({stalled} → {after})"
+    );
+    // One returns: commits resume, the waiting transaction commits, and
+    // nothing committed before changed.
+    net.start(2);
+    net.reach(0, after + 3, 90, "commits did not resume").await;
+    let id = tx.transaction.id(&chain()).0.to_hex();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = net.get(0, &format!("/v1/receipts/{id}")).await.unwrap();
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waiting transaction never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_agree(&net, &[0, 1, 2], after).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_transactions_are_refused_with_reasons() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 1, 60, "no progress").await;
+
+    let (status, body) = net.submit_raw(0, "not json".into()).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_json")));
+    let (status, body) = net
+        .submit_raw(0, json!({"transaction": "zz"}).to_string())
+        .await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_hex")));
+    let (status, body) = net
+        .submit_raw(0, json!({"transaction": "00ff00"}).to_string())
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("malformed")),
+        "{body}"
+    );
+    let (status, body) = net
+        .submit_raw(0, json!({"transaction": "00".repeat(40_000)}).to_string())
+        .await;
+    assert_eq!(status, 413, "{body}");
+
+    // Signed for another chain.
+    let key = KeyFile::generate().unwrap();
+    let other = Transaction {
+        signer: Signer::Patient(key.patient_id()),
+        nonce: 1,
+        payload: Payload::RegisterPatient,
+    }
+    .sign(&ChainId::new("another-chain").unwrap(), key.secret());
+    let (status, body) = net.submit(0, &other, false).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("bad_signature")),
+        "{body}"
+    );
+
+    // A flipped signature byte.
+    let mut tampered = register_patient(7);
+    let medledger_contracts::crypto::Signature::Ed25519 { s, .. } = &mut tampered.signature;
+    s[0] ^= 1;
+    let (status, body) = net.submit(0, &tampered, false).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("bad_signature")),
+        "{body}"
+    );
+
+    // The ledger would reject it: a grant from a patient nobody registered.
+    let unknown = KeyFile::generate().unwrap();
+    let revoke = Transaction {
+        signer: Signer::Patient(unknown.patient_id()),
+        nonce: 1,
+        payload: Payload::Revoke {
+            grant: medledger_contracts::types::TxHash(medledger_contracts::Hash32([7; 32])),
+        },
+    }
+    .sign(&chain(), unknown.secret());
+    let (status, body) = net.submit(0, &revoke, false).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("would_be_rejected")),
+        "{body}"
+    );
+
+    // Duplicates: while waiting, and once committed.
+    let tx = register_patient(8);
+    let (status, _) = net.submit(1, &tx, false).await;
+    assert_eq!(status, 200);
+    let (status, body) = net.submit(1, &tx, false).await;
+    assert!(
+        matches!(
+            body["code"].as_str(),
+            Some("duplicate" | "already_committed")
+        ) && status == 409,
+        "{status} {body}"
+    );
+    let (status, body) = net.submit(1, &register_patient(9), true).await;
+    assert_eq!(status, 200, "{body}");
+    // The first may be in a later block than the second (gossip order):
+    // wait until node 2 has committed it.
+    let id = tx.transaction.id(&chain()).0.to_hex();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while net.get(2, &format!("/v1/receipts/{id}")).await.map(|r| r.0) != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "not committed on node 2\n{}",
+            net.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = net.submit(2, &tx, false).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("already_committed")),
+        "{body}"
+    );
+
+    // Unknown routes and wrong methods get JSON errors too; the node still runs.
+    let (status, body) = net.get(0, "/v1/nothing-here").await.unwrap();
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+    let before = net.height(0).await.unwrap();
+    net.reach(0, before + 1, 30, "no progress").await;
+    assert!(net.dir().join("testnet.json").exists());
+}
+
+/// No block up to `height` (as node 1 has them) was proposed by node 0, the
+/// faulty one.
+async fn assert_nothing_committed_from_node_0(net: &Testnet, height: u64, fault: &str) {
+    let faulty = &net.nodes[0].institution;
+    for h in 1..=height {
+        let header = net.header(1, h).await;
+        assert_ne!(
+            header["proposer"].as_str(),
+            Some(faulty.as_str()),
+            "{fault}: a block proposed by the faulty node was committed at height {h}"
+        );
+    }
+}
+
+fn node_log(net: &Testnet, i: usize) -> String {
+    std::fs::read_to_string(net.nodes[i].home.join("node.log")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_with_wrong_roots_are_never_committed() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    for fault in ["bad-state-root", "bad-transaction-root"] {
+        let mut net = Testnet::new(4);
+        net.start_with(0, &[("MEDLEDGER_FAULT", fault)]);
+        for i in 1..4 {
+            net.start(i);
+        }
+        net.reach(1, 1, 60, "no progress").await;
+        // The honest three keep going past several of the faulty node's turns.
+        for n in 0..6u64 {
+            let (status, body) = net
+                .submit(
+                    1 + usize::try_from(n % 3).unwrap(),
+                    &register_patient(n),
+                    true,
+                )
+                .await;
+            assert_eq!(status, 200, "{fault}: {body}\n{}", net.logs());
+        }
+        net.reach(1, 12, 60, &format!("{fault}: stalled")).await;
+        let height = min_height(&net, &[0, 1, 2, 3]).await;
+        assert_agree(&net, &[0, 1, 2, 3], height).await;
+        assert_nothing_committed_from_node_0(&net, height, fault).await;
+        assert!(
+            node_log(&net, 1).contains("differs from this node's re-execution"),
+            "{fault}: honest nodes never saw the bad block"
+        );
+    }
+}
+
+/// Issue 16, item 11: a proposer dates its blocks as early as the parent
+/// allows (1 ms after it), e.g. back to when a grant was still active. With
+/// blocks 6 s apart (an idle chain), such a block is over the 5 s tolerance
+/// behind the others' clocks: they vote nil, and the next proposer's block
+/// commits instead. (Before, any time after the parent was accepted, and
+/// the faulty node's blocks committed at its turns.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backdated_block_is_never_committed() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    // An idle chain: a proposer waits 6 s for transactions before proposing
+    // an empty block (its wait is capped at half the propose timeout, so
+    // that is raised in every node's copy of genesis before any start).
+    for path in std::iter::once(net.dir().join("genesis.json"))
+        .chain(net.nodes.iter().map(|n| n.home.join("genesis.json")))
+    {
+        let mut genesis: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        genesis["consensus"]["propose_timeout_ms"] = 20_000.into();
+        std::fs::write(&path, serde_json::to_string_pretty(&genesis).unwrap()).unwrap();
+    }
+    for i in 0..4 {
+        net.configure(i, "consensus", "empty_block_wait_ms", "6000");
+    }
+    net.start_with(0, &[("MEDLEDGER_FAULT", "backdated-block-time")]);
+    for i in 1..4 {
+        net.start(i);
+    }
+    // Past at least one of the faulty node's turns (one height in four).
+    net.reach(1, 6, 120, "stalled").await;
+    let height = min_height(&net, &[1, 2, 3]).await;
+    assert_agree(&net, &[1, 2, 3], height).await;
+    assert_nothing_committed_from_node_0(&net, height, "backdated-block-time").await;
+    assert!(
+        node_log(&net, 1).contains("behind this node's clock"),
+        "honest nodes never saw a backdated block\n{}",
+        net.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_a_thousand_blocks_behind_syncs_and_verifies_them() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::with_observers(4, 1);
+    for i in 0..5 {
+        // Blocks as fast as consensus goes, so a thousand come quickly.
+        net.configure(i, "consensus", "empty_block_wait_ms", "0");
+    }
+    for i in 0..4 {
+        net.start(i);
+    }
+    let behind = 1_000;
+    net.reach(
+        0,
+        behind,
+        400,
+        &format!("validators did not reach {behind}"),
+    )
+    .await;
+    // The observer starts from genesis and syncs every block, checking each
+    // certificate against the validator set of its height and re-executing it.
+    let started = Instant::now();
+    net.start(4);
+    net.reach(4, behind, 300, "observer did not catch up").await;
+    eprintln!(
+        "synced {behind} blocks in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    for h in (1..=behind).step_by(97).chain([behind]) {
+        let expected = net.header_hash(0, h).await;
+        assert!(expected.is_some());
+        assert_eq!(net.header_hash(4, h).await, expected, "height {h}");
+    }
+    let (_, status) = net.get(4, "/v1/status").await.unwrap();
+    assert_eq!(status["validator"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_made_a_validator_by_votes_signs_certificates() {
+    use medledger_contracts::certificate::ConsensusAddress;
+    use medledger_contracts::transaction::GovernanceAction;
+    use medledger_contracts::types::InstitutionId;
+
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::with_observers(4, 1);
+    net.start_all();
+    net.reach(4, 1, 60, "no progress").await;
+    let (_, status) = net.get(4, "/v1/status").await.unwrap();
+    assert_eq!(status["validator"], false, "{status}");
+
+    let observer = InstitutionId::new(&net.nodes[4].institution).unwrap();
+    let carried_at = carry(
+        &net,
+        GovernanceAction::SetVotingPower {
+            institution: observer,
+            power: 1,
+        },
+        1,
+    )
+    .await;
+    // The change takes effect a few heights later; then the new validator's
+    // precommits are in certificates.
+    let address = ConsensusAddress::of_key(
+        &KeyFile::load(&net.nodes[4].home.join("node-key.json"))
+            .unwrap()
+            .public_key(),
+    )
+    .to_string();
+    net.reach(0, carried_at + 8, 60, "no progress").await;
+    let mut signed = 0;
+    for h in carried_at + 4..=carried_at + 8 {
+        let (status, cert) = net.get(0, &format!("/v1/certificates/{h}")).await.unwrap();
+        assert_eq!(status, 200);
+        let signers: Vec<&str> = cert["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["validator"].as_str().unwrap())
+            .collect();
+        if signers.contains(&address.as_str()) {
+            signed += 1;
+        }
+    }
+    assert!(
+        signed >= 1,
+        "the new validator signed none of five certificates\n{}",
+        net.logs()
+    );
+    let (_, status) = net.get(4, "/v1/status").await.unwrap();
+    assert_eq!(status["validator"], true, "{status}");
+    assert_agree(&net, &[0, 1, 2, 3, 4], carried_at + 8).await;
+
+    // A light client that knows only genesis follows the change through
+    // certified headers: the set it verifies for a later height has five.
+    let light = light_client(&net, 0, Duration::from_secs(60));
+    let set = light.validator_set(carried_at + 8).await.unwrap();
+    assert_eq!(set.validators.len(), 5, "{set:?}");
+    let before = light.validator_set(carried_at).await.unwrap();
+    assert_eq!(before.validators.len(), 4, "{before:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_by_votes_is_disconnected_and_refused() {
+    use medledger_contracts::transaction::{
+        GovernanceAction, key_possession_message, licence_hash,
+    };
+    use medledger_contracts::types::{InstitutionId, PractitionerRole};
+
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::with_observers(4, 1);
+    net.start_all();
+    net.reach(4, 1, 60, "no progress").await;
+    let keys = net.dir().join("keys");
+    let admin = |i: usize| {
+        KeyFile::load(&keys.join(format!("admin.{}.json", net.nodes[i].institution))).unwrap()
+    };
+    let member = InstitutionId::new(&net.nodes[4].institution).unwrap();
+    let register_practitioner = |nonce: u64| {
+        let new_key = KeyFile::generate().unwrap();
+        let signer = Signer::Institution(member.clone());
+        let key_proof = new_key.secret().sign(&key_possession_message(
+            &chain(),
+            &signer,
+            "register-practitioner",
+            &new_key.public_key(),
+        ));
+        Transaction {
+            signer,
+            nonce,
+            payload: Payload::RegisterPractitioner {
+                key: new_key.public_key(),
+                role: PractitionerRole::Physician,
+                licence_hash: licence_hash("110000000000001"),
+                key_proof,
+            },
+        }
+        .sign(&chain(), admin(4).secret())
+    };
+    // A member acts normally, and every node counts four peers.
+    let (status, body) = net.submit(0, &register_practitioner(1), true).await;
+    assert_eq!(
+        (status, body["outcome"]["status"].as_str()),
+        (200, Some("applied")),
+        "{body}"
+    );
+    let peers = |status: &Value| status["peers"].as_u64().unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while peers(&net.get(0, "/v1/status").await.unwrap().1) < 4 {
+        assert!(Instant::now() < deadline, "node 0 never saw four peers");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    carry(&net, GovernanceAction::Remove(member.clone()), 2).await;
+    // Removed: the validators drop its node, and what it signs is refused.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts: Vec<u64> = {
+            let mut v = Vec::new();
+            for i in 0..4 {
+                v.push(peers(&net.get(i, "/v1/status").await.unwrap().1));
+            }
+            v
+        };
+        if counts.iter().all(|&c| c == 3) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "removed member still connected: {counts:?}\n{}",
+            net.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (status, body) = net.submit(1, &register_practitioner(3), false).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("would_be_rejected")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("not active"),
+        "{body}"
+    );
+    // The four validators go on without it.
+    let height = net.height(0).await.unwrap();
+    net.reach(3, height + 2, 30, "no progress").await;
+}
+
+/// Proposes a governance action with validator 0's admin key and carries it
+/// with validators 1 and 2; returns the height that carried it.
+async fn carry(
+    net: &Testnet,
+    action: medledger_contracts::transaction::GovernanceAction,
+    nonce: u64,
+) -> u64 {
+    use medledger_contracts::types::{InstitutionId, Timestamp};
+    let admin = |i: usize| {
+        KeyFile::load(
+            &net.dir()
+                .join("keys")
+                .join(format!("admin.{}.json", net.nodes[i].institution)),
+        )
+        .unwrap()
+    };
+    let institution = |i: usize| InstitutionId::new(&net.nodes[i].institution).unwrap();
+    let propose = Transaction {
+        signer: Signer::Institution(institution(0)),
+        nonce,
+        payload: Payload::Propose {
+            action,
+            expires_at: Timestamp(u64::MAX / 2),
+        },
+    }
+    .sign(&chain(), admin(0).secret());
+    let proposal = propose.transaction.id(&chain());
+    let (status, body) = net.submit(0, &propose, true).await;
+    assert_eq!(
+        (status, body["outcome"]["status"].as_str()),
+        (200, Some("applied")),
+        "{body}"
+    );
+    let mut height = body["height"].as_u64().unwrap();
+    for i in 1..3 {
+        let vote = Transaction {
+            signer: Signer::Institution(institution(i)),
+            nonce,
+            payload: Payload::Vote {
+                proposal,
+                approve: true,
+            },
+        }
+        .sign(&chain(), admin(i).secret());
+        let body = json!({
+            "transaction": hex::encode(vote.to_bytes()),
+            "wait": true,
+            "after_height": height,
+        });
+        let (status, body) = net.submit_raw(i, body.to_string()).await;
+        assert_eq!(status, 200, "{body}");
+        height = body["height"].as_u64().unwrap();
+    }
+    height
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_institution_admitted_by_votes_syncs_then_becomes_a_validator() {
+    use medledger_contracts::certificate::ConsensusAddress;
+    use medledger_contracts::encoding::BoundedString;
+    use medledger_contracts::transaction::{GovernanceAction, InstitutionSpec};
+    use medledger_contracts::types::{InstitutionId, InstitutionKind};
+
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::layout(4, 0, 1);
+    net.start_all();
+    net.reach(0, 3, 60, "no progress").await;
+    // Not a member yet: no one talks to its node.
+    assert_eq!(net.height(4).await, Some(0));
+
+    let id = net.nodes[4].institution.clone();
+    let key = |role: &str| {
+        KeyFile::load(&net.dir().join("keys").join(format!("{role}.{id}.json"))).unwrap()
+    };
+    let spec = InstitutionSpec {
+        id: InstitutionId::new(&id).unwrap(),
+        name: BoundedString::new("市新区医院 New District Hospital").unwrap(),
+        kind: InstitutionKind::Hospital,
+        legal_code: BoundedString::new("12330100470000009A").unwrap(),
+        region_code: BoundedString::new("330100").unwrap(),
+        licence_ref: BoundedString::new("PDY-330100-0009").unwrap(),
+        admin_key: key("admin").public_key(),
+        node_key: key("node").public_key(),
+        voting_power: 0,
+    };
+    let admitted_at = carry(&net, GovernanceAction::Admit(spec), 1).await;
+    // Admitted: the members connect to its node and it syncs the ledger.
+    let target = net.height(0).await.unwrap().max(admitted_at + 2);
+    net.reach(4, target, 60, "admitted node did not sync").await;
+    assert_agree(&net, &[0, 4], target).await;
+
+    // Made a validator: its precommits appear in certificates.
+    let carried_at = carry(
+        &net,
+        GovernanceAction::SetVotingPower {
+            institution: InstitutionId::new(&id).unwrap(),
+            power: 1,
+        },
+        2,
+    )
+    .await;
+    let address = ConsensusAddress::of_key(&key("node").public_key()).to_string();
+    net.reach(0, carried_at + 8, 60, "no progress").await;
+    let mut signed = 0;
+    for h in carried_at + 4..=carried_at + 8 {
+        let (_, cert) = net.get(0, &format!("/v1/certificates/{h}")).await.unwrap();
+        if cert["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["validator"].as_str() == Some(address.as_str()))
+        {
+            signed += 1;
+        }
+    }
+    assert!(
+        signed >= 1,
+        "the admitted validator signed no certificate\n{}",
+        net.logs()
+    );
+}

@@ -1,0 +1,133 @@
+//! The state a chain starts from: the writes genesis makes.
+
+use super::*;
+
+/// A practitioner present at genesis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GenesisPractitioner {
+    /// Their institution.
+    pub institution: InstitutionId,
+    /// Their key.
+    pub key: PublicKey,
+    /// Their role.
+    pub role: PractitionerRole,
+    /// Hash of their licence number.
+    pub licence_hash: crate::encoding::Hash32,
+}
+
+/// Why a genesis state could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisStateError {
+    /// Two entries share an id.
+    #[error("duplicate {0}")]
+    Duplicate(String),
+    /// An entry refers to something missing or unsuitable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The state at height 0: parameters, founding institutions, validator set
+/// and initial practitioners.
+pub fn genesis_writes(
+    parameters: &LedgerParameters,
+    institutions: &[InstitutionSpec],
+    practitioners: &[GenesisPractitioner],
+) -> Result<WriteSet, GenesisStateError> {
+    let empty = crate::state::MemoryStore::default();
+    let mut st = Overlay::new(&empty);
+    let invalid = |why: String| GenesisStateError::Invalid(why);
+    let mut seen = std::collections::BTreeSet::new();
+    for spec in institutions {
+        if !seen.insert(spec.id.clone()) {
+            return Err(GenesisStateError::Duplicate(format!(
+                "institution id {}",
+                spec.id
+            )));
+        }
+    }
+    for spec in institutions {
+        if let InstitutionKind::InternetHospital { parent } = &spec.kind
+            && !institutions
+                .iter()
+                .any(|p| &p.id == parent && p.kind == InstitutionKind::Hospital)
+        {
+            return Err(invalid(format!(
+                "internet hospital {} names parent {parent}, which is not a hospital here",
+                spec.id
+            )));
+        }
+        if spec.voting_power > crate::constants::VOTING_POWER_MAX {
+            return Err(invalid(format!(
+                "institution {} has voting power above {}",
+                spec.id,
+                crate::constants::VOTING_POWER_MAX
+            )));
+        }
+        st.put(
+            &StateKey::Institution(spec.id.clone()),
+            &InstitutionRecord {
+                spec: spec.clone(),
+                status: MemberStatus::Active,
+                admitted_at: 0,
+            },
+        );
+    }
+    let mut validators: Vec<Validator> = institutions
+        .iter()
+        .filter(|s| s.voting_power > 0)
+        .map(|s| Validator {
+            institution: s.id.clone(),
+            node_key: s.node_key,
+            power: s.voting_power,
+        })
+        .collect();
+    validators.sort_by(|a, b| a.institution.cmp(&b.institution));
+    let validators = BoundedVec::new(validators).map_err(|v| {
+        invalid(format!(
+            "{} validators, more than {}",
+            v.len(),
+            crate::constants::VALIDATORS_MAX
+        ))
+    })?;
+    let set = ValidatorSet { validators };
+    if set.total_power() == 0 {
+        return Err(invalid(
+            "no institution has voting power: a chain needs validators".into(),
+        ));
+    }
+    st.put(
+        &StateKey::ValidatorSet,
+        &ValidatorSetRecord {
+            current: set,
+            scheduled: None,
+        },
+    );
+    let mut seen_practitioners = std::collections::BTreeSet::new();
+    for p in practitioners {
+        let id = PractitionerId::from_key(&p.key);
+        if !seen_practitioners.insert(id) {
+            return Err(GenesisStateError::Duplicate(format!(
+                "practitioner key {:?}",
+                p.key
+            )));
+        }
+        if !institutions.iter().any(|i| i.id == p.institution) {
+            return Err(invalid(format!(
+                "practitioner {id} names unknown institution {}",
+                p.institution
+            )));
+        }
+        st.put(
+            &StateKey::Practitioner(id),
+            &PractitionerRecord {
+                institution: p.institution.clone(),
+                key: p.key,
+                role: p.role,
+                licence_hash: p.licence_hash,
+                status: MemberStatus::Active,
+            },
+        );
+    }
+    st.put(&StateKey::Parameters, parameters);
+    Ok(st.into_writes())
+}

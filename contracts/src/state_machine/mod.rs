@@ -1,0 +1,646 @@
+//! The state machine: `apply(state, transaction, block context) -> receipt`.
+//!
+//! Every rule below is cited in the code as `[Rn]`. Tests name the rule they
+//! check.
+//!
+//! **R1 Replay.** A transaction whose id is already committed is rejected as
+//! `Duplicate` and writes nothing. Any other transaction, whatever its
+//! outcome, records its id with its height, so it can never be committed again.
+//!
+//! **R2 Signer.** The signer must exist and the signing key must be its
+//! current key: a patient's, a practitioner's, an institution's admin key, or
+//! its node key. A `Delegate` signer signs with the delegate's own current
+//! patient key under a delegation active at block time. Exception:
+//! `RegisterPatient`, whose signer id must be the hash of the signing key.
+//!
+//! **R3 Status.** Institutions must be active to sign anything. Practitioners
+//! must be active, and their institution too; for access transactions a
+//! practitioner or institution that is not active gets a recorded *denial*
+//! rather than a rejection, so the attempt is audited.
+//!
+//! **R4 Membership.**
+//! R4.1 `RegisterPatient` creates the patient (once).
+//! R4.2 `SetRecoveryPolicy`: the patient only; delegates are other registered
+//! patients; pending approvals are cleared. The new policy takes effect
+//! `control_change_delay_ms` (genesis) after the block, until when the policy
+//! before it stays in force; an audit entry (`ControlChanged`) says when.
+//! R4.3 `ApproveRecovery`: a delegate of the policy in force approves a key
+//! (replacing their earlier approval), with an audit entry; when `threshold`
+//! delegates approve the same key it is scheduled to become the patient's key
+//! `control_change_delay_ms` after the block (audited), and approvals clear;
+//! until then the current key signs (and may cancel, R4.11). Grants and
+//! history stay with the patient id.
+//! R4.4 `RotateKey`: replaces the signer's own key, or (role
+//! `InstitutionNode`, signed by the admin key) the node key; a validator's new
+//! node key takes effect in the validator set after the change delay. A
+//! patient's rotation is audited in the patient's trail.
+//! R4.5 `RegisterPractitioner`: an active institution registers a new key.
+//! R4.6 `RetirePractitioner`: only their own institution.
+//! R4.7 `RecordGuardianship`: an active hospital or internet hospital records
+//! a registered patient as a minor until a future time at most 14 years
+//! ahead (PIPL art. 31: under 14 a guardian consents), under a registered
+//! guardian (not the patient), naming the hash of its evidence, with the
+//! patient's current key's signature over the terms and the recording
+//! hospital (for a child the guardian holds that key; a patient who holds
+//! their own key is never made a minor without it); a consent is used once. A minority's end is fixed when first recorded: a
+//! later guardianship may name another guardian but not extend it, and none
+//! may be recorded once it has ended. This creates a guardian delegation
+//! that lapses when the minor comes of age, audited in the minor's trail
+//! (seen by the patient, the guardian and regulators).
+//! R4.8 `Propose`: a validator of the current set proposes; the action must be
+//! valid now; the proposer's vote counts for it.
+//! R4.9 `Vote`: validators of the current set vote once on an open, unexpired
+//! proposal. It carries when the votes for it reach at least two thirds of
+//! the current voting power, and is then executed at once (if no longer
+//! valid, it is marked `Failed`); it is defeated when the votes against
+//! exceed one third.
+//! R4.10 A validator-set change takes effect `validator_change_delay_heights`
+//! after the height that carried it. A change that leaves no voting power or
+//! more than the maximum number of validators is invalid.
+//! R4.11 `CancelControlChange`: the patient's current key cancels a pending
+//! key replacement (clearing approvals), a pending recovery policy, or both,
+//! as it says, audited; with nothing of that pending it is refused. When a
+//! new policy takes effect, approvals made under the old one are dropped,
+//! and only approvals by contacts of the policy in force count (R4.3).
+//!
+//! **R5 Consent.**
+//! R5.1 `Grant`: by the patient or an active delegate for that patient; the
+//! grantee (institution, or practitioner) is active; listed holders are
+//! members that hold records; it expires in the future and lasts at most
+//! `grant_duration_days_max`.
+//! R5.2 `Revoke`: by the patient (a minor too) or an active delegate; a grant
+//! already revoked or relinquished cannot be revoked. It takes effect from
+//! its place in the block: no request after it, in this block or a later
+//! one, is authorised by the grant. A request ordered before it in the same
+//! block was decided before it (as one in the block before would have
+//! been); its records still do not travel, since the holder serves only
+//! while the grant is active at its own check (R7.6 `GrantNotActive`).
+//! R5.3 `Relinquish`: by the grantee practitioner, or the admin of the grantee
+//! institution or of the grantee practitioner's institution.
+//! R5.4 `RequestConsent`: by an active practitioner (for themselves or their
+//! institution) or an active institution (for itself), to a registered patient.
+//! R5.5 `AnswerConsentRequest`: by the patient or an active delegate, once;
+//! approval creates a grant with the requested terms, checked as in R5.1,
+//! named by the answering transaction.
+//! R5.6 A patient recorded as a minor at block time cannot grant, approve a
+//! request or appoint delegates: a guardian must sign (revoking is allowed).
+//! R5.7 `Delegate`: an adult patient, in person, appoints another registered
+//! patient until a future time.
+//! R5.8 `EndDelegation`: the patient (except a minor ending their guardian),
+//! the delegate, the hospital that recorded the guardianship, or (for a
+//! recorded guardianship only) a regulator, whose ruling also ends the
+//! minority at that block, even when the guardianship had already ended:
+//! from then the patient decides alone.
+//! R5.9 A delegate signs only `Grant`, `Revoke` and `AnswerConsentRequest`,
+//! only for the delegation's patient, only while the delegation is active.
+//!
+//! **R6 Grant status** at time `t`: revoked or relinquished if ended;
+//! otherwise pending before `not_before`, expired from `expires_at`, active
+//! in between (see [`GrantRecord::status_at`]).
+//!
+//! **R7 Audit.**
+//! R7.1 `AccessRequest` by a registered practitioner citing an existing grant
+//! is authorised only if, at block time: the practitioner and institution are
+//! active; the grant is active (R6); the requester is the grantee or belongs to the grantee
+//! institution; every category is granted; the holder is named by the grant
+//! and is an active member holding records; the purpose is the grant's. The
+//! first failed check is the recorded denial reason. A request citing no
+//! existing grant names no patient whose trail could hold it: it is rejected
+//! (its id is still spent, R1).
+//! R7.2 `AccessServed`: the holder (node or admin key) of an authorised
+//! access, once; records the content hashes (salted per transfer by the
+//! gateway, records rule 4; none when the holder has no
+//! records of the patient in those categories) and whether the access's
+//! basis still held (`grant_active`): a grant-based access's grant was
+//! active, an emergency access was fetchable (R7.3); a release without it
+//! is recorded all the same, flagged. The holder's gateway submits it with
+//! the manifest and sends no content until it is committed, and none at all
+//! if it is flagged: a release is on the ledger before any record leaves.
+//! R7.3 `EmergencyAccess` is authorised for active practitioners whose role
+//! genesis allows (`emergency.roles`: physicians in the example) at active
+//! hospitals, and at internet hospitals only if genesis says so
+//! (`emergency.internet_hospitals`: not in the example), for a registered
+//! patient and an eligible holder; it stays flagged until reviewed. Its
+//! records may be fetched only within `emergency.fetch_window_ms` of the
+//! access (1 h in the example) and never once a review found it unjustified.
+//! R7.4 `EmergencyReview`: a regulator other than the requester's
+//! institution, once.
+//! R7.5 `PublicHealthAccess` is authorised only for active public-health
+//! officers of active public-health institutions, for a registered patient
+//! and an eligible holder.
+//! R7.6 `FetchRefused`: the holder (node or admin key) named in an access
+//! records that it refused a registered practitioner's fetch citing it, at
+//! most once per access and reason. The claim must fit the ledger:
+//! `NotAuthorized` only if that practitioner is not the requester or the
+//! access was denied; `GrantNotActive` only if the access's basis does not
+//! hold at block time (a grant-based access's grant is not active, an
+//! emergency access is past its fetch window or found unjustified, R7.2);
+//! `AlreadyServed` is the holder's word (a replay may arrive while the
+//! first transfer is still running).
+//! R7.7 An authorised emergency access joins the review queue with its
+//! deadline (its block time plus `emergency_review_days`). Before its
+//! transactions, each block takes from the queue's head every access whose
+//! deadline has passed (at most 1,000 a block) and, for each still
+//! unreviewed, appends `EmergencyReviewOverdue` to the patient's trail (the
+//! entry's transaction is the access's id): the patient, their delegates
+//! and regulators see it when it happens, not only in a later replay.
+//!
+//! **R8 Audit log.** Every access decision (authorised or denied), release,
+//! review, and every consent change appends exactly one entry per patient
+//! concerned to the append-only audit log; its root and size go in the
+//! block header.
+
+// One file per rule family; this one holds what every transaction goes
+// through (R1-R3, the block's frame and the dispatch by payload).
+mod access;
+mod consent;
+mod genesis;
+mod governance;
+mod membership;
+mod recovery;
+
+pub use genesis::{GenesisPractitioner, GenesisStateError, genesis_writes};
+
+use self::access::*;
+use self::consent::*;
+use self::governance::*;
+use self::membership::*;
+use self::recovery::*;
+use crate::crypto::PublicKey;
+use crate::encoding::BoundedVec;
+use crate::merkle::{self, Frontier};
+use crate::records::*;
+use crate::state::{Overlay, StateError, StateKey, StateReader, WriteSet};
+use crate::transaction::*;
+use crate::types::*;
+
+/// The block a transaction is applied in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockContext {
+    /// Height.
+    pub height: u64,
+    /// The proposer's time, checked by consensus.
+    pub time: Timestamp,
+}
+
+impl BlockContext {
+    fn block_ref(&self) -> BlockRef {
+        BlockRef {
+            height: self.height,
+            time: self.time,
+        }
+    }
+}
+
+/// Why applying stopped: a rejection of the transaction, or a storage failure.
+enum Stop {
+    Reject(Rejection),
+    Storage(StateError),
+}
+
+impl From<StateError> for Stop {
+    fn from(error: StateError) -> Self {
+        Self::Storage(error)
+    }
+}
+
+impl From<Rejection> for Stop {
+    fn from(rejection: Rejection) -> Self {
+        Self::Reject(rejection)
+    }
+}
+
+type Step<T> = Result<T, Stop>;
+
+fn reject<T>(rejection: Rejection) -> Step<T> {
+    Err(Stop::Reject(rejection))
+}
+
+fn not_permitted<T>(why: &str) -> Step<T> {
+    reject(Rejection::NotPermitted(why.to_string()))
+}
+
+fn not_found<T>(what: &str) -> Step<T> {
+    reject(Rejection::NotFound(what.to_string()))
+}
+
+/// What a successful application produced.
+struct Effect {
+    outcome: Outcome,
+    events: Vec<(PatientId, AuditEvent)>,
+}
+
+impl Effect {
+    fn applied() -> Self {
+        Self {
+            outcome: Outcome::Applied,
+            events: Vec::new(),
+        }
+    }
+
+    fn with(outcome: Outcome, patient: PatientId, event: AuditEvent) -> Self {
+        Self {
+            outcome,
+            events: vec![(patient, event)],
+        }
+    }
+}
+
+/// The result of executing a block.
+#[derive(Debug)]
+pub struct BlockExecution {
+    /// One receipt per transaction, in order.
+    pub receipts: Vec<Receipt>,
+    /// Every state write of the block.
+    pub writes: WriteSet,
+    /// The audit entries appended, in order.
+    pub audit_entries: Vec<AuditEntry>,
+    /// The audit log's root after the block.
+    pub audit_root: crate::encoding::Hash32,
+    /// The audit log's size after the block.
+    pub audit_size: u64,
+    /// The RFC 6962 root over the block's transaction ids.
+    pub transaction_root: crate::encoding::Hash32,
+    /// The validator set in force at this block's height.
+    pub validator_set: ValidatorSet,
+}
+
+/// The RFC 6962 root over transaction ids (leaf data: the 32 id bytes).
+pub fn transaction_root(ids: &[TxHash]) -> crate::encoding::Hash32 {
+    let leaves: Vec<_> = ids.iter().map(|id| merkle::leaf_hash(&id.0.0)).collect();
+    merkle::root(&leaves)
+}
+
+/// Executes a block's transactions on top of `base`.
+///
+/// Storage errors abort the whole block; no transaction's outcome can make
+/// this fail.
+pub fn execute_block(
+    base: &dyn StateReader,
+    ctx: &BlockContext,
+    transactions: &[VerifiedTransaction],
+) -> Result<BlockExecution, StateError> {
+    let mut block = Overlay::new(base);
+    let validator_set = promote_validator_set(&mut block, ctx.height)?;
+    let mut frontier: Frontier = block.get(&StateKey::AuditLog)?.unwrap_or_default();
+    let start_size = frontier.size();
+    let mut receipts = Vec::with_capacity(transactions.len());
+    let mut audit_entries = Vec::new();
+    overdue_reviews(&mut block, ctx, &mut frontier, &mut audit_entries)?;
+    for tx in transactions {
+        receipts.push(apply_one(
+            &mut block,
+            tx,
+            ctx,
+            &mut frontier,
+            &mut audit_entries,
+        )?);
+    }
+    if frontier.size() != start_size {
+        block.put(&StateKey::AuditLog, &frontier);
+    }
+    let ids: Vec<TxHash> = transactions.iter().map(VerifiedTransaction::id).collect();
+    Ok(BlockExecution {
+        receipts,
+        writes: block.into_writes(),
+        audit_root: frontier.root(),
+        audit_size: frontier.size(),
+        audit_entries,
+        transaction_root: transaction_root(&ids),
+        validator_set,
+    })
+}
+
+/// Applies one transaction inside a block overlay.
+fn apply_one(
+    block: &mut Overlay<'_>,
+    tx: &VerifiedTransaction,
+    ctx: &BlockContext,
+    frontier: &mut Frontier,
+    audit_entries: &mut Vec<AuditEntry>,
+) -> Result<Receipt, StateError> {
+    let id = tx.id();
+    // [R1]
+    if block
+        .get::<u64>(&StateKey::CommittedTransaction(id))?
+        .is_some()
+    {
+        return Ok(Receipt {
+            tx: id,
+            outcome: Outcome::Rejected(Rejection::Duplicate),
+            audit_indexes: Vec::new(),
+        });
+    }
+    let mut scratch = Overlay::new(&*block);
+    let result = apply_transaction(&mut scratch, tx, ctx);
+    let writes = scratch.into_writes();
+    let receipt = match result {
+        Ok(effect) => {
+            block.absorb(writes);
+            let mut audit_indexes = Vec::new();
+            for (patient, event) in effect.events {
+                // [R8]
+                let entry = AuditEntry {
+                    index: frontier.size(),
+                    at: ctx.block_ref(),
+                    tx: id,
+                    patient,
+                    event,
+                };
+                frontier.push(entry.leaf_hash());
+                audit_indexes.push(entry.index);
+                audit_entries.push(entry);
+            }
+            Receipt {
+                tx: id,
+                outcome: effect.outcome,
+                audit_indexes,
+            }
+        }
+        Err(Stop::Reject(rejection)) => Receipt {
+            tx: id,
+            outcome: Outcome::Rejected(rejection),
+            audit_indexes: Vec::new(),
+        },
+        Err(Stop::Storage(error)) => return Err(error),
+    };
+    block.put(&StateKey::CommittedTransaction(id), &ctx.height);
+    Ok(receipt)
+}
+
+/// Who signed, once [R2] has been checked.
+enum Actor {
+    Patient(PatientId, PatientRecord),
+    Delegate(DelegationRecord),
+    Practitioner(PractitionerId, PractitionerRecord),
+    Institution(InstitutionId, InstitutionRecord),
+    InstitutionNode(InstitutionId),
+    /// The signer of `RegisterPatient`, not yet in state.
+    NewPatient(PatientId, PublicKey),
+}
+
+fn resolve_signer(st: &Overlay<'_>, tx: &VerifiedTransaction, ctx: &BlockContext) -> Step<Actor> {
+    let key = tx.public_key();
+    let check_key = |current: &PublicKey| {
+        if current == key {
+            Ok(())
+        } else {
+            reject(Rejection::KeyMismatch)
+        }
+    };
+    match &tx.transaction().signer {
+        Signer::Patient(id) => {
+            if matches!(tx.transaction().payload, Payload::RegisterPatient) {
+                if PatientId::from_key(key) != *id {
+                    return not_permitted("a patient registers with the id derived from their key");
+                }
+                return Ok(Actor::NewPatient(*id, *key));
+            }
+            let mut record: PatientRecord = st
+                .get(&StateKey::Patient(*id))?
+                .ok_or(Rejection::UnknownSigner)?;
+            check_key(record.key_at(ctx.time))?;
+            // What is written back is what is in force now [R4.2] [R4.3].
+            record.settle(ctx.time);
+            Ok(Actor::Patient(*id, record))
+        }
+        Signer::Delegate(delegation) => {
+            let record: DelegationRecord = st
+                .get(&StateKey::Delegation(*delegation))?
+                .ok_or(Rejection::UnknownSigner)?;
+            let delegate: PatientRecord = st
+                .get(&StateKey::Patient(record.delegate))?
+                .ok_or(Rejection::UnknownSigner)?;
+            check_key(delegate.key_at(ctx.time))?;
+            if !record.is_active_at(ctx.time) {
+                return reject(Rejection::DelegationNotActive);
+            }
+            Ok(Actor::Delegate(record))
+        }
+        Signer::Practitioner(id) => {
+            let record: PractitionerRecord = st
+                .get(&StateKey::Practitioner(*id))?
+                .ok_or(Rejection::UnknownSigner)?;
+            check_key(&record.key)?;
+            Ok(Actor::Practitioner(*id, record))
+        }
+        Signer::Institution(id) | Signer::InstitutionNode(id) => {
+            let record: InstitutionRecord = st
+                .get(&StateKey::Institution(id.clone()))?
+                .ok_or(Rejection::UnknownSigner)?;
+            let node = matches!(tx.transaction().signer, Signer::InstitutionNode(_));
+            check_key(if node {
+                &record.spec.node_key
+            } else {
+                &record.spec.admin_key
+            })?;
+            // [R3]
+            if record.status != MemberStatus::Active {
+                return reject(Rejection::SignerNotActive);
+            }
+            Ok(if node {
+                Actor::InstitutionNode(id.clone())
+            } else {
+                Actor::Institution(id.clone(), record)
+            })
+        }
+    }
+}
+
+/// Applies a verified transaction to `st` (a scratch overlay the caller
+/// discards on rejection).
+fn apply_transaction(
+    st: &mut Overlay<'_>,
+    tx: &VerifiedTransaction,
+    ctx: &BlockContext,
+) -> Step<Effect> {
+    let actor = resolve_signer(st, tx, ctx)?;
+    let id = tx.id();
+    // [R5.9] Delegates sign only patient consent decisions.
+    if let Actor::Delegate(_) = actor
+        && !matches!(
+            tx.transaction().payload,
+            Payload::Grant(_) | Payload::Revoke { .. } | Payload::AnswerConsentRequest { .. }
+        )
+    {
+        return not_permitted("a delegate may only grant, revoke and answer consent requests");
+    }
+    match &tx.transaction().payload {
+        Payload::RegisterPatient => register_patient(st, actor, ctx),
+        Payload::SetRecoveryPolicy {
+            delegates,
+            threshold,
+        } => set_recovery(st, actor, delegates, *threshold, ctx),
+        Payload::ApproveRecovery {
+            patient, new_key, ..
+        } => approve_recovery(st, actor, *patient, *new_key, ctx),
+        Payload::CancelControlChange { key, contacts } => {
+            cancel_control_change(st, actor, *key, *contacts, ctx)
+        }
+        Payload::RotateKey { role, new_key, .. } => rotate_key(st, actor, *role, *new_key, ctx),
+        Payload::RegisterPractitioner {
+            key,
+            role,
+            licence_hash,
+            ..
+        } => {
+            let Actor::Institution(institution, _) = actor else {
+                return not_permitted("only an institution's admin key registers practitioners");
+            };
+            let practitioner = PractitionerId::from_key(key);
+            if st
+                .get::<PractitionerRecord>(&StateKey::Practitioner(practitioner))?
+                .is_some()
+            {
+                return reject(Rejection::AlreadyExists("practitioner".into()));
+            }
+            // [R4.5]
+            st.put(
+                &StateKey::Practitioner(practitioner),
+                &PractitionerRecord {
+                    institution,
+                    key: *key,
+                    role: *role,
+                    licence_hash: *licence_hash,
+                    status: MemberStatus::Active,
+                },
+            );
+            Ok(Effect::applied())
+        }
+        Payload::RetirePractitioner { practitioner } => {
+            let Actor::Institution(institution, _) = actor else {
+                return not_permitted("only an institution's admin key retires practitioners");
+            };
+            let mut record: PractitionerRecord = st
+                .get(&StateKey::Practitioner(*practitioner))?
+                .ok_or(Rejection::NotFound("practitioner".into()))?;
+            // [R4.6]
+            if record.institution != institution {
+                return not_permitted("a practitioner is retired by their own institution");
+            }
+            if record.status == MemberStatus::Removed {
+                return reject(Rejection::AlreadyDone(
+                    "practitioner already retired".into(),
+                ));
+            }
+            record.status = MemberStatus::Removed;
+            st.put(&StateKey::Practitioner(*practitioner), &record);
+            Ok(Effect::applied())
+        }
+        Payload::RecordGuardianship {
+            patient,
+            guardian,
+            minor_until,
+            evidence_hash,
+            patient_consent,
+        } => {
+            let guardianship = Guardianship {
+                patient: *patient,
+                guardian: *guardian,
+                minor_until: *minor_until,
+                evidence_hash: *evidence_hash,
+                patient_consent: *patient_consent,
+            };
+            let recorder = &tx.transaction().signer;
+            record_guardianship(st, actor, id, &guardianship, tx.chain(), recorder, ctx)
+        }
+        Payload::Propose { action, expires_at } => propose(st, actor, id, action, *expires_at, ctx),
+        Payload::Vote { proposal, approve } => vote(st, actor, *proposal, *approve, ctx),
+        Payload::Grant(terms) => {
+            consent_patient(st, &actor, &terms.patient, ctx, true)?;
+            check_grantable(st, terms, ctx)?;
+            let by = tx.transaction().signer.clone();
+            st.put(
+                &StateKey::Grant(id),
+                &GrantRecord {
+                    terms: terms.clone(),
+                    granted_by: by,
+                    granted_at: ctx.block_ref(),
+                    answers: None,
+                    ended: None,
+                },
+            );
+            Ok(Effect::with(
+                Outcome::Applied,
+                terms.patient,
+                AuditEvent::Granted { grant: id },
+            ))
+        }
+        Payload::Revoke { grant } => {
+            let mut record: GrantRecord = st
+                .get(&StateKey::Grant(*grant))?
+                .ok_or(Rejection::NotFound("grant".into()))?;
+            // [R5.2] A minor may withdraw consent in person.
+            consent_patient(st, &actor, &record.terms.patient, ctx, false)?;
+            if record.ended.is_some() {
+                return reject(Rejection::AlreadyDone("grant already ended".into()));
+            }
+            record.ended = Some(GrantEnd::Revoked {
+                at: ctx.block_ref(),
+                by: tx.transaction().signer.clone(),
+            });
+            st.put(&StateKey::Grant(*grant), &record);
+            Ok(Effect::with(
+                Outcome::Applied,
+                record.terms.patient,
+                AuditEvent::Revoked { grant: *grant },
+            ))
+        }
+        Payload::Relinquish { grant } => relinquish(st, actor, *grant, ctx),
+        Payload::RequestConsent(terms) => request_consent(st, actor, id, terms, tx, ctx),
+        Payload::AnswerConsentRequest { request, approve } => {
+            answer_consent(st, actor, id, *request, *approve, tx, ctx)
+        }
+        Payload::Delegate {
+            delegate,
+            role,
+            expires_at,
+        } => delegate_to(st, actor, id, *delegate, *role, *expires_at, ctx),
+        Payload::EndDelegation { delegation } => end_delegation(st, actor, *delegation, ctx),
+        Payload::AccessRequest {
+            grant,
+            holder,
+            categories,
+            purpose,
+        } => access_request(st, actor, id, *grant, holder, categories, *purpose, ctx),
+        Payload::AccessServed {
+            request,
+            content_hashes,
+        } => access_served(st, actor, *request, content_hashes, ctx),
+        Payload::FetchRefused {
+            request,
+            practitioner,
+            reason,
+        } => fetch_refused(st, actor, *request, *practitioner, *reason, ctx),
+        Payload::EmergencyAccess {
+            patient,
+            holder,
+            categories,
+            reason,
+        } => {
+            let kind = AccessKind::Emergency {
+                reason: *reason,
+                review: None,
+            };
+            special_access(st, actor, id, *patient, holder, categories, kind, ctx)
+        }
+        Payload::EmergencyReview {
+            access,
+            finding,
+            record_hash,
+        } => emergency_review(st, actor, *access, *finding, *record_hash, ctx),
+        Payload::PublicHealthAccess {
+            patient,
+            holder,
+            categories,
+            legal_basis,
+            case_hash,
+        } => {
+            let kind = AccessKind::PublicHealth {
+                legal_basis: *legal_basis,
+                case_hash: *case_hash,
+            };
+            special_access(st, actor, id, *patient, holder, categories, kind, ctx)
+        }
+    }
+}

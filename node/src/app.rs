@@ -1,0 +1,422 @@
+//! The ledger as consensus sees it: builds blocks from the mempool,
+//! re-executes others' blocks and votes only for those whose every root it
+//! reproduces, and commits decided blocks to RocksDB.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use medledger_consensus::{Application, Arrival, BlockRefusal};
+use medledger_contracts::Hash32;
+use medledger_contracts::block::{Block, BlockHeader, Parent};
+use medledger_contracts::certificate::CommitCertificate;
+use medledger_contracts::constants::CERTIFICATE_BYTES_MAX;
+use medledger_contracts::encoding::{BoundedVec, from_bytes, to_bytes};
+use medledger_contracts::records::ValidatorSet;
+use medledger_contracts::state_machine::{BlockContext, BlockExecution, execute_block};
+use medledger_contracts::transaction::VerifiedTransaction;
+use medledger_contracts::types::MemberStatus;
+use medledger_contracts::types::Timestamp;
+use medledger_genesis::ConsensusParameters;
+use medledger_store::{CommittedBlock, PreparedState};
+use tracing::warn;
+
+use crate::clock::now;
+use crate::shared::{CommitEvent, Shared};
+
+/// A block executed but not yet decided.
+struct Pending {
+    height: u64,
+    header: BlockHeader,
+    bytes: Vec<u8>,
+    execution: BlockExecution,
+    state: PreparedState,
+}
+
+/// A decided block could not be written (a full or failing disk): the node
+/// stops rather than go on voting on heights it cannot keep. Every block it
+/// acknowledged before is on disk (one synced write per block), so after the
+/// operator frees space and restarts it, it catches up by sync.
+fn storage_failed(height: u64, error: &dyn std::fmt::Display) -> ! {
+    tracing::error!(
+        height,
+        %error,
+        "the ledger store refused a decided block (disk full or failing?); stopping this node. Nothing committed is lost: free space or repair the disk, then start it again"
+    );
+    eprintln!("medledger node: storage failed at height {height}: {error}; stopped");
+    std::process::exit(super::disk::EXIT_STORAGE_FAILED)
+}
+
+/// Misbehaviour a test can switch on in one node (environment variable
+/// `MEDLEDGER_FAULT`), to show the others refuse it. Never set in production:
+/// the node logs a warning at start when it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Proposes blocks whose header claims a wrong state root.
+    BadStateRoot,
+    /// Proposes blocks whose header claims a wrong transaction root.
+    BadTransactionRoot,
+    /// Proposes blocks dated as early as the parent allows (1 ms after it).
+    BackdatedBlockTime,
+}
+
+impl Fault {
+    /// The fault named in `MEDLEDGER_FAULT`, if any.
+    pub fn from_env() -> Result<Option<Self>, String> {
+        match std::env::var("MEDLEDGER_FAULT").ok().as_deref() {
+            None | Some("") => Ok(None),
+            Some("bad-state-root") => Ok(Some(Fault::BadStateRoot)),
+            Some("bad-transaction-root") => Ok(Some(Fault::BadTransactionRoot)),
+            Some("backdated-block-time") => Ok(Some(Fault::BackdatedBlockTime)),
+            // The records gateway's fault; consensus behaves.
+            Some("tamper-chunk" | "skip-grant-check") => Ok(None),
+            Some(other) => Err(format!(
+                "MEDLEDGER_FAULT={other:?}: known faults are bad-state-root, bad-transaction-root, backdated-block-time, tamper-chunk, skip-grant-check"
+            )),
+        }
+    }
+}
+
+/// The node's [`Application`].
+pub struct LedgerApp {
+    shared: Arc<Shared>,
+    genesis_hash: Hash32,
+    genesis_time: Timestamp,
+    params: ConsensusParameters,
+    pending: HashMap<Hash32, Pending>,
+    fault: Option<Fault>,
+}
+
+impl LedgerApp {
+    /// The application over shared node state.
+    pub fn new(
+        shared: Arc<Shared>,
+        genesis_hash: Hash32,
+        genesis_time: Timestamp,
+        params: ConsensusParameters,
+        fault: Option<Fault>,
+    ) -> Self {
+        if let Some(fault) = fault {
+            tracing::warn!(
+                ?fault,
+                "FAULT INJECTION ON: this node proposes invalid blocks"
+            );
+        }
+        Self {
+            shared,
+            genesis_hash,
+            genesis_time,
+            params,
+            pending: HashMap::new(),
+            fault,
+        }
+    }
+
+    /// The previous block's hash and time for a block at `height`.
+    fn parent(&self, height: u64) -> Result<(Hash32, Timestamp), String> {
+        if height <= 1 {
+            return Ok((self.genesis_hash, self.genesis_time));
+        }
+        let header = self
+            .shared
+            .store
+            .header(height - 1)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("header {} missing", height - 1))?;
+        Ok((header.hash(), header.time))
+    }
+
+    /// Executes transactions as block `height` at `time` and returns the
+    /// header this node computes for them.
+    fn execute(
+        &self,
+        height: u64,
+        time: Timestamp,
+        proposer: &medledger_contracts::types::InstitutionId,
+        transactions: &[VerifiedTransaction],
+    ) -> Result<(BlockHeader, BlockExecution, PreparedState), String> {
+        let (previous_hash, _) = self.parent(height)?;
+        let ctx = BlockContext { height, time };
+        let started = std::time::Instant::now();
+        let execution =
+            execute_block(&self.shared.store, &ctx, transactions).map_err(|e| e.to_string())?;
+        let executed = started.elapsed();
+        let state = self
+            .shared
+            .store
+            .prepare(height, &execution.writes)
+            .map_err(|e| e.to_string())?;
+        if !transactions.is_empty() {
+            tracing::debug!(
+                height,
+                transactions = transactions.len(),
+                execute_ms = executed.as_millis(),
+                state_tree_ms = (started.elapsed() - executed).as_millis(),
+                "executed"
+            );
+        }
+        let parent = Parent {
+            hash: previous_hash,
+            height: height - 1,
+        };
+        let header = BlockHeader::following(
+            &self.shared.chain,
+            parent,
+            time,
+            proposer,
+            &execution,
+            state.root(),
+        );
+        Ok((header, execution, state))
+    }
+}
+
+impl Application for LedgerApp {
+    fn next_height(&self) -> u64 {
+        self.shared.height() + 1
+    }
+
+    fn validators(&self, height: u64) -> Result<ValidatorSet, String> {
+        self.shared.validators(height)
+    }
+
+    fn waiting_transactions(&self) -> usize {
+        self.shared.mempool().len()
+    }
+
+    fn propose(&mut self, height: u64) -> Result<(Hash32, Vec<u8>), String> {
+        let (_, parent_time) = self.parent(height)?;
+        // Never before the parent: grant expiry depends on block time only going forward.
+        let time = match self.fault {
+            Some(Fault::BackdatedBlockTime) => Timestamp(parent_time.0 + 1),
+            _ => Timestamp(now().0.max(parent_time.0 + 1)),
+        };
+        let transactions = self.shared.mempool().take_for_block(
+            self.params.block_transactions_max as usize,
+            usize::try_from(self.params.block_bytes_max).unwrap_or(usize::MAX),
+        );
+        let institution = self.shared.institution.clone();
+        let (mut header, execution, state) =
+            self.execute(height, time, &institution, &transactions)?;
+        match self.fault {
+            None => {}
+            Some(Fault::BadStateRoot) => header.state_root.0[0] ^= 1,
+            Some(Fault::BadTransactionRoot) => header.transaction_root.0[0] ^= 1,
+            Some(Fault::BackdatedBlockTime) => {}
+        }
+        let block = Block {
+            header: header.clone(),
+            transactions: BoundedVec::new(
+                transactions.iter().map(|t| t.signed().clone()).collect(),
+            )
+            .map_err(|_| "too many transactions for a block".to_string())?,
+        };
+        let bytes = block.to_bytes();
+        let id = header.hash();
+        self.pending.insert(
+            id,
+            Pending {
+                height,
+                header,
+                bytes: bytes.clone(),
+                execution,
+                state,
+            },
+        );
+        Ok((id, bytes))
+    }
+
+    fn check(
+        &mut self,
+        height: u64,
+        bytes: &[u8],
+        arrival: Arrival,
+    ) -> Result<Hash32, BlockRefusal> {
+        let block =
+            Block::from_bytes(bytes).map_err(|e| BlockRefusal::Undecodable(e.to_string()))?;
+        let header = &block.header;
+        let id = header.hash();
+        let invalid = |why: String| BlockRefusal::Invalid(id, why);
+        // The clock checks come before the cache of blocks checked already:
+        // a block first seen as a re-proposal (no lower bound) must not pass
+        // later as a fresh one.
+        let tolerance = self.params.block_time_tolerance_ms;
+        if arrival != Arrival::Decided && header.time.0 > now().0 + tolerance {
+            return Err(invalid(format!(
+                "block time is more than {tolerance} ms ahead of this node's clock"
+            )));
+        }
+        // A fresh proposal is dated now, give or take the tolerance: a
+        // proposer may not backdate a block to where, say, a grant was still
+        // active (issue 16, item 11). A block proposed again from an earlier
+        // round's polka keeps that round's time.
+        if arrival == Arrival::Fresh && header.time.0.saturating_add(tolerance) < now().0 {
+            return Err(invalid(format!(
+                "block time is more than {tolerance} ms behind this node's clock"
+            )));
+        }
+        if self.pending.contains_key(&id) {
+            return Ok(id);
+        }
+        let local = BlockRefusal::Local;
+        if header.chain_id != self.shared.chain {
+            return Err(invalid(format!("chain id {}", header.chain_id.as_str())));
+        }
+        if header.height != height {
+            return Err(invalid(format!(
+                "height {} at height {height}",
+                header.height
+            )));
+        }
+        let (parent_hash, parent_time) = self.parent(height).map_err(local)?;
+        if header.previous_hash != parent_hash {
+            return Err(invalid("previous block hash is not this node's".into()));
+        }
+        if header.time <= parent_time {
+            return Err(invalid(
+                "block time is not after the previous block's".into(),
+            ));
+        }
+        if block.transactions.len() > self.params.block_transactions_max as usize
+            || bytes.len() as u64 > self.params.block_bytes_max + 4096
+        {
+            return Err(invalid("block exceeds the genesis block limits".into()));
+        }
+        let validators = self.shared.validators(height).map_err(local)?;
+        if validators.get(&header.proposer).is_none() {
+            return Err(invalid("proposer is not a validator".into()));
+        }
+        // Signatures already checked on arrival in this node's mempool are not checked again.
+        let verified = {
+            let pool = self.shared.mempool();
+            let mut out = Vec::with_capacity(block.transactions.len());
+            let mut unchecked = Vec::new();
+            for (index, tx) in block.transactions.iter().enumerate() {
+                let id = tx.transaction.id(&self.shared.chain);
+                match pool.verified(&id) {
+                    Some(v) => out.push(Some(v.clone())),
+                    None => {
+                        out.push(None);
+                        unchecked.push(index);
+                    }
+                }
+            }
+            drop(pool);
+            let unchecked_count = unchecked.len();
+            for index in unchecked {
+                let tx = block
+                    .transactions
+                    .as_slice()
+                    .get(index)
+                    .cloned()
+                    .ok_or_else(|| invalid("transaction index".into()))?;
+                let v = tx
+                    .verify(&self.shared.chain)
+                    .map_err(|e| invalid(format!("transaction {index}: {e}")))?;
+                if let Some(slot) = out.get_mut(index) {
+                    *slot = Some(v);
+                }
+            }
+            let out = out.into_iter().flatten().collect::<Vec<_>>();
+            if unchecked_count > 0 {
+                tracing::debug!(
+                    height,
+                    unchecked = unchecked_count,
+                    "verified signatures not seen before"
+                );
+            }
+            out
+        };
+        let (expected, execution, state) = self
+            .execute(height, header.time, &header.proposer, &verified)
+            .map_err(local)?;
+        header.check_against(&expected).map_err(|m| {
+            invalid(format!(
+                "{} differs from this node's re-execution: the proposal says {}, re-execution gives {}",
+                m.field, m.stated, m.computed
+            ))
+        })?;
+        self.pending.insert(
+            id,
+            Pending {
+                height,
+                header: expected,
+                bytes: bytes.to_vec(),
+                execution,
+                state,
+            },
+        );
+        Ok(id)
+    }
+
+    fn commit(
+        &mut self,
+        height: u64,
+        block: &Hash32,
+        certificate: CommitCertificate,
+    ) -> Result<(), String> {
+        let pending = self.pending.remove(block).ok_or_else(|| {
+            format!("decided block {block} at height {height} was never executed here")
+        })?;
+        let started = std::time::Instant::now();
+        let certificate_bytes = to_bytes(&certificate);
+        let transactions: Vec<_> = pending.execution.receipts.iter().map(|r| r.tx).collect();
+        self.shared
+            .store
+            .commit(CommittedBlock {
+                header: &pending.header,
+                block_bytes: &pending.bytes,
+                certificate_bytes: &certificate_bytes,
+                state: pending.state,
+                receipts: &pending.execution.receipts,
+                audit_entries: &pending.execution.audit_entries,
+            })
+            .or_else(|e| match e {
+                // The caller's mistake (e.g. out of order): this height
+                // restarts and the block comes again by sync.
+                medledger_store::StoreError::Invalid(why) => Err(why),
+                disk => storage_failed(height, &disk),
+            })?;
+        if !transactions.is_empty() {
+            tracing::info!(
+                height,
+                transactions = transactions.len(),
+                write_ms = started.elapsed().as_millis(),
+                "committed"
+            );
+        }
+        self.shared.mempool().remove(transactions.iter().copied());
+        self.shared
+            .metrics
+            .observe_commit(pending.header.time.0, transactions.len());
+        self.pending.retain(|_, p| p.height > height);
+        let _ = self.shared.commits.send(Arc::new(CommitEvent {
+            header: pending.header,
+            transactions,
+            audit: pending.execution.audit_entries,
+        }));
+        Ok(())
+    }
+
+    fn member_node_keys(&self) -> Result<Vec<medledger_contracts::crypto::PublicKey>, String> {
+        Ok(self
+            .shared
+            .institution_records()?
+            .into_iter()
+            .filter(|r| r.status == MemberStatus::Active)
+            .map(|r| r.spec.node_key)
+            .collect())
+    }
+
+    fn decided(&self, height: u64) -> Option<(Vec<u8>, CommitCertificate)> {
+        let store = &self.shared.store;
+        let bytes = store.block_bytes(height).ok()??;
+        let cert = store.certificate_bytes(height).ok()??;
+        match from_bytes(&cert, CERTIFICATE_BYTES_MAX) {
+            Ok(cert) => Some((bytes, cert)),
+            Err(e) => {
+                warn!(height, error = %e, "stored certificate does not decode");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,643 @@
+//! The node's HTTP API: one route table ([`ROUTES`]) that the dispatcher,
+//! the OpenAPI test and the metrics all read, so no route escapes the
+//! limits, the authentication or the documentation.
+//!
+//! Every request is rate-limited (per signing key when signed, per address
+//! otherwise), its body read only up to its route's bound, its query checked
+//! against the route's parameters, and every error is a JSON body with a
+//! stable `code` and a `message` a developer can act on.
+
+mod access;
+mod auth;
+mod chain;
+mod events;
+mod fhir;
+mod patients;
+mod records;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use serde_json::{Value, json};
+use warp::http::{HeaderMap, Method, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+pub use auth::AuthLimits;
+
+use self::access::Reader;
+use self::auth::Authenticator;
+use super::shared::Shared;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: chain data that names no one (headers, certificates, status).
+    Public,
+    /// A signed request (see `contracts::request_auth`); answers are filtered
+    /// to what the signer may read.
+    Signed,
+    /// Another member's node, signing with its node key.
+    Peer,
+}
+
+/// One route.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteSpec {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path template; `{name}` is one segment.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// Largest body accepted.
+    pub body_max: usize,
+    /// Query parameters it takes (any other is refused).
+    pub query: &'static [&'static str],
+}
+
+const NO_BODY: usize = 0;
+const PAGE: &[&str] = &["after", "limit"];
+
+/// Every route the node serves.
+#[rustfmt::skip]
+pub const ROUTES: &[RouteSpec] = &[
+    route("POST", "/v1/tx", Access::Public, chain::SUBMIT_BODY_MAX, &[]),
+    route("POST", "/v1/txs", Access::Public, chain::SUBMIT_MANY_BODY_MAX, &[]),
+    route("POST", "/v1/gossip", Access::Peer, chain::GOSSIP_BODY_MAX, &[]),
+    route("GET", "/v1/status", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/headers/{height}", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/blocks/{height}", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/blocks/{height}/transactions", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/certificates/{height}", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/validators/{height}", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/receipts/{tx}", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/archive/{height}", Access::Signed, NO_BODY, &[]),
+    route("GET", "/v1/transactions/{tx}", Access::Signed, NO_BODY, &[]),
+    route("GET", "/v1/grants/{grant}", Access::Signed, NO_BODY, &["height"]),
+    route("GET", "/v1/patients/{patient}/grants", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/patients/{patient}/consent-requests", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/patients/{patient}/delegations", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/patients/{patient}/history", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/patients/{patient}/recovery", Access::Signed, NO_BODY, &[]),
+    route("GET", "/v1/institutions", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/institutions/{institution}", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/institutions/{institution}/grants", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/institutions/{institution}/accesses", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/practitioners/{practitioner}", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/practitioners/{practitioner}/grants", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/practitioners/{practitioner}/accesses", Access::Signed, NO_BODY, PAGE),
+    route("GET", "/v1/accesses/{request}", Access::Signed, NO_BODY, &[]),
+    route("POST", "/v1/records/fetch", Access::Signed, records::FETCH_BODY_MAX, &[]),
+    route("GET", "/v1/events/blocks", Access::Public, NO_BODY, &[]),
+    route("GET", "/v1/events/patients/{patient}", Access::Signed, NO_BODY, &[]),
+    route("GET", "/fhir/Consent/{grant}", Access::Signed, NO_BODY, &[]),
+    route("GET", "/fhir/AuditEvent", Access::Signed, NO_BODY, &["patient", "after", "limit"]),
+    route("GET", "/v1/openapi.json", Access::Public, NO_BODY, &[]),
+    route("GET", "/app", Access::Public, NO_BODY, &[]),
+    route("GET", "/app/{file}", Access::Public, NO_BODY, &[]),
+    route("GET", "/metrics", Access::Public, NO_BODY, &[]),
+];
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    body_max: usize,
+    query: &'static [&'static str],
+) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+        body_max,
+        query,
+    }
+}
+
+/// The OpenAPI document, kept in `docs/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+/// An error answer: status, stable code, message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with a status, a code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    fn forbidden() -> Self {
+        // The same answer whether or not the thing exists: a refusal must
+        // not tell an outsider that a patient has grants or records.
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the signer may not read this (or it does not exist)",
+        )
+    }
+
+    fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "API request failed inside the node");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the node failed to answer; its log says why",
+        )
+    }
+
+    fn into_response(self) -> Response {
+        let body = json!({"code": self.code, "message": self.message});
+        warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
+    }
+}
+
+impl From<medledger_store::StoreError> for ApiError {
+    fn from(e: medledger_store::StoreError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl From<medledger_contracts::state::StateError> for ApiError {
+    fn from(e: medledger_contracts::state::StateError) -> Self {
+        Self::internal(e)
+    }
+}
+
+/// What a handler returns.
+pub type Answer = Result<Response, ApiError>;
+
+fn ok(body: Value) -> Answer {
+    Ok(warp::reply::json(&body).into_response())
+}
+
+/// A request as the handlers see it.
+pub struct Request {
+    /// The raw query string (empty if none).
+    pub query: String,
+    /// Values of the route's `{…}` segments, in order.
+    pub params: Vec<String>,
+    /// The body, within the route's bound.
+    pub body: Bytes,
+    /// The verified signer, for signed and peer routes.
+    pub reader: Option<Reader>,
+    /// Where the request came from (for per-address limits).
+    pub remote: Option<SocketAddr>,
+}
+
+impl Request {
+    /// A query parameter (already checked to be one the route takes).
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// A numeric query parameter.
+    pub fn query_u64(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        self.query_param(name)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(
+                        "bad_query",
+                        format!("query parameter `{name}` must be a whole number, got {v:?}"),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    fn param(&self, index: usize) -> &str {
+        self.params.get(index).map_or("", String::as_str)
+    }
+
+    fn reader(&self) -> Result<&Reader, ApiError> {
+        self.reader.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "this route needs a signed request",
+            )
+        })
+    }
+}
+
+/// The API's state: the node's shared state, the authenticator and the metrics.
+pub struct Api {
+    shared: Arc<Shared>,
+    auth: Authenticator,
+    relay: Option<crate::gateway::Relay>,
+}
+
+impl Api {
+    /// The API over a node's shared state.
+    pub fn new(
+        shared: Arc<Shared>,
+        limits: AuthLimits,
+        relay: Option<crate::gateway::Relay>,
+    ) -> Self {
+        Self {
+            auth: Authenticator::new(limits),
+            shared,
+            relay,
+        }
+    }
+}
+
+/// Matches a path against the route table: the route and its parameters.
+fn match_route(method: &Method, path: &str) -> Result<(&'static RouteSpec, Vec<String>), ApiError> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut path_matched = false;
+    for spec in ROUTES {
+        let template: Vec<&str> = spec.path.trim_start_matches('/').split('/').collect();
+        if template.len() != segments.len() {
+            continue;
+        }
+        let mut params = Vec::new();
+        let matched = template.iter().zip(&segments).all(|(t, s)| {
+            if t.starts_with('{') {
+                params.push((*s).to_string());
+                !s.is_empty()
+            } else {
+                t == s
+            }
+        });
+        if !matched {
+            continue;
+        }
+        path_matched = true;
+        if spec.method == method.as_str() {
+            return Ok((spec, params));
+        }
+    }
+    Err(if path_matched {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{path} does not take {method}"),
+        )
+    } else {
+        ApiError::not_found(
+            "not_found",
+            format!("no route {path}; see /v1/openapi.json"),
+        )
+    })
+}
+
+fn check_query(spec: &RouteSpec, query: &str) -> Result<(), ApiError> {
+    let mut seen = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let name = pair.split_once('=').map_or(pair, |(k, _)| k);
+        if !spec.query.contains(&name) && name != "auth" {
+            return Err(ApiError::bad_request(
+                "unknown_query_parameter",
+                format!(
+                    "{} takes no query parameter `{name}` (it takes: {})",
+                    spec.path,
+                    if spec.query.is_empty() {
+                        "none".to_string()
+                    } else {
+                        spec.query.join(", ")
+                    }
+                ),
+            ));
+        }
+        if seen.contains(&name) {
+            return Err(ApiError::bad_request(
+                "repeated_query_parameter",
+                format!("query parameter `{name}` is given twice"),
+            ));
+        }
+        seen.push(name);
+    }
+    Ok(())
+}
+
+async fn read_body<S, B>(mut stream: S, max: usize) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    let mut body = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let mut chunk = chunk.map_err(|e| {
+            ApiError::bad_request("body_unreadable", format!("reading the body failed: {e}"))
+        })?;
+        if body.len() + chunk.remaining() > max {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("this route accepts at most {max} bytes of body"),
+            ));
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            body.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(body.freeze())
+}
+
+/// All routes, as one warp filter.
+pub fn routes(
+    api: Arc<Api>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+        .and(warp::body::stream())
+        .and(warp::any().map(move || api.clone()))
+        .then(
+            |method: Method,
+             path: warp::path::FullPath,
+             query: String,
+             headers: HeaderMap,
+             remote: Option<SocketAddr>,
+             body,
+             api: Arc<Api>| async move {
+                let started = Instant::now();
+                let (label, response) =
+                    match handle(&api, method, path.as_str(), query, headers, remote, body).await {
+                        (label, Ok(r)) => (label, r),
+                        (label, Err(e)) => (label, e.into_response()),
+                    };
+                api.shared.metrics.observe_request(
+                    label,
+                    response.status().as_u16(),
+                    started.elapsed(),
+                );
+                response
+            },
+        )
+        .recover(|rejection: warp::Rejection| async move {
+            // Only a malformed request line or headers get here.
+            Ok::<_, Infallible>(
+                ApiError::bad_request("bad_request", format!("{rejection:?}")).into_response(),
+            )
+        })
+        .unify()
+}
+
+async fn handle<S, B>(
+    api: &Api,
+    method: Method,
+    path: &str,
+    query: String,
+    headers: HeaderMap,
+    remote: Option<SocketAddr>,
+    body: S,
+) -> (&'static str, Answer)
+where
+    S: Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: Buf,
+{
+    let (spec, params) = match match_route(&method, path) {
+        Ok(found) => found,
+        Err(e) => return ("unmatched", Err(e)),
+    };
+    let answer = async {
+        check_query(spec, &query)?;
+        let token = auth::token(&headers, &query)?;
+        api.auth.rate_limit(token.as_ref(), remote)?;
+        let body = read_body(body, spec.body_max).await?;
+        let reader = match (spec.access, token) {
+            (Access::Public, _) => None,
+            (_, None) => {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    format!(
+                        "{} {} needs a signed request: `Authorization: Medledger <hex of BCS RequestAuth>` (see docs/api.md)",
+                        spec.method, spec.path
+                    ),
+                ));
+            }
+            (access, Some(token)) => {
+                let signed = medledger_contracts::request_auth::signed_path(path, &query);
+                let reader = api
+                    .auth
+                    .authenticate(&api.shared, &token, method.as_str(), &signed, &body)
+                    .inspect_err(|_| api.auth.charge_failure(remote))?;
+                if access == Access::Peer && reader.node_of.is_none() {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        "not_a_member_node",
+                        "only member nodes, signing with their node key, may call this route",
+                    ));
+                }
+                Some(reader)
+            }
+        };
+        let request = Request {
+            query,
+            params,
+            body,
+            reader,
+            remote,
+        };
+        dispatch(api, spec, &request).await
+    }
+    .await;
+    (spec.path, answer)
+}
+
+async fn dispatch(api: &Api, spec: &RouteSpec, r: &Request) -> Answer {
+    let shared = &api.shared;
+    match spec.path {
+        "/v1/tx" => chain::submit(shared, r).await,
+        "/v1/txs" => chain::submit_many(shared, r, &api.auth).await,
+        "/v1/gossip" => chain::gossip(shared, r).await,
+        "/v1/status" => chain::status(shared),
+        "/v1/headers/{height}" => chain::header(shared, r.param(0)),
+        "/v1/blocks/{height}" => chain::block(shared, r.param(0)),
+        "/v1/blocks/{height}/transactions" => chain::block_transactions(shared, r.param(0)),
+        "/v1/certificates/{height}" => chain::certificate(shared, r.param(0)),
+        "/v1/validators/{height}" => chain::validators(shared, r.param(0)),
+        "/v1/receipts/{tx}" => chain::receipt(shared, r.param(0)),
+        "/v1/archive/{height}" => chain::archived(shared, r),
+        "/v1/transactions/{tx}" => patients::transaction(shared, r),
+        "/v1/grants/{grant}" => patients::grant(shared, r),
+        "/v1/patients/{patient}/grants" => {
+            patients::patient_list(shared, r, patients::List::Grants)
+        }
+        "/v1/patients/{patient}/consent-requests" => {
+            patients::patient_list(shared, r, patients::List::ConsentRequests)
+        }
+        "/v1/patients/{patient}/delegations" => {
+            patients::patient_list(shared, r, patients::List::Delegations)
+        }
+        "/v1/patients/{patient}/history" => {
+            patients::patient_list(shared, r, patients::List::History)
+        }
+        "/v1/patients/{patient}/recovery" => patients::recovery(shared, r),
+        "/v1/institutions" => patients::institutions(shared),
+        "/v1/institutions/{institution}" => patients::institution(shared, r),
+        "/v1/institutions/{institution}/grants" => patients::party_grants(shared, r, false),
+        "/v1/institutions/{institution}/accesses" => patients::party_accesses(shared, r, false),
+        "/v1/practitioners/{practitioner}" => patients::practitioner(shared, r),
+        "/v1/practitioners/{practitioner}/grants" => patients::party_grants(shared, r, true),
+        "/v1/practitioners/{practitioner}/accesses" => patients::party_accesses(shared, r, true),
+        "/v1/accesses/{request}" => records::access(shared, r),
+        "/v1/records/fetch" => records::fetch(shared, api.relay.as_ref(), r).await,
+        "/v1/events/blocks" => events::blocks(shared),
+        "/v1/events/patients/{patient}" => events::patient(shared, r),
+        "/fhir/Consent/{grant}" => fhir::consent(shared, r),
+        "/fhir/AuditEvent" => fhir::audit_events(shared, r),
+        "/v1/openapi.json" => {
+            Ok(
+                warp::reply::with_header(OPENAPI, "content-type", "application/json")
+                    .into_response(),
+            )
+        }
+        "/metrics" => Ok(shared.metrics.render(shared.live_figures())),
+        "/app" => app_file("index.html"),
+        "/app/{file}" => app_file(r.param(0)),
+        other => Err(ApiError::internal(format!("route {other} has no handler"))),
+    }
+}
+
+/// The patient app (client-sdk/web), compiled into the binary.
+const APP_FILES: &[(&str, &str, &str)] = &[
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_str!("../../../client-sdk/web/index.html"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../client-sdk/web/app.js"),
+    ),
+    (
+        "api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../client-sdk/web/api.js"),
+    ),
+    (
+        "bcs.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../client-sdk/web/bcs.js"),
+    ),
+    (
+        "qr.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../client-sdk/web/qr.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../../client-sdk/web/style.css"),
+    ),
+];
+
+fn app_file(name: &str) -> Answer {
+    let (_, content_type, body) = APP_FILES
+        .iter()
+        .find(|(n, ..)| *n == name)
+        .ok_or_else(|| ApiError::not_found("not_found", format!("the app has no file {name}")))?;
+    let reply = warp::reply::with_header(*body, "content-type", *content_type);
+    // The app's code decides what the patient's key signs: no stale copies, no framing.
+    let reply = warp::reply::with_header(reply, "cache-control", "no-cache");
+    let reply = warp::reply::with_header(reply, "x-frame-options", "DENY");
+    let reply = warp::reply::with_header(
+        reply,
+        "content-security-policy",
+        "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+    );
+    Ok(reply.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(doc["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+        for spec in ROUTES {
+            let method = spec.method.to_lowercase();
+            assert!(
+                doc["paths"][spec.path][&method].is_object(),
+                "{} {} is not in docs/openapi.json",
+                spec.method,
+                spec.path
+            );
+        }
+        // And nothing documented that the node does not serve.
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for method in ops.as_object().unwrap().keys() {
+                assert!(
+                    ROUTES
+                        .iter()
+                        .any(|s| s.path == path && s.method.to_lowercase() == *method),
+                    "docs/openapi.json documents {method} {path}, which the node does not serve"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn routes_match_with_parameters_and_methods() {
+        let (spec, params) = match_route(&Method::GET, "/v1/patients/ab/grants").unwrap();
+        assert_eq!(spec.path, "/v1/patients/{patient}/grants");
+        assert_eq!(params, vec!["ab".to_string()]);
+        assert_eq!(
+            match_route(&Method::POST, "/v1/status").unwrap_err().code,
+            "method_not_allowed"
+        );
+        assert_eq!(
+            match_route(&Method::GET, "/v2/x").unwrap_err().code,
+            "not_found"
+        );
+        assert_eq!(
+            match_route(&Method::GET, "/v1/headers/").unwrap_err().code,
+            "not_found"
+        );
+    }
+
+    #[test]
+    fn unknown_and_repeated_query_parameters_are_refused() {
+        let spec = ROUTES
+            .iter()
+            .find(|s| s.path == "/v1/grants/{grant}")
+            .unwrap();
+        assert!(check_query(spec, "height=3").is_ok());
+        assert_eq!(
+            check_query(spec, "hieght=3").unwrap_err().code,
+            "unknown_query_parameter"
+        );
+        assert_eq!(
+            check_query(spec, "height=3&height=4").unwrap_err().code,
+            "repeated_query_parameter"
+        );
+    }
+}

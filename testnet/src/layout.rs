@@ -1,0 +1,238 @@
+//! The layout of a local testnet: genesis, keys and one home directory per
+//! node under one directory, described by `testnet.json`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use medledger_client_sdk::KeyFile;
+use serde::{Deserialize, Serialize};
+
+use medledger_client_sdk::keys::example_consortium;
+use medledger_node::config::{self, NodeConfig};
+
+/// One node of a local testnet.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TestnetNode {
+    /// The institution it belongs to.
+    pub institution: String,
+    /// Its home directory.
+    pub home: PathBuf,
+    /// Its HTTP API.
+    pub http: String,
+    /// Its libp2p address, with peer id.
+    pub p2p: String,
+    /// Its records gateway's address, with peer id.
+    #[serde(default)]
+    pub gateway: String,
+    /// Whether it votes (at genesis).
+    pub validator: bool,
+    /// Whether its institution is in genesis; a spare is not a member until
+    /// admitted by governance.
+    #[serde(default = "yes")]
+    pub member: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `testnet.json`: what `medledger testnet` made.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TestnetLayout {
+    /// Chain id.
+    pub chain_id: String,
+    /// The nodes.
+    pub nodes: Vec<TestnetNode>,
+}
+
+fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    // Hold every listener until all ports are chosen so none repeats.
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()
+        .context("choosing free ports on 127.0.0.1")?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+/// Creates genesis, keys and one home directory per node under `dir`.
+pub fn init(
+    dir: &Path,
+    validators: usize,
+    observers: usize,
+    spares: usize,
+    chain_id: &str,
+) -> anyhow::Result<TestnetLayout> {
+    if dir.join("testnet.json").exists() {
+        bail!("{} already holds a testnet", dir.display());
+    }
+    if validators == 0 {
+        bail!("--validators must be at least 1");
+    }
+    let (mut file, mut keys) = example_consortium(chain_id, false)?;
+    if validators + observers > file.institutions.len() {
+        bail!(
+            "the example consortium has {} institutions: --validators plus --observers must not exceed it",
+            file.institutions.len()
+        );
+    }
+    // Validators first (the example's own validators before the rest), then observers.
+    file.institutions
+        .sort_by_key(|i| (i.voting_power == 0, i.id != "city-first-hospital"));
+    for (index, institution) in file.institutions.iter_mut().enumerate() {
+        institution.voting_power = u64::from(index < validators);
+    }
+    // Every node is on this machine: a proposal arrives in milliseconds, so
+    // the propose timeout only has to cover building and checking a block.
+    // Blocks of at most 2,000 transactions execute in ~0.1-0.3 s here, well
+    // inside it; a larger cap made full blocks miss the timeout and retry.
+    file.consensus.propose_timeout_ms = 1_000;
+    file.consensus.prevote_timeout_ms = 300;
+    file.consensus.precommit_timeout_ms = 300;
+    file.consensus.block_transactions_max = 2_000;
+    // A local testnet rehearses the control-change delay (R4.2, R4.3; 72 h in
+    // the example genesis) in seconds, so a recovery can be tried end to end.
+    file.parameters.control_change_delay_ms = 5_000;
+    file.genesis_time_ms = u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .context("system clock before 1970")?
+            .as_millis(),
+    )?;
+    file.validate()
+        .context("the testnet genesis does not validate")?;
+
+    // Spares: institutions outside genesis, with keys, a home and an address,
+    // to rehearse admission by governance.
+    let spare_ids: Vec<String> = (1..=spares).map(|k| format!("new-hospital-{k}")).collect();
+    for id in &spare_ids {
+        keys.insert(format!("admin:{id}"), KeyFile::generate()?);
+        keys.insert(format!("node:{id}"), KeyFile::generate()?);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key_dir = dir.join("keys");
+    std::fs::create_dir_all(&key_dir)?;
+    std::fs::set_permissions(&key_dir, std::fs::Permissions::from_mode(0o700))?;
+    for (label, key) in &keys {
+        key.save(&key_path(dir, label))?;
+    }
+    let genesis_json = file.to_json();
+    std::fs::write(dir.join("genesis.json"), &genesis_json)?;
+
+    let running: Vec<(String, bool, bool)> = file
+        .institutions
+        .iter()
+        .take(validators + observers)
+        .map(|i| (i.id.clone(), i.voting_power > 0, true))
+        .chain(spare_ids.iter().map(|id| (id.clone(), false, false)))
+        .collect();
+    let ports = free_ports(running.len() * 3)?;
+    let mut nodes = Vec::new();
+    for (index, (id, validator, member)) in running.iter().enumerate() {
+        let key = keys
+            .get(&format!("node:{id}"))
+            .context("a node key for every institution")?;
+        let peer_id =
+            medledger_consensus::peer_id_of(key.secret()).map_err(|e| anyhow::anyhow!(e))?;
+        let (http, p2p, gateway) = (ports[3 * index], ports[3 * index + 1], ports[3 * index + 2]);
+        nodes.push(TestnetNode {
+            institution: id.clone(),
+            home: dir.join(id),
+            http: format!("http://127.0.0.1:{http}"),
+            p2p: format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer_id}"),
+            gateway: format!("/ip4/127.0.0.1/tcp/{gateway}/p2p/{peer_id}"),
+            validator: *validator,
+            member: *member,
+        });
+    }
+    for node in &nodes {
+        std::fs::create_dir_all(&node.home)?;
+        std::fs::set_permissions(&node.home, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::write(node.home.join("genesis.json"), &genesis_json)?;
+        let key = keys
+            .get(&format!("node:{}", node.institution))
+            .context("node key")?;
+        KeyFile::from_secret(key.secret().clone()).save(&node.home.join("node-key.json"))?;
+        let others: Vec<&TestnetNode> = nodes
+            .iter()
+            .filter(|n| n.institution != node.institution)
+            .collect();
+        let config = NodeConfig {
+            institution: node.institution.clone(),
+            p2p: config::P2p {
+                listen: node
+                    .p2p
+                    .split("/p2p/")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                peers: others.iter().map(|n| n.p2p.clone()).collect(),
+            },
+            http: config::Http {
+                listen: node.http.trim_start_matches("http://").to_string(),
+                ..config::Http::default()
+            },
+            mempool: config::Mempool {
+                gossip_to: others.iter().map(|n| n.http.clone()).collect(),
+                ..config::Mempool::default()
+            },
+            gateway: config::Gateway {
+                listen: node
+                    .gateway
+                    .split("/p2p/")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                records_dir: "records".into(),
+                peers: others
+                    .iter()
+                    .map(|n| (n.institution.clone(), n.gateway.clone()))
+                    .collect(),
+                ..config::Gateway::default()
+            },
+            ..NodeConfig::default()
+        };
+        std::fs::write(node.home.join("config.toml"), config.to_commented_toml())?;
+    }
+    let layout = TestnetLayout {
+        chain_id: chain_id.to_string(),
+        nodes,
+    };
+    std::fs::write(
+        dir.join("testnet.json"),
+        serde_json::to_string_pretty(&layout)?,
+    )?;
+    Ok(layout)
+}
+
+/// Where [`init`] saved the key labelled `label` (`practitioner:dr-first-1`,
+/// `admin:health-commission`, `node:city-first-hospital`…).
+pub fn key_path(dir: &Path, label: &str) -> PathBuf {
+    dir.join("keys")
+        .join(format!("{}.json", label.replacen(':', ".", 1)))
+}
+
+/// Loads the key labelled `label` of the testnet in `dir`.
+pub fn load_key(dir: &Path, label: &str) -> anyhow::Result<KeyFile> {
+    Ok(KeyFile::load(&key_path(dir, label))?)
+}
+
+impl TestnetLayout {
+    /// The index of an institution's node.
+    pub fn index(&self, institution: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.institution == institution)
+    }
+}
+
+/// Reads a testnet made by [`init`].
+pub fn load(dir: &Path) -> anyhow::Result<TestnetLayout> {
+    let path = dir.join("testnet.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a testnet layout", path.display()))
+}

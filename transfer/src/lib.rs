@@ -1,0 +1,416 @@
+//! The records-transfer protocol, used by the holder's gateway and the
+//! requester's SDK alike: what a practitioner signs to fetch records under a
+//! committed request, the gateway protocol's messages, and HPKE (RFC 9180)
+//! sealing of each chunk to the practitioner's one-time key.
+//!
+//! Rules:
+//! 1. The practitioner makes a one-time X25519 key and signs a
+//!    [`FetchAuthorization`] naming the chain, the committed request, the
+//!    holder, that key and the time, under the tag `medledger/records-fetch/v1`.
+//! 2. The holder answers with a [`Manifest`] (one entry per resource: path,
+//!    category, size, SHA-256) and the HPKE encapsulated key; the HPKE info
+//!    string is `medledger/records/v1 ‖ transfer id`.
+//! 3. Chunks come in order, each sealed with the one sender context (so its
+//!    HPKE sequence number is its position) and bound by its AAD to the
+//!    transfer, item, chunk number and whether it ends its item: a chunk
+//!    replayed, reordered, moved or altered does not open.
+//! 4. The holder submits `AccessServed` with the manifest's hashes, salted,
+//!    when it sends the manifest and answers `Wait` to chunk requests until
+//!    that release is committed: no content leaves before the ledger has it.
+//!    Salted: each recorded hash is [`released_hash`]`(salt, SHA-256)`, the
+//!    salt exported from the transfer's HPKE context (label
+//!    `medledger/content-salt/v1`), which only the holder and the one-time
+//!    key's owner can compute. Another member reading the ledger cannot
+//!    confirm a guess of a small, predictable record's bytes; the requester
+//!    keeps the salt ([`FetchedRecords::content_salt`]) and can show an
+//!    auditor which bytes were released by revealing it.
+//! 5. The requester checks each item's SHA-256 and size against the manifest,
+//!    and the manifest's salted hashes against the holder's committed
+//!    `AccessServed`.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use hpke::aead::{AeadCtxR, AeadCtxS, ChaCha20Poly1305};
+use hpke::kdf::HkdfSha256;
+use hpke::kem::X25519HkdfSha256;
+use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use medledger_contracts::crypto::{PublicKey, Signature};
+use medledger_contracts::encoding::{Hash32, hash_of};
+use medledger_contracts::types::{
+    Category, ChainId, InstitutionId, PractitionerId, RequestId, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+
+/// Largest gateway message on the wire (a chunk plus its framing).
+pub const GATEWAY_MESSAGE_BYTES_MAX: usize = CHUNK_BYTES + 64 * 1024;
+/// Largest gateway request on the wire: a signed fetch is a few hundred
+/// bytes (its ids are bounded), a chunk request a few dozen.
+pub const GATEWAY_REQUEST_BYTES_MAX: usize = 4 * 1024;
+/// Plaintext bytes per sealed chunk.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+/// Most resources in one transfer (the ledger's limit on content hashes).
+pub const MANIFEST_ITEMS_MAX: usize =
+    medledger_contracts::constants::CONTENT_HASHES_PER_RELEASE_MAX;
+
+const FETCH_TAG: &[u8] = b"medledger/records-fetch/v1";
+const INFO_TAG: &[u8] = b"medledger/records/v1";
+
+type Kem = X25519HkdfSha256;
+
+/// What the practitioner signs to fetch records (rule 1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchAuthorization {
+    /// The chain.
+    pub chain: ChainId,
+    /// The committed, authorised access request.
+    pub request: RequestId,
+    /// Who holds the records.
+    pub holder: InstitutionId,
+    /// The practitioner who made the request.
+    pub practitioner: PractitionerId,
+    /// The one-time X25519 public key the records are sealed to.
+    pub one_time_key: [u8; 32],
+    /// The practitioner's clock.
+    pub time: Timestamp,
+    /// The height that committed the request: while its own node is a few
+    /// blocks short of it, the holder answers `Wait` and the requester's
+    /// gateway asks again.
+    pub committed_at: u64,
+}
+
+/// A [`FetchAuthorization`] with the practitioner's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedFetch {
+    /// What is authorised.
+    pub authorization: FetchAuthorization,
+    /// The practitioner's current key.
+    pub public_key: PublicKey,
+    /// Over [`FetchAuthorization::digest`].
+    pub signature: Signature,
+}
+
+impl FetchAuthorization {
+    /// The digest the practitioner signs.
+    pub fn digest(&self) -> Hash32 {
+        hash_of(FETCH_TAG, self)
+    }
+}
+
+/// One resource of a transfer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestItem {
+    /// Its name at the holder, relative (e.g. `imaging/study-1.dcm`).
+    pub path: String,
+    /// Its category.
+    pub category: Category,
+    /// Its size in bytes.
+    pub size: u64,
+    /// SHA-256 of its bytes (`AccessServed` records it salted: [`released_hash`]).
+    pub sha256: Hash32,
+}
+
+/// What the holder will send (rule 2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The transfer's id.
+    pub transfer: Hash32,
+    /// The HPKE encapsulated key.
+    pub encapsulated_key: Vec<u8>,
+    /// The resources, in the order their chunks come.
+    pub items: Vec<ManifestItem>,
+}
+
+/// A request from the requester's gateway to the holder's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GatewayRequest {
+    /// Start a transfer.
+    Open(Box<SignedFetch>),
+    /// The next chunk of a transfer.
+    Chunk {
+        /// Which transfer.
+        transfer: Hash32,
+        /// Its position (0, 1, 2… across all items).
+        seq: u64,
+    },
+}
+
+/// A sealed chunk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedChunk {
+    /// Position in the transfer.
+    pub seq: u64,
+    /// Which item it belongs to.
+    pub item: u32,
+    /// Whether it is the item's last.
+    pub last_of_item: bool,
+    /// Ciphertext with its tag.
+    pub sealed: Vec<u8>,
+}
+
+/// The holder's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GatewayResponse {
+    /// The transfer's manifest.
+    Manifest(Manifest),
+    /// A chunk.
+    Chunk(SealedChunk),
+    /// A refusal with a stable code and a message (never whether the
+    /// patient has records here).
+    Refused {
+        /// Stable code.
+        code: String,
+        /// For the practitioner.
+        message: String,
+    },
+    /// Ask again, the same request, after `retry_ms`: to a chunk request,
+    /// the holder has submitted the release and sends no content until it
+    /// is committed; to an open, the holder's node has not yet reached the
+    /// height that committed the request. (Last, so the earlier variants
+    /// keep their tags.)
+    Wait {
+        /// Milliseconds to wait before asking again.
+        retry_ms: u32,
+    },
+}
+
+/// The AAD that binds a chunk to its place (rule 3).
+pub fn chunk_aad(transfer: &Hash32, seq: u64, item: u32, last_of_item: bool) -> Vec<u8> {
+    let mut aad = transfer.0.to_vec();
+    aad.extend_from_slice(&seq.to_be_bytes());
+    aad.extend_from_slice(&item.to_be_bytes());
+    aad.push(u8::from(last_of_item));
+    aad
+}
+
+/// The HPKE export label of a transfer's content salt (rule 4).
+const CONTENT_SALT_LABEL: &[u8] = b"medledger/content-salt/v1";
+
+/// What `AccessServed` records for a resource: its SHA-256 under the
+/// transfer's salt (rule 4).
+pub fn released_hash(salt: &[u8; 32], sha256: &Hash32) -> Hash32 {
+    medledger_contracts::encoding::tagged_hash(
+        b"medledger/released-content/v1",
+        &[salt.as_slice(), sha256.0.as_slice()],
+    )
+}
+
+/// The salt a transfer's HPKE context exports (either end's, through `export`).
+fn content_salt(
+    export: impl FnOnce(&[u8], &mut [u8]) -> Result<(), hpke::HpkeError>,
+) -> Result<[u8; 32], SealError> {
+    let mut salt = [0u8; 32];
+    export(CONTENT_SALT_LABEL, &mut salt).map_err(|e| SealError::Hpke(e.to_string()))?;
+    Ok(salt)
+}
+
+fn info(transfer: &Hash32) -> Vec<u8> {
+    let mut info = INFO_TAG.to_vec();
+    info.extend_from_slice(&transfer.0);
+    info
+}
+
+/// Why sealing or opening failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    /// A key is malformed.
+    #[error("bad key: {0}")]
+    Key(String),
+    /// HPKE failed (a chunk altered, moved or replayed).
+    #[error("HPKE: {0}")]
+    Hpke(String),
+    /// No OS entropy.
+    #[error("no OS entropy: {0}")]
+    Entropy(String),
+}
+
+/// The practitioner's one-time key (lives as long as one fetch).
+pub struct OneTimeKey {
+    secret: <Kem as hpke::Kem>::PrivateKey,
+    public: [u8; 32],
+}
+
+impl OneTimeKey {
+    /// A fresh key from OS entropy.
+    pub fn generate() -> Result<Self, SealError> {
+        let mut ikm = [0u8; 32];
+        getrandom::fill(&mut ikm).map_err(|e| SealError::Entropy(e.to_string()))?;
+        let (secret, public) = Kem::derive_keypair(&ikm);
+        let bytes = public.to_bytes();
+        let mut public = [0u8; 32];
+        public.copy_from_slice(&bytes);
+        Ok(Self { secret, public })
+    }
+
+    /// The public key to put in the [`FetchAuthorization`].
+    pub fn public(&self) -> [u8; 32] {
+        self.public
+    }
+
+    /// An opener for a transfer whose manifest arrived.
+    pub fn opener(&self, manifest: &Manifest) -> Result<Opener, SealError> {
+        let encapped = <Kem as hpke::Kem>::EncappedKey::from_bytes(&manifest.encapsulated_key)
+            .map_err(|e| SealError::Key(e.to_string()))?;
+        let ctx = hpke::setup_receiver::<ChaCha20Poly1305, HkdfSha256, Kem>(
+            &OpModeR::Base,
+            &self.secret,
+            &encapped,
+            &info(&manifest.transfer),
+        )
+        .map_err(|e| SealError::Hpke(e.to_string()))?;
+        Ok(Opener {
+            ctx,
+            transfer: manifest.transfer,
+        })
+    }
+}
+
+/// Opens a transfer's chunks, in order.
+pub struct Opener {
+    ctx: AeadCtxR<ChaCha20Poly1305, HkdfSha256, Kem>,
+    transfer: Hash32,
+}
+
+impl Opener {
+    /// The transfer's content salt (rule 4), as the holder computes it.
+    pub fn content_salt(&self) -> Result<[u8; 32], SealError> {
+        content_salt(|label, out| self.ctx.export(label, out))
+    }
+
+    /// Opens the next chunk.
+    pub fn open(&mut self, chunk: &SealedChunk) -> Result<Vec<u8>, SealError> {
+        let aad = chunk_aad(&self.transfer, chunk.seq, chunk.item, chunk.last_of_item);
+        self.ctx
+            .open(&chunk.sealed, &aad)
+            .map_err(|e| SealError::Hpke(format!("chunk {} does not open: {e}", chunk.seq)))
+    }
+}
+
+/// Seals a transfer's chunks, in order (the holder's side).
+pub struct Sealer {
+    ctx: AeadCtxS<ChaCha20Poly1305, HkdfSha256, Kem>,
+    transfer: Hash32,
+}
+
+impl Sealer {
+    /// A sealer to `one_time_key` for `transfer`, and the encapsulated key to send.
+    pub fn new(one_time_key: &[u8; 32], transfer: Hash32) -> Result<(Self, Vec<u8>), SealError> {
+        let public = <Kem as hpke::Kem>::PublicKey::from_bytes(one_time_key)
+            .map_err(|e| SealError::Key(e.to_string()))?;
+        let (encapped, ctx) = hpke::setup_sender::<ChaCha20Poly1305, HkdfSha256, Kem, _>(
+            &OpModeS::Base,
+            &public,
+            &info(&transfer),
+            &mut rand_core::TryRngCore::unwrap_err(rand_core::OsRng),
+        )
+        .map_err(|e| SealError::Hpke(e.to_string()))?;
+        Ok((Self { ctx, transfer }, encapped.to_bytes().to_vec()))
+    }
+
+    /// The transfer's content salt (rule 4).
+    pub fn content_salt(&self) -> Result<[u8; 32], SealError> {
+        content_salt(|label, out| self.ctx.export(label, out))
+    }
+
+    /// Seals the next chunk.
+    pub fn seal(
+        &mut self,
+        seq: u64,
+        item: u32,
+        last_of_item: bool,
+        plain: &[u8],
+    ) -> Result<SealedChunk, SealError> {
+        let aad = chunk_aad(&self.transfer, seq, item, last_of_item);
+        let sealed = self
+            .ctx
+            .seal(plain, &aad)
+            .map_err(|e| SealError::Hpke(e.to_string()))?;
+        Ok(SealedChunk {
+            seq,
+            item,
+            last_of_item,
+            sealed,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(transfer: Hash32, encapsulated_key: Vec<u8>) -> Manifest {
+        Manifest {
+            transfer,
+            encapsulated_key,
+            items: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn chunks_open_in_order_and_nothing_altered_or_moved_opens() {
+        let key = OneTimeKey::generate().unwrap();
+        let transfer = Hash32([9; 32]);
+        let (mut sealer, enc) = Sealer::new(&key.public(), transfer).unwrap();
+        let a = sealer.seal(0, 0, false, b"first").unwrap();
+        let b = sealer.seal(1, 0, true, b"second").unwrap();
+        let mut opener = key.opener(&manifest(transfer, enc.clone())).unwrap();
+        assert_eq!(opener.open(&a).unwrap(), b"first");
+        assert_eq!(opener.open(&b).unwrap(), b"second");
+
+        // Out of order, altered, or moved to another item: refused.
+        let mut fresh = key.opener(&manifest(transfer, enc.clone())).unwrap();
+        assert!(fresh.open(&b).is_err());
+        let mut fresh = key.opener(&manifest(transfer, enc.clone())).unwrap();
+        let mut altered = a.clone();
+        altered.sealed[0] ^= 1;
+        assert!(fresh.open(&altered).is_err());
+        let mut fresh = key.opener(&manifest(transfer, enc.clone())).unwrap();
+        let mut moved = a.clone();
+        moved.item = 1;
+        assert!(fresh.open(&moved).is_err());
+        // Another key cannot open.
+        let other = OneTimeKey::generate().unwrap();
+        let mut wrong = other.opener(&manifest(transfer, enc.clone())).unwrap();
+        assert!(wrong.open(&a).is_err());
+        // The salt is the two ends' alone: another key derives another one.
+        assert_ne!(
+            wrong.content_salt().unwrap(),
+            sealer.content_salt().unwrap()
+        );
+    }
+
+    /// Issue 16, item 12: what the ledger records for a resource is its
+    /// hash under a salt only the holder and the requester can compute, so
+    /// a member who guesses a small record's bytes cannot confirm the guess
+    /// from the release (before, the release listed plain SHA-256s).
+    #[test]
+    fn a_release_lists_salted_hashes_only_the_two_ends_can_compute() {
+        let key = OneTimeKey::generate().unwrap();
+        let transfer = Hash32([4; 32]);
+        let (sealer, enc) = Sealer::new(&key.public(), transfer).unwrap();
+        let opener = key.opener(&manifest(transfer, enc)).unwrap();
+        let salt = sealer.content_salt().unwrap();
+        assert_eq!(opener.content_salt().unwrap(), salt);
+        let guess = Hash32(
+            sha2::Digest::finalize(sha2::Digest::chain_update(
+                sha2::Sha256::default(),
+                br#"{"resourceType":"Observation","code":"HIV-1 Ab","value":"positive"}"#,
+            ))
+            .into(),
+        );
+        let recorded = released_hash(&salt, &guess);
+        assert_ne!(recorded, guess);
+        // The format, pinned (docs/formats.md): SHA-256 of the tag, the
+        // salt and the plain hash, concatenated.
+        assert_eq!(
+            released_hash(&[1; 32], &Hash32([2; 32])).to_hex(),
+            "ceff0ff5457cbde813f5820df8d1ec579ac947d987b0dffb6f3de2209349625c"
+        );
+        // A second transfer of the same bytes records another hash: releases
+        // of one record cannot be linked by their hashes either.
+        let (other_sealer, _) = Sealer::new(&key.public(), Hash32([5; 32])).unwrap();
+        assert_ne!(
+            released_hash(&other_sealer.content_salt().unwrap(), &guess),
+            recorded
+        );
+    }
+}
