@@ -1,7 +1,7 @@
 //! The application message loop: starts Malachite's engine and answers each
 //! of its messages by calling the node's [`Application`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -31,18 +31,13 @@ use tracing::{debug, info, warn};
 
 use crate::codec::{WireCodec, certificate_from_contract, certificate_to_contract};
 use crate::context::{Address, BlockId, BlockPart, Ctx, Height, Validator, ValidatorSet};
+use crate::reassembly::{Assembled, Outcome, Piece, Streams};
 use crate::signing::{NodeSigner, NodeVerifier, address_of, block_id};
 use crate::{Application, Arrival, BlockRefusal, Settings, SharedTelemetry, Timeouts};
 
 /// Bytes of block per proposal part: small enough for gossip, large enough
 /// that a full block is a handful of messages.
 const CHUNK_BYTES: usize = 256 * 1024;
-/// Streams of proposal parts buffered at once; past this the oldest is
-/// dropped (a proposer sends one per round).
-const OPEN_STREAMS_MAX: usize = 64;
-/// Streams one publisher may have open: a faulty member cannot crowd out
-/// the others' proposals.
-const STREAMS_PER_PUBLISHER_MAX: usize = 4;
 /// Blocks served per sync request.
 const SYNC_BATCH_MAX: u64 = 50;
 
@@ -139,32 +134,10 @@ struct KnownBlock {
     valid: bool,
 }
 
-/// A proposal whose parts are all in, not yet judged.
-struct Assembled {
-    /// The peer that published the stream.
-    publisher: String,
-    height: u64,
-    round: Round,
-    valid_round: Round,
-    proposer: Address,
-    bytes: Vec<u8>,
-    claimed: BlockId,
-}
-
 /// Complete proposals for heights after the one in progress kept at most,
 /// until that height starts (a fast proposer's next block can arrive before
 /// this node has committed the current one).
 const FUTURE_PROPOSALS_MAX: usize = 16;
-
-/// Proposal parts of one stream, by sequence number.
-#[derive(Default)]
-struct PartBuffer {
-    parts: BTreeMap<u64, BlockPart>,
-    fin_at: Option<u64>,
-    bytes: usize,
-    /// Order in which streams were opened, to evict the oldest.
-    opened: u64,
-}
 
 struct Driver<A: Application> {
     app: A,
@@ -186,9 +159,8 @@ struct Driver<A: Application> {
     known: HashMap<BlockId, KnownBlock>,
     /// Our own proposal per (height, round), so asking twice gets the same.
     own: HashMap<(u64, Round), BlockId>,
-    streams: HashMap<(String, Bytes), PartBuffer>,
-    /// Streams opened so far (orders them for eviction).
-    streams_opened: u64,
+    /// Proposal streams being received.
+    streams: Streams,
     /// The height whose block was committed on `Decided`.
     committed: Option<u64>,
     telemetry: SharedTelemetry,
@@ -290,8 +262,7 @@ pub async fn run<A: Application>(
         dropped_peers: std::collections::HashSet::new(),
         known: HashMap::new(),
         own: HashMap::new(),
-        streams: HashMap::new(),
-        streams_opened: 0,
+        streams: Streams::new(medledger_contracts::constants::BLOCK_BYTES_MAX),
         committed: None,
         telemetry,
     };
@@ -508,12 +479,7 @@ impl<A: Application> Driver<A> {
                     self.known.retain(|_, b| b.height > height);
                     self.own.retain(|(h, _), _| *h > height);
                     // Streams of later heights stay: their parts may be early.
-                    self.streams.retain(|(_, stream), _| {
-                        stream
-                            .get(..8)
-                            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                            .is_some_and(|b| u64::from_be_bytes(b) > height)
-                    });
+                    self.streams.retain_heights_above(height);
                     Next::Start(Height(height + 1), self.params(height + 1)?)
                 } else {
                     Next::Restart(Height(height), self.params(height)?)
@@ -726,117 +692,27 @@ impl<A: Application> Driver<A> {
         publisher: String,
         part: StreamMessage<BlockPart>,
     ) -> Option<ProposedValue<Ctx>> {
-        let key = (publisher, part.stream_id.to_bytes());
-        if !self.streams.contains_key(&key) {
-            self.make_room_for_stream(&key.0);
-            self.streams_opened += 1;
-            let opened = self.streams_opened;
-            self.streams.insert(
-                key.clone(),
-                PartBuffer {
-                    opened,
-                    ..PartBuffer::default()
-                },
-            );
-        }
-        let buffer = self.streams.get_mut(&key)?;
-        match part.content {
-            StreamContent::Fin => buffer.fin_at = Some(part.sequence),
-            StreamContent::Data(data) => {
-                buffer.bytes += match &data {
-                    BlockPart::Chunk(c) => c.len(),
-                    _ => 64,
-                };
-                if buffer.bytes > medledger_contracts::constants::BLOCK_BYTES_MAX + 1024 {
-                    warn!("proposal stream larger than a block; dropped");
-                    self.streams.remove(&key);
-                    return None;
-                }
-                buffer.parts.insert(part.sequence, data);
-            }
-        }
-        let complete = buffer
-            .fin_at
-            .is_some_and(|fin| buffer.parts.len() as u64 == fin);
-        if !complete {
-            return None;
-        }
-        let buffer = self.streams.remove(&key)?;
-        self.assemble(key.0, buffer)
-    }
-
-    /// Drops the oldest stream of `publisher` if it has too many open, and
-    /// the oldest of all if too many are open.
-    fn make_room_for_stream(&mut self, publisher: &str) {
-        let oldest = |streams: &HashMap<(String, Bytes), PartBuffer>, of: Option<&str>| {
-            streams
-                .iter()
-                .filter(|((p, _), _)| of.is_none_or(|of| p == of))
-                .min_by_key(|(_, b)| b.opened)
-                .map(|(k, _)| k.clone())
+        let piece = match part.content {
+            StreamContent::Data(data) => Piece::Part(data),
+            StreamContent::Fin => Piece::End,
         };
-        let of_publisher = self.streams.keys().filter(|(p, _)| p == publisher).count();
-        if of_publisher >= STREAMS_PER_PUBLISHER_MAX
-            && let Some(key) = oldest(&self.streams, Some(publisher))
+        match self
+            .streams
+            .receive(&publisher, part.stream_id.to_bytes(), part.sequence, piece)
         {
-            debug!(%publisher, "too many open proposal streams from one peer; oldest dropped");
-            self.streams.remove(&key);
-        }
-        if self.streams.len() >= OPEN_STREAMS_MAX
-            && let Some(key) = oldest(&self.streams, None)
-        {
-            warn!("too many open proposal streams; oldest dropped");
-            self.streams.remove(&key);
+            Outcome::Incomplete => None,
+            Outcome::Dropped(malformed) => {
+                warn!(%publisher, %malformed, "proposal stream dropped");
+                None
+            }
+            Outcome::Complete(assembled) => self.place(assembled),
         }
     }
 
-    fn assemble(&mut self, publisher: String, buffer: PartBuffer) -> Option<ProposedValue<Ctx>> {
-        let mut parts = buffer.parts.into_values();
-        let Some(BlockPart::Init {
-            height,
-            round,
-            valid_round,
-            proposer,
-        }) = parts.next()
-        else {
-            warn!("proposal stream without an opening part; dropped");
-            return None;
-        };
-        let mut bytes = Vec::new();
-        let mut claimed = None;
-        for part in parts {
-            match part {
-                BlockPart::Chunk(c) => bytes.extend_from_slice(&c),
-                BlockPart::Fin { block_id } => claimed = Some(block_id),
-                BlockPart::Init { .. } => {
-                    warn!("proposal stream with two opening parts; dropped");
-                    return None;
-                }
-            }
-        }
-        let claimed = claimed?;
-        // Malachite's conversion panics on rounds above u32::MAX: check first.
-        let in_range = |r: i64| (-1..=i64::from(u32::MAX)).contains(&r);
-        if !in_range(round) || !in_range(valid_round) {
-            warn!("proposal stream with a round out of range; dropped");
-            return None;
-        }
-        // A re-proposal names an earlier round (Tendermint's vr < r); one
-        // naming its own round or a later one would only dodge the fresh
-        // proposal's clock check.
-        if valid_round >= round {
-            warn!("proposal stream whose valid round is not before its round; dropped");
-            return None;
-        }
-        let assembled = Assembled {
-            publisher,
-            height,
-            round: Round::from(round),
-            valid_round: Round::from(valid_round),
-            proposer,
-            bytes,
-            claimed,
-        };
+    /// A complete proposal: judged now if it is for the height in
+    /// progress, kept if for one of the next two heights, else ignored.
+    fn place(&mut self, assembled: Assembled) -> Option<ProposedValue<Ctx>> {
+        let height = assembled.height;
         let next = self.app.next_height();
         if height > next {
             // One publisher gets two early proposals per height at most.

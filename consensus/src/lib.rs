@@ -1,15 +1,19 @@
 //! The one place Malachite (Tendermint BFT) is used: its context, signing,
-//! codecs and the application message loop, behind medledger's own types.
+//! codecs, the reassembly of proposal streams (pure, in `reassembly.rs`,
+//! with its own rules and tests) and the application message loop, behind
+//! medledger's own types.
 //!
 //! The node implements [`Application`] in plain medledger terms (heights,
 //! block bytes, header hashes, `CommitCertificate`s); [`run`] starts
 //! Malachite's engine with libp2p and a write-ahead log and answers its
 //! messages by calling the application. No Malachite type leaves this crate.
+
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod codec;
 mod context;
 mod driver;
+mod reassembly;
 mod signing;
 
 use std::path::PathBuf;
