@@ -21,6 +21,7 @@ use medledger_store::{CommittedBlock, PreparedState};
 use tracing::warn;
 
 use crate::clock::now;
+use crate::faults::Fault;
 use crate::shared::{CommitEvent, Shared};
 
 /// A block executed but not yet decided.
@@ -44,36 +45,6 @@ fn storage_failed(height: u64, error: &dyn std::fmt::Display) -> ! {
     );
     eprintln!("medledger node: storage failed at height {height}: {error}; stopped");
     std::process::exit(super::disk::EXIT_STORAGE_FAILED)
-}
-
-/// Misbehaviour a test can switch on in one node (environment variable
-/// `MEDLEDGER_FAULT`), to show the others refuse it. Never set in production:
-/// the node logs a warning at start when it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// Proposes blocks whose header claims a wrong state root.
-    BadStateRoot,
-    /// Proposes blocks whose header claims a wrong transaction root.
-    BadTransactionRoot,
-    /// Proposes blocks dated as early as the parent allows (1 ms after it).
-    BackdatedBlockTime,
-}
-
-impl Fault {
-    /// The fault named in `MEDLEDGER_FAULT`, if any.
-    pub fn from_env() -> Result<Option<Self>, String> {
-        match std::env::var("MEDLEDGER_FAULT").ok().as_deref() {
-            None | Some("") => Ok(None),
-            Some("bad-state-root") => Ok(Some(Fault::BadStateRoot)),
-            Some("bad-transaction-root") => Ok(Some(Fault::BadTransactionRoot)),
-            Some("backdated-block-time") => Ok(Some(Fault::BackdatedBlockTime)),
-            // The records gateway's fault; consensus behaves.
-            Some("tamper-chunk" | "skip-grant-check") => Ok(None),
-            Some(other) => Err(format!(
-                "MEDLEDGER_FAULT={other:?}: known faults are bad-state-root, bad-transaction-root, backdated-block-time, tamper-chunk, skip-grant-check"
-            )),
-        }
-    }
 }
 
 /// The node's [`Application`].
@@ -184,6 +155,7 @@ impl Application for LedgerApp {
     }
 
     fn propose(&mut self, height: u64) -> Result<(Hash32, Vec<u8>), String> {
+        let _span = tracing::info_span!("propose", height).entered();
         let (_, parent_time) = self.parent(height)?;
         // Never before the parent: grant expiry depends on block time only going forward.
         let time = match self.fault {
@@ -231,6 +203,7 @@ impl Application for LedgerApp {
         bytes: &[u8],
         arrival: Arrival,
     ) -> Result<Hash32, BlockRefusal> {
+        let _span = tracing::info_span!("check", height, ?arrival).entered();
         let block =
             Block::from_bytes(bytes).map_err(|e| BlockRefusal::Undecodable(e.to_string()))?;
         let header = &block.header;
@@ -354,6 +327,7 @@ impl Application for LedgerApp {
         block: &Hash32,
         certificate: CommitCertificate,
     ) -> Result<(), String> {
+        let _span = tracing::info_span!("commit", height, block = %block).entered();
         let pending = self.pending.remove(block).ok_or_else(|| {
             format!("decided block {block} at height {height} was never executed here")
         })?;

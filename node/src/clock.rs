@@ -1,9 +1,21 @@
-//! This node's clock: milliseconds since the Unix epoch, shifted by the
-//! test-only `MEDLEDGER_CLOCK_OFFSET_MS`.
+//! This node's clock: milliseconds since the Unix epoch, shifted only when
+//! a test's fault plan says so.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use medledger_contracts::types::Timestamp;
+
+/// This node's clock offset, set once at start from its fault plan
+/// ([`crate::faults::FaultPlan::clock_offset_ms`]; zero in a build without
+/// fault injection).
+static OFFSET_MS: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+
+/// Shifts this node's clock by `ms` for the rest of the process (tests
+/// only: the simulator runs a consortium whose clocks disagree within the
+/// genesis tolerance). Only the first call counts.
+pub fn set_offset_ms(ms: i64) {
+    let _ = OFFSET_MS.set(ms);
+}
 
 /// Milliseconds since the Unix epoch, now, as this node's clock reads it.
 pub fn now() -> Timestamp {
@@ -11,28 +23,7 @@ pub fn now() -> Timestamp {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    let ms = i128::try_from(ms).unwrap_or(i128::MAX) + i128::from(clock_offset_ms());
+    let offset = OFFSET_MS.get().copied().unwrap_or(0);
+    let ms = i128::try_from(ms).unwrap_or(i128::MAX) + i128::from(offset);
     Timestamp(u64::try_from(ms.max(0)).unwrap_or(u64::MAX))
-}
-
-/// Test hook: `MEDLEDGER_CLOCK_OFFSET_MS` (signed) shifts this node's clock,
-/// so the simulator can run a consortium whose clocks disagree within the
-/// genesis tolerance. Read once; zero when unset. The node warns at start
-/// when it is set (see [`clock_offset_warning`]).
-pub fn clock_offset_ms() -> i64 {
-    static OFFSET: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    *OFFSET.get_or_init(|| {
-        std::env::var("MEDLEDGER_CLOCK_OFFSET_MS")
-            .ok()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    })
-}
-
-/// A warning line when the clock is shifted, for the node's start.
-pub fn clock_offset_warning() -> Option<String> {
-    let offset = clock_offset_ms();
-    (offset != 0).then(|| {
-        format!("MEDLEDGER_CLOCK_OFFSET_MS={offset}: this node's clock is shifted (tests only)")
-    })
 }

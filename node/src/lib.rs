@@ -11,6 +11,7 @@
 //!   ledger through [`gateway::Ledger`] only.
 //! - [`metrics`], [`disk`], [`clock`]: `/metrics`, the free-disk-space guard
 //!   and this node's clock.
+//! - [`faults`]: misbehaviour for tests, only with the `fault-injection` feature.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -18,6 +19,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod disk;
+pub mod faults;
 pub mod gateway;
 pub mod http;
 pub mod mempool;
@@ -45,6 +47,9 @@ use self::shared::Shared;
 /// Runs the node whose home directory is `home` until it fails or is stopped.
 pub fn run(home: &Path) -> anyhow::Result<()> {
     init_logging();
+    // Before anything is opened: a node asked for a fault it cannot inject
+    // changes nothing.
+    let faults = faults::FaultPlan::from_env().map_err(anyhow::Error::msg)?;
     let config = NodeConfig::load(home)?;
     let genesis_path = home.join(&config.genesis_file);
     let genesis = GenesisFile::read(&genesis_path)?
@@ -99,9 +104,10 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         ),
     }
 
-    if let Some(warning) = clock::clock_offset_warning() {
+    for warning in faults.warnings() {
         tracing::warn!("{warning}");
     }
+    clock::set_offset_ms(faults.clock_offset_ms);
     let telemetry = Arc::new(Telemetry::default());
     let (gossip_tx, gossip_rx) = mpsc::channel(100_000);
     let gossip = (!config.mempool.gossip_to.is_empty()).then_some(gossip_tx);
@@ -142,7 +148,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         genesis_hash,
         genesis.genesis_time,
         genesis.consensus.clone(),
-        app::Fault::from_env().map_err(anyhow::Error::msg)?,
+        faults.consensus,
     );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -159,7 +165,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the HTTP API to {http_addr}"))?;
         info!(%http_addr, institution = %config.institution, validator_at_genesis, "HTTP API listening");
-        let relay = start_gateway(home, &config, &shared, key.secret())?;
+        let relay = start_gateway(home, &config, &shared, key.secret(), &faults)?;
         let api = Arc::new(http::Api::new(
             shared.clone(),
             http::AuthLimits {
@@ -200,6 +206,7 @@ fn start_gateway(
     config: &NodeConfig,
     shared: &Arc<Shared>,
     key: &medledger_contracts::crypto::SecretKey,
+    faults: &faults::FaultPlan,
 ) -> anyhow::Result<Option<crate::gateway::Relay>> {
     if config.gateway.listen.is_empty() {
         info!("records gateway off (no [gateway] listen address)");
@@ -221,11 +228,10 @@ fn start_gateway(
             records_dir,
         )?)
     };
-    let holder = Arc::new(crate::gateway::holder::Holder::new(
-        shared.clone(),
-        source,
-        key.clone(),
-    ));
+    let holder = Arc::new(
+        crate::gateway::holder::Holder::new(shared.clone(), source, key.clone())
+            .with_faults(faults),
+    );
     let own_peer = libp2p::identity::Keypair::ed25519_from_bytes(key.seed())
         .map(|k| k.public().to_peer_id())
         .map_err(|e| anyhow::anyhow!("node key as libp2p key: {e}"))?;

@@ -186,10 +186,12 @@ impl Shared {
     /// repeats, room, chain, signature, form, and that the ledger would
     /// apply it now) and keeps it for a block.
     pub fn admit(&self, bytes: &[u8], origin: Origin) -> Result<TxHash, Refusal> {
+        let span = tracing::debug_span!("admit", ?origin, tx = tracing::field::Empty).entered();
         let committed = |id: &TxHash| matches!(self.store.receipt(id), Ok(Some(_)));
         let signed = self.mempool().precheck(bytes, committed)?;
         // The signature check runs outside the lock so submissions verify in parallel.
         let verified = signed.verify(&self.chain).map_err(Refusal::Invalid)?;
+        span.record("tx", tracing::field::display(verified.id()));
         let party = Party::of(&verified, |p| {
             Overlay::new(&self.store)
                 .get::<PractitionerRecord>(&StateKey::Practitioner(*p))

@@ -18,7 +18,7 @@ fn config(seed: u64) -> SimConfig {
     let binary = sim.with_file_name("medledger");
     assert!(
         binary.exists(),
-        "{} is missing: build it with `cargo build -p medledger` (cargo test --workspace does)",
+        "{} is missing: build it with `cargo build -p medledger --features fault-injection` (cargo test --workspace does)",
         binary.display()
     );
     SimConfig {

@@ -126,12 +126,11 @@ pub struct Holder {
     /// takes one per access and reason; this keeps replays from flooding
     /// the mempool with transactions it would reject).
     refusals_recorded: Mutex<HashSet<(RequestId, FetchRefusal)>>,
-    /// Test hook: `MEDLEDGER_FAULT=tamper-chunk` alters every sealed chunk,
-    /// so tests can show the requester detects it.
+    /// Fault plan: alter every sealed chunk, so tests can show the
+    /// requester detects it.
     tamper: bool,
-    /// Test hook: `MEDLEDGER_FAULT=skip-grant-check` serves without checking
-    /// the grant is still active — the broken build the simulator's
-    /// invariants must catch.
+    /// Fault plan: serve without checking the grant is still active — the
+    /// broken build the simulator's invariants must catch.
     skip_grant_check: bool,
 }
 
@@ -184,10 +183,17 @@ impl Holder {
             members: Mutex::new(MemberPeers::default()),
             served: Mutex::new(HashSet::new()),
             refusals_recorded: Mutex::new(HashSet::new()),
-            tamper: std::env::var("MEDLEDGER_FAULT").is_ok_and(|f| f == "tamper-chunk"),
-            skip_grant_check: std::env::var("MEDLEDGER_FAULT")
-                .is_ok_and(|f| f == "skip-grant-check"),
+            tamper: false,
+            skip_grant_check: false,
         }
+    }
+
+    /// The same holder misbehaving as a test's fault plan says (tamper with
+    /// chunks, skip the grant check); see [`crate::faults`].
+    pub fn with_faults(mut self, faults: &crate::faults::FaultPlan) -> Self {
+        self.tamper = faults.tamper_chunk;
+        self.skip_grant_check = faults.skip_grant_check;
+        self
     }
 
     fn state<T: serde::de::DeserializeOwned>(
@@ -222,8 +228,19 @@ impl Holder {
     /// Answers one request from a peer's gateway.
     pub fn handle(&self, peer: PeerId, request: GatewayRequest) -> GatewayResponse {
         let answer = match request {
-            GatewayRequest::Open(fetch) => self.open(peer, &fetch),
-            GatewayRequest::Chunk { transfer, seq } => self.chunk(peer, transfer, seq),
+            GatewayRequest::Open(fetch) => {
+                let _span = tracing::info_span!(
+                    "transfer_open",
+                    request = %fetch.authorization.request,
+                    %peer
+                )
+                .entered();
+                self.open(peer, &fetch)
+            }
+            GatewayRequest::Chunk { transfer, seq } => {
+                let _span = tracing::debug_span!("transfer", %transfer, seq, %peer).entered();
+                self.chunk(peer, transfer, seq)
+            }
         };
         let response = match answer {
             Ok(response) | Err(response) => response,
