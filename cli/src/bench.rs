@@ -473,8 +473,7 @@ pub fn run(options: BenchOptions) -> anyhow::Result<()> {
         std::env::temp_dir().join(format!("medledger-bench-{}", std::process::id()))
     });
     let layout = medledger_testnet::init(&dir, 4, 0, 0, "medledger-bench")?;
-    let mut nodes = Consortium::new(std::env::current_exe()?, layout.clone());
-    nodes.start_all()?;
+    let nodes = Consortium::launch(std::env::current_exe()?, layout.clone())?;
     let pids: Vec<u32> = (0..layout.nodes.len())
         .map(|i| nodes.pid(i))
         .collect::<Option<_>>()

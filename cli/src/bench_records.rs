@@ -38,8 +38,7 @@ pub fn run(options: RecordsBenchOptions) -> anyhow::Result<()> {
         std::env::temp_dir().join(format!("medledger-bench-records-{}", std::process::id()))
     });
     let layout = medledger_testnet::init(&dir, 4, 0, 0, "medledger-bench")?;
-    let mut nodes = Consortium::new(std::env::current_exe()?, layout.clone());
-    nodes.start_all()?;
+    let nodes = Consortium::launch(std::env::current_exe()?, layout.clone())?;
     let pids: Vec<(String, u32)> = layout
         .nodes
         .iter()

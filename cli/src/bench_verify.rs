@@ -39,8 +39,7 @@ pub fn run(options: VerifyBenchOptions) -> anyhow::Result<()> {
         std::env::temp_dir().join(format!("medledger-bench-verify-{}", std::process::id()))
     });
     let layout = medledger_testnet::init(&dir, 4, 0, 0, "medledger-bench")?;
-    let mut nodes = Consortium::new(std::env::current_exe()?, layout.clone());
-    nodes.start_all()?;
+    let nodes = Consortium::launch(std::env::current_exe()?, layout.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -178,8 +178,7 @@ pub fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
         "medledger demo — a local consortium of four validator processes (BFT consensus, RocksDB)\n"
     );
     let layout = medledger_testnet::init(&dir, 4, 0, 0, "medledger-demo")?;
-    let mut nodes = Consortium::new(std::env::current_exe()?, layout.clone());
-    nodes.start_all()?;
+    let nodes = Consortium::launch(std::env::current_exe()?, layout.clone())?;
     for node in &layout.nodes {
         println!(
             "  started {:<21} {}  (log: {})",

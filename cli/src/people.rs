@@ -228,7 +228,7 @@ impl Session {
                 json!({
                     "tx": receipt.tx.0.to_hex(),
                     "height": receipt.height,
-                    "outcome": format!("{:?}", receipt.outcome),
+                    "outcome": outcome_json(&receipt.outcome),
                 })
             );
         } else {
@@ -282,7 +282,7 @@ fn history_line(entry: &Value) -> String {
             };
             let kind = match e["kind"].as_str().unwrap_or("") {
                 "emergency" => "EMERGENCY access",
-                "publichealth" => "public-health access",
+                "public-health" => "public-health access",
                 _ => "access request",
             };
             format!(
@@ -338,17 +338,26 @@ fn category(name: &str) -> anyhow::Result<Category> {
     })
 }
 
+/// A receipt's outcome as the node's API writes it (`{"status": …, "reason": …}`).
+fn outcome_json(outcome: &medledger_client_sdk::TxOutcome) -> serde_json::Value {
+    match outcome {
+        medledger_client_sdk::TxOutcome::Applied => json!({"status": "applied"}),
+        medledger_client_sdk::TxOutcome::Authorized => json!({"status": "authorized"}),
+        medledger_client_sdk::TxOutcome::Denied(reason) => {
+            json!({"status": "denied", "reason": reason})
+        }
+        medledger_client_sdk::TxOutcome::Rejected(reason) => {
+            json!({"status": "rejected", "reason": reason})
+        }
+    }
+}
+
 fn purpose(name: &str) -> anyhow::Result<Purpose> {
-    Ok(match name {
-        "treatment" => Purpose::Treatment,
-        "referral" => Purpose::Referral,
-        "continuity-of-care" => Purpose::ContinuityOfCare,
-        "consultation" => Purpose::Consultation,
-        "insurance-claim" => Purpose::InsuranceClaim,
-        "research" => Purpose::Research,
-        other => bail!(
-            "unknown purpose {other:?}; one of: treatment, referral, continuity-of-care, consultation, insurance-claim, research"
-        ),
+    Purpose::from_name(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown purpose {name:?}; one of: {}",
+            Purpose::ALL.map(Purpose::name).join(", ")
+        )
     })
 }
 
@@ -567,9 +576,9 @@ pub fn hospital(
                 let light = LightClient::new(s.client.clone(), &s.genesis, Duration::from_secs(60))?;
                 let g = light.verify_grant(&grant, &me).await?;
                 if s.json {
-                    println!("{}", json!({"grant": g.id.0.to_hex(), "status": format!("{:?}", g.status), "height": g.height}));
+                    println!("{}", json!({"grant": g.id.0.to_hex(), "status": g.status.name(), "height": g.height}));
                 } else {
-                    println!("grant {} is {:?} (verified at block {})", g.id.0.to_hex(), g.status, g.height);
+                    println!("grant {} is {} (verified at block {})", g.id.0.to_hex(), g.status.name(), g.height);
                 }
             }
             HospitalCommand::Fetch {

@@ -575,9 +575,9 @@ async fn public_health_access_travels_through_the_cdc_node_and_the_patient_sees_
         .filter(|e| e["event"]["request"] == receipt.tx.0.to_hex())
         .collect();
     assert!(
-        public_health
-            .iter()
-            .any(|e| e["event"]["kind"] == "publichealth" && e["event"]["decision"] == "authorized"),
+        public_health.iter().any(
+            |e| e["event"]["kind"] == "public-health" && e["event"]["decision"] == "authorized"
+        ),
         "{history:?}"
     );
     assert!(

@@ -357,7 +357,7 @@ function grantItem(g) {
   const who = g.terms.grantee.institution
     ? institutionName(g.terms.grantee.institution)
     : `${t().practitioner} ${g.terms.grantee.practitioner.slice(0, 12)}…`;
-  const purpose = t().pur[g.terms.purpose.replace(/([a-z])([A-Z])/g, "$1-$2").toLowerCase()] ?? "";
+  const purpose = t().pur[g.terms.purpose] ?? "";
   // Active but ending within a week: "expiring soon".
   const status = g.status === "active" && g.terms.expires_at_ms - Date.now() < 7 * 86400000 ? "expiring" : g.status;
   const cats = g.terms.categories.map((c) => t().cat[c]).join("、");
@@ -439,7 +439,7 @@ function actionButton(label, cls, payload) {
 function termsText(terms) {
   const day = (ms) => new Date(ms).toLocaleDateString(lang === "zh" ? "zh-CN" : "en");
   const cats = terms.categories.map((c) => t().cat[c]).join("、");
-  const purpose = t().pur[terms.purpose.replace(/([a-z])([A-Z])/g, "$1-$2").toLowerCase()] ?? terms.purpose;
+  const purpose = t().pur[terms.purpose] ?? terms.purpose;
   const grantee = terms.grantee.institution
     ? institutionName(terms.grantee.institution)
     : `${t().practitioner} ${terms.grantee.practitioner.slice(0, 12)}…`;
@@ -519,7 +519,7 @@ function historyItem(entry) {
   const e = entry.event;
   switch (e.type) {
     case "access_decided": {
-      const kind = e.kind === "emergency" ? t().emergency : e.kind === "publichealth" ? t().publicHealth : t().access;
+      const kind = e.kind === "emergency" ? t().emergency : e.kind === "public-health" ? t().publicHealth : t().access;
       const decision = e.decision === "authorized" ? t().authorized : `${t().denied}: ${e.decision.denied ?? ""}`;
       item.append(badge(kind, e.kind === "emergency" ? "emergency" : e.decision === "authorized" ? "active" : "denied"),
         ` ${when} · ${institutionName(e.holder)} · ${decision}`);

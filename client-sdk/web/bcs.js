@@ -216,7 +216,7 @@ export function termsFromJson(j) {
     grantee: j.grantee,
     categories: j.categories,
     holders: Array.isArray(j.holders) ? j.holders : [],
-    purpose: j.purpose.replace(/([a-z])([A-Z])/g, "$1-$2").toLowerCase(),
+    purpose: j.purpose,
     notBefore: BigInt(j.not_before_ms),
     expiresAt: BigInt(j.expires_at_ms),
     noticeHash: j.notice_hash,

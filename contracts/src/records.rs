@@ -170,6 +170,19 @@ pub enum GrantStatus {
     Relinquished,
 }
 
+impl GrantStatus {
+    /// Its stable name on the HTTP API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::Relinquished => "relinquished",
+        }
+    }
+}
+
 impl GrantRecord {
     /// The status at `time`.
     pub fn status_at(&self, time: Timestamp) -> GrantStatus {
@@ -758,6 +771,17 @@ pub enum AccessKindTag {
     Emergency,
     /// Public health.
     PublicHealth,
+}
+
+impl AccessKindTag {
+    /// Its stable name on the HTTP API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Grant => "grant",
+            Self::Emergency => "emergency",
+            Self::PublicHealth => "public-health",
+        }
+    }
 }
 
 /// One entry of the audit log.

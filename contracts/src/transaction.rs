@@ -279,6 +279,37 @@ pub enum Payload {
     },
 }
 
+impl Payload {
+    /// The kind of transaction, by its stable name on the HTTP API (kebab-case).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::RegisterPatient { .. } => "register-patient",
+            Self::SetRecoveryPolicy { .. } => "set-recovery-policy",
+            Self::ApproveRecovery { .. } => "approve-recovery",
+            Self::RotateKey { .. } => "rotate-key",
+            Self::RegisterPractitioner { .. } => "register-practitioner",
+            Self::RetirePractitioner { .. } => "retire-practitioner",
+            Self::RecordGuardianship { .. } => "record-guardianship",
+            Self::Propose { .. } => "propose",
+            Self::Vote { .. } => "vote",
+            Self::Grant { .. } => "grant",
+            Self::Revoke { .. } => "revoke",
+            Self::Relinquish { .. } => "relinquish",
+            Self::RequestConsent { .. } => "request-consent",
+            Self::AnswerConsentRequest { .. } => "answer-consent-request",
+            Self::Delegate { .. } => "delegate",
+            Self::EndDelegation { .. } => "end-delegation",
+            Self::AccessRequest { .. } => "access-request",
+            Self::AccessServed { .. } => "access-served",
+            Self::EmergencyAccess { .. } => "emergency-access",
+            Self::EmergencyReview { .. } => "emergency-review",
+            Self::PublicHealthAccess { .. } => "public-health-access",
+            Self::FetchRefused { .. } => "fetch-refused",
+            Self::CancelControlChange { .. } => "cancel-control-change",
+        }
+    }
+}
+
 /// A transaction before signing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transaction {

@@ -178,6 +178,17 @@ pub enum InstitutionKind {
 }
 
 impl InstitutionKind {
+    /// Its stable name on the HTTP API and in files (kebab-case).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Hospital => "hospital",
+            Self::InternetHospital { .. } => "internet-hospital",
+            Self::RegionalPlatform => "regional-platform",
+            Self::PublicHealth => "public-health",
+            Self::Regulator => "regulator",
+        }
+    }
+
     /// Whether institutions of this kind hold records others may request.
     pub fn holds_records(&self) -> bool {
         matches!(
@@ -196,6 +207,17 @@ pub enum MemberStatus {
     Suspended,
     /// Removed by governance: never acts again.
     Removed,
+}
+
+impl MemberStatus {
+    /// Its stable name on the HTTP API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Removed => "removed",
+        }
+    }
 }
 
 /// A data category (GB/T 39725-2020 health data, at the granularity a patient decides on).
@@ -321,6 +343,35 @@ pub enum Purpose {
     Research,
 }
 
+impl Purpose {
+    /// Every purpose, in declaration order.
+    pub const ALL: [Purpose; 6] = [
+        Self::Treatment,
+        Self::Referral,
+        Self::ContinuityOfCare,
+        Self::Consultation,
+        Self::InsuranceClaim,
+        Self::Research,
+    ];
+
+    /// Its stable name on the HTTP API, the CLI and the app (kebab-case).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Treatment => "treatment",
+            Self::Referral => "referral",
+            Self::ContinuityOfCare => "continuity-of-care",
+            Self::Consultation => "consultation",
+            Self::InsuranceClaim => "insurance-claim",
+            Self::Research => "research",
+        }
+    }
+
+    /// Parses a name given by [`Purpose::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
 /// Who receives a grant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Grantee {
@@ -414,6 +465,35 @@ pub enum PractitionerRole {
     RecordsOfficer,
 }
 
+impl PractitionerRole {
+    /// Every role, in declaration order.
+    pub const ALL: [PractitionerRole; 6] = [
+        Self::Physician,
+        Self::Nurse,
+        Self::Pharmacist,
+        Self::Technician,
+        Self::PublicHealthOfficer,
+        Self::RecordsOfficer,
+    ];
+
+    /// Its stable name on the HTTP API and in files (kebab-case).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Physician => "physician",
+            Self::Nurse => "nurse",
+            Self::Pharmacist => "pharmacist",
+            Self::Technician => "technician",
+            Self::PublicHealthOfficer => "public-health-officer",
+            Self::RecordsOfficer => "records-officer",
+        }
+    }
+
+    /// Parses a name given by [`PractitionerRole::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
 /// What a delegate may do for a patient.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DelegateRole {
@@ -425,6 +505,16 @@ pub enum DelegateRole {
     Proxy,
 }
 
+impl DelegateRole {
+    /// Its stable name on the HTTP API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Guardian => "guardian",
+            Self::Proxy => "proxy",
+        }
+    }
+}
+
 /// The finding of an emergency-access review.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReviewFinding {
@@ -432,6 +522,16 @@ pub enum ReviewFinding {
     Justified,
     /// The emergency access was not justified: a matter for the regulator.
     Unjustified,
+}
+
+impl ReviewFinding {
+    /// Its stable name on the HTTP API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Justified => "justified",
+            Self::Unjustified => "unjustified",
+        }
+    }
 }
 
 /// The terms of a grant (also the terms a consent request proposes).

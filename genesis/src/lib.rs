@@ -243,38 +243,17 @@ pub fn parse_kind(kind: &str, parent: Option<&str>) -> Result<InstitutionKind, S
 
 /// The name of an institution kind as written in files.
 pub fn kind_name(kind: &InstitutionKind) -> &'static str {
-    match kind {
-        InstitutionKind::Hospital => "hospital",
-        InstitutionKind::InternetHospital { .. } => "internet-hospital",
-        InstitutionKind::RegionalPlatform => "regional-platform",
-        InstitutionKind::PublicHealth => "public-health",
-        InstitutionKind::Regulator => "regulator",
-    }
+    kind.name()
 }
 
 /// Parses a practitioner role.
 pub fn parse_role(role: &str) -> Result<PractitionerRole, String> {
-    Ok(match role {
-        "physician" => PractitionerRole::Physician,
-        "nurse" => PractitionerRole::Nurse,
-        "pharmacist" => PractitionerRole::Pharmacist,
-        "technician" => PractitionerRole::Technician,
-        "public-health-officer" => PractitionerRole::PublicHealthOfficer,
-        "records-officer" => PractitionerRole::RecordsOfficer,
-        other => return Err(format!("unknown role {other:?}")),
-    })
+    PractitionerRole::from_name(role).ok_or_else(|| format!("unknown role {role:?}"))
 }
 
 /// The name of a practitioner role as written in files.
 pub fn role_name(role: PractitionerRole) -> &'static str {
-    match role {
-        PractitionerRole::Physician => "physician",
-        PractitionerRole::Nurse => "nurse",
-        PractitionerRole::Pharmacist => "pharmacist",
-        PractitionerRole::Technician => "technician",
-        PractitionerRole::PublicHealthOfficer => "public-health-officer",
-        PractitionerRole::RecordsOfficer => "records-officer",
-    }
+    role.name()
 }
 
 fn bounded<const N: usize>(field: &str, text: &str) -> Result<BoundedString<N>, GenesisError> {

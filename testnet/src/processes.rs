@@ -39,6 +39,13 @@ impl Consortium {
         }
     }
 
+    /// The testnet `layout` with every node started from `binary`.
+    pub fn launch(binary: impl Into<PathBuf>, layout: TestnetLayout) -> anyhow::Result<Self> {
+        let mut consortium = Self::new(binary, layout);
+        consortium.start_all()?;
+        Ok(consortium)
+    }
+
     /// Sets `RUST_LOG` for every node started from now on (by default the
     /// node's own default, or the caller's `RUST_LOG`).
     pub fn log_filter(mut self, filter: &str) -> Self {

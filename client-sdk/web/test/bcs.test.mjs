@@ -130,7 +130,7 @@ async function goldenTerms() {
     grantee: { institution: "city-second-hospital" },
     categories: ["lab-reports", "imaging"],
     holders: ["city-first-hospital"],
-    purpose: "Referral",
+    purpose: "referral",
     not_before_ms: 1790000000000,
     expires_at_ms: 1792592000000,
     notice_hash: bcs.toHex(await bcs.sha256("notice", "v1")),

@@ -97,7 +97,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     const request = JSON.parse(
       cli([...hospital, "request-access", "--grant", grant, "--holder", "city-first-hospital", "--category", "lab-reports"]),
     );
-    assert.equal(request.outcome, "Authorized");
+    assert.equal(request.outcome.status, "authorized");
     cli([...hospital, "fetch", "--request", request.tx, "--holder", "city-first-hospital", "--out", join(dir, "fetched")]);
     // Without a reload, the access and the release appear.
     await page.locator("#history li[data-event=released]").waitFor({ timeout: 30_000 });
@@ -144,7 +144,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     const denied = JSON.parse(
       cli([...hospital, "request-access", "--grant", grant, "--holder", "city-first-hospital", "--category", "lab-reports"]),
     );
-    assert.match(denied.outcome, /Denied/);
+    assert.equal(denied.outcome.status, "denied");
     await page.locator("#history li[data-event=access_decided] .badge.denied").waitFor({ timeout: 30_000 });
     // The first request used again: the holder refuses, and records the refusal
     // on the ledger, so the patient sees the attempt too.

@@ -624,7 +624,9 @@ impl Holder {
         buffer.truncate(filled);
         t.sent_in_item += filled as u64;
         let last_of_item = t.sent_in_item >= item.size || filled < CHUNK_BYTES;
-        let item_number = u32::try_from(item_index).unwrap_or(u32::MAX);
+        // Items are at most MANIFEST_ITEMS_MAX: their index fits the AAD's u32.
+        let item_number = u32::try_from(item_index)
+            .map_err(|_| refused("internal", "an item index beyond the manifest's bound"))?;
         let mut sealed = t
             .sealer
             .seal(seq, item_number, last_of_item, &buffer)

@@ -56,7 +56,7 @@ fn active_institution(shared: &Shared, id: &InstitutionId) -> Result<Institution
     let record: InstitutionRecord = get(shared, &StateKey::Institution(id.clone()))?
         .ok_or_else(|| format!("institution {id} is not a member"))?;
     if record.status != MemberStatus::Active {
-        return Err(format!("institution {id} is {:?}", record.status));
+        return Err(format!("institution {id} is {}", record.status.name()));
     }
     Ok(record)
 }

@@ -128,6 +128,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// For 405: the methods the path takes (the `Allow` header, RFC 9110 §15.5.6).
+    allow: Option<String>,
 }
 
 impl ApiError {
@@ -137,6 +139,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            allow: None,
         }
     }
 
@@ -169,7 +172,12 @@ impl ApiError {
 
     fn into_response(self) -> Response {
         let body = json!({"code": self.code, "message": self.message});
-        warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
+        let mut response =
+            warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
+        if let Some(allow) = self.allow.and_then(|a| a.parse().ok()) {
+            response.headers_mut().insert("allow", allow);
+        }
+        response
     }
 }
 
@@ -270,7 +278,7 @@ impl Api {
 /// Matches a path against the route table: the route and its parameters.
 fn match_route(method: &Method, path: &str) -> Result<(&'static RouteSpec, Vec<String>), ApiError> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let mut path_matched = false;
+    let mut allowed: Vec<&str> = Vec::new();
     for spec in ROUTES {
         let template: Vec<&str> = spec.path.trim_start_matches('/').split('/').collect();
         if template.len() != segments.len() {
@@ -288,17 +296,23 @@ fn match_route(method: &Method, path: &str) -> Result<(&'static RouteSpec, Vec<S
         if !matched {
             continue;
         }
-        path_matched = true;
         if spec.method == method.as_str() {
             return Ok((spec, params));
         }
+        allowed.push(spec.method);
     }
-    Err(if path_matched {
-        ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            format!("{path} does not take {method}"),
-        )
+    Err(if !allowed.is_empty() {
+        allowed.sort_unstable();
+        allowed.dedup();
+        let allow = allowed.join(", ");
+        ApiError {
+            allow: Some(allow.clone()),
+            ..ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{path} does not take {method}; it takes {allow}"),
+            )
+        }
     } else {
         ApiError::not_found(
             "not_found",
@@ -610,9 +624,18 @@ mod tests {
         let (spec, params) = match_route(&Method::GET, "/v1/patients/ab/grants").unwrap();
         assert_eq!(spec.path, "/v1/patients/{patient}/grants");
         assert_eq!(params, vec!["ab".to_string()]);
+        let refused = match_route(&Method::POST, "/v1/status").unwrap_err();
+        assert_eq!(refused.code, "method_not_allowed");
+        assert_eq!(refused.allow.as_deref(), Some("GET"));
+        let response = refused.into_response();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()["allow"], "GET");
         assert_eq!(
-            match_route(&Method::POST, "/v1/status").unwrap_err().code,
-            "method_not_allowed"
+            match_route(&Method::DELETE, "/v1/tx")
+                .unwrap_err()
+                .allow
+                .as_deref(),
+            Some("POST")
         );
         assert_eq!(
             match_route(&Method::GET, "/v2/x").unwrap_err().code,

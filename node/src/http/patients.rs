@@ -61,7 +61,7 @@ pub fn terms_json(terms: &GrantTerms) -> Value {
             Holders::Any => json!("any"),
             Holders::Listed(list) => json!(list.iter().map(|h| h.as_str()).collect::<Vec<_>>()),
         },
-        "purpose": format!("{:?}", terms.purpose),
+        "purpose": terms.purpose.name(),
         "not_before_ms": terms.not_before.0,
         "expires_at_ms": terms.expires_at.0,
         "notice_hash": terms.notice_hash.to_hex(),
@@ -72,7 +72,7 @@ pub fn terms_json(terms: &GrantTerms) -> Value {
 pub fn grant_json(id: &TxHash, grant: &GrantRecord) -> Value {
     json!({
         "id": id.0.to_hex(),
-        "status": format!("{:?}", grant.status_at(now())).to_lowercase(),
+        "status": grant.status_at(now()).name(),
         "terms": terms_json(&grant.terms),
         "granted_by": signer_json(&grant.granted_by),
         "granted_at": {"height": grant.granted_at.height, "time_ms": grant.granted_at.time.0},
@@ -105,7 +105,7 @@ fn delegation_json(id: &TxHash, d: &DelegationRecord) -> Value {
         "id": id.0.to_hex(),
         "patient": d.patient.0.to_hex(),
         "delegate": d.delegate.0.to_hex(),
-        "role": format!("{:?}", d.role).to_lowercase(),
+        "role": d.role.name(),
         "active": d.is_active_at(now()),
         "created_at": {"height": d.created_at.height, "time_ms": d.created_at.time.0},
         "expires_at_ms": d.expires_at.0,
@@ -132,7 +132,7 @@ pub fn access_json(id: &TxHash, a: &AccessRecord) -> Value {
                     "reason": format!("{reason:?}"),
                     "review": review.as_ref().map(|r| json!({
                         "reviewer": r.reviewer.as_str(),
-                        "finding": format!("{:?}", r.finding),
+                        "finding": r.finding.name(),
                         "height": r.at.height,
                     })),
                 }
@@ -171,7 +171,7 @@ pub fn entry_json(entry: &AuditEntry) -> Value {
         }),
         AuditEvent::DelegationStarted { delegation, role } => json!({
             "type": "delegation_started", "delegation": delegation.0.to_hex(),
-            "role": format!("{role:?}").to_lowercase()
+            "role": role.name()
         }),
         AuditEvent::DelegationEnded { delegation } => {
             json!({"type": "delegation_ended", "delegation": delegation.0.to_hex()})
@@ -201,7 +201,7 @@ pub fn entry_json(entry: &AuditEntry) -> Value {
             "request": request.0.to_hex(),
             "requester": requester.0.to_hex(),
             "holder": holder.as_str(),
-            "kind": format!("{kind:?}").to_lowercase(),
+            "kind": kind.name(),
             "decision": match decision {
                 Decision::Authorized => json!("authorized"),
                 Decision::Denied(reason) => json!({"denied": reason.to_string()}),
@@ -232,7 +232,7 @@ pub fn entry_json(entry: &AuditEntry) -> Value {
         AuditEvent::EmergencyReviewed { request, finding } => json!({
             "type": "emergency_reviewed",
             "request": request.0.to_hex(),
-            "finding": format!("{finding:?}").to_lowercase(),
+            "finding": finding.name(),
         }),
         AuditEvent::FetchRefused {
             request,
@@ -478,7 +478,7 @@ pub fn grant(shared: &Shared, r: &Request) -> Answer {
     ok(json!({
         "height": height,
         "grant": at_height.as_ref().map(|g| grant_json(&id, g)),
-        "status_at_height": at_height.as_ref().map(|g| format!("{:?}", g.status_at(proved.header.time)).to_lowercase()),
+        "status_at_height": at_height.as_ref().map(|g| g.status_at(proved.header.time).name()),
         "proved": hex::encode(to_bytes(&proved)),
     }))
 }
@@ -535,7 +535,7 @@ fn transaction_json(
         "height": height,
         "signer": signer_json(&tx.transaction.signer),
         "nonce": tx.transaction.nonce,
-        "payload": format!("{:?}", tx.transaction.payload),
+        "kind": tx.transaction.payload.name(),
         "outcome": outcome_json(outcome),
         "bcs": hex::encode(tx.to_bytes()),
     })
@@ -551,8 +551,8 @@ pub fn institutions(shared: &Shared) -> Answer {
             json!({
                 "id": record.spec.id.as_str(),
                 "name": record.spec.name.as_str(),
-                "kind": format!("{:?}", record.spec.kind),
-                "status": format!("{:?}", record.status).to_lowercase(),
+                "kind": record.spec.kind.name(),
+                "status": record.status.name(),
             })
         })
         .collect();
@@ -569,9 +569,9 @@ pub fn institution(shared: &Shared, r: &Request) -> Answer {
     ok(json!({
         "id": record.spec.id.as_str(),
         "name": record.spec.name.as_str(),
-        "kind": format!("{:?}", record.spec.kind),
+        "kind": record.spec.kind.name(),
         "region_code": record.spec.region_code.as_str(),
-        "status": format!("{:?}", record.status).to_lowercase(),
+        "status": record.status.name(),
         "admitted_at": record.admitted_at,
         "voting_power": record.spec.voting_power,
         "admin_key": record.spec.admin_key.to_text(),
@@ -590,8 +590,8 @@ pub fn practitioner(shared: &Shared, r: &Request) -> Answer {
     ok(json!({
         "id": id.0.to_hex(),
         "institution": record.institution.as_str(),
-        "role": format!("{:?}", record.role),
-        "status": format!("{:?}", record.status).to_lowercase(),
+        "role": record.role.name(),
+        "status": record.status.name(),
         "key": record.key.to_text(),
     }))
 }

@@ -12,7 +12,7 @@ use futures_util::Stream;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
 use medledger_contracts::records::AccessRecord;
 use medledger_contracts::state::{Overlay, StateKey};
-use medledger_transfer::{GatewayRequest, GatewayResponse, SignedFetch};
+use medledger_transfer::{GATEWAY_MESSAGE_BYTES_MAX, GatewayRequest, GatewayResponse, SignedFetch};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -50,12 +50,23 @@ struct FetchBody {
 }
 
 /// Frames: a big-endian u32 length, then BCS of a `GatewayResponse`.
-fn frame(response: &GatewayResponse) -> Bytes {
+/// `None` if the response is larger than a gateway message may be: it came
+/// from the holder within `GATEWAY_MESSAGE_BYTES_MAX`, so that would be a
+/// broken invariant, and no frame with a wrong length may go out.
+fn frame(response: &GatewayResponse) -> Option<Bytes> {
     let body = to_bytes(response);
+    if body.len() > GATEWAY_MESSAGE_BYTES_MAX {
+        tracing::error!(
+            bytes = body.len(),
+            "a gateway response larger than a gateway message"
+        );
+        return None;
+    }
+    let length = u32::try_from(body.len()).ok()?;
     let mut out = Vec::with_capacity(body.len() + 4);
-    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(&length.to_be_bytes());
     out.extend_from_slice(&body);
-    Bytes::from(out)
+    Some(Bytes::from(out))
 }
 
 struct Frames {
@@ -215,7 +226,8 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
     };
     // A few frames in flight: memory stays bounded by the chunk size.
     let (tx, rx) = mpsc::channel::<Bytes>(4);
-    let first_frame = frame(&GatewayResponse::Manifest(manifest.clone()));
+    let first_frame = frame(&GatewayResponse::Manifest(manifest.clone()))
+        .ok_or_else(|| ApiError::internal("the holder's manifest does not fit a frame"))?;
     tokio::spawn(async move {
         if tx.send(first_frame).await.is_err() {
             return;
@@ -273,7 +285,10 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
                 }
                 other => other,
             };
-            if tx.send(frame(&answer)).await.is_err() || stop {
+            // A frame that cannot be written ends the stream: the
+            // requester sees an incomplete transfer, never a wrong length.
+            let Some(bytes) = frame(&answer) else { return };
+            if tx.send(bytes).await.is_err() || stop {
                 return;
             }
             seq += 1;
