@@ -262,7 +262,7 @@ pub async fn run<A: Application>(
         dropped_peers: std::collections::HashSet::new(),
         known: HashMap::new(),
         own: HashMap::new(),
-        streams: Streams::new(medledger_contracts::constants::BLOCK_BYTES_MAX),
+        streams: Streams::new(settings.block_bytes_max),
         committed: None,
         telemetry,
     };
@@ -696,13 +696,18 @@ impl<A: Application> Driver<A> {
             StreamContent::Data(data) => Piece::Part(data),
             StreamContent::Fin => Piece::End,
         };
-        match self
-            .streams
-            .receive(&publisher, part.stream_id.to_bytes(), part.sequence, piece)
-        {
+        let next = self.app.next_height();
+        match self.streams.receive(
+            &publisher,
+            part.stream_id.to_bytes(),
+            part.sequence,
+            piece,
+            next,
+        ) {
             Outcome::Incomplete => None,
+            // At debug: a faulty member could otherwise fill the log.
             Outcome::Dropped(malformed) => {
-                warn!(%publisher, %malformed, "proposal stream dropped");
+                debug!(%publisher, %malformed, "proposal stream dropped");
                 None
             }
             Outcome::Complete(assembled) => self.place(assembled),

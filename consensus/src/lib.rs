@@ -136,6 +136,9 @@ pub struct Settings {
     pub block_interval: Duration,
     /// Transactions that fill a block (no point waiting for more).
     pub block_capacity: usize,
+    /// The genesis limit on a block's bytes: no proposal stream is buffered
+    /// beyond it.
+    pub block_bytes_max: usize,
 }
 
 /// Live figures the node shows in its status.

@@ -12,9 +12,15 @@
 //! 3. Its parts are one opening (`Init`, first), chunks, and one closing
 //!    `Fin` naming the block id; its round and valid round are within
 //!    Malachite's range and the valid round is before the round.
-//! 4. A stream larger than a block is dropped as soon as it is; at most
+//! 4. A stream's id is its height and round (16 bytes, big-endian), for a
+//!    height from the one in progress to two after it; any other is dropped
+//!    at its first piece. A stream larger than a block (each part counted
+//!    with [`PART_OVERHEAD_BYTES`] on top of its bytes) or of more than
+//!    [`PARTS_PER_STREAM_MAX`] parts is dropped as soon as it is; at most
 //!    [`STREAMS_PER_PUBLISHER_MAX`] streams per publisher and
-//!    [`OPEN_STREAMS_MAX`] in all are buffered, the oldest dropped first.
+//!    [`OPEN_STREAMS_MAX`] in all are buffered, the oldest dropped first. So
+//!    what one publisher can make a node hold is bounded by
+//!    `STREAMS_PER_PUBLISHER_MAX` blocks, and all of them by `OPEN_STREAMS_MAX`.
 //!
 //! Whether the publisher is the round's proposer's node, and whether the
 //! block is valid, is judged afterwards by the driver.
@@ -36,6 +42,14 @@ pub(crate) const STREAMS_PER_PUBLISHER_MAX: usize = 4;
 /// Bytes a stream may carry beyond a block's limit (its opening and
 /// closing parts).
 const FRAMING_BYTES: usize = 1024;
+/// What each part counts toward a stream's size on top of its bytes, so
+/// that empty parts are not free.
+pub(crate) const PART_OVERHEAD_BYTES: usize = 64;
+/// Most parts in one stream: an honest proposer sends a block of at most
+/// 32 MiB in 256 KiB chunks, 130 parts with the opening and closing ones.
+pub(crate) const PARTS_PER_STREAM_MAX: usize = 1024;
+/// Heights after the one in progress whose streams are buffered.
+const HEIGHTS_AHEAD_MAX: u64 = 2;
 
 /// One message of a proposal stream as the network delivered it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +84,13 @@ pub(crate) enum Malformed {
     /// A part at or past the end marker, or two end markers (rule 2).
     #[error("a part after its end")]
     PartAfterEnd,
+    /// More parts than a stream may have (rule 4).
+    #[error("more parts than a block needs")]
+    TooManyParts,
+    /// An id that is not a height and round, or a height this node does
+    /// not expect proposals for (rule 4).
+    #[error("a stream id for no height in progress or just ahead")]
+    StreamId,
     /// Its first part is not an opening part (rule 3).
     #[error("no opening part")]
     NoOpening,
@@ -134,16 +155,25 @@ impl Streams {
         self.buffers.len()
     }
 
-    /// Takes one piece of `publisher`'s stream `stream` at `sequence`.
+    /// Takes one piece of `publisher`'s stream `stream` at `sequence`,
+    /// while `next_height` is the height in progress.
     pub(crate) fn receive(
         &mut self,
         publisher: &str,
         stream: Bytes,
         sequence: u64,
         piece: Piece,
+        next_height: u64,
     ) -> Outcome {
         let key = (publisher.to_string(), stream);
         if !self.buffers.contains_key(&key) {
+            let height = <[u8; 8]>::try_from(key.1.get(..8).unwrap_or_default())
+                .ok()
+                .map(u64::from_be_bytes);
+            let expected = next_height..=next_height.saturating_add(HEIGHTS_AHEAD_MAX);
+            if key.1.len() != 16 || !height.is_some_and(|h| expected.contains(&h)) {
+                return Outcome::Dropped(Malformed::StreamId);
+            }
             self.make_room(publisher);
             self.opened += 1;
             let opened = self.opened;
@@ -180,11 +210,14 @@ impl Streams {
             // A copy of a part already held: the first one stands.
             Piece::Part(_) if buffer.parts.contains_key(&sequence) => Ok(()),
             Piece::Part(part) => {
-                buffer.bytes += match &part {
-                    BlockPart::Chunk(c) => c.len(),
-                    _ => 64,
-                };
-                if buffer.bytes > self.block_bytes_max + FRAMING_BYTES {
+                buffer.bytes += PART_OVERHEAD_BYTES
+                    + match &part {
+                        BlockPart::Chunk(c) => c.len(),
+                        _ => 0,
+                    };
+                if buffer.parts.len() >= PARTS_PER_STREAM_MAX {
+                    Err(Malformed::TooManyParts)
+                } else if buffer.bytes > self.block_bytes_max + FRAMING_BYTES {
                     Err(Malformed::TooLarge)
                 } else {
                     buffer.parts.insert(sequence, part);
@@ -339,6 +372,9 @@ mod tests {
         out
     }
 
+    /// The height in progress in these tests.
+    const NEXT: u64 = 5;
+
     fn feed(
         streams: &mut Streams,
         publisher: &str,
@@ -347,7 +383,7 @@ mod tests {
     ) -> Vec<Outcome> {
         pieces
             .iter()
-            .map(|(s, p)| streams.receive(publisher, stream.clone(), *s, p.clone()))
+            .map(|(s, p)| streams.receive(publisher, stream.clone(), *s, p.clone(), NEXT))
             .collect()
     }
 
@@ -369,7 +405,7 @@ mod tests {
         #[test]
         fn any_order_and_duplicates_give_the_block(
             block in proptest::collection::vec(any::<u8>(), 0..2_000),
-            chunk in 1usize..700,
+            chunk in 64usize..700,
             order in any::<u64>(),
             repeats in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
         ) {
@@ -399,7 +435,7 @@ mod tests {
         #[test]
         fn a_missing_piece_means_no_block(
             block in proptest::collection::vec(any::<u8>(), 1..1_000),
-            chunk in 1usize..300,
+            chunk in 32usize..300,
             missing in any::<prop::sample::Index>(),
         ) {
             let mut sent = pieces(&block, chunk, 0, -1);
@@ -421,10 +457,10 @@ mod tests {
         let mut outcomes = Vec::new();
         for i in 0..a.len().max(b.len()) {
             if let Some((s, p)) = a.get(i) {
-                outcomes.push(streams.receive("peer-a", stream.clone(), *s, p.clone()));
+                outcomes.push(streams.receive("peer-a", stream.clone(), *s, p.clone(), NEXT));
             }
             if let Some((s, p)) = b.get(i) {
-                outcomes.push(streams.receive("peer-b", stream.clone(), *s, p.clone()));
+                outcomes.push(streams.receive("peer-b", stream.clone(), *s, p.clone(), NEXT));
             }
         }
         let done = completed(&outcomes);
@@ -449,8 +485,8 @@ mod tests {
         let r1 = pieces(b"round one!", 3, 1, 0);
         let mut done = Vec::new();
         for (x, y) in r0.iter().zip(&r1) {
-            done.push(streams.receive("p", stream_of(5, 0), x.0, x.1.clone()));
-            done.push(streams.receive("p", stream_of(5, 1), y.0, y.1.clone()));
+            done.push(streams.receive("p", stream_of(5, 0), x.0, x.1.clone(), NEXT));
+            done.push(streams.receive("p", stream_of(5, 1), y.0, y.1.clone(), NEXT));
         }
         let done = completed(&done);
         assert_eq!(done.len(), 2);
@@ -514,21 +550,21 @@ mod tests {
         // A part at or past the end, either before or after the end arrives.
         let mut streams = Streams::new(BLOCK_MAX);
         let s = stream_of(5, 0);
-        streams.receive("p", s.clone(), 0, Piece::Part(init(0, -1)));
-        streams.receive("p", s.clone(), 9, Piece::Part(chunk()));
+        streams.receive("p", s.clone(), 0, Piece::Part(init(0, -1)), NEXT);
+        streams.receive("p", s.clone(), 9, Piece::Part(chunk()), NEXT);
         assert_eq!(
-            streams.receive("p", s.clone(), 2, Piece::End),
+            streams.receive("p", s.clone(), 2, Piece::End, NEXT),
             Outcome::Dropped(Malformed::PartAfterEnd)
         );
-        streams.receive("p", s.clone(), 0, Piece::Part(init(0, -1)));
-        streams.receive("p", s.clone(), 3, Piece::End);
+        streams.receive("p", s.clone(), 0, Piece::Part(init(0, -1)), NEXT);
+        streams.receive("p", s.clone(), 3, Piece::End, NEXT);
         assert_eq!(
-            streams.receive("p", s.clone(), 3, Piece::Part(chunk())),
+            streams.receive("p", s.clone(), 3, Piece::Part(chunk()), NEXT),
             Outcome::Dropped(Malformed::PartAfterEnd)
         );
-        streams.receive("p", s.clone(), 3, Piece::End);
+        streams.receive("p", s.clone(), 3, Piece::End, NEXT);
         assert_eq!(
-            streams.receive("p", s, 4, Piece::End),
+            streams.receive("p", s, 4, Piece::End, NEXT),
             Outcome::Dropped(Malformed::PartAfterEnd)
         );
     }
@@ -539,13 +575,20 @@ mod tests {
     fn one_publisher_cannot_crowd_out_the_others() {
         let mut streams = Streams::new(BLOCK_MAX);
         let honest = pieces(b"honest", 2, 0, -1);
-        streams.receive("honest", stream_of(5, 0), honest[0].0, honest[0].1.clone());
+        streams.receive(
+            "honest",
+            stream_of(5, 0),
+            honest[0].0,
+            honest[0].1.clone(),
+            NEXT,
+        );
         for round in 0..100 {
             streams.receive(
                 "flooder",
                 stream_of(5, round),
                 0,
                 Piece::Part(BlockPart::Chunk(vec![1])),
+                NEXT,
             );
         }
         assert_eq!(streams.open(), 1 + STREAMS_PER_PUBLISHER_MAX);
@@ -559,6 +602,7 @@ mod tests {
                 stream_of(5, 0),
                 0,
                 Piece::Part(BlockPart::Chunk(vec![1])),
+                NEXT,
             );
         }
         assert_eq!(streams.open(), OPEN_STREAMS_MAX);
@@ -568,15 +612,70 @@ mod tests {
     #[test]
     fn committed_heights_streams_are_forgotten() {
         let mut streams = Streams::new(BLOCK_MAX);
-        for height in 3..8 {
-            streams.receive(
-                "p",
-                stream_of(height, 0),
-                0,
-                Piece::Part(BlockPart::Chunk(vec![1])),
+        for height in NEXT..=NEXT + 2 {
+            let piece = Piece::Part(BlockPart::Chunk(vec![1]));
+            streams.receive("p", stream_of(height, 0), 0, piece, NEXT);
+        }
+        assert_eq!(streams.open(), 3);
+        streams.retain_heights_above(NEXT);
+        assert_eq!(streams.open(), 2);
+    }
+
+    /// Rule 4: a stream for a committed height, a height too far ahead, or
+    /// with an id that is not a height and round is refused at its first
+    /// piece and buffers nothing.
+    #[test]
+    fn streams_for_unexpected_heights_or_ids_buffer_nothing() {
+        let mut streams = Streams::new(BLOCK_MAX);
+        let piece = || Piece::Part(BlockPart::Chunk(vec![1]));
+        for stream in [
+            stream_of(NEXT - 1, 0),
+            stream_of(NEXT + 3, 0),
+            stream_of(u64::MAX, 0),
+            Bytes::from_static(b"short"),
+            Bytes::from(vec![0u8; 17]),
+        ] {
+            assert_eq!(
+                streams.receive("p", stream, 0, piece(), NEXT),
+                Outcome::Dropped(Malformed::StreamId)
             );
         }
-        streams.retain_heights_above(5);
-        assert_eq!(streams.open(), 2);
+        assert_eq!(streams.open(), 0);
+    }
+
+    /// Rule 4: empty parts are not free — a publisher sending many of them
+    /// is cut off by the part limit (and each part's overhead), so what it
+    /// can make a node hold stays bounded.
+    #[test]
+    fn a_flood_of_empty_parts_is_bounded() {
+        let mut streams = Streams::new(32 * 1024 * 1024);
+        let mut dropped = None;
+        for sequence in 0..(PARTS_PER_STREAM_MAX as u64 + 10) {
+            let piece = Piece::Part(BlockPart::Chunk(Vec::new()));
+            if let Outcome::Dropped(why) =
+                streams.receive("p", stream_of(NEXT, 0), sequence, piece, NEXT)
+            {
+                dropped = Some((sequence, why));
+                break;
+            }
+        }
+        assert_eq!(
+            dropped,
+            Some((PARTS_PER_STREAM_MAX as u64, Malformed::TooManyParts))
+        );
+        // With a small block limit, the overhead alone ends the stream first.
+        let mut streams = Streams::new(BLOCK_MAX);
+        let outcomes: Vec<_> = (0..200u64)
+            .map(|s| {
+                streams.receive(
+                    "p",
+                    stream_of(NEXT, 0),
+                    s,
+                    Piece::Part(BlockPart::Chunk(Vec::new())),
+                    NEXT,
+                )
+            })
+            .collect();
+        assert!(outcomes.contains(&Outcome::Dropped(Malformed::TooLarge)));
     }
 }

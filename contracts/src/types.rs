@@ -435,6 +435,17 @@ pub enum EmergencyReason {
     MassCasualty,
 }
 
+impl EmergencyReason {
+    /// Its stable name on the HTTP API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::PatientUnconscious => "patient-unconscious",
+            Self::LifeThreatening => "life-threatening",
+            Self::MassCasualty => "mass-casualty",
+        }
+    }
+}
+
 /// The law under which a public-health institution reads records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LegalBasis {
@@ -446,6 +457,18 @@ pub enum LegalBasis {
     VaccineAdverseEvent,
     /// Occupational disease reporting (《职业病防治法》).
     OccupationalDiseaseReporting,
+}
+
+impl LegalBasis {
+    /// Its stable name on the HTTP API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InfectiousDiseaseReporting => "infectious-disease-reporting",
+            Self::PublicHealthEmergency => "public-health-emergency",
+            Self::VaccineAdverseEvent => "vaccine-adverse-event",
+            Self::OccupationalDiseaseReporting => "occupational-disease-reporting",
+        }
+    }
 }
 
 /// A practitioner's role.

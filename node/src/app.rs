@@ -64,8 +64,9 @@ impl LedgerApp {
         genesis_hash: Hash32,
         genesis_time: Timestamp,
         params: ConsensusParameters,
-        fault: Option<Fault>,
+        faults: &crate::faults::FaultPlan,
     ) -> Self {
+        let fault = faults.consensus;
         if let Some(fault) = fault {
             tracing::warn!(
                 ?fault,

@@ -13,7 +13,7 @@ static OFFSET_MS: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
 /// Shifts this node's clock by `ms` for the rest of the process (tests
 /// only: the simulator runs a consortium whose clocks disagree within the
 /// genesis tolerance). Only the first call counts.
-pub fn set_offset_ms(ms: i64) {
+pub(crate) fn set_offset_ms(ms: i64) {
     let _ = OFFSET_MS.set(ms);
 }
 

@@ -1,13 +1,16 @@
 //! Misbehaviour a test switches on in one node, to show that the others (or
-//! the requester, or the auditor) catch it. Compiled in only with the
-//! `fault-injection` feature, which `cargo test` turns on through the
-//! binary's dev-dependency: a `medledger` built for use (`cargo build`,
-//! `--release`) has no fault in it, and refuses to start when asked for
-//! one, so a test cannot pass silently without its fault.
+//! the requester, or the auditor) catch it. A plan with a fault in it can
+//! only come from [`FaultPlan::from_env`], and that reads the environment
+//! only in a debug build with the `fault-injection` feature, which cargo
+//! turns on (through the binary's dev-dependency) when it builds tests. A
+//! `medledger` built for use (`cargo build -p medledger`, any `--release`
+//! build, even one that compiled tests) refuses to start when asked for a
+//! fault, so a test cannot pass silently without its fault and a deployed
+//! node cannot be talked into one.
 //!
-//! A node reads its plan once, at start ([`FaultPlan::from_env`]), and
-//! hands each part its own: consensus its [`Fault`], the gateway its two
-//! switches, the clock its offset.
+//! A node reads its plan once, at start, and hands each part its own:
+//! consensus its [`Fault`], the gateway its two switches, the clock its
+//! offset.
 
 /// A consensus fault: what this node does wrong when it proposes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,18 +23,20 @@ pub enum Fault {
     BackdatedBlockTime,
 }
 
-/// Every fault switched on in this node; the default is none.
+/// Every fault switched on in this node; the default is none. Its fields
+/// are the crate's own: outside it, a plan comes only from
+/// [`FaultPlan::from_env`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FaultPlan {
     /// `MEDLEDGER_FAULT=bad-state-root | bad-transaction-root | backdated-block-time`.
-    pub consensus: Option<Fault>,
+    pub(crate) consensus: Option<Fault>,
     /// `MEDLEDGER_FAULT=tamper-chunk`: the holder alters every sealed chunk.
-    pub tamper_chunk: bool,
+    pub(crate) tamper_chunk: bool,
     /// `MEDLEDGER_FAULT=skip-grant-check`: the holder serves without
     /// checking the grant is still active.
-    pub skip_grant_check: bool,
+    pub(crate) skip_grant_check: bool,
     /// `MEDLEDGER_CLOCK_OFFSET_MS` (signed): this node's clock is shifted.
-    pub clock_offset_ms: i64,
+    pub(crate) clock_offset_ms: i64,
 }
 
 /// The variable naming a fault.
@@ -40,8 +45,8 @@ pub const FAULT_VAR: &str = "MEDLEDGER_FAULT";
 pub const CLOCK_OFFSET_VAR: &str = "MEDLEDGER_CLOCK_OFFSET_MS";
 
 impl FaultPlan {
-    /// The plan the environment asks for. Without the `fault-injection`
-    /// feature, any fault asked for is an error.
+    /// The plan the environment asks for. Outside a debug build with the
+    /// `fault-injection` feature, any fault asked for is an error.
     pub fn from_env() -> Result<Self, String> {
         let read = |name| {
             std::env::var(name)
@@ -55,8 +60,8 @@ impl FaultPlan {
     }
 
     /// The plan for these values of [`FAULT_VAR`] and [`CLOCK_OFFSET_VAR`].
-    #[cfg(feature = "fault-injection")]
-    pub fn parse(fault: Option<&str>, clock_offset: Option<&str>) -> Result<Self, String> {
+    #[cfg(all(feature = "fault-injection", debug_assertions))]
+    fn parse(fault: Option<&str>, clock_offset: Option<&str>) -> Result<Self, String> {
         let mut plan = Self::default();
         match fault {
             None => {}
@@ -82,12 +87,12 @@ impl FaultPlan {
 
     /// The plan for these values: none, or an error if any is asked for
     /// (this build has no fault injection).
-    #[cfg(not(feature = "fault-injection"))]
-    pub fn parse(fault: Option<&str>, clock_offset: Option<&str>) -> Result<Self, String> {
+    #[cfg(not(all(feature = "fault-injection", debug_assertions)))]
+    fn parse(fault: Option<&str>, clock_offset: Option<&str>) -> Result<Self, String> {
         match (fault, clock_offset) {
             (None, None) => Ok(Self::default()),
             _ => Err(format!(
-                "{FAULT_VAR} or {CLOCK_OFFSET_VAR} is set, but this medledger was built without the fault-injection feature (tests only): unset them, or build with `--features fault-injection`"
+                "{FAULT_VAR} or {CLOCK_OFFSET_VAR} is set, but this medledger was built without fault injection (tests only: a debug build with the fault-injection feature): unset them"
             )),
         }
     }
@@ -120,10 +125,11 @@ impl FaultPlan {
     }
 }
 
-#[cfg(all(test, feature = "fault-injection"))]
+#[cfg(test)]
 mod tests {
     use super::*;
 
+    #[cfg(all(feature = "fault-injection", debug_assertions))]
     #[test]
     fn each_fault_reads_back_and_unknown_ones_are_refused() {
         assert_eq!(FaultPlan::parse(None, None), Ok(FaultPlan::default()));
@@ -138,5 +144,15 @@ mod tests {
         );
         assert!(FaultPlan::parse(Some("meteor"), None).is_err());
         assert!(FaultPlan::parse(None, Some("soon")).is_err());
+    }
+
+    #[cfg(not(all(feature = "fault-injection", debug_assertions)))]
+    #[test]
+    fn a_build_without_fault_injection_refuses_every_fault() {
+        assert_eq!(FaultPlan::parse(None, None), Ok(FaultPlan::default()));
+        for (fault, offset) in [(Some("skip-grant-check"), None), (None, Some("1500"))] {
+            let error = FaultPlan::parse(fault, offset).unwrap_err();
+            assert!(error.contains("built without fault injection"), "{error}");
+        }
     }
 }

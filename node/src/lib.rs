@@ -142,13 +142,15 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         empty_block_wait: Duration::from_millis(config.consensus.empty_block_wait_ms),
         block_interval: Duration::from_millis(config.consensus.block_interval_ms),
         block_capacity: genesis.consensus.block_transactions_max as usize,
+        block_bytes_max: usize::try_from(genesis.consensus.block_bytes_max)
+            .context("consensus.block_bytes_max does not fit this machine's memory")?,
     };
     let app = LedgerApp::new(
         shared.clone(),
         genesis_hash,
         genesis.genesis_time,
         genesis.consensus.clone(),
-        faults.consensus,
+        &faults,
     );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

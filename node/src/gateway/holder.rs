@@ -190,7 +190,7 @@ impl Holder {
 
     /// The same holder misbehaving as a test's fault plan says (tamper with
     /// chunks, skip the grant check); see [`crate::faults`].
-    pub fn with_faults(mut self, faults: &crate::faults::FaultPlan) -> Self {
+    pub(crate) fn with_faults(mut self, faults: &crate::faults::FaultPlan) -> Self {
         self.tamper = faults.tamper_chunk;
         self.skip_grant_check = faults.skip_grant_check;
         self

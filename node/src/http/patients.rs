@@ -125,11 +125,11 @@ pub fn access_json(id: &TxHash, a: &AccessRecord) -> Value {
         "categories": a.categories.iter().map(|c| c.name()).collect::<Vec<_>>(),
         "kind": match &a.kind {
             AccessKind::Grant { grant, purpose } => json!({
-                "grant": {"grant": grant.0.to_hex(), "purpose": format!("{purpose:?}")}
+                "grant": {"grant": grant.0.to_hex(), "purpose": purpose.name()}
             }),
             AccessKind::Emergency { reason, review } => json!({
                 "emergency": {
-                    "reason": format!("{reason:?}"),
+                    "reason": reason.name(),
                     "review": review.as_ref().map(|r| json!({
                         "reviewer": r.reviewer.as_str(),
                         "finding": r.finding.name(),
@@ -138,7 +138,7 @@ pub fn access_json(id: &TxHash, a: &AccessRecord) -> Value {
                 }
             }),
             AccessKind::PublicHealth { legal_basis, .. } => json!({
-                "public_health": {"legal_basis": format!("{legal_basis:?}")}
+                "public_health": {"legal_basis": legal_basis.name()}
             }),
         },
         "at": {"height": a.at.height, "time_ms": a.at.time.0},
