@@ -33,7 +33,9 @@ use crate::codec::{WireCodec, certificate_from_contract, certificate_to_contract
 use crate::context::{Address, BlockId, BlockPart, Ctx, Height, Validator, ValidatorSet};
 use crate::reassembly::{Assembled, Outcome, Piece, Streams};
 use crate::signing::{NodeSigner, NodeVerifier, address_of, block_id};
-use crate::{Application, Arrival, BlockRefusal, Settings, SharedTelemetry, Timeouts};
+use crate::{
+    Application, Arrival, BlockRefusal, ConsensusError, Settings, SharedTelemetry, Timeouts,
+};
 
 /// Bytes of block per proposal part: small enough for gossip, large enough
 /// that a full block is a handful of messages.
@@ -76,8 +78,9 @@ fn peer_id_of_key(key: &medledger_contracts::crypto::PublicKey) -> Option<String
 }
 
 /// The libp2p identity of a node key (the same Ed25519 key).
-pub(crate) fn keypair(key: &SecretKey) -> Result<Keypair, String> {
-    Keypair::ed25519_from_bytes(key.seed()).map_err(|e| format!("node key as libp2p key: {e}"))
+pub(crate) fn keypair(key: &SecretKey) -> Result<Keypair, ConsensusError> {
+    Keypair::ed25519_from_bytes(key.seed())
+        .map_err(|e| ConsensusError::Key(format!("node key as libp2p key: {e}")))
 }
 
 fn linear_timeouts(t: &Timeouts) -> LinearTimeouts {
@@ -94,7 +97,7 @@ fn linear_timeouts(t: &Timeouts) -> LinearTimeouts {
     }
 }
 
-fn consensus_validators(set: &LedgerValidators) -> Result<ValidatorSet, String> {
+fn consensus_validators(set: &LedgerValidators) -> Result<ValidatorSet, ConsensusError> {
     let validators =
         set.validators
             .iter()
@@ -110,7 +113,8 @@ fn consensus_validators(set: &LedgerValidators) -> Result<ValidatorSet, String> 
                     power: v.power,
                 })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(ConsensusError::Key)?;
     Ok(ValidatorSet::new(validators))
 }
 
@@ -171,7 +175,7 @@ pub async fn run<A: Application>(
     settings: Settings,
     app: A,
     telemetry: SharedTelemetry,
-) -> Result<(), String> {
+) -> Result<(), ConsensusError> {
     let ctx = Ctx;
     let public_key = settings.node_key.public_key();
     let address = address_of(&public_key);
@@ -179,15 +183,17 @@ pub async fn run<A: Application>(
     let peer_id = keypair.public().to_peer_id();
 
     let mut p2p = P2pConfig {
-        listen_addr: settings
-            .listen
-            .parse()
-            .map_err(|e| format!("p2p listen address {}: {e}", settings.listen))?,
+        listen_addr: settings.listen.parse().map_err(|e| {
+            ConsensusError::Address(format!("p2p listen address {}: {e}", settings.listen))
+        })?,
         persistent_peers: settings
             .peers
             .iter()
-            .map(|p| p.parse().map_err(|e| format!("peer address {p}: {e}")))
-            .collect::<Result<_, String>>()?,
+            .map(|p| {
+                p.parse()
+                    .map_err(|e| ConsensusError::Address(format!("peer address {p}: {e}")))
+            })
+            .collect::<Result<_, ConsensusError>>()?,
         // Only the consortium's configured members; no discovery of strangers.
         persistent_peers_only: true,
         ..P2pConfig::default()
@@ -214,8 +220,10 @@ pub async fn run<A: Application>(
     let proof = signer
         .sign_validator_proof(public_key.raw_bytes().to_vec(), peer_id.to_bytes())
         .await
-        .map_err(|e| e.to_string())?;
-    let proof_bytes = WireCodec.encode(&proof).map_err(|e| e.to_string())?;
+        .map_err(|e| ConsensusError::Engine(format!("signing the validator proof: {e}")))?;
+    let proof_bytes = WireCodec
+        .encode(&proof)
+        .map_err(|e| ConsensusError::Engine(format!("encoding the validator proof: {e}")))?;
     let identity = NetworkIdentity::new_validator(
         settings.moniker.clone(),
         keypair,
@@ -225,8 +233,9 @@ pub async fn run<A: Application>(
     let verifier = NodeVerifier::new(settings.chain_id.clone());
     let consensus_ctx =
         ConsensusContext::new_validator(address, Box::new(verifier), Box::new(signer));
-    std::fs::create_dir_all(&settings.wal_dir)
-        .map_err(|e| format!("creating {}: {e}", settings.wal_dir.display()))?;
+    std::fs::create_dir_all(&settings.wal_dir).map_err(|e| {
+        ConsensusError::Engine(format!("creating {}: {e}", settings.wal_dir.display()))
+    })?;
     let (channels, _handle) = start_engine(
         ctx.clone(),
         config,
@@ -237,7 +246,7 @@ pub async fn run<A: Application>(
         RequestContext::new(100),
     )
     .await
-    .map_err(|e| format!("starting consensus: {e}"))?;
+    .map_err(|e| ConsensusError::Engine(format!("starting consensus: {e}")))?;
     info!(%address, %peer_id, "consensus started");
 
     spawn_peer_counter(channels.net_requests.clone(), telemetry.clone());
@@ -324,22 +333,28 @@ fn stream_id(height: u64, round: Round) -> StreamId {
 }
 
 impl<A: Application> Driver<A> {
-    fn params(&self, height: u64) -> Result<HeightParams<Ctx>, String> {
+    fn params(&self, height: u64) -> Result<HeightParams<Ctx>, ConsensusError> {
         let set = consensus_validators(&self.app.validators(height)?)?;
         Ok(HeightParams::new(set, self.timeouts, None))
     }
 
-    async fn run(&mut self, mut channels: Channels<Ctx>) -> Result<(), String> {
+    async fn run(&mut self, mut channels: Channels<Ctx>) -> Result<(), ConsensusError> {
         self.refresh_peers(&channels).await;
         while let Some(msg) = channels.consensus.recv().await {
             // An error here (the application cannot give the validator set
             // or build a block) leaves consensus unable to go on safely.
             self.handle(msg, &channels).await?;
         }
-        Err("consensus engine stopped".into())
+        Err(ConsensusError::Engine(
+            "the consensus engine stopped".into(),
+        ))
     }
 
-    async fn handle(&mut self, msg: AppMsg<Ctx>, channels: &Channels<Ctx>) -> Result<(), String> {
+    async fn handle(
+        &mut self,
+        msg: AppMsg<Ctx>,
+        channels: &Channels<Ctx>,
+    ) -> Result<(), ConsensusError> {
         match msg {
             AppMsg::ConsensusReady { reply } => {
                 let height = self.app.next_height();
@@ -453,7 +468,10 @@ impl<A: Application> Driver<A> {
                 {
                     let committed = certificate_to_contract(&certificate)
                         .map_err(|e| e.to_string())
-                        .and_then(|cert| blocking(|| self.app.commit(height, &Hash32(id.0), cert)));
+                        .and_then(|cert| {
+                            blocking(|| self.app.commit(height, &Hash32(id.0), cert))
+                                .map_err(|e| e.to_string())
+                        });
                     match committed {
                         Ok(()) => {
                             self.committed = Some(height);

@@ -53,7 +53,7 @@ pub trait Application: Send + 'static {
     fn next_height(&self) -> u64;
 
     /// The validator set that certifies `height` (read from state).
-    fn validators(&self, height: u64) -> Result<ValidatorSet, String>;
+    fn validators(&self, height: u64) -> Result<ValidatorSet, AppError>;
 
     /// How many transactions wait for a block (a proposer gathers some
     /// before proposing, and waits longer before proposing an empty block).
@@ -61,7 +61,7 @@ pub trait Application: Send + 'static {
 
     /// Builds, executes and remembers a block for `height`; returns its
     /// header hash and canonical bytes.
-    fn propose(&mut self, height: u64) -> Result<(Hash32, Vec<u8>), String>;
+    fn propose(&mut self, height: u64) -> Result<(Hash32, Vec<u8>), AppError>;
 
     /// Checks a block from another validator or from sync (`arrival` says
     /// which, and so which clock checks apply): decodes it, re-executes it
@@ -80,14 +80,50 @@ pub trait Application: Send + 'static {
         height: u64,
         block: &Hash32,
         certificate: CommitCertificate,
-    ) -> Result<(), String>;
+    ) -> Result<(), AppError>;
 
     /// The node keys of the consortium's active members, from the committed
     /// state: only their nodes may stay connected.
-    fn member_node_keys(&self) -> Result<Vec<PublicKey>, String>;
+    fn member_node_keys(&self) -> Result<Vec<PublicKey>, AppError>;
 
     /// A committed block's bytes and certificate, to serve sync.
     fn decided(&self, height: u64) -> Option<(Vec<u8>, CommitCertificate)>;
+}
+
+/// The application's own failure: never a judgement on a block (that is
+/// [`BlockRefusal`]), and nothing consensus can go on without.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppError {
+    /// This node's store failed, or lacks a record it committed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The committed state lacks what the ledger always holds (a validator
+    /// set, the members), or could not be read.
+    #[error("state: {0}")]
+    State(String),
+    /// Consensus named a block this node never proposed or checked.
+    #[error("block {0} was never executed here")]
+    UnknownBlock(Hash32),
+    /// An invariant of the application broke (a bug): which one.
+    #[error("invariant broken: {0}")]
+    Invariant(&'static str),
+}
+
+/// Why consensus could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsensusError {
+    /// A key is not a usable consensus or libp2p key.
+    #[error("key: {0}")]
+    Key(String),
+    /// A listen or peer address does not parse.
+    #[error("address: {0}")]
+    Address(String),
+    /// Malachite's engine failed to start, sign or encode, or stopped.
+    #[error("engine: {0}")]
+    Engine(String),
+    /// The application failed where consensus cannot go on without it.
+    #[error("application: {0}")]
+    App(#[from] AppError),
 }
 
 /// Why a block was not accepted.
@@ -151,7 +187,7 @@ pub struct Telemetry {
 }
 
 /// The libp2p peer id of a node key, as text (for peer addresses).
-pub fn peer_id_of(key: &SecretKey) -> Result<String, String> {
+pub fn peer_id_of(key: &SecretKey) -> Result<String, ConsensusError> {
     driver::keypair(key).map(|k| k.public().to_peer_id().to_string())
 }
 

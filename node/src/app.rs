@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use medledger_consensus::{Application, Arrival, BlockRefusal};
+use medledger_consensus::{AppError, Application, Arrival, BlockRefusal};
 use medledger_contracts::Hash32;
 use medledger_contracts::block::{Block, BlockHeader, Parent};
 use medledger_contracts::certificate::CommitCertificate;
@@ -84,7 +84,7 @@ impl LedgerApp {
     }
 
     /// The previous block's hash and time for a block at `height`.
-    fn parent(&self, height: u64) -> Result<(Hash32, Timestamp), String> {
+    fn parent(&self, height: u64) -> Result<(Hash32, Timestamp), AppError> {
         if height <= 1 {
             return Ok((self.genesis_hash, self.genesis_time));
         }
@@ -92,8 +92,8 @@ impl LedgerApp {
             .shared
             .store
             .header(height - 1)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("header {} missing", height - 1))?;
+            .map_err(|e| AppError::Storage(e.to_string()))?
+            .ok_or_else(|| AppError::Storage(format!("header {} missing", height - 1)))?;
         Ok((header.hash(), header.time))
     }
 
@@ -105,18 +105,18 @@ impl LedgerApp {
         time: Timestamp,
         proposer: &medledger_contracts::types::InstitutionId,
         transactions: &[VerifiedTransaction],
-    ) -> Result<(BlockHeader, BlockExecution, PreparedState), String> {
+    ) -> Result<(BlockHeader, BlockExecution, PreparedState), AppError> {
         let (previous_hash, _) = self.parent(height)?;
         let ctx = BlockContext { height, time };
         let started = std::time::Instant::now();
-        let execution =
-            execute_block(&self.shared.store, &ctx, transactions).map_err(|e| e.to_string())?;
+        let execution = execute_block(&self.shared.store, &ctx, transactions)
+            .map_err(|e| AppError::State(e.to_string()))?;
         let executed = started.elapsed();
         let state = self
             .shared
             .store
             .prepare(height, &execution.writes)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| AppError::Storage(e.to_string()))?;
         if !transactions.is_empty() {
             tracing::debug!(
                 height,
@@ -147,15 +147,15 @@ impl Application for LedgerApp {
         self.shared.height() + 1
     }
 
-    fn validators(&self, height: u64) -> Result<ValidatorSet, String> {
-        self.shared.validators(height)
+    fn validators(&self, height: u64) -> Result<ValidatorSet, AppError> {
+        self.shared.validators(height).map_err(AppError::State)
     }
 
     fn waiting_transactions(&self) -> usize {
         self.shared.mempool().len()
     }
 
-    fn propose(&mut self, height: u64) -> Result<(Hash32, Vec<u8>), String> {
+    fn propose(&mut self, height: u64) -> Result<(Hash32, Vec<u8>), AppError> {
         let _span = tracing::info_span!("propose", height).entered();
         let (_, parent_time) = self.parent(height)?;
         // Never before the parent: grant expiry depends on block time only going forward.
@@ -181,7 +181,7 @@ impl Application for LedgerApp {
             transactions: BoundedVec::new(
                 transactions.iter().map(|t| t.signed().clone()).collect(),
             )
-            .map_err(|_| "too many transactions for a block".to_string())?,
+            .map_err(|_| AppError::Invariant("the mempool gives at most a block's transactions"))?,
         };
         let bytes = block.to_bytes();
         let id = header.hash();
@@ -241,7 +241,7 @@ impl Application for LedgerApp {
                 header.height
             )));
         }
-        let (parent_hash, parent_time) = self.parent(height).map_err(local)?;
+        let (parent_hash, parent_time) = self.parent(height).map_err(|e| local(e.to_string()))?;
         if header.previous_hash != parent_hash {
             return Err(invalid("previous block hash is not this node's".into()));
         }
@@ -302,7 +302,7 @@ impl Application for LedgerApp {
         };
         let (expected, execution, state) = self
             .execute(height, header.time, &header.proposer, &verified)
-            .map_err(local)?;
+            .map_err(|e| local(e.to_string()))?;
         header.check_against(&expected).map_err(|m| {
             invalid(format!(
                 "{} differs from this node's re-execution: the proposal says {}, re-execution gives {}",
@@ -327,11 +327,12 @@ impl Application for LedgerApp {
         height: u64,
         block: &Hash32,
         certificate: CommitCertificate,
-    ) -> Result<(), String> {
+    ) -> Result<(), AppError> {
         let _span = tracing::info_span!("commit", height, block = %block).entered();
-        let pending = self.pending.remove(block).ok_or_else(|| {
-            format!("decided block {block} at height {height} was never executed here")
-        })?;
+        let pending = self
+            .pending
+            .remove(block)
+            .ok_or(AppError::UnknownBlock(*block))?;
         let started = std::time::Instant::now();
         let certificate_bytes = to_bytes(&certificate);
         let transactions: Vec<_> = pending.execution.receipts.iter().map(|r| r.tx).collect();
@@ -348,7 +349,7 @@ impl Application for LedgerApp {
             .or_else(|e| match e {
                 // The caller's mistake (e.g. out of order): this height
                 // restarts and the block comes again by sync.
-                medledger_store::StoreError::Invalid(why) => Err(why),
+                medledger_store::StoreError::Invalid(why) => Err(AppError::Storage(why)),
                 disk => storage_failed(height, &disk),
             })?;
         if !transactions.is_empty() {
@@ -372,10 +373,11 @@ impl Application for LedgerApp {
         Ok(())
     }
 
-    fn member_node_keys(&self) -> Result<Vec<medledger_contracts::crypto::PublicKey>, String> {
+    fn member_node_keys(&self) -> Result<Vec<medledger_contracts::crypto::PublicKey>, AppError> {
         Ok(self
             .shared
-            .institution_records()?
+            .institution_records()
+            .map_err(AppError::State)?
             .into_iter()
             .filter(|r| r.status == MemberStatus::Active)
             .map(|r| r.spec.node_key)
