@@ -43,40 +43,72 @@ pub struct Reader {
     pub key: PublicKey,
 }
 
+/// Why a signer is not accepted as a reader.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReaderError {
+    /// The committed state could not be read: this says nothing about the
+    /// signer (the API answers 500; an open event stream goes on).
+    #[error("state unavailable: {0}")]
+    StateUnavailable(String),
+    /// The signer is not accepted, and why, in words for the client (401
+    /// `unknown_signer`; an open event stream ends).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<&str> for ReaderError {
+    fn from(why: &str) -> Self {
+        Self::Refused(why.to_string())
+    }
+}
+
+impl From<String> for ReaderError {
+    fn from(why: String) -> Self {
+        Self::Refused(why)
+    }
+}
+
 fn get<T: serde::de::DeserializeOwned>(
     shared: &Shared,
     key: &StateKey,
-) -> Result<Option<T>, String> {
+) -> Result<Option<T>, ReaderError> {
     Overlay::new(&shared.store)
         .get(key)
-        .map_err(|e| format!("state unavailable: {e}"))
+        .map_err(|e| ReaderError::StateUnavailable(e.to_string()))
 }
 
-fn active_institution(shared: &Shared, id: &InstitutionId) -> Result<InstitutionRecord, String> {
+fn active_institution(
+    shared: &Shared,
+    id: &InstitutionId,
+) -> Result<InstitutionRecord, ReaderError> {
     let record: InstitutionRecord = get(shared, &StateKey::Institution(id.clone()))?
         .ok_or_else(|| format!("institution {id} is not a member"))?;
     if record.status != MemberStatus::Active {
-        return Err(format!("institution {id} is {}", record.status.name()));
+        return Err(format!("institution {id} is {}", record.status.name()).into());
     }
     Ok(record)
 }
 
-fn same_key(expected: &PublicKey, given: &PublicKey, who: &str) -> Result<(), String> {
+fn same_key(expected: &PublicKey, given: &PublicKey, who: &str) -> Result<(), ReaderError> {
     if expected == given {
         Ok(())
     } else {
-        Err(format!("the key that signed is not {who}'s current key"))
+        Err(format!("the key that signed is not {who}'s current key").into())
     }
 }
 
 /// Resolves the claimed signer against state: their current key must have signed.
-pub fn resolve_reader(shared: &Shared, auth: &RequestAuth) -> Result<Reader, String> {
+pub fn resolve_reader(shared: &Shared, auth: &RequestAuth) -> Result<Reader, ReaderError> {
     resolve_signer(shared, &auth.signer, &auth.public_key)
 }
 
 /// Who `signer` is with `key`, as the committed state knows it now: also
 /// how an open event stream re-checks its reader at every block.
-pub fn resolve_signer(shared: &Shared, signer: &Signer, key: &PublicKey) -> Result<Reader, String> {
+pub fn resolve_signer(
+    shared: &Shared,
+    signer: &Signer,
+    key: &PublicKey,
+) -> Result<Reader, ReaderError> {
     let mut reader = Reader {
         signer: signer.clone(),
         patient: None,

@@ -14,7 +14,7 @@ use medledger_contracts::request_auth::{REQUEST_AUTH_BYTES_MAX, RequestAuth};
 use warp::http::{HeaderMap, StatusCode};
 
 use super::ApiError;
-use super::access::{Reader, resolve_reader};
+use super::access::{Reader, ReaderError, resolve_reader};
 use crate::clock::now;
 use crate::shared::Shared;
 
@@ -394,8 +394,10 @@ impl Authenticator {
                     ),
                 )
             })?;
-        let reader =
-            resolve_reader(shared, auth).map_err(|why| unauthorized("unknown_signer", why))?;
+        let reader = resolve_reader(shared, auth).map_err(|e| match e {
+            ReaderError::StateUnavailable(why) => ApiError::internal(why),
+            ReaderError::Refused(why) => unauthorized("unknown_signer", why),
+        })?;
         self.remember(&auth.public_key);
         // The nonce is spent only by a request that verified, so no one can
         // burn another key's nonces.

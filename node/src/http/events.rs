@@ -18,7 +18,7 @@ use warp::Reply;
 use warp::http::StatusCode;
 use warp::sse::Event;
 
-use super::access::{Reader, Visibility, resolve_signer};
+use super::access::{Reader, ReaderError, Visibility, resolve_signer};
 use super::chain::header_json;
 use super::patients::entry_json;
 use super::{Answer, ApiError, Request};
@@ -149,8 +149,17 @@ pub fn patient(shared: &Arc<Shared>, r: &Request) -> Answer {
                 .event("ended")
                 .data(json!({"reason": reason}).to_string())
         };
-        let reader = resolve_signer(&owned, &reader.signer, &reader.key)
-            .map_err(|why| ended(&format!("the reader's key is no longer accepted: {why}")))?;
+        let reader = match resolve_signer(&owned, &reader.signer, &reader.key) {
+            Ok(reader) => reader,
+            // A passing storage error is not a lost right: the stream goes on
+            // with the rights it had.
+            Err(ReaderError::StateUnavailable(_)) => reader.clone(),
+            Err(ReaderError::Refused(why)) => {
+                return Err(ended(&format!(
+                    "the reader's key is no longer accepted: {why}"
+                )));
+            }
+        };
         // A passing storage error is not a lost right: the stream goes on.
         let may_follow = Visibility::new(&owned, &reader, patient)
             .map_or(true, |v| v.whole || reader.institution.is_some());
