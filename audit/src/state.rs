@@ -148,13 +148,7 @@ impl ReplayState {
                     .store
                     .prepare(height, &execution.writes)
                     .map_err(|e| ("re-execution", e.to_string()))?;
-                let parent = Parent {
-                    hash: disk
-                        .tip
-                        .as_ref()
-                        .map_or(disk.genesis_hash, BlockHeader::hash),
-                    height: height - 1,
-                };
+                let parent = Parent::of(disk.tip.as_ref(), disk.genesis_hash);
                 let header = BlockHeader::following(
                     &disk.chain,
                     parent,

@@ -167,11 +167,8 @@ impl Streams {
     ) -> Outcome {
         let key = (publisher.to_string(), stream);
         if !self.buffers.contains_key(&key) {
-            let height = <[u8; 8]>::try_from(key.1.get(..8).unwrap_or_default())
-                .ok()
-                .map(u64::from_be_bytes);
             let expected = next_height..=next_height.saturating_add(HEIGHTS_AHEAD_MAX);
-            if key.1.len() != 16 || !height.is_some_and(|h| expected.contains(&h)) {
+            if !stream_height(&key.1).is_some_and(|h| expected.contains(&h)) {
                 return Outcome::Dropped(Malformed::StreamId);
             }
             self.make_room(publisher);
@@ -249,12 +246,8 @@ impl Streams {
     /// Forgets every stream of a height at or below `height` (the stream id
     /// starts with the height, big-endian: see the driver's `stream_id`).
     pub(crate) fn retain_heights_above(&mut self, height: u64) {
-        self.buffers.retain(|(_, stream), _| {
-            stream
-                .get(..8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .is_some_and(|b| u64::from_be_bytes(b) > height)
-        });
+        self.buffers
+            .retain(|(_, stream), _| stream_height(stream).is_some_and(|h| h > height));
     }
 
     /// Drops the oldest stream of `publisher` if it has too many open, and
@@ -281,6 +274,17 @@ impl Streams {
             self.buffers.remove(&key);
         }
     }
+}
+
+/// The height a stream id names: its first 8 bytes, big-endian, of 16
+/// (height, then round; the driver's `stream_id`). `None` for any other shape.
+fn stream_height(stream: &Bytes) -> Option<u64> {
+    if stream.len() != 16 {
+        return None;
+    }
+    <[u8; 8]>::try_from(stream.get(..8)?)
+        .ok()
+        .map(u64::from_be_bytes)
 }
 
 /// A complete stream's parts, in sequence order, as a proposal (rule 3).

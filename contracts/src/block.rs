@@ -30,6 +30,17 @@ pub struct Parent {
     pub height: u64,
 }
 
+impl Parent {
+    /// The parent of the block after `previous` (the genesis, hashing to
+    /// `genesis_hash`, when there is no block yet).
+    pub fn of(previous: Option<&BlockHeader>, genesis_hash: Hash32) -> Self {
+        Self {
+            hash: previous.map_or(genesis_hash, BlockHeader::hash),
+            height: previous.map_or(0, |h| h.height),
+        }
+    }
+}
+
 /// Where a stated header and the one its execution gives part (rule 3):
 /// the field first found different, and both values as text.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

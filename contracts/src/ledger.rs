@@ -192,13 +192,7 @@ impl MemoryLedger {
         let ctx = BlockContext { height, time };
         let execution = execute_block(&self.store, &ctx, verified)?;
         let state_root = self.store.commit(&execution.writes, height)?;
-        let parent = Parent {
-            hash: self
-                .headers
-                .last()
-                .map_or(self.genesis_hash, BlockHeader::hash),
-            height: height - 1,
-        };
+        let parent = Parent::of(self.headers.last(), self.genesis_hash);
         let header =
             BlockHeader::following(&self.chain, parent, time, proposer, &execution, state_root);
         if self.latest_only {
