@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use medledger_client_sdk::api;
 use medledger_client_sdk::{
     AccessAnswer, Client, Identity, KeyFile, LightClient, TermsBuilder, TxBuilder, TxReceipt,
 };
@@ -16,7 +17,7 @@ use medledger_contracts::types::{
     Category, DelegateRole, Grantee, InstitutionId, PatientId, PractitionerId, Purpose, TxHash,
 };
 use medledger_genesis::{Genesis, GenesisFile};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Where and as whom.
 #[derive(Args, Debug)]
@@ -228,7 +229,7 @@ impl Session {
                 json!({
                     "tx": receipt.tx.0.to_hex(),
                     "height": receipt.height,
-                    "outcome": outcome_json(&receipt.outcome),
+                    "outcome": api::Outcome::from(&receipt.outcome),
                 })
             );
         } else {
@@ -241,9 +242,12 @@ impl Session {
         }
     }
 
-    fn list(&self, title: &str, items: &[Value], line: impl Fn(&Value) -> String) {
+    fn list<T: serde::Serialize>(&self, title: &str, items: &[T], line: impl Fn(&T) -> String) {
         if self.json {
-            println!("{}", Value::Array(items.to_vec()));
+            match serde_json::to_string(items) {
+                Ok(text) => println!("{text}"),
+                Err(e) => eprintln!("the list does not serialize: {e}"),
+            }
             return;
         }
         println!("{title}: {}", items.len());
@@ -253,71 +257,82 @@ impl Session {
     }
 }
 
+/// An id shortened for a line of text (`--json` has them whole).
+fn short(id: &api::Hex32) -> String {
+    format!("{}…", &id.to_string()[..12])
+}
+
 /// One audit entry of a patient's history, in words: when, in which block,
 /// what happened and who did it (ids shortened; `--json` has them whole).
-fn history_line(entry: &Value) -> String {
-    let e = &entry["event"];
-    let text = |k: &str| e[k].as_str().unwrap_or("?").to_string();
-    let short = |k: &str| format!("{}…", e[k].as_str().unwrap_or("?").get(..12).unwrap_or("?"));
-    let what = match e["type"].as_str().unwrap_or("?") {
-        "granted" => format!("granted (grant {})", short("grant")),
-        "revoked" => format!("revoked grant {}", short("grant")),
-        "relinquished" => format!("grant {} given up by its grantee", short("grant")),
-        "consent_requested" => format!("consent requested (request {})", short("request")),
-        "consent_answered" => format!(
+fn history_line(entry: &api::AuditEntry) -> String {
+    use api::AuditEvent as E;
+    let what = match &entry.event {
+        E::Granted { grant } => format!("granted (grant {})", short(grant)),
+        E::Revoked { grant } => format!("revoked grant {}", short(grant)),
+        E::Relinquished { grant } => format!("grant {} given up by its grantee", short(grant)),
+        E::ConsentRequested { request } => {
+            format!("consent requested (request {})", short(request))
+        }
+        E::ConsentAnswered { request, approved } => format!(
             "consent request {} {}",
-            short("request"),
-            if e["approved"] == true {
-                "approved"
-            } else {
-                "refused"
-            }
+            short(request),
+            if *approved { "approved" } else { "refused" }
         ),
-        "delegation_started" => format!("{} appointed", text("role")),
-        "delegation_ended" => "guardian or proxy ended".into(),
-        "access_decided" => {
-            let decision = match &e["decision"] {
-                Value::String(s) if s == "authorized" => "authorised".to_string(),
-                other => format!("denied: {}", other["denied"].as_str().unwrap_or("?")),
+        E::DelegationStarted { role, .. } => format!("{role} appointed"),
+        E::DelegationEnded { .. } => "guardian or proxy ended".into(),
+        E::ControlChanged { change, .. } => format!("key control: {change}"),
+        E::AccessDecided {
+            requester,
+            holder,
+            kind,
+            decision,
+            ..
+        } => {
+            let decision = match decision {
+                api::Decision::Authorized => "authorised".to_string(),
+                api::Decision::Denied(why) => format!("denied: {why}"),
             };
-            let kind = match e["kind"].as_str().unwrap_or("") {
-                "emergency" => "EMERGENCY access",
-                "public-health" => "public-health access",
-                _ => "access request",
+            let kind = match kind {
+                api::AccessKind::Emergency => "EMERGENCY access",
+                api::AccessKind::PublicHealth => "public-health access",
+                api::AccessKind::Grant => "access request",
             };
             format!(
-                "{kind} by practitioner {} for records at {}: {decision}",
-                short("requester"),
-                text("holder")
+                "{kind} by practitioner {} for records at {holder}: {decision}",
+                short(requester)
             )
         }
-        "released" => format!(
-            "{} released {} resources{}",
-            text("holder"),
-            e["content_count"],
-            if e["grant_active"] == false {
-                " AFTER THE GRANT HAD ENDED"
-            } else {
+        E::Released {
+            holder,
+            content_count,
+            grant_active,
+            ..
+        } => format!(
+            "{holder} released {content_count} resources{}",
+            if *grant_active {
                 ""
+            } else {
+                " AFTER THE GRANT HAD ENDED"
             }
         ),
-        "emergency_reviewed" => format!("emergency access reviewed: {}", text("finding")),
-        "fetch_refused" => format!(
-            "{} refused a fetch by practitioner {}: {}",
-            text("holder"),
-            short("practitioner"),
-            text("reason")
+        E::EmergencyReviewOverdue { .. } => "emergency access review overdue".into(),
+        E::EmergencyReviewed { finding, .. } => {
+            format!("emergency access reviewed: {finding}")
+        }
+        E::FetchRefused {
+            holder,
+            practitioner,
+            reason,
+            ..
+        } => format!(
+            "{holder} refused a fetch by practitioner {}: {reason}",
+            short(practitioner)
         ),
-        other => other.to_string(),
     };
-    let when = entry["time_ms"]
-        .as_u64()
-        .map(|ms| {
-            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms))
-                .to_string()
-        })
-        .unwrap_or_default();
-    format!("{when}  block {:>6}  {what}", entry["height"])
+    let when = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_millis(entry.time_ms),
+    );
+    format!("{when}  block {:>6}  {what}", entry.height)
 }
 
 fn hash(text: &str, what: &str) -> anyhow::Result<Hash32> {
@@ -336,20 +351,6 @@ fn category(name: &str) -> anyhow::Result<Category> {
             Category::ALL.map(Category::name).join(", ")
         )
     })
-}
-
-/// A receipt's outcome as the node's API writes it (`{"status": …, "reason": …}`).
-fn outcome_json(outcome: &medledger_client_sdk::TxOutcome) -> serde_json::Value {
-    match outcome {
-        medledger_client_sdk::TxOutcome::Applied => json!({"status": "applied"}),
-        medledger_client_sdk::TxOutcome::Authorized => json!({"status": "authorized"}),
-        medledger_client_sdk::TxOutcome::Denied(reason) => {
-            json!({"status": "denied", "reason": reason})
-        }
-        medledger_client_sdk::TxOutcome::Rejected(reason) => {
-            json!({"status": "rejected", "reason": reason})
-        }
-    }
 }
 
 fn purpose(name: &str) -> anyhow::Result<Purpose> {
@@ -391,16 +392,32 @@ fn terms(
     Ok(builder.build()?)
 }
 
-fn grant_line(g: &Value) -> String {
+fn grant_line(g: &api::Grant) -> String {
+    let json = |v: &dyn erased::Json| v.text();
     format!(
         "{}  {:<9} to {}  {}  holders {}  until {}",
-        g["id"].as_str().unwrap_or("?"),
-        g["status"].as_str().unwrap_or("?"),
-        g["terms"]["grantee"],
-        g["terms"]["categories"],
-        g["terms"]["holders"],
-        g["terms"]["expires_at_ms"]
+        g.id,
+        g.status,
+        json(&g.terms.grantee),
+        json(&g.terms.categories),
+        json(&g.terms.holders),
+        g.terms.expires_at_ms
     )
+}
+
+/// Values printed as their JSON inside a line of text.
+mod erased {
+    /// A value shown as its JSON.
+    pub trait Json {
+        /// Its JSON text.
+        fn text(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> Json for T {
+        fn text(&self) -> String {
+            serde_json::to_string(self).unwrap_or_else(|e| format!("<{e}>"))
+        }
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -449,15 +466,15 @@ pub fn patient(connection: Connection, command: PatientCommand) -> anyhow::Resul
             PatientCommand::Requests => {
                 let items = s.client.patient_consent_requests(&patient, &me).await?;
                 s.list("consent requests", &items, |r| {
+                    use erased::Json;
                     format!(
                         "{}  from {}  {}  {}",
-                        r["id"].as_str().unwrap_or("?"),
-                        r["requested_by"],
-                        r["terms"]["categories"],
-                        if r["answer"].is_null() {
-                            "unanswered".to_string()
-                        } else {
-                            format!("answered {}", r["answer"]["approved"])
+                        r.id,
+                        r.requested_by.text(),
+                        r.terms.categories.text(),
+                        match &r.answer {
+                            None => "unanswered".to_string(),
+                            Some(answer) => format!("answered {}", answer.approved),
                         }
                     )
                 });

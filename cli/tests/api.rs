@@ -733,6 +733,43 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
                 .unwrap()
                 .1,
         ),
+        (
+            "/v1/headers/{height}",
+            net.get(0, "/v1/headers/1").await.unwrap().1,
+        ),
+        (
+            "/v1/blocks/{height}",
+            net.get(0, "/v1/blocks/1").await.unwrap().1,
+        ),
+        (
+            "/v1/certificates/{height}",
+            net.get(0, "/v1/certificates/1").await.unwrap().1,
+        ),
+        (
+            "/v1/validators/{height}",
+            net.get(0, "/v1/validators/2").await.unwrap().1,
+        ),
+        (
+            "/v1/institutions",
+            net.get(0, "/v1/institutions").await.unwrap().1,
+        ),
+        (
+            "/v1/grants/{grant}",
+            client
+                .get_signed(&format!("/v1/grants/{}", story.grant.0.to_hex()), &patient)
+                .await
+                .unwrap(),
+        ),
+        (
+            "/v1/transactions/{tx}",
+            client
+                .get_signed(
+                    &format!("/v1/transactions/{}", story.grant.0.to_hex()),
+                    &patient,
+                )
+                .await
+                .unwrap(),
+        ),
     ];
     for (path, answer) in &answers {
         if let Err(why) = conforms(&doc, answer, &schema_of(path), "") {
@@ -755,8 +792,8 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
 
 /// Whether `value` is what the JSON Schema `schema` of the OpenAPI `doc`
 /// describes, for the keywords the document uses ($ref, type, properties,
-/// required, additionalProperties: false, items, enum, oneOf, the hex
-/// pattern); why not, with where.
+/// required, additionalProperties: false, items, enum, const, oneOf, anyOf,
+/// the hex pattern); why not, with where.
 fn conforms(doc: &Value, value: &Value, schema: &Value, at: &str) -> Result<(), String> {
     if let Some(reference) = schema["$ref"].as_str() {
         let name = reference.trim_start_matches("#/components/schemas/");
@@ -776,6 +813,21 @@ fn conforms(doc: &Value, value: &Value, schema: &Value, at: &str) -> Result<(), 
             ))
         };
     }
+    if let Some(options) = schema["anyOf"].as_array() {
+        return if options.iter().any(|o| conforms(doc, value, o, at).is_ok()) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{at}: none of anyOf's {} match {value}",
+                options.len()
+            ))
+        };
+    }
+    if let Some(wanted) = schema.get("const")
+        && wanted != value
+    {
+        return Err(format!("{at}: {value} is not {wanted}"));
+    }
     if let Some(allowed) = schema["enum"].as_array()
         && !allowed.contains(value)
     {
@@ -790,10 +842,14 @@ fn conforms(doc: &Value, value: &Value, schema: &Value, at: &str) -> Result<(), 
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     };
-    if let Some(wanted) = schema["type"].as_str()
-        && wanted != kind
-    {
-        return Err(format!("{at}: a {kind}, not a {wanted}"));
+    // `type` is a name or, for nullable values, a list of names.
+    let wanted: Vec<&str> = match &schema["type"] {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if !wanted.is_empty() && !wanted.contains(&kind) {
+        return Err(format!("{at}: a {kind}, not a {wanted:?}"));
     }
     if schema["pattern"] == "^[0-9a-f]{64}$"
         && !value.as_str().is_some_and(|s| {

@@ -13,6 +13,7 @@ use medledger_client_sdk::records::{
 };
 /// The holder's slots per member node (node/src/gateway/holder.rs).
 const TRANSFERS_PER_PEER: usize = 16;
+use medledger_client_sdk::api;
 use medledger_client_sdk::{
     Client, Identity, KeyFile, SdkError, TermsBuilder, TxBuilder, TxOutcome,
 };
@@ -208,9 +209,13 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
         .await
         .unwrap();
     assert!(
-        history
-            .iter()
-            .any(|e| e["event"]["type"] == "released" && e["event"]["content_count"] == 3),
+        history.iter().any(|e| matches!(
+            e.event,
+            api::AuditEvent::Released {
+                content_count: 3,
+                ..
+            }
+        )),
         "{history:?}"
     );
 
@@ -395,9 +400,13 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
         .await
         .unwrap();
     assert!(
-        history
-            .iter()
-            .any(|e| e["event"]["type"] == "access_decided" && e["event"]["kind"] == "emergency"),
+        history.iter().any(|e| matches!(
+            e.event,
+            api::AuditEvent::AccessDecided {
+                kind: api::AccessKind::Emergency,
+                ..
+            }
+        )),
         "{history:?}"
     );
 
@@ -440,8 +449,10 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
             .unwrap();
         refusals = history
             .iter()
-            .filter(|e| e["event"]["type"] == "fetch_refused")
-            .map(|e| e["event"]["reason"].as_str().unwrap_or("").to_string())
+            .filter_map(|e| match &e.event {
+                api::AuditEvent::FetchRefused { reason, .. } => Some(reason.clone()),
+                _ => None,
+            })
             .collect();
         refusals.sort();
         if refusals.len() >= 4 {
@@ -570,20 +581,24 @@ async fn public_health_access_travels_through_the_cdc_node_and_the_patient_sees_
         .patient_history(&setup.patient, &Identity::patient(&setup.patient_key))
         .await
         .unwrap();
-    let public_health: Vec<&serde_json::Value> = history
-        .iter()
-        .filter(|e| e["event"]["request"] == receipt.tx.0.to_hex())
-        .collect();
+    let request = api::Hex32(receipt.tx.0);
     assert!(
-        public_health.iter().any(
-            |e| e["event"]["kind"] == "public-health" && e["event"]["decision"] == "authorized"
-        ),
+        history.iter().any(|e| matches!(
+            &e.event,
+            api::AuditEvent::AccessDecided {
+                request: r,
+                kind: api::AccessKind::PublicHealth,
+                decision: api::Decision::Authorized,
+                ..
+            } if *r == request
+        )),
         "{history:?}"
     );
     assert!(
-        public_health
-            .iter()
-            .any(|e| e["event"]["type"] == "released" && e["event"]["content_count"] == 2),
+        history.iter().any(|e| matches!(
+            &e.event,
+            api::AuditEvent::Released { request: r, content_count: 2, .. } if *r == request
+        )),
         "{history:?}"
     );
 }

@@ -5,14 +5,15 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use medledger_contracts::Hash32;
+use medledger_api as api;
 use medledger_contracts::crypto::SecretKey;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
 use medledger_contracts::light::{PROVED_VALUE_BYTES_MAX, ProvedValue};
 use medledger_contracts::request_auth::RequestAuth;
 use medledger_contracts::transaction::{SignedTransaction, Signer};
 use medledger_contracts::types::{ChainId, InstitutionId, PatientId, Timestamp, TxHash};
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::error::SdkError;
 use crate::keys::KeyFile;
@@ -92,49 +93,35 @@ pub struct TxReceipt {
     pub audit_indexes: Vec<u64>,
 }
 
-impl TxReceipt {
-    fn from_json(v: &Value) -> Result<Self, SdkError> {
-        let text = |p: &str| {
-            v.pointer(p)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        let tx = Hash32::from_hex(&text("/tx"))
-            .map(TxHash)
-            .map_err(|e| SdkError::Decode(format!("receipt tx: {e}")))?;
-        let outcome = match text("/outcome/status").as_str() {
-            "applied" => TxOutcome::Applied,
-            "authorized" => TxOutcome::Authorized,
-            "denied" => TxOutcome::Denied(text("/outcome/reason")),
-            "rejected" => TxOutcome::Rejected(text("/outcome/reason")),
-            other => return Err(SdkError::Decode(format!("unknown outcome {other:?}"))),
-        };
-        Ok(Self {
-            tx,
-            height: v["height"]
-                .as_u64()
-                .ok_or_else(|| SdkError::Decode("receipt without height".into()))?,
-            outcome,
-            audit_indexes: v["audit_indexes"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_u64).collect())
-                .unwrap_or_default(),
-        })
+impl From<&TxOutcome> for api::Outcome {
+    fn from(outcome: &TxOutcome) -> Self {
+        match outcome {
+            TxOutcome::Applied => Self::Applied,
+            TxOutcome::Authorized => Self::Authorized,
+            TxOutcome::Denied(reason) => Self::Denied {
+                reason: reason.clone(),
+            },
+            TxOutcome::Rejected(reason) => Self::Rejected {
+                reason: reason.clone(),
+            },
+        }
     }
 }
 
-/// The node's status.
-#[derive(Clone, Debug)]
-pub struct NodeStatus {
-    /// Chain id.
-    pub chain_id: String,
-    /// Last committed height.
-    pub height: u64,
-    /// The node's institution.
-    pub institution: String,
-    /// The raw answer.
-    pub raw: Value,
+impl TxReceipt {
+    fn from_api(receipt: api::Receipt) -> Self {
+        Self {
+            tx: TxHash(receipt.tx.0),
+            height: receipt.height,
+            outcome: match receipt.outcome {
+                api::Outcome::Applied => TxOutcome::Applied,
+                api::Outcome::Authorized => TxOutcome::Authorized,
+                api::Outcome::Denied { reason } => TxOutcome::Denied(reason),
+                api::Outcome::Rejected { reason } => TxOutcome::Rejected(reason),
+            },
+            audit_indexes: receipt.audit_indexes,
+        }
+    }
 }
 
 /// A node's HTTP API.
@@ -219,25 +206,39 @@ impl Client {
         &self.base
     }
 
-    async fn answer(response: reqwest::Response) -> Result<Value, SdkError> {
+    /// The answer's body as `T` (strictly: an unknown field is refused), or
+    /// the node's error.
+    async fn answer<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, SdkError> {
         let status = response.status();
-        let body: Value = response
-            .json()
+        let body = response
+            .bytes()
             .await
-            .map_err(|e| SdkError::Decode(format!("the node's answer is not JSON: {e}")))?;
-        if status.is_success() {
-            Ok(body)
-        } else {
-            Err(SdkError::Api {
-                status: status.as_u16(),
-                code: body["code"].as_str().unwrap_or("unknown").to_string(),
-                message: body["message"].as_str().unwrap_or("").to_string(),
-            })
+            .map_err(|e| SdkError::Http(format!("reading the node's answer: {e}")))?;
+        if status.is_success() && status.as_u16() != 202 {
+            return serde_json::from_slice(&body).map_err(|e| {
+                SdkError::Decode(format!("the node's answer is not the expected JSON: {e}"))
+            });
         }
+        let error: api::ErrorBody = serde_json::from_slice(&body).map_err(|e| {
+            SdkError::Decode(format!(
+                "the node answered {status} with an unexpected body: {e}"
+            ))
+        })?;
+        Err(SdkError::Api {
+            status: status.as_u16(),
+            code: error.code,
+            message: error.message,
+        })
     }
 
-    /// A public GET.
+    /// A public GET, answered as untyped JSON (for tools that print what a
+    /// route answers; typed calls use [`Client::get_as`]).
     pub async fn get(&self, path_and_query: &str) -> Result<Value, SdkError> {
+        self.get_as(path_and_query).await
+    }
+
+    /// A public GET, answered as the API type `T`.
+    pub async fn get_as<T: DeserializeOwned>(&self, path_and_query: &str) -> Result<T, SdkError> {
         let response = self
             .http
             .get(format!("{}{path_and_query}", self.base))
@@ -271,12 +272,22 @@ impl Client {
         Ok(format!("Medledger {}", hex::encode(to_bytes(&auth))))
     }
 
-    /// A GET signed by `who`.
+    /// A GET signed by `who`, answered as untyped JSON (typed calls use
+    /// [`Client::get_signed_as`]).
     pub async fn get_signed(
         &self,
         path_and_query: &str,
         who: &Identity,
     ) -> Result<Value, SdkError> {
+        self.get_signed_as(path_and_query, who).await
+    }
+
+    /// A GET signed by `who`, answered as the API type `T`.
+    pub async fn get_signed_as<T: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+        who: &Identity,
+    ) -> Result<T, SdkError> {
         let response = self
             .http
             .get(format!("{}{path_and_query}", self.base))
@@ -314,21 +325,15 @@ impl Client {
         if response.status().is_success() {
             return Ok(response);
         }
-        match Self::answer(response).await {
+        match Self::answer::<Value>(response).await {
             Err(e) => Err(e),
             Ok(body) => Err(SdkError::Decode(format!("unexpected answer: {body}"))),
         }
     }
 
     /// The node's status.
-    pub async fn status(&self) -> Result<NodeStatus, SdkError> {
-        let raw = self.get("/v1/status").await?;
-        Ok(NodeStatus {
-            chain_id: raw["chain_id"].as_str().unwrap_or("").to_string(),
-            height: raw["height"].as_u64().unwrap_or(0),
-            institution: raw["institution"].as_str().unwrap_or("").to_string(),
-            raw,
-        })
+    pub async fn status(&self) -> Result<api::Status, SdkError> {
+        self.get_as("/v1/status").await
     }
 
     /// Submits a signed transaction and waits for its commit (at most 30 s on the node).
@@ -342,24 +347,21 @@ impl Client {
         let response = self
             .http
             .post(format!("{}/v1/tx", self.base))
-            .json(&json!({
-                "transaction": hex::encode(tx.to_bytes()),
-                "wait": true,
-                "after_height": after_height,
-            }))
+            .json(&api::SubmitBody {
+                transaction: hex::encode(tx.to_bytes()),
+                wait: true,
+                after_height,
+            })
             .send()
             .await
             .map_err(|e| SdkError::Http(e.to_string()))?;
-        let status = response.status();
-        let body = Self::answer(response).await?;
-        if status.as_u16() == 202 {
-            return Err(SdkError::Api {
-                status: 202,
-                code: "not_yet_committed".into(),
-                message: body.to_string(),
-            });
+        // A 202 (accepted, not committed in time) is an `SdkError::Api`.
+        match Self::answer(response).await? {
+            api::SubmitAnswer::Committed(receipt) => Ok(TxReceipt::from_api(receipt)),
+            api::SubmitAnswer::Accepted(_) => Err(SdkError::Decode(
+                "the node answered without the receipt it was asked to wait for".into(),
+            )),
         }
-        TxReceipt::from_json(&body)
     }
 
     /// Submits without waiting; the transaction's id.
@@ -367,14 +369,18 @@ impl Client {
         let response = self
             .http
             .post(format!("{}/v1/tx", self.base))
-            .json(&json!({"transaction": hex::encode(tx.to_bytes())}))
+            .json(&api::SubmitBody {
+                transaction: hex::encode(tx.to_bytes()),
+                wait: false,
+                after_height: None,
+            })
             .send()
             .await
             .map_err(|e| SdkError::Http(e.to_string()))?;
-        let body = Self::answer(response).await?;
-        Hash32::from_hex(body["tx"].as_str().unwrap_or(""))
-            .map(TxHash)
-            .map_err(|e| SdkError::Decode(e.to_string()))
+        match Self::answer(response).await? {
+            api::SubmitAnswer::Accepted(accepted) => Ok(TxHash(accepted.tx.0)),
+            api::SubmitAnswer::Committed(receipt) => Ok(TxHash(receipt.tx.0)),
+        }
     }
 
     /// Submits up to 1,000 transactions in one request, without waiting:
@@ -389,25 +395,27 @@ impl Client {
         let response = self
             .http
             .post(format!("{}/v1/txs", self.base))
-            .json(&json!({ "transactions": transactions }))
+            .json(&api::SubmitManyBody { transactions })
             .send()
             .await
             .map_err(|e| SdkError::Http(e.to_string()))?;
-        let body = Self::answer(response).await?;
-        let results = body["results"]
-            .as_array()
-            .filter(|r| r.len() == txs.len())
-            .ok_or_else(|| SdkError::Decode("expected one result per transaction".into()))?;
-        Ok(results
-            .iter()
-            .map(|result| match result["status"].as_str() {
-                Some("accepted") => Hash32::from_hex(result["tx"].as_str().unwrap_or(""))
-                    .map(TxHash)
-                    .map_err(|e| SdkError::Decode(e.to_string())),
-                _ => Err(SdkError::Api {
+        let answer: api::SubmitManyAnswer = Self::answer(response).await?;
+        if answer.results.len() != txs.len() {
+            return Err(SdkError::Decode(format!(
+                "expected one result per transaction ({}), got {}",
+                txs.len(),
+                answer.results.len()
+            )));
+        }
+        Ok(answer
+            .results
+            .into_iter()
+            .map(|result| match result {
+                api::SubmitResult::Accepted { tx } => Ok(TxHash(tx.0)),
+                api::SubmitResult::Refused { code, message } => Err(SdkError::Api {
                     status: 200,
-                    code: result["code"].as_str().unwrap_or("refused").into(),
-                    message: result["message"].as_str().unwrap_or("").into(),
+                    code,
+                    message,
                 }),
             })
             .collect())
@@ -415,8 +423,11 @@ impl Client {
 
     /// A committed transaction's receipt, if committed.
     pub async fn receipt(&self, tx: &TxHash) -> Result<Option<TxReceipt>, SdkError> {
-        match self.get(&format!("/v1/receipts/{}", tx.0.to_hex())).await {
-            Ok(v) => TxReceipt::from_json(&v).map(Some),
+        match self
+            .get_as(&format!("/v1/receipts/{}", tx.0.to_hex()))
+            .await
+        {
+            Ok(receipt) => Ok(Some(TxReceipt::from_api(receipt))),
             Err(SdkError::Api { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -433,8 +444,8 @@ impl Client {
             Some(h) => format!("/v1/grants/{}?height={h}", grant.0.to_hex()),
             None => format!("/v1/grants/{}", grant.0.to_hex()),
         };
-        let body = self.get_signed(&path, who).await?;
-        decode_proved(&body["proved"])
+        let answer: api::ProvedGrant = self.get_signed_as(&path, who).await?;
+        decode_proved(&answer.proved)
     }
 
     /// The validator-set record after `height`, proved (`None` for height 0:
@@ -443,15 +454,22 @@ impl Client {
         &self,
         height: u64,
     ) -> Result<Option<ProvedValue>, SdkError> {
-        let body = self.get(&format!("/v1/validators/{}", height + 1)).await?;
-        match &body["proved_record"] {
-            Value::Null => Ok(None),
-            v => decode_proved(v).map(Some),
-        }
+        let answer: api::Validators = self
+            .get_as(&format!("/v1/validators/{}", height + 1))
+            .await?;
+        answer
+            .proved_record
+            .as_deref()
+            .map(decode_proved)
+            .transpose()
     }
 
     /// Every page of a paged list route, signed by `who`.
-    pub async fn list_all(&self, path: &str, who: &Identity) -> Result<Vec<Value>, SdkError> {
+    pub async fn list_all<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        who: &Identity,
+    ) -> Result<Vec<T>, SdkError> {
         let mut items = Vec::new();
         let mut after: Option<u64> = None;
         loop {
@@ -459,9 +477,9 @@ impl Client {
                 Some(a) => format!("{path}?after={a}&limit=500"),
                 None => format!("{path}?limit=500"),
             };
-            let page = self.get_signed(&page_path, who).await?;
-            items.extend(page["items"].as_array().cloned().unwrap_or_default());
-            match page["next_after"].as_u64() {
+            let page: api::Page<T> = self.get_signed_as(&page_path, who).await?;
+            items.extend(page.items);
+            match page.next_after {
                 Some(next) => after = Some(next),
                 None => return Ok(items),
             }
@@ -473,7 +491,7 @@ impl Client {
         &self,
         patient: &PatientId,
         who: &Identity,
-    ) -> Result<Vec<Value>, SdkError> {
+    ) -> Result<Vec<api::Grant>, SdkError> {
         self.list_all(&format!("/v1/patients/{}/grants", patient.0.to_hex()), who)
             .await
     }
@@ -483,7 +501,7 @@ impl Client {
         &self,
         patient: &PatientId,
         who: &Identity,
-    ) -> Result<Vec<Value>, SdkError> {
+    ) -> Result<Vec<api::ConsentRequest>, SdkError> {
         self.list_all(
             &format!("/v1/patients/{}/consent-requests", patient.0.to_hex()),
             who,
@@ -496,7 +514,7 @@ impl Client {
         &self,
         patient: &PatientId,
         who: &Identity,
-    ) -> Result<Vec<Value>, SdkError> {
+    ) -> Result<Vec<api::Delegation>, SdkError> {
         self.list_all(
             &format!("/v1/patients/{}/delegations", patient.0.to_hex()),
             who,
@@ -509,16 +527,13 @@ impl Client {
         &self,
         patient: &PatientId,
         who: &Identity,
-    ) -> Result<Vec<Value>, SdkError> {
+    ) -> Result<Vec<api::AuditEntry>, SdkError> {
         self.list_all(&format!("/v1/patients/{}/history", patient.0.to_hex()), who)
             .await
     }
 }
 
-fn decode_proved(v: &Value) -> Result<ProvedValue, SdkError> {
-    let text = v
-        .as_str()
-        .ok_or_else(|| SdkError::Decode("the answer carries no proof".into()))?;
+fn decode_proved(text: &str) -> Result<ProvedValue, SdkError> {
     let bytes = hex::decode(text).map_err(|e| SdkError::Decode(format!("proof hex: {e}")))?;
     from_bytes(&bytes, PROVED_VALUE_BYTES_MAX).map_err(|e| SdkError::Decode(format!("proof: {e}")))
 }

@@ -39,8 +39,10 @@ pub mod light;
 pub mod records;
 pub mod tx;
 
-pub use client::{Client, Identity, NodeStatus, TxOutcome, TxReceipt};
+pub use client::{Client, Identity, TxOutcome, TxReceipt};
 pub use error::SdkError;
 pub use keys::{KeyFile, KeyFileError};
 pub use light::{AccessAnswer, LightClient, VerifiedGrant};
+/// The API's JSON types, as the node writes them.
+pub use medledger_api as api;
 pub use tx::{TermsBuilder, TxBuilder, notice_hash};

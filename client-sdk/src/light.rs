@@ -24,7 +24,6 @@ use medledger_contracts::types::{
     Category, ChainId, GrantId, Grantee, InstitutionId, PatientId, Timestamp, categories_cover,
 };
 use medledger_genesis::Genesis;
-use serde_json::Value;
 
 use crate::client::{Client, Identity, now};
 use crate::error::SdkError;
@@ -248,11 +247,8 @@ impl LightClient {
             if !listing_may_cover(item, grantee, category, holder) {
                 continue;
             }
-            let Ok(id) = Hash32::from_hex(item["id"].as_str().unwrap_or("")) else {
-                continue;
-            };
             let grant = self
-                .verify_grant(&medledger_contracts::types::TxHash(id), who)
+                .verify_grant(&medledger_contracts::types::TxHash(item.id.0), who)
                 .await?;
             let terms = &grant.record.terms;
             if terms.patient == *patient
@@ -275,29 +271,23 @@ impl LightClient {
 /// Whether a listed grant (unverified JSON) might cover the access: only
 /// those are fetched with proofs. The verdict rests on the verified record.
 fn listing_may_cover(
-    item: &Value,
+    item: &medledger_api::Grant,
     grantee: &Grantee,
     category: Category,
     holder: &InstitutionId,
 ) -> bool {
-    let grantee_matches = match grantee {
-        Grantee::Institution(i) => {
-            item["terms"]["grantee"]["institution"].as_str() == Some(i.as_str())
-        }
-        Grantee::Practitioner(p) => {
-            item["terms"]["grantee"]["practitioner"].as_str() == Some(p.0.to_hex().as_str())
-        }
-    };
-    let categories: Vec<&str> = item["terms"]["categories"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let category_matches =
-        categories.contains(&category.name()) || categories.contains(&"full-record");
-    let holder_matches = match &item["terms"]["holders"] {
-        Value::String(any) => any == "any",
-        Value::Array(list) => list.iter().any(|h| h.as_str() == Some(holder.as_str())),
+    use medledger_api as api;
+    let grantee_matches = match (grantee, &item.terms.grantee) {
+        (Grantee::Institution(i), api::Grantee::Institution(listed)) => i.as_str() == listed,
+        (Grantee::Practitioner(p), api::Grantee::Practitioner(listed)) => p.0 == listed.0,
         _ => false,
+    };
+    let categories = &item.terms.categories;
+    let category_matches =
+        categories.contains(&(&category).into()) || categories.contains(&api::Category::FullRecord);
+    let holder_matches = match &item.terms.holders {
+        api::Holders::Any(_) => true,
+        api::Holders::Listed(list) => list.iter().any(|h| h == holder.as_str()),
     };
     grantee_matches && category_matches && holder_matches
 }

@@ -293,11 +293,13 @@ impl Cluster {
     pub async fn describe(&self) -> String {
         let mut seen = Vec::new();
         for (c, node) in self.clients.iter().zip(&self.nodes) {
-            let s = c.status().await.map(|s| s.raw).unwrap_or_default();
-            seen.push(format!(
-                "{} height {} round {} peers {}",
-                node.institution, s["height"], s["round"], s["peers"]
-            ));
+            seen.push(match c.status().await {
+                Ok(s) => format!(
+                    "{} height {} round {} peers {}",
+                    node.institution, s.height, s.round, s.peers
+                ),
+                Err(e) => format!("{} unreachable ({e})", node.institution),
+            });
         }
         seen.join("; ")
     }

@@ -6,17 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use medledger_api as api;
 use medledger_contracts::Hash32;
 use medledger_contracts::block::{Block, BlockHeader};
 use medledger_contracts::certificate::CommitCertificate;
 use medledger_contracts::constants::{CERTIFICATE_BYTES_MAX, TRANSACTION_BYTES_MAX};
 use medledger_contracts::encoding::{from_bytes, to_bytes};
 use medledger_contracts::light::{PROVED_VALUE_BYTES_MAX, ProvedValue};
-use medledger_contracts::records::{Outcome, Receipt, ValidatorSet, ValidatorSetRecord};
+use medledger_contracts::records::ValidatorSetRecord;
 use medledger_contracts::state::StateKey;
 use medledger_contracts::types::TxHash;
-use serde::Deserialize;
-use serde_json::{Value, json};
 use warp::http::StatusCode;
 
 use super::{Answer, ApiError, Request, ok};
@@ -35,21 +34,6 @@ pub const GOSSIP_BODY_MAX: usize = 16 * 1024 * 1024;
 /// Longest a client may wait for its transaction to commit.
 const WAIT_MAX: Duration = Duration::from_secs(30);
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitBody {
-    /// Hex of the BCS-encoded signed transaction.
-    transaction: String,
-    /// Wait until the transaction commits and return its receipt.
-    #[serde(default)]
-    wait: bool,
-    /// Check the transaction only once this node has committed this height
-    /// (a client that just got a receipt from another node passes its
-    /// height, so what it did there is visible here too).
-    #[serde(default)]
-    after_height: Option<u64>,
-}
-
 /// Longest a submission waits for this node to reach `after_height`.
 const CATCH_UP_MAX: Duration = Duration::from_secs(10);
 
@@ -60,13 +44,6 @@ fn refusal_status(r: &Refusal) -> StatusCode {
         Refusal::SignerQuota(_) | Refusal::Full(_) => StatusCode::TOO_MANY_REQUESTS,
         Refusal::Invalid(_) | Refusal::WouldReject(_) => StatusCode::UNPROCESSABLE_ENTITY,
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubmitManyBody {
-    /// Hex of each BCS-encoded signed transaction.
-    transactions: Vec<String>,
 }
 
 /// `POST /v1/txs`: admits up to [`SUBMIT_MANY_MAX`] transactions in one
@@ -80,7 +57,7 @@ pub async fn submit_many(
     r: &Request,
     auth: &super::auth::Authenticator,
 ) -> Answer {
-    let body: SubmitManyBody = serde_json::from_slice(&r.body).map_err(|e| {
+    let body: api::SubmitManyBody = serde_json::from_slice(&r.body).map_err(|e| {
         ApiError::bad_request(
             "bad_json",
             format!("expected {{\"transactions\": [\"<hex>\", …]}}: {e}"),
@@ -106,26 +83,30 @@ pub async fn submit_many(
                 let bytes = match hex::decode(text.trim()) {
                     Ok(bytes) => bytes,
                     Err(e) => {
-                        return json!({"status": "refused", "code": "bad_hex",
-                            "message": format!("not hex of a BCS-encoded signed transaction: {e}")});
+                        return api::SubmitResult::Refused {
+                            code: "bad_hex".into(),
+                            message: format!("not hex of a BCS-encoded signed transaction: {e}"),
+                        };
                     }
                 };
                 match shared.admit(&bytes, Origin::Client) {
-                    Ok(id) => json!({"tx": id.0.to_hex(), "status": "accepted"}),
-                    Err(refusal) => json!({"status": "refused", "code": refusal.code(),
-                        "message": refusal.to_string()}),
+                    Ok(id) => api::SubmitResult::Accepted { tx: id.0.into() },
+                    Err(refusal) => api::SubmitResult::Refused {
+                        code: refusal.code().into(),
+                        message: refusal.to_string(),
+                    },
                 }
             })
-            .collect::<Vec<Value>>()
+            .collect()
     })
     .await
     .map_err(ApiError::internal)?;
-    ok(json!({ "results": results }))
+    ok(&api::SubmitManyAnswer { results })
 }
 
 /// `POST /v1/tx`: admit a transaction; with `wait`, answer with its receipt.
 pub async fn submit(shared: &Arc<Shared>, r: &Request) -> Answer {
-    let body: SubmitBody = serde_json::from_slice(&r.body).map_err(|e| {
+    let body: api::SubmitBody = serde_json::from_slice(&r.body).map_err(|e| {
         ApiError::bad_request(
             "bad_json",
             format!(
@@ -174,7 +155,10 @@ pub async fn submit(shared: &Arc<Shared>, r: &Request) -> Answer {
         Err(e) => return Err(ApiError::internal(e)),
     };
     if !body.wait {
-        return ok(json!({"tx": id.0.to_hex(), "status": "accepted"}));
+        return ok(&api::SubmitAnswer::Accepted(api::Accepted {
+            tx: id.0.into(),
+            status: api::AcceptedStatus::Accepted,
+        }));
     }
     let waited = tokio::time::timeout(WAIT_MAX, async {
         loop {
@@ -191,7 +175,9 @@ pub async fn submit(shared: &Arc<Shared>, r: &Request) -> Answer {
     })
     .await;
     match (waited, shared.store.receipt(&id)?) {
-        (Ok(true), Some((height, receipt))) => ok(receipt_json(height, &receipt)),
+        (Ok(true), Some((height, receipt))) => ok(&api::SubmitAnswer::Committed(
+            api::Receipt::new(height, &receipt),
+        )),
         _ => Err(ApiError::new(
             StatusCode::ACCEPTED,
             "not_yet_committed",
@@ -222,44 +208,9 @@ pub async fn gossip(shared: &Arc<Shared>, r: &Request) -> Answer {
     })
     .await
     .map_err(ApiError::internal)?;
-    ok(json!({"accepted": accepted, "refused": refused}))
-}
-
-/// A receipt's outcome as JSON.
-pub fn outcome_json(outcome: &Outcome) -> Value {
-    match outcome {
-        Outcome::Applied => json!({"status": "applied"}),
-        Outcome::Authorized => json!({"status": "authorized"}),
-        Outcome::Denied(reason) => json!({"status": "denied", "reason": reason.to_string()}),
-        Outcome::Rejected(r) => json!({"status": "rejected", "reason": r.to_string()}),
-    }
-}
-
-fn receipt_json(height: u64, receipt: &Receipt) -> Value {
-    json!({
-        "tx": receipt.tx.0.to_hex(),
-        "status": "committed",
-        "height": height,
-        "outcome": outcome_json(&receipt.outcome),
-        "audit_indexes": receipt.audit_indexes,
-    })
-}
-
-/// A header as JSON, with its BCS for clients that verify it.
-pub fn header_json(header: &BlockHeader) -> Value {
-    json!({
-        "hash": header.hash().to_hex(),
-        "chain_id": header.chain_id.as_str(),
-        "height": header.height,
-        "time_ms": header.time.0,
-        "previous_hash": header.previous_hash.to_hex(),
-        "transaction_root": header.transaction_root.to_hex(),
-        "state_root": header.state_root.to_hex(),
-        "audit_root": header.audit_root.to_hex(),
-        "audit_size": header.audit_size,
-        "validator_set_hash": header.validator_set_hash.to_hex(),
-        "proposer": header.proposer.as_str(),
-        "bcs": hex::encode(to_bytes(header)),
+    ok(&api::GossipAnswer {
+        accepted: accepted as u64,
+        refused: refused as u64,
     })
 }
 
@@ -267,22 +218,22 @@ pub fn header_json(header: &BlockHeader) -> Value {
 pub fn status(shared: &Shared) -> Answer {
     let height = shared.height();
     let latest = shared.store.header(height)?;
-    ok(json!({
-        "chain_id": shared.chain.as_str(),
-        "institution": shared.institution.as_str(),
-        "validator": shared
+    ok(&api::Status {
+        chain_id: shared.chain.as_str().to_string(),
+        institution: shared.institution.as_str().to_string(),
+        validator: shared
             .validators(height + 1)
             .is_ok_and(|set| set.get(&shared.institution).is_some()),
-        "height": height,
-        "latest_block_hash": latest.as_ref().map(|h| h.hash().to_hex()),
-        "latest_block_time_ms": latest.as_ref().map(|h| h.time.0),
-        "state_root": latest.as_ref().map(|h| h.state_root.to_hex()),
-        "audit_root": latest.as_ref().map(|h| h.audit_root.to_hex()),
-        "audit_size": latest.as_ref().map_or(0, |h| h.audit_size),
-        "round": shared.telemetry.round.load(Ordering::Relaxed),
-        "peers": shared.telemetry.peers.load(Ordering::Relaxed),
-        "mempool_size": shared.mempool().len(),
-    }))
+        height,
+        latest_block_hash: latest.as_ref().map(|h| h.hash().into()),
+        latest_block_time_ms: latest.as_ref().map(|h| h.time.0),
+        state_root: latest.as_ref().map(|h| h.state_root.into()),
+        audit_root: latest.as_ref().map(|h| h.audit_root.into()),
+        audit_size: latest.as_ref().map_or(0, |h| h.audit_size),
+        round: shared.telemetry.round.load(Ordering::Relaxed) as u64,
+        peers: shared.telemetry.peers.load(Ordering::Relaxed) as u64,
+        mempool_size: shared.mempool().len() as u64,
+    })
 }
 
 fn parse_height(text: &str) -> Result<u64, ApiError> {
@@ -314,7 +265,7 @@ fn by_height<T>(
 /// `GET /v1/headers/{height}`.
 pub fn header(shared: &Shared, height: &str) -> Answer {
     let height = parse_height(height)?;
-    ok(header_json(&by_height(
+    ok(&api::Header::from(&by_height(
         height,
         shared,
         shared.store.header(height),
@@ -326,11 +277,11 @@ fn stored_block(shared: &Shared, height: u64) -> Result<Block, ApiError> {
     Block::from_bytes(&bytes).map_err(ApiError::internal)
 }
 
-fn transaction_ids(shared: &Shared, block: &Block) -> Vec<String> {
+fn transaction_ids(shared: &Shared, block: &Block) -> Vec<api::Hex32> {
     block
         .transactions
         .iter()
-        .map(|t| t.transaction.id(&shared.chain).0.to_hex())
+        .map(|t| t.transaction.id(&shared.chain).0.into())
         .collect()
 }
 
@@ -340,21 +291,21 @@ fn transaction_ids(shared: &Shared, block: &Block) -> Vec<String> {
 pub fn block(shared: &Shared, height: &str) -> Answer {
     let height = parse_height(height)?;
     let block = stored_block(shared, height)?;
-    ok(json!({
-        "header": header_json(&block.header),
-        "transactions": transaction_ids(shared, &block),
-    }))
+    ok(&api::BlockAnswer {
+        header: (&block.header).into(),
+        transactions: transaction_ids(shared, &block),
+    })
 }
 
 /// `GET /v1/blocks/{height}/transactions`: the ids of a block's transactions, in order.
 pub fn block_transactions(shared: &Shared, height: &str) -> Answer {
     let height = parse_height(height)?;
     let block = stored_block(shared, height)?;
-    ok(json!({
-        "height": height,
-        "time_ms": block.header.time.0,
-        "transactions": transaction_ids(shared, &block),
-    }))
+    ok(&api::BlockTransactions {
+        height,
+        time_ms: block.header.time.0,
+        transactions: transaction_ids(shared, &block),
+    })
 }
 
 /// The certificate of a height, decoded.
@@ -367,15 +318,19 @@ pub fn stored_certificate(shared: &Shared, height: u64) -> Result<CommitCertific
 pub fn certificate(shared: &Shared, height: &str) -> Answer {
     let height = parse_height(height)?;
     let c = stored_certificate(shared, height)?;
-    ok(json!({
-        "height": c.height,
-        "round": c.round,
-        "block": c.block.to_hex(),
-        "bcs": hex::encode(to_bytes(&c)),
-        "signatures": c.signatures.iter().map(|s| json!({
-            "validator": s.validator.to_string(),
-        })).collect::<Vec<_>>(),
-    }))
+    ok(&api::Certificate {
+        height: c.height,
+        round: c.round,
+        block: c.block.into(),
+        bcs: hex::encode(to_bytes(&c)),
+        signatures: c
+            .signatures
+            .iter()
+            .map(|s| api::CertificateSigner {
+                validator: s.validator.to_string(),
+            })
+            .collect(),
+    })
 }
 
 /// A state value at `height` with everything a light client needs to check it.
@@ -408,18 +363,6 @@ fn certified_header(
         *shared.latest_certified() = Some((height, header.clone(), certificate.clone()));
     }
     Ok((header, certificate))
-}
-
-fn validator_set_json(set: &ValidatorSet) -> Value {
-    json!({
-        "hash": set.hash().to_hex(),
-        "total_power": set.total_power(),
-        "validators": set.validators.iter().map(|v| json!({
-            "institution": v.institution.as_str(),
-            "node_key": v.node_key.to_text(),
-            "power": v.power,
-        })).collect::<Vec<_>>(),
-    })
 }
 
 /// `GET /v1/validators/{height}`: the set that certifies `height`, and the
@@ -455,15 +398,18 @@ pub fn validators(shared: &Shared, height: &str) -> Answer {
         (record, Some(proved))
     };
     let set = record.at(height);
-    ok(json!({
-        "height": height,
-        "validator_set": validator_set_json(set),
-        "scheduled": record.scheduled.as_ref().map(|(from, set)| json!({
-            "from_height": from,
-            "validator_set": validator_set_json(set),
-        })),
-        "proved_record": proved.map(|p| hex::encode(to_bytes(&p))),
-    }))
+    ok(&api::Validators {
+        height,
+        validator_set: set.into(),
+        scheduled: record
+            .scheduled
+            .as_ref()
+            .map(|(from, set)| api::ScheduledValidators {
+                from_height: *from,
+                validator_set: set.into(),
+            }),
+        proved_record: proved.map(|p| hex::encode(to_bytes(&p))),
+    })
 }
 
 /// `GET /v1/archive/{height}`: a block as an auditor replays it (block,
@@ -500,14 +446,17 @@ pub fn archived(shared: &Shared, r: &Request) -> Answer {
         .store
         .archived_block(height)
         .map_err(ApiError::internal)?;
-    ok(json!({"height": height, "archived": hex::encode(to_bytes(&archived))}))
+    ok(&api::Archived {
+        height,
+        archived: hex::encode(to_bytes(&archived)),
+    })
 }
 
 /// `GET /v1/receipts/{tx}`.
 pub fn receipt(shared: &Shared, id: &str) -> Answer {
     let hash = parse_tx(id)?;
     match shared.store.receipt(&hash)? {
-        Some((height, r)) => ok(receipt_json(height, &r)),
+        Some((height, r)) => ok(&api::Receipt::new(height, &r)),
         None => {
             let waiting = shared.mempool().verified(&hash).is_some();
             Err(if waiting {

@@ -10,17 +10,15 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
+use medledger_api as api;
 use medledger_contracts::encoding::Hash32;
 use medledger_contracts::types::PatientId;
-use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 use warp::Reply;
 use warp::http::StatusCode;
 use warp::sse::Event;
 
 use super::access::{Reader, ReaderError, Visibility, resolve_signer};
-use super::chain::header_json;
-use super::patients::entry_json;
 use super::{Answer, ApiError, Request};
 use crate::shared::{CommitEvent, Shared};
 
@@ -83,11 +81,12 @@ fn follow(
                     Err(last) => (vec![last], true),
                 },
                 Err(broadcast::error::RecvError::Lagged(missed)) => (
-                    vec![
-                        Event::default()
-                            .event("lagged")
-                            .data(json!({"missed_blocks": missed}).to_string()),
-                    ],
+                    vec![event(
+                        "lagged",
+                        &api::LaggedEvent {
+                            missed_blocks: missed,
+                        },
+                    )],
                     false,
                 ),
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -105,6 +104,16 @@ fn follow(
     Ok(Events { rx, _slot: slot })
 }
 
+/// An event named `name` whose data is `data` as JSON (`docs/openapi.json`
+/// names each event's schema).
+fn event<T: serde::Serialize>(name: &'static str, data: &T) -> Event {
+    // Invariant: the API's types are plain structs and enums with string
+    // keys, which serde_json always serializes.
+    #[allow(clippy::expect_used)]
+    let text = serde_json::to_string(data).expect("API types always serialize");
+    Event::default().event(name).data(text)
+}
+
 fn reply(events: Events) -> Answer {
     Ok(warp::sse::reply(warp::sse::keep_alive().stream(events)).into_response())
 }
@@ -112,15 +121,13 @@ fn reply(events: Events) -> Answer {
 /// `GET /v1/events/blocks`: one `block` event per commit (the header and transaction count).
 pub fn blocks(shared: &Arc<Shared>) -> Answer {
     reply(follow(shared, |commit| {
-        Ok(vec![
-            Event::default().event("block").data(
-                json!({
-                    "header": header_json(&commit.header),
-                    "transactions": commit.transactions.len(),
-                })
-                .to_string(),
-            ),
-        ])
+        Ok(vec![event(
+            "block",
+            &api::BlockEvent {
+                header: (&commit.header).into(),
+                transactions: commit.transactions.len() as u64,
+            },
+        )])
     })?)
 }
 
@@ -145,9 +152,12 @@ pub fn patient(shared: &Arc<Shared>, r: &Request) -> Answer {
     let owned = shared.clone();
     reply(follow(shared, move |commit| {
         let ended = |reason: &str| {
-            Event::default()
-                .event("ended")
-                .data(json!({"reason": reason}).to_string())
+            event(
+                "ended",
+                &api::EndedEvent {
+                    reason: reason.to_string(),
+                },
+            )
         };
         let reader = match resolve_signer(&owned, &reader.signer, &reader.key) {
             Ok(reader) => reader,
@@ -175,12 +185,7 @@ pub fn patient(shared: &Arc<Shared>, r: &Request) -> Answer {
                     .and_then(|v| v.entry(entry))
                     .unwrap_or(false)
             })
-            .map(|entry| {
-                Event::default()
-                    .event("audit")
-                    .id(entry.index.to_string())
-                    .data(entry_json(entry).to_string())
-            })
+            .map(|entry| event("audit", &api::AuditEntry::from(entry)).id(entry.index.to_string()))
             .collect())
     })?)
 }

@@ -12,6 +12,8 @@ mod auth;
 mod chain;
 mod events;
 mod fhir;
+#[cfg(test)]
+mod openapi;
 mod patients;
 mod records;
 
@@ -22,7 +24,6 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use serde_json::{Value, json};
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Reply};
@@ -54,69 +55,146 @@ pub struct RouteSpec {
     pub path: &'static str,
     /// Who may call it.
     pub access: Access,
-    /// Largest body accepted.
+    /// What body it takes.
+    pub body: Body,
+    /// Largest body accepted (0: none).
     pub body_max: usize,
     /// Query parameters it takes (any other is refused).
     pub query: &'static [&'static str],
+    /// What it answers with on success.
+    pub reply: Success,
+    /// The error statuses it may answer beyond those every route may
+    /// ([`COMMON_ERRORS`], and 403 for signed routes).
+    pub errors: &'static [u16],
 }
+
+/// A route's request body.
+#[derive(Clone, Copy, Debug)]
+pub enum Body {
+    /// None.
+    Empty,
+    /// JSON of the API type whose schema has this name.
+    Json(fn() -> String),
+    /// BCS bytes (`application/octet-stream`), described in words.
+    Bcs(&'static str),
+}
+
+/// What a route answers with on success (200).
+#[derive(Clone, Copy, Debug)]
+pub enum Success {
+    /// JSON of the API type whose schema has this name.
+    Json(fn() -> String),
+    /// Server-sent events: each event's name and the schema of its data.
+    Events(&'static [SseEvent]),
+    /// A FHIR R4 resource of this type (`application/fhir+json`).
+    Fhir(&'static str),
+    /// Length-prefixed BCS frames (`application/octet-stream`).
+    Frames,
+    /// The OpenAPI document.
+    OpenApi,
+    /// OpenMetrics text.
+    Metrics,
+    /// One of the patient app's files.
+    AppFile,
+}
+
+/// A server-sent event's name and the name of its data's schema.
+pub type SseEvent = (&'static str, fn() -> String);
+
+/// Error statuses every route may answer: a bad query or header (400,
+/// 401), a body over the route's bound (413), too many requests (429), a
+/// failure inside the node (500), too many clients at once (503).
+pub const COMMON_ERRORS: &[u16] = &[400, 401, 413, 429, 500, 503];
 
 const NO_BODY: usize = 0;
 const PAGE: &[&str] = &["after", "limit"];
 
+fn name<T: medledger_api::JsonSchema>() -> String {
+    medledger_api::schema_name::<T>()
+}
+
+use medledger_api as api;
+
 /// Every route the node serves.
 #[rustfmt::skip]
 pub const ROUTES: &[RouteSpec] = &[
-    route("POST", "/v1/tx", Access::Public, chain::SUBMIT_BODY_MAX, &[]),
-    route("POST", "/v1/txs", Access::Public, chain::SUBMIT_MANY_BODY_MAX, &[]),
-    route("POST", "/v1/gossip", Access::Peer, chain::GOSSIP_BODY_MAX, &[]),
-    route("GET", "/v1/status", Access::Public, NO_BODY, &[]),
-    route("GET", "/v1/headers/{height}", Access::Public, NO_BODY, &[]),
-    route("GET", "/v1/blocks/{height}", Access::Public, NO_BODY, &[]),
-    route("GET", "/v1/blocks/{height}/transactions", Access::Public, NO_BODY, &[]),
-    route("GET", "/v1/certificates/{height}", Access::Public, NO_BODY, &[]),
-    route("GET", "/v1/validators/{height}", Access::Public, NO_BODY, &[]),
-    route("GET", "/v1/receipts/{tx}", Access::Public, NO_BODY, &[]),
-    route("GET", "/v1/archive/{height}", Access::Signed, NO_BODY, &[]),
-    route("GET", "/v1/transactions/{tx}", Access::Signed, NO_BODY, &[]),
-    route("GET", "/v1/grants/{grant}", Access::Signed, NO_BODY, &["height"]),
-    route("GET", "/v1/patients/{patient}/grants", Access::Signed, NO_BODY, PAGE),
-    route("GET", "/v1/patients/{patient}/consent-requests", Access::Signed, NO_BODY, PAGE),
-    route("GET", "/v1/patients/{patient}/delegations", Access::Signed, NO_BODY, PAGE),
-    route("GET", "/v1/patients/{patient}/history", Access::Signed, NO_BODY, PAGE),
-    route("GET", "/v1/patients/{patient}/recovery", Access::Signed, NO_BODY, &[]),
-    route("GET", "/v1/institutions", Access::Public, NO_BODY, &[]),
-    route("GET", "/v1/institutions/{institution}", Access::Public, NO_BODY, &[]),
-    route("GET", "/v1/institutions/{institution}/grants", Access::Signed, NO_BODY, PAGE),
-    route("GET", "/v1/institutions/{institution}/accesses", Access::Signed, NO_BODY, PAGE),
-    route("GET", "/v1/practitioners/{practitioner}", Access::Public, NO_BODY, &[]),
-    route("GET", "/v1/practitioners/{practitioner}/grants", Access::Signed, NO_BODY, PAGE),
-    route("GET", "/v1/practitioners/{practitioner}/accesses", Access::Signed, NO_BODY, PAGE),
-    route("GET", "/v1/accesses/{request}", Access::Signed, NO_BODY, &[]),
-    route("POST", "/v1/records/fetch", Access::Signed, records::FETCH_BODY_MAX, &[]),
-    route("GET", "/v1/events/blocks", Access::Public, NO_BODY, &[]),
-    route("GET", "/v1/events/patients/{patient}", Access::Signed, NO_BODY, &[]),
-    route("GET", "/fhir/Consent/{grant}", Access::Signed, NO_BODY, &[]),
-    route("GET", "/fhir/AuditEvent", Access::Signed, NO_BODY, &["patient", "after", "limit"]),
-    route("GET", "/v1/openapi.json", Access::Public, NO_BODY, &[]),
-    route("GET", "/app", Access::Public, NO_BODY, &[]),
-    route("GET", "/app/{file}", Access::Public, NO_BODY, &[]),
-    route("GET", "/metrics", Access::Public, NO_BODY, &[]),
+    route("POST", "/v1/tx", Access::Public, Body::Json(name::<api::SubmitBody>), chain::SUBMIT_BODY_MAX, &[], Success::Json(name::<api::SubmitAnswer>), &[202, 409, 422]),
+    route("POST", "/v1/txs", Access::Public, Body::Json(name::<api::SubmitManyBody>), chain::SUBMIT_MANY_BODY_MAX, &[], Success::Json(name::<api::SubmitManyAnswer>), &[]),
+    route("POST", "/v1/gossip", Access::Peer, Body::Bcs("BCS of a list of signed transactions' BCS bytes"), chain::GOSSIP_BODY_MAX, &[], Success::Json(name::<api::GossipAnswer>), &[]),
+    get("/v1/status", Access::Public, &[], Success::Json(name::<api::Status>), &[]),
+    get("/v1/headers/{height}", Access::Public, &[], Success::Json(name::<api::Header>), &[404]),
+    get("/v1/blocks/{height}", Access::Public, &[], Success::Json(name::<api::BlockAnswer>), &[404]),
+    get("/v1/blocks/{height}/transactions", Access::Public, &[], Success::Json(name::<api::BlockTransactions>), &[404]),
+    get("/v1/certificates/{height}", Access::Public, &[], Success::Json(name::<api::Certificate>), &[404]),
+    get("/v1/validators/{height}", Access::Public, &[], Success::Json(name::<api::Validators>), &[404]),
+    get("/v1/receipts/{tx}", Access::Public, &[], Success::Json(name::<api::Receipt>), &[404]),
+    get("/v1/archive/{height}", Access::Signed, &[], Success::Json(name::<api::Archived>), &[404]),
+    get("/v1/transactions/{tx}", Access::Signed, &[], Success::Json(name::<api::TransactionAnswer>), &[]),
+    get("/v1/grants/{grant}", Access::Signed, &["height"], Success::Json(name::<api::ProvedGrant>), &[404]),
+    get("/v1/patients/{patient}/grants", Access::Signed, PAGE, Success::Json(name::<api::Page<api::Grant>>), &[]),
+    get("/v1/patients/{patient}/consent-requests", Access::Signed, PAGE, Success::Json(name::<api::Page<api::ConsentRequest>>), &[]),
+    get("/v1/patients/{patient}/delegations", Access::Signed, PAGE, Success::Json(name::<api::Page<api::Delegation>>), &[]),
+    get("/v1/patients/{patient}/history", Access::Signed, PAGE, Success::Json(name::<api::Page<api::AuditEntry>>), &[]),
+    get("/v1/patients/{patient}/recovery", Access::Signed, &[], Success::Json(name::<api::Recovery>), &[404]),
+    get("/v1/institutions", Access::Public, &[], Success::Json(name::<api::InstitutionList>), &[]),
+    get("/v1/institutions/{institution}", Access::Public, &[], Success::Json(name::<api::Institution>), &[404]),
+    get("/v1/institutions/{institution}/grants", Access::Signed, PAGE, Success::Json(name::<api::Page<api::Grant>>), &[]),
+    get("/v1/institutions/{institution}/accesses", Access::Signed, PAGE, Success::Json(name::<api::Page<api::Access>>), &[]),
+    get("/v1/practitioners/{practitioner}", Access::Public, &[], Success::Json(name::<api::Practitioner>), &[404]),
+    get("/v1/practitioners/{practitioner}/grants", Access::Signed, PAGE, Success::Json(name::<api::Page<api::Grant>>), &[]),
+    get("/v1/practitioners/{practitioner}/accesses", Access::Signed, PAGE, Success::Json(name::<api::Page<api::Access>>), &[]),
+    get("/v1/accesses/{request}", Access::Signed, &[], Success::Json(name::<api::Access>), &[]),
+    route("POST", "/v1/records/fetch", Access::Signed, Body::Json(name::<api::FetchBody>), records::FETCH_BODY_MAX, &[], Success::Frames, &[404, 409, 502]),
+    get("/v1/events/blocks", Access::Public, &[], Success::Events(&[("block", name::<api::BlockEvent>), ("lagged", name::<api::LaggedEvent>)]), &[]),
+    get("/v1/events/patients/{patient}", Access::Signed, &[], Success::Events(&[("audit", name::<api::AuditEntry>), ("lagged", name::<api::LaggedEvent>), ("ended", name::<api::EndedEvent>)]), &[]),
+    get("/fhir/Consent/{grant}", Access::Signed, &[], Success::Fhir("Consent"), &[]),
+    get("/fhir/AuditEvent", Access::Signed, &["patient", "after", "limit"], Success::Fhir("Bundle"), &[]),
+    get("/v1/openapi.json", Access::Public, &[], Success::OpenApi, &[]),
+    get("/app", Access::Public, &[], Success::AppFile, &[]),
+    get("/app/{file}", Access::Public, &[], Success::AppFile, &[404]),
+    get("/metrics", Access::Public, &[], Success::Metrics, &[]),
 ];
 
+#[allow(clippy::too_many_arguments)]
 const fn route(
     method: &'static str,
     path: &'static str,
     access: Access,
+    body: Body,
     body_max: usize,
     query: &'static [&'static str],
+    reply: Success,
+    errors: &'static [u16],
 ) -> RouteSpec {
     RouteSpec {
         method,
         path,
         access,
+        body,
         body_max,
         query,
+        reply,
+        errors,
     }
+}
+
+const fn get(
+    path: &'static str,
+    access: Access,
+    query: &'static [&'static str],
+    reply: Success,
+    errors: &'static [u16],
+) -> RouteSpec {
+    route(
+        "GET",
+        path,
+        access,
+        Body::Empty,
+        NO_BODY,
+        query,
+        reply,
+        errors,
+    )
 }
 
 /// The OpenAPI document, kept in `docs/openapi.json`.
@@ -171,7 +249,10 @@ impl ApiError {
     }
 
     fn into_response(self) -> Response {
-        let body = json!({"code": self.code, "message": self.message});
+        let body = medledger_api::ErrorBody {
+            code: self.code.to_string(),
+            message: self.message,
+        };
         let mut response =
             warp::reply::with_status(warp::reply::json(&body), self.status).into_response();
         if let Some(allow) = self.allow.and_then(|a| a.parse().ok()) {
@@ -196,8 +277,8 @@ impl From<medledger_contracts::state::StateError> for ApiError {
 /// What a handler returns.
 pub type Answer = Result<Response, ApiError>;
 
-fn ok(body: Value) -> Answer {
-    Ok(warp::reply::json(&body).into_response())
+fn ok<T: serde::Serialize>(body: &T) -> Answer {
+    Ok(warp::reply::json(body).into_response())
 }
 
 /// A request as the handlers see it.
@@ -539,7 +620,7 @@ async fn dispatch(api: &Api, spec: &RouteSpec, r: &Request) -> Answer {
 }
 
 /// The patient app (client-sdk/web), compiled into the binary.
-const APP_FILES: &[(&str, &str, &str)] = &[
+pub(crate) const APP_FILES: &[(&str, &str, &str)] = &[
     (
         "index.html",
         "text/html; charset=utf-8",
@@ -595,8 +676,8 @@ mod tests {
 
     #[test]
     fn every_route_is_in_the_openapi_document() {
-        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
-        assert_eq!(doc["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
         for spec in ROUTES {
             let method = spec.method.to_lowercase();
             assert!(

@@ -13,15 +13,12 @@ use medledger_contracts::encoding::{from_bytes, to_bytes};
 use medledger_contracts::records::AccessRecord;
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_transfer::{GATEWAY_MESSAGE_BYTES_MAX, GatewayRequest, GatewayResponse, SignedFetch};
-use serde::Deserialize;
-use serde_json::json;
 use tokio::sync::mpsc;
 use warp::Reply;
 use warp::http::StatusCode;
 
 use super::access::Visibility;
 use super::chain::parse_tx;
-use super::patients::access_json;
 use super::{Answer, ApiError, Request, ok};
 use crate::gateway::Relay;
 use crate::shared::Shared;
@@ -39,14 +36,7 @@ pub fn access(shared: &Shared, r: &Request) -> Answer {
     if !Visibility::new(shared, reader, access.patient)?.access(&access) {
         return Err(ApiError::forbidden());
     }
-    ok(access_json(&id, &access))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FetchBody {
-    /// Hex of BCS `SignedFetch`.
-    fetch: String,
+    ok(&medledger_api::Access::new(&id, &access))
 }
 
 /// Frames: a big-endian u32 length, then BCS of a `GatewayResponse`.
@@ -143,7 +133,7 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
             "this node runs no records gateway",
         )
     })?;
-    let body: FetchBody = serde_json::from_slice(&r.body).map_err(|e| {
+    let body: medledger_api::FetchBody = serde_json::from_slice(&r.body).map_err(|e| {
         ApiError::bad_request(
             "bad_json",
             format!("expected {{\"fetch\": \"<hex>\"}}: {e}"),
@@ -209,9 +199,10 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
             let (code, message) = holder_refusal(&code);
             let status = refusal_status(code);
             return Ok(warp::reply::with_status(
-                warp::reply::json(
-                    &json!({"code": code, "message": format!("the holder refused: {message}")}),
-                ),
+                warp::reply::json(&medledger_api::ErrorBody {
+                    code: code.to_string(),
+                    message: format!("the holder refused: {message}"),
+                }),
                 status,
             )
             .into_response());

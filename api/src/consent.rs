@@ -1,0 +1,876 @@
+//! Consent routes: grants, consent requests, delegations, accesses, audit
+//! entries, recovery, and the public records of members and practitioners.
+
+use medledger_contracts::records::{
+    AccessKind as LedgerAccessDetail, AccessRecord, AuditEntry as LedgerAuditEntry,
+    AuditEvent as LedgerAuditEvent, ConsentRequestRecord, ControlChange as LedgerControlChange,
+    Decision as LedgerDecision, DelegationRecord, GrantEnd as LedgerGrantEnd, GrantRecord,
+    InstitutionRecord, PatientRecord, PractitionerRecord,
+};
+use medledger_contracts::transaction::Signer as LedgerSigner;
+use medledger_contracts::types::{
+    GrantTerms as LedgerTerms, Grantee as LedgerGrantee, Holders as LedgerHolders, Timestamp,
+    TxHash,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    AccessKind, BlockRef, Category, ControlChange, DelegateRole, EmergencyReason, GrantStatus,
+    Hex32, InstitutionKind, LegalBasis, MemberStatus, PractitionerRole, Purpose, ReviewFinding,
+};
+
+/// Who signed a transaction or made a record: one key, by kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Signer {
+    /// A patient, by id.
+    Patient(Hex32),
+    /// A patient's guardian or proxy, by their patient id.
+    Delegate(Hex32),
+    /// A practitioner, by id.
+    Practitioner(Hex32),
+    /// An institution's admin key.
+    Institution(String),
+    /// An institution's node key.
+    InstitutionNode(String),
+}
+
+impl From<&LedgerSigner> for Signer {
+    fn from(signer: &LedgerSigner) -> Self {
+        match signer {
+            LedgerSigner::Patient(p) => Self::Patient(p.0.into()),
+            LedgerSigner::Delegate(d) => Self::Delegate(d.0.into()),
+            LedgerSigner::Practitioner(p) => Self::Practitioner(p.0.into()),
+            LedgerSigner::Institution(i) => Self::Institution(i.as_str().to_string()),
+            LedgerSigner::InstitutionNode(i) => Self::InstitutionNode(i.as_str().to_string()),
+        }
+    }
+}
+
+/// To whom a grant is made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Grantee {
+    /// A whole institution.
+    Institution(String),
+    /// One practitioner.
+    Practitioner(Hex32),
+}
+
+impl From<&LedgerGrantee> for Grantee {
+    fn from(grantee: &LedgerGrantee) -> Self {
+        match grantee {
+            LedgerGrantee::Institution(i) => Self::Institution(i.as_str().to_string()),
+            LedgerGrantee::Practitioner(p) => Self::Practitioner(p.0.into()),
+        }
+    }
+}
+
+/// Which institutions' records a grant covers: `"any"` or a list of ids.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Holders {
+    /// Every holder.
+    Any(AnyHolder),
+    /// Only these institutions.
+    Listed(Vec<String>),
+}
+
+/// The one value of [`Holders::Any`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum AnyHolder {
+    /// Any holder.
+    #[serde(rename = "any")]
+    Any,
+}
+
+/// The terms of a grant, or those a consent request proposes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantTerms {
+    /// Whose records.
+    pub patient: Hex32,
+    /// To whom.
+    pub grantee: Grantee,
+    /// Which categories.
+    pub categories: Vec<Category>,
+    /// Held where.
+    pub holders: Holders,
+    /// What for.
+    pub purpose: Purpose,
+    /// In force from (ms since the Unix epoch).
+    pub not_before_ms: u64,
+    /// In force until.
+    pub expires_at_ms: u64,
+    /// Hash of the notice the patient was shown.
+    pub notice_hash: Hex32,
+}
+
+impl From<&LedgerTerms> for GrantTerms {
+    fn from(terms: &LedgerTerms) -> Self {
+        Self {
+            patient: terms.patient.0.into(),
+            grantee: (&terms.grantee).into(),
+            categories: terms.categories.iter().map(Category::from).collect(),
+            holders: match &terms.holders {
+                LedgerHolders::Any => Holders::Any(AnyHolder::Any),
+                LedgerHolders::Listed(list) => {
+                    Holders::Listed(list.iter().map(|h| h.as_str().to_string()).collect())
+                }
+            },
+            purpose: (&terms.purpose).into(),
+            not_before_ms: terms.not_before.0,
+            expires_at_ms: terms.expires_at.0,
+            notice_hash: terms.notice_hash.into(),
+        }
+    }
+}
+
+/// A grant, with its status at the time of the answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// Its id (the id of the transaction that made it).
+    pub id: Hex32,
+    /// Its status now.
+    pub status: GrantStatus,
+    /// Its terms.
+    pub terms: GrantTerms,
+    /// Who made it.
+    pub granted_by: Signer,
+    /// When.
+    pub granted_at: BlockRef,
+    /// The consent request it answers, if any.
+    pub answers: Option<Hex32>,
+    /// How it ended, if it did.
+    pub ended: Option<GrantEnd>,
+}
+
+impl Grant {
+    /// A grant as it stands at `now`.
+    pub fn new(id: &TxHash, grant: &GrantRecord, now: Timestamp) -> Self {
+        Self {
+            id: id.0.into(),
+            status: (&grant.status_at(now)).into(),
+            terms: (&grant.terms).into(),
+            granted_by: (&grant.granted_by).into(),
+            granted_at: (&grant.granted_at).into(),
+            answers: grant.answers.map(|r| r.0.into()),
+            ended: grant.ended.as_ref().map(|end| match end {
+                LedgerGrantEnd::Revoked { at, by } => GrantEnd::Revoked(Revoked {
+                    revoked: at.into(),
+                    by: by.into(),
+                }),
+                LedgerGrantEnd::Relinquished { at } => GrantEnd::Relinquished(Relinquished {
+                    relinquished: at.into(),
+                }),
+            }),
+        }
+    }
+}
+
+/// How a grant ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum GrantEnd {
+    /// Revoked.
+    Revoked(Revoked),
+    /// Given up by the grantee.
+    Relinquished(Relinquished),
+}
+
+/// A revocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Revoked {
+    /// When.
+    pub revoked: BlockRef,
+    /// By whom (the patient or a delegate).
+    pub by: Signer,
+}
+
+/// A grant given up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Relinquished {
+    /// When.
+    pub relinquished: BlockRef,
+}
+
+/// `GET /v1/grants/{grant}`: the grant at a height and its proof.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvedGrant {
+    /// The height of the proof.
+    pub height: u64,
+    /// The grant as it was at that height (`null`: not yet made).
+    pub grant: Option<Grant>,
+    /// Its status at that height's block time.
+    pub status_at_height: Option<GrantStatus>,
+    /// Hex of BCS `ProvedValue` (header, certificate, key, value, JMT
+    /// proof), which the SDK's light client verifies.
+    pub proved: String,
+}
+
+/// A consent request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRequest {
+    /// Its id.
+    pub id: Hex32,
+    /// The terms it proposes.
+    pub terms: GrantTerms,
+    /// Who asks.
+    pub requested_by: Signer,
+    /// When.
+    pub requested_at: BlockRef,
+    /// The patient's answer, once given.
+    pub answer: Option<ConsentAnswer>,
+}
+
+impl ConsentRequest {
+    /// A consent request as recorded.
+    pub fn new(id: &TxHash, request: &ConsentRequestRecord) -> Self {
+        Self {
+            id: id.0.into(),
+            terms: (&request.terms).into(),
+            requested_by: (&request.requested_by).into(),
+            requested_at: (&request.requested_at).into(),
+            answer: request
+                .answer
+                .as_ref()
+                .map(|(approved, at, tx)| ConsentAnswer {
+                    approved: *approved,
+                    height: at.height,
+                    time_ms: at.time.0,
+                    tx: tx.0.into(),
+                }),
+        }
+    }
+}
+
+/// The answer to a consent request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentAnswer {
+    /// Approved (a grant was made by the answering transaction) or refused.
+    pub approved: bool,
+    /// The answer's height.
+    pub height: u64,
+    /// Its time.
+    pub time_ms: u64,
+    /// The answering transaction (the grant's id when approved).
+    pub tx: Hex32,
+}
+
+/// A guardian or proxy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Delegation {
+    /// Its id.
+    pub id: Hex32,
+    /// The patient.
+    pub patient: Hex32,
+    /// The delegate's patient id.
+    pub delegate: Hex32,
+    /// Guardian or proxy.
+    pub role: DelegateRole,
+    /// Whether it is in force now.
+    pub active: bool,
+    /// When it was made.
+    pub created_at: BlockRef,
+    /// When it lapses.
+    pub expires_at_ms: u64,
+    /// The institution that recorded it (a guardianship), if any.
+    pub recorded_by: Option<String>,
+    /// When it was ended, if it was.
+    pub ended_at: Option<BlockRef>,
+}
+
+impl Delegation {
+    /// A delegation as it stands at `now`.
+    pub fn new(id: &TxHash, d: &DelegationRecord, now: Timestamp) -> Self {
+        Self {
+            id: id.0.into(),
+            patient: d.patient.0.into(),
+            delegate: d.delegate.0.into(),
+            role: (&d.role).into(),
+            active: d.is_active_at(now),
+            created_at: (&d.created_at).into(),
+            expires_at_ms: d.expires_at.0,
+            recorded_by: d.recorded_by.as_ref().map(|i| i.as_str().to_string()),
+            ended_at: d.ended_at.as_ref().map(BlockRef::from),
+        }
+    }
+}
+
+/// A decision on an access: `"authorized"` or `{"denied": reason}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Records may be released.
+    Authorized,
+    /// Nothing may be released, for this reason.
+    Denied(String),
+}
+
+impl From<&LedgerDecision> for Decision {
+    fn from(decision: &LedgerDecision) -> Self {
+        match decision {
+            LedgerDecision::Authorized => Self::Authorized,
+            LedgerDecision::Denied(reason) => Self::Denied(reason.to_string()),
+        }
+    }
+}
+
+/// On what an access rests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessDetail {
+    /// A grant.
+    Grant {
+        /// The grant's id.
+        grant: Hex32,
+        /// The purpose stated.
+        purpose: Purpose,
+    },
+    /// Break-glass.
+    Emergency {
+        /// Why.
+        reason: EmergencyReason,
+        /// The requester institution's review, once made.
+        review: Option<EmergencyReview>,
+    },
+    /// Public health, under a law.
+    PublicHealth {
+        /// Which law.
+        legal_basis: LegalBasis,
+    },
+}
+
+/// The review of an emergency access.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmergencyReview {
+    /// The reviewing practitioner's id.
+    pub reviewer: String,
+    /// The finding.
+    pub finding: ReviewFinding,
+    /// The review's height.
+    pub height: u64,
+}
+
+/// A release a holder recorded for an access.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    /// Its height.
+    pub height: u64,
+    /// Its time.
+    pub time_ms: u64,
+    /// SHA-256 of each file released.
+    pub content_hashes: Vec<Hex32>,
+    /// For a grant: whether it was still in force at the release.
+    pub grant_active_at_release: bool,
+}
+
+/// An access: a request for records, its decision, and any release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    /// Its id (the request's transaction id).
+    pub id: Hex32,
+    /// Whose records.
+    pub patient: Hex32,
+    /// The requesting practitioner.
+    pub requester: Hex32,
+    /// The requester's institution.
+    pub requester_institution: String,
+    /// The institution asked to release.
+    pub holder: String,
+    /// The categories asked for.
+    pub categories: Vec<Category>,
+    /// On what it rests.
+    pub kind: AccessDetail,
+    /// When it was decided.
+    pub at: BlockRef,
+    /// The decision.
+    pub decision: Decision,
+    /// The holder's release, once recorded.
+    pub release: Option<Release>,
+}
+
+impl Access {
+    /// An access as recorded.
+    pub fn new(id: &TxHash, a: &AccessRecord) -> Self {
+        Self {
+            id: id.0.into(),
+            patient: a.patient.0.into(),
+            requester: a.requester.0.into(),
+            requester_institution: a.requester_institution.as_str().to_string(),
+            holder: a.holder.as_str().to_string(),
+            categories: a.categories.iter().map(Category::from).collect(),
+            kind: match &a.kind {
+                LedgerAccessDetail::Grant { grant, purpose } => AccessDetail::Grant {
+                    grant: grant.0.into(),
+                    purpose: purpose.into(),
+                },
+                LedgerAccessDetail::Emergency { reason, review } => AccessDetail::Emergency {
+                    reason: reason.into(),
+                    review: review.as_ref().map(|r| EmergencyReview {
+                        reviewer: r.reviewer.as_str().to_string(),
+                        finding: (&r.finding).into(),
+                        height: r.at.height,
+                    }),
+                },
+                LedgerAccessDetail::PublicHealth { legal_basis, .. } => {
+                    AccessDetail::PublicHealth {
+                        legal_basis: legal_basis.into(),
+                    }
+                }
+            },
+            at: (&a.at).into(),
+            decision: (&a.decision).into(),
+            release: a.release.as_ref().map(|r| Release {
+                height: r.at.height,
+                time_ms: r.at.time.0,
+                content_hashes: r.content_hashes.iter().map(|h| Hex32(*h)).collect(),
+                grant_active_at_release: r.grant_active_at_release,
+            }),
+        }
+    }
+}
+
+/// One entry of the audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEntry {
+    /// Its position in the log.
+    pub index: u64,
+    /// Its block's height.
+    pub height: u64,
+    /// Its block's time.
+    pub time_ms: u64,
+    /// The transaction that made it.
+    pub tx: Hex32,
+    /// Whose records or consent it concerns.
+    pub patient: Hex32,
+    /// What happened.
+    pub event: AuditEvent,
+}
+
+/// What an audit entry records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuditEvent {
+    /// A grant was made.
+    Granted {
+        /// The grant.
+        grant: Hex32,
+    },
+    /// A grant was revoked.
+    Revoked {
+        /// The grant.
+        grant: Hex32,
+    },
+    /// A grant was given up by its grantee.
+    Relinquished {
+        /// The grant.
+        grant: Hex32,
+    },
+    /// Consent was asked for.
+    ConsentRequested {
+        /// The request.
+        request: Hex32,
+    },
+    /// A consent request was answered.
+    ConsentAnswered {
+        /// The request.
+        request: Hex32,
+        /// Approved or refused.
+        approved: bool,
+    },
+    /// A delegation began.
+    DelegationStarted {
+        /// The delegation.
+        delegation: Hex32,
+        /// Guardian or proxy.
+        role: DelegateRole,
+    },
+    /// A delegation ended.
+    DelegationEnded {
+        /// The delegation.
+        delegation: Hex32,
+    },
+    /// Who controls the patient's key changed, or will.
+    ControlChanged {
+        /// What changed.
+        change: ControlChange,
+        /// When it takes (or took) effect, ms since the Unix epoch.
+        effective_at: u64,
+        /// For `recovery_approved`: the approving contact.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contact: Option<Hex32>,
+    },
+    /// An access was decided.
+    AccessDecided {
+        /// The request.
+        request: Hex32,
+        /// The requesting practitioner.
+        requester: Hex32,
+        /// The holder asked.
+        holder: String,
+        /// On what it rests.
+        kind: AccessKind,
+        /// The decision.
+        decision: Decision,
+    },
+    /// A holder released records.
+    Released {
+        /// The request.
+        request: Hex32,
+        /// The holder.
+        holder: String,
+        /// How many files.
+        content_count: u32,
+        /// Whether the grant was still in force.
+        grant_active: bool,
+    },
+    /// An emergency access was not reviewed in time.
+    EmergencyReviewOverdue {
+        /// The request.
+        request: Hex32,
+        /// The institution that owes the review.
+        requester_institution: String,
+        /// The deadline, ms since the Unix epoch.
+        deadline: u64,
+    },
+    /// An emergency access was reviewed.
+    EmergencyReviewed {
+        /// The request.
+        request: Hex32,
+        /// The finding.
+        finding: ReviewFinding,
+    },
+    /// A holder refused to serve a fetch.
+    FetchRefused {
+        /// The request.
+        request: Hex32,
+        /// The holder.
+        holder: String,
+        /// The practitioner who fetched.
+        practitioner: Hex32,
+        /// The refusal's code.
+        reason: String,
+    },
+}
+
+impl From<&LedgerAuditEntry> for AuditEntry {
+    fn from(entry: &LedgerAuditEntry) -> Self {
+        Self {
+            index: entry.index,
+            height: entry.at.height,
+            time_ms: entry.at.time.0,
+            tx: entry.tx.0.into(),
+            patient: entry.patient.0.into(),
+            event: (&entry.event).into(),
+        }
+    }
+}
+
+impl From<&LedgerAuditEvent> for AuditEvent {
+    fn from(event: &LedgerAuditEvent) -> Self {
+        use LedgerAuditEvent as E;
+        match event {
+            E::Granted { grant } => Self::Granted {
+                grant: grant.0.into(),
+            },
+            E::Revoked { grant } => Self::Revoked {
+                grant: grant.0.into(),
+            },
+            E::Relinquished { grant } => Self::Relinquished {
+                grant: grant.0.into(),
+            },
+            E::ConsentRequested { request } => Self::ConsentRequested {
+                request: request.0.into(),
+            },
+            E::ConsentAnswered { request, approved } => Self::ConsentAnswered {
+                request: request.0.into(),
+                approved: *approved,
+            },
+            E::DelegationStarted { delegation, role } => Self::DelegationStarted {
+                delegation: delegation.0.into(),
+                role: role.into(),
+            },
+            E::DelegationEnded { delegation } => Self::DelegationEnded {
+                delegation: delegation.0.into(),
+            },
+            E::ControlChanged {
+                change,
+                effective_at,
+            } => Self::ControlChanged {
+                change: change.into(),
+                effective_at: effective_at.0,
+                contact: match change {
+                    LedgerControlChange::RecoveryApproved { contact } => Some(contact.0.into()),
+                    _ => None,
+                },
+            },
+            E::AccessDecided {
+                request,
+                requester,
+                holder,
+                kind,
+                decision,
+            } => Self::AccessDecided {
+                request: request.0.into(),
+                requester: requester.0.into(),
+                holder: holder.as_str().to_string(),
+                kind: kind.into(),
+                decision: decision.into(),
+            },
+            E::Released {
+                request,
+                holder,
+                content_count,
+                grant_active,
+            } => Self::Released {
+                request: request.0.into(),
+                holder: holder.as_str().to_string(),
+                content_count: *content_count,
+                grant_active: *grant_active,
+            },
+            E::EmergencyReviewOverdue {
+                request,
+                requester_institution,
+                deadline,
+            } => Self::EmergencyReviewOverdue {
+                request: request.0.into(),
+                requester_institution: requester_institution.as_str().to_string(),
+                deadline: deadline.0,
+            },
+            E::EmergencyReviewed { request, finding } => Self::EmergencyReviewed {
+                request: request.0.into(),
+                finding: finding.into(),
+            },
+            E::FetchRefused {
+                request,
+                holder,
+                practitioner,
+                reason,
+            } => Self::FetchRefused {
+                request: request.0.into(),
+                holder: holder.as_str().to_string(),
+                practitioner: practitioner.0.into(),
+                reason: reason.code().to_string(),
+            },
+        }
+    }
+}
+
+/// `GET /v1/patients/{patient}/recovery`: who may approve a new key, and
+/// what is pending.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recovery {
+    /// The patient.
+    pub patient: Hex32,
+    /// The recovery contacts in force, if any.
+    pub policy: Option<RecoveryPolicy>,
+    /// Contacts' approvals of a new key so far.
+    pub approvals: Vec<RecoveryApproval>,
+    /// New contacts waiting out the delay; the patient's key can cancel them.
+    pub pending_policy: Option<PendingPolicy>,
+    /// A key approved by contacts, waiting out the delay.
+    pub pending_key: Option<PendingKey>,
+}
+
+impl Recovery {
+    /// The recovery of a patient's record, settled to `now` by the caller.
+    pub fn new(patient: &medledger_contracts::types::PatientId, record: &PatientRecord) -> Self {
+        let contacts = |policy: &medledger_contracts::records::RecoveryPolicy| {
+            policy.delegates.iter().map(|d| Hex32(d.0)).collect()
+        };
+        Self {
+            patient: patient.0.into(),
+            policy: record.recovery.as_ref().map(|policy| RecoveryPolicy {
+                contacts: contacts(policy),
+                threshold: policy.threshold,
+            }),
+            approvals: record
+                .recovery_approvals
+                .iter()
+                .map(|(contact, key)| RecoveryApproval {
+                    contact: contact.0.into(),
+                    new_key: key.to_text(),
+                })
+                .collect(),
+            pending_policy: record.pending_recovery.as_ref().map(|p| PendingPolicy {
+                contacts: contacts(&p.value),
+                threshold: p.value.threshold,
+                effective_at: p.effective_at.0,
+            }),
+            pending_key: record.pending_key.as_ref().map(|p| PendingKey {
+                new_key: p.value.to_text(),
+                effective_at: p.effective_at.0,
+            }),
+        }
+    }
+}
+
+/// Recovery contacts and how many must agree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryPolicy {
+    /// The contacts' patient ids.
+    pub contacts: Vec<Hex32>,
+    /// Approvals needed.
+    pub threshold: u8,
+}
+
+/// One contact's approval of a new key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryApproval {
+    /// The contact.
+    pub contact: Hex32,
+    /// The key approved, `scheme:hex`.
+    pub new_key: String,
+}
+
+/// New recovery contacts waiting out the delay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PendingPolicy {
+    /// The new contacts.
+    pub contacts: Vec<Hex32>,
+    /// Approvals needed.
+    pub threshold: u8,
+    /// When they take effect, ms since the Unix epoch.
+    pub effective_at: u64,
+}
+
+/// A replacement key waiting out the delay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PendingKey {
+    /// The new key, `scheme:hex`.
+    pub new_key: String,
+    /// When it takes effect.
+    pub effective_at: u64,
+}
+
+/// `GET /v1/institutions`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstitutionList {
+    /// Every member.
+    pub items: Vec<InstitutionSummary>,
+}
+
+/// A member, briefly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstitutionSummary {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: InstitutionKind,
+    /// Whether it may act.
+    pub status: MemberStatus,
+}
+
+impl From<&InstitutionRecord> for InstitutionSummary {
+    fn from(record: &InstitutionRecord) -> Self {
+        Self {
+            id: record.spec.id.as_str().to_string(),
+            name: record.spec.name.as_str().to_string(),
+            kind: (&record.spec.kind).into(),
+            status: (&record.status).into(),
+        }
+    }
+}
+
+/// `GET /v1/institutions/{institution}`: a member's public record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Institution {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: InstitutionKind,
+    /// Its administrative region (GB/T 2260).
+    pub region_code: String,
+    /// Whether it may act.
+    pub status: MemberStatus,
+    /// The height it was admitted at (0: in genesis).
+    pub admitted_at: u64,
+    /// Its voting power.
+    pub voting_power: u64,
+    /// Its admin key, `scheme:hex`.
+    pub admin_key: String,
+    /// Its node key, `scheme:hex`.
+    pub node_key: String,
+}
+
+impl From<&InstitutionRecord> for Institution {
+    fn from(record: &InstitutionRecord) -> Self {
+        Self {
+            id: record.spec.id.as_str().to_string(),
+            name: record.spec.name.as_str().to_string(),
+            kind: (&record.spec.kind).into(),
+            region_code: record.spec.region_code.as_str().to_string(),
+            status: (&record.status).into(),
+            admitted_at: record.admitted_at,
+            voting_power: record.spec.voting_power,
+            admin_key: record.spec.admin_key.to_text(),
+            node_key: record.spec.node_key.to_text(),
+        }
+    }
+}
+
+/// `GET /v1/practitioners/{practitioner}`: a practitioner's public record
+/// (the licence number stays with the institution).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Practitioner {
+    /// Their id.
+    pub id: Hex32,
+    /// Their institution.
+    pub institution: String,
+    /// Their role.
+    pub role: PractitionerRole,
+    /// Whether they may act.
+    pub status: MemberStatus,
+    /// Their key, `scheme:hex`.
+    pub key: String,
+}
+
+impl Practitioner {
+    /// A practitioner's public record.
+    pub fn new(
+        id: &medledger_contracts::types::PractitionerId,
+        record: &PractitionerRecord,
+    ) -> Self {
+        Self {
+            id: id.0.into(),
+            institution: record.institution.as_str().to_string(),
+            role: (&record.role).into(),
+            status: (&record.status).into(),
+            key: record.key.to_text(),
+        }
+    }
+}
+
+/// `POST /v1/records/fetch`'s body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FetchBody {
+    /// Hex of BCS `SignedFetch`.
+    pub fetch: String,
+}
