@@ -54,11 +54,15 @@ pub enum AcceptedStatus {
     Accepted,
 }
 
+/// Most transactions in one `POST /v1/txs`.
+pub const SUBMIT_MANY_MAX: usize = 1_000;
+
 /// `POST /v1/txs`'s body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitManyBody {
     /// Hex of each BCS-encoded signed transaction (1 to 1,000).
+    #[schemars(length(min = 1, max = SUBMIT_MANY_MAX))]
     pub transactions: Vec<String>,
 }
 

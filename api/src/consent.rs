@@ -326,7 +326,7 @@ impl From<&LedgerDecision> for Decision {
 
 /// On what an access rests.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum AccessDetail {
     /// A grant.
     Grant {
@@ -353,7 +353,7 @@ pub enum AccessDetail {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmergencyReview {
-    /// The reviewing practitioner's id.
+    /// The reviewing institution (the requester's, which owes the review).
     pub reviewer: String,
     /// The finding.
     pub finding: ReviewFinding,

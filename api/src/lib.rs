@@ -10,6 +10,7 @@
 mod chain;
 mod consent;
 mod events;
+pub mod fhir;
 mod hex32;
 mod names;
 
@@ -120,6 +121,8 @@ pub fn schemas() -> serde_json::Map<String, serde_json::Value> {
         BlockEvent,
         LaggedEvent,
         EndedEvent,
+        fhir::Consent,
+        fhir::Bundle,
     );
     let mut schemas = generator.take_definitions(true);
     schemas.extend(bodies.take_definitions(true));

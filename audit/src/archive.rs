@@ -158,13 +158,16 @@ impl Iterator for HttpSource {
         self.next += 1;
         let fetched = self.runtime.block_on(
             self.client
-                .get_signed(&format!("/v1/archive/{height}"), &self.who),
+                .get_signed_as::<medledger_client_sdk::api::Archived>(
+                    &format!("/v1/archive/{height}"),
+                    &self.who,
+                ),
         );
         Some(fetched.map_err(anyhow::Error::from).and_then(|body| {
-            let text = body["archived"]
-                .as_str()
-                .context("the node's answer has no `archived` block")?;
-            let bytes = hex::decode(text).context("`archived` is not hex")?;
+            if body.height != height {
+                anyhow::bail!("asked for block {height}, the node sent {}", body.height);
+            }
+            let bytes = hex::decode(&body.archived).context("`archived` is not hex")?;
             from_bytes(&bytes, FRAME_BYTES_MAX)
                 .map_err(|e| anyhow::anyhow!("an archived block does not decode: {e}"))
         }))

@@ -392,32 +392,21 @@ fn terms(
     Ok(builder.build()?)
 }
 
+/// A value as its JSON, inside a line of text.
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| format!("<{e}>"))
+}
+
 fn grant_line(g: &api::Grant) -> String {
-    let json = |v: &dyn erased::Json| v.text();
     format!(
         "{}  {:<9} to {}  {}  holders {}  until {}",
         g.id,
         g.status,
-        json(&g.terms.grantee),
-        json(&g.terms.categories),
-        json(&g.terms.holders),
+        json_text(&g.terms.grantee),
+        json_text(&g.terms.categories),
+        json_text(&g.terms.holders),
         g.terms.expires_at_ms
     )
-}
-
-/// Values printed as their JSON inside a line of text.
-mod erased {
-    /// A value shown as its JSON.
-    pub trait Json {
-        /// Its JSON text.
-        fn text(&self) -> String;
-    }
-
-    impl<T: serde::Serialize> Json for T {
-        fn text(&self) -> String {
-            serde_json::to_string(self).unwrap_or_else(|e| format!("<{e}>"))
-        }
-    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -466,12 +455,11 @@ pub fn patient(connection: Connection, command: PatientCommand) -> anyhow::Resul
             PatientCommand::Requests => {
                 let items = s.client.patient_consent_requests(&patient, &me).await?;
                 s.list("consent requests", &items, |r| {
-                    use erased::Json;
                     format!(
                         "{}  from {}  {}  {}",
                         r.id,
-                        r.requested_by.text(),
-                        r.terms.categories.text(),
+                        json_text(&r.requested_by),
+                        json_text(&r.terms.categories),
                         match &r.answer {
                             None => "unanswered".to_string(),
                             Some(answer) => format!("answered {}", answer.approved),
@@ -656,14 +644,11 @@ async fn own_institution(s: &Session, me: &Identity) -> anyhow::Result<Option<In
     Ok(match &me.signer {
         Signer::Institution(i) => Some(i.clone()),
         Signer::Practitioner(p) => {
-            let record = s
+            let record: api::Practitioner = s
                 .client
-                .get(&format!("/v1/practitioners/{}", p.0.to_hex()))
+                .get_as(&format!("/v1/practitioners/{}", p.0.to_hex()))
                 .await?;
-            record["institution"]
-                .as_str()
-                .map(institution)
-                .transpose()?
+            Some(institution(&record.institution)?)
         }
         _ => None,
     })

@@ -40,7 +40,7 @@ struct Story {
 }
 
 async fn patient_grants_to_second_hospital(net: &Testnet) -> Story {
-    let client = Client::new(&net.nodes[0].http, chain_id()).unwrap();
+    let client = Client::new(&net.nodes()[0].http, chain_id()).unwrap();
     let patient_key = KeyFile::generate().unwrap();
     let patient = patient_key.patient_id();
     let as_patient = TxBuilder::new(chain_id(), Identity::patient(&patient_key));
@@ -266,7 +266,7 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
     net.start_all();
     net.reach(0, 2, 60, "no blocks").await;
     let story = patient_grants_to_second_hospital(&net).await;
-    let client = Client::new(&net.nodes[0].http, chain_id()).unwrap();
+    let client = Client::new(&net.nodes()[0].http, chain_id()).unwrap();
     let grant_path = format!("/v1/grants/{}", story.grant.0.to_hex());
     let patient = Identity::patient(&story.patient_key);
 
@@ -593,7 +593,7 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
     // The patient's event stream shows the doctor's request as it commits.
     let events_path = format!("/v1/events/patients/{}", story.patient.0.to_hex());
     // A signature in the URL (where proxies log it) is refused.
-    let auth = Client::new(&net.nodes[1].http, chain_id())
+    let auth = Client::new(&net.nodes()[1].http, chain_id())
         .unwrap()
         .authorization(&patient, "GET", &events_path, b"")
         .await
@@ -706,8 +706,13 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
     // What the nodes answer is what the OpenAPI document describes, field by
     // field (no field missing, none undeclared), for the routes it details.
     let schema_of = |path: &str| {
-        doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
-            .clone()
+        let content = &doc["paths"][path]["get"]["responses"]["200"]["content"];
+        let json = &content["application/json"]["schema"];
+        if json.is_null() {
+            content["application/fhir+json"]["schema"].clone()
+        } else {
+            json.clone()
+        }
     };
     let patient_hex = story.patient.0.to_hex();
     let answers = [
@@ -770,6 +775,23 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
                 .await
                 .unwrap(),
         ),
+        (
+            "/fhir/Consent/{grant}",
+            client
+                .get_signed(
+                    &format!("/fhir/Consent/{}", story.grant.0.to_hex()),
+                    &patient,
+                )
+                .await
+                .unwrap(),
+        ),
+        (
+            "/fhir/AuditEvent",
+            client
+                .get_signed(&format!("/fhir/AuditEvent?patient={patient_hex}"), &patient)
+                .await
+                .unwrap(),
+        ),
     ];
     for (path, answer) in &answers {
         if let Err(why) = conforms(&doc, answer, &schema_of(path), "") {
@@ -780,6 +802,52 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
     assert!(
         history.as_array().is_some_and(|h| h.len() >= 3),
         "{history}"
+    );
+    // Every status any node answered on any route during this test is one
+    // the document declares for that path (the metrics count them by route).
+    let mut checked = 0;
+    for i in 0..net.nodes().len() {
+        let metrics = net
+            .http
+            .get(net.url(i, "/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for line in metrics.lines() {
+            let Some(labels) = line
+                .strip_prefix("medledger_api_requests_total{")
+                .and_then(|rest| rest.rsplit_once('}'))
+                .map(|(labels, _)| labels)
+            else {
+                continue;
+            };
+            let label = |name: &str| {
+                labels
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix(&format!("{name}=\"")))
+                    .map(|v| v.trim_end_matches('"').to_string())
+                    .unwrap_or_default()
+            };
+            let (route, status) = (label("route"), label("status"));
+            if route == "unmatched" {
+                continue;
+            }
+            let declared = doc["paths"][&route]
+                .as_object()
+                .is_some_and(|ops| ops.values().any(|op| op["responses"][&status].is_object()));
+            assert!(
+                declared,
+                "node {i} answered {status} on {route}, which docs/openapi.json does not declare"
+            );
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 10,
+        "only {checked} route and status pairs in the metrics"
     );
     // The check itself refuses an undeclared field and a missing one.
     let mut extra = answers[2].1.clone();
@@ -904,7 +972,7 @@ async fn the_cli_grants_checks_with_proofs_and_revokes() {
     let mut net = Testnet::new(4);
     net.start_all();
     net.reach(0, 2, 60, "no blocks").await;
-    let node = net.nodes[1].http.clone();
+    let node = net.nodes()[1].http.clone();
     let genesis = net.dir().join("genesis.json");
     let genesis = genesis.to_str().unwrap();
     let patient_key = net.dir().join("patient.json");

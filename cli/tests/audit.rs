@@ -107,7 +107,7 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
     net.start_all();
     net.reach(0, 2, 60, "no blocks").await;
     let chain = ChainId::new(CHAIN).unwrap();
-    let client = Client::new(&net.nodes[0].http, chain.clone()).unwrap();
+    let client = Client::new(&net.nodes()[0].http, chain.clone()).unwrap();
     let patient_key = KeyFile::generate().unwrap();
     let patient = patient_key.patient_id();
     let as_patient = TxBuilder::new(chain.clone(), Identity::patient(&patient_key));
@@ -155,7 +155,7 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
     let output = Command::new(BIN)
         .args(["audit", "replay", "--genesis"])
         .arg(net.dir().join("genesis.json"))
-        .args(["--from", &net.nodes[1].http, "--key"])
+        .args(["--from", &net.nodes()[1].http, "--key"])
         .arg(&commission_key)
         .args(["--as-institution", "health-commission"])
         .output()
@@ -167,7 +167,7 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
         String::from_utf8_lossy(&output.stderr)
     );
     // A practitioner may not read the archive.
-    let doctor_reads = Client::new(&net.nodes[1].http, chain.clone())
+    let doctor_reads = Client::new(&net.nodes()[1].http, chain.clone())
         .unwrap()
         .get_signed(
             "/v1/archive/1",
@@ -179,7 +179,7 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
     // Issue 16, item 12: nor may another institution's admin (on 8925727 any
     // member's admin key downloaded whole blocks): only member nodes and
     // regulators' auditors.
-    let hospital_admin_reads = Client::new(&net.nodes[1].http, chain.clone())
+    let hospital_admin_reads = Client::new(&net.nodes()[1].http, chain.clone())
         .unwrap()
         .get_signed(
             "/v1/archive/1",
@@ -198,7 +198,7 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
     let archive = net.dir().join("ledger.archive");
     let status = Command::new(BIN)
         .args(["export", "--data"])
-        .arg(net.nodes[0].home.join("data"))
+        .arg(net.nodes()[0].home.join("data"))
         .arg("--genesis")
         .arg(&genesis)
         .arg("--to")

@@ -33,13 +33,16 @@ fn institution(id: &str) -> InstitutionId {
 }
 
 fn node_of(net: &Testnet, id: &str) -> usize {
-    net.nodes.iter().position(|n| n.institution == id).unwrap()
+    net.nodes()
+        .iter()
+        .position(|n| n.institution == id)
+        .unwrap()
 }
 
 /// Puts records for `patient` at `institution`'s node: two lab resources and
 /// an imaging study larger than one chunk.
 fn hold_records(net: &Testnet, id: &str, patient: &PatientId) -> Vec<(String, Vec<u8>)> {
-    let root = net.nodes[node_of(net, id)].home.join("records");
+    let root = net.nodes()[node_of(net, id)].home.join("records");
     let status = std::process::Command::new(BIN)
         .args(["records", "link", "--dir"])
         .arg(&root)
@@ -86,7 +89,7 @@ struct Setup {
 
 async fn grant_labs_and_imaging(net: &Testnet) -> (Setup, Vec<(String, Vec<u8>)>) {
     let client = Client::new(
-        &net.nodes[node_of(net, "city-second-hospital")].http,
+        &net.nodes()[node_of(net, "city-second-hospital")].http,
         chain_id(),
     )
     .unwrap();
@@ -239,7 +242,7 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
     let other = Identity::practitioner(&testnet_key(&net, "practitioner:dr-first-1"));
     let request_labs = request(&setup, vec![Category::LabReports]).await;
     let first_client = Client::new(
-        &net.nodes[node_of(&net, "city-first-hospital")].http,
+        &net.nodes()[node_of(&net, "city-first-hospital")].http,
         chain_id(),
     )
     .unwrap();
@@ -484,7 +487,7 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
     // No node logged the hospital's record number, a record's name or a
     // byte of its content, after all of that (at the default log level).
     let mut transfers_logged = 0;
-    for node in &net.nodes {
+    for node in net.nodes() {
         let (name, home) = (&node.institution, &node.home);
         let log = std::fs::read_to_string(home.join("node.log")).unwrap();
         transfers_logged += log.matches("records transfer complete").count();
@@ -528,7 +531,7 @@ async fn public_health_access_travels_through_the_cdc_node_and_the_patient_sees_
     // the access against its state.
     let height = net.height(0).await.unwrap();
     net.reach(cdc, height, 60, "the CDC's node is behind").await;
-    let cdc_client = Client::new(&net.nodes[cdc].http, chain_id()).unwrap();
+    let cdc_client = Client::new(&net.nodes()[cdc].http, chain_id()).unwrap();
     let receipt = cdc_client
         .submit_and_wait(&report(vec![Category::LabReports]), None)
         .await
@@ -738,7 +741,7 @@ async fn one_member_holding_its_transfer_slots_does_not_stop_another_members_fet
     let first = institution("city-first-hospital");
     // A study large enough that an unread transfer cannot drain into
     // socket buffers and end by itself.
-    let study = net.nodes[node_of(&net, "city-first-hospital")]
+    let study = net.nodes()[node_of(&net, "city-first-hospital")]
         .home
         .join("records/MRN-77/imaging/large-study.dcm");
     std::fs::write(&study, vec![7u8; 32 << 20]).unwrap();
@@ -779,7 +782,7 @@ async fn one_member_holding_its_transfer_slots_does_not_stop_another_members_fet
     .purpose(Purpose::Referral)
     .build()
     .unwrap();
-    let west_client = Client::new(&net.nodes[west].http, chain_id()).unwrap();
+    let west_client = Client::new(&net.nodes()[west].http, chain_id()).unwrap();
     let grant = west_client
         .submit_and_wait(&as_patient.grant(terms), None)
         .await
@@ -837,7 +840,7 @@ async fn a_flood_of_new_keys_does_not_stop_a_release_or_a_revocation() {
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let urls: Vec<String> = net
-        .nodes
+        .nodes()
         .iter()
         .map(|n| format!("{}/v1/tx", n.http))
         .collect();
@@ -1193,7 +1196,7 @@ async fn records_come_from_the_hospitals_fhir_server() {
     for secret in ["MRN-77", "urn:oid", "identifier", "/fhir"] {
         assert!(!said.contains(secret), "the requester was told {said:?}");
     }
-    let log = std::fs::read_to_string(net.nodes[holder].home.join("node.log")).unwrap();
+    let log = std::fs::read_to_string(net.nodes()[holder].home.join("node.log")).unwrap();
     assert!(log.contains("records are read from a FHIR server"));
     assert!(
         log.contains("record source failed"),

@@ -223,7 +223,7 @@ async fn bad_transactions_are_refused_with_reasons() {
 /// No block up to `height` (as node 1 has them) was proposed by node 0, the
 /// faulty one.
 async fn assert_nothing_committed_from_node_0(net: &Testnet, height: u64, fault: &str) {
-    let faulty = &net.nodes[0].institution;
+    let faulty = &net.nodes()[0].institution;
     for h in 1..=height {
         let header = net.header(1, h).await;
         assert_ne!(
@@ -235,7 +235,7 @@ async fn assert_nothing_committed_from_node_0(net: &Testnet, height: u64, fault:
 }
 
 fn node_log(net: &Testnet, i: usize) -> String {
-    std::fs::read_to_string(net.nodes[i].home.join("node.log")).unwrap()
+    std::fs::read_to_string(net.nodes()[i].home.join("node.log")).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +284,7 @@ async fn a_backdated_block_is_never_committed() {
     // an empty block (its wait is capped at half the propose timeout, so
     // that is raised in every node's copy of genesis before any start).
     for path in std::iter::once(net.dir().join("genesis.json"))
-        .chain(net.nodes.iter().map(|n| n.home.join("genesis.json")))
+        .chain(net.nodes().iter().map(|n| n.home.join("genesis.json")))
     {
         let mut genesis: Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -360,7 +360,7 @@ async fn an_observer_made_a_validator_by_votes_signs_certificates() {
     let (_, status) = net.get(4, "/v1/status").await.unwrap();
     assert_eq!(status["validator"], false, "{status}");
 
-    let observer = InstitutionId::new(&net.nodes[4].institution).unwrap();
+    let observer = InstitutionId::new(&net.nodes()[4].institution).unwrap();
     let carried_at = carry(
         &net,
         GovernanceAction::SetVotingPower {
@@ -373,7 +373,7 @@ async fn an_observer_made_a_validator_by_votes_signs_certificates() {
     // The change takes effect a few heights later; then the new validator's
     // precommits are in certificates.
     let address = ConsensusAddress::of_key(
-        &KeyFile::load(&net.nodes[4].home.join("node-key.json"))
+        &KeyFile::load(&net.nodes()[4].home.join("node-key.json"))
             .unwrap()
             .public_key(),
     )
@@ -424,9 +424,9 @@ async fn a_member_removed_by_votes_is_disconnected_and_refused() {
     net.reach(4, 1, 60, "no progress").await;
     let keys = net.dir().join("keys");
     let admin = |i: usize| {
-        KeyFile::load(&keys.join(format!("admin.{}.json", net.nodes[i].institution))).unwrap()
+        KeyFile::load(&keys.join(format!("admin.{}.json", net.nodes()[i].institution))).unwrap()
     };
-    let member = InstitutionId::new(&net.nodes[4].institution).unwrap();
+    let member = InstitutionId::new(&net.nodes()[4].institution).unwrap();
     let register_practitioner = |nonce: u64| {
         let new_key = KeyFile::generate().unwrap();
         let signer = Signer::Institution(member.clone());
@@ -510,11 +510,11 @@ async fn carry(
         KeyFile::load(
             &net.dir()
                 .join("keys")
-                .join(format!("admin.{}.json", net.nodes[i].institution)),
+                .join(format!("admin.{}.json", net.nodes()[i].institution)),
         )
         .unwrap()
     };
-    let institution = |i: usize| InstitutionId::new(&net.nodes[i].institution).unwrap();
+    let institution = |i: usize| InstitutionId::new(&net.nodes()[i].institution).unwrap();
     let propose = Transaction {
         signer: Signer::Institution(institution(0)),
         nonce,
@@ -568,7 +568,7 @@ async fn a_new_institution_admitted_by_votes_syncs_then_becomes_a_validator() {
     // Not a member yet: no one talks to its node.
     assert_eq!(net.height(4).await, Some(0));
 
-    let id = net.nodes[4].institution.clone();
+    let id = net.nodes()[4].institution.clone();
     let key = |role: &str| {
         KeyFile::load(&net.dir().join("keys").join(format!("{role}.{id}.json"))).unwrap()
     };

@@ -219,15 +219,19 @@ impl Client {
                 SdkError::Decode(format!("the node's answer is not the expected JSON: {e}"))
             });
         }
-        let error: api::ErrorBody = serde_json::from_slice(&body).map_err(|e| {
-            SdkError::Decode(format!(
-                "the node answered {status} with an unexpected body: {e}"
-            ))
-        })?;
-        Err(SdkError::Api {
-            status: status.as_u16(),
-            code: error.code,
-            message: error.message,
+        // The node's errors are `ErrorBody`; anything else (a proxy's page
+        // in front of the node) keeps its status, with its text as message.
+        Err(match serde_json::from_slice::<api::ErrorBody>(&body) {
+            Ok(error) => SdkError::Api {
+                status: status.as_u16(),
+                code: error.code,
+                message: error.message,
+            },
+            Err(_) => SdkError::Api {
+                status: status.as_u16(),
+                code: "unknown".into(),
+                message: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+            },
         })
     }
 

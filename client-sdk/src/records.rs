@@ -172,29 +172,21 @@ pub async fn fetch_records(
     let salt = opener
         .content_salt()
         .map_err(|e| SdkError::Decode(e.to_string()))?;
-    let expected: Vec<String> = manifest
+    let expected: Vec<medledger_api::Hex32> = manifest
         .items
         .iter()
-        .map(|i| released_hash(&salt, &i.sha256).to_hex())
+        .map(|i| medledger_api::Hex32(released_hash(&salt, &i.sha256)))
         .collect();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let access = client
-            .get_signed(
+        let access: medledger_api::Access = client
+            .get_signed_as(
                 &format!("/v1/accesses/{}", request.0.to_hex()),
                 practitioner,
             )
             .await?;
-        if let Some(release) = access.get("release").filter(|r| !r.is_null()) {
-            let recorded: Vec<String> = release["content_hashes"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|h| h.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if recorded != expected {
+        if let Some(release) = access.release {
+            if release.content_hashes != expected {
                 return Err(SdkError::Decode(
                     "the holder's committed AccessServed lists other hashes than it sent".into(),
                 ));
@@ -203,7 +195,7 @@ pub async fn fetch_records(
             return Ok(FetchedRecords {
                 items: manifest.items,
                 dir: out_dir.to_path_buf(),
-                release_height: release["height"].as_u64().unwrap_or(0),
+                release_height: release.height,
                 content_salt: salt,
             });
         }

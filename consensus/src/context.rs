@@ -285,9 +285,10 @@ impl mc::Context for Ctx {
         let n = validator_set.validators.len().max(1) as u64;
         let round = round.as_u32().map_or(0, u64::from);
         let index = (height.0.wrapping_add(round)) % n;
-        // A validator set is never empty: genesis and governance refuse one.
+        // A validator set is never empty: genesis and governance refuse one;
+        // and `index < n`, a length, so the conversion is exact.
         #[allow(clippy::indexing_slicing)]
-        &validator_set.validators[usize::try_from(index).unwrap_or(0)]
+        &validator_set.validators[medledger_contracts::constants::usize_from(index)]
     }
 
     fn new_proposal(

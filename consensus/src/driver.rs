@@ -369,9 +369,10 @@ impl<A: Application> Driver<A> {
                 ..
             } => {
                 if let Some(r) = round.as_u32() {
-                    self.telemetry
-                        .round
-                        .store(usize::try_from(r).unwrap_or(usize::MAX), Ordering::Relaxed);
+                    self.telemetry.round.store(
+                        medledger_contracts::constants::usize_from(u64::from(r)),
+                        Ordering::Relaxed,
+                    );
                 }
                 // Proposals for this height that arrived early are judged now.
                 let early: Vec<Assembled> = {

@@ -58,3 +58,18 @@ pub const CERTIFICATE_BYTES_MAX: usize = 64 * 1024;
 pub const MINORITY_MS_MAX: u64 = (14 * 365 + 4) * 24 * 3_600_000;
 /// Most practitioner roles a genesis may allow to break the glass.
 pub const EMERGENCY_ROLES_MAX: usize = 6;
+
+// medledger is built for 64-bit targets only, so every `u64` length, bound
+// or index converts to a `usize` exactly (see [`usize_from`]).
+const _: () = assert!(usize::BITS >= u64::BITS, "medledger needs a 64-bit target");
+
+/// `n` as a `usize`: exact, because medledger builds only for 64-bit
+/// targets (asserted above at compile time), so no conversion here can
+/// saturate or fail.
+#[allow(clippy::cast_possible_truncation)]
+pub const fn usize_from(n: u64) -> usize {
+    n as usize
+}
+
+// A release's content count is an audit entry's `u32`.
+const _: () = assert!(CONTENT_HASHES_PER_RELEASE_MAX <= u32::MAX as usize);

@@ -33,13 +33,11 @@ impl CryptoSuite {
 
     /// Parses a suite name. `sm2-sm3` is named in the design but not built
     /// yet, and is refused with a message saying so.
-    pub fn from_name(name: &str) -> Result<Self, String> {
+    pub fn from_name(name: &str) -> Result<Self, SuiteError> {
         match name {
             "ed25519-sha256" => Ok(Self::Ed25519Sha256),
-            "sm2-sm3" => Err("crypto suite sm2-sm3 is planned but not implemented yet".into()),
-            other => Err(format!(
-                "unknown crypto suite {other:?} (known: ed25519-sha256)"
-            )),
+            "sm2-sm3" => Err(SuiteError::NotBuilt("sm2-sm3")),
+            other => Err(SuiteError::Unknown(other.to_string())),
         }
     }
 
@@ -66,6 +64,42 @@ pub enum Signature {
         /// The scalar `S`.
         s: [u8; 32],
     },
+}
+
+/// Why a crypto suite's name is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SuiteError {
+    /// Named in the design, not built yet.
+    #[error("crypto suite {0} is planned but not implemented yet")]
+    NotBuilt(&'static str),
+    /// Not a suite at all.
+    #[error("unknown crypto suite {0:?} (known: ed25519-sha256)")]
+    Unknown(String),
+}
+
+/// Why a key written as `scheme:hex` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyTextError {
+    /// No `scheme:` prefix.
+    #[error("expected scheme:hex, got {0:?}")]
+    NoScheme(String),
+    /// The part after the scheme is not hex.
+    #[error("bad hex in key: {0}")]
+    Hex(String),
+    /// The wrong length for the scheme.
+    #[error("an {scheme} key is {bytes} bytes")]
+    Length {
+        /// The scheme.
+        scheme: &'static str,
+        /// Its key length.
+        bytes: usize,
+    },
+    /// A scheme medledger does not use.
+    #[error("unknown key scheme {0:?} (known: ed25519)")]
+    UnknownScheme(String),
+    /// Not a valid key of its scheme (e.g. a small-order point).
+    #[error(transparent)]
+    Invalid(#[from] CryptoError),
 }
 
 /// Why a key or signature was refused.
@@ -227,21 +261,22 @@ impl PublicKey {
     }
 
     /// Parses `scheme:hex` and validates the key.
-    pub fn from_text(text: &str) -> Result<Self, String> {
+    pub fn from_text(text: &str) -> Result<Self, KeyTextError> {
         let (scheme, hex_part) = text
             .split_once(':')
-            .ok_or_else(|| format!("expected scheme:hex, got {text:?}"))?;
+            .ok_or_else(|| KeyTextError::NoScheme(text.to_string()))?;
         match scheme {
             "ed25519" => {
-                let bytes = hex::decode(hex_part).map_err(|e| format!("bad hex in key: {e}"))?;
-                let array: [u8; 32] = bytes
-                    .try_into()
-                    .map_err(|_| "an ed25519 key is 32 bytes".to_string())?;
+                let bytes = hex::decode(hex_part).map_err(|e| KeyTextError::Hex(e.to_string()))?;
+                let array: [u8; 32] = bytes.try_into().map_err(|_| KeyTextError::Length {
+                    scheme: "ed25519",
+                    bytes: 32,
+                })?;
                 let key = Self::Ed25519(array);
-                key.validate().map_err(|e| e.to_string())?;
+                key.validate()?;
                 Ok(key)
             }
-            other => Err(format!("unknown key scheme {other:?} (known: ed25519)")),
+            other => Err(KeyTextError::UnknownScheme(other.to_string())),
         }
     }
 }

@@ -254,15 +254,34 @@ impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for BoundedVec
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct BoundedString<const MAX: usize>(String);
 
+/// Why a text does not fit a [`BoundedString`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    /// Longer than allowed.
+    #[error("{len} bytes, more than the {max} allowed")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// Control characters (newlines, escapes) are never part of a name.
+    #[error("contains control characters")]
+    ControlCharacters,
+}
+
 impl<const MAX: usize> BoundedString<MAX> {
     /// Wraps `text`, or says why it does not fit.
-    pub fn new(text: impl Into<String>) -> Result<Self, String> {
+    pub fn new(text: impl Into<String>) -> Result<Self, TextError> {
         let text = text.into();
         if text.len() > MAX {
-            return Err(format!("{} bytes, more than the {MAX} allowed", text.len()));
+            return Err(TextError::TooLong {
+                len: text.len(),
+                max: MAX,
+            });
         }
         if text.chars().any(char::is_control) {
-            return Err("contains control characters".into());
+            return Err(TextError::ControlCharacters);
         }
         Ok(Self(text))
     }

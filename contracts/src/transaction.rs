@@ -518,7 +518,9 @@ impl SignedTransaction {
 
     /// The length of [`Self::to_bytes`], without encoding.
     pub fn encoded_len(&self) -> usize {
-        // Only a type BCS cannot encode fails; none of a transaction's is.
+        // Only a value BCS cannot encode fails (nesting past BCS's depth
+        // limit); none of a transaction's types nests. Were one to, it would
+        // count as larger than any bound, so every size check refuses it.
         bcs::serialized_size(self).unwrap_or(usize::MAX)
     }
 

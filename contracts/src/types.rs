@@ -25,21 +25,35 @@ impl Timestamp {
     }
 }
 
+/// Why a chain or institution id is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Not `[a-z0-9.-]`, or empty.
+    #[error("chain id {0:?} must be 1 to {CHAIN_ID_BYTES_MAX} characters of a-z, 0-9, '-' and '.'")]
+    ChainId(String),
+    /// Not `[a-z0-9-]`, or empty.
+    #[error(
+        "institution id {0:?} must be 1 to {INSTITUTION_ID_BYTES_MAX} characters of a-z, 0-9 and '-'"
+    )]
+    InstitutionId(String),
+    /// Too long.
+    #[error(transparent)]
+    Text(#[from] crate::encoding::TextError),
+}
+
 /// Which chain a transaction is meant for; part of every signing message.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ChainId(BoundedString<CHAIN_ID_BYTES_MAX>);
 
 impl ChainId {
     /// A chain id: 1 to 64 characters of `[a-z0-9.-]`.
-    pub fn new(text: &str) -> Result<Self, String> {
+    pub fn new(text: &str) -> Result<Self, IdError> {
         if text.is_empty()
             || !text
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         {
-            return Err(format!(
-                "chain id {text:?} must be 1 to {CHAIN_ID_BYTES_MAX} characters of a-z, 0-9, '-' and '.'"
-            ));
+            return Err(IdError::ChainId(text.to_string()));
         }
         Ok(Self(BoundedString::new(text)?))
     }
@@ -62,15 +76,13 @@ pub struct InstitutionId(BoundedString<INSTITUTION_ID_BYTES_MAX>);
 
 impl InstitutionId {
     /// Validates and wraps an institution id.
-    pub fn new(text: &str) -> Result<Self, String> {
+    pub fn new(text: &str) -> Result<Self, IdError> {
         if text.is_empty()
             || !text
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
-            return Err(format!(
-                "institution id {text:?} must be 1 to {INSTITUTION_ID_BYTES_MAX} characters of a-z, 0-9 and '-'"
-            ));
+            return Err(IdError::InstitutionId(text.to_string()));
         }
         Ok(Self(BoundedString::new(text)?))
     }

@@ -205,23 +205,43 @@ pub enum GenesisError {
     },
 }
 
-fn field_error(field: impl Into<String>, problem: impl Into<String>) -> GenesisError {
+fn field_error(field: impl Into<String>, problem: impl std::fmt::Display) -> GenesisError {
     GenesisError::Field {
         field: field.into(),
-        problem: problem.into(),
+        problem: problem.to_string(),
     }
 }
 
+/// Why an institution kind or a practitioner role, as written in a file, is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// An internet hospital without its parent.
+    #[error("an internet hospital names its parent hospital in `parent`")]
+    MissingParent,
+    /// A parent given for a kind that has none.
+    #[error("only an internet hospital has a parent, not a {0}")]
+    UnexpectedParent(String),
+    /// Not a kind.
+    #[error(
+        "unknown kind {0:?} (hospital, internet-hospital, regional-platform, public-health, regulator)"
+    )]
+    UnknownKind(String),
+    /// Not a role.
+    #[error("unknown role {0:?}")]
+    UnknownRole(String),
+    /// The parent's id is malformed.
+    #[error(transparent)]
+    Id(#[from] medledger_contracts::types::IdError),
+}
+
 /// Parses an institution kind.
-pub fn parse_kind(kind: &str, parent: Option<&str>) -> Result<InstitutionKind, String> {
+pub fn parse_kind(kind: &str, parent: Option<&str>) -> Result<InstitutionKind, NameError> {
     match (kind, parent) {
         ("hospital", None) => Ok(InstitutionKind::Hospital),
         ("internet-hospital", Some(parent)) => Ok(InstitutionKind::InternetHospital {
             parent: InstitutionId::new(parent)?,
         }),
-        ("internet-hospital", None) => {
-            Err("an internet hospital names its parent hospital in `parent`".into())
-        }
+        ("internet-hospital", None) => Err(NameError::MissingParent),
         ("regional-platform", None) => Ok(InstitutionKind::RegionalPlatform),
         ("public-health", None) => Ok(InstitutionKind::PublicHealth),
         ("regulator", None) => Ok(InstitutionKind::Regulator),
@@ -231,13 +251,9 @@ pub fn parse_kind(kind: &str, parent: Option<&str>) -> Result<InstitutionKind, S
                 "hospital" | "regional-platform" | "public-health" | "regulator"
             ) =>
         {
-            Err(format!(
-                "only an internet hospital has a parent, not a {kind}"
-            ))
+            Err(NameError::UnexpectedParent(kind.to_string()))
         }
-        (other, _) => Err(format!(
-            "unknown kind {other:?} (hospital, internet-hospital, regional-platform, public-health, regulator)"
-        )),
+        (other, _) => Err(NameError::UnknownKind(other.to_string())),
     }
 }
 
@@ -247,8 +263,8 @@ pub fn kind_name(kind: &InstitutionKind) -> &'static str {
 }
 
 /// Parses a practitioner role.
-pub fn parse_role(role: &str) -> Result<PractitionerRole, String> {
-    PractitionerRole::from_name(role).ok_or_else(|| format!("unknown role {role:?}"))
+pub fn parse_role(role: &str) -> Result<PractitionerRole, NameError> {
+    PractitionerRole::from_name(role).ok_or_else(|| NameError::UnknownRole(role.to_string()))
 }
 
 /// The name of a practitioner role as written in files.
@@ -270,7 +286,7 @@ impl GenesisFile {
         let size = std::fs::metadata(path).map_err(io)?.len();
         if size > GENESIS_FILE_BYTES_MAX as u64 {
             return Err(GenesisError::TooLarge(
-                usize::try_from(size).unwrap_or(usize::MAX),
+                medledger_contracts::constants::usize_from(size),
             ));
         }
         let bytes = std::fs::read(path).map_err(io)?;

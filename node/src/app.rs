@@ -148,7 +148,9 @@ impl Application for LedgerApp {
     }
 
     fn validators(&self, height: u64) -> Result<ValidatorSet, AppError> {
-        self.shared.validators(height).map_err(AppError::State)
+        self.shared
+            .validators(height)
+            .map_err(|e| AppError::State(e.to_string()))
     }
 
     fn waiting_transactions(&self) -> usize {
@@ -165,7 +167,7 @@ impl Application for LedgerApp {
         };
         let transactions = self.shared.mempool().take_for_block(
             self.params.block_transactions_max as usize,
-            usize::try_from(self.params.block_bytes_max).unwrap_or(usize::MAX),
+            medledger_contracts::constants::usize_from(self.params.block_bytes_max),
         );
         let institution = self.shared.institution.clone();
         let (mut header, execution, state) =
@@ -255,7 +257,10 @@ impl Application for LedgerApp {
         {
             return Err(invalid("block exceeds the genesis block limits".into()));
         }
-        let validators = self.shared.validators(height).map_err(local)?;
+        let validators = self
+            .shared
+            .validators(height)
+            .map_err(|e| local(e.to_string()))?;
         if validators.get(&header.proposer).is_none() {
             return Err(invalid("proposer is not a validator".into()));
         }
@@ -377,7 +382,7 @@ impl Application for LedgerApp {
         Ok(self
             .shared
             .institution_records()
-            .map_err(AppError::State)?
+            .map_err(|e| AppError::State(e.to_string()))?
             .into_iter()
             .filter(|r| r.status == MemberStatus::Active)
             .map(|r| r.spec.node_key)

@@ -20,21 +20,35 @@ pub fn free_bytes(path: &Path) -> std::io::Result<u64> {
 }
 
 /// `Ok` when the volume of `path` has at least `min` bytes free; the error says how much it has.
-pub fn enough_free(path: &Path, min: u64) -> Result<(), String> {
+pub fn enough_free(path: &Path, min: u64) -> Result<(), LowDisk> {
     match free_bytes(path) {
         Ok(free) if free >= min => Ok(()),
-        Ok(free) => Err(format!(
-            "only {} MiB free on the volume of {} (min_free_disk_mb is {}): free space, then start the node again; nothing committed is lost",
-            free >> 20,
-            path.display(),
-            min >> 20
-        )),
+        Ok(free) => Err(LowDisk {
+            free_mib: free >> 20,
+            path: path.to_path_buf(),
+            min_mib: min >> 20,
+        }),
         // Cannot tell: let the store's own errors speak.
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "cannot read free disk space");
             Ok(())
         }
     }
+}
+
+/// Too little free space on the node's volume.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "only {free_mib} MiB free on the volume of {} (min_free_disk_mb is {min_mib}): free space, then start the node again; nothing committed is lost",
+    path.display()
+)]
+pub struct LowDisk {
+    /// Free space, MiB.
+    pub free_mib: u64,
+    /// A path on the volume.
+    pub path: PathBuf,
+    /// The configured minimum, MiB.
+    pub min_mib: u64,
 }
 
 /// Watches the volume of `path` from a thread of its own, and stops the
@@ -68,6 +82,9 @@ mod tests {
         assert!(free > 0);
         assert!(enough_free(dir.path(), 0).is_ok());
         let too_much = enough_free(dir.path(), u64::MAX).unwrap_err();
-        assert!(too_much.contains("min_free_disk_mb"), "{too_much}");
+        assert!(
+            too_much.to_string().contains("min_free_disk_mb"),
+            "{too_much}"
+        );
     }
 }

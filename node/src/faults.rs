@@ -39,6 +39,24 @@ pub struct FaultPlan {
     pub(crate) clock_offset_ms: i64,
 }
 
+/// Why the environment's fault switches are refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FaultError {
+    /// A fault this build does not know.
+    #[error(
+        "{FAULT_VAR}={0:?}: known faults are bad-state-root, bad-transaction-root, backdated-block-time, tamper-chunk, skip-grant-check"
+    )]
+    UnknownFault(String),
+    /// The clock offset is not a whole number of milliseconds.
+    #[error("{CLOCK_OFFSET_VAR}={0:?}: {1}")]
+    BadClockOffset(String, std::num::ParseIntError),
+    /// A switch set for a build without fault injection.
+    #[error(
+        "{FAULT_VAR} or {CLOCK_OFFSET_VAR} is set, but this medledger was built without fault injection (tests only: a debug build with the fault-injection feature): unset them"
+    )]
+    NotInThisBuild,
+}
+
 /// The variable naming a fault.
 pub const FAULT_VAR: &str = "MEDLEDGER_FAULT";
 /// The variable shifting the clock.
@@ -47,7 +65,7 @@ pub const CLOCK_OFFSET_VAR: &str = "MEDLEDGER_CLOCK_OFFSET_MS";
 impl FaultPlan {
     /// The plan the environment asks for. Outside a debug build with the
     /// `fault-injection` feature, any fault asked for is an error.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, FaultError> {
         let read = |name| {
             std::env::var(name)
                 .ok()
@@ -61,7 +79,7 @@ impl FaultPlan {
 
     /// The plan for these values of [`FAULT_VAR`] and [`CLOCK_OFFSET_VAR`].
     #[cfg(all(feature = "fault-injection", debug_assertions))]
-    fn parse(fault: Option<&str>, clock_offset: Option<&str>) -> Result<Self, String> {
+    fn parse(fault: Option<&str>, clock_offset: Option<&str>) -> Result<Self, FaultError> {
         let mut plan = Self::default();
         match fault {
             None => {}
@@ -70,17 +88,13 @@ impl FaultPlan {
             Some("backdated-block-time") => plan.consensus = Some(Fault::BackdatedBlockTime),
             Some("tamper-chunk") => plan.tamper_chunk = true,
             Some("skip-grant-check") => plan.skip_grant_check = true,
-            Some(other) => {
-                return Err(format!(
-                    "{FAULT_VAR}={other:?}: known faults are bad-state-root, bad-transaction-root, backdated-block-time, tamper-chunk, skip-grant-check"
-                ));
-            }
+            Some(other) => return Err(FaultError::UnknownFault(other.to_string())),
         }
         if let Some(offset) = clock_offset {
             plan.clock_offset_ms = offset
                 .trim()
                 .parse()
-                .map_err(|e| format!("{CLOCK_OFFSET_VAR}={offset:?}: {e}"))?;
+                .map_err(|e| FaultError::BadClockOffset(offset.to_string(), e))?;
         }
         Ok(plan)
     }
@@ -88,12 +102,10 @@ impl FaultPlan {
     /// The plan for these values: none, or an error if any is asked for
     /// (this build has no fault injection).
     #[cfg(not(all(feature = "fault-injection", debug_assertions)))]
-    fn parse(fault: Option<&str>, clock_offset: Option<&str>) -> Result<Self, String> {
+    fn parse(fault: Option<&str>, clock_offset: Option<&str>) -> Result<Self, FaultError> {
         match (fault, clock_offset) {
             (None, None) => Ok(Self::default()),
-            _ => Err(format!(
-                "{FAULT_VAR} or {CLOCK_OFFSET_VAR} is set, but this medledger was built without fault injection (tests only: a debug build with the fault-injection feature): unset them"
-            )),
+            _ => Err(FaultError::NotInThisBuild),
         }
     }
 
@@ -152,7 +164,10 @@ mod tests {
         assert_eq!(FaultPlan::parse(None, None), Ok(FaultPlan::default()));
         for (fault, offset) in [(Some("skip-grant-check"), None), (None, Some("1500"))] {
             let error = FaultPlan::parse(fault, offset).unwrap_err();
-            assert!(error.contains("built without fault injection"), "{error}");
+            assert!(
+                error.to_string().contains("built without fault injection"),
+                "{error}"
+            );
         }
     }
 }

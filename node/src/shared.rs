@@ -66,6 +66,17 @@ pub struct Shared {
 /// A height, its header and its commit certificate.
 pub type CertifiedHeader = (u64, BlockHeader, CommitCertificate);
 
+/// Why the validator set could not be read from the committed state.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidatorsError {
+    /// The state could not be read.
+    #[error("reading the validator set: {0}")]
+    State(#[from] medledger_contracts::state::StateError),
+    /// Genesis always writes one: its absence means a damaged store.
+    #[error("no validator set in the committed state (a damaged store?)")]
+    Missing,
+}
+
 impl Shared {
     /// Shared state over an opened store.
     pub fn new(
@@ -99,23 +110,20 @@ impl Shared {
 
     /// Every member institution's record in the committed state (active,
     /// suspended and removed alike), in id order.
-    pub fn institution_records(&self) -> Result<Vec<InstitutionRecord>, String> {
+    pub fn institution_records(
+        &self,
+    ) -> Result<Vec<InstitutionRecord>, crate::gateway::RecordsError> {
         // Institution records are the state keys of one enum variant: they
-        // share its tag byte.
+        // share its tag byte (a state key's encoding is never empty; were it,
+        // the scan would only be longer: every key is checked below).
         let sample = StateKey::Institution(self.institution.clone()).to_bytes();
-        let prefix = sample.get(..1).ok_or("empty state key")?;
+        let prefix = sample.get(..1).unwrap_or_default();
         let mut records = Vec::new();
-        for (key, value) in self
-            .store
-            .latest_with_prefix(prefix)
-            .map_err(|e| e.to_string())?
-        {
+        for (key, value) in self.store.latest_with_prefix(prefix)? {
             let Ok(StateKey::Institution(_)) = from_bytes::<StateKey>(&key, 1024) else {
                 continue;
             };
-            records.push(
-                from_bytes(&value, 64 * 1024).map_err(|e| format!("institution record: {e}"))?,
-            );
+            records.push(from_bytes(&value, 64 * 1024)?);
         }
         Ok(records)
     }
@@ -133,11 +141,10 @@ impl Shared {
     }
 
     /// The validator set that certifies `height`, as the committed state knows it.
-    pub fn validators(&self, height: u64) -> Result<ValidatorSet, String> {
+    pub fn validators(&self, height: u64) -> Result<ValidatorSet, ValidatorsError> {
         let record: ValidatorSetRecord = Overlay::new(&self.store)
-            .get(&StateKey::ValidatorSet)
-            .map_err(|e| e.to_string())?
-            .ok_or("no validator set in state")?;
+            .get(&StateKey::ValidatorSet)?
+            .ok_or(ValidatorsError::Missing)?;
         Ok(record.at(height).clone())
     }
 
@@ -271,7 +278,7 @@ impl crate::gateway::Ledger for Shared {
         &self.store
     }
 
-    fn institution_records(&self) -> Result<Vec<InstitutionRecord>, String> {
+    fn institution_records(&self) -> Result<Vec<InstitutionRecord>, crate::gateway::RecordsError> {
         Shared::institution_records(self)
     }
 

@@ -89,7 +89,7 @@ impl ChainCheck {
         liar: Option<&str>,
     ) -> Result<(), Failure> {
         let mut heights = Vec::new();
-        for i in 0..cluster.nodes.len() {
+        for i in 0..cluster.nodes().len() {
             heights.push(cluster.height(i).await.unwrap_or(0));
         }
         for h in self.checked_upto + 1..=upto {
@@ -102,7 +102,7 @@ impl ChainCheck {
                             "agreement",
                             format!(
                                 "{} has not committed height {h}",
-                                cluster.nodes[i].institution
+                                cluster.nodes()[i].institution
                             ),
                         ));
                     }
@@ -110,7 +110,7 @@ impl ChainCheck {
                 }
                 match client.get(&format!("/v1/headers/{h}")).await {
                     Ok(header) => {
-                        seen.insert(cluster.nodes[i].institution.clone(), header);
+                        seen.insert(cluster.nodes()[i].institution.clone(), header);
                     }
                     Err(e) if require_all => {
                         return Err(fail(config, "agreement", e.to_string()));

@@ -84,8 +84,6 @@ impl Drop for SmallDisk {
 
 /// The running consortium.
 pub struct Cluster {
-    /// The nodes, in `testnet.json` order.
-    pub nodes: Vec<TestnetNode>,
     /// A client per node.
     pub clients: Vec<Client>,
     /// The chain.
@@ -114,6 +112,11 @@ fn port_of(address: &str) -> Option<u16> {
 }
 
 impl Cluster {
+    /// The nodes, in `testnet.json` order (the harness's layout: one copy).
+    pub fn nodes(&self) -> &[TestnetNode] {
+        self.processes.nodes()
+    }
+
     /// Lays out a four-validator testnet with links between every pair.
     pub async fn create(binary: &Path, chain: &str, keep: bool) -> Result<Self, String> {
         let dir = tempfile::Builder::new()
@@ -172,7 +175,6 @@ impl Cluster {
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
         Ok(Cluster {
-            nodes,
             clients,
             chain,
             disk: None,
@@ -185,7 +187,7 @@ impl Cluster {
     /// Mounts a small tmpfs under node `node`'s data directory, before it
     /// first starts; the error says why it could not (e.g. no permission to mount).
     pub fn mount_small_disk(&mut self, node: usize) -> Result<(), String> {
-        let mount = self.nodes[node].home.join("data");
+        let mount = self.nodes()[node].home.join("data");
         std::fs::create_dir_all(&mount).map_err(|e| e.to_string())?;
         let output = Command::new("mount")
             .args(["-t", "tmpfs", "-o", SMALL_DISK, "medledger-sim"])
@@ -221,7 +223,9 @@ impl Cluster {
 
     /// The node of an institution.
     pub fn index(&self, institution: &str) -> Option<usize> {
-        self.nodes.iter().position(|n| n.institution == institution)
+        self.nodes()
+            .iter()
+            .position(|n| n.institution == institution)
     }
 
     /// Starts (or restarts) node `i`.
@@ -292,7 +296,7 @@ impl Cluster {
     /// Every node's height, round and peers, for a failure's post-mortem.
     pub async fn describe(&self) -> String {
         let mut seen = Vec::new();
-        for (c, node) in self.clients.iter().zip(&self.nodes) {
+        for (c, node) in self.clients.iter().zip(self.nodes()) {
             seen.push(match c.status().await {
                 Ok(s) => format!(
                     "{} height {} round {} peers {}",
@@ -307,7 +311,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for i in 0..self.nodes.len() {
+        for i in 0..self.nodes().len() {
             self.processes.kill(i);
         }
         // Unmount before the directory is removed.

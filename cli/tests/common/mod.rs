@@ -21,8 +21,6 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_medledger");
 pub const CHAIN: &str = "medledger-test";
 
 pub struct Testnet {
-    /// The nodes, in `testnet.json` order.
-    pub nodes: Vec<TestnetNode>,
     // Declared before `dir`: the processes are killed before their
     // directory is removed.
     processes: Consortium,
@@ -44,7 +42,6 @@ impl Testnet {
         let layout =
             medledger_testnet::init(dir.path(), validators, observers, spares, CHAIN).unwrap();
         Self {
-            nodes: layout.nodes.clone(),
             processes: Consortium::new(BIN, layout).log_filter(NODE_LOG_FILTER),
             dir,
             // No idle connections kept: a test that sends an oversized body
@@ -57,6 +54,11 @@ impl Testnet {
                 .build()
                 .unwrap(),
         }
+    }
+
+    /// The nodes, in `testnet.json` order (the harness's layout: one copy).
+    pub fn nodes(&self) -> &[TestnetNode] {
+        self.processes.nodes()
     }
 
     pub fn start(&mut self, i: usize) {
@@ -74,7 +76,7 @@ impl Testnet {
 
     /// Sets a key of a node's config.toml (`section.key`).
     pub fn configure(&self, i: usize, section: &str, key: &str, value: &str) {
-        let path = self.nodes[i].home.join("config.toml");
+        let path = self.nodes()[i].home.join("config.toml");
         let text = std::fs::read_to_string(&path).unwrap();
         let mut out = String::new();
         let mut current = String::new();
@@ -93,7 +95,7 @@ impl Testnet {
     }
 
     pub fn start_all(&mut self) {
-        for i in 0..self.nodes.len() {
+        for i in 0..self.nodes().len() {
             self.start(i);
         }
     }
@@ -104,7 +106,7 @@ impl Testnet {
     }
 
     pub fn url(&self, i: usize, path: &str) -> String {
-        format!("{}{}", self.nodes[i].http, path)
+        format!("{}{}", self.nodes()[i].http, path)
     }
 
     pub async fn get(&self, i: usize, path: &str) -> Option<(u16, Value)> {
@@ -187,7 +189,7 @@ impl Testnet {
 
     pub fn logs(&self) -> String {
         let mut out = String::new();
-        for node in &self.nodes {
+        for node in self.nodes() {
             let (name, home) = (&node.institution, &node.home);
             let log = std::fs::read_to_string(home.join("node.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(15).collect();
@@ -265,7 +267,7 @@ pub fn light_client(
 ) -> medledger_client_sdk::LightClient {
     let genesis = genesis(net);
     let client =
-        medledger_client_sdk::Client::new(&net.nodes[i].http, genesis.chain_id.clone()).unwrap();
+        medledger_client_sdk::Client::new(&net.nodes()[i].http, genesis.chain_id.clone()).unwrap();
     medledger_client_sdk::LightClient::new(client, &genesis, max_age).unwrap()
 }
 

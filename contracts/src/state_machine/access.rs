@@ -318,7 +318,10 @@ pub(super) fn access_served(
         grant_active_at_release: grant_active,
     });
     st.put(&StateKey::Access(request), &record);
-    let content_count = u32::try_from(content_hashes.len()).unwrap_or(u32::MAX);
+    // Invariant: at most CONTENT_HASHES_PER_RELEASE_MAX (256) hashes, which
+    // a u32 holds (asserted at compile time in `constants`).
+    #[allow(clippy::cast_possible_truncation)]
+    let content_count = content_hashes.len() as u32;
     Ok(Effect::with(
         Outcome::Applied,
         record.patient,

@@ -214,7 +214,7 @@ impl Holder {
             let records = self
                 .ledger
                 .institution_records()
-                .map_err(|e| refused("internal", e))?;
+                .map_err(|e| refused("internal", e.to_string()))?;
             members.peers = records
                 .into_iter()
                 .filter(|r| r.status == MemberStatus::Active)

@@ -21,7 +21,7 @@ pub mod fhir;
 pub mod holder;
 pub mod transport;
 
-pub use transport::Gateway;
+pub use transport::{Gateway, TransportError};
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -49,11 +49,22 @@ pub trait Ledger: Send + Sync {
     /// The committed state at [`Ledger::height`].
     fn committed_state(&self) -> &dyn StateReader;
     /// Every institution the committed state knows, in any status.
-    fn institution_records(&self) -> Result<Vec<InstitutionRecord>, String>;
+    fn institution_records(&self) -> Result<Vec<InstitutionRecord>, RecordsError>;
     /// Admits `tx` into this node's mempool, as a local client's would be.
     fn submit(&self, tx: &SignedTransaction) -> Result<TxHash, Refusal>;
     /// Counts a refusal the gateway answered (`/metrics`).
     fn count_refusal(&self, code: &str);
+}
+
+/// Why the institution records could not be read from the committed state.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    /// The store failed.
+    #[error("reading institution records: {0}")]
+    Store(#[from] medledger_store::StoreError),
+    /// A stored record does not decode (a damaged store).
+    #[error("an institution record does not decode: {0}")]
+    Decode(#[from] medledger_contracts::encoding::DecodeError),
 }
 
 /// A resource the holder has for a patient.
@@ -252,18 +263,18 @@ impl Relay {
         &self,
         holder: &str,
         request: medledger_transfer::GatewayRequest,
-    ) -> Result<medledger_transfer::GatewayResponse, String> {
+    ) -> Result<medledger_transfer::GatewayResponse, TransportError> {
         if self.local.0 == holder {
             let (peer, local) = (self.local.1, self.local.2.clone());
             return tokio::task::spawn_blocking(move || local.handle(peer, request))
                 .await
-                .map_err(|e| e.to_string());
+                .map_err(|e| TransportError::Local(e.to_string()));
         }
         let (peer, address) = self
             .peers
             .get(holder)
             .cloned()
-            .ok_or_else(|| format!("no gateway known for {holder}"))?;
+            .ok_or_else(|| TransportError::UnknownHolder(holder.to_string()))?;
         self.gateway.request(peer, address, request).await
     }
 }

@@ -159,8 +159,39 @@ enum Command {
         peer: PeerId,
         address: Multiaddr,
         request: GatewayRequest,
-        reply: oneshot::Sender<Result<GatewayResponse, String>>,
+        reply: oneshot::Sender<Result<GatewayResponse, TransportError>>,
     },
+}
+
+/// Why the records gateway's transport failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The node key does not make a libp2p identity.
+    #[error("node key as libp2p key: {0}")]
+    Key(String),
+    /// The transport could not be built.
+    #[error("gateway transport: {0}")]
+    Build(String),
+    /// The listening address is refused.
+    #[error("gateway cannot listen on {address}: {error}")]
+    Listen {
+        /// The address.
+        address: Multiaddr,
+        /// Why.
+        error: String,
+    },
+    /// A request to a peer failed (unreachable, timed out, refused the protocol).
+    #[error("request to a peer's gateway failed: {0}")]
+    Outbound(String),
+    /// The transport's task has stopped.
+    #[error("the gateway stopped")]
+    Stopped,
+    /// This node knows no gateway for the holder.
+    #[error("no gateway known for {0}")]
+    UnknownHolder(String),
+    /// This node's own holder failed to answer.
+    #[error("the local holder failed: {0}")]
+    Local(String),
 }
 
 /// A handle to the running gateway transport.
@@ -182,9 +213,9 @@ impl Gateway {
         key: &SecretKey,
         listen: Multiaddr,
         answerer: Arc<dyn Answerer>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, TransportError> {
         let keypair = libp2p::identity::Keypair::ed25519_from_bytes(key.seed())
-            .map_err(|e| format!("node key as libp2p key: {e}"))?;
+            .map_err(|e| TransportError::Key(e.to_string()))?;
         let behaviour = request_response::Behaviour::with_codec(
             WireCodec,
             [(StreamProtocol::new(PROTOCOL), ProtocolSupport::Full)],
@@ -197,21 +228,24 @@ impl Gateway {
                 libp2p::noise::Config::new,
                 libp2p::yamux::Config::default,
             )
-            .map_err(|e| format!("gateway transport: {e}"))?
+            .map_err(|e| TransportError::Build(e.to_string()))?
             .with_behaviour(|_| behaviour)
-            .map_err(|e| format!("gateway behaviour: {e}"))?
+            .map_err(|e| TransportError::Build(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
             .build();
         swarm
             .listen_on(listen.clone())
-            .map_err(|e| format!("gateway cannot listen on {listen}: {e}"))?;
+            .map_err(|e| TransportError::Listen {
+                address: listen.clone(),
+                error: e.to_string(),
+            })?;
         let (commands, mut rx) = mpsc::channel::<Command>(256);
         let (answers_tx, mut answers) =
             mpsc::channel::<(PeerId, ResponseChannel<GatewayResponse>, GatewayResponse)>(256);
         tokio::spawn(async move {
             let mut pending: HashMap<
                 OutboundRequestId,
-                oneshot::Sender<Result<GatewayResponse, String>>,
+                oneshot::Sender<Result<GatewayResponse, TransportError>>,
             > = HashMap::new();
             let mut in_flight: HashMap<PeerId, usize> = HashMap::new();
             loop {
@@ -252,7 +286,7 @@ impl Gateway {
                         },
                         SwarmEvent::Behaviour(request_response::Event::OutboundFailure { request_id, error, .. }) => {
                             if let Some(reply) = pending.remove(&request_id) {
-                                let _ = reply.send(Err(error.to_string()));
+                                let _ = reply.send(Err(TransportError::Outbound(error.to_string())));
                             }
                         }
                         SwarmEvent::NewListenAddr { address, .. } => {
@@ -289,7 +323,7 @@ impl Gateway {
         peer: PeerId,
         address: Multiaddr,
         request: GatewayRequest,
-    ) -> Result<GatewayResponse, String> {
+    ) -> Result<GatewayResponse, TransportError> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Send {
@@ -299,10 +333,8 @@ impl Gateway {
                 reply,
             })
             .await
-            .map_err(|_| "the gateway stopped".to_string())?;
-        answer
-            .await
-            .map_err(|_| "the gateway stopped".to_string())?
+            .map_err(|_| TransportError::Stopped)?;
+        answer.await.map_err(|_| TransportError::Stopped)?
     }
 }
 

@@ -24,8 +24,7 @@ use crate::shared::{Origin, Shared};
 
 /// Largest `POST /v1/tx` body: a hex transaction and a flag.
 pub const SUBMIT_BODY_MAX: usize = 2 * TRANSACTION_BYTES_MAX + 1024;
-/// Most transactions in one `POST /v1/txs`.
-pub const SUBMIT_MANY_MAX: usize = 1_000;
+pub use medledger_api::SUBMIT_MANY_MAX;
 /// Largest `POST /v1/txs` body: 1,000 hex transactions of a typical size
 /// (a few hundred bytes); each is still held to the per-transaction limit.
 pub const SUBMIT_MANY_BODY_MAX: usize = 4 * 1024 * 1024;
@@ -73,7 +72,10 @@ pub async fn submit_many(
         ));
     }
     // The request itself was charged one unit; each further transaction one more.
-    let extra = u32::try_from(body.transactions.len() - 1).unwrap_or(u32::MAX);
+    // At most SUBMIT_MANY_MAX (checked above), so it fits a u32.
+    #[allow(clippy::cast_possible_truncation)]
+    let extra = (body.transactions.len() - 1) as u32;
+    const _: () = assert!(SUBMIT_MANY_MAX <= u32::MAX as usize);
     auth.charge_address(r.remote, extra)?;
     let shared = shared.clone();
     let results = tokio::task::spawn_blocking(move || {

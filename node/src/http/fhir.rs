@@ -5,13 +5,17 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use medledger_api::fhir::{
+    Agent, AuditEvent as FhirAuditEvent, AuditEventType, Bundle, BundleEntry, BundleLink,
+    BundleType, Coding, Consent, ConsentType, Entity, Identifier, Period, Provision,
+    ProvisionActor, Reference, Source,
+};
 use medledger_contracts::Hash32;
 use medledger_contracts::records::{
     AccessKindTag, AccessRecord, AuditEntry, AuditEvent, Decision, GrantRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::types::{Category, Grantee, Holders, PatientId, Purpose, Timestamp};
-use serde_json::{Value, json};
 use warp::Reply;
 
 use super::access::Visibility;
@@ -21,10 +25,12 @@ use crate::clock::now;
 use crate::shared::Shared;
 
 const FHIR_JSON: &str = "application/fhir+json";
+const PARTICIPATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
+const ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
 
-fn fhir(body: Value) -> Answer {
+fn fhir<T: serde::Serialize>(body: &T) -> Answer {
     Ok(
-        warp::reply::with_header(warp::reply::json(&body), "content-type", FHIR_JSON)
+        warp::reply::with_header(warp::reply::json(body), "content-type", FHIR_JSON)
             .into_response(),
     )
 }
@@ -34,16 +40,16 @@ pub fn instant(t: Timestamp) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(t.0)).to_string()
 }
 
-fn identifier(system: &str, value: impl Into<String>) -> Value {
-    json!({"identifier": {"system": system, "value": value.into()}})
+fn patient_ref(patient: &PatientId) -> Reference {
+    Reference::to("urn:medledger:patient", patient.0.to_hex())
 }
 
-fn patient_ref(patient: &PatientId) -> Value {
-    identifier("urn:medledger:patient", patient.0.to_hex())
+fn institution_ref(id: &str) -> Reference {
+    Reference::to("urn:medledger:institution", id)
 }
 
-fn institution_ref(id: &str) -> Value {
-    identifier("urn:medledger:institution", id)
+fn practitioner_ref(id: &Hash32) -> Reference {
+    Reference::to("urn:medledger:practitioner", id.to_hex())
 }
 
 fn purpose_code(purpose: Purpose) -> (&'static str, &'static str) {
@@ -66,10 +72,10 @@ pub fn consent(shared: &Shared, r: &Request) -> Answer {
     if !Visibility::new(shared, reader, grant.terms.patient)?.terms(&grant.terms)? {
         return Err(ApiError::forbidden());
     }
-    fhir(consent_resource(&id.0, &grant))
+    fhir(&consent_resource(&id.0, &grant))
 }
 
-fn consent_resource(id: &Hash32, grant: &GrantRecord) -> Value {
+fn consent_resource(id: &Hash32, grant: &GrantRecord) -> Consent {
     use medledger_contracts::records::GrantStatus;
     let terms = &grant.terms;
     let status = match grant.status_at(now()) {
@@ -79,41 +85,22 @@ fn consent_resource(id: &Hash32, grant: &GrantRecord) -> Value {
     };
     let grantee = match &terms.grantee {
         Grantee::Institution(i) => institution_ref(i.as_str()),
-        Grantee::Practitioner(p) => identifier("urn:medledger:practitioner", p.0.to_hex()),
+        Grantee::Practitioner(p) => practitioner_ref(&p.0),
     };
-    let mut actors = vec![json!({
-        "role": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-            "code": "IRCP", "display": "information recipient"
-        }]},
-        "reference": grantee,
-    })];
+    let mut actor = vec![ProvisionActor {
+        role: Coding::new(PARTICIPATION, "IRCP", "information recipient").into(),
+        reference: grantee,
+    }];
     if let Holders::Listed(list) = &terms.holders {
         for holder in list.iter() {
-            actors.push(json!({
-                "role": {"coding": [{
-                    "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                    "code": "CST", "display": "custodian"
-                }]},
-                "reference": institution_ref(holder.as_str()),
-            }));
+            actor.push(ProvisionActor {
+                role: Coding::new(PARTICIPATION, "CST", "custodian").into(),
+                reference: institution_ref(holder.as_str()),
+            });
         }
     }
     let (purpose, purpose_display) = purpose_code(terms.purpose);
-    let mut provision = json!({
-        "type": "permit",
-        "period": {"start": instant(terms.not_before), "end": instant(terms.expires_at)},
-        "actor": actors,
-        "action": [{"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/consentaction",
-            "code": "access", "display": "Access"
-        }]}],
-        "purpose": [{
-            "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
-            "code": purpose, "display": purpose_display
-        }],
-    });
-    if !terms.categories.contains(&Category::FullRecord) {
+    let class = (!terms.categories.contains(&Category::FullRecord)).then(|| {
         let mut classes: Vec<&str> = terms
             .categories
             .iter()
@@ -121,34 +108,54 @@ fn consent_resource(id: &Hash32, grant: &GrantRecord) -> Value {
             .collect();
         classes.sort_unstable();
         classes.dedup();
-        provision["class"] = json!(
-            classes
-                .iter()
-                .map(|c| json!({"system": "http://hl7.org/fhir/resource-types", "code": c}))
-                .collect::<Vec<_>>()
-        );
+        classes
+            .iter()
+            .map(|c| Coding::bare("http://hl7.org/fhir/resource-types", c))
+            .collect()
+    });
+    Consent {
+        resource_type: ConsentType::Consent,
+        id: id.to_hex(),
+        status: status.into(),
+        scope: Coding::new(
+            "http://terminology.hl7.org/CodeSystem/consentscope",
+            "patient-privacy",
+            "Privacy Consent",
+        )
+        .into(),
+        category: vec![Coding::new("http://loinc.org", "59284-0", "Patient Consent").into()],
+        patient: patient_ref(&terms.patient),
+        date_time: instant(grant.granted_at.time),
+        identifier: vec![Identifier {
+            system: "urn:medledger:grant".into(),
+            value: id.to_hex(),
+        }],
+        policy_rule: Coding::new(
+            "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "OPTIN",
+            "opt-in",
+        )
+        .into(),
+        source_reference: Reference::to("urn:medledger:notice-sha256", terms.notice_hash.to_hex()),
+        provision: Provision {
+            kind: "permit".into(),
+            period: Period {
+                start: instant(terms.not_before),
+                end: instant(terms.expires_at),
+            },
+            actor,
+            action: vec![
+                Coding::new(
+                    "http://terminology.hl7.org/CodeSystem/consentaction",
+                    "access",
+                    "Access",
+                )
+                .into(),
+            ],
+            purpose: vec![Coding::new(ACT_REASON, purpose, purpose_display)],
+            class,
+        },
     }
-    json!({
-        "resourceType": "Consent",
-        "id": id.to_hex(),
-        "status": status,
-        "scope": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/consentscope",
-            "code": "patient-privacy", "display": "Privacy Consent"
-        }]},
-        "category": [{"coding": [{
-            "system": "http://loinc.org", "code": "59284-0", "display": "Patient Consent"
-        }]}],
-        "patient": patient_ref(&terms.patient),
-        "dateTime": instant(grant.granted_at.time),
-        "identifier": [{"system": "urn:medledger:grant", "value": id.to_hex()}],
-        "policyRule": {"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-            "code": "OPTIN", "display": "opt-in"
-        }]},
-        "sourceReference": {"identifier": {"system": "urn:medledger:notice-sha256", "value": terms.notice_hash.to_hex()}},
-        "provision": provision,
-    })
 }
 
 /// `GET /fhir/AuditEvent?patient=…`: the patient's audit entries the reader
@@ -167,7 +174,7 @@ pub fn audit_events(shared: &Shared, r: &Request) -> Answer {
     }
     let page = super::patients::Page::of(r)?;
     let indexes = shared.store.audit_indexes_for_patient(&patient.0)?;
-    let (items, next_after) = page.collect(shared, indexes, |entry| {
+    let (entry, next_after) = page.collect(shared, indexes, |entry| {
         if !vis.entry(entry)? {
             return Ok(None);
         }
@@ -180,31 +187,33 @@ pub fn audit_events(shared: &Shared, r: &Request) -> Answer {
             }
             _ => None,
         };
-        Ok(Some(json!({
-            "fullUrl": format!("urn:medledger:audit:{}", entry.index),
-            "resource": audit_event_resource(shared, entry, access.as_ref()),
-        })))
+        Ok(Some(BundleEntry {
+            full_url: format!("urn:medledger:audit:{}", entry.index),
+            resource: audit_event_resource(shared, entry, access.as_ref()),
+        }))
     })?;
-    let mut bundle = json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": items.len(),
-        "entry": items,
-    });
-    if let Some(next) = next_after {
-        bundle["link"] = json!([{
-            "relation": "next",
-            "url": format!("/fhir/AuditEvent?patient={}&after={next}", patient.0.to_hex()),
-        }]);
-    }
-    fhir(bundle)
+    fhir(&Bundle {
+        resource_type: BundleType::Bundle,
+        kind: "searchset".into(),
+        total: entry.len() as u64,
+        entry,
+        link: next_after.map(|next| {
+            vec![BundleLink {
+                relation: "next".into(),
+                url: format!(
+                    "/fhir/AuditEvent?patient={}&after={next}",
+                    patient.0.to_hex()
+                ),
+            }]
+        }),
+    })
 }
 
 fn audit_event_resource(
     shared: &Shared,
     entry: &AuditEntry,
     access: Option<&AccessRecord>,
-) -> Value {
+) -> FhirAuditEvent {
     let (subtype, action) = match &entry.event {
         AuditEvent::Granted { .. } => ("granted", "C"),
         AuditEvent::Revoked { .. } => ("revoked", "U"),
@@ -236,62 +245,38 @@ fn audit_event_resource(
         ),
         _ => ("0", None),
     };
-    let mut agents = Vec::new();
-    match &entry.event {
+    let acted = |who: Reference| Agent {
+        who,
+        requestor: true,
+    };
+    let asked = |who: Reference| Agent {
+        who,
+        requestor: false,
+    };
+    let agent = match &entry.event {
         AuditEvent::AccessDecided {
             requester, holder, ..
-        } => {
-            agents.push(json!({
-                "who": identifier("urn:medledger:practitioner", requester.0.to_hex()),
-                "requestor": true,
-            }));
-            agents.push(json!({"who": institution_ref(holder.as_str()), "requestor": false}));
-        }
+        } => vec![
+            acted(practitioner_ref(&requester.0)),
+            asked(institution_ref(holder.as_str())),
+        ],
         AuditEvent::FetchRefused {
             holder,
             practitioner,
             ..
-        } => {
-            agents.push(json!({
-                "who": identifier("urn:medledger:practitioner", practitioner.0.to_hex()),
-                "requestor": true,
-            }));
-            agents.push(json!({"who": institution_ref(holder.as_str()), "requestor": false}));
-        }
-        AuditEvent::Released { holder, .. } => {
-            agents.push(json!({"who": institution_ref(holder.as_str()), "requestor": false}));
-            if let Some(a) = access {
-                agents.push(json!({
-                    "who": identifier("urn:medledger:practitioner", a.requester.0.to_hex()),
-                    "requestor": true,
-                }));
-            }
-        }
-        _ => agents.push(json!({"who": patient_ref(&entry.patient), "requestor": true})),
-    }
-    let mut resource = json!({
-        "resourceType": "AuditEvent",
-        "id": format!("audit-{}", entry.index),
-        "type": {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": type_code, "display": type_display},
-        "subtype": [{"system": "urn:medledger:audit-event", "code": subtype}],
-        "action": action,
-        "recorded": instant(entry.at.time),
-        "outcome": outcome,
-        "agent": agents,
-        "source": {
-            "site": format!("height {}", entry.at.height),
-            "observer": identifier("urn:medledger:chain", shared.chain.as_str()),
-        },
-        "entity": [
-            {"what": patient_ref(&entry.patient), "type": {
-                "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1", "display": "Person"
-            }},
-            {"what": identifier("urn:medledger:transaction", entry.tx.0.to_hex())},
+        } => vec![
+            acted(practitioner_ref(&practitioner.0)),
+            asked(institution_ref(holder.as_str())),
         ],
-    });
-    if let Some(desc) = outcome_desc {
-        resource["outcomeDesc"] = json!(desc);
-    }
+        AuditEvent::Released { holder, .. } => {
+            let mut agents = vec![asked(institution_ref(holder.as_str()))];
+            if let Some(a) = access {
+                agents.push(acted(practitioner_ref(&a.requester.0)));
+            }
+            agents
+        }
+        _ => vec![acted(patient_ref(&entry.patient))],
+    };
     let purpose = match &entry.event {
         AuditEvent::AccessDecided {
             kind: AccessKindTag::Emergency,
@@ -303,10 +288,39 @@ fn audit_event_resource(
         } => Some(("PUBHLTH", "public health")),
         _ => None,
     };
-    if let Some((code, display)) = purpose {
-        resource["purposeOfEvent"] = json!([{"coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": code, "display": display
-        }]}]);
+    FhirAuditEvent {
+        resource_type: AuditEventType::AuditEvent,
+        id: format!("audit-{}", entry.index),
+        kind: Coding::new(
+            "http://dicom.nema.org/resources/ontology/DCM",
+            type_code,
+            type_display,
+        ),
+        subtype: vec![Coding::bare("urn:medledger:audit-event", subtype)],
+        action: action.into(),
+        recorded: instant(entry.at.time),
+        outcome: outcome.into(),
+        outcome_desc,
+        purpose_of_event: purpose
+            .map(|(code, display)| vec![Coding::new(ACT_REASON, code, display).into()]),
+        agent,
+        source: Source {
+            site: format!("height {}", entry.at.height),
+            observer: Reference::to("urn:medledger:chain", shared.chain.as_str()),
+        },
+        entity: vec![
+            Entity {
+                what: patient_ref(&entry.patient),
+                kind: Some(Coding::new(
+                    "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                    "1",
+                    "Person",
+                )),
+            },
+            Entity {
+                what: Reference::to("urn:medledger:transaction", entry.tx.0.to_hex()),
+                kind: None,
+            },
+        ],
     }
-    resource
 }

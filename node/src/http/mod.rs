@@ -86,8 +86,9 @@ pub enum Success {
     Json(fn() -> String),
     /// Server-sent events: each event's name and the schema of its data.
     Events(&'static [SseEvent]),
-    /// A FHIR R4 resource of this type (`application/fhir+json`).
-    Fhir(&'static str),
+    /// A FHIR R4 resource (`application/fhir+json`) of the API type whose
+    /// schema has this name.
+    Fhir(fn() -> String),
     /// Length-prefixed BCS frames (`application/octet-stream`).
     Frames,
     /// The OpenAPI document.
@@ -105,6 +106,10 @@ pub type SseEvent = (&'static str, fn() -> String);
 /// 401), a body over the route's bound (413), too many requests (429), a
 /// failure inside the node (500), too many clients at once (503).
 pub const COMMON_ERRORS: &[u16] = &[400, 401, 413, 429, 500, 503];
+
+/// Query parameters a route cannot do without (the handler answers 400
+/// `missing_query_parameter`); every other listed parameter is optional.
+pub const REQUIRED_QUERY: &[(&str, &str)] = &[("/fhir/AuditEvent", "patient")];
 
 const NO_BODY: usize = 0;
 const PAGE: &[&str] = &["after", "limit"];
@@ -147,8 +152,8 @@ pub const ROUTES: &[RouteSpec] = &[
     route("POST", "/v1/records/fetch", Access::Signed, Body::Json(name::<api::FetchBody>), records::FETCH_BODY_MAX, &[], Success::Frames, &[404, 409, 502]),
     get("/v1/events/blocks", Access::Public, &[], Success::Events(&[("block", name::<api::BlockEvent>), ("lagged", name::<api::LaggedEvent>)]), &[]),
     get("/v1/events/patients/{patient}", Access::Signed, &[], Success::Events(&[("audit", name::<api::AuditEntry>), ("lagged", name::<api::LaggedEvent>), ("ended", name::<api::EndedEvent>)]), &[]),
-    get("/fhir/Consent/{grant}", Access::Signed, &[], Success::Fhir("Consent"), &[]),
-    get("/fhir/AuditEvent", Access::Signed, &["patient", "after", "limit"], Success::Fhir("Bundle"), &[]),
+    get("/fhir/Consent/{grant}", Access::Signed, &[], Success::Fhir(name::<api::fhir::Consent>), &[]),
+    get("/fhir/AuditEvent", Access::Signed, &["patient", "after", "limit"], Success::Fhir(name::<api::fhir::Bundle>), &[]),
     get("/v1/openapi.json", Access::Public, &[], Success::OpenApi, &[]),
     get("/app", Access::Public, &[], Success::AppFile, &[]),
     get("/app/{file}", Access::Public, &[], Success::AppFile, &[404]),

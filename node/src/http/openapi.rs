@@ -11,8 +11,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{APP_FILES, Access, Body, COMMON_ERRORS, ROUTES, RouteSpec, Success};
-use crate::http::patients::PAGE_MAX;
+use medledger_contracts::constants::INSTITUTION_ID_BYTES_MAX;
+
+use super::{APP_FILES, Access, Body, COMMON_ERRORS, REQUIRED_QUERY, ROUTES, RouteSpec, Success};
+use crate::http::patients::{PAGE_DEFAULT, PAGE_MAX};
 
 const SCHEMAS: &str = "#/components/schemas/";
 
@@ -24,11 +26,20 @@ fn reference(name: &str) -> Value {
 /// handler parses it with.
 fn parameter_schema(name: &str, in_query: bool) -> Result<Value, String> {
     Ok(match name {
-        "tx" | "grant" | "request" | "patient" | "practitioner" => reference("Hex32"),
+        // Ids in a path or query are read as hex of either case; answers
+        // write them lowercase (`Hex32`).
+        "tx" | "grant" | "request" | "patient" | "practitioner" => {
+            json!({"type": "string", "pattern": "^[0-9a-fA-F]{64}$"})
+        }
         "height" if in_query => json!({"type": "integer", "format": "uint64", "minimum": 1}),
         "height" | "after" => json!({"type": "integer", "format": "uint64", "minimum": 0}),
-        "limit" => json!({"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": 100}),
-        "institution" => json!({"type": "string", "pattern": "^[a-z0-9-]{1,32}$"}),
+        "limit" => json!({
+            "type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": PAGE_DEFAULT,
+        }),
+        "institution" => json!({
+            "type": "string",
+            "pattern": format!("^[a-z0-9-]{{1,{INSTITUTION_ID_BYTES_MAX}}}$"),
+        }),
         "file" => json!({
             "type": "string",
             "enum": APP_FILES.iter().map(|(file, ..)| *file).collect::<Vec<_>>(),
@@ -64,6 +75,9 @@ fn parameters(spec: &RouteSpec, prose: &Value) -> Result<Vec<Value>, String> {
     }
     for name in spec.query {
         let mut p = json!({"name": name, "in": "query", "schema": parameter_schema(name, true)?});
+        if REQUIRED_QUERY.contains(&(spec.path, *name)) {
+            p["required"] = json!(true);
+        }
         if let Some(d) = described(name, "query") {
             p["description"] = d;
         }
@@ -101,18 +115,14 @@ fn success(spec: &RouteSpec) -> Value {
                 .map(|(event, name)| ((*event).to_string(), reference(&name())))
                 .collect();
             json!({
-                "description": "A stream of server-sent events; `x-events` gives each event's name and the schema of its `data` (JSON).",
+                "description": "A stream of server-sent events; `x-events` gives each event's name and the schema of its `data` (JSON). An `audit` event's `id` is the entry's audit index.",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 "x-events": declared,
             })
         }
-        Success::Fhir(resource) => json!({
-            "description": format!("A FHIR R4 {resource} resource"),
-            "content": {"application/fhir+json": {"schema": {
-                "type": "object",
-                "properties": {"resourceType": {"const": resource}},
-                "required": ["resourceType"],
-            }}},
+        Success::Fhir(name) => json!({
+            "description": "A FHIR R4 resource (the elements medledger fills)",
+            "content": {"application/fhir+json": {"schema": reference(&name())}},
         }),
         Success::Frames => json!({
             "description": "Frames, each a big-endian u32 length then BCS of a `GatewayResponse` (manifest, chunks, end): see docs/records.md",
@@ -233,6 +243,18 @@ mod tests {
             "docs/openapi.json differs from what the routes and types generate; \
              rewrite it with `MEDLEDGER_UPDATE_OPENAPI=1 cargo test -p medledger-node openapi`"
         );
+    }
+
+    #[test]
+    fn required_query_parameters_are_query_parameters_of_their_route() {
+        for (path, name) in REQUIRED_QUERY {
+            assert!(
+                ROUTES
+                    .iter()
+                    .any(|s| s.path == *path && s.query.contains(name)),
+                "{path} takes no query parameter {name}"
+            );
+        }
     }
 
     #[test]

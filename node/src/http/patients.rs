@@ -24,7 +24,7 @@ use crate::shared::Shared;
 /// Most items on one page.
 pub const PAGE_MAX: u64 = 500;
 /// Items on a page when the caller does not say.
-const PAGE_DEFAULT: u64 = 100;
+pub const PAGE_DEFAULT: u64 = 100;
 
 fn get<T: DeserializeOwned>(shared: &Shared, key: &StateKey) -> Result<Option<T>, ApiError> {
     Ok(Overlay::new(&shared.store).get(key)?)
@@ -49,7 +49,7 @@ fn parse_practitioner(text: &str) -> Result<PractitionerId, ApiError> {
 }
 
 fn parse_institution(text: &str) -> Result<InstitutionId, ApiError> {
-    InstitutionId::new(text).map_err(|e| ApiError::bad_request("bad_id", e))
+    InstitutionId::new(text).map_err(|e| ApiError::bad_request("bad_id", e.to_string()))
 }
 
 /// A page: items after an audit index, at most `limit`.

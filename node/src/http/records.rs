@@ -241,7 +241,7 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
                 .await
                 .unwrap_or_else(|e| GatewayResponse::Refused {
                     code: "holder_unreachable".into(),
-                    message: e,
+                    message: e.to_string(),
                 });
             let answer = match answer {
                 GatewayResponse::Wait { retry_ms } if tokio::time::Instant::now() < wait_until => {

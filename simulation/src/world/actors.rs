@@ -397,16 +397,11 @@ impl World<'_> {
     /// The ids of a block's transactions, as node `node` has them.
     pub(super) async fn block_ids(&self, node: usize, height: u64) -> Vec<String> {
         self.cluster.clients[node]
-            .get(&format!("/v1/blocks/{height}/transactions"))
+            .get_as::<medledger_client_sdk::api::BlockTransactions>(&format!(
+                "/v1/blocks/{height}/transactions"
+            ))
             .await
-            .ok()
-            .and_then(|v| {
-                v["transactions"].as_array().map(|list| {
-                    list.iter()
-                        .filter_map(|t| t.as_str().map(str::to_string))
-                        .collect()
-                })
-            })
+            .map(|b| b.transactions.iter().map(ToString::to_string).collect())
             .unwrap_or_default()
     }
 

@@ -10,7 +10,7 @@ impl World<'_> {
     /// durability, the auditor's replay, and the report.
     pub(super) async fn finish(mut self) -> Result<Report, Failure> {
         self.cluster.partition(&[]);
-        for i in 0..self.cluster.nodes.len() {
+        for i in 0..self.cluster.nodes().len() {
             if !self.cluster.running(i) {
                 if let Some(disk) = &self.cluster.disk
                     && disk.node == i
@@ -25,13 +25,13 @@ impl World<'_> {
         }
         let (acknowledged, commits) = self.ledger.snapshot();
         let last = acknowledged.iter().map(|(_, h)| *h).max().unwrap_or(0);
-        for i in 0..self.cluster.nodes.len() {
+        for i in 0..self.cluster.nodes().len() {
             if !self.cluster.reach(i, last, Duration::from_secs(60)).await {
                 return Err(self.fail(
                     "progress after healing",
                     format!(
                         "{} did not reach height {last} within 60 s: {}",
-                        self.cluster.nodes[i].institution,
+                        self.cluster.nodes()[i].institution,
                         self.cluster.describe().await
                     ),
                 ));
@@ -70,7 +70,7 @@ impl World<'_> {
                         "durability",
                         format!(
                             "{} lacks acknowledged transaction {tx} of height {height}",
-                            self.cluster.nodes[i].institution
+                            self.cluster.nodes()[i].institution
                         ),
                     ));
                 }
@@ -95,7 +95,7 @@ impl World<'_> {
         let output = Command::new(&self.config.binary)
             .args(["audit", "replay", "--genesis"])
             .arg(self.cluster.dir().join("genesis.json"))
-            .args(["--from", &self.cluster.nodes[0].http, "--key"])
+            .args(["--from", &self.cluster.nodes()[0].http, "--key"])
             .arg(
                 self.cluster
                     .dir()

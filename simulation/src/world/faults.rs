@@ -9,22 +9,22 @@ impl World<'_> {
         match outage {
             Outage::Kill(node) => {
                 self.cluster.kill(node);
-                let name = self.cluster.nodes[node].institution.clone();
+                let name = self.cluster.nodes()[node].institution.clone();
                 self.note_fault(format!("SIGKILL {name}"));
             }
             Outage::Cut(node) => {
-                let rest: Vec<usize> = (0..self.cluster.nodes.len())
+                let rest: Vec<usize> = (0..self.cluster.nodes().len())
                     .filter(|n| *n != node)
                     .collect();
                 self.cluster.partition(&[&[node], &rest]);
-                let name = self.cluster.nodes[node].institution.clone();
+                let name = self.cluster.nodes()[node].institution.clone();
                 self.note_fault(format!("{name} cut off"));
             }
             Outage::FullDisk(node) => self.fill_disk(node).await?,
             Outage::Tamper(node) => {
                 self.restart_with(node, Some("tamper-chunk")).await?;
                 self.tampering = Some(node);
-                let name = self.cluster.nodes[node].institution.clone();
+                let name = self.cluster.nodes()[node].institution.clone();
                 self.note_fault(format!("{name} restarted as a holder that alters records"));
             }
         }
@@ -34,7 +34,7 @@ impl World<'_> {
     pub(super) async fn end(&mut self, outage: Outage) -> Result<(), Failure> {
         let name = match outage {
             Outage::Kill(n) | Outage::Cut(n) | Outage::FullDisk(n) | Outage::Tamper(n) => {
-                self.cluster.nodes[n].institution.clone()
+                self.cluster.nodes()[n].institution.clone()
             }
         };
         match outage {
@@ -65,7 +65,7 @@ impl World<'_> {
     /// Fills the node's disk; it must stop by itself (exit 75), without
     /// harming anyone else.
     pub(super) async fn fill_disk(&mut self, node: usize) -> Result<(), Failure> {
-        let name = self.cluster.nodes[node].institution.clone();
+        let name = self.cluster.nodes()[node].institution.clone();
         let Some(disk) = &self.cluster.disk else {
             return Ok(());
         };
@@ -127,7 +127,7 @@ impl World<'_> {
                 "progress after healing",
                 format!(
                     "{} did not catch up to {target} within 60 s of restarting: {}",
-                    self.cluster.nodes[node].institution,
+                    self.cluster.nodes()[node].institution,
                     self.cluster.describe().await
                 ),
             ));
@@ -137,7 +137,7 @@ impl World<'_> {
 
     /// A two-two split leaves no quorum; once healed, blocks must come again.
     pub(super) async fn split_and_heal(&mut self) -> Result<(), Failure> {
-        let all: Vec<usize> = (0..self.cluster.nodes.len()).collect();
+        let all: Vec<usize> = (0..self.cluster.nodes().len()).collect();
         let (left, right) = all.split_at(all.len() / 2);
         self.cluster.partition(&[left, right]);
         self.note_fault("split two-two".into());

@@ -269,7 +269,7 @@ impl World<'_> {
         };
         let http = reqwest::Client::new();
         let send = |node: usize| {
-            http.get(format!("{}{path}", self.cluster.nodes[node].http))
+            http.get(format!("{}{path}", self.cluster.nodes()[node].http))
                 .header("authorization", header.clone())
                 .timeout(Duration::from_secs(10))
                 .send()
@@ -401,7 +401,7 @@ impl World<'_> {
         };
         let revoke = self.builder(&acting).revoke(grant);
         let patient_node = self.client(self.hospitals[usual]);
-        let flood_nodes: Vec<_> = (0..self.cluster.nodes.len())
+        let flood_nodes: Vec<_> = (0..self.cluster.nodes().len())
             .filter(|n| self.cluster.running(*n))
             .map(|n| self.cluster.clients[n].clone())
             .collect();

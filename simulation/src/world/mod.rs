@@ -195,14 +195,14 @@ impl<'a> World<'a> {
             cluster
                 .env_mut(node)
                 .push(("MEDLEDGER_FAULT".into(), "bad-state-root".into()));
-            liar = Some(cluster.nodes[node].institution.clone());
+            liar = Some(cluster.nodes()[node].institution.clone());
         }
         let mut report = Report {
             interval: config.interval,
             ..Report::default()
         };
         if config.faults.skew {
-            let node = rng.below(cluster.nodes.len());
+            let node = rng.below(cluster.nodes().len());
             let magnitude = 1_000 + rng.below(1_500) as i64;
             let offset = if rng.chance(50) {
                 magnitude
@@ -216,7 +216,7 @@ impl<'a> World<'a> {
                 0,
                 format!(
                     "clock of {} shifted {offset:+} ms for the whole run",
-                    cluster.nodes[node].institution
+                    cluster.nodes()[node].institution
                 ),
             ));
         }
@@ -277,7 +277,7 @@ impl<'a> World<'a> {
     }
 
     async fn start_nodes(&mut self) -> Result<(), Failure> {
-        for i in 0..self.cluster.nodes.len() {
+        for i in 0..self.cluster.nodes().len() {
             self.cluster
                 .start(i)
                 .map_err(|e| setup_error(self.config, e))?;
@@ -445,7 +445,7 @@ impl<'a> World<'a> {
         record_number: &str,
         patient: &PatientId,
     ) -> std::io::Result<()> {
-        let records = self.cluster.nodes[self.hospitals[hospital]]
+        let records = self.cluster.nodes()[self.hospitals[hospital]]
             .home
             .join("records");
         for (category, resource) in [
@@ -470,7 +470,7 @@ impl<'a> World<'a> {
             disk: self.cluster.disk.as_ref().map(|d| d.node),
             // The second hospital; the first may carry the holder fault.
             tamper: Some(self.hospitals[1]),
-            all: self.cluster.nodes.len(),
+            all: self.cluster.nodes().len(),
         };
         let deadline = self.config.soak.map(|s| self.started + s);
         loop {
@@ -504,7 +504,7 @@ impl<'a> World<'a> {
                 let (node, delay) = w.what;
                 if w.start == step {
                     self.cluster.slow(node, Duration::from_millis(delay));
-                    let name = self.cluster.nodes[node].institution.clone();
+                    let name = self.cluster.nodes()[node].institution.clone();
                     self.note_fault(format!("links of {name} slowed by {delay} ms"));
                 }
                 if step == w.end.min(steps - 1) {
@@ -574,8 +574,8 @@ async fn a_second_copy(
 
 /// The validators that are not hospitals (the targets of outages).
 fn not_hospitals(cluster: &Cluster) -> Vec<usize> {
-    (0..cluster.nodes.len())
-        .filter(|i| !HOSPITALS.contains(&cluster.nodes[*i].institution.as_str()))
+    (0..cluster.nodes().len())
+        .filter(|i| !HOSPITALS.contains(&cluster.nodes()[*i].institution.as_str()))
         .collect()
 }
 
