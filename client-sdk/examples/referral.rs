@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use medledger_client_sdk::records::fetch_records;
 use medledger_client_sdk::{
-    AccessAnswer, Client, Identity, KeyFile, LightClient, TxBuilder, TxOutcome,
+    AccessAnswer, Client, Identity, KeyFile, LightClient, TxBuilder, TxOutcome, api,
 };
 use medledger_contracts::Hash32;
 use medledger_contracts::records::GrantStatus;
@@ -40,13 +40,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let patient = PatientId(Hash32::from_hex(patient)?);
     let holder = InstitutionId::new(holder)?;
     // The doctor's institution, as the ledger records it (a public read).
-    let record = client
-        .get(&format!(
+    let record: api::Practitioner = client
+        .get_as(&format!(
             "/v1/practitioners/{}",
             key.practitioner_id().0.to_hex()
         ))
         .await?;
-    let my_institution = InstitutionId::new(record["institution"].as_str().unwrap_or_default())?;
+    let my_institution = InstitutionId::new(&record.institution)?;
 
     // 1. Is there an active grant covering lab reports from the holder?
     //    Every candidate is checked against a commit certificate and a state
