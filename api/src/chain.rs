@@ -7,7 +7,7 @@ use medledger_contracts::records::{Outcome as LedgerOutcome, Receipt as LedgerRe
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{Hex32, Signer, TransactionKind};
+use crate::{DenialCode, Hex32, RejectionCode, Signer, TransactionKind};
 
 /// `POST /v1/tx`'s body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -112,12 +112,16 @@ pub enum Outcome {
     Authorized,
     /// An access request was denied; the denial is recorded.
     Denied {
-        /// Why.
+        /// Why, as a code.
+        code: DenialCode,
+        /// Why, for people.
         reason: String,
     },
     /// Nothing changed but the committed id: the rules refused it.
     Rejected {
-        /// Why.
+        /// Why, as a code.
+        code: RejectionCode,
+        /// Why, for people (with the details a code leaves out).
         reason: String,
     },
 }
@@ -128,9 +132,11 @@ impl From<&LedgerOutcome> for Outcome {
             LedgerOutcome::Applied => Self::Applied,
             LedgerOutcome::Authorized => Self::Authorized,
             LedgerOutcome::Denied(reason) => Self::Denied {
+                code: reason.into(),
                 reason: reason.to_string(),
             },
             LedgerOutcome::Rejected(reason) => Self::Rejected {
+                code: reason.into(),
                 reason: reason.to_string(),
             },
         }

@@ -5,7 +5,8 @@
 
 use medledger_contracts::records::{
     AccessKindTag as LedgerAccessKind, ControlChange as LedgerControlChange,
-    GrantStatus as LedgerGrantStatus,
+    DenialReason as LedgerDenialReason, GrantStatus as LedgerGrantStatus,
+    Rejection as LedgerRejection,
 };
 use medledger_contracts::transaction::Payload as LedgerPayload;
 use medledger_contracts::types::{
@@ -293,6 +294,73 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// Why an access was denied, as a code a program can branch on (the
+    /// `reason` beside it is the same for people).
+    DenialCode from LedgerDenialReason {
+        /// The practitioner is retired or suspended.
+        RequesterNotActive = "requester_not_active",
+        /// The practitioner's institution is suspended or removed.
+        InstitutionNotActive = "institution_not_active",
+        /// The grant was revoked.
+        GrantRevoked = "grant_revoked",
+        /// The grantee gave the grant up.
+        GrantRelinquished = "grant_relinquished",
+        /// The grant's period has not begun.
+        GrantNotYetValid = "grant_not_yet_valid",
+        /// The grant has expired.
+        GrantExpired = "grant_expired",
+        /// The requester is not the grantee.
+        NotGrantee = "not_grantee",
+        /// A category asked for is not granted.
+        CategoryNotGranted = "category_not_granted",
+        /// The holder is not among the grant's holders.
+        HolderNotGranted = "holder_not_granted",
+        /// The holder is not an active member that holds records.
+        HolderNotEligible = "holder_not_eligible",
+        /// The stated purpose differs from the grant's.
+        PurposeMismatch = "purpose_mismatch",
+        /// The requester's institution may not break the glass.
+        EmergencyNotAllowed = "emergency_not_allowed",
+        /// Not a public-health officer of a public-health institution.
+        NotPublicHealth = "not_public_health",
+        /// No patient has this id.
+        UnknownPatient = "unknown_patient",
+    }
+}
+
+wire_enum! {
+    /// Why the ledger's rules rejected a transaction, as a code.
+    RejectionCode from LedgerRejection {
+        /// Committed before.
+        Duplicate = "duplicate",
+        /// The signer is not registered.
+        UnknownSigner = "unknown_signer",
+        /// Not the signer's current key.
+        KeyMismatch = "key_mismatch",
+        /// The signer (or its institution) is not active.
+        SignerNotActive = "signer_not_active",
+        /// The delegation is ended or expired.
+        DelegationNotActive = "delegation_not_active",
+        /// The signer may not do this.
+        NotPermitted = "not_permitted",
+        /// A guardian must sign for a minor.
+        GuardianConsentRequired = "guardian_consent_required",
+        /// Something referred to does not exist.
+        NotFound = "not_found",
+        /// Something to be created exists already.
+        AlreadyExists = "already_exists",
+        /// Already finished (revoked, answered, served, reviewed, voted).
+        AlreadyDone = "already_done",
+        /// A time given is past, or too far ahead.
+        BadTime = "bad_time",
+        /// A request not authorised cannot be served.
+        NotAuthorized = "not_authorized",
+        /// A governance action that cannot be carried out.
+        InvalidAction = "invalid_action",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,6 +501,8 @@ mod tests {
         check(GrantStatus::ALL, '-');
         check(AccessKind::ALL, '-');
         check(ControlChange::ALL, '_');
+        check(DenialCode::ALL, '_');
+        check(RejectionCode::ALL, '_');
     }
 
     #[test]

@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use medledger_client_sdk::KeyFile;
+use medledger_client_sdk::api;
 use medledger_contracts::crypto::SecretKey;
 use medledger_contracts::encoding::{BoundedVec, tagged_hash};
 use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, Transaction};
 use medledger_contracts::types::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::Semaphore;
 
 use medledger_testnet::{Consortium, TestnetLayout};
@@ -145,8 +146,8 @@ impl Bench {
 
     async fn height_of(&self, node: usize) -> Option<u64> {
         let url = format!("{}/v1/status", self.layout.nodes[node].http);
-        let status: Value = self.http.get(url).send().await.ok()?.json().await.ok()?;
-        status["height"].as_u64()
+        let status: api::Status = self.http.get(url).send().await.ok()?.json().await.ok()?;
+        Some(status.height)
     }
 
     /// Restarts the killed validator `node` on its data: how long until it
@@ -193,17 +194,17 @@ impl Bench {
             loop {
                 let url = format!("{base}/v1/blocks/{next}/transactions");
                 let body = match http.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
+                    Ok(r) if r.status().is_success() => {
+                        r.json::<api::BlockTransactions>().await.ok()
+                    }
                     _ => None,
                 };
                 match body {
                     Some(body) => {
                         let now = Instant::now();
                         let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-                        for id in body["transactions"].as_array().into_iter().flatten() {
-                            if let Some(id) = id.as_str() {
-                                seen.entry(id.to_string()).or_insert(now);
-                            }
+                        for id in &body.transactions {
+                            seen.entry(id.to_string()).or_insert(now);
                         }
                         next += 1;
                     }
@@ -265,7 +266,11 @@ impl Bench {
             let node = &self.layout.nodes[n % self.live.max(1)];
             let url = format!("{}/v1/tx", node.http);
             let id = tx.transaction.id(&self.chain).0.to_hex();
-            let body = json!({"transaction": hex::encode(tx.to_bytes())}).to_string();
+            let body = serde_json::to_string(&api::SubmitBody {
+                transaction: hex::encode(tx.to_bytes()),
+                wait: false,
+                after_height: None,
+            })?;
             let http = self.http.clone();
             let accepted = accepted.clone();
             let failures = failures.clone();
@@ -365,20 +370,18 @@ impl Bench {
                 // counts), and 64 tasks doing so would never get through.
                 let mut backoff = Duration::from_millis(20);
                 while !pending.is_empty() {
-                    let hexes: Vec<&String> = pending.iter().map(|(_, hex)| hex).collect();
-                    let answer: anyhow::Result<Option<Value>> = async {
+                    let transactions = pending.iter().map(|(_, hex)| hex.clone()).collect();
+                    let answer: anyhow::Result<Option<api::SubmitManyAnswer>> = async {
                         let response = http
                             .post(&url)
-                            .json(&json!({ "transactions": hexes }))
+                            .json(&api::SubmitManyBody { transactions })
                             .send()
                             .await?;
-                        let status = response.status();
-                        let body: Value = response.json().await?;
-                        match status.as_u16() {
-                            200 => Ok(Some(body)),
+                        match response.status().as_u16() {
+                            200 => Ok(Some(response.json().await?)),
                             // Over the address's rate: the whole batch again shortly.
                             429 => Ok(None),
-                            _ => bail!("refused ({status}): {body}"),
+                            status => bail!("refused ({status}): {}", response.text().await?),
                         }
                     }
                     .await;
@@ -397,19 +400,22 @@ impl Bench {
                             break;
                         }
                     };
-                    let results = body["results"].as_array().cloned().unwrap_or_default();
                     let mut retry = Vec::new();
-                    for ((id, hex), result) in pending.into_iter().zip(results) {
-                        match (result["status"].as_str(), result["code"].as_str()) {
-                            (Some("accepted"), _) => accepted
+                    for ((id, hex), result) in pending.into_iter().zip(body.results) {
+                        match result {
+                            api::SubmitResult::Accepted { .. } => accepted
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
                                 .push((id, sent)),
-                            (_, Some("mempool_full" | "signer_quota")) => retry.push((id, hex)),
-                            _ => failures
+                            api::SubmitResult::Refused { code, .. }
+                                if code == "mempool_full" || code == "signer_quota" =>
+                            {
+                                retry.push((id, hex))
+                            }
+                            api::SubmitResult::Refused { code, message } => failures
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
-                                .push(result.to_string()),
+                                .push(format!("{code}: {message}")),
                         }
                     }
                     pending = retry;

@@ -229,7 +229,7 @@ impl Session {
                 json!({
                     "tx": receipt.tx.0.to_hex(),
                     "height": receipt.height,
-                    "outcome": api::Outcome::from(&receipt.outcome),
+                    "outcome": &receipt.outcome,
                 })
             );
         } else {

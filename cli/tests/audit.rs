@@ -147,7 +147,10 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
         .await
         .unwrap();
     let denied = client.submit_and_wait(&ask(), None).await.unwrap();
-    assert!(matches!(denied.outcome, TxOutcome::Denied(_)), "{denied:?}");
+    assert!(
+        matches!(denied.outcome, TxOutcome::Denied { .. }),
+        "{denied:?}"
+    );
     net.reach(0, denied.height + 1, 30, "no progress").await;
 
     // A regulator's auditor replays a running node over its API.

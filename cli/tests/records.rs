@@ -564,7 +564,10 @@ async fn public_health_access_travels_through_the_cdc_node_and_the_patient_sees_
         .submit_and_wait(&not_cdc, None)
         .await
         .unwrap();
-    assert!(matches!(denied.outcome, TxOutcome::Denied(_)), "{denied:?}");
+    assert!(
+        matches!(denied.outcome, TxOutcome::Denied { .. }),
+        "{denied:?}"
+    );
     assert_eq!(
         refused_code(
             fetch_records(

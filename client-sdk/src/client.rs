@@ -67,18 +67,8 @@ impl Identity {
     }
 }
 
-/// What happened to a committed transaction.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TxOutcome {
-    /// Applied.
-    Applied,
-    /// An access request authorised.
-    Authorized,
-    /// An access request denied (recorded, with the reason).
-    Denied(String),
-    /// Rejected by the ledger's rules (recorded, changes nothing).
-    Rejected(String),
-}
+/// What happened to a committed transaction: the API's own type.
+pub use medledger_api::Outcome as TxOutcome;
 
 /// A committed transaction's receipt.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,32 +83,12 @@ pub struct TxReceipt {
     pub audit_indexes: Vec<u64>,
 }
 
-impl From<&TxOutcome> for api::Outcome {
-    fn from(outcome: &TxOutcome) -> Self {
-        match outcome {
-            TxOutcome::Applied => Self::Applied,
-            TxOutcome::Authorized => Self::Authorized,
-            TxOutcome::Denied(reason) => Self::Denied {
-                reason: reason.clone(),
-            },
-            TxOutcome::Rejected(reason) => Self::Rejected {
-                reason: reason.clone(),
-            },
-        }
-    }
-}
-
 impl TxReceipt {
     fn from_api(receipt: api::Receipt) -> Self {
         Self {
             tx: TxHash(receipt.tx.0),
             height: receipt.height,
-            outcome: match receipt.outcome {
-                api::Outcome::Applied => TxOutcome::Applied,
-                api::Outcome::Authorized => TxOutcome::Authorized,
-                api::Outcome::Denied { reason } => TxOutcome::Denied(reason),
-                api::Outcome::Rejected { reason } => TxOutcome::Rejected(reason),
-            },
+            outcome: receipt.outcome,
             audit_indexes: receipt.audit_indexes,
         }
     }
@@ -150,12 +120,7 @@ fn fresh_nonce() -> u64 {
 
 /// This machine's clock, in ms since the epoch.
 pub fn now() -> Timestamp {
-    Timestamp(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0),
-    )
+    Timestamp::from_system_time(std::time::SystemTime::now())
 }
 
 impl Client {

@@ -161,10 +161,7 @@ impl LightClient {
     /// Checks a proved value: freshness, then header and certificate (once
     /// per height), then the proof, then that it is the key asked for.
     pub async fn verify(&self, proved: &ProvedValue, key: &StateKey) -> Result<(), SdkError> {
-        proved.check_fresh(
-            now(),
-            u64::try_from(self.max_age.as_millis()).unwrap_or(u64::MAX),
-        )?;
+        proved.check_fresh(now(), medledger_contracts::types::millis(self.max_age))?;
         if &proved.key != key {
             return Err(LightError::Value(format!(
                 "the proof is for key {:?}, not the one asked for",

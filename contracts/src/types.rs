@@ -18,7 +18,24 @@ use crate::encoding::{BoundedString, BoundedVec, Hash32, hash_of, tags};
 )]
 pub struct Timestamp(pub u64);
 
+/// A duration in whole milliseconds. Saturates at `u64::MAX` ms (584
+/// million years): only a deliberately absurd duration gets there, and as a
+/// bound, a delay or a clock reading it then means "never" — the one place
+/// medledger turns a `Duration` into milliseconds.
+pub fn millis(d: core::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 impl Timestamp {
+    /// A wall-clock time as a timestamp (a time before 1970 reads as 0).
+    pub fn from_system_time(time: std::time::SystemTime) -> Self {
+        Self(
+            time.duration_since(std::time::UNIX_EPOCH)
+                .map(millis)
+                .unwrap_or(0),
+        )
+    }
+
     /// This time plus `days`, saturating.
     pub fn plus_days(self, days: u64) -> Self {
         Self(self.0.saturating_add(days.saturating_mul(86_400_000)))

@@ -1,7 +1,7 @@
 //! This node's clock: milliseconds since the Unix epoch, shifted only when
 //! a test's fault plan says so.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use medledger_contracts::types::Timestamp;
 
@@ -19,11 +19,8 @@ pub(crate) fn set_offset_ms(ms: i64) {
 
 /// Milliseconds since the Unix epoch, now, as this node's clock reads it.
 pub fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+    let clock = Timestamp::from_system_time(SystemTime::now());
+    // Tests shift the clock by a signed offset; never below 0.
     let offset = OFFSET_MS.get().copied().unwrap_or(0);
-    let ms = i128::try_from(ms).unwrap_or(i128::MAX) + i128::from(offset);
-    Timestamp(u64::try_from(ms.max(0)).unwrap_or(u64::MAX))
+    Timestamp(clock.0.saturating_add_signed(offset))
 }

@@ -173,6 +173,9 @@ impl Metrics {
 
     /// The text exposition, with the live figures the caller read just now.
     pub fn render(&self, live: Live) -> Response {
+        // Gauges are i64 in the exposition; a height, round, mempool size or
+        // peer count past i64::MAX (9.2e18) cannot happen in a node's life,
+        // and were it to, the gauge would read its largest value.
         let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         self.height.set(gauge(live.height));
         self.round.set(gauge(live.round));

@@ -135,9 +135,17 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The last committed height.
+    /// The last committed height (0 before the first block). A failed read
+    /// of the store is logged (not silent) and answered as 0, as before
+    /// the first block; the store's next read or write reports it again.
     pub fn height(&self) -> u64 {
-        self.store.height().ok().flatten().unwrap_or(0)
+        match self.store.height() {
+            Ok(height) => height.unwrap_or(0),
+            Err(error) => {
+                tracing::error!(%error, "reading the committed height failed");
+                0
+            }
+        }
     }
 
     /// The validator set that certifies `height`, as the committed state knows it.

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use medledger_client_sdk::{Client, SdkError, TxReceipt};
 use medledger_contracts::types::TxHash;
@@ -29,7 +29,7 @@ pub struct Acked {
 impl Ledger {
     /// Records an acknowledged commit.
     pub fn record(&self, receipt: &TxReceipt, started: Instant, sent: Instant, background: bool) {
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let ms = medledger_contracts::types::millis;
         if let Ok(mut acked) = self.0.lock() {
             acked.transactions.push((receipt.tx, receipt.height));
             acked.commits.push(Commit {

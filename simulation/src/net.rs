@@ -95,10 +95,9 @@ impl Link {
 
     /// Holds every burst of bytes back by `delay` (zero: full speed).
     pub fn set_delay(&self, delay: Duration) {
-        self.state.delay_ms.store(
-            u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-            Ordering::SeqCst,
-        );
+        self.state
+            .delay_ms
+            .store(medledger_contracts::types::millis(delay), Ordering::SeqCst);
     }
 
     /// Bytes carried so far, both directions.

@@ -48,9 +48,7 @@ pub fn render(config: &SimConfig, report: &Report) -> String {
         "| from s | to s | committed | tx/s | p50 ms | p95 ms | p99 ms | max ms | faults begun in the interval |"
     );
     let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-    let interval = u64::try_from(report.interval.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1);
+    let interval = medledger_contracts::types::millis(report.interval).max(1);
     let end = report
         .commits
         .iter()

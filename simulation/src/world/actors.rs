@@ -353,7 +353,7 @@ impl World<'_> {
                     ),
                 ));
             }
-            (TxOutcome::Denied(_), true) => {
+            (TxOutcome::Denied { .. }, true) => {
                 return Err(self.fail(
                     "conflicting transactions resolve in ledger order",
                     format!(

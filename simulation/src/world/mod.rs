@@ -104,7 +104,7 @@ pub struct World<'a> {
 }
 
 fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    medledger_contracts::types::millis(d)
 }
 
 impl<'a> World<'a> {
