@@ -126,6 +126,35 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// Its `status` on the wire: `applied`, `authorized`, `denied`, `rejected`.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Authorized => "authorized",
+            Self::Denied { .. } => "denied",
+            Self::Rejected { .. } => "rejected",
+        }
+    }
+
+    /// Why it was denied or rejected, for people.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Denied { reason, .. } | Self::Rejected { reason, .. } => Some(reason),
+            Self::Applied | Self::Authorized => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.reason() {
+            Some(reason) => write!(f, "{} ({reason})", self.status()),
+            None => f.write_str(self.status()),
+        }
+    }
+}
+
 impl From<&LedgerOutcome> for Outcome {
     fn from(outcome: &LedgerOutcome) -> Self {
         match outcome {

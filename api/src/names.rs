@@ -1,7 +1,9 @@
 //! The ledger's enums by their stable names on the wire. Each is a copy of
 //! a ledger enum's names only; `From` maps the ledger's value (an exhaustive
 //! match, so a new ledger variant does not compile until it has a name
-//! here), and the tests hold every name equal to the ledger's `name()`.
+//! here), and the tests hold every name equal to the ledger's `name()` where
+//! the ledger has one. The denial and rejection codes are named here first
+//! (the ledger gives those reasons as text only).
 
 use medledger_contracts::records::{
     AccessKindTag as LedgerAccessKind, ControlChange as LedgerControlChange,

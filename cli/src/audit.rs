@@ -99,8 +99,7 @@ pub fn replay(
             key,
             institution,
         } => {
-            let institution = medledger_contracts::types::InstitutionId::new(&institution)
-                .map_err(anyhow::Error::msg)?;
+            let institution = medledger_contracts::types::InstitutionId::new(&institution)?;
             let key = medledger_client_sdk::KeyFile::load(&key)?;
             let who = medledger_client_sdk::Identity::institution(institution, &key);
             let source =

@@ -502,7 +502,7 @@ async fn bench(
     pids: &[u32],
     options: &BenchOptions,
 ) -> anyhow::Result<()> {
-    let chain = ChainId::new(&layout.chain_id).map_err(anyhow::Error::msg)?;
+    let chain = ChainId::new(&layout.chain_id)?;
     let mut bench = Bench {
         live: layout.nodes.len(),
         layout,
@@ -523,8 +523,8 @@ async fn bench(
     bench.spawn_poller();
     let doctor = KeyFile::load(&dir.join("keys").join("practitioner.dr-second-1.json"))?;
     let doctor_id = doctor.practitioner_id();
-    let first = InstitutionId::new("city-first-hospital").map_err(anyhow::Error::msg)?;
-    let second = InstitutionId::new("city-second-hospital").map_err(anyhow::Error::msg)?;
+    let first = InstitutionId::new("city-first-hospital")?;
+    let second = InstitutionId::new("city-second-hospital")?;
     let now = medledger_node::clock::now();
     let patients: Vec<SecretKey> = (0..options.patients as u64)
         .map(|n| synthetic_key("patient", n))

@@ -127,8 +127,8 @@ async fn bench(
     client
         .submit_and_wait(&as_patient.register_patient(), None)
         .await?;
-    let second = InstitutionId::new("city-second-hospital").map_err(anyhow::Error::msg)?;
-    let first = InstitutionId::new("city-first-hospital").map_err(anyhow::Error::msg)?;
+    let second = InstitutionId::new("city-second-hospital")?;
+    let first = InstitutionId::new("city-first-hospital")?;
     let terms = TermsBuilder::new(patient, Grantee::Institution(second))
         .category(Category::LabReports)
         .category(Category::Imaging)

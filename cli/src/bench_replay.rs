@@ -72,8 +72,8 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
         .clone();
     let doctor = KeyFile::load(&dir.join("keys").join("practitioner.dr-second-1.json"))?;
     let doctor_id = doctor.practitioner_id();
-    let first = InstitutionId::new("city-first-hospital").map_err(anyhow::Error::msg)?;
-    let second = InstitutionId::new("city-second-hospital").map_err(anyhow::Error::msg)?;
+    let first = InstitutionId::new("city-first-hospital")?;
+    let second = InstitutionId::new("city-second-hospital")?;
     let patients: Vec<SecretKey> = (0..options.patients as u64)
         .map(|n| synthetic_key("patient", n))
         .collect();

@@ -76,8 +76,8 @@ async fn bench(
         "set-up: {} patients register and grant the second hospital access",
         options.grants
     );
-    let second = InstitutionId::new("city-second-hospital").map_err(anyhow::Error::msg)?;
-    let first = InstitutionId::new("city-first-hospital").map_err(anyhow::Error::msg)?;
+    let second = InstitutionId::new("city-second-hospital")?;
+    let first = InstitutionId::new("city-first-hospital")?;
     let grants = Arc::new(Mutex::new(Vec::<TxHash>::new()));
     let mut setup = Vec::new();
     let per_task = options.grants.div_ceil(32);

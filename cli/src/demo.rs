@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use medledger_client_sdk::KeyFile;
+use medledger_client_sdk::api;
 use medledger_contracts::encoding::{BoundedVec, tagged_hash};
 use medledger_contracts::merkle;
 use medledger_contracts::records::{AuditEntry, GrantRecord};
@@ -20,7 +21,7 @@ use medledger_contracts::state::{StateKey, verify_state_proof};
 use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, Transaction};
 use medledger_contracts::types::*;
 use medledger_store::Store;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use medledger_testnet::{Consortium, TestnetLayout};
 
@@ -49,8 +50,9 @@ impl Demo {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let reached = async {
-                let status: Value = self.http.get(&url).send().await.ok()?.json().await.ok()?;
-                status["height"].as_u64()
+                let status: api::Status =
+                    self.http.get(&url).send().await.ok()?.json().await.ok()?;
+                Some(status.height)
             }
             .await
             .is_some_and(|h| h >= height);
@@ -110,33 +112,34 @@ impl Demo {
         let response = self
             .http
             .post(format!("{}/v1/tx", target.http))
-            .json(&json!({
-                "transaction": hex::encode(tx.to_bytes()),
-                "wait": true,
-                "after_height": self.seen_height,
-            }))
+            .json(&api::SubmitBody {
+                transaction: hex::encode(tx.to_bytes()),
+                wait: true,
+                after_height: Some(self.seen_height),
+            })
             .send()
             .await
             .with_context(|| format!("submitting to {}", target.http))?;
-        let status = response.status();
-        let body: Value = response.json().await?;
-        if !status.is_success() {
-            bail!("{what}: {} refused it: {body}", target.institution);
+        if !response.status().is_success() {
+            let status = response.status();
+            bail!(
+                "{what}: {} refused it ({status}): {}",
+                target.institution,
+                response.text().await?
+            );
         }
-        self.seen_height = self.seen_height.max(body["height"].as_u64().unwrap_or(0));
-        let outcome = body["outcome"]["status"]
-            .as_str()
-            .unwrap_or("?")
-            .to_string();
-        let reason = body["outcome"]["reason"]
-            .as_str()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default();
+        let api::SubmitAnswer::Committed(receipt) = response.json().await? else {
+            bail!(
+                "{what}: {} answered without the receipt it was asked to wait for",
+                target.institution
+            );
+        };
+        self.seen_height = self.seen_height.max(receipt.height);
         println!(
-            "  block {:>3}  {:<46} via {:<21} → {outcome}{reason}",
-            body["height"], what, target.institution
+            "  block {:>3}  {:<46} via {:<21} → {}",
+            receipt.height, what, target.institution, receipt.outcome
         );
-        Ok((id, outcome))
+        Ok((id, receipt.outcome.status().to_string()))
     }
 }
 
@@ -151,7 +154,7 @@ async fn wait_until_committing(demo: &Demo) -> anyhow::Result<()> {
                     .send()
                     .await
                     .ok()?;
-                r.json::<Value>().await.ok()?["height"].as_u64()
+                r.json::<api::Status>().await.ok().map(|s| s.height)
             }
             .await;
             if height.is_some_and(|h| h >= 1) {
@@ -211,7 +214,7 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
     }
     keys.insert("patient".into(), KeyFile::generate()?);
     let mut demo = Demo {
-        chain: ChainId::new(&layout.chain_id).map_err(anyhow::Error::msg)?,
+        chain: ChainId::new(&layout.chain_id)?,
         dir: dir.to_path_buf(),
         layout,
         http: reqwest::Client::builder()
@@ -228,8 +231,8 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
     let patient = patient_key.patient_id();
     let doctor_key = demo.key("practitioner:dr-second-1")?;
     let doctor = doctor_key.practitioner_id();
-    let first = InstitutionId::new("city-first-hospital").map_err(anyhow::Error::msg)?;
-    let second = InstitutionId::new("city-second-hospital").map_err(anyhow::Error::msg)?;
+    let first = InstitutionId::new("city-first-hospital")?;
+    let second = InstitutionId::new("city-second-hospital")?;
     println!(
         "patient {} (a key, no name); doctor at {second}; records at {first}\n",
         &patient.0.to_hex()[..16]
@@ -384,41 +387,33 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
     println!("\nevery node holds the same ledger:");
     let mut heights = Vec::new();
     for node in &demo.layout.nodes {
-        let status: Value = demo
+        let status: api::Status = demo
             .http
             .get(format!("{}/v1/status", node.http))
             .send()
             .await?
             .json()
             .await?;
-        heights.push(status["height"].as_u64().unwrap_or(0));
+        heights.push(status.height);
     }
     let common = heights.iter().copied().min().unwrap_or(0);
     let mut first_hash = None;
     for node in &demo.layout.nodes {
-        let header: Value = demo
+        let header: api::Header = demo
             .http
             .get(format!("{}/v1/headers/{common}", node.http))
             .send()
             .await?
             .json()
             .await?;
-        let hash = header["hash"].as_str().unwrap_or_default().to_string();
+        let hash = header.hash.to_string();
         println!(
             "  {:<21} height {common}: block {}  state {}  audit log {} entries, root {}",
             node.institution,
-            &hash.get(..16).unwrap_or_default(),
-            header["state_root"]
-                .as_str()
-                .unwrap_or_default()
-                .get(..16)
-                .unwrap_or_default(),
-            header["audit_size"],
-            header["audit_root"]
-                .as_str()
-                .unwrap_or_default()
-                .get(..16)
-                .unwrap_or_default(),
+            &hash[..16],
+            &header.state_root.to_string()[..16],
+            header.audit_size,
+            &header.audit_root.to_string()[..16],
         );
         match &first_hash {
             None => first_hash = Some(hash),

@@ -234,7 +234,7 @@ impl Session {
             );
         } else {
             println!(
-                "{what}: {:?} at block {} (id {})",
+                "{what}: {} at block {} (id {})",
                 receipt.outcome,
                 receipt.height,
                 receipt.tx.0.to_hex()
@@ -341,7 +341,7 @@ fn hash(text: &str, what: &str) -> anyhow::Result<Hash32> {
 }
 
 fn institution(text: &str) -> anyhow::Result<InstitutionId> {
-    InstitutionId::new(text).map_err(anyhow::Error::msg)
+    Ok(InstitutionId::new(text)?)
 }
 
 fn category(name: &str) -> anyhow::Result<Category> {
@@ -525,7 +525,7 @@ pub fn hospital(
                     bail!("registering a practitioner is signed with the institution's admin key: add --as-institution <id>");
                 }
                 let practitioner = KeyFile::load(Path::new(&practitioner_key))?;
-                let role = medledger_genesis::parse_role(&role).map_err(anyhow::Error::msg)?;
+                let role = medledger_genesis::parse_role(&role)?;
                 let receipt = s
                     .client
                     .submit_and_wait(&tx.register_practitioner(&practitioner, role, &licence), None)

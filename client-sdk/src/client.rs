@@ -397,7 +397,11 @@ impl Client {
             .await
         {
             Ok(receipt) => Ok(Some(TxReceipt::from_api(receipt))),
-            Err(SdkError::Api { status: 404, .. }) => Ok(None),
+            // Only the node's own answers mean "not committed": a proxy's 404
+            // page (a wrong base URL) stays an error.
+            Err(SdkError::Api {
+                status: 404, code, ..
+            }) if code == "pending" || code == "unknown_transaction" => Ok(None),
             Err(e) => Err(e),
         }
     }

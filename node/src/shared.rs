@@ -139,10 +139,18 @@ impl Shared {
     /// of the store is logged (not silent) and answered as 0, as before
     /// the first block; the store's next read or write reports it again.
     pub fn height(&self) -> u64 {
+        // Logged when reads start failing, not at every failed read (a
+        // waiting request polls every 10 ms).
+        static FAILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         match self.store.height() {
-            Ok(height) => height.unwrap_or(0),
+            Ok(height) => {
+                FAILING.store(false, std::sync::atomic::Ordering::Relaxed);
+                height.unwrap_or(0)
+            }
             Err(error) => {
-                tracing::error!(%error, "reading the committed height failed");
+                if !FAILING.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::error!(%error, "reading the committed height failed");
+                }
                 0
             }
         }

@@ -3,10 +3,11 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use medledger_client_sdk::KeyFile;
+use medledger_contracts::types::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use medledger_client_sdk::keys::example_consortium;
@@ -97,12 +98,11 @@ pub fn init(
     // A local testnet rehearses the control-change delay (R4.2, R4.3; 72 h in
     // the example genesis) in seconds, so a recovery can be tried end to end.
     file.parameters.control_change_delay_ms = 5_000;
-    file.genesis_time_ms = u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .context("system clock before 1970")?
-            .as_millis(),
-    )?;
+    file.genesis_time_ms = Timestamp::from_system_time(SystemTime::now()).0;
+    anyhow::ensure!(
+        file.genesis_time_ms > 0,
+        "the system clock reads before 1970"
+    );
     file.validate()
         .context("the testnet genesis does not validate")?;
 

@@ -172,6 +172,9 @@ pub enum TransportError {
     /// The transport could not be built.
     #[error("gateway transport: {0}")]
     Build(String),
+    /// The request-response behaviour could not be built.
+    #[error("gateway behaviour: {0}")]
+    Behaviour(String),
     /// The listening address is refused.
     #[error("gateway cannot listen on {address}: {error}")]
     Listen {
@@ -230,7 +233,7 @@ impl Gateway {
             )
             .map_err(|e| TransportError::Build(e.to_string()))?
             .with_behaviour(|_| behaviour)
-            .map_err(|e| TransportError::Build(e.to_string()))?
+            .map_err(|e| TransportError::Behaviour(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
             .build();
         swarm
