@@ -998,7 +998,7 @@ async fn the_cli_grants_checks_with_proofs_and_revokes() {
         args.extend_from_slice(rest);
         cli(&args)
     };
-    assert!(as_patient(&["register"]).contains("Applied"));
+    assert!(as_patient(&["register"]).contains("applied"));
     let granted = as_patient(&[
         "--json",
         "grant",
@@ -1049,10 +1049,10 @@ async fn the_cli_grants_checks_with_proofs_and_revokes() {
         "--category",
         "lab-reports",
     ]);
-    assert!(asked.contains("Authorized"), "{asked}");
+    assert!(asked.contains("authorized"), "{asked}");
     let listed = as_patient(&["grants"]);
     assert!(listed.contains("active"), "{listed}");
-    assert!(as_patient(&["revoke", &grant]).contains("Applied"));
+    assert!(as_patient(&["revoke", &grant]).contains("applied"));
     let refused = check();
     assert!(refused.contains("NOT ALLOWED"), "{refused}");
     let history = as_patient(&["history"]);
