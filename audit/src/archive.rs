@@ -12,7 +12,7 @@ use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use medledger_contracts::Hash32;
-use medledger_contracts::constants::{BLOCK_BYTES_MAX, CERTIFICATE_BYTES_MAX};
+use medledger_contracts::constants::ARCHIVED_BLOCK_BYTES_MAX;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
 pub use medledger_store::ArchivedBlock;
 use medledger_store::Store;
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 const MAGIC: &[u8] = b"medledger-archive/v1\n";
 /// Largest frame: a block, its certificate and its audit entries.
-const FRAME_BYTES_MAX: usize = BLOCK_BYTES_MAX + CERTIFICATE_BYTES_MAX + 16 * 1024 * 1024;
+const FRAME_BYTES_MAX: usize = ARCHIVED_BLOCK_BYTES_MAX;
 
 /// What the archive covers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

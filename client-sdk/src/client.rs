@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use medledger_api as api;
+use medledger_contracts::constants::ARCHIVED_BLOCK_BYTES_MAX;
 use medledger_contracts::crypto::SecretKey;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
 use medledger_contracts::light::{PROVED_VALUE_BYTES_MAX, ProvedValue};
@@ -17,6 +18,11 @@ use serde_json::Value;
 
 use crate::error::SdkError;
 use crate::keys::KeyFile;
+
+/// The largest answer the client reads. The largest the node gives is an
+/// archived block (`GET /v1/archive/{height}`): block, certificate and audit
+/// entries, in hex (twice their bytes), in a small JSON object.
+pub const ANSWER_BYTES_MAX: usize = 2 * ARCHIVED_BLOCK_BYTES_MAX + 4096;
 
 /// Who the caller is: a signer the ledger knows and the key that signs for it.
 #[derive(Clone, Debug)]
@@ -171,14 +177,39 @@ impl Client {
         &self.base
     }
 
+    /// An answer's body, refused past [`ANSWER_BYTES_MAX`]: a node that
+    /// streams without end cannot exhaust the client's memory.
+    async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, SdkError> {
+        let too_large = || {
+            SdkError::Decode(format!(
+                "the node's answer is over {ANSWER_BYTES_MAX} bytes"
+            ))
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > ANSWER_BYTES_MAX as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| SdkError::Http(format!("reading the node's answer: {e}")))?
+        {
+            if body.len() + chunk.len() > ANSWER_BYTES_MAX {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
     /// The answer's body as `T` (strictly: an unknown field is refused), or
     /// the node's error.
     async fn answer<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, SdkError> {
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| SdkError::Http(format!("reading the node's answer: {e}")))?;
+        let body = Self::read_bounded(response).await?;
         if status.is_success() && status.as_u16() != 202 {
             return serde_json::from_slice(&body).map_err(|e| {
                 SdkError::Decode(format!("the node's answer is not the expected JSON: {e}"))

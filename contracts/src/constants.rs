@@ -48,6 +48,10 @@ pub const VOTING_POWER_MAX: u64 = 1_000_000;
 pub const BLOCK_TRANSACTIONS_MAX: usize = 20_000;
 /// Largest encoded block (header and transactions) accepted from anywhere.
 pub const BLOCK_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// Largest archived block (block, certificate and its audit entries), as
+/// export archives and `GET /v1/archive/{height}` carry it.
+pub const ARCHIVED_BLOCK_BYTES_MAX: usize =
+    BLOCK_BYTES_MAX + CERTIFICATE_BYTES_MAX + 16 * 1024 * 1024;
 /// Largest encoded commit certificate.
 pub const CERTIFICATE_BYTES_MAX: usize = 64 * 1024;
 /// The longest minority a hospital may record [R4.7]: 14 years from the

@@ -114,11 +114,8 @@ pub const REQUIRED_QUERY: &[(&str, &str)] = &[("/fhir/AuditEvent", "patient")];
 const NO_BODY: usize = 0;
 const PAGE: &[&str] = &["after", "limit"];
 
-fn name<T: medledger_api::JsonSchema>() -> String {
-    medledger_api::schema_name::<T>()
-}
-
 use medledger_api as api;
+use medledger_api::schema_name as name;
 
 /// Every route the node serves.
 #[rustfmt::skip]
