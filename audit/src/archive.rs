@@ -176,7 +176,7 @@ impl Iterator for HttpSource {
 
 /// The blocks of an archive file.
 pub struct ArchiveSource {
-    input: GzDecoder<BufReader<std::fs::File>>,
+    input: Box<dyn Read + Send>,
     /// What the archive says it covers.
     pub header: ArchiveHeader,
 }
@@ -186,20 +186,26 @@ impl ArchiveSource {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let file =
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let mut input = GzDecoder::new(BufReader::new(file));
+        Self::read(GzDecoder::new(BufReader::new(file)))
+            .with_context(|| format!("{} is not a medledger archive", path.display()))
+    }
+
+    /// Reads an archive's header from its uncompressed bytes; the blocks
+    /// follow as the iterator is read.
+    pub fn read(mut input: impl Read + Send + 'static) -> anyhow::Result<Self> {
         let mut magic = vec![0u8; MAGIC.len()];
         input
             .read_exact(&mut magic)
-            .with_context(|| format!("{} is not a medledger archive", path.display()))?;
+            .context("it is too short for the archive's magic")?;
         if magic != MAGIC {
-            bail!(
-                "{} is not a medledger archive (wrong magic)",
-                path.display()
-            );
+            bail!("wrong magic");
         }
         let bytes = read_frame(&mut input)?.context("the archive has no header")?;
         let header = from_bytes(&bytes, 4096).context("the archive header does not decode")?;
-        Ok(Self { input, header })
+        Ok(Self {
+            input: Box::new(input),
+            header,
+        })
     }
 }
 

@@ -198,28 +198,28 @@ impl Replay {
     /// earlier replay of the same genesis); its state must hash to its
     /// header's state root.
     pub fn resume(genesis: &Genesis, file: &Path) -> anyhow::Result<Self> {
-        let mut replay = Self::new(genesis)?;
         let mut bytes = Vec::new();
         flate2::read::GzDecoder::new(std::fs::File::open(file)?)
             .take(CHECKPOINT_BYTES_MAX as u64 + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let checkpoint: ReplayCheckpoint = from_bytes(&bytes, CHECKPOINT_BYTES_MAX)
-            .map_err(|e| anyhow::anyhow!("{} is not a replay checkpoint: {e}", file.display()))?;
+        Self::resume_from(genesis, &bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+    }
+
+    /// A replay that goes on from a checkpoint's uncompressed bytes.
+    pub fn resume_from(genesis: &Genesis, bytes: &[u8]) -> anyhow::Result<Self> {
+        let mut replay = Self::new(genesis)?;
+        let checkpoint: ReplayCheckpoint = from_bytes(bytes, CHECKPOINT_BYTES_MAX)
+            .map_err(|e| anyhow::anyhow!("not a replay checkpoint: {e}"))?;
         if checkpoint.format != CHECKPOINT_FORMAT
             || checkpoint.chain != replay.chain
             || checkpoint.genesis_hash != replay.genesis_hash
         {
-            anyhow::bail!(
-                "{} is a checkpoint of another chain, genesis or format",
-                file.display()
-            );
+            anyhow::bail!("a checkpoint of another chain, genesis or format");
         }
         let header = checkpoint.ledger.header.clone();
         if let ReplayState::Memory(ledger) = &mut replay.state {
-            ledger
-                .restore(checkpoint.ledger)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            ledger.restore(checkpoint.ledger)?;
         }
         replay.transactions = checkpoint.transactions;
         replay.skim = Some(Skim::up_to(&header, replay.genesis_hash));

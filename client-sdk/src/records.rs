@@ -50,24 +50,8 @@ impl FrameReader {
     pub async fn next(&mut self) -> Result<Option<GatewayResponse>, crate::SdkError> {
         use crate::SdkError;
         loop {
-            if self.buffer.len() >= 4 {
-                let mut length = [0u8; 4];
-                length.copy_from_slice(&self.buffer[..4]);
-                let length = u32::from_be_bytes(length) as usize;
-                if length > GATEWAY_MESSAGE_BYTES_MAX {
-                    return Err(SdkError::Decode(format!(
-                        "a frame of {length} bytes is too large"
-                    )));
-                }
-                if self.buffer.len() >= 4 + length {
-                    let message = medledger_contracts::encoding::from_bytes(
-                        &self.buffer[4..4 + length],
-                        GATEWAY_MESSAGE_BYTES_MAX,
-                    )
-                    .map_err(|e| SdkError::Decode(format!("gateway frame: {e}")))?;
-                    self.buffer.drain(..4 + length);
-                    return Ok(Some(message));
-                }
+            if let Some(message) = take_frame(&mut self.buffer)? {
+                return Ok(Some(message));
             }
             match self
                 .response
@@ -81,6 +65,27 @@ impl FrameReader {
             }
         }
     }
+}
+
+/// Takes the first whole frame off `buffer`: `None` until one has arrived
+/// whole; an error for a frame over the limit or one that does not decode.
+pub fn take_frame(buffer: &mut Vec<u8>) -> Result<Option<GatewayResponse>, crate::SdkError> {
+    let Some(length) = buffer.first_chunk::<4>() else {
+        return Ok(None);
+    };
+    let length = u32::from_be_bytes(*length) as usize;
+    if length > GATEWAY_MESSAGE_BYTES_MAX {
+        return Err(crate::SdkError::Decode(format!(
+            "a frame of {length} bytes is too large"
+        )));
+    }
+    let Some(frame) = buffer.get(4..4 + length) else {
+        return Ok(None);
+    };
+    let message = medledger_contracts::encoding::from_bytes(frame, GATEWAY_MESSAGE_BYTES_MAX)
+        .map_err(|e| crate::SdkError::Decode(format!("gateway frame: {e}")))?;
+    buffer.drain(..4 + length);
+    Ok(Some(message))
 }
 
 /// Fetches the records released under a committed, authorised `request`

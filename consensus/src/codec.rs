@@ -589,3 +589,146 @@ impl HasEncodedLen<Response<Ctx>> for WireCodec {
         Ok(<Self as Codec<Response<Ctx>>>::encode(self, msg)?.len())
     }
 }
+
+/// One valid message of every kind, each prefixed by its [`crate::fuzz`]
+/// selector byte: the seeds of the consensus fuzz targets.
+pub(crate) fn seed_messages() -> Vec<Vec<u8>> {
+    let address = Address([7; 20]);
+    let block = BlockId([9; 32]);
+    let key = medledger_contracts::crypto::SecretKey::from_seed([1; 32]);
+    let signature = key.sign(&Hash32([2; 32]));
+    let vote = || WireSigned {
+        message: WireVote {
+            precommit: true,
+            height: 5,
+            round: 0,
+            block: Some(block),
+            validator: address,
+        },
+        signature,
+    };
+    let certificate = cert::CommitCertificate {
+        height: 5,
+        round: 0,
+        block: Hash32(block.0),
+        signatures: BoundedVec::new(vec![cert::CommitSignature {
+            validator: ConsensusAddress(address.0),
+            signature,
+        }])
+        .unwrap_or_default(),
+    };
+    let with_kind = |kind: u8, bytes: Bytes| {
+        let mut v = vec![kind];
+        v.extend_from_slice(&bytes);
+        v
+    };
+    vec![
+        with_kind(0, encode(&BlockPart::Chunk(vec![1, 2, 3]))),
+        with_kind(1, encode(&WireConsensusMsg::Vote(vote()))),
+        with_kind(
+            1,
+            encode(&WireConsensusMsg::Proposal(WireSigned {
+                message: WireProposal {
+                    height: 5,
+                    round: 1,
+                    block,
+                    pol_round: 0,
+                    proposer: address,
+                },
+                signature,
+            })),
+        ),
+        with_kind(2, encode(&WireLiveness::Vote(vote()))),
+        with_kind(
+            2,
+            encode(&WireLiveness::Polka(WirePolka {
+                height: 5,
+                round: 0,
+                block,
+                signatures: vec![WireSignatureBy {
+                    validator: address,
+                    signature,
+                }],
+            })),
+        ),
+        with_kind(
+            2,
+            encode(&WireLiveness::Skip(WireRoundCertificate {
+                height: 5,
+                round: 2,
+                skip: true,
+                signatures: vec![WireRoundSignature {
+                    precommit: false,
+                    block: None,
+                    validator: address,
+                    signature,
+                }],
+            })),
+        ),
+        with_kind(
+            3,
+            encode(&WireStreamMessage {
+                stream_id: [5u64.to_be_bytes(), 0u64.to_be_bytes()].concat(),
+                sequence: 0,
+                content: Some(BlockPart::Init {
+                    height: 5,
+                    round: 0,
+                    valid_round: -1,
+                    proposer: address,
+                }),
+            }),
+        ),
+        with_kind(
+            4,
+            encode(&WireValidatorProof {
+                public_key: vec![1; 32],
+                peer_id: vec![0, 36, 8, 1, 18, 32],
+                signature,
+            }),
+        ),
+        with_kind(
+            5,
+            encode(&WireProposedValue {
+                height: 5,
+                round: 0,
+                valid_round: -1,
+                proposer: address,
+                block,
+                valid: true,
+            }),
+        ),
+        with_kind(
+            6,
+            encode(&WirePolka {
+                height: 5,
+                round: 0,
+                block,
+                signatures: Vec::new(),
+            }),
+        ),
+        with_kind(
+            7,
+            encode(&WireStatus {
+                peer_id: libp2p_identity::ed25519::PublicKey::try_from_bytes(
+                    key.public_key().raw_bytes(),
+                )
+                .map(|k| libp2p_identity::PublicKey::from(k).to_peer_id().to_bytes())
+                .unwrap_or_default(),
+                tip_height: 9,
+                history_min_height: 1,
+            }),
+        ),
+        with_kind(8, encode(&WireRequest { from: 1, to: 4 })),
+        with_kind(
+            9,
+            encode(&WireResponse {
+                start_height: 5,
+                values: vec![WireDecided {
+                    block: vec![0; 8],
+                    certificate: certificate.clone(),
+                }],
+            }),
+        ),
+        with_kind(10, encode(&certificate)),
+    ]
+}

@@ -13,6 +13,7 @@
 mod codec;
 mod context;
 mod driver;
+pub mod fuzz;
 mod reassembly;
 mod signing;
 

@@ -150,8 +150,7 @@ impl Streams {
     }
 
     /// Streams buffered now.
-    #[cfg(test)]
-    pub(crate) fn open(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.buffers.len()
     }
 
@@ -497,7 +496,7 @@ mod tests {
         assert_eq!(done[0].bytes, b"round zero");
         assert_eq!(done[1].bytes, b"round one!");
         assert_eq!(done[1].valid_round, Round::from(0i64));
-        assert_eq!(streams.open(), 0);
+        assert_eq!(streams.len(), 0);
     }
 
     /// Rule 4: more than a block's bytes drops the stream at once.
@@ -549,7 +548,7 @@ mod tests {
             sent.push((sent.len() as u64, Piece::End));
             let outcomes = feed(&mut streams, "p", &stream_of(5, 0), &sent);
             assert_eq!(outcomes.last(), Some(&Outcome::Dropped(reason)), "{reason}");
-            assert_eq!(streams.open(), 0);
+            assert_eq!(streams.len(), 0);
         }
         // A part at or past the end, either before or after the end arrives.
         let mut streams = Streams::new(BLOCK_MAX);
@@ -595,7 +594,7 @@ mod tests {
                 NEXT,
             );
         }
-        assert_eq!(streams.open(), 1 + STREAMS_PER_PUBLISHER_MAX);
+        assert_eq!(streams.len(), 1 + STREAMS_PER_PUBLISHER_MAX);
         let rest = feed(&mut streams, "honest", &stream_of(5, 0), &honest[1..]);
         assert_eq!(completed(&rest).len(), 1);
 
@@ -609,7 +608,7 @@ mod tests {
                 NEXT,
             );
         }
-        assert_eq!(streams.open(), OPEN_STREAMS_MAX);
+        assert_eq!(streams.len(), OPEN_STREAMS_MAX);
     }
 
     /// Streams of committed heights are forgotten; later ones stay.
@@ -620,9 +619,9 @@ mod tests {
             let piece = Piece::Part(BlockPart::Chunk(vec![1]));
             streams.receive("p", stream_of(height, 0), 0, piece, NEXT);
         }
-        assert_eq!(streams.open(), 3);
+        assert_eq!(streams.len(), 3);
         streams.retain_heights_above(NEXT);
-        assert_eq!(streams.open(), 2);
+        assert_eq!(streams.len(), 2);
     }
 
     /// Rule 4: a stream for a committed height, a height too far ahead, or
@@ -644,7 +643,7 @@ mod tests {
                 Outcome::Dropped(Malformed::StreamId)
             );
         }
-        assert_eq!(streams.open(), 0);
+        assert_eq!(streams.len(), 0);
     }
 
     /// Rule 4: empty parts are not free — a publisher sending many of them

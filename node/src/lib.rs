@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod disk;
 pub mod faults;
+pub mod fuzz;
 pub mod gateway;
 pub mod http;
 pub mod mempool;

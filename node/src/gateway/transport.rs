@@ -34,7 +34,7 @@ const PROTOCOL: &str = "/medledger/records/1";
 #[derive(Clone, Default)]
 pub struct WireCodec;
 
-async fn read_message<T, M>(io: &mut T, max: usize) -> io::Result<M>
+pub(crate) async fn read_message<T, M>(io: &mut T, max: usize) -> io::Result<M>
 where
     T: AsyncRead + Unpin + Send,
     M: serde::de::DeserializeOwned,

@@ -45,18 +45,9 @@ fn refusal_status(r: &Refusal) -> StatusCode {
     }
 }
 
-/// `POST /v1/txs`: admits up to [`SUBMIT_MANY_MAX`] transactions in one
-/// request (a hospital importing consents, a busy gateway), each checked
-/// exactly as `POST /v1/tx` checks one. Answers 200 with one result per
-/// transaction, in order: `{tx, status: "accepted"}` or `{status:
-/// "refused", code, message}` with the code `POST /v1/tx` would give. Not
-/// atomic: each is admitted or refused on its own; none waits for commit.
-pub async fn submit_many(
-    shared: &Arc<Shared>,
-    r: &Request,
-    auth: &super::auth::Authenticator,
-) -> Answer {
-    let body: api::SubmitManyBody = serde_json::from_slice(&r.body).map_err(|e| {
+/// The body of `POST /v1/tx/many`, checked for its batch size.
+pub(crate) fn submit_many_body(body: &[u8]) -> Result<api::SubmitManyBody, ApiError> {
+    let body: api::SubmitManyBody = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
             "bad_json",
             format!("expected {{\"transactions\": [\"<hex>\", …]}}: {e}"),
@@ -71,6 +62,45 @@ pub async fn submit_many(
             ),
         ));
     }
+    Ok(body)
+}
+
+/// The body of `POST /v1/tx` and the transaction bytes it carries.
+pub(crate) fn submit_body(body: &[u8]) -> Result<(api::SubmitBody, Vec<u8>), ApiError> {
+    let body: api::SubmitBody = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "bad_json",
+            format!(
+                "expected {{\"transaction\": \"<hex>\", \"wait\": bool, \"after_height\": u64}}: {e}"
+            ),
+        )
+    })?;
+    let bytes = hex::decode(body.transaction.trim()).map_err(|e| {
+        ApiError::bad_request(
+            "bad_hex",
+            format!("`transaction` must be hex of the BCS-encoded signed transaction: {e}"),
+        )
+    })?;
+    Ok((body, bytes))
+}
+
+/// The body of `POST /v1/gossip`: a BCS list of transactions' bytes.
+pub(crate) fn gossip_body(body: &[u8]) -> Result<Vec<Vec<u8>>, ApiError> {
+    from_bytes(body, GOSSIP_BODY_MAX).map_err(|e| ApiError::bad_request("malformed", e.to_string()))
+}
+
+/// `POST /v1/txs`: admits up to [`SUBMIT_MANY_MAX`] transactions in one
+/// request (a hospital importing consents, a busy gateway), each checked
+/// exactly as `POST /v1/tx` checks one. Answers 200 with one result per
+/// transaction, in order: `{tx, status: "accepted"}` or `{status:
+/// "refused", code, message}` with the code `POST /v1/tx` would give. Not
+/// atomic: each is admitted or refused on its own; none waits for commit.
+pub async fn submit_many(
+    shared: &Arc<Shared>,
+    r: &Request,
+    auth: &super::auth::Authenticator,
+) -> Answer {
+    let body = submit_many_body(&r.body)?;
     // The request itself was charged one unit; each further transaction one more.
     // At most SUBMIT_MANY_MAX (checked above), so it fits a u32.
     #[allow(clippy::cast_possible_truncation)]
@@ -108,20 +138,7 @@ pub async fn submit_many(
 
 /// `POST /v1/tx`: admit a transaction; with `wait`, answer with its receipt.
 pub async fn submit(shared: &Arc<Shared>, r: &Request) -> Answer {
-    let body: api::SubmitBody = serde_json::from_slice(&r.body).map_err(|e| {
-        ApiError::bad_request(
-            "bad_json",
-            format!(
-                "expected {{\"transaction\": \"<hex>\", \"wait\": bool, \"after_height\": u64}}: {e}"
-            ),
-        )
-    })?;
-    let bytes = hex::decode(body.transaction.trim()).map_err(|e| {
-        ApiError::bad_request(
-            "bad_hex",
-            format!("`transaction` must be hex of the BCS-encoded signed transaction: {e}"),
-        )
-    })?;
+    let (body, bytes) = submit_body(&r.body)?;
     if let Some(height) = body.after_height {
         let deadline = tokio::time::Instant::now() + CATCH_UP_MAX;
         while shared.height() < height {
@@ -195,8 +212,7 @@ pub async fn submit(shared: &Arc<Shared>, r: &Request) -> Answer {
 
 /// `POST /v1/gossip`: transactions another member's node passes on.
 pub async fn gossip(shared: &Arc<Shared>, r: &Request) -> Answer {
-    let batch: Vec<Vec<u8>> = from_bytes(&r.body, GOSSIP_BODY_MAX)
-        .map_err(|e| ApiError::bad_request("malformed", e.to_string()))?;
+    let batch = gossip_body(&r.body)?;
     // Signature checks take a while for a big batch: off the async threads.
     let shared = shared.clone();
     let (accepted, refused) = tokio::task::spawn_blocking(move || {

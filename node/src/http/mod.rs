@@ -17,6 +17,39 @@ mod openapi;
 mod patients;
 mod records;
 
+/// The parsers the fuzz targets call (see `crate::fuzz`).
+pub(crate) mod fuzz_entry {
+    pub(crate) use super::chain::{gossip_body, submit_body, submit_many_body};
+    pub(crate) use super::records::fetch_body;
+
+    /// The `Authorization` header's value as a client sent it.
+    pub(crate) fn authorization(value: &[u8]) -> bool {
+        let Ok(value) = warp::http::HeaderValue::from_bytes(value) else {
+            return false;
+        };
+        let mut headers = warp::http::HeaderMap::new();
+        headers.insert("authorization", value);
+        matches!(super::auth::token(&headers, ""), Ok(Some(_)))
+    }
+
+    /// A request line's path and query: the route it matches and the check
+    /// of its query against that route.
+    pub(crate) fn route_and_query(input: &[u8]) -> bool {
+        let Ok(text) = std::str::from_utf8(input) else {
+            return false;
+        };
+        let (path, query) = text.split_once('?').unwrap_or((text, ""));
+        let mut taken = false;
+        for method in [warp::http::Method::GET, warp::http::Method::POST] {
+            if let Ok((spec, params)) = super::match_route(&method, path) {
+                assert!(params.iter().all(|p| !p.is_empty()));
+                taken |= super::check_query(spec, query).is_ok();
+            }
+        }
+        taken
+    }
+}
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -120,6 +120,24 @@ fn holder_refusal(code: &str) -> (&str, &'static str) {
     (code, message)
 }
 
+/// The body of `POST /v1/records/fetch`: the signed fetch it carries.
+pub(crate) fn fetch_body(body: &[u8]) -> Result<SignedFetch, ApiError> {
+    let body: medledger_api::FetchBody = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "bad_json",
+            format!("expected {{\"fetch\": \"<hex>\"}}: {e}"),
+        )
+    })?;
+    let bytes = hex::decode(body.fetch.trim()).map_err(|e| {
+        ApiError::bad_request(
+            "bad_hex",
+            format!("`fetch` must be hex of BCS SignedFetch: {e}"),
+        )
+    })?;
+    from_bytes(&bytes, FETCH_BODY_MAX)
+        .map_err(|e| ApiError::bad_request("malformed", format!("`fetch` does not decode: {e}")))
+}
+
 /// `POST /v1/records/fetch`: relays a practitioner's signed fetch to the
 /// holder's gateway and streams back the manifest and the sealed chunks as
 /// frames. The practitioner (the request's signer) must be of this node's
@@ -133,20 +151,7 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
             "this node runs no records gateway",
         )
     })?;
-    let body: medledger_api::FetchBody = serde_json::from_slice(&r.body).map_err(|e| {
-        ApiError::bad_request(
-            "bad_json",
-            format!("expected {{\"fetch\": \"<hex>\"}}: {e}"),
-        )
-    })?;
-    let bytes = hex::decode(body.fetch.trim()).map_err(|e| {
-        ApiError::bad_request(
-            "bad_hex",
-            format!("`fetch` must be hex of BCS SignedFetch: {e}"),
-        )
-    })?;
-    let fetch: SignedFetch = from_bytes(&bytes, FETCH_BODY_MAX)
-        .map_err(|e| ApiError::bad_request("malformed", format!("`fetch` does not decode: {e}")))?;
+    let fetch = fetch_body(&r.body)?;
     if reader.practitioner != Some(fetch.authorization.practitioner)
         || reader.institution.as_ref() != Some(&shared.institution)
     {
