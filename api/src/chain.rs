@@ -299,6 +299,10 @@ pub struct BlockAnswer {
     pub header: Header,
     /// The transactions' ids, in order.
     pub transactions: Vec<Hex32>,
+    /// Their signed hashes (id, key and signature), in order: the leaves of
+    /// the header's `transaction_root`, so the list can be checked against a
+    /// certified header.
+    pub signed_hashes: Vec<Hex32>,
 }
 
 /// `GET /v1/blocks/{height}/transactions`.
@@ -311,6 +315,9 @@ pub struct BlockTransactions {
     pub time_ms: u64,
     /// The transactions' ids, in order.
     pub transactions: Vec<Hex32>,
+    /// Their signed hashes, in order (the leaves of the header's
+    /// `transaction_root`).
+    pub signed_hashes: Vec<Hex32>,
 }
 
 /// `GET /v1/certificates/{height}`: who signed a block's precommits.

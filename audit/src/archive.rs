@@ -187,7 +187,7 @@ impl ArchiveSource {
         let file =
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         Self::read(GzDecoder::new(BufReader::new(file)))
-            .with_context(|| format!("{} is not a medledger archive", path.display()))
+            .with_context(|| format!("reading {}", path.display()))
     }
 
     /// Reads an archive's header from its uncompressed bytes; the blocks
@@ -196,9 +196,9 @@ impl ArchiveSource {
         let mut magic = vec![0u8; MAGIC.len()];
         input
             .read_exact(&mut magic)
-            .context("it is too short for the archive's magic")?;
+            .context("not a medledger archive (too short, or not gzip)")?;
         if magic != MAGIC {
-            bail!("wrong magic");
+            bail!("not a medledger archive (wrong magic)");
         }
         let bytes = read_frame(&mut input)?.context("the archive has no header")?;
         let header = from_bytes(&bytes, 4096).context("the archive header does not decode")?;

@@ -9,9 +9,10 @@
 //!    validator set *of that height*, read from the replayed state (so
 //!    governance changes are followed), signed precommits for this header;
 //! 5. `transaction signature` — every transaction's signature verifies, on
-//!    every core, in batches (`contracts::transaction::verify_many`: the
-//!    strict checks on each `R` and key, then one batch equation; on failure
-//!    one by one, so the failing transaction is named);
+//!    every core, in batches (`contracts::transaction::verify_many`: one
+//!    batch equation, which accepts exactly what verification one by one
+//!    does (ZIP-215); on failure one by one, so the failing transaction is
+//!    named);
 //! 6. re-execution with `contracts`: `block time`, `transaction root`,
 //!    `state root`, `audit-log root`, `validator set` — the recomputed header
 //!    must equal the stored one field by field;

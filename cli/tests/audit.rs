@@ -154,21 +154,7 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
     net.reach(0, denied.height + 1, 30, "no progress").await;
 
     // A regulator's auditor replays a running node over its API.
-    let commission_key = net.dir().join("keys").join("admin.health-commission.json");
-    let output = Command::new(BIN)
-        .args(["audit", "replay", "--genesis"])
-        .arg(net.dir().join("genesis.json"))
-        .args(["--from", &net.nodes()[1].http, "--key"])
-        .arg(&commission_key)
-        .args(["--as-institution", "health-commission"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && text.contains("replay passed"),
-        "{text}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_replay_over_api_passes(&net, 1);
     // A practitioner may not read the archive.
     let doctor_reads = Client::new(&net.nodes()[1].http, chain.clone())
         .unwrap()

@@ -310,6 +310,93 @@ async fn a_backdated_block_is_never_committed() {
     );
 }
 
+/// Issue 21, bound to the block: a proposer that alters the signature of a
+/// transaction the other validators already hold, keeping the header they
+/// compute from their own verified copies. On 57fba40 the others executed
+/// their copies, the roots matched, and the block was committed with a
+/// signature that does not verify — which a node syncing from genesis and
+/// the auditor's replay then refuse forever. Now the roots cover the signed
+/// bytes and a copy is reused only if it is the block's own: the block is
+/// never voted for, and everything committed syncs and replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_whose_signature_does_not_verify_is_never_committed() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::with_observers(4, 1);
+    net.start_with(0, &[("MEDLEDGER_FAULT", "swap-signature")]);
+    for i in 1..4 {
+        net.start(i);
+    }
+    net.reach(1, 1, 60, "no progress").await;
+    // One transaction at a time, each gossiped to every pool before a
+    // proposer takes it, over several of the faulty node's turns.
+    for n in 0..12u64 {
+        let (status, body) = net
+            .submit(
+                1 + usize::try_from(n % 3).unwrap(),
+                &register_patient(300 + n),
+                true,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}\n{}", net.logs());
+    }
+    // Every node up to the highest height a receipt came from, so the
+    // twelve blocks with transactions are all in 1..=height.
+    let mut height = 0;
+    for i in 1..4 {
+        height = height.max(net.height(i).await.unwrap_or(0));
+    }
+    for i in 0..4 {
+        net.reach(i, height, 60, "a node stayed behind").await;
+    }
+    assert_agree(&net, &[0, 1, 2, 3], height).await;
+    let faulty = net.nodes()[0].institution.clone();
+    let mut with_transactions = 0;
+    for h in 1..=height {
+        let header = net.header(1, h).await;
+        // The signed hashes a node lists are the leaves of the certified root.
+        let (_, block) = net.get(1, &format!("/v1/blocks/{h}")).await.unwrap();
+        let leaves: Vec<medledger_contracts::encoding::Hash32> = block["signed_hashes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| medledger_contracts::encoding::Hash32::from_hex(h.as_str().unwrap()).unwrap())
+            .collect();
+        with_transactions += usize::from(!leaves.is_empty());
+        assert_eq!(
+            Some(
+                medledger_contracts::state_machine::transaction_root(&leaves)
+                    .to_hex()
+                    .as_str()
+            ),
+            header["transaction_root"].as_str(),
+            "height {h}"
+        );
+        if header["proposer"].as_str() == Some(faulty.as_str()) {
+            let (_, block) = net.get(1, &format!("/v1/blocks/{h}")).await.unwrap();
+            assert_eq!(
+                block["transactions"].as_array().map(Vec::len),
+                Some(0),
+                "height {h}: the faulty node's block with an altered signature was committed"
+            );
+        }
+    }
+    assert!(
+        with_transactions >= 12,
+        "{with_transactions} blocks with transactions"
+    );
+    assert!(
+        node_log(&net, 1).contains("signature check failed"),
+        "the honest nodes never saw an altered signature (did the faulty node propose with transactions?)\n{}",
+        net.logs()
+    );
+    // A node syncing from genesis verifies and re-executes every block.
+    net.start(4);
+    net.reach(4, height, 120, "the observer did not sync").await;
+    assert_agree(&net, &[1, 4], height).await;
+    // And the auditor's replay passes.
+    assert_replay_over_api_passes(&net, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_a_thousand_blocks_behind_syncs_and_verifies_them() {
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;

@@ -482,9 +482,18 @@ impl Client {
                 None => format!("{path}?limit=500"),
             };
             let page: api::Page<T> = self.get_signed_as(&page_path, who).await?;
+            let empty = page.items.is_empty();
             items.extend(page.items);
             match page.next_after {
-                Some(next) => after = Some(next),
+                // A node that sends empty pages or does not move forward
+                // would keep this loop (and `items`) going for ever.
+                Some(next) if !empty && after.is_none_or(|a| next > a) => after = Some(next),
+                Some(next) => {
+                    return Err(SdkError::Decode(format!(
+                        "the node's paging does not move forward (next after {next}, was {:?}, page empty: {empty})",
+                        after
+                    )));
+                }
                 None => return Ok(items),
             }
         }

@@ -1,5 +1,7 @@
-//! Benchmarks of the hot paths: applying transactions, and proving and
-//! verifying state. Run with `cargo bench -p medledger-contracts`.
+//! Benchmarks of the hot paths: applying transactions, proving and
+//! verifying state, and verifying signatures (the chain's ZIP-215 rule,
+//! single and batched, beside the alternatives it was chosen from). Run
+//! with `cargo bench -p medledger-contracts`.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -174,5 +176,80 @@ fn bench_proofs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_apply, bench_proofs);
+/// One signature by each of 64 keys over its own message: what a block of
+/// transactions from different signers costs to verify.
+fn bench_signatures(c: &mut Criterion) {
+    use medledger_contracts::crypto::{PublicKey, Signature, verify_batch};
+    let items: Vec<(SecretKey, Hash32, Signature)> = (0..64u32)
+        .map(|i| {
+            let secret = key(&format!("signer-{i}"));
+            let message = tagged_hash(b"bench-message", &[&i.to_be_bytes()]);
+            let signature = secret.sign(&message);
+            (secret, message, signature)
+        })
+        .collect();
+    let prepared: Vec<_> = items
+        .iter()
+        .map(|(k, m, s)| (k.public_key().prepare().unwrap(), *m, *s))
+        .collect();
+    let raw = |(k, m, s): &(SecretKey, Hash32, Signature)| {
+        let PublicKey::Ed25519(key) = k.public_key();
+        let Signature::Ed25519 { r, s } = s;
+        let mut bytes = [0u8; 64];
+        bytes[..32].copy_from_slice(r);
+        bytes[32..].copy_from_slice(s);
+        (key, m.0, bytes)
+    };
+    let mut group = c.benchmark_group("signatures (64 signers)");
+    group.throughput(Throughput::Elements(items.len() as u64));
+    group.bench_function("ZIP-215 one by one (ed25519-zebra, the rule)", |b| {
+        b.iter(|| {
+            for (key, message, signature) in &prepared {
+                key.verify(message, signature).unwrap();
+            }
+        })
+    });
+    group.bench_function("ZIP-215 in one batch (ed25519-zebra, the rule)", |b| {
+        b.iter(|| assert!(verify_batch(&prepared)))
+    });
+    let consensus: Vec<_> = items
+        .iter()
+        .map(|item| {
+            let (key, message, bytes) = raw(item);
+            (
+                ed25519_consensus::VerificationKey::try_from(key).unwrap(),
+                message,
+                ed25519_consensus::Signature::from(bytes),
+            )
+        })
+        .collect();
+    group.bench_function("ZIP-215 one by one (ed25519-consensus)", |b| {
+        b.iter(|| {
+            for (key, message, signature) in &consensus {
+                key.verify(signature, message).unwrap();
+            }
+        })
+    });
+    let strict: Vec<_> = items
+        .iter()
+        .map(|item| {
+            let (key, message, bytes) = raw(item);
+            (
+                ed25519_dalek::VerifyingKey::from_bytes(&key).unwrap(),
+                message,
+                ed25519_dalek::Signature::from_bytes(&bytes),
+            )
+        })
+        .collect();
+    group.bench_function("RFC 8032 strict one by one (ed25519-dalek, before)", |b| {
+        b.iter(|| {
+            for (key, message, signature) in &strict {
+                key.verify_strict(message, signature).unwrap();
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_apply, bench_proofs, bench_signatures);
 criterion_main!(benches);

@@ -66,7 +66,8 @@ pub struct BlockHeader {
     pub time: Timestamp,
     /// Hash of the previous header (the genesis hash for height 1).
     pub previous_hash: Hash32,
-    /// RFC 6962 root over the block's transaction ids.
+    /// RFC 6962 root over the block's transactions as signed (their
+    /// `SignedTransaction::signed_hash`es): it fixes their signatures too.
     pub transaction_root: Hash32,
     /// JMT root of the state after this block.
     pub state_root: Hash32,

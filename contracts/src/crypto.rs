@@ -5,13 +5,24 @@
 //!    variant, so a second suite (`sm2-sm3`, the national-cryptography
 //!    profile) adds a variant without changing any transaction layout.
 //! 2. The suite is fixed at genesis: a chain accepts keys of its suite only.
-//! 3. `ed25519-sha256`: Ed25519 verified strictly (`verify_strict`: canonical
-//!    `S`, no small-order `R` or key); weak (small-order) keys are refused
-//!    wherever a key enters the ledger.
+//! 3. `ed25519-sha256`: Ed25519 signatures verified under ZIP-215 (the
+//!    rule Zcash fixed so that single and batch verification agree on every
+//!    input, and the one Malachite's votes follow): `S` canonical, `R` any
+//!    encoding of a curve point, and the cofactored equation
+//!    `[8][S]B = [8]R + [8][k]A`. One function ([`PreparedKey::verify`])
+//!    for transactions, signed reads, gateway messages, certificates, the
+//!    light client and the auditor's replay, and [`verify_batch`] agreeing
+//!    with it on every input.
+//! 4. Keys: a key is refused wherever it enters the ledger, and before any
+//!    signature by it is checked, unless it is a canonical encoding of a
+//!    curve point that is not of small order (a small-order key would let
+//!    anyone forge; a second encoding of one point would be a second id).
 
 use core::fmt;
 
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use ed25519_dalek::{Signer as _, SigningKey};
+use ed25519_zebra::{VerificationKey, VerificationKeyBytes};
 use serde::{Deserialize, Serialize};
 
 use crate::encoding::Hash32;
@@ -114,127 +125,155 @@ pub enum CryptoError {
     /// The key and signature are of different schemes.
     #[error("signature scheme does not match the key's scheme")]
     SchemeMismatch,
-    /// The signature does not verify under strict rules.
+    /// The signature does not verify (ZIP-215).
     #[error("signature does not verify")]
     BadSignature,
 }
 
 /// A public key already checked and decompressed ([`PublicKey::prepare`]).
 #[derive(Clone, Copy, Debug)]
-pub struct PreparedKey(VerifyingKey);
+pub struct PreparedKey(VerificationKey);
+
+fn zebra_signature(signature: &Signature) -> ed25519_zebra::Signature {
+    match signature {
+        Signature::Ed25519 { r, s } => {
+            let mut bytes = [0u8; 64];
+            bytes[..32].copy_from_slice(r);
+            bytes[32..].copy_from_slice(s);
+            ed25519_zebra::Signature::from_bytes(&bytes)
+        }
+    }
+}
 
 impl PreparedKey {
-    /// Verifies `signature` over the 32-byte message digest, strictly: the
-    /// same rules as [`PublicKey::verify`].
+    /// Verifies `signature` over the 32-byte message digest under ZIP-215
+    /// (rule 3).
     pub fn verify(&self, message: &Hash32, signature: &Signature) -> Result<(), CryptoError> {
-        match signature {
-            Signature::Ed25519 { r, s } => {
-                let mut bytes = [0u8; 64];
-                bytes[..32].copy_from_slice(r);
-                bytes[32..].copy_from_slice(s);
-                let signature = ed25519_dalek::Signature::from_bytes(&bytes);
-                self.0
-                    .verify_strict(&message.0, &signature)
-                    .map_err(|_| CryptoError::BadSignature)
-            }
-        }
+        self.0
+            .verify(&zebra_signature(signature), &message.0)
+            .map_err(|_| CryptoError::BadSignature)
     }
 }
 
-/// Checks many signatures at once with one multi-scalar equation
-/// (ed25519-dalek's `verify_batch`), about three times faster per signature
-/// than one by one; the auditor's replay uses it. `true` when every
-/// `(key, message, signature)` passes.
+/// Checks many signatures at once with one multi-scalar equation, several
+/// times faster per signature than one by one (the auditor's replay and
+/// batches of transactions). `true` when every `(key, message, signature)`
+/// passes. It accepts exactly what [`PreparedKey::verify`] accepts, one by
+/// one, on every input (ZIP-215: both use the cofactored equation), so a
+/// caller may verify either way; callers that must name a failing signature
+/// verify one by one after a failed batch.
 ///
-/// What [`PreparedKey::verify`] checks one by one and the batch equation does
-/// not, is checked here first for each signature: `R` canonically encoded
-/// and not of small order; `S` canonical and `R` on the curve are checked
-/// by the batch's own decoding; keys are prepared, so on the curve and not
-/// weak.
-///
-/// One difference remains and is inherent to batching: a signature whose
-/// equation holds only up to a torsion point of order 2, 4 or 8 (it needs an
-/// `R` or key with a torsion part, and the private key, so only the key's
-/// holder can make one) is refused by strict verification but passes the
-/// batch when the pseudo-random 128-bit weight the batch gives it is a
-/// multiple of that order. Such a signature still proves the key's holder
-/// signed. Callers that must name a failing signature re-verify one by one.
+/// The batch weighs each signature by a 128-bit scalar that an adversary
+/// must not know before it chooses its signatures. `contracts` has no
+/// randomness, so the weights are drawn from a hash of the whole batch —
+/// every key, message and signature in it (the Fiat–Shamir way): changing
+/// any input changes every weight.
 pub fn verify_batch(items: &[(PreparedKey, Hash32, Signature)]) -> bool {
-    let mut messages = Vec::with_capacity(items.len());
-    let mut signatures = Vec::with_capacity(items.len());
-    let mut keys = Vec::with_capacity(items.len());
+    let mut verifier = ed25519_zebra::batch::Verifier::new();
     for (key, message, signature) in items {
-        let Signature::Ed25519 { r, s } = signature;
-        if !r_is_strict(r) {
-            return false;
-        }
-        let mut bytes = [0u8; 64];
-        bytes[..32].copy_from_slice(r);
-        bytes[32..].copy_from_slice(s);
-        messages.push(&message.0[..]);
-        signatures.push(ed25519_dalek::Signature::from_bytes(&bytes));
-        keys.push(key.0);
+        verifier.queue((
+            VerificationKeyBytes::from(key.0),
+            zebra_signature(signature),
+            &message.0,
+        ));
     }
-    ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
+    verifier.verify(BatchWeights::of(items)).is_ok()
 }
 
-/// What strict verification requires of `R` before its equation: a
-/// canonical encoding (strict verification compares encodings, so any other
-/// is refused) of a point not of small order. Checked on the bytes, without
-/// decompressing `R` (a square root, as costly as a third of the batch's
-/// work per signature); whether `R` is on the curve at all the batch itself
-/// finds out.
-fn r_is_strict(r: &[u8; 32]) -> bool {
-    // y >= p = 2^255 - 19 only if bits 8..255 are all ones and the low byte
-    // is at least 0xed.
-    let high_ones = r[1..31].iter().all(|b| *b == 0xff) && r[31] & 0x7f == 0x7f;
-    if high_ones && r[0] >= 0xed {
-        return false;
-    }
-    // With y canonical, the only other non-canonical encodings are x = 0
-    // (y = 1 or y = -1) with the sign bit set; both points have small order.
-    if r[31] & 0x80 != 0 {
-        let mut y = *r;
-        y[31] &= 0x7f;
-        let mut one = [0u8; 32];
-        one[0] = 1;
-        let mut minus_one = [0xffu8; 32];
-        minus_one[0] = 0xec;
-        minus_one[31] = 0x7f;
-        if y == one || y == minus_one {
-            return false;
-        }
-    }
-    !small_order_encodings().contains(r)
+/// The batch's weights: SHA-512 in counter mode, keyed by a hash of every
+/// item of the batch.
+struct BatchWeights {
+    seed: [u8; 64],
+    counter: u64,
+    block: [u8; 64],
+    used: usize,
 }
 
-/// The canonical encodings of the eight points of small order.
-fn small_order_encodings() -> &'static [[u8; 32]; 8] {
-    static ENCODINGS: std::sync::OnceLock<[[u8; 32]; 8]> = std::sync::OnceLock::new();
-    ENCODINGS.get_or_init(|| {
-        curve25519_dalek::constants::EIGHT_TORSION.map(|point| point.compress().to_bytes())
-    })
+impl BatchWeights {
+    fn of(items: &[(PreparedKey, Hash32, Signature)]) -> Self {
+        use sha2::{Digest, Sha512};
+        let mut hash = Sha512::new();
+        hash.update(b"medledger/batch-weights/v1");
+        hash.update((items.len() as u64).to_le_bytes());
+        for (key, message, signature) in items {
+            hash.update(key.0.as_ref());
+            hash.update(message.0);
+            let Signature::Ed25519 { r, s } = signature;
+            hash.update(r);
+            hash.update(s);
+        }
+        Self {
+            seed: hash.finalize().into(),
+            counter: 0,
+            block: [0; 64],
+            used: 64,
+        }
+    }
 }
+
+impl rand_core::RngCore for BatchWeights {
+    fn next_u32(&mut self) -> u32 {
+        let mut bytes = [0u8; 4];
+        self.fill_bytes(&mut bytes);
+        u32::from_le_bytes(bytes)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.fill_bytes(&mut bytes);
+        u64::from_le_bytes(bytes)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        use sha2::{Digest, Sha512};
+        for byte in dest {
+            if self.used == self.block.len() {
+                let mut hash = Sha512::new();
+                hash.update(self.seed);
+                hash.update(self.counter.to_le_bytes());
+                self.block = hash.finalize().into();
+                self.counter += 1;
+                self.used = 0;
+            }
+            *byte = self.block[self.used];
+            self.used += 1;
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+/// The weights are unpredictable to whoever chose the batch's inputs (rule 3).
+impl rand_core::CryptoRng for BatchWeights {}
 
 impl PublicKey {
-    /// Checks the key is usable: on the curve and not weak.
+    /// Checks the key is usable: a canonical encoding of a curve point not
+    /// of small order (rule 4).
     pub fn validate(&self) -> Result<(), CryptoError> {
         self.verifying_key().map(|_| ())
     }
 
-    fn verifying_key(&self) -> Result<VerifyingKey, CryptoError> {
+    fn verifying_key(&self) -> Result<VerificationKey, CryptoError> {
         match self {
             Self::Ed25519(bytes) => {
-                let key = VerifyingKey::from_bytes(bytes).map_err(|_| CryptoError::MalformedKey)?;
-                if key.is_weak() {
+                let point = CompressedEdwardsY(*bytes)
+                    .decompress()
+                    .ok_or(CryptoError::MalformedKey)?;
+                if point.compress().to_bytes() != *bytes {
+                    return Err(CryptoError::MalformedKey);
+                }
+                if point.is_small_order() {
                     return Err(CryptoError::WeakKey);
                 }
-                Ok(key)
+                VerificationKey::try_from(*bytes).map_err(|_| CryptoError::MalformedKey)
             }
         }
     }
 
-    /// Verifies `signature` over the 32-byte message digest, strictly.
+    /// Verifies `signature` over the 32-byte message digest (rule 3).
     pub fn verify(&self, message: &Hash32, signature: &Signature) -> Result<(), CryptoError> {
         self.prepare()?.verify(message, signature)
     }
@@ -376,7 +415,7 @@ mod tests {
         let key = SecretKey::from_seed([9; 32]);
         let message = Hash32([3; 32]);
         let Signature::Ed25519 { r, s } = key.sign(&message);
-        // S + ℓ is the same scalar mod ℓ but not canonical: strict verification refuses it.
+        // S + ℓ is the same scalar mod ℓ but not canonical: ZIP-215 refuses it.
         let ell: [u8; 32] = [
             0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
             0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
@@ -393,67 +432,28 @@ mod tests {
     }
 
     #[test]
+    fn a_second_encoding_of_a_key_is_refused() {
+        let key = SecretKey::from_seed([4; 32]).public_key();
+        let PublicKey::Ed25519(bytes) = key;
+        // The identity (small order) is also y = p + 1, a non-canonical y.
+        let mut identity_again = [0xffu8; 32];
+        identity_again[0] = 0xee;
+        identity_again[31] = 0x7f;
+        assert_eq!(
+            PublicKey::Ed25519(identity_again).validate(),
+            Err(CryptoError::MalformedKey)
+        );
+        // The sign bit flipped gives another point, not another encoding.
+        let mut negated = bytes;
+        negated[31] ^= 0x80;
+        assert!(PublicKey::Ed25519(negated).validate().is_ok());
+        assert!(key.validate().is_ok());
+    }
+
+    #[test]
     fn key_text_round_trip() {
         let key = SecretKey::from_seed([5; 32]).public_key();
         assert_eq!(PublicKey::from_text(&key.to_text()).unwrap(), key);
         assert!(PublicKey::from_text("rsa:00").is_err());
-    }
-}
-
-#[cfg(test)]
-mod r_checks {
-    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
-    use curve25519_dalek::edwards::CompressedEdwardsY;
-    use curve25519_dalek::scalar::Scalar;
-
-    use super::r_is_strict;
-
-    /// What strict verification concludes about an `R` on the curve: its
-    /// encoding is the canonical one and it has no small order.
-    fn by_decompressing(r: &[u8; 32]) -> Option<bool> {
-        let point = CompressedEdwardsY(*r).decompress()?;
-        Some(point.compress().to_bytes() == *r && !point.is_small_order())
-    }
-
-    #[test]
-    fn the_byte_checks_on_r_agree_with_decompressing() {
-        let mut candidates: Vec<[u8; 32]> = Vec::new();
-        for point in EIGHT_TORSION {
-            let bytes = point.compress().to_bytes();
-            candidates.push(bytes);
-            let mut flipped = bytes;
-            flipped[31] ^= 0x80;
-            candidates.push(flipped);
-            // Mixed order: a torsion point plus a prime-order one.
-            candidates.push((point + ED25519_BASEPOINT_POINT).compress().to_bytes());
-        }
-        // y + p for every y below 19, both signs: the non-canonical y's.
-        for y in 0u8..19 {
-            let mut bytes = [0xffu8; 32];
-            bytes[0] = 0xed + y;
-            bytes[31] = 0x7f;
-            candidates.push(bytes);
-            bytes[31] = 0xff;
-            candidates.push(bytes);
-        }
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for i in 0..2_000u64 {
-            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-            let mut bytes = [0u8; 32];
-            for (j, chunk) in (0u32..).zip(bytes.chunks_mut(8)) {
-                chunk.copy_from_slice(&(seed.rotate_left(j * 13) ^ i).to_le_bytes());
-            }
-            candidates.push(bytes);
-            let point = ED25519_BASEPOINT_POINT * Scalar::from(seed);
-            candidates.push(point.compress().to_bytes());
-        }
-        let mut on_curve = 0;
-        for r in &candidates {
-            if let Some(expected) = by_decompressing(r) {
-                on_curve += 1;
-                assert_eq!(r_is_strict(r), expected, "R = {}", hex::encode(r));
-            }
-        }
-        assert!(on_curve > 2_000, "{on_curve} candidates on the curve");
     }
 }

@@ -24,6 +24,9 @@ pub mod tags {
     pub const TRANSACTION_SIGNING: &[u8] = b"medledger/tx/v1";
     /// Transaction id (replay protection and references).
     pub const TRANSACTION_ID: &[u8] = b"medledger/txid/v1";
+    /// A transaction as signed: its id with the key and signature it
+    /// carries (the leaves of a block's transaction root).
+    pub const SIGNED_TRANSACTION: &[u8] = b"medledger/signed-tx/v1";
     /// A patient id derived from the patient's first public key.
     pub const PATIENT_ID: &[u8] = b"medledger/patient/v1";
     /// A practitioner id derived from the practitioner's first public key.

@@ -332,6 +332,23 @@ pub struct SignedTransaction {
     pub signature: Signature,
 }
 
+impl SignedTransaction {
+    /// The hash of the transaction exactly as signed, given its id on the
+    /// chain: the id, the public key and the signature. Unlike the id, it
+    /// changes with the signature: a block's transaction root is over these,
+    /// so a certified header fixes the signatures its block carries.
+    pub fn signed_hash(&self, id: &TxHash) -> Hash32 {
+        tagged_hash(
+            tags::SIGNED_TRANSACTION,
+            &[
+                &id.0.0,
+                &encoding::to_bytes(&self.public_key),
+                &encoding::to_bytes(&self.signature),
+            ],
+        )
+    }
+}
+
 /// Why a transaction is malformed, before any state is consulted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransactionError {
@@ -484,6 +501,11 @@ impl VerifiedTransaction {
         &self.signed.transaction
     }
 
+    /// [`SignedTransaction::signed_hash`] of the verified copy.
+    pub fn signed_hash(&self) -> Hash32 {
+        self.signed.signed_hash(&self.id)
+    }
+
     /// The signed form.
     pub fn signed(&self) -> &SignedTransaction {
         &self.signed
@@ -567,7 +589,7 @@ impl SignedTransaction {
 
 /// Verifies many transactions as [`SignedTransaction::verify`] does one by
 /// one, with their signatures checked in one batch ([`crypto::verify_batch`],
-/// whose one inherent difference from strict verification its docs explain).
+/// which accepts exactly what verification one by one accepts: ZIP-215).
 /// On any failure the transactions are verified one by one, so the error,
 /// and the index and id of the first failing transaction, are exactly those
 /// of [`SignedTransaction::verify`].

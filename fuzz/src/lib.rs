@@ -80,6 +80,16 @@ pub const TARGETS: &[Target] = &[
         run: relay_frames,
     },
     Target {
+        name: "sdk_answer",
+        input: "a node's JSON answers as a hospital's SDK decodes them (strict)",
+        run: sdk_answer,
+    },
+    Target {
+        name: "genesis",
+        input: "a genesis file handed to a node operator, an auditor or an SDK user",
+        run: genesis,
+    },
+    Target {
         name: "http_input",
         input: "an API request's path and query, Authorization header and bodies",
         run: medledger_node::fuzz::http_input,
@@ -177,15 +187,17 @@ fn proved_value(data: &[u8]) -> bool {
     true
 }
 
-/// Transactions for [`rules`]: which of the world's keys signs, and the
+/// Transactions for [`rules`]: which of the world's keys signs, how many
+/// seconds pass before it (0: it joins the block before), and the
 /// transaction (its signer is replaced by the key's own, except a
 /// delegate's, who signs with their own patient key).
-type Signed = Vec<(u8, Transaction)>;
+type Signed = Vec<(u8, u32, Transaction)>;
 
-/// Executes each transaction, signed with a real key, in a block of its
-/// own on the example consortium: verification or a rule may refuse it,
-/// but once verified no transaction may make its block fail to execute
-/// (every validator would halt on it).
+/// Executes the transactions, each signed with a real key, on the example
+/// consortium, in blocks and at times the input chooses (so deadlines can
+/// pass between them): verification or a rule may refuse any of them, but
+/// once verified no transaction may make its block fail to execute (every
+/// validator would halt on it).
 fn rules(data: &[u8]) -> bool {
     let Ok(list) = from_bytes::<Signed>(data, 64 * 1024) else {
         return false;
@@ -195,20 +207,77 @@ fn rules(data: &[u8]) -> bool {
         return true;
     };
     let proposer = world.genesis.institutions[0].id.clone();
-    for (n, (index, mut tx)) in list.into_iter().take(16).enumerate() {
-        let (key, signer) = &world.signers[usize::from(index) % world.signers.len()];
-        if !matches!(tx.signer, Signer::Delegate(_)) {
-            tx.signer = signer.clone();
+    let mut time = world.genesis.genesis_time.0;
+    let mut block = Vec::new();
+    let mut run = |block: &mut Vec<SignedTransaction>, time: u64| {
+        if block.is_empty() {
+            return;
         }
-        let signed = tx.sign(&world.genesis.chain_id, key);
-        let time = Timestamp(world.genesis.genesis_time.0 + (n as u64 + 1) * 1000);
-        match ledger.execute(time, &proposer, vec![signed]) {
+        match ledger.execute(Timestamp(time), &proposer, std::mem::take(block)) {
             // Refused before execution (as the mempool and every validator
             // refuse it): no block would carry it.
             Ok(_) | Err(LedgerError::Transaction { .. }) => {}
             Err(e) => panic!("a signed transaction made its block fail: {e}"),
         }
+    };
+    for (index, advance, mut tx) in list.into_iter().take(32) {
+        if advance > 0 || block.len() >= 8 {
+            run(&mut block, time);
+            time = time.saturating_add(u64::from(advance.max(1)) * 1000);
+        }
+        let (key, signer) = &world.signers[usize::from(index) % world.signers.len()];
+        if !matches!(tx.signer, Signer::Delegate(_)) {
+            tx.signer = signer.clone();
+        }
+        block.push(tx.sign(&world.genesis.chain_id, key));
     }
+    run(&mut block, time);
+    true
+}
+
+/// The JSON answers the SDK reads from a node, decoded strictly as it does;
+/// the first byte chooses which.
+fn sdk_answer(data: &[u8]) -> bool {
+    use medledger_api as api;
+    fn strict<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> bool {
+        serde_json::from_slice::<T>(bytes).is_ok()
+    }
+    let Some((&kind, input)) = data.split_first() else {
+        return false;
+    };
+    match kind % 10 {
+        0 => strict::<api::Status>(input),
+        1 => strict::<api::Receipt>(input),
+        2 => strict::<api::SubmitAnswer>(input),
+        3 => strict::<api::SubmitManyAnswer>(input),
+        4 => strict::<api::Page<api::Grant>>(input),
+        5 => strict::<api::Page<api::AuditEntry>>(input),
+        6 => strict::<api::ErrorBody>(input),
+        7 => strict::<api::Access>(input),
+        8 => strict::<api::Institution>(input),
+        _ => serde_json::from_slice::<api::Archived>(input).is_ok_and(|archived| {
+            // What the auditor's HttpSource does next with it.
+            hex::decode(&archived.archived).is_ok_and(|bytes| {
+                from_bytes::<medledger_audit::archive::ArchivedBlock>(
+                    &bytes,
+                    medledger_contracts::constants::ARCHIVED_BLOCK_BYTES_MAX,
+                )
+                .is_ok()
+            })
+        }),
+    }
+}
+
+/// A genesis file: parsed, validated, its initial state built.
+fn genesis(data: &[u8]) -> bool {
+    let Ok(file) = medledger_genesis::GenesisFile::parse(data) else {
+        return false;
+    };
+    let Ok(genesis) = file.validate() else {
+        return true;
+    };
+    let _ = genesis.hash();
+    let _ = genesis.memory_ledger();
     true
 }
 
@@ -262,9 +331,11 @@ pub fn seeds(target: &str) -> anyhow::Result<Vec<Vec<u8>>> {
             let list: Signed = history
                 .transactions
                 .iter()
-                .map(|t| (index(&t.transaction.signer), t.transaction.clone()))
+                .map(|t| (index(&t.transaction.signer), 1, t.transaction.clone()))
                 .collect();
-            vec![to_bytes(&list)]
+            // The same, all in one block.
+            let together: Signed = list.iter().map(|(i, _, t)| (*i, 0, t.clone())).collect();
+            vec![to_bytes(&list), to_bytes(&together)]
         }
         "consensus_message" => medledger_consensus::fuzz::seeds().0,
         "proposal_stream" => medledger_consensus::fuzz::seeds().1,
@@ -368,10 +439,53 @@ pub fn seeds(target: &str) -> anyhow::Result<Vec<Vec<u8>>> {
                     );
                     format!("Medledger {}", hex::encode(to_bytes(&auth))).into_bytes()
                 }),
-                with_kind(5, b"/v1/patients/abc/grants?limit=10&after=3".to_vec()),
-                with_kind(5, b"/v1/receipts/00ff".to_vec()),
+                with_kind(
+                    5,
+                    format!(
+                        "/v1/patients/{}/grants?limit=10&after=3",
+                        hex::encode([7u8; 32])
+                    )
+                    .into_bytes(),
+                ),
+                with_kind(
+                    5,
+                    format!(
+                        "/v1/receipts/{}",
+                        history.transactions[0]
+                            .transaction
+                            .id(&world.genesis.chain_id)
+                            .0
+                            .to_hex()
+                    )
+                    .into_bytes(),
+                ),
             ]
         }
+        "sdk_answer" => {
+            let with_kind = |kind: u8, value: serde_json::Value| {
+                let mut seed = vec![kind];
+                seed.extend(value.to_string().into_bytes());
+                seed
+            };
+            let block = &history.blocks[0];
+            vec![
+                with_kind(
+                    6,
+                    serde_json::json!({"code": "not_found", "message": "no such grant"}),
+                ),
+                with_kind(
+                    9,
+                    serde_json::json!({"height": block.height, "archived": hex::encode(to_bytes(block))}),
+                ),
+            ]
+        }
+        "genesis" => vec![
+            medledger_genesis::example::city_consortium(world::CHAIN, |l| {
+                medledger_genesis::example::published_example_key(l).public_key()
+            })
+            .to_json()
+            .into_bytes(),
+        ],
         "archive" => vec![history.archive],
         "checkpoint" => vec![history.checkpoint],
         other => anyhow::bail!("no target {other}"),

@@ -176,14 +176,18 @@ impl Application for LedgerApp {
             None => {}
             Some(Fault::BadStateRoot) => header.state_root.0[0] ^= 1,
             Some(Fault::BadTransactionRoot) => header.transaction_root.0[0] ^= 1,
-            Some(Fault::BackdatedBlockTime) => {}
+            Some(Fault::BackdatedBlockTime | Fault::SwapSignature) => {}
+        }
+        let mut signed: Vec<_> = transactions.iter().map(|t| t.signed().clone()).collect();
+        if let (Some(Fault::SwapSignature), Some(first)) = (self.fault, signed.first_mut()) {
+            let medledger_contracts::crypto::Signature::Ed25519 { r, .. } = &mut first.signature;
+            r[0] ^= 1;
         }
         let block = Block {
             header: header.clone(),
-            transactions: BoundedVec::new(
-                transactions.iter().map(|t| t.signed().clone()).collect(),
-            )
-            .map_err(|_| AppError::Invariant("the mempool gives at most a block's transactions"))?,
+            transactions: BoundedVec::new(signed).map_err(|_| {
+                AppError::Invariant("the mempool gives at most a block's transactions")
+            })?,
         };
         let bytes = block.to_bytes();
         let id = header.hash();
@@ -264,14 +268,20 @@ impl Application for LedgerApp {
         if validators.get(&header.proposer).is_none() {
             return Err(invalid("proposer is not a validator".into()));
         }
-        // Signatures already checked on arrival in this node's mempool are not checked again.
+        // Signatures already checked on arrival in this node's mempool are
+        // not checked again — but only where the block carries exactly the
+        // copy that was checked: the id does not cover the key and the
+        // signature, and a proposer could otherwise commit a block whose
+        // stored signatures do not verify (issue 21).
         let verified = {
             let pool = self.shared.mempool();
             let mut out = Vec::with_capacity(block.transactions.len());
             let mut unchecked = Vec::new();
             for (index, tx) in block.transactions.iter().enumerate() {
                 let id = tx.transaction.id(&self.shared.chain);
-                match pool.verified(&id) {
+                match pool.verified(&id).filter(|v| {
+                    v.signed().public_key == tx.public_key && v.signed().signature == tx.signature
+                }) {
                     Some(v) => out.push(Some(v.clone())),
                     None => {
                         out.push(None);

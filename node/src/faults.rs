@@ -21,6 +21,11 @@ pub enum Fault {
     BadTransactionRoot,
     /// Proposes blocks dated as early as the parent allows (1 ms after it).
     BackdatedBlockTime,
+    /// Proposes blocks whose first transaction carries a signature that
+    /// does not verify, with the header computed from the copy it holds
+    /// (whose signature does): the roots match what others compute from
+    /// their own copies unless they check the block's own bytes.
+    SwapSignature,
 }
 
 /// Every fault switched on in this node; the default is none. Its fields
@@ -28,7 +33,7 @@ pub enum Fault {
 /// [`FaultPlan::from_env`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FaultPlan {
-    /// `MEDLEDGER_FAULT=bad-state-root | bad-transaction-root | backdated-block-time`.
+    /// `MEDLEDGER_FAULT=bad-state-root | bad-transaction-root | backdated-block-time | swap-signature`.
     pub(crate) consensus: Option<Fault>,
     /// `MEDLEDGER_FAULT=tamper-chunk`: the holder alters every sealed chunk.
     pub(crate) tamper_chunk: bool,
@@ -44,7 +49,7 @@ pub struct FaultPlan {
 pub enum FaultError {
     /// A fault this build does not know.
     #[error(
-        "{FAULT_VAR}={0:?}: known faults are bad-state-root, bad-transaction-root, backdated-block-time, tamper-chunk, skip-grant-check"
+        "{FAULT_VAR}={0:?}: known faults are bad-state-root, bad-transaction-root, backdated-block-time, swap-signature, tamper-chunk, skip-grant-check"
     )]
     UnknownFault(String),
     /// The clock offset is not a whole number of milliseconds.
@@ -86,6 +91,7 @@ impl FaultPlan {
             Some("bad-state-root") => plan.consensus = Some(Fault::BadStateRoot),
             Some("bad-transaction-root") => plan.consensus = Some(Fault::BadTransactionRoot),
             Some("backdated-block-time") => plan.consensus = Some(Fault::BackdatedBlockTime),
+            Some("swap-signature") => plan.consensus = Some(Fault::SwapSignature),
             Some("tamper-chunk") => plan.tamper_chunk = true,
             Some("skip-grant-check") => plan.skip_grant_check = true,
             Some(other) => return Err(FaultError::UnknownFault(other.to_string())),

@@ -275,3 +275,22 @@ pub fn light_client(
 pub fn testnet_key(net: &Testnet, label: &str) -> KeyFile {
     medledger_testnet::load_key(net.dir(), label).unwrap()
 }
+
+/// The health commission's auditor replays node `i` over its API
+/// (`medledger audit replay --from`), and the replay passes.
+pub fn assert_replay_over_api_passes(net: &Testnet, i: usize) {
+    let output = std::process::Command::new(BIN)
+        .args(["audit", "replay", "--genesis"])
+        .arg(net.dir().join("genesis.json"))
+        .args(["--from", &net.nodes()[i].http, "--key"])
+        .arg(net.dir().join("keys").join("admin.health-commission.json"))
+        .args(["--as-institution", "health-commission"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && text.contains("replay passed"),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -259,15 +259,23 @@ pub struct BlockExecution {
     pub audit_root: crate::encoding::Hash32,
     /// The audit log's size after the block.
     pub audit_size: u64,
-    /// The RFC 6962 root over the block's transaction ids.
+    /// The RFC 6962 root over the block's signed transactions (rule 3).
     pub transaction_root: crate::encoding::Hash32,
     /// The validator set in force at this block's height.
     pub validator_set: ValidatorSet,
 }
 
-/// The RFC 6962 root over transaction ids (leaf data: the 32 id bytes).
-pub fn transaction_root(ids: &[TxHash]) -> crate::encoding::Hash32 {
-    let leaves: Vec<_> = ids.iter().map(|id| merkle::leaf_hash(&id.0.0)).collect();
+/// The RFC 6962 root over a block's transactions as signed (leaf data: the
+/// 32 bytes of each one's [`SignedTransaction::signed_hash`]): it fixes
+/// their signatures as well as their contents, so a block whose stored
+/// signatures differ from those its validators checked has another root.
+///
+/// [`SignedTransaction::signed_hash`]: crate::transaction::SignedTransaction::signed_hash
+pub fn transaction_root(signed_hashes: &[crate::encoding::Hash32]) -> crate::encoding::Hash32 {
+    let leaves: Vec<_> = signed_hashes
+        .iter()
+        .map(|h| merkle::leaf_hash(&h.0))
+        .collect();
     merkle::root(&leaves)
 }
 
@@ -299,14 +307,17 @@ pub fn execute_block(
     if frontier.size() != start_size {
         block.put(&StateKey::AuditLog, &frontier);
     }
-    let ids: Vec<TxHash> = transactions.iter().map(VerifiedTransaction::id).collect();
+    let signed: Vec<_> = transactions
+        .iter()
+        .map(VerifiedTransaction::signed_hash)
+        .collect();
     Ok(BlockExecution {
         receipts,
         writes: block.into_writes(),
         audit_root: frontier.root(),
         audit_size: frontier.size(),
         audit_entries,
-        transaction_root: transaction_root(&ids),
+        transaction_root: transaction_root(&signed),
         validator_set,
     })
 }

@@ -1,13 +1,13 @@
-//! Batch signature verification (the auditor's replay) against strict
-//! verification one by one (every node).
+//! Batch signature verification against verification one by one: one rule
+//! (ZIP-215) for both.
 
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::SigningKey;
-use medledger_contracts::crypto::{Signature, verify_batch};
+use medledger_contracts::crypto::{PublicKey, Signature, verify_batch};
+use medledger_contracts::encoding::Hash32;
 use medledger_contracts::encoding::tagged_hash;
-use medledger_contracts::transaction::{
-    Payload, SignedTransaction, Signer, Transaction, verify_many,
-};
+use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, verify_many};
 use medledger_contracts::types::*;
 use sha2::{Digest, Sha512};
 
@@ -24,7 +24,7 @@ fn registrations(world: &mut World, n: usize) -> Vec<SignedTransaction> {
 }
 
 #[test]
-fn a_valid_block_verifies_in_one_batch_with_the_ids_and_lengths_of_strict_verification() {
+fn a_valid_block_verifies_in_one_batch_with_the_ids_and_lengths_of_single_verification() {
     let mut world = World::new();
     let mut txs = registrations(&mut world, 40);
     // One key signing several transactions (prepared once).
@@ -42,7 +42,7 @@ fn a_valid_block_verifies_in_one_batch_with_the_ids_and_lengths_of_strict_verifi
 }
 
 #[test]
-fn a_bad_signature_is_named_with_its_index_and_the_error_strict_verification_gives() {
+fn a_bad_signature_is_named_with_its_index_and_the_error_single_verification_gives() {
     let mut world = World::new();
     let mut txs = registrations(&mut world, 30);
     let Signature::Ed25519 { s, .. } = &mut txs[17].signature;
@@ -57,73 +57,181 @@ fn a_bad_signature_is_named_with_its_index_and_the_error_strict_verification_giv
     assert_eq!(verify_many(&other, txs).unwrap_err().0, 0);
 }
 
-/// A "signature" by `seed`'s key over `message` with the commitment bytes
-/// `r` and `S = k·a`, where `k = H(r ‖ A ‖ message)`: when `r` encodes the
-/// identity point the batch equation `[S]B = R + [k]A` holds exactly, yet
-/// strict verification refuses it (`R` has small order).
-fn identity_r_signature(seed: [u8; 32], r: [u8; 32], message: &[u8; 32]) -> Signature {
-    let signing = SigningKey::from_bytes(&seed);
-    let a = signing.to_scalar();
+/// Keys, commitments and scalars to craft signatures from: prime-order and
+/// mixed-order keys (a torsion point added), honest, torsion-shifted and
+/// small-order commitments in every encoding (non-canonical ones too).
+struct Crafted {
+    /// (secret scalar a, the key's encoding) with A = aB + torsion.
+    keys: Vec<(Scalar, [u8; 32])>,
+    /// (secret scalar r, R's encoding) with R = rB + torsion (r = 0: small order).
+    commitments: Vec<(Scalar, [u8; 32])>,
+}
+
+fn crafted() -> Crafted {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT as B, EIGHT_TORSION};
+    let scalar = |label: &str| {
+        Scalar::from_bytes_mod_order(tagged_hash(b"medledger/test-scalar", &[label.as_bytes()]).0)
+    };
+    let a = scalar("key");
+    let mut keys = vec![(a, (B * a).compress().to_bytes())];
+    for (i, t) in EIGHT_TORSION.iter().enumerate().skip(1) {
+        let a = scalar(&format!("mixed-key-{i}"));
+        keys.push((a, (B * a + t).compress().to_bytes()));
+    }
+    let r = scalar("commitment");
+    let mut commitments = vec![(r, (B * r).compress().to_bytes())];
+    for t in EIGHT_TORSION.iter() {
+        commitments.push((r, (B * r + t).compress().to_bytes()));
+        let bytes = t.compress().to_bytes();
+        commitments.push((Scalar::ZERO, bytes));
+        // The same small-order point with its sign bit set (a second
+        // encoding where x = 0), if that decodes.
+        let mut signed = bytes;
+        signed[31] |= 0x80;
+        if CompressedEdwardsY(signed).decompress().is_some() {
+            commitments.push((Scalar::ZERO, signed));
+        }
+    }
+    // y + p for the y below 19 that decode: non-canonical encodings.
+    for y in 0u8..19 {
+        for sign in [0x7f, 0xff] {
+            let mut bytes = [0xffu8; 32];
+            bytes[0] = 0xed + y;
+            bytes[31] = sign;
+            if let Some(point) = CompressedEdwardsY(bytes).decompress() {
+                if point.is_small_order() {
+                    commitments.push((Scalar::ZERO, bytes));
+                }
+            }
+        }
+    }
+    Crafted { keys, commitments }
+}
+
+/// `S = r + k·a` for `k = H(R ‖ A ‖ message)`: the cofactored equation holds
+/// whatever torsion `R` and `A` carry; `tweak` then spoils it or its encoding.
+fn crafted_signature(
+    (a, a_bytes): (Scalar, [u8; 32]),
+    (r, r_bytes): (Scalar, [u8; 32]),
+    message: &Hash32,
+    tweak: u8,
+) -> Signature {
     let mut h = Sha512::new();
-    h.update(r);
-    h.update(signing.verifying_key().as_bytes());
-    h.update(message);
+    h.update(r_bytes);
+    h.update(a_bytes);
+    h.update(message.0);
     let k = Scalar::from_bytes_mod_order_wide(&h.finalize().into());
-    Signature::Ed25519 {
-        r,
-        s: (k * a).to_bytes(),
+    let mut s = (r + k * a).to_bytes();
+    match tweak % 3 {
+        0 => {}
+        // S + ℓ: the same scalar, not canonically encoded.
+        1 => {
+            // ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
+            let ell: [u8; 32] = [
+                0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+                0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+            ];
+            let mut carry = 0u16;
+            for (x, l) in s.iter_mut().zip(ell) {
+                let v = u16::from(*x) + u16::from(l) + carry;
+                *x = v.to_le_bytes()[0];
+                carry = v >> 8;
+            }
+        }
+        _ => s[0] ^= 1,
+    }
+    Signature::Ed25519 { r: r_bytes, s }
+}
+
+/// Issue 21: one signature rule (ZIP-215) for single and batch
+/// verification. On every crafted key, commitment and scalar (small-order
+/// and mixed-order points, non-canonical encodings, the equation spoilt),
+/// alone and in batches with honest signatures, the batch accepts exactly
+/// when every signature passes one by one.
+#[test]
+fn single_and_batch_verification_agree_on_every_crafted_signature() {
+    let crafted = crafted();
+    let message = tagged_hash(b"medledger/test-message", &[]);
+    let honest = SigningKey::from_bytes(&[3; 32]);
+    let honest_key = PublicKey::Ed25519(honest.verifying_key().to_bytes())
+        .prepare()
+        .unwrap();
+    let honest_signature =
+        medledger_contracts::crypto::SecretKey::from_seed([3; 32]).sign(&message);
+    let (mut accepted, mut refused) = (0, 0);
+    for key in &crafted.keys {
+        let prepared = PublicKey::Ed25519(key.1).prepare().unwrap();
+        for commitment in &crafted.commitments {
+            for tweak in 0..3 {
+                let signature = crafted_signature(*key, *commitment, &message, tweak);
+                let single = prepared.verify(&message, &signature).is_ok();
+                assert_eq!(
+                    verify_batch(&[(prepared, message, signature)]),
+                    single,
+                    "A = {}, R = {}, tweak {tweak}",
+                    hex::encode(key.1),
+                    hex::encode(commitment.1)
+                );
+                let with_honest = [
+                    (honest_key, message, honest_signature),
+                    (prepared, message, signature),
+                    (honest_key, message, honest_signature),
+                ];
+                assert_eq!(verify_batch(&with_honest), single);
+                // ZIP-215: the cofactored equation holds and S is canonical.
+                assert_eq!(single, tweak == 0);
+                if single {
+                    accepted += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        accepted > 100 && refused > 200,
+        "{accepted} accepted, {refused} refused"
+    );
+}
+
+/// Small-order keys (every encoding of the eight points the ZIP-215 test
+/// vectors are made of) never get as far as a signature check: they are
+/// refused as keys, so nobody can forge for one.
+#[test]
+fn small_order_keys_are_refused_in_every_encoding() {
+    let crafted = crafted();
+    let small: Vec<_> = crafted
+        .commitments
+        .iter()
+        .filter(|(r, _)| *r == Scalar::ZERO)
+        .collect();
+    assert!(small.len() >= 10, "{} encodings", small.len());
+    for (_, bytes) in small {
+        assert!(
+            PublicKey::Ed25519(*bytes).prepare().is_err(),
+            "{}",
+            hex::encode(bytes)
+        );
     }
 }
 
-#[test]
-fn a_small_order_or_non_canonical_r_is_refused_although_its_batch_equation_holds() {
-    let world = World::new();
-    let seed = tagged_hash(b"medledger/test-key", &[b"crafted"]).0;
-    let signing = SigningKey::from_bytes(&seed);
-    let public =
-        medledger_contracts::crypto::PublicKey::Ed25519(signing.verifying_key().to_bytes());
-    let id = PatientId::from_key(&public);
-    let transaction = Transaction {
-        signer: Signer::Patient(id),
-        nonce: 1,
-        payload: Payload::RegisterPatient,
-    };
-    let message = transaction.signing_message(&world.chain);
-    let mut identity = [0u8; 32];
-    identity[0] = 1;
-    // y = p + 1 = 2^255 - 18: the identity again, encoded non-canonically.
-    let mut identity_again = [0xffu8; 32];
-    identity_again[0] = 0xee;
-    identity_again[31] = 0x7f;
-    // The identity with the sign bit set: x = 0 has no negative.
-    let mut identity_signed = identity;
-    identity_signed[31] |= 0x80;
-    for r in [identity, identity_again, identity_signed] {
-        let signature = identity_r_signature(seed, r, &message.0);
-        let signed = SignedTransaction {
-            transaction: transaction.clone(),
-            public_key: public,
-            signature,
-        };
-        assert!(
-            signed.clone().verify(&world.chain).is_err(),
-            "strict refuses"
-        );
-        let key = public.prepare().unwrap();
-        assert!(!verify_batch(&[(key, message, signature)]), "batch refuses");
-        assert_eq!(verify_many(&world.chain, vec![signed]).unwrap_err().0, 0);
-        // Without the checks on R the batch equation alone would accept it.
-        let mut bytes = [0u8; 64];
-        bytes[..32].copy_from_slice(&r);
-        let Signature::Ed25519 { s, .. } = signature;
-        bytes[32..].copy_from_slice(&s);
-        assert!(
-            ed25519_dalek::verify_batch(
-                &[&message.0[..]],
-                &[ed25519_dalek::Signature::from_bytes(&bytes)],
-                &[signing.verifying_key()]
-            )
-            .is_ok()
-        );
+proptest::proptest! {
+    /// Random batches of crafted and honest signatures: the batch's verdict
+    /// is the conjunction of the single verdicts.
+    #[test]
+    fn a_batch_passes_exactly_when_each_of_its_signatures_does(
+        picks in proptest::collection::vec((0usize..64, 0usize..64, 0u8..3), 1..8)
+    ) {
+        let crafted = crafted();
+        let message = tagged_hash(b"medledger/test-message", &[b"prop"]);
+        let mut items = Vec::new();
+        for (k, c, tweak) in picks {
+            let key = crafted.keys[k % crafted.keys.len()];
+            let commitment = crafted.commitments[c % crafted.commitments.len()];
+            let signature = crafted_signature(key, commitment, &message, tweak);
+            items.push((PublicKey::Ed25519(key.1).prepare().unwrap(), message, signature));
+        }
+        let singles = items.iter().all(|(key, m, s)| key.verify(m, s).is_ok());
+        proptest::prop_assert_eq!(verify_batch(&items), singles);
     }
 }

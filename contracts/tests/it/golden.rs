@@ -55,12 +55,13 @@ fn build() -> Value {
         expires_at: Timestamp(1_792_592_000_000),
         notice_hash: encoding::tagged_hash(b"notice", &[b"v1"]),
     };
-    let grant_id = Transaction {
+    let grant_tx = Transaction {
         signer: Signer::Patient(patient),
         nonce: 2,
         payload: Payload::Grant(terms.clone()),
-    }
-    .id(&chain);
+    };
+    let grant_id = grant_tx.id(&chain);
+    let grant_signed_hash = grant_tx.sign(&chain, &key("alice")).signed_hash(&grant_id);
     // Recovery: bob and carol may approve a new key for alice; the new
     // device's key proves possession over the "recover" message.
     let bob = PatientId::from_key(&key("bob").public_key());
@@ -268,7 +269,7 @@ fn build() -> Value {
         height: 7,
         time: Timestamp(1_790_000_007_000),
         previous_hash: Hash32([1; 32]),
-        transaction_root: transaction_root(&[grant_id]),
+        transaction_root: transaction_root(&[grant_signed_hash]),
         state_root: Hash32([2; 32]),
         audit_root: Hash32([3; 32]),
         audit_size: 9,
@@ -343,7 +344,8 @@ fn build() -> Value {
         "audit_entry": { "bcs": hex::encode(encoding::to_bytes(&entry)), "leaf_hash": entry.leaf_hash().to_hex() },
         "audit_entry_control_changed": { "bcs": hex::encode(encoding::to_bytes(&control)), "leaf_hash": control.leaf_hash().to_hex() },
         "audit_entry_emergency_review_overdue": { "bcs": hex::encode(encoding::to_bytes(&overdue)), "leaf_hash": overdue.leaf_hash().to_hex() },
-        "transaction_root_of_grant": transaction_root(&[grant_id]).to_hex(),
+        "signed_hash_of_grant": grant_signed_hash.to_hex(),
+        "transaction_root_of_grant": transaction_root(&[grant_signed_hash]).to_hex(),
         "signed_read": {
             "secret_seed": hex::encode(reader.seed()),
             "node": read_node.as_str(),

@@ -69,3 +69,34 @@ fn a_header_follows_from_its_parent_and_execution_and_every_changed_field_is_nam
         assert_ne!(mismatch.stated, mismatch.computed);
     }
 }
+
+/// Issue 21: the transaction root covers each transaction as signed, so
+/// the same transactions with one signature altered have another root
+/// (and a certified header fixes the signatures its block stores).
+#[test]
+fn the_transaction_root_covers_the_signatures() {
+    use medledger_contracts::crypto::Signature;
+    use medledger_contracts::state_machine::transaction_root;
+
+    let mut w = World::new();
+    let patient = key("li");
+    let id = PatientId::from_key(&patient.public_key());
+    let tx = w.sign(Signer::Patient(id), &patient, Payload::RegisterPatient);
+    let tx_id = tx.transaction.id(&w.chain);
+    let mut altered = tx.clone();
+    let Signature::Ed25519 { r, .. } = &mut altered.signature;
+    r[0] ^= 1;
+    assert_eq!(
+        altered.transaction.id(&w.chain),
+        tx_id,
+        "the id leaves out the signature"
+    );
+    assert_ne!(altered.signed_hash(&tx_id), tx.signed_hash(&tx_id));
+    assert_ne!(
+        transaction_root(&[altered.signed_hash(&tx_id)]),
+        transaction_root(&[tx.signed_hash(&tx_id)])
+    );
+    // The root the ledger computes is over the signed hashes.
+    let verified = tx.clone().verify(&w.chain).unwrap();
+    assert_eq!(verified.signed_hash(), tx.signed_hash(&tx_id));
+}

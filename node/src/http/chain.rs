@@ -45,7 +45,7 @@ fn refusal_status(r: &Refusal) -> StatusCode {
     }
 }
 
-/// The body of `POST /v1/tx/many`, checked for its batch size.
+/// The body of `POST /v1/txs`, checked for its batch size.
 pub(crate) fn submit_many_body(body: &[u8]) -> Result<api::SubmitManyBody, ApiError> {
     let body: api::SubmitManyBody = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
@@ -254,7 +254,7 @@ pub fn status(shared: &Shared) -> Answer {
     })
 }
 
-fn parse_height(text: &str) -> Result<u64, ApiError> {
+pub(crate) fn parse_height(text: &str) -> Result<u64, ApiError> {
     text.parse().map_err(|_| {
         ApiError::bad_request(
             "bad_height",
@@ -295,12 +295,17 @@ fn stored_block(shared: &Shared, height: u64) -> Result<Block, ApiError> {
     Block::from_bytes(&bytes).map_err(ApiError::internal)
 }
 
-fn transaction_ids(shared: &Shared, block: &Block) -> Vec<api::Hex32> {
+/// The ids of a block's transactions, and their signed hashes (the leaves
+/// of the header's transaction root).
+fn transaction_hashes(shared: &Shared, block: &Block) -> (Vec<api::Hex32>, Vec<api::Hex32>) {
     block
         .transactions
         .iter()
-        .map(|t| t.transaction.id(&shared.chain).0.into())
-        .collect()
+        .map(|t| {
+            let id = t.transaction.id(&shared.chain);
+            (api::Hex32::from(id.0), api::Hex32::from(t.signed_hash(&id)))
+        })
+        .unzip()
 }
 
 /// `GET /v1/blocks/{height}`: the header and the ids of the transactions.
@@ -309,9 +314,11 @@ fn transaction_ids(shared: &Shared, block: &Block) -> Vec<api::Hex32> {
 pub fn block(shared: &Shared, height: &str) -> Answer {
     let height = parse_height(height)?;
     let block = stored_block(shared, height)?;
+    let (transactions, signed_hashes) = transaction_hashes(shared, &block);
     ok(&api::BlockAnswer {
         header: (&block.header).into(),
-        transactions: transaction_ids(shared, &block),
+        transactions,
+        signed_hashes,
     })
 }
 
@@ -319,10 +326,12 @@ pub fn block(shared: &Shared, height: &str) -> Answer {
 pub fn block_transactions(shared: &Shared, height: &str) -> Answer {
     let height = parse_height(height)?;
     let block = stored_block(shared, height)?;
+    let (transactions, signed_hashes) = transaction_hashes(shared, &block);
     ok(&api::BlockTransactions {
         height,
         time_ms: block.header.time.0,
-        transactions: transaction_ids(shared, &block),
+        transactions,
+        signed_hashes,
     })
 }
 

@@ -29,7 +29,15 @@ pub(crate) mod fuzz_entry {
         };
         let mut headers = warp::http::HeaderMap::new();
         headers.insert("authorization", value);
-        matches!(super::auth::token(&headers, ""), Ok(Some(_)))
+        let Ok(Some(auth)) = super::auth::token(&headers, "") else {
+            return false;
+        };
+        // The signature check that follows decoding (before nonces and rates).
+        if let Ok(chain) = medledger_contracts::types::ChainId::new("medledger-fuzz") {
+            let digest = auth.digest_for(&chain, "GET", "/v1/status", b"");
+            let _ = auth.public_key.verify(&digest, &auth.signature);
+        }
+        true
     }
 
     /// A request line's path and query: the route it matches and the check
@@ -41,10 +49,32 @@ pub(crate) mod fuzz_entry {
         let (path, query) = text.split_once('?').unwrap_or((text, ""));
         let mut taken = false;
         for method in [warp::http::Method::GET, warp::http::Method::POST] {
-            if let Ok((spec, params)) = super::match_route(&method, path) {
-                assert!(params.iter().all(|p| !p.is_empty()));
-                taken |= super::check_query(spec, query).is_ok();
+            let Ok((spec, params)) = super::match_route(&method, path) else {
+                continue;
+            };
+            assert!(params.iter().all(|p| !p.is_empty()));
+            if super::check_query(spec, query).is_err() {
+                continue;
             }
+            // Each path parameter through its route's parser, and the paging.
+            let names = spec.path.split('/').filter(|s| s.starts_with('{'));
+            let parsed = names.zip(&params).all(|(name, value)| match name {
+                "{height}" => super::chain::parse_height(value).is_ok(),
+                "{patient}" => super::patients::parse_patient(value).is_ok(),
+                "{practitioner}" => super::patients::parse_practitioner(value).is_ok(),
+                "{institution}" => super::patients::parse_institution(value).is_ok(),
+                "{tx}" | "{grant}" | "{request}" => super::chain::parse_tx(value).is_ok(),
+                _ => true,
+            });
+            let request = super::Request {
+                query: query.to_string(),
+                params: params.clone(),
+                body: Default::default(),
+                reader: None,
+                remote: None,
+            };
+            let paged = spec.query.is_empty() || super::patients::Page::of(&request).is_ok();
+            taken |= parsed && paged;
         }
         taken
     }

@@ -30,7 +30,7 @@ fn get<T: DeserializeOwned>(shared: &Shared, key: &StateKey) -> Result<Option<T>
     Ok(Overlay::new(&shared.store).get(key)?)
 }
 
-fn parse_patient(text: &str) -> Result<PatientId, ApiError> {
+pub(crate) fn parse_patient(text: &str) -> Result<PatientId, ApiError> {
     Hash32::from_hex(text).map(PatientId).map_err(|_| {
         ApiError::bad_request(
             "bad_id",
@@ -39,7 +39,7 @@ fn parse_patient(text: &str) -> Result<PatientId, ApiError> {
     })
 }
 
-fn parse_practitioner(text: &str) -> Result<PractitionerId, ApiError> {
+pub(crate) fn parse_practitioner(text: &str) -> Result<PractitionerId, ApiError> {
     Hash32::from_hex(text).map(PractitionerId).map_err(|_| {
         ApiError::bad_request(
             "bad_id",
@@ -48,7 +48,7 @@ fn parse_practitioner(text: &str) -> Result<PractitionerId, ApiError> {
     })
 }
 
-fn parse_institution(text: &str) -> Result<InstitutionId, ApiError> {
+pub(crate) fn parse_institution(text: &str) -> Result<InstitutionId, ApiError> {
     InstitutionId::new(text).map_err(|e| ApiError::bad_request("bad_id", e.to_string()))
 }
 
