@@ -135,7 +135,8 @@ impl Signer<Ctx> for NodeSigner {
     }
 }
 
-/// Verifies consensus messages strictly, with the same digests.
+/// Verifies consensus messages with the same digests, under the ledger's
+/// one signature rule (ZIP-215, `medledger_contracts::crypto`).
 pub struct NodeVerifier {
     chain_id: String,
 }

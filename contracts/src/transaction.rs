@@ -12,7 +12,7 @@
 //!    [`TRANSACTION_BYTES_MAX`](crate::constants::TRANSACTION_BYTES_MAX) bytes,
 //!    decoded strictly.
 //! 4. Before any state is read, [`SignedTransaction::verify`] checks the
-//!    signature (strictly), every key's validity, and every field's canonical
+//!    signature (ZIP-215), every key's validity, and every field's canonical
 //!    form (sorted category and holder lists, ordered times, well-formed ids).
 
 use serde::{Deserialize, Serialize};
