@@ -340,15 +340,6 @@ pub fn seeds(target: &str) -> anyhow::Result<Vec<Vec<u8>>> {
         "consensus_message" => medledger_consensus::fuzz::seeds().0,
         "proposal_stream" => medledger_consensus::fuzz::seeds().1,
         "gateway_message" | "relay_frames" => {
-            let frame = |message: &medledger_transfer::GatewayResponse| {
-                let bytes = to_bytes(message);
-                let mut framed = u32::try_from(bytes.len())
-                    .unwrap_or(u32::MAX)
-                    .to_be_bytes()
-                    .to_vec();
-                framed.extend_from_slice(&bytes);
-                framed
-            };
             let responses = [
                 medledger_transfer::GatewayResponse::Manifest(medledger_transfer::Manifest {
                     transfer: medledger_contracts::Hash32([4; 32]),
@@ -369,32 +360,19 @@ pub fn seeds(target: &str) -> anyhow::Result<Vec<Vec<u8>>> {
                 medledger_transfer::GatewayResponse::Wait { retry_ms: 100 },
             ];
             if target == "relay_frames" {
-                vec![responses.iter().flat_map(frame).collect()]
+                vec![responses.iter().flat_map(framed).collect()]
             } else {
                 let request = medledger_transfer::GatewayRequest::Chunk {
                     transfer: medledger_contracts::Hash32([4; 32]),
                     seq: 1,
                 };
-                let bytes = to_bytes(&request);
-                let mut seed = vec![0];
-                seed.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(0).to_be_bytes());
-                seed.extend_from_slice(&bytes);
-                let mut seeds = vec![seed];
-                for response in &responses {
-                    let mut seed = vec![1];
-                    seed.extend(frame(response));
-                    seeds.push(seed);
-                }
-                seeds
+                std::iter::once(with_kind(0, framed(&request)))
+                    .chain(responses.iter().map(|r| with_kind(1, framed(r))))
+                    .collect()
             }
         }
         "http_input" => {
             let tx = hex::encode(history.transactions[0].to_bytes());
-            let with_kind = |kind: u8, bytes: Vec<u8>| {
-                let mut seed = vec![kind];
-                seed.extend(bytes);
-                seed
-            };
             vec![
                 with_kind(
                     0,
@@ -462,20 +440,19 @@ pub fn seeds(target: &str) -> anyhow::Result<Vec<Vec<u8>>> {
             ]
         }
         "sdk_answer" => {
-            let with_kind = |kind: u8, value: serde_json::Value| {
-                let mut seed = vec![kind];
-                seed.extend(value.to_string().into_bytes());
-                seed
-            };
             let block = &history.blocks[0];
             vec![
                 with_kind(
                     6,
-                    serde_json::json!({"code": "not_found", "message": "no such grant"}),
+                    serde_json::json!({"code": "not_found", "message": "no such grant"})
+                        .to_string()
+                        .into_bytes(),
                 ),
                 with_kind(
                     9,
-                    serde_json::json!({"height": block.height, "archived": hex::encode(to_bytes(block))}),
+                    serde_json::json!({"height": block.height, "archived": hex::encode(to_bytes(block))})
+                        .to_string()
+                        .into_bytes(),
                 ),
             ]
         }
@@ -520,4 +497,22 @@ fn signed_fetch(history: &world::History) -> medledger_transfer::SignedFetch {
         public_key: key.public_key(),
         authorization,
     }
+}
+
+/// A seed for a target whose first byte chooses what the rest is.
+fn with_kind(kind: u8, bytes: Vec<u8>) -> Vec<u8> {
+    let mut seed = vec![kind];
+    seed.extend(bytes);
+    seed
+}
+
+/// A gateway frame: a big-endian u32 length and the BCS bytes.
+fn framed(message: &impl serde::Serialize) -> Vec<u8> {
+    let bytes = to_bytes(message);
+    let mut frame = u32::try_from(bytes.len())
+        .unwrap_or(u32::MAX)
+        .to_be_bytes()
+        .to_vec();
+    frame.extend(bytes);
+    frame
 }

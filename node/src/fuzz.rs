@@ -62,26 +62,24 @@ pub fn gateway_message(data: &[u8]) -> bool {
     let Some((&kind, input)) = data.split_first() else {
         return false;
     };
-    let mut io = futures::io::Cursor::new(input);
     if kind % 2 == 0 {
-        let read = futures::executor::block_on(read_message::<_, GatewayRequest>(
-            &mut io,
-            GATEWAY_REQUEST_BYTES_MAX,
-        ));
-        let Ok(request) = read else {
-            return false;
-        };
-        assert_eq!(to_bytes(&request), payload(input));
+        frame_round_trip::<GatewayRequest>(input, GATEWAY_REQUEST_BYTES_MAX)
     } else {
-        let read = futures::executor::block_on(read_message::<_, GatewayResponse>(
-            &mut io,
-            GATEWAY_MESSAGE_BYTES_MAX,
-        ));
-        let Ok(response) = read else {
-            return false;
-        };
-        assert_eq!(to_bytes(&response), payload(input));
+        frame_round_trip::<GatewayResponse>(input, GATEWAY_MESSAGE_BYTES_MAX)
     }
+}
+
+/// Reads one frame of `M` as the transport does; what decodes must encode
+/// back to the bytes the frame carried.
+fn frame_round_trip<M>(input: &[u8], max: usize) -> bool
+where
+    M: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let mut io = futures::io::Cursor::new(input);
+    let Ok(message) = futures::executor::block_on(read_message::<_, M>(&mut io, max)) else {
+        return false;
+    };
+    assert_eq!(to_bytes(&message), payload(input));
     true
 }
 
