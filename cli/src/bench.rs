@@ -7,6 +7,12 @@
 //! times come from polling the first node's blocks every 20 ms, so latencies
 //! carry up to that much extra. The bench client runs on the same machine as
 //! the four nodes and takes CPU from them; its share is printed.
+//!
+//! Besides the rates it prints what one committed transaction costs each
+//! node in CPU (what a hospital's own server would spend), and which limit
+//! capped the rate: busy cores, full blocks, blocks leaving work waiting, or
+//! admission — from the blocks the poller saw and the first node's mempool
+//! size, sampled every 100 ms.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -43,6 +49,64 @@ pub struct BenchOptions {
 /// When each transaction was first seen committed, by id.
 type Seen = Arc<Mutex<HashMap<String, Instant>>>;
 
+/// A block as the poller saw it: how many transactions, and when.
+#[derive(Clone, Copy)]
+struct BlockSeen {
+    transactions: usize,
+    at: Instant,
+}
+
+/// The first node's mempool and round, sampled every 100 ms.
+#[derive(Clone, Copy)]
+struct StatusSample {
+    at: Instant,
+    mempool: u64,
+    round: u64,
+}
+
+/// What the blocks and the first node's pool did during a window: enough to
+/// tell which limit capped what committed.
+struct WindowFigures {
+    blocks: usize,
+    full_blocks: usize,
+    mean_transactions: f64,
+    blocks_per_second: f64,
+    /// Median of the first node's waiting transactions.
+    mempool_median: f64,
+    /// Highest consensus round seen (above 0: a round timed out).
+    round_max: u64,
+}
+
+impl WindowFigures {
+    /// Which limit capped the committed rate, in a few words. Busy cores
+    /// come first: when the machine has no CPU left, blocks fill and work
+    /// waits because each block takes that long to build, check and commit,
+    /// and larger blocks would not commit more. Then full blocks (block size
+    /// times cadence), work waiting that blocks did not take (cadence), and
+    /// otherwise admission or the client not offering more.
+    fn limit(&self, capacity: usize, cpu_cores_busy: f64, cores: f64) -> String {
+        let full = self.blocks > 0 && self.full_blocks * 5 >= self.blocks * 4;
+        let blocks = format!(
+            "{} of {} blocks full at {capacity}, {:.1} blocks/s, the first node's pool median {:.0}",
+            self.full_blocks, self.blocks, self.blocks_per_second, self.mempool_median
+        );
+        if cpu_cores_busy >= 0.9 * cores {
+            format!("CPU: nodes and client used {cpu_cores_busy:.2} of {cores:.0} cores ({blocks})")
+        } else if full {
+            format!("block size: {blocks}")
+        } else if self.mempool_median >= capacity as f64 {
+            format!(
+                "block cadence: a block's worth waited but blocks averaged {:.0} transactions ({blocks})",
+                self.mean_transactions
+            )
+        } else {
+            format!(
+                "submission: admission (HTTP, decoding, signatures, trial runs) or the client held the rate, {cpu_cores_busy:.2} of {cores:.0} cores busy ({blocks})"
+            )
+        }
+    }
+}
+
 struct Bench {
     layout: TestnetLayout,
     /// Submissions go round-robin to the first `live` nodes.
@@ -50,6 +114,8 @@ struct Bench {
     chain: ChainId,
     http: reqwest::Client,
     seen: Seen,
+    blocks: Arc<Mutex<Vec<BlockSeen>>>,
+    samples: Arc<Mutex<Vec<StatusSample>>>,
 }
 
 pub(super) fn synthetic_key(label: &str, n: u64) -> SecretKey {
@@ -189,6 +255,7 @@ impl Bench {
         let http = self.http.clone();
         let base = self.layout.nodes[0].http.clone();
         let seen = self.seen.clone();
+        let blocks = self.blocks.clone();
         tokio::spawn(async move {
             let mut next = 1u64;
             loop {
@@ -206,12 +273,89 @@ impl Bench {
                         for id in &body.transactions {
                             seen.entry(id.to_string()).or_insert(now);
                         }
+                        blocks
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(BlockSeen {
+                                transactions: body.transactions.len(),
+                                at: now,
+                            });
                         next += 1;
                     }
                     None => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
             }
         });
+    }
+
+    /// Samples the first node's mempool size and round every 100 ms.
+    fn spawn_sampler(&self) {
+        let http = self.http.clone();
+        let url = format!("{}/v1/status", self.layout.nodes[0].http);
+        let samples = self.samples.clone();
+        tokio::spawn(async move {
+            loop {
+                let status = async {
+                    http.get(&url)
+                        .send()
+                        .await
+                        .ok()?
+                        .json::<api::Status>()
+                        .await
+                        .ok()
+                };
+                if let Some(status) = status.await {
+                    samples
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(StatusSample {
+                            at: Instant::now(),
+                            mempool: status.mempool_size,
+                            round: status.round,
+                        });
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+
+    /// Blocks and pool between `from` and `to`; a block is full at `capacity`.
+    fn window_figures(&self, from: Instant, to: Instant, capacity: usize) -> WindowFigures {
+        let blocks: Vec<BlockSeen> = self
+            .blocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|b| b.at > from && b.at <= to)
+            .copied()
+            .collect();
+        let mut pool: Vec<f64> = Vec::new();
+        let mut round_max = 0;
+        for s in self
+            .samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|s| s.at > from && s.at <= to)
+        {
+            pool.push(s.mempool as f64);
+            round_max = round_max.max(s.round);
+        }
+        pool.sort_by(f64::total_cmp);
+        let transactions: usize = blocks.iter().map(|b| b.transactions).sum();
+        WindowFigures {
+            blocks: blocks.len(),
+            full_blocks: blocks.iter().filter(|b| b.transactions >= capacity).count(),
+            mean_transactions: transactions as f64 / blocks.len().max(1) as f64,
+            blocks_per_second: blocks.len() as f64
+                / to.saturating_duration_since(from).as_secs_f64().max(0.001),
+            mempool_median: if pool.is_empty() {
+                0.0
+            } else {
+                percentile(&pool, 50.0)
+            },
+            round_max,
+        }
     }
 
     /// Submits one transaction, retrying while the mempool is full or the
@@ -512,7 +656,12 @@ async fn bench(
             .pool_max_idle_per_host(options.concurrency)
             .build()?,
         seen: Arc::new(Mutex::new(HashMap::new())),
+        blocks: Arc::default(),
+        samples: Arc::default(),
     };
+    let capacity = medledger_genesis::GenesisFile::read(&dir.join("genesis.json"))?
+        .consensus
+        .block_transactions_max as usize;
     let deadline = Instant::now() + Duration::from_secs(90);
     while bench.height().await.unwrap_or(0) < 1 {
         if Instant::now() > deadline {
@@ -521,6 +670,7 @@ async fn bench(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     bench.spawn_poller();
+    bench.spawn_sampler();
     let doctor = KeyFile::load(&dir.join("keys").join("practitioner.dr-second-1.json"))?;
     let doctor_id = doctor.practitioner_id();
     let first = InstitutionId::new("city-first-hospital")?;
@@ -622,6 +772,12 @@ async fn bench(
         .drive_until(transactions, options, start + window)
         .await?;
     let submitted_for = start.elapsed();
+    // How busy the cores were while submissions ran (the limit's test).
+    let busy_cpu: f64 = pids
+        .iter()
+        .chain(std::iter::once(&std::process::id()))
+        .filter_map(|p| cpu_seconds(*p))
+        .sum();
     let accepted_in_window = accepted.len();
     eprintln!(
         "  {} accepted in {:.1} s",
@@ -638,6 +794,27 @@ async fn bench(
         .zip(client_cpu_before)
         .map(|(a, b)| (a - b) / elapsed);
     let throughput = committed_in_window as f64 / window.as_secs_f64();
+    let figures = bench.window_figures(start, start + window, capacity);
+    // CPU each node spent from the window's start until 3 s after it, over
+    // what committed in that time: the cost of one committed transaction.
+    let node_cpu_us_per_tx: Vec<Option<f64>> = cpu_before
+        .iter()
+        .zip(&cpu_after)
+        .map(|(b, a)| {
+            b.zip(*a)
+                .map(|(b, a)| (a - b) / committed_total.max(1) as f64 * 1e6)
+        })
+        .collect();
+    let cpu_us_per_tx = mean_of(&node_cpu_us_per_tx);
+    let cores_busy = (busy_cpu
+        - cpu_before
+            .iter()
+            .chain(std::iter::once(&client_cpu_before))
+            .flatten()
+            .sum::<f64>())
+        / submitted_for.as_secs_f64();
+    let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+    let limit = figures.limit(capacity, cores_busy, cores);
     bench
         .wait_committed(&accepted, Duration::from_secs(120))
         .await?;
@@ -691,6 +868,7 @@ async fn bench(
     tokio::time::sleep(Duration::from_secs(3)).await;
     let one_down_committed = bench.committed_by(&accepted, start + window);
     let one_down = one_down_committed as f64 / window.as_secs_f64();
+    let one_down_figures = bench.window_figures(start, start + window, capacity);
 
     // The killed validator restarts on its data, now behind by the one-down
     // window's blocks.
@@ -727,8 +905,35 @@ async fn bench(
     );
     println!("| committed transactions / s | {throughput:.0} |");
     println!(
+        "| CPU per committed transaction, per node (CPU from the window's start to 3 s after it, over what committed in that time) | {} µs (nodes: {}) |",
+        cpu_us_per_tx.map_or("?".into(), |c| format!("{c:.0}")),
+        node_cpu_us_per_tx
+            .iter()
+            .map(|c| c.map_or("?".into(), |c| format!("{c:.0}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "| blocks in the window | {} ({:.1}/s), {:.0} transactions each on average, {} full at {capacity}; first node's pool median {:.0}; highest round {} |",
+        figures.blocks,
+        figures.blocks_per_second,
+        figures.mean_transactions,
+        figures.full_blocks,
+        figures.mempool_median,
+        figures.round_max
+    );
+    println!("| what limited the rate | {limit} |");
+    println!(
         "| committed transactions / s, one of four validators killed | {one_down:.0} ({:.0}% of all up) |",
         one_down / throughput.max(1.0) * 100.0
+    );
+    println!(
+        "| blocks, one down | {} ({:.1}/s), {:.0} transactions each on average, {} full; highest round {} |",
+        one_down_figures.blocks,
+        one_down_figures.blocks_per_second,
+        one_down_figures.mean_transactions,
+        one_down_figures.full_blocks,
+        one_down_figures.round_max
     );
     println!(
         "| latency phase rate | {rate:.0} / s, {} transactions |",
@@ -767,6 +972,11 @@ async fn bench(
         "transactions_per_request": options.batch,
         "committed_tps": throughput,
         "committed_tps_one_down": one_down,
+        "cpu_us_per_tx_per_node": cpu_us_per_tx,
+        "node_cpu_us_per_tx": node_cpu_us_per_tx,
+        "block_transactions_max": capacity,
+        "blocks": {"count": figures.blocks, "per_s": figures.blocks_per_second, "mean_transactions": figures.mean_transactions, "full": figures.full_blocks, "mempool_median": figures.mempool_median, "round_max": figures.round_max},
+        "limit": limit,
         "latency_rate_tps": rate,
         "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
         "restart": {"height": chain_height, "data_bytes": killed_data, "serving_s": serving_s, "caught_up_s": caught_up_s, "blocks_behind": behind},
@@ -778,6 +988,12 @@ async fn bench(
     println!();
     println!("{line}");
     Ok(())
+}
+
+/// The mean of the known values (`None` if none is known).
+fn mean_of(values: &[Option<f64>]) -> Option<f64> {
+    let known: Vec<f64> = values.iter().flatten().copied().collect();
+    (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64)
 }
 
 fn accepted_len_nonzero(n: usize) -> f64 {

@@ -11,6 +11,7 @@ use common::*;
 use medledger_client_sdk::{
     AccessAnswer, Client, Identity, KeyFile, SdkError, TermsBuilder, TxBuilder, TxOutcome,
 };
+use medledger_contracts::crypto::Signature;
 use medledger_contracts::encoding::{BoundedVec, from_bytes, to_bytes};
 use medledger_contracts::light::{LightError, PROVED_VALUE_BYTES_MAX, ProvedValue};
 use medledger_contracts::records::GrantStatus;
@@ -499,6 +500,60 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
         results[1].as_ref().err().and_then(|e| e.code()),
         Some("duplicate")
     );
+    // Each judged as it would be alone: a grant ahead of its patient's
+    // registration is refused as the next block would refuse it (blocks
+    // order by lane, not arrival); a bad signature is refused on its own
+    // and the rest kept; a second copy of the same bytes is a duplicate.
+    let newcomer = KeyFile::generate().unwrap();
+    let as_newcomer = TxBuilder::new(chain_id(), Identity::patient(&newcomer));
+    let terms = TermsBuilder::new(
+        newcomer.patient_id(),
+        Grantee::Institution(institution("city-second-hospital")),
+    )
+    .category(Category::LabReports)
+    .holders([institution("city-first-hospital")])
+    .purpose(Purpose::Referral)
+    .days(30)
+    .notice("batch notice")
+    .build()
+    .unwrap();
+    let early_grant = as_newcomer.grant(terms);
+    let mut forged = as_newcomer.register_patient();
+    let Signature::Ed25519 { s, .. } = &mut forged.signature;
+    s[0] ^= 1;
+    let register = as_newcomer.register_patient();
+    let batch = [early_grant, forged, register.clone(), register.clone()];
+    let results = client.submit_many(&batch).await.unwrap();
+    let codes: Vec<Option<&str>> = results
+        .iter()
+        .map(|r| r.as_ref().err().and_then(|e| e.code()))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            Some("would_be_rejected"),
+            Some("bad_signature"),
+            None,
+            Some("duplicate")
+        ],
+        "{results:?}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let receipt = loop {
+        if let Some(receipt) = client
+            .receipt(&register.transaction.id(&chain_id()))
+            .await
+            .unwrap()
+        {
+            break receipt;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch's registration did not commit within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(receipt.outcome, TxOutcome::Applied, "{receipt:?}");
     let post_many = |body: String| {
         net.http
             .post(net.url(0, "/v1/txs"))

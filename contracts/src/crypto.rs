@@ -133,6 +133,43 @@ pub enum CryptoError {
 #[derive(Clone, Copy, Debug)]
 pub struct PreparedKey(VerificationKey);
 
+/// Prepared keys kept between calls, so a key that signs again (a patient's
+/// next grant, a hospital's next request) is not checked and decompressed
+/// again: on a node that is a few percent of each transaction's cost.
+/// Bounded: past `max` keys it starts afresh. A key that fails to prepare
+/// is not kept.
+pub struct KeyCache {
+    keys: std::sync::Mutex<std::collections::HashMap<PublicKey, PreparedKey>>,
+    max: usize,
+}
+
+impl KeyCache {
+    /// An empty cache holding at most `max` keys.
+    pub fn new(max: usize) -> Self {
+        Self {
+            keys: std::sync::Mutex::default(),
+            max,
+        }
+    }
+
+    /// `key` prepared, from the cache or prepared now ([`PublicKey::prepare`]).
+    pub fn prepare(&self, key: &PublicKey) -> Result<PreparedKey, CryptoError> {
+        // A panic cannot leave the map half-changed: poisoning is ignored.
+        let lock = || self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(prepared) = lock().get(key) {
+            return Ok(*prepared);
+        }
+        // Prepared outside the lock: concurrent callers do not wait on it.
+        let prepared = key.prepare()?;
+        let mut keys = lock();
+        if keys.len() >= self.max {
+            keys.clear();
+        }
+        keys.insert(*key, prepared);
+        Ok(prepared)
+    }
+}
+
 fn zebra_signature(signature: &Signature) -> ed25519_zebra::Signature {
     match signature {
         Signature::Ed25519 { r, s } => {

@@ -302,6 +302,9 @@ async fn peer_institution(
     Some(id)
 }
 
+/// Most transactions a node gossips in one request.
+pub const GOSSIP_BATCH_MAX: usize = 2_000;
+
 /// Passes client-submitted transactions on to the other nodes in batches,
 /// each request signed with the node key (peers accept gossip only from members).
 async fn gossip_loop(mut rx: mpsc::Receiver<Vec<u8>>, peers: Vec<String>, signer: GossipSigner) {
@@ -312,7 +315,6 @@ async fn gossip_loop(mut rx: mpsc::Receiver<Vec<u8>>, peers: Vec<String>, signer
         let _ = getrandom::fill(&mut seed);
         u64::from_le_bytes(seed)
     };
-    const BATCH_MAX: usize = 2_000;
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -327,7 +329,7 @@ async fn gossip_loop(mut rx: mpsc::Receiver<Vec<u8>>, peers: Vec<String>, signer
         let mut batch = vec![first];
         // Gather whatever else arrived meanwhile.
         tokio::time::sleep(Duration::from_millis(10)).await;
-        while batch.len() < BATCH_MAX {
+        while batch.len() < GOSSIP_BATCH_MAX {
             match rx.try_recv() {
                 Ok(tx) => batch.push(tx),
                 Err(_) => break,

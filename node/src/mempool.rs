@@ -277,6 +277,21 @@ impl LaneState {
     }
 }
 
+/// Decodes a transaction from outside, with its id: refused if too large or
+/// malformed. Needs no pool (nor its lock).
+pub fn decode(chain: &ChainId, bytes: &[u8]) -> Result<(SignedTransaction, TxHash), Refusal> {
+    if bytes.len() > TRANSACTION_BYTES_MAX {
+        return Err(Refusal::TooLarge {
+            actual: bytes.len(),
+            max: TRANSACTION_BYTES_MAX,
+        });
+    }
+    let signed = SignedTransaction::from_bytes(bytes).map_err(Refusal::Invalid)?;
+    // The id is a hash, cheap next to a signature check: repeats are refused on it first.
+    let id = signed.transaction.id(chain);
+    Ok((signed, id))
+}
+
 /// The pool.
 pub struct Mempool {
     chain: ChainId,
@@ -332,23 +347,22 @@ impl Mempool {
         bytes: &[u8],
         committed: impl Fn(&TxHash) -> bool,
     ) -> Result<SignedTransaction, Refusal> {
-        if bytes.len() > TRANSACTION_BYTES_MAX {
-            return Err(Refusal::TooLarge {
-                actual: bytes.len(),
-                max: TRANSACTION_BYTES_MAX,
-            });
-        }
-        let signed = SignedTransaction::from_bytes(bytes).map_err(Refusal::Invalid)?;
-        // The id is a hash, cheap next to a signature check: refuse repeats first.
-        let id = signed.transaction.id(&self.chain);
-        if self.entries.contains_key(&id) {
-            return Err(Refusal::Duplicate(id));
-        }
+        let (signed, id) = decode(&self.chain, bytes)?;
+        self.check_waiting(&signed, &id)?;
         if committed(&id) {
             return Err(Refusal::AlreadyCommitted(id));
         }
-        // A new key's registration is the one kind whose party is known
-        // before verification: refuse its repeats here, unverified.
+        Ok(signed)
+    }
+
+    /// Refuses, before any signature is checked, what waits here already: the
+    /// same transaction (by `id`), or a second registration from a key whose
+    /// registration waits (a new key's is the one kind whose party is known
+    /// unverified).
+    pub fn check_waiting(&self, signed: &SignedTransaction, id: &TxHash) -> Result<(), Refusal> {
+        if self.entries.contains_key(id) {
+            return Err(Refusal::Duplicate(*id));
+        }
         let lane = Lane::of(&signed.transaction.signer, &signed.transaction.payload);
         if lane == Lane::Newcomer {
             let party = Party::Key(signed.public_key.raw_bytes().to_vec());
@@ -356,7 +370,7 @@ impl Mempool {
                 return Err(Refusal::SignerQuota(1));
             }
         }
-        Ok(signed)
+        Ok(())
     }
 
     /// Adds a checked transaction, counted against `party` (see

@@ -1,6 +1,7 @@
 //! What the consensus task and the HTTP API share: the store, the mempool,
 //! commit notifications and live figures.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use medledger_consensus::SharedTelemetry;
@@ -12,8 +13,10 @@ use medledger_contracts::records::{
     ValidatorSet, ValidatorSetRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey, StateReader};
-use medledger_contracts::state_machine::{BlockContext, execute_block};
-use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, VerifiedTransaction};
+use medledger_contracts::state_machine::{BlockContext, try_each};
+use medledger_contracts::transaction::{
+    Payload, SignedTransaction, Signer, VerifiedTransaction, verify_each,
+};
 use medledger_contracts::types::{ChainId, InstitutionId, PatientId, TxHash};
 use medledger_store::Store;
 use tokio::sync::{broadcast, mpsc};
@@ -209,55 +212,165 @@ impl Shared {
     /// repeats, room, chain, signature, form, and that the ledger would
     /// apply it now) and keeps it for a block.
     pub fn admit(&self, bytes: &[u8], origin: Origin) -> Result<TxHash, Refusal> {
-        let span = tracing::debug_span!("admit", ?origin, tx = tracing::field::Empty).entered();
-        let committed = |id: &TxHash| matches!(self.store.receipt(id), Ok(Some(_)));
-        let signed = self.mempool().precheck(bytes, committed)?;
-        // The signature check runs outside the lock so submissions verify in parallel.
-        let verified = signed.verify(&self.chain).map_err(Refusal::Invalid)?;
-        span.record("tx", tracing::field::display(verified.id()));
-        let party = Party::of(&verified, |p| {
-            Overlay::new(&self.store)
-                .get::<PractitionerRecord>(&StateKey::Practitioner(*p))
-                .ok()
-                .flatten()
-                .map(|r| r.institution)
-        });
-        // The node a client submitted to has already tried the transaction
-        // against state; peers only check what no one can fake (signature,
-        // form). One that no longer applies is rejected in its block anyway.
-        if origin == Origin::Peer {
-            // Not tried against state, but the claimed signer must be bound
-            // to the key: the pool's lanes and parties rest on that claim.
-            if !self.signer_holds_key(&verified) {
-                return Err(Refusal::WouldReject(
-                    "the signer named is not bound to the signing key".into(),
-                ));
+        self.admit_many(&[bytes], origin)
+            .pop()
+            .unwrap_or(Err(NOT_JUDGED))
+    }
+
+    /// Takes many transactions from outside, each checked as [`Self::admit`]
+    /// checks one and given the verdict it would get alone, in order — but
+    /// with the costs a batch can share paid once: their signatures are
+    /// verified in one batch ([`verify_each`]), and a client's are tried
+    /// against committed state with the next block's set-up done once
+    /// ([`try_each`]; none sees another's effects, as blocks order by lane,
+    /// not arrival). A transaction whose id an earlier one in the batch
+    /// took (the same bytes, or another signature on the same content once
+    /// one verified) is refused as a duplicate.
+    pub fn admit_many(&self, batch: &[&[u8]], origin: Origin) -> Vec<Result<TxHash, Refusal>> {
+        let _span = tracing::debug_span!("admit", ?origin, count = batch.len()).entered();
+        let mut results: Vec<Result<TxHash, Refusal>> = vec![Err(NOT_JUDGED); batch.len()];
+        // Decoding, exact repeats, and what waits in the pool already; the
+        // pool's lock is taken for a bounded chunk at a time, so blocks are
+        // never kept waiting on a long batch.
+        let mut seen_bytes = std::collections::HashSet::new();
+        let mut decoded = Vec::with_capacity(batch.len());
+        for (index, bytes) in batch.iter().enumerate() {
+            if !seen_bytes.insert(*bytes) {
+                results[index] = crate::mempool::decode(&self.chain, bytes)
+                    .and_then(|(_, id)| Err(Refusal::Duplicate(id)));
+                continue;
             }
-            return self.mempool().insert(verified, party);
+            match crate::mempool::decode(&self.chain, bytes) {
+                Ok((signed, id)) => decoded.push((index, signed, id)),
+                Err(refusal) => results[index] = Err(refusal),
+            }
+        }
+        let mut unverified = Vec::with_capacity(decoded.len());
+        for chunk in decoded.chunks(POOL_CHECK_CHUNK) {
+            let pool = self.mempool();
+            for (index, signed, id) in chunk {
+                match pool.check_waiting(signed, id) {
+                    Ok(()) => unverified.push((*index, *id)),
+                    Err(refusal) => results[*index] = Err(refusal),
+                }
+            }
+        }
+        let mut signed_of: HashMap<usize, SignedTransaction> = decoded
+            .into_iter()
+            .map(|(index, signed, _)| (index, signed))
+            .collect();
+        let mut to_verify = Vec::with_capacity(unverified.len());
+        for (index, id) in unverified {
+            if matches!(self.store.receipt(&id), Ok(Some(_))) {
+                results[index] = Err(Refusal::AlreadyCommitted(id));
+            } else if let Some(signed) = signed_of.remove(&index) {
+                to_verify.push((index, signed));
+            }
+        }
+        // The signatures, outside the lock so submissions verify in
+        // parallel; of several verified copies of one id, the first is kept.
+        let (indexes, signed): (Vec<usize>, Vec<SignedTransaction>) = to_verify.into_iter().unzip();
+        let mut verified = Vec::with_capacity(indexes.len());
+        let mut ids = std::collections::HashSet::new();
+        for (index, result) in indexes.into_iter().zip(verify_each(&self.chain, signed)) {
+            match result {
+                Ok(v) if !ids.insert(v.id()) => results[index] = Err(Refusal::Duplicate(v.id())),
+                Ok(v) => verified.push((index, v)),
+                Err(e) => results[index] = Err(Refusal::Invalid(e)),
+            }
+        }
+        let state = Overlay::new(&self.store);
+        let mut institutions = HashMap::new();
+        let mut party_of = |v: &VerifiedTransaction| {
+            Party::of(v, |p| {
+                institutions
+                    .entry(*p)
+                    .or_insert_with(|| {
+                        state
+                            .get::<PractitionerRecord>(&StateKey::Practitioner(*p))
+                            .ok()
+                            .flatten()
+                            .map(|r| r.institution)
+                    })
+                    .clone()
+            })
+        };
+        if origin == Origin::Peer {
+            // The node a client submitted to has already tried these against
+            // state; peers only check what no one can fake (signature, form),
+            // and that the claimed signer is bound to the key: the pool's
+            // lanes and parties rest on that claim. One that no longer
+            // applies is rejected in its block anyway.
+            for (index, v) in verified {
+                results[index] = if self.signer_holds_key(&v) {
+                    let party = party_of(&v);
+                    self.mempool().insert(v, party)
+                } else {
+                    Err(Refusal::WouldReject(
+                        "the signer named is not bound to the signing key".into(),
+                    ))
+                };
+            }
+        } else {
+            self.try_and_keep(verified, &mut party_of, batch, &mut results);
+        }
+        results
+    }
+
+    /// A client's verified transactions: each tried against committed state
+    /// as the first of the next block, the ones it would apply kept and
+    /// passed on to peers.
+    fn try_and_keep(
+        &self,
+        verified: Vec<(usize, VerifiedTransaction)>,
+        party_of: &mut impl FnMut(&VerifiedTransaction) -> Party,
+        batch: &[&[u8]],
+        results: &mut [Result<TxHash, Refusal>],
+    ) {
+        if verified.is_empty() {
+            return;
         }
         let ctx = BlockContext {
             height: self.height() + 1,
             time: now(),
         };
-        let trial = execute_block(&self.store, &ctx, std::slice::from_ref(&verified))
-            .map_err(|e| Refusal::WouldReject(format!("state unavailable: {e}")))?;
-        if let Some(receipt) = trial.receipts.first()
-            && let Outcome::Rejected(rejection) = &receipt.outcome
-        {
-            tracing::debug!(height = ctx.height, %rejection, "trial run rejects a submission");
-            return Err(Refusal::WouldReject(rejection.to_string()));
+        let (indexes, transactions): (Vec<usize>, Vec<VerifiedTransaction>) =
+            verified.into_iter().unzip();
+        let outcomes = match try_each(&self.store, &ctx, &transactions) {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                for index in indexes {
+                    results[index] = Err(Refusal::WouldReject(format!("state unavailable: {e}")));
+                }
+                return;
+            }
+        };
+        for ((index, v), outcome) in indexes.into_iter().zip(transactions).zip(outcomes) {
+            if let Outcome::Rejected(rejection) = &outcome {
+                tracing::debug!(height = ctx.height, tx = %v.id(), %rejection, "trial run rejects a submission");
+                results[index] = Err(Refusal::WouldReject(rejection.to_string()));
+                continue;
+            }
+            let party = party_of(&v);
+            let kept = self.mempool().insert(v, party);
+            if kept.is_ok()
+                && let Some(gossip) = &self.gossip
+            {
+                // A full gossip queue drops the copy, not the transaction: it
+                // is in this node's pool and goes into its next proposal.
+                let _ = gossip.try_send(batch[index].to_vec());
+            }
+            results[index] = kept;
         }
-        let id = self.mempool().insert(verified, party)?;
-        if origin == Origin::Client
-            && let Some(gossip) = &self.gossip
-        {
-            // A full gossip queue drops the copy, not the transaction: it is
-            // in this node's pool and goes into its next proposal.
-            let _ = gossip.try_send(bytes.to_vec());
-        }
-        Ok(id)
     }
 }
+
+/// Transactions checked against the pool per taking of its lock.
+const POOL_CHECK_CHUNK: usize = 256;
+
+/// A verdict slot not yet filled; every path of [`Shared::admit_many`]
+/// fills each slot, so no answer carries it.
+const NOT_JUDGED: Refusal = Refusal::Full("not judged (an internal error: please report it)");
 
 impl Shared {
     /// What `/metrics` shows live: height, round, mempool size, peers.

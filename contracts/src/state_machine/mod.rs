@@ -322,6 +322,43 @@ pub fn execute_block(
     })
 }
 
+/// The outcome each transaction would have alone, first in the next block
+/// on top of `base` — for each, exactly the outcome of `execute_block(base,
+/// ctx, &[tx])` — with the block's set-up (validator-set promotion, overdue
+/// reviews) done once: what a node asks before it takes a batch of clients'
+/// transactions into its pool. No transaction sees another's effects (a
+/// block orders its transactions by the pool's lanes, not by arrival, so
+/// judging one on an earlier one's effects could admit what its block then
+/// rejects). Nothing is kept.
+pub fn try_each(
+    base: &dyn StateReader,
+    ctx: &BlockContext,
+    transactions: &[VerifiedTransaction],
+) -> Result<Vec<Outcome>, StateError> {
+    let mut block = Overlay::new(base);
+    promote_validator_set(&mut block, ctx.height)?;
+    let mut frontier: Frontier = block.get(&StateKey::AuditLog)?.unwrap_or_default();
+    overdue_reviews(&mut block, ctx, &mut frontier, &mut Vec::new())?;
+    transactions
+        .iter()
+        .map(|tx| {
+            // [R1]
+            if block
+                .get::<u64>(&StateKey::CommittedTransaction(tx.id()))?
+                .is_some()
+            {
+                return Ok(Outcome::Rejected(Rejection::Duplicate));
+            }
+            let mut scratch = Overlay::new(&block);
+            match apply_transaction(&mut scratch, tx, ctx) {
+                Ok(effect) => Ok(effect.outcome),
+                Err(Stop::Reject(rejection)) => Ok(Outcome::Rejected(rejection)),
+                Err(Stop::Storage(error)) => Err(error),
+            }
+        })
+        .collect()
+}
+
 /// Applies one transaction inside a block overlay.
 fn apply_one(
     block: &mut Overlay<'_>,

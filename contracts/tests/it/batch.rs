@@ -5,9 +5,13 @@ use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::SigningKey;
 use medledger_contracts::crypto::{PublicKey, Signature, verify_batch};
-use medledger_contracts::encoding::Hash32;
 use medledger_contracts::encoding::tagged_hash;
-use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, verify_many};
+use medledger_contracts::encoding::{BoundedVec, Hash32};
+use medledger_contracts::records::{Outcome, Rejection};
+use medledger_contracts::state_machine::{BlockContext, execute_block, try_each};
+use medledger_contracts::transaction::{
+    Payload, SignedTransaction, Signer, verify_each, verify_many,
+};
 use medledger_contracts::types::*;
 use sha2::{Digest, Sha512};
 
@@ -55,6 +59,146 @@ fn a_bad_signature_is_named_with_its_index_and_the_error_single_verification_giv
     // Another chain: every signature fails, the first is named.
     let other = ChainId::new("medledger-other").unwrap();
     assert_eq!(verify_many(&other, txs).unwrap_err().0, 0);
+}
+
+#[test]
+fn each_transaction_of_a_batch_gets_the_verdict_it_would_get_alone() {
+    let mut world = World::new();
+    let mut txs = registrations(&mut world, 24);
+    // A bad signature, a key that did not sign, a message changed after
+    // signing, a good transaction repeated and a malformed one: each judged
+    // on its own.
+    let Signature::Ed25519 { s, .. } = &mut txs[5].signature;
+    s[7] ^= 0x40;
+    txs[11].public_key = txs[12].public_key;
+    txs[19].transaction.nonce ^= 1;
+    let again = txs[2].clone();
+    txs.push(again);
+    // Well signed but malformed (a threshold of 0): refused for its form
+    // while the others' batch passes.
+    let k = key("batch-patient-0");
+    let malformed = world.sign(
+        Signer::Patient(PatientId::from_key(&k.public_key())),
+        &k,
+        Payload::SetRecoveryPolicy {
+            delegates: BoundedVec::new(Vec::new()).unwrap(),
+            threshold: 0,
+        },
+    );
+    txs.push(malformed);
+    let each = verify_each(&world.chain, txs.clone());
+    assert_eq!(each.len(), txs.len());
+    let mut refused = Vec::new();
+    for (i, (result, t)) in each.iter().zip(&txs).enumerate() {
+        match (result, t.clone().verify(&world.chain)) {
+            (Ok(b), Ok(one)) => {
+                assert_eq!(b.id(), one.id());
+                assert_eq!(b.encoded_len(), one.encoded_len());
+            }
+            (Err(b), Err(one)) => {
+                assert_eq!(b.to_string(), one.to_string());
+                refused.push(i);
+            }
+            (b, one) => panic!("transaction {i}: batch {b:?}, alone {one:?}"),
+        }
+    }
+    assert_eq!(refused, [5, 11, 19, 25]);
+    // All good: every one verified, in order.
+    let good: Vec<_> = registrations(&mut world, 8);
+    let each = verify_each(&world.chain, good.clone());
+    for (result, t) in each.into_iter().zip(good) {
+        assert_eq!(result.unwrap().signed(), &t);
+    }
+    assert!(verify_each(&world.chain, Vec::new()).is_empty());
+}
+
+#[test]
+fn trying_a_batch_gives_each_transaction_the_outcome_it_has_alone() {
+    let mut world = World::new();
+    let alice = world.patient("alice");
+    let grant = world.grant(
+        "alice",
+        world.terms(
+            alice,
+            Grantee::Institution(inst("hosp-b")),
+            &[Category::LabReports],
+            Holders::Any,
+        ),
+    );
+    let (doctor, doctor_key) = World::practitioner("doc-b");
+    let bob = key("bob");
+    let bob_id = PatientId::from_key(&bob.public_key());
+    let register_bob = world.sign(Signer::Patient(bob_id), &bob, Payload::RegisterPatient);
+    let committed = world.sign(
+        Signer::Patient(alice),
+        &key("alice"),
+        Payload::Grant(world.terms(
+            alice,
+            Grantee::Institution(inst("hosp-a")),
+            &[Category::Imaging],
+            Holders::Any,
+        )),
+    );
+    assert_eq!(world.run(committed.clone()).outcome, Outcome::Applied);
+    let txs = [
+        // Applies alone.
+        world.sign(
+            Signer::Patient(alice),
+            &key("alice"),
+            Payload::Revoke { grant },
+        ),
+        // Would apply only after bob's registration, which comes later in
+        // the batch: refused, as it is alone.
+        world.sign(
+            Signer::Patient(bob_id),
+            &bob,
+            Payload::Grant(world.terms(
+                bob_id,
+                Grantee::Institution(inst("hosp-b")),
+                &[Category::Imaging],
+                Holders::Any,
+            )),
+        ),
+        register_bob,
+        // Under the grant the first transaction revokes: authorized alone.
+        world.sign(
+            Signer::Practitioner(doctor),
+            &doctor_key,
+            Payload::AccessRequest {
+                grant,
+                holder: inst("hosp-a"),
+                categories: cats(&[Category::LabReports]),
+                purpose: Purpose::Treatment,
+            },
+        ),
+        // A repeat of one already committed: a duplicate.
+        committed.clone(),
+    ];
+    let verified: Vec<_> = txs
+        .iter()
+        .map(|t| t.clone().verify(&world.chain).unwrap())
+        .collect();
+    let ctx = BlockContext {
+        height: world.ledger.height() + 1,
+        time: Timestamp(world.now + 1_000),
+    };
+    let tried = try_each(world.ledger.store(), &ctx, &verified).unwrap();
+    let alone: Vec<Outcome> = verified
+        .iter()
+        .map(|v| {
+            execute_block(world.ledger.store(), &ctx, std::slice::from_ref(v))
+                .unwrap()
+                .receipts[0]
+                .outcome
+                .clone()
+        })
+        .collect();
+    assert_eq!(tried, alone);
+    assert_eq!(tried[0], Outcome::Applied);
+    assert!(matches!(tried[1], Outcome::Rejected(_)), "{:?}", tried[1]);
+    assert_eq!(tried[2], Outcome::Applied);
+    assert_eq!(tried[4], Outcome::Rejected(Rejection::Duplicate));
+    assert_eq!(tried[3], Outcome::Authorized);
 }
 
 /// Keys, commitments and scalars to craft signatures from: prime-order and

@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::sync::Mutex;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use medledger_contracts::crypto::{CryptoError, PreparedKey, PublicKey};
+use medledger_contracts::crypto::{KeyCache, PublicKey};
 use medledger_contracts::encoding::from_bytes;
 use medledger_contracts::request_auth::{REQUEST_AUTH_BYTES_MAX, RequestAuth};
 use warp::http::{HeaderMap, StatusCode};
@@ -135,7 +135,7 @@ pub struct Authenticator {
     seen: Mutex<NonceTable>,
     /// Readers' keys, decompressed once (a hospital's system signs thousands
     /// of requests with one key).
-    prepared: Mutex<HashMap<PublicKey, PreparedKey>>,
+    prepared: KeyCache,
 }
 
 /// Most prepared keys kept; past this the cache starts afresh.
@@ -241,7 +241,7 @@ impl Authenticator {
             per_key: RateLimiter::keyed(quota(limits.per_key_per_second)),
             per_address: RateLimiter::keyed(quota(limits.per_address_per_second)),
             seen: Mutex::new(NonceTable::new(NONCES_MAX)),
-            prepared: Mutex::new(HashMap::new()),
+            prepared: KeyCache::new(PREPARED_KEYS_MAX),
             known: Mutex::new(HashSet::new()),
             barred: Mutex::new(HashMap::new()),
         }
@@ -335,19 +335,6 @@ impl Authenticator {
         }
     }
 
-    fn prepared_key(&self, key: &PublicKey) -> Result<PreparedKey, CryptoError> {
-        let mut cache = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(prepared) = cache.get(key) {
-            return Ok(*prepared);
-        }
-        let prepared = key.prepare()?;
-        if cache.len() >= PREPARED_KEYS_MAX {
-            cache.clear();
-        }
-        cache.insert(*key, prepared);
-        Ok(prepared)
-    }
-
     /// Checks a signed request and says who signed it.
     pub fn authenticate(
         &self,
@@ -383,7 +370,7 @@ impl Authenticator {
             ));
         }
         let digest = auth.digest_for(&shared.chain, method, signed_path, body);
-        self.prepared_key(&auth.public_key)
+        self.prepared.prepare(&auth.public_key)
             .and_then(|key| key.verify(&digest, &auth.signature))
             .map_err(|e| {
                 unauthorized(

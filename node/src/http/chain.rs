@@ -11,7 +11,7 @@ use medledger_contracts::Hash32;
 use medledger_contracts::block::{Block, BlockHeader};
 use medledger_contracts::certificate::CommitCertificate;
 use medledger_contracts::constants::{CERTIFICATE_BYTES_MAX, TRANSACTION_BYTES_MAX};
-use medledger_contracts::encoding::{from_bytes, to_bytes};
+use medledger_contracts::encoding::{BoundedVec, from_bytes, to_bytes};
 use medledger_contracts::light::{PROVED_VALUE_BYTES_MAX, ProvedValue};
 use medledger_contracts::records::ValidatorSetRecord;
 use medledger_contracts::state::StateKey;
@@ -30,6 +30,10 @@ pub use medledger_api::SUBMIT_MANY_MAX;
 pub const SUBMIT_MANY_BODY_MAX: usize = 4 * 1024 * 1024;
 /// Largest gossip batch.
 pub const GOSSIP_BODY_MAX: usize = 16 * 1024 * 1024;
+/// Most transactions in one gossip batch (nodes send at most
+/// [`crate::GOSSIP_BATCH_MAX`]): a longer list is refused from its length
+/// prefix, before anything is decoded or allocated for it.
+pub const GOSSIP_TRANSACTIONS_MAX: usize = 4 * crate::GOSSIP_BATCH_MAX;
 /// Longest a client may wait for its transaction to commit.
 const WAIT_MAX: Duration = Duration::from_secs(30);
 
@@ -86,12 +90,15 @@ pub(crate) fn submit_body(body: &[u8]) -> Result<(api::SubmitBody, Vec<u8>), Api
 
 /// The body of `POST /v1/gossip`: a BCS list of transactions' bytes.
 pub(crate) fn gossip_body(body: &[u8]) -> Result<Vec<Vec<u8>>, ApiError> {
-    from_bytes(body, GOSSIP_BODY_MAX).map_err(|e| ApiError::bad_request("malformed", e.to_string()))
+    from_bytes::<BoundedVec<Vec<u8>, GOSSIP_TRANSACTIONS_MAX>>(body, GOSSIP_BODY_MAX)
+        .map(BoundedVec::into_inner)
+        .map_err(|e| ApiError::bad_request("malformed", e.to_string()))
 }
 
 /// `POST /v1/txs`: admits up to [`SUBMIT_MANY_MAX`] transactions in one
 /// request (a hospital importing consents, a busy gateway), each checked
-/// exactly as `POST /v1/tx` checks one. Answers 200 with one result per
+/// as `POST /v1/tx` checks one (signatures verified in one batch, and tried
+/// against state together, in order: see [`Shared::admit_many`]). Answers 200 with one result per
 /// transaction, in order: `{tx, status: "accepted"}` or `{status:
 /// "refused", code, message}` with the code `POST /v1/tx` would give. Not
 /// atomic: each is admitted or refused on its own; none waits for commit.
@@ -109,25 +116,37 @@ pub async fn submit_many(
     auth.charge_address(r.remote, extra)?;
     let shared = shared.clone();
     let results = tokio::task::spawn_blocking(move || {
-        body.transactions
+        let decoded: Vec<Result<Vec<u8>, String>> = body
+            .transactions
             .iter()
             .map(|text| {
-                let bytes = match hex::decode(text.trim()) {
-                    Ok(bytes) => bytes,
-                    Err(e) => {
-                        return api::SubmitResult::Refused {
-                            code: "bad_hex".into(),
-                            message: format!("not hex of a BCS-encoded signed transaction: {e}"),
-                        };
-                    }
-                };
-                match shared.admit(&bytes, Origin::Client) {
-                    Ok(id) => api::SubmitResult::Accepted { tx: id.0.into() },
-                    Err(refusal) => api::SubmitResult::Refused {
+                hex::decode(text.trim())
+                    .map_err(|e| format!("not hex of a BCS-encoded signed transaction: {e}"))
+            })
+            .collect();
+        let good: Vec<&[u8]> = decoded
+            .iter()
+            .filter_map(|d| d.as_ref().ok().map(Vec::as_slice))
+            .collect();
+        let mut admitted = shared.admit_many(&good, Origin::Client).into_iter();
+        decoded
+            .iter()
+            .map(|d| match d {
+                Err(message) => api::SubmitResult::Refused {
+                    code: "bad_hex".into(),
+                    message: message.clone(),
+                },
+                Ok(_) => match admitted.next() {
+                    Some(Ok(id)) => api::SubmitResult::Accepted { tx: id.0.into() },
+                    Some(Err(refusal)) => api::SubmitResult::Refused {
                         code: refusal.code().into(),
                         message: refusal.to_string(),
                     },
-                }
+                    None => api::SubmitResult::Refused {
+                        code: "internal".into(),
+                        message: "no verdict for this transaction".into(),
+                    },
+                },
             })
             .collect()
     })
@@ -216,12 +235,12 @@ pub async fn gossip(shared: &Arc<Shared>, r: &Request) -> Answer {
     // Signature checks take a while for a big batch: off the async threads.
     let shared = shared.clone();
     let (accepted, refused) = tokio::task::spawn_blocking(move || {
-        let mut accepted = 0usize;
-        for tx in &batch {
-            if shared.admit(tx, Origin::Peer).is_ok() {
-                accepted += 1;
-            }
-        }
+        let batch: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
+        let accepted = shared
+            .admit_many(&batch, Origin::Peer)
+            .iter()
+            .filter(|r| r.is_ok())
+            .count();
         (accepted, batch.len() - accepted)
     })
     .await

@@ -766,6 +766,21 @@ mod tests {
     }
 
     #[test]
+    fn a_gossip_batch_is_bounded_by_its_count_before_it_is_decoded() {
+        let most = vec![vec![0u8]; chain::GOSSIP_TRANSACTIONS_MAX];
+        let body = medledger_contracts::encoding::to_bytes(&most);
+        assert_eq!(chain::gossip_body(&body).unwrap().len(), most.len());
+        // One more, or a length prefix claiming millions of empty entries
+        // (one byte each), is refused.
+        let over = vec![vec![0u8]; chain::GOSSIP_TRANSACTIONS_MAX + 1];
+        let body = medledger_contracts::encoding::to_bytes(&over);
+        assert!(chain::gossip_body(&body).is_err());
+        let mut claimed = vec![0x80, 0x80, 0x80, 0x04]; // ULEB128 of 2^23
+        claimed.resize(claimed.len() + (1 << 23), 0);
+        assert!(chain::gossip_body(&claimed).is_err());
+    }
+
+    #[test]
     fn routes_match_with_parameters_and_methods() {
         let (spec, params) = match_route(&Method::GET, "/v1/patients/ab/grants").unwrap();
         assert_eq!(spec.path, "/v1/patients/{patient}/grants");
