@@ -609,12 +609,7 @@ pub fn verify_many(
             return Ok(transactions
                 .into_iter()
                 .zip(checked.into_iter().flatten())
-                .map(|(signed, c)| VerifiedTransaction {
-                    signed,
-                    id: c.id,
-                    encoded_len: c.encoded_len,
-                    chain: chain.clone(),
-                })
+                .map(|(signed, c)| c.verified(signed, chain))
                 .collect());
         }
     }
@@ -658,12 +653,7 @@ pub fn verify_each(
         .into_iter()
         .zip(checked)
         .map(|(signed, checked)| match checked {
-            Some(c) if batch_passed => Ok(VerifiedTransaction {
-                signed,
-                id: c.id,
-                encoded_len: c.encoded_len,
-                chain: chain.clone(),
-            }),
+            Some(c) if batch_passed => Ok(c.verified(signed, chain)),
             // Its own check gives the exact error (or, after a failed
             // batch, the verdict on this one alone).
             _ => signed.verify(chain),
@@ -677,6 +667,18 @@ struct CheckedForm {
     message: Hash32,
     id: TxHash,
     encoded_len: usize,
+}
+
+impl CheckedForm {
+    /// `signed`, whose signature a batch has now checked.
+    fn verified(self, signed: SignedTransaction, chain: &ChainId) -> VerifiedTransaction {
+        VerifiedTransaction {
+            signed,
+            id: self.id,
+            encoded_len: self.encoded_len,
+            chain: chain.clone(),
+        }
+    }
 }
 
 /// Every check of [`SignedTransaction::verify`] but the signature equation,
