@@ -35,6 +35,7 @@ use medledger_contracts::Hash32;
 use medledger_contracts::block::{Block, BlockHeader};
 use medledger_contracts::certificate::CommitCertificate;
 use medledger_contracts::constants::CERTIFICATE_BYTES_MAX;
+use medledger_contracts::crypto::KeyCache;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
 use medledger_contracts::ledger::Checkpoint;
 use medledger_contracts::merkle::Frontier;
@@ -131,12 +132,18 @@ pub struct Replayed {
     pub execution: BlockExecution,
 }
 
+/// Most signers' keys the replay keeps prepared; past this the cache
+/// starts afresh.
+const SIGNING_KEYS_MAX: usize = 1 << 16;
+
 /// Verifies signatures on every core, one batch per core, in order; the
-/// first failure's index.
+/// first failure's index. Keys prepared once are kept for later blocks.
 fn verify_all(
     chain: &ChainId,
     transactions: Vec<SignedTransaction>,
 ) -> Result<Vec<VerifiedTransaction>, (usize, TxHash, String)> {
+    static SIGNING_KEYS: std::sync::OnceLock<KeyCache> = std::sync::OnceLock::new();
+    let keys = SIGNING_KEYS.get_or_init(|| KeyCache::new(SIGNING_KEYS_MAX));
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .max(1);
@@ -155,7 +162,7 @@ fn verify_all(
                 .enumerate()
                 .map(|(part, txs)| {
                     scope.spawn(move || {
-                        verify_many(chain, txs)
+                        verify_many(chain, txs, keys)
                             .map_err(|(i, id, e)| (part * per + i, id, e.to_string()))
                     })
                 })

@@ -298,13 +298,17 @@ impl Application for LedgerApp {
                 .map(|&index| block.transactions.as_slice().get(index).cloned())
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| invalid("transaction index".into()))?;
-            let checked = medledger_contracts::transaction::verify_many(&self.shared.chain, copies)
-                .map_err(|(i, _, e)| {
-                    invalid(format!(
-                        "transaction {}: {e}",
-                        unchecked.get(i).copied().unwrap_or(i)
-                    ))
-                })?;
+            let checked = medledger_contracts::transaction::verify_many(
+                &self.shared.chain,
+                copies,
+                &self.shared.signing_keys,
+            )
+            .map_err(|(i, _, e)| {
+                invalid(format!(
+                    "transaction {}: {e}",
+                    unchecked.get(i).copied().unwrap_or(i)
+                ))
+            })?;
             for (index, v) in unchecked.into_iter().zip(checked) {
                 if let Some(slot) = out.get_mut(index) {
                     *slot = Some(v);

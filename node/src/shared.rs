@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use medledger_consensus::SharedTelemetry;
 use medledger_contracts::block::BlockHeader;
 use medledger_contracts::certificate::CommitCertificate;
+use medledger_contracts::crypto::KeyCache;
 use medledger_contracts::encoding::from_bytes;
 use medledger_contracts::records::{
     AuditEntry, DelegationRecord, InstitutionRecord, Outcome, PatientRecord, PractitionerRecord,
@@ -64,7 +65,14 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The latest header and its certificate, decoded (the API's proofs).
     latest_certified: Mutex<Option<CertifiedHeader>>,
+    /// Signers' keys, prepared for verification (decompressed), kept
+    /// across batches of arrivals and proposals.
+    pub signing_keys: KeyCache,
 }
+
+/// Most signers' keys kept prepared (about 0.4 KB each); past this the
+/// cache starts afresh.
+const SIGNING_KEYS_MAX: usize = 1 << 16;
 
 /// A height, its header and its commit certificate.
 pub type CertifiedHeader = (u64, BlockHeader, CommitCertificate);
@@ -101,6 +109,7 @@ impl Shared {
             gossip,
             metrics: Metrics::new(),
             latest_certified: Mutex::new(None),
+            signing_keys: KeyCache::new(SIGNING_KEYS_MAX),
         }
     }
 
@@ -272,7 +281,11 @@ impl Shared {
         let (indexes, signed): (Vec<usize>, Vec<SignedTransaction>) = to_verify.into_iter().unzip();
         let mut verified = Vec::with_capacity(indexes.len());
         let mut ids = std::collections::HashSet::new();
-        for (index, result) in indexes.into_iter().zip(verify_each(&self.chain, signed)) {
+        for (index, result) in
+            indexes
+                .into_iter()
+                .zip(verify_each(&self.chain, signed, &self.signing_keys))
+        {
             match result {
                 Ok(v) if !ids.insert(v.id()) => results[index] = Err(Refusal::Duplicate(v.id())),
                 Ok(v) => verified.push((index, v)),

@@ -4,7 +4,7 @@
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::scalar::Scalar;
 use ed25519_dalek::SigningKey;
-use medledger_contracts::crypto::{PublicKey, Signature, verify_batch};
+use medledger_contracts::crypto::{KeyCache, PublicKey, Signature, verify_batch};
 use medledger_contracts::encoding::tagged_hash;
 use medledger_contracts::encoding::{BoundedVec, Hash32};
 use medledger_contracts::records::{Outcome, Rejection};
@@ -34,7 +34,7 @@ fn a_valid_block_verifies_in_one_batch_with_the_ids_and_lengths_of_single_verifi
     // One key signing several transactions (prepared once).
     let again = txs[3].clone();
     txs.push(again);
-    let batched = verify_many(&world.chain, txs.clone()).unwrap();
+    let batched = verify_many(&world.chain, txs.clone(), &KeyCache::new(64)).unwrap();
     assert_eq!(batched.len(), txs.len());
     for (b, t) in batched.iter().zip(txs) {
         let one = t.verify(&world.chain).unwrap();
@@ -52,13 +52,17 @@ fn a_bad_signature_is_named_with_its_index_and_the_error_single_verification_giv
     let Signature::Ed25519 { s, .. } = &mut txs[17].signature;
     s[0] ^= 1;
     let strict = txs[17].clone().verify(&world.chain).unwrap_err();
-    let (index, id, error) = verify_many(&world.chain, txs.clone()).unwrap_err();
+    let (index, id, error) =
+        verify_many(&world.chain, txs.clone(), &KeyCache::new(64)).unwrap_err();
     assert_eq!(index, 17);
     assert_eq!(id, txs[17].transaction.id(&world.chain));
     assert_eq!(error.to_string(), strict.to_string());
     // Another chain: every signature fails, the first is named.
     let other = ChainId::new("medledger-other").unwrap();
-    assert_eq!(verify_many(&other, txs).unwrap_err().0, 0);
+    assert_eq!(
+        verify_many(&other, txs, &KeyCache::new(64)).unwrap_err().0,
+        0
+    );
 }
 
 #[test]
@@ -86,7 +90,10 @@ fn each_transaction_of_a_batch_gets_the_verdict_it_would_get_alone() {
         },
     );
     txs.push(malformed);
-    let each = verify_each(&world.chain, txs.clone());
+    // One cache for every batch below, small enough to start afresh within
+    // a batch: prepared keys kept or dropped change no verdict.
+    let keys = KeyCache::new(4);
+    let each = verify_each(&world.chain, txs.clone(), &keys);
     assert_eq!(each.len(), txs.len());
     let mut refused = Vec::new();
     for (i, (result, t)) in each.iter().zip(&txs).enumerate() {
@@ -103,13 +110,14 @@ fn each_transaction_of_a_batch_gets_the_verdict_it_would_get_alone() {
         }
     }
     assert_eq!(refused, [5, 11, 19, 25]);
-    // All good: every one verified, in order.
+    // All good (keys met in the batch above, some still prepared): every
+    // one verified, in order.
     let good: Vec<_> = registrations(&mut world, 8);
-    let each = verify_each(&world.chain, good.clone());
+    let each = verify_each(&world.chain, good.clone(), &keys);
     for (result, t) in each.into_iter().zip(good) {
         assert_eq!(result.unwrap().signed(), &t);
     }
-    assert!(verify_each(&world.chain, Vec::new()).is_empty());
+    assert!(verify_each(&world.chain, Vec::new(), &keys).is_empty());
 }
 
 #[test]
