@@ -9,8 +9,8 @@
 //!    rule Zcash fixed so that single and batch verification agree): `S`
 //!    canonical, `R` any
 //!    encoding of a curve point, and the cofactored equation
-//!    `[8][S]B = [8]R + [8][k]A`. One function ([`PreparedKey::verify`])
-//!    for transactions, consensus votes and proposals, signed reads,
+//!    `[8][S]B = [8]R + [8][k]A`. One function (`verify_single`, behind
+//!    [`PublicKey::verify`] and [`PreparedKey::verify`]) for transactions, consensus votes and proposals, signed reads,
 //!    gateway messages, certificates, the light client and the auditor's
 //!    replay, and [`verify_batch`] agreeing with it (see there).
 //! 4. Keys: a key is refused wherever it enters the ledger, and before any
@@ -177,6 +177,16 @@ impl KeyCache {
     }
 }
 
+/// Rule 3 for one signature, by ed25519-zebra.
+fn verify_single(
+    key: &VerificationKey,
+    message: &Hash32,
+    signature: &Signature,
+) -> Result<(), CryptoError> {
+    key.verify(&zebra_signature(signature), &message.0)
+        .map_err(|_| CryptoError::BadSignature)
+}
+
 fn zebra_signature(signature: &Signature) -> ed25519_zebra::Signature {
     match signature {
         Signature::Ed25519 { r, s } => {
@@ -192,9 +202,7 @@ impl PreparedKey {
     /// Verifies `signature` over the 32-byte message digest under ZIP-215
     /// (rule 3).
     pub fn verify(&self, message: &Hash32, signature: &Signature) -> Result<(), CryptoError> {
-        self.key
-            .verify(&zebra_signature(signature), &message.0)
-            .map_err(|_| CryptoError::BadSignature)
+        verify_single(&self.key, message, signature)
     }
 }
 
@@ -382,7 +390,9 @@ impl PublicKey {
 
     /// Verifies `signature` over the 32-byte message digest (rule 3).
     pub fn verify(&self, message: &Hash32, signature: &Signature) -> Result<(), CryptoError> {
-        self.prepare()?.verify(message, signature)
+        // Not through `prepare`: one signature needs no second
+        // decompression for the batch equation.
+        verify_single(&self.verifying_key()?, message, signature)
     }
 
     /// The key checked (on the curve, not weak) and decompressed, for a

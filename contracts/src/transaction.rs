@@ -573,9 +573,9 @@ impl SignedTransaction {
             chain: chain.as_str().to_string(),
             error,
         };
-        let key = self.public_key.prepare().map_err(signature_error)?;
         let (message, id) = self.transaction.signing_message_and_id(chain);
-        key.verify(&message, &self.signature)
+        self.public_key
+            .verify(&message, &self.signature)
             .map_err(signature_error)?;
         check_form(chain, &self.transaction)?;
         Ok(VerifiedTransaction {

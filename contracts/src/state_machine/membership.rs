@@ -73,10 +73,7 @@ pub(super) fn record_guardianship(
         g.minor_until,
         &g.evidence_hash,
     );
-    let consents = minor
-        .key_at(ctx.time)
-        .prepare()
-        .and_then(|key| key.verify(&message, &g.patient_consent));
+    let consents = minor.key_at(ctx.time).verify(&message, &g.patient_consent);
     if consents.is_err() {
         return not_permitted("the patient's current key did not sign this guardianship");
     }
