@@ -1,18 +1,23 @@
-//! `medledger bench`: a local four-validator consortium under a stream of
-//! signed grant and access-request transactions, measured from outside.
+//! `medledger bench`: a local consortium of `--validators` validators (four
+//! by default) under a stream of signed grant and access-request
+//! transactions, measured from outside.
 //!
 //! Phases: set-up (patients register and each grants the second hospital
 //! access), throughput (as fast as the consortium takes them, for
 //! `--seconds`), latency (paced at half the measured throughput). Commit
 //! times come from polling the first node's blocks every 20 ms, so latencies
 //! carry up to that much extra. The bench client runs on the same machine as
-//! the four nodes and takes CPU from them; its share is printed.
+//! nodes and takes CPU from them; its share is printed.
 //!
 //! Besides the rates it prints what one committed transaction costs each
 //! node in CPU (what a hospital's own server would spend), and which limit
 //! capped the rate: busy cores, full blocks, blocks leaving work waiting, or
 //! admission — from the blocks the poller saw and the first node's mempool
-//! size, sampled every 100 ms.
+//! size, sampled every 100 ms. With many validators on two cores the
+//! wall-clock rate says more about the machine than the consortium, so it
+//! also prints what grows with their number: the bytes each node receives
+//! from its peers per block (consensus over libp2p, read from the kernel's
+//! per-socket counters with `ss`) and the CPU per transaction per node.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +36,8 @@ use tokio::sync::Semaphore;
 
 use medledger_testnet::{Consortium, TestnetLayout};
 
+use crate::socket_bytes::{self, Link};
+
 /// Bench settings from the command line.
 pub struct BenchOptions {
     /// Where the consortium goes (default: a temporary directory).
@@ -44,6 +51,8 @@ pub struct BenchOptions {
     /// Transactions per request in the throughput phase (1: `POST /v1/tx`
     /// each; more: `POST /v1/txs`).
     pub batch: usize,
+    /// Validators (at least 4, so that one may be killed).
+    pub validators: usize,
 }
 
 /// When each transaction was first seen committed, by id.
@@ -197,6 +206,23 @@ pub(super) fn dir_bytes(path: &Path) -> u64 {
 }
 
 impl Bench {
+    /// The ports the nodes listen on, by kind of link.
+    fn ports(&self) -> socket_bytes::Ports {
+        let port = |address: &str| -> Option<u16> {
+            // `http://127.0.0.1:P` or `/ip4/127.0.0.1/tcp/P/p2p/…`.
+            match address.split_once("/tcp/") {
+                Some((_, rest)) => rest.split('/').next()?.parse().ok(),
+                None => address.rsplit_once(':')?.1.parse().ok(),
+            }
+        };
+        let nodes = &self.layout.nodes;
+        socket_bytes::Ports {
+            consensus: nodes.iter().filter_map(|n| port(&n.p2p)).collect(),
+            http: nodes.iter().filter_map(|n| port(&n.http)).collect(),
+            gateway: nodes.iter().filter_map(|n| port(&n.gateway)).collect(),
+        }
+    }
+
     fn data_bytes(&self) -> u64 {
         self.layout
             .nodes
@@ -622,7 +648,11 @@ pub fn run(options: BenchOptions) -> anyhow::Result<()> {
     let dir = options.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("medledger-bench-{}", std::process::id()))
     });
-    let layout = medledger_testnet::init(&dir, 4, 0, 0, "medledger-bench")?;
+    anyhow::ensure!(
+        options.validators >= 4,
+        "--validators must be at least 4: the bench kills one and the rest must carry on"
+    );
+    let layout = medledger_testnet::init(&dir, options.validators, 0, 0, "medledger-bench")?;
     let nodes = Consortium::launch(std::env::current_exe()?, layout.clone())?;
     let pids: Vec<u32> = (0..layout.nodes.len())
         .map(|i| nodes.pid(i))
@@ -671,6 +701,39 @@ async fn bench(
     }
     bench.spawn_poller();
     bench.spawn_sampler();
+    let ports = bench.ports();
+    let validators = bench.layout.nodes.len();
+
+    // Idle: blocks without transactions, so what each node receives per
+    // block is consensus alone (proposal, votes, certificates).
+    let idle_seconds = 5.0;
+    let idle_cpu_before: Vec<Option<f64>> = pids.iter().map(|p| cpu_seconds(*p)).collect();
+    let idle_before = (
+        socket_bytes::read(pids, &ports),
+        bench.height().await.unwrap_or(0),
+    );
+    tokio::time::sleep(Duration::from_secs_f64(idle_seconds)).await;
+    let idle_after = (
+        socket_bytes::read(pids, &ports),
+        bench.height().await.unwrap_or(0),
+    );
+    // What a node spends with nothing to do (empty blocks, votes, timers,
+    // peers' pings), as a share of a core: with many validators on two
+    // cores it is a visible part of the CPU per transaction.
+    let idle_cpu: Vec<Option<f64>> = idle_cpu_before
+        .iter()
+        .zip(pids.iter().map(|p| cpu_seconds(*p)))
+        .map(|(b, a)| b.zip(a).map(|(b, a)| (a - b) / idle_seconds))
+        .collect();
+    let idle_cpu_per_node = mean_of(&idle_cpu);
+    let idle_blocks = idle_after.1.saturating_sub(idle_before.1);
+    let idle_bytes_per_block = per_node_per(
+        &idle_before.0,
+        &idle_after.0,
+        Link::Consensus,
+        validators,
+        idle_blocks,
+    );
     let doctor = KeyFile::load(&dir.join("keys").join("practitioner.dr-second-1.json"))?;
     let doctor_id = doctor.practitioner_id();
     let first = InstitutionId::new("city-first-hospital")?;
@@ -765,6 +828,8 @@ async fn bench(
     let cpu_before: Vec<Option<f64>> = pids.iter().map(|p| cpu_seconds(*p)).collect();
     let client_cpu_before = cpu_seconds(std::process::id());
     let disk_before = bench.data_bytes();
+    let sockets_before = socket_bytes::read(pids, &ports);
+    let height_before = bench.height().await.unwrap_or(0);
     eprintln!("throughput phase: {} s", options.seconds);
     let start = Instant::now();
     let window = Duration::from_secs(options.seconds);
@@ -790,6 +855,26 @@ async fn bench(
     let committed_total = bench.committed_by(&accepted, Instant::now());
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_after: Vec<Option<f64>> = pids.iter().map(|p| cpu_seconds(*p)).collect();
+    let sockets_after = socket_bytes::read(pids, &ports);
+    let window_blocks = bench
+        .height()
+        .await
+        .unwrap_or(0)
+        .saturating_sub(height_before);
+    let consensus_bytes_per_block = per_node_per(
+        &sockets_before,
+        &sockets_after,
+        Link::Consensus,
+        validators,
+        window_blocks,
+    );
+    let http_bytes_per_tx = per_node_per(
+        &sockets_before,
+        &sockets_after,
+        Link::Http,
+        validators,
+        committed_total as u64,
+    );
     let client_cpu = cpu_seconds(std::process::id())
         .zip(client_cpu_before)
         .map(|(a, b)| (a - b) / elapsed);
@@ -851,15 +936,18 @@ async fn bench(
         percentile(&latencies, 99.0),
     );
 
-    // One of four validators killed (SIGKILL): the other three must carry on.
+    // One validator killed (SIGKILL), the last, so that submissions keep
+    // going round-robin to the others and the first keeps serving the
+    // poller: the rest must carry on.
+    let victim = validators - 1;
     eprintln!(
         "one-down phase: killing {} and submitting for {} s",
-        bench.layout.nodes[3].institution, options.seconds
+        bench.layout.nodes[victim].institution, options.seconds
     );
     let _ = std::process::Command::new("kill")
-        .args(["-9", &pids[3].to_string()])
+        .args(["-9", &pids[victim].to_string()])
         .status();
-    bench.live = 3;
+    bench.live = victim;
     let transactions = workload(planned)?;
     let start = Instant::now();
     let accepted = bench
@@ -873,19 +961,21 @@ async fn bench(
     // The killed validator restarts on its data, now behind by the one-down
     // window's blocks.
     let chain_height = bench.height().await.unwrap_or(0);
-    let killed_data = dir_bytes(&bench.layout.nodes[3].home.join("data"));
+    let killed_data = dir_bytes(&bench.layout.nodes[victim].home.join("data"));
     eprintln!(
         "restart: starting {} again",
-        bench.layout.nodes[3].institution
+        bench.layout.nodes[victim].institution
     );
-    let (serving_s, caught_up_s, behind) = bench.restart(3).await?;
+    let (serving_s, caught_up_s, behind) = bench.restart(victim).await?;
 
     let per_grant =
         (disk_after_grants.saturating_sub(disk_before_grants)) as f64 / patients.len() as f64;
     let per_mixed =
         (disk_after.saturating_sub(disk_before)) as f64 / accepted_len_nonzero(requests * 2);
     println!();
-    println!("medledger bench — 4 validators on this machine, client on the same machine");
+    println!(
+        "medledger bench — {validators} validators on this machine ({cores:.0} cores), client on the same machine"
+    );
     println!();
     println!("| measure | value |");
     println!("|---|---|");
@@ -924,7 +1014,24 @@ async fn bench(
     );
     println!("| what limited the rate | {limit} |");
     println!(
-        "| committed transactions / s, one of four validators killed | {one_down:.0} ({:.0}% of all up) |",
+        "| consensus bytes received per block, per node (libp2p: proposal parts, votes, sync) | idle {} over {idle_blocks} empty blocks; throughput {} over {window_blocks} blocks |",
+        bytes_text(idle_bytes_per_block),
+        bytes_text(consensus_bytes_per_block),
+    );
+    println!(
+        "| HTTP bytes received per committed transaction, per node (client submissions and mempool gossip; what was accepted but not yet committed counts too) | {} |",
+        bytes_text(http_bytes_per_tx)
+    );
+    println!(
+        "| CPU per node while idle (empty blocks, before the set-up) | {} |",
+        idle_cpu_per_node.map_or("?".into(), |c| format!(
+            "{:.1}% of a core (over the throughput phase's rate: {:.0} µs per transaction)",
+            c * 100.0,
+            c / throughput.max(1.0) * 1e6
+        ))
+    );
+    println!(
+        "| committed transactions / s, one of {validators} validators killed | {one_down:.0} ({:.0}% of all up) |",
         one_down / throughput.max(1.0) * 100.0
     );
     println!(
@@ -967,7 +1074,7 @@ async fn bench(
     );
     let line = json!({
         "bench": "medledger",
-        "validators": 4,
+        "validators": validators,
         "window_s": options.seconds,
         "transactions_per_request": options.batch,
         "committed_tps": throughput,
@@ -977,6 +1084,9 @@ async fn bench(
         "block_transactions_max": capacity,
         "blocks": {"count": figures.blocks, "per_s": figures.blocks_per_second, "mean_transactions": figures.mean_transactions, "full": figures.full_blocks, "mempool_median": figures.mempool_median, "round_max": figures.round_max},
         "limit": limit,
+        "consensus_bytes_per_block_per_node": {"idle": idle_bytes_per_block, "idle_blocks": idle_blocks, "throughput": consensus_bytes_per_block, "throughput_blocks": window_blocks},
+        "http_bytes_per_tx_per_node": http_bytes_per_tx,
+        "idle_cpu_cores_per_node": idle_cpu_per_node,
         "latency_rate_tps": rate,
         "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
         "restart": {"height": chain_height, "data_bytes": killed_data, "serving_s": serving_s, "caught_up_s": caught_up_s, "blocks_behind": behind},
@@ -988,6 +1098,32 @@ async fn bench(
     println!();
     println!("{line}");
     Ok(())
+}
+
+/// Bytes received on `link` between two readings, per node and per `unit`
+/// (blocks or transactions); `None` without both readings or any unit.
+fn per_node_per(
+    before: &Option<socket_bytes::Reading>,
+    after: &Option<socket_bytes::Reading>,
+    link: Link,
+    nodes: usize,
+    units: u64,
+) -> Option<f64> {
+    let (Some(before), Some(after)) = (before, after) else {
+        return None;
+    };
+    (units > 0 && nodes > 0)
+        .then(|| after.received_since(before, link) as f64 / nodes as f64 / units as f64)
+}
+
+/// A byte figure in B, KiB or MiB; `?` if unknown.
+fn bytes_text(bytes: Option<f64>) -> String {
+    match bytes {
+        None => "? (`ss` missing or no block)".into(),
+        Some(b) if b >= f64::from(1 << 20) => format!("{:.2} MiB", b / f64::from(1 << 20)),
+        Some(b) if b >= 1024.0 => format!("{:.1} KiB", b / 1024.0),
+        Some(b) => format!("{b:.0} B"),
+    }
 }
 
 /// The mean of the known values (`None` if none is known).

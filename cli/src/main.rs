@@ -12,6 +12,7 @@ mod demo;
 mod genesis;
 mod keys;
 mod people;
+mod socket_bytes;
 mod testnet;
 
 use std::path::PathBuf;
@@ -41,9 +42,9 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Measure a local four-validator consortium: committed transactions per
-    /// second, submit-to-commit latency, disk, CPU and memory. Prints a table
-    /// and a JSON line.
+    /// Measure a local consortium (four validators unless `--validators`):
+    /// committed transactions per second, submit-to-commit latency, disk,
+    /// CPU, memory and bytes between nodes. Prints a table and a JSON line.
     Bench {
         /// Where to put the consortium (default: a temporary directory, removed after).
         #[arg(long)]
@@ -62,6 +63,10 @@ enum Command {
         /// (1 to 1,000).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1000))]
         batch: u16,
+        /// Validators (4 to 64): the example's seven members, then generated
+        /// district hospitals.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(4..=64))]
+        validators: u16,
     },
     /// Measure the SDK's trustless grant checks (`verify_grant`) per second
     /// and their latency against a node of a local consortium under load.
@@ -173,7 +178,9 @@ enum Command {
         /// Directory for genesis, keys and one home per node (reused if it holds a testnet).
         #[arg(long)]
         dir: PathBuf,
-        /// Validators.
+        /// Validators: the example consortium's members first (its four
+        /// validators, then the others), then generated district hospitals.
+        /// Validators and observers together at most 64.
         #[arg(long, default_value_t = 4)]
         validators: usize,
         /// Members that run a node but do not vote.
@@ -326,12 +333,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             patients,
             concurrency,
             batch,
+            validators,
         } => bench::run(bench::BenchOptions {
             dir,
             seconds,
             patients,
             concurrency,
             batch: usize::from(batch),
+            validators: usize::from(validators),
         }),
         Command::BenchVerify {
             dir,

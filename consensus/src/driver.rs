@@ -83,6 +83,21 @@ pub(crate) fn keypair(key: &SecretKey) -> Result<Keypair, ConsensusError> {
         .map_err(|e| ConsensusError::Key(format!("node key as libp2p key: {e}")))
 }
 
+/// Inbound connections to accept from one address: two for each configured
+/// peer at the address most of them share, and never below Malachite's 5.
+fn connections_per_address(peers: &[String]) -> usize {
+    let mut per_host: HashMap<&str, usize> = HashMap::new();
+    for peer in peers {
+        // `/ip4/HOST/tcp/PORT/p2p/ID` (or ip6, dns4, dns6, dns): the host is
+        // the second component.
+        if let Some(host) = peer.split('/').nth(2) {
+            *per_host.entry(host).or_insert(0) += 1;
+        }
+    }
+    let most = per_host.values().copied().max().unwrap_or(0);
+    (2 * most + 2).max(5)
+}
+
 fn linear_timeouts(t: &Timeouts) -> LinearTimeouts {
     // Each further round waits a little longer, so a slow network converges.
     LinearTimeouts {
@@ -196,9 +211,25 @@ pub async fn run<A: Application>(
             .collect::<Result<_, ConsensusError>>()?,
         // Only the consortium's configured members; no discovery of strangers.
         persistent_peers_only: true,
+        // GossipSub, Malachite's default. Its mesh relays each message, so
+        // a node receives a block's proposal several times over, more the
+        // more validators; Broadcast (each message once, to each peer) cut
+        // that by 3 to 7 times in `medledger bench --validators N`, but in
+        // Malachite 0.8.2 it announces a node's consensus subscriptions to a
+        // peer only once per first connection, and one lost announcement
+        // leaves that peer never sending to it while any connection stays
+        // up (docs/scale.md, "Many validators").
         ..P2pConfig::default()
     };
     p2p.discovery.enabled = false;
+    // Malachite accepts at most 5 inbound connections from one IP address,
+    // members included, so members sharing an address (a local testnet,
+    // institutions behind one NAT) were left part-connected: 16 nodes on
+    // 127.0.0.1 had 6 to 10 peers each. Allow two per member at the most
+    // shared address, so that one address alone holds no more slots than
+    // its members need; where every member has its own address the default
+    // stays.
+    p2p.discovery.max_connections_per_ip = connections_per_address(&settings.peers);
     let config = NodeConfigImpl {
         moniker: settings.moniker.clone(),
         consensus: ConsensusConfig {
@@ -846,6 +877,26 @@ mod tests {
     use medledger_contracts::types::InstitutionId;
 
     use super::*;
+
+    #[test]
+    fn members_sharing_an_address_may_all_connect_and_others_keep_the_default() {
+        let local: Vec<String> = (0..24)
+            .map(|i| format!("/ip4/127.0.0.1/tcp/{}/p2p/12D3KooW", 27000 + i))
+            .collect();
+        assert_eq!(connections_per_address(&local), 50);
+        let spread: Vec<String> = (1..=24)
+            .map(|i| format!("/ip4/10.0.0.{i}/tcp/26656/p2p/12D3KooW"))
+            .collect();
+        assert_eq!(connections_per_address(&spread), 5);
+        let nat = [
+            "/dns4/hospital.example/tcp/1/p2p/a",
+            "/dns4/hospital.example/tcp/2/p2p/b",
+            "/ip4/10.0.0.9/tcp/3/p2p/c",
+        ]
+        .map(String::from);
+        assert_eq!(connections_per_address(&nat), 6);
+        assert_eq!(connections_per_address(&[]), 5);
+    }
 
     /// Issue 16, item 11: a proposal stream counts only when the proposer's
     /// own node published it; a stream naming the proposer from another

@@ -384,7 +384,7 @@ impl Application for LedgerApp {
                 "committed"
             );
         }
-        self.shared.mempool().remove(transactions.iter().copied());
+        self.shared.mempool().committed(&transactions);
         self.shared
             .metrics
             .observe_commit(pending.header.time.0, transactions.len());

@@ -25,7 +25,7 @@
 //! takes each lane's share of its room first, then fills what is left in
 //! lane order, so priority never starves a lane.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use medledger_contracts::constants::TRANSACTION_BYTES_MAX;
 use medledger_contracts::transaction::{
@@ -300,7 +300,19 @@ pub struct Mempool {
     lanes: BTreeMap<Lane, LaneState>,
     bytes: usize,
     next_sequence: u64,
+    /// The ids of the last few committed blocks. Admission looks a
+    /// transaction up in the store and inserts it after checking its
+    /// signature, outside this pool's lock; a block that commits it in
+    /// between would otherwise leave it waiting here, to be proposed again
+    /// and rejected as a duplicate.
+    recently_committed: VecDeque<Vec<TxHash>>,
+    recently_committed_ids: HashSet<TxHash>,
 }
+
+/// Committed blocks whose ids the pool still refuses (see
+/// `Mempool::recently_committed`): admission takes milliseconds, blocks
+/// come at most a few times a second.
+const RECENT_BLOCKS: usize = 4;
 
 impl Mempool {
     /// An empty pool for `chain`.
@@ -315,6 +327,8 @@ impl Mempool {
                 .collect(),
             bytes: 0,
             next_sequence: 0,
+            recently_committed: VecDeque::new(),
+            recently_committed_ids: HashSet::new(),
         }
     }
 
@@ -363,6 +377,9 @@ impl Mempool {
         if self.entries.contains_key(id) {
             return Err(Refusal::Duplicate(*id));
         }
+        if self.recently_committed_ids.contains(id) {
+            return Err(Refusal::AlreadyCommitted(*id));
+        }
         let lane = Lane::of(&signed.transaction.signer, &signed.transaction.payload);
         if lane == Lane::Newcomer {
             let party = Party::Key(signed.public_key.raw_bytes().to_vec());
@@ -383,6 +400,9 @@ impl Mempool {
         let id = verified.id();
         if self.entries.contains_key(&id) {
             return Err(Refusal::Duplicate(id));
+        }
+        if self.recently_committed_ids.contains(&id) {
+            return Err(Refusal::AlreadyCommitted(id));
         }
         let lane = Lane::of(
             &verified.transaction().signer,
@@ -465,7 +485,22 @@ impl Mempool {
         self.entries.get(id).map(|e| &e.verified)
     }
 
-    /// Drops transactions a block committed (or that lost their place).
+    /// Drops the transactions a block committed, and refuses them for the
+    /// next few blocks (an admission already under way may try to insert one).
+    pub fn committed(&mut self, ids: &[TxHash]) {
+        self.remove(ids.iter().copied());
+        if self.recently_committed.len() == RECENT_BLOCKS
+            && let Some(oldest) = self.recently_committed.pop_front()
+        {
+            for id in &oldest {
+                self.recently_committed_ids.remove(id);
+            }
+        }
+        self.recently_committed_ids.extend(ids.iter().copied());
+        self.recently_committed.push_back(ids.to_vec());
+    }
+
+    /// Drops transactions that lost their place (or a block committed).
     pub fn remove(&mut self, ids: impl IntoIterator<Item = TxHash>) {
         for id in ids {
             if let Some(entry) = self.entries.remove(&id) {
@@ -552,6 +587,26 @@ mod tests {
     fn insert(pool: &mut Mempool, tx: VerifiedTransaction) -> Result<TxHash, Refusal> {
         let party = Party::of(&tx, |_| None);
         pool.insert(tx, party)
+    }
+
+    #[test]
+    fn a_transaction_committed_while_its_admission_ran_is_not_kept() {
+        let mut pool = pool(100);
+        let tx = register(1, 0);
+        let id = tx.id();
+        // A block commits it after admission looked in the store and before
+        // admission inserts it.
+        pool.committed(&[id]);
+        assert!(matches!(
+            insert(&mut pool, tx.clone()),
+            Err(Refusal::AlreadyCommitted(_))
+        ));
+        assert!(pool.is_empty());
+        // Some blocks later the store alone answers for it.
+        for _ in 0..RECENT_BLOCKS {
+            pool.committed(&[]);
+        }
+        assert!(insert(&mut pool, tx).is_ok());
     }
 
     #[test]

@@ -79,14 +79,14 @@ impl ChainCheck {
     /// Compares the headers of heights `checked_upto+1 ..= upto` on every
     /// node that has them: one hash per height, each linked to the previous,
     /// times strictly increasing, the audit log never shrinking, and no block
-    /// proposed by `liar`.
+    /// proposed by one of `liars`.
     pub async fn check(
         &mut self,
         config: &SimConfig,
         cluster: &Cluster,
         upto: u64,
         require_all: bool,
-        liar: Option<&str>,
+        liars: &[String],
     ) -> Result<(), Failure> {
         let mut heights = Vec::new();
         for i in 0..cluster.nodes().len() {
@@ -161,7 +161,7 @@ impl ChainCheck {
                     ));
                 }
             }
-            if liar == Some(proposer.as_str()) {
+            if liars.contains(&proposer) {
                 return Err(fail(
                     config,
                     "no invalid block is committed",

@@ -117,8 +117,14 @@ impl Cluster {
         self.processes.nodes()
     }
 
-    /// Lays out a four-validator testnet with links between every pair.
-    pub async fn create(binary: &Path, chain: &str, keep: bool) -> Result<Self, String> {
+    /// Lays out a testnet of `validators` validators with links between
+    /// every pair.
+    pub async fn create(
+        binary: &Path,
+        chain: &str,
+        validators: usize,
+        keep: bool,
+    ) -> Result<Self, String> {
         let dir = tempfile::Builder::new()
             .prefix("medledger-sim-")
             .disable_cleanup(keep)
@@ -127,7 +133,7 @@ impl Cluster {
         if keep {
             eprintln!("keeping the run's files in {}", dir.path().display());
         }
-        let layout = medledger_testnet::init(dir.path(), 4, 0, 0, chain)
+        let layout = medledger_testnet::init(dir.path(), validators, 0, 0, chain)
             .map_err(|e| format!("laying out the testnet: {e:#}"))?;
         let nodes = layout.nodes.clone();
         // Every address a node dials another by, rewritten to a proxy per

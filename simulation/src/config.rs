@@ -4,15 +4,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// How long a healed consortium may take to commit again.
+/// How long a healed consortium of four validators may take to commit
+/// again ([`SimConfig::heal_bound`] scales it).
 pub const HEAL_BOUND_SECS: u64 = 120;
 
 /// Which faults a run may inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Faults {
-    /// SIGKILL a validator and restart it.
+    /// SIGKILL up to f validators and restart them.
     pub kill: bool,
-    /// Cut a validator off and heal; at the end, split the consortium two-two and heal.
+    /// Cut up to f validators off and heal; at the end, split off a minority
+    /// of f (the rest must go on), then split into halves without a quorum,
+    /// and heal.
     pub partition: bool,
     /// Slow every link of one node for a while.
     pub slow: bool,
@@ -20,7 +23,7 @@ pub struct Faults {
     pub skew: bool,
     /// Fill one node's disk, then free it and restart the node.
     pub disk: bool,
-    /// A validator that proposes blocks with a wrong state root; a holder
+    /// f validators that propose blocks with a wrong state root; a holder
     /// that alters the records it sends; replayed fetches; one transaction
     /// sent to two nodes at once; a revocation racing a request.
     pub byzantine: bool,
@@ -124,9 +127,24 @@ pub struct SimConfig {
     pub interval: Duration,
     /// The `medledger` binary.
     pub binary: PathBuf,
+    /// Validators (4 to 64): the example consortium's members first, then
+    /// generated district hospitals.
+    pub validators: usize,
 }
 
 impl SimConfig {
+    /// How long a healed consortium may take to commit again: the local
+    /// testnet's timeouts grow with every four validators, and so does this.
+    pub fn heal_bound(&self) -> std::time::Duration {
+        let share = u64::try_from(self.validators.div_ceil(4).max(1)).unwrap_or(u64::MAX);
+        std::time::Duration::from_secs(HEAL_BOUND_SECS.saturating_mul(share))
+    }
+
+    /// How many validators may be faulty at once: f = ⌊(n − 1) / 3⌋.
+    pub fn fault_budget(&self) -> usize {
+        self.validators.saturating_sub(1) / 3
+    }
+
     /// The command line that reruns this configuration.
     pub fn rerun(&self) -> String {
         let mut line = format!(
@@ -144,6 +162,9 @@ impl SimConfig {
         }
         if self.load > 0 {
             line.push_str(&format!(" --load {}", self.load));
+        }
+        if self.validators != 4 {
+            line.push_str(&format!(" --validators {}", self.validators));
         }
         line
     }

@@ -1,6 +1,7 @@
 //! Seeded simulation of a medledger consortium under load and faults: real node processes driven through the SDK and the records gateway, with the consortium's promises checked as invariants.
 //!
-//! - [`cluster`]: the four node processes, their homes, and a proxy on
+//! - [`cluster`]: the node processes (four validators unless asked for
+//!   more), their homes, and a proxy on
 //!   every node-to-node connection ([`net`]) that can cut, slow and meter it;
 //!   a tmpfs under one node's data directory for the full-disk fault.
 //! - [`config`]: what a run is asked to do (seed, size, faults).

@@ -14,10 +14,12 @@ fn usage() -> ! {
                      [--faults all|none|kill,partition,slow,skew,disk,byzantine,hostile]
                      [--holder-fault FAULT] [--soak SECONDS] [--load TX_PER_S]
                      [--interval SECONDS] [--report FILE.md] [--medledger PATH]
+                     [--validators N]
 
   --soak keeps running rounds of --steps (each with its own faults) for that
   long, with background load (default 20 tx/s when soaking), and prints
-  throughput and latency per --interval."
+  throughput and latency per --interval. --validators (4 to 64, default 4)
+  sizes the consortium; up to f = (N - 1) / 3 of them lie or are down."
     );
     std::process::exit(2)
 }
@@ -32,6 +34,7 @@ fn main() -> std::process::ExitCode {
         soak: None,
         load: 0,
         interval: Duration::from_secs(10),
+        validators: 4,
         binary: std::env::var_os("MEDLEDGER_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
@@ -67,10 +70,14 @@ fn main() -> std::process::ExitCode {
             "--interval" => config.interval = Duration::from_secs(number(value()).max(1)),
             "--report" => report_file = Some(PathBuf::from(value())),
             "--medledger" => config.binary = PathBuf::from(value()),
+            "--validators" => config.validators = count(value()),
             _ => usage(),
         }
     }
-    if config.patients == 0 || config.steps == 0 {
+    if config.patients == 0
+        || config.steps == 0
+        || !(4..=medledger_testnet::layout::NODES_MAX).contains(&config.validators)
+    {
         usage();
     }
     config.load = load.unwrap_or(if config.soak.is_some() { 20 } else { 0 });

@@ -27,14 +27,15 @@ impl Rng {
     }
 }
 
-/// A fault that takes one node out (or makes it misbehave) for a window of
-/// steps; at most one is active at a time, so the consortium keeps a quorum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A fault that takes nodes out (or makes one misbehave) for a window of
+/// steps; at most one is active at a time and it takes at most f
+/// validators, so the consortium keeps a quorum.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outage {
-    /// SIGKILL, restarted at the end.
-    Kill(usize),
-    /// Cut off from the others, healed at the end.
-    Cut(usize),
+    /// SIGKILL, restarted at the end (1 to f nodes).
+    Kill(Vec<usize>),
+    /// Cut off from the others (and each other), healed at the end (1 to f nodes).
+    Cut(Vec<usize>),
     /// Its disk filled; freed and the node restarted at the end.
     FullDisk(usize),
     /// Restarted as a holder that alters the records it sends; restarted honest at the end.
@@ -71,18 +72,38 @@ pub struct Targets {
     pub tamper: Option<usize>,
     /// Every node.
     pub all: usize,
+    /// How many validators a kill or cut may take at once (f).
+    pub fault_budget: usize,
+}
+
+/// 1 to `budget` distinct nodes of `from`. With a budget of one it draws
+/// exactly what a single pick did, so four-validator seeds keep their runs.
+fn pick_some(rng: &mut Rng, from: &[usize], budget: usize) -> Vec<usize> {
+    let count = if budget <= 1 {
+        1
+    } else {
+        1 + rng.below(budget.min(from.len()))
+    };
+    let mut pool = from.to_vec();
+    let mut picked = Vec::with_capacity(count);
+    for k in 0..count.min(pool.len()) {
+        let j = k + rng.below(pool.len() - k);
+        pool.swap(k, j);
+        picked.push(pool[k]);
+    }
+    picked
 }
 
 /// Plans a round of `steps`: each enabled outage in its own slice of the
 /// round, slow links anywhere.
 pub fn plan(rng: &mut Rng, steps: usize, faults: &Faults, targets: &Targets) -> Plan {
     let mut outages: Vec<Outage> = Vec::new();
-    let pick = |rng: &mut Rng, from: &[usize]| from[rng.below(from.len())];
+    let budget = targets.fault_budget;
     if faults.kill && !targets.others.is_empty() {
-        outages.push(Outage::Kill(pick(rng, &targets.others)));
+        outages.push(Outage::Kill(pick_some(rng, &targets.others, budget)));
     }
     if faults.partition && !targets.others.is_empty() {
-        outages.push(Outage::Cut(pick(rng, &targets.others)));
+        outages.push(Outage::Cut(pick_some(rng, &targets.others, budget)));
     }
     if let (true, Some(node)) = (faults.disk, targets.disk) {
         outages.push(Outage::FullDisk(node));
@@ -126,27 +147,56 @@ mod tests {
 
     #[test]
     fn outages_never_overlap_and_stay_inside_the_round() {
-        let targets = Targets {
-            others: vec![2, 3],
-            disk: Some(3),
-            tamper: Some(1),
-            all: 4,
-        };
-        for seed in 0..500 {
-            let mut rng = Rng(seed);
-            let steps = 12 + rng.below(60);
-            let plan = plan(&mut rng, steps, &Faults::ALL, &targets);
-            assert_eq!(plan.outages.len(), 4, "seed {seed}: {plan:?}");
-            let mut windows: Vec<_> = plan.outages.iter().map(|w| (w.start, w.end)).collect();
-            windows.sort_unstable();
-            for pair in windows.windows(2) {
-                assert!(pair[0].1 <= pair[1].0, "seed {seed}: {windows:?}");
+        for (all, budget) in [(4, 1), (7, 2), (10, 3)] {
+            let targets = Targets {
+                others: (2..all).collect(),
+                disk: Some(3),
+                tamper: Some(1),
+                all,
+                fault_budget: budget,
+            };
+            for seed in 0..500 {
+                check_plan(seed, &targets);
             }
-            assert!(
-                windows.iter().all(|(s, e)| s < e && *e < steps),
-                "seed {seed}: {windows:?}"
-            );
-            assert!(plan.slow.iter().all(|w| w.start < w.end && w.start < steps));
         }
+    }
+
+    #[test]
+    fn a_budget_of_one_draws_as_a_single_pick_did() {
+        for seed in 0..100 {
+            let (mut a, mut b) = (Rng(seed), Rng(seed));
+            let from = [2, 3, 5];
+            assert_eq!(pick_some(&mut a, &from, 1), vec![from[b.below(3)]]);
+            assert_eq!(a.next_u64(), b.next_u64());
+        }
+    }
+
+    fn check_plan(seed: u64, targets: &Targets) {
+        let mut rng = Rng(seed);
+        let steps = 12 + rng.below(60);
+        let plan = plan(&mut rng, steps, &Faults::ALL, targets);
+        assert_eq!(plan.outages.len(), 4, "seed {seed}: {plan:?}");
+        for outage in &plan.outages {
+            if let Outage::Kill(nodes) | Outage::Cut(nodes) = &outage.what {
+                let distinct: std::collections::BTreeSet<_> = nodes.iter().collect();
+                assert!(
+                    !nodes.is_empty()
+                        && nodes.len() <= targets.fault_budget
+                        && distinct.len() == nodes.len()
+                        && nodes.iter().all(|n| targets.others.contains(n)),
+                    "seed {seed}: {nodes:?}"
+                );
+            }
+        }
+        let mut windows: Vec<_> = plan.outages.iter().map(|w| (w.start, w.end)).collect();
+        windows.sort_unstable();
+        for pair in windows.windows(2) {
+            assert!(pair[0].1 <= pair[1].0, "seed {seed}: {windows:?}");
+        }
+        assert!(
+            windows.iter().all(|(s, e)| s < e && *e < steps),
+            "seed {seed}: {windows:?}"
+        );
+        assert!(plan.slow.iter().all(|w| w.start < w.end && w.start < steps));
     }
 }

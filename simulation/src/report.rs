@@ -39,6 +39,7 @@ impl std::fmt::Display for Failure {
             c.soak.map_or("no".into(), |s| format!("{} s", s.as_secs()))
         )?;
         writeln!(f, "load:         {} tx/s", c.load)?;
+        writeln!(f, "validators:   {}", c.validators)?;
         writeln!(f, "invariant:    {}", self.invariant)?;
         writeln!(f, "detail:       {}", self.detail)?;
         write!(f, "rerun:        {}", c.rerun())

@@ -16,7 +16,8 @@ fn fault_kind(text: &str) -> Option<&'static str> {
         ("slowed", "slow links"),
         ("disk filled", "disk full"),
         ("alters records", "tampering holder"),
-        ("split two-two", "two-two split"),
+        ("split into halves", "split without a quorum"),
+        ("split off", "minority split off"),
         ("clock of", "skewed clock"),
         ("wrong state root", "lying proposer"),
         ("NOT injected", "fault not injected"),
@@ -33,8 +34,9 @@ pub fn render(config: &SimConfig, report: &Report) -> String {
     let _ = writeln!(out, "# medledger-sim: seed {} passed\n", config.seed);
     let _ = writeln!(
         out,
-        "{:.1} s, {} patients, {} steps per round, faults: {}, background load: {} tx/s, final height {}. Rerun: `{}`\n",
+        "{:.1} s, {} validators, {} patients, {} steps per round, faults: {}, background load: {} tx/s, final height {}. Rerun: `{}`\n",
         report.seconds,
+        config.validators,
         config.patients,
         config.steps,
         config.faults.names(),

@@ -1,8 +1,10 @@
 //! The CI-sized simulation: two seeds keep every promise under every fault
 //! profile (a validator SIGKILLed, one cut off, a slow node, a skewed clock,
 //! a full disk, a lying proposer, a tampering holder, replays, duplicates
-//! and races, a hostile member's attacks, then a two-two split); a holder
-//! built to skip the grant check is caught by the invariants.
+//! and races, a hostile member's attacks, then a minority split off and a
+//! split into halves); seven validators, two of them lying and two at a
+//! time down or cut off, keep the same promises; a holder built to skip the
+//! grant check is caught by the invariants.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +33,24 @@ fn config(seed: u64) -> SimConfig {
         load: 5,
         interval: Duration::from_secs(10),
         binary,
+        validators: 4,
+    }
+}
+
+/// The promises every run with all faults must report as checked.
+fn assert_invariants(report: &medledger_simulation::Report, text: &str) {
+    for invariant in [
+        "all nodes agree on every committed header, during the run and at the end",
+        "nothing acknowledged as committed was lost",
+        "the auditor's replay from genesis passes",
+        "no block from a validator that lies about state roots was committed",
+        "no block commits while split into halves; after healing, blocks come again within the bound",
+        "with f validators split off, the rest go on committing and the f commit nothing",
+    ] {
+        assert!(
+            report.invariants.contains(invariant),
+            "{invariant}:\n{text}"
+        );
     }
 }
 
@@ -53,7 +73,8 @@ async fn two_seeds_keep_every_promise_under_every_fault() {
             "clock of",
             "wrong state root",
             "alters records",
-            "split two-two",
+            "split off",
+            "split into halves",
         ] {
             assert!(injected(fault), "{fault} was not injected:\n{text}");
         }
@@ -62,19 +83,13 @@ async fn two_seeds_keep_every_promise_under_every_fault() {
             injected("stopped itself") || injected("full disk NOT injected"),
             "{text}"
         );
-        for invariant in [
-            "all nodes agree on every committed header, during the run and at the end",
-            "nothing acknowledged as committed was lost",
-            "the auditor's replay from genesis passes",
-            "no block from the validator that lies about state roots was committed",
-            "every fetch under an active grant delivered its manifest",
-            "no block commits during a two-two split; after healing, blocks come again within the bound",
-        ] {
-            assert!(
-                report.invariants.contains(invariant),
-                "{invariant}:\n{text}"
-            );
-        }
+        assert_invariants(&report, &text);
+        assert!(
+            report
+                .invariants
+                .contains("every fetch under an active grant delivered its manifest"),
+            "{text}"
+        );
         assert!(report.bytes.values().all(|b| *b > 0), "{text}");
         // The hostile member tried each of its attacks at least once, and
         // none succeeded (a success fails the run above).
@@ -96,6 +111,36 @@ async fn two_seeds_keep_every_promise_under_every_fault() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seven_validators_keep_every_promise_with_two_of_them_faulty() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut seven = config(1);
+    seven.validators = 7;
+    seven.steps = 30;
+    let report = match simulate(&seven).await {
+        Ok(report) => report,
+        Err(failure) => panic!("{failure}"),
+    };
+    let text = medledger_simulation::summary::render(&seven, &report);
+    println!("{text}");
+    // f = 2: two validators lie about state roots for the whole run, and
+    // the minority split off at the end is two.
+    let liars = report
+        .faults
+        .iter()
+        .filter(|(_, f)| f.contains("wrong state root"))
+        .count();
+    assert_eq!(liars, 2, "{text}");
+    assert!(
+        report
+            .faults
+            .iter()
+            .any(|(_, f)| f.contains("(a minority of 2)")),
+        "{text}"
+    );
+    assert_invariants(&report, &text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

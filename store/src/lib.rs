@@ -34,7 +34,9 @@ use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 use medledger_contracts::Hash32;
 use medledger_contracts::block::BlockHeader;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
-use medledger_contracts::records::{AuditEntry, AuditEvent, GrantRecord, Receipt};
+use medledger_contracts::records::{
+    AuditEntry, AuditEvent, GrantRecord, Outcome, Receipt, Rejection,
+};
 use medledger_contracts::state::{
     EMPTY_STATE_ROOT, SparseProof, StateError, StateKey, StateReader, WriteSet, hash_keys,
     write_tree_version,
@@ -380,6 +382,14 @@ impl Store {
         let txs = self.cf(TRANSACTIONS)?;
         let receipts = self.cf(RECEIPTS)?;
         for (position, receipt) in block.receipts.iter().enumerate() {
+            // A copy of a transaction already committed is rejected as a
+            // duplicate and changes nothing; indexing it would replace the
+            // first commit's receipt and location, so a proposer that puts
+            // an old release in its block again could make the node answer
+            // that the release was refused. The copy stays in its block.
+            if receipt.outcome == Outcome::Rejected(Rejection::Duplicate) {
+                continue;
+            }
             let mut location = h.to_vec();
             location.extend_from_slice(&be(position as u64));
             batch.put_cf(txs, receipt.tx.0.0, location);

@@ -6,7 +6,7 @@ use medledger_contracts::Hash32;
 use medledger_contracts::block::BlockHeader;
 use medledger_contracts::encoding::BoundedVec;
 use medledger_contracts::records::{
-    AuditEntry, AuditEvent, BlockRef, GrantRecord, Outcome, Receipt,
+    AuditEntry, AuditEvent, BlockRef, GrantRecord, Outcome, Receipt, Rejection,
 };
 use medledger_contracts::state::{JmtStore, StateKey, StateReader, WriteSet, verify_state_proof};
 use medledger_contracts::transaction::Signer;
@@ -125,6 +125,41 @@ fn commit(
         })
         .unwrap();
     root
+}
+
+/// DESIGN §7a: a proposer that puts an already committed transaction in its
+/// block again gets it rejected as a duplicate; the node must go on
+/// answering with the first commit's receipt and height, not the copy's.
+#[test]
+fn a_duplicate_copy_in_a_later_block_does_not_replace_the_first_receipt() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let patient = PatientId(Hash32([9; 32]));
+    store
+        .initialize(Hash32([7; 32]), &writes(&[(b"a", b"1")]))
+        .unwrap();
+    commit(&store, 1, &WriteSet::default(), patient, 0);
+    let first = grant_id(1);
+    let state = store.prepare(2, &WriteSet::default()).unwrap();
+    let h = header(2, state.root(), 1);
+    store
+        .commit(CommittedBlock {
+            header: &h,
+            block_bytes: b"block",
+            certificate_bytes: b"certificate",
+            state,
+            receipts: &[Receipt {
+                tx: first,
+                outcome: Outcome::Rejected(Rejection::Duplicate),
+                audit_indexes: vec![],
+            }],
+            audit_entries: &[],
+        })
+        .unwrap();
+    let (height, receipt) = store.receipt(&first).unwrap().unwrap();
+    assert_eq!(height, 1);
+    assert_eq!(receipt.outcome, Outcome::Applied);
+    assert_eq!(receipt.audit_indexes, vec![0]);
 }
 
 #[test]

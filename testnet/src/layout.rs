@@ -11,6 +11,7 @@ use medledger_contracts::types::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use medledger_client_sdk::keys::example_consortium;
+use medledger_genesis::InstitutionEntry;
 use medledger_node::config::{self, NodeConfig};
 
 /// One node of a local testnet.
@@ -60,7 +61,19 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
         .collect()
 }
 
-/// Creates genesis, keys and one home directory per node under `dir`.
+/// Nodes a local testnet may run (validators and observers; each takes
+/// three ports and a few tens of MiB).
+pub const NODES_MAX: usize = 64;
+
+/// The id of the `k`-th generated institution (1-based), added when a
+/// testnet asks for more nodes than the example consortium has members.
+pub fn district_hospital_id(k: usize) -> String {
+    format!("district-hospital-{k:02}")
+}
+
+/// Creates genesis, keys and one home directory per node under `dir`: the
+/// example consortium with fresh keys, plus generated district hospitals
+/// when `validators + observers` exceeds its seven members.
 pub fn init(
     dir: &Path,
     validators: usize,
@@ -74,12 +87,33 @@ pub fn init(
     if validators == 0 {
         bail!("--validators must be at least 1");
     }
+    if validators + observers > NODES_MAX {
+        bail!("--validators plus --observers must be at most {NODES_MAX}");
+    }
     let (mut file, mut keys) = example_consortium(chain_id, false)?;
-    if validators + observers > file.institutions.len() {
-        bail!(
-            "the example consortium has {} institutions: --validators plus --observers must not exceed it",
-            file.institutions.len()
-        );
+    // Beyond the example's seven members, district hospitals with fresh
+    // keys, so that larger consortiums (a province runs 20 to 30
+    // validators) can be rehearsed and measured.
+    for k in 1..=(validators + observers).saturating_sub(file.institutions.len()) {
+        let id = district_hospital_id(k);
+        let admin = KeyFile::generate()?;
+        let node = KeyFile::generate()?;
+        file.institutions.push(InstitutionEntry {
+            id: id.clone(),
+            name: format!("区医院 District Hospital {k}"),
+            kind: "hospital".into(),
+            parent: None,
+            // Fictional, shaped like the example's: 18 characters whose
+            // third to eighth are the region.
+            legal_code: format!("123301084700{k:05}H"),
+            region_code: "330108".into(),
+            licence_ref: format!("PDY-330108-{k:04}"),
+            admin_key: admin.public_key().to_text(),
+            node_key: node.public_key().to_text(),
+            voting_power: 0,
+        });
+        keys.insert(format!("admin:{id}"), admin);
+        keys.insert(format!("node:{id}"), node);
     }
     // Validators first (the example's own validators before the rest), then observers.
     file.institutions
@@ -93,9 +127,15 @@ pub fn init(
     // under a second here. Measured with `medledger bench`: 2,000 left the
     // cores busy with per-block work (about 4,500 tx/s), 4,000 committed
     // about 5,000, and 8,000 made full blocks miss the timeout and retry.
-    file.consensus.propose_timeout_ms = 1_000;
-    file.consensus.prevote_timeout_ms = 300;
-    file.consensus.precommit_timeout_ms = 300;
+    // Beyond four validators the nodes share this machine's cores, and a
+    // block takes each of them longer to check in wall-clock time: the
+    // timeouts grow with every four validators (measured with `medledger
+    // bench --validators 25`: with the four-validator timeouts most heights
+    // needed three or more rounds, the proposal arriving after they ran out).
+    let share = u64::try_from(validators.div_ceil(4)).unwrap_or(u64::MAX);
+    file.consensus.propose_timeout_ms = 1_000u64.saturating_mul(share);
+    file.consensus.prevote_timeout_ms = 300u64.saturating_mul(share);
+    file.consensus.precommit_timeout_ms = 300u64.saturating_mul(share);
     file.consensus.block_transactions_max = 4_000;
     // A local testnet rehearses the control-change delay (R4.2, R4.3; 72 h in
     // the example genesis) in seconds, so a recovery can be tried end to end.
@@ -237,4 +277,50 @@ pub fn load(dir: &Path) -> anyhow::Result<TestnetLayout> {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text)
         .with_context(|| format!("{} is not a testnet layout", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn larger_consortiums_get_district_hospitals_that_validate() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = init(dir.path(), 10, 2, 1, "medledger-test-ten").unwrap();
+        // Ten validators and two observers run; the spare waits outside genesis.
+        assert_eq!(layout.nodes.len(), 13);
+        assert_eq!(layout.nodes.iter().filter(|n| n.validator).count(), 10);
+        assert_eq!(layout.nodes[0].institution, "city-first-hospital");
+        let file = medledger_genesis::GenesisFile::read(&dir.path().join("genesis.json")).unwrap();
+        // Ten validators share the cores of one machine: three times the
+        // four-validator timeouts.
+        assert_eq!(file.consensus.propose_timeout_ms, 3_000);
+        assert_eq!(file.consensus.prevote_timeout_ms, 900);
+        let genesis = file.validate().unwrap();
+        assert_eq!(genesis.validators().count(), 10);
+        assert_eq!(genesis.fault_tolerance(), 3);
+        // 7 example members + 5 generated = 12 running members.
+        for k in 1..=5 {
+            let id = district_hospital_id(k);
+            assert!(layout.index(&id).is_some(), "{id}");
+            assert!(load_key(dir.path(), &format!("node:{id}")).is_ok());
+        }
+        assert!(layout.index(&district_hospital_id(6)).is_none());
+        let mut addresses: Vec<&str> = layout
+            .nodes
+            .iter()
+            .flat_map(|n| [n.http.as_str(), n.p2p.as_str(), n.gateway.as_str()])
+            .collect();
+        addresses.sort_unstable();
+        addresses.dedup();
+        assert_eq!(addresses.len(), 3 * 13, "every node has its own ports");
+    }
+
+    #[test]
+    fn more_nodes_than_the_bound_are_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = init(dir.path(), NODES_MAX, 1, 0, "medledger-test").unwrap_err();
+        assert!(error.to_string().contains("at most"), "{error}");
+        assert!(!dir.path().join("testnet.json").exists());
+    }
 }

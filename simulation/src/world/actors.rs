@@ -281,8 +281,9 @@ impl World<'_> {
         Ok(())
     }
 
-    /// The CDC reports a case (recorded on the ledger; the CDC runs no node
-    /// in this consortium, so nothing is fetched).
+    /// The CDC reports a case (recorded on the ledger; nothing is fetched:
+    /// the CDC's node, when a run of seven or more validators has one,
+    /// holds no records).
     pub(super) async fn public_health_report(&mut self, p: usize) -> Result<(), Failure> {
         let (usual, id) = (self.patients[p].usual, self.patients[p].id);
         let case = tagged_hash(

@@ -6,7 +6,8 @@
 use super::*;
 
 impl World<'_> {
-    /// After the workload: the two-two split, catching up, agreement,
+    /// After the workload: the minority split and the split without a
+    /// quorum, catching up, agreement,
     /// durability, the auditor's replay, and the report.
     pub(super) async fn finish(mut self) -> Result<Report, Failure> {
         self.cluster.partition(&[]);
@@ -21,6 +22,7 @@ impl World<'_> {
             }
         }
         if self.config.faults.partition {
+            self.minority_split_and_heal().await?;
             self.split_and_heal().await?;
         }
         let (acknowledged, commits) = self.ledger.snapshot();
@@ -38,26 +40,28 @@ impl World<'_> {
             }
         }
         // Every height again, now on every node (some lagged during the run).
-        let liar = self.liar.clone();
+        let liars = self.liars.clone();
         let mut whole = ChainCheck::default();
         whole
-            .check(self.config, &self.cluster, last, true, liar.as_deref())
+            .check(self.config, &self.cluster, last, true, &liars)
             .await?;
         self.report.invariants.extend([
             "all nodes agree on every committed header, during the run and at the end",
             "block times strictly increase and the audit log never shrinks",
         ]);
-        if let Some(liar) = &self.liar {
-            let proposed = whole.proposers.get(liar).copied().unwrap_or(0);
-            if proposed > 0 {
-                return Err(self.fail(
-                    "no invalid block is committed",
-                    format!("{liar} proposed {proposed} committed blocks"),
-                ));
+        if !self.liars.is_empty() {
+            for liar in &self.liars {
+                let proposed = whole.proposers.get(liar).copied().unwrap_or(0);
+                if proposed > 0 {
+                    return Err(self.fail(
+                        "no invalid block is committed",
+                        format!("{liar} proposed {proposed} committed blocks"),
+                    ));
+                }
             }
             self.report
                 .invariants
-                .insert("no block from the validator that lies about state roots was committed");
+                .insert("no block from a validator that lies about state roots was committed");
         }
         for (tx, height) in &acknowledged {
             for (i, c) in self.cluster.clients.iter().enumerate() {

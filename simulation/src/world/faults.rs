@@ -1,24 +1,38 @@
 //! Faults applied to the consortium: outages begun and ended (kill,
 //! partition, full disk), nodes restarted with a fault switched on, and the
-//! final split and heal.
+//! final splits (a minority of f, then halves) and heals.
 
 use super::*;
 
 impl World<'_> {
+    /// The institutions of some nodes, for the report.
+    fn names(&self, nodes: &[usize]) -> String {
+        nodes
+            .iter()
+            .map(|n| self.cluster.nodes()[*n].institution.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub(super) async fn begin(&mut self, outage: Outage) -> Result<(), Failure> {
         match outage {
-            Outage::Kill(node) => {
-                self.cluster.kill(node);
-                let name = self.cluster.nodes()[node].institution.clone();
-                self.note_fault(format!("SIGKILL {name}"));
+            Outage::Kill(nodes) => {
+                for node in &nodes {
+                    self.cluster.kill(*node);
+                }
+                let names = self.names(&nodes);
+                self.note_fault(format!("SIGKILL {names}"));
             }
-            Outage::Cut(node) => {
+            Outage::Cut(nodes) => {
+                // Each cut node alone: they reach neither the rest nor each other.
                 let rest: Vec<usize> = (0..self.cluster.nodes().len())
-                    .filter(|n| *n != node)
+                    .filter(|n| !nodes.contains(n))
                     .collect();
-                self.cluster.partition(&[&[node], &rest]);
-                let name = self.cluster.nodes()[node].institution.clone();
-                self.note_fault(format!("{name} cut off"));
+                let mut groups: Vec<&[usize]> = nodes.iter().map(std::slice::from_ref).collect();
+                groups.push(&rest);
+                self.cluster.partition(&groups);
+                let names = self.names(&nodes);
+                self.note_fault(format!("{names} cut off"));
             }
             Outage::FullDisk(node) => self.fill_disk(node).await?,
             Outage::Tamper(node) => {
@@ -32,14 +46,15 @@ impl World<'_> {
     }
 
     pub(super) async fn end(&mut self, outage: Outage) -> Result<(), Failure> {
-        let name = match outage {
-            Outage::Kill(n) | Outage::Cut(n) | Outage::FullDisk(n) | Outage::Tamper(n) => {
-                self.cluster.nodes()[n].institution.clone()
-            }
+        let name = match &outage {
+            Outage::Kill(nodes) | Outage::Cut(nodes) => self.names(nodes),
+            Outage::FullDisk(n) | Outage::Tamper(n) => self.cluster.nodes()[*n].institution.clone(),
         };
         match outage {
-            Outage::Kill(node) => {
-                self.cluster.start(node).map_err(|e| self.setup_error(e))?;
+            Outage::Kill(nodes) => {
+                for node in nodes {
+                    self.cluster.start(node).map_err(|e| self.setup_error(e))?;
+                }
                 self.note_fault(format!("{name} restarted"));
             }
             Outage::Cut(_) => {
@@ -135,35 +150,104 @@ impl World<'_> {
         Ok(())
     }
 
-    /// A two-two split leaves no quorum; once healed, blocks must come again.
-    pub(super) async fn split_and_heal(&mut self) -> Result<(), Failure> {
-        let all: Vec<usize> = (0..self.cluster.nodes().len()).collect();
-        let (left, right) = all.split_at(all.len() / 2);
-        self.cluster.partition(&[left, right]);
-        self.note_fault("split two-two".into());
+    /// The highest height any of `nodes` has committed.
+    async fn highest(&self, nodes: &[usize]) -> u64 {
+        let mut highest = 0;
+        for node in nodes {
+            highest = highest.max(self.cluster.height(*node).await.unwrap_or(0));
+        }
+        highest
+    }
+
+    /// f validators split off together: the rest (both hospitals among
+    /// them) still hold a quorum and must go on committing, while the
+    /// minority must not; then healed.
+    pub(super) async fn minority_split_and_heal(&mut self) -> Result<(), Failure> {
+        let f = self.config.fault_budget();
+        // The last f validators that are not hospitals: no draw from the
+        // seed, so the runs before this fault existed keep their sequence.
+        let minority: Vec<usize> = not_hospitals(&self.cluster)
+            .into_iter()
+            .rev()
+            .take(f)
+            .collect();
+        let majority: Vec<usize> = (0..self.cluster.nodes().len())
+            .filter(|n| !minority.contains(n))
+            .collect();
+        self.cluster.partition(&[&minority, &majority]);
+        let names = self.names(&minority);
+        self.note_fault(format!("split off {names} (a minority of {f})"));
         let watch = self.hospitals[1];
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let split_at = self.cluster.height(watch).await.unwrap_or(0);
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let during = self.cluster.height(watch).await.unwrap_or(0);
-        if during > split_at + 1 {
+        let minority_at = self.highest(&minority).await;
+        let majority_at = self.cluster.height(watch).await.unwrap_or(0);
+        if !self
+            .cluster
+            .reach(watch, majority_at + 2, self.config.heal_bound())
+            .await
+        {
+            return Err(self.fail(
+                "a quorum goes on without a minority",
+                format!(
+                    "no two blocks within {} s with {names} split off: {}",
+                    self.config.heal_bound().as_secs(),
+                    self.cluster.describe().await
+                ),
+            ));
+        }
+        let minority_now = self.highest(&minority).await;
+        if minority_now > minority_at + 1 {
             return Err(self.fail(
                 "no commit without a quorum",
-                format!("heights {split_at} → {during} during a two-two split"),
+                format!("the minority {names} went from height {minority_at} to {minority_now} on its own"),
             ));
         }
         self.cluster.partition(&[]);
         self.note_fault("healed".into());
+        self.report.invariants.insert(
+            "with f validators split off, the rest go on committing and the f commit nothing",
+        );
+        Ok(())
+    }
+
+    /// A split into two halves leaves neither a quorum; once healed, blocks
+    /// must come again.
+    pub(super) async fn split_and_heal(&mut self) -> Result<(), Failure> {
+        let all: Vec<usize> = (0..self.cluster.nodes().len()).collect();
+        let (left, right) = all.split_at(all.len() / 2);
+        self.cluster.partition(&[left, right]);
+        self.note_fault(format!(
+            "split into halves of {} and {}",
+            left.len(),
+            right.len()
+        ));
+        let watch = self.hospitals[1];
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let split_at = [self.highest(left).await, self.highest(right).await];
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let during = [self.highest(left).await, self.highest(right).await];
+        for (at, now) in split_at.iter().zip(&during) {
+            if *now > at + 1 {
+                return Err(self.fail(
+                    "no commit without a quorum",
+                    format!("heights {at} → {now} on one side of a split into halves"),
+                ));
+            }
+        }
+        self.cluster.partition(&[]);
+        self.note_fault("healed".into());
         let healed = Instant::now();
+        let target = during[0].max(during[1]) + 2;
         if !self
             .cluster
-            .reach(watch, during + 2, Duration::from_secs(HEAL_BOUND_SECS))
+            .reach(watch, target, self.config.heal_bound())
             .await
         {
             return Err(self.fail(
                 "progress after healing",
                 format!(
-                    "no new block within {HEAL_BOUND_SECS} s of healing a two-two split: {}",
+                    "no new block within {} s of healing a split into halves: {}",
+                    self.config.heal_bound().as_secs(),
                     self.cluster.describe().await
                 ),
             ));
@@ -173,7 +257,7 @@ impl World<'_> {
             healed.elapsed().as_secs_f64()
         ));
         self.report.invariants.insert(
-            "no block commits during a two-two split; after healing, blocks come again within the bound",
+            "no block commits while split into halves; after healing, blocks come again within the bound",
         );
         Ok(())
     }

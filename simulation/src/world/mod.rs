@@ -31,7 +31,7 @@ mod hostile;
 
 use crate::checks::{ChainCheck, Ledger, submit_recorded};
 use crate::cluster::Cluster;
-use crate::config::{HEAL_BOUND_SECS, SimConfig};
+use crate::config::SimConfig;
 use crate::plan::{Outage, Plan, Rng, Targets, plan};
 use crate::report::{Failure, Report, fail, read_json, setup_error};
 
@@ -86,17 +86,17 @@ pub struct World<'a> {
     hospital_ids: [InstitutionId; 2],
     doctors: [Identity; 2],
     cdc: Identity,
-    /// Doctors of institutions without a node of their own here (the
-    /// internet hospital, the community health centre): they ask patients
-    /// for consent through the ledger.
+    /// Doctors of the internet hospital and the community health centre
+    /// (institutions with a node only when the run has seven validators or
+    /// more): they ask patients for consent through the ledger.
     clinics: Vec<(Identity, InstitutionId)>,
     patients: Vec<Patient>,
     emergencies: usize,
     public_health: usize,
     /// The hospital node now sending altered records, if any.
     tampering: Option<usize>,
-    /// The validator that lies in its proposals.
-    liar: Option<String>,
+    /// The validators that lie in their proposals (f of them).
+    liars: Vec<String>,
     /// The hostile member's next attack (they are tried in turn).
     hostile_next: usize,
     out: PathBuf,
@@ -114,7 +114,7 @@ impl<'a> World<'a> {
         let started = Instant::now();
         let mut rng = Rng(config.seed);
         let keep = std::env::var_os("MEDLEDGER_SIM_KEEP").is_some();
-        let mut cluster = Cluster::create(&config.binary, "medledger-sim", keep)
+        let mut cluster = Cluster::create(&config.binary, "medledger-sim", config.validators, keep)
             .await
             .map_err(|e| setup_error(config, e))?;
         // The small disk goes under a validator that is not a hospital, before it starts.
@@ -176,9 +176,9 @@ impl<'a> World<'a> {
                 InstitutionId::new(institution).map_err(|e| setup_error(config, e))?,
             ));
         }
-        // Whole-run faults: a lying proposer, a skewed clock, a broken holder.
+        // Whole-run faults: f lying proposers, a skewed clock, a broken holder.
         let others = not_hospitals(&cluster);
-        let mut liar = None;
+        let mut liars = Vec::new();
         if config.faults.byzantine && !others.is_empty() {
             // Never the node with the small disk: each fault its own node where possible.
             let candidates: Vec<usize> = others
@@ -191,11 +191,18 @@ impl<'a> World<'a> {
             } else {
                 &candidates
             };
-            let node = pool[rng.below(pool.len())];
-            cluster
-                .env_mut(node)
-                .push(("MEDLEDGER_FAULT".into(), "bad-state-root".into()));
-            liar = Some(cluster.nodes()[node].institution.clone());
+            // f distinct nodes (a partial shuffle; with f = 1 the one draw a
+            // single pick made, so four-validator seeds keep their runs).
+            let mut pool = pool.clone();
+            for k in 0..config.fault_budget().clamp(1, pool.len()) {
+                let j = k + rng.below(pool.len() - k);
+                pool.swap(k, j);
+                let node = pool[k];
+                cluster
+                    .env_mut(node)
+                    .push(("MEDLEDGER_FAULT".into(), "bad-state-root".into()));
+                liars.push(cluster.nodes()[node].institution.clone());
+            }
         }
         let mut report = Report {
             interval: config.interval,
@@ -220,7 +227,7 @@ impl<'a> World<'a> {
                 ),
             ));
         }
-        if let Some(node) = &liar {
+        for node in &liars {
             report.faults.push((
                 0,
                 format!("{node} proposes blocks with a wrong state root for the whole run"),
@@ -252,7 +259,7 @@ impl<'a> World<'a> {
             emergencies: 0,
             public_health: 0,
             tampering: None,
-            liar,
+            liars,
             hostile_next: 0,
             out,
             step_no: 0,
@@ -471,6 +478,7 @@ impl<'a> World<'a> {
             // The second hospital; the first may carry the holder fault.
             tamper: Some(self.hospitals[1]),
             all: self.cluster.nodes().len(),
+            fault_budget: self.config.fault_budget(),
         };
         let deadline = self.config.soak.map(|s| self.started + s);
         loop {
@@ -494,10 +502,10 @@ impl<'a> World<'a> {
         for step in 0..steps {
             for w in &plan.outages {
                 if w.start == step {
-                    self.begin(w.what).await?;
+                    self.begin(w.what.clone()).await?;
                 }
                 if w.end == step {
-                    self.end(w.what).await?;
+                    self.end(w.what.clone()).await?;
                 }
             }
             for w in &plan.slow {
@@ -516,9 +524,9 @@ impl<'a> World<'a> {
             self.step_no += 1;
             if self.step_no % 10 == 0 {
                 let upto = self.cluster.height(self.hospitals[1]).await.unwrap_or(0);
-                let liar = self.liar.clone();
+                let liars = self.liars.clone();
                 self.chain_check
-                    .check(self.config, &self.cluster, upto, false, liar.as_deref())
+                    .check(self.config, &self.cluster, upto, false, &liars)
                     .await?;
             }
         }
