@@ -113,18 +113,33 @@ fn commit(
         patient,
         event: AuditEvent::Granted { grant: tx },
     };
-    let h = header(height, root, audit_index + 1);
+    commit_block(
+        store,
+        header(height, root, audit_index + 1),
+        state,
+        &[receipt],
+        &[entry],
+    );
+    root
+}
+
+fn commit_block(
+    store: &Store,
+    header: BlockHeader,
+    state: medledger_store::PreparedState,
+    receipts: &[Receipt],
+    audit_entries: &[AuditEntry],
+) {
     store
         .commit(CommittedBlock {
-            header: &h,
+            header: &header,
             block_bytes: b"block",
             certificate_bytes: b"certificate",
             state,
-            receipts: &[receipt],
-            audit_entries: &[entry],
+            receipts,
+            audit_entries,
         })
         .unwrap();
-    root
 }
 
 /// DESIGN §7a: a proposer that puts an already committed transaction in its
@@ -141,21 +156,12 @@ fn a_duplicate_copy_in_a_later_block_does_not_replace_the_first_receipt() {
     commit(&store, 1, &WriteSet::default(), patient, 0);
     let first = grant_id(1);
     let state = store.prepare(2, &WriteSet::default()).unwrap();
-    let h = header(2, state.root(), 1);
-    store
-        .commit(CommittedBlock {
-            header: &h,
-            block_bytes: b"block",
-            certificate_bytes: b"certificate",
-            state,
-            receipts: &[Receipt {
-                tx: first,
-                outcome: Outcome::Rejected(Rejection::Duplicate),
-                audit_indexes: vec![],
-            }],
-            audit_entries: &[],
-        })
-        .unwrap();
+    let copy = Receipt {
+        tx: first,
+        outcome: Outcome::Rejected(Rejection::Duplicate),
+        audit_indexes: vec![],
+    };
+    commit_block(&store, header(2, state.root(), 1), state, &[copy], &[]);
     let (height, receipt) = store.receipt(&first).unwrap().unwrap();
     assert_eq!(height, 1);
     assert_eq!(receipt.outcome, Outcome::Applied);
