@@ -25,7 +25,7 @@
 //! takes each lane's share of its room first, then fills what is left in
 //! lane order, so priority never starves a lane.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use medledger_contracts::constants::TRANSACTION_BYTES_MAX;
 use medledger_contracts::transaction::{
@@ -306,7 +306,8 @@ pub struct Mempool {
     /// between would otherwise leave it waiting here, to be proposed again
     /// and rejected as a duplicate.
     recently_committed: VecDeque<Vec<TxHash>>,
-    recently_committed_ids: HashSet<TxHash>,
+    /// How many of those blocks list each id (a hostile block may repeat one).
+    recently_committed_ids: HashMap<TxHash, usize>,
 }
 
 /// Committed blocks whose ids the pool still refuses (see
@@ -328,7 +329,7 @@ impl Mempool {
             bytes: 0,
             next_sequence: 0,
             recently_committed: VecDeque::new(),
-            recently_committed_ids: HashSet::new(),
+            recently_committed_ids: HashMap::new(),
         }
     }
 
@@ -377,7 +378,7 @@ impl Mempool {
         if self.entries.contains_key(id) {
             return Err(Refusal::Duplicate(*id));
         }
-        if self.recently_committed_ids.contains(id) {
+        if self.recently_committed_ids.contains_key(id) {
             return Err(Refusal::AlreadyCommitted(*id));
         }
         let lane = Lane::of(&signed.transaction.signer, &signed.transaction.payload);
@@ -401,7 +402,7 @@ impl Mempool {
         if self.entries.contains_key(&id) {
             return Err(Refusal::Duplicate(id));
         }
-        if self.recently_committed_ids.contains(&id) {
+        if self.recently_committed_ids.contains_key(&id) {
             return Err(Refusal::AlreadyCommitted(id));
         }
         let lane = Lane::of(
@@ -493,10 +494,17 @@ impl Mempool {
             && let Some(oldest) = self.recently_committed.pop_front()
         {
             for id in &oldest {
-                self.recently_committed_ids.remove(id);
+                if let Some(count) = self.recently_committed_ids.get_mut(id) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.recently_committed_ids.remove(id);
+                    }
+                }
             }
         }
-        self.recently_committed_ids.extend(ids.iter().copied());
+        for id in ids {
+            *self.recently_committed_ids.entry(*id).or_insert(0) += 1;
+        }
         self.recently_committed.push_back(ids.to_vec());
     }
 

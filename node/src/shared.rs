@@ -317,7 +317,7 @@ impl Shared {
             for (index, v) in verified {
                 results[index] = if self.signer_holds_key(&v) {
                     let party = party_of(&v);
-                    self.mempool().insert(v, party)
+                    self.keep(v, party)
                 } else {
                     Err(Refusal::WouldReject(
                         "the signer named is not bound to the signing key".into(),
@@ -365,7 +365,7 @@ impl Shared {
                 continue;
             }
             let party = party_of(&v);
-            let kept = self.mempool().insert(v, party);
+            let kept = self.keep(v, party);
             if kept.is_ok()
                 && let Some(gossip) = &self.gossip
             {
@@ -375,6 +375,21 @@ impl Shared {
             }
             results[index] = kept;
         }
+    }
+}
+
+impl Shared {
+    /// Puts an admitted transaction in the pool, unless a block committed
+    /// it while its admission ran: admission looked it up in the store
+    /// before checking its signature, and a commit writes the store before
+    /// it clears the pool, so a look after inserting cannot miss one.
+    fn keep(&self, verified: VerifiedTransaction, party: Party) -> Result<TxHash, Refusal> {
+        let id = self.mempool().insert(verified, party)?;
+        if matches!(self.store.receipt(&id), Ok(Some(_))) {
+            self.mempool().remove([id]);
+            return Err(Refusal::AlreadyCommitted(id));
+        }
+        Ok(id)
     }
 }
 
