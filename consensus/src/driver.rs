@@ -214,7 +214,7 @@ pub async fn run<A: Application>(
         // GossipSub, Malachite's default. Its mesh relays each message, so
         // a node receives a block's proposal several times over, more the
         // more validators; Broadcast (each message once, to each peer) cut
-        // that by 3 to 7 times in `medledger bench --validators N`, but in
+        // it about threefold in `medledger bench --validators N`, but in
         // Malachite 0.8.2 it announces a node's consensus subscriptions to a
         // peer only once per first connection, and one lost announcement
         // leaves that peer never sending to it while any connection stays
