@@ -238,6 +238,10 @@ pub struct Status {
     pub peers: u64,
     /// Transactions waiting in this node's mempool.
     pub mempool_size: u64,
+    /// The genesis `tx_validity_window_ms`: a transaction's `valid_until`
+    /// may be at most this far ahead of the block that takes it (R1);
+    /// clients give theirs half of it.
+    pub tx_validity_window_ms: u64,
 }
 
 /// A block header, with its BCS for clients that verify it.

@@ -360,6 +360,10 @@ wire_enum! {
         NotAuthorized = "not_authorized",
         /// A governance action that cannot be carried out.
         InvalidAction = "invalid_action",
+        /// The block's time is past the transaction's `valid_until`.
+        Expired = "expired",
+        /// The transaction's `valid_until` is beyond the block's validity window.
+        ValidTooLong = "valid_too_long",
     }
 }
 

@@ -136,16 +136,24 @@ pub(super) fn synthetic_key(label: &str, n: u64) -> SecretKey {
     SecretKey::from_seed(seed.0)
 }
 
+/// A bench testnet's validity window (R1): the throughput phase's
+/// transactions are all signed before it starts, up to a few minutes
+/// before they are sent.
+pub(super) const BENCH_TX_VALIDITY_WINDOW_MS: u64 = 3_600_000;
+
+/// Signs a bench transaction valid until `valid_until`.
 pub(super) fn sign(
     chain: &ChainId,
     key: &SecretKey,
     signer: Signer,
     nonce: u64,
+    valid_until: Timestamp,
     payload: Payload,
 ) -> SignedTransaction {
     Transaction {
         signer,
         nonce,
+        valid_until,
         payload,
     }
     .sign(chain, key)
@@ -435,7 +443,7 @@ impl Bench {
             let permit = semaphore.clone().acquire_owned().await?;
             let node = &self.layout.nodes[n % self.live.max(1)];
             let url = format!("{}/v1/tx", node.http);
-            let id = tx.transaction.id(&self.chain).0.to_hex();
+            let id = tx.id(&self.chain).0.to_hex();
             let body = serde_json::to_string(&api::SubmitBody {
                 transaction: hex::encode(tx.to_bytes()),
                 wait: false,
@@ -518,12 +526,7 @@ impl Bench {
             let chunk: Vec<(String, String)> = transactions
                 .by_ref()
                 .take(batch)
-                .map(|tx| {
-                    (
-                        tx.transaction.id(&self.chain).0.to_hex(),
-                        hex::encode(tx.to_bytes()),
-                    )
-                })
+                .map(|tx| (tx.id(&self.chain).0.to_hex(), hex::encode(tx.to_bytes())))
                 .collect();
             if chunk.is_empty() {
                 break;
@@ -652,7 +655,14 @@ pub fn run(options: BenchOptions) -> anyhow::Result<()> {
         options.validators >= 4,
         "--validators must be at least 4: the bench kills one and the rest must carry on"
     );
-    let layout = medledger_testnet::init(&dir, options.validators, 0, 0, "medledger-bench")?;
+    let layout = medledger_testnet::init_with_window(
+        &dir,
+        options.validators,
+        0,
+        0,
+        "medledger-bench",
+        BENCH_TX_VALIDITY_WINDOW_MS,
+    )?;
     let nodes = Consortium::launch(std::env::current_exe()?, layout.clone())?;
     let pids: Vec<u32> = (0..layout.nodes.len())
         .map(|i| nodes.pid(i))
@@ -739,6 +749,8 @@ async fn bench(
     let first = InstitutionId::new("city-first-hospital")?;
     let second = InstitutionId::new("city-second-hospital")?;
     let now = medledger_node::clock::now();
+    // Half the window ahead: the last of them is sent well within it.
+    let valid_until = Timestamp(now.0 + BENCH_TX_VALIDITY_WINDOW_MS / 2);
     let patients: Vec<SecretKey> = (0..options.patients as u64)
         .map(|n| synthetic_key("patient", n))
         .collect();
@@ -763,6 +775,7 @@ async fn bench(
             key,
             Signer::Patient(patient),
             nonce,
+            valid_until,
             Payload::Grant(terms),
         ))
     };
@@ -779,6 +792,7 @@ async fn bench(
                 k,
                 Signer::Patient(patient_id(k)),
                 0,
+                valid_until,
                 Payload::RegisterPatient,
             )
         })
@@ -789,10 +803,7 @@ async fn bench(
         .iter()
         .map(|k| grant(k, 1))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let grant_ids: Vec<TxHash> = setup_grants
-        .iter()
-        .map(|t| t.transaction.id(&chain))
-        .collect();
+    let grant_ids: Vec<TxHash> = setup_grants.iter().map(|t| t.id(&chain)).collect();
     bench.commit_all(setup_grants, options.concurrency).await?;
     let disk_after_grants = bench.data_bytes();
 
@@ -811,6 +822,7 @@ async fn bench(
                     doctor.secret(),
                     Signer::Practitioner(doctor_id),
                     nonce,
+                    valid_until,
                     Payload::AccessRequest {
                         grant: grant_ids[index],
                         holder: first.clone(),

@@ -36,6 +36,8 @@ pub struct ReplayBenchOptions {
     pub patients: usize,
     /// Keep the replayed state in a RocksDB store (in the bench directory) instead of memory.
     pub on_disk: bool,
+    /// The genesis transaction validity window (R1).
+    pub tx_validity_window_ms: u64,
 }
 
 /// Runs the bench.
@@ -51,7 +53,14 @@ pub fn run(options: ReplayBenchOptions) -> anyhow::Result<()> {
 }
 
 fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<()> {
-    medledger_testnet::init(dir, 4, 0, 0, "medledger-bench")?;
+    medledger_testnet::init_with_window(
+        dir,
+        4,
+        0,
+        0,
+        "medledger-bench",
+        options.tx_validity_window_ms,
+    )?;
     let genesis = medledger_genesis::GenesisFile::read(&dir.join("genesis.json"))?.validate()?;
     let chain = genesis.chain_id.clone();
     let validators: Vec<SecretKey> = genesis
@@ -84,6 +93,7 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
     let mut made = 0usize;
     let mut nonce = 0u64;
     let mut next_tx = |n: usize,
+                       valid_until: Timestamp,
                        grant_ids: &mut Vec<TxHash>|
      -> anyhow::Result<SignedTransaction> {
         nonce += 1;
@@ -96,6 +106,7 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
                 patient_key,
                 Signer::Patient(patient),
                 0,
+                valid_until,
                 Payload::RegisterPatient,
             )
         } else if n < 2 * patients.len() {
@@ -117,9 +128,10 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
                 patient_key,
                 Signer::Patient(patient),
                 1,
+                valid_until,
                 Payload::Grant(terms),
             );
-            grant_ids.push(tx.transaction.id(&chain));
+            grant_ids.push(tx.id(&chain));
             tx
         } else {
             sign(
@@ -127,6 +139,7 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
                 doctor.secret(),
                 Signer::Practitioner(doctor_id),
                 nonce,
+                valid_until,
                 Payload::AccessRequest {
                     grant: grant_ids[p],
                     holder: first.clone(),
@@ -157,13 +170,16 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
             usize::MAX
         };
         let count = count.min(boundary - made);
-        let mut txs = Vec::with_capacity(count);
-        for n in made..made + count {
-            txs.push(next_tx(n, &mut grant_ids)?);
-        }
-        made += count;
         let height = ledger.height() + 1;
         let time = Timestamp(start.0 + height * 1000);
+        // Half the validity window: with a block a second, each block's ids
+        // leave the state half a window's blocks later (R1).
+        let valid_until = Timestamp(time.0 + options.tx_validity_window_ms / 2);
+        let mut txs = Vec::with_capacity(count);
+        for n in made..made + count {
+            txs.push(next_tx(n, valid_until, &mut grant_ids)?);
+        }
+        made += count;
         let (header, execution) = ledger.execute(time, &proposer, txs.clone())?;
         let block = Block {
             header: header.clone(),
@@ -261,6 +277,21 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
             super::bench::dir_bytes(&state_dir) as f64 / 1e6
         );
     }
+    // Keys in the newest state: what stays live (R1 deletes ids older than
+    // their window; records stay).
+    let state_keys = match replay.state() {
+        medledger_audit::state::ReplayState::Memory(ledger) => {
+            Some(ledger.store().latest_values()?.len())
+        }
+        medledger_audit::state::ReplayState::Disk(_) => None,
+    };
+    println!(
+        "  {:<44} {:>14}",
+        "tx validity window (ms)", options.tx_validity_window_ms
+    );
+    if let Some(keys) = state_keys {
+        println!("  {:<44} {:>14}", "keys in the replayed state", keys);
+    }
     println!(
         "  {:<44} {:>14.0}",
         if peak_reset {
@@ -279,6 +310,8 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
             "tx_per_second": rate,
             "seconds": seconds,
             "archive_bytes": archive_bytes,
+            "tx_validity_window_ms": options.tx_validity_window_ms,
+            "state_keys": state_keys,
         })
     );
     Ok(())

@@ -104,10 +104,14 @@ impl Demo {
         let tx: SignedTransaction = Transaction {
             signer,
             nonce: self.nonce,
+            // Half the testnet's validity window, as the SDK gives (R1).
+            valid_until: medledger_contracts::types::Timestamp(
+                medledger_node::clock::now().0 + medledger_testnet::TX_VALIDITY_WINDOW_MS / 2,
+            ),
             payload,
         }
         .sign(&self.chain, key.secret());
-        let id = tx.transaction.id(&self.chain);
+        let id = tx.id(&self.chain);
         let target = &self.layout.nodes[node % self.layout.nodes.len()];
         let response = self
             .http

@@ -143,6 +143,12 @@ enum Command {
         /// Replay into a RocksDB store instead of memory (`audit replay --state-dir`).
         #[arg(long)]
         on_disk: bool,
+        /// The genesis `tx_validity_window_ms` (rule R1); each transaction is
+        /// valid for half of it and blocks are a second apart, so a block's
+        /// ids leave the state about half a window later. The largest
+        /// allowed (604800000, 7 days) keeps every id of a shorter archive.
+        #[arg(long, default_value_t = medledger_testnet::TX_VALIDITY_WINDOW_MS)]
+        tx_validity_window_ms: u64,
     },
     /// Run a node.
     #[command(subcommand)]
@@ -376,12 +382,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             block_size,
             patients,
             on_disk,
+            tx_validity_window_ms,
         } => bench_replay::run(bench_replay::ReplayBenchOptions {
             dir,
             transactions,
             block_size,
             patients,
             on_disk,
+            tx_validity_window_ms,
         }),
         Command::Audit(AuditCommand::Replay {
             genesis,

@@ -220,6 +220,7 @@ impl Session {
 
     fn builder(&self, who: &Identity) -> TxBuilder {
         TxBuilder::new(self.genesis.chain_id.clone(), who.clone())
+            .for_window(self.genesis.parameters.tx_validity_window_ms)
     }
 
     fn receipt(&self, what: &str, receipt: &TxReceipt) {

@@ -492,10 +492,7 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
         .submit_many(&[register.clone(), register.clone()])
         .await
         .unwrap();
-    assert_eq!(
-        results[0].as_ref().ok(),
-        Some(&register.transaction.id(&chain_id()))
-    );
+    assert_eq!(results[0].as_ref().ok(), Some(&register.id(&chain_id())));
     assert_eq!(
         results[1].as_ref().err().and_then(|e| e.code()),
         Some("duplicate")
@@ -540,11 +537,7 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let receipt = loop {
-        if let Some(receipt) = client
-            .receipt(&register.transaction.id(&chain_id()))
-            .await
-            .unwrap()
-        {
+        if let Some(receipt) = client.receipt(&register.id(&chain_id())).await.unwrap() {
             break receipt;
         }
         assert!(

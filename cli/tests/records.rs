@@ -861,6 +861,7 @@ async fn a_flood_of_new_keys_does_not_stop_a_release_or_a_revocation() {
                     let tx = medledger_contracts::transaction::Transaction {
                         signer: medledger_contracts::transaction::Signer::Patient(key.patient_id()),
                         nonce,
+                        valid_until: common::valid_until(),
                         payload: Payload::RegisterPatient,
                     }
                     .sign(&chain_id(), key.secret());

@@ -11,6 +11,92 @@ use medledger_contracts::transaction::{Payload, Signer, Transaction};
 use medledger_contracts::types::ChainId;
 use serde_json::{Value, json};
 
+/// [R1] A committed transaction's id leaves the state of every node once
+/// the first block past its `valid_until` commits (an exclusion proof
+/// against each node's newest root says so), the auditor's replay
+/// reproduces every root on the way, and the same bytes sent again are
+/// refused as expired: within the window they were a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_ids_leave_every_nodes_state_after_their_window() {
+    use medledger_contracts::state::{StateKey, verify_state_proof};
+    use medledger_contracts::types::Timestamp;
+    const WINDOW_MS: u64 = 6_000;
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::with_window(4, 0, 0, WINDOW_MS);
+    net.start_all();
+    net.reach(0, 1, 60, "no blocks within 60 s").await;
+    let key = KeyFile::generate().unwrap();
+    let valid_until = Timestamp(medledger_node::clock::now().0 + WINDOW_MS / 2);
+    let tx = Transaction {
+        signer: Signer::Patient(key.patient_id()),
+        nonce: 1,
+        valid_until,
+        payload: Payload::RegisterPatient,
+    }
+    .sign(&chain(), key.secret());
+    let id = tx.id(&chain());
+    let (status, receipt) = net.submit(0, &tx, true).await;
+    assert_eq!(
+        (status, receipt["outcome"]["status"].as_str()),
+        (200, Some("applied")),
+        "{receipt}"
+    );
+    // (To the node that answered: another may not have its block yet.)
+    let (status, body) = net.submit(0, &tx, false).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("already_committed")),
+        "{body}"
+    );
+    // Idle blocks keep coming: wait for one past valid_until at every node.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0..4 {
+        loop {
+            let (_, status) = net.get(i, "/v1/status").await.unwrap();
+            if status["latest_block_time_ms"]
+                .as_u64()
+                .is_some_and(|t| t > valid_until.0)
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no block past valid_until at node {i}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let (status, body) = net.submit(2, &tx, false).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (422, Some("expired")),
+        "{body}"
+    );
+    // The receipt stays answerable: blocks keep their history.
+    let (status, _) = net
+        .get(3, &format!("/v1/receipts/{}", id.0.to_hex()))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_replay_over_api_passes(&net, 3);
+    for i in 0..4 {
+        net.kill(i);
+    }
+    for node in net.nodes() {
+        let store = medledger_store::Store::open(&node.home.join("data").join("ledger")).unwrap();
+        let height = store.height().unwrap().unwrap();
+        let root = store.header(height).unwrap().unwrap().state_root;
+        let marker = StateKey::CommittedTransaction(id);
+        let (value, proof) = store.get_with_proof(&marker, height).unwrap();
+        assert_eq!(
+            value, None,
+            "{}: the id is still in state",
+            node.institution
+        );
+        verify_state_proof(root, &marker, None, &proof).unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_validators_commit_the_same_blocks() {
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
@@ -94,7 +180,7 @@ async fn a_killed_validator_catches_up_and_two_down_halts() {
     // nothing committed before changed.
     net.start(2);
     net.reach(0, after + 3, 90, "commits did not resume").await;
-    let id = tx.transaction.id(&chain()).0.to_hex();
+    let id = tx.id(&chain()).0.to_hex();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (status, _) = net.get(0, &format!("/v1/receipts/{id}")).await.unwrap();
@@ -141,6 +227,7 @@ async fn bad_transactions_are_refused_with_reasons() {
     let other = Transaction {
         signer: Signer::Patient(key.patient_id()),
         nonce: 1,
+        valid_until: valid_until(),
         payload: Payload::RegisterPatient,
     }
     .sign(&ChainId::new("another-chain").unwrap(), key.secret());
@@ -167,6 +254,7 @@ async fn bad_transactions_are_refused_with_reasons() {
     let revoke = Transaction {
         signer: Signer::Patient(unknown.patient_id()),
         nonce: 1,
+        valid_until: valid_until(),
         payload: Payload::Revoke {
             grant: medledger_contracts::types::TxHash(medledger_contracts::Hash32([7; 32])),
         },
@@ -195,7 +283,7 @@ async fn bad_transactions_are_refused_with_reasons() {
     assert_eq!(status, 200, "{body}");
     // The first may be in a later block than the second (gossip order):
     // wait until node 2 has committed it.
-    let id = tx.transaction.id(&chain()).0.to_hex();
+    let id = tx.id(&chain()).0.to_hex();
     let deadline = Instant::now() + Duration::from_secs(30);
     while net.get(2, &format!("/v1/receipts/{id}")).await.map(|r| r.0) != Some(200) {
         assert!(
@@ -526,6 +614,7 @@ async fn a_member_removed_by_votes_is_disconnected_and_refused() {
         Transaction {
             signer,
             nonce,
+            valid_until: valid_until(),
             payload: Payload::RegisterPractitioner {
                 key: new_key.public_key(),
                 role: PractitionerRole::Physician,
@@ -605,13 +694,14 @@ async fn carry(
     let propose = Transaction {
         signer: Signer::Institution(institution(0)),
         nonce,
+        valid_until: valid_until(),
         payload: Payload::Propose {
             action,
             expires_at: Timestamp(u64::MAX / 2),
         },
     }
     .sign(&chain(), admin(0).secret());
-    let proposal = propose.transaction.id(&chain());
+    let proposal = propose.id(&chain());
     let (status, body) = net.submit(0, &propose, true).await;
     assert_eq!(
         (status, body["outcome"]["status"].as_str()),
@@ -623,6 +713,7 @@ async fn carry(
         let vote = Transaction {
             signer: Signer::Institution(institution(i)),
             nonce,
+            valid_until: valid_until(),
             payload: Payload::Vote {
                 proposal,
                 approve: true,

@@ -70,7 +70,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // 2. Ask for the records: the ledger decides, and records the decision.
-    let tx = TxBuilder::new(genesis.chain_id.clone(), doctor.clone());
+    let tx = TxBuilder::new(genesis.chain_id.clone(), doctor.clone())
+        .for_window(genesis.parameters.tx_validity_window_ms);
     let request = tx.access_request(
         grant.id,
         holder.clone(),

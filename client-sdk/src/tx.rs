@@ -18,7 +18,16 @@ use crate::error::SdkError;
 pub struct TxBuilder {
     chain: ChainId,
     who: Identity,
+    lifetime_ms: u64,
 }
+
+/// How long a transaction stays valid after it is signed unless the builder
+/// is told otherwise: half of a one-minute validity window (a local
+/// testnet's), so it suits any chain whose genesis
+/// `tx_validity_window_ms` is a minute or more. For a real consortium's
+/// window of hours, [`TxBuilder::for_window`] gives transactions half of it,
+/// so that the signer's clock may be that far from the proposers'.
+pub const TX_LIFETIME_MS_DEFAULT: u64 = 30_000;
 
 fn nonce() -> u64 {
     let mut bytes = [0u8; 8];
@@ -141,9 +150,28 @@ impl TermsBuilder {
 }
 
 impl TxBuilder {
-    /// Transactions signed by `who` for `chain`.
+    /// Transactions signed by `who` for `chain`, each valid for
+    /// [`TX_LIFETIME_MS_DEFAULT`] after it is signed.
     pub fn new(chain: ChainId, who: Identity) -> Self {
-        Self { chain, who }
+        Self {
+            chain,
+            who,
+            lifetime_ms: TX_LIFETIME_MS_DEFAULT,
+        }
+    }
+
+    /// Transactions valid for half of `tx_validity_window_ms` (the chain's
+    /// genesis parameter, also in `GET /v1/status`) after they are signed.
+    pub fn for_window(self, tx_validity_window_ms: u64) -> Self {
+        self.with_lifetime_ms(tx_validity_window_ms / 2)
+    }
+
+    /// Transactions valid for `lifetime_ms` after they are signed (a block
+    /// takes one only within the chain's validity window of its
+    /// `valid_until`, rule R1).
+    pub fn with_lifetime_ms(mut self, lifetime_ms: u64) -> Self {
+        self.lifetime_ms = lifetime_ms;
+        self
     }
 
     /// Signs any payload (every transaction the ledger knows is a [`Payload`]).
@@ -151,6 +179,7 @@ impl TxBuilder {
         Transaction {
             signer: self.who.signer.clone(),
             nonce: nonce(),
+            valid_until: Timestamp(now().0.saturating_add(self.lifetime_ms)),
             payload,
         }
         .sign(&self.chain, self.who.key())

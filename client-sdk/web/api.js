@@ -119,6 +119,8 @@ export class Node {
     const r = await fetch(`${this.base}/v1/status`);
     const body = await r.json();
     this.chain = body.chain_id;
+    // A transaction is given half the chain's validity window (rule R1).
+    this.txLifetimeMs = BigInt(Math.floor(body.tx_validity_window_ms / 2));
     // Signed reads name this node's institution (request_auth rule 4).
     this.institution = body.institution;
     return body;
@@ -154,8 +156,10 @@ export class Node {
 
   /** Signs a transaction with the patient's key, submits it, waits for its commit. */
   async submit(key, payload) {
-    const tx = { signer: { kind: "patient", id: key.patient }, nonce: nonce(), payload };
-    const { signingMessage, id, body } = await bcs.transactionDigests(this.chain, tx);
+    if (this.txLifetimeMs === undefined) await this.status();
+    const validUntil = BigInt(Date.now()) + this.txLifetimeMs;
+    const tx = { signer: { kind: "patient", id: key.patient }, nonce: nonce(), validUntil, payload };
+    const { signingMessage, id, body } = await bcs.transactionDigests(this.chain, tx, key.publicRaw);
     const signature = await sign(key, signingMessage);
     const signed = bcs.signedTransactionBytes(body, key.publicRaw, signature);
     const r = await fetch(`${this.base}/v1/tx`, {

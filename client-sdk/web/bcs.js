@@ -125,11 +125,11 @@ function writeTerms(w, t) {
   w.uleb(purpose).u64(t.notBefore).u64(t.expiresAt).fixed32(t.noticeHash);
 }
 
-/** BCS of a transaction {signer, nonce, payload: {kind, …}}. */
+/** BCS of a transaction {signer, nonce, validUntil (ms), payload: {kind, …}}. */
 export function transactionBytes(tx) {
   const w = new Writer();
   writeSigner(w, tx.signer);
-  w.u64(tx.nonce);
+  w.u64(tx.nonce).u64(tx.validUntil);
   const p = tx.payload;
   w.uleb(PAYLOAD[p.kind]);
   switch (p.kind) {
@@ -175,13 +175,20 @@ export async function sha256(...parts) {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", w.finish()));
 }
 
-/** The digest a transaction's signer signs, and its id. */
-export async function transactionDigests(chain, tx) {
+/** A transaction's id: over the chain, its bytes and the key that signs it. */
+async function transactionId(chainBytes, body, publicKeyRaw) {
+  const key = new Writer();
+  writePublicKey(key, publicKeyRaw);
+  return sha256("medledger/txid/v2", chainBytes, body, key.finish());
+}
+
+/** The digest a transaction's signer signs, and its id when the key `publicKeyRaw` signs it. */
+export async function transactionDigests(chain, tx, publicKeyRaw) {
   const chainBytes = new Writer().string(chain).finish();
   const body = transactionBytes(tx);
   return {
-    signingMessage: await sha256("medledger/tx/v1", chainBytes, body),
-    id: await sha256("medledger/txid/v1", chainBytes, body),
+    signingMessage: await sha256("medledger/tx/v2", chainBytes, body),
+    id: await transactionId(chainBytes, body, publicKeyRaw),
     body,
   };
 }
@@ -200,7 +207,7 @@ const KEY_AND_SIGNATURE_BYTES = 1 + 32 + 1 + 64;
 /** Splits BCS of a signed transaction into its body, public key and signature. */
 export function splitSignedTransaction(bytes) {
   const n = bytes.length;
-  if (n < KEY_AND_SIGNATURE_BYTES + 1 + 8 + 1) throw new Error("too short for a signed transaction");
+  if (n < KEY_AND_SIGNATURE_BYTES + 1 + 16 + 1) throw new Error("too short for a signed transaction");
   if (bytes[n - KEY_AND_SIGNATURE_BYTES] !== 0 || bytes[n - 65] !== 0) throw new Error("not an Ed25519 key and signature");
   return {
     body: bytes.slice(0, n - KEY_AND_SIGNATURE_BYTES),
@@ -248,14 +255,15 @@ async function checkSigned(chain, id, signedHex, signer, payload, publicKeyRaw) 
   }
   if (publicKeyRaw && !equalBytes(parts.publicKeyRaw, publicKeyRaw)) return "other-key";
   const chainBytes = new Writer().string(chain).finish();
-  if (toHex(await sha256("medledger/txid/v1", chainBytes, parts.body)) !== id) return "is not the transaction named";
+  if (toHex(await transactionId(chainBytes, parts.body, parts.publicKeyRaw)) !== id) return "is not the transaction named";
   const key = await crypto.subtle.importKey("raw", parts.publicKeyRaw, { name: "Ed25519" }, false, ["verify"]);
-  const message = await sha256("medledger/tx/v1", chainBytes, parts.body);
+  const message = await sha256("medledger/tx/v2", chainBytes, parts.body);
   if (!(await crypto.subtle.verify({ name: "Ed25519" }, key, parts.signature, message))) return "signature does not verify";
   const body = parts.body;
-  if (body.length !== head.length + 8 + payload.length
+  // The signer, then the nonce and valid_until (8 bytes each), then the payload.
+  if (body.length !== head.length + 16 + payload.length
     || !equalBytes(body.slice(0, head.length), head)
-    || !equalBytes(body.slice(head.length + 8), payload)) {
+    || !equalBytes(body.slice(head.length + 16), payload)) {
     return "terms differ from what was signed";
   }
   return null;

@@ -68,6 +68,7 @@ fn ledger(patients: usize) -> (MemoryLedger, Vec<TxHash>) {
                 Transaction {
                     signer: Signer::Patient(p),
                     nonce: 0,
+                    valid_until: Timestamp(T0 + LedgerParameters::default().tx_validity_window_ms),
                     payload: Payload::RegisterPatient,
                 }
                 .sign(&chain, &k),
@@ -82,10 +83,11 @@ fn ledger(patients: usize) -> (MemoryLedger, Vec<TxHash>) {
             let tx = Transaction {
                 signer: Signer::Patient(p),
                 nonce: 1,
+                valid_until: Timestamp(T0 + LedgerParameters::default().tx_validity_window_ms),
                 payload: Payload::Grant(terms(p)),
             }
             .sign(&chain, &k);
-            grants.push(tx.transaction.id(&chain));
+            grants.push(tx.id(&chain));
             txs.push(tx);
         }
         let time = Timestamp(ledger.time().0 + 1000);
@@ -120,6 +122,7 @@ fn bench_apply(c: &mut Criterion) {
             Transaction {
                 signer: Signer::Practitioner(doc_id),
                 nonce: n as u64,
+                valid_until: Timestamp(T0 + LedgerParameters::default().tx_validity_window_ms),
                 payload: Payload::AccessRequest {
                     grant: *grant,
                     holder: inst("hosp-a"),

@@ -21,9 +21,10 @@ use crate::constants::BCS_CONTAINER_DEPTH_MAX;
 /// Domain tags: the first bytes of every hash input.
 pub mod tags {
     /// Signing message of a transaction.
-    pub const TRANSACTION_SIGNING: &[u8] = b"medledger/tx/v1";
-    /// Transaction id (replay protection and references).
-    pub const TRANSACTION_ID: &[u8] = b"medledger/txid/v1";
+    pub const TRANSACTION_SIGNING: &[u8] = b"medledger/tx/v2";
+    /// Transaction id (replay protection and references): the transaction
+    /// and the key that signs it.
+    pub const TRANSACTION_ID: &[u8] = b"medledger/txid/v2";
     /// A transaction as signed: its id with the key and signature it
     /// carries (the leaves of a block's transaction root).
     pub const SIGNED_TRANSACTION: &[u8] = b"medledger/signed-tx/v1";

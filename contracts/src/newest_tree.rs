@@ -20,7 +20,10 @@
 //!    any other range is `H("JMT::IntrnalNode" ‖ left ‖ right)`.
 //! 3. The empty tree's root is the placeholder; a one-leaf tree's root is
 //!    that leaf's hash.
-//! 4. Nothing is ever deleted (state never deletes; see `state` rule 1).
+//! 4. A deleted leaf leaves no trace: an internal node left with no child
+//!    is removed, and one left with a single child that is a leaf is
+//!    replaced by that leaf (rule 1 again). Only replay protection is ever
+//!    deleted (`state` rule 1).
 
 use sha2::{Digest, Sha256};
 
@@ -134,6 +137,52 @@ impl NewestTree {
     }
 }
 
+impl NewestTree {
+    /// Deletes the leaves of `keys` (key hashes; any not in the tree is
+    /// ignored) and returns the new root (rule 4).
+    pub fn delete(&mut self, keys: &[[u8; 32]]) -> [u8; 32] {
+        let mut keys = keys.to_vec();
+        keys.sort_unstable();
+        keys.dedup();
+        if !keys.is_empty() {
+            delete_at(&mut self.root, &keys, 0);
+        }
+        self.root()
+    }
+}
+
+/// Deletes sorted, distinct `keys` from the subtree in `slot` at `depth`.
+fn delete_at(slot: &mut Option<Box<Node>>, keys: &[[u8; 32]], depth: usize) {
+    match slot.as_deref_mut() {
+        Some(Node::Leaf { key, .. }) if keys.binary_search(key).is_ok() => *slot = None,
+        None | Some(Node::Leaf { .. }) => {}
+        Some(Node::Internal(internal)) => {
+            let mut changed = 0u16;
+            let mut rest = keys;
+            while let Some(first) = rest.first() {
+                let n = nibble(first, depth);
+                let end = rest
+                    .iter()
+                    .position(|key| nibble(key, depth) != n)
+                    .unwrap_or(rest.len());
+                let (group, tail) = rest.split_at(end);
+                delete_at(&mut internal.children[n], group, depth + 1);
+                changed |= 1 << n;
+                rest = tail;
+            }
+            let mut present = internal.children.iter().flatten();
+            match (present.next(), present.next()) {
+                (None, _) => *slot = None,
+                (Some(only), None) if matches!(**only, Node::Leaf { .. }) => {
+                    let only = internal.children.iter_mut().find_map(Option::take);
+                    *slot = only;
+                }
+                _ => internal.rehash(changed),
+            }
+        }
+    }
+}
+
 /// Puts sorted, distinct `entries` into the subtree in `slot` at `depth`.
 fn put_at(slot: &mut Option<Box<Node>>, entries: &[Entry<'_>], depth: usize, may_split: bool) {
     match slot.as_deref_mut() {
@@ -227,16 +276,15 @@ impl Internal {
     /// Recomputes the node's hash (rule 2) after the children in `changed`
     /// (a bitmap of slots) were replaced or updated.
     fn rehash(&mut self, mut changed: u16) {
+        // A changed slot may now be empty (a deletion): its bit goes too.
+        self.leaves &= !changed;
         let mut present = 0u16;
         for (i, child) in self.children.iter().enumerate() {
             let bit = 1 << i;
             if let Some(child) = child {
                 present |= bit;
-                if changed & bit != 0 {
-                    self.leaves &= !bit;
-                    if matches!(**child, Node::Leaf { .. }) {
-                        self.leaves |= bit;
-                    }
+                if changed & bit != 0 && matches!(**child, Node::Leaf { .. }) {
+                    self.leaves |= bit;
                 }
             }
         }

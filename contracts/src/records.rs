@@ -447,6 +447,10 @@ pub struct LedgerParameters {
     pub control_change_delay_ms: u64,
     /// Who may break the glass, and for how long its records may be fetched [R7.3].
     pub emergency: EmergencyPolicy,
+    /// How far ahead of a block's time a transaction's `valid_until` may
+    /// be, in milliseconds: the ids of committed transactions are kept in
+    /// state only this long after their block [R1].
+    pub tx_validity_window_ms: u64,
 }
 
 /// Who may make an emergency (break-glass) access, and how long after it
@@ -480,6 +484,7 @@ impl Default for LedgerParameters {
             grant_duration_days_max: 3_650,
             control_change_delay_ms: 72 * 3_600_000,
             emergency: EmergencyPolicy::default(),
+            tx_validity_window_ms: 2 * 3_600_000,
         }
     }
 }
@@ -578,6 +583,46 @@ pub enum Rejection {
     /// A governance action that cannot be carried out.
     #[error("invalid governance action: {0}")]
     InvalidAction(String),
+    /// The block's time is past the transaction's `valid_until` (R1).
+    #[error(
+        "the transaction expired: it was valid until {} ms, the block is at {} ms",
+        valid_until.0,
+        block_time.0
+    )]
+    Expired {
+        /// The transaction's `valid_until`.
+        valid_until: Timestamp,
+        /// The block's time.
+        block_time: Timestamp,
+    },
+    /// The transaction's `valid_until` is further ahead of the block's time
+    /// than the genesis `tx_validity_window_ms` allows (R1).
+    #[error(
+        "the transaction is valid for too long: until {} ms, at most {} ms in this block",
+        valid_until.0,
+        latest.0
+    )]
+    ValidTooLong {
+        /// The transaction's `valid_until`.
+        valid_until: Timestamp,
+        /// The latest `valid_until` this block accepts.
+        latest: Timestamp,
+    },
+}
+
+impl Outcome {
+    /// Whether the transaction left nothing in state, not even its id
+    /// (R1): a copy of a committed transaction, or one outside its
+    /// validity window. Such a receipt says what this block did with
+    /// this copy; the id's receipt, if any, is another block's.
+    pub fn leaves_no_trace(&self) -> bool {
+        matches!(
+            self,
+            Self::Rejected(
+                Rejection::Duplicate | Rejection::Expired { .. } | Rejection::ValidTooLong { .. }
+            )
+        )
+    }
 }
 
 /// What happened to a committed transaction.
@@ -718,6 +763,29 @@ pub struct ReviewQueue {
     pub head: u64,
     /// The next place to fill.
     pub tail: u64,
+}
+
+/// The committed transactions' ids kept against replay, in the order their
+/// blocks were committed: places `head..tail` are
+/// `StateKey::ExpiringIds` [R1].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiryQueue {
+    /// The oldest place still kept.
+    pub head: u64,
+    /// The next place to fill.
+    pub tail: u64,
+}
+
+/// The ids one block committed, deleted from state (with their
+/// `StateKey::CommittedTransaction` markers) once a block's time is past
+/// `expires_after` [R1].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiringIds {
+    /// The latest `valid_until` among them: no block after this time can
+    /// commit any of them again.
+    pub expires_after: Timestamp,
+    /// The ids.
+    pub ids: Vec<TxHash>,
 }
 
 /// One emergency access awaiting its review deadline.

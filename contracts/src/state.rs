@@ -3,8 +3,11 @@
 //!
 //! Rules:
 //! 1. State is a map from [`StateKey`] (BCS bytes) to BCS-encoded records.
-//!    Records are never deleted: a revocation, retirement or removal is a
-//!    status change, so history stays provable.
+//!    Records are not deleted: a revocation, retirement or removal is a
+//!    status change, so history stays provable. The one exception is replay
+//!    protection: the ids of committed transactions are deleted once they
+//!    are past their validity window (the state machine's R1); their
+//!    blocks and receipts keep them.
 //! 2. The state machine reads through [`StateReader`] and writes into an
 //!    [`Overlay`]; a block's writes reach the store as one [`WriteSet`].
 //! 3. [`JmtStore`] versions the tree by height. A block that writes nothing
@@ -46,7 +49,8 @@ pub enum StateKey {
     Access(RequestId),
     /// A governance proposal.
     Proposal(ProposalId),
-    /// The height at which a transaction was committed (replay protection).
+    /// The height at which a transaction was committed (replay protection;
+    /// deleted once its validity window has passed, R1).
     CommittedTransaction(TxHash),
     /// The validator set and any scheduled change.
     ValidatorSet,
@@ -65,6 +69,12 @@ pub enum StateKey {
     ReviewQueue,
     /// One place in that queue (value: [`crate::records::ReviewDue`]).
     ReviewDue(u64),
+    /// The queue of blocks' committed ids awaiting deletion (value:
+    /// [`crate::records::ExpiryQueue`]) [R1].
+    ExpiryQueue,
+    /// One place in that queue: one block's committed ids (value:
+    /// [`crate::records::ExpiringIds`]).
+    ExpiringIds(u64),
 }
 
 impl StateKey {
@@ -102,8 +112,8 @@ pub trait StateReader {
     fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
 }
 
-/// A set of writes: key bytes to new value bytes (`None` would delete; the
-/// state machine never deletes, see rule 1).
+/// A set of writes: key bytes to new value bytes (`None` deletes; only
+/// replay protection is ever deleted, see rule 1).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteSet(pub BTreeMap<Vec<u8>, Option<Vec<u8>>>);
 
@@ -152,6 +162,11 @@ impl<'a> Overlay<'a> {
     pub fn put<T: Serialize>(&mut self, key: &StateKey, value: &T) {
         self.writes
             .insert(key.to_bytes(), Some(encoding::to_bytes(value)));
+    }
+
+    /// Buffers the deletion of a record.
+    pub fn delete(&mut self, key: &StateKey) {
+        self.writes.insert(key.to_bytes(), None);
     }
 
     /// Adds another overlay's writes (a transaction's, into its block's).
@@ -481,23 +496,27 @@ impl JmtStore {
         height: u64,
         version: Version,
     ) -> Result<Hash32, StateError> {
-        // Refused before anything changes (values and tree must stay in step).
-        if writes.0.values().any(Option::is_none) {
-            return Err(StateError::Storage(
-                "a write set deletes a key; state never deletes".into(),
-            ));
-        }
         let inner = self
             .inner
             .get_mut()
             .map_err(|_| StateError::Storage("JMT store lock poisoned".into()))?;
         let mut entries = Vec::with_capacity(writes.len());
+        let mut deleted = Vec::new();
         for (key, value) in &writes.0 {
-            let Some(value) = value else { continue };
             let key_hash = KeyHash::with::<Sha256>(key);
-            entries.push((key_hash.0, value.as_slice()));
-            inner.newest.insert(key_hash, (version, value.clone()));
+            match value {
+                Some(value) => {
+                    entries.push((key_hash.0, value.as_slice()));
+                    inner.newest.insert(key_hash, (version, value.clone()));
+                }
+                None => {
+                    if inner.newest.remove(&key_hash).is_some() {
+                        deleted.push(key_hash.0);
+                    }
+                }
+            }
         }
+        self.newest_tree.delete(&deleted);
         let root = self.newest_tree.put(entries);
         self.versions.clear();
         self.versions.insert(height, version);

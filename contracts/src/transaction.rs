@@ -2,12 +2,14 @@
 //! signed.
 //!
 //! Rules (stateless; the state machine's rules are in [`crate::state_machine`]):
-//! 1. A transaction is `signer ‖ nonce ‖ payload`. Its signing message is
-//!    `SHA-256("medledger/tx/v1" ‖ BCS(chain id) ‖ BCS(transaction))`, so a
-//!    transaction signed for one chain does not verify on another.
-//! 2. Its id is the same digest under the tag `medledger/txid/v1`: it does not
-//!    cover the signature, so re-signing cannot make a second id for one
-//!    transaction.
+//! 1. A transaction is `signer ‖ nonce ‖ valid_until ‖ payload`. Its signing
+//!    message is `SHA-256("medledger/tx/v2" ‖ BCS(chain id) ‖ BCS(transaction))`,
+//!    so a transaction signed for one chain does not verify on another.
+//! 2. Its id is `SHA-256("medledger/txid/v2" ‖ BCS(chain id) ‖ BCS(transaction)
+//!    ‖ BCS(public key))`: it covers the key that signs but not the signature,
+//!    so re-signing cannot make a second id for one transaction, and a copy
+//!    of someone's pending transaction signed with another key has an id of
+//!    its own (it cannot use up theirs: the state machine's R1).
 //! 3. Encoded signed transactions are at most
 //!    [`TRANSACTION_BYTES_MAX`](crate::constants::TRANSACTION_BYTES_MAX) bytes,
 //!    decoded strictly.
@@ -317,6 +319,10 @@ pub struct Transaction {
     pub signer: Signer,
     /// Any number the signer picks to make otherwise identical transactions distinct.
     pub nonce: u64,
+    /// The last block time at which it may be committed; a block may take
+    /// it only if this is at most its time plus the genesis
+    /// `tx_validity_window_ms` (R1).
+    pub valid_until: Timestamp,
     /// What it asks for.
     pub payload: Payload,
 }
@@ -458,20 +464,27 @@ impl Transaction {
     }
 
     /// [`Self::signing_message`] and [`Self::id`] from one encoding.
-    pub fn signing_message_and_id(&self, chain: &ChainId) -> (Hash32, TxHash) {
+    pub fn signing_message_and_id(&self, chain: &ChainId, key: &PublicKey) -> (Hash32, TxHash) {
         let chain = encoding::to_bytes(chain);
         let bytes = encoding::to_bytes(self);
         (
             tagged_hash(tags::TRANSACTION_SIGNING, &[&chain, &bytes]),
-            TxHash(tagged_hash(tags::TRANSACTION_ID, &[&chain, &bytes])),
+            TxHash(tagged_hash(
+                tags::TRANSACTION_ID,
+                &[&chain, &bytes, &encoding::to_bytes(key)],
+            )),
         )
     }
 
-    /// The transaction's id on `chain`.
-    pub fn id(&self, chain: &ChainId) -> TxHash {
+    /// The transaction's id on `chain` when `key` signs it (rule 2).
+    pub fn id(&self, chain: &ChainId, key: &PublicKey) -> TxHash {
         TxHash(tagged_hash(
             tags::TRANSACTION_ID,
-            &[&encoding::to_bytes(chain), &encoding::to_bytes(self)],
+            &[
+                &encoding::to_bytes(chain),
+                &encoding::to_bytes(self),
+                &encoding::to_bytes(key),
+            ],
         ))
     }
 
@@ -533,6 +546,11 @@ impl VerifiedTransaction {
 }
 
 impl SignedTransaction {
+    /// Its id on `chain` (rule 2: the transaction with the key it carries).
+    pub fn id(&self, chain: &ChainId) -> TxHash {
+        self.transaction.id(chain, &self.public_key)
+    }
+
     /// Canonical bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         encoding::to_bytes(self)
@@ -573,7 +591,9 @@ impl SignedTransaction {
             chain: chain.as_str().to_string(),
             error,
         };
-        let (message, id) = self.transaction.signing_message_and_id(chain);
+        let (message, id) = self
+            .transaction
+            .signing_message_and_id(chain, &self.public_key);
         self.public_key
             .verify(&message, &self.signature)
             .map_err(signature_error)?;
@@ -620,7 +640,7 @@ pub fn verify_many(
         .into_iter()
         .enumerate()
         .map(|(i, t)| {
-            let id = t.transaction.id(chain);
+            let id = t.id(chain);
             t.verify(chain).map_err(|e| (i, id, e))
         })
         .collect()
@@ -700,7 +720,7 @@ fn check_all_but_signatures(
             }
             let key = keys.prepare(&t.public_key).ok()?;
             check_form(chain, &t.transaction).ok()?;
-            let (message, id) = t.transaction.signing_message_and_id(chain);
+            let (message, id) = t.transaction.signing_message_and_id(chain, &t.public_key);
             Some(CheckedForm {
                 key,
                 message,

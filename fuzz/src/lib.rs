@@ -430,7 +430,6 @@ pub fn seeds(target: &str) -> anyhow::Result<Vec<Vec<u8>>> {
                     format!(
                         "/v1/receipts/{}",
                         history.transactions[0]
-                            .transaction
                             .id(&world.genesis.chain_id)
                             .0
                             .to_hex()
@@ -485,7 +484,7 @@ fn signed_fetch(history: &world::History) -> medledger_transfer::SignedFetch {
     };
     let authorization = medledger_transfer::FetchAuthorization {
         chain: chain.clone(),
-        request: request.transaction.id(chain),
+        request: request.id(chain),
         holder: world.genesis.institutions[0].id.clone(),
         practitioner,
         one_time_key: [8; 32],

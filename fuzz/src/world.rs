@@ -117,16 +117,19 @@ pub fn history() -> anyhow::Result<History> {
     let doctor = Signer::Practitioner(PractitionerId::from_key(
         &published_example_key("practitioner:dr-second-1").public_key(),
     ));
+    let start = genesis.genesis_time;
+    // Blocks come a second apart from genesis: a minute covers all three.
+    let valid_until = Timestamp(start.0 + 60_000);
     let sign = |signer: Signer, nonce, payload| -> anyhow::Result<SignedTransaction> {
         let key = signer_key(world, &signer)?;
         Ok(Transaction {
             signer,
             nonce,
+            valid_until,
             payload,
         }
         .sign(&chain, &key))
     };
-    let start = genesis.genesis_time;
     let register = sign(Signer::Patient(patient), 1, Payload::RegisterPatient)?;
     let grant = sign(
         Signer::Patient(patient),
@@ -145,7 +148,7 @@ pub fn history() -> anyhow::Result<History> {
             notice_hash: tagged_hash(b"notice", &[]),
         }),
     )?;
-    let grant_id = grant.transaction.id(&chain);
+    let grant_id = grant.id(&chain);
     let request = sign(
         doctor,
         3,

@@ -117,6 +117,13 @@ pub struct GenesisFile {
     pub practitioners: Vec<PractitionerEntry>,
 }
 
+/// The shortest validity window a genesis may choose (a local test
+/// consortium's; clients give a transaction half the window, so clocks may
+/// differ by about that much).
+pub const TX_VALIDITY_WINDOW_MS_MIN: u64 = 5_000;
+/// The longest: committed ids are kept in state this long.
+pub const TX_VALIDITY_WINDOW_MS_MAX: u64 = 7 * 86_400_000;
+
 /// Ledger parameters as written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,6 +144,9 @@ pub struct LedgerParametersEntry {
     pub emergency_internet_hospitals: bool,
     /// How long after an emergency access its records may be fetched (ms).
     pub emergency_fetch_window_ms: u64,
+    /// How far ahead of a block's time a transaction's `valid_until` may
+    /// be (ms); committed ids are kept in state this long (R1).
+    pub tx_validity_window_ms: u64,
 }
 
 impl Default for LedgerParametersEntry {
@@ -155,6 +165,7 @@ impl Default for LedgerParametersEntry {
                 .collect(),
             emergency_internet_hospitals: p.emergency.internet_hospitals,
             emergency_fetch_window_ms: p.emergency.fetch_window_ms,
+            tx_validity_window_ms: p.tx_validity_window_ms,
         }
     }
 }
@@ -400,6 +411,14 @@ impl GenesisFile {
                 "must be 60000..=604800000 (1 min to 7 days)",
             ));
         }
+        if !(TX_VALIDITY_WINDOW_MS_MIN..=TX_VALIDITY_WINDOW_MS_MAX)
+            .contains(&p.tx_validity_window_ms)
+        {
+            return Err(field_error(
+                "parameters.tx_validity_window_ms",
+                "must be 5000..=604800000 (5 s to 7 days; hours suit a real consortium)",
+            ));
+        }
         if !(1_000..=30 * 86_400_000).contains(&p.control_change_delay_ms) {
             return Err(field_error(
                 "parameters.control_change_delay_ms",
@@ -533,6 +552,7 @@ impl GenesisFile {
                     internet_hospitals: p.emergency_internet_hospitals,
                     fetch_window_ms: p.emergency_fetch_window_ms,
                 },
+                tx_validity_window_ms: p.tx_validity_window_ms,
             },
             institutions,
             practitioners,

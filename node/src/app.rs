@@ -165,6 +165,13 @@ impl Application for LedgerApp {
             Some(Fault::BackdatedBlockTime) => Timestamp(parent_time.0 + 1),
             _ => Timestamp(now().0.max(parent_time.0 + 1)),
         };
+        let expired = self.shared.mempool().drop_expired(time);
+        if expired > 0 {
+            tracing::info!(
+                expired,
+                "dropped transactions past their valid_until from the pool"
+            );
+        }
         let transactions = self.shared.mempool().take_for_block(
             self.params.block_transactions_max as usize,
             medledger_contracts::constants::usize_from(self.params.block_bytes_max),
@@ -278,7 +285,7 @@ impl Application for LedgerApp {
             let mut out = Vec::with_capacity(block.transactions.len());
             let mut unchecked = Vec::new();
             for (index, tx) in block.transactions.iter().enumerate() {
-                let id = tx.transaction.id(&self.shared.chain);
+                let id = tx.id(&self.shared.chain);
                 match pool.verified(&id).filter(|v| {
                     v.signed().public_key == tx.public_key && v.signed().signature == tx.signature
                 }) {

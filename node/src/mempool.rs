@@ -28,10 +28,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use medledger_contracts::constants::TRANSACTION_BYTES_MAX;
+use medledger_contracts::records::Rejection;
 use medledger_contracts::transaction::{
     Payload, SignedTransaction, Signer, TransactionError, VerifiedTransaction,
 };
-use medledger_contracts::types::{ChainId, InstitutionId, TxHash};
+use medledger_contracts::types::{ChainId, InstitutionId, Timestamp, TxHash};
 
 /// Mempool bounds.
 #[derive(Clone, Copy, Debug)]
@@ -158,6 +159,10 @@ pub enum Refusal {
     /// The ledger would reject it now.
     #[error("the ledger would reject this transaction: {0}")]
     WouldReject(String),
+    /// Outside its validity window at this node's clock (R1): past its
+    /// `valid_until`, or valid for longer than the chain's window allows.
+    #[error("{0}; sign it again with a valid_until within the chain's window (GET /v1/status)")]
+    OutsideValidity(Rejection),
     /// This signer has its share of the mempool already.
     #[error("this key already has {0} transactions waiting; wait for some to commit")]
     SignerQuota(usize),
@@ -177,6 +182,8 @@ impl Refusal {
             Refusal::Duplicate(_) => "duplicate",
             Refusal::AlreadyCommitted(_) => "already_committed",
             Refusal::WouldReject(_) => "would_be_rejected",
+            Refusal::OutsideValidity(Rejection::Expired { .. }) => "expired",
+            Refusal::OutsideValidity(_) => "valid_too_long",
             Refusal::SignerQuota(_) => "signer_quota",
             Refusal::Full(_) => "mempool_full",
         }
@@ -288,7 +295,7 @@ pub fn decode(chain: &ChainId, bytes: &[u8]) -> Result<(SignedTransaction, TxHas
     }
     let signed = SignedTransaction::from_bytes(bytes).map_err(Refusal::Invalid)?;
     // The id is a hash, cheap next to a signature check: repeats are refused on it first.
-    let id = signed.transaction.id(chain);
+    let id = signed.id(chain);
     Ok((signed, id))
 }
 
@@ -480,6 +487,22 @@ impl Mempool {
         out
     }
 
+    /// Drops the transactions no block at `time` or later may take: their
+    /// `valid_until` is past (R1). Returns how many.
+    pub fn drop_expired(&mut self, time: Timestamp) -> usize {
+        let expired: Vec<TxHash> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.verified.transaction().valid_until < time)
+            .map(|(id, _)| *id)
+            .collect();
+        let count = expired.len();
+        if count > 0 {
+            self.remove(expired);
+        }
+        count
+    }
+
     /// The verified form of a waiting transaction, so a block that carries
     /// it needs no second signature check.
     pub fn verified(&self, id: &TxHash) -> Option<&VerifiedTransaction> {
@@ -558,6 +581,7 @@ mod tests {
         Transaction {
             signer,
             nonce,
+            valid_until: medledger_contracts::types::Timestamp(u64::MAX),
             payload,
         }
         .sign(&chain(), key)
@@ -618,6 +642,37 @@ mod tests {
     }
 
     #[test]
+    fn a_proposer_drops_what_is_past_its_valid_until() {
+        let mut pool = pool(100);
+        let (key, signer) = patient(1);
+        let until = |ms| {
+            Transaction {
+                signer: signer.clone(),
+                nonce: ms,
+                valid_until: Timestamp(ms),
+                payload: Payload::Revoke {
+                    grant: TxHash(Hash32([1; 32])),
+                },
+            }
+            .sign(&chain(), &key)
+            .verify(&chain())
+            .unwrap()
+        };
+        let (soon, later) = (until(1_000), until(2_000));
+        insert(&mut pool, soon).unwrap();
+        let later_id = insert(&mut pool, later).unwrap();
+        // A block at 1,000 may still take both; one at 1,001 only the later.
+        assert_eq!(pool.drop_expired(Timestamp(1_000)), 0);
+        assert_eq!(pool.drop_expired(Timestamp(1_001)), 1);
+        let left: Vec<_> = pool
+            .take_for_block(10, 1 << 20)
+            .iter()
+            .map(|t| t.id())
+            .collect();
+        assert_eq!(left, vec![later_id]);
+    }
+
+    #[test]
     fn a_new_key_registers_once_and_new_keys_fill_only_their_lane() {
         let mut pool = pool(80);
         // Nonce variants of one key's registration: one waits, the rest are
@@ -630,6 +685,7 @@ mod tests {
         let again = Transaction {
             signer: patient(1).1,
             nonce: 2,
+            valid_until: medledger_contracts::types::Timestamp(u64::MAX),
             payload: Payload::RegisterPatient,
         }
         .sign(&chain(), &patient(1).0)

@@ -10,11 +10,11 @@ use medledger_contracts::certificate::CommitCertificate;
 use medledger_contracts::crypto::KeyCache;
 use medledger_contracts::encoding::from_bytes;
 use medledger_contracts::records::{
-    AuditEntry, DelegationRecord, InstitutionRecord, Outcome, PatientRecord, PractitionerRecord,
-    ValidatorSet, ValidatorSetRecord,
+    AuditEntry, DelegationRecord, InstitutionRecord, LedgerParameters, Outcome, PatientRecord,
+    PractitionerRecord, ValidatorSet, ValidatorSetRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey, StateReader};
-use medledger_contracts::state_machine::{BlockContext, try_each};
+use medledger_contracts::state_machine::{BlockContext, outside_window, try_each};
 use medledger_contracts::transaction::{
     Payload, SignedTransaction, Signer, VerifiedTransaction, verify_each,
 };
@@ -243,6 +243,11 @@ impl Shared {
         // never kept waiting on a long batch.
         let mut seen_bytes = std::collections::HashSet::new();
         let mut decoded = Vec::with_capacity(batch.len());
+        // [R1] One outside its validity window is refused before anything
+        // else is looked up: a copy of a transaction committed long ago is
+        // expired, whatever this node's indexes remember of it.
+        let window = self.validity_window();
+        let time = now();
         for (index, bytes) in batch.iter().enumerate() {
             if !seen_bytes.insert(*bytes) {
                 results[index] = crate::mempool::decode(&self.chain, bytes)
@@ -250,7 +255,10 @@ impl Shared {
                 continue;
             }
             match crate::mempool::decode(&self.chain, bytes) {
-                Ok((signed, id)) => decoded.push((index, signed, id)),
+                Ok((signed, id)) => match outside_window(&signed.transaction, time, window) {
+                    Some(rejection) => results[index] = Err(Refusal::OutsideValidity(rejection)),
+                    None => decoded.push((index, signed, id)),
+                },
                 Err(refusal) => results[index] = Err(refusal),
             }
         }
@@ -379,6 +387,16 @@ impl Shared {
 }
 
 impl Shared {
+    /// The chain's transaction validity window (genesis, R1).
+    pub(crate) fn validity_window(&self) -> u64 {
+        Overlay::new(&self.store)
+            .get::<LedgerParameters>(&StateKey::Parameters)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .tx_validity_window_ms
+    }
+
     /// Puts an admitted transaction in the pool, unless a block committed
     /// it while its admission ran: admission looked it up in the store
     /// before checking its signature, and a commit writes the store before

@@ -34,9 +34,7 @@ use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
 use medledger_contracts::Hash32;
 use medledger_contracts::block::BlockHeader;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
-use medledger_contracts::records::{
-    AuditEntry, AuditEvent, GrantRecord, Outcome, Receipt, Rejection,
-};
+use medledger_contracts::records::{AuditEntry, AuditEvent, GrantRecord, Receipt};
 use medledger_contracts::state::{
     EMPTY_STATE_ROOT, SparseProof, StateError, StateKey, StateReader, WriteSet, hash_keys,
     write_tree_version,
@@ -386,8 +384,11 @@ impl Store {
             // duplicate and changes nothing; indexing it would replace the
             // first commit's receipt and location, so a proposer that puts
             // an old release in its block again could make the node answer
-            // that the release was refused. The copy stays in its block.
-            if receipt.outcome == Outcome::Rejected(Rejection::Duplicate) {
+            // that the release was refused. Likewise a copy outside its
+            // validity window (expired: its id may have been committed
+            // before; not yet within it: it may be committed later). Such
+            // a copy stays in its block.
+            if receipt.outcome.leaves_no_trace() {
                 continue;
             }
             let mut location = h.to_vec();

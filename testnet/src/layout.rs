@@ -71,6 +71,12 @@ pub fn district_hospital_id(k: usize) -> String {
     format!("district-hospital-{k:02}")
 }
 
+/// A local testnet's transaction validity window (genesis
+/// `tx_validity_window_ms`, R1): a minute, where a real consortium's is hours,
+/// so that committed ids leaving the state can be watched; the SDK's default
+/// lifetime (half a minute) fits it.
+pub const TX_VALIDITY_WINDOW_MS: u64 = 60_000;
+
 /// Creates genesis, keys and one home directory per node under `dir`: the
 /// example consortium with fresh keys, plus generated district hospitals
 /// when `validators + observers` exceeds its seven members.
@@ -80,6 +86,27 @@ pub fn init(
     observers: usize,
     spares: usize,
     chain_id: &str,
+) -> anyhow::Result<TestnetLayout> {
+    init_with_window(
+        dir,
+        validators,
+        observers,
+        spares,
+        chain_id,
+        TX_VALIDITY_WINDOW_MS,
+    )
+}
+
+/// [`init`] with another transaction validity window (a bench that signs
+/// its transactions a minute before it sends them needs a longer one, a
+/// test that watches ids leave the state a shorter one).
+pub fn init_with_window(
+    dir: &Path,
+    validators: usize,
+    observers: usize,
+    spares: usize,
+    chain_id: &str,
+    tx_validity_window_ms: u64,
 ) -> anyhow::Result<TestnetLayout> {
     if dir.join("testnet.json").exists() {
         bail!("{} already holds a testnet", dir.display());
@@ -140,6 +167,7 @@ pub fn init(
     // A local testnet rehearses the control-change delay (R4.2, R4.3; 72 h in
     // the example genesis) in seconds, so a recovery can be tried end to end.
     file.parameters.control_change_delay_ms = 5_000;
+    file.parameters.tx_validity_window_ms = tx_validity_window_ms;
     file.genesis_time_ms = Timestamp::from_system_time(SystemTime::now()).0;
     anyhow::ensure!(
         file.genesis_time_ms > 0,

@@ -38,9 +38,31 @@ impl Testnet {
     }
 
     pub fn layout(validators: usize, observers: usize, spares: usize) -> Self {
+        Self::with_window(
+            validators,
+            observers,
+            spares,
+            medledger_testnet::TX_VALIDITY_WINDOW_MS,
+        )
+    }
+
+    /// A testnet whose genesis has another transaction validity window (R1).
+    pub fn with_window(
+        validators: usize,
+        observers: usize,
+        spares: usize,
+        tx_validity_window_ms: u64,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let layout =
-            medledger_testnet::init(dir.path(), validators, observers, spares, CHAIN).unwrap();
+        let layout = medledger_testnet::init_with_window(
+            dir.path(),
+            validators,
+            observers,
+            spares,
+            CHAIN,
+            tx_validity_window_ms,
+        )
+        .unwrap();
         Self {
             processes: Consortium::new(BIN, layout).log_filter(NODE_LOG_FILTER),
             dir,
@@ -211,12 +233,21 @@ pub fn chain() -> ChainId {
     ChainId::new(CHAIN).unwrap()
 }
 
+/// A `valid_until` for a transaction signed now: half the testnet's
+/// validity window ahead (R1), as the SDK gives.
+pub fn valid_until() -> medledger_contracts::types::Timestamp {
+    medledger_contracts::types::Timestamp(
+        medledger_node::clock::now().0 + medledger_testnet::TX_VALIDITY_WINDOW_MS / 2,
+    )
+}
+
 /// A new patient's registration, signed by a fresh key.
 pub fn register_patient(nonce: u64) -> SignedTransaction {
     let key = KeyFile::generate().unwrap();
     Transaction {
         signer: Signer::Patient(key.patient_id()),
         nonce,
+        valid_until: valid_until(),
         payload: Payload::RegisterPatient,
     }
     .sign(&chain(), key.secret())

@@ -29,9 +29,12 @@ test("chain id and patient id", async () => {
   assert.equal(bcs.toHex(id), vectors.patient_id.id);
 });
 
+/** Every vector's valid_until (golden.rs's VALID_UNTIL). */
+const VALID_UNTIL = 1790003600000n;
+
 async function check(name, tx) {
   const v = byName[name];
-  const { signingMessage, id, body } = await bcs.transactionDigests(chain, tx);
+  const { signingMessage, id, body } = await bcs.transactionDigests(chain, tx, rawKey(v.public_key));
   assert.equal(bcs.toHex(body), v.transaction_bcs, `${name}: transaction bytes`);
   assert.equal(bcs.toHex(signingMessage), v.signing_message, `${name}: signing message`);
   assert.equal(bcs.toHex(id), v.transaction_id, `${name}: id`);
@@ -45,10 +48,10 @@ async function check(name, tx) {
 test("a patient's transactions match the ledger's bytes, digests and signatures", async () => {
   const patient = vectors.patient_id.id;
   const signer = { kind: "patient", id: patient };
-  await check("register-patient", { signer, nonce: 1, payload: { kind: "registerPatient" } });
+  await check("register-patient", { signer, nonce: 1, validUntil: VALID_UNTIL, payload: { kind: "registerPatient" } });
   const grant = {
     signer,
-    nonce: 2,
+    nonce: 2, validUntil: VALID_UNTIL,
     payload: {
       kind: "grant",
       terms: {
@@ -64,15 +67,15 @@ test("a patient's transactions match the ledger's bytes, digests and signatures"
     },
   };
   await check("grant", grant);
-  const grantId = bcs.toHex((await bcs.transactionDigests(chain, grant)).id);
-  await check("revoke", { signer, nonce: 3, payload: { kind: "revoke", grant: grantId } });
+  const grantId = bcs.toHex((await bcs.transactionDigests(chain, grant, rawKey(byName.grant.public_key))).id);
+  await check("revoke", { signer, nonce: 3, validUntil: VALID_UNTIL, payload: { kind: "revoke", grant: grantId } });
   await check("answer-consent-request", {
     signer,
-    nonce: 4,
+    nonce: 4, validUntil: VALID_UNTIL,
     payload: { kind: "answerConsentRequest", request: "11".repeat(32), approve: true },
   });
-  await check("end-delegation", { signer, nonce: 6, payload: { kind: "endDelegation", delegation: "22".repeat(32) } });
-  await check("cancel-control-change", { signer, nonce: 11, payload: { kind: "cancelControlChange", key: true, contacts: true } });
+  await check("end-delegation", { signer, nonce: 6, validUntil: VALID_UNTIL, payload: { kind: "endDelegation", delegation: "22".repeat(32) } });
+  await check("cancel-control-change", { signer, nonce: 11, validUntil: VALID_UNTIL, payload: { kind: "cancelControlChange", key: true, contacts: true } });
 });
 
 test("recovery transactions and the new key's proof match the ledger's bytes", async () => {
@@ -86,13 +89,13 @@ test("recovery transactions and the new key's proof match the ledger's bytes", a
   assert.equal(bcs.toHex(proof), kp.proof, "possession proof");
   await check("set-recovery-policy", {
     signer: { kind: "patient", id: alice },
-    nonce: 9,
+    nonce: 9, validUntil: VALID_UNTIL,
     // Given unsorted: the encoder sorts.
     payload: { kind: "setRecoveryPolicy", delegates: [kp.carol, kp.bob].sort().reverse(), threshold: 2 },
   });
   await check("approve-recovery", {
     signer: { kind: "patient", id: kp.bob },
-    nonce: 10,
+    nonce: 10, validUntil: VALID_UNTIL,
     payload: { kind: "approveRecovery", patient: alice, newKey, newKeyProof: proof },
   });
 });

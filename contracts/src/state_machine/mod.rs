@@ -3,9 +3,17 @@
 //! Every rule below is cited in the code as `[Rn]`. Tests name the rule they
 //! check.
 //!
-//! **R1 Replay.** A transaction whose id is already committed is rejected as
-//! `Duplicate` and writes nothing. Any other transaction, whatever its
-//! outcome, records its id with its height, so it can never be committed again.
+//! **R1 Replay.** A block at time `t` takes a transaction only if
+//! `t ≤ valid_until ≤ t + tx_validity_window_ms` (genesis); one outside that
+//! is rejected as `Expired` or `ValidTooLong` and writes nothing. A
+//! transaction whose id is in state is rejected as `Duplicate` and writes
+//! nothing. Any other transaction, whatever its outcome, records its id with
+//! its height. A block's ids are deleted from state by the first block whose
+//! time is past the latest `valid_until` among them (oldest blocks first, at
+//! most 40,000 ids per block and then the rest of one block's): none of them
+//! can be taken again by then, as every later block is past its
+//! `valid_until`. The id covers the signing key (a copy signed with another
+//! key is another transaction, which cannot use up the first one's id).
 //!
 //! **R2 Signer.** The signer must exist and the signing key must be its
 //! current key: a patient's, a practitioner's, an institution's admin key, or
@@ -158,6 +166,7 @@ mod genesis;
 mod governance;
 mod membership;
 mod recovery;
+mod replay;
 
 pub use genesis::{GenesisPractitioner, GenesisStateError, genesis_writes};
 
@@ -166,6 +175,8 @@ use self::consent::*;
 use self::governance::*;
 use self::membership::*;
 use self::recovery::*;
+pub use self::replay::outside_window;
+use self::replay::*;
 use crate::crypto::PublicKey;
 use crate::encoding::BoundedVec;
 use crate::merkle::{self, Frontier};
@@ -295,15 +306,26 @@ pub fn execute_block(
     let mut receipts = Vec::with_capacity(transactions.len());
     let mut audit_entries = Vec::new();
     overdue_reviews(&mut block, ctx, &mut frontier, &mut audit_entries)?;
+    forget_expired_ids(&mut block, ctx)?;
+    let window = validity_window(&block)?;
+    let mut committed = Vec::new();
+    let mut expires_after = Timestamp(0);
     for tx in transactions {
-        receipts.push(apply_one(
+        let receipt = apply_one(
             &mut block,
             tx,
             ctx,
+            window,
             &mut frontier,
             &mut audit_entries,
-        )?);
+        )?;
+        if !receipt.outcome.leaves_no_trace() {
+            committed.push(receipt.tx);
+            expires_after = expires_after.max(tx.transaction().valid_until);
+        }
+        receipts.push(receipt);
     }
+    queue_committed_ids(&mut block, committed, expires_after)?;
     if frontier.size() != start_size {
         block.put(&StateKey::AuditLog, &frontier);
     }
@@ -339,10 +361,16 @@ pub fn try_each(
     promote_validator_set(&mut block, ctx.height)?;
     let mut frontier: Frontier = block.get(&StateKey::AuditLog)?.unwrap_or_default();
     overdue_reviews(&mut block, ctx, &mut frontier, &mut Vec::new())?;
+    // The ids the block would delete are left in place: they change no
+    // outcome, as each of their transactions is past its `valid_until`.
+    let window = validity_window(&block)?;
     transactions
         .iter()
         .map(|tx| {
             // [R1]
+            if let Some(rejection) = outside_window(tx.transaction(), ctx.time, window) {
+                return Ok(Outcome::Rejected(rejection));
+            }
             if block
                 .get::<u64>(&StateKey::CommittedTransaction(tx.id()))?
                 .is_some()
@@ -364,11 +392,19 @@ fn apply_one(
     block: &mut Overlay<'_>,
     tx: &VerifiedTransaction,
     ctx: &BlockContext,
+    window: u64,
     frontier: &mut Frontier,
     audit_entries: &mut Vec<AuditEntry>,
 ) -> Result<Receipt, StateError> {
     let id = tx.id();
     // [R1]
+    if let Some(rejection) = outside_window(tx.transaction(), ctx.time, window) {
+        return Ok(Receipt {
+            tx: id,
+            outcome: Outcome::Rejected(rejection),
+            audit_indexes: Vec::new(),
+        });
+    }
     if block
         .get::<u64>(&StateKey::CommittedTransaction(id))?
         .is_some()

@@ -55,7 +55,7 @@ fn a_bad_signature_is_named_with_its_index_and_the_error_single_verification_giv
     let (index, id, error) =
         verify_many(&world.chain, txs.clone(), &KeyCache::new(64)).unwrap_err();
     assert_eq!(index, 17);
-    assert_eq!(id, txs[17].transaction.id(&world.chain));
+    assert_eq!(id, txs[17].id(&world.chain));
     assert_eq!(error.to_string(), strict.to_string());
     // Another chain: every signature fails, the first is named.
     let other = ChainId::new("medledger-other").unwrap();

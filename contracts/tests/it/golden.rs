@@ -21,6 +21,9 @@ fn fixture() -> std::path::PathBuf {
         .join("tests/fixtures/golden-vectors.json")
 }
 
+/// Every vector's `valid_until`: an hour after the grant's `not_before`.
+const VALID_UNTIL: Timestamp = Timestamp(1_790_003_600_000);
+
 fn vector(name: &str, chain: &ChainId, label: &str, tx: Transaction) -> Value {
     let k = key(label);
     let signed = tx.clone().sign(chain, &k);
@@ -34,7 +37,7 @@ fn vector(name: &str, chain: &ChainId, label: &str, tx: Transaction) -> Value {
         "public_key_bcs": hex::encode(encoding::to_bytes(&k.public_key())),
         "transaction_bcs": hex::encode(encoding::to_bytes(&tx)),
         "signing_message": tx.signing_message(chain).to_hex(),
-        "transaction_id": tx.id(chain).0.to_hex(),
+        "transaction_id": tx.id(chain, &k.public_key()).0.to_hex(),
         "signature": signed.signature.to_hex(),
         "signed_transaction_bcs": hex::encode(signed.to_bytes()),
     })
@@ -58,9 +61,10 @@ fn build() -> Value {
     let grant_tx = Transaction {
         signer: Signer::Patient(patient),
         nonce: 2,
+        valid_until: VALID_UNTIL,
         payload: Payload::Grant(terms.clone()),
     };
-    let grant_id = grant_tx.id(&chain);
+    let grant_id = grant_tx.id(&chain, &alice);
     let grant_signed_hash = grant_tx.sign(&chain, &key("alice")).signed_hash(&grant_id);
     // Recovery: bob and carol may approve a new key for alice; the new
     // device's key proves possession over the "recover" message.
@@ -84,6 +88,7 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::Patient(patient),
                 nonce: 1,
+                valid_until: VALID_UNTIL,
                 payload: Payload::RegisterPatient,
             },
         ),
@@ -94,6 +99,7 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::Patient(patient),
                 nonce: 2,
+                valid_until: VALID_UNTIL,
                 payload: Payload::Grant(terms.clone()),
             },
         ),
@@ -104,6 +110,7 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::Patient(patient),
                 nonce: 3,
+                valid_until: VALID_UNTIL,
                 payload: Payload::Revoke { grant: grant_id },
             },
         ),
@@ -114,6 +121,7 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::Patient(patient),
                 nonce: 4,
+                valid_until: VALID_UNTIL,
                 payload: Payload::AnswerConsentRequest {
                     request: TxHash(Hash32([0x11; 32])),
                     approve: true,
@@ -127,6 +135,7 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::Patient(patient),
                 nonce: 5,
+                valid_until: VALID_UNTIL,
                 payload: Payload::Delegate {
                     delegate: PatientId::from_key(&key("bob").public_key()),
                     role: DelegateRole::Proxy,
@@ -141,6 +150,7 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::Patient(patient),
                 nonce: 6,
+                valid_until: VALID_UNTIL,
                 payload: Payload::EndDelegation {
                     delegation: TxHash(Hash32([0x22; 32])),
                 },
@@ -153,6 +163,7 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::Patient(patient),
                 nonce: 9,
+                valid_until: VALID_UNTIL,
                 payload: Payload::SetRecoveryPolicy {
                     delegates: BoundedVec::new(contacts).unwrap(),
                     threshold: 2,
@@ -166,6 +177,7 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::Patient(bob),
                 nonce: 10,
+                valid_until: VALID_UNTIL,
                 payload: Payload::ApproveRecovery {
                     patient,
                     new_key: new_key.public_key(),
@@ -180,6 +192,7 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::Practitioner(doc),
                 nonce: 7,
+                valid_until: VALID_UNTIL,
                 payload: Payload::AccessRequest {
                     grant: grant_id,
                     holder: inst("city-first-hospital"),
@@ -195,6 +208,7 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::Practitioner(doc),
                 nonce: 8,
+                valid_until: VALID_UNTIL,
                 payload: Payload::EmergencyAccess {
                     patient,
                     holder: inst("city-first-hospital"),
@@ -210,6 +224,7 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::Institution(inst("city-first-hospital")),
                 nonce: 12,
+                valid_until: VALID_UNTIL,
                 payload: Payload::RecordGuardianship {
                     patient,
                     guardian: bob,
@@ -233,6 +248,7 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::Practitioner(doc),
                 nonce: 13,
+                valid_until: VALID_UNTIL,
                 payload: Payload::RequestConsent(terms.clone()),
             },
         ),
@@ -243,6 +259,7 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::Patient(patient),
                 nonce: 11,
+                valid_until: VALID_UNTIL,
                 payload: Payload::CancelControlChange {
                     key: true,
                     contacts: true,
@@ -256,6 +273,7 @@ fn build() -> Value {
             Transaction {
                 signer: Signer::InstitutionNode(inst("city-first-hospital")),
                 nonce: 9,
+                valid_until: VALID_UNTIL,
                 payload: Payload::FetchRefused {
                     request: TxHash(Hash32([5; 32])),
                     practitioner: doc,

@@ -82,12 +82,12 @@ fn the_transaction_root_covers_the_signatures() {
     let patient = key("li");
     let id = PatientId::from_key(&patient.public_key());
     let tx = w.sign(Signer::Patient(id), &patient, Payload::RegisterPatient);
-    let tx_id = tx.transaction.id(&w.chain);
+    let tx_id = tx.id(&w.chain);
     let mut altered = tx.clone();
     let Signature::Ed25519 { r, .. } = &mut altered.signature;
     r[0] ^= 1;
     assert_eq!(
-        altered.transaction.id(&w.chain),
+        altered.id(&w.chain),
         tx_id,
         "the id leaves out the signature"
     );

@@ -223,7 +223,7 @@ proptest! {
             role: DelegateRole::Proxy,
             expires_at: Timestamp(created + length_s * 1000),
         });
-        let delegation = tx.transaction.id(&w.chain);
+        let delegation = tx.id(&w.chain);
         prop_assert_eq!(w.run(tx).outcome, Outcome::Applied);
         if ended_early {
             prop_assert_eq!(w.act(Signer::Patient(p), &key("alice"), Payload::EndDelegation { delegation }).outcome, Outcome::Applied);
@@ -250,7 +250,7 @@ proptest! {
             categories: cats(&[Category::FullRecord]),
             reason: EmergencyReason::LifeThreatening,
         });
-        let access = tx.transaction.id(&w.chain);
+        let access = tx.id(&w.chain);
         let r = w.run(tx);
         prop_assert_eq!(r.outcome, Outcome::Authorized);
         prop_assert_eq!(r.audit_indexes.len(), 1);
@@ -277,7 +277,7 @@ proptest! {
     fn wrong_chain_signatures_are_refused(chain in "[a-z0-9-]{1,20}") {
         prop_assume!(chain != "medledger-test");
         let k = key("alice");
-        let tx = Transaction { signer: Signer::Patient(PatientId::from_key(&k.public_key())), nonce: 0, payload: Payload::RegisterPatient }
+        let tx = Transaction { signer: Signer::Patient(PatientId::from_key(&k.public_key())), nonce: 0, valid_until: Timestamp(T0), payload: Payload::RegisterPatient }
             .sign(&ChainId::new(&chain).unwrap(), &k);
         prop_assert!(tx.verify(&ChainId::new("medledger-test").unwrap()).is_err());
     }
@@ -310,7 +310,7 @@ fn workload_tx(
                 Holders::Any,
             );
             let tx = w.sign(Signer::Patient(pid), &pk, Payload::Grant(terms));
-            grants.push(tx.transaction.id(&w.chain));
+            grants.push(tx.id(&w.chain));
             tx
         }
         3 => {
@@ -337,7 +337,7 @@ fn workload_tx(
                     purpose: Purpose::Treatment,
                 },
             );
-            requests.push(tx.transaction.id(&w.chain));
+            requests.push(tx.id(&w.chain));
             tx
         }
         _ => {
@@ -437,11 +437,15 @@ proptest! {
     /// The state store writes a block's keys with jmt's batch insertion; the
     /// tree (every root, and every proof against it) must be the one jmt's
     /// key-at-a-time insertion builds, for new keys, overwritten keys and
-    /// leaves that split, in full-history and newest-only stores.
+    /// leaves that split, and deleted keys (whose subtrees collapse), in
+    /// full-history and newest-only stores.
     #[test]
     fn batch_tree_writes_build_the_key_at_a_time_tree(
         blocks in proptest::collection::vec(
-            proptest::collection::vec((0u16..300, proptest::collection::vec(any::<u8>(), 0..6)), 1..60),
+            proptest::collection::vec(
+                (0u16..300, proptest::option::weighted(0.7, proptest::collection::vec(any::<u8>(), 0..6))),
+                1..60,
+            ),
             1..10,
         )
     ) {
@@ -458,7 +462,7 @@ proptest! {
                 let mut bytes = [0u8; 32];
                 bytes[..2].copy_from_slice(&key.to_be_bytes());
                 let key = StateKey::CommittedTransaction(TxHash(Hash32(bytes)));
-                writes.0.insert(key.to_bytes(), Some(value.clone()));
+                writes.0.insert(key.to_bytes(), value.clone());
                 written.insert(key, value.clone());
             }
             let height = version as u64 + 1;
@@ -471,13 +475,14 @@ proptest! {
             reference.write_node_batch(&update.node_batch).unwrap();
             prop_assert_eq!(root, Hash32(expected.0));
         }
-        // Every key's proof from the batch-written tree checks against its root.
+        // Every key's proof from the batch-written tree checks against its
+        // root: inclusion for a value, exclusion for a deleted key.
         let height = blocks.len() as u64;
         let root = batched.root_at(height).unwrap();
         for (key, value) in &written {
             let (found, proof) = batched.get_with_proof(key, height).unwrap();
-            prop_assert_eq!(found.as_ref(), Some(value));
-            prop_assert!(verify_state_proof(root, key, Some(value), &proof).is_ok());
+            prop_assert_eq!(&found, value);
+            prop_assert!(verify_state_proof(root, key, value.as_deref(), &proof).is_ok());
         }
     }
 }

@@ -46,6 +46,155 @@ fn r1_a_rejected_transaction_is_still_spent() {
     assert_eq!(w.run(tx).outcome, Outcome::Rejected(Rejection::Duplicate));
 }
 
+/// Signs with a chosen `valid_until`.
+fn sign_until(
+    w: &mut World,
+    signer: Signer,
+    k: &SecretKey,
+    valid_until: u64,
+    payload: Payload,
+) -> SignedTransaction {
+    w.nonce += 1;
+    Transaction {
+        signer,
+        nonce: w.nonce,
+        valid_until: Timestamp(valid_until),
+        payload,
+    }
+    .sign(&w.chain, k)
+}
+
+#[test]
+fn r1_a_transaction_outside_its_window_is_refused_and_leaves_no_trace() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let window = LedgerParameters::default().tx_validity_window_ms;
+    // The next block is a second from now: valid until a moment before it.
+    let (until, terms) = (w.now + 999, all_of_a(&w, p));
+    let late = sign_until(
+        &mut w,
+        Signer::Patient(p),
+        &key("alice"),
+        until,
+        Payload::Grant(terms),
+    );
+    let r = w.run(late.clone());
+    assert!(
+        matches!(r.outcome, Outcome::Rejected(Rejection::Expired { .. })),
+        "{r:?}"
+    );
+    assert!(r.outcome.leaves_no_trace());
+    assert_eq!(
+        w.get::<u64>(&StateKey::CommittedTransaction(late.id(&w.chain))),
+        None
+    );
+    // Valid for a millisecond longer than the window allows: refused with
+    // no trace, then taken by a later block, within whose window it is.
+    let (until, terms) = (w.now + 1_000 + window + 1, all_of_a(&w, p));
+    let early = sign_until(
+        &mut w,
+        Signer::Patient(p),
+        &key("alice"),
+        until,
+        Payload::Grant(terms),
+    );
+    let r = w.run(early.clone());
+    assert!(
+        matches!(r.outcome, Outcome::Rejected(Rejection::ValidTooLong { .. })),
+        "{r:?}"
+    );
+    assert_eq!(
+        w.get::<u64>(&StateKey::CommittedTransaction(early.id(&w.chain))),
+        None
+    );
+    assert_eq!(w.run(early).outcome, Outcome::Applied);
+}
+
+#[test]
+fn r1_ids_leave_the_state_after_their_window_and_a_late_copy_is_refused_as_expired() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let registration_height = w.ledger.height();
+    let grant = w.sign(
+        Signer::Patient(p),
+        &key("alice"),
+        Payload::Grant(all_of_a(&w, p)),
+    );
+    let id = grant.id(&w.chain);
+    let valid_until = grant.transaction.valid_until.0;
+    assert_eq!(w.run(grant.clone()).outcome, Outcome::Applied);
+    let marker = StateKey::CommittedTransaction(id);
+    assert_eq!(w.get::<u64>(&marker), Some(registration_height + 1));
+    // A block at its valid_until could still take it: it is a duplicate,
+    // and its id stays.
+    w.now = valid_until - 1_000;
+    assert_eq!(
+        w.run(grant.clone()).outcome,
+        Outcome::Rejected(Rejection::Duplicate)
+    );
+    assert!(w.get::<u64>(&marker).is_some());
+    // The first block past it deletes the ids of every block whose
+    // transactions are all past their valid_until: the registration's and
+    // the grant's.
+    let other = w.sign(
+        Signer::Patient(p),
+        &key("alice"),
+        Payload::Grant(all_of_a(&w, p)),
+    );
+    let other_id = other.id(&w.chain);
+    assert_eq!(w.run(other).outcome, Outcome::Applied);
+    assert_eq!(w.get::<u64>(&marker), None);
+    let registration = PatientId::from_key(&key("alice").public_key());
+    assert_eq!(registration, p);
+    let queue: ExpiryQueue = w.get(&StateKey::ExpiryQueue).unwrap();
+    assert_eq!((queue.head, queue.tail), (2, 3), "{queue:?}");
+    assert_eq!(w.get::<ExpiringIds>(&StateKey::ExpiringIds(0)), None);
+    assert_eq!(
+        w.get::<ExpiringIds>(&StateKey::ExpiringIds(2)).unwrap().ids,
+        vec![other_id]
+    );
+    // Its copy now is refused as expired, not as a duplicate, and the
+    // grant it made is still the one in state.
+    assert!(matches!(
+        w.run(grant).outcome,
+        Outcome::Rejected(Rejection::Expired { .. })
+    ));
+    assert!(w.get::<GrantRecord>(&StateKey::Grant(id)).is_some());
+}
+
+#[test]
+fn r1_a_copy_signed_with_another_key_cannot_use_up_the_signers_transaction() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let grant = w.grant("alice", all_of_a(&w, p));
+    let revoke = w.sign(Signer::Patient(p), &key("alice"), Payload::Revoke { grant });
+    // A proposer that saw the pending revocation puts a copy signed with
+    // its own key first: the copy is another transaction.
+    let copy = revoke.transaction.clone().sign(&w.chain, &key("mallory"));
+    assert_ne!(copy.id(&w.chain), revoke.id(&w.chain));
+    assert_eq!(
+        w.run(copy).outcome,
+        Outcome::Rejected(Rejection::KeyMismatch)
+    );
+    assert_eq!(w.run(revoke).outcome, Outcome::Applied);
+    // Likewise a patient's registration.
+    let k = key("newcomer");
+    let newcomer = PatientId::from_key(&k.public_key());
+    let register = Transaction {
+        signer: Signer::Patient(newcomer),
+        nonce: 1,
+        valid_until: w.valid_until(),
+        payload: Payload::RegisterPatient,
+    }
+    .sign(&w.chain, &k);
+    let copy = register.transaction.clone().sign(&w.chain, &key("mallory"));
+    assert!(matches!(
+        w.run(copy).outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    assert_eq!(w.run(register).outcome, Outcome::Applied);
+}
+
 #[test]
 fn r2_wrong_key_unknown_signer_and_borrowed_registration_are_refused() {
     let mut w = World::new();
@@ -92,6 +241,7 @@ fn r2_a_signature_for_another_chain_does_not_verify() {
     let tx = Transaction {
         signer: Signer::Patient(id),
         nonce: 1,
+        valid_until: w.valid_until(),
         payload: Payload::RegisterPatient,
     }
     .sign(&ChainId::new("another-chain").unwrap(), &k);
@@ -109,7 +259,7 @@ fn suspend(w: &mut World, target: &str) {
             expires_at: Timestamp(w.now + DAY_MS),
         },
     );
-    let proposal = tx.transaction.id(&w.chain);
+    let proposal = tx.id(&w.chain);
     assert_eq!(w.run(tx).outcome, Outcome::Applied);
     for voter in ["nhc", "platform"] {
         let r = w.act(
@@ -301,6 +451,7 @@ fn r4_4_a_rotation_without_the_new_keys_consent_is_malformed() {
     let tx = Transaction {
         signer,
         nonce: 1,
+        valid_until: w.valid_until(),
         payload: Payload::RotateKey {
             role: KeyRole::Own,
             new_key: key("new").public_key(),
@@ -464,7 +615,7 @@ fn r4_9_governance_needs_two_thirds_and_admits_members() {
             expires_at: Timestamp(w.now + DAY_MS),
         },
     );
-    let proposal = tx.transaction.id(&w.chain);
+    let proposal = tx.id(&w.chain);
     w.run(tx);
     let vote = |w: &mut World, who: &str, approve| {
         w.act(
@@ -515,7 +666,7 @@ fn r4_9_votes_against_defeat_a_proposal() {
             expires_at: Timestamp(w.now + DAY_MS),
         },
     );
-    let proposal = tx.transaction.id(&w.chain);
+    let proposal = tx.id(&w.chain);
     w.run(tx);
     for who in ["hosp-b", "nhc"] {
         w.act(
@@ -639,7 +790,7 @@ fn r5_2_revocation_stops_requests_from_its_block() {
             purpose: Purpose::Treatment,
         },
     );
-    let request_id = request.transaction.id(&w.chain);
+    let request_id = request.id(&w.chain);
     let revoke = w.sign(Signer::Patient(p), &key("alice"), Payload::Revoke { grant });
     w.now += 1000;
     let (_, exec) = w
@@ -717,7 +868,7 @@ fn r5_4_and_r5_5_consent_requests_become_grants_when_approved() {
         &k,
         Payload::RequestConsent(terms),
     );
-    let request = tx.transaction.id(&w.chain);
+    let request = tx.id(&w.chain);
     assert_eq!(w.run(tx).outcome, Outcome::Applied);
     let answer = w.sign(
         Signer::Patient(p),
@@ -727,7 +878,7 @@ fn r5_4_and_r5_5_consent_requests_become_grants_when_approved() {
             approve: true,
         },
     );
-    let grant = answer.transaction.id(&w.chain);
+    let grant = answer.id(&w.chain);
     let r = w.run(answer);
     assert_eq!(r.outcome, Outcome::Applied);
     assert_eq!(
@@ -806,7 +957,7 @@ fn record_minor(
         &key("admin:hosp-a"),
         payload,
     );
-    let id = tx.transaction.id(&w.chain);
+    let id = tx.id(&w.chain);
     assert_eq!(w.run(tx).outcome, Outcome::Applied);
     id
 }
@@ -846,7 +997,7 @@ fn r5_6_a_minor_needs_a_guardian_to_grant_but_may_revoke() {
         &key("parent"),
         Payload::Grant(terms),
     );
-    let grant = tx.transaction.id(&w.chain);
+    let grant = tx.id(&w.chain);
     assert_eq!(w.run(tx).outcome, Outcome::Applied);
     // The minor cannot end the guardianship, but can revoke.
     let r = w.act(
@@ -955,7 +1106,7 @@ fn r4_7_a_minority_is_bounded_fixed_when_first_recorded_and_audited() {
         &key("admin:hosp-a"),
         payload,
     );
-    let delegation = tx.transaction.id(&w.chain);
+    let delegation = tx.id(&w.chain);
     let (receipt, entries) = w.run_audited(tx);
     assert_eq!(receipt.outcome, Outcome::Applied);
     assert_eq!(entries.len(), 1);
@@ -1103,7 +1254,7 @@ fn r5_8_a_regulator_ends_a_contested_guardianship_and_the_minority_with_it() {
             expires_at: Timestamp(w.now + DAY_MS),
         },
     );
-    let proxy_id = proxy.transaction.id(&w.chain);
+    let proxy_id = proxy.id(&w.chain);
     assert_eq!(w.run(proxy).outcome, Outcome::Applied);
     assert!(matches!(
         w.act(
@@ -1426,7 +1577,7 @@ fn r5_7_to_r5_9_a_proxy_acts_only_within_its_delegation_and_period() {
             expires_at: Timestamp(w.now + 10_000),
         },
     );
-    let delegation = tx.transaction.id(&w.chain);
+    let delegation = tx.id(&w.chain);
     assert_eq!(w.run(tx).outcome, Outcome::Applied);
     let terms = all_of_a(&w, p);
     let grant_tx = w.sign(
@@ -1434,7 +1585,7 @@ fn r5_7_to_r5_9_a_proxy_acts_only_within_its_delegation_and_period() {
         &key("grandson"),
         Payload::Grant(terms.clone()),
     );
-    let grant = grant_tx.transaction.id(&w.chain);
+    let grant = grant_tx.id(&w.chain);
     assert_eq!(w.run(grant_tx).outcome, Outcome::Applied);
     // Outside its scope: a proxy cannot appoint others or act for someone else.
     let other = w.patient("other");
@@ -1492,7 +1643,7 @@ fn r5_8_a_patient_ends_a_delegation_and_the_delegate_loses_power() {
             expires_at: Timestamp(w.now + DAY_MS),
         },
     );
-    let delegation = tx.transaction.id(&w.chain);
+    let delegation = tx.id(&w.chain);
     w.run(tx);
     assert_eq!(
         w.act(
@@ -1759,7 +1910,7 @@ fn r7_3_r7_4_emergency_access_is_recorded_flagged_and_reviewed_once() {
                 reason: EmergencyReason::PatientUnconscious,
             },
         );
-        let request = tx.transaction.id(&w.chain);
+        let request = tx.id(&w.chain);
         (request, w.run(tx))
     };
     let (request, r) = emergency(&mut w, "doc-b");
@@ -1918,7 +2069,7 @@ fn r7_3_emergency_records_are_fetchable_only_in_the_window_and_never_after_an_un
                 reason: EmergencyReason::PatientUnconscious,
             },
         );
-        let id = tx.transaction.id(&w.chain);
+        let id = tx.id(&w.chain);
         assert_eq!(w.run(tx).outcome, Outcome::Authorized);
         id
     };
@@ -2019,7 +2170,7 @@ fn r8_the_audit_log_root_in_the_header_matches_the_entries() {
     let mut leaves = Vec::new();
     let terms = all_of_a(&w, p);
     let grant_tx = w.sign(Signer::Patient(p), &key("alice"), Payload::Grant(terms));
-    let grant = grant_tx.transaction.id(&w.chain);
+    let grant = grant_tx.id(&w.chain);
     let (doc, k) = World::practitioner("doc-b");
     let req = w.sign(
         Signer::Practitioner(doc),

@@ -110,11 +110,18 @@ impl World {
         }
     }
 
+    /// The latest `valid_until` the next block (a second from now) takes
+    /// but one millisecond: the most a test's transaction can be given.
+    pub fn valid_until(&self) -> Timestamp {
+        Timestamp(self.now + LedgerParameters::default().tx_validity_window_ms)
+    }
+
     pub fn sign(&mut self, signer: Signer, key: &SecretKey, payload: Payload) -> SignedTransaction {
         self.nonce += 1;
         Transaction {
             signer,
             nonce: self.nonce,
+            valid_until: self.valid_until(),
             payload,
         }
         .sign(&self.chain, key)
@@ -167,7 +174,7 @@ impl World {
     pub fn grant(&mut self, label: &str, terms: GrantTerms) -> TxHash {
         let k = key(label);
         let tx = self.sign(Signer::Patient(terms.patient), &k, Payload::Grant(terms));
-        let id = tx.transaction.id(&self.chain);
+        let id = tx.id(&self.chain);
         let r = self.run(tx);
         assert_eq!(r.outcome, Outcome::Applied, "grant by {label}");
         id
@@ -191,7 +198,7 @@ impl World {
                 purpose: Purpose::Treatment,
             },
         );
-        let request = tx.transaction.id(&self.chain);
+        let request = tx.id(&self.chain);
         (request, self.run(tx))
     }
 

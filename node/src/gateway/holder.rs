@@ -727,9 +727,19 @@ impl Holder {
         what: &str,
         payload: Payload,
     ) -> Result<(), crate::mempool::Refusal> {
+        // Half the chain's validity window (R1), as the SDK's clients do.
+        let window = medledger_contracts::state::Overlay::new(self.ledger.committed_state())
+            .get::<medledger_contracts::records::LedgerParameters>(
+                &medledger_contracts::state::StateKey::Parameters,
+            )
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .tx_validity_window_ms;
         let tx = Transaction {
             signer: Signer::InstitutionNode(self.ledger.institution().clone()),
             nonce: now().0,
+            valid_until: medledger_contracts::types::Timestamp(now().0.saturating_add(window / 2)),
             payload,
         }
         .sign(self.ledger.chain(), &self.node_key);

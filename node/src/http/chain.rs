@@ -45,7 +45,9 @@ fn refusal_status(r: &Refusal) -> StatusCode {
         Refusal::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         Refusal::Duplicate(_) | Refusal::AlreadyCommitted(_) => StatusCode::CONFLICT,
         Refusal::SignerQuota(_) | Refusal::Full(_) => StatusCode::TOO_MANY_REQUESTS,
-        Refusal::Invalid(_) | Refusal::WouldReject(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Refusal::Invalid(_) | Refusal::WouldReject(_) | Refusal::OutsideValidity(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
     }
 }
 
@@ -270,6 +272,12 @@ pub fn status(shared: &Shared) -> Answer {
         round: shared.telemetry.round.load(Ordering::Relaxed) as u64,
         peers: shared.telemetry.peers.load(Ordering::Relaxed) as u64,
         mempool_size: shared.mempool().len() as u64,
+        tx_validity_window_ms: medledger_contracts::state::Overlay::new(&shared.store)
+            .get::<medledger_contracts::records::LedgerParameters>(
+                &medledger_contracts::state::StateKey::Parameters,
+            )?
+            .unwrap_or_default()
+            .tx_validity_window_ms,
     })
 }
 
@@ -321,7 +329,7 @@ fn transaction_hashes(shared: &Shared, block: &Block) -> (Vec<api::Hex32>, Vec<a
         .transactions
         .iter()
         .map(|t| {
-            let id = t.transaction.id(&shared.chain);
+            let id = t.id(&shared.chain);
             (api::Hex32::from(id.0), api::Hex32::from(t.signed_hash(&id)))
         })
         .unzip()

@@ -266,7 +266,7 @@ pub fn transaction(shared: &Shared, r: &Request) -> Answer {
     let Some(tx) = block
         .transactions
         .iter()
-        .find(|t| t.transaction.id(&shared.chain) == id)
+        .find(|t| t.id(&shared.chain) == id)
     else {
         return Err(ApiError::internal("transaction of a receipt is missing"));
     };
@@ -297,7 +297,7 @@ fn transaction_answer(
     outcome: &medledger_contracts::records::Outcome,
 ) -> api::TransactionAnswer {
     api::TransactionAnswer {
-        id: tx.transaction.id(&shared.chain).0.into(),
+        id: tx.id(&shared.chain).0.into(),
         height,
         signer: (&tx.transaction.signer).into(),
         nonce: tx.transaction.nonce,

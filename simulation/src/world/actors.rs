@@ -418,7 +418,7 @@ impl World<'_> {
             submit_recorded(&a, &ask, &self.ledger, self.started, false),
             a_second_copy(&b, &ask),
         );
-        let id = ask.transaction.id(&self.cluster.chain);
+        let id = ask.id(&self.cluster.chain);
         let receipt = match (first, second) {
             (Ok(r), _) | (_, Ok(Some(r))) => r,
             _ => return Ok(()),
