@@ -438,10 +438,116 @@ pub struct TransactionAnswer {
     pub signer: Signer,
     /// The signer's nonce.
     pub nonce: u64,
+    /// The last block time at which it could be committed (rule R1), ms.
+    pub valid_until_ms: u64,
     /// What it asks for.
     pub kind: TransactionKind,
     /// What it did.
     pub outcome: Outcome,
     /// Hex of the BCS signed transaction.
     pub bcs: String,
+}
+
+/// `GET /v1/proposals/{proposal}`: a governance proposal (rules R4.8–R4.10),
+/// its votes and where it stands. Public: governance is the consortium's,
+/// and names institutions only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Proposal {
+    /// Its id (the id of the `Propose` transaction).
+    pub id: Hex32,
+    /// The change proposed.
+    pub action: ProposalAction,
+    /// The proposing institution.
+    pub proposer: String,
+    /// When it lapses unless carried, ms since the Unix epoch.
+    pub expires_at_ms: u64,
+    /// The votes so far, in the order cast (the proposer's first).
+    pub votes: Vec<ProposalVote>,
+    /// Where it stands.
+    pub status: ProposalStatus,
+    /// The height that carried it (`null` unless carried).
+    pub carried_at: Option<u64>,
+}
+
+/// A proposed change to the consortium.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalAction {
+    /// `admit`, `suspend`, `reinstate`, `remove` or `set-voting-power`.
+    pub kind: String,
+    /// The institution it concerns.
+    pub institution: String,
+    /// The voting power it would have (`admit`, `set-voting-power`).
+    pub voting_power: Option<u64>,
+}
+
+/// One validator's vote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalVote {
+    /// The voting institution.
+    pub institution: String,
+    /// For (`true`) or against.
+    pub approve: bool,
+}
+
+/// Where a proposal stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalStatus {
+    /// Collecting votes.
+    Open,
+    /// Carried and executed.
+    Carried,
+    /// The votes against make two thirds impossible.
+    Defeated,
+    /// Carried, but no longer valid when it came to execute.
+    Failed,
+}
+
+impl Proposal {
+    /// The answer for proposal `id`'s record.
+    pub fn new(
+        id: &medledger_contracts::types::TxHash,
+        record: &medledger_contracts::records::ProposalRecord,
+    ) -> Self {
+        use medledger_contracts::records::ProposalStatus as Ledger;
+        use medledger_contracts::transaction::GovernanceAction as Action;
+        let (kind, institution, voting_power) = match &record.action {
+            Action::Admit(spec) => ("admit", &spec.id, Some(spec.voting_power)),
+            Action::Suspend(i) => ("suspend", i, None),
+            Action::Reinstate(i) => ("reinstate", i, None),
+            Action::Remove(i) => ("remove", i, None),
+            Action::SetVotingPower { institution, power } => {
+                ("set-voting-power", institution, Some(*power))
+            }
+        };
+        let (status, carried_at) = match record.status {
+            Ledger::Open => (ProposalStatus::Open, None),
+            Ledger::Carried(height) => (ProposalStatus::Carried, Some(height)),
+            Ledger::Defeated => (ProposalStatus::Defeated, None),
+            Ledger::Failed => (ProposalStatus::Failed, None),
+        };
+        Self {
+            id: id.0.into(),
+            action: ProposalAction {
+                kind: kind.to_string(),
+                institution: institution.as_str().to_string(),
+                voting_power,
+            },
+            proposer: record.proposer.as_str().to_string(),
+            expires_at_ms: record.expires_at.0,
+            votes: record
+                .votes
+                .iter()
+                .map(|(institution, approve)| ProposalVote {
+                    institution: institution.as_str().to_string(),
+                    approve: *approve,
+                })
+                .collect(),
+            status,
+            carried_at,
+        }
+    }
 }

@@ -117,6 +117,7 @@ pub fn schemas() -> serde_json::Map<String, serde_json::Value> {
         Recovery,
         InstitutionList,
         Institution,
+        Proposal,
         Practitioner,
         BlockEvent,
         LaggedEvent,

@@ -10,6 +10,7 @@ mod bench_replay;
 mod bench_verify;
 mod demo;
 mod genesis;
+mod gov;
 mod keys;
 mod people;
 mod socket_bytes;
@@ -178,6 +179,19 @@ enum Command {
         /// The task.
         #[command(subcommand)]
         command: people::HospitalCommand,
+    },
+    /// Governance by the validators' institutions (admin key): propose a
+    /// change to the consortium, vote on it, see where it stands.
+    Gov {
+        /// Node, genesis, key (your institution's admin key), output.
+        #[command(flatten)]
+        connection: people::Connection,
+        /// Your institution (a validator's).
+        #[arg(long)]
+        as_institution: String,
+        /// The task.
+        #[command(subcommand)]
+        command: gov::GovCommand,
     },
     /// Make and run a local consortium of node processes on 127.0.0.1.
     Testnet {
@@ -450,6 +464,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             as_institution,
             command,
         } => people::hospital(connection, as_institution, command),
+        Command::Gov {
+            connection,
+            as_institution,
+            command,
+        } => gov::gov(connection, as_institution, command),
         Command::Testnet {
             dir,
             validators,

@@ -196,15 +196,15 @@ pub enum HospitalCommand {
     },
 }
 
-struct Session {
-    genesis: Genesis,
-    client: Client,
-    key: KeyFile,
-    json: bool,
+pub(crate) struct Session {
+    pub(crate) genesis: Genesis,
+    pub(crate) client: Client,
+    pub(crate) key: KeyFile,
+    pub(crate) json: bool,
 }
 
 impl Session {
-    fn open(c: &Connection) -> anyhow::Result<Self> {
+    pub(crate) fn open(c: &Connection) -> anyhow::Result<Self> {
         let genesis = GenesisFile::read(&c.genesis)?
             .validate()
             .with_context(|| format!("{} is not a valid genesis", c.genesis.display()))?;
@@ -218,12 +218,12 @@ impl Session {
         })
     }
 
-    fn builder(&self, who: &Identity) -> TxBuilder {
+    pub(crate) fn builder(&self, who: &Identity) -> TxBuilder {
         TxBuilder::new(self.genesis.chain_id.clone(), who.clone())
             .for_window(self.genesis.parameters.tx_validity_window_ms)
     }
 
-    fn receipt(&self, what: &str, receipt: &TxReceipt) {
+    pub(crate) fn receipt(&self, what: &str, receipt: &TxReceipt) {
         if self.json {
             println!(
                 "{}",
@@ -336,12 +336,12 @@ fn history_line(entry: &api::AuditEntry) -> String {
     format!("{when}  block {:>6}  {what}", entry.height)
 }
 
-fn hash(text: &str, what: &str) -> anyhow::Result<Hash32> {
+pub(crate) fn hash(text: &str, what: &str) -> anyhow::Result<Hash32> {
     Hash32::from_hex(text.trim())
         .map_err(|_| anyhow::anyhow!("{what} must be 64 hex characters, got {text:?}"))
 }
 
-fn institution(text: &str) -> anyhow::Result<InstitutionId> {
+pub(crate) fn institution(text: &str) -> anyhow::Result<InstitutionId> {
     Ok(InstitutionId::new(text)?)
 }
 
@@ -410,7 +410,7 @@ fn grant_line(g: &api::Grant) -> String {
     )
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)

@@ -525,8 +525,6 @@ async fn a_node_a_thousand_blocks_behind_syncs_and_verifies_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_observer_made_a_validator_by_votes_signs_certificates() {
     use medledger_contracts::certificate::ConsensusAddress;
-    use medledger_contracts::transaction::GovernanceAction;
-    use medledger_contracts::types::InstitutionId;
 
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     let mut net = Testnet::with_observers(4, 1);
@@ -535,16 +533,8 @@ async fn an_observer_made_a_validator_by_votes_signs_certificates() {
     let (_, status) = net.get(4, "/v1/status").await.unwrap();
     assert_eq!(status["validator"], false, "{status}");
 
-    let observer = InstitutionId::new(&net.nodes()[4].institution).unwrap();
-    let carried_at = carry(
-        &net,
-        GovernanceAction::SetVotingPower {
-            institution: observer,
-            power: 1,
-        },
-        1,
-    )
-    .await;
+    let observer = net.nodes()[4].institution.clone();
+    let carried_at = carry(&net, &["set-voting-power", &observer, "1"]).await;
     // The change takes effect a few heights later; then the new validator's
     // precommits are in certificates.
     let address = ConsensusAddress::of_key(
@@ -588,9 +578,7 @@ async fn an_observer_made_a_validator_by_votes_signs_certificates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_removed_by_votes_is_disconnected_and_refused() {
-    use medledger_contracts::transaction::{
-        GovernanceAction, key_possession_message, licence_hash,
-    };
+    use medledger_contracts::transaction::{key_possession_message, licence_hash};
     use medledger_contracts::types::{InstitutionId, PractitionerRole};
 
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
@@ -638,7 +626,7 @@ async fn a_member_removed_by_votes_is_disconnected_and_refused() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    carry(&net, GovernanceAction::Remove(member.clone()), 2).await;
+    carry(&net, &["remove", member.as_str()]).await;
     // Removed: the validators drop its node, and what it signs is refused.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -674,70 +662,65 @@ async fn a_member_removed_by_votes_is_disconnected_and_refused() {
     net.reach(3, height + 2, 30, "no progress").await;
 }
 
-/// Proposes a governance action with validator 0's admin key and carries it
-/// with validators 1 and 2; returns the height that carried it.
-async fn carry(
-    net: &Testnet,
-    action: medledger_contracts::transaction::GovernanceAction,
-    nonce: u64,
-) -> u64 {
-    use medledger_contracts::types::{InstitutionId, Timestamp};
-    let admin = |i: usize| {
-        KeyFile::load(
-            &net.dir()
+/// Runs `medledger gov … --json` as node `i`'s institution (its admin key)
+/// against node `i`: the JSON documents it prints.
+fn gov(net: &Testnet, i: usize, args: &[&str]) -> Vec<Value> {
+    let institution = &net.nodes()[i].institution;
+    let output = std::process::Command::new(BIN)
+        .args(["gov", "--node", &net.nodes()[i].http, "--genesis"])
+        .arg(net.dir().join("genesis.json"))
+        .arg("--key")
+        .arg(
+            net.dir()
                 .join("keys")
-                .join(format!("admin.{}.json", net.nodes()[i].institution)),
+                .join(format!("admin.{institution}.json")),
         )
-        .unwrap()
-    };
-    let institution = |i: usize| InstitutionId::new(&net.nodes()[i].institution).unwrap();
-    let propose = Transaction {
-        signer: Signer::Institution(institution(0)),
-        nonce,
-        valid_until: valid_until(),
-        payload: Payload::Propose {
-            action,
-            expires_at: Timestamp(u64::MAX / 2),
-        },
-    }
-    .sign(&chain(), admin(0).secret());
-    let proposal = propose.id(&chain());
-    let (status, body) = net.submit(0, &propose, true).await;
-    assert_eq!(
-        (status, body["outcome"]["status"].as_str()),
-        (200, Some("applied")),
-        "{body}"
+        .args(["--as-institution", institution, "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "medledger gov {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
     );
-    let mut height = body["height"].as_u64().unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// Carries a change with the governance commands: node 0's institution
+/// proposes `action` (the words after `medledger gov propose`), nodes 1 and
+/// 2's vote for it, and `gov status` says it carried. Returns the height
+/// that carried it.
+async fn carry(net: &Testnet, action: &[&str]) -> u64 {
+    let mut propose = vec!["propose"];
+    propose.extend_from_slice(action);
+    let proposed = gov(net, 0, &propose);
+    assert_eq!(proposed[0]["outcome"]["status"], "applied", "{proposed:?}");
+    let proposal = proposed[0]["tx"].as_str().unwrap().to_string();
+    let mut height = proposed[0]["height"].as_u64().unwrap();
+    let mut last = Value::Null;
     for i in 1..3 {
-        let vote = Transaction {
-            signer: Signer::Institution(institution(i)),
-            nonce,
-            valid_until: valid_until(),
-            payload: Payload::Vote {
-                proposal,
-                approve: true,
-            },
-        }
-        .sign(&chain(), admin(i).secret());
-        let body = json!({
-            "transaction": hex::encode(vote.to_bytes()),
-            "wait": true,
-            "after_height": height,
-        });
-        let (status, body) = net.submit_raw(i, body.to_string()).await;
-        assert_eq!(status, 200, "{body}");
-        height = body["height"].as_u64().unwrap();
+        // The voter's node must know the proposal before it takes the vote.
+        net.reach(i, height, 30, "the proposal did not reach the voter's node")
+            .await;
+        let voted = gov(net, i, &["vote", &proposal, "--approve"]);
+        assert_eq!(voted[0]["outcome"]["status"], "applied", "{voted:?}");
+        height = voted[0]["height"].as_u64().unwrap();
+        last = voted[1].clone();
     }
-    height
+    assert_eq!(last["status"], "carried", "{last}");
+    assert_eq!(last["votes"].as_array().unwrap().len(), 3, "{last}");
+    let status = gov(net, 2, &["status", &proposal]);
+    assert_eq!(status[0], last, "status and the last vote's answer differ");
+    last["carried_at"].as_u64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_institution_admitted_by_votes_syncs_then_becomes_a_validator() {
     use medledger_contracts::certificate::ConsensusAddress;
-    use medledger_contracts::encoding::BoundedString;
-    use medledger_contracts::transaction::{GovernanceAction, InstitutionSpec};
-    use medledger_contracts::types::{InstitutionId, InstitutionKind};
 
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
     let mut net = Testnet::layout(4, 0, 1);
@@ -750,33 +733,28 @@ async fn a_new_institution_admitted_by_votes_syncs_then_becomes_a_validator() {
     let key = |role: &str| {
         KeyFile::load(&net.dir().join("keys").join(format!("{role}.{id}.json"))).unwrap()
     };
-    let spec = InstitutionSpec {
-        id: InstitutionId::new(&id).unwrap(),
-        name: BoundedString::new("市新区医院 New District Hospital").unwrap(),
-        kind: InstitutionKind::Hospital,
-        legal_code: BoundedString::new("12330100470000009A").unwrap(),
-        region_code: BoundedString::new("330100").unwrap(),
-        licence_ref: BoundedString::new("PDY-330100-0009").unwrap(),
-        admin_key: key("admin").public_key(),
-        node_key: key("node").public_key(),
-        voting_power: 0,
-    };
-    let admitted_at = carry(&net, GovernanceAction::Admit(spec), 1).await;
+    // Its entry, as in genesis's institutions list.
+    let entry = net.dir().join("new-member.json");
+    let text = json!({
+        "id": id,
+        "name": "市新区医院 New District Hospital",
+        "kind": "hospital",
+        "legal_code": "12330100470000009A",
+        "region_code": "330100",
+        "licence_ref": "PDY-330100-0009",
+        "admin_key": key("admin").public_key().to_text(),
+        "node_key": key("node").public_key().to_text(),
+        "voting_power": 0,
+    });
+    std::fs::write(&entry, text.to_string()).unwrap();
+    let admitted_at = carry(&net, &["admit", entry.to_str().unwrap()]).await;
     // Admitted: the members connect to its node and it syncs the ledger.
     let target = net.height(0).await.unwrap().max(admitted_at + 2);
     net.reach(4, target, 60, "admitted node did not sync").await;
     assert_agree(&net, &[0, 4], target).await;
 
     // Made a validator: its precommits appear in certificates.
-    let carried_at = carry(
-        &net,
-        GovernanceAction::SetVotingPower {
-            institution: InstitutionId::new(&id).unwrap(),
-            power: 1,
-        },
-        2,
-    )
-    .await;
+    let carried_at = carry(&net, &["set-voting-power", &id, "1"]).await;
     let address = ConsensusAddress::of_key(&key("node").public_key()).to_string();
     net.reach(0, carried_at + 8, 60, "no progress").await;
     let mut signed = 0;

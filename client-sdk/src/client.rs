@@ -336,6 +336,12 @@ impl Client {
         self.get_as("/v1/status").await
     }
 
+    /// `GET /v1/proposals/{proposal}`: a governance proposal and its votes.
+    pub async fn proposal(&self, proposal: &TxHash) -> Result<api::Proposal, SdkError> {
+        self.get_as(&format!("/v1/proposals/{}", proposal.0.to_hex()))
+            .await
+    }
+
     /// Submits a signed transaction and waits for its commit (at most 30 s on the node).
     /// `after_height`: the node checks it only once it has reached that
     /// height (pass the height of a receipt got from another node).

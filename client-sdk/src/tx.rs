@@ -5,8 +5,8 @@
 use medledger_contracts::crypto::PublicKey;
 use medledger_contracts::encoding::{BoundedVec, Hash32, tagged_hash};
 use medledger_contracts::transaction::{
-    Payload, SignedTransaction, Transaction, guardianship_consent_message, key_possession_message,
-    licence_hash,
+    GovernanceAction, Payload, SignedTransaction, Transaction, guardianship_consent_message,
+    key_possession_message, licence_hash,
 };
 use medledger_contracts::types::*;
 
@@ -326,5 +326,17 @@ impl TxBuilder {
             licence_hash: licence_hash(licence_number),
             key_proof: proof,
         })
+    }
+
+    /// A validator's institution (admin key) proposes a change to the
+    /// consortium, open for votes until `expires_at` (R4.8); its own vote
+    /// counts for it. The proposal's id is this transaction's id.
+    pub fn propose(&self, action: GovernanceAction, expires_at: Timestamp) -> SignedTransaction {
+        self.sign(Payload::Propose { action, expires_at })
+    }
+
+    /// A validator's institution (admin key) votes on an open proposal (R4.9).
+    pub fn vote(&self, proposal: ProposalId, approve: bool) -> SignedTransaction {
+        self.sign(Payload::Vote { proposal, approve })
     }
 }

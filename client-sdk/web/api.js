@@ -119,8 +119,14 @@ export class Node {
     const r = await fetch(`${this.base}/v1/status`);
     const body = await r.json();
     this.chain = body.chain_id;
-    // A transaction is given half the chain's validity window (rule R1).
+    // A transaction is given half the chain's validity window (rule R1),
+    // counted on the node's clock (its latest block's time), not this
+    // device's, which may be off.
+    if (!Number.isSafeInteger(body.tx_validity_window_ms)) {
+      throw new ApiError(0, "old_node", "this node does not give the chain's transaction validity window");
+    }
     this.txLifetimeMs = BigInt(Math.floor(body.tx_validity_window_ms / 2));
+    this.clockOffsetMs = Number.isSafeInteger(body.latest_block_time_ms) ? body.latest_block_time_ms - Date.now() : 0;
     // Signed reads name this node's institution (request_auth rule 4).
     this.institution = body.institution;
     return body;
@@ -157,7 +163,7 @@ export class Node {
   /** Signs a transaction with the patient's key, submits it, waits for its commit. */
   async submit(key, payload) {
     if (this.txLifetimeMs === undefined) await this.status();
-    const validUntil = BigInt(Date.now()) + this.txLifetimeMs;
+    const validUntil = BigInt(Date.now() + this.clockOffsetMs) + this.txLifetimeMs;
     const tx = { signer: { kind: "patient", id: key.patient }, nonce: nonce(), validUntil, payload };
     const { signingMessage, id, body } = await bcs.transactionDigests(this.chain, tx, key.publicRaw);
     const signature = await sign(key, signingMessage);

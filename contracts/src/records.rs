@@ -541,7 +541,8 @@ pub enum DenialReason {
     UnknownPatient,
 }
 
-/// Why a transaction changed nothing but its own committed id.
+/// Why a transaction changed nothing but its own committed id (or, for
+/// `Duplicate`, `Expired` and `ValidTooLong`, nothing at all: R1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum Rejection {
     /// The same transaction was committed before.
@@ -585,7 +586,7 @@ pub enum Rejection {
     InvalidAction(String),
     /// The block's time is past the transaction's `valid_until` (R1).
     #[error(
-        "the transaction expired: it was valid until {} ms, the block is at {} ms",
+        "the transaction expired: it was valid until {} ms, and the time is {} ms",
         valid_until.0,
         block_time.0
     )]
@@ -598,7 +599,7 @@ pub enum Rejection {
     /// The transaction's `valid_until` is further ahead of the block's time
     /// than the genesis `tx_validity_window_ms` allows (R1).
     #[error(
-        "the transaction is valid for too long: until {} ms, at most {} ms in this block",
+        "the transaction is valid for too long: until {} ms, where at most {} ms is allowed at this time",
         valid_until.0,
         latest.0
     )]

@@ -82,6 +82,62 @@ pub struct InstitutionEntry {
     pub voting_power: u64,
 }
 
+impl InstitutionEntry {
+    /// The institution a governance proposal admits to a chain on `suite`
+    /// (`medledger gov propose admit`), every field checked as genesis
+    /// checks a founding member's.
+    pub fn admission_spec(&self, suite: CryptoSuite) -> Result<InstitutionSpec, GenesisError> {
+        self.spec("entry", &mut |field: String, text: &str| {
+            let key = PublicKey::from_text(text).map_err(|e| field_error(field.clone(), e))?;
+            if suite.accepts(&key) {
+                Ok(key)
+            } else {
+                Err(field_error(
+                    field,
+                    format!("not a key of suite {}", suite.name()),
+                ))
+            }
+        })
+    }
+
+    /// The institution as the ledger holds it (what genesis founds, or a
+    /// governance proposal admits), every field checked; `at` names it in
+    /// errors, and `key` reads (and may check) each of its keys.
+    pub fn spec(
+        &self,
+        at: &str,
+        key: &mut impl FnMut(String, &str) -> Result<PublicKey, GenesisError>,
+    ) -> Result<InstitutionSpec, GenesisError> {
+        let prefix = at;
+        let at = |name: &str| format!("{prefix}.{name}");
+        let spec = InstitutionSpec {
+            id: InstitutionId::new(&self.id).map_err(|e| field_error(at("id"), e))?,
+            name: bounded(&at("name"), &self.name)?,
+            kind: parse_kind(&self.kind, self.parent.as_deref())
+                .map_err(|e| field_error(at("kind"), e))?,
+            legal_code: bounded(&at("legal_code"), &self.legal_code)?,
+            region_code: bounded(&at("region_code"), &self.region_code)?,
+            licence_ref: bounded(&at("licence_ref"), &self.licence_ref)?,
+            admin_key: key(at("admin_key"), &self.admin_key)?,
+            node_key: key(at("node_key"), &self.node_key)?,
+            voting_power: self.voting_power,
+        };
+        if spec.voting_power > VOTING_POWER_MAX {
+            return Err(field_error(
+                at("voting_power"),
+                format!("at most {VOTING_POWER_MAX}"),
+            ));
+        }
+        check_institution_spec(&spec).map_err(|e| match e {
+            medledger_contracts::transaction::TransactionError::Field { field, problem } => {
+                field_error(at(field), problem)
+            }
+            other => field_error(prefix, other.to_string()),
+        })?;
+        Ok(spec)
+    }
+}
+
 /// A practitioner as written in a genesis file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -464,37 +520,13 @@ impl GenesisFile {
         let mut ids = BTreeSet::new();
         for (i, entry) in self.institutions.iter().enumerate() {
             let at = |name: &str| format!("institutions[{i}].{name}");
-            let id = InstitutionId::new(&entry.id).map_err(|e| field_error(at("id"), e))?;
-            if !ids.insert(id.clone()) {
+            let spec = entry.spec(&format!("institutions[{i}]"), &mut key)?;
+            if !ids.insert(spec.id.clone()) {
                 return Err(field_error(
                     at("id"),
                     format!("{:?} appears twice", entry.id),
                 ));
             }
-            let spec = InstitutionSpec {
-                id,
-                name: bounded(&at("name"), &entry.name)?,
-                kind: parse_kind(&entry.kind, entry.parent.as_deref())
-                    .map_err(|e| field_error(at("kind"), e))?,
-                legal_code: bounded(&at("legal_code"), &entry.legal_code)?,
-                region_code: bounded(&at("region_code"), &entry.region_code)?,
-                licence_ref: bounded(&at("licence_ref"), &entry.licence_ref)?,
-                admin_key: key(at("admin_key"), &entry.admin_key)?,
-                node_key: key(at("node_key"), &entry.node_key)?,
-                voting_power: entry.voting_power,
-            };
-            if spec.voting_power > VOTING_POWER_MAX {
-                return Err(field_error(
-                    at("voting_power"),
-                    format!("at most {VOTING_POWER_MAX}"),
-                ));
-            }
-            check_institution_spec(&spec).map_err(|e| match e {
-                medledger_contracts::transaction::TransactionError::Field { field, problem } => {
-                    field_error(at(field), problem)
-                }
-                other => field_error(format!("institutions[{i}]"), other.to_string()),
-            })?;
             institutions.push(spec);
         }
         for (i, spec) in institutions.iter().enumerate() {

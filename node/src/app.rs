@@ -11,11 +11,11 @@ use medledger_contracts::block::{Block, BlockHeader, Parent};
 use medledger_contracts::certificate::CommitCertificate;
 use medledger_contracts::constants::CERTIFICATE_BYTES_MAX;
 use medledger_contracts::encoding::{BoundedVec, from_bytes, to_bytes};
-use medledger_contracts::records::ValidatorSet;
+use medledger_contracts::records::{Outcome, Rejection, ValidatorSet};
 use medledger_contracts::state_machine::{BlockContext, BlockExecution, execute_block};
 use medledger_contracts::transaction::VerifiedTransaction;
 use medledger_contracts::types::MemberStatus;
-use medledger_contracts::types::Timestamp;
+use medledger_contracts::types::{Timestamp, TxHash};
 use medledger_genesis::ConsensusParameters;
 use medledger_store::{CommittedBlock, PreparedState};
 use tracing::warn;
@@ -277,9 +277,9 @@ impl Application for LedgerApp {
         }
         // Signatures already checked on arrival in this node's mempool are
         // not checked again — but only where the block carries exactly the
-        // copy that was checked: the id does not cover the key and the
-        // signature, and a proposer could otherwise commit a block whose
-        // stored signatures do not verify (issue 21).
+        // copy that was checked: the id does not cover the signature, and a
+        // proposer could otherwise commit a block whose stored signatures
+        // do not verify (issue 21).
         let verified = {
             let pool = self.shared.mempool();
             let mut out = Vec::with_capacity(block.transactions.len());
@@ -366,7 +366,27 @@ impl Application for LedgerApp {
             .ok_or(AppError::UnknownBlock(*block))?;
         let started = std::time::Instant::now();
         let certificate_bytes = to_bytes(&certificate);
-        let transactions: Vec<_> = pending.execution.receipts.iter().map(|r| r.tx).collect();
+        // What the block committed, and the copies it took but rejected
+        // without a trace (R1: a duplicate, or outside its validity window),
+        // which leave the pool without being remembered as committed.
+        let transactions: Vec<_> = pending
+            .execution
+            .receipts
+            .iter()
+            .filter(|r| !r.outcome.leaves_no_trace())
+            .map(|r| r.tx)
+            .collect();
+        let untraced: Vec<(TxHash, Rejection)> = pending
+            .execution
+            .receipts
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                Outcome::Rejected(rejection) if r.outcome.leaves_no_trace() => {
+                    Some((r.tx, rejection.clone()))
+                }
+                _ => None,
+            })
+            .collect();
         self.shared
             .store
             .commit(CommittedBlock {
@@ -391,7 +411,11 @@ impl Application for LedgerApp {
                 "committed"
             );
         }
-        self.shared.mempool().committed(&transactions);
+        {
+            let mut pool = self.shared.mempool();
+            pool.committed(&transactions);
+            pool.remove(untraced.iter().map(|(id, _)| *id));
+        }
         self.shared
             .metrics
             .observe_commit(pending.header.time.0, transactions.len());
@@ -399,6 +423,7 @@ impl Application for LedgerApp {
         let _ = self.shared.commits.send(Arc::new(CommitEvent {
             header: pending.header,
             transactions,
+            untraced,
             audit: pending.execution.audit_entries,
         }));
         Ok(())

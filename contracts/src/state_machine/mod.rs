@@ -8,8 +8,8 @@
 //! is rejected as `Expired` or `ValidTooLong` and writes nothing. A
 //! transaction whose id is in state is rejected as `Duplicate` and writes
 //! nothing. Any other transaction, whatever its outcome, records its id with
-//! its height. A block's ids are deleted from state by the first block whose
-//! time is past the latest `valid_until` among them (oldest blocks first, at
+//! its height. A block's ids are deleted from state, in block order, no earlier than the first block whose
+//! time is past the latest `valid_until` among them (a block's ids wait for those of earlier blocks; at
 //! most 40,000 ids per block and then the rest of one block's): none of them
 //! can be taken again by then, as every later block is past its
 //! `valid_until`. The id covers the signing key (a copy signed with another

@@ -203,17 +203,39 @@ pub async fn submit(shared: &Arc<Shared>, r: &Request) -> Answer {
     let waited = tokio::time::timeout(WAIT_MAX, async {
         loop {
             match commits.recv().await {
-                Ok(event) if event.transactions.contains(&id) => return true,
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                Ok(event) if event.transactions.contains(&id) => return Ok(true),
+                Ok(event) => {
+                    if let Some((_, rejection)) = event.untraced.iter().find(|(t, _)| *t == id) {
+                        return Err((event.header.height, rejection.clone()));
+                    }
                     if matches!(shared.store.receipt(&id), Ok(Some(_))) {
-                        return true;
+                        return Ok(true);
                     }
                 }
-                Err(_) => return false,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    if matches!(shared.store.receipt(&id), Ok(Some(_))) {
+                        return Ok(true);
+                    }
+                }
+                Err(_) => return Ok(false),
             }
         }
     })
     .await;
+    let waited = match waited {
+        Ok(Err((height, rejection))) if shared.store.receipt(&id)?.is_none() => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                api::RejectionCode::from(&rejection).name(),
+                format!(
+                    "block {height} took this transaction and rejected it, leaving no trace: {rejection}"
+                ),
+            ));
+        }
+        Ok(Err(_)) => Ok(true),
+        Ok(Ok(committed)) => Ok(committed),
+        Err(elapsed) => Err(elapsed),
+    };
     match (waited, shared.store.receipt(&id)?) {
         (Ok(true), Some((height, receipt))) => ok(&api::SubmitAnswer::Committed(
             api::Receipt::new(height, &receipt),

@@ -7,7 +7,7 @@ use medledger_contracts::Hash32;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
 use medledger_contracts::records::{
     AccessRecord, AuditEntry, AuditEvent, ConsentRequestRecord, DelegationRecord, GrantRecord,
-    InstitutionRecord, PatientRecord, PractitionerRecord,
+    InstitutionRecord, PatientRecord, PractitionerRecord, ProposalRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::transaction::SignedTransaction;
@@ -301,6 +301,7 @@ fn transaction_answer(
         height,
         signer: (&tx.transaction.signer).into(),
         nonce: tx.transaction.nonce,
+        valid_until_ms: tx.transaction.valid_until.0,
         kind: (&tx.transaction.payload).into(),
         outcome: outcome.into(),
         bcs: hex::encode(tx.to_bytes()),
@@ -326,6 +327,14 @@ pub fn institution(shared: &Shared, r: &Request) -> Answer {
             ApiError::not_found("unknown_institution", format!("{id} is not a member"))
         })?;
     ok(&api::Institution::from(&record))
+}
+
+/// `GET /v1/proposals/{proposal}`: a governance proposal and its votes.
+pub fn proposal(shared: &Shared, r: &Request) -> Answer {
+    let id = super::chain::parse_tx(r.param(0))?;
+    let record: ProposalRecord = get(shared, &StateKey::Proposal(id))?
+        .ok_or_else(|| ApiError::not_found("unknown_proposal", "no proposal has this id"))?;
+    ok(&api::Proposal::new(&id, &record))
 }
 
 /// `GET /v1/practitioners/{practitioner}`: a practitioner's public record
