@@ -332,6 +332,30 @@ enum KeysCommand {
         /// The key file.
         file: PathBuf,
     },
+    /// Replace a key on the ledger (rule R4.4), signed with the current
+    /// one (--key): a patient's or practitioner's own key, an institution's
+    /// admin key (--as-institution), or its node key (--as-institution
+    /// --node-key, signed with the admin key). The new key signs its consent.
+    Rotate {
+        /// Node, genesis, the current key, output.
+        #[command(flatten)]
+        connection: people::Connection,
+        /// Sign as this institution's administrators (--key is its admin key).
+        #[arg(long, conflicts_with_all = ["as_practitioner", "as_patient"])]
+        as_institution: Option<String>,
+        /// Rotate the institution's node key instead of its admin key.
+        #[arg(long, requires = "as_institution")]
+        node_key: bool,
+        /// Sign as this practitioner (their id stays that of their first key).
+        #[arg(long, conflicts_with = "as_patient")]
+        as_practitioner: Option<String>,
+        /// Sign as this patient (default: the id of --key, a first key).
+        #[arg(long)]
+        as_patient: Option<String>,
+        /// The new key file (`medledger keys new`); keep it, the old one stops working.
+        #[arg(long)]
+        new_key: PathBuf,
+    },
 }
 
 /// Runs a parsed command line.
@@ -346,6 +370,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Genesis(GenesisCommand::Show { file }) => genesis::show(&file),
         Command::Keys(KeysCommand::New { out, role }) => keys::new(&out, &role),
         Command::Keys(KeysCommand::Show { file }) => keys::show(&file),
+        Command::Keys(KeysCommand::Rotate {
+            connection,
+            as_institution,
+            node_key,
+            as_practitioner,
+            as_patient,
+            new_key,
+        }) => keys::rotate(
+            connection,
+            keys::Signing {
+                as_institution,
+                node_key,
+                as_practitioner,
+                as_patient,
+            },
+            &new_key,
+        ),
         Command::Demo { dir } => demo::run(dir),
         Command::Bench {
             dir,

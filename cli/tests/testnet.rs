@@ -662,6 +662,75 @@ async fn a_member_removed_by_votes_is_disconnected_and_refused() {
     net.reach(3, height + 2, 30, "no progress").await;
 }
 
+/// `medledger keys rotate` (R4.4; the command of docs/operations.md's drill
+/// C, for the admin key): once it commits, the old key no longer signs for
+/// the institution and the new one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_institution_rotates_its_admin_key_with_the_cli() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 1, 60, "no blocks within 60 s").await;
+    let institution = net.nodes()[0].institution.clone();
+    let old = net
+        .dir()
+        .join("keys")
+        .join(format!("admin.{institution}.json"));
+    let new = net.dir().join("new-admin.json");
+    let newer = net.dir().join("newer-admin.json");
+    KeyFile::generate().unwrap().save(&new).unwrap();
+    KeyFile::generate().unwrap().save(&newer).unwrap();
+    let rotate = |key: &std::path::Path, new_key: &std::path::Path| {
+        std::process::Command::new(BIN)
+            .args([
+                "keys",
+                "rotate",
+                "--node",
+                &net.nodes()[0].http,
+                "--genesis",
+            ])
+            .arg(net.dir().join("genesis.json"))
+            .arg("--key")
+            .arg(key)
+            .args(["--as-institution", &institution, "--json", "--new-key"])
+            .arg(new_key)
+            .output()
+            .unwrap()
+    };
+    let applied = |output: &std::process::Output| {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let receipt: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(receipt["outcome"]["status"], "applied", "{receipt}");
+    };
+    applied(&rotate(&old, &new));
+    // The old key is refused before anything is committed.
+    let refused = rotate(&old, &newer);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("not the signer's current key"), "{stderr}");
+    // The new key signs (here, its own replacement).
+    applied(&rotate(&new, &newer));
+    let (_, record) = net
+        .get(0, &format!("/v1/institutions/{institution}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        record["admin_key"].as_str(),
+        Some(
+            KeyFile::load(&newer)
+                .unwrap()
+                .public_key()
+                .to_text()
+                .as_str()
+        ),
+        "{record}"
+    );
+}
+
 /// Runs `medledger gov … --json` as node `i`'s institution (its admin key)
 /// against node `i`: the JSON documents it prints.
 fn gov(net: &Testnet, i: usize, args: &[&str]) -> Vec<Value> {

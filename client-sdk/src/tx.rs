@@ -5,8 +5,8 @@
 use medledger_contracts::crypto::PublicKey;
 use medledger_contracts::encoding::{BoundedVec, Hash32, tagged_hash};
 use medledger_contracts::transaction::{
-    GovernanceAction, Payload, SignedTransaction, Transaction, guardianship_consent_message,
-    key_possession_message, licence_hash,
+    GovernanceAction, KeyRole, Payload, SignedTransaction, Transaction,
+    guardianship_consent_message, key_possession_message, licence_hash,
 };
 use medledger_contracts::types::*;
 
@@ -325,6 +325,30 @@ impl TxBuilder {
             role,
             licence_hash: licence_hash(licence_number),
             key_proof: proof,
+        })
+    }
+
+    /// Replaces one of the signer's keys with `new_key`, which signs its
+    /// consent (proof of possession) [R4.4]: `KeyRole::Own` for a patient's,
+    /// a practitioner's or (signed as the institution) the admin key;
+    /// `KeyRole::InstitutionNode` for the institution's node key, which a
+    /// validator's set takes up after the change delay.
+    pub fn rotate_key(&self, role: KeyRole, new_key: &crate::KeyFile) -> SignedTransaction {
+        let purpose = match role {
+            KeyRole::Own => "rotate",
+            KeyRole::InstitutionNode => "rotate-node",
+        };
+        let key = new_key.public_key();
+        let proof = new_key.secret().sign(&key_possession_message(
+            &self.chain,
+            &self.who.signer,
+            purpose,
+            &key,
+        ));
+        self.sign(Payload::RotateKey {
+            role,
+            new_key: key,
+            new_key_proof: proof,
         })
     }
 
