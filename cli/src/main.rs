@@ -180,6 +180,26 @@ enum Command {
         #[command(subcommand)]
         command: people::HospitalCommand,
     },
+    /// A regulator's review of an emergency access (rule R7.4), signed with
+    /// its admin key; the review record stays with the regulator, its hash
+    /// goes on the ledger.
+    Review {
+        /// Node, genesis, key (the regulator's admin key), output.
+        #[command(flatten)]
+        connection: people::Connection,
+        /// The regulator institution.
+        #[arg(long)]
+        as_institution: String,
+        /// The emergency access (its request id).
+        #[arg(long)]
+        access: String,
+        /// justified or unjustified.
+        #[arg(long)]
+        finding: String,
+        /// The review record (a file; only its hash goes on the ledger).
+        #[arg(long)]
+        record: PathBuf,
+    },
     /// Governance by the validators' institutions (admin key): propose a
     /// change to the consortium, vote on it, see where it stands.
     Gov {
@@ -510,6 +530,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             as_institution,
             command,
         } => gov::gov(connection, as_institution, command),
+        Command::Review {
+            connection,
+            as_institution,
+            access,
+            finding,
+            record,
+        } => people::review(connection, as_institution, access, finding, record),
         Command::Testnet {
             dir,
             validators,

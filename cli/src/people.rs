@@ -14,7 +14,8 @@ use medledger_client_sdk::{
 use medledger_contracts::Hash32;
 use medledger_contracts::transaction::Signer;
 use medledger_contracts::types::{
-    Category, DelegateRole, Grantee, InstitutionId, PatientId, PractitionerId, Purpose, TxHash,
+    Category, DelegateRole, EmergencyReason, Grantee, InstitutionId, LegalBasis, PatientId,
+    PractitionerId, Purpose, ReviewFinding, TxHash,
 };
 use medledger_genesis::{Genesis, GenesisFile};
 use serde_json::json;
@@ -178,6 +179,41 @@ pub enum HospitalCommand {
         /// reference (e.g. `Patient?identifier=<system>|<record number>`).
         #[arg(long, requires = "fhir_upload")]
         fhir_patient: Option<String>,
+    },
+    /// Break the glass (a practitioner whose role genesis allows, R7.3):
+    /// an audited access with no grant, flagged until a regulator reviews it.
+    EmergencyAccess {
+        /// The patient's id.
+        #[arg(long)]
+        patient: String,
+        /// Who holds the records.
+        #[arg(long)]
+        holder: String,
+        /// A category (repeat).
+        #[arg(long = "category", required = true)]
+        categories: Vec<String>,
+        /// patient-unconscious, life-threatening or mass-casualty.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Read records under a legal mandate (a public-health officer, R7.5).
+    PublicHealthAccess {
+        /// The patient's id.
+        #[arg(long)]
+        patient: String,
+        /// Who holds the records.
+        #[arg(long)]
+        holder: String,
+        /// A category (repeat).
+        #[arg(long = "category", required = true)]
+        categories: Vec<String>,
+        /// infectious-disease-reporting, public-health-emergency,
+        /// vaccine-adverse-event or occupational-disease-reporting.
+        #[arg(long)]
+        legal_basis: String,
+        /// The case reference (only its hash goes on the ledger).
+        #[arg(long)]
+        case_reference: String,
     },
     /// Ask to read records under a grant (a practitioner).
     RequestAccess {
@@ -627,6 +663,33 @@ pub fn hospital(
                     }
                 }
             }
+            HospitalCommand::EmergencyAccess { patient, holder, categories, reason } => {
+                let mut categories = categories.iter().map(|c| category(c)).collect::<anyhow::Result<Vec<_>>>()?;
+                categories.sort();
+                categories.dedup();
+                let reason = named(&EMERGENCY_REASONS, EmergencyReason::name, &reason, "--reason")?;
+                let patient = PatientId(hash(&patient, "--patient")?);
+                let tx = tx.emergency_access(
+                    patient,
+                    institution(&holder)?,
+                    medledger_contracts::encoding::BoundedVec::new(categories)
+                        .map_err(|c| anyhow::anyhow!("{} categories is too many", c.len()))?,
+                    reason,
+                );
+                s.receipt("emergency access", &s.client.submit_and_wait(&tx, None).await?);
+            }
+            HospitalCommand::PublicHealthAccess { patient, holder, categories, legal_basis, case_reference } => {
+                let categories = categories.iter().map(|c| category(c)).collect::<anyhow::Result<Vec<_>>>()?;
+                let basis = named(&LEGAL_BASES, LegalBasis::name, &legal_basis, "--legal-basis")?;
+                let tx = tx.public_health_access(
+                    PatientId(hash(&patient, "--patient")?),
+                    institution(&holder)?,
+                    categories,
+                    basis,
+                    medledger_client_sdk::case_reference_hash(&case_reference),
+                )?;
+                s.receipt("public-health access", &s.client.submit_and_wait(&tx, None).await?);
+            }
             HospitalCommand::RequestAccess { grant, holder, categories, purpose: p } => {
                 if !matches!(me.signer, Signer::Practitioner(_)) {
                     bail!("access requests are signed by a practitioner: drop --as-institution");
@@ -637,6 +700,62 @@ pub fn hospital(
             }
         }
         Ok(())
+    })
+}
+
+const EMERGENCY_REASONS: [EmergencyReason; 3] = [
+    EmergencyReason::PatientUnconscious,
+    EmergencyReason::LifeThreatening,
+    EmergencyReason::MassCasualty,
+];
+const LEGAL_BASES: [LegalBasis; 4] = [
+    LegalBasis::InfectiousDiseaseReporting,
+    LegalBasis::PublicHealthEmergency,
+    LegalBasis::VaccineAdverseEvent,
+    LegalBasis::OccupationalDiseaseReporting,
+];
+const FINDINGS: [ReviewFinding; 2] = [ReviewFinding::Justified, ReviewFinding::Unjustified];
+
+/// The value of `all` whose wire name is `text`, or an error listing them.
+fn named<T: Copy>(
+    all: &[T],
+    name: fn(T) -> &'static str,
+    text: &str,
+    what: &str,
+) -> anyhow::Result<T> {
+    all.iter()
+        .copied()
+        .find(|v| name(*v) == text)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{what} {text:?} is not one of: {}",
+                all.iter().map(|v| name(*v)).collect::<Vec<_>>().join(", ")
+            )
+        })
+}
+
+/// Runs `medledger review`: a regulator institution's finding on an
+/// emergency access (R7.4), with the hash of the review record it keeps.
+pub fn review(
+    connection: Connection,
+    as_institution: String,
+    access: String,
+    finding: String,
+    record: PathBuf,
+) -> anyhow::Result<()> {
+    let s = Session::open(&connection)?;
+    let me = Identity::institution(institution(&as_institution)?, &s.key);
+    let finding = named(&FINDINGS, ReviewFinding::name, &finding, "--finding")?;
+    let bytes = std::fs::read(&record).with_context(|| format!("reading {}", record.display()))?;
+    let access = TxHash(hash(&access, "--access")?);
+    runtime()?.block_on(async {
+        let tx = s.builder(&me).emergency_review(
+            access,
+            finding,
+            medledger_client_sdk::review_record_hash(&bytes),
+        );
+        s.receipt("reviewed", &s.client.submit_and_wait(&tx, None).await?);
+        anyhow::Ok(())
     })
 }
 

@@ -731,6 +731,100 @@ async fn an_institution_rotates_its_admin_key_with_the_cli() {
     );
 }
 
+/// Break-glass access, its review by the regulator and a public-health
+/// access, each with its command (R7.3–R7.5): `hospital emergency-access`,
+/// `review`, `hospital public-health-access`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emergency_access_its_review_and_public_health_access_have_commands() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 1, 60, "no blocks within 60 s").await;
+    let keys = net.dir().join("keys");
+    let patient = net.dir().join("patient.json");
+    let key = KeyFile::generate().unwrap();
+    key.save(&patient).unwrap();
+    let patient_id = key.patient_id().0.to_hex();
+    // One node for all: each command waits for its commit there.
+    let run = |key: &std::path::Path, args: &[&str]| -> Value {
+        let output = std::process::Command::new(BIN)
+            .arg(args[0])
+            .args(["--node", &net.nodes()[0].http, "--genesis"])
+            .arg(net.dir().join("genesis.json"))
+            .arg("--key")
+            .arg(key)
+            .arg("--json")
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let registered = run(&patient, &["patient", "register"]);
+    assert_eq!(registered["outcome"]["status"], "applied", "{registered}");
+    let doctor = keys.join("practitioner.dr-second-1.json");
+    let access = run(
+        &doctor,
+        &[
+            "hospital",
+            "emergency-access",
+            "--patient",
+            &patient_id,
+            "--holder",
+            "city-first-hospital",
+            "--category",
+            "lab-reports",
+            "--category",
+            "allergies",
+            "--reason",
+            "life-threatening",
+        ],
+    );
+    assert_eq!(access["outcome"]["status"], "authorized", "{access}");
+    let record = net.dir().join("review.txt");
+    std::fs::write(&record, "reviewed: the patient arrived unconscious").unwrap();
+    let reviewed = run(
+        &keys.join("admin.health-commission.json"),
+        &[
+            "review",
+            "--as-institution",
+            "health-commission",
+            "--access",
+            access["tx"].as_str().unwrap(),
+            "--finding",
+            "justified",
+            "--record",
+            record.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(reviewed["outcome"]["status"], "applied", "{reviewed}");
+    let public_health = run(
+        &keys.join("practitioner.cdc-officer-1.json"),
+        &[
+            "hospital",
+            "public-health-access",
+            "--patient",
+            &patient_id,
+            "--holder",
+            "city-first-hospital",
+            "--category",
+            "lab-reports",
+            "--legal-basis",
+            "infectious-disease-reporting",
+            "--case-reference",
+            "CDC-2026-0042",
+        ],
+    );
+    assert_eq!(
+        public_health["outcome"]["status"], "authorized",
+        "{public_health}"
+    );
+}
+
 /// Runs `medledger gov … --json` as node `i`'s institution (its admin key)
 /// against node `i`: the JSON documents it prints.
 fn gov(net: &Testnet, i: usize, args: &[&str]) -> Vec<Value> {

@@ -45,4 +45,7 @@ pub use keys::{KeyFile, KeyFileError};
 pub use light::{AccessAnswer, LightClient, VerifiedGrant};
 /// The API's JSON types, as the node writes them.
 pub use medledger_api as api;
-pub use tx::{TX_LIFETIME_MS_DEFAULT, TermsBuilder, TxBuilder, notice_hash};
+pub use tx::{
+    TX_LIFETIME_MS_DEFAULT, TermsBuilder, TxBuilder, case_reference_hash, notice_hash,
+    review_record_hash,
+};

@@ -35,6 +35,27 @@ fn nonce() -> u64 {
     u64::from_le_bytes(bytes) ^ now().0
 }
 
+/// Categories as a transaction carries them: sorted, once each, bounded.
+fn categories_of(mut categories: Vec<Category>) -> Result<Categories, SdkError> {
+    categories.sort();
+    categories.dedup();
+    BoundedVec::new(categories)
+        .map_err(|c| SdkError::Decode(format!("{} categories is too many", c.len())))
+}
+
+/// The hash an emergency review's record is recorded as (R7.4): of the
+/// record the reviewing regulator keeps (its bytes), so the ledger proves
+/// which record the finding rests on without holding it.
+pub fn review_record_hash(record: &[u8]) -> Hash32 {
+    tagged_hash(b"medledger/review-record/v1", &[record])
+}
+
+/// The hash a public-health access's case is recorded as (R7.5): of the
+/// case reference the CDC keeps with the case report.
+pub fn case_reference_hash(reference: &str) -> Hash32 {
+    tagged_hash(b"medledger/case-reference/v1", &[reference.as_bytes()])
+}
+
 /// The hash a guardianship's evidence is recorded as (R4.7): of a
 /// document's number (e.g. a birth certificate's, 出生医学证明) with a salt
 /// the hospital keeps beside its copy, so that the number, which is short
@@ -276,16 +297,46 @@ impl TxBuilder {
         categories: Vec<Category>,
         purpose: Purpose,
     ) -> Result<SignedTransaction, SdkError> {
-        let mut categories = categories;
-        categories.sort();
-        categories.dedup();
-        let categories = BoundedVec::new(categories)
-            .map_err(|c| SdkError::Decode(format!("{} categories is too many", c.len())))?;
         Ok(self.sign(Payload::AccessRequest {
             grant,
             holder,
-            categories,
+            categories: categories_of(categories)?,
             purpose,
+        }))
+    }
+
+    /// A regulator institution (admin key) reviews an emergency access
+    /// [R7.4]; `record_hash` is [`review_record_hash`] of the review record
+    /// it keeps.
+    pub fn emergency_review(
+        &self,
+        access: RequestId,
+        finding: ReviewFinding,
+        record_hash: Hash32,
+    ) -> SignedTransaction {
+        self.sign(Payload::EmergencyReview {
+            access,
+            finding,
+            record_hash,
+        })
+    }
+
+    /// A public-health officer reads a patient's records under a legal
+    /// mandate [R7.5]; `case_hash` is [`case_reference_hash`] of the case.
+    pub fn public_health_access(
+        &self,
+        patient: PatientId,
+        holder: InstitutionId,
+        categories: Vec<Category>,
+        legal_basis: LegalBasis,
+        case_hash: Hash32,
+    ) -> Result<SignedTransaction, SdkError> {
+        Ok(self.sign(Payload::PublicHealthAccess {
+            patient,
+            holder,
+            categories: categories_of(categories)?,
+            legal_basis,
+            case_hash,
         }))
     }
 

@@ -191,6 +191,12 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         ));
         tokio::select! {
             result = medledger_consensus::run(settings, app, telemetry) => {
+                // A full disk can fail the consensus WAL before the watcher
+                // (once a second) sees it: that is a storage stop too.
+                if let (Err(e), Err(low)) = (&result, disk::enough_free(&data, min_free)) {
+                    eprintln!("medledger node: consensus stopped ({e}): {low}");
+                    std::process::exit(disk::EXIT_STORAGE_FAILED);
+                }
                 result.map_err(|e| anyhow::anyhow!("consensus stopped: {e}"))
             }
             _ = tokio::signal::ctrl_c() => {
