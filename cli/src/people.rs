@@ -37,6 +37,38 @@ pub struct Connection {
     json: bool,
 }
 
+/// Whose records an access without a grant reads, and from whom.
+#[derive(Args, Debug)]
+pub struct RecordsArgs {
+    /// The patient's id.
+    #[arg(long)]
+    patient: String,
+    /// Who holds the records.
+    #[arg(long)]
+    holder: String,
+    /// A category (repeat).
+    #[arg(long = "category", required = true)]
+    categories: Vec<String>,
+}
+
+impl RecordsArgs {
+    /// The patient, the holder and the categories (sorted, once each).
+    fn parse(&self) -> anyhow::Result<(PatientId, InstitutionId, Vec<Category>)> {
+        let mut categories = self
+            .categories
+            .iter()
+            .map(|c| category(c))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        categories.sort();
+        categories.dedup();
+        Ok((
+            PatientId(hash(&self.patient, "--patient")?),
+            institution(&self.holder)?,
+            categories,
+        ))
+    }
+}
+
 /// What a grant or consent request covers.
 #[derive(Args, Debug)]
 pub struct TermsArgs {
@@ -183,30 +215,18 @@ pub enum HospitalCommand {
     /// Break the glass (a practitioner whose role genesis allows, R7.3):
     /// an audited access with no grant, flagged until a regulator reviews it.
     EmergencyAccess {
-        /// The patient's id.
-        #[arg(long)]
-        patient: String,
-        /// Who holds the records.
-        #[arg(long)]
-        holder: String,
-        /// A category (repeat).
-        #[arg(long = "category", required = true)]
-        categories: Vec<String>,
+        /// Whose records, from whom.
+        #[command(flatten)]
+        records: RecordsArgs,
         /// patient-unconscious, life-threatening or mass-casualty.
         #[arg(long)]
         reason: String,
     },
     /// Read records under a legal mandate (a public-health officer, R7.5).
     PublicHealthAccess {
-        /// The patient's id.
-        #[arg(long)]
-        patient: String,
-        /// Who holds the records.
-        #[arg(long)]
-        holder: String,
-        /// A category (repeat).
-        #[arg(long = "category", required = true)]
-        categories: Vec<String>,
+        /// Whose records, from whom.
+        #[command(flatten)]
+        records: RecordsArgs,
         /// infectious-disease-reporting, public-health-emergency,
         /// vaccine-adverse-event or occupational-disease-reporting.
         #[arg(long)]
@@ -663,27 +683,24 @@ pub fn hospital(
                     }
                 }
             }
-            HospitalCommand::EmergencyAccess { patient, holder, categories, reason } => {
-                let mut categories = categories.iter().map(|c| category(c)).collect::<anyhow::Result<Vec<_>>>()?;
-                categories.sort();
-                categories.dedup();
+            HospitalCommand::EmergencyAccess { records, reason } => {
+                let (patient, holder, categories) = records.parse()?;
                 let reason = named(&EMERGENCY_REASONS, EmergencyReason::name, &reason, "--reason")?;
-                let patient = PatientId(hash(&patient, "--patient")?);
                 let tx = tx.emergency_access(
                     patient,
-                    institution(&holder)?,
+                    holder,
                     medledger_contracts::encoding::BoundedVec::new(categories)
                         .map_err(|c| anyhow::anyhow!("{} categories is too many", c.len()))?,
                     reason,
                 );
                 s.receipt("emergency access", &s.client.submit_and_wait(&tx, None).await?);
             }
-            HospitalCommand::PublicHealthAccess { patient, holder, categories, legal_basis, case_reference } => {
-                let categories = categories.iter().map(|c| category(c)).collect::<anyhow::Result<Vec<_>>>()?;
+            HospitalCommand::PublicHealthAccess { records, legal_basis, case_reference } => {
+                let (patient, holder, categories) = records.parse()?;
                 let basis = named(&LEGAL_BASES, LegalBasis::name, &legal_basis, "--legal-basis")?;
                 let tx = tx.public_health_access(
-                    PatientId(hash(&patient, "--patient")?),
-                    institution(&holder)?,
+                    patient,
+                    holder,
                     categories,
                     basis,
                     medledger_client_sdk::case_reference_hash(&case_reference),

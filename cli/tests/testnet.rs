@@ -681,21 +681,9 @@ async fn an_institution_rotates_its_admin_key_with_the_cli() {
     KeyFile::generate().unwrap().save(&new).unwrap();
     KeyFile::generate().unwrap().save(&newer).unwrap();
     let rotate = |key: &std::path::Path, new_key: &std::path::Path| {
-        std::process::Command::new(BIN)
-            .args([
-                "keys",
-                "rotate",
-                "--node",
-                &net.nodes()[0].http,
-                "--genesis",
-            ])
-            .arg(net.dir().join("genesis.json"))
-            .arg("--key")
-            .arg(key)
-            .args(["--as-institution", &institution, "--json", "--new-key"])
-            .arg(new_key)
-            .output()
-            .unwrap()
+        let new_key = new_key.to_str().unwrap();
+        let args = ["--as-institution", &institution, "--new-key", new_key];
+        run_cli(&net, 0, &["keys", "rotate"], key, &args)
     };
     let applied = |output: &std::process::Output| {
         assert!(
@@ -747,16 +735,7 @@ async fn emergency_access_its_review_and_public_health_access_have_commands() {
     let patient_id = key.patient_id().0.to_hex();
     // One node for all: each command waits for its commit there.
     let run = |key: &std::path::Path, args: &[&str]| -> Value {
-        let output = std::process::Command::new(BIN)
-            .arg(args[0])
-            .args(["--node", &net.nodes()[0].http, "--genesis"])
-            .arg(net.dir().join("genesis.json"))
-            .arg("--key")
-            .arg(key)
-            .arg("--json")
-            .args(&args[1..])
-            .output()
-            .unwrap();
+        let output = run_cli(&net, 0, &args[..1], key, &args[1..]);
         assert!(
             output.status.success(),
             "{args:?}: {}",
@@ -829,19 +808,13 @@ async fn emergency_access_its_review_and_public_health_access_have_commands() {
 /// against node `i`: the JSON documents it prints.
 fn gov(net: &Testnet, i: usize, args: &[&str]) -> Vec<Value> {
     let institution = &net.nodes()[i].institution;
-    let output = std::process::Command::new(BIN)
-        .args(["gov", "--node", &net.nodes()[i].http, "--genesis"])
-        .arg(net.dir().join("genesis.json"))
-        .arg("--key")
-        .arg(
-            net.dir()
-                .join("keys")
-                .join(format!("admin.{institution}.json")),
-        )
-        .args(["--as-institution", institution, "--json"])
-        .args(args)
-        .output()
-        .unwrap();
+    let admin = net
+        .dir()
+        .join("keys")
+        .join(format!("admin.{institution}.json"));
+    let mut all = vec!["--as-institution", institution.as_str()];
+    all.extend_from_slice(args);
+    let output = run_cli(net, i, &["gov"], &admin, &all);
     assert!(
         output.status.success(),
         "medledger gov {args:?}: {}",

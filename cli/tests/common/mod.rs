@@ -241,6 +241,27 @@ pub fn valid_until() -> medledger_contracts::types::Timestamp {
     )
 }
 
+/// Runs `medledger <command…> --node <node i's API> --genesis … --key <key>
+/// --json <args…>`: a person's command against a live node.
+pub fn run_cli(
+    net: &Testnet,
+    i: usize,
+    command: &[&str],
+    key: &Path,
+    args: &[&str],
+) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(command)
+        .args(["--node", &net.nodes()[i].http, "--genesis"])
+        .arg(net.dir().join("genesis.json"))
+        .arg("--key")
+        .arg(key)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// A new patient's registration, signed by a fresh key.
 pub fn register_patient(nonce: u64) -> SignedTransaction {
     let key = KeyFile::generate().unwrap();
