@@ -504,13 +504,17 @@ pub enum ProposalStatus {
     Defeated,
     /// Carried, but no longer valid when it came to execute.
     Failed,
+    /// Still open on the ledger but past its `expires_at`: no vote counts
+    /// any more.
+    Expired,
 }
 
 impl Proposal {
-    /// The answer for proposal `id`'s record.
+    /// The answer for proposal `id`'s record, as of a block at `time`.
     pub fn new(
         id: &medledger_contracts::types::TxHash,
         record: &medledger_contracts::records::ProposalRecord,
+        time: medledger_contracts::types::Timestamp,
     ) -> Self {
         use medledger_contracts::records::ProposalStatus as Ledger;
         use medledger_contracts::transaction::GovernanceAction as Action;
@@ -524,6 +528,7 @@ impl Proposal {
             }
         };
         let (status, carried_at) = match record.status {
+            Ledger::Open if record.expires_at <= time => (ProposalStatus::Expired, None),
             Ledger::Open => (ProposalStatus::Open, None),
             Ledger::Carried(height) => (ProposalStatus::Carried, Some(height)),
             Ledger::Defeated => (ProposalStatus::Defeated, None),

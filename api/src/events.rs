@@ -12,7 +12,8 @@ use crate::Header;
 pub struct BlockEvent {
     /// Its header.
     pub header: Header,
-    /// How many transactions it holds.
+    /// How many transactions it committed (copies it rejected without a
+    /// trace — duplicates, expired — are not counted).
     pub transactions: u64,
 }
 

@@ -12,7 +12,7 @@ use medledger_contracts::types::{Timestamp, TxHash};
 use medledger_genesis::InstitutionEntry;
 use serde_json::json;
 
-use crate::people::{Connection, Session, hash, institution, runtime};
+use crate::people::{Connection, Session, hash, institution, read_bounded, runtime};
 
 /// What to do.
 #[derive(Subcommand, Debug)]
@@ -80,13 +80,7 @@ impl GovAction {
     fn ledger(&self, s: &Session) -> anyhow::Result<GovernanceAction> {
         Ok(match self {
             GovAction::Admit { entry } => {
-                let text =
-                    std::fs::read(entry).with_context(|| format!("reading {}", entry.display()))?;
-                anyhow::ensure!(
-                    text.len() <= 64 * 1024,
-                    "{} is larger than an institution's entry (64 KiB)",
-                    entry.display()
-                );
+                let text = read_bounded(entry, 64 * 1024)?;
                 let entry: InstitutionEntry = serde_json::from_slice(&text)
                     .with_context(|| format!("{} is not an institution entry", entry.display()))?;
                 GovernanceAction::Admit(entry.admission_spec(s.genesis.crypto_suite)?)
@@ -122,7 +116,7 @@ pub fn gov(
                 let tx = s.builder(&me).propose(action, expires_at);
                 let receipt = s.client.submit_and_wait(&tx, None).await?;
                 s.receipt("proposed", &receipt);
-                if !s.json {
+                if !s.json && receipt.outcome == medledger_client_sdk::TxOutcome::Applied {
                     println!(
                         "proposal id: {} (others vote with `medledger gov vote {}`)",
                         receipt.tx.0.to_hex(),

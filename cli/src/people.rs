@@ -231,9 +231,13 @@ pub enum HospitalCommand {
         /// vaccine-adverse-event or occupational-disease-reporting.
         #[arg(long)]
         legal_basis: String,
-        /// The case reference (only its hash goes on the ledger).
+        /// The case reference (only its salted hash goes on the ledger).
         #[arg(long)]
         case_reference: String,
+        /// 16 bytes in hex, kept with the case report: the salt of the
+        /// reference's hash (a short reference could be guessed unsalted).
+        #[arg(long)]
+        case_salt: String,
     },
     /// Ask to read records under a grant (a practitioner).
     RequestAccess {
@@ -695,7 +699,11 @@ pub fn hospital(
                 );
                 s.receipt("emergency access", &s.client.submit_and_wait(&tx, None).await?);
             }
-            HospitalCommand::PublicHealthAccess { records, legal_basis, case_reference } => {
+            HospitalCommand::PublicHealthAccess { records, legal_basis, case_reference, case_salt } => {
+                let salt: [u8; 16] = hex::decode(&case_salt)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .context("--case-salt is 16 bytes in hex (32 hex digits)")?;
                 let (patient, holder, categories) = records.parse()?;
                 let basis = named(&LEGAL_BASES, LegalBasis::name, &legal_basis, "--legal-basis")?;
                 let tx = tx.public_health_access(
@@ -703,7 +711,7 @@ pub fn hospital(
                     holder,
                     categories,
                     basis,
-                    medledger_client_sdk::case_reference_hash(&case_reference),
+                    medledger_client_sdk::case_reference_hash(&salt, &case_reference),
                 )?;
                 s.receipt("public-health access", &s.client.submit_and_wait(&tx, None).await?);
             }
@@ -732,6 +740,20 @@ const LEGAL_BASES: [LegalBasis; 4] = [
     LegalBasis::OccupationalDiseaseReporting,
 ];
 const FINDINGS: [ReviewFinding; 2] = [ReviewFinding::Justified, ReviewFinding::Unjustified];
+
+/// The largest review record `medledger review` hashes (a scanned report).
+const REVIEW_RECORD_BYTES_MAX: u64 = 256 << 20;
+
+/// A file's bytes, refused before reading if it is larger than `max`.
+pub(crate) fn read_bounded(path: &Path, max: u64) -> anyhow::Result<Vec<u8>> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if size > max {
+        bail!("{} is {size} bytes; at most {max} are read", path.display());
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
 
 /// The value of `all` whose wire name is `text`, or an error listing them.
 fn named<T: Copy>(
@@ -763,7 +785,7 @@ pub fn review(
     let s = Session::open(&connection)?;
     let me = Identity::institution(institution(&as_institution)?, &s.key);
     let finding = named(&FINDINGS, ReviewFinding::name, &finding, "--finding")?;
-    let bytes = std::fs::read(&record).with_context(|| format!("reading {}", record.display()))?;
+    let bytes = read_bounded(&record, REVIEW_RECORD_BYTES_MAX)?;
     let access = TxHash(hash(&access, "--access")?);
     runtime()?.block_on(async {
         let tx = s.builder(&me).emergency_review(

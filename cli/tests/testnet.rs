@@ -796,6 +796,8 @@ async fn emergency_access_its_review_and_public_health_access_have_commands() {
             "infectious-disease-reporting",
             "--case-reference",
             "CDC-2026-0042",
+            "--case-salt",
+            "000102030405060708090a0b0c0d0e0f",
         ],
     );
     assert_eq!(

@@ -51,9 +51,13 @@ pub fn review_record_hash(record: &[u8]) -> Hash32 {
 }
 
 /// The hash a public-health access's case is recorded as (R7.5): of the
-/// case reference the CDC keeps with the case report.
-pub fn case_reference_hash(reference: &str) -> Hash32 {
-    tagged_hash(b"medledger/case-reference/v1", &[reference.as_bytes()])
+/// case reference with a salt the CDC keeps beside its case report, so that
+/// a reference short enough to guess cannot be confirmed from the ledger.
+pub fn case_reference_hash(salt: &[u8; 16], reference: &str) -> Hash32 {
+    tagged_hash(
+        b"medledger/case-reference/v1",
+        &[salt, reference.as_bytes()],
+    )
 }
 
 /// The hash a guardianship's evidence is recorded as (R4.7): of a

@@ -520,14 +520,14 @@ impl GenesisFile {
         let mut ids = BTreeSet::new();
         for (i, entry) in self.institutions.iter().enumerate() {
             let at = |name: &str| format!("institutions[{i}].{name}");
-            let spec = entry.spec(&format!("institutions[{i}]"), &mut key)?;
-            if !ids.insert(spec.id.clone()) {
+            let id = InstitutionId::new(&entry.id).map_err(|e| field_error(at("id"), e))?;
+            if !ids.insert(id) {
                 return Err(field_error(
                     at("id"),
                     format!("{:?} appears twice", entry.id),
                 ));
             }
-            institutions.push(spec);
+            institutions.push(entry.spec(&format!("institutions[{i}]"), &mut key)?);
         }
         for (i, spec) in institutions.iter().enumerate() {
             if let InstitutionKind::InternetHospital { parent } = &spec.kind

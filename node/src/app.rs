@@ -367,8 +367,10 @@ impl Application for LedgerApp {
         let started = std::time::Instant::now();
         let certificate_bytes = to_bytes(&certificate);
         // What the block committed, and the copies it took but rejected
-        // without a trace (R1: a duplicate, or outside its validity window),
-        // which leave the pool without being remembered as committed.
+        // without a trace for good (R1: a duplicate, or expired), which
+        // leave the pool without being remembered as committed. One valid
+        // for too long at this block's time may fit a later block's window
+        // (a proposer's clock behind the admitting node's): it stays.
         let transactions: Vec<_> = pending
             .execution
             .receipts
@@ -381,9 +383,9 @@ impl Application for LedgerApp {
             .receipts
             .iter()
             .filter_map(|r| match &r.outcome {
-                Outcome::Rejected(rejection) if r.outcome.leaves_no_trace() => {
-                    Some((r.tx, rejection.clone()))
-                }
+                Outcome::Rejected(
+                    rejection @ (Rejection::Duplicate | Rejection::Expired { .. }),
+                ) => Some((r.tx, rejection.clone())),
                 _ => None,
             })
             .collect();

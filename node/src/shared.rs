@@ -33,9 +33,8 @@ pub struct CommitEvent {
     pub header: BlockHeader,
     /// The transactions it committed (each with its receipt in the store).
     pub transactions: Vec<TxHash>,
-    /// The copies it took but rejected leaving no trace (R1: a duplicate,
-    /// or outside its validity window), and why: a client waiting on one
-    /// is told.
+    /// The copies it took but rejected leaving no trace for good (R1: a
+    /// duplicate, or expired), and why: a client waiting on one is told.
     pub untraced: Vec<(TxHash, medledger_contracts::records::Rejection)>,
     /// The audit entries it appended.
     pub audit: Vec<AuditEntry>,

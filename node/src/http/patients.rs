@@ -334,7 +334,11 @@ pub fn proposal(shared: &Shared, r: &Request) -> Answer {
     let id = super::chain::parse_tx(r.param(0))?;
     let record: ProposalRecord = get(shared, &StateKey::Proposal(id))?
         .ok_or_else(|| ApiError::not_found("unknown_proposal", "no proposal has this id"))?;
-    ok(&api::Proposal::new(&id, &record))
+    let time = shared
+        .store
+        .header(shared.height())?
+        .map_or(Default::default(), |h| h.time);
+    ok(&api::Proposal::new(&id, &record, time))
 }
 
 /// `GET /v1/practitioners/{practitioner}`: a practitioner's public record
