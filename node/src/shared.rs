@@ -456,6 +456,10 @@ impl crate::gateway::Ledger for Shared {
         &self.store
     }
 
+    fn tx_validity_window_ms(&self) -> u64 {
+        self.validity_window()
+    }
+
     fn institution_records(&self) -> Result<Vec<InstitutionRecord>, crate::gateway::RecordsError> {
         Shared::institution_records(self)
     }

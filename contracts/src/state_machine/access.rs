@@ -32,7 +32,7 @@ pub(super) fn overdue_reviews(
         if due.deadline > ctx.time {
             break;
         }
-        // The place stays in state (state never deletes, rule 1); the head
+        // The place stays in state (records are not deleted, rule 1); the head
         // moving past it is what takes it off the queue.
         queue.head += 1;
         let Some(access) = block.get::<AccessRecord>(&StateKey::Access(due.request))? else {

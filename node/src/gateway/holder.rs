@@ -728,14 +728,7 @@ impl Holder {
         payload: Payload,
     ) -> Result<(), crate::mempool::Refusal> {
         // Half the chain's validity window (R1), as the SDK's clients do.
-        let window = medledger_contracts::state::Overlay::new(self.ledger.committed_state())
-            .get::<medledger_contracts::records::LedgerParameters>(
-                &medledger_contracts::state::StateKey::Parameters,
-            )
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-            .tx_validity_window_ms;
+        let window = self.ledger.tx_validity_window_ms();
         let tx = Transaction {
             signer: Signer::InstitutionNode(self.ledger.institution().clone()),
             nonce: now().0,

@@ -48,6 +48,8 @@ pub trait Ledger: Send + Sync {
     fn height(&self) -> u64;
     /// The committed state at [`Ledger::height`].
     fn committed_state(&self) -> &dyn StateReader;
+    /// The chain's transaction validity window (genesis, R1), in ms.
+    fn tx_validity_window_ms(&self) -> u64;
     /// Every institution the committed state knows, in any status.
     fn institution_records(&self) -> Result<Vec<InstitutionRecord>, RecordsError>;
     /// Admits `tx` into this node's mempool, as a local client's would be.

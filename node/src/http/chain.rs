@@ -294,12 +294,7 @@ pub fn status(shared: &Shared) -> Answer {
         round: shared.telemetry.round.load(Ordering::Relaxed) as u64,
         peers: shared.telemetry.peers.load(Ordering::Relaxed) as u64,
         mempool_size: shared.mempool().len() as u64,
-        tx_validity_window_ms: medledger_contracts::state::Overlay::new(&shared.store)
-            .get::<medledger_contracts::records::LedgerParameters>(
-                &medledger_contracts::state::StateKey::Parameters,
-            )?
-            .unwrap_or_default()
-            .tx_validity_window_ms,
+        tx_validity_window_ms: shared.validity_window(),
     })
 }
 
