@@ -5,7 +5,7 @@ use medledger_contracts::records::{
     AccessKind as LedgerAccessDetail, AccessRecord, AuditEntry as LedgerAuditEntry,
     AuditEvent as LedgerAuditEvent, ConsentRequestRecord, ControlChange as LedgerControlChange,
     Decision as LedgerDecision, DelegationRecord, GrantEnd as LedgerGrantEnd, GrantRecord,
-    InstitutionRecord, PatientRecord, PractitionerRecord,
+    InstitutionRecord, LicenceRecord, PatientRecord, PractitionerRecord,
 };
 use medledger_contracts::transaction::Signer as LedgerSigner;
 use medledger_contracts::types::{
@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AccessKind, BlockRef, Category, ControlChange, DelegateRole, EmergencyReason, GrantStatus,
-    Hex32, InstitutionKind, LegalBasis, MemberStatus, PractitionerRole, Purpose, ReviewFinding,
+    Hex32, InstitutionKind, LegalBasis, LicenceKind, LicenceStatus, MemberStatus, PractitionerRole,
+    Purpose, ReviewFinding,
 };
 
 /// Who signed a transaction or made a record: one key, by kind.
@@ -835,7 +836,7 @@ impl From<&InstitutionRecord> for Institution {
 }
 
 /// `GET /v1/practitioners/{practitioner}`: a practitioner's public record
-/// (the licence number stays with the institution).
+/// (the licence number and its salt stay with the institution).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Practitioner {
@@ -845,17 +846,28 @@ pub struct Practitioner {
     pub institution: String,
     /// Their role.
     pub role: PractitionerRole,
-    /// Whether they may act.
+    /// Whether their institution keeps them registered.
     pub status: MemberStatus,
     /// Their key, `scheme:hex`.
     pub key: String,
+    /// The salted hash of their licence, as their institution registered it.
+    pub licence_hash: Hex32,
+    /// A regulator's attestation of that licence, if any (R4.12).
+    pub licence: Option<Licence>,
+    /// Where genesis asks for attested licences: why their licence does
+    /// not let them act at the newest block, or none if it does (R4.14).
+    /// Always none where licences are declared.
+    pub licence_problem: Option<String>,
 }
 
 impl Practitioner {
-    /// A practitioner's public record.
+    /// A practitioner's public record, with the attestation of their
+    /// licence and, where one is needed, why it does not let them act.
     pub fn new(
         id: &medledger_contracts::types::PractitionerId,
         record: &PractitionerRecord,
+        licence: Option<&LicenceRecord>,
+        licence_problem: Option<String>,
     ) -> Self {
         Self {
             id: id.0.into(),
@@ -863,6 +875,68 @@ impl Practitioner {
             role: (&record.role).into(),
             status: (&record.status).into(),
             key: record.key.to_text(),
+            licence_hash: record.licence_hash.into(),
+            licence: licence.map(Licence::from),
+            licence_problem,
+        }
+    }
+}
+
+/// `GET /v1/licences/{licence}`: a regulator's attestation of a
+/// practitioner's licence, by the licence's salted hash (R4.12, R4.13).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Licence {
+    /// The licence's salted hash.
+    pub licence_hash: Hex32,
+    /// What it licenses.
+    pub kind: LicenceKind,
+    /// Scopes of practice.
+    pub scopes: Vec<String>,
+    /// Member institutions where it may be used.
+    pub institutions: Vec<String>,
+    /// In force from (ms since the Unix epoch).
+    pub valid_from_ms: u64,
+    /// In force until, exclusive (ms since the Unix epoch).
+    pub valid_until_ms: u64,
+    /// Active, suspended or revoked.
+    pub status: LicenceStatus,
+    /// The regulator that attested it last.
+    pub attested_by: String,
+    /// The block that attested it last.
+    pub attested_at_height: u64,
+    /// The block that last changed its status, if any.
+    pub status_changed_at_height: Option<u64>,
+    /// The regulator that last changed its status, if any.
+    pub status_changed_by: Option<String>,
+}
+
+impl From<&LicenceRecord> for Licence {
+    fn from(record: &LicenceRecord) -> Self {
+        let terms = &record.terms;
+        Self {
+            licence_hash: terms.licence_hash.into(),
+            kind: (&terms.kind).into(),
+            scopes: terms
+                .scopes
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
+            institutions: terms
+                .institutions
+                .iter()
+                .map(|i| i.as_str().to_string())
+                .collect(),
+            valid_from_ms: terms.valid_from.0,
+            valid_until_ms: terms.valid_until.0,
+            status: (&record.status).into(),
+            attested_by: record.attested_by.as_str().to_string(),
+            attested_at_height: record.attested_at.height,
+            status_changed_at_height: record.status_changed.as_ref().map(|(at, _)| at.height),
+            status_changed_by: record
+                .status_changed
+                .as_ref()
+                .map(|(_, by)| by.as_str().to_string()),
         }
     }
 }

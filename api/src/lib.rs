@@ -119,6 +119,7 @@ pub fn schemas() -> serde_json::Map<String, serde_json::Value> {
         Institution,
         Proposal,
         Practitioner,
+        Licence,
         BlockEvent,
         LaggedEvent,
         EndedEvent,

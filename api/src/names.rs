@@ -14,7 +14,8 @@ use medledger_contracts::transaction::Payload as LedgerPayload;
 use medledger_contracts::types::{
     Category as LedgerCategory, DelegateRole as LedgerDelegateRole,
     EmergencyReason as LedgerEmergencyReason, InstitutionKind as LedgerInstitutionKind,
-    LegalBasis as LedgerLegalBasis, MemberStatus as LedgerMemberStatus,
+    LegalBasis as LedgerLegalBasis, LicenceKind as LedgerLicenceKind,
+    LicenceStatus as LedgerLicenceStatus, MemberStatus as LedgerMemberStatus,
     PractitionerRole as LedgerPractitionerRole, Purpose as LedgerPurpose,
     ReviewFinding as LedgerReviewFinding,
 };
@@ -201,6 +202,34 @@ wire_enum! {
 }
 
 wire_enum! {
+    /// What a practitioner's licence licenses them as.
+    LicenceKind from LedgerLicenceKind {
+        /// Physician (医师执业证书).
+        Physician = "physician",
+        /// Nurse (护士执业证书).
+        Nurse = "nurse",
+        /// Pharmacist (执业药师注册证).
+        Pharmacist = "pharmacist",
+        /// Medical technician.
+        Technician = "technician",
+        /// A post without a clinical licence (public-health or records officer).
+        Post = "post",
+    }
+}
+
+wire_enum! {
+    /// Whether an attested licence may be relied on.
+    LicenceStatus from LedgerLicenceStatus {
+        /// In force within its validity.
+        Active = "active",
+        /// Suspended by a regulator.
+        Suspended = "suspended",
+        /// Revoked by a regulator (final).
+        Revoked = "revoked",
+    }
+}
+
+wire_enum! {
     /// A grant's status at a time.
     GrantStatus from LedgerGrantStatus {
         /// Not yet in force.
@@ -293,6 +322,10 @@ wire_enum! {
         FetchRefused = "fetch-refused",
         /// The current key cancels a pending control change.
         CancelControlChange = "cancel-control-change",
+        /// A regulator attests a practitioner's licence.
+        AttestLicence = "attest-licence",
+        /// A regulator suspends, reinstates or revokes a licence.
+        SetLicenceStatus = "set-licence-status",
     }
 }
 
@@ -328,6 +361,8 @@ wire_enum! {
         NotPublicHealth = "not_public_health",
         /// No patient has this id.
         UnknownPatient = "unknown_patient",
+        /// The requester's licence is not in force (the `reason` says why).
+        LicenceNotInForce = "licence_not_in_force",
     }
 }
 
@@ -364,6 +399,8 @@ wire_enum! {
         Expired = "expired",
         /// The transaction's `valid_until` is beyond the block's validity window.
         ValidTooLong = "valid_too_long",
+        /// The signer's licence is not in force (the message says why).
+        LicenceNotInForce = "licence_not_in_force",
     }
 }
 
@@ -399,6 +436,11 @@ mod tests {
         for r in LedgerPractitionerRole::ALL {
             named_as_the_ledger_names!(PractitionerRole: r);
         }
+        for k in LedgerLicenceKind::ALL {
+            named_as_the_ledger_names!(LicenceKind: k);
+        }
+        named_as_the_ledger_names!(LicenceStatus:
+            LedgerLicenceStatus::Active, LedgerLicenceStatus::Suspended, LedgerLicenceStatus::Revoked);
         let parent = medledger_contracts::types::InstitutionId::new("h1").unwrap();
         named_as_the_ledger_names!(InstitutionKind:
             LedgerInstitutionKind::Hospital,

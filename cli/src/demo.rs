@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use medledger_client_sdk::KeyFile;
 use medledger_client_sdk::api;
-use medledger_contracts::encoding::{BoundedVec, tagged_hash};
+use medledger_contracts::encoding::{BoundedVec, Hash32, tagged_hash};
 use medledger_contracts::merkle;
 use medledger_contracts::records::{AuditEntry, GrantRecord};
 use medledger_contracts::state::{StateKey, verify_state_proof};
@@ -242,6 +242,34 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
         &patient.0.to_hex()[..16]
     );
 
+    // The doctor acts on a licence the health commission attested (R4.14):
+    // the node shows the attestation beside the doctor's record.
+    let doctor_record: api::Practitioner = demo
+        .http
+        .get(format!(
+            "{}/v1/practitioners/{}",
+            demo.layout.nodes[0].http,
+            doctor.0.to_hex()
+        ))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let Some(licence) = &doctor_record.licence else {
+        bail!("the example genesis attests the doctor's licence, but the node shows none");
+    };
+    println!(
+        "the doctor's {} licence {}…: attested by {}, {}, valid until {}, at {}\n",
+        licence.kind,
+        &licence.licence_hash.to_string()[..12],
+        licence.attested_by,
+        licence.status,
+        humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_millis(licence.valid_until_ms)
+        ),
+        licence.institutions.join(", "),
+    );
+
     // The first hospital holds the patient's records under its own record
     // number, linked to the patient's key at its desk (never on the ledger).
     let first_home = demo.layout.nodes[demo.node_of("city-first-hospital")?]
@@ -387,6 +415,51 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
     if outcome != "denied" {
         bail!("the request after revocation should have been refused, got {outcome}");
     }
+    // The health commission suspends the doctor's licence: from the next
+    // block even a break-glass access by the doctor is denied (and, like
+    // every access decision, lands in the patient's audit trail).
+    let commission = Signer::Institution(InstitutionId::new("health-commission")?);
+    let commission_key = demo.key("admin:health-commission")?;
+    let licence_hash = Hash32::from_hex(&doctor_record.licence_hash.to_string())?;
+    demo.submit(
+        2,
+        "commission suspends the doctor's licence",
+        commission.clone(),
+        &commission_key,
+        Payload::SetLicenceStatus {
+            licence: licence_hash,
+            status: LicenceStatus::Suspended,
+        },
+    )
+    .await?;
+    let (_, outcome) = demo
+        .submit(
+            1,
+            "suspended doctor tries to break the glass",
+            Signer::Practitioner(doctor),
+            &doctor_key,
+            Payload::EmergencyAccess {
+                patient,
+                holder: first.clone(),
+                categories: BoundedVec::new(vec![Category::LabReports]).unwrap_or_default(),
+                reason: EmergencyReason::LifeThreatening,
+            },
+        )
+        .await?;
+    if outcome != "denied" {
+        bail!("a suspended doctor's emergency access should have been denied, got {outcome}");
+    }
+    demo.submit(
+        2,
+        "commission lifts the suspension",
+        commission,
+        &commission_key,
+        Payload::SetLicenceStatus {
+            licence: licence_hash,
+            status: LicenceStatus::Active,
+        },
+    )
+    .await?;
 
     println!("\nevery node holds the same ledger:");
     let mut heights = Vec::new();

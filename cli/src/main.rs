@@ -12,6 +12,7 @@ mod demo;
 mod genesis;
 mod gov;
 mod keys;
+mod licence;
 mod people;
 mod socket_bytes;
 mod testnet;
@@ -212,6 +213,19 @@ enum Command {
         /// The task.
         #[command(subcommand)]
         command: gov::GovCommand,
+    },
+    /// A regulator's practitioner licences (rules R4.12–R4.14): attest,
+    /// suspend, reinstate, revoke (signed with its admin key), or look one up.
+    Licence {
+        /// Node, genesis, key (the regulator's admin key), output.
+        #[command(flatten)]
+        connection: people::Connection,
+        /// The regulator institution (not needed by `show`).
+        #[arg(long)]
+        as_institution: Option<String>,
+        /// The task.
+        #[command(subcommand)]
+        command: licence::LicenceCommand,
     },
     /// Make and run a local consortium of node processes on 127.0.0.1.
     Testnet {
@@ -530,6 +544,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             as_institution,
             command,
         } => gov::gov(connection, as_institution, command),
+        Command::Licence {
+            connection,
+            as_institution,
+            command,
+        } => licence::licence(connection, as_institution, command),
         Command::Review {
             connection,
             as_institution,

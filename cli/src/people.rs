@@ -155,9 +155,13 @@ pub enum HospitalCommand {
         /// physician, nurse, pharmacist, technician, public-health-officer, records-officer.
         #[arg(long)]
         role: String,
-        /// Their licence number (only its hash goes on the ledger).
+        /// Their licence number (only its salted hash goes on the ledger).
         #[arg(long)]
         licence: String,
+        /// The salt issued with their licence (32 hex digits; `medledger
+        /// licence attest` prints it), so the hash matches the regulator's.
+        #[arg(long)]
+        licence_salt: String,
     },
     /// Ask a patient for consent.
     RequestConsent {
@@ -581,15 +585,17 @@ pub fn hospital(
     runtime()?.block_on(async {
         let tx = s.builder(&me);
         match command {
-            HospitalCommand::RegisterPractitioner { practitioner_key, role, licence } => {
+            HospitalCommand::RegisterPractitioner { practitioner_key, role, licence, licence_salt } => {
                 if as_institution.is_none() {
                     bail!("registering a practitioner is signed with the institution's admin key: add --as-institution <id>");
                 }
                 let practitioner = KeyFile::load(Path::new(&practitioner_key))?;
                 let role = medledger_genesis::parse_role(&role)?;
+                let salt = crate::licence::salt_from_hex(&licence_salt, "--licence-salt")?;
+                let licence = medledger_client_sdk::licence_hash(&salt, &licence);
                 let receipt = s
                     .client
-                    .submit_and_wait(&tx.register_practitioner(&practitioner, role, &licence), None)
+                    .submit_and_wait(&tx.register_practitioner(&practitioner, role, licence), None)
                     .await?;
                 s.receipt("registered", &receipt);
                 if !s.json {

@@ -606,7 +606,7 @@ async fn a_member_removed_by_votes_is_disconnected_and_refused() {
             payload: Payload::RegisterPractitioner {
                 key: new_key.public_key(),
                 role: PractitionerRole::Physician,
-                licence_hash: licence_hash("110000000000001"),
+                licence_hash: licence_hash(&[1; 16], "110000000000001"),
                 key_proof,
             },
         }
@@ -804,6 +804,157 @@ async fn emergency_access_its_review_and_public_health_access_have_commands() {
         public_health["outcome"]["status"], "authorized",
         "{public_health}"
     );
+}
+
+/// A regulator's licence commands against a live testnet (R4.12–R4.14,
+/// the example genesis asks for attested licences): the health commission
+/// attests a new nurse's licence, a hospital registers the nurse with the
+/// salt issued with it, the nurse acts; suspended, the nurse is refused at
+/// admission; reinstated, acts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 1, 60, "no blocks within 60 s").await;
+    let keys = net.dir().join("keys");
+    let commission = keys.join("admin.health-commission.json");
+    let run = |key: &std::path::Path, args: &[&str]| -> std::process::Output {
+        run_cli(&net, 0, &args[..1], key, &args[1..])
+    };
+    let json = |output: std::process::Output, args: &str| -> Value {
+        assert!(
+            output.status.success(),
+            "{args}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let as_commission = ["licence", "--as-institution", "health-commission"];
+    let licence_cmd = |rest: &[&str]| -> Vec<String> {
+        as_commission
+            .iter()
+            .chain(rest)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let args = licence_cmd(&[
+        "attest",
+        "--number",
+        "330100202612001",
+        "--kind",
+        "nurse",
+        "--institution",
+        "city-first-hospital",
+        "--scope",
+        "nursing",
+        "--years",
+        "1",
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let attested = json(run(&commission, &args), "licence attest");
+    assert_eq!(attested["outcome"]["status"], "applied", "{attested}");
+    let licence = attested["licence_hash"].as_str().unwrap().to_string();
+    let salt = attested["salt"].as_str().unwrap().to_string();
+    // A hospital cannot attest its own staff's licences.
+    let mut hospital_args = args.clone();
+    hospital_args[2] = "city-first-hospital";
+    let refused = run(&keys.join("admin.city-first-hospital.json"), &hospital_args);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("only a regulator"), "{stderr}");
+    // The hospital registers the nurse under the same number and salt.
+    let nurse_key = net.dir().join("nurse.json");
+    let nurse = KeyFile::generate().unwrap();
+    nurse.save(&nurse_key).unwrap();
+    let registered = json(
+        run(
+            &keys.join("admin.city-first-hospital.json"),
+            &[
+                "hospital",
+                "--as-institution",
+                "city-first-hospital",
+                "register-practitioner",
+                "--practitioner-key",
+                nurse_key.to_str().unwrap(),
+                "--role",
+                "nurse",
+                "--licence",
+                "330100202612001",
+                "--licence-salt",
+                &salt,
+            ],
+        ),
+        "register-practitioner",
+    );
+    assert_eq!(registered["outcome"]["status"], "applied", "{registered}");
+    let (_, record) = net
+        .get(
+            0,
+            &format!("/v1/practitioners/{}", nurse.practitioner_id().0.to_hex()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        record["licence_hash"].as_str(),
+        Some(licence.as_str()),
+        "{record}"
+    );
+    assert_eq!(
+        record["licence"]["attested_by"], "health-commission",
+        "{record}"
+    );
+    assert_eq!(record["licence_problem"], Value::Null, "{record}");
+    // The nurse asks a patient for consent: admitted and applied.
+    let patient = net.dir().join("patient.json");
+    let patient_key = KeyFile::generate().unwrap();
+    patient_key.save(&patient).unwrap();
+    let patient_id = patient_key.patient_id().0.to_hex();
+    let ok = json(run(&patient, &["patient", "register"]), "patient register");
+    assert_eq!(ok["outcome"]["status"], "applied", "{ok}");
+    let ask = [
+        "hospital",
+        "request-consent",
+        "--patient",
+        &patient_id,
+        "--category",
+        "allergies",
+    ];
+    let asked = json(run(&nurse_key, &ask), "request-consent");
+    assert_eq!(asked["outcome"]["status"], "applied", "{asked}");
+    // Suspended: the node refuses the nurse's next request, saying why.
+    let suspend = licence_cmd(&["suspend", &licence]);
+    let suspend: Vec<&str> = suspend.iter().map(String::as_str).collect();
+    let suspended = json(run(&commission, &suspend), "licence suspend");
+    assert_eq!(suspended["outcome"]["status"], "applied", "{suspended}");
+    let refused = run(&nurse_key, &ask);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("licence is suspended"), "{stderr}");
+    let shown = json(
+        run(&nurse_key, &["licence", "show", &licence]),
+        "licence show",
+    );
+    assert_eq!(shown["status"], "suspended", "{shown}");
+    assert_eq!(shown["institutions"][0], "city-first-hospital", "{shown}");
+    let (_, record) = net
+        .get(
+            0,
+            &format!("/v1/practitioners/{}", nurse.practitioner_id().0.to_hex()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        record["licence_problem"], "the practitioner's licence is suspended",
+        "{record}"
+    );
+    // Reinstated: the nurse acts again.
+    let reinstate = licence_cmd(&["reinstate", &licence]);
+    let reinstate: Vec<&str> = reinstate.iter().map(String::as_str).collect();
+    let reinstated = json(run(&commission, &reinstate), "licence reinstate");
+    assert_eq!(reinstated["outcome"]["status"], "applied", "{reinstated}");
+    let asked = json(run(&nurse_key, &ask), "request-consent after reinstatement");
+    assert_eq!(asked["outcome"]["status"], "applied", "{asked}");
 }
 
 /// Runs `medledger gov … --json` as node `i`'s institution (its admin key)

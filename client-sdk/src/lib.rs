@@ -45,7 +45,8 @@ pub use keys::{KeyFile, KeyFileError};
 pub use light::{AccessAnswer, LightClient, VerifiedGrant};
 /// The API's JSON types, as the node writes them.
 pub use medledger_api as api;
+pub use medledger_contracts::transaction::licence_hash;
 pub use tx::{
-    TX_LIFETIME_MS_DEFAULT, TermsBuilder, TxBuilder, case_reference_hash, notice_hash,
+    TX_LIFETIME_MS_DEFAULT, TermsBuilder, TxBuilder, case_reference_hash, new_salt, notice_hash,
     review_record_hash,
 };

@@ -6,7 +6,7 @@ use medledger_contracts::crypto::PublicKey;
 use medledger_contracts::encoding::{BoundedVec, Hash32, tagged_hash};
 use medledger_contracts::transaction::{
     GovernanceAction, KeyRole, Payload, SignedTransaction, Transaction,
-    guardianship_consent_message, key_possession_message, licence_hash,
+    guardianship_consent_message, key_possession_message,
 };
 use medledger_contracts::types::*;
 
@@ -58,6 +58,15 @@ pub fn case_reference_hash(salt: &[u8; 16], reference: &str) -> Hash32 {
         b"medledger/case-reference/v1",
         &[salt, reference.as_bytes()],
     )
+}
+
+/// A fresh random 16-byte salt, for a hash of something short enough to
+/// guess (a licence number, a case reference, a document number).
+pub fn new_salt() -> std::io::Result<[u8; 16]> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt)
+        .map_err(|e| std::io::Error::other(format!("the system has no randomness to give: {e}")))?;
+    Ok(salt)
 }
 
 /// The hash a guardianship's evidence is recorded as (R4.7): of a
@@ -361,12 +370,13 @@ impl TxBuilder {
     }
 
     /// An institution registers a practitioner: `practitioner_key` signs its
-    /// consent to the registration (proof of possession).
+    /// consent to the registration (proof of possession); `licence` is
+    /// [`licence_hash`] of the number and salt on their licence.
     pub fn register_practitioner(
         &self,
         practitioner_key: &crate::KeyFile,
         role: PractitionerRole,
-        licence_number: &str,
+        licence: Hash32,
     ) -> SignedTransaction {
         let key: PublicKey = practitioner_key.public_key();
         let proof = practitioner_key.secret().sign(&key_possession_message(
@@ -378,7 +388,7 @@ impl TxBuilder {
         self.sign(Payload::RegisterPractitioner {
             key,
             role,
-            licence_hash: licence_hash(licence_number),
+            licence_hash: licence,
             key_proof: proof,
         })
     }
@@ -417,5 +427,17 @@ impl TxBuilder {
     /// A validator's institution (admin key) votes on an open proposal (R4.9).
     pub fn vote(&self, proposal: ProposalId, approve: bool) -> SignedTransaction {
         self.sign(Payload::Vote { proposal, approve })
+    }
+
+    /// A regulator (admin key) attests a practitioner's licence, or renews
+    /// or amends its attestation [R4.12].
+    pub fn attest_licence(&self, terms: LicenceTerms) -> SignedTransaction {
+        self.sign(Payload::AttestLicence(terms))
+    }
+
+    /// A regulator (admin key) suspends, reinstates or revokes an attested
+    /// licence [R4.13].
+    pub fn set_licence_status(&self, licence: Hash32, status: LicenceStatus) -> SignedTransaction {
+        self.sign(Payload::SetLicenceStatus { licence, status })
     }
 }

@@ -56,6 +56,7 @@ fn ledger(patients: usize) -> (MemoryLedger, Vec<TxHash>) {
         &LedgerParameters::default(),
         &[spec("hosp-a", 1), spec("hosp-b", 1)],
         &[doc],
+        &[],
     )
     .unwrap();
     let mut grants = Vec::new();

@@ -60,6 +60,14 @@ pub const CERTIFICATE_BYTES_MAX: usize = 64 * 1024;
 /// as needing a guardian's consent; from 14 a patient consents for
 /// themselves, so no minority recorded here can outlast a 14th birthday.
 pub const MINORITY_MS_MAX: u64 = (14 * 365 + 4) * 24 * 3_600_000;
+/// Longest practice-scope code on a licence, in bytes (ASCII `[a-z0-9-]`).
+pub const PRACTICE_SCOPE_BYTES_MAX: usize = 32;
+/// Practice scopes on one licence.
+pub const PRACTICE_SCOPES_MAX: usize = 8;
+/// Institutions one licence names as places of practice (多点执业).
+pub const LICENCE_INSTITUTIONS_MAX: usize = 8;
+/// Licences attested in a genesis file.
+pub const GENESIS_LICENCES_MAX: usize = GENESIS_PRACTITIONERS_MAX;
 /// Most practitioner roles a genesis may allow to break the glass.
 pub const EMERGENCY_ROLES_MAX: usize = 6;
 

@@ -48,8 +48,9 @@ pub mod tags {
     pub const CONSENSUS_PROPOSAL: &[u8] = b"medledger/proposal/v1";
     /// A node's proof that its network identity belongs to its node key.
     pub const NODE_IDENTITY: &[u8] = b"medledger/node-identity/v1";
-    /// A hash of a practitioner's licence number (the number itself stays off the ledger).
-    pub const LICENCE: &[u8] = b"medledger/licence/v1";
+    /// A salted hash of a practitioner's licence number (the number and
+    /// salt stay off the ledger).
+    pub const LICENCE: &[u8] = b"medledger/licence/v2";
     /// A signed read of the HTTP API (method, path, body hash, time, nonce).
     pub const HTTP_REQUEST: &[u8] = b"medledger/http-request/v2";
     /// A patient's key accepting a recorded guardianship (R4.7).

@@ -7,8 +7,8 @@ use crate::encoding::Hash32;
 use crate::records::{LedgerParameters, Receipt};
 use crate::state::{JmtStore, Overlay, SparseProof, StateError, StateKey};
 use crate::state_machine::{
-    BlockContext, BlockExecution, GenesisPractitioner, GenesisStateError, execute_block,
-    genesis_writes,
+    BlockContext, BlockExecution, GenesisLicence, GenesisPractitioner, GenesisStateError,
+    execute_block, genesis_writes,
 };
 use crate::transaction::{
     InstitutionSpec, SignedTransaction, TransactionError, VerifiedTransaction,
@@ -70,8 +70,9 @@ impl MemoryLedger {
         parameters: &LedgerParameters,
         institutions: &[InstitutionSpec],
         practitioners: &[GenesisPractitioner],
+        licences: &[GenesisLicence],
     ) -> Result<Self, GenesisStateError> {
-        let writes = genesis_writes(parameters, institutions, practitioners)?;
+        let writes = genesis_writes(parameters, institutions, practitioners, licences)?;
         let mut store = JmtStore::new();
         store
             .commit(&writes, 0)

@@ -48,6 +48,77 @@ pub struct PractitionerRecord {
     pub status: MemberStatus,
 }
 
+/// A regulator's attestation of a practitioner's licence, by its hash [R4.12].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenceRecord {
+    /// What was attested, last.
+    pub terms: LicenceTerms,
+    /// The regulator that attested it last.
+    pub attested_by: InstitutionId,
+    /// When.
+    pub attested_at: BlockRef,
+    /// Whether a regulator suspended or revoked it.
+    pub status: LicenceStatus,
+    /// When its status last changed, and by which regulator.
+    pub status_changed: Option<(BlockRef, InstitutionId)>,
+}
+
+impl LicenceRecord {
+    /// Whether it lets a practitioner in `role` at `institution` act at
+    /// `time`, or why not [R4.14].
+    pub fn in_force_for(
+        &self,
+        role: PractitionerRole,
+        institution: &InstitutionId,
+        time: Timestamp,
+    ) -> Result<(), LicenceProblem> {
+        match self.status {
+            LicenceStatus::Active => {}
+            LicenceStatus::Suspended => return Err(LicenceProblem::Suspended),
+            LicenceStatus::Revoked => return Err(LicenceProblem::Revoked),
+        }
+        if time < self.terms.valid_from {
+            return Err(LicenceProblem::NotYetValid);
+        }
+        if time >= self.terms.valid_until {
+            return Err(LicenceProblem::Expired);
+        }
+        if self.terms.kind != role.licence_kind() {
+            return Err(LicenceProblem::WrongKind);
+        }
+        if !self.terms.institutions.iter().any(|i| i == institution) {
+            return Err(LicenceProblem::NotAtThisInstitution);
+        }
+        Ok(())
+    }
+}
+
+/// Why a practitioner's licence does not let them act [R4.14].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum LicenceProblem {
+    /// No regulator attested a licence with the registration's hash.
+    #[error("no regulator attested this practitioner's licence")]
+    NotAttested,
+    /// A regulator suspended it.
+    #[error("the practitioner's licence is suspended")]
+    Suspended,
+    /// A regulator revoked it.
+    #[error("the practitioner's licence is revoked")]
+    Revoked,
+    /// Its validity has not begun.
+    #[error("the practitioner's licence is not valid yet")]
+    NotYetValid,
+    /// Its validity is over.
+    #[error("the practitioner's licence has expired")]
+    Expired,
+    /// It licenses another kind of practice than the practitioner's role.
+    #[error("the practitioner's licence is not of the kind their role needs")]
+    WrongKind,
+    /// It does not name the practitioner's institution.
+    #[error("the practitioner's licence does not name their institution")]
+    NotAtThisInstitution,
+}
+
 /// Who may recover a patient's account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecoveryPolicy {
@@ -451,6 +522,9 @@ pub struct LedgerParameters {
     /// be, in milliseconds: the ids of committed transactions are kept in
     /// state only this long after their block [R1].
     pub tx_validity_window_ms: u64,
+    /// Whether practitioners act on their institution's word alone or on a
+    /// regulator's attestation of their licence too [R4.14].
+    pub practitioner_licences: LicencePolicy,
 }
 
 /// Who may make an emergency (break-glass) access, and how long after it
@@ -485,6 +559,7 @@ impl Default for LedgerParameters {
             control_change_delay_ms: 72 * 3_600_000,
             emergency: EmergencyPolicy::default(),
             tx_validity_window_ms: 2 * 3_600_000,
+            practitioner_licences: LicencePolicy::Declared,
         }
     }
 }
@@ -539,6 +614,10 @@ pub enum DenialReason {
     /// No patient has this id.
     #[error("no patient has this id")]
     UnknownPatient,
+    /// Genesis asks for attested licences and the requester's is not in
+    /// force (appended: earlier reasons keep their encodings) [R4.14].
+    #[error("{0}")]
+    LicenceNotInForce(LicenceProblem),
 }
 
 /// Why a transaction changed nothing but its own committed id (or, for
@@ -609,6 +688,10 @@ pub enum Rejection {
         /// The latest `valid_until` this block accepts.
         latest: Timestamp,
     },
+    /// Genesis asks for attested licences and the signer's is not in force
+    /// [R4.14].
+    #[error("{0}")]
+    LicenceNotInForce(LicenceProblem),
 }
 
 impl Outcome {

@@ -75,6 +75,9 @@ pub enum StateKey {
     /// One place in that queue: one block's committed ids (value:
     /// [`crate::records::ExpiringIds`]).
     ExpiringIds(u64),
+    /// A regulator's attestation of a practitioner's licence, by the
+    /// licence's hash (value: [`crate::records::LicenceRecord`]) [R4.12].
+    Licence(Hash32),
 }
 
 impl StateKey {

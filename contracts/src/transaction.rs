@@ -128,8 +128,8 @@ pub enum Payload {
         key: PublicKey,
         /// Their role.
         role: PractitionerRole,
-        /// SHA-256 of their licence number under `medledger/licence/v1`;
-        /// the number itself stays in the institution's records.
+        /// Their licence's [`licence_hash`] (salted); the number and salt
+        /// stay in the institution's records.
         licence_hash: Hash32,
         /// The key's signature over the registration.
         key_proof: Signature,
@@ -278,6 +278,16 @@ pub enum Payload {
         key: bool,
         /// Cancel the new recovery contacts.
         contacts: bool,
+    }, // --- licences, appended ---
+    /// A regulator attests a practitioner's licence, or renews or amends
+    /// its attestation [R4.12].
+    AttestLicence(LicenceTerms),
+    /// A regulator suspends, reinstates or revokes an attested licence [R4.13].
+    SetLicenceStatus {
+        /// The licence, by its hash.
+        licence: Hash32,
+        /// Its new status.
+        status: LicenceStatus,
     },
 }
 
@@ -290,6 +300,8 @@ impl Payload {
             Self::ApproveRecovery { .. } => "approve-recovery",
             Self::RotateKey { .. } => "rotate-key",
             Self::RegisterPractitioner { .. } => "register-practitioner",
+            Self::AttestLicence(_) => "attest-licence",
+            Self::SetLicenceStatus { .. } => "set-licence-status",
             Self::RetirePractitioner { .. } => "retire-practitioner",
             Self::RecordGuardianship { .. } => "record-guardianship",
             Self::Propose { .. } => "propose",
@@ -884,6 +896,7 @@ fn check_form(chain: &ChainId, tx: &Transaction) -> Result<(), TransactionError>
             }
         },
         Payload::Grant(terms) | Payload::RequestConsent(terms) => check_terms(terms)?,
+        Payload::AttestLicence(terms) => check_licence_terms(terms)?,
         Payload::AccessRequest {
             holder, categories, ..
         }
@@ -908,12 +921,44 @@ fn check_form(chain: &ChainId, tx: &Transaction) -> Result<(), TransactionError>
         | Payload::AccessServed { .. }
         | Payload::FetchRefused { .. }
         | Payload::EmergencyReview { .. }
-        | Payload::CancelControlChange { .. } => {}
+        | Payload::CancelControlChange { .. }
+        | Payload::SetLicenceStatus { .. } => {}
     }
     Ok(())
 }
 
-/// The hash a practitioner's licence number is recorded as.
-pub fn licence_hash(licence_number: &str) -> Hash32 {
-    tagged_hash(tags::LICENCE, &[licence_number.as_bytes()])
+/// Checks the form of licence terms: canonical lists of well-formed codes
+/// and ids, at least one institution, ordered times.
+pub fn check_licence_terms(terms: &LicenceTerms) -> Result<(), TransactionError> {
+    if !terms.scopes.windows(2).all(|w| w[0] < w[1]) {
+        return Err(field("scopes", "must be sorted and without duplicates"));
+    }
+    if !terms.scopes.iter().all(PracticeScope::is_well_formed) {
+        return Err(field(
+            "scopes",
+            "each must be 1 to 32 characters of a-z, 0-9 and '-'",
+        ));
+    }
+    if terms.institutions.is_empty() || !terms.institutions.windows(2).all(|w| w[0] < w[1]) {
+        return Err(field(
+            "institutions",
+            "must be non-empty, sorted and without duplicates",
+        ));
+    }
+    for institution in terms.institutions.iter() {
+        check_institution_id("institutions", institution)?;
+    }
+    if terms.valid_until <= terms.valid_from {
+        return Err(field("valid_until", "must be later than valid_from"));
+    }
+    Ok(())
+}
+
+/// The hash a practitioner's licence is recorded as: of its number with a
+/// salt issued with the licence (a regulator's attestation and every
+/// institution's registration use the same pair), so that the number,
+/// which is short and structured enough to guess, cannot be confirmed
+/// from the ledger.
+pub fn licence_hash(salt: &[u8; 16], licence_number: &str) -> Hash32 {
+    tagged_hash(tags::LICENCE, &[salt, licence_number.as_bytes()])
 }

@@ -53,6 +53,11 @@ pub enum IdError {
         "institution id {0:?} must be 1 to {INSTITUTION_ID_BYTES_MAX} characters of a-z, 0-9 and '-'"
     )]
     InstitutionId(String),
+    /// Not `[a-z0-9-]`, empty, or too long.
+    #[error(
+        "practice scope {0:?} must be 1 to {PRACTICE_SCOPE_BYTES_MAX} characters of a-z, 0-9 and '-'"
+    )]
+    PracticeScope(String),
     /// Too long.
     #[error(transparent)]
     Text(#[from] crate::encoding::TextError),
@@ -544,6 +549,150 @@ impl PractitionerRole {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.name() == name)
     }
+
+    /// The licence a practitioner in this role must hold where genesis asks
+    /// for attested licences [R4.14].
+    pub fn licence_kind(self) -> LicenceKind {
+        match self {
+            Self::Physician => LicenceKind::Physician,
+            Self::Nurse => LicenceKind::Nurse,
+            Self::Pharmacist => LicenceKind::Pharmacist,
+            Self::Technician => LicenceKind::Technician,
+            Self::PublicHealthOfficer | Self::RecordsOfficer => LicenceKind::Post,
+        }
+    }
+}
+
+/// What a practitioner's electronic licence (电子证照) licenses them as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum LicenceKind {
+    /// A physician's practice certificate (医师执业证书).
+    Physician,
+    /// A nurse's practice certificate (护士执业证书).
+    Nurse,
+    /// A licensed pharmacist's registration (执业药师注册证).
+    Pharmacist,
+    /// A medical technician's qualification (卫生专业技术资格).
+    Technician,
+    /// A post that needs no clinical licence but answers to a regulator
+    /// all the same: a public-health officer's or a records officer's
+    /// appointment, attested like a licence.
+    Post,
+}
+
+impl LicenceKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [LicenceKind; 5] = [
+        Self::Physician,
+        Self::Nurse,
+        Self::Pharmacist,
+        Self::Technician,
+        Self::Post,
+    ];
+
+    /// Its stable name on the HTTP API and in files (kebab-case).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Physician => "physician",
+            Self::Nurse => "nurse",
+            Self::Pharmacist => "pharmacist",
+            Self::Technician => "technician",
+            Self::Post => "post",
+        }
+    }
+
+    /// Parses a name given by [`LicenceKind::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// Whether an attested licence may be relied on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LicenceStatus {
+    /// In force (within its validity).
+    Active,
+    /// Suspended by a regulator (暂停执业); a regulator may lift it.
+    Suspended,
+    /// Revoked by a regulator (吊销); final.
+    Revoked,
+}
+
+impl LicenceStatus {
+    /// Its stable name on the HTTP API (kebab-case).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// Whose word makes a practitioner fit to act, fixed at genesis [R4.14].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LicencePolicy {
+    /// The registering institution's: a practitioner acts while they and
+    /// their institution are active.
+    #[default]
+    Declared,
+    /// A regulator's too: a practitioner acts only while a regulator's
+    /// attestation of their licence is in force for their role and
+    /// institution.
+    Attested,
+}
+
+impl LicencePolicy {
+    /// Its stable name in genesis files and on the HTTP API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Declared => "declared",
+            Self::Attested => "attested",
+        }
+    }
+
+    /// Parses a name given by [`LicencePolicy::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Declared, Self::Attested]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
+}
+
+/// A scope of practice (执业范围) on a licence, as a short code
+/// (`[a-z0-9-]`, e.g. `internal-medicine`): what the regulator registered,
+/// shown with the licence (no rule reads it yet).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PracticeScope(BoundedString<PRACTICE_SCOPE_BYTES_MAX>);
+
+impl PracticeScope {
+    /// Parses a code, or says why it is not one.
+    pub fn new(code: &str) -> Result<Self, IdError> {
+        let ok = !code.is_empty()
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        match BoundedString::new(code) {
+            Ok(text) if ok => Ok(Self(text)),
+            _ => Err(IdError::PracticeScope(code.to_string())),
+        }
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Whether it is still a well-formed code (decoding checks only its length).
+    pub fn is_well_formed(&self) -> bool {
+        Self::new(self.as_str()).is_ok()
+    }
+}
+
+impl fmt::Debug for PracticeScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What a delegate may do for a patient.
@@ -605,4 +754,24 @@ pub struct GrantTerms {
     pub expires_at: Timestamp,
     /// SHA-256 of the notice the patient was shown (PIPL informed consent).
     pub notice_hash: Hash32,
+}
+
+/// What a regulator attests about one practitioner's licence [R4.12].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenceTerms {
+    /// The licence, by the salted hash of its number (the number and salt
+    /// stay on the licence the practitioner shows; institutions register
+    /// the practitioner under the same hash).
+    pub licence_hash: Hash32,
+    /// What it licenses.
+    pub kind: LicenceKind,
+    /// Its scopes of practice (canonical: sorted, no duplicates).
+    pub scopes: BoundedVec<PracticeScope, PRACTICE_SCOPES_MAX>,
+    /// The member institutions where it may be used (多点执业; canonical:
+    /// sorted, no duplicates, at least one).
+    pub institutions: BoundedVec<InstitutionId, LICENCE_INSTITUTIONS_MAX>,
+    /// In force from this time.
+    pub valid_from: Timestamp,
+    /// Not in force from this time on.
+    pub valid_until: Timestamp,
 }

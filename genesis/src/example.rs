@@ -7,8 +7,11 @@ use medledger_contracts::crypto::{PublicKey, SecretKey};
 use medledger_contracts::encoding::tagged_hash;
 use medledger_contracts::transaction::licence_hash;
 
+use medledger_contracts::types::{LicenceKind, LicencePolicy, PractitionerRole};
+
 use crate::{
-    ConsensusParameters, GenesisFile, InstitutionEntry, LedgerParametersEntry, PractitionerEntry,
+    ConsensusParameters, GenesisFile, InstitutionEntry, LedgerParametersEntry, LicenceEntry,
+    PractitionerEntry,
 };
 
 /// The chain id of the example consortium.
@@ -94,7 +97,8 @@ const MEMBERS: &[Member] = &[
 ];
 
 /// Practitioners at genesis: (label, institution, role, licence number).
-/// Labels name key files; licence numbers are fictional and only their hash is recorded.
+/// Labels name key files; licence numbers are fictional and only their
+/// salted hash ([`example_licence_salt`]) is recorded.
 pub const PRACTITIONERS: &[(&str, &str, &str, &str)] = &[
     (
         "dr-first-1",
@@ -167,7 +171,30 @@ pub fn city_consortium(
             institution: (*institution).into(),
             key: public_key(&format!("practitioner:{label}")).to_text(),
             role: (*role).into(),
-            licence_hash: licence_hash(licence).to_hex(),
+            licence_hash: licence_hash(&example_licence_salt(label), licence).to_hex(),
+        })
+        .collect();
+    // The health commission attests each practitioner's licence for five
+    // years; the first hospital's physician also practises at its
+    // internet hospital (多点执业).
+    let licences = PRACTITIONERS
+        .iter()
+        .map(|(label, institution, role, licence)| {
+            let kind = PractitionerRole::from_name(role)
+                .map_or(LicenceKind::Physician, PractitionerRole::licence_kind);
+            let mut institutions = vec![(*institution).to_string()];
+            if *label == "dr-first-1" {
+                institutions.push("first-online".into());
+            }
+            LicenceEntry {
+                attested_by: "health-commission".into(),
+                licence_hash: licence_hash(&example_licence_salt(label), licence).to_hex(),
+                kind: kind.name().into(),
+                scopes: vec![example_scope(kind).into()],
+                institutions,
+                valid_from_ms: EXAMPLE_GENESIS_TIME_MS,
+                valid_until_ms: EXAMPLE_GENESIS_TIME_MS + EXAMPLE_LICENCE_VALIDITY_MS,
+            }
         })
         .collect();
     GenesisFile {
@@ -175,9 +202,36 @@ pub fn city_consortium(
         crypto_suite: "ed25519-sha256".into(),
         genesis_time_ms: EXAMPLE_GENESIS_TIME_MS,
         consensus: ConsensusParameters::default(),
-        parameters: LedgerParametersEntry::default(),
+        parameters: LedgerParametersEntry {
+            practitioner_licences: LicencePolicy::Attested.name().into(),
+            ..LedgerParametersEntry::default()
+        },
         institutions,
         practitioners,
+        licences,
+    }
+}
+
+/// How long the example's genesis licences are attested for: five years
+/// (365-day years; the registration a physician renews).
+pub const EXAMPLE_LICENCE_VALIDITY_MS: u64 = 5 * 365 * 86_400_000;
+
+/// The salt issued with an example practitioner's licence: derived from
+/// the label, since the licence numbers are fictional anyway.
+pub fn example_licence_salt(label: &str) -> [u8; 16] {
+    let digest = tagged_hash(b"medledger/example-licence-salt/v1", &[label.as_bytes()]);
+    let mut salt = [0u8; 16];
+    salt.copy_from_slice(&digest.0[..16]);
+    salt
+}
+
+fn example_scope(kind: LicenceKind) -> &'static str {
+    match kind {
+        LicenceKind::Physician => "clinical-internal-medicine",
+        LicenceKind::Nurse => "nursing",
+        LicenceKind::Pharmacist => "pharmacy",
+        LicenceKind::Technician => "medical-technology",
+        LicenceKind::Post => "public-health",
     }
 }
 

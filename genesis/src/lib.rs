@@ -19,8 +19,10 @@ use medledger_contracts::encoding::{self, BoundedString, BoundedVec, Hash32, has
 use medledger_contracts::ledger::MemoryLedger;
 use medledger_contracts::records::{EmergencyPolicy, LedgerParameters};
 use medledger_contracts::state::WriteSet;
-use medledger_contracts::state_machine::{GenesisPractitioner, genesis_writes};
-use medledger_contracts::transaction::{InstitutionSpec, check_institution_spec};
+use medledger_contracts::state_machine::{GenesisLicence, GenesisPractitioner, genesis_writes};
+use medledger_contracts::transaction::{
+    InstitutionSpec, check_institution_spec, check_licence_terms,
+};
 use medledger_contracts::types::*;
 use serde::{Deserialize, Serialize};
 
@@ -152,6 +154,27 @@ pub struct PractitionerEntry {
     pub licence_hash: String,
 }
 
+/// A licence a regulator attests in a genesis file [R4.12].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenceEntry {
+    /// The attesting regulator's institution id.
+    pub attested_by: String,
+    /// Hex of the licence number's salted hash (as in `practitioners[].licence_hash`).
+    pub licence_hash: String,
+    /// `physician`, `nurse`, `pharmacist`, `technician` or `post`.
+    pub kind: String,
+    /// Scopes of practice, codes of `[a-z0-9-]`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Institution ids where it may be used.
+    pub institutions: Vec<String>,
+    /// In force from, ms since the Unix epoch.
+    pub valid_from_ms: u64,
+    /// In force until (exclusive), ms since the Unix epoch.
+    pub valid_until_ms: u64,
+}
+
 /// A genesis file as written.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,6 +194,10 @@ pub struct GenesisFile {
     /// Initial practitioners.
     #[serde(default)]
     pub practitioners: Vec<PractitionerEntry>,
+    /// Licences attested at genesis (needed by `practitioners` where
+    /// `parameters.practitioner_licences` is `attested`).
+    #[serde(default)]
+    pub licences: Vec<LicenceEntry>,
 }
 
 /// The shortest validity window a genesis may choose (a local test
@@ -203,6 +230,15 @@ pub struct LedgerParametersEntry {
     /// How far ahead of a block's time a transaction's `valid_until` may
     /// be (ms); committed ids are kept in state this long (R1).
     pub tx_validity_window_ms: u64,
+    /// `declared` (a practitioner acts on their institution's word) or
+    /// `attested` (only on a regulator's attestation of their licence too,
+    /// R4.14); `declared` when absent.
+    #[serde(default = "declared")]
+    pub practitioner_licences: String,
+}
+
+fn declared() -> String {
+    LicencePolicy::Declared.name().to_string()
 }
 
 impl Default for LedgerParametersEntry {
@@ -222,6 +258,7 @@ impl Default for LedgerParametersEntry {
             emergency_internet_hospitals: p.emergency.internet_hospitals,
             emergency_fetch_window_ms: p.emergency.fetch_window_ms,
             tx_validity_window_ms: p.tx_validity_window_ms,
+            practitioner_licences: p.practitioner_licences.name().to_string(),
         }
     }
 }
@@ -243,6 +280,8 @@ pub struct Genesis {
     pub institutions: Vec<InstitutionSpec>,
     /// Initial practitioners: institution, key, role, licence hash.
     pub practitioners: Vec<(InstitutionId, PublicKey, PractitionerRole, Hash32)>,
+    /// Licences attested at genesis: the regulator and the terms.
+    pub licences: Vec<(InstitutionId, LicenceTerms)>,
 }
 
 /// A genesis problem, naming the field and why.
@@ -475,6 +514,13 @@ impl GenesisFile {
                 "must be 5000..=604800000 (5 s to 7 days; hours suit a real consortium)",
             ));
         }
+        let practitioner_licences =
+            LicencePolicy::from_name(&p.practitioner_licences).ok_or_else(|| {
+                field_error(
+                    "parameters.practitioner_licences",
+                    "must be \"declared\" or \"attested\"",
+                )
+            })?;
         if !(1_000..=30 * 86_400_000).contains(&p.control_change_delay_ms) {
             return Err(field_error(
                 "parameters.control_change_delay_ms",
@@ -569,6 +615,70 @@ impl GenesisFile {
                 .map_err(|e| field_error(at("licence_hash"), e.to_string()))?;
             practitioners.push((institution, key(at("key"), &entry.key)?, role, licence_hash));
         }
+        if self.licences.len() > GENESIS_LICENCES_MAX {
+            return Err(field_error(
+                "licences",
+                format!("more than {GENESIS_LICENCES_MAX}"),
+            ));
+        }
+        let mut licences = Vec::with_capacity(self.licences.len());
+        let mut hashes = BTreeSet::new();
+        for (i, entry) in self.licences.iter().enumerate() {
+            let at = |name: &str| format!("licences[{i}].{name}");
+            let by = InstitutionId::new(&entry.attested_by)
+                .map_err(|e| field_error(at("attested_by"), e))?;
+            if !institutions
+                .iter()
+                .any(|s| s.id == by && s.kind == InstitutionKind::Regulator)
+            {
+                return Err(field_error(
+                    at("attested_by"),
+                    format!("{by} is not a regulator in this file"),
+                ));
+            }
+            let licence_hash = Hash32::from_hex(&entry.licence_hash)
+                .map_err(|e| field_error(at("licence_hash"), e.to_string()))?;
+            if !hashes.insert(licence_hash) {
+                return Err(field_error(at("licence_hash"), "appears twice"));
+            }
+            let kind = LicenceKind::from_name(&entry.kind).ok_or_else(|| {
+                field_error(
+                    at("kind"),
+                    "must be physician, nurse, pharmacist, technician or post",
+                )
+            })?;
+            let mut scopes = Vec::with_capacity(entry.scopes.len());
+            for code in &entry.scopes {
+                scopes.push(PracticeScope::new(code).map_err(|e| field_error(at("scopes"), e))?);
+            }
+            scopes.sort();
+            scopes.dedup();
+            let mut named = Vec::with_capacity(entry.institutions.len());
+            for id in &entry.institutions {
+                let id = InstitutionId::new(id).map_err(|e| field_error(at("institutions"), e))?;
+                if !ids.contains(&id) {
+                    return Err(field_error(
+                        at("institutions"),
+                        format!("{id} is not an institution in this file"),
+                    ));
+                }
+                named.push(id);
+            }
+            named.sort();
+            named.dedup();
+            let terms = LicenceTerms {
+                licence_hash,
+                kind,
+                scopes: BoundedVec::new(scopes)
+                    .map_err(|_| field_error(at("scopes"), "too many scopes"))?,
+                institutions: BoundedVec::new(named)
+                    .map_err(|_| field_error(at("institutions"), "too many institutions"))?,
+                valid_from: Timestamp(entry.valid_from_ms),
+                valid_until: Timestamp(entry.valid_until_ms),
+            };
+            check_licence_terms(&terms).map_err(|e| field_error(format!("licences[{i}]"), e))?;
+            licences.push((by, terms));
+        }
         Ok(Genesis {
             chain_id,
             crypto_suite,
@@ -585,9 +695,11 @@ impl GenesisFile {
                     fetch_window_ms: p.emergency_fetch_window_ms,
                 },
                 tx_validity_window_ms: p.tx_validity_window_ms,
+                practitioner_licences,
             },
             institutions,
             practitioners,
+            licences,
         })
     }
 }
@@ -617,12 +729,24 @@ impl Genesis {
             .collect()
     }
 
+    fn genesis_licences(&self) -> Vec<GenesisLicence> {
+        self.licences
+            .iter()
+            .map(|(by, terms)| GenesisLicence {
+                attested_by: by.clone(),
+                terms: terms.clone(),
+                attested_at: self.genesis_time,
+            })
+            .collect()
+    }
+
     /// The state at height 0.
     pub fn initial_state(&self) -> Result<WriteSet, GenesisError> {
         genesis_writes(
             &self.parameters,
             &self.institutions,
             &self.genesis_practitioners(),
+            &self.genesis_licences(),
         )
         .map_err(|e| field_error("institutions", e.to_string()))
     }
@@ -636,6 +760,7 @@ impl Genesis {
             &self.parameters,
             &self.institutions,
             &self.genesis_practitioners(),
+            &self.genesis_licences(),
         )
         .map_err(|e| field_error("institutions", e.to_string()))
     }

@@ -79,6 +79,38 @@ fn each_bad_field_is_named() {
             Box::new(|g| g.practitioners[2].licence_hash = "zz".into()),
         ),
         (
+            "parameters.practitioner_licences",
+            Box::new(|g| g.parameters.practitioner_licences = "trusted".into()),
+        ),
+        (
+            "licences[0].attested_by",
+            Box::new(|g| g.licences[0].attested_by = "city-first-hospital".into()),
+        ),
+        (
+            "licences[1].licence_hash",
+            Box::new(|g| g.licences[1].licence_hash = g.licences[0].licence_hash.clone()),
+        ),
+        (
+            "licences[2].kind",
+            Box::new(|g| g.licences[2].kind = "surgeon".into()),
+        ),
+        (
+            "licences[0].institutions",
+            Box::new(|g| g.licences[0].institutions.push("nowhere".into())),
+        ),
+        (
+            "licences[3].scopes",
+            Box::new(|g| g.licences[3].scopes.push("Internal Medicine".into())),
+        ),
+        (
+            "licences[4]",
+            Box::new(|g| g.licences[4].valid_until_ms = g.licences[4].valid_from_ms),
+        ),
+        (
+            "licences[1]",
+            Box::new(|g| g.licences[1].institutions.clear()),
+        ),
+        (
             "consensus.propose_timeout_ms",
             Box::new(|g| g.consensus.propose_timeout_ms = 1),
         ),
@@ -126,6 +158,12 @@ fn the_hash_covers_every_field() {
     assert_ne!(g.validate().unwrap().hash(), base);
     let mut g = example();
     g.consensus.block_transactions_max -= 1;
+    assert_ne!(g.validate().unwrap().hash(), base);
+    let mut g = example();
+    g.licences[0].valid_until_ms -= 1;
+    assert_ne!(g.validate().unwrap().hash(), base);
+    let mut g = example();
+    g.parameters.practitioner_licences = "declared".into();
     assert_ne!(g.validate().unwrap().hash(), base);
     assert_eq!(example().validate().unwrap().hash(), base, "stable");
 }

@@ -173,6 +173,14 @@ pub fn init_with_window(
         file.genesis_time_ms > 0,
         "the system clock reads before 1970"
     );
+    // The example's licences run five years from its genesis; a testnet's
+    // from its own.
+    for licence in &mut file.licences {
+        licence.valid_from_ms = file.genesis_time_ms;
+        licence.valid_until_ms = file
+            .genesis_time_ms
+            .saturating_add(medledger_genesis::example::EXAMPLE_LICENCE_VALIDITY_MS);
+    }
     file.validate()
         .context("the testnet genesis does not validate")?;
 

@@ -100,7 +100,7 @@ pub(super) fn decide_request(
     purpose: Purpose,
     ctx: &BlockContext,
 ) -> Step<Decision> {
-    if let Err(reason) = active_practitioner(st, practitioner)? {
+    if let Err(reason) = active_practitioner(st, practitioner, ctx)? {
         return Ok(Decision::Denied(reason));
     }
     let denial = match grant.status_at(ctx.time) {
@@ -231,7 +231,7 @@ pub(super) fn special_access(
     {
         return not_found("patient");
     }
-    let decision = match active_practitioner(st, &practitioner)? {
+    let decision = match active_practitioner(st, &practitioner, ctx)? {
         Err(reason) => Decision::Denied(reason),
         Ok(institution) => {
             let allowed = match &kind {

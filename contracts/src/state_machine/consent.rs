@@ -123,9 +123,12 @@ pub(super) fn relinquish(
 }
 
 /// The active practitioner and their active institution, or why not [R3].
+/// The practitioner's institution if they may act at this block [R3]
+/// [R4.14], or why not.
 pub(super) fn active_practitioner(
     st: &Overlay<'_>,
     record: &PractitionerRecord,
+    ctx: &BlockContext,
 ) -> Step<Result<InstitutionRecord, DenialReason>> {
     let institution: InstitutionRecord = st
         .get(&StateKey::Institution(record.institution.clone()))?
@@ -135,6 +138,9 @@ pub(super) fn active_practitioner(
     }
     if institution.status != MemberStatus::Active {
         return Ok(Err(DenialReason::InstitutionNotActive));
+    }
+    if let Some(problem) = licence_problem(st, record, ctx)? {
+        return Ok(Err(DenialReason::LicenceNotInForce(problem)));
     }
     Ok(Ok(institution))
 }
@@ -150,8 +156,12 @@ pub(super) fn request_consent(
     // [R5.4]
     match (&actor, &terms.grantee) {
         (Actor::Practitioner(pid, record), grantee) => {
-            if active_practitioner(st, record)?.is_err() {
-                return reject(Rejection::SignerNotActive);
+            match active_practitioner(st, record, ctx)? {
+                Ok(_) => {}
+                Err(DenialReason::LicenceNotInForce(problem)) => {
+                    return reject(Rejection::LicenceNotInForce(problem));
+                }
+                Err(_) => return reject(Rejection::SignerNotActive),
             }
             let ok = match grantee {
                 Grantee::Practitioner(g) => g == pid,

@@ -15,6 +15,17 @@ pub struct GenesisPractitioner {
     pub licence_hash: crate::encoding::Hash32,
 }
 
+/// A licence a regulator attests in genesis [R4.12].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct GenesisLicence {
+    /// The attesting regulator (a regulator in genesis).
+    pub attested_by: InstitutionId,
+    /// What it attests.
+    pub terms: LicenceTerms,
+    /// The genesis time.
+    pub attested_at: Timestamp,
+}
+
 /// Why a genesis state could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GenesisStateError {
@@ -26,12 +37,13 @@ pub enum GenesisStateError {
     Invalid(String),
 }
 
-/// The state at height 0: parameters, founding institutions, validator set
-/// and initial practitioners.
+/// The state at height 0: parameters, founding institutions, validator set,
+/// initial practitioners and the licences attested for them.
 pub fn genesis_writes(
     parameters: &LedgerParameters,
     institutions: &[InstitutionSpec],
     practitioners: &[GenesisPractitioner],
+    licences: &[GenesisLicence],
 ) -> Result<WriteSet, GenesisStateError> {
     let empty = crate::state::MemoryStore::default();
     let mut st = Overlay::new(&empty);
@@ -125,6 +137,47 @@ pub fn genesis_writes(
                 role: p.role,
                 licence_hash: p.licence_hash,
                 status: MemberStatus::Active,
+            },
+        );
+    }
+    for licence in licences {
+        let hash = licence.terms.licence_hash;
+        crate::transaction::check_licence_terms(&licence.terms)
+            .map_err(|e| invalid(format!("licence {hash}: {e}")))?;
+        if !institutions
+            .iter()
+            .any(|i| i.id == licence.attested_by && i.kind == InstitutionKind::Regulator)
+        {
+            return Err(invalid(format!(
+                "licence {hash} is attested by {}, which is not a regulator here",
+                licence.attested_by
+            )));
+        }
+        if let Some(unknown) = licence
+            .terms
+            .institutions
+            .iter()
+            .find(|named| !institutions.iter().any(|i| &i.id == *named))
+        {
+            return Err(invalid(format!(
+                "licence {hash} names unknown institution {unknown}"
+            )));
+        }
+        let key = StateKey::Licence(hash);
+        if st.get::<LicenceRecord>(&key).ok().flatten().is_some() {
+            return Err(GenesisStateError::Duplicate(format!("licence {hash}")));
+        }
+        st.put(
+            &key,
+            &LicenceRecord {
+                terms: licence.terms.clone(),
+                attested_by: licence.attested_by.clone(),
+                attested_at: BlockRef {
+                    height: 0,
+                    time: licence.attested_at,
+                },
+                status: LicenceStatus::Active,
+                status_changed: None,
             },
         );
     }

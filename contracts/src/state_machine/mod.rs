@@ -22,9 +22,10 @@
 //! `RegisterPatient`, whose signer id must be the hash of the signing key.
 //!
 //! **R3 Status.** Institutions must be active to sign anything. Practitioners
-//! must be active, and their institution too; for access transactions a
-//! practitioner or institution that is not active gets a recorded *denial*
-//! rather than a rejection, so the attempt is audited.
+//! must be active, and their institution too, and, where genesis asks for
+//! attested licences, their licence must be in force (R4.14); for access
+//! transactions a practitioner or institution that is not active gets a
+//! recorded *denial* rather than a rejection, so the attempt is audited.
 //!
 //! **R4 Membership.**
 //! R4.1 `RegisterPatient` creates the patient (once).
@@ -70,6 +71,23 @@
 //! as it says, audited; with nothing of that pending it is refused. When a
 //! new policy takes effect, approvals made under the old one are dropped,
 //! and only approvals by contacts of the policy in force count (R4.3).
+//! R4.12 `AttestLicence`: an active regulator's admin key attests a
+//! practitioner's licence, named by the salted hash of its number: its kind,
+//! scopes of practice, the member institutions (not removed, one to eight)
+//! where it may be used, and its validity, which must end in the future.
+//! Attesting a licence again replaces its terms (a renewal, a new place of
+//! practice) and keeps its status; a revoked licence cannot be attested
+//! again.
+//! R4.13 `SetLicenceStatus`: an active regulator suspends an active licence,
+//! lifts a suspension, or revokes a licence, which is final.
+//! R4.14 Where genesis sets `practitioner_licences` to `attested`, a
+//! practitioner acts (requests consent or access, breaks the glass, uses
+//! public-health access) only while the licence their registration names
+//! is attested, active, within its validity, of the kind their role needs
+//! (a post, for public-health and records officers) and names their
+//! institution: from the first block where that stops holding they are
+//! refused (`LicenceNotInForce`) or, for accesses, denied with the reason.
+//! Under `declared`, their institution's word is enough.
 //!
 //! **R5 Consent.**
 //! R5.1 `Grant`: by the patient or an active delegate for that patient; the
@@ -164,15 +182,18 @@ mod access;
 mod consent;
 mod genesis;
 mod governance;
+mod licence;
 mod membership;
 mod recovery;
 mod replay;
 
-pub use genesis::{GenesisPractitioner, GenesisStateError, genesis_writes};
+pub use genesis::{GenesisLicence, GenesisPractitioner, GenesisStateError, genesis_writes};
 
 use self::access::*;
 use self::consent::*;
 use self::governance::*;
+pub use self::licence::licence_problem_at;
+use self::licence::*;
 use self::membership::*;
 use self::recovery::*;
 pub use self::replay::outside_window;
@@ -590,6 +611,10 @@ fn apply_transaction(
                 },
             );
             Ok(Effect::applied())
+        }
+        Payload::AttestLicence(terms) => attest_licence(st, actor, terms, ctx),
+        Payload::SetLicenceStatus { licence, status } => {
+            set_licence_status(st, actor, *licence, *status, ctx)
         }
         Payload::RetirePractitioner { practitioner } => {
             let Actor::Institution(institution, _) = actor else {

@@ -11,6 +11,7 @@ mod batch;
 mod decode;
 mod golden;
 mod header;
+mod licences;
 mod proofs;
 mod props;
 mod rules;

@@ -381,8 +381,9 @@ proptest! {
                 &LedgerParameters::default(),
                 &institutions(),
                 &PRACTITIONERS.iter().map(|(l, i, r)| medledger_contracts::state_machine::GenesisPractitioner {
-                    institution: inst(i), key: key(l).public_key(), role: *r, licence_hash: licence_hash(l),
+                    institution: inst(i), key: key(l).public_key(), role: *r, licence_hash: licence_of(l),
                 }).collect::<Vec<_>>(),
+                &[],
             ).unwrap()
         };
         plain.apply(genesis);

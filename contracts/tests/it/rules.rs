@@ -574,7 +574,7 @@ fn r4_5_institutions_register_practitioners_once() {
     let payload = Payload::RegisterPractitioner {
         key: k.public_key(),
         role: PractitionerRole::Nurse,
-        licence_hash: licence_hash("N-1"),
+        licence_hash: licence_of("N-1"),
         key_proof: proof,
     };
     assert_eq!(

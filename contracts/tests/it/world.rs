@@ -34,6 +34,11 @@ pub fn spec(id: &str, kind: InstitutionKind, power: u64) -> InstitutionSpec {
     }
 }
 
+/// The salted hash of a test practitioner's licence (its number is the label).
+pub fn licence_of(label: &str) -> Hash32 {
+    licence_hash(&[9; 16], label)
+}
+
 pub fn cats(list: &[Category]) -> Categories {
     let mut v = list.to_vec();
     v.sort();
@@ -83,6 +88,22 @@ impl World {
     }
 
     pub fn with_chain(chain: &str) -> Self {
+        Self::with_parameters(chain, &LedgerParameters::default())
+    }
+
+    /// A world whose practitioners act only on a regulator's attestation of
+    /// their licence (R4.14); genesis attests none.
+    pub fn attested() -> Self {
+        Self::with_parameters(
+            "medledger-test",
+            &LedgerParameters {
+                practitioner_licences: LicencePolicy::Attested,
+                ..LedgerParameters::default()
+            },
+        )
+    }
+
+    pub fn with_parameters(chain: &str, parameters: &LedgerParameters) -> Self {
         let chain = ChainId::new(chain).unwrap();
         let practitioners: Vec<GenesisPractitioner> = PRACTITIONERS
             .iter()
@@ -90,16 +111,17 @@ impl World {
                 institution: inst(institution),
                 key: key(label).public_key(),
                 role: *role,
-                licence_hash: licence_hash(label),
+                licence_hash: licence_of(label),
             })
             .collect();
         let ledger = MemoryLedger::new(
             chain.clone(),
             Hash32([0; 32]),
             Timestamp(T0),
-            &LedgerParameters::default(),
+            parameters,
             &institutions(),
             &practitioners,
+            &[],
         )
         .unwrap();
         Self {

@@ -28,7 +28,7 @@ fn parameter_schema(name: &str, in_query: bool) -> Result<Value, String> {
     Ok(match name {
         // Ids in a path or query are read as hex of either case; answers
         // write them lowercase (`Hex32`).
-        "tx" | "grant" | "request" | "patient" | "practitioner" | "proposal" => {
+        "tx" | "grant" | "request" | "patient" | "practitioner" | "proposal" | "licence" => {
             json!({"type": "string", "pattern": "^[0-9a-fA-F]{64}$"})
         }
         "height" if in_query => json!({"type": "integer", "format": "uint64", "minimum": 1}),

@@ -7,11 +7,12 @@ use medledger_contracts::Hash32;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
 use medledger_contracts::records::{
     AccessRecord, AuditEntry, AuditEvent, ConsentRequestRecord, DelegationRecord, GrantRecord,
-    InstitutionRecord, PatientRecord, PractitionerRecord, ProposalRecord,
+    InstitutionRecord, LicenceRecord, PatientRecord, PractitionerRecord, ProposalRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
+use medledger_contracts::state_machine::licence_problem_at;
 use medledger_contracts::transaction::SignedTransaction;
-use medledger_contracts::types::{Grantee, InstitutionId, PatientId, PractitionerId};
+use medledger_contracts::types::{Grantee, InstitutionId, PatientId, PractitionerId, Timestamp};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -349,7 +350,37 @@ pub fn practitioner(shared: &Shared, r: &Request) -> Answer {
         get(shared, &StateKey::Practitioner(id))?.ok_or_else(|| {
             ApiError::not_found("unknown_practitioner", "no practitioner has this id")
         })?;
-    ok(&api::Practitioner::new(&id, &record))
+    let licence: Option<LicenceRecord> = get(shared, &StateKey::Licence(record.licence_hash))?;
+    // What the next block would find, at the newest block's time.
+    let time = match shared.store.header(shared.height())? {
+        Some(header) => header.time,
+        None => Timestamp(0),
+    };
+    let problem = licence_problem_at(&Overlay::new(&shared.store), &record, time)?;
+    ok(&api::Practitioner::new(
+        &id,
+        &record,
+        licence.as_ref(),
+        problem.map(|p| p.to_string()),
+    ))
+}
+
+/// `GET /v1/licences/{licence}`: a regulator's attestation of a licence,
+/// by the licence's salted hash.
+pub fn licence(shared: &Shared, r: &Request) -> Answer {
+    let hash = Hash32::from_hex(r.param(0)).map_err(|_| {
+        ApiError::bad_request(
+            "bad_id",
+            format!("a licence hash is 64 hex characters, got {:?}", r.param(0)),
+        )
+    })?;
+    let record: LicenceRecord = get(shared, &StateKey::Licence(hash))?.ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_licence",
+            "no regulator attested a licence with this hash",
+        )
+    })?;
+    ok(&api::Licence::from(&record))
 }
 
 /// Whether the reader speaks for the institution or practitioner in the path.

@@ -1,0 +1,189 @@
+//! `medledger licence …`: a regulator attests practitioners' licences and
+//! suspends, reinstates or revokes them (rules R4.12–R4.14), signed with
+//! its admin key through the SDK; anyone may look one up.
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use medledger_client_sdk::{Identity, api, licence_hash, new_salt};
+use medledger_contracts::encoding::{BoundedVec, Hash32};
+use medledger_contracts::types::{
+    LicenceKind, LicenceStatus, LicenceTerms, PracticeScope, Timestamp,
+};
+use serde_json::json;
+
+use crate::people::{Connection, Session, hash, institution, runtime};
+
+/// What to do.
+#[derive(Subcommand, Debug)]
+pub enum LicenceCommand {
+    /// Attest a practitioner's licence (or renew or amend its attestation).
+    /// Prints the licence hash, and the salt when one was made: the salt is
+    /// issued with the licence, and each institution registers the
+    /// practitioner with the same number and salt.
+    Attest {
+        /// The licence number (only its salted hash goes on the ledger).
+        #[arg(long)]
+        number: String,
+        /// The licence's salt, 32 hex digits; a new one is made if absent.
+        #[arg(long)]
+        salt: Option<String>,
+        /// physician, nurse, pharmacist, technician, or post (public-health
+        /// and records officers).
+        #[arg(long)]
+        kind: String,
+        /// A member institution where it may be used (repeat for 多点执业).
+        #[arg(long = "institution", required = true)]
+        institutions: Vec<String>,
+        /// A scope of practice code, e.g. internal-medicine (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Years it is attested for, from now.
+        #[arg(long, default_value_t = 5)]
+        years: u64,
+    },
+    /// Suspend an active licence (暂停执业): its holder stops at the next block.
+    Suspend {
+        /// The licence hash.
+        licence: String,
+    },
+    /// Lift a suspension.
+    Reinstate {
+        /// The licence hash.
+        licence: String,
+    },
+    /// Revoke a licence for good (吊销).
+    Revoke {
+        /// The licence hash.
+        licence: String,
+    },
+    /// A licence's attestation and status, as the node's state has it.
+    Show {
+        /// The licence hash.
+        licence: String,
+    },
+}
+
+/// A time as a UTC date and time, to the second.
+fn day(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
+}
+
+/// A licence's salt from its hex text.
+pub(crate) fn salt_from_hex(text: &str, what: &str) -> anyhow::Result<[u8; 16]> {
+    hex::decode(text.trim())
+        .ok()
+        .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+        .with_context(|| format!("{what} is 16 bytes in hex (32 hex digits)"))
+}
+
+/// Runs `medledger licence …`; `as_institution` is the regulator (its admin
+/// key is `--key`), needed by all but `show`.
+pub fn licence(
+    connection: Connection,
+    as_institution: Option<String>,
+    command: LicenceCommand,
+) -> anyhow::Result<()> {
+    let s = Session::open(&connection)?;
+    runtime()?.block_on(async {
+        let regulator = || -> anyhow::Result<Identity> {
+            let Some(id) = &as_institution else {
+                bail!("this is signed with a regulator's admin key: add --as-institution <id>");
+            };
+            Ok(Identity::institution(institution(id)?, &s.key))
+        };
+        let status_change = |licence: &str, status| -> anyhow::Result<_> {
+            let licence = hash(licence, "the licence hash")?;
+            Ok(s.builder(&regulator()?).set_licence_status(licence, status))
+        };
+        match command {
+            LicenceCommand::Attest { number, salt, kind, institutions, scopes, years } => {
+                let (salt, made) = match salt {
+                    Some(text) => (salt_from_hex(&text, "--salt")?, false),
+                    None => (new_salt()?, true),
+                };
+                let kind = LicenceKind::from_name(&kind).with_context(|| {
+                    format!("--kind {kind:?} is not one of: physician, nurse, pharmacist, technician, post")
+                })?;
+                let mut named = institutions.iter().map(|i| institution(i)).collect::<anyhow::Result<Vec<_>>>()?;
+                named.sort();
+                named.dedup();
+                let mut codes = scopes
+                    .iter()
+                    .map(|c| PracticeScope::new(c))
+                    .collect::<Result<Vec<_>, _>>()?;
+                codes.sort();
+                codes.dedup();
+                let now = Timestamp::from_system_time(std::time::SystemTime::now());
+                let licence = licence_hash(&salt, &number);
+                let terms = LicenceTerms {
+                    licence_hash: licence,
+                    kind,
+                    scopes: BoundedVec::new(codes).map_err(|_| anyhow::anyhow!("too many --scope"))?,
+                    institutions: BoundedVec::new(named)
+                        .map_err(|_| anyhow::anyhow!("too many --institution"))?,
+                    valid_from: now,
+                    valid_until: now.plus_days(years.saturating_mul(365)),
+                };
+                let receipt = s.client.submit_and_wait(&s.builder(&regulator()?).attest_licence(terms), None).await?;
+                if s.json {
+                    println!(
+                        "{}",
+                        json!({
+                            "tx": receipt.tx.0.to_hex(),
+                            "height": receipt.height,
+                            "outcome": &receipt.outcome,
+                            "licence_hash": licence.to_hex(),
+                            "salt": made.then(|| hex::encode(salt)),
+                        })
+                    );
+                } else {
+                    s.receipt("attested", &receipt);
+                    println!("licence hash: {}", licence.to_hex());
+                    if made {
+                        println!(
+                            "salt: {} (issue it with the licence; institutions register the practitioner with it)",
+                            hex::encode(salt)
+                        );
+                    }
+                }
+            }
+            LicenceCommand::Suspend { licence } => {
+                let tx = status_change(&licence, LicenceStatus::Suspended)?;
+                s.receipt("suspended", &s.client.submit_and_wait(&tx, None).await?);
+            }
+            LicenceCommand::Reinstate { licence } => {
+                let tx = status_change(&licence, LicenceStatus::Active)?;
+                s.receipt("reinstated", &s.client.submit_and_wait(&tx, None).await?);
+            }
+            LicenceCommand::Revoke { licence } => {
+                let tx = status_change(&licence, LicenceStatus::Revoked)?;
+                s.receipt("revoked", &s.client.submit_and_wait(&tx, None).await?);
+            }
+            LicenceCommand::Show { licence } => {
+                let licence: Hash32 = hash(&licence, "the licence hash")?;
+                let answer: api::Licence = s
+                    .client
+                    .get_as(&format!("/v1/licences/{}", licence.to_hex()))
+                    .await?;
+                if s.json {
+                    println!("{}", serde_json::to_string(&answer)?);
+                } else {
+                    println!(
+                        "{} licence {}: {} (attested by {} at block {}), valid {} to {}, at {}; scopes: {}",
+                        answer.kind,
+                        answer.licence_hash,
+                        answer.status,
+                        answer.attested_by,
+                        answer.attested_at_height,
+                        day(answer.valid_from_ms),
+                        day(answer.valid_until_ms),
+                        answer.institutions.join(", "),
+                        if answer.scopes.is_empty() { "-".to_string() } else { answer.scopes.join(", ") },
+                    );
+                }
+            }
+        }
+        anyhow::Ok(())
+    })
+}
