@@ -285,6 +285,9 @@ pub struct Delegation {
     pub expires_at_ms: u64,
     /// The institution that recorded it (a guardianship), if any.
     pub recorded_by: Option<String>,
+    /// The salted hash of the evidence that hospital saw (a guardianship),
+    /// if any; the hospital keeps the document and the salt.
+    pub evidence_hash: Option<Hex32>,
     /// When it was ended, if it was.
     pub ended_at: Option<BlockRef>,
 }
@@ -301,6 +304,7 @@ impl Delegation {
             created_at: (&d.created_at).into(),
             expires_at_ms: d.expires_at.0,
             recorded_by: d.recorded_by.as_ref().map(|i| i.as_str().to_string()),
+            evidence_hash: d.evidence_hash.map(Hex32::from),
             ended_at: d.ended_at.as_ref().map(BlockRef::from),
         }
     }
@@ -895,6 +899,8 @@ pub struct Licence {
     pub scopes: Vec<String>,
     /// Member institutions where it may be used.
     pub institutions: Vec<String>,
+    /// The registrations (practitioner ids) the regulator bound to it.
+    pub practitioners: Vec<Hex32>,
     /// In force from (ms since the Unix epoch).
     pub valid_from_ms: u64,
     /// In force until, exclusive (ms since the Unix epoch).
@@ -927,6 +933,7 @@ impl From<&LicenceRecord> for Licence {
                 .iter()
                 .map(|i| i.as_str().to_string())
                 .collect(),
+            practitioners: terms.practitioners.iter().map(|p| p.0.into()).collect(),
             valid_from_ms: terms.valid_from.0,
             valid_until_ms: terms.valid_until.0,
             status: (&record.status).into(),

@@ -212,8 +212,10 @@ wire_enum! {
         Pharmacist = "pharmacist",
         /// Medical technician.
         Technician = "technician",
-        /// A post without a clinical licence (public-health or records officer).
-        Post = "post",
+        /// A public-health officer's post.
+        PublicHealthPost = "public-health-post",
+        /// A records or medical-affairs officer's post.
+        RecordsPost = "records-post",
     }
 }
 

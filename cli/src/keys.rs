@@ -42,6 +42,10 @@ fn print_ids(key: &KeyFile) {
     println!("public key:               {}", key.public_key().to_text());
     println!("as a patient, id:         {}", key.patient_id());
     println!("as a practitioner, id:    {}", key.practitioner_id());
+    // What other members put in `p2p.peers` for a node using this key.
+    if let Ok(peer) = medledger_consensus::peer_id_of(key.secret()) {
+        println!("as a node key, peer id:   {peer}");
+    }
 }
 
 /// Whose key `medledger keys rotate` replaces.

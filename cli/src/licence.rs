@@ -4,14 +4,16 @@
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use medledger_client_sdk::{Identity, api, licence_hash, new_salt};
+use medledger_client_sdk::{Identity, TxOutcome, api, licence_hash, new_salt};
 use medledger_contracts::encoding::{BoundedVec, Hash32};
 use medledger_contracts::types::{
-    LicenceKind, LicenceStatus, LicenceTerms, PracticeScope, Timestamp,
+    LicenceKind, LicenceStatus, LicenceTerms, PracticeScope, PractitionerId, Timestamp,
 };
+
+const DAY_MS: u64 = 86_400_000;
 use serde_json::json;
 
-use crate::people::{Connection, Session, hash, institution, runtime};
+use crate::people::{Connection, Session, day, hash, institution, runtime};
 
 /// What to do.
 #[derive(Subcommand, Debug)]
@@ -27,8 +29,8 @@ pub enum LicenceCommand {
         /// The licence's salt, 32 hex digits; a new one is made if absent.
         #[arg(long)]
         salt: Option<String>,
-        /// physician, nurse, pharmacist, technician, or post (public-health
-        /// and records officers).
+        /// physician, nurse, pharmacist, technician, public-health-post or
+        /// records-post (public-health and records officers' posts).
         #[arg(long)]
         kind: String,
         /// A member institution where it may be used (repeat for 多点执业).
@@ -37,7 +39,14 @@ pub enum LicenceCommand {
         /// A scope of practice code, e.g. internal-medicine (repeatable).
         #[arg(long = "scope")]
         scopes: Vec<String>,
-        /// Years it is attested for, from now.
+        /// A registration to bind to the licence (its practitioner id, as
+        /// `hospital register-practitioner` printed it; repeat for each
+        /// institution). Only bound registrations may act on the licence:
+        /// attest again with the full list when the holder registers at a
+        /// new institution.
+        #[arg(long = "practitioner")]
+        practitioners: Vec<String>,
+        /// Years it is attested for, from the start of today (UTC).
         #[arg(long, default_value_t = 5)]
         years: u64,
     },
@@ -61,12 +70,6 @@ pub enum LicenceCommand {
         /// The licence hash.
         licence: String,
     },
-}
-
-/// A time as a UTC date and time, to the second.
-fn day(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
-        .to_string()
 }
 
 /// A licence's salt from its hex text.
@@ -97,13 +100,14 @@ pub fn licence(
             Ok(s.builder(&regulator()?).set_licence_status(licence, status))
         };
         match command {
-            LicenceCommand::Attest { number, salt, kind, institutions, scopes, years } => {
+            LicenceCommand::Attest { number, salt, kind, institutions, scopes, practitioners, years } => {
                 let (salt, made) = match salt {
                     Some(text) => (salt_from_hex(&text, "--salt")?, false),
                     None => (new_salt()?, true),
                 };
                 let kind = LicenceKind::from_name(&kind).with_context(|| {
-                    format!("--kind {kind:?} is not one of: physician, nurse, pharmacist, technician, post")
+                    let all: Vec<_> = LicenceKind::ALL.iter().map(|k| k.name()).collect();
+                    format!("--kind {kind:?} is not one of: {}", all.join(", "))
                 })?;
                 let mut named = institutions.iter().map(|i| institution(i)).collect::<anyhow::Result<Vec<_>>>()?;
                 named.sort();
@@ -114,18 +118,33 @@ pub fn licence(
                     .collect::<Result<Vec<_>, _>>()?;
                 codes.sort();
                 codes.dedup();
+                let mut bound = practitioners
+                    .iter()
+                    .map(|p| Ok(PractitionerId(hash(p, "--practitioner")?)))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                bound.sort();
+                bound.dedup();
+                // From the start of today (UTC): a regulator's clock a little
+                // ahead of the proposers' does not leave it not yet valid.
                 let now = Timestamp::from_system_time(std::time::SystemTime::now());
-                let licence = licence_hash(&salt, &number);
+                let valid_from = Timestamp(now.0 - now.0 % DAY_MS);
+                let licence = licence_hash(&salt, number.trim());
                 let terms = LicenceTerms {
                     licence_hash: licence,
                     kind,
                     scopes: BoundedVec::new(codes).map_err(|_| anyhow::anyhow!("too many --scope"))?,
                     institutions: BoundedVec::new(named)
                         .map_err(|_| anyhow::anyhow!("too many --institution"))?,
-                    valid_from: now,
-                    valid_until: now.plus_days(years.saturating_mul(365)),
+                    practitioners: BoundedVec::new(bound)
+                        .map_err(|_| anyhow::anyhow!("too many --practitioner"))?,
+                    valid_from,
+                    // Years of 365¼ days.
+                    valid_until: valid_from.plus_days(years.saturating_mul(1461) / 4),
                 };
                 let receipt = s.client.submit_and_wait(&s.builder(&regulator()?).attest_licence(terms), None).await?;
+                if receipt.outcome != TxOutcome::Applied {
+                    bail!("the ledger did not attest the licence: {}", receipt.outcome);
+                }
                 if s.json {
                     println!(
                         "{}",
@@ -170,7 +189,7 @@ pub fn licence(
                     println!("{}", serde_json::to_string(&answer)?);
                 } else {
                     println!(
-                        "{} licence {}: {} (attested by {} at block {}), valid {} to {}, at {}; scopes: {}",
+                        "{} licence {}: {} (attested by {} at block {}), valid {} to {}, at {}; scopes: {}; registrations: {}",
                         answer.kind,
                         answer.licence_hash,
                         answer.status,
@@ -180,6 +199,11 @@ pub fn licence(
                         day(answer.valid_until_ms),
                         answer.institutions.join(", "),
                         if answer.scopes.is_empty() { "-".to_string() } else { answer.scopes.join(", ") },
+                        if answer.practitioners.is_empty() {
+                            "none yet".to_string()
+                        } else {
+                            answer.practitioners.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                        },
                     );
                 }
             }

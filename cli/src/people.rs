@@ -14,8 +14,8 @@ use medledger_client_sdk::{
 use medledger_contracts::Hash32;
 use medledger_contracts::transaction::Signer;
 use medledger_contracts::types::{
-    Category, DelegateRole, EmergencyReason, Grantee, InstitutionId, LegalBasis, PatientId,
-    PractitionerId, Purpose, ReviewFinding, TxHash,
+    Category, DelegateRole, EmergencyReason, Grantee, InstitutionId, LegalBasis, LicencePolicy,
+    PatientId, PractitionerId, Purpose, ReviewFinding, TxHash,
 };
 use medledger_genesis::{Genesis, GenesisFile};
 use serde_json::json;
@@ -142,6 +142,14 @@ pub enum PatientCommand {
     },
     /// Everything that happened to your records and consent.
     History,
+    /// Your guardians and proxies (or, with --of, those of a patient you
+    /// are a guardian or proxy of), with the hash of a guardianship's
+    /// evidence and the hospital that recorded it.
+    Delegations {
+        /// Another patient's id (you must be their guardian or proxy).
+        #[arg(long)]
+        of: Option<String>,
+    },
 }
 
 /// A hospital's commands (signed by a practitioner, or by the institution's admin key).
@@ -160,8 +168,10 @@ pub enum HospitalCommand {
         licence: String,
         /// The salt issued with their licence (32 hex digits; `medledger
         /// licence attest` prints it), so the hash matches the regulator's.
+        /// Needed where genesis asks for attested licences; elsewhere a new
+        /// one is made (and printed) if absent.
         #[arg(long)]
-        licence_salt: String,
+        licence_salt: Option<String>,
     },
     /// Ask a patient for consent.
     RequestConsent {
@@ -225,6 +235,30 @@ pub enum HospitalCommand {
         /// patient-unconscious, life-threatening or mass-casualty.
         #[arg(long)]
         reason: String,
+    },
+    /// Record a patient as a minor under a guardian (a hospital's admin key,
+    /// R4.7), with the consent of the patient's key, which the guardian
+    /// holds for a child, and the salted hash of the evidence seen.
+    RecordGuardianship {
+        /// The child's key file (the guardian brings it; it signs its
+        /// consent to exactly these terms).
+        #[arg(long)]
+        patient_key: PathBuf,
+        /// The guardian's patient id.
+        #[arg(long)]
+        guardian: String,
+        /// The day the patient comes of age (YYYY-MM-DD, UTC), at most 14
+        /// years ahead.
+        #[arg(long)]
+        minor_until: String,
+        /// The evidence's number (e.g. the birth certificate's, 出生医学证明);
+        /// only its salted hash goes on the ledger.
+        #[arg(long)]
+        evidence: String,
+        /// 16 bytes in hex, kept with the hospital's copy of the evidence; a
+        /// new one is made (and printed) if absent.
+        #[arg(long)]
+        evidence_salt: Option<String>,
     },
     /// Read records under a legal mandate (a public-health officer, R7.5).
     PublicHealthAccess {
@@ -320,6 +354,16 @@ impl Session {
             println!("  {}", line(item));
         }
     }
+}
+
+/// A time as a UTC date and time, to the second (in ms past year 9999,
+/// which RFC 3339 cannot write).
+pub(crate) fn day(ms: u64) -> String {
+    const RFC3339_MS_MAX: u64 = 253_402_300_799_999;
+    if ms > RFC3339_MS_MAX {
+        return format!("{ms} ms after 1970");
+    }
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
 /// An id shortened for a line of text (`--json` has them whole).
@@ -565,6 +609,31 @@ pub fn patient(connection: Connection, command: PatientCommand) -> anyhow::Resul
                 let items = s.client.patient_history(&patient, &me).await?;
                 s.list("history", &items, history_line);
             }
+            PatientCommand::Delegations { of } => {
+                let whose = match of {
+                    Some(id) => PatientId(hash(&id, "--of")?),
+                    None => patient,
+                };
+                let items = s.client.patient_delegations(&whose, &me).await?;
+                s.list("guardians and proxies", &items, |d| {
+                    format!(
+                        "{}  {} {}  {} until {}{}{}",
+                        d.id,
+                        d.role,
+                        d.delegate,
+                        if d.active { "active" } else { "ended" },
+                        day(d.expires_at_ms),
+                        d.recorded_by
+                            .as_ref()
+                            .map(|h| format!("  recorded by {h}"))
+                            .unwrap_or_default(),
+                        d.evidence_hash
+                            .as_ref()
+                            .map(|e| format!("  evidence {e}"))
+                            .unwrap_or_default(),
+                    )
+                });
+            }
         }
         Ok(())
     })
@@ -591,8 +660,18 @@ pub fn hospital(
                 }
                 let practitioner = KeyFile::load(Path::new(&practitioner_key))?;
                 let role = medledger_genesis::parse_role(&role)?;
-                let salt = crate::licence::salt_from_hex(&licence_salt, "--licence-salt")?;
-                let licence = medledger_client_sdk::licence_hash(&salt, &licence);
+                let salt = match licence_salt {
+                    Some(text) => crate::licence::salt_from_hex(&text, "--licence-salt")?,
+                    None if s.genesis.parameters.practitioner_licences == LicencePolicy::Attested => bail!(
+                        "this consortium acts on attested licences: give --licence-salt, the salt issued with the licence"
+                    ),
+                    None => {
+                        let salt = medledger_client_sdk::new_salt()?;
+                        eprintln!("licence salt: {} (keep it with the licence)", hex::encode(salt));
+                        salt
+                    }
+                };
+                let licence = medledger_client_sdk::licence_hash(&salt, licence.trim());
                 let receipt = s
                     .client
                     .submit_and_wait(&tx.register_practitioner(&practitioner, role, licence), None)
@@ -720,6 +799,43 @@ pub fn hospital(
                     medledger_client_sdk::case_reference_hash(&salt, &case_reference),
                 )?;
                 s.receipt("public-health access", &s.client.submit_and_wait(&tx, None).await?);
+            }
+            HospitalCommand::RecordGuardianship { patient_key, guardian, minor_until, evidence, evidence_salt } => {
+                if as_institution.is_none() {
+                    bail!("a guardianship is recorded with the hospital's admin key: add --as-institution <id>");
+                }
+                let child = KeyFile::load(&patient_key)?;
+                let guardian = PatientId(hash(&guardian, "--guardian")?);
+                let until = humantime::parse_rfc3339(&format!("{}T00:00:00Z", minor_until.trim()))
+                    .map_err(|_| anyhow::anyhow!("--minor-until is a date, YYYY-MM-DD, got {minor_until:?}"))?;
+                let until = medledger_contracts::types::Timestamp::from_system_time(until);
+                let (salt, made) = match evidence_salt {
+                    Some(text) => (crate::licence::salt_from_hex(&text, "--evidence-salt")?, false),
+                    None => (medledger_client_sdk::new_salt()?, true),
+                };
+                let evidence_hash = medledger_client_sdk::tx::guardianship_evidence_hash(&salt, &evidence);
+                let receipt = s
+                    .client
+                    .submit_and_wait(&tx.record_guardianship(&child, guardian, until, evidence_hash), None)
+                    .await?;
+                if s.json {
+                    println!(
+                        "{}",
+                        json!({
+                            "tx": receipt.tx.0.to_hex(),
+                            "height": receipt.height,
+                            "outcome": &receipt.outcome,
+                            "evidence_hash": evidence_hash.to_hex(),
+                            "evidence_salt": made.then(|| hex::encode(salt)),
+                        })
+                    );
+                } else {
+                    s.receipt("guardianship recorded", &receipt);
+                    println!("evidence hash: {}", evidence_hash.to_hex());
+                    if made {
+                        println!("evidence salt: {} (keep it with the hospital's copy of the evidence)", hex::encode(salt));
+                    }
+                }
             }
             HospitalCommand::RequestAccess { grant, holder, categories, purpose: p } => {
                 if !matches!(me.signer, Signer::Practitioner(_)) {

@@ -719,6 +719,116 @@ async fn an_institution_rotates_its_admin_key_with_the_cli() {
     );
 }
 
+/// Drill C of docs/operations.md, run: a validator's institution rotates
+/// its node key with `medledger keys rotate --node-key` (signed by its
+/// admin key, sent to another member's node); the node is stopped, started
+/// with the new key, and from the change's height its precommits in the
+/// certificates are the new key's, never the old one's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_rotates_its_node_key_and_votes_with_the_new_one() {
+    use medledger_contracts::certificate::ConsensusAddress;
+
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 1, 60, "no blocks within 60 s").await;
+    let i = 3;
+    let institution = net.nodes()[i].institution.clone();
+    let home = net.nodes()[i].home.clone();
+    let admin = net
+        .dir()
+        .join("keys")
+        .join(format!("admin.{institution}.json"));
+    let address = |key: &KeyFile| ConsensusAddress::of_key(&key.public_key()).to_string();
+    let old = address(&KeyFile::load(&home.join("node-key.json")).unwrap());
+    let new_file = net.dir().join("new-node-key.json");
+    let new_key = KeyFile::generate().unwrap();
+    new_key.save(&new_file).unwrap();
+    let new = address(&new_key);
+    let args = [
+        "--as-institution",
+        &institution,
+        "--node-key",
+        "--new-key",
+        new_file.to_str().unwrap(),
+    ];
+    let output = run_cli(&net, 0, &["keys", "rotate"], &admin, &args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let receipt: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(receipt["outcome"]["status"], "applied", "{receipt}");
+    let rotated_at = receipt["height"].as_u64().unwrap();
+    // The drill: stop the node, put the new key in its place, start it;
+    // the other members put its new peer id in `p2p.peers` (as `keys show`
+    // prints it) and restart, one at a time.
+    net.kill(i);
+    std::fs::copy(&new_file, home.join("node-key.json")).unwrap();
+    let shown = std::process::Command::new(BIN)
+        .args(["keys", "show"])
+        .arg(&new_file)
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    let new_peer = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("as a node key, peer id:"))
+        .map(|p| p.trim().to_string())
+        .unwrap_or_else(|| panic!("keys show printed no peer id: {shown}"));
+    let old_peer = net.nodes()[i].p2p.rsplit('/').next().unwrap().to_string();
+    net.start(i);
+    for j in (0..4).filter(|j| *j != i) {
+        let config = net.nodes()[j].home.join("config.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        assert!(text.contains(&old_peer), "node {j} does not list node {i}");
+        net.kill(j);
+        std::fs::write(&config, text.replace(&old_peer, &new_peer)).unwrap();
+        net.start(j);
+        net.reach(
+            j,
+            rotated_at,
+            60,
+            "a member did not come back after its restart",
+        )
+        .await;
+    }
+    // The new key is in the validator set from `validator_change_delay_heights`
+    // (2) after the rotation; a few heights on, certificates show it.
+    let until = rotated_at + 12;
+    net.reach(i, until, 120, "the node did not catch up with its new key")
+        .await;
+    net.reach(0, until, 60, "no progress after the rotation")
+        .await;
+    let mut signed_new = 0;
+    for h in rotated_at + 3..=until {
+        let (status, cert) = net.get(0, &format!("/v1/certificates/{h}")).await.unwrap();
+        assert_eq!(status, 200, "{cert}");
+        let signers: Vec<&str> = cert["signatures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["validator"].as_str().unwrap())
+            .collect();
+        assert!(
+            !signers.contains(&old.as_str()),
+            "the old node key signed the certificate at {h}"
+        );
+        if signers.contains(&new.as_str()) {
+            signed_new += 1;
+        }
+    }
+    assert!(
+        signed_new >= 1,
+        "the rotated node's new key signed none of the certificates\n{}",
+        net.logs()
+    );
+    let (_, status) = net.get(i, "/v1/status").await.unwrap();
+    assert_eq!(status["validator"], true, "{status}");
+    assert_agree(&net, &[0, 1, 2, 3], until).await;
+}
+
 /// Break-glass access, its review by the regulator and a public-health
 /// access, each with its command (R7.3–R7.5): `hospital emergency-access`,
 /// `review`, `hospital public-health-access`.
@@ -888,6 +998,27 @@ async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
         "register-practitioner",
     );
     assert_eq!(registered["outcome"]["status"], "applied", "{registered}");
+    // Registered, but not yet bound to the licence by the regulator.
+    let nurse_id = nurse.practitioner_id().0.to_hex();
+    let (_, record) = net
+        .get(0, &format!("/v1/practitioners/{nurse_id}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        record["licence_problem"],
+        "the regulator has not bound this registration to the practitioner's licence",
+        "{record}"
+    );
+    let mut bind = args.clone();
+    bind.extend(["--salt", salt.as_str(), "--practitioner", nurse_id.as_str()]);
+    let bound = json(run(&commission, &bind), "licence attest --practitioner");
+    assert_eq!(bound["outcome"]["status"], "applied", "{bound}");
+    assert_eq!(
+        bound["licence_hash"].as_str(),
+        Some(licence.as_str()),
+        "{bound}"
+    );
+    assert_eq!(bound["salt"], Value::Null, "{bound}");
     let (_, record) = net
         .get(
             0,
@@ -922,6 +1053,38 @@ async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
     ];
     let asked = json(run(&nurse_key, &ask), "request-consent");
     assert_eq!(asked["outcome"]["status"], "applied", "{asked}");
+    // The hospital registers another key under the same licence: that key
+    // is refused, as the regulator bound only the nurse's.
+    let ghost_key = net.dir().join("ghost.json");
+    KeyFile::generate().unwrap().save(&ghost_key).unwrap();
+    let ghost = json(
+        run(
+            &keys.join("admin.city-first-hospital.json"),
+            &[
+                "hospital",
+                "--as-institution",
+                "city-first-hospital",
+                "register-practitioner",
+                "--practitioner-key",
+                ghost_key.to_str().unwrap(),
+                "--role",
+                "nurse",
+                "--licence",
+                "330100202612001",
+                "--licence-salt",
+                &salt,
+            ],
+        ),
+        "register-practitioner (ghost)",
+    );
+    assert_eq!(ghost["outcome"]["status"], "applied", "{ghost}");
+    let refused = run(&ghost_key, &ask);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("has not bound this registration"),
+        "{stderr}"
+    );
     // Suspended: the node refuses the nurse's next request, saying why.
     let suspend = licence_cmd(&["suspend", &licence]);
     let suspend: Vec<&str> = suspend.iter().map(String::as_str).collect();
@@ -955,6 +1118,104 @@ async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
     assert_eq!(reinstated["outcome"]["status"], "applied", "{reinstated}");
     let asked = json(run(&nurse_key, &ask), "request-consent after reinstatement");
     assert_eq!(asked["outcome"]["status"], "applied", "{asked}");
+}
+
+/// A hospital records a guardianship with the CLI (R4.7), the child's key
+/// consenting and the evidence's salted hash on the ledger; the guardian
+/// lists it with `patient delegations --of`, and the child can no longer
+/// grant alone (R5.6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hospital_records_a_guardianship_and_the_guardian_sees_it() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 1, 60, "no blocks within 60 s").await;
+    let run = |key: &std::path::Path, args: &[&str]| -> std::process::Output {
+        run_cli(&net, 0, &args[..1], key, &args[1..])
+    };
+    let json = |output: std::process::Output, what: &str| -> Value {
+        assert!(
+            output.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let mut ids = Vec::new();
+    for name in ["child", "guardian"] {
+        let file = net.dir().join(format!("{name}.json"));
+        let key = KeyFile::generate().unwrap();
+        key.save(&file).unwrap();
+        let registered = json(run(&file, &["patient", "register"]), "register");
+        assert_eq!(registered["outcome"]["status"], "applied", "{registered}");
+        ids.push((file, key.patient_id().0.to_hex()));
+    }
+    let (child, child_id) = &ids[0];
+    let (guardian, guardian_id) = &ids[1];
+    // Ten years from now, as a date.
+    let until = std::time::SystemTime::now() + Duration::from_secs(10 * 365 * 86_400);
+    let until = humantime::format_rfc3339_seconds(until).to_string()[..10].to_string();
+    let salt = "00112233445566778899aabbccddeeff";
+    let recorded = json(
+        run(
+            &net.dir()
+                .join("keys")
+                .join("admin.city-first-hospital.json"),
+            &[
+                "hospital",
+                "--as-institution",
+                "city-first-hospital",
+                "record-guardianship",
+                "--patient-key",
+                child.to_str().unwrap(),
+                "--guardian",
+                guardian_id,
+                "--minor-until",
+                &until,
+                "--evidence",
+                "O330100202600123",
+                "--evidence-salt",
+                salt,
+            ],
+        ),
+        "record-guardianship",
+    );
+    assert_eq!(recorded["outcome"]["status"], "applied", "{recorded}");
+    let mut salt_bytes = [0u8; 16];
+    salt_bytes.copy_from_slice(&hex::decode(salt).unwrap());
+    let evidence =
+        medledger_client_sdk::tx::guardianship_evidence_hash(&salt_bytes, "O330100202600123")
+            .to_hex();
+    assert_eq!(recorded["evidence_hash"], evidence.as_str(), "{recorded}");
+    // The guardian sees it, with the hospital and the evidence's hash.
+    let listed = json(
+        run(guardian, &["patient", "delegations", "--of", child_id]),
+        "delegations --of",
+    );
+    let guardianship = &listed[0];
+    assert_eq!(guardianship["role"], "guardian", "{listed}");
+    assert_eq!(guardianship["delegate"], guardian_id.as_str(), "{listed}");
+    assert_eq!(
+        guardianship["recorded_by"], "city-first-hospital",
+        "{listed}"
+    );
+    assert_eq!(guardianship["evidence_hash"], evidence.as_str(), "{listed}");
+    assert_eq!(guardianship["active"], true, "{listed}");
+    // The child, now a recorded minor, cannot grant alone.
+    let refused = run(
+        child,
+        &[
+            "patient",
+            "grant",
+            "--to-institution",
+            "city-second-hospital",
+            "--category",
+            "allergies",
+        ],
+    );
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("guardian must sign"), "{stderr}");
 }
 
 /// Runs `medledger gov … --json` as node `i`'s institution (its admin key)

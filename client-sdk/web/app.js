@@ -13,7 +13,7 @@ const T = {
     holders: "从哪些机构调取（可留空，表示任何持有机构）", purpose: "目的", days: "有效天数",
     consentNotice: "告知：被授权机构的医生可以在有效期内向上述持有机构调取所选类别的病历；每一次调取都会记录在账本上并实时通知您；您可以随时撤回。",
     grantSubmit: "同意并授权", requestsTitle: "待我答复的请求", approve: "同意", deny: "拒绝", asks: "请求查看",
-    delegateTitle: "监护人与代理人", delegateId: "对方的患者编号", role: "身份", proxy: "代理人", guardian: "监护人",
+    delegateTitle: "监护人与代理人", delegateId: "对方的患者编号", role: "身份", proxy: "代理人", guardian: "监护人", recordedBy: "登记医院", evidence: "证明材料哈希",
     delegateSubmit: "指定", end: "终止", doctorAt: "的医生", consent_requested: "收到授权请求", consent_answered: "已答复请求",
     delegation_started: "指定了监护人/代理人", delegation_ended: "终止了监护人/代理人", emergency_reviewed: "紧急调取已复核", emergency_review_overdue: "紧急调取逾期未复核", streamEnded: "实时更新已停止：此设备已不能再查看这份记录（密钥已更换或授权已结束）。", errDelegate: "患者编号是 64 位十六进制字符。", active: "有效", ended: "已终止", historyTitle: "谁看了我的病历", revoke: "撤回", confirmRevoke: "确定撤回这项授权吗？撤回后对方将无法再调取。",
     none: "暂无", granted: "已授权", revoked: "已撤回", access: "调取请求", released: "已发送病历", releaseAfterEnd: "授权结束后记录的发送（诚实的医院不会发送内容）", emergency: "紧急调取",
@@ -67,7 +67,7 @@ const T = {
     holders: "From which institutions (leave empty for any that holds your records)", purpose: "Purpose", days: "Days it lasts",
     consentNotice: "Notice: doctors of the institution you grant may fetch the chosen categories from the holders above until the grant ends; every fetch is recorded on the ledger and shown to you as it happens; you can revoke at any time.",
     grantSubmit: "Agree and grant", requestsTitle: "Requests waiting for my answer", approve: "Approve", deny: "Refuse", asks: "asks to read",
-    delegateTitle: "Guardians and proxies", delegateId: "Their patient ID", role: "Role", proxy: "Proxy", guardian: "Guardian",
+    delegateTitle: "Guardians and proxies", delegateId: "Their patient ID", role: "Role", proxy: "Proxy", guardian: "Guardian", recordedBy: "recorded by", evidence: "evidence hash",
     delegateSubmit: "Appoint", end: "End", doctorAt: "a doctor at", consent_requested: "Consent requested", consent_answered: "Request answered",
     delegation_started: "Guardian or proxy appointed", delegation_ended: "Guardian or proxy ended", emergency_reviewed: "Emergency access reviewed", emergency_review_overdue: "Emergency access not reviewed in time", streamEnded: "Live updates stopped: this device may no longer follow this record (its key was replaced, or a delegation ended).", errDelegate: "A patient ID is 64 hexadecimal characters.", active: "active", ended: "ended", historyTitle: "Who read my records", revoke: "Revoke", confirmRevoke: "Revoke this grant? They will not be able to fetch anything more.",
     none: "None yet", granted: "Granted", revoked: "Revoked", access: "Access request", released: "Records sent", releaseAfterEnd: "Release recorded after the permission ended (an honest hospital sends nothing)", emergency: "Emergency access",
@@ -487,6 +487,12 @@ function requestItem(r) {
 function delegationItem(d) {
   const item = document.createElement("li");
   item.append(badge(d.active ? t().active : t().ended, d.active ? "active" : "revoked"), ` ${t()[d.role]} · ${d.delegate.slice(0, 16)}… `);
+  // A guardianship a hospital recorded: which hospital, and the hash of the
+  // evidence it saw (the document and its salt stay with the hospital).
+  if (d.recorded_by) {
+    item.append(`${t().recordedBy} ${institutionName(d.recorded_by)} · `);
+    if (d.evidence_hash) item.append(`${t().evidence} ${d.evidence_hash.slice(0, 16)}… `);
+  }
   if (d.active) item.append(actionButton(t().end, "secondary", { kind: "endDelegation", delegation: d.id }));
   return item;
 }

@@ -64,7 +64,8 @@ pub const MINORITY_MS_MAX: u64 = (14 * 365 + 4) * 24 * 3_600_000;
 pub const PRACTICE_SCOPE_BYTES_MAX: usize = 32;
 /// Practice scopes on one licence.
 pub const PRACTICE_SCOPES_MAX: usize = 8;
-/// Institutions one licence names as places of practice (多点执业).
+/// Institutions one licence names as places of practice (多点执业), and
+/// registrations it binds.
 pub const LICENCE_INSTITUTIONS_MAX: usize = 8;
 /// Licences attested in a genesis file.
 pub const GENESIS_LICENCES_MAX: usize = GENESIS_PRACTITIONERS_MAX;

@@ -68,6 +68,7 @@ impl LicenceRecord {
     /// `time`, or why not [R4.14].
     pub fn in_force_for(
         &self,
+        practitioner: &PractitionerId,
         role: PractitionerRole,
         institution: &InstitutionId,
         time: Timestamp,
@@ -88,6 +89,9 @@ impl LicenceRecord {
         }
         if !self.terms.institutions.iter().any(|i| i == institution) {
             return Err(LicenceProblem::NotAtThisInstitution);
+        }
+        if !self.terms.practitioners.iter().any(|p| p == practitioner) {
+            return Err(LicenceProblem::NotThisRegistration);
         }
         Ok(())
     }
@@ -117,6 +121,12 @@ pub enum LicenceProblem {
     /// It does not name the practitioner's institution.
     #[error("the practitioner's licence does not name their institution")]
     NotAtThisInstitution,
+    /// The regulator did not bind this registration to the licence.
+    #[error("the regulator has not bound this registration to the practitioner's licence")]
+    NotThisRegistration,
+    /// The regulator that attested it is no longer an active member.
+    #[error("the regulator that attested the practitioner's licence is not an active member")]
+    AttesterNotActive,
 }
 
 /// Who may recover a patient's account.

@@ -948,6 +948,12 @@ pub fn check_licence_terms(terms: &LicenceTerms) -> Result<(), TransactionError>
     for institution in terms.institutions.iter() {
         check_institution_id("institutions", institution)?;
     }
+    if !terms.practitioners.windows(2).all(|w| w[0] < w[1]) {
+        return Err(field(
+            "practitioners",
+            "must be sorted and without duplicates",
+        ));
+    }
     if terms.valid_until <= terms.valid_from {
         return Err(field("valid_until", "must be later than valid_from"));
     }

@@ -558,7 +558,8 @@ impl PractitionerRole {
             Self::Nurse => LicenceKind::Nurse,
             Self::Pharmacist => LicenceKind::Pharmacist,
             Self::Technician => LicenceKind::Technician,
-            Self::PublicHealthOfficer | Self::RecordsOfficer => LicenceKind::Post,
+            Self::PublicHealthOfficer => LicenceKind::PublicHealthPost,
+            Self::RecordsOfficer => LicenceKind::RecordsPost,
         }
     }
 }
@@ -574,20 +575,22 @@ pub enum LicenceKind {
     Pharmacist,
     /// A medical technician's qualification (卫生专业技术资格).
     Technician,
-    /// A post that needs no clinical licence but answers to a regulator
-    /// all the same: a public-health officer's or a records officer's
-    /// appointment, attested like a licence.
-    Post,
+    /// A public-health officer's appointment (疾控人员): no clinical
+    /// licence, but a post a regulator attests like one.
+    PublicHealthPost,
+    /// A records or medical-affairs officer's appointment, attested likewise.
+    RecordsPost,
 }
 
 impl LicenceKind {
     /// Every kind, in declaration order.
-    pub const ALL: [LicenceKind; 5] = [
+    pub const ALL: [LicenceKind; 6] = [
         Self::Physician,
         Self::Nurse,
         Self::Pharmacist,
         Self::Technician,
-        Self::Post,
+        Self::PublicHealthPost,
+        Self::RecordsPost,
     ];
 
     /// Its stable name on the HTTP API and in files (kebab-case).
@@ -597,7 +600,8 @@ impl LicenceKind {
             Self::Nurse => "nurse",
             Self::Pharmacist => "pharmacist",
             Self::Technician => "technician",
-            Self::Post => "post",
+            Self::PublicHealthPost => "public-health-post",
+            Self::RecordsPost => "records-post",
         }
     }
 
@@ -770,6 +774,13 @@ pub struct LicenceTerms {
     /// The member institutions where it may be used (多点执业; canonical:
     /// sorted, no duplicates, at least one).
     pub institutions: BoundedVec<InstitutionId, LICENCE_INSTITUTIONS_MAX>,
+    /// The registrations the regulator binds to the licence's holder: each
+    /// a practitioner an institution named above registered under this
+    /// licence's hash (canonical: sorted, no duplicates; empty until the
+    /// holder is registered somewhere). Only these may act on it, so an
+    /// institution that has seen the licence cannot register another key
+    /// under it and act.
+    pub practitioners: BoundedVec<PractitionerId, LICENCE_INSTITUTIONS_MAX>,
     /// In force from this time.
     pub valid_from: Timestamp,
     /// Not in force from this time on.

@@ -186,8 +186,12 @@ pub fn city_consortium(
             if *label == "dr-first-1" {
                 institutions.push("first-online".into());
             }
+            let id = medledger_contracts::types::PractitionerId::from_key(&public_key(&format!(
+                "practitioner:{label}"
+            )));
             LicenceEntry {
                 attested_by: "health-commission".into(),
+                practitioners: vec![id.0.to_hex()],
                 licence_hash: licence_hash(&example_licence_salt(label), licence).to_hex(),
                 kind: kind.name().into(),
                 scopes: vec![example_scope(kind).into()],
@@ -231,7 +235,8 @@ fn example_scope(kind: LicenceKind) -> &'static str {
         LicenceKind::Nurse => "nursing",
         LicenceKind::Pharmacist => "pharmacy",
         LicenceKind::Technician => "medical-technology",
-        LicenceKind::Post => "public-health",
+        LicenceKind::PublicHealthPost => "public-health",
+        LicenceKind::RecordsPost => "medical-records",
     }
 }
 

@@ -169,6 +169,10 @@ pub struct LicenceEntry {
     pub scopes: Vec<String>,
     /// Institution ids where it may be used.
     pub institutions: Vec<String>,
+    /// Practitioner ids (hex) the regulator binds to it: practitioners in
+    /// this file registered under `licence_hash` by one of `institutions`.
+    #[serde(default)]
+    pub practitioners: Vec<String>,
     /// In force from, ms since the Unix epoch.
     pub valid_from_ms: u64,
     /// In force until (exclusive), ms since the Unix epoch.
@@ -376,6 +380,15 @@ pub fn parse_role(role: &str) -> Result<PractitionerRole, NameError> {
 /// The name of a practitioner role as written in files.
 pub fn role_name(role: PractitionerRole) -> &'static str {
     role.name()
+}
+
+/// `items` sorted, or the error naming `field` if one appears twice.
+fn canonical<T: Ord>(mut items: Vec<T>, field: &str) -> Result<Vec<T>, GenesisError> {
+    items.sort();
+    if items.windows(2).any(|w| w[0] == w[1]) {
+        return Err(field_error(field, "lists one item twice"));
+    }
+    Ok(items)
 }
 
 fn bounded<const N: usize>(field: &str, text: &str) -> Result<BoundedString<N>, GenesisError> {
@@ -651,8 +664,7 @@ impl GenesisFile {
             for code in &entry.scopes {
                 scopes.push(PracticeScope::new(code).map_err(|e| field_error(at("scopes"), e))?);
             }
-            scopes.sort();
-            scopes.dedup();
+            let scopes = canonical(scopes, &at("scopes"))?;
             let mut named = Vec::with_capacity(entry.institutions.len());
             for id in &entry.institutions {
                 let id = InstitutionId::new(id).map_err(|e| field_error(at("institutions"), e))?;
@@ -664,8 +676,34 @@ impl GenesisFile {
                 }
                 named.push(id);
             }
-            named.sort();
-            named.dedup();
+            let named = canonical(named, &at("institutions"))?;
+            let mut bound = Vec::with_capacity(entry.practitioners.len());
+            for id in &entry.practitioners {
+                let id = Hash32::from_hex(id)
+                    .map(PractitionerId)
+                    .map_err(|e| field_error(at("practitioners"), e.to_string()))?;
+                let registered = practitioners.iter().any(|(institution, key, _, hash)| {
+                    PractitionerId::from_key(key) == id
+                        && *hash == licence_hash
+                        && named.contains(institution)
+                });
+                if !registered {
+                    return Err(field_error(
+                        at("practitioners"),
+                        format!(
+                            "{id} is not a practitioner of this file registered under this licence by an institution it names"
+                        ),
+                    ));
+                }
+                bound.push(id);
+            }
+            let bound = canonical(bound, &at("practitioners"))?;
+            if entry.valid_until_ms <= self.genesis_time_ms {
+                return Err(field_error(
+                    at("valid_until_ms"),
+                    "must be after genesis_time_ms",
+                ));
+            }
             let terms = LicenceTerms {
                 licence_hash,
                 kind,
@@ -673,11 +711,27 @@ impl GenesisFile {
                     .map_err(|_| field_error(at("scopes"), "too many scopes"))?,
                 institutions: BoundedVec::new(named)
                     .map_err(|_| field_error(at("institutions"), "too many institutions"))?,
+                practitioners: BoundedVec::new(bound)
+                    .map_err(|_| field_error(at("practitioners"), "too many practitioners"))?,
                 valid_from: Timestamp(entry.valid_from_ms),
                 valid_until: Timestamp(entry.valid_until_ms),
             };
             check_licence_terms(&terms).map_err(|e| field_error(format!("licences[{i}]"), e))?;
             licences.push((by, terms));
+        }
+        if practitioner_licences == LicencePolicy::Attested {
+            for (i, (_, key, ..)) in practitioners.iter().enumerate() {
+                let id = PractitionerId::from_key(key);
+                if !licences
+                    .iter()
+                    .any(|(_, terms)| terms.practitioners.iter().any(|b| *b == id))
+                {
+                    return Err(field_error(
+                        format!("practitioners[{i}]"),
+                        "no entry of `licences` binds this practitioner, and parameters.practitioner_licences is attested",
+                    ));
+                }
+            }
         }
         Ok(Genesis {
             chain_id,

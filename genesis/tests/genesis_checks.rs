@@ -104,11 +104,35 @@ fn each_bad_field_is_named() {
         ),
         (
             "licences[4]",
-            Box::new(|g| g.licences[4].valid_until_ms = g.licences[4].valid_from_ms),
+            Box::new(|g| g.licences[4].valid_from_ms = g.licences[4].valid_until_ms),
         ),
         (
             "licences[1]",
-            Box::new(|g| g.licences[1].institutions.clear()),
+            Box::new(|g| {
+                g.licences[1].institutions.clear();
+                g.licences[1].practitioners.clear();
+            }),
+        ),
+        (
+            "licences[0].practitioners",
+            Box::new(|g| g.licences[0].practitioners = g.licences[1].practitioners.clone()),
+        ),
+        (
+            "licences[2].institutions",
+            Box::new(|g| {
+                let again = g.licences[2].institutions[0].clone();
+                g.licences[2].institutions.push(again)
+            }),
+        ),
+        (
+            "licences[3].valid_until_ms",
+            Box::new(|g| g.licences[3].valid_until_ms = g.genesis_time_ms),
+        ),
+        (
+            "practitioners[4]",
+            Box::new(|g| {
+                g.licences.remove(4);
+            }),
         ),
         (
             "consensus.propose_timeout_ms",

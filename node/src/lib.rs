@@ -45,6 +45,45 @@ use self::config::NodeConfig;
 use self::mempool::{Limits, Mempool};
 use self::shared::Shared;
 
+/// Checks the node key against the one the ledger names for this
+/// institution in the newest committed state (genesis's, until a rotation,
+/// R4.4, replaces it). Another key only warns, at every height: the
+/// institution may have rotated its key in blocks this store has not synced
+/// yet (the node-key drill, even from an empty data directory), and a node
+/// whose key the ledger does not name cannot vote — it follows the ledger
+/// until a block names its key, and `/v1/status` says `validator: false`.
+fn check_node_key(
+    store: &Store,
+    institution: &InstitutionId,
+    key: &KeyFile,
+    key_path: &Path,
+    founding: Option<&medledger_contracts::transaction::InstitutionSpec>,
+) -> anyhow::Result<()> {
+    let height = store.height()?.unwrap_or(0);
+    let recorded: Option<medledger_contracts::records::InstitutionRecord> =
+        medledger_contracts::state::Overlay::new(store).get(
+            &medledger_contracts::state::StateKey::Institution(institution.clone()),
+        )?;
+    let expected = recorded
+        .map(|r| r.spec.node_key)
+        .or(founding.map(|spec| spec.node_key));
+    if let Some(expected) = expected
+        && expected != key.public_key()
+    {
+        tracing::warn!(
+            %institution,
+            height,
+            key_file = %key_path.display(),
+            expected = %expected.to_text(),
+            key = %key.public_key().to_text(),
+            "this is not the node key the ledger names for this institution at this store's newest height: \
+             the node follows the ledger without voting until a block names this key (a rotation not synced yet); \
+             if the institution did not rotate its node key, the key file is wrong"
+        );
+    }
+    Ok(())
+}
+
 /// Runs the node whose home directory is `home` until it fails or is stopped.
 pub fn run(home: &Path) -> anyhow::Result<()> {
     init_logging();
@@ -60,28 +99,16 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
     let key = KeyFile::load(&key_path)?;
     let institution = InstitutionId::new(&config.institution)
         .map_err(|e| anyhow::anyhow!("config `institution`: {e}"))?;
-    let validator_at_genesis = match genesis.institutions.iter().find(|i| i.id == institution) {
-        Some(spec) => {
-            if spec.node_key != key.public_key() {
-                bail!(
-                    "{} is not the node key genesis gives {}: expected public key {}",
-                    key_path.display(),
-                    config.institution,
-                    spec.node_key.to_text()
-                );
-            }
-            spec.voting_power > 0
-        }
-        None => {
-            // An institution applying to join: its node follows the ledger
-            // as soon as the members admit it (they connect only to members).
-            info!(
-                institution = %config.institution,
-                "not a founding member in genesis; other nodes accept this one once governance admits it"
-            );
-            false
-        }
-    };
+    let founding = genesis.institutions.iter().find(|i| i.id == institution);
+    if founding.is_none() {
+        // An institution applying to join: its node follows the ledger
+        // as soon as the members admit it (they connect only to members).
+        info!(
+            institution = %config.institution,
+            "not a founding member in genesis; other nodes accept this one once governance admits it"
+        );
+    }
+    let validator_at_genesis = founding.is_some_and(|spec| spec.voting_power > 0);
 
     let data = home.join(&config.data_dir);
     std::fs::create_dir_all(&data).with_context(|| format!("creating {}", data.display()))?;
@@ -105,6 +132,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         ),
     }
 
+    check_node_key(&store, &institution, &key, &key_path, founding)?;
     for warning in faults.warnings() {
         tracing::warn!("{warning}");
     }

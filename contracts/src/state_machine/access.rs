@@ -100,7 +100,7 @@ pub(super) fn decide_request(
     purpose: Purpose,
     ctx: &BlockContext,
 ) -> Step<Decision> {
-    if let Err(reason) = active_practitioner(st, practitioner, ctx)? {
+    if let Err(reason) = active_practitioner(st, &requester, practitioner, ctx)? {
         return Ok(Decision::Denied(reason));
     }
     let denial = match grant.status_at(ctx.time) {
@@ -231,7 +231,7 @@ pub(super) fn special_access(
     {
         return not_found("patient");
     }
-    let decision = match active_practitioner(st, &practitioner, ctx)? {
+    let decision = match active_practitioner(st, &requester, &practitioner, ctx)? {
         Err(reason) => Decision::Denied(reason),
         Ok(institution) => {
             let allowed = match &kind {
@@ -335,14 +335,27 @@ pub(super) fn access_served(
 }
 
 /// Whether what an authorised access rests on still holds at block time
-/// [R7.2] [R7.6]: a grant-based access's grant is active; an emergency
-/// access is within its fetch window and not found unjustified [R7.3];
-/// a public-health access rests on the law and always holds.
+/// [R7.2] [R7.6]: its requester may still act (registered and, where
+/// genesis asks for it, on a licence in force [R4.14]); and a grant-based
+/// access's grant is active; an emergency access is within its fetch
+/// window and not found unjustified [R7.3]; a public-health access rests
+/// on the law.
 pub(super) fn basis_holds(
     st: &Overlay<'_>,
     record: &AccessRecord,
     ctx: &BlockContext,
 ) -> Step<bool> {
+    let requester: Option<PractitionerRecord> =
+        st.get(&StateKey::Practitioner(record.requester))?;
+    let may_act = match requester {
+        Some(p) if p.status == MemberStatus::Active => {
+            licence_problem(st, &record.requester, &p, ctx)?.is_none()
+        }
+        _ => false,
+    };
+    if !may_act {
+        return Ok(false);
+    }
     Ok(match &record.kind {
         AccessKind::Grant { grant, .. } => st
             .get::<GrantRecord>(&StateKey::Grant(*grant))?

@@ -122,11 +122,11 @@ pub(super) fn relinquish(
     ))
 }
 
-/// The active practitioner and their active institution, or why not [R3].
 /// The practitioner's institution if they may act at this block [R3]
 /// [R4.14], or why not.
 pub(super) fn active_practitioner(
     st: &Overlay<'_>,
+    id: &PractitionerId,
     record: &PractitionerRecord,
     ctx: &BlockContext,
 ) -> Step<Result<InstitutionRecord, DenialReason>> {
@@ -139,7 +139,7 @@ pub(super) fn active_practitioner(
     if institution.status != MemberStatus::Active {
         return Ok(Err(DenialReason::InstitutionNotActive));
     }
-    if let Some(problem) = licence_problem(st, record, ctx)? {
+    if let Some(problem) = licence_problem(st, id, record, ctx)? {
         return Ok(Err(DenialReason::LicenceNotInForce(problem)));
     }
     Ok(Ok(institution))
@@ -156,7 +156,7 @@ pub(super) fn request_consent(
     // [R5.4]
     match (&actor, &terms.grantee) {
         (Actor::Practitioner(pid, record), grantee) => {
-            match active_practitioner(st, record, ctx)? {
+            match active_practitioner(st, pid, record, ctx)? {
                 Ok(_) => {}
                 Err(DenialReason::LicenceNotInForce(problem)) => {
                     return reject(Rejection::LicenceNotInForce(problem));

@@ -163,6 +163,27 @@ pub fn genesis_writes(
                 "licence {hash} names unknown institution {unknown}"
             )));
         }
+        for bound in licence.terms.practitioners.iter() {
+            let named = practitioners
+                .iter()
+                .find(|p| PractitionerId::from_key(&p.key) == *bound);
+            let Some(p) = named else {
+                return Err(invalid(format!(
+                    "licence {hash} binds practitioner {bound}, who is not in genesis"
+                )));
+            };
+            if p.licence_hash != hash
+                || !licence
+                    .terms
+                    .institutions
+                    .iter()
+                    .any(|i| *i == p.institution)
+            {
+                return Err(invalid(format!(
+                    "licence {hash} binds practitioner {bound}, who is not registered under it by an institution it names"
+                )));
+            }
+        }
         let key = StateKey::Licence(hash);
         if st.get::<LicenceRecord>(&key).ok().flatten().is_some() {
             return Err(GenesisStateError::Duplicate(format!("licence {hash}")));

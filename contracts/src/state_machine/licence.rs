@@ -33,15 +33,36 @@ pub(super) fn attest_licence(
             None => return not_found("institution named by the licence"),
         }
     }
+    // Each registration bound to the licence is one an institution the
+    // licence names made under this very licence.
+    for practitioner in terms.practitioners.iter() {
+        let record: PractitionerRecord =
+            st.get(&StateKey::Practitioner(*practitioner))?
+                .ok_or(Rejection::NotFound(
+                    "practitioner bound to the licence".into(),
+                ))?;
+        if record.licence_hash != terms.licence_hash {
+            return not_permitted("a practitioner bound to a licence must be registered under it");
+        }
+        if !terms.institutions.iter().any(|i| *i == record.institution) {
+            return not_permitted(
+                "a practitioner bound to a licence must be registered by an institution it names",
+            );
+        }
+    }
     let key = StateKey::Licence(terms.licence_hash);
     let earlier: Option<LicenceRecord> = st.get(&key)?;
-    // A renewal or amendment replaces the terms; a suspension stays until
-    // lifted, and a revocation is final.
+    // A renewal or amendment replaces the terms; only the regulator that
+    // attested the licence makes one. A suspension stays until lifted, and
+    // a revocation is final.
     let (status, status_changed) = match earlier {
         Some(record) if record.status == LicenceStatus::Revoked => {
             return reject(Rejection::AlreadyDone(
                 "this licence was revoked; a revoked licence stays revoked".into(),
             ));
+        }
+        Some(record) if record.attested_by != by => {
+            return not_permitted("only the regulator that attested a licence amends or renews it");
         }
         Some(record) => (record.status, record.status_changed),
         None => (LicenceStatus::Active, None),
@@ -81,6 +102,16 @@ pub(super) fn set_licence_status(
             status.name()
         )));
     }
+    // Any regulator may stop a licence; only the one that suspended it
+    // lifts the suspension.
+    if status == LicenceStatus::Active
+        && record
+            .status_changed
+            .as_ref()
+            .is_some_and(|(_, suspended_by)| *suspended_by != by)
+    {
+        return not_permitted("only the regulator that suspended a licence lifts the suspension");
+    }
     record.status = status;
     record.status_changed = Some((ctx.block_ref(), by));
     st.put(&key, &record);
@@ -91,17 +122,20 @@ pub(super) fn set_licence_status(
 /// policy, if they may not [R4.14].
 pub(super) fn licence_problem(
     st: &Overlay<'_>,
+    id: &PractitionerId,
     practitioner: &PractitionerRecord,
     ctx: &BlockContext,
 ) -> Step<Option<LicenceProblem>> {
-    Ok(licence_problem_at(st, practitioner, ctx.time)?)
+    Ok(licence_problem_at(st, id, practitioner, ctx.time)?)
 }
 
-/// Why `practitioner` may not act at `time` under the genesis licence
-/// policy, if they may not [R4.14]: what a block at that time would find
-/// (the API says it beside a practitioner's record).
+/// Why the practitioner `id` (whose record is `practitioner`) may not act
+/// at `time` under the genesis licence policy, if they may not [R4.14]:
+/// what a block at that time would find (the API says it beside a
+/// practitioner's record, and a holder asks it before it serves).
 pub fn licence_problem_at(
     st: &Overlay<'_>,
+    id: &PractitionerId,
     practitioner: &PractitionerRecord,
     time: Timestamp,
 ) -> Result<Option<LicenceProblem>, crate::state::StateError> {
@@ -113,7 +147,15 @@ pub fn licence_problem_at(
     else {
         return Ok(Some(LicenceProblem::NotAttested));
     };
-    Ok(licence
-        .in_force_for(practitioner.role, &practitioner.institution, time)
-        .err())
+    if let Err(problem) =
+        licence.in_force_for(id, practitioner.role, &practitioner.institution, time)
+    {
+        return Ok(Some(problem));
+    }
+    let attester: Option<InstitutionRecord> =
+        st.get(&StateKey::Institution(licence.attested_by.clone()))?;
+    if attester.is_none_or(|a| a.status != MemberStatus::Active) {
+        return Ok(Some(LicenceProblem::AttesterNotActive));
+    }
+    Ok(None)
 }

@@ -23,7 +23,8 @@
 //!
 //! **R3 Status.** Institutions must be active to sign anything. Practitioners
 //! must be active, and their institution too, and, where genesis asks for
-//! attested licences, their licence must be in force (R4.14); for access
+//! attested licences, to ask for consent or access their licence must be
+//! in force (R4.14); for access
 //! transactions a practitioner or institution that is not active gets a
 //! recorded *denial* rather than a rejection, so the attempt is audited.
 //!
@@ -74,20 +75,25 @@
 //! R4.12 `AttestLicence`: an active regulator's admin key attests a
 //! practitioner's licence, named by the salted hash of its number: its kind,
 //! scopes of practice, the member institutions (not removed, one to eight)
-//! where it may be used, and its validity, which must end in the future.
-//! Attesting a licence again replaces its terms (a renewal, a new place of
-//! practice) and keeps its status; a revoked licence cannot be attested
-//! again.
-//! R4.13 `SetLicenceStatus`: an active regulator suspends an active licence,
-//! lifts a suspension, or revokes a licence, which is final.
+//! where it may be used, the registrations it binds (practitioners
+//! registered under that hash by one of those institutions), and its
+//! validity, which must end in the future. Attesting a licence again
+//! replaces its terms (a renewal, a new place of practice, a new
+//! registration bound) and keeps its status; only the regulator that
+//! attested it may, and a revoked licence cannot be attested again.
+//! R4.13 `SetLicenceStatus`: any active regulator suspends an active
+//! licence or revokes a licence, which is final; only the regulator that
+//! suspended it lifts a suspension.
 //! R4.14 Where genesis sets `practitioner_licences` to `attested`, a
 //! practitioner acts (requests consent or access, breaks the glass, uses
 //! public-health access) only while the licence their registration names
-//! is attested, active, within its validity, of the kind their role needs
-//! (a post, for public-health and records officers) and names their
-//! institution: from the first block where that stops holding they are
-//! refused (`LicenceNotInForce`) or, for accesses, denied with the reason.
-//! Under `declared`, their institution's word is enough.
+//! is attested by a regulator that is still an active member, active,
+//! within its validity, of the kind their role needs (a public-health or
+//! records post for those officers), names their institution and binds
+//! their registration: from the first block where that stops holding they
+//! are refused (`LicenceNotInForce`) or, for accesses, denied with the
+//! reason, and what they were authorised to fetch before no longer holds
+//! (R7.2, R7.6). Under `declared`, their institution's word is enough.
 //!
 //! **R5 Consent.**
 //! R5.1 `Grant`: by the patient or an active delegate for that patient; the
@@ -137,9 +143,10 @@
 //! access, once; records the content hashes (salted per transfer by the
 //! gateway, records rule 4; none when the holder has no
 //! records of the patient in those categories) and whether the access's
-//! basis still held (`grant_active`): a grant-based access's grant was
-//! active, an emergency access was fetchable (R7.3); a release without it
-//! is recorded all the same, flagged. The holder's gateway submits it with
+//! basis still held (`grant_active`): its requester could still act
+//! (active and, under attested licences, on a licence in force, R4.14), and
+//! a grant-based access's grant was active, an emergency access was
+//! fetchable (R7.3); a release without it is recorded all the same, flagged. The holder's gateway submits it with
 //! the manifest and sends no content until it is committed, and none at all
 //! if it is flagged: a release is on the ledger before any record leaves.
 //! R7.3 `EmergencyAccess` is authorised for active practitioners whose role
@@ -159,8 +166,9 @@
 //! most once per access and reason. The claim must fit the ledger:
 //! `NotAuthorized` only if that practitioner is not the requester or the
 //! access was denied; `GrantNotActive` only if the access's basis does not
-//! hold at block time (a grant-based access's grant is not active, an
-//! emergency access is past its fetch window or found unjustified, R7.2);
+//! hold at block time (its requester can no longer act, a grant-based
+//! access's grant is not active, an emergency access is past its fetch
+//! window or found unjustified, R7.2);
 //! `AlreadyServed` is the holder's word (a replay may arrive while the
 //! first transfer is still running).
 //! R7.7 An authorised emergency access joins the review queue with its

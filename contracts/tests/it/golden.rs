@@ -281,6 +281,40 @@ fn build() -> Value {
                 },
             },
         ),
+        vector(
+            "attest-licence",
+            &chain,
+            "admin:health-commission",
+            Transaction {
+                signer: Signer::Institution(inst("health-commission")),
+                nonce: 10,
+                valid_until: VALID_UNTIL,
+                payload: Payload::AttestLicence(LicenceTerms {
+                    licence_hash: licence_hash(&[7; 16], "110330100000002"),
+                    kind: LicenceKind::Physician,
+                    scopes: BoundedVec::new(vec![PracticeScope::new("internal-medicine").unwrap()])
+                        .unwrap(),
+                    institutions: BoundedVec::new(vec![inst("city-second-hospital")]).unwrap(),
+                    practitioners: BoundedVec::new(vec![doc]).unwrap(),
+                    valid_from: Timestamp(1_790_000_000_000),
+                    valid_until: Timestamp(1_947_680_000_000),
+                }),
+            },
+        ),
+        vector(
+            "set-licence-status",
+            &chain,
+            "admin:health-commission",
+            Transaction {
+                signer: Signer::Institution(inst("health-commission")),
+                nonce: 11,
+                valid_until: VALID_UNTIL,
+                payload: Payload::SetLicenceStatus {
+                    licence: licence_hash(&[7; 16], "110330100000002"),
+                    status: LicenceStatus::Suspended,
+                },
+            },
+        ),
     ];
     let header = BlockHeader {
         chain_id: chain.clone(),

@@ -1,6 +1,6 @@
 //! Practitioners' licences attested by regulators (R4.12–R4.14).
 
-use medledger_contracts::encoding::BoundedVec;
+use medledger_contracts::encoding::{BoundedVec, Hash32};
 use medledger_contracts::records::*;
 use medledger_contracts::state::StateKey;
 use medledger_contracts::transaction::*;
@@ -8,21 +8,60 @@ use medledger_contracts::types::*;
 
 use crate::world::*;
 
+/// A licence for the practitioner `label` (hash `licence_of(label)`), usable
+/// at `at`, binding the registration `label`.
 fn terms(w: &World, label: &str, kind: LicenceKind, at: &[&str]) -> LicenceTerms {
+    bound(w, label, kind, at, &[label])
+}
+
+/// The licence `label`, usable at `at`, binding the registrations (key
+/// labels) `bind`.
+fn bound(w: &World, label: &str, kind: LicenceKind, at: &[&str], bind: &[&str]) -> LicenceTerms {
     let mut institutions: Vec<_> = at.iter().map(|i| inst(i)).collect();
     institutions.sort();
+    let mut practitioners: Vec<_> = bind.iter().map(|l| World::practitioner(l).0).collect();
+    practitioners.sort();
     LicenceTerms {
         licence_hash: licence_of(label),
         kind,
         scopes: BoundedVec::new(vec![PracticeScope::new("internal-medicine").unwrap()]).unwrap(),
         institutions: BoundedVec::new(institutions).unwrap(),
+        practitioners: BoundedVec::new(practitioners).unwrap(),
         valid_from: Timestamp(w.now),
         valid_until: Timestamp(w.now + 365 * DAY_MS),
     }
 }
 
+/// `institution` registers the key `label` as a physician under the
+/// licence `licence`'s hash.
+fn register(w: &mut World, institution: &str, label: &str, licence: &str) -> Receipt {
+    let k = key(label);
+    let signer = Signer::Institution(inst(institution));
+    let proof = k.sign(&key_possession_message(
+        &w.chain,
+        &signer,
+        "register-practitioner",
+        &k.public_key(),
+    ));
+    w.act(
+        signer,
+        &key(&format!("admin:{institution}")),
+        Payload::RegisterPractitioner {
+            key: k.public_key(),
+            role: PractitionerRole::Physician,
+            licence_hash: licence_of(licence),
+            key_proof: proof,
+        },
+    )
+}
+
+fn by(w: &mut World, regulator: &str, payload: Payload) -> Receipt {
+    let admin = key(&format!("admin:{regulator}"));
+    w.act(Signer::Institution(inst(regulator)), &admin, payload)
+}
+
 fn regulator(w: &mut World, payload: Payload) -> Receipt {
-    w.act(Signer::Institution(inst("nhc")), &key("admin:nhc"), payload)
+    by(w, "nhc", payload)
 }
 
 fn set_status(w: &mut World, label: &str, status: LicenceStatus) -> Receipt {
@@ -50,31 +89,32 @@ fn request_outcome(w: &mut World, doc: &str, grant: TxHash) -> Outcome {
         .outcome
 }
 
+fn not_permitted(r: &Receipt) -> bool {
+    matches!(r.outcome, Outcome::Rejected(Rejection::NotPermitted(_)))
+}
+
+fn denied(problem: LicenceProblem) -> Outcome {
+    Outcome::Denied(DenialReason::LicenceNotInForce(problem))
+}
+
 #[test]
 fn r4_12_only_a_regulator_attests_and_the_terms_must_hold() {
     let mut w = World::attested();
     let good = terms(&w, "doc-b", LicenceKind::Physician, &["hosp-b"]);
-    // A hospital cannot vouch for its own staff.
+    // A hospital cannot vouch for its own staff, nor a practitioner for themselves.
     let r = w.act(
         Signer::Institution(inst("hosp-b")),
         &key("admin:hosp-b"),
         Payload::AttestLicence(good.clone()),
     );
-    assert!(
-        matches!(r.outcome, Outcome::Rejected(Rejection::NotPermitted(_))),
-        "{r:?}"
-    );
-    // Nor can a practitioner.
+    assert!(not_permitted(&r), "{r:?}");
     let (doc, k) = World::practitioner("doc-b");
     let r = w.act(
         Signer::Practitioner(doc),
         &k,
         Payload::AttestLicence(good.clone()),
     );
-    assert!(
-        matches!(r.outcome, Outcome::Rejected(Rejection::NotPermitted(_))),
-        "{r:?}"
-    );
+    assert!(not_permitted(&r), "{r:?}");
     // A validity already over, or an institution that is not a member.
     let mut past = good.clone();
     past.valid_from = Timestamp(w.now - 2 * DAY_MS);
@@ -84,26 +124,45 @@ fn r4_12_only_a_regulator_attests_and_the_terms_must_hold() {
         matches!(r.outcome, Outcome::Rejected(Rejection::BadTime(_))),
         "{r:?}"
     );
-    let elsewhere = terms(&w, "doc-b", LicenceKind::Physician, &["hosp-z"]);
+    let elsewhere = bound(&w, "doc-b", LicenceKind::Physician, &["hosp-z"], &[]);
     let r = regulator(&mut w, Payload::AttestLicence(elsewhere));
     assert!(
         matches!(r.outcome, Outcome::Rejected(Rejection::NotFound(_))),
         "{r:?}"
     );
+    // Binding a registration made under another licence, or by an
+    // institution the licence does not name, is refused.
+    let others = bound(
+        &w,
+        "doc-b",
+        LicenceKind::Physician,
+        &["hosp-b"],
+        &["doc-b2"],
+    );
+    assert!(not_permitted(&regulator(
+        &mut w,
+        Payload::AttestLicence(others)
+    )));
+    let not_there = bound(&w, "doc-b", LicenceKind::Physician, &["hosp-a"], &["doc-b"]);
+    assert!(not_permitted(&regulator(
+        &mut w,
+        Payload::AttestLicence(not_there)
+    )));
     assert!(
         w.get::<LicenceRecord>(&StateKey::Licence(licence_of("doc-b")))
             .is_none()
     );
     // The regulator's attestation is recorded, active.
-    assert_eq!(
-        regulator(&mut w, Payload::AttestLicence(good.clone())).outcome,
-        Outcome::Applied
-    );
+    let r = regulator(&mut w, Payload::AttestLicence(good.clone()));
+    assert_eq!(r.outcome, Outcome::Applied);
     let record: LicenceRecord = w.get(&StateKey::Licence(licence_of("doc-b"))).unwrap();
     assert_eq!(
         (record.status, record.terms, record.attested_by),
-        (LicenceStatus::Active, good, inst("nhc"))
+        (LicenceStatus::Active, good.clone(), inst("nhc"))
     );
+    // Another regulator may not amend it.
+    let r = by(&mut w, "nhc2", Payload::AttestLicence(good));
+    assert!(not_permitted(&r), "{r:?}");
     // Unordered lists are malformed before any rule is applied.
     let mut unordered = terms(&w, "doc-a", LicenceKind::Physician, &["hosp-a", "hosp-b"]);
     unordered.institutions = BoundedVec::new(vec![inst("hosp-b"), inst("hosp-a")]).unwrap();
@@ -121,14 +180,14 @@ fn r4_12_only_a_regulator_attests_and_the_terms_must_hold() {
 fn r4_14_under_attested_licences_a_practitioner_acts_only_on_one_in_force() {
     let mut w = World::attested();
     let (p, grant) = granted(&mut w);
-    let denied = |problem| Outcome::Denied(DenialReason::LicenceNotInForce(problem));
     // Registered by their hospital, but no regulator has attested them.
     assert_eq!(
         request_outcome(&mut w, "doc-b", grant),
         denied(LicenceProblem::NotAttested)
     );
-    // A licence for another place of practice, or another kind, does not do.
-    let elsewhere = terms(&w, "doc-b", LicenceKind::Physician, &["hosp-a"]);
+    // A licence for another place of practice, or another kind, or one
+    // that does not bind this registration, does not do.
+    let elsewhere = bound(&w, "doc-b", LicenceKind::Physician, &["hosp-a"], &[]);
     let r = regulator(&mut w, Payload::AttestLicence(elsewhere));
     assert_eq!(r.outcome, Outcome::Applied);
     assert_eq!(
@@ -136,25 +195,42 @@ fn r4_14_under_attested_licences_a_practitioner_acts_only_on_one_in_force() {
         denied(LicenceProblem::NotAtThisInstitution)
     );
     let nurse = terms(&w, "doc-b", LicenceKind::Nurse, &["hosp-b"]);
-    let r = regulator(&mut w, Payload::AttestLicence(nurse));
-    assert_eq!(r.outcome, Outcome::Applied);
+    assert_eq!(
+        regulator(&mut w, Payload::AttestLicence(nurse)).outcome,
+        Outcome::Applied
+    );
     assert_eq!(
         request_outcome(&mut w, "doc-b", grant),
         denied(LicenceProblem::WrongKind)
     );
+    let unbound = bound(&w, "doc-b", LicenceKind::Physician, &["hosp-b"], &[]);
+    assert_eq!(
+        regulator(&mut w, Payload::AttestLicence(unbound)).outcome,
+        Outcome::Applied
+    );
+    assert_eq!(
+        request_outcome(&mut w, "doc-b", grant),
+        denied(LicenceProblem::NotThisRegistration)
+    );
     // The right licence, amended in place: now the request is authorised.
     let right = terms(&w, "doc-b", LicenceKind::Physician, &["hosp-a", "hosp-b"]);
+    let r = regulator(&mut w, Payload::AttestLicence(right.clone()));
+    assert_eq!(r.outcome, Outcome::Applied);
+    assert_eq!(request_outcome(&mut w, "doc-b", grant), Outcome::Authorized);
+    // A hospital that has seen the licence registers another key under it:
+    // that key cannot act, since the regulator bound only the first.
     assert_eq!(
-        regulator(&mut w, Payload::AttestLicence(right.clone())).outcome,
+        register(&mut w, "hosp-b", "ghost-b", "doc-b").outcome,
         Outcome::Applied
     );
-    assert_eq!(request_outcome(&mut w, "doc-b", grant), Outcome::Authorized);
+    assert_eq!(
+        request_outcome(&mut w, "ghost-b", grant),
+        denied(LicenceProblem::NotThisRegistration)
+    );
     // Suspended: the next block denies access and refuses consent requests,
     // and the glass cannot be broken either.
-    assert_eq!(
-        set_status(&mut w, "doc-b", LicenceStatus::Suspended).outcome,
-        Outcome::Applied
-    );
+    let r = set_status(&mut w, "doc-b", LicenceStatus::Suspended);
+    assert_eq!(r.outcome, Outcome::Applied);
     assert_eq!(
         request_outcome(&mut w, "doc-b", grant),
         denied(LicenceProblem::Suspended)
@@ -183,11 +259,10 @@ fn r4_14_under_attested_licences_a_practitioner_acts_only_on_one_in_force() {
     };
     let r = w.act(Signer::Practitioner(doc), &k, emergency.clone());
     assert_eq!(r.outcome, denied(LicenceProblem::Suspended));
-    // A renewal does not lift a suspension; the regulator lifts it.
-    assert_eq!(
-        regulator(&mut w, Payload::AttestLicence(right.clone())).outcome,
-        Outcome::Applied
-    );
+    // A renewal does not lift a suspension; only the regulator that
+    // suspended it lifts it.
+    let r = regulator(&mut w, Payload::AttestLicence(right.clone()));
+    assert_eq!(r.outcome, Outcome::Applied);
     assert_eq!(
         request_outcome(&mut w, "doc-b", grant),
         denied(LicenceProblem::Suspended)
@@ -197,25 +272,24 @@ fn r4_14_under_attested_licences_a_practitioner_acts_only_on_one_in_force() {
         matches!(r.outcome, Outcome::Rejected(Rejection::AlreadyDone(_))),
         "{r:?}"
     );
-    assert_eq!(
-        set_status(&mut w, "doc-b", LicenceStatus::Active).outcome,
-        Outcome::Applied
-    );
+    let lift = Payload::SetLicenceStatus {
+        licence: licence_of("doc-b"),
+        status: LicenceStatus::Active,
+    };
+    assert!(not_permitted(&by(&mut w, "nhc2", lift.clone())));
+    assert_eq!(regulator(&mut w, lift).outcome, Outcome::Applied);
     assert_eq!(request_outcome(&mut w, "doc-b", grant), Outcome::Authorized);
-    assert_eq!(
-        w.act(Signer::Practitioner(doc), &k, Payload::RequestConsent(ask))
-            .outcome,
-        Outcome::Applied
-    );
-    assert_eq!(
-        w.act(Signer::Practitioner(doc), &k, emergency).outcome,
-        Outcome::Authorized
-    );
-    // Revoked is final: neither reinstated nor attested again.
-    assert_eq!(
-        set_status(&mut w, "doc-b", LicenceStatus::Revoked).outcome,
-        Outcome::Applied
-    );
+    let r = w.act(Signer::Practitioner(doc), &k, Payload::RequestConsent(ask));
+    assert_eq!(r.outcome, Outcome::Applied);
+    let r = w.act(Signer::Practitioner(doc), &k, emergency);
+    assert_eq!(r.outcome, Outcome::Authorized);
+    // Any regulator may stop it; revoked is final: neither reinstated nor
+    // attested again.
+    let revoke = Payload::SetLicenceStatus {
+        licence: licence_of("doc-b"),
+        status: LicenceStatus::Revoked,
+    };
+    assert_eq!(by(&mut w, "nhc2", revoke).outcome, Outcome::Applied);
     assert_eq!(
         request_outcome(&mut w, "doc-b", grant),
         denied(LicenceProblem::Revoked)
@@ -242,10 +316,7 @@ fn r4_14_under_attested_licences_a_practitioner_acts_only_on_one_in_force() {
             status: LicenceStatus::Suspended,
         },
     );
-    assert!(
-        matches!(r.outcome, Outcome::Rejected(Rejection::NotPermitted(_))),
-        "{r:?}"
-    );
+    assert!(not_permitted(&r), "{r:?}");
 }
 
 #[test]
@@ -255,10 +326,8 @@ fn r4_14_a_licence_stops_at_its_end_and_serves_every_place_it_names() {
     // doc-b2's licence names hosp-b for ten days.
     let mut short = terms(&w, "doc-b2", LicenceKind::Physician, &["hosp-b"]);
     short.valid_until = Timestamp(w.now + 10 * DAY_MS);
-    assert_eq!(
-        regulator(&mut w, Payload::AttestLicence(short)).outcome,
-        Outcome::Applied
-    );
+    let r = regulator(&mut w, Payload::AttestLicence(short));
+    assert_eq!(r.outcome, Outcome::Applied);
     assert_eq!(
         request_outcome(&mut w, "doc-b2", grant),
         Outcome::Authorized
@@ -266,31 +335,21 @@ fn r4_14_a_licence_stops_at_its_end_and_serves_every_place_it_names() {
     w.now += 10 * DAY_MS;
     assert_eq!(
         request_outcome(&mut w, "doc-b2", grant),
-        Outcome::Denied(DenialReason::LicenceNotInForce(LicenceProblem::Expired))
+        denied(LicenceProblem::Expired)
     );
-    // 多点执业: one licence, registered by two hospitals under two keys.
-    let second = key("doc-b2-at-hosp-a");
-    let signer = Signer::Institution(inst("hosp-a"));
-    let proof = second.sign(&key_possession_message(
-        &w.chain,
-        &signer,
-        "register-practitioner",
-        &second.public_key(),
-    ));
-    let r = w.act(
-        signer,
-        &key("admin:hosp-a"),
-        Payload::RegisterPractitioner {
-            key: second.public_key(),
-            role: PractitionerRole::Physician,
-            licence_hash: licence_of("doc-b2"),
-            key_proof: proof,
-        },
-    );
+    // 多点执业: the holder registers at hosp-a too, and the regulator binds
+    // both registrations.
+    let r = register(&mut w, "hosp-a", "doc-b2-at-hosp-a", "doc-b2");
     assert_eq!(r.outcome, Outcome::Applied);
-    let renewed = terms(&w, "doc-b2", LicenceKind::Physician, &["hosp-a", "hosp-b"]);
+    let both = bound(
+        &w,
+        "doc-b2",
+        LicenceKind::Physician,
+        &["hosp-a", "hosp-b"],
+        &["doc-b2", "doc-b2-at-hosp-a"],
+    );
     assert_eq!(
-        regulator(&mut w, Payload::AttestLicence(renewed)).outcome,
+        regulator(&mut w, Payload::AttestLicence(both)).outcome,
         Outcome::Applied
     );
     assert_eq!(
@@ -304,21 +363,60 @@ fn r4_14_a_licence_stops_at_its_end_and_serves_every_place_it_names() {
         &[Category::LabReports],
         Holders::Any,
     ));
-    let id = PractitionerId::from_key(&second.public_key());
-    assert_eq!(
-        w.act(Signer::Practitioner(id), &second, at_a.clone())
-            .outcome,
-        Outcome::Applied
-    );
+    let (id, second) = World::practitioner("doc-b2-at-hosp-a");
+    let r = w.act(Signer::Practitioner(id), &second, at_a.clone());
+    assert_eq!(r.outcome, Outcome::Applied);
     // One suspension stops the person at both places.
-    assert_eq!(
-        set_status(&mut w, "doc-b2", LicenceStatus::Suspended).outcome,
-        Outcome::Applied
-    );
+    let r = set_status(&mut w, "doc-b2", LicenceStatus::Suspended);
+    assert_eq!(r.outcome, Outcome::Applied);
     assert_eq!(
         w.act(Signer::Practitioner(id), &second, at_a).outcome,
         Outcome::Rejected(Rejection::LicenceNotInForce(LicenceProblem::Suspended))
     );
+}
+
+#[test]
+fn r4_14_r7_2_a_release_after_a_suspension_is_flagged_and_a_refusal_fits() {
+    let mut w = World::attested();
+    let (p, grant) = granted(&mut w);
+    let right = terms(&w, "doc-b", LicenceKind::Physician, &["hosp-b"]);
+    assert_eq!(
+        regulator(&mut w, Payload::AttestLicence(right)).outcome,
+        Outcome::Applied
+    );
+    let (first, r) = w.request("doc-b", grant, "hosp-a", &[Category::LabReports]);
+    assert_eq!(r.outcome, Outcome::Authorized);
+    let (second, r) = w.request("doc-b", grant, "hosp-a", &[Category::LabReports]);
+    assert_eq!(r.outcome, Outcome::Authorized);
+    let r = set_status(&mut w, "doc-b", LicenceStatus::Suspended);
+    assert_eq!(r.outcome, Outcome::Applied);
+    // Authorised before the suspension, released after it: recorded, and
+    // flagged as a release whose basis no longer held.
+    let node = Signer::InstitutionNode(inst("hosp-a"));
+    let r = w.act(
+        node.clone(),
+        &key("node:hosp-a"),
+        Payload::AccessServed {
+            request: first,
+            content_hashes: BoundedVec::new(vec![Hash32([5; 32])]).unwrap(),
+        },
+    );
+    assert_eq!(r.outcome, Outcome::Applied);
+    let access: AccessRecord = w.get(&StateKey::Access(first)).unwrap();
+    assert!(!access.release.unwrap().grant_active_at_release);
+    // An honest holder refuses instead; the ledger agrees the basis is gone.
+    let (doc, _) = World::practitioner("doc-b");
+    let r = w.act(
+        node,
+        &key("node:hosp-a"),
+        Payload::FetchRefused {
+            request: second,
+            practitioner: doc,
+            reason: FetchRefusal::GrantNotActive,
+        },
+    );
+    assert_eq!(r.outcome, Outcome::Applied);
+    let _ = p;
 }
 
 #[test]

@@ -79,6 +79,7 @@ pub fn institutions() -> Vec<InstitutionSpec> {
         spec("platform", InstitutionKind::RegionalPlatform, 1),
         spec("cdc", InstitutionKind::PublicHealth, 0),
         spec("nhc", InstitutionKind::Regulator, 1),
+        spec("nhc2", InstitutionKind::Regulator, 0),
     ]
 }
 

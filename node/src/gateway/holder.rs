@@ -53,6 +53,7 @@ use medledger_contracts::records::{
     PractitionerRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
+use medledger_contracts::state_machine::licence_problem_at;
 use medledger_contracts::transaction::{Payload, Signer, Transaction};
 use medledger_contracts::types::{
     FetchRefusal, InstitutionId, MemberStatus, PatientId, PractitionerId, RequestId,
@@ -343,12 +344,32 @@ impl Holder {
         result
     }
 
-    /// Whether what the access rests on still holds now (R7.2, R7.3):
-    /// `Err` says why not.
+    /// Whether what the access rests on still holds now (R7.2, R7.3): the
+    /// requester may still act (active and, where genesis asks for it, on a
+    /// licence in force, R4.14), and the grant, emergency window or mandate
+    /// holds. `Err` gives the refusal's code and why.
     fn basis_holds_now(
         &self,
         access: &AccessRecord,
-    ) -> Result<Result<(), &'static str>, GatewayResponse> {
+    ) -> Result<Result<(), (&'static str, String)>, GatewayResponse> {
+        let requester: Option<PractitionerRecord> =
+            self.state(&StateKey::Practitioner(access.requester))?;
+        let Some(requester) = requester.filter(|p| p.status == MemberStatus::Active) else {
+            return Ok(Err((
+                "grant_not_active",
+                "the requesting practitioner is no longer active".into(),
+            )));
+        };
+        let problem = licence_problem_at(
+            &Overlay::new(self.ledger.committed_state()),
+            &access.requester,
+            &requester,
+            now(),
+        )
+        .map_err(|e| refused("internal", format!("state unavailable: {e}")))?;
+        if let Some(problem) = problem {
+            return Ok(Err(("licence_not_in_force", problem.to_string())));
+        }
         let holds = match &access.kind {
             AccessKind::Grant { grant, .. } => {
                 let grant: Option<GrantRecord> = self.state(&StateKey::Grant(*grant))?;
@@ -365,10 +386,14 @@ impl Holder {
         };
         Ok(match (&access.kind, holds) {
             (_, true) => Ok(()),
-            (AccessKind::Emergency { .. }, false) => {
-                Err("the emergency access is past its fetch window or was found unjustified")
-            }
-            (_, false) => Err("the grant is no longer active (revoked or expired)"),
+            (AccessKind::Emergency { .. }, false) => Err((
+                "grant_not_active",
+                "the emergency access is past its fetch window or was found unjustified".into(),
+            )),
+            (_, false) => Err((
+                "grant_not_active",
+                "the grant is no longer active (revoked or expired)".into(),
+            )),
         })
     }
 
@@ -419,10 +444,12 @@ impl Holder {
             tracing::error!(
                 "MEDLEDGER_FAULT=skip-grant-check: serving without the grant check (tests only)"
             );
-        } else if let Err(why) = self.basis_holds_now(access)? {
+        } else if let Err((code, why)) = self.basis_holds_now(access)? {
+            // On the ledger, every one of these is the access's basis not
+            // holding (R7.6 `GrantNotActive`).
             let a = &fetch.authorization;
             self.record_refusal(a.request, a.practitioner, FetchRefusal::GrantNotActive);
-            return Err(refused("grant_not_active", why));
+            return Err(refused(code, why));
         }
         // No listing or hashing for a member whose slots are all taken.
         if self.slots_full(peer) {
@@ -589,11 +616,14 @@ impl Holder {
             let access: Option<AccessRecord> = self.state(&StateKey::Access(t.request))?;
             let holds = match access {
                 Some(access) => self.basis_holds_now(&access)?,
-                None => Err("the access is not on this node's ledger"),
+                None => Err((
+                    "grant_not_active",
+                    "the access is not on this node's ledger".into(),
+                )),
             };
-            if let Err(why) = holds {
+            if let Err((code, why)) = holds {
                 self.end_transfer(&id, &mut t);
-                return Err(refused("grant_not_active", why));
+                return Err(refused(code, why));
             }
         }
         let item_index = t.item;

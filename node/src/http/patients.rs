@@ -12,7 +12,7 @@ use medledger_contracts::records::{
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::state_machine::licence_problem_at;
 use medledger_contracts::transaction::SignedTransaction;
-use medledger_contracts::types::{Grantee, InstitutionId, PatientId, PractitionerId, Timestamp};
+use medledger_contracts::types::{Grantee, InstitutionId, PatientId, PractitionerId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -351,12 +351,9 @@ pub fn practitioner(shared: &Shared, r: &Request) -> Answer {
             ApiError::not_found("unknown_practitioner", "no practitioner has this id")
         })?;
     let licence: Option<LicenceRecord> = get(shared, &StateKey::Licence(record.licence_hash))?;
-    // What the next block would find, at the newest block's time.
-    let time = match shared.store.header(shared.height())? {
-        Some(header) => header.time,
-        None => Timestamp(0),
-    };
-    let problem = licence_problem_at(&Overlay::new(&shared.store), &record, time)?;
+    // What a block made now would find (the node's clock: the next
+    // block's time is about now, and at genesis there is no block yet).
+    let problem = licence_problem_at(&Overlay::new(&shared.store), &id, &record, now())?;
     ok(&api::Practitioner::new(
         &id,
         &record,
