@@ -509,6 +509,21 @@ pub enum ProposalStatus {
     Expired,
 }
 
+/// `GET /v1/proposals`: the governance proposals, open ones first, then
+/// the rest by when they lapse, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalList {
+    /// At most [`PROPOSALS_LISTED_MAX`] proposals.
+    pub items: Vec<Proposal>,
+    /// Whether older closed proposals were left out (each is still at
+    /// `GET /v1/proposals/{id}`).
+    pub truncated: bool,
+}
+
+/// Most proposals one `GET /v1/proposals` lists.
+pub const PROPOSALS_LISTED_MAX: usize = 500;
+
 impl Proposal {
     /// The answer for proposal `id`'s record, as of a block at `time`.
     pub fn new(

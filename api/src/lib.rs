@@ -118,6 +118,7 @@ pub fn schemas() -> serde_json::Map<String, serde_json::Value> {
         InstitutionList,
         Institution,
         Proposal,
+        ProposalList,
         Practitioner,
         Licence,
         BlockEvent,

@@ -41,9 +41,29 @@ pub struct Reports {
     denied_by_requester: BTreeMap<String, u64>,
     /// Refused fetches per (practitioner, reason code).
     refused_fetches: BTreeMap<(String, &'static str), u64>,
-    emergencies: BTreeMap<RequestId, (Timestamp, Option<Timestamp>)>,
+    emergencies: BTreeMap<RequestId, Emergency>,
     accesses_by_day: BTreeMap<u64, u64>,
+    /// Accesses asked for, by the requester's institution.
+    accesses_by_requesting_institution: BTreeMap<String, u64>,
+    /// Each requester's institution (practitioner id in hex → institution).
+    institution_of: BTreeMap<String, String>,
+    /// Up to [`EXAMPLES_MAX`] denied requests per requester: (height, tx).
+    denied_examples: BTreeMap<String, Vec<(u64, String)>>,
     last_time: Timestamp,
+}
+
+/// Evidence kept per requester and finding: enough to open the cases,
+/// bounded so memory does not grow with a flood of denials.
+const EXAMPLES_MAX: usize = 5;
+
+/// An emergency access, followed until its review.
+struct Emergency {
+    at: Timestamp,
+    height: u64,
+    reviewed: Option<Timestamp>,
+    requester: String,
+    patient: PatientId,
+    holder: String,
 }
 
 fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K) {
@@ -111,18 +131,39 @@ impl Reports {
                         for c in a.categories.iter() {
                             bump(&mut self.accesses_by_category, c.name().to_string());
                         }
+                        let institution = a.requester_institution.as_str().to_string();
+                        bump(
+                            &mut self.accesses_by_requesting_institution,
+                            institution.clone(),
+                        );
+                        self.institution_of.insert(requester.clone(), institution);
                     }
                     match decision {
                         Decision::Authorized => bump(&mut self.counts, "accesses authorised"),
                         Decision::Denied(_) => {
                             bump(&mut self.counts, "accesses denied");
-                            bump(&mut self.denied_by_requester, requester);
+                            bump(&mut self.denied_by_requester, requester.clone());
+                            let examples =
+                                self.denied_examples.entry(requester.clone()).or_default();
+                            if examples.len() < EXAMPLES_MAX {
+                                examples.push((entry.at.height, request.0.to_hex()));
+                            }
                         }
                     }
                     match kind {
                         AccessKindTag::Emergency => {
                             bump(&mut self.counts, "emergency accesses");
-                            self.emergencies.insert(*request, (entry.at.time, None));
+                            self.emergencies.insert(
+                                *request,
+                                Emergency {
+                                    at: entry.at.time,
+                                    height: entry.at.height,
+                                    reviewed: None,
+                                    requester: requester.clone(),
+                                    patient: entry.patient,
+                                    holder: holder.as_str().to_string(),
+                                },
+                            );
                         }
                         AccessKindTag::PublicHealth => {
                             bump(&mut self.counts, "public-health accesses")
@@ -142,7 +183,16 @@ impl Reports {
                     // patient (impossible otherwise by the rules, so one
                     // found is an alarm); one after the grant ended is
                     // flagged.
-                    let at = json!({"request": request.0.to_hex(), "height": entry.at.height});
+                    let mut at = json!({
+                        "request": request.0.to_hex(),
+                        "height": entry.at.height,
+                        "holder": holder.as_str(),
+                        "patient": entry.patient.0.to_hex(),
+                    });
+                    if let Some(a) = Self::access(ledger, request) {
+                        at["requester"] = json!(a.requester.0.to_hex());
+                        at["requester_institution"] = json!(a.requester_institution.as_str());
+                    }
                     match Self::access(ledger, request) {
                         Some(a)
                             if a.decision == Decision::Authorized && a.patient == entry.patient => {
@@ -156,7 +206,7 @@ impl Reports {
                 AuditEvent::EmergencyReviewed { request, .. } => {
                     bump(&mut self.counts, "emergency reviews");
                     if let Some(e) = self.emergencies.get_mut(request) {
-                        e.1 = Some(entry.at.time);
+                        e.reviewed = Some(entry.at.time);
                     }
                 }
                 AuditEvent::FetchRefused {
@@ -204,11 +254,22 @@ impl Reports {
         let unreviewed: Vec<Value> = self
             .emergencies
             .iter()
-            .filter(|(_, (at, reviewed))| match reviewed {
-                None => self.last_time.0.saturating_sub(at.0) > limit,
-                Some(r) => r.0.saturating_sub(at.0) > limit,
+            .filter(|(_, e)| match e.reviewed {
+                None => self.last_time.0.saturating_sub(e.at.0) > limit,
+                Some(r) => r.0.saturating_sub(e.at.0) > limit,
             })
-            .map(|(id, (at, reviewed))| json!({"request": id.0.to_hex(), "at_ms": at.0, "reviewed_at_ms": reviewed.map(|r| r.0)}))
+            .map(|(id, e)| {
+                json!({
+                    "request": id.0.to_hex(),
+                    "at_ms": e.at.0,
+                    "height": e.height,
+                    "reviewed_at_ms": e.reviewed.map(|r| r.0),
+                    "requester": e.requester,
+                    "requester_institution": self.institution_of.get(&e.requester),
+                    "patient": e.patient.0.to_hex(),
+                    "holder": e.holder,
+                })
+            })
             .collect();
         // A requester whose daily volume jumps: at least 10 requests and three
         // times the median of their earlier days.
@@ -244,6 +305,18 @@ impl Reports {
             "requester_volume_jumps": jumps,
             "releases_without_an_authorised_request": self.releases_unmatched,
             "releases_after_the_grant_ended": self.releases_after_the_grant_ended,
+            "requester_institutions": self.institution_of,
+            "denied_examples": self
+                .denied_examples
+                .iter()
+                .map(|(p, examples)| {
+                    let list: Vec<Value> = examples
+                        .iter()
+                        .map(|(height, tx)| json!({"height": height, "tx": tx}))
+                        .collect();
+                    (p.clone(), Value::Array(list))
+                })
+                .collect::<serde_json::Map<String, Value>>(),
         })
     }
 
@@ -381,16 +454,7 @@ impl Reports {
         let by_day: BTreeMap<String, u64> = self
             .accesses_by_day
             .iter()
-            .map(|(day, n)| {
-                (
-                    humantime::format_rfc3339(
-                        std::time::UNIX_EPOCH + std::time::Duration::from_millis(day * DAY_MS),
-                    )
-                    .to_string()[..10]
-                        .to_string(),
-                    *n,
-                )
-            })
+            .map(|(day, n)| (date(day * DAY_MS)[..10].to_string(), *n))
             .collect();
         let mut counts = String::new();
         if let Some(map) = summary["counts"].as_object() {
@@ -398,23 +462,238 @@ impl Reports {
                 let _ = write!(counts, "<tr><td>{}</td><td>{v}</td></tr>", escape(k));
             }
         }
+        let findings = findings(anomalies);
+        let mut items = String::new();
+        for f in &findings {
+            let _ = write!(
+                items,
+                "<li><p lang=\"zh-CN\">{}</p><p lang=\"en\">{}</p><p class=\"evidence\">证据 Evidence ({}): {}</p></li>",
+                escape(&f.zh),
+                escape(&f.en),
+                escape(f.rule),
+                f.evidence
+                    .iter()
+                    .map(|e| format!("<code>{}</code>", escape(e)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+        let findings_html = if findings.is_empty() {
+            "<p>未发现需要关注的事项。 No findings.</p>".to_string()
+        } else {
+            format!("<ol class=\"findings\">{items}</ol>")
+        };
+        // Denials per practitioner, named with their institution.
+        let denied: BTreeMap<String, u64> = self
+            .denied_by_requester
+            .iter()
+            .map(|(p, n)| (practitioner_label(p, self.institution_of.get(p)), *n))
+            .collect();
         format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>medledger audit report</title>\
+            "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>medledger 审计报告 audit report</title>\
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#111}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px}}\
-.bar{{fill:#2b6cb0}}text{{font-size:11px}}pre{{background:#f4f4f4;padding:1em;overflow:auto}}</style></head><body>\
-<h1>medledger audit report</h1><p>Replayed from genesis to height {height}: every certificate, signature and root checked. {entries} audit entries concerning {patients} patients.</p>\
-<h2>Summary</h2><table><tr><th>figure</th><th>count</th></tr>{counts}</table>\
-<h2>Accesses over time</h2>{day_chart}<h2>Accesses by holder institution</h2>{holder_chart}<h2>Accesses by category</h2>{category_chart}\
-<h2>Anomalies</h2><pre>{anomalies}</pre></body></html>",
+.bar{{fill:#2b6cb0}}text{{font-size:11px}}pre{{background:#f4f4f4;padding:1em;overflow:auto}}.findings li{{margin-bottom:1em}}.findings p{{margin:0.2em 0}}\
+.evidence{{color:#444;font-size:0.9em}}p[lang=en]{{color:#333}}</style></head><body>\
+<h1>medledger 审计报告 <small>audit report</small></h1>\
+<p lang=\"zh-CN\">自创世块重放至第 {height} 块：每个证书、签名和根均已核验。共 {entries} 条审计记录，涉及 {patients} 名患者（以假名编号表示）。</p>\
+<p lang=\"en\">Replayed from genesis to height {height}: every certificate, signature and root checked. {entries} audit entries concerning {patients} patients (by pseudonymous id).</p>\
+<h2>需要关注的事项 Findings ({finding_count})</h2>{findings_html}\
+<h2>摘要 Summary</h2><table><tr><th>项目 figure</th><th>数量 count</th></tr>{counts}</table>\
+<h2>按日调取 Accesses over time</h2>{day_chart}\
+<h2>按申请机构 Accesses by requesting institution</h2>{requesting_chart}\
+<h2>按持有机构 Accesses by holder institution</h2>{holder_chart}\
+<h2>按医务人员的拒绝 Denied requests by practitioner</h2>{denied_chart}\
+<h2>按类别 Accesses by category</h2>{category_chart}\
+<details><summary>原始数据 Raw findings (anomalies.json)</summary><pre>{anomalies}</pre></details></body></html>",
             height = ledger.height(),
             entries = self.entry_count,
             patients = self.patients.len(),
+            finding_count = findings.len(),
             day_chart = bar_chart(&by_day),
+            requesting_chart = bar_chart(&self.accesses_by_requesting_institution),
             holder_chart = bar_chart(&self.accesses_by_holder),
+            denied_chart = bar_chart(&denied),
             category_chart = bar_chart(&self.accesses_by_category),
             anomalies = escape(&serde_json::to_string_pretty(anomalies).unwrap_or_default()),
         )
     }
+}
+
+/// One finding of the report, as an inspector reads it: a sentence in
+/// Chinese and in English naming who, whose records (by pseudonymous id),
+/// where and when, the rule it concerns, and the evidence to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The rule concerned, e.g. `R7.4`.
+    pub rule: &'static str,
+    /// The sentence in Chinese.
+    pub zh: String,
+    /// The sentence in English.
+    pub en: String,
+    /// Transaction ids and heights that show it.
+    pub evidence: Vec<String>,
+}
+
+/// An id's first 12 hex characters, for a sentence (the JSON has it whole).
+fn short(hex: &str) -> String {
+    format!("{}…", hex.get(..12).unwrap_or(hex))
+}
+
+/// A practitioner as named in a sentence or chart: short id and institution.
+fn practitioner_label(hex: &str, institution: Option<&String>) -> String {
+    match institution {
+        Some(i) => format!("{} ({i})", short(hex)),
+        None => short(hex),
+    }
+}
+
+/// A time in UTC, to the minute.
+fn date(ms: u64) -> String {
+    const RFC3339_MS_MAX: u64 = 253_402_300_799_999;
+    if ms > RFC3339_MS_MAX {
+        return format!("{ms} ms");
+    }
+    let text = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+    )
+    .to_string();
+    format!("{} {} UTC", &text[..10], &text[11..16])
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or("?").to_string()
+}
+
+/// The findings in `anomalies` (as [`Reports::anomalies`] gives them), as
+/// sentences.
+pub fn findings(anomalies: &Value) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let list = |key: &str| anomalies[key].as_array().cloned().unwrap_or_default();
+    let days = anomalies["emergency_review_days"].as_u64().unwrap_or(0);
+    for e in list("emergency_accesses_not_reviewed_in_time") {
+        let who = short(&text(&e, "requester"));
+        let institution = e["requester_institution"].as_str().unwrap_or("?");
+        let patient = short(&text(&e, "patient"));
+        let holder = text(&e, "holder");
+        let height = e["height"].as_u64().unwrap_or(0);
+        let (zh_review, en_review) = match e["reviewed_at_ms"].as_u64() {
+            Some(ms) => (
+                format!("，{} 才复核", date(ms)),
+                format!(", reviewed only on {}", date(ms)),
+            ),
+            None => ("，至今未复核".to_string(), ", still unreviewed".to_string()),
+        };
+        out.push(Finding {
+            rule: "R7.4, R7.7",
+            zh: format!(
+                "第 {height} 块（{}）：{institution} 的医务人员 {who} 紧急调取了患者 {patient} 在 {holder} 的记录，未在 {days} 天内复核{zh_review}。",
+                date(e["at_ms"].as_u64().unwrap_or(0))
+            ),
+            en: format!(
+                "Block {height} ({}): practitioner {who} of {institution} made an emergency access to patient {patient}'s records at {holder}, not reviewed within {days} days{en_review}.",
+                date(e["at_ms"].as_u64().unwrap_or(0))
+            ),
+            evidence: vec![format!("tx {}", text(&e, "request")), format!("block {height}")],
+        });
+    }
+    for (key, zh_what, en_what, rule) in [
+        (
+            "releases_without_an_authorised_request",
+            "没有对应的授权请求",
+            "with no authorised request behind it",
+            "R7.2",
+        ),
+        (
+            "releases_after_the_grant_ended",
+            "发放时其依据（授权、紧急时限或医务人员的执业资格）已不成立",
+            "after its basis (the grant, the emergency window or the practitioner's standing) had stopped holding",
+            "R7.2",
+        ),
+    ] {
+        for r in list(key) {
+            let height = r["height"].as_u64().unwrap_or(0);
+            let holder = text(&r, "holder");
+            let patient = short(&text(&r, "patient"));
+            let to = match (r["requester"].as_str(), r["requester_institution"].as_str()) {
+                (Some(p), Some(i)) => (
+                    format!("{i} 的医务人员 {}", short(p)),
+                    format!("practitioner {} of {i}", short(p)),
+                ),
+                _ => ("未知请求方".to_string(), "an unknown requester".to_string()),
+            };
+            out.push(Finding {
+                rule,
+                zh: format!("第 {height} 块：{holder} 向{} 发放了患者 {patient} 的记录，{zh_what}。", to.0),
+                en: format!("Block {height}: {holder} released patient {patient}'s records to {} {en_what}.", to.1),
+                evidence: vec![format!("request {}", text(&r, "request")), format!("block {height}")],
+            });
+        }
+    }
+    if let Some(denied) = anomalies["denied_requests_by_requester"].as_object() {
+        for (requester, count) in denied {
+            let count = count.as_u64().unwrap_or(0);
+            let institution = anomalies["requester_institutions"][requester]
+                .as_str()
+                .unwrap_or("?");
+            let examples: Vec<String> = anomalies["denied_examples"][requester]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| format!("block {} tx {}", e["height"], text(e, "tx")))
+                .collect();
+            out.push(Finding {
+                rule: "R7.1",
+                zh: format!("{institution} 的医务人员 {} 有 {count} 次调取请求被拒绝（理由见各患者的审计记录）。", short(requester)),
+                en: format!("Practitioner {} of {institution} had {count} access requests denied (the reasons are in the patients' audit trails).", short(requester)),
+                evidence: examples,
+            });
+        }
+    }
+    for f in list("refused_fetches_by_practitioner") {
+        let practitioner = text(&f, "practitioner");
+        let count = f["count"].as_u64().unwrap_or(0);
+        let reason = text(&f, "reason");
+        let zh_reason = match reason.as_str() {
+            "not_authorized" => "不是该请求的授权请求方",
+            "already_served" => "已发放过（重放）",
+            "grant_not_active" => "依据已不成立",
+            _ => "其他",
+        };
+        let (zh_of, en_of) = anomalies["requester_institutions"][practitioner.as_str()]
+            .as_str()
+            .map(|i| (format!("{i} 的"), format!(" of {i}")))
+            .unwrap_or_default();
+        out.push(Finding {
+            rule: "R7.6",
+            zh: format!(
+                "{zh_of}医务人员 {} 有 {count} 次取件被持有机构拒绝：{zh_reason}（{reason}）。",
+                short(&practitioner)
+            ),
+            en: format!(
+                "Practitioner {}{en_of} had {count} fetches refused by the holder: {reason}.",
+                short(&practitioner)
+            ),
+            evidence: vec![format!("practitioner {practitioner}")],
+        });
+    }
+    for j in list("requester_volume_jumps") {
+        let requester = text(&j, "requester");
+        let day = date(j["day"].as_u64().unwrap_or(0) * DAY_MS)[..10].to_string();
+        let (n, median) = (
+            j["requests"].as_u64().unwrap_or(0),
+            j["median_before"].as_u64().unwrap_or(0),
+        );
+        let institution = anomalies["requester_institutions"][requester.as_str()]
+            .as_str()
+            .unwrap_or("?");
+        out.push(Finding {
+            rule: "R7.1",
+            zh: format!("{day}：{institution} 的医务人员 {} 当天发起 {n} 次调取，此前日中位数为 {median}。", short(&requester)),
+            en: format!("{day}: practitioner {} of {institution} made {n} access requests, against a median of {median} a day before.", short(&requester)),
+            evidence: vec![format!("practitioner {requester}")],
+        });
+    }
+    out
 }
 
 fn event_name(event: &AuditEvent) -> &'static str {

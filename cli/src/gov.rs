@@ -42,6 +42,12 @@ pub enum GovCommand {
         /// The proposal id.
         proposal: String,
     },
+    /// The consortium's proposals, open ones first.
+    List {
+        /// Only those still collecting votes.
+        #[arg(long)]
+        open: bool,
+    },
 }
 
 /// A change to the consortium.
@@ -146,6 +152,23 @@ pub fn gov(
                 let proposal = TxHash(hash(&proposal, "the proposal id")?);
                 print_proposal(&s, &s.client.proposal(&proposal).await?);
             }
+            GovCommand::List { open } => {
+                let list: api::ProposalList = s.client.get_as("/v1/proposals").await?;
+                let items = list
+                    .items
+                    .iter()
+                    .filter(|p| !open || p.status == api::ProposalStatus::Open);
+                if s.json {
+                    println!("{}", json!(items.collect::<Vec<_>>()));
+                } else {
+                    for p in items {
+                        print_proposal(&s, p);
+                    }
+                    if list.truncated {
+                        println!("(older closed proposals left out: `gov status <id>` shows any)");
+                    }
+                }
+            }
         }
         Ok(())
     })
@@ -166,8 +189,12 @@ fn print_proposal(s: &Session, p: &api::Proposal) {
         .map(|v| format!(" (voting power {v})"))
         .unwrap_or_default();
     println!(
-        "proposal {}: {} {}{power}, by {}, open until {} ms: {status}",
-        p.id, p.action.kind, p.action.institution, p.proposer, p.expires_at_ms
+        "proposal {}: {} {}{power}, by {}, open until {}: {status}",
+        p.id,
+        p.action.kind,
+        p.action.institution,
+        p.proposer,
+        crate::people::day(p.expires_at_ms)
     );
     for vote in &p.votes {
         println!(

@@ -224,11 +224,28 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
     assert_eq!(events[2].0, "revoked");
     assert_eq!(events[3].0, "access decided");
     assert!(events[3].1.unwrap().starts_with("denied"), "{rows:?}");
+    // The regulator's page: the denial as a sentence in Chinese and English,
+    // naming the practitioner and institution, with the transaction.
+    let html = std::fs::read_to_string(reports.join("report.html")).unwrap();
+    assert!(html.contains("<svg"));
+    let doctor = testnet_key(&net, "practitioner:dr-second-1")
+        .practitioner_id()
+        .0
+        .to_hex();
+    let who = format!("{}…", &doctor[..12]);
     assert!(
-        std::fs::read_to_string(reports.join("report.html"))
-            .unwrap()
-            .contains("<svg")
+        html.contains(&format!(
+            "city-second-hospital 的医务人员 {who} 有 1 次调取请求被拒绝"
+        )),
+        "{html}"
     );
+    assert!(
+        html.contains(&format!(
+            "Practitioner {who} of city-second-hospital had 1 access requests denied"
+        )),
+        "{html}"
+    );
+    assert!(html.contains(&denied.tx.0.to_hex()), "{html}");
     let anomalies: Value =
         serde_json::from_str(&std::fs::read_to_string(reports.join("anomalies.json")).unwrap())
             .unwrap();

@@ -1251,6 +1251,16 @@ async fn carry(net: &Testnet, action: &[&str]) -> u64 {
     assert_eq!(proposed[0]["outcome"]["status"], "applied", "{proposed:?}");
     let proposal = proposed[0]["tx"].as_str().unwrap().to_string();
     let mut height = proposed[0]["height"].as_u64().unwrap();
+    let listed = |i: usize, args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["list"];
+        all.extend_from_slice(args);
+        gov(net, i, &all)[0].as_array().unwrap().clone()
+    };
+    let has = |items: &[Value]| items.iter().any(|p| p["id"] == proposal.as_str());
+    assert!(
+        has(&listed(0, &["--open"])),
+        "the new proposal is not listed open"
+    );
     let mut last = Value::Null;
     for i in 1..3 {
         // The voter's node must know the proposal before it takes the vote.
@@ -1265,6 +1275,17 @@ async fn carry(net: &Testnet, action: &[&str]) -> u64 {
     assert_eq!(last["votes"].as_array().unwrap().len(), 3, "{last}");
     let status = gov(net, 2, &["status", &proposal]);
     assert_eq!(status[0], last, "status and the last vote's answer differ");
+    assert!(
+        !has(&listed(2, &["--open"])),
+        "a carried proposal is listed open"
+    );
+    let all = listed(2, &[]);
+    let carried = all.iter().find(|p| p["id"] == proposal.as_str());
+    assert_eq!(
+        carried.map(|p| &p["status"]),
+        Some(&Value::from("carried")),
+        "{all:?}"
+    );
     last["carried_at"].as_u64().unwrap()
 }
 

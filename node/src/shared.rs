@@ -11,7 +11,7 @@ use medledger_contracts::crypto::KeyCache;
 use medledger_contracts::encoding::from_bytes;
 use medledger_contracts::records::{
     AuditEntry, DelegationRecord, InstitutionRecord, LedgerParameters, Outcome, PatientRecord,
-    PractitionerRecord, ValidatorSet, ValidatorSetRecord,
+    PractitionerRecord, ProposalRecord, ValidatorSet, ValidatorSetRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey, StateReader};
 use medledger_contracts::state_machine::{BlockContext, outside_window, try_each};
@@ -139,6 +139,27 @@ impl Shared {
                 continue;
             };
             records.push(from_bytes(&value, 64 * 1024)?);
+        }
+        Ok(records)
+    }
+
+    /// Every governance proposal in the committed state, with its id.
+    pub fn proposal_records(
+        &self,
+    ) -> Result<
+        Vec<(medledger_contracts::types::TxHash, ProposalRecord)>,
+        crate::gateway::RecordsError,
+    > {
+        // As for institutions: the keys of one variant share its tag byte.
+        let sample =
+            StateKey::Proposal(medledger_contracts::types::TxHash(Default::default())).to_bytes();
+        let prefix = sample.get(..1).unwrap_or_default();
+        let mut records = Vec::new();
+        for (key, value) in self.store.latest_with_prefix(prefix)? {
+            let Ok(StateKey::Proposal(id)) = from_bytes::<StateKey>(&key, 1024) else {
+                continue;
+            };
+            records.push((id, from_bytes(&value, 256 * 1024)?));
         }
         Ok(records)
     }

@@ -4,8 +4,9 @@
 // nothing is submitted; the hospital's request and release (through the CLI)
 // appear in the history without a reload; the patient revokes; the next
 // request is denied and the denial appears, and a fetch of the old request is
-// refused and that refusal appears. Screenshots go to
-// test/screenshots/.
+// refused and that refusal appears; then the health commission's auditor
+// replays the ledger and its report is read in the browser. Screenshots go
+// to test/screenshots/.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -160,5 +161,25 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await page.getByRole("heading", { name: "Who read my records" }).waitFor();
     assert.deepEqual(await accessibilityProblems(page), []);
     await page.screenshot({ path: join(shots, "7-english.png"), fullPage: true });
+
+    // The regulator's report of the same ledger, replayed over the API from
+    // genesis by the health commission's auditor, read in the browser: each
+    // finding a sentence in Chinese and English with its evidence.
+    const reports = join(dir, "reports");
+    const auditor = join(dir, "keys/admin.health-commission.json");
+    cli(["audit", "replay", "--genesis", genesis, "--from", first.http, "--key", auditor,
+      "--as-institution", "health-commission", "--report", reports]);
+    const report = await browser.newPage();
+    await report.goto(`file://${join(reports, "report.html")}`);
+    await report.getByRole("heading", { name: /需要关注的事项 Findings/ }).waitFor();
+    const doctorOfSecond = cli(["keys", "show", doctor]).match(/as a practitioner, id:\s+([0-9a-f]{64})/)[1];
+    const findings = await report.locator(".findings").textContent();
+    const who = `${doctorOfSecond.slice(0, 12)}…`;
+    assert.ok(findings.includes(`city-second-hospital 的医务人员 ${who} 有 1 次调取请求被拒绝`), findings);
+    assert.ok(findings.includes(`Practitioner ${who} of city-second-hospital had 1 access requests denied`), findings);
+    assert.ok(findings.includes(`city-second-hospital 的医务人员 ${who} 有 1 次取件被持有机构拒绝`), findings);
+    assert.ok((await report.locator("svg[role=img]").count()) >= 4);
+    await report.screenshot({ path: join(shots, "8-audit-report.png"), fullPage: true });
+    await report.close();
   });
 });

@@ -330,6 +330,37 @@ pub fn institution(shared: &Shared, r: &Request) -> Answer {
     ok(&api::Institution::from(&record))
 }
 
+/// `GET /v1/proposals`: the governance proposals, open ones first, then by
+/// when they lapse, newest first; at most `PROPOSALS_LISTED_MAX`.
+pub fn proposals(shared: &Shared) -> Answer {
+    let time = shared
+        .store
+        .header(shared.height())?
+        .map_or(Default::default(), |h| h.time);
+    let mut items: Vec<api::Proposal> = shared
+        .proposal_records()
+        .map_err(ApiError::internal)?
+        .iter()
+        .map(|(id, record)| api::Proposal::new(id, record, time))
+        .collect();
+    items.sort_by(|a, b| {
+        let open = |p: &api::Proposal| p.status != api::ProposalStatus::Open;
+        (
+            open(a),
+            std::cmp::Reverse(a.expires_at_ms),
+            a.id.to_string(),
+        )
+            .cmp(&(
+                open(b),
+                std::cmp::Reverse(b.expires_at_ms),
+                b.id.to_string(),
+            ))
+    });
+    let truncated = items.len() > api::PROPOSALS_LISTED_MAX;
+    items.truncate(api::PROPOSALS_LISTED_MAX);
+    ok(&api::ProposalList { items, truncated })
+}
+
 /// `GET /v1/proposals/{proposal}`: a governance proposal and its votes.
 pub fn proposal(shared: &Shared, r: &Request) -> Answer {
     let id = super::chain::parse_tx(r.param(0))?;
