@@ -516,8 +516,9 @@ pub enum ProposalStatus {
 pub struct ProposalList {
     /// At most [`PROPOSALS_LISTED_MAX`] proposals.
     pub items: Vec<Proposal>,
-    /// Whether older closed proposals were left out (each is still at
-    /// `GET /v1/proposals/{id}`).
+    /// Whether some were left out: the last in this order (closed ones
+    /// lapsing earliest first; open ones only past 500 open). Each is still
+    /// at `GET /v1/proposals/{id}`.
     pub truncated: bool,
 }
 

@@ -13,11 +13,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::state::ReplayState;
+use medledger_contracts::encoding::Hash32;
 use medledger_contracts::records::{
     AccessKind, AccessKindTag, AccessRecord, AuditEntry, AuditEvent, Decision, LedgerParameters,
 };
 use medledger_contracts::state::StateKey;
-use medledger_contracts::types::{InstitutionId, PatientId, RequestId, Timestamp};
+use medledger_contracts::types::{InstitutionId, PatientId, PractitionerId, RequestId, Timestamp};
 use serde_json::{Value, json};
 
 const DAY_MS: u64 = 86_400_000;
@@ -56,15 +57,20 @@ pub struct Reports {
 /// bounded so memory does not grow with a flood of denials.
 const EXAMPLES_MAX: usize = 5;
 
-/// An emergency access, followed until its review.
+/// An emergency access, followed until its review (dropped once reviewed
+/// in time: it can no longer be a finding).
 struct Emergency {
     at: Timestamp,
     height: u64,
     reviewed: Option<Timestamp>,
-    requester: String,
+    requester: PractitionerId,
     patient: PatientId,
-    holder: String,
+    holder: InstitutionId,
 }
+
+/// Findings of one kind the HTML page lists before "and N more" (the JSON
+/// keeps them all).
+const FINDINGS_SHOWN_MAX: usize = 50;
 
 fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K) {
     *map.entry(key).or_default() += 1;
@@ -159,9 +165,11 @@ impl Reports {
                                     at: entry.at.time,
                                     height: entry.at.height,
                                     reviewed: None,
-                                    requester: requester.clone(),
+                                    requester: PractitionerId(
+                                        Hash32::from_hex(&requester).unwrap_or_default(),
+                                    ),
                                     patient: entry.patient,
-                                    holder: holder.as_str().to_string(),
+                                    holder: holder.clone(),
                                 },
                             );
                         }
@@ -205,7 +213,21 @@ impl Reports {
                 }
                 AuditEvent::EmergencyReviewed { request, .. } => {
                     bump(&mut self.counts, "emergency reviews");
-                    if let Some(e) = self.emergencies.get_mut(request) {
+                    let limit = u64::from(
+                        ledger
+                            .get::<LedgerParameters>(&StateKey::Parameters)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default()
+                            .emergency_review_days,
+                    ) * DAY_MS;
+                    let in_time = self
+                        .emergencies
+                        .get(request)
+                        .is_some_and(|e| entry.at.time.0.saturating_sub(e.at.0) <= limit);
+                    if in_time {
+                        self.emergencies.remove(request);
+                    } else if let Some(e) = self.emergencies.get_mut(request) {
                         e.reviewed = Some(entry.at.time);
                     }
                 }
@@ -264,10 +286,10 @@ impl Reports {
                     "at_ms": e.at.0,
                     "height": e.height,
                     "reviewed_at_ms": e.reviewed.map(|r| r.0),
-                    "requester": e.requester,
-                    "requester_institution": self.institution_of.get(&e.requester),
+                    "requester": e.requester.0.to_hex(),
+                    "requester_institution": self.institution_of.get(&e.requester.0.to_hex()),
                     "patient": e.patient.0.to_hex(),
-                    "holder": e.holder,
+                    "holder": e.holder.as_str(),
                 })
             })
             .collect();
@@ -464,7 +486,13 @@ impl Reports {
         }
         let findings = findings(anomalies);
         let mut items = String::new();
+        let mut shown: BTreeMap<&str, usize> = BTreeMap::new();
         for f in &findings {
+            let n = shown.entry(f.kind).or_default();
+            *n += 1;
+            if *n > FINDINGS_SHOWN_MAX {
+                continue;
+            }
             let _ = write!(
                 items,
                 "<li><p lang=\"zh-CN\">{}</p><p lang=\"en\">{}</p><p class=\"evidence\">证据 Evidence ({}): {}</p></li>",
@@ -478,17 +506,28 @@ impl Reports {
                     .join(", "),
             );
         }
+        for (kind, n) in &shown {
+            if *n > FINDINGS_SHOWN_MAX {
+                let _ = write!(
+                    items,
+                    "<li><p>……以及另外 {more} 条同类事项（{kind}），完整列表见 anomalies.json。 And {more} more of this kind ({kind}); anomalies.json lists them all.</p></li>",
+                    more = n - FINDINGS_SHOWN_MAX,
+                    kind = escape(kind),
+                );
+            }
+        }
         let findings_html = if findings.is_empty() {
             "<p>未发现需要关注的事项。 No findings.</p>".to_string()
         } else {
             format!("<ol class=\"findings\">{items}</ol>")
         };
         // Denials per practitioner, named with their institution.
-        let denied: BTreeMap<String, u64> = self
-            .denied_by_requester
-            .iter()
-            .map(|(p, n)| (practitioner_label(p, self.institution_of.get(p)), *n))
-            .collect();
+        let mut denied: BTreeMap<String, u64> = BTreeMap::new();
+        for (p, n) in &self.denied_by_requester {
+            *denied
+                .entry(practitioner_label(p, self.institution_of.get(p)))
+                .or_default() += n;
+        }
         format!(
             "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>medledger 审计报告 audit report</title>\
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#111}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px}}\
@@ -524,6 +563,9 @@ impl Reports {
 /// where and when, the rule it concerns, and the evidence to open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// What kind of finding (the page lists at most
+    /// `FINDINGS_SHOWN_MAX` of each kind).
+    pub kind: &'static str,
     /// The rule concerned, e.g. `R7.4`.
     pub rule: &'static str,
     /// The sentence in Chinese.
@@ -584,6 +626,7 @@ pub fn findings(anomalies: &Value) -> Vec<Finding> {
             None => ("，至今未复核".to_string(), ", still unreviewed".to_string()),
         };
         out.push(Finding {
+            kind: "emergency review late",
             rule: "R7.4, R7.7",
             zh: format!(
                 "第 {height} 块（{}）：{institution} 的医务人员 {who} 紧急调取了患者 {patient} 在 {holder} 的记录，未在 {days} 天内复核{zh_review}。",
@@ -596,7 +639,7 @@ pub fn findings(anomalies: &Value) -> Vec<Finding> {
             evidence: vec![format!("tx {}", text(&e, "request")), format!("block {height}")],
         });
     }
-    for (key, zh_what, en_what, rule) in [
+    for (kind, zh_what, en_what, rule) in [
         (
             "releases_without_an_authorised_request",
             "没有对应的授权请求",
@@ -610,7 +653,7 @@ pub fn findings(anomalies: &Value) -> Vec<Finding> {
             "R7.2",
         ),
     ] {
-        for r in list(key) {
+        for r in list(kind) {
             let height = r["height"].as_u64().unwrap_or(0);
             let holder = text(&r, "holder");
             let patient = short(&text(&r, "patient"));
@@ -622,6 +665,7 @@ pub fn findings(anomalies: &Value) -> Vec<Finding> {
                 _ => ("未知请求方".to_string(), "an unknown requester".to_string()),
             };
             out.push(Finding {
+                kind,
                 rule,
                 zh: format!("第 {height} 块：{holder} 向{} 发放了患者 {patient} 的记录，{zh_what}。", to.0),
                 en: format!("Block {height}: {holder} released patient {patient}'s records to {} {en_what}.", to.1),
@@ -642,6 +686,7 @@ pub fn findings(anomalies: &Value) -> Vec<Finding> {
                 .map(|e| format!("block {} tx {}", e["height"], text(e, "tx")))
                 .collect();
             out.push(Finding {
+                kind: "denied requests",
                 rule: "R7.1",
                 zh: format!("{institution} 的医务人员 {} 有 {count} 次调取请求被拒绝（理由见各患者的审计记录）。", short(requester)),
                 en: format!("Practitioner {} of {institution} had {count} access requests denied (the reasons are in the patients' audit trails).", short(requester)),
@@ -664,6 +709,7 @@ pub fn findings(anomalies: &Value) -> Vec<Finding> {
             .map(|i| (format!("{i} 的"), format!(" of {i}")))
             .unwrap_or_default();
         out.push(Finding {
+            kind: "refused fetches",
             rule: "R7.6",
             zh: format!(
                 "{zh_of}医务人员 {} 有 {count} 次取件被持有机构拒绝：{zh_reason}（{reason}）。",
@@ -678,7 +724,7 @@ pub fn findings(anomalies: &Value) -> Vec<Finding> {
     }
     for j in list("requester_volume_jumps") {
         let requester = text(&j, "requester");
-        let day = date(j["day"].as_u64().unwrap_or(0) * DAY_MS)[..10].to_string();
+        let day = date(j["day"].as_u64().unwrap_or(0).saturating_mul(DAY_MS))[..10].to_string();
         let (n, median) = (
             j["requests"].as_u64().unwrap_or(0),
             j["median_before"].as_u64().unwrap_or(0),
@@ -687,6 +733,7 @@ pub fn findings(anomalies: &Value) -> Vec<Finding> {
             .as_str()
             .unwrap_or("?");
         out.push(Finding {
+            kind: "volume jump",
             rule: "R7.1",
             zh: format!("{day}：{institution} 的医务人员 {} 当天发起 {n} 次调取，此前日中位数为 {median}。", short(&requester)),
             en: format!("{day}: practitioner {} of {institution} made {n} access requests, against a median of {median} a day before.", short(&requester)),

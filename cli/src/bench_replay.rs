@@ -38,6 +38,8 @@ pub struct ReplayBenchOptions {
     pub on_disk: bool,
     /// The genesis transaction validity window (R1).
     pub tx_validity_window_ms: u64,
+    /// The genesis `practitioner_licences` (R4.14): `attested` or `declared`.
+    pub practitioner_licences: String,
 }
 
 /// Runs the bench.
@@ -61,7 +63,10 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
         "medledger-bench",
         options.tx_validity_window_ms,
     )?;
-    let genesis = medledger_genesis::GenesisFile::read(&dir.join("genesis.json"))?.validate()?;
+    let mut file = medledger_genesis::GenesisFile::read(&dir.join("genesis.json"))?;
+    file.parameters.practitioner_licences = options.practitioner_licences.clone();
+    std::fs::write(dir.join("genesis.json"), file.to_json())?;
+    let genesis = file.validate()?;
     let chain = genesis.chain_id.clone();
     let validators: Vec<SecretKey> = genesis
         .validators()
@@ -289,6 +294,10 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
         "  {:<44} {:>14}",
         "tx validity window (ms)", options.tx_validity_window_ms
     );
+    println!(
+        "  {:<44} {:>14}",
+        "practitioner licences", options.practitioner_licences
+    );
     if let Some(keys) = state_keys {
         println!("  {:<44} {:>14}", "keys in the replayed state", keys);
     }
@@ -311,6 +320,7 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
             "seconds": seconds,
             "archive_bytes": archive_bytes,
             "tx_validity_window_ms": options.tx_validity_window_ms,
+            "practitioner_licences": options.practitioner_licences,
             "state_keys": state_keys,
         })
     );

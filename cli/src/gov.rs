@@ -159,13 +159,16 @@ pub fn gov(
                     .iter()
                     .filter(|p| !open || p.status == api::ProposalStatus::Open);
                 if s.json {
-                    println!("{}", json!(items.collect::<Vec<_>>()));
+                    println!(
+                        "{}",
+                        json!({"items": items.collect::<Vec<_>>(), "truncated": list.truncated})
+                    );
                 } else {
                     for p in items {
                         print_proposal(&s, p);
                     }
                     if list.truncated {
-                        println!("(older closed proposals left out: `gov status <id>` shows any)");
+                        println!("(some proposals left out: `gov status <id>` shows any)");
                     }
                 }
             }

@@ -50,6 +50,16 @@ pub enum LicenceCommand {
         #[arg(long, default_value_t = 5)]
         years: u64,
     },
+    /// Bind registrations to an attested licence (the practitioner ids a
+    /// hospital's `register-practitioner` printed), keeping its terms and
+    /// validity as they are on the ledger.
+    Bind {
+        /// The licence hash.
+        licence: String,
+        /// A registration to bind (repeat).
+        #[arg(long = "practitioner", required = true)]
+        practitioners: Vec<String>,
+    },
     /// Suspend an active licence (暂停执业): its holder stops at the next block.
     Suspend {
         /// The licence hash.
@@ -70,6 +80,45 @@ pub enum LicenceCommand {
         /// The licence hash.
         licence: String,
     },
+}
+
+/// The terms of `current` as the ledger has them, with `practitioners`
+/// bound as well.
+fn bound_terms(current: &api::Licence, practitioners: &[String]) -> anyhow::Result<LicenceTerms> {
+    let hex = |h: &api::Hex32| hash(&h.to_string(), "a licence's field");
+    let kind = LicenceKind::from_name(current.kind.name())
+        .with_context(|| format!("the node names an unknown licence kind {}", current.kind))?;
+    let scopes = current
+        .scopes
+        .iter()
+        .map(|c| PracticeScope::new(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let institutions = current
+        .institutions
+        .iter()
+        .map(|i| institution(i))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut bound = current
+        .practitioners
+        .iter()
+        .map(|p| Ok(PractitionerId(hex(p)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for p in practitioners {
+        bound.push(PractitionerId(hash(p, "--practitioner")?));
+    }
+    bound.sort();
+    bound.dedup();
+    Ok(LicenceTerms {
+        licence_hash: hex(&current.licence_hash)?,
+        kind,
+        scopes: BoundedVec::new(scopes).map_err(|_| anyhow::anyhow!("too many scopes"))?,
+        institutions: BoundedVec::new(institutions)
+            .map_err(|_| anyhow::anyhow!("too many institutions"))?,
+        practitioners: BoundedVec::new(bound)
+            .map_err(|_| anyhow::anyhow!("a licence binds at most eight registrations"))?,
+        valid_from: Timestamp(current.valid_from_ms),
+        valid_until: Timestamp(current.valid_until_ms),
+    })
 }
 
 /// A licence's salt from its hex text.
@@ -166,6 +215,17 @@ pub fn licence(
                         );
                     }
                 }
+            }
+            LicenceCommand::Bind { licence, practitioners } => {
+                let hash = hash(&licence, "the licence hash")?;
+                let current: api::Licence =
+                    s.client.get_as(&format!("/v1/licences/{}", hash.to_hex())).await?;
+                let terms = bound_terms(&current, &practitioners)?;
+                let receipt = s.client.submit_and_wait(&s.builder(&regulator()?).attest_licence(terms), None).await?;
+                if receipt.outcome != TxOutcome::Applied {
+                    bail!("the ledger did not bind them: {}", receipt.outcome);
+                }
+                s.receipt("bound", &receipt);
             }
             LicenceCommand::Suspend { licence } => {
                 let tx = status_change(&licence, LicenceStatus::Suspended)?;

@@ -151,6 +151,11 @@ enum Command {
         /// allowed (604800000, 7 days) keeps every id of a shorter archive.
         #[arg(long, default_value_t = medledger_testnet::TX_VALIDITY_WINDOW_MS)]
         tx_validity_window_ms: u64,
+        /// The genesis `practitioner_licences` (rule R4.14): `attested`, as
+        /// in the example (each access request also reads the requester's
+        /// licence and its attester), or `declared`.
+        #[arg(long, default_value = "attested")]
+        practitioner_licences: String,
     },
     /// Run a node.
     #[command(subcommand)]
@@ -472,6 +477,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             patients,
             on_disk,
             tx_validity_window_ms,
+            practitioner_licences,
         } => bench_replay::run(bench_replay::ReplayBenchOptions {
             dir,
             transactions,
@@ -479,6 +485,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             patients,
             on_disk,
             tx_validity_window_ms,
+            practitioner_licences,
         }),
         Command::Audit(AuditCommand::Replay {
             genesis,

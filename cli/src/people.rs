@@ -813,7 +813,7 @@ pub fn hospital(
                     Some(text) => (crate::licence::salt_from_hex(&text, "--evidence-salt")?, false),
                     None => (medledger_client_sdk::new_salt()?, true),
                 };
-                let evidence_hash = medledger_client_sdk::tx::guardianship_evidence_hash(&salt, &evidence);
+                let evidence_hash = medledger_client_sdk::tx::guardianship_evidence_hash(&salt, evidence.trim());
                 let receipt = s
                     .client
                     .submit_and_wait(&tx.record_guardianship(&child, guardian, until, evidence_hash), None)

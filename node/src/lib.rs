@@ -47,11 +47,12 @@ use self::shared::Shared;
 
 /// Checks the node key against the one the ledger names for this
 /// institution in the newest committed state (genesis's, until a rotation,
-/// R4.4, replaces it). Another key only warns, at every height: the
-/// institution may have rotated its key in blocks this store has not synced
-/// yet (the node-key drill, even from an empty data directory), and a node
-/// whose key the ledger does not name cannot vote — it follows the ledger
-/// until a block names its key, and `/v1/status` says `validator: false`.
+/// R4.4, replaces it). Another member's current node key is refused: the
+/// node would vote and serve as that member. Any other key only warns, at
+/// every height: the institution may have rotated its key in blocks this
+/// store has not synced yet (the node-key drill, even from an empty data
+/// directory), and a node whose key the ledger does not name cannot vote —
+/// its votes do not count until a block names its key.
 fn check_node_key(
     store: &Store,
     institution: &InstitutionId,
@@ -59,14 +60,31 @@ fn check_node_key(
     key_path: &Path,
     founding: Option<&medledger_contracts::transaction::InstitutionSpec>,
 ) -> anyhow::Result<()> {
+    use medledger_contracts::encoding::from_bytes;
+    use medledger_contracts::records::InstitutionRecord;
+    use medledger_contracts::state::StateKey;
+
     let height = store.height()?.unwrap_or(0);
-    let recorded: Option<medledger_contracts::records::InstitutionRecord> =
-        medledger_contracts::state::Overlay::new(store).get(
-            &medledger_contracts::state::StateKey::Institution(institution.clone()),
-        )?;
-    let expected = recorded
-        .map(|r| r.spec.node_key)
-        .or(founding.map(|spec| spec.node_key));
+    // Every member's record: the keys of one state-key variant share its
+    // first byte.
+    let sample = StateKey::Institution(institution.clone()).to_bytes();
+    let prefix = sample.get(..1).unwrap_or_default();
+    let mut own = None;
+    for (raw_key, value) in store.latest_with_prefix(prefix)? {
+        let Ok(StateKey::Institution(id)) = from_bytes::<StateKey>(&raw_key, 1024) else {
+            continue;
+        };
+        let record: InstitutionRecord = from_bytes(&value, 64 * 1024)?;
+        if id == *institution {
+            own = Some(record.spec.node_key);
+        } else if record.spec.node_key == key.public_key() {
+            bail!(
+                "{} is {id}'s node key, not {institution}'s: a node runs with its own institution's key",
+                key_path.display()
+            );
+        }
+    }
+    let expected = own.or(founding.map(|spec| spec.node_key));
     if let Some(expected) = expected
         && expected != key.public_key()
     {
@@ -77,8 +95,8 @@ fn check_node_key(
             expected = %expected.to_text(),
             key = %key.public_key().to_text(),
             "this is not the node key the ledger names for this institution at this store's newest height: \
-             the node follows the ledger without voting until a block names this key (a rotation not synced yet); \
-             if the institution did not rotate its node key, the key file is wrong"
+             the node follows the ledger but its votes do not count until a block names this key (a rotation \
+             not synced yet); if the institution did not rotate its node key, the key file is wrong"
         );
     }
     Ok(())

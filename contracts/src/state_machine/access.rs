@@ -335,8 +335,9 @@ pub(super) fn access_served(
 }
 
 /// Whether what an authorised access rests on still holds at block time
-/// [R7.2] [R7.6]: its requester may still act (registered and, where
-/// genesis asks for it, on a licence in force [R4.14]); and a grant-based
+/// [R7.2] [R7.6]: its requester may still act (active, at an active
+/// institution and, where genesis asks for it, on a licence in force
+/// [R3] [R4.14]); and a grant-based
 /// access's grant is active; an emergency access is within its fetch
 /// window and not found unjustified [R7.3]; a public-health access rests
 /// on the law.
@@ -348,10 +349,8 @@ pub(super) fn basis_holds(
     let requester: Option<PractitionerRecord> =
         st.get(&StateKey::Practitioner(record.requester))?;
     let may_act = match requester {
-        Some(p) if p.status == MemberStatus::Active => {
-            licence_problem(st, &record.requester, &p, ctx)?.is_none()
-        }
-        _ => false,
+        Some(p) => active_practitioner(st, &record.requester, &p, ctx)?.is_ok(),
+        None => false,
     };
     if !may_act {
         return Ok(false);

@@ -53,16 +53,19 @@ pub(super) fn attest_licence(
     let key = StateKey::Licence(terms.licence_hash);
     let earlier: Option<LicenceRecord> = st.get(&key)?;
     // A renewal or amendment replaces the terms; only the regulator that
-    // attested the licence makes one. A suspension stays until lifted, and
-    // a revocation is final.
+    // attested the licence makes one, or any regulator once that one is no
+    // longer an active member. A suspension stays until lifted, and a
+    // revocation is final.
     let (status, status_changed) = match earlier {
         Some(record) if record.status == LicenceStatus::Revoked => {
             return reject(Rejection::AlreadyDone(
                 "this licence was revoked; a revoked licence stays revoked".into(),
             ));
         }
-        Some(record) if record.attested_by != by => {
-            return not_permitted("only the regulator that attested a licence amends or renews it");
+        Some(record) if record.attested_by != by && is_active(st, &record.attested_by)? => {
+            return not_permitted(
+                "only the regulator that attested a licence amends or renews it while it is an active member",
+            );
         }
         Some(record) => (record.status, record.status_changed),
         None => (LicenceStatus::Active, None),
@@ -103,19 +106,28 @@ pub(super) fn set_licence_status(
         )));
     }
     // Any regulator may stop a licence; only the one that suspended it
-    // lifts the suspension.
+    // lifts the suspension, unless it is no longer an active member (a
+    // regulator removed by governance must not leave licences stuck).
     if status == LicenceStatus::Active
-        && record
-            .status_changed
-            .as_ref()
-            .is_some_and(|(_, suspended_by)| *suspended_by != by)
+        && let Some((_, suspended_by)) = &record.status_changed
+        && *suspended_by != by
+        && is_active(st, suspended_by)?
     {
-        return not_permitted("only the regulator that suspended a licence lifts the suspension");
+        return not_permitted(
+            "only the regulator that suspended a licence lifts the suspension while it is an active member",
+        );
     }
     record.status = status;
     record.status_changed = Some((ctx.block_ref(), by));
     st.put(&key, &record);
     Ok(Effect::applied())
+}
+
+/// Whether `institution` is an active member.
+fn is_active(st: &Overlay<'_>, institution: &InstitutionId) -> Step<bool> {
+    Ok(st
+        .get::<InstitutionRecord>(&StateKey::Institution(institution.clone()))?
+        .is_some_and(|r| r.status == MemberStatus::Active))
 }
 
 /// Why `practitioner` may not act at this block under the genesis licence

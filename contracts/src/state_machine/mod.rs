@@ -80,10 +80,12 @@
 //! validity, which must end in the future. Attesting a licence again
 //! replaces its terms (a renewal, a new place of practice, a new
 //! registration bound) and keeps its status; only the regulator that
-//! attested it may, and a revoked licence cannot be attested again.
+//! attested it may (any regulator, once that one is no longer an active
+//! member), and a revoked licence cannot be attested again.
 //! R4.13 `SetLicenceStatus`: any active regulator suspends an active
 //! licence or revokes a licence, which is final; only the regulator that
-//! suspended it lifts a suspension.
+//! suspended it lifts a suspension (any regulator, once that one is no
+//! longer an active member).
 //! R4.14 Where genesis sets `practitioner_licences` to `attested`, a
 //! practitioner acts (requests consent or access, breaks the glass, uses
 //! public-health access) only while the licence their registration names
@@ -144,7 +146,8 @@
 //! gateway, records rule 4; none when the holder has no
 //! records of the patient in those categories) and whether the access's
 //! basis still held (`grant_active`): its requester could still act
-//! (active and, under attested licences, on a licence in force, R4.14), and
+//! (active, at an active institution and, under attested licences, on a
+//! licence in force, R3, R4.14), and
 //! a grant-based access's grant was active, an emergency access was
 //! fetchable (R7.3); a release without it is recorded all the same, flagged. The holder's gateway submits it with
 //! the manifest and sends no content until it is committed, and none at all

@@ -429,3 +429,94 @@ fn r4_14_declared_licences_need_no_regulator() {
     );
     assert_eq!(request_outcome(&mut w, "doc-b", grant), Outcome::Authorized);
 }
+
+/// Carries `action` by the votes of hosp-a, hosp-b and platform (3 of 4).
+fn carry(w: &mut World, action: GovernanceAction) {
+    let tx = w.sign(
+        Signer::Institution(inst("hosp-a")),
+        &key("admin:hosp-a"),
+        Payload::Propose {
+            action,
+            expires_at: Timestamp(w.now + DAY_MS),
+        },
+    );
+    let proposal = tx.id(&w.chain);
+    assert_eq!(w.run(tx).outcome, Outcome::Applied);
+    for who in ["hosp-b", "platform"] {
+        let r = w.act(
+            Signer::Institution(inst(who)),
+            &key(&format!("admin:{who}")),
+            Payload::Vote {
+                proposal,
+                approve: true,
+            },
+        );
+        assert_eq!(r.outcome, Outcome::Applied);
+    }
+}
+
+#[test]
+fn r4_12_r4_13_r4_14_a_removed_regulators_licences_stop_and_another_takes_them_over() {
+    let mut w = World::attested();
+    let (_, grant) = granted(&mut w);
+    // nhc2 attests doc-b's licence and suspends it.
+    let right = terms(&w, "doc-b", LicenceKind::Physician, &["hosp-b"]);
+    let r = by(&mut w, "nhc2", Payload::AttestLicence(right.clone()));
+    assert_eq!(r.outcome, Outcome::Applied);
+    assert_eq!(request_outcome(&mut w, "doc-b", grant), Outcome::Authorized);
+    let suspend = Payload::SetLicenceStatus {
+        licence: licence_of("doc-b"),
+        status: LicenceStatus::Suspended,
+    };
+    assert_eq!(by(&mut w, "nhc2", suspend).outcome, Outcome::Applied);
+    // While nhc2 is a member, nhc can neither amend nor lift.
+    let lift = Payload::SetLicenceStatus {
+        licence: licence_of("doc-b"),
+        status: LicenceStatus::Active,
+    };
+    assert!(not_permitted(&regulator(&mut w, lift.clone())));
+    assert!(not_permitted(&regulator(
+        &mut w,
+        Payload::AttestLicence(right.clone())
+    )));
+    // The consortium removes nhc2: its licences stop; nhc takes them over.
+    carry(&mut w, GovernanceAction::Remove(inst("nhc2")));
+    assert_eq!(regulator(&mut w, lift).outcome, Outcome::Applied);
+    assert_eq!(
+        request_outcome(&mut w, "doc-b", grant),
+        denied(LicenceProblem::AttesterNotActive)
+    );
+    assert_eq!(
+        regulator(&mut w, Payload::AttestLicence(right)).outcome,
+        Outcome::Applied
+    );
+    assert_eq!(request_outcome(&mut w, "doc-b", grant), Outcome::Authorized);
+    let record: LicenceRecord = w.get(&StateKey::Licence(licence_of("doc-b"))).unwrap();
+    assert_eq!(record.attested_by, inst("nhc"));
+}
+
+#[test]
+fn r7_2_a_release_to_a_retired_practitioner_is_flagged_under_declared_licences_too() {
+    let mut w = World::new();
+    let (_, grant) = granted(&mut w);
+    let (request, r) = w.request("doc-b", grant, "hosp-a", &[Category::LabReports]);
+    assert_eq!(r.outcome, Outcome::Authorized);
+    let (doc, _) = World::practitioner("doc-b");
+    let r = w.act(
+        Signer::Institution(inst("hosp-b")),
+        &key("admin:hosp-b"),
+        Payload::RetirePractitioner { practitioner: doc },
+    );
+    assert_eq!(r.outcome, Outcome::Applied);
+    let r = w.act(
+        Signer::InstitutionNode(inst("hosp-a")),
+        &key("node:hosp-a"),
+        Payload::AccessServed {
+            request,
+            content_hashes: BoundedVec::default(),
+        },
+    );
+    assert_eq!(r.outcome, Outcome::Applied);
+    let access: AccessRecord = w.get(&StateKey::Access(request)).unwrap();
+    assert!(!access.release.unwrap().grant_active_at_release);
+}

@@ -49,8 +49,8 @@ use medledger_contracts::Hash32;
 use medledger_contracts::crypto::SecretKey;
 use medledger_contracts::encoding::{BoundedVec, hash_of};
 use medledger_contracts::records::{
-    AccessKind, AccessRecord, Decision, GrantRecord, GrantStatus, LedgerParameters,
-    PractitionerRecord,
+    AccessKind, AccessRecord, Decision, GrantRecord, GrantStatus, InstitutionRecord,
+    LedgerParameters, PractitionerRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::state_machine::licence_problem_at;
@@ -360,6 +360,14 @@ impl Holder {
                 "the requesting practitioner is no longer active".into(),
             )));
         };
+        let institution: Option<InstitutionRecord> =
+            self.state(&StateKey::Institution(requester.institution.clone()))?;
+        if institution.is_none_or(|i| i.status != MemberStatus::Active) {
+            return Ok(Err((
+                "grant_not_active",
+                "the requesting institution is no longer an active member".into(),
+            )));
+        }
         let problem = licence_problem_at(
             &Overlay::new(self.ledger.committed_state()),
             &access.requester,

@@ -345,16 +345,11 @@ pub fn proposals(shared: &Shared) -> Answer {
         .collect();
     items.sort_by(|a, b| {
         let open = |p: &api::Proposal| p.status != api::ProposalStatus::Open;
-        (
-            open(a),
-            std::cmp::Reverse(a.expires_at_ms),
-            a.id.to_string(),
-        )
-            .cmp(&(
-                open(b),
-                std::cmp::Reverse(b.expires_at_ms),
-                b.id.to_string(),
-            ))
+        (open(a), std::cmp::Reverse(a.expires_at_ms), a.id.0).cmp(&(
+            open(b),
+            std::cmp::Reverse(b.expires_at_ms),
+            b.id.0,
+        ))
     });
     let truncated = items.len() > api::PROPOSALS_LISTED_MAX;
     items.truncate(api::PROPOSALS_LISTED_MAX);
