@@ -11,7 +11,6 @@ use medledger_contracts::types::{
 };
 
 const DAY_MS: u64 = 86_400_000;
-use serde_json::json;
 
 use crate::people::{Connection, Session, day, hash, institution, runtime};
 
@@ -194,27 +193,18 @@ pub fn licence(
                 if receipt.outcome != TxOutcome::Applied {
                     bail!("the ledger did not attest the licence: {}", receipt.outcome);
                 }
-                if s.json {
-                    println!(
-                        "{}",
-                        json!({
-                            "tx": receipt.tx.0.to_hex(),
-                            "height": receipt.height,
-                            "outcome": &receipt.outcome,
-                            "licence_hash": licence.to_hex(),
-                            "salt": made.then(|| hex::encode(salt)),
-                        })
-                    );
-                } else {
-                    s.receipt("attested", &receipt);
-                    println!("licence hash: {}", licence.to_hex());
-                    if made {
-                        println!(
-                            "salt: {} (issue it with the licence; institutions register the practitioner with it)",
-                            hex::encode(salt)
-                        );
-                    }
-                }
+                s.receipt_with(
+                    "attested",
+                    &receipt,
+                    &[
+                        ("licence_hash", Some(licence.to_hex()), "licence hash:"),
+                        (
+                            "salt",
+                            made.then(|| hex::encode(salt)),
+                            "salt (issue it with the licence; institutions register the practitioner with it):",
+                        ),
+                    ],
+                );
             }
             LicenceCommand::Bind { licence, practitioners } => {
                 let hash = hash(&licence, "the licence hash")?;

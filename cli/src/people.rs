@@ -322,22 +322,40 @@ impl Session {
     }
 
     pub(crate) fn receipt(&self, what: &str, receipt: &TxReceipt) {
+        self.receipt_with(what, receipt, &[]);
+    }
+
+    /// The receipt, with `extra` (name, value when there is one, and the
+    /// words before it in text): extra fields of the JSON document, or
+    /// extra lines of text.
+    pub(crate) fn receipt_with(
+        &self,
+        what: &str,
+        receipt: &TxReceipt,
+        extra: &[(&str, Option<String>, &str)],
+    ) {
         if self.json {
-            println!(
-                "{}",
-                json!({
-                    "tx": receipt.tx.0.to_hex(),
-                    "height": receipt.height,
-                    "outcome": &receipt.outcome,
-                })
-            );
-        } else {
-            println!(
-                "{what}: {} at block {} (id {})",
-                receipt.outcome,
-                receipt.height,
-                receipt.tx.0.to_hex()
-            );
+            let mut document = json!({
+                "tx": receipt.tx.0.to_hex(),
+                "height": receipt.height,
+                "outcome": &receipt.outcome,
+            });
+            for (name, value, _) in extra {
+                document[*name] = json!(value);
+            }
+            println!("{document}");
+            return;
+        }
+        println!(
+            "{what}: {} at block {} (id {})",
+            receipt.outcome,
+            receipt.height,
+            receipt.tx.0.to_hex()
+        );
+        for (_, value, words) in extra {
+            if let Some(value) = value {
+                println!("{words} {value}");
+            }
         }
     }
 
@@ -818,24 +836,18 @@ pub fn hospital(
                     .client
                     .submit_and_wait(&tx.record_guardianship(&child, guardian, until, evidence_hash), None)
                     .await?;
-                if s.json {
-                    println!(
-                        "{}",
-                        json!({
-                            "tx": receipt.tx.0.to_hex(),
-                            "height": receipt.height,
-                            "outcome": &receipt.outcome,
-                            "evidence_hash": evidence_hash.to_hex(),
-                            "evidence_salt": made.then(|| hex::encode(salt)),
-                        })
-                    );
-                } else {
-                    s.receipt("guardianship recorded", &receipt);
-                    println!("evidence hash: {}", evidence_hash.to_hex());
-                    if made {
-                        println!("evidence salt: {} (keep it with the hospital's copy of the evidence)", hex::encode(salt));
-                    }
-                }
+                s.receipt_with(
+                    "guardianship recorded",
+                    &receipt,
+                    &[
+                        ("evidence_hash", Some(evidence_hash.to_hex()), "evidence hash:"),
+                        (
+                            "evidence_salt",
+                            made.then(|| hex::encode(salt)),
+                            "evidence salt (keep it with the hospital's copy of the evidence):",
+                        ),
+                    ],
+                );
             }
             HospitalCommand::RequestAccess { grant, holder, categories, purpose: p } => {
                 if !matches!(me.signer, Signer::Practitioner(_)) {

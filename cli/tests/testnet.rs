@@ -968,17 +968,8 @@ async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
     net.reach(0, 1, 60, "no blocks within 60 s").await;
     let keys = net.dir().join("keys");
     let commission = keys.join("admin.health-commission.json");
-    let run = |key: &std::path::Path, args: &[&str]| -> std::process::Output {
-        run_cli(&net, 0, &args[..1], key, &args[1..])
-    };
-    let json = |output: std::process::Output, args: &str| -> Value {
-        assert!(
-            output.status.success(),
-            "{args}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    };
+    let run = |key: &std::path::Path, args: &[&str]| cli(&net, key, args);
+    let json = |key: &std::path::Path, args: &[&str]| cli_json(&net, key, args);
     let as_commission = ["licence", "--as-institution", "health-commission"];
     let licence_cmd = |rest: &[&str]| -> Vec<String> {
         as_commission
@@ -1001,7 +992,7 @@ async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
         "1",
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let attested = json(run(&commission, &args), "licence attest");
+    let attested = json(&commission, &args);
     assert_eq!(attested["outcome"]["status"], "applied", "{attested}");
     let licence = attested["licence_hash"].as_str().unwrap().to_string();
     let salt = attested["salt"].as_str().unwrap().to_string();
@@ -1017,24 +1008,21 @@ async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
     let nurse = KeyFile::generate().unwrap();
     nurse.save(&nurse_key).unwrap();
     let registered = json(
-        run(
-            &keys.join("admin.city-first-hospital.json"),
-            &[
-                "hospital",
-                "--as-institution",
-                "city-first-hospital",
-                "register-practitioner",
-                "--practitioner-key",
-                nurse_key.to_str().unwrap(),
-                "--role",
-                "nurse",
-                "--licence",
-                "330100202612001",
-                "--licence-salt",
-                &salt,
-            ],
-        ),
-        "register-practitioner",
+        &keys.join("admin.city-first-hospital.json"),
+        &[
+            "hospital",
+            "--as-institution",
+            "city-first-hospital",
+            "register-practitioner",
+            "--practitioner-key",
+            nurse_key.to_str().unwrap(),
+            "--role",
+            "nurse",
+            "--licence",
+            "330100202612001",
+            "--licence-salt",
+            &salt,
+        ],
     );
     assert_eq!(registered["outcome"]["status"], "applied", "{registered}");
     // Registered, but not yet bound to the licence by the regulator.
@@ -1048,19 +1036,13 @@ async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
         "the regulator has not bound this registration to the practitioner's licence",
         "{record}"
     );
-    let shown_before = json(
-        run(&nurse_key, &["licence", "show", &licence]),
-        "licence show",
-    );
+    let shown_before = json(&nurse_key, &["licence", "show", &licence]);
     let bind = licence_cmd(&["bind", &licence, "--practitioner", &nurse_id]);
     let bind: Vec<&str> = bind.iter().map(String::as_str).collect();
-    let bound = json(run(&commission, &bind), "licence bind");
+    let bound = json(&commission, &bind);
     assert_eq!(bound["outcome"]["status"], "applied", "{bound}");
     // Binding keeps the terms: the same validity and places, one more registration.
-    let shown_after = json(
-        run(&nurse_key, &["licence", "show", &licence]),
-        "licence show",
-    );
+    let shown_after = json(&nurse_key, &["licence", "show", &licence]);
     for field in [
         "valid_from_ms",
         "valid_until_ms",
@@ -1097,7 +1079,7 @@ async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
     let patient_key = KeyFile::generate().unwrap();
     patient_key.save(&patient).unwrap();
     let patient_id = patient_key.patient_id().0.to_hex();
-    let ok = json(run(&patient, &["patient", "register"]), "patient register");
+    let ok = json(&patient, &["patient", "register"]);
     assert_eq!(ok["outcome"]["status"], "applied", "{ok}");
     let ask = [
         "hospital",
@@ -1107,31 +1089,28 @@ async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
         "--category",
         "allergies",
     ];
-    let asked = json(run(&nurse_key, &ask), "request-consent");
+    let asked = json(&nurse_key, &ask);
     assert_eq!(asked["outcome"]["status"], "applied", "{asked}");
     // The hospital registers another key under the same licence: that key
     // is refused, as the regulator bound only the nurse's.
     let ghost_key = net.dir().join("ghost.json");
     KeyFile::generate().unwrap().save(&ghost_key).unwrap();
     let ghost = json(
-        run(
-            &keys.join("admin.city-first-hospital.json"),
-            &[
-                "hospital",
-                "--as-institution",
-                "city-first-hospital",
-                "register-practitioner",
-                "--practitioner-key",
-                ghost_key.to_str().unwrap(),
-                "--role",
-                "nurse",
-                "--licence",
-                "330100202612001",
-                "--licence-salt",
-                &salt,
-            ],
-        ),
-        "register-practitioner (ghost)",
+        &keys.join("admin.city-first-hospital.json"),
+        &[
+            "hospital",
+            "--as-institution",
+            "city-first-hospital",
+            "register-practitioner",
+            "--practitioner-key",
+            ghost_key.to_str().unwrap(),
+            "--role",
+            "nurse",
+            "--licence",
+            "330100202612001",
+            "--licence-salt",
+            &salt,
+        ],
     );
     assert_eq!(ghost["outcome"]["status"], "applied", "{ghost}");
     let refused = run(&ghost_key, &ask);
@@ -1141,19 +1120,68 @@ async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
         stderr.contains("has not bound this registration"),
         "{stderr}"
     );
+    // The patient grants the nurse's hospital allergies held at the second
+    // hospital; the nurse's request is authorised before the suspension.
+    let granted = json(
+        &patient,
+        &[
+            "patient",
+            "grant",
+            "--to-institution",
+            "city-first-hospital",
+            "--category",
+            "allergies",
+            "--holder",
+            "city-second-hospital",
+        ],
+    );
+    assert_eq!(granted["outcome"]["status"], "applied", "{granted}");
+    let grant = granted["tx"].as_str().unwrap().to_string();
+    let authorised = json(
+        &nurse_key,
+        &[
+            "hospital",
+            "request-access",
+            "--grant",
+            &grant,
+            "--holder",
+            "city-second-hospital",
+            "--category",
+            "allergies",
+        ],
+    );
+    assert_eq!(
+        authorised["outcome"]["status"], "authorized",
+        "{authorised}"
+    );
     // Suspended: the node refuses the nurse's next request, saying why.
     let suspend = licence_cmd(&["suspend", &licence]);
     let suspend: Vec<&str> = suspend.iter().map(String::as_str).collect();
-    let suspended = json(run(&commission, &suspend), "licence suspend");
+    let suspended = json(&commission, &suspend);
     assert_eq!(suspended["outcome"]["status"], "applied", "{suspended}");
+    // And the holder no longer serves what was authorised before.
+    let out = net.dir().join("fetched-after-suspension");
+    let fetch = run(
+        &nurse_key,
+        &[
+            "hospital",
+            "fetch",
+            "--request",
+            authorised["tx"].as_str().unwrap(),
+            "--holder",
+            "city-second-hospital",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(!fetch.status.success());
+    let stderr = String::from_utf8_lossy(&fetch.stderr);
+    assert!(stderr.contains("licence_not_in_force"), "{stderr}");
     let refused = run(&nurse_key, &ask);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("licence is suspended"), "{stderr}");
-    let shown = json(
-        run(&nurse_key, &["licence", "show", &licence]),
-        "licence show",
-    );
+    let shown = json(&nurse_key, &["licence", "show", &licence]);
     assert_eq!(shown["status"], "suspended", "{shown}");
     assert_eq!(shown["institutions"][0], "city-first-hospital", "{shown}");
     let (_, record) = net
@@ -1170,9 +1198,9 @@ async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
     // Reinstated: the nurse acts again.
     let reinstate = licence_cmd(&["reinstate", &licence]);
     let reinstate: Vec<&str> = reinstate.iter().map(String::as_str).collect();
-    let reinstated = json(run(&commission, &reinstate), "licence reinstate");
+    let reinstated = json(&commission, &reinstate);
     assert_eq!(reinstated["outcome"]["status"], "applied", "{reinstated}");
-    let asked = json(run(&nurse_key, &ask), "request-consent after reinstatement");
+    let asked = json(&nurse_key, &ask);
     assert_eq!(asked["outcome"]["status"], "applied", "{asked}");
 }
 
@@ -1186,23 +1214,14 @@ async fn a_hospital_records_a_guardianship_and_the_guardian_sees_it() {
     let mut net = Testnet::new(4);
     net.start_all();
     net.reach(0, 1, 60, "no blocks within 60 s").await;
-    let run = |key: &std::path::Path, args: &[&str]| -> std::process::Output {
-        run_cli(&net, 0, &args[..1], key, &args[1..])
-    };
-    let json = |output: std::process::Output, what: &str| -> Value {
-        assert!(
-            output.status.success(),
-            "{what}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    };
+    let run = |key: &std::path::Path, args: &[&str]| cli(&net, key, args);
+    let json = |key: &std::path::Path, args: &[&str]| cli_json(&net, key, args);
     let mut ids = Vec::new();
     for name in ["child", "guardian"] {
         let file = net.dir().join(format!("{name}.json"));
         let key = KeyFile::generate().unwrap();
         key.save(&file).unwrap();
-        let registered = json(run(&file, &["patient", "register"]), "register");
+        let registered = json(&file, &["patient", "register"]);
         assert_eq!(registered["outcome"]["status"], "applied", "{registered}");
         ids.push((file, key.patient_id().0.to_hex()));
     }
@@ -1213,28 +1232,25 @@ async fn a_hospital_records_a_guardianship_and_the_guardian_sees_it() {
     let until = humantime::format_rfc3339_seconds(until).to_string()[..10].to_string();
     let salt = "00112233445566778899aabbccddeeff";
     let recorded = json(
-        run(
-            &net.dir()
-                .join("keys")
-                .join("admin.city-first-hospital.json"),
-            &[
-                "hospital",
-                "--as-institution",
-                "city-first-hospital",
-                "record-guardianship",
-                "--patient-key",
-                child.to_str().unwrap(),
-                "--guardian",
-                guardian_id,
-                "--minor-until",
-                &until,
-                "--evidence",
-                "O330100202600123",
-                "--evidence-salt",
-                salt,
-            ],
-        ),
-        "record-guardianship",
+        &net.dir()
+            .join("keys")
+            .join("admin.city-first-hospital.json"),
+        &[
+            "hospital",
+            "--as-institution",
+            "city-first-hospital",
+            "record-guardianship",
+            "--patient-key",
+            child.to_str().unwrap(),
+            "--guardian",
+            guardian_id,
+            "--minor-until",
+            &until,
+            "--evidence",
+            "O330100202600123",
+            "--evidence-salt",
+            salt,
+        ],
     );
     assert_eq!(recorded["outcome"]["status"], "applied", "{recorded}");
     let mut salt_bytes = [0u8; 16];
@@ -1244,10 +1260,7 @@ async fn a_hospital_records_a_guardianship_and_the_guardian_sees_it() {
             .to_hex();
     assert_eq!(recorded["evidence_hash"], evidence.as_str(), "{recorded}");
     // The guardian sees it, with the hospital and the evidence's hash.
-    let listed = json(
-        run(guardian, &["patient", "delegations", "--of", child_id]),
-        "delegations --of",
-    );
+    let listed = json(guardian, &["patient", "delegations", "--of", child_id]);
     let guardianship = &listed[0];
     assert_eq!(guardianship["role"], "guardian", "{listed}");
     assert_eq!(guardianship["delegate"], guardian_id.as_str(), "{listed}");

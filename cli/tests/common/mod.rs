@@ -262,6 +262,23 @@ pub fn run_cli(
         .unwrap()
 }
 
+/// `medledger <args> --json` against node 0 with `key` (the connection
+/// flags go after the first word, the command's group).
+pub fn cli(net: &Testnet, key: &Path, args: &[&str]) -> std::process::Output {
+    run_cli(net, 0, &args[..1], key, &args[1..])
+}
+
+/// [`cli`], which must succeed: the JSON document it printed.
+pub fn cli_json(net: &Testnet, key: &Path, args: &[&str]) -> Value {
+    let output = cli(net, key, args);
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 /// A new patient's registration, signed by a fresh key.
 pub fn register_patient(nonce: u64) -> SignedTransaction {
     let key = KeyFile::generate().unwrap();

@@ -98,7 +98,10 @@ fn holder_refusal(code: &str) -> (&str, &'static str) {
         }
         "already_served" => "this request was served already; make a new request",
         "grant_not_active" => {
-            "what the access rests on no longer holds (a grant revoked or expired, an emergency access past its window or found unjustified)"
+            "what the access rests on no longer holds (a grant revoked or expired, an emergency access past its window or found unjustified, the practitioner or their institution no longer active)"
+        }
+        "licence_not_in_force" => {
+            "the practitioner's licence is no longer in force (rule R4.14): suspended, revoked, expired or no longer binding this registration"
         }
         "too_many_resources" => "too many resources for one fetch; ask for fewer categories",
         "busy" => "the holder is busy; try again shortly",
