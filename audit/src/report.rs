@@ -481,7 +481,12 @@ impl Reports {
         let mut counts = String::new();
         if let Some(map) = summary["counts"].as_object() {
             for (k, v) in map {
-                let _ = write!(counts, "<tr><td>{}</td><td>{v}</td></tr>", escape(k));
+                let _ = write!(
+                    counts,
+                    "<tr><td>{} {}</td><td>{v}</td></tr>",
+                    figure_zh(k),
+                    escape(k)
+                );
             }
         }
         let findings = findings(anomalies);
@@ -528,6 +533,40 @@ impl Reports {
                 .entry(practitioner_label(p, self.institution_of.get(p)))
                 .or_default() += n;
         }
+        // Requests per day, per requesting institution and for the busiest
+        // practitioners: trends, drawn as one line each over the same days.
+        let mut by_institution_day: BTreeMap<String, BTreeMap<u64, u64>> = BTreeMap::new();
+        let mut by_practitioner_day: BTreeMap<String, BTreeMap<u64, u64>> = BTreeMap::new();
+        for ((requester, day), n) in &self.requests_by_requester_day {
+            let institution = self
+                .institution_of
+                .get(requester)
+                .cloned()
+                .unwrap_or_else(|| "?".into());
+            *by_institution_day
+                .entry(institution)
+                .or_default()
+                .entry(*day)
+                .or_default() += n;
+            *by_practitioner_day
+                .entry(practitioner_label(
+                    requester,
+                    self.institution_of.get(requester),
+                ))
+                .or_default()
+                .entry(*day)
+                .or_default() += n;
+        }
+        let mut busiest: Vec<(u64, String)> = by_practitioner_day
+            .iter()
+            .map(|(p, days)| (days.values().sum(), p.clone()))
+            .collect();
+        busiest.sort_by(|a, b| b.cmp(a));
+        busiest.truncate(TRENDS_PRACTITIONERS_MAX);
+        let busiest: BTreeMap<String, BTreeMap<u64, u64>> = busiest
+            .into_iter()
+            .filter_map(|(_, p)| by_practitioner_day.remove(&p).map(|days| (p, days)))
+            .collect();
         format!(
             "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>medledger 审计报告 audit report</title>\
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#111}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:4px 8px}}\
@@ -540,6 +579,8 @@ impl Reports {
 <h2>摘要 Summary</h2><table><tr><th>项目 figure</th><th>数量 count</th></tr>{counts}</table>\
 <h2>按日调取 Accesses over time</h2>{day_chart}\
 <h2>按申请机构 Accesses by requesting institution</h2>{requesting_chart}\
+<h2>各申请机构每日请求 Requests per day by requesting institution</h2>{institution_trends}\
+<h2>请求最多的医务人员每日请求 Requests per day of the busiest practitioners</h2>{practitioner_trends}\
 <h2>按持有机构 Accesses by holder institution</h2>{holder_chart}\
 <h2>按医务人员的拒绝 Denied requests by practitioner</h2>{denied_chart}\
 <h2>按类别 Accesses by category</h2>{category_chart}\
@@ -550,6 +591,8 @@ impl Reports {
             finding_count = findings.len(),
             day_chart = bar_chart(&by_day),
             requesting_chart = bar_chart(&self.accesses_by_requesting_institution),
+            institution_trends = trend_lines(&by_institution_day),
+            practitioner_trends = trend_lines(&busiest),
             holder_chart = bar_chart(&self.accesses_by_holder),
             denied_chart = bar_chart(&denied),
             category_chart = bar_chart(&self.accesses_by_category),
@@ -766,6 +809,96 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// A summary figure's name in Chinese (empty for one not named here).
+fn figure_zh(figure: &str) -> &'static str {
+    match figure {
+        "grants" => "授权",
+        "revocations" => "撤回授权",
+        "relinquished" => "被授权方放弃",
+        "consent requests" => "授权请求",
+        "consent requests approved" => "授权请求获同意",
+        "consent requests refused" => "授权请求被拒绝",
+        "delegations" => "指定监护人或代理人",
+        "delegations ended" => "监护或代理结束",
+        "accesses authorised" => "调取获准",
+        "accesses denied" => "调取被拒",
+        "emergency accesses" => "紧急调取",
+        "emergency reviews" => "紧急调取复核",
+        "emergency reviews overdue" => "紧急调取逾期未复核",
+        "public-health accesses" => "公共卫生调取",
+        "releases" => "记录发放",
+        "fetches refused" => "取件被拒",
+        "recovery_contacts_changed" => "恢复联系人变更",
+        "recovery_approved" => "恢复获批准",
+        "key_replacement_scheduled" => "密钥替换待生效",
+        "key_rotated" => "密钥已轮换",
+        "pending_changes_cancelled" => "待生效变更已取消",
+        _ => "",
+    }
+}
+
+/// Practitioners whose daily requests the page draws (the busiest).
+const TRENDS_PRACTITIONERS_MAX: usize = 10;
+
+/// One line per series of (day, count), over the same days, as inline SVG:
+/// a label, the line, and its largest day.
+fn trend_lines(series: &BTreeMap<String, BTreeMap<u64, u64>>) -> String {
+    let days: BTreeSet<u64> = series.values().flat_map(|d| d.keys().copied()).collect();
+    let (Some(first), Some(last)) = (days.first().copied(), days.last().copied()) else {
+        return "<p>(none)</p>".into();
+    };
+    let span = (last - first).max(1) as f64;
+    let max = series
+        .values()
+        .flat_map(|d| d.values().copied())
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let row = 28;
+    let mut svg = format!(
+        "<svg role=\"img\" width=\"720\" height=\"{}\" xmlns=\"http://www.w3.org/2000/svg\">",
+        series.len() * row + 18
+    );
+    for (i, (label, counts)) in series.iter().enumerate() {
+        let base = (i * row + row) as f64;
+        // Every day of the span, zero where there were none.
+        let points: Vec<String> = (first..=last)
+            .map(|day| {
+                let n = counts.get(&day).copied().unwrap_or(0) as f64;
+                let x = 220.0 + (day - first) as f64 / span * 440.0;
+                let y = base - n / max * (row as f64 - 6.0);
+                format!("{x:.1},{y:.1}")
+            })
+            .collect();
+        let peak = counts.values().copied().max().unwrap_or(0);
+        // A dot on each day with requests, so that a single day shows.
+        for (day, n) in counts {
+            let x = 220.0 + (day - first) as f64 / span * 440.0;
+            let y = base - *n as f64 / max * (row as f64 - 6.0);
+            let _ = write!(
+                svg,
+                "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2.5\" fill=\"#2b6cb0\"/>"
+            );
+        }
+        let _ = write!(
+            svg,
+            "<text x=\"0\" y=\"{:.0}\">{}</text><polyline fill=\"none\" stroke=\"#2b6cb0\" points=\"{}\"/><text x=\"666\" y=\"{:.0}\">max {peak}</text>",
+            base,
+            escape(label),
+            points.join(" "),
+            base
+        );
+    }
+    let _ = write!(
+        svg,
+        "<text x=\"220\" y=\"{y}\">{}</text><text x=\"600\" y=\"{y}\">{}</text></svg>",
+        &date(first.saturating_mul(DAY_MS))[..10],
+        &date(last.saturating_mul(DAY_MS))[..10],
+        y = series.len() * row + 14
+    );
+    svg
 }
 
 /// A horizontal bar chart as inline SVG.

@@ -246,6 +246,16 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
         "{html}"
     );
     assert!(html.contains(&denied.tx.0.to_hex()), "{html}");
+    // Trends: one line per requesting institution.
+    let trends = html
+        .split("Requests per day by requesting institution</h2>")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        trends.starts_with("<svg")
+            && trends[..trends.find("</svg>").unwrap()].contains("city-second-hospital"),
+        "{html}"
+    );
     let anomalies: Value =
         serde_json::from_str(&std::fs::read_to_string(reports.join("anomalies.json")).unwrap())
             .unwrap();
