@@ -13,7 +13,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::state::ReplayState;
-use medledger_contracts::encoding::Hash32;
 use medledger_contracts::records::{
     AccessKind, AccessKindTag, AccessRecord, AuditEntry, AuditEvent, Decision, LedgerParameters,
 };
@@ -125,6 +124,7 @@ impl Reports {
                     kind,
                     decision,
                 } => {
+                    let requester_id = *requester;
                     let requester = requester.0.to_hex();
                     bump(&mut self.accesses_by_day, day);
                     bump(
@@ -165,9 +165,7 @@ impl Reports {
                                     at: entry.at.time,
                                     height: entry.at.height,
                                     reviewed: None,
-                                    requester: PractitionerId(
-                                        Hash32::from_hex(&requester).unwrap_or_default(),
-                                    ),
+                                    requester: requester_id,
                                     patient: entry.patient,
                                     holder: holder.clone(),
                                 },

@@ -120,7 +120,8 @@ fn bound_terms(current: &api::Licence, practitioners: &[String]) -> anyhow::Resu
     })
 }
 
-/// A licence's salt from its hex text.
+/// A 16-byte salt (a licence's, a case reference's, a document's) from
+/// its hex text.
 pub(crate) fn salt_from_hex(text: &str, what: &str) -> anyhow::Result<[u8; 16]> {
     hex::decode(text.trim())
         .ok()

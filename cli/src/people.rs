@@ -803,10 +803,7 @@ pub fn hospital(
                 s.receipt("emergency access", &s.client.submit_and_wait(&tx, None).await?);
             }
             HospitalCommand::PublicHealthAccess { records, legal_basis, case_reference, case_salt } => {
-                let salt: [u8; 16] = hex::decode(&case_salt)
-                    .ok()
-                    .and_then(|b| b.try_into().ok())
-                    .context("--case-salt is 16 bytes in hex (32 hex digits)")?;
+                let salt = crate::licence::salt_from_hex(&case_salt, "--case-salt")?;
                 let (patient, holder, categories) = records.parse()?;
                 let basis = named(&LEGAL_BASES, LegalBasis::name, &legal_basis, "--legal-basis")?;
                 let tx = tx.public_health_access(

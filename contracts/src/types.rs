@@ -92,6 +92,15 @@ impl fmt::Debug for ChainId {
     }
 }
 
+/// Whether `text` is a non-empty run of `[a-z0-9-]` (institution ids,
+/// practice scopes).
+fn is_kebab(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// An institution's short id, chosen at admission: `[a-z0-9-]`, e.g. `city-first-hospital`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct InstitutionId(BoundedString<INSTITUTION_ID_BYTES_MAX>);
@@ -99,11 +108,7 @@ pub struct InstitutionId(BoundedString<INSTITUTION_ID_BYTES_MAX>);
 impl InstitutionId {
     /// Validates and wraps an institution id.
     pub fn new(text: &str) -> Result<Self, IdError> {
-        if text.is_empty()
-            || !text
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
+        if !is_kebab(text) {
             return Err(IdError::InstitutionId(text.to_string()));
         }
         Ok(Self(BoundedString::new(text)?))
@@ -672,12 +677,8 @@ pub struct PracticeScope(BoundedString<PRACTICE_SCOPE_BYTES_MAX>);
 impl PracticeScope {
     /// Parses a code, or says why it is not one.
     pub fn new(code: &str) -> Result<Self, IdError> {
-        let ok = !code.is_empty()
-            && code
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         match BoundedString::new(code) {
-            Ok(text) if ok => Ok(Self(text)),
+            Ok(text) if is_kebab(code) => Ok(Self(text)),
             _ => Err(IdError::PracticeScope(code.to_string())),
         }
     }

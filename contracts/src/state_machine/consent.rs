@@ -130,16 +130,30 @@ pub(super) fn active_practitioner(
     record: &PractitionerRecord,
     ctx: &BlockContext,
 ) -> Step<Result<InstitutionRecord, DenialReason>> {
-    let institution: InstitutionRecord = st
-        .get(&StateKey::Institution(record.institution.clone()))?
-        .ok_or(Rejection::NotFound("practitioner's institution".into()))?;
+    Ok(practitioner_may_act_at(st, id, record, ctx.time)?)
+}
+
+/// The institution of practitioner `id` (whose record is `record`) if they
+/// may act at `time` — active, at an active institution, and on a licence
+/// in force where genesis asks for one [R3] [R4.14] — or why not: what a
+/// block at that time decides, and what a holder asks before it serves.
+pub fn practitioner_may_act_at(
+    st: &Overlay<'_>,
+    id: &PractitionerId,
+    record: &PractitionerRecord,
+    time: Timestamp,
+) -> Result<Result<InstitutionRecord, DenialReason>, crate::state::StateError> {
     if record.status != MemberStatus::Active {
         return Ok(Err(DenialReason::RequesterNotActive));
     }
-    if institution.status != MemberStatus::Active {
+    // Institutions are never deleted (removal is a status), so a
+    // registered practitioner's is always there.
+    let institution: Option<InstitutionRecord> =
+        st.get(&StateKey::Institution(record.institution.clone()))?;
+    let Some(institution) = institution.filter(|i| i.status == MemberStatus::Active) else {
         return Ok(Err(DenialReason::InstitutionNotActive));
-    }
-    if let Some(problem) = licence_problem(st, id, record, ctx)? {
+    };
+    if let Some(problem) = licence_problem_at(st, id, record, time)? {
         return Ok(Err(DenialReason::LicenceNotInForce(problem)));
     }
     Ok(Ok(institution))

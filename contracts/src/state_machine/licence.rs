@@ -130,17 +130,6 @@ fn is_active(st: &Overlay<'_>, institution: &InstitutionId) -> Step<bool> {
         .is_some_and(|r| r.status == MemberStatus::Active))
 }
 
-/// Why `practitioner` may not act at this block under the genesis licence
-/// policy, if they may not [R4.14].
-pub(super) fn licence_problem(
-    st: &Overlay<'_>,
-    id: &PractitionerId,
-    practitioner: &PractitionerRecord,
-    ctx: &BlockContext,
-) -> Step<Option<LicenceProblem>> {
-    Ok(licence_problem_at(st, id, practitioner, ctx.time)?)
-}
-
 /// Why the practitioner `id` (whose record is `practitioner`) may not act
 /// at `time` under the genesis licence policy, if they may not [R4.14]:
 /// what a block at that time would find (the API says it beside a

@@ -201,6 +201,7 @@ mod replay;
 pub use genesis::{GenesisLicence, GenesisPractitioner, GenesisStateError, genesis_writes};
 
 use self::access::*;
+pub use self::consent::practitioner_may_act_at;
 use self::consent::*;
 use self::governance::*;
 pub use self::licence::licence_problem_at;

@@ -430,31 +430,6 @@ fn r4_14_declared_licences_need_no_regulator() {
     assert_eq!(request_outcome(&mut w, "doc-b", grant), Outcome::Authorized);
 }
 
-/// Carries `action` by the votes of hosp-a, hosp-b and platform (3 of 4).
-fn carry(w: &mut World, action: GovernanceAction) {
-    let tx = w.sign(
-        Signer::Institution(inst("hosp-a")),
-        &key("admin:hosp-a"),
-        Payload::Propose {
-            action,
-            expires_at: Timestamp(w.now + DAY_MS),
-        },
-    );
-    let proposal = tx.id(&w.chain);
-    assert_eq!(w.run(tx).outcome, Outcome::Applied);
-    for who in ["hosp-b", "platform"] {
-        let r = w.act(
-            Signer::Institution(inst(who)),
-            &key(&format!("admin:{who}")),
-            Payload::Vote {
-                proposal,
-                approve: true,
-            },
-        );
-        assert_eq!(r.outcome, Outcome::Applied);
-    }
-}
-
 #[test]
 fn r4_12_r4_13_r4_14_a_removed_regulators_licences_stop_and_another_takes_them_over() {
     let mut w = World::attested();
@@ -480,7 +455,10 @@ fn r4_12_r4_13_r4_14_a_removed_regulators_licences_stop_and_another_takes_them_o
         Payload::AttestLicence(right.clone())
     )));
     // The consortium removes nhc2: its licences stop; nhc takes them over.
-    carry(&mut w, GovernanceAction::Remove(inst("nhc2")));
+    w.carry(
+        GovernanceAction::Remove(inst("nhc2")),
+        &["hosp-b", "platform"],
+    );
     assert_eq!(regulator(&mut w, lift).outcome, Outcome::Applied);
     assert_eq!(
         request_outcome(&mut w, "doc-b", grant),

@@ -250,28 +250,10 @@ fn r2_a_signature_for_another_chain_does_not_verify() {
 }
 
 fn suspend(w: &mut World, target: &str) {
-    let action = GovernanceAction::Suspend(inst(target));
-    let tx = w.sign(
-        Signer::Institution(inst("hosp-a")),
-        &key("admin:hosp-a"),
-        Payload::Propose {
-            action,
-            expires_at: Timestamp(w.now + DAY_MS),
-        },
+    let proposal = w.carry(
+        GovernanceAction::Suspend(inst(target)),
+        &["nhc", "platform"],
     );
-    let proposal = tx.id(&w.chain);
-    assert_eq!(w.run(tx).outcome, Outcome::Applied);
-    for voter in ["nhc", "platform"] {
-        let r = w.act(
-            Signer::Institution(inst(voter)),
-            &key(&format!("admin:{voter}")),
-            Payload::Vote {
-                proposal,
-                approve: true,
-            },
-        );
-        assert_eq!(r.outcome, Outcome::Applied);
-    }
     let record: ProposalRecord = w.get(&StateKey::Proposal(proposal)).unwrap();
     assert!(
         matches!(record.status, ProposalStatus::Carried(_)),

@@ -236,6 +236,32 @@ impl World {
         (exec.receipts[0].clone(), exec.audit_entries)
     }
 
+    /// hosp-a proposes `action` and `voters` vote for it; the proposal's id.
+    pub fn carry(&mut self, action: GovernanceAction, voters: &[&str]) -> TxHash {
+        let tx = self.sign(
+            Signer::Institution(inst("hosp-a")),
+            &key("admin:hosp-a"),
+            Payload::Propose {
+                action,
+                expires_at: Timestamp(self.now + DAY_MS),
+            },
+        );
+        let proposal = tx.id(&self.chain);
+        assert_eq!(self.run(tx).outcome, Outcome::Applied);
+        for voter in voters {
+            let r = self.act(
+                Signer::Institution(inst(voter)),
+                &key(&format!("admin:{voter}")),
+                Payload::Vote {
+                    proposal,
+                    approve: true,
+                },
+            );
+            assert_eq!(r.outcome, Outcome::Applied);
+        }
+        proposal
+    }
+
     pub fn get<T: serde::de::DeserializeOwned>(&self, key: &StateKey) -> Option<T> {
         self.ledger.get(key).unwrap()
     }

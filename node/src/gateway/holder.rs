@@ -49,11 +49,11 @@ use medledger_contracts::Hash32;
 use medledger_contracts::crypto::SecretKey;
 use medledger_contracts::encoding::{BoundedVec, hash_of};
 use medledger_contracts::records::{
-    AccessKind, AccessRecord, Decision, GrantRecord, GrantStatus, InstitutionRecord,
-    LedgerParameters, PractitionerRecord,
+    AccessKind, AccessRecord, Decision, DenialReason, GrantRecord, GrantStatus, LedgerParameters,
+    PractitionerRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
-use medledger_contracts::state_machine::licence_problem_at;
+use medledger_contracts::state_machine::practitioner_may_act_at;
 use medledger_contracts::transaction::{Payload, Signer, Transaction};
 use medledger_contracts::types::{
     FetchRefusal, InstitutionId, MemberStatus, PatientId, PractitionerId, RequestId,
@@ -354,29 +354,27 @@ impl Holder {
     ) -> Result<Result<(), (&'static str, String)>, GatewayResponse> {
         let requester: Option<PractitionerRecord> =
             self.state(&StateKey::Practitioner(access.requester))?;
-        let Some(requester) = requester.filter(|p| p.status == MemberStatus::Active) else {
+        let Some(requester) = requester else {
             return Ok(Err((
                 "grant_not_active",
-                "the requesting practitioner is no longer active".into(),
+                "the requesting practitioner is not registered".into(),
             )));
         };
-        let institution: Option<InstitutionRecord> =
-            self.state(&StateKey::Institution(requester.institution.clone()))?;
-        if institution.is_none_or(|i| i.status != MemberStatus::Active) {
-            return Ok(Err((
-                "grant_not_active",
-                "the requesting institution is no longer an active member".into(),
-            )));
-        }
-        let problem = licence_problem_at(
+        // What the ledger's basis asks of the requester (R7.2), at this
+        // node's clock.
+        let standing = practitioner_may_act_at(
             &Overlay::new(self.ledger.committed_state()),
             &access.requester,
             &requester,
             now(),
         )
         .map_err(|e| refused("internal", format!("state unavailable: {e}")))?;
-        if let Some(problem) = problem {
-            return Ok(Err(("licence_not_in_force", problem.to_string())));
+        match standing {
+            Ok(_) => {}
+            Err(DenialReason::LicenceNotInForce(problem)) => {
+                return Ok(Err(("licence_not_in_force", problem.to_string())));
+            }
+            Err(why) => return Ok(Err(("grant_not_active", why.to_string()))),
         }
         let holds = match &access.kind {
             AccessKind::Grant { grant, .. } => {
