@@ -474,12 +474,17 @@ pub struct Proposal {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposalAction {
-    /// `admit`, `suspend`, `reinstate`, `remove` or `set-voting-power`.
+    /// `admit`, `suspend`, `reinstate`, `remove`, `set-voting-power` or
+    /// `set-group`.
     pub kind: String,
-    /// The institution it concerns.
-    pub institution: String,
+    /// The institution it concerns (`null` for `set-group`).
+    pub institution: Option<String>,
     /// The voting power it would have (`admit`, `set-voting-power`).
     pub voting_power: Option<u64>,
+    /// The group it sets (`set-group`, rule R4.15).
+    pub group: Option<String>,
+    /// The group's members it would set (`set-group`; none dissolves it).
+    pub members: Option<Vec<String>>,
 }
 
 /// One validator's vote.
@@ -535,13 +540,21 @@ impl Proposal {
         use medledger_contracts::records::ProposalStatus as Ledger;
         use medledger_contracts::transaction::GovernanceAction as Action;
         let (kind, institution, voting_power) = match &record.action {
-            Action::Admit(spec) => ("admit", &spec.id, Some(spec.voting_power)),
-            Action::Suspend(i) => ("suspend", i, None),
-            Action::Reinstate(i) => ("reinstate", i, None),
-            Action::Remove(i) => ("remove", i, None),
+            Action::Admit(spec) => ("admit", Some(&spec.id), Some(spec.voting_power)),
+            Action::Suspend(i) => ("suspend", Some(i), None),
+            Action::Reinstate(i) => ("reinstate", Some(i), None),
+            Action::Remove(i) => ("remove", Some(i), None),
             Action::SetVotingPower { institution, power } => {
-                ("set-voting-power", institution, Some(*power))
+                ("set-voting-power", Some(institution), Some(*power))
             }
+            Action::SetGroup { .. } => ("set-group", None, None),
+        };
+        let (group, members) = match &record.action {
+            Action::SetGroup { group, members } => (
+                Some(group.as_str().to_string()),
+                Some(members.iter().map(|m| m.as_str().to_string()).collect()),
+            ),
+            _ => (None, None),
         };
         let (status, carried_at) = match record.status {
             Ledger::Open if record.expires_at <= time => (ProposalStatus::Expired, None),
@@ -554,8 +567,10 @@ impl Proposal {
             id: id.0.into(),
             action: ProposalAction {
                 kind: kind.to_string(),
-                institution: institution.as_str().to_string(),
+                institution: institution.map(|i| i.as_str().to_string()),
                 voting_power,
+                group,
+                members,
             },
             proposer: record.proposer.as_str().to_string(),
             expires_at_ms: record.expires_at.0,

@@ -5,12 +5,12 @@ use medledger_contracts::records::{
     AccessKind as LedgerAccessDetail, AccessRecord, AuditEntry as LedgerAuditEntry,
     AuditEvent as LedgerAuditEvent, ConsentRequestRecord, ControlChange as LedgerControlChange,
     Decision as LedgerDecision, DelegationRecord, GrantEnd as LedgerGrantEnd, GrantRecord,
-    InstitutionRecord, LicenceRecord, PatientRecord, PractitionerRecord,
+    GroupRecord, InstitutionRecord, LicenceRecord, PatientRecord, PractitionerRecord,
 };
 use medledger_contracts::transaction::Signer as LedgerSigner;
 use medledger_contracts::types::{
-    GrantTerms as LedgerTerms, Grantee as LedgerGrantee, Holders as LedgerHolders, Timestamp,
-    TxHash,
+    GrantTerms as LedgerTerms, Grantee as LedgerGrantee, GroupId, Holders as LedgerHolders,
+    Timestamp, TxHash,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     AccessKind, BlockRef, Category, ControlChange, DelegateRole, EmergencyReason, GrantStatus,
     Hex32, InstitutionKind, LegalBasis, LicenceKind, LicenceStatus, MemberStatus, PractitionerRole,
-    Purpose, ReviewFinding,
+    Purpose, ReviewFinding, SensitiveClass,
 };
 
 /// Who signed a transaction or made a record: one key, by kind.
@@ -57,6 +57,9 @@ pub enum Grantee {
     Institution(String),
     /// One practitioner.
     Practitioner(Hex32),
+    /// Every member institution of a group (a medical alliance), as it
+    /// stands when a request is made.
+    Group(String),
 }
 
 impl From<&LedgerGrantee> for Grantee {
@@ -64,6 +67,7 @@ impl From<&LedgerGrantee> for Grantee {
         match grantee {
             LedgerGrantee::Institution(i) => Self::Institution(i.as_str().to_string()),
             LedgerGrantee::Practitioner(p) => Self::Practitioner(p.0.into()),
+            LedgerGrantee::Group(g) => Self::Group(g.as_str().to_string()),
         }
     }
 }
@@ -96,6 +100,14 @@ pub struct GrantTerms {
     pub grantee: Grantee,
     /// Which categories.
     pub categories: Vec<Category>,
+    /// Only records dated at or after this time (ms since the Unix epoch);
+    /// `null`: from the first.
+    pub records_from_ms: Option<u64>,
+    /// Only records dated before this time; `null`: up to the grant's end.
+    pub records_until_ms: Option<u64>,
+    /// The sensitive classes the patient included; records of every other
+    /// sensitive class are left out (R5.10).
+    pub sensitive_included: Vec<SensitiveClass>,
     /// Held where.
     pub holders: Holders,
     /// What for.
@@ -114,6 +126,13 @@ impl From<&LedgerTerms> for GrantTerms {
             patient: terms.patient.0.into(),
             grantee: (&terms.grantee).into(),
             categories: terms.categories.iter().map(Category::from).collect(),
+            records_from_ms: terms.records_from.map(|t| t.0),
+            records_until_ms: terms.records_until.map(|t| t.0),
+            sensitive_included: terms
+                .sensitive_included
+                .iter()
+                .map(SensitiveClass::from)
+                .collect(),
             holders: match &terms.holders {
                 LedgerHolders::Any => Holders::Any(AnyHolder::Any),
                 LedgerHolders::Listed(list) => {
@@ -795,6 +814,42 @@ impl From<&InstitutionRecord> for InstitutionSummary {
             name: record.spec.name.as_str().to_string(),
             kind: (&record.spec.kind).into(),
             status: (&record.status).into(),
+        }
+    }
+}
+
+/// `GET /v1/groups`: every group of members the ledger knows (rule R4.15).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupList {
+    /// Every group, by id.
+    pub items: Vec<Group>,
+}
+
+/// A group of members (a medical alliance, or an internet hospital with its
+/// physical hospital): a grant to it reaches each member's practitioners.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// Its id.
+    pub id: String,
+    /// Its member institutions' ids (none once dissolved).
+    pub members: Vec<String>,
+    /// The block whose carried proposal last set them.
+    pub set_at: BlockRef,
+}
+
+impl Group {
+    /// A group's record under its id.
+    pub fn new(id: &GroupId, record: &GroupRecord) -> Self {
+        Self {
+            id: id.as_str().to_string(),
+            members: record
+                .members
+                .iter()
+                .map(|m| m.as_str().to_string())
+                .collect(),
+            set_at: (&record.set_at).into(),
         }
     }
 }

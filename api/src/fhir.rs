@@ -158,6 +158,43 @@ pub struct Provision {
     /// The FHIR resource types covered; absent for the whole record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<Vec<Coding>>,
+    /// The dates of the records covered (R5.10); absent when not limited.
+    #[serde(
+        default,
+        rename = "dataPeriod",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub data_period: Option<DataPeriod>,
+    /// The exception: the sensitive classes left out, as one `deny`
+    /// provision with their HL7 v3 security labels; absent when every
+    /// class is included.
+    #[serde(default, rename = "provision", skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<ProvisionException>,
+}
+
+/// The dates of the records a `Consent` covers; an open end is absent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "FhirDataPeriod")]
+pub struct DataPeriod {
+    /// Records dated from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// Records dated before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+}
+
+/// A nested provision denying records by their security labels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schemars(rename = "FhirProvisionException")]
+pub struct ProvisionException {
+    /// Always `deny`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The labels of the records left out.
+    pub security_label: Vec<Coding>,
 }
 
 /// One party of a provision.

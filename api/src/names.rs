@@ -17,7 +17,7 @@ use medledger_contracts::types::{
     LegalBasis as LedgerLegalBasis, LicenceKind as LedgerLicenceKind,
     LicenceStatus as LedgerLicenceStatus, MemberStatus as LedgerMemberStatus,
     PractitionerRole as LedgerPractitionerRole, Purpose as LedgerPurpose,
-    ReviewFinding as LedgerReviewFinding,
+    ReviewFinding as LedgerReviewFinding, SensitiveClass as LedgerSensitiveClass,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -88,6 +88,20 @@ wire_enum! {
         ClinicalNotes = "clinical-notes",
         /// The whole record.
         FullRecord = "full-record",
+    }
+}
+
+wire_enum! {
+    /// A sensitive class of records, left out of a grant unless included.
+    SensitiveClass from LedgerSensitiveClass {
+        /// HIV status and treatment.
+        Hiv = "hiv",
+        /// Mental and behavioural health.
+        MentalHealth = "mental-health",
+        /// Sexual and reproductive health.
+        ReproductiveHealth = "reproductive-health",
+        /// Genetic data.
+        Genetic = "genetic",
     }
 }
 
@@ -435,6 +449,9 @@ mod tests {
         for p in LedgerPurpose::ALL {
             named_as_the_ledger_names!(Purpose: p);
         }
+        for c in LedgerSensitiveClass::ALL {
+            named_as_the_ledger_names!(SensitiveClass: c);
+        }
         for r in LedgerPractitionerRole::ALL {
             named_as_the_ledger_names!(PractitionerRole: r);
         }
@@ -540,6 +557,7 @@ mod tests {
         }
         check(TransactionKind::ALL, '-');
         check(Category::ALL, '-');
+        check(SensitiveClass::ALL, '-');
         check(Purpose::ALL, '-');
         check(InstitutionKind::ALL, '-');
         check(MemberStatus::ALL, '-');

@@ -768,6 +768,9 @@ async fn bench(
             purpose: Purpose::Referral,
             not_before: now,
             expires_at: now.plus_days(30),
+            records_from: None,
+            records_until: None,
+            sensitive_included: BoundedVec::default(),
             notice_hash: tagged_hash(b"medledger/bench-notice", &[&nonce.to_be_bytes()]),
         };
         Ok(sign(

@@ -126,6 +126,9 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
                 purpose: Purpose::Treatment,
                 not_before: start,
                 expires_at: start.plus_days(365),
+                records_from: None,
+                records_until: None,
+                sensitive_included: BoundedVec::default(),
                 notice_hash: tagged_hash(b"notice", &[]),
             };
             let tx = sign(

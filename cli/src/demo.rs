@@ -297,6 +297,9 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
         purpose: Purpose::Referral,
         not_before: now,
         expires_at: now.plus_days(30),
+        records_from: None,
+        records_until: None,
+        sensitive_included: BoundedVec::default(),
         notice_hash: tagged_hash(
             b"medledger/notice",
             &[b"referral notice shown to the patient"],
@@ -371,6 +374,16 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
             &item.sha256.to_hex()[..16]
         );
     }
+    if fetched
+        .items
+        .iter()
+        .any(|i| i.path == SENSITIVE_DEMO_RECORD)
+    {
+        bail!("the HIV-labelled result travelled under a grant that leaves it out");
+    }
+    println!(
+        "               (not sent: {SENSITIVE_DEMO_RECORD}, labelled HIV — the grant includes no sensitive class, rule R5.10)"
+    );
     demo.seen_height = demo.seen_height.max(fetched.release_height);
     match medledger_client_sdk::records::fetch_records(
         &client,
@@ -501,6 +514,10 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
     Ok((patient, grant, common))
 }
 
+/// The demo patient's HIV test: labelled, so outside a grant that does not
+/// include that class.
+const SENSITIVE_DEMO_RECORD: &str = "lab-reports/observation-hiv-test.json";
+
 /// A few FHIR resources and an imaging file for the demo patient.
 fn demo_records(root: &Path, patient: &PatientId) -> anyhow::Result<()> {
     let mrn = "MRN-0001";
@@ -520,6 +537,13 @@ fn demo_records(root: &Path, patient: &PatientId) -> anyhow::Result<()> {
         labs.join("report-metabolic-panel.json"),
         json!({"resourceType": "DiagnosticReport", "id": "bmp-1", "status": "final",
                "code": {"coding": [{"system": "http://loinc.org", "code": "51990-0", "display": "Basic metabolic panel"}]}})
+        .to_string(),
+    )?;
+    std::fs::write(
+        root.join(mrn).join(SENSITIVE_DEMO_RECORD),
+        json!({"resourceType": "Observation", "id": "hiv-1", "status": "final",
+               "meta": {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HIV"}]},
+               "code": {"coding": [{"system": "http://loinc.org", "code": "75622-1", "display": "HIV 1 and 2 tests"}]}})
         .to_string(),
     )?;
     std::fs::write(imaging.join("chest-ct.dcm"), vec![0u8; 64 * 1024])?;

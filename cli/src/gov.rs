@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 use medledger_client_sdk::{Identity, api};
+use medledger_contracts::encoding::BoundedVec;
 use medledger_contracts::transaction::GovernanceAction;
-use medledger_contracts::types::{Timestamp, TxHash};
+use medledger_contracts::types::{GroupId, Timestamp, TxHash};
 use medledger_genesis::InstitutionEntry;
 use serde_json::json;
 
@@ -48,6 +49,8 @@ pub enum GovCommand {
         #[arg(long)]
         open: bool,
     },
+    /// The groups of members (medical alliances) and their members.
+    Groups,
 }
 
 /// A change to the consortium.
@@ -80,6 +83,16 @@ pub enum GovAction {
         /// Its new power.
         power: u64,
     },
+    /// Create a group of members (a medical alliance, or an internet
+    /// hospital with its physical hospital) or set its members anew; a
+    /// grant to the group reaches each member's practitioners.
+    SetGroup {
+        /// The group's id (a-z, 0-9, '-').
+        group: String,
+        /// A member institution (repeat; none dissolves the group).
+        #[arg(long = "member")]
+        members: Vec<String>,
+    },
 }
 
 impl GovAction {
@@ -101,6 +114,19 @@ impl GovAction {
                 institution: institution(i)?,
                 power: *power,
             },
+            GovAction::SetGroup { group, members } => {
+                let mut members = members
+                    .iter()
+                    .map(|m| institution(m))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                members.sort();
+                members.dedup();
+                GovernanceAction::SetGroup {
+                    group: GroupId::new(group)?,
+                    members: BoundedVec::new(members)
+                        .map_err(|m| anyhow::anyhow!("{} members is too many", m.len()))?,
+                }
+            }
         })
     }
 }
@@ -172,6 +198,25 @@ pub fn gov(
                     }
                 }
             }
+            GovCommand::Groups => {
+                let list: api::GroupList = s.client.get_as("/v1/groups").await?;
+                if s.json {
+                    println!("{}", json!(list));
+                } else {
+                    for g in &list.items {
+                        println!(
+                            "{}: {} (set at block {})",
+                            g.id,
+                            if g.members.is_empty() {
+                                "dissolved".to_string()
+                            } else {
+                                g.members.join(", ")
+                            },
+                            g.set_at.height
+                        );
+                    }
+                }
+            }
         }
         Ok(())
     })
@@ -191,11 +236,15 @@ fn print_proposal(s: &Session, p: &api::Proposal) {
         .voting_power
         .map(|v| format!(" (voting power {v})"))
         .unwrap_or_default();
+    let subject = match (&p.action.institution, &p.action.group, &p.action.members) {
+        (Some(institution), _, _) => institution.clone(),
+        (None, Some(group), Some(members)) => format!("{group} = [{}]", members.join(", ")),
+        _ => "?".to_string(),
+    };
     println!(
-        "proposal {}: {} {}{power}, by {}, open until {}: {status}",
+        "proposal {}: {} {subject}{power}, by {}, open until {}: {status}",
         p.id,
         p.action.kind,
-        p.action.institution,
         p.proposer,
         crate::people::day(p.expires_at_ms)
     );

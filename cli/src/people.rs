@@ -14,8 +14,9 @@ use medledger_client_sdk::{
 use medledger_contracts::Hash32;
 use medledger_contracts::transaction::Signer;
 use medledger_contracts::types::{
-    Category, DelegateRole, EmergencyReason, Grantee, InstitutionId, LegalBasis, LicencePolicy,
-    PatientId, PractitionerId, Purpose, ReviewFinding, TxHash,
+    Category, DelegateRole, EmergencyReason, Grantee, GroupId, InstitutionId, LegalBasis,
+    LicencePolicy, PatientId, PractitionerId, Purpose, ReviewFinding, SensitiveClass, Timestamp,
+    TxHash,
 };
 use medledger_genesis::{Genesis, GenesisFile};
 use serde_json::json;
@@ -76,8 +77,12 @@ pub struct TermsArgs {
     #[arg(long, conflicts_with = "to_practitioner")]
     to_institution: Option<String>,
     /// Grant to this practitioner only (their id, 64 hex).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "to_group")]
     to_practitioner: Option<String>,
+    /// Grant to a group of members (a medical alliance, `gov groups`):
+    /// each member's practitioners, as the group stands at each request.
+    #[arg(long, conflicts_with = "to_institution")]
+    to_group: Option<String>,
     /// A category (repeat): lab-reports, imaging, prescriptions,
     /// discharge-summaries, diagnoses, procedures, allergies, immunizations,
     /// clinical-notes, full-record.
@@ -95,6 +100,18 @@ pub struct TermsArgs {
     /// The notice shown to the patient (its SHA-256 goes on the ledger).
     #[arg(long, default_value = "")]
     notice: String,
+    /// Only records dated on or after this day (YYYY-MM-DD, UTC; default:
+    /// from the first).
+    #[arg(long)]
+    records_from: Option<String>,
+    /// Only records dated before this day (YYYY-MM-DD, UTC; default: up to
+    /// the grant's end).
+    #[arg(long)]
+    records_until: Option<String>,
+    /// Include records of a sensitive class (repeat): hiv, mental-health,
+    /// reproductive-health, genetic. Every class not named is left out.
+    #[arg(long = "include-sensitive")]
+    include_sensitive: Vec<String>,
 }
 
 /// A patient's commands.
@@ -191,8 +208,11 @@ pub enum HospitalCommand {
         #[arg(long, conflicts_with = "grantee_practitioner")]
         grantee_institution: Option<String>,
         /// The grantee practitioner id.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "grantee_group")]
         grantee_practitioner: Option<String>,
+        /// The grantee group (a medical alliance your institution belongs to).
+        #[arg(long, conflicts_with = "grantee_institution")]
+        grantee_group: Option<String>,
         /// The category.
         #[arg(long)]
         category: String,
@@ -480,6 +500,13 @@ fn category(name: &str) -> anyhow::Result<Category> {
     })
 }
 
+/// A day given as `YYYY-MM-DD`, as its first instant (UTC).
+pub(crate) fn parse_day(text: &str, flag: &str) -> anyhow::Result<Timestamp> {
+    humantime::parse_rfc3339(&format!("{}T00:00:00Z", text.trim()))
+        .map(Timestamp::from_system_time)
+        .map_err(|_| anyhow::anyhow!("{flag} is a date, YYYY-MM-DD, got {text:?}"))
+}
+
 fn purpose(name: &str) -> anyhow::Result<Purpose> {
     Purpose::from_name(name).ok_or_else(|| {
         anyhow::anyhow!(
@@ -494,11 +521,12 @@ fn terms(
     args: &TermsArgs,
     default_grantee: Option<Grantee>,
 ) -> anyhow::Result<medledger_contracts::types::GrantTerms> {
-    let grantee = match (&args.to_institution, &args.to_practitioner) {
-        (Some(i), _) => Grantee::Institution(institution(i)?),
-        (None, Some(p)) => Grantee::Practitioner(PractitionerId(hash(p, "--to-practitioner")?)),
-        (None, None) => {
-            default_grantee.context("say who: --to-institution or --to-practitioner")?
+    let grantee = match (&args.to_institution, &args.to_practitioner, &args.to_group) {
+        (Some(i), _, _) => Grantee::Institution(institution(i)?),
+        (None, Some(p), _) => Grantee::Practitioner(PractitionerId(hash(p, "--to-practitioner")?)),
+        (None, None, Some(g)) => Grantee::Group(GroupId::new(g)?),
+        (None, None, None) => {
+            default_grantee.context("say who: --to-institution, --to-practitioner or --to-group")?
         }
     };
     let mut builder = TermsBuilder::new(patient, grantee)
@@ -507,6 +535,21 @@ fn terms(
         .notice(&args.notice);
     for c in &args.categories {
         builder = builder.category(category(c)?);
+    }
+    if let Some(from) = &args.records_from {
+        builder = builder.records_from(parse_day(from, "--records-from")?);
+    }
+    if let Some(until) = &args.records_until {
+        builder = builder.records_until(parse_day(until, "--records-until")?);
+    }
+    for name in &args.include_sensitive {
+        builder =
+            builder.include_sensitive(SensitiveClass::from_name(name).with_context(|| {
+                format!(
+                    "unknown sensitive class {name:?}; one of: {}",
+                    SensitiveClass::ALL.map(SensitiveClass::name).join(", ")
+                )
+            })?);
     }
     if !args.holders.is_empty() {
         builder = builder.holders(
@@ -525,14 +568,27 @@ fn json_text<T: serde::Serialize>(value: &T) -> String {
 }
 
 fn grant_line(g: &api::Grant) -> String {
+    let t = &g.terms;
+    let mut scope = String::new();
+    if t.records_from_ms.is_some() || t.records_until_ms.is_some() {
+        let show = |ms: Option<u64>| ms.map_or("…".to_string(), |ms| ms.to_string());
+        scope += &format!(
+            "  records dated {}..{}",
+            show(t.records_from_ms),
+            show(t.records_until_ms)
+        );
+    }
+    if !t.sensitive_included.is_empty() {
+        scope += &format!("  sensitive {}", json_text(&t.sensitive_included));
+    }
     format!(
-        "{}  {:<9} to {}  {}  holders {}  until {}",
+        "{}  {:<9} to {}  {}  holders {}  until {}{scope}",
         g.id,
         g.status,
-        json_text(&g.terms.grantee),
-        json_text(&g.terms.categories),
-        json_text(&g.terms.holders),
-        g.terms.expires_at_ms
+        json_text(&t.grantee),
+        json_text(&t.categories),
+        json_text(&t.holders),
+        t.expires_at_ms
     )
 }
 
@@ -705,12 +761,13 @@ pub fn hospital(
                 let terms = terms(patient, &args, default)?;
                 s.receipt("consent requested", &s.client.submit_and_wait(&tx.request_consent(terms), None).await?);
             }
-            HospitalCommand::Check { patient, grantee_institution, grantee_practitioner, category: c, holder } => {
+            HospitalCommand::Check { patient, grantee_institution, grantee_practitioner, grantee_group, category: c, holder } => {
                 let patient = PatientId(hash(&patient, "--patient")?);
-                let grantee = match (grantee_institution, grantee_practitioner) {
-                    (Some(i), _) => Grantee::Institution(institution(&i)?),
-                    (None, Some(p)) => Grantee::Practitioner(PractitionerId(hash(&p, "--grantee-practitioner")?)),
-                    (None, None) => Grantee::Institution(
+                let grantee = match (grantee_institution, grantee_practitioner, grantee_group) {
+                    (Some(i), _, _) => Grantee::Institution(institution(&i)?),
+                    (None, Some(p), _) => Grantee::Practitioner(PractitionerId(hash(&p, "--grantee-practitioner")?)),
+                    (None, None, Some(g)) => Grantee::Group(GroupId::new(&g)?),
+                    (None, None, None) => Grantee::Institution(
                         own_institution(&s, &me).await?.context("say which grantee: --grantee-institution")?,
                     ),
                 };
@@ -821,9 +878,7 @@ pub fn hospital(
                 }
                 let child = KeyFile::load(&patient_key)?;
                 let guardian = PatientId(hash(&guardian, "--guardian")?);
-                let until = humantime::parse_rfc3339(&format!("{}T00:00:00Z", minor_until.trim()))
-                    .map_err(|_| anyhow::anyhow!("--minor-until is a date, YYYY-MM-DD, got {minor_until:?}"))?;
-                let until = medledger_contracts::types::Timestamp::from_system_time(until);
+                let until = parse_day(&minor_until, "--minor-until")?;
                 let (salt, made) = match evidence_salt {
                     Some(text) => (crate::licence::salt_from_hex(&text, "--evidence-salt")?, false),
                     None => (medledger_client_sdk::new_salt()?, true),

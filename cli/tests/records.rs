@@ -70,6 +70,18 @@ fn hold_records(net: &Testnet, id: &str, patient: &PatientId) -> Vec<(String, Ve
             "prescriptions/rx.json".to_string(),
             br#"{"resourceType":"MedicationRequest"}"#.to_vec(),
         ),
+        // Sensitive (R5.10), outside every grant that does not include
+        // them: a genetic result, and a study whose describing resource
+        // beside it is labelled mental health.
+        (
+            "lab-reports/brca.json".to_string(),
+            br#"{"resourceType":"Observation","meta":{"security":[{"code":"GDIS"}]}}"#.to_vec(),
+        ),
+        ("imaging/eeg.dat".to_string(), vec![7u8; 1000]),
+        (
+            "imaging/eeg.json".to_string(),
+            br#"{"resourceType":"Media","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"PSY"}]}}"#.to_vec(),
+        ),
     ];
     for (path, bytes) in &files {
         let full = root.join("MRN-77").join(path);
@@ -195,16 +207,20 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
             "lab-reports/panel.json"
         ]
     );
-    for (path, bytes) in files
-        .iter()
-        .filter(|(p, _)| !p.starts_with("prescriptions"))
-    {
+    for (path, bytes) in files.iter().filter(|(p, _)| paths.contains(&p.as_str())) {
         assert_eq!(&read(&out, path), bytes, "{path} differs");
     }
     assert!(
         !out.join("prescriptions").exists(),
         "an ungranted category travelled"
     );
+    for sensitive in [
+        "lab-reports/brca.json",
+        "imaging/eeg.dat",
+        "imaging/eeg.json",
+    ] {
+        assert!(!out.join(sensitive).exists(), "{sensitive} travelled");
+    }
     // The patient's history shows the release.
     let history = setup
         .client_second
@@ -396,7 +412,8 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
     )
     .await
     .unwrap();
-    assert_eq!(fetched.items.len(), 2);
+    // No grant limits it: the genetic result goes too (R5.10).
+    assert_eq!(fetched.items.len(), 3);
     let history = setup
         .client_second
         .patient_history(&setup.patient, &Identity::patient(&setup.patient_key))
@@ -542,9 +559,15 @@ async fn public_health_access_travels_through_the_cdc_node_and_the_patient_sees_
         .await
         .unwrap();
     let paths = sorted_paths(&fetched);
+    // A public-health access rests on no grant: a sensitive record of its
+    // categories travels too (R5.10 limits grants).
     assert_eq!(
         paths,
-        ["lab-reports/glucose.json", "lab-reports/panel.json"]
+        [
+            "lab-reports/brca.json",
+            "lab-reports/glucose.json",
+            "lab-reports/panel.json"
+        ]
     );
     for (path, bytes) in files.iter().filter(|(p, _)| p.starts_with("lab-reports")) {
         assert_eq!(&read(&out, path), bytes, "{path} differs");
@@ -603,7 +626,7 @@ async fn public_health_access_travels_through_the_cdc_node_and_the_patient_sees_
     assert!(
         history.iter().any(|e| matches!(
             &e.event,
-            api::AuditEvent::Released { request: r, content_count: 2, .. } if *r == request
+            api::AuditEvent::Released { request: r, content_count: 3, .. } if *r == request
         )),
         "{history:?}"
     );
@@ -818,7 +841,7 @@ async fn one_member_holding_its_transfer_slots_does_not_stop_another_members_fet
     let labs: Vec<&str> = files
         .iter()
         .map(|(path, _)| path.as_str())
-        .filter(|path| path.starts_with("lab-reports/"))
+        .filter(|path| path.starts_with("lab-reports/") && *path != "lab-reports/brca.json")
         .collect();
     assert_eq!(sorted_paths(&fetched), labs);
     drop(held);

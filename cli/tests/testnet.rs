@@ -1287,6 +1287,101 @@ async fn a_hospital_records_a_guardianship_and_the_guardian_sees_it() {
     assert!(stderr.contains("guardian must sign"), "{stderr}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_set_by_votes_takes_a_grant_its_members_use() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 1, 60, "no blocks within 60 s").await;
+    let keys = net.dir().join("keys");
+    let json = |key: &std::path::Path, args: &[&str]| cli_json(&net, key, args);
+    // The first hospital and its internet hospital, as one alliance (R4.15).
+    carry(
+        &net,
+        &[
+            "set-group",
+            "first-alliance",
+            "--member",
+            "first-online",
+            "--member",
+            "city-first-hospital",
+        ],
+    )
+    .await;
+    let groups = gov(&net, 3, &["groups"]);
+    assert_eq!(
+        groups[0]["items"][0]["members"],
+        serde_json::json!(["city-first-hospital", "first-online"]),
+        "{groups:?}"
+    );
+    let patient = net.dir().join("alliance-patient.json");
+    let patient_key = KeyFile::generate().unwrap();
+    patient_key.save(&patient).unwrap();
+    let patient_id = patient_key.patient_id().0.to_hex();
+    let registered = json(&patient, &["patient", "register"]);
+    assert_eq!(registered["outcome"]["status"], "applied", "{registered}");
+    let granted = json(
+        &patient,
+        &[
+            "patient",
+            "grant",
+            "--to-group",
+            "first-alliance",
+            "--category",
+            "allergies",
+            "--holder",
+            "city-second-hospital",
+        ],
+    );
+    assert_eq!(granted["outcome"]["status"], "applied", "{granted}");
+    let grant = granted["tx"].as_str().unwrap();
+    let listed = json(&patient, &["patient", "grants"]);
+    assert_eq!(
+        listed[0]["terms"]["grantee"],
+        serde_json::json!({"group": "first-alliance"}),
+        "{listed}"
+    );
+    // Each member's doctor reaches it (R5.11), and the first hospital's
+    // checks it with proofs as the group's grantee; another hospital's
+    // doctor is not a grantee.
+    let ask = [
+        "hospital",
+        "request-access",
+        "--grant",
+        grant,
+        "--holder",
+        "city-second-hospital",
+        "--category",
+        "allergies",
+    ];
+    for doctor in ["dr-online-1", "dr-first-1"] {
+        let asked = json(&keys.join(format!("practitioner.{doctor}.json")), &ask);
+        assert_eq!(
+            asked["outcome"]["status"], "authorized",
+            "{doctor}: {asked}"
+        );
+    }
+    let checked = json(
+        &keys.join("practitioner.dr-first-1.json"),
+        &[
+            "hospital",
+            "check",
+            "--patient",
+            &patient_id,
+            "--grantee-group",
+            "first-alliance",
+            "--category",
+            "allergies",
+            "--holder",
+            "city-second-hospital",
+        ],
+    );
+    assert_eq!(checked["allowed"], true, "{checked}");
+    let outsider = json(&keys.join("practitioner.dr-second-1.json"), &ask);
+    assert_eq!(outsider["outcome"]["status"], "denied", "{outsider}");
+    assert_eq!(outsider["outcome"]["code"], "not_grantee", "{outsider}");
+}
+
 /// Runs `medledger gov … --json` as node `i`'s institution (its admin key)
 /// against node `i`: the JSON documents it prints.
 fn gov(net: &Testnet, i: usize, args: &[&str]) -> Vec<Value> {

@@ -277,6 +277,7 @@ fn listing_may_cover(
     let grantee_matches = match (grantee, &item.terms.grantee) {
         (Grantee::Institution(i), api::Grantee::Institution(listed)) => i.as_str() == listed,
         (Grantee::Practitioner(p), api::Grantee::Practitioner(listed)) => p.0 == listed.0,
+        (Grantee::Group(g), api::Grantee::Group(listed)) => g.as_str() == listed,
         _ => false,
     };
     let categories = &item.terms.categories;

@@ -91,6 +91,9 @@ pub struct TermsBuilder {
     patient: PatientId,
     grantee: Grantee,
     categories: Vec<Category>,
+    records_from: Option<Timestamp>,
+    records_until: Option<Timestamp>,
+    sensitive_included: Vec<SensitiveClass>,
     holders: Option<Vec<InstitutionId>>,
     purpose: Purpose,
     not_before: Timestamp,
@@ -106,6 +109,9 @@ impl TermsBuilder {
             patient,
             grantee,
             categories: Vec::new(),
+            records_from: None,
+            records_until: None,
+            sensitive_included: Vec::new(),
             holders: None,
             purpose: Purpose::Treatment,
             not_before: start,
@@ -117,6 +123,25 @@ impl TermsBuilder {
     /// Adds a category.
     pub fn category(mut self, category: Category) -> Self {
         self.categories.push(category);
+        self
+    }
+
+    /// Only records dated at or after `from` (otherwise from the first).
+    pub fn records_from(mut self, from: Timestamp) -> Self {
+        self.records_from = Some(from);
+        self
+    }
+
+    /// Only records dated before `until` (otherwise up to the grant's end).
+    pub fn records_until(mut self, until: Timestamp) -> Self {
+        self.records_until = Some(until);
+        self
+    }
+
+    /// Includes records of a sensitive class (every sensitive class is
+    /// left out unless included, R5.10).
+    pub fn include_sensitive(mut self, class: SensitiveClass) -> Self {
+        self.sensitive_included.push(class);
         self
     }
 
@@ -156,6 +181,10 @@ impl TermsBuilder {
         self.categories.dedup();
         let categories = BoundedVec::new(self.categories)
             .map_err(|c| SdkError::Decode(format!("{} categories is too many", c.len())))?;
+        self.sensitive_included.sort();
+        self.sensitive_included.dedup();
+        let sensitive_included = BoundedVec::new(self.sensitive_included)
+            .map_err(|c| SdkError::Decode(format!("{} sensitive classes is too many", c.len())))?;
         let holders =
             match self.holders {
                 None => Holders::Any,
@@ -171,6 +200,9 @@ impl TermsBuilder {
             patient: self.patient,
             grantee: self.grantee,
             categories,
+            records_from: self.records_from,
+            records_until: self.records_until,
+            sensitive_included,
             holders,
             purpose: self.purpose,
             not_before: self.not_before,

@@ -9,9 +9,9 @@ const T = {
     createKey: "生成我的密钥", qrLabel: "我的患者编号二维码", meTitle: "我的身份", meText: "在医院登记处出示此编号，医院即可将您的病历与您关联。",
     register: "在账本上登记", registered: "已登记", backupTitle: "如果丢失手机怎么办？",
     backupText: "您的私钥无法导出。请指定一位监护人或代理人，或设置恢复联系人：丢失设备后，他们可以批准您的新密钥。",
-    grantsTitle: "我的授权", grantTitle: "新授权", grantee: "授权给哪家机构或哪位医生", categories: "可查看的内容",
+    grantsTitle: "我的授权", grantTitle: "新授权", grantee: "授权给哪家机构、医联体或哪位医生", categories: "可查看的内容",
     holders: "从哪些机构调取（可留空，表示任何持有机构）", purpose: "目的", days: "有效天数",
-    consentNotice: "告知：被授权机构的医生可以在有效期内向上述持有机构调取所选类别的病历；每一次调取都会记录在账本上并实时通知您；您可以随时撤回。",
+    consentNotice: "告知：被授权机构的医生可以在有效期内向上述持有机构调取所选类别和时间范围内的病历，未勾选的敏感信息不会发送；授权给医联体时，其成员以联盟各方投票为准，之后加入的成员也可调取；每一次调取都会记录在账本上并实时通知您；您可以随时撤回。",
     grantSubmit: "同意并授权", requestsTitle: "待我答复的请求", approve: "同意", deny: "拒绝", asks: "请求查看",
     delegateTitle: "监护人与代理人", delegateId: "对方的患者编号", role: "身份", proxy: "代理人", guardian: "监护人", recordedBy: "登记医院", evidence: "证明材料哈希",
     delegateSubmit: "指定", end: "终止", doctorAt: "的医生", consent_requested: "收到授权请求", consent_answered: "已答复请求",
@@ -24,7 +24,10 @@ const T = {
     errCategories: "请至少选择一类。", errHolders: "每个机构编号只能含小写字母、数字和“-”，用逗号分隔。",
     errDays: "请输入 1 到 3650 之间的天数。", done: "已提交并上链", until: "至",
     status: { active: "有效", expiring: "即将到期", pending: "未开始", expired: "已过期", revoked: "已撤回", relinquished: "已放弃" },
-    practitioner: "医生", notifications: "开启通知",
+    practitioner: "医生", notifications: "开启通知", alliance: "医联体",
+    recordsSince: "哪段时间的病历", recordsAll: "全部时间", records1: "最近一年", records3: "最近三年", records5: "最近五年",
+    sensitiveLegend: "敏感信息（默认不包含；要包含请逐项勾选）", recordsFrom: "仅含此日期之后的病历：", recordsBefore: "此日期之前", noSensitive: "不含敏感信息", withSensitive: "含敏感信息：",
+    sens: { hiv: "艾滋病相关", "mental-health": "精神心理", "reproductive-health": "生殖健康", genetic: "基因信息" },
     cat: { "lab-reports": "检验报告", imaging: "影像检查", prescriptions: "处方", "discharge-summaries": "出院小结",
       diagnoses: "诊断", procedures: "手术操作", allergies: "过敏史", immunizations: "预防接种", "clinical-notes": "病历文书", "full-record": "全部病历" },
     pur: { treatment: "诊疗", referral: "转诊", "continuity-of-care": "随访", consultation: "会诊", "insurance-claim": "医保结算", research: "科研" },
@@ -63,9 +66,9 @@ const T = {
     createKey: "Make my key", qrLabel: "QR code of my patient ID", meTitle: "My ID", meText: "Show this ID at a hospital's registration desk so it can link your records to you.",
     register: "Register on the ledger", registered: "Registered", backupTitle: "What if I lose my phone?",
     backupText: "Your private key cannot be exported. Appoint a guardian or proxy, or name recovery contacts: if you lose this device, they can approve your new key.",
-    grantsTitle: "My grants", grantTitle: "New grant", grantee: "Institution or doctor to grant", categories: "What they may read",
+    grantsTitle: "My grants", grantTitle: "New grant", grantee: "Institution, alliance or doctor to grant", categories: "What they may read",
     holders: "From which institutions (leave empty for any that holds your records)", purpose: "Purpose", days: "Days it lasts",
-    consentNotice: "Notice: doctors of the institution you grant may fetch the chosen categories from the holders above until the grant ends; every fetch is recorded on the ledger and shown to you as it happens; you can revoke at any time.",
+    consentNotice: "Notice: doctors of the institution you grant may fetch the chosen categories, of the chosen period, from the holders above until the grant ends; sensitive information you did not tick is never sent; a grant to an alliance reaches its members as the consortium's votes set them, members who join later too; every fetch is recorded on the ledger and shown to you as it happens; you can revoke at any time.",
     grantSubmit: "Agree and grant", requestsTitle: "Requests waiting for my answer", approve: "Approve", deny: "Refuse", asks: "asks to read",
     delegateTitle: "Guardians and proxies", delegateId: "Their patient ID", role: "Role", proxy: "Proxy", guardian: "Guardian", recordedBy: "recorded by", evidence: "evidence hash",
     delegateSubmit: "Appoint", end: "End", doctorAt: "a doctor at", consent_requested: "Consent requested", consent_answered: "Request answered",
@@ -78,7 +81,10 @@ const T = {
     errCategories: "Choose at least one category.", errHolders: "Institution ids are lowercase letters, digits and '-', separated by commas.",
     errDays: "Enter 1 to 3650 days.", done: "Submitted and committed", until: "until",
     status: { active: "active", expiring: "expiring soon", pending: "not yet started", expired: "expired", revoked: "revoked", relinquished: "given up" },
-    practitioner: "doctor", notifications: "Turn on notifications",
+    practitioner: "doctor", notifications: "Turn on notifications", alliance: "alliance",
+    recordsSince: "Records from which period", recordsAll: "All time", records1: "The last year", records3: "The last 3 years", records5: "The last 5 years",
+    sensitiveLegend: "Sensitive information (left out unless you tick each one)", recordsFrom: "only records dated from", recordsBefore: "before", noSensitive: "no sensitive information", withSensitive: "including sensitive:",
+    sens: { hiv: "HIV", "mental-health": "mental health", "reproductive-health": "reproductive health", genetic: "genetic data" },
     cat: Object.fromEntries(bcs.CATEGORIES.map((c) => [c, c.replace(/-/g, " ")])),
     pur: Object.fromEntries(bcs.PURPOSES.map((p) => [p, p.replace(/-/g, " ")])),
     recoverStartTitle: "I have a new device and want my patient ID back", recoverId: "My old patient ID", recoverStart: "Make a new key on this device",
@@ -119,6 +125,8 @@ const $ = (id) => document.getElementById(id);
 const node = new Node("");
 let key = null;
 let institutions = [];
+// Groups of members (medical alliances) a grant may name, from the node.
+let groups = [];
 // Grants already checked against the transaction the patient signed (their
 // terms never change): id → null (matches), "other-key", or what failed.
 const grantChecks = new Map();
@@ -135,15 +143,17 @@ function translate() {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
   for (const el of document.querySelectorAll("[data-t]")) el.textContent = t()[el.dataset.t];
   $("lang").textContent = lang === "zh" ? "English" : "中文";
-  $("categories").replaceChildren(
-    ...bcs.CATEGORIES.map((c) => {
+  // One box per value, unticked (a translation redraws them).
+  const boxes = (name, values, words) =>
+    values.map((v) => {
       const label = document.createElement("label");
       label.className = "check";
-      label.innerHTML = `<input type="checkbox" name="category" value="${c}"> <span></span>`;
-      label.querySelector("span").textContent = t().cat[c];
+      label.innerHTML = `<input type="checkbox" name="${name}" value="${v}"> <span></span>`;
+      label.querySelector("span").textContent = words[v];
       return label;
-    }),
-  );
+    });
+  $("categories").replaceChildren(...boxes("category", bcs.CATEGORIES, t().cat));
+  $("sensitive").replaceChildren(...boxes("sensitive", bcs.SENSITIVE_CLASSES, t().sens));
   $("purpose").replaceChildren(
     ...bcs.PURPOSES.map((p) => {
       const o = document.createElement("option");
@@ -157,6 +167,19 @@ function translate() {
 
 function institutionName(id) {
   return institutions.find((i) => i.id === id)?.name ?? id;
+}
+
+/** A group (medical alliance) in words: its members' names. */
+function groupName(id) {
+  const group = groups.find((g) => g.id === id);
+  return group ? `${t().alliance}（${group.members.map(institutionName).join("、")}）` : `${t().alliance} ${id}`;
+}
+
+/** Who a grant is to, in words. */
+function granteeName(grantee) {
+  if (grantee.institution) return institutionName(grantee.institution);
+  if (grantee.group) return groupName(grantee.group);
+  return `${t().practitioner} ${grantee.practitioner.slice(0, 12)}…`;
 }
 
 /**
@@ -354,16 +377,14 @@ function badge(text, cls) {
 function grantItem(g) {
   const item = document.createElement("li");
   item.dataset.grant = g.id;
-  const who = g.terms.grantee.institution
-    ? institutionName(g.terms.grantee.institution)
-    : `${t().practitioner} ${g.terms.grantee.practitioner.slice(0, 12)}…`;
+  const who = granteeName(g.terms.grantee);
   const purpose = t().pur[g.terms.purpose] ?? "";
   // Active but ending within a week: "expiring soon".
   const status = g.status === "active" && g.terms.expires_at_ms - Date.now() < 7 * 86400000 ? "expiring" : g.status;
   const cats = g.terms.categories.map((c) => t().cat[c]).join("、");
   const holders = Array.isArray(g.terms.holders) ? g.terms.holders.map(institutionName).join("、") : "*";
   const until = new Date(g.terms.expires_at_ms).toLocaleDateString(lang === "zh" ? "zh-CN" : "en");
-  item.append(badge(t().status[status] ?? status, status), ` ${who} · ${cats} · ${holders} · ${purpose} · ${t().until} ${until} `);
+  item.append(badge(t().status[status] ?? status, status), ` ${who} · ${cats} · ${scopeText(g.terms)} · ${holders} · ${purpose} · ${t().until} ${until} `);
   if (g.status === "active" || g.status === "pending") {
     const button = document.createElement("button");
     button.type = "button";
@@ -435,16 +456,28 @@ function actionButton(label, cls, payload) {
   return button;
 }
 
+/** A grant's record scope in words: its period, and the sensitive classes it includes. */
+function scopeText(terms) {
+  const day = (ms) => new Date(ms).toLocaleDateString(lang === "zh" ? "zh-CN" : "en");
+  const parts = [];
+  if (terms.records_from_ms !== null) parts.push(`${t().recordsFrom} ${day(terms.records_from_ms)}`);
+  if (terms.records_until_ms !== null) parts.push(`${t().recordsBefore} ${day(terms.records_until_ms)}`);
+  parts.push(
+    terms.sensitive_included.length
+      ? `${t().withSensitive} ${terms.sensitive_included.map((c) => t().sens[c] ?? c).join("、")}`
+      : t().noSensitive,
+  );
+  return parts.join(" ");
+}
+
 /** Every term of a grant or a request, in words. */
 function termsText(terms) {
   const day = (ms) => new Date(ms).toLocaleDateString(lang === "zh" ? "zh-CN" : "en");
   const cats = terms.categories.map((c) => t().cat[c]).join("、");
   const purpose = t().pur[terms.purpose] ?? terms.purpose;
-  const grantee = terms.grantee.institution
-    ? institutionName(terms.grantee.institution)
-    : `${t().practitioner} ${terms.grantee.practitioner.slice(0, 12)}…`;
+  const grantee = granteeName(terms.grantee);
   const holders = Array.isArray(terms.holders) ? terms.holders.map(institutionName).join("、") : t().anyHolder;
-  return `${cats} · ${purpose} · ${t().grantee} ${grantee} · ${t().fromHolders} ${holders} · ${t().from} ${day(terms.not_before_ms)} ${t().until} ${day(terms.expires_at_ms)}`;
+  return `${cats} · ${scopeText(terms)} · ${purpose} · ${t().grantee} ${grantee} · ${t().fromHolders} ${holders} · ${t().from} ${day(terms.not_before_ms)} ${t().until} ${day(terms.expires_at_ms)}`;
 }
 
 /**
@@ -571,8 +604,9 @@ function validate(form) {
   const errors = {};
   const grantee = form.grantee.value.trim();
   const toDoctor = /^[0-9a-f]{64}$/.test(grantee);
+  const toGroup = groups.some((g) => g.id === grantee);
   if (!toDoctor && !bcs.isInstitutionId(grantee)) errors.grantee = t().errGrantee;
-  else if (!toDoctor && institutions.length && !institutions.some((i) => i.id === grantee)) {
+  else if (!toDoctor && !toGroup && institutions.length && !institutions.some((i) => i.id === grantee)) {
     errors.grantee = t().errUnknownGrantee;
   }
   const categories = [...form.querySelectorAll("input[name=category]:checked")].map((c) => c.value);
@@ -586,7 +620,9 @@ function validate(form) {
     const input = form[field];
     if (input?.setAttribute) input.setAttribute("aria-invalid", errors[field] ? "true" : "false");
   }
-  return Object.keys(errors).length ? null : { grantee, toDoctor, categories, holders, days };
+  const sensitive = [...form.querySelectorAll("input[name=sensitive]:checked")].map((c) => c.value);
+  const years = Number(form.recordsSince.value || 0);
+  return Object.keys(errors).length ? null : { grantee, toDoctor, toGroup, categories, holders, days, sensitive, years };
 }
 
 async function grant(event) {
@@ -599,8 +635,16 @@ async function grant(event) {
       kind: "grant",
       terms: {
         patient: key.patient,
-        grantee: values.toDoctor ? { practitioner: values.grantee } : { institution: values.grantee },
+        grantee: values.toDoctor
+          ? { practitioner: values.grantee }
+          : values.toGroup
+            ? { group: values.grantee }
+            : { institution: values.grantee },
         categories: values.categories,
+        // "The last N years": records dated from N×365 days before now.
+        recordsFrom: values.years ? now - values.years * 365 * 86400000 : null,
+        recordsUntil: null,
+        sensitiveIncluded: values.sensitive,
         holders: values.holders,
         purpose: event.target.purpose.value,
         notBefore: now,
@@ -661,11 +705,18 @@ async function main() {
   });
   await node.status();
   institutions = (await node.get("/v1/institutions")).items;
+  groups = (await node.get("/v1/groups")).items.filter((g) => g.members.length > 0);
   $("institutions").replaceChildren(
     ...institutions.map((i) => {
       const o = document.createElement("option");
       o.value = i.id;
       o.textContent = i.name;
+      return o;
+    }),
+    ...groups.map((g) => {
+      const o = document.createElement("option");
+      o.value = g.id;
+      o.textContent = groupName(g.id);
       return o;
     }),
   );

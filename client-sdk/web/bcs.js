@@ -80,6 +80,8 @@ export const CATEGORIES = [
   "lab-reports", "imaging", "prescriptions", "discharge-summaries", "diagnoses",
   "procedures", "allergies", "immunizations", "clinical-notes", "full-record",
 ];
+/** Sensitive classes in the ledger's order (types.rs `SensitiveClass`): left out of a grant unless included one by one. */
+export const SENSITIVE_CLASSES = ["hiv", "mental-health", "reproductive-health", "genetic"];
 /** Purposes in the ledger's order (types.rs `Purpose`). */
 export const PURPOSES = ["treatment", "referral", "continuity-of-care", "consultation", "insurance-claim", "research"];
 
@@ -113,11 +115,21 @@ function writeSignature(w, signature) {
 function writeTerms(w, t) {
   w.fixed32(t.patient);
   if (t.grantee.institution !== undefined) w.uleb(0).string(t.grantee.institution);
+  else if (t.grantee.group !== undefined) w.uleb(2).string(t.grantee.group);
   else w.uleb(1).fixed32(t.grantee.practitioner);
   const categories = [...t.categories].map((c) => CATEGORIES.indexOf(c));
   if (categories.some((c) => c < 0)) throw new Error("unknown category");
   categories.sort((a, b) => a - b);
   w.vec(categories, (w, c) => w.uleb(c));
+  // Record scope (R5.10): optional dates, then the included sensitive classes.
+  for (const at of [t.recordsFrom, t.recordsUntil]) {
+    if (at === undefined || at === null) w.u8(0);
+    else w.u8(1).u64(at);
+  }
+  const sensitive = [...(t.sensitiveIncluded || [])].map((c) => SENSITIVE_CLASSES.indexOf(c));
+  if (sensitive.some((c) => c < 0)) throw new Error("unknown sensitive class");
+  sensitive.sort((a, b) => a - b);
+  w.vec(sensitive, (w, c) => w.uleb(c));
   if (!t.holders || t.holders.length === 0) w.uleb(0);
   else w.uleb(1).vec([...t.holders].sort(), (w, h) => w.string(h));
   const purpose = PURPOSES.indexOf(t.purpose);
@@ -222,6 +234,9 @@ export function termsFromJson(j) {
     patient: j.patient,
     grantee: j.grantee,
     categories: j.categories,
+    recordsFrom: j.records_from_ms === null ? null : BigInt(j.records_from_ms),
+    recordsUntil: j.records_until_ms === null ? null : BigInt(j.records_until_ms),
+    sensitiveIncluded: j.sensitive_included,
     holders: Array.isArray(j.holders) ? j.holders : [],
     purpose: j.purpose,
     notBefore: BigInt(j.not_before_ms),

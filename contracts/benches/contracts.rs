@@ -106,6 +106,9 @@ fn terms(patient: PatientId) -> GrantTerms {
         purpose: Purpose::Treatment,
         not_before: Timestamp(T0),
         expires_at: Timestamp(T0 + 86_400_000 * 30),
+        records_from: None,
+        records_until: None,
+        sensitive_included: BoundedVec::default(),
         notice_hash: Hash32::default(),
     }
 }

@@ -67,6 +67,8 @@ pub const PRACTICE_SCOPES_MAX: usize = 8;
 /// Institutions one licence names as places of practice (多点执业), and
 /// registrations it binds.
 pub const LICENCE_INSTITUTIONS_MAX: usize = 8;
+/// Most member institutions in a group (a medical alliance) [R4.15].
+pub const GROUP_MEMBERS_MAX: usize = 32;
 /// Licences attested in a genesis file.
 pub const GENESIS_LICENCES_MAX: usize = GENESIS_PRACTITIONERS_MAX;
 /// Most practitioner roles a genesis may allow to break the glass.

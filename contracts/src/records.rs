@@ -48,6 +48,15 @@ pub struct PractitionerRecord {
     pub status: MemberStatus,
 }
 
+/// A group's members, as governance last set them [R4.15].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// Its member institutions (sorted, no duplicates; empty once dissolved).
+    pub members: BoundedVec<InstitutionId, GROUP_MEMBERS_MAX>,
+    /// The block of the proposal that last set them.
+    pub set_at: BlockRef,
+}
+
 /// A regulator's attestation of a practitioner's licence, by its hash [R4.12].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LicenceRecord {

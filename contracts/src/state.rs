@@ -78,6 +78,9 @@ pub enum StateKey {
     /// A regulator's attestation of a practitioner's licence, by the
     /// licence's hash (value: [`crate::records::LicenceRecord`]) [R4.12].
     Licence(Hash32),
+    /// A group of member institutions (value:
+    /// [`crate::records::GroupRecord`]) [R4.15].
+    Group(GroupId),
 }
 
 impl StateKey {

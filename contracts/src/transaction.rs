@@ -80,6 +80,14 @@ pub enum GovernanceAction {
         /// Its new power.
         power: u64,
     },
+    /// Create a group of members or set its members anew (none dissolves
+    /// it: grants to it then reach no one) [R4.15].
+    SetGroup {
+        /// The group.
+        group: GroupId,
+        /// Its members (sorted, no duplicates).
+        members: BoundedVec<InstitutionId, GROUP_MEMBERS_MAX>,
+    },
 }
 
 /// Which of the signer's keys a rotation replaces.
@@ -789,8 +797,15 @@ fn check_possession(
 /// Checks the form of grant terms: canonical lists, ordered times.
 pub fn check_terms(terms: &GrantTerms) -> Result<(), TransactionError> {
     check_categories(&terms.categories)?;
-    if let Grantee::Institution(id) = &terms.grantee {
-        check_institution_id("grantee", id)?;
+    match &terms.grantee {
+        Grantee::Institution(id) => check_institution_id("grantee", id)?,
+        Grantee::Group(id) if !id.is_well_formed() => {
+            return Err(field(
+                "grantee",
+                "a group id is 1 to 64 of a-z, 0-9 and '-'",
+            ));
+        }
+        Grantee::Group(_) | Grantee::Practitioner(_) => {}
     }
     if let Holders::Listed(list) = &terms.holders {
         if list.is_empty() || !list.windows(2).all(|w| w[0] < w[1]) {
@@ -805,6 +820,17 @@ pub fn check_terms(terms: &GrantTerms) -> Result<(), TransactionError> {
     }
     if terms.expires_at <= terms.not_before {
         return Err(field("expires_at", "must be later than not_before"));
+    }
+    if let (Some(from), Some(until)) = (terms.records_from, terms.records_until) {
+        if until <= from {
+            return Err(field("records_until", "must be later than records_from"));
+        }
+    }
+    if !sensitive_classes_canonical(&terms.sensitive_included) {
+        return Err(field(
+            "sensitive_included",
+            "must be sorted and without duplicates",
+        ));
     }
     Ok(())
 }
@@ -893,6 +919,17 @@ fn check_form(chain: &ChainId, tx: &Transaction) -> Result<(), TransactionError>
             | GovernanceAction::Remove(id) => check_institution_id("institution", id)?,
             GovernanceAction::SetVotingPower { institution, .. } => {
                 check_institution_id("institution", institution)?
+            }
+            GovernanceAction::SetGroup { group, members } => {
+                if !group.is_well_formed() {
+                    return Err(field("group", "must be 1 to 64 of a-z, 0-9 and '-'"));
+                }
+                if !members.windows(2).all(|w| w[0] < w[1]) {
+                    return Err(field("members", "must be sorted and without duplicates"));
+                }
+                for member in members.iter() {
+                    check_institution_id("members", member)?;
+                }
             }
         },
         Payload::Grant(terms) | Payload::RequestConsent(terms) => check_terms(terms)?,

@@ -58,6 +58,11 @@ pub enum IdError {
         "practice scope {0:?} must be 1 to {PRACTICE_SCOPE_BYTES_MAX} characters of a-z, 0-9 and '-'"
     )]
     PracticeScope(String),
+    /// Not `[a-z0-9-]`, or empty.
+    #[error(
+        "group id {0:?} must be 1 to {INSTITUTION_ID_BYTES_MAX} characters of a-z, 0-9 and '-'"
+    )]
+    GroupId(String),
     /// Too long.
     #[error(transparent)]
     Text(#[from] crate::encoding::TextError),
@@ -101,42 +106,55 @@ fn is_kebab(text: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// An institution's short id, chosen at admission: `[a-z0-9-]`, e.g. `city-first-hospital`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct InstitutionId(BoundedString<INSTITUTION_ID_BYTES_MAX>);
+/// Declares an id of `[a-z0-9-]` (at most [`INSTITUTION_ID_BYTES_MAX`]
+/// bytes) with its checks; `$error` is the [`IdError`] variant for a bad one.
+macro_rules! kebab_id {
+    ($(#[$meta:meta])* $name:ident, $error:ident, $what:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub struct $name(BoundedString<INSTITUTION_ID_BYTES_MAX>);
 
-impl InstitutionId {
-    /// Validates and wraps an institution id.
-    pub fn new(text: &str) -> Result<Self, IdError> {
-        if !is_kebab(text) {
-            return Err(IdError::InstitutionId(text.to_string()));
+        impl $name {
+            #[doc = concat!("Validates and wraps ", $what, ".")]
+            pub fn new(text: &str) -> Result<Self, IdError> {
+                if !is_kebab(text) {
+                    return Err(IdError::$error(text.to_string()));
+                }
+                Ok(Self(BoundedString::new(text)?))
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                self.0.as_str()
+            }
+
+            /// Whether the decoded bytes obey the id's character rules (BCS
+            /// decoding checks only the length).
+            pub fn is_well_formed(&self) -> bool {
+                Self::new(self.as_str()).is_ok()
+            }
         }
-        Ok(Self(BoundedString::new(text)?))
-    }
 
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
 
-    /// Whether the decoded bytes obey the id's character rules (BCS decoding
-    /// checks only the length).
-    pub fn is_well_formed(&self) -> bool {
-        Self::new(self.as_str()).is_ok()
-    }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
 }
 
-impl fmt::Debug for InstitutionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for InstitutionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+kebab_id!(
+    /// An institution's short id, chosen at admission: `[a-z0-9-]`, e.g. `city-first-hospital`.
+    InstitutionId,
+    InstitutionId,
+    "an institution id"
+);
 
 macro_rules! hash_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -352,6 +370,74 @@ impl Category {
     }
 }
 
+/// A sensitive class of records (敏感信息): a grant leaves records of
+/// these classes out unless the patient includes each one by one [R5.10].
+/// Hospitals mark them with HL7 v3 information-sensitivity codes in the
+/// resource's `meta.security` (see [`SensitiveClass::security_labels`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SensitiveClass {
+    /// HIV status and treatment (艾滋病相关).
+    Hiv,
+    /// Mental and behavioural health (精神心理).
+    MentalHealth,
+    /// Sexual and reproductive health (生殖健康).
+    ReproductiveHealth,
+    /// Genetic data (基因信息).
+    Genetic,
+}
+
+impl SensitiveClass {
+    /// Every class, in canonical order.
+    pub const ALL: [SensitiveClass; 4] = [
+        Self::Hiv,
+        Self::MentalHealth,
+        Self::ReproductiveHealth,
+        Self::Genetic,
+    ];
+
+    /// Its stable name in the CLI and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hiv => "hiv",
+            Self::MentalHealth => "mental-health",
+            Self::ReproductiveHealth => "reproductive-health",
+            Self::Genetic => "genetic",
+        }
+    }
+
+    /// Parses a name given by [`SensitiveClass::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// The HL7 v3 `ActCode` information-sensitivity codes that mark a
+    /// resource as of this class.
+    pub fn security_labels(self) -> &'static [&'static str] {
+        match self {
+            Self::Hiv => &["HIV"],
+            Self::MentalHealth => &["PSY", "PSYTHPN", "BH"],
+            Self::ReproductiveHealth => &["SEX", "STD"],
+            Self::Genetic => &["GDIS"],
+        }
+    }
+
+    /// The class an HL7 v3 information-sensitivity code marks, if any.
+    pub fn from_security_label(code: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.security_labels().contains(&code))
+    }
+}
+
+/// Sensitive classes a grant includes (canonical: strictly increasing;
+/// empty: every sensitive class left out).
+pub type SensitiveClasses = BoundedVec<SensitiveClass, 4>;
+
+/// Whether `classes` is strictly increasing.
+pub fn sensitive_classes_canonical(classes: &[SensitiveClass]) -> bool {
+    classes.windows(2).all(|w| w[0] < w[1])
+}
+
 /// A set of categories: strictly increasing, not empty (checked by [`Categories::is_canonical`]).
 pub type Categories = BoundedVec<Category, CATEGORIES_PER_GRANT_MAX>;
 
@@ -411,6 +497,15 @@ impl Purpose {
     }
 }
 
+kebab_id!(
+    /// A group of member institutions the ledger knows, set by governance
+    /// [R4.15]: a medical alliance (医联体), or an internet hospital with its
+    /// physical hospital. Its id is `[a-z0-9-]`, e.g. `city-first-alliance`.
+    GroupId,
+    GroupId,
+    "a group id"
+);
+
 /// Who receives a grant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Grantee {
@@ -418,6 +513,9 @@ pub enum Grantee {
     Institution(InstitutionId),
     /// This practitioner only.
     Practitioner(PractitionerId),
+    /// Any active practitioner of an institution that is a member of this
+    /// group at the time of the request [R5.11].
+    Group(GroupId),
 }
 
 /// Which institutions may release records under a grant.
@@ -749,6 +847,13 @@ pub struct GrantTerms {
     pub grantee: Grantee,
     /// Which categories (canonical: sorted, no duplicates).
     pub categories: Categories,
+    /// Only records dated at or after this time (`None`: from the first).
+    pub records_from: Option<Timestamp>,
+    /// Only records dated before this time (`None`: up to the grant's end).
+    pub records_until: Option<Timestamp>,
+    /// The sensitive classes the patient included one by one; records of
+    /// every other sensitive class are left out [R5.10].
+    pub sensitive_included: SensitiveClasses,
     /// From which holders.
     pub holders: Holders,
     /// Why.
@@ -759,6 +864,25 @@ pub struct GrantTerms {
     pub expires_at: Timestamp,
     /// SHA-256 of the notice the patient was shown (PIPL informed consent).
     pub notice_hash: Hash32,
+}
+
+impl GrantTerms {
+    /// Whether a record dated `dated` (its clinical date, if the holder
+    /// knows one) and marked with `classes` is within the grant's record
+    /// scope [R5.10]: a grant limited by date covers only dated records in
+    /// its range, and a record of a sensitive class only if the patient
+    /// included that class.
+    pub fn covers_record(&self, dated: Option<Timestamp>, classes: &[SensitiveClass]) -> bool {
+        let in_range = match dated {
+            _ if self.records_from.is_none() && self.records_until.is_none() => true,
+            None => false,
+            Some(t) => {
+                self.records_from.is_none_or(|from| t >= from)
+                    && self.records_until.is_none_or(|until| t < until)
+            }
+        };
+        in_range && classes.iter().all(|c| self.sensitive_included.contains(c))
+    }
 }
 
 /// What a regulator attests about one practitioner's licence [R4.12].

@@ -145,6 +145,9 @@ pub fn history() -> anyhow::Result<History> {
             purpose: Purpose::Treatment,
             not_before: start,
             expires_at: start.plus_days(365),
+            records_from: None,
+            records_until: None,
+            sensitive_included: BoundedVec::default(),
             notice_hash: tagged_hash(b"notice", &[]),
         }),
     )?;

@@ -10,8 +10,8 @@ use medledger_contracts::certificate::CommitCertificate;
 use medledger_contracts::crypto::KeyCache;
 use medledger_contracts::encoding::from_bytes;
 use medledger_contracts::records::{
-    AuditEntry, DelegationRecord, InstitutionRecord, LedgerParameters, Outcome, PatientRecord,
-    PractitionerRecord, ProposalRecord, ValidatorSet, ValidatorSetRecord,
+    AuditEntry, DelegationRecord, GroupRecord, InstitutionRecord, LedgerParameters, Outcome,
+    PatientRecord, PractitionerRecord, ProposalRecord, ValidatorSet, ValidatorSetRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey, StateReader};
 use medledger_contracts::state_machine::{BlockContext, outside_window, try_each};
@@ -128,19 +128,12 @@ impl Shared {
     pub fn institution_records(
         &self,
     ) -> Result<Vec<InstitutionRecord>, crate::gateway::RecordsError> {
-        // Institution records are the state keys of one enum variant: they
-        // share its tag byte (a state key's encoding is never empty; were it,
-        // the scan would only be longer: every key is checked below).
-        let sample = StateKey::Institution(self.institution.clone()).to_bytes();
-        let prefix = sample.get(..1).unwrap_or_default();
-        let mut records = Vec::new();
-        for (key, value) in self.store.latest_with_prefix(prefix)? {
-            let Ok(StateKey::Institution(_)) = from_bytes::<StateKey>(&key, 1024) else {
-                continue;
-            };
-            records.push(from_bytes(&value, 64 * 1024)?);
-        }
-        Ok(records)
+        let sample = StateKey::Institution(self.institution.clone());
+        let records = self.records_of(sample, 64 * 1024, |key| match key {
+            StateKey::Institution(_) => Some(()),
+            _ => None,
+        })?;
+        Ok(records.into_iter().map(|((), record)| record).collect())
     }
 
     /// Every governance proposal in the committed state, with its id.
@@ -150,16 +143,46 @@ impl Shared {
         Vec<(medledger_contracts::types::TxHash, ProposalRecord)>,
         crate::gateway::RecordsError,
     > {
-        // As for institutions: the keys of one variant share its tag byte.
-        let sample =
-            StateKey::Proposal(medledger_contracts::types::TxHash(Default::default())).to_bytes();
+        let sample = StateKey::Proposal(medledger_contracts::types::TxHash(Default::default()));
+        self.records_of(sample, 256 * 1024, |key| match key {
+            StateKey::Proposal(id) => Some(id),
+            _ => None,
+        })
+    }
+
+    /// Every group of members in the committed state, with its id.
+    pub fn group_records(
+        &self,
+    ) -> Result<Vec<(medledger_contracts::types::GroupId, GroupRecord)>, crate::gateway::RecordsError>
+    {
+        // Any group id gives the variant's tag byte.
+        let Ok(any) = medledger_contracts::types::GroupId::new("a") else {
+            return Ok(Vec::new());
+        };
+        self.records_of(StateKey::Group(any), 64 * 1024, |key| match key {
+            StateKey::Group(id) => Some(id),
+            _ => None,
+        })
+    }
+
+    /// The records under one state-key variant, with what `pick` takes of
+    /// each key. The keys of one variant share its tag byte (a state key's
+    /// encoding is never empty; were it, the scan would only be longer:
+    /// `pick` checks every key).
+    fn records_of<K, T: serde::de::DeserializeOwned>(
+        &self,
+        sample: StateKey,
+        value_bytes_max: usize,
+        pick: impl Fn(StateKey) -> Option<K>,
+    ) -> Result<Vec<(K, T)>, crate::gateway::RecordsError> {
+        let sample = sample.to_bytes();
         let prefix = sample.get(..1).unwrap_or_default();
         let mut records = Vec::new();
         for (key, value) in self.store.latest_with_prefix(prefix)? {
-            let Ok(StateKey::Proposal(id)) = from_bytes::<StateKey>(&key, 1024) else {
+            let Some(id) = from_bytes::<StateKey>(&key, 1024).ok().and_then(&pick) else {
                 continue;
             };
-            records.push((id, from_bytes(&value, 256 * 1024)?));
+            records.push((id, from_bytes(&value, value_bytes_max)?));
         }
         Ok(records)
     }

@@ -52,6 +52,9 @@ fn grant_record(patient: PatientId, grantee: Grantee, height: u64) -> Vec<u8> {
         purpose: Purpose::Treatment,
         not_before: Timestamp(0),
         expires_at: Timestamp(u64::MAX),
+        records_from: None,
+        records_until: None,
+        sensitive_included: BoundedVec::default(),
         notice_hash: Hash32([5; 32]),
     };
     bcs::to_bytes(&GrantRecord {

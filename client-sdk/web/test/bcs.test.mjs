@@ -58,6 +58,9 @@ test("a patient's transactions match the ledger's bytes, digests and signatures"
         patient,
         grantee: { institution: "city-second-hospital" },
         categories: ["imaging", "lab-reports"],
+        recordsFrom: 1700000000000,
+        // Given unsorted: the encoder sorts.
+        sensitiveIncluded: ["genetic", "hiv"],
         holders: ["city-first-hospital"],
         purpose: "referral",
         notBefore: 1790000000000,
@@ -67,6 +70,23 @@ test("a patient's transactions match the ledger's bytes, digests and signatures"
     },
   };
   await check("grant", grant);
+  // To a group (a medical alliance), records dated before a day, no
+  // sensitive class.
+  await check("grant-to-group", {
+    signer,
+    nonce: 20, validUntil: VALID_UNTIL,
+    payload: {
+      kind: "grant",
+      terms: {
+        ...grant.payload.terms,
+        grantee: { group: "first-alliance" },
+        holders: [],
+        recordsFrom: null,
+        recordsUntil: 1800000000000,
+        sensitiveIncluded: [],
+      },
+    },
+  });
   const grantId = bcs.toHex((await bcs.transactionDigests(chain, grant, rawKey(byName.grant.public_key))).id);
   await check("revoke", { signer, nonce: 3, validUntil: VALID_UNTIL, payload: { kind: "revoke", grant: grantId } });
   await check("answer-consent-request", {
@@ -132,6 +152,9 @@ async function goldenTerms() {
     patient: vectors.patient_id.id,
     grantee: { institution: "city-second-hospital" },
     categories: ["lab-reports", "imaging"],
+    records_from_ms: 1700000000000,
+    records_until_ms: null,
+    sensitive_included: ["hiv", "genetic"],
     holders: ["city-first-hospital"],
     purpose: "referral",
     not_before_ms: 1790000000000,
@@ -151,6 +174,12 @@ test("a listed grant is checked against the transaction the patient signed", asy
   // A node that shows wider terms than were signed, or a later expiry.
   const wider = { ...listed, terms: { ...listed.terms, categories: ["full-record"] } };
   assert.equal(await bcs.checkOwnGrant(chain, wider, v.signed_transaction_bcs, key), "terms differ from what was signed");
+  // A node that shows a narrower record scope than was signed: an earlier
+  // start, or a sensitive class hidden from the patient's view.
+  const earlier = { ...listed, terms: { ...listed.terms, records_from_ms: null } };
+  assert.equal(await bcs.checkOwnGrant(chain, earlier, v.signed_transaction_bcs, key), "terms differ from what was signed");
+  const hidden = { ...listed, terms: { ...listed.terms, sensitive_included: ["hiv"] } };
+  assert.equal(await bcs.checkOwnGrant(chain, hidden, v.signed_transaction_bcs, key), "terms differ from what was signed");
   const longer = { ...listed, terms: { ...listed.terms, expires_at_ms: 1892592000000 } };
   assert.equal(await bcs.checkOwnGrant(chain, longer, v.signed_transaction_bcs, key), "terms differ from what was signed");
   // Another transaction passed off as the grant's, and a forged signature.

@@ -1,6 +1,8 @@
 // The patient app end to end, in headless Chromium (Debian's, driven by
 // playwright-core) against a live local four-node testnet: the patient makes
-// a key, registers and grants; wrong input is refused next to each field and
+// a key, registers and grants (a period of records with sensitive classes
+// left out, and a grant to a medical alliance the consortium voted in);
+// wrong input is refused next to each field and
 // nothing is submitted; the hospital's request and release (through the CLI)
 // appear in the history without a reload; the patient revokes; the next
 // request is denied and the denial appears, and a fetch of the old request is
@@ -19,6 +21,19 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     const second = byId["city-second-hospital"];
     const doctor = join(dir, "keys/practitioner.dr-second-1.json");
     mkdirSync(shots, { recursive: true });
+    // The consortium votes a medical alliance in before the app opens: the
+    // first hospital with its internet hospital (rule R4.15).
+    const validators = Object.keys(byId).slice(0, 3);
+    const gov = (institution, args) =>
+      JSON.parse(
+        cli(["gov", "--node", first.http, "--genesis", genesis, "--key", join(dir, `keys/admin.${institution}.json`),
+          "--json", "--as-institution", institution, ...args]).split("\n")[0],
+      );
+    const proposed = gov(validators[0], ["propose", "set-group", "first-alliance", "--member", "city-first-hospital", "--member", "first-online"]);
+    assert.equal(proposed.outcome.status, "applied");
+    for (const voter of validators.slice(1)) {
+      assert.equal(gov(voter, ["vote", proposed.tx, "--approve"]).outcome.status, "applied");
+    }
     const page = await phone(browser, first);
     const patient = await makeKey(page);
     assert.match(patient, /^[0-9a-f]{64}$/);
@@ -41,14 +56,20 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await page.screenshot({ path: join(shots, "2-form-errors.png"), fullPage: true });
     assert.equal(await page.locator("#grants li[data-grant]").count(), 0);
 
-    // A grant to the second hospital, labs held at the first.
+    // A grant to the second hospital, labs held at the first, only the
+    // last year's, sensitive information left out (the boxes start unticked).
     await page.locator("#grantee").fill("city-second-hospital");
     await page.locator("#days").fill("30");
     await page.locator("input[value=lab-reports]").check();
+    await page.locator("#records-since").selectOption("1");
+    assert.equal(await page.locator("input[name=sensitive]:checked").count(), 0);
+    assert.equal(await page.locator("input[name=sensitive]").count(), 4);
     await page.locator("#holders").fill("city-first-hospital");
     await page.getByRole("button", { name: "同意并授权" }).click();
     const grantItem = page.locator("#grants li[data-grant]").first();
     await grantItem.locator(".badge.active").first().waitFor();
+    const shown = await grantItem.textContent();
+    assert.ok(shown.includes("仅含此日期之后的病历") && shown.includes("不含敏感信息"), shown);
     const grant = await grantItem.getAttribute("data-grant");
     // The app checks the listed grant against the transaction it signed.
     await grantItem.locator(".badge.checked.active").waitFor();
@@ -93,13 +114,33 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     const records = join(first.home, "records");
     cli(["records", "link", "--dir", records, "--record-number", "MRN-9", "--patient", patient]);
     mkdirSync(join(records, "MRN-9/lab-reports"), { recursive: true });
-    writeFileSync(join(records, "MRN-9/lab-reports/glucose.json"), '{"resourceType":"Observation"}');
+    // This year's glucose goes; a result from 2015 and this year's HIV test
+    // (labelled with HL7's HIV sensitivity code) are outside the grant.
+    const today = new Date().toISOString().slice(0, 10);
+    writeFileSync(
+      join(records, "MRN-9/lab-reports/glucose.json"),
+      JSON.stringify({ resourceType: "Observation", effectiveDateTime: today }),
+    );
+    writeFileSync(
+      join(records, "MRN-9/lab-reports/old-lipids.json"),
+      JSON.stringify({ resourceType: "Observation", effectiveDateTime: "2015-03-02" }),
+    );
+    writeFileSync(
+      join(records, "MRN-9/lab-reports/hiv-test.json"),
+      JSON.stringify({
+        resourceType: "Observation", effectiveDateTime: today,
+        meta: { security: [{ system: "http://terminology.hl7.org/CodeSystem/v3-ActCode", code: "HIV" }] },
+      }),
+    );
     const hospital = ["hospital", "--node", second.http, "--genesis", genesis, "--key", doctor, "--json"];
     const request = JSON.parse(
       cli([...hospital, "request-access", "--grant", grant, "--holder", "city-first-hospital", "--category", "lab-reports"]),
     );
     assert.equal(request.outcome.status, "authorized");
-    cli([...hospital, "fetch", "--request", request.tx, "--holder", "city-first-hospital", "--out", join(dir, "fetched")]);
+    const fetched = JSON.parse(
+      cli([...hospital, "fetch", "--request", request.tx, "--holder", "city-first-hospital", "--out", join(dir, "fetched")]),
+    );
+    assert.deepEqual(fetched.items.map((i) => i.path), ["lab-reports/glucose.json"]);
     // Without a reload, the access and the release appear.
     await page.locator("#history li[data-event=released]").waitFor({ timeout: 30_000 });
     await page.locator("#history li[data-event=access_decided]").first().waitFor();
@@ -124,6 +165,23 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await page.waitForFunction(() => document.querySelectorAll("#grants li[data-grant] .badge.checked.active").length === 4);
     // The answered request leaves the inbox (it refreshes after the commit).
     await page.waitForFunction(() => document.querySelectorAll("#requests li[data-request]").length === 0);
+
+    // A grant to the alliance, named as a group the ledger knows: shown with
+    // its members, and a doctor of its internet hospital reaches it (R5.11).
+    await page.locator("#grantee").fill("first-alliance");
+    await page.locator("input[value=allergies]").check();
+    await page.getByRole("button", { name: "同意并授权" }).click();
+    await page.waitForFunction(() => document.querySelectorAll("#grants li[data-grant] .badge.checked.active").length === 5);
+    const allianceItem = page.locator("#grants li[data-grant]", { hasText: "医联体" });
+    const alliance = await allianceItem.textContent();
+    assert.ok(alliance.includes("市第一人民医院互联网医院"), alliance);
+    const allianceGrant = await allianceItem.getAttribute("data-grant");
+    const online = ["hospital", "--node", first.http, "--genesis", genesis, "--key", join(dir, "keys/practitioner.dr-online-1.json"), "--json"];
+    const viaAlliance = JSON.parse(
+      cli([...online, "request-access", "--grant", allianceGrant, "--holder", "city-second-hospital", "--category", "allergies"]),
+    );
+    assert.equal(viaAlliance.outcome.status, "authorized");
+    await page.screenshot({ path: join(shots, "5b-alliance-grant.png"), fullPage: true });
 
     // A proxy: a wrong id is refused next to the field; a registered patient is appointed.
     await page.locator("#delegate").fill("1234");

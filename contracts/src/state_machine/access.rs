@@ -116,6 +116,8 @@ pub(super) fn decide_request(
     let is_grantee = match &grant.terms.grantee {
         Grantee::Practitioner(id) => *id == requester,
         Grantee::Institution(id) => *id == practitioner.institution,
+        // [R5.11] Membership at block time: a member that left no longer reaches it.
+        Grantee::Group(group) => super::consent::in_group(st, group, &practitioner.institution)?,
     };
     let reason = if !is_grantee {
         Some(DenialReason::NotGrantee)
@@ -348,17 +350,18 @@ pub(super) fn basis_holds(
 ) -> Step<bool> {
     let requester: Option<PractitionerRecord> =
         st.get(&StateKey::Practitioner(record.requester))?;
-    let may_act = match requester {
-        Some(p) => active_practitioner(st, &record.requester, &p, ctx)?.is_ok(),
+    let may_act = match &requester {
+        Some(p) => active_practitioner(st, &record.requester, p, ctx)?.is_ok(),
         None => false,
     };
-    if !may_act {
+    let Some(requester) = requester.filter(|_| may_act) else {
         return Ok(false);
-    }
+    };
     Ok(match &record.kind {
-        AccessKind::Grant { grant, .. } => st
-            .get::<GrantRecord>(&StateKey::Grant(*grant))?
-            .is_some_and(|g| g.status_at(ctx.time) == GrantStatus::Active),
+        AccessKind::Grant { grant, .. } => match st.get::<GrantRecord>(&StateKey::Grant(*grant))? {
+            Some(g) => super::consent::grant_carries_at(st, &g, &requester.institution, ctx.time)?,
+            None => false,
+        },
         AccessKind::Emergency { .. } => {
             let params: LedgerParameters = st.get(&StateKey::Parameters)?.unwrap_or_default();
             record

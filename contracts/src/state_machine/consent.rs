@@ -34,6 +34,36 @@ pub(super) fn consent_patient(
     Ok(record)
 }
 
+/// Whether `institution` is a member of `group` in this state [R4.15].
+pub fn in_group(
+    st: &Overlay<'_>,
+    group: &GroupId,
+    institution: &InstitutionId,
+) -> Result<bool, crate::state::StateError> {
+    Ok(st
+        .get::<GroupRecord>(&StateKey::Group(group.clone()))?
+        .is_some_and(|g| g.members.contains(institution)))
+}
+
+/// Whether `grant` still carries an access requested by a practitioner of
+/// `institution`, at `time`: it is active (R6) and, made to a group, the
+/// institution is still a member (R5.11) — what a block decides for the
+/// release's basis (R7.2, R7.6) and what a holder asks before it serves.
+pub fn grant_carries_at(
+    st: &Overlay<'_>,
+    grant: &GrantRecord,
+    institution: &InstitutionId,
+    time: Timestamp,
+) -> Result<bool, crate::state::StateError> {
+    if grant.status_at(time) != GrantStatus::Active {
+        return Ok(false);
+    }
+    match &grant.terms.grantee {
+        Grantee::Group(group) => in_group(st, group, institution),
+        Grantee::Institution(_) | Grantee::Practitioner(_) => Ok(true),
+    }
+}
+
 /// [R5.1] The grantee and holders exist and the period is acceptable.
 pub(super) fn check_grantable(
     st: &Overlay<'_>,
@@ -55,6 +85,21 @@ pub(super) fn check_grantable(
                 .ok_or(Rejection::NotFound("grantee practitioner".into()))?;
             if record.status != MemberStatus::Active {
                 return not_permitted("the grantee practitioner is not active");
+            }
+        }
+        Grantee::Group(id) => {
+            // [R5.11] A group with an active member.
+            let group: GroupRecord = st
+                .get(&StateKey::Group(id.clone()))?
+                .ok_or(Rejection::NotFound("grantee group".into()))?;
+            let mut active = false;
+            for member in group.members.iter() {
+                let record: Option<InstitutionRecord> =
+                    st.get(&StateKey::Institution(member.clone()))?;
+                active |= record.is_some_and(|r| r.status == MemberStatus::Active);
+            }
+            if !active {
+                return not_permitted("the grantee group has no active member");
             }
         }
     }
@@ -103,6 +148,8 @@ pub(super) fn relinquish(
         (Actor::Institution(id, _), Grantee::Practitioner(grantee)) => st
             .get::<PractitionerRecord>(&StateKey::Practitioner(*grantee))?
             .is_some_and(|p| &p.institution == id),
+        // A member gives the grant up for the whole group.
+        (Actor::Institution(id, _), Grantee::Group(group)) => in_group(st, group, id)?,
         _ => false,
     };
     if !allowed {
@@ -180,6 +227,7 @@ pub(super) fn request_consent(
             let ok = match grantee {
                 Grantee::Practitioner(g) => g == pid,
                 Grantee::Institution(g) => *g == record.institution,
+                Grantee::Group(_) => false,
             };
             if !ok {
                 return not_permitted("a practitioner asks for themselves or their institution");

@@ -83,6 +83,12 @@ pub(super) fn check_action(
             {
                 return invalid("an institution with this id exists");
             }
+            // Ids name one thing: a grantee shown by id is never ambiguous.
+            if let Ok(group) = GroupId::new(spec.id.as_str()) {
+                if st.get::<GroupRecord>(&StateKey::Group(group))?.is_some() {
+                    return invalid("a group with this id exists");
+                }
+            }
             if let InstitutionKind::InternetHospital { parent } = &spec.kind {
                 let parent: Option<InstitutionRecord> =
                     st.get(&StateKey::Institution(parent.clone()))?;
@@ -133,6 +139,26 @@ pub(super) fn check_action(
             }
             with_power(institution, record.spec.node_key, *power)
         }
+        GovernanceAction::SetGroup { group, members } => {
+            if let Ok(id) = InstitutionId::new(group.as_str()) {
+                if st
+                    .get::<InstitutionRecord>(&StateKey::Institution(id))?
+                    .is_some()
+                {
+                    return invalid("an institution has this id: a group needs its own");
+                }
+            }
+            // [R4.15] Members are admitted institutions still in the
+            // consortium (a removed one has left it).
+            for member in members.iter() {
+                let record: Option<InstitutionRecord> =
+                    st.get(&StateKey::Institution(member.clone()))?;
+                if record.is_none_or(|r| r.status == MemberStatus::Removed) {
+                    return invalid("a group's member must be an institution of the consortium");
+                }
+            }
+            Ok(None)
+        }
     }
 }
 
@@ -175,6 +201,15 @@ pub(super) fn execute_action(
                 .ok_or(Rejection::NotFound("institution".into()))?;
             record.spec.voting_power = *power;
             st.put(&key, &record);
+        }
+        GovernanceAction::SetGroup { group, members } => {
+            st.put(
+                &StateKey::Group(group.clone()),
+                &GroupRecord {
+                    members: members.clone(),
+                    set_at: ctx.block_ref(),
+                },
+            );
         }
     }
     if let Some(set) = new_set {

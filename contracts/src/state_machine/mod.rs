@@ -201,8 +201,8 @@ mod replay;
 pub use genesis::{GenesisLicence, GenesisPractitioner, GenesisStateError, genesis_writes};
 
 use self::access::*;
-pub use self::consent::practitioner_may_act_at;
 use self::consent::*;
+pub use self::consent::{grant_carries_at, practitioner_may_act_at};
 use self::governance::*;
 pub use self::licence::licence_problem_at;
 use self::licence::*;

@@ -56,6 +56,10 @@ fn build() -> Value {
         purpose: Purpose::Referral,
         not_before: Timestamp(1_790_000_000_000),
         expires_at: Timestamp(1_792_592_000_000),
+        records_from: Some(Timestamp(1_700_000_000_000)),
+        records_until: None,
+        sensitive_included: BoundedVec::new(vec![SensitiveClass::Hiv, SensitiveClass::Genetic])
+            .unwrap(),
         notice_hash: encoding::tagged_hash(b"notice", &[b"v1"]),
     };
     let grant_tx = Transaction {
@@ -101,6 +105,24 @@ fn build() -> Value {
                 nonce: 2,
                 valid_until: VALID_UNTIL,
                 payload: Payload::Grant(terms.clone()),
+            },
+        ),
+        vector(
+            "grant-to-group",
+            &chain,
+            "alice",
+            Transaction {
+                signer: Signer::Patient(patient),
+                nonce: 20,
+                valid_until: VALID_UNTIL,
+                payload: Payload::Grant(GrantTerms {
+                    grantee: Grantee::Group(GroupId::new("first-alliance").unwrap()),
+                    holders: Holders::Any,
+                    records_from: None,
+                    records_until: Some(Timestamp(1_800_000_000_000)),
+                    sensitive_included: BoundedVec::default(),
+                    ..terms.clone()
+                }),
             },
         ),
         vector(

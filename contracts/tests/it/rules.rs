@@ -721,6 +721,164 @@ fn r5_1_a_grant_to_an_unknown_grantee_or_for_too_long_is_refused() {
 }
 
 #[test]
+fn r5_10_a_grants_record_scope_is_checked_for_form_and_reaches_only_what_it_names() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let mut terms = w.terms(
+        p,
+        Grantee::Institution(inst("hosp-b")),
+        &[Category::LabReports],
+        Holders::Any,
+    );
+    let signed = |w: &World, terms: &GrantTerms| {
+        Transaction {
+            signer: Signer::Patient(p),
+            nonce: 99,
+            valid_until: w.valid_until(),
+            payload: Payload::Grant(terms.clone()),
+        }
+        .sign(&w.chain, &key("alice"))
+        .verify(&w.chain)
+    };
+    let from = Timestamp(w.now - 365 * DAY_MS);
+    terms.records_from = Some(from);
+    terms.records_until = Some(from);
+    assert!(matches!(
+        signed(&w, &terms),
+        Err(TransactionError::Field {
+            field: "records_until",
+            ..
+        })
+    ));
+    terms.records_until = None;
+    terms.sensitive_included =
+        BoundedVec::new(vec![SensitiveClass::Genetic, SensitiveClass::Hiv]).unwrap();
+    assert!(matches!(
+        signed(&w, &terms),
+        Err(TransactionError::Field {
+            field: "sensitive_included",
+            ..
+        })
+    ));
+    terms.sensitive_included = BoundedVec::new(vec![SensitiveClass::Hiv]).unwrap();
+    assert!(signed(&w, &terms).is_ok());
+    let grant = w.grant("alice", terms.clone());
+    let record: GrantRecord = w.get(&StateKey::Grant(grant)).unwrap();
+    assert_eq!(record.terms, terms);
+    // What the holder's gateway asks of each resource (records rule 6).
+    let t = &record.terms;
+    assert!(t.covers_record(Some(from), &[]));
+    assert!(t.covers_record(Some(Timestamp(w.now)), &[SensitiveClass::Hiv]));
+    assert!(!t.covers_record(Some(Timestamp(from.0 - 1)), &[]));
+    assert!(!t.covers_record(None, &[]), "undated, under a date range");
+    assert!(!t.covers_record(
+        Some(Timestamp(w.now)),
+        &[SensitiveClass::Hiv, SensitiveClass::MentalHealth]
+    ));
+    // By default every sensitive class is left out.
+    let plain = w.terms(
+        p,
+        Grantee::Institution(inst("hosp-b")),
+        &[Category::FullRecord],
+        Holders::Any,
+    );
+    assert!(plain.covers_record(None, &[]));
+    for class in SensitiveClass::ALL {
+        assert!(!plain.covers_record(None, &[class]), "{class:?}");
+    }
+}
+
+#[test]
+fn r4_15_r5_11_a_grant_to_a_group_reaches_its_members_as_they_stand() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let online = GroupId::new("hosp-a-online").unwrap();
+    let members = |ids: &[&str]| BoundedVec::new(ids.iter().map(|i| inst(i)).collect()).unwrap();
+    let terms = w.terms(
+        p,
+        Grantee::Group(online.clone()),
+        &[Category::LabReports],
+        Holders::Any,
+    );
+    // No such group yet: refused.
+    assert!(matches!(
+        w.act(
+            Signer::Patient(p),
+            &key("alice"),
+            Payload::Grant(terms.clone())
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::NotFound(_))
+    ));
+    // A group takes no institution's id, and only institutions of the consortium.
+    for (group, who) in [("hosp-b", vec!["hosp-a"]), ("x", vec!["nowhere"])] {
+        let r = w.act(
+            Signer::Institution(inst("hosp-a")),
+            &key("admin:hosp-a"),
+            Payload::Propose {
+                action: GovernanceAction::SetGroup {
+                    group: GroupId::new(group).unwrap(),
+                    members: members(&who),
+                },
+                expires_at: Timestamp(w.now + DAY_MS),
+            },
+        );
+        assert!(
+            matches!(r.outcome, Outcome::Rejected(Rejection::InvalidAction(_))),
+            "{group}: {:?}",
+            r.outcome
+        );
+    }
+    // The internet hospital with its physical hospital, by vote.
+    w.carry(
+        GovernanceAction::SetGroup {
+            group: online.clone(),
+            members: members(&["hosp-a", "net-a"]),
+        },
+        &["hosp-b", "nhc"],
+    );
+    let record: GroupRecord = w.get(&StateKey::Group(online.clone())).unwrap();
+    assert_eq!(record.members.as_slice(), [inst("hosp-a"), inst("net-a")]);
+    let grant = w.grant("alice", terms);
+    for doc in ["doc-a", "net-doc"] {
+        let (_, r) = w.request(doc, grant, "hosp-b", &[Category::LabReports]);
+        assert_eq!(r.outcome, Outcome::Authorized, "{doc}");
+    }
+    let (_, r) = w.request("doc-b", grant, "hosp-a", &[Category::LabReports]);
+    assert_eq!(r.outcome, Outcome::Denied(DenialReason::NotGrantee));
+    // The internet hospital leaves the group: from that block its doctors
+    // are no longer grantees.
+    w.carry(
+        GovernanceAction::SetGroup {
+            group: online.clone(),
+            members: members(&["hosp-a"]),
+        },
+        &["hosp-b", "nhc"],
+    );
+    let (_, r) = w.request("net-doc", grant, "hosp-b", &[Category::LabReports]);
+    assert_eq!(r.outcome, Outcome::Denied(DenialReason::NotGrantee));
+    // A non-member cannot give the grant up; a member can, for the group.
+    assert!(matches!(
+        w.act(
+            Signer::Institution(inst("net-a")),
+            &key("admin:net-a"),
+            Payload::Relinquish { grant }
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    assert_eq!(
+        w.act(
+            Signer::Institution(inst("hosp-a")),
+            &key("admin:hosp-a"),
+            Payload::Relinquish { grant }
+        )
+        .outcome,
+        Outcome::Applied
+    );
+}
+
+#[test]
 fn r5_2_revocation_stops_requests_from_its_block() {
     let mut w = World::new();
     let p = w.patient("alice");

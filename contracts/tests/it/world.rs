@@ -189,6 +189,9 @@ impl World {
             purpose: Purpose::Treatment,
             not_before: Timestamp(self.now),
             expires_at: Timestamp(self.now + 30 * DAY_MS),
+            records_from: None,
+            records_until: None,
+            sensitive_included: BoundedVec::default(),
             notice_hash: Hash32([7; 32]),
         }
     }

@@ -49,22 +49,23 @@ use medledger_contracts::Hash32;
 use medledger_contracts::crypto::SecretKey;
 use medledger_contracts::encoding::{BoundedVec, hash_of};
 use medledger_contracts::records::{
-    AccessKind, AccessRecord, Decision, DenialReason, GrantRecord, GrantStatus, LedgerParameters,
+    AccessKind, AccessRecord, Decision, DenialReason, GrantRecord, LedgerParameters,
     PractitionerRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
-use medledger_contracts::state_machine::practitioner_may_act_at;
+use medledger_contracts::state_machine::{grant_carries_at, practitioner_may_act_at};
 use medledger_contracts::transaction::{Payload, Signer, Transaction};
 use medledger_contracts::types::{
-    FetchRefusal, InstitutionId, MemberStatus, PatientId, PractitionerId, RequestId,
+    FetchRefusal, GrantTerms, InstitutionId, MemberStatus, PatientId, PractitionerId, RequestId,
 };
 use medledger_transfer::{
     CHUNK_BYTES, GatewayRequest, GatewayResponse, MANIFEST_ITEMS_MAX, Manifest, ManifestItem,
     Sealer, SignedFetch, released_hash,
 };
 
+use super::scope::{self, Facts};
 use super::transport::{Answerer, peer_id_of_key};
-use super::{Ledger, RecordSource, hash_reader};
+use super::{Ledger, RecordSource, hash_reader, hash_reader_keeping};
 use crate::clock::now;
 
 /// How far a fetch authorization's time may be from this node's clock.
@@ -378,8 +379,18 @@ impl Holder {
         }
         let holds = match &access.kind {
             AccessKind::Grant { grant, .. } => {
-                let grant: Option<GrantRecord> = self.state(&StateKey::Grant(*grant))?;
-                grant.is_some_and(|g| g.status_at(now()) == GrantStatus::Active)
+                match self.state::<GrantRecord>(&StateKey::Grant(*grant))? {
+                    // Active, and a group's still counting the requester's
+                    // institution among its members (R5.11).
+                    Some(g) => grant_carries_at(
+                        &Overlay::new(self.ledger.committed_state()),
+                        &g,
+                        &requester.institution,
+                        now(),
+                    )
+                    .map_err(|e| refused("internal", format!("state unavailable: {e}")))?,
+                    None => false,
+                }
             }
             AccessKind::Emergency { .. } => {
                 let params: LedgerParameters =
@@ -398,9 +409,21 @@ impl Holder {
             )),
             (_, false) => Err((
                 "grant_not_active",
-                "the grant is no longer active (revoked or expired)".into(),
+                "the grant is no longer active (revoked or expired), or the requester's institution left the group it was made to".into(),
             )),
         })
+    }
+
+    /// The terms of the grant a grant-based access rests on (its record
+    /// scope); `None` for an emergency or public-health access.
+    fn grant_terms(&self, access: &AccessRecord) -> Result<Option<GrantTerms>, GatewayResponse> {
+        let AccessKind::Grant { grant, .. } = &access.kind else {
+            return Ok(None);
+        };
+        let grant: Option<GrantRecord> = self.state(&StateKey::Grant(*grant))?;
+        grant
+            .map(|g| Some(g.terms))
+            .ok_or_else(|| refused("grant_not_active", "the grant is not on the ledger"))
     }
 
     /// Drops idle transfers; a request whose release never committed may
@@ -471,13 +494,48 @@ impl Holder {
                 format!("more than {MANIFEST_ITEMS_MAX} resources; ask for fewer categories"),
             ));
         }
-        let mut items = Vec::with_capacity(listed.len());
-        for item in listed {
+        // Only what the grant's record scope reaches (R5.10), left out
+        // without a word (see `scope`): JSON resources are read once, for
+        // their hash and their facts; an attachment's scope follows from the
+        // resource beside it, and one out of scope is not read at all.
+        let terms = self.grant_terms(access)?;
+        let mut json_facts = HashMap::new();
+        let mut read = vec![None; listed.len()];
+        for (slot, item) in read.iter_mut().zip(&listed) {
+            if !scope::is_json(&item.path) {
+                continue;
+            }
             let reader = self
                 .source
                 .open(&access.patient, &item.path)
                 .map_err(|e| source_failed(&e))?;
-            let (sha256, size) = hash_reader(reader).map_err(|e| source_failed(&e))?;
+            let (sha256, size, bytes) = hash_reader_keeping(reader, scope::FACTS_BYTES_MAX)
+                .map_err(|e| source_failed(&e))?;
+            let facts = bytes.map_or_else(Facts::default, |b| Facts::of_bytes(&b));
+            json_facts.insert(item.path.clone(), facts.clone());
+            *slot = Some((sha256, size, facts));
+        }
+        let mut items = Vec::with_capacity(listed.len());
+        for (item, json) in listed.into_iter().zip(read) {
+            let (sha256, size) = match json {
+                Some((sha256, size, facts)) => {
+                    if !scope::in_scope(terms.as_ref(), &facts) {
+                        continue;
+                    }
+                    (sha256, size)
+                }
+                None => {
+                    let facts = scope::attachment_facts(&item.path, &json_facts);
+                    if !scope::in_scope(terms.as_ref(), &facts) {
+                        continue;
+                    }
+                    let reader = self
+                        .source
+                        .open(&access.patient, &item.path)
+                        .map_err(|e| source_failed(&e))?;
+                    hash_reader(reader).map_err(|e| source_failed(&e))?
+                }
+            };
             items.push(ManifestItem {
                 path: item.path,
                 category: item.category,

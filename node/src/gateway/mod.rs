@@ -19,6 +19,7 @@
 
 pub mod fhir;
 pub mod holder;
+pub mod scope;
 pub mod transport;
 
 pub use transport::{Gateway, TransportError};
@@ -299,11 +300,22 @@ pub fn parse_peer_address(text: &str) -> anyhow::Result<(libp2p::PeerId, libp2p:
 }
 
 /// SHA-256 of a reader's bytes and their count, reading in bounded chunks.
-pub fn hash_reader(mut reader: impl Read) -> std::io::Result<(Hash32, u64)> {
+pub fn hash_reader(reader: impl Read) -> std::io::Result<(Hash32, u64)> {
+    hash_reader_keeping(reader, 0).map(|(hash, size, _)| (hash, size))
+}
+
+/// SHA-256 of a reader's bytes and their count, and the bytes themselves
+/// if there are at most `keep_max` of them (read once, so the bytes kept are
+/// the bytes hashed).
+pub fn hash_reader_keeping(
+    mut reader: impl Read,
+    keep_max: usize,
+) -> std::io::Result<(Hash32, u64, Option<Vec<u8>>)> {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 256 * 1024];
     let mut total = 0u64;
+    let mut kept = (keep_max > 0).then(Vec::new);
     loop {
         let n = reader.read(&mut buffer)?;
         if n == 0 {
@@ -311,8 +323,15 @@ pub fn hash_reader(mut reader: impl Read) -> std::io::Result<(Hash32, u64)> {
         }
         hasher.update(&buffer[..n]);
         total += n as u64;
+        if let Some(bytes) = &mut kept {
+            if bytes.len() + n > keep_max {
+                kept = None;
+            } else {
+                bytes.extend_from_slice(&buffer[..n]);
+            }
+        }
     }
-    Ok((Hash32(hasher.finalize().into()), total))
+    Ok((Hash32(hasher.finalize().into()), total, kept))
 }
 
 #[cfg(test)]

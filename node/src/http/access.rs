@@ -10,7 +10,7 @@
 use medledger_contracts::crypto::PublicKey;
 use medledger_contracts::records::{
     AccessRecord, AuditEntry, AuditEvent, ConsentRequestRecord, DelegationRecord, GrantRecord,
-    InstitutionRecord, PatientRecord, PractitionerRecord,
+    GroupRecord, InstitutionRecord, PatientRecord, PractitionerRecord,
 };
 use medledger_contracts::request_auth::RequestAuth;
 use medledger_contracts::state::{Overlay, StateKey};
@@ -206,6 +206,15 @@ impl<'a> Visibility<'a> {
         }
         let grantee_institution = match &terms.grantee {
             Grantee::Institution(i) => Some(i.clone()),
+            Grantee::Group(g) => {
+                // Each member of the group now sees a grant made to it.
+                let group = get::<GroupRecord>(self.shared, &StateKey::Group(g.clone()))
+                    .map_err(ApiError::internal)?;
+                self.reader
+                    .institution
+                    .clone()
+                    .filter(|me| group.is_some_and(|g| g.members.contains(me)))
+            }
             Grantee::Practitioner(p) => {
                 if self.reader.practitioner == Some(*p) {
                     return Ok(true);

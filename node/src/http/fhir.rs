@@ -7,15 +7,17 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use medledger_api::fhir::{
     Agent, AuditEvent as FhirAuditEvent, AuditEventType, Bundle, BundleEntry, BundleLink,
-    BundleType, Coding, Consent, ConsentType, Entity, Identifier, Period, Provision,
-    ProvisionActor, Reference, Source,
+    BundleType, Coding, Consent, ConsentType, DataPeriod, Entity, Identifier, Period, Provision,
+    ProvisionActor, ProvisionException, Reference, Source,
 };
 use medledger_contracts::Hash32;
 use medledger_contracts::records::{
     AccessKindTag, AccessRecord, AuditEntry, AuditEvent, Decision, GrantRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
-use medledger_contracts::types::{Category, Grantee, Holders, PatientId, Purpose, Timestamp};
+use medledger_contracts::types::{
+    Category, GrantTerms, Grantee, Holders, PatientId, Purpose, SensitiveClass, Timestamp,
+};
 use warp::Reply;
 
 use super::access::Visibility;
@@ -27,6 +29,7 @@ use crate::shared::Shared;
 const FHIR_JSON: &str = "application/fhir+json";
 const PARTICIPATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType";
 const ACT_REASON: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
+const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 
 fn fhir<T: serde::Serialize>(body: &T) -> Answer {
     Ok(
@@ -75,6 +78,25 @@ pub fn consent(shared: &Shared, r: &Request) -> Answer {
     fhir(&consent_resource(&id.0, &grant))
 }
 
+/// The security labels of the sensitive classes a grant leaves out, as
+/// one `deny` provision (none if it includes every class).
+fn left_out_labels(terms: &GrantTerms) -> Vec<ProvisionException> {
+    let labels: Vec<Coding> = SensitiveClass::ALL
+        .into_iter()
+        .filter(|c| !terms.sensitive_included.contains(c))
+        .flat_map(|c| c.security_labels().iter())
+        .map(|code| Coding::bare(ACT_CODE, code))
+        .collect();
+    if labels.is_empty() {
+        Vec::new()
+    } else {
+        vec![ProvisionException {
+            kind: "deny".into(),
+            security_label: labels,
+        }]
+    }
+}
+
 fn consent_resource(id: &Hash32, grant: &GrantRecord) -> Consent {
     use medledger_contracts::records::GrantStatus;
     let terms = &grant.terms;
@@ -86,6 +108,7 @@ fn consent_resource(id: &Hash32, grant: &GrantRecord) -> Consent {
     let grantee = match &terms.grantee {
         Grantee::Institution(i) => institution_ref(i.as_str()),
         Grantee::Practitioner(p) => practitioner_ref(&p.0),
+        Grantee::Group(g) => Reference::to("urn:medledger:group", g.as_str()),
     };
     let mut actor = vec![ProvisionActor {
         role: Coding::new(PARTICIPATION, "IRCP", "information recipient").into(),
@@ -130,12 +153,7 @@ fn consent_resource(id: &Hash32, grant: &GrantRecord) -> Consent {
             system: "urn:medledger:grant".into(),
             value: id.to_hex(),
         }],
-        policy_rule: Coding::new(
-            "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-            "OPTIN",
-            "opt-in",
-        )
-        .into(),
+        policy_rule: Coding::new(ACT_CODE, "OPTIN", "opt-in").into(),
         source_reference: Reference::to("urn:medledger:notice-sha256", terms.notice_hash.to_hex()),
         provision: Provision {
             kind: "permit".into(),
@@ -154,6 +172,13 @@ fn consent_resource(id: &Hash32, grant: &GrantRecord) -> Consent {
             ],
             purpose: vec![Coding::new(ACT_REASON, purpose, purpose_display)],
             class,
+            data_period: (terms.records_from.is_some() || terms.records_until.is_some()).then(
+                || DataPeriod {
+                    start: terms.records_from.map(instant),
+                    end: terms.records_until.map(instant),
+                },
+            ),
+            except: left_out_labels(terms),
         },
     }
 }

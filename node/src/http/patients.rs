@@ -330,6 +330,17 @@ pub fn institution(shared: &Shared, r: &Request) -> Answer {
     ok(&api::Institution::from(&record))
 }
 
+/// `GET /v1/groups`: every group of members, by id.
+pub fn groups(shared: &Shared) -> Answer {
+    let mut groups = shared.group_records().map_err(ApiError::internal)?;
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    let items = groups
+        .iter()
+        .map(|(id, record)| api::Group::new(id, record))
+        .collect();
+    ok(&api::GroupList { items })
+}
+
 /// `GET /v1/proposals`: the governance proposals, open ones first, then by
 /// when they lapse, newest first; at most `PROPOSALS_LISTED_MAX`.
 pub fn proposals(shared: &Shared) -> Answer {
@@ -460,6 +471,8 @@ pub fn party_accesses(shared: &Shared, r: &Request, practitioner: bool) -> Answe
     let indexes = match &party {
         Grantee::Practitioner(p) => shared.store.audit_indexes_for_requester(p)?,
         Grantee::Institution(i) => shared.store.audit_indexes_for_holder(i.as_str())?,
+        // `speaks_for` names an institution or a practitioner only.
+        Grantee::Group(_) => Vec::new(),
     };
     page.answer(shared, indexes, |entry| match &entry.event {
         AuditEvent::AccessDecided { request, .. } => {
