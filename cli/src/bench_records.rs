@@ -104,7 +104,13 @@ async fn bench(
     let patient_key = KeyFile::generate()?;
     let patient = patient_key.patient_id();
     let root = layout.nodes[holder_node].home.join("records");
-    medledger_node::gateway::DirectorySource::link(&root, "MRN-BENCH", &patient)?;
+    let signature = medledger_client_sdk::tx::record_link_signature(
+        &patient_key,
+        &chain,
+        &InstitutionId::new(&layout.nodes[holder_node].institution)?,
+        "MRN-BENCH",
+    );
+    medledger_node::gateway::DirectorySource::link(&root, "MRN-BENCH", &patient, &signature)?;
     let labs = root.join("MRN-BENCH").join(Category::LabReports.name());
     let imaging = root.join("MRN-BENCH").join(Category::Imaging.name());
     std::fs::create_dir_all(&labs)?;

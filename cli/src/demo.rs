@@ -271,11 +271,15 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
     );
 
     // The first hospital holds the patient's records under its own record
-    // number, linked to the patient's key at its desk (never on the ledger).
+    // number, linked at its desk with the patient's signature (never on the
+    // ledger; its gateway checks the signature at each fetch).
     let first_home = demo.layout.nodes[demo.node_of("city-first-hospital")?]
         .home
         .clone();
-    demo_records(&first_home.join("records"), &patient)?;
+    demo_records(&first_home.join("records"), &demo.chain, &patient_key)?;
+    println!(
+        "the patient signs the first hospital's record number as theirs at its desk (the link stays at the hospital)\n"
+    );
     demo.submit(
         0,
         "patient registers",
@@ -519,9 +523,17 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
 const SENSITIVE_DEMO_RECORD: &str = "lab-reports/observation-hiv-test.json";
 
 /// A few FHIR resources and an imaging file for the demo patient.
-fn demo_records(root: &Path, patient: &PatientId) -> anyhow::Result<()> {
+fn demo_records(root: &Path, chain: &ChainId, patient_key: &KeyFile) -> anyhow::Result<()> {
     let mrn = "MRN-0001";
-    medledger_node::gateway::DirectorySource::link(root, mrn, patient)?;
+    let first = InstitutionId::new("city-first-hospital")?;
+    let signature =
+        medledger_client_sdk::tx::record_link_signature(patient_key, chain, &first, mrn);
+    medledger_node::gateway::DirectorySource::link(
+        root,
+        mrn,
+        &patient_key.patient_id(),
+        &signature,
+    )?;
     let labs = root.join(mrn).join(Category::LabReports.name());
     let imaging = root.join(mrn).join(Category::Imaging.name());
     std::fs::create_dir_all(&labs)?;

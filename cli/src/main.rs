@@ -302,9 +302,11 @@ enum AuditCommand {
 
 #[derive(Subcommand, Debug)]
 enum RecordsCommand {
-    /// Link a hospital record number to a patient's ledger id (the patient
-    /// shows the app's QR code at the desk). Kept in the node's records
-    /// directory, never on the ledger.
+    /// Link a hospital record number to a patient's ledger id, with the
+    /// patient's signature accepting it (the app's "link at a hospital"
+    /// screen, or `records sign-link`). Kept in the node's records
+    /// directory, never on the ledger; the gateway serves records only
+    /// under a link the patient's current key signed.
     Link {
         /// The records directory (the node's `[gateway] records_dir`).
         #[arg(long)]
@@ -315,6 +317,25 @@ enum RecordsCommand {
         /// The patient's id (64 hex).
         #[arg(long)]
         patient: String,
+        /// The patient's signature over the link (128 hex).
+        #[arg(long)]
+        signature: String,
+    },
+    /// As a patient, sign a hospital's record number as yours: prints the
+    /// signature the desk gives `records link`.
+    SignLink {
+        /// Your patient key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The consortium's genesis file (names the chain).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// The hospital (its institution id).
+        #[arg(long)]
+        hospital: String,
+        /// The record number the hospital showed you.
+        #[arg(long)]
+        record_number: String,
     },
 }
 
@@ -526,15 +547,45 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
             record_number,
             patient,
+            signature,
         }) => {
             let patient = medledger_contracts::Hash32::from_hex(&patient)
                 .map(medledger_contracts::types::PatientId)
                 .map_err(|_| anyhow::anyhow!("--patient must be 64 hex characters"))?;
-            medledger_node::gateway::DirectorySource::link(&dir, &record_number, &patient)?;
+            let signature =
+                // As the app shows it: in groups, to type.
+                medledger_contracts::crypto::Signature::ed25519_from_hex(
+                    &signature.split_whitespace().collect::<String>(),
+                )
+                .map_err(|_| anyhow::anyhow!("--signature must be 128 hex characters"))?;
+            medledger_node::gateway::DirectorySource::link(
+                &dir,
+                &record_number,
+                &patient,
+                &signature,
+            )?;
             println!(
-                "linked record number {record_number} to patient {}",
+                "linked record number {record_number} to patient {} (the gateway checks the patient's signature against their current key at each fetch)",
                 patient.0.to_hex()
             );
+            Ok(())
+        }
+        Command::Records(RecordsCommand::SignLink {
+            key,
+            genesis,
+            hospital,
+            record_number,
+        }) => {
+            let key = medledger_client_sdk::KeyFile::load(&key)?;
+            let genesis = medledger_genesis::GenesisFile::read(&genesis)?.validate()?;
+            let hospital = medledger_contracts::types::InstitutionId::new(&hospital)?;
+            let signature = medledger_client_sdk::tx::record_link_signature(
+                &key,
+                &genesis.chain_id,
+                &hospital,
+                record_number.trim(),
+            );
+            println!("{}", signature.to_hex());
             Ok(())
         }
         Command::Patient {

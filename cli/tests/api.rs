@@ -19,7 +19,8 @@ use medledger_contracts::request_auth::RequestAuth;
 use medledger_contracts::state::StateKey;
 use medledger_contracts::transaction::{Payload, Signer};
 use medledger_contracts::types::{
-    Category, ChainId, DelegateRole, Grantee, InstitutionId, PatientId, Purpose, Timestamp, TxHash,
+    Category, ChainId, DelegateRole, Grantee, InstitutionId, PatientId, Purpose, SensitiveClass,
+    Timestamp, TxHash,
 };
 use serde_json::{Value, json};
 
@@ -56,6 +57,9 @@ async fn patient_grants_to_second_hospital(net: &Testnet) -> Story {
     )
     .category(Category::Imaging)
     .category(Category::LabReports)
+    // Records dated from 14 Nov 2023, genetic data included (R5.10).
+    .records_from(Timestamp(1_699_920_000_000))
+    .include_sensitive(SensitiveClass::Genetic)
     .holders([institution("city-first-hospital")])
     .purpose(Purpose::Referral)
     .days(30)
@@ -613,6 +617,26 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
         );
     }
     assert_eq!(consent["provision"]["type"], "permit");
+    // The record scope: the dates as dataPeriod, the classes left out as a
+    // nested deny provision with their labels (genetic data was included).
+    assert_eq!(
+        consent["provision"]["dataPeriod"],
+        serde_json::json!({"start": "2023-11-14T00:00:00.000Z"}),
+        "{consent}"
+    );
+    let except = &consent["provision"]["provision"][0];
+    assert_eq!(except["type"], "deny", "{consent}");
+    let labels: Vec<&str> = except["securityLabel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        ["HIV", "PSY", "PSYTHPN", "BH", "SEX", "STD"],
+        "{consent}"
+    );
     let e = client
         .get_signed(
             &format!("/fhir/Consent/{}", story.grant.0.to_hex()),

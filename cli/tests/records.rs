@@ -41,8 +41,28 @@ fn node_of(net: &Testnet, id: &str) -> usize {
 
 /// Puts records for `patient` at `institution`'s node: two lab resources and
 /// an imaging study larger than one chunk.
-fn hold_records(net: &Testnet, id: &str, patient: &PatientId) -> Vec<(String, Vec<u8>)> {
-    let root = net.nodes()[node_of(net, id)].home.join("records");
+/// Links MRN-77 at `hospital` to the patient with a signature made as
+/// `records sign-link` makes it, for `signed_for` (the hospital itself,
+/// unless a test wants a link signed for another).
+fn link(net: &Testnet, hospital: &str, signed_for: &str, patient_key: &KeyFile) {
+    let key_file = net.dir().join(format!(
+        "link-key-{}.json",
+        patient_key.patient_id().0.to_hex()
+    ));
+    if !key_file.exists() {
+        patient_key.save(&key_file).unwrap();
+    }
+    let signed = std::process::Command::new(BIN)
+        .args(["records", "sign-link", "--key"])
+        .arg(&key_file)
+        .arg("--genesis")
+        .arg(net.dir().join("genesis.json"))
+        .args(["--hospital", signed_for, "--record-number", "MRN-77"])
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "{signed:?}");
+    let signature = String::from_utf8(signed.stdout).unwrap();
+    let root = net.nodes()[node_of(net, hospital)].home.join("records");
     let status = std::process::Command::new(BIN)
         .args(["records", "link", "--dir"])
         .arg(&root)
@@ -50,11 +70,18 @@ fn hold_records(net: &Testnet, id: &str, patient: &PatientId) -> Vec<(String, Ve
             "--record-number",
             "MRN-77",
             "--patient",
-            &patient.0.to_hex(),
+            &patient_key.patient_id().0.to_hex(),
+            "--signature",
+            signature.trim(),
         ])
         .output()
         .unwrap();
     assert!(status.status.success(), "{status:?}");
+}
+
+fn hold_records(net: &Testnet, id: &str, patient_key: &KeyFile) -> Vec<(String, Vec<u8>)> {
+    link(net, id, id, patient_key);
+    let root = net.nodes()[node_of(net, id)].home.join("records");
     let study: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
     let files = vec![
         (
@@ -107,7 +134,7 @@ async fn grant_labs_and_imaging(net: &Testnet) -> (Setup, Vec<(String, Vec<u8>)>
     .unwrap();
     let patient_key = KeyFile::generate().unwrap();
     let patient = patient_key.patient_id();
-    let files = hold_records(net, "city-first-hospital", &patient);
+    let files = hold_records(net, "city-first-hospital", &patient_key);
     let as_patient = TxBuilder::new(chain_id(), Identity::patient(&patient_key));
     client
         .submit_and_wait(&as_patient.register_patient(), None)
@@ -157,6 +184,27 @@ async fn request(setup: &Setup, categories: Vec<Category>) -> TxHash {
         .unwrap();
     assert_eq!(receipt.outcome, TxOutcome::Authorized, "{receipt:?}");
     receipt.tx
+}
+
+/// The doctor's authorised emergency access to the patient's `category` at
+/// the first hospital, fetched into `out`.
+async fn emergency_fetch(setup: &Setup, category: Category, out: &Path) -> FetchedRecords {
+    let first = institution("city-first-hospital");
+    let emergency = TxBuilder::new(chain_id(), setup.doctor.clone()).emergency_access(
+        setup.patient,
+        first.clone(),
+        BoundedVec::new(vec![category]).unwrap(),
+        EmergencyReason::PatientUnconscious,
+    );
+    let receipt = setup
+        .client_second
+        .submit_and_wait(&emergency, None)
+        .await
+        .unwrap();
+    assert_eq!(receipt.outcome, TxOutcome::Authorized, "{receipt:?}");
+    fetch_records(&setup.client_second, &setup.doctor, receipt.tx, first, out)
+        .await
+        .unwrap()
 }
 
 fn refused_code(result: Result<impl std::fmt::Debug, SdkError>) -> String {
@@ -321,7 +369,7 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
     // Records held by the second hospital travel the other way, to a doctor
     // of the first, under a grant that soon expires; once expired, refused.
     let second = institution("city-second-hospital");
-    let second_files = hold_records(&net, "city-second-hospital", &setup.patient);
+    let second_files = hold_records(&net, "city-second-hospital", &setup.patient_key);
     let short = TermsBuilder::new(setup.patient, Grantee::Institution(first.clone()))
         .category(Category::Prescriptions)
         .holders([second.clone()])
@@ -391,27 +439,7 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
     );
 
     // Emergency access goes through the same gateway, and is marked.
-    let emergency = TxBuilder::new(chain_id(), setup.doctor.clone()).emergency_access(
-        setup.patient,
-        first.clone(),
-        BoundedVec::new(vec![Category::LabReports]).unwrap(),
-        EmergencyReason::PatientUnconscious,
-    );
-    let receipt = setup
-        .client_second
-        .submit_and_wait(&emergency, None)
-        .await
-        .unwrap();
-    assert_eq!(receipt.outcome, TxOutcome::Authorized, "{receipt:?}");
-    let fetched = fetch_records(
-        &setup.client_second,
-        &setup.doctor,
-        receipt.tx,
-        first.clone(),
-        &out.join("emergency"),
-    )
-    .await
-    .unwrap();
+    let fetched = emergency_fetch(&setup, Category::LabReports, &out.join("emergency")).await;
     // No grant limits it: the genetic result goes too (R5.10).
     assert_eq!(fetched.items.len(), 3);
     let history = setup
@@ -433,29 +461,29 @@ async fn granted_records_arrive_sealed_and_exact_and_every_refusal_is_clear() {
     // Nothing of the patient in a category here: an empty manifest (no
     // refusal says whether the patient has records), and a release of
     // nothing is recorded, so the fetch completes at once.
-    let allergies = TxBuilder::new(chain_id(), setup.doctor.clone()).emergency_access(
-        setup.patient,
-        first.clone(),
-        BoundedVec::new(vec![Category::Allergies]).unwrap(),
-        EmergencyReason::PatientUnconscious,
-    );
-    let receipt = setup
-        .client_second
-        .submit_and_wait(&allergies, None)
-        .await
-        .unwrap();
     let started = std::time::Instant::now();
-    let nothing = fetch_records(
-        &setup.client_second,
-        &setup.doctor,
-        receipt.tx,
-        first.clone(),
-        &out.join("allergies"),
-    )
-    .await
-    .unwrap();
+    let nothing = emergency_fetch(&setup, Category::Allergies, &out.join("allergies")).await;
     assert!(nothing.items.is_empty());
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
+
+    // A link the patient signed for another hospital (a desk copying a
+    // signature made elsewhere): nothing is served under it — the same
+    // empty manifest as for a patient with no records here.
+    link(
+        &net,
+        "city-first-hospital",
+        "city-second-hospital",
+        &setup.patient_key,
+    );
+    let unsigned =
+        emergency_fetch(&setup, Category::LabReports, &out.join("misdirected-link")).await;
+    assert!(unsigned.items.is_empty(), "{:?}", unsigned.items);
+    link(
+        &net,
+        "city-first-hospital",
+        "city-first-hospital",
+        &setup.patient_key,
+    );
 
     // Every refusal that concerned a committed access is on the ledger, in
     // the patient's history: the replay, the other hospital's doctor, and

@@ -80,6 +80,25 @@ pub fn guardianship_evidence_hash(salt: &[u8; 16], document_number: &str) -> Has
     )
 }
 
+/// A patient's signature accepting `record_number` at `hospital` as theirs
+/// (what the desk stores with the link; the hospital's gateway serves their
+/// records only under a link their current key signed).
+pub fn record_link_signature(
+    patient_key: &crate::KeyFile,
+    chain: &ChainId,
+    hospital: &InstitutionId,
+    record_number: &str,
+) -> medledger_contracts::crypto::Signature {
+    patient_key
+        .secret()
+        .sign(&medledger_contracts::transaction::record_link_message(
+            chain,
+            hospital,
+            &patient_key.patient_id(),
+            record_number,
+        ))
+}
+
 /// The SHA-256 of a consent notice's text, as the patient was shown it.
 pub fn notice_hash(notice: &str) -> Hash32 {
     tagged_hash(b"", &[notice.as_bytes()])

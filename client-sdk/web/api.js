@@ -160,6 +160,13 @@ export class Node {
     return body;
   }
 
+  /** The patient's signature accepting `recordNumber` at `hospital` as theirs (hex, for the desk). */
+  async signRecordLink(key, hospital, recordNumber) {
+    if (!this.chain) await this.status();
+    const message = await bcs.recordLinkMessage(this.chain, hospital, key.patient, recordNumber);
+    return bcs.toHex(await sign(key, message));
+  }
+
   /** Signs a transaction with the patient's key, submits it, waits for its commit. */
   async submit(key, payload) {
     if (this.txLifetimeMs === undefined) await this.status();

@@ -361,6 +361,16 @@ export async function keyPossessionMessage(chain, patient, purpose, newKeyRaw) {
   return sha256("medledger/key-possession/v1", w.finish());
 }
 
+/**
+ * What a patient's key signs to accept a hospital's record number as theirs
+ * (contracts `record_link_message`): the hospital's gateway serves their
+ * records only under a link their current key signed.
+ */
+export async function recordLinkMessage(chain, hospital, patient, recordNumber) {
+  const w = new Writer().string(chain).string(hospital).fixed32(patient).string(recordNumber);
+  return sha256("medledger/record-link/v1", w.finish());
+}
+
 /** A patient's id: the hash of the first key they register. */
 export async function patientId(publicKeyRaw) {
   const w = new Writer();

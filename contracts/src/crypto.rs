@@ -464,6 +464,24 @@ impl Signature {
             Self::Ed25519 { r, s } => format!("{}{}", hex::encode(r), hex::encode(s)),
         }
     }
+
+    /// An Ed25519 signature from [`Signature::to_hex`]'s 128 hex characters.
+    pub fn ed25519_from_hex(text: &str) -> Result<Self, crate::encoding::DecodeError> {
+        let bytes =
+            hex::decode(text).map_err(|e| crate::encoding::DecodeError::Hex(e.to_string()))?;
+        let bytes: [u8; 64] = bytes.try_into().map_err(|_| {
+            crate::encoding::DecodeError::Hex("expected 64 bytes (128 hex characters)".into())
+        })?;
+        let (r, s) = bytes.split_at(32);
+        let mut signature = Self::Ed25519 {
+            r: [0; 32],
+            s: [0; 32],
+        };
+        let Self::Ed25519 { r: to_r, s: to_s } = &mut signature;
+        to_r.copy_from_slice(r);
+        to_s.copy_from_slice(s);
+        Ok(signature)
+    }
 }
 
 /// A secret signing key. Its bytes never appear in `Debug` output.

@@ -55,6 +55,9 @@ pub mod tags {
     pub const HTTP_REQUEST: &[u8] = b"medledger/http-request/v2";
     /// A patient's key accepting a recorded guardianship (R4.7).
     pub const GUARDIANSHIP_CONSENT: &[u8] = b"medledger/guardianship-consent/v1";
+    /// A patient's key accepting a hospital's record number as theirs (the
+    /// link stays at the hospital; the holder checks it before serving).
+    pub const RECORD_LINK: &[u8] = b"medledger/record-link/v1";
 }
 
 /// A SHA-256 digest.

@@ -449,6 +449,24 @@ struct GuardianshipConsent<'a> {
     evidence_hash: &'a Hash32,
 }
 
+/// The digest a patient's key signs to accept `record_number` at
+/// `hospital` as their record there: a hospital's record source serves a
+/// patient's records only under a link the patient's current key signed, so
+/// a desk cannot put one patient's records under another's id, nor reuse
+/// the acceptance at another hospital, for another number or on another
+/// chain. The link and its signature never reach the ledger.
+pub fn record_link_message(
+    chain: &ChainId,
+    hospital: &InstitutionId,
+    patient: &PatientId,
+    record_number: &str,
+) -> Hash32 {
+    hash_of(
+        tags::RECORD_LINK,
+        &(chain, hospital, patient, record_number),
+    )
+}
+
 /// What a patient's key signs to accept being recorded as a minor under a
 /// guardian until `minor_until` by the hospital signing as `recorder`
 /// [R4.7]: a hospital alone cannot make a patient who holds their own key a

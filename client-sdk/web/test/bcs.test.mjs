@@ -140,6 +140,18 @@ test("a signed read names its node and matches the ledger's bytes", async () => 
   assert.notEqual(bcs.toHex(elsewhere), v.digest);
 });
 
+test("a record-number link the patient signs matches the ledger's digest and signature", async () => {
+  const v = vectors.record_link;
+  const message = await bcs.recordLinkMessage(chain, v.hospital, vectors.patient_id.id, v.record_number);
+  assert.equal(bcs.toHex(message), v.message);
+  const key = await importSeed(v.secret_seed);
+  const signature = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, key, message));
+  assert.equal(bcs.toHex(signature), v.signature);
+  // Another hospital or number gives another digest: the desk cannot reuse it.
+  assert.notEqual(bcs.toHex(await bcs.recordLinkMessage(chain, "city-second-hospital", vectors.patient_id.id, v.record_number)), v.message);
+  assert.notEqual(bcs.toHex(await bcs.recordLinkMessage(chain, v.hospital, vectors.patient_id.id, "MRN-0002")), v.message);
+});
+
 test("uleb128 lengths and u64 little-endian", () => {
   assert.equal(bcs.toHex(new bcs.Writer().uleb(300).finish()), "ac02");
   assert.equal(bcs.toHex(new bcs.Writer().u64(1).finish()), "0100000000000000");

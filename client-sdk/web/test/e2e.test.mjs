@@ -112,7 +112,21 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
 
     // The hospital: records at the first hospital, the doctor's request and fetch.
     const records = join(first.home, "records");
-    cli(["records", "link", "--dir", records, "--record-number", "MRN-9", "--patient", patient]);
+    // At the first hospital's desk the patient signs its record number in
+    // the app; the desk links it with that signature (a wrong number is
+    // refused next to the field first).
+    await page.locator("#link-section summary").click();
+    await page.locator("#link-hospital").selectOption("city-first-hospital");
+    await page.locator("#link-number").fill("MRN 9!");
+    await page.getByRole("button", { name: "核对无误，签名" }).click();
+    assert.notEqual(await page.locator("#link-number-error").textContent(), "");
+    await page.locator("#link-number").fill("MRN-9");
+    await page.getByRole("button", { name: "核对无误，签名" }).click();
+    await page.locator("#link-result").waitFor();
+    const linkSignature = (await page.locator("#link-signature").textContent()).replace(/\s/g, "");
+    assert.match(linkSignature, /^[0-9a-f]{128}$/);
+    await page.screenshot({ path: join(shots, "3b-link-signed.png"), fullPage: true });
+    cli(["records", "link", "--dir", records, "--record-number", "MRN-9", "--patient", patient, "--signature", linkSignature]);
     mkdirSync(join(records, "MRN-9/lab-reports"), { recursive: true });
     // This year's glucose goes; a result from 2015 and this year's HIV test
     // (labelled with HL7's HIV sensitivity code) are outside the grant.

@@ -398,6 +398,8 @@ fn build() -> Value {
         &reader,
     );
     let read_digest = read.digest_for(&chain, "GET", &read_path, b"");
+    let record_link =
+        record_link_message(&chain, &inst("city-first-hospital"), &patient, "MRN-0001");
     json!({
         "about": "medledger golden vectors: canonical BCS bytes, domain-separated hashes and Ed25519 signatures. Test keys only.",
         "chain_id": chain.as_str(),
@@ -418,6 +420,13 @@ fn build() -> Value {
         "audit_entry": { "bcs": hex::encode(encoding::to_bytes(&entry)), "leaf_hash": entry.leaf_hash().to_hex() },
         "audit_entry_control_changed": { "bcs": hex::encode(encoding::to_bytes(&control)), "leaf_hash": control.leaf_hash().to_hex() },
         "audit_entry_emergency_review_overdue": { "bcs": hex::encode(encoding::to_bytes(&overdue)), "leaf_hash": overdue.leaf_hash().to_hex() },
+        "record_link": {
+            "hospital": "city-first-hospital",
+            "record_number": "MRN-0001",
+            "secret_seed": hex::encode(key("alice").seed()),
+            "message": record_link.to_hex(),
+            "signature": key("alice").sign(&record_link).to_hex(),
+        },
         "signed_hash_of_grant": grant_signed_hash.to_hex(),
         "transaction_root_of_grant": transaction_root(&[grant_signed_hash]).to_hex(),
         "signed_read": {

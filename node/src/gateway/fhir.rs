@@ -275,6 +275,10 @@ fn entries(bundle: &Value) -> impl Iterator<Item = &Value> {
 }
 
 impl RecordSource for FhirSource {
+    fn link(&self, patient: &PatientId) -> std::io::Result<Option<super::PatientLink>> {
+        self.links.patient_link(patient)
+    }
+
     fn list(
         &self,
         patient: &PatientId,

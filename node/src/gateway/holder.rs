@@ -49,12 +49,12 @@ use medledger_contracts::Hash32;
 use medledger_contracts::crypto::SecretKey;
 use medledger_contracts::encoding::{BoundedVec, hash_of};
 use medledger_contracts::records::{
-    AccessKind, AccessRecord, Decision, DenialReason, GrantRecord, LedgerParameters,
+    AccessKind, AccessRecord, Decision, DenialReason, GrantRecord, LedgerParameters, PatientRecord,
     PractitionerRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::state_machine::{grant_carries_at, practitioner_may_act_at};
-use medledger_contracts::transaction::{Payload, Signer, Transaction};
+use medledger_contracts::transaction::{Payload, Signer, Transaction, record_link_message};
 use medledger_contracts::types::{
     FetchRefusal, GrantTerms, InstitutionId, MemberStatus, PatientId, PractitionerId, RequestId,
 };
@@ -414,6 +414,38 @@ impl Holder {
         })
     }
 
+    /// Whether the patient's record-number link here is signed by their
+    /// current key (`record_link_message` for this chain and institution);
+    /// false with no link. A link that fails is logged without the record
+    /// number or the patient.
+    fn link_signed(
+        &self,
+        patient: &PatientId,
+        request: &RequestId,
+    ) -> Result<bool, GatewayResponse> {
+        let Some(link) = self.source.link(patient).map_err(|e| source_failed(&e))? else {
+            return Ok(false);
+        };
+        let record: Option<PatientRecord> = self.state(&StateKey::Patient(*patient))?;
+        let message = record_link_message(
+            self.ledger.chain(),
+            self.ledger.institution(),
+            patient,
+            &link.record_number,
+        );
+        let signed = match (record, &link.signature) {
+            (Some(record), Some(signature)) => record.key.verify(&message, signature).is_ok(),
+            _ => false,
+        };
+        if !signed {
+            tracing::warn!(
+                %request,
+                "the patient's record-number link here is not signed by their current key: nothing is served under it until they sign it again at the desk"
+            );
+        }
+        Ok(signed)
+    }
+
     /// The terms of the grant a grant-based access rests on (its record
     /// scope); `None` for an emergency or public-health access.
     fn grant_terms(&self, access: &AccessRecord) -> Result<Option<GrantTerms>, GatewayResponse> {
@@ -484,10 +516,16 @@ impl Holder {
         if self.slots_full(peer) {
             return Err(slots_full());
         }
-        let listed = self
-            .source
-            .list(&access.patient, access.categories.as_slice())
-            .map_err(|e| source_failed(&e))?;
+        // Nothing is listed under a link the patient's current key did not
+        // sign: the answer is the same empty manifest as for a patient with
+        // no records here.
+        let listed = if self.link_signed(&access.patient, &fetch.authorization.request)? {
+            self.source
+                .list(&access.patient, access.categories.as_slice())
+                .map_err(|e| source_failed(&e))?
+        } else {
+            Vec::new()
+        };
         if listed.len() > MANIFEST_ITEMS_MAX {
             return Err(refused(
                 "too_many_resources",

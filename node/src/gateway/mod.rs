@@ -29,6 +29,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use medledger_contracts::Hash32;
+use medledger_contracts::crypto::Signature;
 use medledger_contracts::records::InstitutionRecord;
 use medledger_contracts::state::StateReader;
 use medledger_contracts::transaction::SignedTransaction;
@@ -81,9 +82,24 @@ pub struct SourceItem {
     pub size: u64,
 }
 
+/// The link between a hospital's record number and a patient's ledger id,
+/// made at the desk with the patient's signature
+/// ([`medledger_contracts::transaction::record_link_message`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatientLink {
+    /// The hospital's record number.
+    pub record_number: String,
+    /// The patient's signature accepting it (none for a link made before
+    /// links were signed: the holder serves nothing under it).
+    pub signature: Option<Signature>,
+}
+
 /// A hospital's records, as the gateway sees them. Implement this over the
 /// hospital's HIS or FHIR server; [`DirectorySource`] is the reference.
 pub trait RecordSource: Send + Sync {
+    /// The patient's link to a record number here, if any: the holder
+    /// lists nothing unless the patient's current key signed it.
+    fn link(&self, patient: &PatientId) -> std::io::Result<Option<PatientLink>>;
     /// The patient's resources in `categories` (all of them for
     /// `FullRecord`), in a stable order; none if the patient is not linked.
     fn list(
@@ -99,9 +115,9 @@ pub trait RecordSource: Send + Sync {
 /// where `<category>` is a category's name (`lab-reports`, `imaging`…) and a
 /// file is a FHIR R4 resource (JSON) or an attached binary. The link from the
 /// hospital's record number to the patient's ledger id is
-/// `<root>/patient-links.json` (`{"<record number>": "<patient id>"}`),
-/// made when the patient shows their key at the desk; it never leaves the
-/// hospital's node.
+/// `<root>/patient-links.json` (`{"<record number>": {"patient": "<patient
+/// id>", "signature": "<the patient's signature>"}}`), made at the desk with
+/// the patient's signature; it never leaves the hospital's node.
 pub struct DirectorySource {
     root: PathBuf,
 }
@@ -117,7 +133,7 @@ impl DirectorySource {
         Self { root }
     }
 
-    fn links(&self) -> std::io::Result<BTreeMap<String, String>> {
+    fn links(&self) -> std::io::Result<BTreeMap<String, StoredLink>> {
         let path = self.root.join(LINKS_FILE);
         match std::fs::metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
@@ -137,12 +153,26 @@ impl DirectorySource {
 
     /// The hospital's record number linked to the patient, if any.
     pub fn record_number(&self, patient: &PatientId) -> std::io::Result<Option<String>> {
+        Ok(self.patient_link(patient)?.map(|link| link.record_number))
+    }
+
+    /// The patient's link, if any (the first record number, in order, that
+    /// names them).
+    pub fn patient_link(&self, patient: &PatientId) -> std::io::Result<Option<PatientLink>> {
         let wanted = patient.0.to_hex();
         Ok(self
             .links()?
             .into_iter()
-            .find(|(_, id)| *id == wanted)
-            .map(|(number, _)| number))
+            .find(|(_, link)| link.patient() == wanted)
+            .map(|(record_number, link)| PatientLink {
+                record_number,
+                signature: match link {
+                    StoredLink::Signed { signature, .. } => {
+                        Signature::ed25519_from_hex(&signature).ok()
+                    }
+                    StoredLink::Unsigned(_) => None,
+                },
+            }))
     }
 
     /// The patient's record directory, if linked.
@@ -153,8 +183,15 @@ impl DirectorySource {
             .filter(|dir| dir.is_dir()))
     }
 
-    /// Links a hospital record number to a patient (the desk's step).
-    pub fn link(root: &Path, record_number: &str, patient: &PatientId) -> anyhow::Result<()> {
+    /// Links a hospital record number to a patient with the patient's
+    /// signature over [`medledger_contracts::transaction::record_link_message`]
+    /// (the desk's step; the holder checks the signature at each fetch).
+    pub fn link(
+        root: &Path,
+        record_number: &str,
+        patient: &PatientId,
+        signature: &Signature,
+    ) -> anyhow::Result<()> {
         if record_number.is_empty()
             || !record_number
                 .bytes()
@@ -165,12 +202,35 @@ impl DirectorySource {
         std::fs::create_dir_all(root)?;
         let source = Self::new(root.to_path_buf());
         let mut links = source.links()?;
-        links.insert(record_number.to_string(), patient.0.to_hex());
+        links.insert(
+            record_number.to_string(),
+            StoredLink::Signed {
+                patient: patient.0.to_hex(),
+                signature: signature.to_hex(),
+            },
+        );
         let path = root.join(LINKS_FILE);
         let tmp = root.join(format!("{LINKS_FILE}.tmp"));
         std::fs::write(&tmp, serde_json::to_string_pretty(&links)?)?;
         std::fs::rename(tmp, path)?;
         Ok(())
+    }
+}
+
+/// One entry of `patient-links.json`: a signed link, or a bare patient id
+/// written before links were signed (read, never served).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum StoredLink {
+    Signed { patient: String, signature: String },
+    Unsigned(String),
+}
+
+impl StoredLink {
+    fn patient(&self) -> &str {
+        match self {
+            Self::Signed { patient, .. } | Self::Unsigned(patient) => patient,
+        }
     }
 }
 
@@ -189,6 +249,10 @@ fn plain_name(name: &str) -> bool {
 }
 
 impl RecordSource for DirectorySource {
+    fn link(&self, patient: &PatientId) -> std::io::Result<Option<PatientLink>> {
+        self.patient_link(patient)
+    }
+
     fn list(
         &self,
         patient: &PatientId,
@@ -343,7 +407,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let patient = PatientId(Hash32([3; 32]));
         let other = PatientId(Hash32([4; 32]));
-        DirectorySource::link(dir.path(), "MRN-1", &patient).unwrap();
+        let signature = Signature::Ed25519 {
+            r: [5; 32],
+            s: [6; 32],
+        };
+        DirectorySource::link(dir.path(), "MRN-1", &patient, &signature).unwrap();
         std::fs::create_dir_all(dir.path().join("MRN-1/lab-reports")).unwrap();
         std::fs::create_dir_all(dir.path().join("MRN-1/imaging")).unwrap();
         std::fs::write(dir.path().join("MRN-1/lab-reports/b.json"), b"{}").unwrap();
@@ -384,6 +452,25 @@ mod tests {
             hash,
             medledger_contracts::encoding::tagged_hash(b"", &[&[0u8; 10]])
         );
-        assert!(DirectorySource::link(dir.path(), "../x", &patient).is_err());
+        assert!(DirectorySource::link(dir.path(), "../x", &patient, &signature).is_err());
+        // The link keeps the signature; one written before links were
+        // signed (a bare id) is read as unsigned.
+        assert_eq!(
+            source.link(&patient).unwrap(),
+            Some(PatientLink {
+                record_number: "MRN-1".into(),
+                signature: Some(signature),
+            })
+        );
+        std::fs::write(
+            dir.path().join(LINKS_FILE),
+            format!("{{\"MRN-2\": \"{}\"}}", other.0.to_hex()),
+        )
+        .unwrap();
+        assert_eq!(
+            source.link(&other).unwrap().map(|l| l.signature),
+            Some(None)
+        );
+        assert_eq!(source.link(&patient).unwrap(), None);
     }
 }

@@ -402,7 +402,7 @@ impl<'a> World<'a> {
                 )
             };
             let record_number = format!("SIM-{p}");
-            self.hold_records(usual, &record_number, &id)
+            self.hold_records(usual, &record_number, &patient_key)
                 .map_err(|e| self.setup_error(e))?;
             let grant = self.grant(&acting, id, usual, via).await?;
             self.patients.push(Patient {
@@ -445,12 +445,13 @@ impl<'a> World<'a> {
         Ok(receipt.tx)
     }
 
-    /// Lab reports and a prescription at the hospital, linked to the patient.
+    /// Lab reports and a prescription at the hospital, linked to the patient
+    /// with their signature.
     fn hold_records(
         &self,
         hospital: usize,
         record_number: &str,
-        patient: &PatientId,
+        patient_key: &KeyFile,
     ) -> std::io::Result<()> {
         let records = self.cluster.nodes()[self.hospitals[hospital]]
             .home
@@ -466,7 +467,18 @@ impl<'a> World<'a> {
                 format!("{{\"resourceType\":\"{resource}\",\"id\":\"{record_number}\"}}"),
             )?;
         }
-        link(&records, record_number, &patient.0.to_hex())
+        let signature = medledger_client_sdk::tx::record_link_signature(
+            patient_key,
+            &self.cluster.chain,
+            &self.hospital_ids[hospital],
+            record_number,
+        );
+        link(
+            &records,
+            record_number,
+            &patient_key.patient_id().0.to_hex(),
+            &signature.to_hex(),
+        )
     }
 
     /// Rounds of steps (one, or as many as the soak's time allows), each
@@ -601,14 +613,23 @@ fn files_under(dir: &Path) -> usize {
         .sum()
 }
 
-/// Links a hospital record number to a patient in the gateway's links file.
-fn link(records: &Path, record_number: &str, patient_hex: &str) -> std::io::Result<()> {
+/// Links a hospital record number to a patient in the gateway's links file,
+/// with the patient's signature (the file's format: `docs/records.md`).
+fn link(
+    records: &Path,
+    record_number: &str,
+    patient_hex: &str,
+    signature_hex: &str,
+) -> std::io::Result<()> {
     let path = records.join("patient-links.json");
-    let mut links: BTreeMap<String, String> = std::fs::read_to_string(&path)
+    let mut links: BTreeMap<String, serde_json::Value> = std::fs::read_to_string(&path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
-    links.insert(record_number.to_string(), patient_hex.to_string());
+    links.insert(
+        record_number.to_string(),
+        serde_json::json!({"patient": patient_hex, "signature": signature_hex}),
+    );
     let tmp = records.join("patient-links.json.tmp");
     std::fs::write(
         &tmp,
