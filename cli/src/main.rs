@@ -579,6 +579,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let key = medledger_client_sdk::KeyFile::load(&key)?;
             let genesis = medledger_genesis::GenesisFile::read(&genesis)?.validate()?;
             let hospital = medledger_contracts::types::InstitutionId::new(&hospital)?;
+            if !medledger_node::gateway::is_record_number(record_number.trim()) {
+                anyhow::bail!("a record number is 1 to 64 letters, digits, '-' and '_'");
+            }
             let signature = medledger_client_sdk::tx::record_link_signature(
                 &key,
                 &genesis.chain_id,

@@ -450,11 +450,12 @@ struct GuardianshipConsent<'a> {
 }
 
 /// The digest a patient's key signs to accept `record_number` at
-/// `hospital` as their record there: a hospital's record source serves a
+/// `hospital` as their record there: a hospital's gateway serves a
 /// patient's records only under a link the patient's current key signed, so
-/// a desk cannot put one patient's records under another's id, nor reuse
-/// the acceptance at another hospital, for another number or on another
-/// chain. The link and its signature never reach the ledger.
+/// a patient id or record number mistyped at the desk is not served, and the
+/// acceptance is not reused at another hospital, for another number or on
+/// another chain. It says nothing of what the hospital files under the
+/// number. The link and its signature never reach the ledger.
 pub fn record_link_message(
     chain: &ChainId,
     hospital: &InstitutionId,

@@ -21,7 +21,7 @@ use medledger_contracts::types::{Category, PatientId};
 use medledger_transfer::MANIFEST_ITEMS_MAX;
 use serde_json::Value;
 
-use super::{DirectorySource, RecordSource, SourceItem};
+use super::{DirectorySource, PatientLink, RecordSource, SourceItem};
 
 /// Largest answer read from the server.
 const ANSWER_BYTES_MAX: u64 = 16 * 1024 * 1024;
@@ -88,13 +88,13 @@ fn refers_to(resource: &Value, patient: &str) -> bool {
 
 #[derive(Default)]
 struct Cache {
-    items: HashMap<(PatientId, String), Vec<u8>>,
-    order: VecDeque<(PatientId, String)>,
+    items: HashMap<(String, String), Vec<u8>>,
+    order: VecDeque<(String, String)>,
     bytes: usize,
 }
 
 impl Cache {
-    fn put(&mut self, key: (PatientId, String), bytes: Vec<u8>) {
+    fn put(&mut self, key: (String, String), bytes: Vec<u8>) {
         self.bytes += bytes.len();
         if let Some(old) = self.items.insert(key.clone(), bytes) {
             self.bytes -= old.len();
@@ -275,19 +275,16 @@ fn entries(bundle: &Value) -> impl Iterator<Item = &Value> {
 }
 
 impl RecordSource for FhirSource {
-    fn link(&self, patient: &PatientId) -> std::io::Result<Option<super::PatientLink>> {
-        self.links.patient_link(patient)
+    fn links(&self, patient: &PatientId) -> std::io::Result<Vec<PatientLink>> {
+        self.links.patient_links(patient)
     }
 
     fn list(
         &self,
-        patient: &PatientId,
+        link: &PatientLink,
         categories: &[Category],
     ) -> std::io::Result<Vec<SourceItem>> {
-        let Some(number) = self.links.record_number(patient)? else {
-            return Ok(Vec::new());
-        };
-        let Some(server_patient) = self.find_patient(&number)? else {
+        let Some(server_patient) = self.find_patient(&link.record_number)? else {
             return Ok(Vec::new());
         };
         let wanted = super::categories_to_list(categories);
@@ -311,7 +308,7 @@ impl RecordSource for FhirSource {
                         category,
                         size: bytes.len() as u64,
                     });
-                    self.cache().put((*patient, path), bytes);
+                    self.cache().put((link.record_number.clone(), path), bytes);
                 }
                 if items.len() > MANIFEST_ITEMS_MAX {
                     return Ok(items);
@@ -321,8 +318,9 @@ impl RecordSource for FhirSource {
         Ok(items)
     }
 
-    fn open(&self, patient: &PatientId, path: &str) -> std::io::Result<Box<dyn Read + Send>> {
-        if let Some(bytes) = self.cache().items.get(&(*patient, path.to_string())) {
+    fn open(&self, link: &PatientLink, path: &str) -> std::io::Result<Box<dyn Read + Send>> {
+        let key = (link.record_number.clone(), path.to_string());
+        if let Some(bytes) = self.cache().items.get(&key) {
             return Ok(Box::new(std::io::Cursor::new(bytes.clone())));
         }
         // Gone from the cache (a transfer left idle): read it again. If it
@@ -333,12 +331,8 @@ impl RecordSource for FhirSource {
             .and_then(|name| name.split_once('-'))
             .filter(|(kind, id)| kind.bytes().all(|b| b.is_ascii_alphabetic()) && is_fhir_id(id))
             .ok_or_else(|| other("not a listed path"))?;
-        let number = self
-            .links
-            .record_number(patient)?
-            .ok_or_else(|| other("patient not linked"))?;
         let server_patient = self
-            .find_patient(&number)?
+            .find_patient(&link.record_number)?
             .ok_or_else(|| other("patient not known to the FHIR server"))?;
         let resource = self.get(&format!("{}/{kind}/{id}", self.base), &[])?;
         if resource["resourceType"] != kind || !refers_to(&resource, &server_patient) {
@@ -429,12 +423,15 @@ mod tests {
     #[test]
     fn the_cache_keeps_within_its_bound() {
         let mut cache = Cache::default();
-        let patient = PatientId(medledger_contracts::Hash32([1; 32]));
+        let number = "MRN-1".to_string();
         for i in 0..5 {
-            cache.put((patient, format!("x/{i}")), vec![0; CACHE_BYTES_MAX / 4]);
+            cache.put(
+                (number.clone(), format!("x/{i}")),
+                vec![0; CACHE_BYTES_MAX / 4],
+            );
         }
         assert!(cache.bytes <= CACHE_BYTES_MAX);
         assert_eq!(cache.items.len(), 4);
-        assert!(!cache.items.contains_key(&(patient, "x/0".to_string())));
+        assert!(!cache.items.contains_key(&(number, "x/0".to_string())));
     }
 }

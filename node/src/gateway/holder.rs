@@ -65,7 +65,7 @@ use medledger_transfer::{
 
 use super::scope::{self, Facts};
 use super::transport::{Answerer, peer_id_of_key};
-use super::{Ledger, RecordSource, hash_reader, hash_reader_keeping};
+use super::{Ledger, PatientLink, RecordSource, hash_reader, hash_reader_keeping};
 use crate::clock::now;
 
 /// How far a fetch authorization's time may be from this node's clock.
@@ -90,7 +90,8 @@ struct Slot {
 
 struct Transfer {
     request: RequestId,
-    patient: PatientId,
+    /// The verified link it reads under (never looked up again).
+    link: PatientLink,
     items: Vec<ManifestItem>,
     /// What its release records: the items' hashes under the transfer's salt.
     released: Vec<Hash32>,
@@ -414,36 +415,41 @@ impl Holder {
         })
     }
 
-    /// Whether the patient's record-number link here is signed by their
-    /// current key (`record_link_message` for this chain and institution);
-    /// false with no link. A link that fails is logged without the record
-    /// number or the patient.
-    fn link_signed(
+    /// The patient's record-number link here that their current key signed
+    /// (`record_link_message` for this chain and institution): the first
+    /// such of the source's links, none if none verifies. Links that fail
+    /// are logged without the record number or the patient.
+    fn verified_link(
         &self,
         patient: &PatientId,
         request: &RequestId,
-    ) -> Result<bool, GatewayResponse> {
-        let Some(link) = self.source.link(patient).map_err(|e| source_failed(&e))? else {
-            return Ok(false);
-        };
+    ) -> Result<Option<PatientLink>, GatewayResponse> {
+        let links = self.source.links(patient).map_err(|e| source_failed(&e))?;
+        if links.is_empty() {
+            return Ok(None);
+        }
         let record: Option<PatientRecord> = self.state(&StateKey::Patient(*patient))?;
-        let message = record_link_message(
-            self.ledger.chain(),
-            self.ledger.institution(),
-            patient,
-            &link.record_number,
-        );
-        let signed = match (record, &link.signature) {
-            (Some(record), Some(signature)) => record.key.verify(&message, signature).is_ok(),
-            _ => false,
+        let signed_by_patient = |link: &PatientLink| {
+            let message = record_link_message(
+                self.ledger.chain(),
+                self.ledger.institution(),
+                patient,
+                &link.record_number,
+            );
+            match (&record, &link.signature) {
+                (Some(record), Some(signature)) => record.key.verify(&message, signature).is_ok(),
+                _ => false,
+            }
         };
-        if !signed {
+        let unsigned = links.iter().filter(|l| !signed_by_patient(l)).count();
+        if unsigned > 0 {
             tracing::warn!(
                 %request,
-                "the patient's record-number link here is not signed by their current key: nothing is served under it until they sign it again at the desk"
+                unsigned,
+                "record-number links of this request's patient are not signed by their current key: nothing is served under them until the patient signs again at the desk"
             );
         }
-        Ok(signed)
+        Ok(links.into_iter().find(|l| signed_by_patient(l)))
     }
 
     /// The terms of the grant a grant-based access rests on (its record
@@ -519,12 +525,13 @@ impl Holder {
         // Nothing is listed under a link the patient's current key did not
         // sign: the answer is the same empty manifest as for a patient with
         // no records here.
-        let listed = if self.link_signed(&access.patient, &fetch.authorization.request)? {
-            self.source
-                .list(&access.patient, access.categories.as_slice())
-                .map_err(|e| source_failed(&e))?
-        } else {
-            Vec::new()
+        let link = self.verified_link(&access.patient, &fetch.authorization.request)?;
+        let listed = match &link {
+            Some(link) => self
+                .source
+                .list(link, access.categories.as_slice())
+                .map_err(|e| source_failed(&e))?,
+            None => Vec::new(),
         };
         if listed.len() > MANIFEST_ITEMS_MAX {
             return Err(refused(
@@ -537,16 +544,20 @@ impl Holder {
         // their hash and their facts; an attachment's scope follows from the
         // resource beside it, and one out of scope is not read at all.
         let terms = self.grant_terms(access)?;
+        // Items are listed only under a verified link.
+        let open = |path: &str| -> Result<Box<dyn Read + Send>, GatewayResponse> {
+            let link = link
+                .as_ref()
+                .ok_or_else(|| refused("internal", "an item listed without a link"))?;
+            self.source.open(link, path).map_err(|e| source_failed(&e))
+        };
         let mut json_facts = HashMap::new();
         let mut read = vec![None; listed.len()];
         for (slot, item) in read.iter_mut().zip(&listed) {
             if !scope::is_json(&item.path) {
                 continue;
             }
-            let reader = self
-                .source
-                .open(&access.patient, &item.path)
-                .map_err(|e| source_failed(&e))?;
+            let reader = open(&item.path)?;
             let (sha256, size, bytes) = hash_reader_keeping(reader, scope::FACTS_BYTES_MAX)
                 .map_err(|e| source_failed(&e))?;
             let facts = bytes.map_or_else(Facts::default, |b| Facts::of_bytes(&b));
@@ -567,11 +578,7 @@ impl Holder {
                     if !scope::in_scope(terms.as_ref(), &facts) {
                         continue;
                     }
-                    let reader = self
-                        .source
-                        .open(&access.patient, &item.path)
-                        .map_err(|e| source_failed(&e))?;
-                    hash_reader(reader).map_err(|e| source_failed(&e))?
+                    hash_reader(open(&item.path)?).map_err(|e| source_failed(&e))?
                 }
             };
             items.push(ManifestItem {
@@ -612,7 +619,7 @@ impl Holder {
         };
         tracing::info!(request = %fetch.authorization.request, resources = items.len(), "records transfer opened");
         let request = fetch.authorization.request;
-        if !items.is_empty() {
+        if let (false, Some(link)) = (items.is_empty(), link) {
             // The slot is taken before the release is submitted, so a
             // release is never recorded for a transfer there is no room for.
             let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
@@ -626,7 +633,7 @@ impl Holder {
                     peer,
                     transfer: Mutex::new(Transfer {
                         request,
-                        patient: access.patient,
+                        link,
                         items: items.clone(),
                         released: released.clone(),
                         sealer,
@@ -735,7 +742,7 @@ impl Holder {
         if t.reader.is_none() {
             let reader = self
                 .source
-                .open(&t.patient, &item.path)
+                .open(&t.link, &item.path)
                 .map_err(|e| source_failed(&e))?;
             t.reader = Some(reader);
             t.sent_in_item = 0;

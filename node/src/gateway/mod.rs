@@ -94,21 +94,31 @@ pub struct PatientLink {
     pub signature: Option<Signature>,
 }
 
+/// Whether `text` is a hospital record number as links hold it: 1 to 64 of
+/// ASCII letters, digits, `-` and `_` (also a safe directory name).
+pub fn is_record_number(text: &str) -> bool {
+    (1..=64).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// A hospital's records, as the gateway sees them. Implement this over the
 /// hospital's HIS or FHIR server; [`DirectorySource`] is the reference.
+/// The gateway lists and reads only under a link it has verified: `list` and
+/// `open` get that link, never the patient id, so a source cannot serve
+/// under another.
 pub trait RecordSource: Send + Sync {
-    /// The patient's link to a record number here, if any: the holder
-    /// lists nothing unless the patient's current key signed it.
-    fn link(&self, patient: &PatientId) -> std::io::Result<Option<PatientLink>>;
-    /// The patient's resources in `categories` (all of them for
-    /// `FullRecord`), in a stable order; none if the patient is not linked.
-    fn list(
-        &self,
-        patient: &PatientId,
-        categories: &[Category],
-    ) -> std::io::Result<Vec<SourceItem>>;
-    /// Reads one resource listed by [`RecordSource::list`].
-    fn open(&self, patient: &PatientId, path: &str) -> std::io::Result<Box<dyn Read + Send>>;
+    /// Every link naming the patient here, in a stable order: the holder
+    /// serves under the first whose signature the patient's current key
+    /// made, and under none if no link verifies.
+    fn links(&self, patient: &PatientId) -> std::io::Result<Vec<PatientLink>>;
+    /// The resources under `link`'s record number in `categories` (all of
+    /// them for `FullRecord`), in a stable order.
+    fn list(&self, link: &PatientLink, categories: &[Category])
+    -> std::io::Result<Vec<SourceItem>>;
+    /// Reads one resource listed by [`RecordSource::list`] under `link`.
+    fn open(&self, link: &PatientLink, path: &str) -> std::io::Result<Box<dyn Read + Send>>;
 }
 
 /// Records in a directory: `<root>/<local record number>/<category>/<file>`,
@@ -133,7 +143,10 @@ impl DirectorySource {
         Self { root }
     }
 
-    fn links(&self) -> std::io::Result<BTreeMap<String, StoredLink>> {
+    /// The links file's entries; one that does not parse, or names no
+    /// well-formed record number, is left out (a hand edit gone wrong
+    /// costs that entry, not every patient's fetches).
+    fn entries(&self) -> std::io::Result<BTreeMap<String, StoredLink>> {
         let path = self.root.join(LINKS_FILE);
         match std::fs::metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
@@ -147,23 +160,22 @@ impl DirectorySource {
             Ok(_) => {}
         }
         let text = std::fs::read_to_string(&path)?;
-        serde_json::from_str(&text)
-            .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))
+        let entries: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
+        Ok(entries
+            .into_iter()
+            .filter(|(number, _)| is_record_number(number))
+            .filter_map(|(number, entry)| Some((number, serde_json::from_value(entry).ok()?)))
+            .collect())
     }
 
-    /// The hospital's record number linked to the patient, if any.
-    pub fn record_number(&self, patient: &PatientId) -> std::io::Result<Option<String>> {
-        Ok(self.patient_link(patient)?.map(|link| link.record_number))
-    }
-
-    /// The patient's link, if any (the first record number, in order, that
-    /// names them).
-    pub fn patient_link(&self, patient: &PatientId) -> std::io::Result<Option<PatientLink>> {
+    /// Every link naming the patient, by record number.
+    pub fn patient_links(&self, patient: &PatientId) -> std::io::Result<Vec<PatientLink>> {
         let wanted = patient.0.to_hex();
         Ok(self
-            .links()?
+            .entries()?
             .into_iter()
-            .find(|(_, link)| link.patient() == wanted)
+            .filter(|(_, link)| link.patient() == wanted)
             .map(|(record_number, link)| PatientLink {
                 record_number,
                 signature: match link {
@@ -172,15 +184,14 @@ impl DirectorySource {
                     }
                     StoredLink::Unsigned(_) => None,
                 },
-            }))
+            })
+            .collect())
     }
 
-    /// The patient's record directory, if linked.
-    fn patient_dir(&self, patient: &PatientId) -> std::io::Result<Option<PathBuf>> {
-        Ok(self
-            .record_number(patient)?
-            .map(|number| self.root.join(number))
-            .filter(|dir| dir.is_dir()))
+    /// The directory of a link's record number, if there is one.
+    fn link_dir(&self, link: &PatientLink) -> Option<PathBuf> {
+        Some(self.root.join(&link.record_number))
+            .filter(|dir| is_record_number(&link.record_number) && dir.is_dir())
     }
 
     /// Links a hospital record number to a patient with the patient's
@@ -192,16 +203,12 @@ impl DirectorySource {
         patient: &PatientId,
         signature: &Signature,
     ) -> anyhow::Result<()> {
-        if record_number.is_empty()
-            || !record_number
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            anyhow::bail!("a record number is letters, digits, '-' and '_'");
+        if !is_record_number(record_number) {
+            anyhow::bail!("a record number is 1 to 64 letters, digits, '-' and '_'");
         }
         std::fs::create_dir_all(root)?;
         let source = Self::new(root.to_path_buf());
-        let mut links = source.links()?;
+        let mut links = source.entries()?;
         links.insert(
             record_number.to_string(),
             StoredLink::Signed {
@@ -249,16 +256,16 @@ fn plain_name(name: &str) -> bool {
 }
 
 impl RecordSource for DirectorySource {
-    fn link(&self, patient: &PatientId) -> std::io::Result<Option<PatientLink>> {
-        self.patient_link(patient)
+    fn links(&self, patient: &PatientId) -> std::io::Result<Vec<PatientLink>> {
+        self.patient_links(patient)
     }
 
     fn list(
         &self,
-        patient: &PatientId,
+        link: &PatientLink,
         categories: &[Category],
     ) -> std::io::Result<Vec<SourceItem>> {
-        let Some(dir) = self.patient_dir(patient)? else {
+        let Some(dir) = self.link_dir(link) else {
             return Ok(Vec::new());
         };
         let wanted = categories_to_list(categories);
@@ -289,10 +296,10 @@ impl RecordSource for DirectorySource {
         Ok(items)
     }
 
-    fn open(&self, patient: &PatientId, path: &str) -> std::io::Result<Box<dyn Read + Send>> {
+    fn open(&self, link: &PatientLink, path: &str) -> std::io::Result<Box<dyn Read + Send>> {
         let dir = self
-            .patient_dir(patient)?
-            .ok_or_else(|| std::io::Error::other("patient not linked"))?;
+            .link_dir(link)
+            .ok_or_else(|| std::io::Error::other("no records under this link"))?;
         let mut parts = path.split('/');
         let (Some(category), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(std::io::Error::other("not a listed path"));
@@ -403,7 +410,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_directory_source_lists_linked_patients_by_category_only() {
+    fn a_directory_source_lists_under_a_link_by_category_only() {
         let dir = tempfile::tempdir().unwrap();
         let patient = PatientId(Hash32([3; 32]));
         let other = PatientId(Hash32([4; 32]));
@@ -418,59 +425,65 @@ mod tests {
         std::fs::write(dir.path().join("MRN-1/lab-reports/a.json"), b"{\"x\":1}").unwrap();
         std::fs::write(dir.path().join("MRN-1/imaging/ct.dcm"), vec![0u8; 10]).unwrap();
         let source = DirectorySource::new(dir.path().to_path_buf());
-        let labs = source.list(&patient, &[Category::LabReports]).unwrap();
+        // The link keeps the signature.
+        let links = source.links(&patient).unwrap();
+        assert_eq!(
+            links,
+            [PatientLink {
+                record_number: "MRN-1".into(),
+                signature: Some(signature),
+            }]
+        );
+        let link = &links[0];
+        assert!(source.links(&other).unwrap().is_empty());
+        let labs = source.list(link, &[Category::LabReports]).unwrap();
         assert_eq!(
             labs.iter().map(|i| i.path.as_str()).collect::<Vec<_>>(),
             ["lab-reports/a.json", "lab-reports/b.json"]
         );
-        assert_eq!(
-            source
-                .list(&patient, &[Category::FullRecord])
-                .unwrap()
-                .len(),
-            3
-        );
-        assert!(
-            source
-                .list(&other, &[Category::FullRecord])
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            source
-                .open(&patient, "lab-reports/../imaging/ct.dcm")
-                .is_err()
-        );
-        assert!(
-            source
-                .open(&patient, "../MRN-1/lab-reports/a.json")
-                .is_err()
-        );
-        let (hash, size) = hash_reader(source.open(&patient, "imaging/ct.dcm").unwrap()).unwrap();
+        assert_eq!(source.list(link, &[Category::FullRecord]).unwrap().len(), 3);
+        assert!(source.open(link, "lab-reports/../imaging/ct.dcm").is_err());
+        assert!(source.open(link, "../MRN-1/lab-reports/a.json").is_err());
+        let (hash, size) = hash_reader(source.open(link, "imaging/ct.dcm").unwrap()).unwrap();
         assert_eq!(size, 10);
         assert_eq!(
             hash,
             medledger_contracts::encoding::tagged_hash(b"", &[&[0u8; 10]])
         );
-        assert!(DirectorySource::link(dir.path(), "../x", &patient, &signature).is_err());
-        // The link keeps the signature; one written before links were
-        // signed (a bare id) is read as unsigned.
-        assert_eq!(
-            source.link(&patient).unwrap(),
-            Some(PatientLink {
-                record_number: "MRN-1".into(),
-                signature: Some(signature),
-            })
+        // A link naming a path, not a record number, reads nothing.
+        let climbing = PatientLink {
+            record_number: "../MRN-1".into(),
+            signature: None,
+        };
+        assert!(
+            source
+                .list(&climbing, &[Category::FullRecord])
+                .unwrap()
+                .is_empty()
         );
+        assert!(DirectorySource::link(dir.path(), "../x", &patient, &signature).is_err());
+        assert!(DirectorySource::link(dir.path(), &"9".repeat(65), &patient, &signature).is_err());
+        // Entries written by hand: a bare id (before links were signed) is
+        // read as unsigned; a malformed entry or number costs only itself.
         std::fs::write(
             dir.path().join(LINKS_FILE),
-            format!("{{\"MRN-2\": \"{}\"}}", other.0.to_hex()),
+            format!(
+                "{{\"MRN-2\": \"{}\", \"MRN-3\": {{\"patient\": \"{}\"}}, \"../up\": \"{}\", \"MRN-1\": {{\"patient\": \"{}\", \"signature\": \"{}\"}}}}",
+                other.0.to_hex(),
+                other.0.to_hex(),
+                other.0.to_hex(),
+                patient.0.to_hex(),
+                signature.to_hex()
+            ),
         )
         .unwrap();
         assert_eq!(
-            source.link(&other).unwrap().map(|l| l.signature),
-            Some(None)
+            source.links(&other).unwrap(),
+            [PatientLink {
+                record_number: "MRN-2".into(),
+                signature: None,
+            }]
         );
-        assert_eq!(source.link(&patient).unwrap(), None);
+        assert_eq!(source.links(&patient).unwrap().len(), 1);
     }
 }
