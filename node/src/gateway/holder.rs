@@ -441,7 +441,9 @@ impl Holder {
                 _ => false,
             }
         };
-        let unsigned = links.iter().filter(|l| !signed_by_patient(l)).count();
+        let verified = links.iter().position(signed_by_patient);
+        // Every link before the one used failed; later ones are not checked.
+        let unsigned = verified.unwrap_or(links.len());
         if unsigned > 0 {
             tracing::warn!(
                 %request,
@@ -449,7 +451,7 @@ impl Holder {
                 "record-number links of this request's patient are not signed by their current key: nothing is served under them until the patient signs again at the desk"
             );
         }
-        Ok(links.into_iter().find(|l| signed_by_patient(l)))
+        Ok(verified.and_then(|i| links.into_iter().nth(i)))
     }
 
     /// The terms of the grant a grant-based access rests on (its record
