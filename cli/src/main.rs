@@ -5,6 +5,7 @@
 
 mod audit;
 mod bench;
+mod bench_crypto;
 mod bench_records;
 mod bench_replay;
 mod bench_verify;
@@ -90,6 +91,17 @@ enum Command {
         /// Background load on the other nodes, in registrations per second.
         #[arg(long, default_value_t = 200)]
         load_rate: u64,
+    },
+    /// Measure the crypto suites' primitives side by side on one core:
+    /// Ed25519 and SM2 signing and verifying, SHA-256 and SM3, and sealing
+    /// record chunks with HPKE's ChaCha20-Poly1305 and with SM4-GCM.
+    BenchCrypto {
+        /// Timed rounds per row (the median is printed).
+        #[arg(long, default_value_t = 7)]
+        rounds: usize,
+        /// MiB hashed or sealed per round.
+        #[arg(long, default_value_t = 16)]
+        mib: usize,
     },
     /// Measure records through the gateways: small resources per second and
     /// MB/s, a large study's MB/s, and memory growth during it.
@@ -476,6 +488,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             concurrency,
             load_rate,
         }),
+        Command::BenchCrypto { rounds, mib } => {
+            bench_crypto::run(bench_crypto::CryptoBenchOptions { rounds, mib })
+        }
         Command::BenchRecords {
             dir,
             small,

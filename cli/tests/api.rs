@@ -520,7 +520,9 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
     .unwrap();
     let early_grant = as_newcomer.grant(terms);
     let mut forged = as_newcomer.register_patient();
-    let Signature::Ed25519 { s, .. } = &mut forged.signature;
+    let Signature::Ed25519 { s, .. } = &mut forged.signature else {
+        unreachable!("an Ed25519 signature")
+    };
     s[0] ^= 1;
     let register = as_newcomer.register_patient();
     let batch = [early_grant, forged, register.clone(), register.clone()];

@@ -111,3 +111,43 @@ fn demo_tells_the_story_and_refuses_after_revocation() {
         assert!(story.contains(step), "missing {step:?} in:\n{story}");
     }
 }
+
+/// `bench-crypto` runs every primitive of both suites through the ledger's
+/// and the gateway's code and prints one row each, the SM rows with their
+/// ratio (the figures themselves are not checked: this machine is shared).
+#[test]
+fn bench_crypto_prints_a_row_for_each_primitive_of_both_suites() {
+    let output = medledger(&["bench-crypto", "--rounds", "1", "--mib", "1"]);
+    let printed = text(&output);
+    assert!(output.status.success(), "{printed}");
+    for row in [
+        "Ed25519 sign",
+        "SM2 sign",
+        "Ed25519 verify, key prepared",
+        "SM2 verify, key prepared",
+        "Ed25519 verify, key from bytes",
+        "SM2 verify, key from bytes",
+        "Ed25519 verify, batch of 64",
+        "SM2 verify, batch of 64",
+        "SHA-256",
+        "SM3",
+        "HPKE ChaCha20-Poly1305",
+        "SM2 + HKDF-SM3 + SM4-GCM",
+    ] {
+        let line = printed
+            .lines()
+            .find(|l| l.contains(row))
+            .unwrap_or_else(|| panic!("no row {row:?} in\n{printed}"));
+        let numbers: Vec<f64> = line
+            .split_whitespace()
+            .filter_map(|w| w.replace(',', "").parse().ok())
+            .filter(|n: &f64| *n > 0.0)
+            .collect();
+        let expected = if row.starts_with("SM") || row.contains("SM4") {
+            2
+        } else {
+            1
+        };
+        assert!(numbers.len() >= expected, "{line}");
+    }
+}

@@ -240,7 +240,9 @@ async fn bad_transactions_are_refused_with_reasons() {
 
     // A flipped signature byte.
     let mut tampered = register_patient(7);
-    let medledger_contracts::crypto::Signature::Ed25519 { s, .. } = &mut tampered.signature;
+    let medledger_contracts::crypto::Signature::Ed25519 { s, .. } = &mut tampered.signature else {
+        unreachable!("an Ed25519 signature")
+    };
     s[0] ^= 1;
     let (status, body) = net.submit(0, &tampered, false).await;
     assert_eq!(

@@ -59,15 +59,10 @@ fn identity_message(public_key: &[u8], peer_id: &[u8]) -> Hash32 {
     )
 }
 
+/// Malachite carries a signature as 64 bytes; node keys are Ed25519 (the
+/// only suite a genesis accepts), so the bytes are read back as Ed25519.
 pub(crate) fn to_malachite_signature(signature: &Signature) -> MSignature {
-    match signature {
-        Signature::Ed25519 { r, s } => {
-            let mut bytes = [0u8; 64];
-            bytes[..32].copy_from_slice(r);
-            bytes[32..].copy_from_slice(s);
-            MSignature::from_bytes(bytes)
-        }
-    }
+    MSignature::from_bytes(signature.to_bytes())
 }
 
 pub(crate) fn to_contract_signature(signature: &MSignature) -> Signature {

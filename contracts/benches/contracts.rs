@@ -200,12 +200,10 @@ fn bench_signatures(c: &mut Criterion) {
         .map(|(k, m, s)| (k.public_key().prepare().unwrap(), *m, *s))
         .collect();
     let raw = |(k, m, s): &(SecretKey, Hash32, Signature)| {
-        let PublicKey::Ed25519(key) = k.public_key();
-        let Signature::Ed25519 { r, s } = s;
-        let mut bytes = [0u8; 64];
-        bytes[..32].copy_from_slice(r);
-        bytes[32..].copy_from_slice(s);
-        (key, m.0, bytes)
+        let PublicKey::Ed25519(key) = k.public_key() else {
+            unreachable!("Ed25519 keys")
+        };
+        (key, m.0, s.to_bytes())
     };
     let mut group = c.benchmark_group("signatures (64 signers)");
     group.throughput(Throughput::Elements(items.len() as u64));

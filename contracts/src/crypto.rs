@@ -17,6 +17,14 @@
 //!    signature by it is checked, unless it is a canonical encoding of a
 //!    curve point that is not of small order (a small-order key would let
 //!    anyone forge; a second encoding of one point would be a second id).
+//! 5. `sm2`: SM2 signatures (GB/T 32918.2) over the same 32-byte message
+//!    digests, with the signer-identity value `Z` computed from the default
+//!    user id of GB/T 35276, [`SM2_USER_ID`]; keys are SEC1 compressed
+//!    points of the recommended curve (GB/T 32918.5), checked on decoding.
+//!    The keys and signatures are built and tested against the standard's
+//!    example; no suite accepts them yet (`sm2-sm3` is refused at genesis
+//!    until its hashes and sealing are built), so the ledger refuses an SM2
+//!    key wherever a key enters it.
 
 use core::fmt;
 
@@ -27,6 +35,13 @@ use ed25519_zebra::VerificationKey;
 use serde::{Deserialize, Serialize};
 
 use crate::encoding::Hash32;
+
+/// The user id from which an SM2 key's signer-identity value `Z` is
+/// computed: GB/T 35276's default, the one certified GM/T devices and
+/// libraries use when none is agreed. The ledger binds a key to its owner
+/// itself (registrations, admissions), so a per-signer id would add nothing
+/// and every verifier would have to be told it.
+pub const SM2_USER_ID: &str = "1234567812345678";
 
 /// The signature and hash suite a chain is created with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,11 +74,22 @@ impl CryptoSuite {
     }
 }
 
+/// Keys of a scheme no chain can be created on yet are refused where a key
+/// enters the ledger (rule 5).
+pub fn refuse_unbuilt_scheme(key: &PublicKey) -> Result<(), CryptoError> {
+    match key {
+        PublicKey::Ed25519(_) => Ok(()),
+        PublicKey::Sm2(_) => Err(CryptoError::SchemeNotOnThisChain("sm2")),
+    }
+}
+
 /// A public key, tagged by scheme.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PublicKey {
     /// An Ed25519 public key (32 bytes, compressed Edwards point).
     Ed25519([u8; 32]),
+    /// An SM2 public key: the SEC1 compressed point (`02` or `03`, then `x`).
+    Sm2(#[serde(with = "bytes33")] [u8; 33]),
 }
 
 /// A signature, tagged by scheme.
@@ -76,6 +102,49 @@ pub enum Signature {
         /// The scalar `S`.
         s: [u8; 32],
     },
+    /// An SM2 signature: `r` then `s`, big-endian, each in `[1, n-1]`.
+    Sm2 {
+        /// `r = (e + x1) mod n`.
+        r: [u8; 32],
+        /// `s`.
+        s: [u8; 32],
+    },
+}
+
+/// 33 bytes as BCS writes a fixed array (no length), which serde derives
+/// only up to 32.
+mod bytes33 {
+    use serde::de::{Error as _, SeqAccess, Visitor};
+    use serde::ser::SerializeTuple as _;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8; 33], serializer: S) -> Result<S::Ok, S::Error> {
+        let mut tuple = serializer.serialize_tuple(33)?;
+        for byte in bytes {
+            tuple.serialize_element(byte)?;
+        }
+        tuple.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 33], D::Error> {
+        struct Bytes33;
+        impl<'de> Visitor<'de> for Bytes33 {
+            type Value = [u8; 33];
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.write_str("33 bytes")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; 33], A::Error> {
+                let mut bytes = [0u8; 33];
+                for (i, byte) in bytes.iter_mut().enumerate() {
+                    *byte = seq
+                        .next_element()?
+                        .ok_or_else(|| A::Error::invalid_length(i, &self))?;
+                }
+                Ok(bytes)
+            }
+        }
+        deserializer.deserialize_tuple(33, Bytes33)
+    }
 }
 
 /// Why a crypto suite's name is refused.
@@ -107,7 +176,7 @@ pub enum KeyTextError {
         bytes: usize,
     },
     /// A scheme medledger does not use.
-    #[error("unknown key scheme {0:?} (known: ed25519)")]
+    #[error("unknown key scheme {0:?} (known: ed25519, sm2)")]
     UnknownScheme(String),
     /// Not a valid key of its scheme (e.g. a small-order point).
     #[error(transparent)]
@@ -118,7 +187,7 @@ pub enum KeyTextError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {
     /// The bytes are not a point on the curve, or not its canonical encoding.
-    #[error("public key is not a valid Ed25519 point in canonical encoding")]
+    #[error("public key is not a valid point of its scheme's curve in canonical encoding")]
     MalformedKey,
     /// The key has small order: anyone could forge signatures for it.
     #[error("public key is weak (small order) and is refused")]
@@ -126,18 +195,35 @@ pub enum CryptoError {
     /// The key and signature are of different schemes.
     #[error("signature scheme does not match the key's scheme")]
     SchemeMismatch,
-    /// The signature does not verify (ZIP-215).
+    /// The signature does not verify (ZIP-215 for Ed25519).
     #[error("signature does not verify")]
     BadSignature,
+    /// A key of a scheme no chain can be created on yet (rule 5).
+    #[error("{0} keys are not accepted: no chain can be created on the sm2-sm3 suite yet")]
+    SchemeNotOnThisChain(&'static str),
+    /// An SM2 secret is 0, at least the curve's order, or `n - 1` (for
+    /// which SM2's `(1 + d)^-1` does not exist).
+    #[error("not a usable SM2 secret key")]
+    BadSecretKey,
 }
 
 /// A public key already checked and decompressed ([`PublicKey::prepare`]):
-/// ed25519-zebra's key for single verification, and the curve point itself
-/// for [`verify_batch`], so a batch does not decompress it again.
-#[derive(Clone, Copy, Debug)]
-pub struct PreparedKey {
-    key: VerificationKey,
-    point: EdwardsPoint,
+/// for Ed25519, ed25519-zebra's key for single verification and the curve
+/// point itself for [`verify_batch`], so a batch does not decompress it
+/// again; for SM2, the point with its `Z` value computed.
+#[derive(Clone, Debug)]
+pub struct PreparedKey(Prepared);
+
+// Ed25519 is every key of today's chains and stays inline (no allocation
+// on the hot path); SM2's larger key is shared, so a clone stays cheap.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+enum Prepared {
+    Ed25519 {
+        key: VerificationKey,
+        point: EdwardsPoint,
+    },
+    Sm2(std::sync::Arc<sm2::dsa::VerifyingKey>),
 }
 
 /// Prepared keys kept between calls, so a key that signs again (a patient's
@@ -164,7 +250,7 @@ impl KeyCache {
         // A panic cannot leave the map half-changed: poisoning is ignored.
         let lock = || self.keys.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(prepared) = lock().get(key) {
-            return Ok(*prepared);
+            return Ok(prepared.clone());
         }
         // Prepared outside the lock: concurrent callers do not wait on it.
         let prepared = key.prepare()?;
@@ -172,7 +258,7 @@ impl KeyCache {
         if keys.len() >= self.max {
             keys.clear();
         }
-        keys.insert(*key, prepared);
+        keys.insert(*key, prepared.clone());
         Ok(prepared)
     }
 }
@@ -183,26 +269,80 @@ fn verify_single(
     message: &Hash32,
     signature: &Signature,
 ) -> Result<(), CryptoError> {
-    key.verify(&zebra_signature(signature), &message.0)
+    let Signature::Ed25519 { r, s } = signature else {
+        return Err(CryptoError::SchemeMismatch);
+    };
+    key.verify(
+        &ed25519_zebra::Signature::from_bytes(&join(r, s)),
+        &message.0,
+    )
+    .map_err(|_| CryptoError::BadSignature)
+}
+
+/// Rule 5 for one signature: SM2 over `Z ‖ message`, by RustCrypto's `sm2`.
+fn verify_sm2(
+    key: &sm2::dsa::VerifyingKey,
+    message: &Hash32,
+    signature: &Signature,
+) -> Result<(), CryptoError> {
+    use sm2::dsa::signature::Verifier as _;
+    let Signature::Sm2 { r, s } = signature else {
+        return Err(CryptoError::SchemeMismatch);
+    };
+    // Parsing refuses r or s outside [1, n-1].
+    let signature =
+        sm2::dsa::Signature::from_bytes(&join(r, s)).map_err(|_| CryptoError::BadSignature)?;
+    key.verify(&message.0, &signature)
         .map_err(|_| CryptoError::BadSignature)
 }
 
-fn zebra_signature(signature: &Signature) -> ed25519_zebra::Signature {
-    match signature {
-        Signature::Ed25519 { r, s } => {
-            let mut bytes = [0u8; 64];
-            bytes[..32].copy_from_slice(r);
-            bytes[32..].copy_from_slice(s);
-            ed25519_zebra::Signature::from_bytes(&bytes)
-        }
+fn join(r: &[u8; 32], s: &[u8; 32]) -> [u8; 64] {
+    let mut bytes = [0u8; 64];
+    bytes[..32].copy_from_slice(r);
+    bytes[32..].copy_from_slice(s);
+    bytes
+}
+
+fn split(bytes: &[u8]) -> ([u8; 32], [u8; 32]) {
+    let mut r = [0u8; 32];
+    let mut s = [0u8; 32];
+    r.copy_from_slice(&bytes[..32]);
+    s.copy_from_slice(&bytes[32..64]);
+    (r, s)
+}
+
+/// Rule 4: an Ed25519 key checked and decompressed.
+fn ed25519_verifying_key(bytes: &[u8; 32]) -> Result<VerificationKey, CryptoError> {
+    if !is_canonical(bytes) {
+        return Err(CryptoError::MalformedKey);
     }
+    if small_order_encodings().contains(bytes) {
+        return Err(CryptoError::WeakKey);
+    }
+    // One decompression (a square root): whether it is on the curve.
+    VerificationKey::try_from(*bytes).map_err(|_| CryptoError::MalformedKey)
+}
+
+/// An SM2 key decoded and checked: a point of the curve (the compressed
+/// form cannot name the point at infinity, and SM2's cofactor is 1, so
+/// every such point is usable), with `Z` computed.
+fn sm2_verifying_key(bytes: &[u8; 33]) -> Result<sm2::dsa::VerifyingKey, CryptoError> {
+    if bytes[0] != 0x02 && bytes[0] != 0x03 {
+        return Err(CryptoError::MalformedKey);
+    }
+    // Decoding refuses x >= p and an x with no point.
+    sm2::dsa::VerifyingKey::from_sec1_bytes(SM2_USER_ID, bytes)
+        .map_err(|_| CryptoError::MalformedKey)
 }
 
 impl PreparedKey {
     /// Verifies `signature` over the 32-byte message digest under ZIP-215
     /// (rule 3).
     pub fn verify(&self, message: &Hash32, signature: &Signature) -> Result<(), CryptoError> {
-        verify_single(&self.key, message, signature)
+        match &self.0 {
+            Prepared::Ed25519 { key, .. } => verify_single(key, message, signature),
+            Prepared::Sm2(key) => verify_sm2(key, message, signature),
+        }
     }
 }
 
@@ -231,7 +371,35 @@ impl PreparedKey {
 /// has no randomness, so the weights are drawn from a hash of the whole
 /// batch — every key, message and signature in it, in order (the
 /// Fiat–Shamir way): changing any input changes every weight.
+///
+/// SM2 has no batch equation: its items are verified one by one, and the
+/// Ed25519 items of the same call in one batch.
 pub fn verify_batch(items: &[(PreparedKey, Hash32, Signature)]) -> bool {
+    if items
+        .iter()
+        .any(|(key, _, _)| matches!(key.0, Prepared::Sm2(_)))
+    {
+        let mut ed25519 = Vec::with_capacity(items.len());
+        for (key, message, signature) in items {
+            match &key.0 {
+                Prepared::Sm2(sm2_key) => {
+                    if verify_sm2(sm2_key, message, signature).is_err() {
+                        return false;
+                    }
+                }
+                Prepared::Ed25519 { .. } => ed25519.push((key.clone(), *message, *signature)),
+            }
+        }
+        return verify_ed25519_batch(&ed25519);
+    }
+    verify_ed25519_batch(items)
+}
+
+/// [`verify_batch`] for Ed25519 items only.
+fn verify_ed25519_batch(items: &[(PreparedKey, Hash32, Signature)]) -> bool {
+    if items.is_empty() {
+        return true;
+    }
     use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
     use curve25519_dalek::traits::{IsIdentity as _, VartimeMultiscalarMul as _};
     use sha2::{Digest, Sha512};
@@ -244,14 +412,17 @@ pub fn verify_batch(items: &[(PreparedKey, Hash32, Signature)]) -> bool {
     let mut key_coefficients = Vec::new();
     let mut key_points = Vec::new();
     for (key, message, signature) in items {
-        let Signature::Ed25519 { r, s } = signature;
+        let (Prepared::Ed25519 { key, point }, Signature::Ed25519 { r, s }) = (&key.0, signature)
+        else {
+            return false;
+        };
         let Some(r_point) = CompressedEdwardsY(*r).decompress() else {
             return false;
         };
         let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(*s)) else {
             return false;
         };
-        let key_bytes = key.key.as_ref();
+        let key_bytes = key.as_ref();
         let challenge = Scalar::from_bytes_mod_order_wide(
             &Sha512::new()
                 .chain_update(r)
@@ -266,7 +437,7 @@ pub fn verify_batch(items: &[(PreparedKey, Hash32, Signature)]) -> bool {
         r_points.push(r_point);
         let term = *key_terms.entry(key_bytes).or_insert_with(|| {
             key_coefficients.push(Scalar::ZERO);
-            key_points.push(key.point);
+            key_points.push(*point);
             key_points.len() - 1
         });
         key_coefficients[term] += weight * challenge;
@@ -332,9 +503,11 @@ impl BatchWeights {
         hash.update(b"medledger/batch-weights/v1");
         hash.update((items.len() as u64).to_le_bytes());
         for (key, message, signature) in items {
-            hash.update(key.key.as_ref());
+            if let Prepared::Ed25519 { key, .. } = &key.0 {
+                hash.update(key.as_ref());
+            }
             hash.update(message.0);
-            let Signature::Ed25519 { r, s } = signature;
+            let (Signature::Ed25519 { r, s } | Signature::Sm2 { r, s }) = signature;
             hash.update(r);
             hash.update(s);
         }
@@ -368,58 +541,65 @@ impl BatchWeights {
 
 impl PublicKey {
     /// Checks the key is usable: a canonical encoding of a curve point not
-    /// of small order (rule 4).
+    /// of small order (rules 4 and 5).
     pub fn validate(&self) -> Result<(), CryptoError> {
-        self.verifying_key().map(|_| ())
-    }
-
-    fn verifying_key(&self) -> Result<VerificationKey, CryptoError> {
         match self {
-            Self::Ed25519(bytes) => {
-                if !is_canonical(bytes) {
-                    return Err(CryptoError::MalformedKey);
-                }
-                if small_order_encodings().contains(bytes) {
-                    return Err(CryptoError::WeakKey);
-                }
-                // One decompression (a square root): whether it is on the curve.
-                VerificationKey::try_from(*bytes).map_err(|_| CryptoError::MalformedKey)
-            }
+            Self::Ed25519(bytes) => ed25519_verifying_key(bytes).map(|_| ()),
+            Self::Sm2(bytes) => sm2_verifying_key(bytes).map(|_| ()),
         }
     }
 
-    /// Verifies `signature` over the 32-byte message digest (rule 3).
+    /// Verifies `signature` over the 32-byte message digest (rules 3 and 5).
     pub fn verify(&self, message: &Hash32, signature: &Signature) -> Result<(), CryptoError> {
         // Not through `prepare`: one signature needs no second
         // decompression for the batch equation.
-        verify_single(&self.verifying_key()?, message, signature)
+        match self {
+            Self::Ed25519(bytes) => {
+                verify_single(&ed25519_verifying_key(bytes)?, message, signature)
+            }
+            Self::Sm2(bytes) => verify_sm2(&sm2_verifying_key(bytes)?, message, signature),
+        }
     }
 
     /// The key checked (on the curve, not weak) and decompressed, for a
     /// caller that verifies many signatures by the same key: decompressing
     /// costs about as much as the verification itself.
     pub fn prepare(&self) -> Result<PreparedKey, CryptoError> {
-        let key = self.verifying_key()?;
-        // A second decompression, once per key: ed25519-zebra keeps its
-        // point private. `verifying_key` has checked the bytes decode.
-        let point = CompressedEdwardsY(key.into())
-            .decompress()
-            .ok_or(CryptoError::MalformedKey)?;
-        Ok(PreparedKey { key, point })
+        match self {
+            Self::Ed25519(bytes) => {
+                let key = ed25519_verifying_key(bytes)?;
+                // A second decompression, once per key: ed25519-zebra keeps
+                // its point private. The bytes are known to decode.
+                let point = CompressedEdwardsY(key.into())
+                    .decompress()
+                    .ok_or(CryptoError::MalformedKey)?;
+                Ok(PreparedKey(Prepared::Ed25519 { key, point }))
+            }
+            Self::Sm2(bytes) => Ok(PreparedKey(Prepared::Sm2(std::sync::Arc::new(
+                sm2_verifying_key(bytes)?,
+            )))),
+        }
     }
 
     /// The key's bytes without the scheme tag.
     pub fn raw_bytes(&self) -> &[u8] {
         match self {
             Self::Ed25519(bytes) => bytes,
+            Self::Sm2(bytes) => bytes,
+        }
+    }
+
+    /// The scheme's name, as in the key's text form.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Self::Ed25519(_) => "ed25519",
+            Self::Sm2(_) => "sm2",
         }
     }
 
     /// `scheme:hex`, the form used in files and JSON.
     pub fn to_text(&self) -> String {
-        match self {
-            Self::Ed25519(bytes) => format!("ed25519:{}", hex::encode(bytes)),
-        }
+        format!("{}:{}", self.scheme(), hex::encode(self.raw_bytes()))
     }
 
     /// Parses `scheme:hex` and validates the key.
@@ -427,19 +607,20 @@ impl PublicKey {
         let (scheme, hex_part) = text
             .split_once(':')
             .ok_or_else(|| KeyTextError::NoScheme(text.to_string()))?;
-        match scheme {
-            "ed25519" => {
-                let bytes = hex::decode(hex_part).map_err(|e| KeyTextError::Hex(e.to_string()))?;
-                let array: [u8; 32] = bytes.try_into().map_err(|_| KeyTextError::Length {
-                    scheme: "ed25519",
-                    bytes: 32,
-                })?;
-                let key = Self::Ed25519(array);
-                key.validate()?;
-                Ok(key)
-            }
-            other => Err(KeyTextError::UnknownScheme(other.to_string())),
-        }
+        let bytes = || hex::decode(hex_part).map_err(|e| KeyTextError::Hex(e.to_string()));
+        let key = match scheme {
+            "ed25519" => Self::Ed25519(bytes()?.try_into().map_err(|_| KeyTextError::Length {
+                scheme: "ed25519",
+                bytes: 32,
+            })?),
+            "sm2" => Self::Sm2(bytes()?.try_into().map_err(|_| KeyTextError::Length {
+                scheme: "sm2",
+                bytes: 33,
+            })?),
+            other => return Err(KeyTextError::UnknownScheme(other.to_string())),
+        };
+        key.validate()?;
+        Ok(key)
     }
 }
 
@@ -451,70 +632,116 @@ impl fmt::Debug for PublicKey {
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Ed25519 { r, s } => write!(f, "ed25519-sig:{}{}", hex::encode(r), hex::encode(s)),
-        }
+        let scheme = match self {
+            Self::Ed25519 { .. } => "ed25519",
+            Self::Sm2 { .. } => "sm2",
+        };
+        write!(f, "{scheme}-sig:{}", self.to_hex())
     }
 }
 
 impl Signature {
+    /// The signature's 64 bytes (`R ‖ S`, or SM2's `r ‖ s`) without the
+    /// scheme tag.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let (Self::Ed25519 { r, s } | Self::Sm2 { r, s }) = self;
+        join(r, s)
+    }
+
     /// The signature's 64 bytes without the scheme tag, as hex.
     pub fn to_hex(&self) -> String {
-        match self {
-            Self::Ed25519 { r, s } => format!("{}{}", hex::encode(r), hex::encode(s)),
-        }
+        hex::encode(self.to_bytes())
     }
 
     /// An Ed25519 signature from [`Signature::to_hex`]'s 128 hex characters.
     pub fn ed25519_from_hex(text: &str) -> Result<Self, crate::encoding::DecodeError> {
         let bytes =
             hex::decode(text).map_err(|e| crate::encoding::DecodeError::Hex(e.to_string()))?;
-        let bytes: [u8; 64] = bytes.try_into().map_err(|_| {
-            crate::encoding::DecodeError::Hex("expected 64 bytes (128 hex characters)".into())
-        })?;
-        let (r, s) = bytes.split_at(32);
-        let mut signature = Self::Ed25519 {
-            r: [0; 32],
-            s: [0; 32],
-        };
-        let Self::Ed25519 { r: to_r, s: to_s } = &mut signature;
-        to_r.copy_from_slice(r);
-        to_s.copy_from_slice(s);
-        Ok(signature)
+        if bytes.len() != 64 {
+            return Err(crate::encoding::DecodeError::Hex(
+                "expected 64 bytes (128 hex characters)".into(),
+            ));
+        }
+        let (r, s) = split(&bytes);
+        Ok(Self::Ed25519 { r, s })
     }
 }
 
 /// A secret signing key. Its bytes never appear in `Debug` output.
 ///
-/// `contracts` has no randomness: callers make the 32-byte seed from OS
+/// `contracts` has no randomness: callers make the 32 secret bytes from OS
 /// entropy (the SDK does) or, in tests and fixtures, from a fixed value.
+/// Both schemes sign deterministically (Ed25519 by its definition, SM2 with
+/// RFC 6979's nonce under HMAC-SM3).
 #[derive(Clone)]
-pub struct SecretKey(SigningKey);
+pub struct SecretKey(Secret);
+
+// As `Prepared`: Ed25519 inline, SM2 shared.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum Secret {
+    Ed25519(SigningKey),
+    Sm2(std::sync::Arc<sm2::dsa::SigningKey>),
+}
 
 impl SecretKey {
     /// The Ed25519 key for a 32-byte seed.
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        Self(SigningKey::from_bytes(&seed))
+        Self(Secret::Ed25519(SigningKey::from_bytes(&seed)))
     }
 
-    /// The seed, for writing a key file.
+    /// The SM2 key whose secret scalar `d` is these 32 big-endian bytes:
+    /// refused unless `1 <= d <= n - 2` (GB/T 32918.1).
+    pub fn sm2_from_bytes(bytes: [u8; 32]) -> Result<Self, CryptoError> {
+        let d = sm2::NonZeroScalar::try_from(bytes.as_slice())
+            .map_err(|_| CryptoError::BadSecretKey)?;
+        if bool::from((*d + sm2::Scalar::ONE).is_zero()) {
+            return Err(CryptoError::BadSecretKey);
+        }
+        let key = sm2::dsa::SigningKey::from_nonzero_scalar(SM2_USER_ID, d)
+            .map_err(|_| CryptoError::BadSecretKey)?;
+        Ok(Self(Secret::Sm2(std::sync::Arc::new(key))))
+    }
+
+    /// The 32 secret bytes, for writing a key file: the Ed25519 seed, or
+    /// SM2's scalar `d`.
     pub fn seed(&self) -> [u8; 32] {
-        self.0.to_bytes()
+        match &self.0 {
+            Secret::Ed25519(key) => key.to_bytes(),
+            Secret::Sm2(key) => key.to_bytes().into(),
+        }
     }
 
     /// The matching public key.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey::Ed25519(self.0.verifying_key().to_bytes())
+        match &self.0 {
+            Secret::Ed25519(key) => PublicKey::Ed25519(key.verifying_key().to_bytes()),
+            Secret::Sm2(key) => {
+                use sm2::elliptic_curve::sec1::ToEncodedPoint as _;
+                let point = key.verifying_key().as_affine().to_encoded_point(true);
+                let mut bytes = [0u8; 33];
+                bytes.copy_from_slice(point.as_bytes());
+                PublicKey::Sm2(bytes)
+            }
+        }
     }
 
     /// Signs a 32-byte message digest.
     pub fn sign(&self, message: &Hash32) -> Signature {
-        let bytes = self.0.sign(&message.0).to_bytes();
-        let mut r = [0u8; 32];
-        let mut s = [0u8; 32];
-        r.copy_from_slice(&bytes[..32]);
-        s.copy_from_slice(&bytes[32..]);
-        Signature::Ed25519 { r, s }
+        match &self.0 {
+            Secret::Ed25519(key) => {
+                let (r, s) = split(&key.sign(&message.0).to_bytes());
+                Signature::Ed25519 { r, s }
+            }
+            Secret::Sm2(key) => {
+                use sm2::dsa::signature::Signer as _;
+                // Fails only if RFC 6979's nonce gives r = 0, r + k = n or
+                // s = 0: probability about 2^-256.
+                let signature: sm2::dsa::Signature = key.sign(&message.0);
+                let (r, s) = split(&signature.to_bytes());
+                Signature::Sm2 { r, s }
+            }
+        }
     }
 }
 
@@ -555,7 +782,9 @@ mod tests {
     fn non_canonical_s_is_refused() {
         let key = SecretKey::from_seed([9; 32]);
         let message = Hash32([3; 32]);
-        let Signature::Ed25519 { r, s } = key.sign(&message);
+        let Signature::Ed25519 { r, s } = key.sign(&message) else {
+            unreachable!("an Ed25519 key")
+        };
         // S + ℓ is the same scalar mod ℓ but not canonical: ZIP-215 refuses it.
         let ell: [u8; 32] = [
             0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
@@ -575,7 +804,9 @@ mod tests {
     #[test]
     fn a_second_encoding_of_a_key_is_refused() {
         let key = SecretKey::from_seed([4; 32]).public_key();
-        let PublicKey::Ed25519(bytes) = key;
+        let PublicKey::Ed25519(bytes) = key else {
+            unreachable!("an Ed25519 key")
+        };
         // The identity (small order) is also y = p + 1, a non-canonical y.
         let mut identity_again = [0xffu8; 32];
         identity_again[0] = 0xee;
@@ -589,6 +820,184 @@ mod tests {
         negated[31] ^= 0x80;
         assert!(PublicKey::Ed25519(negated).validate().is_ok());
         assert!(key.validate().is_ok());
+    }
+
+    /// The example published for the recommended curve (GM/T 0003.5, now
+    /// GB/T 32918.5):
+    /// secret d, public point, user id 1234567812345678, message "message
+    /// digest", and the signature (r, s) made with nonce k.
+    const SM2_D: &str = "3945208f7b2144b13f36e38ac6d39f95889393692860b51a42fb81ef4df7c5b8";
+    const SM2_X: &str = "09f9df311e5421a150dd7d161e4bc5c672179fad1833fc076bb08ff356f35020";
+    const SM2_Y: &str = "ccea490ce26775a52dc6ea718cc1aa600aed05fbf35e084a6632f6072da9ad13";
+    const SM2_ZA: &str = "b2e14c5c79c6df5b85f4fe7ed8db7a262b9da7e07ccb0ea9f4747b8ccda8a4f3";
+    const SM2_E: &str = "f0b43e94ba45accaace692ed534382eb17e6ab5a19ce7b31f4486fdfc0d28640";
+    const SM2_R: &str = "f5a03b0648d2c4630eeac513e1bb81a15944da3827d5b74143ac7eaceee720b3";
+    const SM2_S: &str = "b1b6aa29df212fd8763182bc0d421ca1bb9038fd1f7f42d4840b69c485bbc1aa";
+
+    /// GB/T 32905-2016 appendix A: "abc", and "abcd" sixteen times.
+    #[test]
+    fn sm3_matches_the_standards_examples() {
+        use sm3::Digest as _;
+        assert_eq!(
+            hex::encode(sm3::Sm3::digest(b"abc")),
+            "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+        );
+        assert_eq!(
+            hex::encode(sm3::Sm3::digest("abcd".repeat(16))),
+            "debe9ff92275b8a138604889c18e5a4d6fdb70e5387e5765293dcba39c0c5732"
+        );
+    }
+
+    fn bytes32(text: &str) -> [u8; 32] {
+        hex::decode(text).unwrap().try_into().unwrap()
+    }
+
+    #[test]
+    fn sm2_matches_the_standards_example() {
+        use sm2::dsa::signature::Verifier as _;
+        use sm3::Digest as _;
+        let secret = SecretKey::sm2_from_bytes(bytes32(SM2_D)).unwrap();
+        // y is odd: the compressed key starts 03.
+        let public = secret.public_key();
+        assert_eq!(public.to_text(), format!("sm2:03{SM2_X}"));
+        assert_eq!(PublicKey::from_text(&public.to_text()).unwrap(), public);
+        let PublicKey::Sm2(bytes) = public else {
+            unreachable!("an SM2 key")
+        };
+        let key = sm2_verifying_key(&bytes).unwrap();
+        let uncompressed = {
+            use sm2::elliptic_curve::sec1::ToEncodedPoint as _;
+            key.as_affine().to_encoded_point(false)
+        };
+        assert_eq!(hex::encode(&uncompressed.as_bytes()[33..]), SM2_Y);
+        // e = SM3(Z_A ‖ M) with the standard's Z_A.
+        let e = sm3::Sm3::new()
+            .chain_update(hex::decode(SM2_ZA).unwrap())
+            .chain_update(b"message digest")
+            .finalize();
+        assert_eq!(hex::encode(e), SM2_E);
+        // The standard's signature verifies under the key with Z_A computed
+        // from the default user id (so Z_A agrees too), and fails if either
+        // half or the message changes.
+        let signature =
+            sm2::dsa::Signature::from_bytes(&join(&bytes32(SM2_R), &bytes32(SM2_S))).unwrap();
+        key.verify(b"message digest", &signature).unwrap();
+        assert!(key.verify(b"message digesT", &signature).is_err());
+        let mut r = bytes32(SM2_R);
+        r[31] ^= 1;
+        let altered = sm2::dsa::Signature::from_bytes(&join(&r, &bytes32(SM2_S))).unwrap();
+        assert!(key.verify(b"message digest", &altered).is_err());
+    }
+
+    #[test]
+    fn sm2_signatures_round_trip_and_are_refused_when_wrong() {
+        let key = SecretKey::sm2_from_bytes([7; 32]).unwrap();
+        let public = key.public_key();
+        let message = Hash32([1; 32]);
+        let signature = key.sign(&message);
+        assert!(matches!(signature, Signature::Sm2 { .. }));
+        // Deterministic (RFC 6979 under HMAC-SM3).
+        assert_eq!(key.sign(&message), signature);
+        public.verify(&message, &signature).unwrap();
+        public
+            .prepare()
+            .unwrap()
+            .verify(&message, &signature)
+            .unwrap();
+        assert_eq!(
+            public.verify(&Hash32([2; 32]), &signature),
+            Err(CryptoError::BadSignature)
+        );
+        // r or s of zero, or at least n, does not parse as a signature.
+        let Signature::Sm2 { r, .. } = signature else {
+            unreachable!("an SM2 signature")
+        };
+        for s in [[0u8; 32], [0xff; 32]] {
+            assert_eq!(
+                public.verify(&message, &Signature::Sm2 { r, s }),
+                Err(CryptoError::BadSignature)
+            );
+        }
+        // Schemes do not mix: an Ed25519 signature under an SM2 key, and back.
+        let ed = SecretKey::from_seed([7; 32]);
+        assert_eq!(
+            public.verify(&message, &ed.sign(&message)),
+            Err(CryptoError::SchemeMismatch)
+        );
+        assert_eq!(
+            ed.public_key().verify(&message, &signature),
+            Err(CryptoError::SchemeMismatch)
+        );
+        // A batch with SM2 items checks them one by one, Ed25519 ones together.
+        let ed_item = (
+            ed.public_key().prepare().unwrap(),
+            message,
+            ed.sign(&message),
+        );
+        let sm2_item = (public.prepare().unwrap(), message, signature);
+        assert!(verify_batch(&[ed_item.clone(), sm2_item.clone()]));
+        let mut bad = sm2_item.clone();
+        bad.1 = Hash32([3; 32]);
+        assert!(!verify_batch(&[ed_item, bad]));
+        // Ledger keys stay Ed25519 until a chain can be made on sm2-sm3.
+        assert_eq!(
+            refuse_unbuilt_scheme(&public),
+            Err(CryptoError::SchemeNotOnThisChain("sm2"))
+        );
+        assert!(refuse_unbuilt_scheme(&ed.public_key()).is_ok());
+    }
+
+    #[test]
+    fn sm2_keys_are_checked() {
+        // d = 0, d = n - 1 (no (1 + d)^-1) and d >= n are refused.
+        let n_minus_1 = "fffffffeffffffffffffffffffffffff7203df6b21c6052b53bbf40939d54122";
+        let n = "fffffffeffffffffffffffffffffffff7203df6b21c6052b53bbf40939d54123";
+        for d in ["00".repeat(32).as_str(), n_minus_1, n] {
+            assert_eq!(
+                SecretKey::sm2_from_bytes(bytes32(d)).unwrap_err(),
+                CryptoError::BadSecretKey
+            );
+        }
+        let good = SecretKey::sm2_from_bytes(bytes32(SM2_D))
+            .unwrap()
+            .public_key();
+        let PublicKey::Sm2(mut bytes) = good else {
+            unreachable!("an SM2 key")
+        };
+        bytes[0] = 0x04;
+        assert_eq!(
+            PublicKey::Sm2(bytes).validate(),
+            Err(CryptoError::MalformedKey)
+        );
+        // x = p is not a field element.
+        let mut x_is_p = [0xffu8; 33];
+        x_is_p[0] = 0x02;
+        x_is_p[1..].copy_from_slice(&bytes32(
+            "fffffffeffffffffffffffffffffffffffffffff00000000ffffffffffffffff",
+        ));
+        assert_eq!(
+            PublicKey::Sm2(x_is_p).validate(),
+            Err(CryptoError::MalformedKey)
+        );
+        // Some x has no point on the curve.
+        let off_curve = (0u8..=255).any(|last| {
+            let mut candidate = bytes;
+            candidate[0] = 0x02;
+            candidate[32] = last;
+            PublicKey::Sm2(candidate).validate() == Err(CryptoError::MalformedKey)
+        });
+        assert!(off_curve);
+        assert!(matches!(
+            PublicKey::from_text("sm2:02ab"),
+            Err(KeyTextError::Length { bytes: 33, .. })
+        ));
+        // BCS: tag 1, then the 33 bytes with no length.
+        let encoded = crate::encoding::to_bytes(&good);
+        assert_eq!(encoded.len(), 34);
+        assert_eq!(encoded[0], 1);
+        let decoded: PublicKey = crate::encoding::from_bytes(&encoded, 64).unwrap();
+        assert_eq!(decoded, good);
+        assert!(crate::encoding::from_bytes::<PublicKey>(&encoded[..33], 64).is_err());
     }
 
     #[test]

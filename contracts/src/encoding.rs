@@ -94,12 +94,38 @@ impl fmt::Display for Hash32 {
 
 /// SHA-256 over `tag ‖ parts…`.
 pub fn tagged_hash(tag: &[u8], parts: &[&[u8]]) -> Hash32 {
-    let mut hasher = Sha256::new();
-    hasher.update(tag);
-    for part in parts {
-        hasher.update(part);
+    HashFunction::Sha256.tagged_hash(tag, parts)
+}
+
+/// A 256-bit hash function a crypto suite names: SHA-256 for
+/// `ed25519-sha256`, SM3 (GB/T 32905) for `sm2-sm3`. The ledger hashes with
+/// SHA-256 only until a chain can be created on `sm2-sm3`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HashFunction {
+    /// SHA-256 (FIPS 180-4).
+    Sha256,
+    /// SM3 (GB/T 32905-2016).
+    Sm3,
+}
+
+impl HashFunction {
+    /// The function over `tag ‖ parts…`.
+    pub fn tagged_hash(self, tag: &[u8], parts: &[&[u8]]) -> Hash32 {
+        fn run<D: Digest>(tag: &[u8], parts: &[&[u8]]) -> Hash32 {
+            let mut hasher = D::new();
+            hasher.update(tag);
+            for part in parts {
+                hasher.update(part);
+            }
+            let mut out = [0u8; 32];
+            out.copy_from_slice(&hasher.finalize());
+            Hash32(out)
+        }
+        match self {
+            Self::Sha256 => run::<Sha256>(tag, parts),
+            Self::Sm3 => run::<sm3::Sm3>(tag, parts),
+        }
     }
-    Hash32(hasher.finalize().into())
 }
 
 /// Canonical BCS bytes of a value.

@@ -630,6 +630,7 @@ impl SignedTransaction {
             chain: chain.as_str().to_string(),
             error,
         };
+        crypto::refuse_unbuilt_scheme(&self.public_key).map_err(signature_error)?;
         let (message, id) = self
             .transaction
             .signing_message_and_id(chain, &self.public_key);
@@ -663,7 +664,7 @@ pub fn verify_many(
             .iter()
             .flatten()
             .zip(&transactions)
-            .map(|(c, t)| (c.key, c.message, t.signature))
+            .map(|(c, t)| (c.key.clone(), c.message, t.signature))
             .collect();
         if crypto::verify_batch(&items) {
             return Ok(transactions
@@ -707,7 +708,7 @@ pub fn verify_each(
     let items: Vec<_> = checked
         .iter()
         .zip(&transactions)
-        .filter_map(|(c, t)| c.as_ref().map(|c| (c.key, c.message, t.signature)))
+        .filter_map(|(c, t)| c.as_ref().map(|c| (c.key.clone(), c.message, t.signature)))
         .collect();
     let batch_passed = items.is_empty() || crypto::verify_batch(&items);
     transactions
@@ -757,6 +758,7 @@ fn check_all_but_signatures(
             if encoded_len > TRANSACTION_BYTES_MAX {
                 return None;
             }
+            crypto::refuse_unbuilt_scheme(&t.public_key).ok()?;
             let key = keys.prepare(&t.public_key).ok()?;
             check_form(chain, &t.transaction).ok()?;
             let (message, id) = t.transaction.signing_message_and_id(chain, &t.public_key);
@@ -793,7 +795,9 @@ fn check_categories(categories: &[Category]) -> Result<(), TransactionError> {
 }
 
 fn check_key(name: &'static str, key: &PublicKey) -> Result<(), TransactionError> {
-    key.validate().map_err(|e| field(name, e.to_string()))
+    crypto::refuse_unbuilt_scheme(key)
+        .and_then(|()| key.validate())
+        .map_err(|e| field(name, e.to_string()))
 }
 
 fn check_possession(

@@ -187,7 +187,8 @@ impl Application for LedgerApp {
         }
         let mut signed: Vec<_> = transactions.iter().map(|t| t.signed().clone()).collect();
         if let (Some(Fault::SwapSignature), Some(first)) = (self.fault, signed.first_mut()) {
-            let medledger_contracts::crypto::Signature::Ed25519 { r, .. } = &mut first.signature;
+            let (medledger_contracts::crypto::Signature::Ed25519 { r, .. }
+            | medledger_contracts::crypto::Signature::Sm2 { r, .. }) = &mut first.signature;
             r[0] ^= 1;
         }
         let block = Block {

@@ -30,6 +30,8 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod sm;
+
 use hpke::aead::{AeadCtxR, AeadCtxS, ChaCha20Poly1305};
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;

@@ -49,7 +49,9 @@ fn a_valid_block_verifies_in_one_batch_with_the_ids_and_lengths_of_single_verifi
 fn a_bad_signature_is_named_with_its_index_and_the_error_single_verification_gives() {
     let mut world = World::new();
     let mut txs = registrations(&mut world, 30);
-    let Signature::Ed25519 { s, .. } = &mut txs[17].signature;
+    let Signature::Ed25519 { s, .. } = &mut txs[17].signature else {
+        unreachable!("an Ed25519 signature")
+    };
     s[0] ^= 1;
     let strict = txs[17].clone().verify(&world.chain).unwrap_err();
     let (index, id, error) =
@@ -72,7 +74,9 @@ fn each_transaction_of_a_batch_gets_the_verdict_it_would_get_alone() {
     // A bad signature, a key that did not sign, a message changed after
     // signing, a good transaction repeated and a malformed one: each judged
     // on its own.
-    let Signature::Ed25519 { s, .. } = &mut txs[5].signature;
+    let Signature::Ed25519 { s, .. } = &mut txs[5].signature else {
+        unreachable!("an Ed25519 signature")
+    };
     s[7] ^= 0x40;
     txs[11].public_key = txs[12].public_key;
     txs[19].transaction.nonce ^= 1;
@@ -318,16 +322,16 @@ fn single_and_batch_verification_agree_on_every_crafted_signature() {
                 let signature = crafted_signature(*key, *commitment, &message, tweak);
                 let single = prepared.verify(&message, &signature).is_ok();
                 assert_eq!(
-                    verify_batch(&[(prepared, message, signature)]),
+                    verify_batch(&[(prepared.clone(), message, signature)]),
                     single,
                     "A = {}, R = {}, tweak {tweak}",
                     hex::encode(key.1),
                     hex::encode(commitment.1)
                 );
                 let with_honest = [
-                    (honest_key, message, honest_signature),
-                    (prepared, message, signature),
-                    (honest_key, message, honest_signature),
+                    (honest_key.clone(), message, honest_signature),
+                    (prepared.clone(), message, signature),
+                    (honest_key.clone(), message, honest_signature),
                 ];
                 assert_eq!(verify_batch(&with_honest), single);
                 // ZIP-215: the cofactored equation holds and S is canonical.
@@ -365,7 +369,7 @@ fn single_and_batch_verification_agree_on_every_crafted_signature() {
             for tweak in 0..3 {
                 let signature = crafted_signature(key, (Scalar::ZERO, r), &message, tweak);
                 assert!(prepared.verify(&message, &signature).is_err());
-                assert!(!verify_batch(&[(prepared, message, signature)]));
+                assert!(!verify_batch(&[(prepared.clone(), message, signature)]));
             }
         }
     }
@@ -412,4 +416,60 @@ proptest::proptest! {
         let singles = items.iter().all(|(key, m, s)| key.verify(m, s).is_ok());
         proptest::prop_assert_eq!(verify_batch(&items), singles);
     }
+}
+
+/// Until a chain can be created on `sm2-sm3`, an SM2 key is refused as a
+/// transaction's signer (alone and in a batch, with the same error) and in
+/// a key field, even with a valid SM2 signature and possession proof.
+#[test]
+fn sm2_keys_are_refused_as_signers_and_in_key_fields() {
+    use medledger_contracts::crypto::SecretKey;
+    use medledger_contracts::transaction::{KeyRole, TransactionError, key_possession_message};
+    let mut world = World::new();
+    let sm2 = SecretKey::sm2_from_bytes([11; 32]).unwrap();
+    let id = PatientId::from_key(&sm2.public_key());
+    let signed = world.sign(Signer::Patient(id), &sm2, Payload::RegisterPatient);
+    let error = signed.clone().verify(&world.chain).unwrap_err();
+    assert!(
+        matches!(&error, TransactionError::Signature { .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("sm2 keys are not accepted"),
+        "{error}"
+    );
+    let (i, _, batched) =
+        verify_many(&world.chain, vec![signed.clone()], &KeyCache::new(4)).unwrap_err();
+    assert_eq!((i, batched), (0, error.clone()));
+    assert_eq!(
+        verify_each(&world.chain, vec![signed], &KeyCache::new(4))
+            .pop()
+            .unwrap()
+            .unwrap_err(),
+        error
+    );
+
+    // An Ed25519 patient rotating to an SM2 key, with the SM2 key's proof.
+    let old = key("sm2-rotation-patient");
+    let patient = Signer::Patient(PatientId::from_key(&old.public_key()));
+    let proof = sm2.sign(&key_possession_message(
+        &world.chain,
+        &patient,
+        "rotate",
+        &sm2.public_key(),
+    ));
+    let rotation = world.sign(
+        patient,
+        &old,
+        Payload::RotateKey {
+            role: KeyRole::Own,
+            new_key: sm2.public_key(),
+            new_key_proof: proof,
+        },
+    );
+    let error = rotation.verify(&world.chain).unwrap_err().to_string();
+    assert!(
+        error.contains("new_key") && error.contains("sm2 keys are not accepted"),
+        "{error}"
+    );
 }

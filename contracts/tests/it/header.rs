@@ -84,7 +84,9 @@ fn the_transaction_root_covers_the_signatures() {
     let tx = w.sign(Signer::Patient(id), &patient, Payload::RegisterPatient);
     let tx_id = tx.id(&w.chain);
     let mut altered = tx.clone();
-    let Signature::Ed25519 { r, .. } = &mut altered.signature;
+    let Signature::Ed25519 { r, .. } = &mut altered.signature else {
+        unreachable!("an Ed25519 signature")
+    };
     r[0] ^= 1;
     assert_eq!(
         altered.id(&w.chain),
