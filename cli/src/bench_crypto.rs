@@ -1,8 +1,8 @@
 //! `medledger bench-crypto`: the two crypto suites' primitives side by side
-//! on one core, through the code the ledger and the gateway run — signing
-//! and verifying 32-byte digests (`contracts::crypto`), hashing, and
-//! sealing 256 KiB record chunks (`transfer`: HPKE with ChaCha20-Poly1305,
-//! and the SM2/HKDF-SM3/SM4-GCM sealing). Each row is the median of
+//! on one core — signing and verifying 32-byte digests through the ledger's
+//! code (`contracts::crypto`), hashing, and sealing 256 KiB record chunks
+//! through the `transfer` crate's sealers (HPKE with ChaCha20-Poly1305, the
+//! gateway's; and the SM2/HKDF-SM3/SM4-GCM one, not used yet). Each row is the median of
 //! `--rounds` timed rounds; the last column is the SM figure over its
 //! Ed25519/SHA-256/ChaCha20 counterpart.
 

@@ -130,8 +130,16 @@ fn sig_out(s: &MSignature) -> Signature {
     to_contract_signature(s)
 }
 
-fn sig_in(s: &Signature) -> MSignature {
-    to_malachite_signature(s)
+/// Consensus signs with node keys, which are Ed25519 (the only suite a
+/// genesis accepts): any other scheme's tag is refused, so a message has
+/// one encoding on the wire.
+fn sig_in(s: &Signature) -> Result<MSignature, CodecError> {
+    match s {
+        Signature::Ed25519 { .. } => Ok(to_malachite_signature(s)),
+        Signature::Sm2 { .. } => Err(CodecError::Invalid(
+            "signature: consensus messages are signed with Ed25519",
+        )),
+    }
 }
 
 fn signed_vote_out(v: &SignedMessage<Ctx, Vote>) -> WireSigned<WireVote> {
@@ -144,7 +152,7 @@ fn signed_vote_out(v: &SignedMessage<Ctx, Vote>) -> WireSigned<WireVote> {
 fn signed_vote_in(w: WireSigned<WireVote>) -> Result<SignedMessage<Ctx, Vote>, CodecError> {
     Ok(SignedMessage::new(
         Vote::try_from(w.message)?,
-        sig_in(&w.signature),
+        sig_in(&w.signature)?,
     ))
 }
 
@@ -265,8 +273,8 @@ fn polka_in(w: WirePolka) -> Result<PolkaCertificate<Ctx>, CodecError> {
         polka_signatures: w
             .signatures
             .into_iter()
-            .map(|s| PolkaSignature::new(s.validator, sig_in(&s.signature)))
-            .collect(),
+            .map(|s| Ok(PolkaSignature::new(s.validator, sig_in(&s.signature)?)))
+            .collect::<Result<_, CodecError>>()?,
     })
 }
 
@@ -308,9 +316,13 @@ pub fn certificate_from_contract(
             .signatures
             .iter()
             .map(|s| {
-                ExtendedCommitSignature::new(Address(s.validator.0), sig_in(&s.signature), None)
+                Ok(ExtendedCommitSignature::new(
+                    Address(s.validator.0),
+                    sig_in(&s.signature)?,
+                    None,
+                ))
             })
-            .collect(),
+            .collect::<Result<_, CodecError>>()?,
     })
 }
 
@@ -352,7 +364,7 @@ impl Codec<SignedConsensusMsg<Ctx>> for WireCodec {
                         pol_round: round_from(p.message.pol_round)?,
                         proposer: p.message.proposer,
                     },
-                    sig_in(&p.signature),
+                    sig_in(&p.signature)?,
                 )),
             },
         )
@@ -392,7 +404,7 @@ impl Codec<LivenessMsg<Ctx>> for WireCodec {
                     .signatures
                     .into_iter()
                     .map(|s| {
-                        RoundSignature::new(
+                        Ok(RoundSignature::new(
                             if s.precommit {
                                 VoteType::Precommit
                             } else {
@@ -400,10 +412,10 @@ impl Codec<LivenessMsg<Ctx>> for WireCodec {
                             },
                             s.block.map_or(NilOrVal::Nil, NilOrVal::Val),
                             s.validator,
-                            sig_in(&s.signature),
-                        )
+                            sig_in(&s.signature)?,
+                        ))
                     })
-                    .collect(),
+                    .collect::<Result<_, CodecError>>()?,
             }),
         })
     }
@@ -459,7 +471,7 @@ impl Codec<ValidatorProof<Ctx>> for WireCodec {
         Ok(ValidatorProof::new(
             w.public_key,
             w.peer_id,
-            sig_in(&w.signature),
+            sig_in(&w.signature)?,
         ))
     }
     fn encode(&self, msg: &ValidatorProof<Ctx>) -> Result<Bytes, CodecError> {
@@ -731,4 +743,39 @@ pub(crate) fn seed_messages() -> Vec<Vec<u8>> {
         ),
         with_kind(10, encode(&certificate)),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A vote is decoded only with an Ed25519 signature: the same bytes
+    /// tagged as another scheme are refused, not read back as Ed25519 (which
+    /// would give one vote two encodings on the wire).
+    #[test]
+    fn a_vote_tagged_with_another_scheme_is_refused() {
+        let vote = |signature| {
+            WireConsensusMsg::Vote(WireSigned {
+                message: WireVote {
+                    precommit: true,
+                    height: 5,
+                    round: 0,
+                    block: Some(BlockId([9; 32])),
+                    validator: Address([7; 20]),
+                },
+                signature,
+            })
+        };
+        let signature =
+            medledger_contracts::crypto::SecretKey::from_seed([1; 32]).sign(&Hash32([2; 32]));
+        let decode = |message: &WireConsensusMsg| {
+            <WireCodec as Codec<SignedConsensusMsg<Ctx>>>::decode(&WireCodec, encode(message))
+        };
+        assert!(decode(&vote(signature)).is_ok());
+        let (Signature::Ed25519 { r, s } | Signature::Sm2 { r, s }) = signature;
+        assert!(matches!(
+            decode(&vote(Signature::Sm2 { r, s })),
+            Err(CodecError::Invalid(_))
+        ));
+    }
 }

@@ -74,6 +74,16 @@ impl CryptoSuite {
     }
 }
 
+/// A signature carried in a transaction's payload (not its own signature)
+/// of a scheme no chain can be created on yet is refused by the
+/// transaction's form check (rule 5).
+pub fn refuse_unbuilt_signature(signature: &Signature) -> Result<(), CryptoError> {
+    match signature {
+        Signature::Ed25519 { .. } => Ok(()),
+        Signature::Sm2 { .. } => Err(CryptoError::SchemeNotOnThisChain("sm2")),
+    }
+}
+
 /// Keys of a scheme no chain can be created on yet are refused where a key
 /// enters the ledger (rule 5).
 pub fn refuse_unbuilt_scheme(key: &PublicKey) -> Result<(), CryptoError> {
@@ -198,8 +208,10 @@ pub enum CryptoError {
     /// The signature does not verify (ZIP-215 for Ed25519).
     #[error("signature does not verify")]
     BadSignature,
-    /// A key of a scheme no chain can be created on yet (rule 5).
-    #[error("{0} keys are not accepted: no chain can be created on the sm2-sm3 suite yet")]
+    /// A key or signature of a scheme no chain can be created on yet (rule 5).
+    #[error(
+        "{0} keys and signatures are not accepted: no chain can be created on the sm2-sm3 suite yet"
+    )]
     SchemeNotOnThisChain(&'static str),
     /// An SM2 secret is 0, at least the curve's order, or `n - 1` (for
     /// which SM2's `(1 + d)^-1` does not exist).
@@ -246,7 +258,11 @@ impl KeyCache {
     }
 
     /// `key` prepared, from the cache or prepared now ([`PublicKey::prepare`]).
+    /// The cache serves keys from outside (signed reads, transactions), so a
+    /// key of a scheme no chain can hold yet is refused before any work
+    /// (rule 5): it neither costs a verification nor takes a cache slot.
     pub fn prepare(&self, key: &PublicKey) -> Result<PreparedKey, CryptoError> {
+        refuse_unbuilt_scheme(key)?;
         // A panic cannot leave the map half-changed: poisoning is ignored.
         let lock = || self.keys.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(prepared) = lock().get(key) {
@@ -704,7 +720,11 @@ impl SecretKey {
     }
 
     /// The 32 secret bytes, for writing a key file: the Ed25519 seed, or
-    /// SM2's scalar `d`.
+    /// SM2's scalar `d`. Which scheme they are for is the public key's
+    /// ([`PublicKey::scheme`]): a caller that reads them as Ed25519 (a node
+    /// key becoming its libp2p identity) must have an Ed25519 key, which
+    /// every key file, node key and genesis key is until a chain can be
+    /// created on `sm2-sm3`.
     pub fn seed(&self) -> [u8; 32] {
         match &self.0 {
             Secret::Ed25519(key) => key.to_bytes(),

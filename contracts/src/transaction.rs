@@ -969,9 +969,16 @@ fn check_form(chain: &ChainId, tx: &Transaction) -> Result<(), TransactionError>
             check_institution_id("holder", holder)?;
             check_categories(categories)?;
         }
+        Payload::RecordGuardianship {
+            patient_consent, ..
+        } => {
+            // Checked against the patient's key at execution; a signature
+            // of a scheme no chain can hold yet does not reach a block.
+            crypto::refuse_unbuilt_signature(patient_consent)
+                .map_err(|e| field("patient_consent", e.to_string()))?;
+        }
         Payload::RegisterPatient
         | Payload::RetirePractitioner { .. }
-        | Payload::RecordGuardianship { .. }
         | Payload::Vote { .. }
         | Payload::Revoke { .. }
         | Payload::Relinquish { .. }

@@ -24,6 +24,13 @@
 //!    [`crate::chunk_aad`].
 //! 5. The content salt is HKDF-SM3-Expand of the exporter secret with the
 //!    label `medledger/content-salt/v1`, 32 bytes.
+//!
+//! The construction is HPKE's shape on SM primitives, not a scheme a GM/T
+//! standard defines: it is neither GB/T 32918.4's public-key encryption
+//! (whose KDF and `C3` hash differ) nor GB/T 32918.3's key exchange (which
+//! is interactive). Its parts are: the SM2 curve's Diffie-Hellman, HKDF
+//! over HMAC-SM3 as RFC 8998 uses it, and SM4-GCM. Secrets (the one-time
+//! key, the shared point, the key schedule) are wiped when dropped.
 
 use aes_gcm::AesGcm;
 use aes_gcm::aead::consts::U12;
@@ -31,9 +38,10 @@ use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
 use hkdf::Hkdf;
 use medledger_contracts::encoding::Hash32;
 use sm2::elliptic_curve::sec1::{FromEncodedPoint as _, ToEncodedPoint as _};
-use sm2::{AffinePoint, EncodedPoint, NonZeroScalar, ProjectivePoint};
+use sm2::{AffinePoint, EncodedPoint, NonZeroScalar, ProjectivePoint, SecretKey};
 use sm3::Sm3;
 use sm4::Sm4;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::{CONTENT_SALT_LABEL, SealError, SealedChunk, chunk_aad, info};
 
@@ -42,9 +50,9 @@ pub type Sm4Gcm = AesGcm<Sm4, U12>;
 
 const HKDF_SALT: &[u8] = b"medledger/records-sm/v1";
 
-/// A requester's one-time SM2 key (rule 1).
+/// A requester's one-time SM2 key (rule 1), wiped when dropped.
 pub struct SmOneTimeKey {
-    secret: NonZeroScalar,
+    secret: SecretKey,
     public: [u8; 33],
 }
 
@@ -54,7 +62,7 @@ impl SmOneTimeKey {
         let secret = random_scalar()?;
         Ok(Self {
             public: compressed(&(ProjectivePoint::GENERATOR * *secret).to_affine()),
-            secret,
+            secret: SecretKey::from(secret),
         })
     }
 
@@ -66,7 +74,7 @@ impl SmOneTimeKey {
     /// An opener for a transfer whose encapsulated key `c1` arrived.
     pub fn opener(&self, c1: &[u8], transfer: Hash32) -> Result<SmOpener, SealError> {
         let c1 = decode_point(c1)?;
-        let shared = shared_coordinates(&c1, &self.secret);
+        let shared = shared_coordinates(&c1, &self.secret.to_nonzero_scalar());
         Ok(SmOpener {
             schedule: Schedule::derive(&shared, &compressed(&c1), &self.public, &transfer),
             transfer,
@@ -125,7 +133,7 @@ impl SmSealer {
                 },
             )
             .map_err(|_| SealError::Hpke("SM4-GCM could not seal".into()))?;
-        self.seq += 1;
+        self.seq = next(self.seq)?;
         Ok(SealedChunk {
             seq,
             item,
@@ -162,12 +170,19 @@ impl SmOpener {
                 },
             )
             .map_err(|_| SealError::Hpke(format!("chunk {} does not open", chunk.seq)))?;
-        self.seq += 1;
+        self.seq = next(self.seq)?;
         Ok(plain)
     }
 }
 
-/// What both ends derive from the shared point (rule 3).
+/// The sequence number after `seq`: refused at the end of the range
+/// rather than wrapping to a nonce already used (as HPKE refuses).
+fn next(seq: u64) -> Result<u64, SealError> {
+    seq.checked_add(1)
+        .ok_or_else(|| SealError::Hpke("the transfer's sequence numbers are spent".into()))
+}
+
+/// What both ends derive from the shared point (rule 3), wiped when dropped.
 struct Schedule {
     key: [u8; 16],
     base_nonce: [u8; 12],
@@ -175,8 +190,13 @@ struct Schedule {
 }
 
 impl Schedule {
-    fn derive(shared: &[u8; 64], c1: &[u8; 33], recipient: &[u8; 33], transfer: &Hash32) -> Self {
-        let hkdf = Hkdf::<Sm3>::new(Some(HKDF_SALT), shared);
+    fn derive(
+        shared: &Zeroizing<[u8; 64]>,
+        c1: &[u8; 33],
+        recipient: &[u8; 33],
+        transfer: &Hash32,
+    ) -> Self {
+        let hkdf = Hkdf::<Sm3>::new(Some(HKDF_SALT), shared.as_slice());
         let info = info(transfer);
         let expand = |label: &[u8], out: &mut [u8]| {
             // Lengths of at most 32 bytes are far below HKDF's 255 blocks.
@@ -218,12 +238,20 @@ impl Schedule {
     }
 }
 
+impl Drop for Schedule {
+    fn drop(&mut self) {
+        self.key.zeroize();
+        self.base_nonce.zeroize();
+        self.exporter.zeroize();
+    }
+}
+
 /// A nonzero scalar below the curve's order from OS entropy (a draw of 32
 /// bytes at or above the order, about 2^-32 of them, is drawn again).
 fn random_scalar() -> Result<NonZeroScalar, SealError> {
     loop {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| SealError::Entropy(e.to_string()))?;
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        getrandom::fill(bytes.as_mut_slice()).map_err(|e| SealError::Entropy(e.to_string()))?;
         if let Ok(scalar) = NonZeroScalar::try_from(bytes.as_slice()) {
             return Ok(scalar);
         }
@@ -249,12 +277,13 @@ fn compressed(point: &AffinePoint) -> [u8; 33] {
 
 /// `x2 ‖ y2` of `[scalar]point` (rule 2). Never the point at infinity: the
 /// point is on a curve of prime order and the scalar is not zero.
-fn shared_coordinates(point: &AffinePoint, scalar: &NonZeroScalar) -> [u8; 64] {
+fn shared_coordinates(point: &AffinePoint, scalar: &NonZeroScalar) -> Zeroizing<[u8; 64]> {
     let shared = (ProjectivePoint::from(*point) * **scalar).to_affine();
-    let mut bytes = [0u8; 64];
-    let encoded = shared.to_encoded_point(false);
+    let mut bytes = Zeroizing::new([0u8; 64]);
+    let mut encoded = shared.to_encoded_point(false);
     // Uncompressed: 0x04, then x and y.
     bytes.copy_from_slice(&encoded.as_bytes()[1..65]);
+    encoded.zeroize();
     bytes
 }
 

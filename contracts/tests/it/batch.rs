@@ -435,7 +435,9 @@ fn sm2_keys_are_refused_as_signers_and_in_key_fields() {
         "{error:?}"
     );
     assert!(
-        error.to_string().contains("sm2 keys are not accepted"),
+        error
+            .to_string()
+            .contains("sm2 keys and signatures are not accepted"),
         "{error}"
     );
     let (i, _, batched) =
@@ -469,7 +471,29 @@ fn sm2_keys_are_refused_as_signers_and_in_key_fields() {
     );
     let error = rotation.verify(&world.chain).unwrap_err().to_string();
     assert!(
-        error.contains("new_key") && error.contains("sm2 keys are not accepted"),
+        error.contains("new_key") && error.contains("sm2 keys and signatures are not accepted"),
         "{error}"
     );
+
+    // An SM2 signature as a payload's patient consent does not reach a block.
+    let hospital = key("admin:hosp-a");
+    let guardianship = world.sign(
+        Signer::Institution(inst("hosp-a")),
+        &hospital,
+        Payload::RecordGuardianship {
+            patient: PatientId::from_key(&key("minor").public_key()),
+            guardian: PatientId::from_key(&key("parent").public_key()),
+            minor_until: Timestamp(1_900_000_000_000),
+            evidence_hash: Hash32([5; 32]),
+            patient_consent: sm2.sign(&Hash32([6; 32])),
+        },
+    );
+    let error = guardianship.verify(&world.chain).unwrap_err().to_string();
+    assert!(
+        error.contains("patient_consent") && error.contains("not accepted"),
+        "{error}"
+    );
+    // A signed read or any other key from outside costs no verification:
+    // the key cache refuses it first.
+    assert!(KeyCache::new(4).prepare(&sm2.public_key()).is_err());
 }

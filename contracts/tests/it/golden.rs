@@ -400,6 +400,11 @@ fn build() -> Value {
     let read_digest = read.digest_for(&chain, "GET", &read_path, b"");
     let record_link =
         record_link_message(&chain, &inst("city-first-hospital"), &patient, "MRN-0001");
+    // SM2 (not yet a chain's suite): a key from a fixed secret signing a
+    // ledger digest, for the app's GM/T library to check.
+    let sm2_secret = encoding::tagged_hash(b"medledger/golden-sm2/v1", &[]).0;
+    let sm2 = medledger_contracts::crypto::SecretKey::sm2_from_bytes(sm2_secret).unwrap();
+    let sm2_signature = sm2.sign(&record_link);
     json!({
         "about": "medledger golden vectors: canonical BCS bytes, domain-separated hashes and Ed25519 signatures. Test keys only.",
         "chain_id": chain.as_str(),
@@ -426,6 +431,14 @@ fn build() -> Value {
             "secret_seed": hex::encode(key("alice").seed()),
             "message": record_link.to_hex(),
             "signature": key("alice").sign(&record_link).to_hex(),
+        },
+        "sm2_signature": {
+            "secret": hex::encode(sm2_secret),
+            "public_key": sm2.public_key().to_text(),
+            "public_key_bcs": hex::encode(encoding::to_bytes(&sm2.public_key())),
+            "message": record_link.to_hex(),
+            "signature": sm2_signature.to_hex(),
+            "signature_bcs": hex::encode(encoding::to_bytes(&sm2_signature)),
         },
         "signed_hash_of_grant": grant_signed_hash.to_hex(),
         "transaction_root_of_grant": transaction_root(&[grant_signed_hash]).to_hex(),
@@ -474,5 +487,37 @@ fn golden_transactions_decode_and_verify() {
             verified.id().0.to_hex(),
             tx["transaction_id"].as_str().unwrap()
         );
+    }
+}
+
+/// SM2 signatures the app's GM/T library made (`client-sdk/web/test/sm2.test.mjs`
+/// writes the fixture) verify under the ledger's SM2 rule, and fail when the
+/// digest changes: the two implementations agree on keys, on `Z` and on
+/// what is signed.
+#[test]
+fn sm2_signatures_made_by_the_apps_library_verify() {
+    use medledger_contracts::crypto::{PublicKey, SecretKey, Signature};
+    let path = fixture().with_file_name("sm2-signatures-from-js.json");
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let key = PublicKey::from_text(fixture["public_key"].as_str().unwrap()).unwrap();
+    let secret: [u8; 32] = hex::decode(fixture["secret"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert_eq!(SecretKey::sm2_from_bytes(secret).unwrap().public_key(), key);
+    let signatures = fixture["signatures"].as_array().unwrap();
+    assert_eq!(signatures.len(), 3);
+    for item in signatures {
+        let digest = Hash32::from_hex(item["digest"].as_str().unwrap()).unwrap();
+        let bytes = hex::decode(item["signature"].as_str().unwrap()).unwrap();
+        let mut r = [0u8; 32];
+        let mut s = [0u8; 32];
+        r.copy_from_slice(&bytes[..32]);
+        s.copy_from_slice(&bytes[32..]);
+        let signature = Signature::Sm2 { r, s };
+        key.verify(&digest, &signature).unwrap();
+        let mut other = digest;
+        other.0[0] ^= 1;
+        assert!(key.verify(&other, &signature).is_err());
     }
 }
