@@ -329,7 +329,8 @@ enum RecordsCommand {
         /// The patient's id (64 hex).
         #[arg(long)]
         patient: String,
-        /// The patient's signature over the link (128 hex).
+        /// The patient's signature over the link: 128 hex digits in either
+        /// case (the app's QR code holds them in uppercase), spaces allowed.
         #[arg(long)]
         signature: String,
     },

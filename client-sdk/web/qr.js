@@ -1,7 +1,10 @@
-// A QR code (ISO/IEC 18004) of the patient's id, for the registration desk:
-// byte mode, error correction level M, versions 1 to 6 (enough for a 64-hex
-// id), the mask with the lowest penalty. test/qr.test.mjs checks the
-// matrices against an independent encoder's for every mask.
+// A QR code (ISO/IEC 18004) for the registration desk — the patient's id,
+// or a record-number link's signature as 128 uppercase hex digits: error
+// correction level M, versions 1 to 6, alphanumeric mode when every
+// character is one of its 45 (11 bits per pair instead of 16, which is what
+// lets a signature fit version 6), byte mode otherwise, and the mask with
+// the lowest penalty. test/qr.test.mjs checks the matrices against an
+// independent encoder's for every mask.
 
 // Per version (1-6), level M: [total codewords, ec codewords per block, blocks].
 const VERSIONS = [null, [26, 10, 1], [44, 16, 1], [70, 26, 1], [100, 18, 2], [134, 24, 2], [172, 16, 4]];
@@ -43,16 +46,38 @@ function errorCorrection(data, degree) {
   return rem;
 }
 
-function codewords(bytes, version) {
-  const [total, ecPerBlock, blocks] = VERSIONS[version];
-  const dataTotal = total - ecPerBlock * blocks;
+const ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
+
+/** The segment's bits: alphanumeric mode if every character allows it, else byte mode (versions 1-9). */
+function segment(text) {
   const bits = [];
   const put = (value, length) => {
     for (let i = length - 1; i >= 0; i--) bits.push((value >> i) & 1);
   };
-  put(0b0100, 4); // byte mode
-  put(bytes.length, 8);
-  for (const b of bytes) put(b, 8);
+  if ([...text].every((ch) => ALPHANUMERIC.includes(ch))) {
+    put(0b0010, 4);
+    put(text.length, 9);
+    for (let i = 0; i + 1 < text.length; i += 2) {
+      put(ALPHANUMERIC.indexOf(text[i]) * 45 + ALPHANUMERIC.indexOf(text[i + 1]), 11);
+    }
+    if (text.length % 2) put(ALPHANUMERIC.indexOf(text[text.length - 1]), 6);
+  } else {
+    const bytes = [...new TextEncoder().encode(text)];
+    if (bytes.length > 255) throw new Error("too long for this QR encoder");
+    put(0b0100, 4);
+    put(bytes.length, 8);
+    for (const b of bytes) put(b, 8);
+  }
+  return bits;
+}
+
+function codewords(segmentBits, version) {
+  const [total, ecPerBlock, blocks] = VERSIONS[version];
+  const dataTotal = total - ecPerBlock * blocks;
+  const bits = [...segmentBits];
+  const put = (value, length) => {
+    for (let i = length - 1; i >= 0; i--) bits.push((value >> i) & 1);
+  };
   put(0, Math.min(4, dataTotal * 8 - bits.length));
   while (bits.length % 8) bits.push(0);
   const data = [];
@@ -193,13 +218,13 @@ function penalty(m) {
 
 /** The module matrix (true = dark) of `text`, with `mask` or the best one. */
 export function qrMatrix(text, mask) {
-  const bytes = [...new TextEncoder().encode(text)];
+  const bits = segment(text);
   const version = [1, 2, 3, 4, 5, 6].find((v) => {
     const [total, ec, blocks] = VERSIONS[v];
-    return 12 + 8 * bytes.length <= (total - ec * blocks) * 8;
+    return bits.length <= (total - ec * blocks) * 8;
   });
   if (!version) throw new Error("too long for this QR encoder");
-  const words = codewords(bytes, version);
+  const words = codewords(bits, version);
   if (mask !== undefined) return place(version, words, mask);
   let best = null;
   for (let k = 0; k < 8; k++) {

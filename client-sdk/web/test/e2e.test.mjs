@@ -13,6 +13,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { qrSvg } from "../qr.js";
 import { skip, cli, shots, withConsortium, phone, makeKey, accessibilityProblems, tabTo } from "../test-support/consortium.mjs";
 
 test("a patient grants, sees the access live, revokes, and sees the denial", { skip, timeout: 240_000 }, async () => {
@@ -125,8 +126,17 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await page.locator("#link-result").waitFor();
     const linkSignature = (await page.locator("#link-signature").textContent()).replace(/\s/g, "");
     assert.match(linkSignature, /^[0-9a-f]{128}$/);
+    // The QR code holds the same signature in uppercase (QR's alphanumeric
+    // mode; test/qr.test.mjs checks the encoder), and the desk's command
+    // takes what a scanner reads.
+    const expected = qrSvg(linkSignature.toUpperCase(), "qr");
+    assert.equal(await page.locator("#link-qr svg").getAttribute("viewBox"), "0 0 49 49");
+    assert.equal(
+      await page.locator("#link-qr svg path").getAttribute("d"),
+      expected.match(/ d="([^"]+)"/)[1],
+    );
     await page.screenshot({ path: join(shots, "3b-link-signed.png"), fullPage: true });
-    cli(["records", "link", "--dir", records, "--record-number", "MRN-9", "--patient", patient, "--signature", linkSignature]);
+    cli(["records", "link", "--dir", records, "--record-number", "MRN-9", "--patient", patient, "--signature", linkSignature.toUpperCase()]);
     mkdirSync(join(records, "MRN-9/lab-reports"), { recursive: true });
     // This year's glucose goes; a result from 2015 and this year's HIV test
     // (labelled with HL7's HIV sensitivity code) are outside the grant.

@@ -22,3 +22,11 @@ test("the best mask is one of the eight, and the SVG has a quiet zone", () => {
   assert.match(qrSvg(text, "id"), /viewBox="0 0 45 45"/);
   assert.throws(() => qrMatrix("x".repeat(200)));
 });
+
+test("a record-link signature fits as 128 uppercase hex digits, not as lowercase", () => {
+  const signature = "0123456789abcdef".repeat(8);
+  // Alphanumeric mode: version 6 (41 modules).
+  assert.equal(qrMatrix(signature.toUpperCase()).length, 41);
+  // Byte mode needs more than version 6 holds.
+  assert.throws(() => qrMatrix(signature), /too long/);
+});
