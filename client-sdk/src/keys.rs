@@ -103,7 +103,7 @@ impl KeyFile {
             error,
         };
         let json = KeyFileJson {
-            scheme: "ed25519".into(),
+            scheme: self.public_key().scheme().into(),
             secret_seed: hex::encode(self.secret.seed()),
             public_key: self.public_key().to_text(),
         };
@@ -144,16 +144,18 @@ impl KeyFile {
         let text = std::fs::read_to_string(path).map_err(io)?;
         let json: KeyFileJson =
             serde_json::from_str(&text).map_err(|e| malformed(e.to_string()))?;
-        if json.scheme != "ed25519" {
-            return Err(malformed(format!("unknown scheme {:?}", json.scheme)));
-        }
         let seed: [u8; 32] = hex::decode(&json.secret_seed)
             .map_err(|e| malformed(format!("secret_seed: {e}")))?
             .try_into()
             .map_err(|_| malformed("secret_seed must be 32 bytes".into()))?;
-        let key = Self {
-            secret: SecretKey::from_seed(seed),
+        let secret = match json.scheme.as_str() {
+            "ed25519" => SecretKey::from_seed(seed),
+            // SM2's secret scalar (a chain does not accept SM2 keys yet).
+            "sm2" => SecretKey::sm2_from_bytes(seed)
+                .map_err(|e| malformed(format!("secret_seed: {e}")))?,
+            other => return Err(malformed(format!("unknown scheme {other:?}"))),
         };
+        let key = Self { secret };
         if key.public_key().to_text() != json.public_key {
             return Err(malformed("public_key does not match secret_seed".into()));
         }
@@ -236,6 +238,36 @@ mod tests {
         std::fs::write(&path, tampered).unwrap();
         assert!(matches!(
             KeyFile::load(&path),
+            Err(KeyFileError::Malformed { .. })
+        ));
+    }
+
+    /// A key file says its key's scheme: an SM2 key is written and read
+    /// back as SM2, never read as an Ed25519 seed (its public key would not
+    /// match).
+    #[test]
+    fn an_sm2_key_file_round_trips_as_sm2() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sm2.json");
+        let key = KeyFile::from_secret(SecretKey::sm2_from_bytes([7; 32]).unwrap());
+        key.save(&path).unwrap();
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .contains("\"scheme\": \"sm2\"")
+        );
+        let loaded = KeyFile::load(&path).unwrap();
+        assert_eq!(loaded.public_key(), key.public_key());
+        assert_eq!(loaded.secret().ed25519_seed(), None);
+        // Relabelled as Ed25519, the file no longer matches its public key.
+        let relabelled = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"sm2\"", "\"ed25519\"");
+        let other = dir.path().join("relabelled.json");
+        std::fs::write(&other, relabelled).unwrap();
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(matches!(
+            KeyFile::load(&other),
             Err(KeyFileError::Malformed { .. })
         ));
     }

@@ -79,7 +79,12 @@ fn peer_id_of_key(key: &medledger_contracts::crypto::PublicKey) -> Option<String
 
 /// The libp2p identity of a node key (the same Ed25519 key).
 pub(crate) fn keypair(key: &SecretKey) -> Result<Keypair, ConsensusError> {
-    Keypair::ed25519_from_bytes(key.seed())
+    let seed = key.ed25519_seed().ok_or_else(|| {
+        ConsensusError::Key(
+            "the node key must be Ed25519 (it is also the node's libp2p identity)".into(),
+        )
+    })?;
+    Keypair::ed25519_from_bytes(seed)
         .map_err(|e| ConsensusError::Key(format!("node key as libp2p key: {e}")))
 }
 

@@ -721,14 +721,22 @@ impl SecretKey {
 
     /// The 32 secret bytes, for writing a key file: the Ed25519 seed, or
     /// SM2's scalar `d`. Which scheme they are for is the public key's
-    /// ([`PublicKey::scheme`]): a caller that reads them as Ed25519 (a node
-    /// key becoming its libp2p identity) must have an Ed25519 key, which
-    /// every key file, node key and genesis key is until a chain can be
-    /// created on `sm2-sm3`.
+    /// ([`PublicKey::scheme`]); a caller that needs Ed25519 bytes as such
+    /// takes [`SecretKey::ed25519_seed`].
     pub fn seed(&self) -> [u8; 32] {
         match &self.0 {
             Secret::Ed25519(key) => key.to_bytes(),
             Secret::Sm2(key) => key.to_bytes().into(),
+        }
+    }
+
+    /// The Ed25519 seed, or `None` for a key of another scheme: for a
+    /// caller that needs an Ed25519 key as such (a node key is also its
+    /// libp2p identity).
+    pub fn ed25519_seed(&self) -> Option<[u8; 32]> {
+        match &self.0 {
+            Secret::Ed25519(key) => Some(key.to_bytes()),
+            Secret::Sm2(_) => None,
         }
     }
 

@@ -287,7 +287,14 @@ fn start_gateway(
         crate::gateway::holder::Holder::new(shared.clone(), source, key.clone())
             .with_faults(faults),
     );
-    let own_peer = libp2p::identity::Keypair::ed25519_from_bytes(key.seed())
+    let own_peer = key
+        .ed25519_seed()
+        .ok_or_else(|| {
+            anyhow::anyhow!("the node key must be Ed25519 (it is also the node's libp2p identity)")
+        })
+        .and_then(|seed| {
+            libp2p::identity::Keypair::ed25519_from_bytes(seed).map_err(anyhow::Error::from)
+        })
         .map(|k| k.public().to_peer_id())
         .map_err(|e| anyhow::anyhow!("node key as libp2p key: {e}"))?;
     let gateway =

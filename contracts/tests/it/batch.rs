@@ -416,6 +416,39 @@ proptest::proptest! {
         let singles = items.iter().all(|(key, m, s)| key.verify(m, s).is_ok());
         proptest::prop_assert_eq!(verify_batch(&items), singles);
     }
+
+    /// Batches mixing Ed25519 and SM2 items, some signed over another
+    /// message, some with the other scheme's signature under a key: the
+    /// verdict is still the conjunction of the single verdicts.
+    #[test]
+    fn a_mixed_batch_passes_exactly_when_each_of_its_signatures_does(
+        picks in proptest::collection::vec((0u8..4, 0u8..2, 0u8..4), 1..8)
+    ) {
+        use medledger_contracts::crypto::SecretKey;
+        let message = tagged_hash(b"medledger/test-message", &[b"mixed"]);
+        let other = tagged_hash(b"medledger/test-message", &[b"other"]);
+        let mut items = Vec::new();
+        for (signer, sm2, fault) in picks {
+            let make = |sm2: bool| {
+                if sm2 {
+                    SecretKey::sm2_from_bytes([signer + 1; 32]).unwrap()
+                } else {
+                    SecretKey::from_seed([signer; 32])
+                }
+            };
+            let key = make(sm2 == 1);
+            let signature = match fault {
+                // Over another message.
+                1 => key.sign(&other),
+                // The other scheme's signature by the same signer number.
+                2 => make(sm2 == 0).sign(&message),
+                _ => key.sign(&message),
+            };
+            items.push((key.public_key().prepare().unwrap(), message, signature));
+        }
+        let singles = items.iter().all(|(key, m, s)| key.verify(m, s).is_ok());
+        proptest::prop_assert_eq!(verify_batch(&items), singles);
+    }
 }
 
 /// Until a chain can be created on `sm2-sm3`, an SM2 key is refused as a

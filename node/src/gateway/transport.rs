@@ -217,7 +217,12 @@ impl Gateway {
         listen: Multiaddr,
         answerer: Arc<dyn Answerer>,
     ) -> Result<Self, TransportError> {
-        let keypair = libp2p::identity::Keypair::ed25519_from_bytes(key.seed())
+        let seed = key.ed25519_seed().ok_or_else(|| {
+            TransportError::Key(
+                "the node key must be Ed25519 (it is the gateway's libp2p identity)".into(),
+            )
+        })?;
+        let keypair = libp2p::identity::Keypair::ed25519_from_bytes(seed)
             .map_err(|e| TransportError::Key(e.to_string()))?;
         let behaviour = request_response::Behaviour::with_codec(
             WireCodec,
