@@ -2,7 +2,7 @@
 //! certificates, validator sets, receipts and transactions.
 
 use medledger_contracts::block::BlockHeader;
-use medledger_contracts::encoding::to_bytes;
+use medledger_contracts::encoding::{HashFunction, to_bytes};
 use medledger_contracts::records::{Outcome as LedgerOutcome, Receipt as LedgerReceipt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -216,6 +216,8 @@ pub enum CommittedStatus {
 pub struct Status {
     /// The chain's id.
     pub chain_id: String,
+    /// The chain's crypto suite (`ed25519-sha256` or `sm2-sm3`), from its genesis.
+    pub crypto_suite: String,
     /// The institution running this node.
     pub institution: String,
     /// Whether this node is in the validator set of the next height.
@@ -274,10 +276,11 @@ pub struct Header {
     pub bcs: String,
 }
 
-impl From<&BlockHeader> for Header {
-    fn from(header: &BlockHeader) -> Self {
+impl Header {
+    /// The JSON of `header`, on a chain hashing with `hash`.
+    pub fn of(hash: HashFunction, header: &BlockHeader) -> Self {
         Self {
-            hash: header.hash().into(),
+            hash: header.hash(hash).into(),
             chain_id: header.chain_id.as_str().to_string(),
             height: header.height,
             time_ms: header.time.0,
@@ -360,10 +363,11 @@ pub struct ValidatorSet {
     pub validators: Vec<Validator>,
 }
 
-impl From<&medledger_contracts::records::ValidatorSet> for ValidatorSet {
-    fn from(set: &medledger_contracts::records::ValidatorSet) -> Self {
+impl ValidatorSet {
+    /// The JSON of `set`, on a chain hashing with `hash`.
+    pub fn of(hash: HashFunction, set: &medledger_contracts::records::ValidatorSet) -> Self {
         Self {
-            hash: set.hash().into(),
+            hash: set.hash(hash).into(),
             total_power: set.total_power(),
             validators: set
                 .validators

@@ -74,7 +74,7 @@ impl StoreSource {
         } else {
             dir.to_path_buf()
         };
-        let store = Store::open(&ledger)
+        let store = Store::open_existing(&ledger)
             .with_context(|| format!("opening {} (stop the node first)", ledger.display()))?;
         let height = store.height()?.unwrap_or(0);
         Ok(Self {
@@ -129,7 +129,7 @@ impl HttpSource {
     /// A source over the node at `url`, reading as `who`.
     pub fn open(
         url: &str,
-        chain: medledger_contracts::types::ChainId,
+        chain: medledger_contracts::types::Chain,
         who: medledger_client_sdk::Identity,
     ) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()

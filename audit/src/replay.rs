@@ -35,15 +35,15 @@ use medledger_contracts::Hash32;
 use medledger_contracts::block::{Block, BlockHeader};
 use medledger_contracts::certificate::CommitCertificate;
 use medledger_contracts::constants::CERTIFICATE_BYTES_MAX;
-use medledger_contracts::crypto::KeyCache;
-use medledger_contracts::encoding::{from_bytes, to_bytes};
+use medledger_contracts::crypto::{CryptoSuite, KeyCache};
+use medledger_contracts::encoding::{HashFunction, from_bytes, to_bytes};
 use medledger_contracts::ledger::Checkpoint;
 use medledger_contracts::merkle::Frontier;
 use medledger_contracts::records::{AuditEntry, ValidatorSetRecord};
 use medledger_contracts::state::StateKey;
 use medledger_contracts::state_machine::BlockExecution;
 use medledger_contracts::transaction::{SignedTransaction, VerifiedTransaction, verify_many};
-use medledger_contracts::types::{ChainId, TxHash};
+use medledger_contracts::types::{Chain, ChainId, TxHash};
 use medledger_genesis::Genesis;
 
 use super::archive::ArchivedBlock;
@@ -75,7 +75,7 @@ fn fail(height: u64, check: &'static str, detail: impl Into<String>) -> ReplayFa
 /// A replay in progress.
 pub struct Replay {
     state: ReplayState,
-    chain: ChainId,
+    chain: Chain,
     genesis_hash: Hash32,
     /// Transactions replayed so far.
     pub transactions: u64,
@@ -88,6 +88,7 @@ pub struct Replay {
 /// Blocks before a resumed replay's checkpoint: only linked and their audit
 /// entries folded, up to the checkpoint's own header.
 struct Skim {
+    hash: HashFunction,
     upto: u64,
     checkpoint_hash: Hash32,
     next: u64,
@@ -97,10 +98,11 @@ struct Skim {
 
 impl Skim {
     /// Skims from genesis up to `resume_point`, which the block at its height must be.
-    fn up_to(resume_point: &BlockHeader, genesis_hash: Hash32) -> Self {
+    fn up_to(hash: HashFunction, resume_point: &BlockHeader, genesis_hash: Hash32) -> Self {
         Self {
+            hash,
             upto: resume_point.height,
-            checkpoint_hash: resume_point.hash(),
+            checkpoint_hash: resume_point.hash(hash),
             next: 1,
             previous: genesis_hash,
             frontier: Frontier::new(),
@@ -139,11 +141,17 @@ const SIGNING_KEYS_MAX: usize = 1 << 16;
 /// Verifies signatures on every core, one batch per core, in order; the
 /// first failure's index. Keys prepared once are kept for later blocks.
 fn verify_all(
-    chain: &ChainId,
+    chain: &Chain,
     transactions: Vec<SignedTransaction>,
 ) -> Result<Vec<VerifiedTransaction>, (usize, TxHash, String)> {
-    static SIGNING_KEYS: std::sync::OnceLock<KeyCache> = std::sync::OnceLock::new();
-    let keys = SIGNING_KEYS.get_or_init(|| KeyCache::new(SIGNING_KEYS_MAX));
+    // One cache per suite (a cache holds one suite's keys).
+    static ED25519_KEYS: std::sync::OnceLock<KeyCache> = std::sync::OnceLock::new();
+    static SM2_KEYS: std::sync::OnceLock<KeyCache> = std::sync::OnceLock::new();
+    let keys = match chain.suite {
+        CryptoSuite::Ed25519Sha256 => &ED25519_KEYS,
+        CryptoSuite::Sm2Sm3 => &SM2_KEYS,
+    }
+    .get_or_init(|| KeyCache::new(chain.suite, SIGNING_KEYS_MAX));
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .max(1);
@@ -194,7 +202,7 @@ impl Replay {
         ledger.keep_latest_only();
         Ok(Self {
             state: ReplayState::Memory(ledger),
-            chain: genesis.chain_id.clone(),
+            chain: genesis.chain(),
             genesis_hash: genesis.hash(),
             transactions: 0,
             skim: None,
@@ -220,7 +228,7 @@ impl Replay {
         let checkpoint: ReplayCheckpoint = from_bytes(bytes, CHECKPOINT_BYTES_MAX)
             .map_err(|e| anyhow::anyhow!("not a replay checkpoint: {e}"))?;
         if checkpoint.format != CHECKPOINT_FORMAT
-            || checkpoint.chain != replay.chain
+            || checkpoint.chain != replay.chain.id
             || checkpoint.genesis_hash != replay.genesis_hash
         {
             anyhow::bail!("a checkpoint of another chain, genesis or format");
@@ -230,7 +238,11 @@ impl Replay {
             ledger.restore(checkpoint.ledger)?;
         }
         replay.transactions = checkpoint.transactions;
-        replay.skim = Some(Skim::up_to(&header, replay.genesis_hash));
+        replay.skim = Some(Skim::up_to(
+            replay.chain.hash(),
+            &header,
+            replay.genesis_hash,
+        ));
         Ok(replay)
     }
 
@@ -243,7 +255,7 @@ impl Replay {
         let mut replay = Self::new(genesis)?;
         replay.state = ReplayState::Disk(disk);
         if let Some(tip) = replay.state.last_header() {
-            replay.skim = Some(Skim::up_to(tip, replay.genesis_hash));
+            replay.skim = Some(Skim::up_to(replay.chain.hash(), tip, replay.genesis_hash));
         }
         Ok(replay)
     }
@@ -269,7 +281,7 @@ impl Replay {
         };
         let bytes = to_bytes(&ReplayCheckpoint {
             format: CHECKPOINT_FORMAT,
-            chain: self.chain.clone(),
+            chain: self.chain.id.clone(),
             genesis_hash: self.genesis_hash,
             transactions: self.transactions,
             ledger,
@@ -311,16 +323,18 @@ impl Replay {
             ));
         }
         for entry in &prepared.archived.audit_entries {
-            skim.frontier.push(entry.leaf_hash());
+            skim.frontier.push(skim.hash, entry.leaf_hash(skim.hash));
         }
-        if skim.frontier.root() != header.audit_root || skim.frontier.size() != header.audit_size {
+        if skim.frontier.root(skim.hash) != header.audit_root
+            || skim.frontier.size() != header.audit_size
+        {
             return Err(fail(
                 height,
                 "audit entry",
                 "the stored audit entries do not extend the log to the header's audit root",
             ));
         }
-        skim.previous = header.hash();
+        skim.previous = header.hash(skim.hash);
         skim.next += 1;
         if height == skim.upto {
             if skim.previous != skim.checkpoint_hash {
@@ -363,7 +377,7 @@ impl Replay {
                 format!("the header says {}", stored.height),
             ));
         }
-        if stored.chain_id != self.chain {
+        if stored.chain_id != self.chain.id {
             return Err(fail(
                 height,
                 "chain id",
@@ -373,7 +387,7 @@ impl Replay {
         let previous = self
             .state
             .last_header()
-            .map_or(self.genesis_hash, BlockHeader::hash);
+            .map_or(self.genesis_hash, |header| header.hash(self.chain.hash()));
         if stored.previous_hash != previous {
             return Err(fail(
                 height,
@@ -400,7 +414,7 @@ impl Replay {
                 )
             })?;
         certificate
-            .verify(self.chain.as_str(), set, height, &stored.hash())
+            .verify(&self.chain, set, height, &stored.hash(self.chain.hash()))
             .map_err(|e| fail(height, "commit certificate", e.to_string()))?;
         // [5]
         let verified = prepared.verified?;
@@ -410,16 +424,18 @@ impl Replay {
             .execute(stored.time, &stored.proposer, &verified)
             .map_err(|(check, detail)| fail(height, check, detail))?;
         let (recomputed, execution) = (executed.header, executed.execution);
-        stored.check_against(&recomputed).map_err(|m| {
-            fail(
-                height,
-                m.field,
-                format!(
-                    "the stored header says {}, replay computes {}",
-                    m.stated, m.computed
-                ),
-            )
-        })?;
+        stored
+            .check_against(self.chain.hash(), &recomputed)
+            .map_err(|m| {
+                fail(
+                    height,
+                    m.field,
+                    format!(
+                        "the stored header says {}, replay computes {}",
+                        m.stated, m.computed
+                    ),
+                )
+            })?;
         // [7]
         if archived.audit_entries != execution.audit_entries {
             let at = archived
@@ -548,7 +564,7 @@ fn decode_only(archived: ArchivedBlock) -> Prepared {
 }
 
 /// Decodes a block and verifies its transactions' signatures (on every core).
-pub fn prepare(chain: &ChainId, archived: ArchivedBlock) -> Prepared {
+pub fn prepare(chain: &Chain, archived: ArchivedBlock) -> Prepared {
     let height = archived.height;
     match Block::from_bytes(&archived.block) {
         Err(e) => Prepared {

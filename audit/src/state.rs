@@ -11,7 +11,7 @@ use medledger_contracts::ledger::{LedgerError, MemoryLedger};
 use medledger_contracts::state::{Overlay, StateError, StateKey, StateReader};
 use medledger_contracts::state_machine::{BlockContext, BlockExecution, execute_block};
 use medledger_contracts::transaction::VerifiedTransaction;
-use medledger_contracts::types::{ChainId, InstitutionId, Timestamp};
+use medledger_contracts::types::{Chain, InstitutionId, Timestamp};
 use medledger_genesis::Genesis;
 use medledger_store::{CommittedBlock, PreparedState, Store};
 
@@ -29,7 +29,7 @@ pub enum ReplayState {
 pub struct DiskState {
     store: Store,
     tip: Option<BlockHeader>,
-    chain: ChainId,
+    chain: Chain,
     genesis_hash: Hash32,
     genesis_time: Timestamp,
 }
@@ -48,7 +48,7 @@ impl DiskState {
     /// Opens (or creates) the store in `dir` for `genesis`; a store of another genesis is refused.
     pub fn open(dir: &Path, genesis: &Genesis) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let store = Store::open(dir)?;
+        let store = Store::open(dir, genesis.crypto_suite.hash_function())?;
         match store.genesis_hash()? {
             None => {
                 store.initialize(genesis.hash(), &genesis.initial_state()?)?;
@@ -67,7 +67,7 @@ impl DiskState {
         Ok(Self {
             store,
             tip,
-            chain: genesis.chain_id.clone(),
+            chain: genesis.chain(),
             genesis_hash: genesis.hash(),
             genesis_time: genesis.genesis_time,
         })
@@ -141,14 +141,18 @@ impl ReplayState {
                     ));
                 }
                 let height = disk.tip.as_ref().map_or(0, |h| h.height) + 1;
-                let ctx = BlockContext { height, time };
+                let ctx = BlockContext {
+                    height,
+                    time,
+                    hash: disk.chain.hash(),
+                };
                 let execution = execute_block(&disk.store, &ctx, verified)
                     .map_err(|e| ("re-execution", e.to_string()))?;
                 let state = disk
                     .store
                     .prepare(height, &execution.writes)
                     .map_err(|e| ("re-execution", e.to_string()))?;
-                let parent = Parent::of(disk.tip.as_ref(), disk.genesis_hash);
+                let parent = Parent::of(disk.chain.hash(), disk.tip.as_ref(), disk.genesis_hash);
                 let header = BlockHeader::following(
                     &disk.chain,
                     parent,

@@ -102,8 +102,7 @@ pub fn replay(
             let institution = medledger_contracts::types::InstitutionId::new(&institution)?;
             let key = medledger_client_sdk::KeyFile::load(&key)?;
             let who = medledger_client_sdk::Identity::institution(institution, &key);
-            let source =
-                medledger_audit::archive::HttpSource::open(&url, genesis.chain_id.clone(), who)?;
+            let source = medledger_audit::archive::HttpSource::open(&url, genesis.chain(), who)?;
             let total = source.height;
             (Box::new(source), Some(total))
         }

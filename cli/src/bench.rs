@@ -28,7 +28,7 @@ use anyhow::{Context, bail};
 use medledger_client_sdk::KeyFile;
 use medledger_client_sdk::api;
 use medledger_contracts::crypto::SecretKey;
-use medledger_contracts::encoding::{BoundedVec, tagged_hash};
+use medledger_contracts::encoding::{BoundedVec, HashFunction};
 use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, Transaction};
 use medledger_contracts::types::*;
 use serde_json::json;
@@ -120,7 +120,7 @@ struct Bench {
     layout: TestnetLayout,
     /// Submissions go round-robin to the first `live` nodes.
     live: usize,
-    chain: ChainId,
+    chain: Chain,
     http: reqwest::Client,
     seen: Seen,
     blocks: Arc<Mutex<Vec<BlockSeen>>>,
@@ -129,7 +129,7 @@ struct Bench {
 
 pub(super) fn synthetic_key(label: &str, n: u64) -> SecretKey {
     // Bench keys are synthetic and reproducible; never for real use.
-    let seed = tagged_hash(
+    let seed = HashFunction::Sha256.tagged_hash(
         b"medledger/bench-key",
         &[label.as_bytes(), &n.to_be_bytes()],
     );
@@ -143,7 +143,7 @@ pub(super) const BENCH_TX_VALIDITY_WINDOW_MS: u64 = 3_600_000;
 
 /// Signs a bench transaction valid until `valid_until`.
 pub(super) fn sign(
-    chain: &ChainId,
+    chain: &Chain,
     key: &SecretKey,
     signer: Signer,
     nonce: u64,
@@ -686,7 +686,7 @@ async fn bench(
     pids: &[u32],
     options: &BenchOptions,
 ) -> anyhow::Result<()> {
-    let chain = ChainId::new(&layout.chain_id)?;
+    let chain = medledger_testnet::chain_of(dir)?;
     let mut bench = Bench {
         live: layout.nodes.len(),
         layout,
@@ -754,7 +754,7 @@ async fn bench(
     let patients: Vec<SecretKey> = (0..options.patients as u64)
         .map(|n| synthetic_key("patient", n))
         .collect();
-    let patient_id = |key: &SecretKey| PatientId::from_key(&key.public_key());
+    let patient_id = |key: &SecretKey| PatientId::from_key(chain.hash(), &key.public_key());
     let grant = |key: &SecretKey, nonce: u64| -> anyhow::Result<SignedTransaction> {
         let patient = patient_id(key);
         let terms = GrantTerms {
@@ -771,7 +771,8 @@ async fn bench(
             records_from: None,
             records_until: None,
             sensitive_included: BoundedVec::default(),
-            notice_hash: tagged_hash(b"medledger/bench-notice", &[&nonce.to_be_bytes()]),
+            notice_hash: HashFunction::Sha256
+                .tagged_hash(b"medledger/bench-notice", &[&nonce.to_be_bytes()]),
         };
         Ok(sign(
             &chain,

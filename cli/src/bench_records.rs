@@ -85,7 +85,7 @@ async fn bench(
         bail!("--small must be 1 to 255 (one manifest holds at most 256 resources)");
     }
     let genesis = medledger_genesis::GenesisFile::read(&dir.join("genesis.json"))?.validate()?;
-    let chain = genesis.chain_id.clone();
+    let chain = genesis.chain();
     let index = |id: &str| layout.nodes.iter().position(|n| n.institution == id);
     let (Some(holder_node), Some(requester_node)) =
         (index("city-first-hospital"), index("city-second-hospital"))

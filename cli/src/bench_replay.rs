@@ -15,7 +15,7 @@ use medledger_contracts::certificate::{
     CommitCertificate, CommitSignature, ConsensusAddress, VoteBody, VoteKind, vote_message,
 };
 use medledger_contracts::crypto::SecretKey;
-use medledger_contracts::encoding::{BoundedVec, tagged_hash, to_bytes};
+use medledger_contracts::encoding::{BoundedVec, to_bytes};
 use medledger_contracts::transaction::{Payload, SignedTransaction, Signer};
 use medledger_contracts::types::*;
 use serde_json::json;
@@ -67,7 +67,7 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
     file.parameters.practitioner_licences = options.practitioner_licences.clone();
     std::fs::write(dir.join("genesis.json"), file.to_json())?;
     let genesis = file.validate()?;
-    let chain = genesis.chain_id.clone();
+    let chain = genesis.chain();
     let validators: Vec<SecretKey> = genesis
         .validators()
         .map(|v| {
@@ -104,7 +104,7 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
         nonce += 1;
         let p = n % patients.len();
         let patient_key = &patients[p];
-        let patient = PatientId::from_key(&patient_key.public_key());
+        let patient = PatientId::from_key(chain.hash(), &patient_key.public_key());
         Ok(if n < patients.len() {
             sign(
                 &chain,
@@ -129,7 +129,7 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
                 records_from: None,
                 records_until: None,
                 sensitive_included: BoundedVec::default(),
-                notice_hash: tagged_hash(b"notice", &[]),
+                notice_hash: chain.hash().tagged_hash(b"notice", &[]),
             };
             let tx = sign(
                 &chain,
@@ -195,23 +195,23 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
         };
         let mut signatures = Vec::new();
         for key in &validators {
-            let validator = ConsensusAddress::of_key(&key.public_key());
+            let validator = ConsensusAddress::of_key(chain.hash(), &key.public_key());
             let body = VoteBody {
                 kind: VoteKind::Precommit,
                 height,
                 round: 0,
-                block: Some(header.hash()),
+                block: Some(header.hash(chain.hash())),
                 validator,
             };
             signatures.push(CommitSignature {
                 validator,
-                signature: key.sign(&vote_message(chain.as_str(), &body)),
+                signature: key.sign(&vote_message(&chain, &body)),
             });
         }
         let certificate = CommitCertificate {
             height,
             round: 0,
-            block: header.hash(),
+            block: header.hash(chain.hash()),
             signatures: BoundedVec::new(signatures).map_err(|_| anyhow::anyhow!("signatures"))?,
         };
         blocks.push(ArchivedBlock {
@@ -222,7 +222,7 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
         });
     }
     let header = medledger_audit::archive::ArchiveHeader {
-        chain_id: chain.as_str().to_string(),
+        chain_id: chain.id.as_str().to_string(),
         genesis_hash: genesis.hash(),
         height: ledger.height(),
     };

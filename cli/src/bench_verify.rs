@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use medledger_client_sdk::{Client, Identity, KeyFile, LightClient, TermsBuilder, TxBuilder};
 use medledger_contracts::records::GrantStatus;
-use medledger_contracts::types::{Category, ChainId, Grantee, InstitutionId, TxHash};
+use medledger_contracts::types::{Category, Chain, Grantee, InstitutionId, TxHash};
 use serde_json::json;
 use tokio::sync::Mutex;
 
@@ -58,7 +58,7 @@ async fn bench(
     options: &VerifyBenchOptions,
 ) -> anyhow::Result<()> {
     let genesis = medledger_genesis::GenesisFile::read(&dir.join("genesis.json"))?.validate()?;
-    let chain: ChainId = genesis.chain_id.clone();
+    let chain: Chain = genesis.chain();
     let clients: Vec<Client> = layout
         .nodes
         .iter()

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use medledger_client_sdk::KeyFile;
 use medledger_client_sdk::api;
-use medledger_contracts::encoding::{BoundedVec, Hash32, tagged_hash};
+use medledger_contracts::encoding::{BoundedVec, Hash32, HashFunction};
 use medledger_contracts::merkle;
 use medledger_contracts::records::{AuditEntry, GrantRecord};
 use medledger_contracts::state::{StateKey, verify_state_proof};
@@ -26,7 +26,7 @@ use serde_json::json;
 use medledger_testnet::{Consortium, TestnetLayout};
 
 struct Demo {
-    chain: ChainId,
+    chain: Chain,
     dir: PathBuf,
     layout: TestnetLayout,
     http: reqwest::Client,
@@ -200,7 +200,8 @@ pub fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
     let (patient, grant, last_height) = runtime.block_on(story(&dir, layout.clone()))?;
     // Stop the consortium, then audit the first hospital's disk.
     drop(nodes);
-    audit(&layout.nodes[0].home, patient, grant, last_height)?;
+    let hash = medledger_testnet::chain_of(&dir)?.hash();
+    audit(&layout.nodes[0].home, hash, patient, grant, last_height)?;
     println!("\nthe consortium's files are in {}", dir.display());
     Ok(())
 }
@@ -218,7 +219,7 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
     }
     keys.insert("patient".into(), KeyFile::generate()?);
     let mut demo = Demo {
-        chain: ChainId::new(&layout.chain_id)?,
+        chain: medledger_testnet::chain_of(dir)?,
         dir: dir.to_path_buf(),
         layout,
         http: reqwest::Client::builder()
@@ -304,7 +305,7 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
         records_from: None,
         records_until: None,
         sensitive_included: BoundedVec::default(),
-        notice_hash: tagged_hash(
+        notice_hash: demo.chain.hash().tagged_hash(
             b"medledger/notice",
             &[b"referral notice shown to the patient"],
         ),
@@ -523,7 +524,7 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
 const SENSITIVE_DEMO_RECORD: &str = "lab-reports/observation-hiv-test.json";
 
 /// A few FHIR resources and an imaging file for the demo patient.
-fn demo_records(root: &Path, chain: &ChainId, patient_key: &KeyFile) -> anyhow::Result<()> {
+fn demo_records(root: &Path, chain: &Chain, patient_key: &KeyFile) -> anyhow::Result<()> {
     let mrn = "MRN-0001";
     let first = InstitutionId::new("city-first-hospital")?;
     let signature =
@@ -563,11 +564,17 @@ fn demo_records(root: &Path, chain: &ChainId, patient_key: &KeyFile) -> anyhow::
 }
 
 /// Reads a stopped node's RocksDB and proves what happened to the patient.
-fn audit(home: &Path, patient: PatientId, grant: TxHash, height: u64) -> anyhow::Result<()> {
+fn audit(
+    home: &Path,
+    hash: HashFunction,
+    patient: PatientId,
+    grant: TxHash,
+    height: u64,
+) -> anyhow::Result<()> {
     println!(
         "\naudit of the first hospital's disk (nodes stopped): this patient's entries, proven against the header"
     );
-    let store = Store::open(&home.join("data").join("ledger"))?;
+    let store = Store::open(&home.join("data").join("ledger"), hash)?;
     let height = store.height()?.unwrap_or(height);
     let header = store.header(height)?.context("no header")?;
     let mut leaves = Vec::new();
@@ -576,14 +583,15 @@ fn audit(home: &Path, patient: PatientId, grant: TxHash, height: u64) -> anyhow:
             store
                 .audit_entry(index)?
                 .context("audit entry missing")?
-                .leaf_hash(),
+                .leaf_hash(hash),
         );
     }
     for index in store.audit_indexes_for_patient(&patient.0)? {
         let entry: AuditEntry = store.audit_entry(index)?.context("audit entry")?;
         let position = usize::try_from(index)?;
-        let proof = merkle::inclusion_proof(&leaves, position).context("proof")?;
+        let proof = merkle::inclusion_proof(hash, &leaves, position).context("proof")?;
         merkle::verify_inclusion(
+            hash,
             &header.audit_root,
             header.audit_size,
             index,
@@ -599,7 +607,7 @@ fn audit(home: &Path, patient: PatientId, grant: TxHash, height: u64) -> anyhow:
     }
     let key = StateKey::Grant(grant);
     let (value, proof) = store.get_with_proof(&key, height)?;
-    verify_state_proof(header.state_root, &key, value.as_deref(), &proof)?;
+    verify_state_proof(hash, header.state_root, &key, value.as_deref(), &proof)?;
     let record: GrantRecord = bcs::from_bytes(&value.context("grant missing")?)?;
     println!(
         "\ngrant {} at height {}: {:?} (JMT proof against the state root ✓)",

@@ -95,7 +95,7 @@ pub fn show(path: &Path) -> anyhow::Result<()> {
     println!();
     println!("{:<22} {:<22} practitioner id", "institution", "role");
     for (institution, key, role, _) in &genesis.practitioners {
-        let id = medledger_contracts::types::PractitionerId::from_key(key);
+        let id = medledger_contracts::types::PractitionerId::from_key(genesis.chain().hash(), key);
         println!(
             "{:<22} {:<22} {}",
             institution.as_str(),

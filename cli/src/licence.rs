@@ -177,7 +177,7 @@ pub fn licence(
                 // ahead of the proposers' does not leave it not yet valid.
                 let now = Timestamp::from_system_time(std::time::SystemTime::now());
                 let valid_from = Timestamp(now.0 - now.0 % DAY_MS);
-                let licence = licence_hash(&salt, number.trim());
+                let licence = licence_hash(s.genesis.chain().hash(), &salt, number.trim());
                 let terms = LicenceTerms {
                     licence_hash: licence,
                     kind,

@@ -600,7 +600,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let signature = medledger_client_sdk::tx::record_link_signature(
                 &key,
-                &genesis.chain_id,
+                &genesis.chain(),
                 &hospital,
                 record_number.trim(),
             );

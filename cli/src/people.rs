@@ -12,6 +12,7 @@ use medledger_client_sdk::{
     AccessAnswer, Client, Identity, KeyFile, LightClient, TermsBuilder, TxBuilder, TxReceipt,
 };
 use medledger_contracts::Hash32;
+use medledger_contracts::encoding::HashFunction;
 use medledger_contracts::transaction::Signer;
 use medledger_contracts::types::{
     Category, DelegateRole, EmergencyReason, Grantee, GroupId, InstitutionId, LegalBasis,
@@ -327,7 +328,7 @@ impl Session {
             .validate()
             .with_context(|| format!("{} is not a valid genesis", c.genesis.display()))?;
         let key = KeyFile::load(&c.key)?;
-        let client = Client::new(&c.node, genesis.chain_id.clone())?;
+        let client = Client::new(&c.node, genesis.chain())?;
         Ok(Self {
             genesis,
             client,
@@ -337,7 +338,7 @@ impl Session {
     }
 
     pub(crate) fn builder(&self, who: &Identity) -> TxBuilder {
-        TxBuilder::new(self.genesis.chain_id.clone(), who.clone())
+        TxBuilder::new(self.genesis.chain(), who.clone())
             .for_window(self.genesis.parameters.tx_validity_window_ms)
     }
 
@@ -517,6 +518,7 @@ fn purpose(name: &str) -> anyhow::Result<Purpose> {
 }
 
 fn terms(
+    function: HashFunction,
     patient: PatientId,
     args: &TermsArgs,
     default_grantee: Option<Grantee>,
@@ -532,7 +534,7 @@ fn terms(
     let mut builder = TermsBuilder::new(patient, grantee)
         .purpose(purpose(&args.purpose)?)
         .days(args.days)
-        .notice(&args.notice);
+        .notice(function, &args.notice);
     for c in &args.categories {
         builder = builder.category(category(c)?);
     }
@@ -618,7 +620,7 @@ pub fn patient(connection: Connection, command: PatientCommand) -> anyhow::Resul
                 }
             }
             PatientCommand::Grant { terms: args } => {
-                let terms = terms(patient, &args, None)?;
+                let terms = terms(s.genesis.chain().hash(), patient, &args, None)?;
                 s.receipt(
                     "granted",
                     &s.client.submit_and_wait(&tx.grant(terms), None).await?,
@@ -745,7 +747,7 @@ pub fn hospital(
                         salt
                     }
                 };
-                let licence = medledger_client_sdk::licence_hash(&salt, licence.trim());
+                let licence = medledger_client_sdk::licence_hash(s.genesis.chain().hash(), &salt, licence.trim());
                 let receipt = s
                     .client
                     .submit_and_wait(&tx.register_practitioner(&practitioner, role, licence), None)
@@ -758,7 +760,7 @@ pub fn hospital(
             HospitalCommand::RequestConsent { patient, terms: args } => {
                 let patient = PatientId(hash(&patient, "--patient")?);
                 let default = own_institution(&s, &me).await?.map(Grantee::Institution);
-                let terms = terms(patient, &args, default)?;
+                let terms = terms(s.genesis.chain().hash(), patient, &args, default)?;
                 s.receipt("consent requested", &s.client.submit_and_wait(&tx.request_consent(terms), None).await?);
             }
             HospitalCommand::Check { patient, grantee_institution, grantee_practitioner, grantee_group, category: c, holder } => {
@@ -868,7 +870,11 @@ pub fn hospital(
                     holder,
                     categories,
                     basis,
-                    medledger_client_sdk::case_reference_hash(&salt, &case_reference),
+                    medledger_client_sdk::case_reference_hash(
+                        s.genesis.chain().hash(),
+                        &salt,
+                        &case_reference,
+                    ),
                 )?;
                 s.receipt("public-health access", &s.client.submit_and_wait(&tx, None).await?);
             }
@@ -883,7 +889,11 @@ pub fn hospital(
                     Some(text) => (crate::licence::salt_from_hex(&text, "--evidence-salt")?, false),
                     None => (medledger_client_sdk::new_salt()?, true),
                 };
-                let evidence_hash = medledger_client_sdk::tx::guardianship_evidence_hash(&salt, evidence.trim());
+                let evidence_hash = medledger_client_sdk::tx::guardianship_evidence_hash(
+                    s.genesis.chain().hash(),
+                    &salt,
+                    evidence.trim(),
+                );
                 let receipt = s
                     .client
                     .submit_and_wait(&tx.record_guardianship(&child, guardian, until, evidence_hash), None)
@@ -977,7 +987,7 @@ pub fn review(
         let tx = s.builder(&me).emergency_review(
             access,
             finding,
-            medledger_client_sdk::review_record_hash(&bytes),
+            medledger_client_sdk::review_record_hash(s.genesis.chain().hash(), &bytes),
         );
         s.receipt("reviewed", &s.client.submit_and_wait(&tx, None).await?);
         anyhow::Ok(())

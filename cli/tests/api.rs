@@ -19,13 +19,13 @@ use medledger_contracts::request_auth::RequestAuth;
 use medledger_contracts::state::StateKey;
 use medledger_contracts::transaction::{Payload, Signer};
 use medledger_contracts::types::{
-    Category, ChainId, DelegateRole, Grantee, InstitutionId, PatientId, Purpose, SensitiveClass,
+    Category, Chain, DelegateRole, Grantee, InstitutionId, PatientId, Purpose, SensitiveClass,
     Timestamp, TxHash,
 };
 use serde_json::{Value, json};
 
-fn chain_id() -> ChainId {
-    ChainId::new(CHAIN).unwrap()
+fn chain_id() -> Chain {
+    common::chain()
 }
 
 fn institution(id: &str) -> InstitutionId {
@@ -63,7 +63,7 @@ async fn patient_grants_to_second_hospital(net: &Testnet) -> Story {
     .holders([institution("city-first-hospital")])
     .purpose(Purpose::Referral)
     .days(30)
-    .notice("referral notice")
+    .notice(chain_id().hash(), "referral notice")
     .build()
     .unwrap();
     let receipt = client
@@ -515,7 +515,7 @@ async fn reads_are_signed_and_shown_only_to_those_named() {
     .holders([institution("city-first-hospital")])
     .purpose(Purpose::Referral)
     .days(30)
-    .notice("batch notice")
+    .notice(chain_id().hash(), "batch notice")
     .build()
     .unwrap();
     let early_grant = as_newcomer.grant(terms);

@@ -17,7 +17,7 @@ use medledger_contracts::certificate::{
 };
 use medledger_contracts::encoding::{from_bytes, to_bytes};
 use medledger_contracts::records::AuditEntry;
-use medledger_contracts::types::{Category, ChainId, Grantee, InstitutionId, Purpose};
+use medledger_contracts::types::{Category, Grantee, InstitutionId, Purpose};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -106,7 +106,7 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
     let mut net = Testnet::new(4);
     net.start_all();
     net.reach(0, 2, 60, "no blocks").await;
-    let chain = ChainId::new(CHAIN).unwrap();
+    let chain = common::chain();
     let client = Client::new(&net.nodes()[0].http, chain.clone()).unwrap();
     let patient_key = KeyFile::generate().unwrap();
     let patient = patient_key.patient_id();
@@ -314,7 +314,7 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
     let outsider = testnet_key(&net, "node:first-online");
     with(revoked.height, &|b| {
         let mut certificate: CommitCertificate = from_bytes(&b.certificate, 1 << 16).unwrap();
-        let address = ConsensusAddress::of_key(&outsider.public_key());
+        let address = ConsensusAddress::of_key(common::chain().hash(), &outsider.public_key());
         let body = VoteBody {
             kind: VoteKind::Precommit,
             height: certificate.height,
@@ -322,7 +322,9 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
             block: Some(certificate.block),
             validator: address,
         };
-        let signature = outsider.secret().sign(&vote_message(CHAIN, &body));
+        let signature = outsider
+            .secret()
+            .sign(&vote_message(&common::chain(), &body));
         let mut signatures = certificate.signatures.clone().into_inner();
         signatures[0] = CommitSignature {
             validator: address,
@@ -356,14 +358,17 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
         let mut block = Block::from_bytes(&b.block).unwrap();
         block.header.state_root.0[0] ^= 1;
         let mut certificate: CommitCertificate = from_bytes(&b.certificate, 1 << 16).unwrap();
-        certificate.block = block.header.hash();
+        certificate.block = block.header.hash(common::chain().hash());
         let signatures = certificate
             .signatures
             .iter()
             .map(|signed| {
                 let key = validators
                     .iter()
-                    .find(|k| ConsensusAddress::of_key(&k.public_key()) == signed.validator)
+                    .find(|k| {
+                        ConsensusAddress::of_key(common::chain().hash(), &k.public_key())
+                            == signed.validator
+                    })
                     .expect("a validator's key");
                 let body = VoteBody {
                     kind: VoteKind::Precommit,
@@ -374,7 +379,7 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
                 };
                 CommitSignature {
                     validator: signed.validator,
-                    signature: key.secret().sign(&vote_message(CHAIN, &body)),
+                    signature: key.secret().sign(&vote_message(&common::chain(), &body)),
                 }
             })
             .collect();

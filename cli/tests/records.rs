@@ -20,12 +20,12 @@ use medledger_client_sdk::{
 use medledger_contracts::encoding::{BoundedVec, Hash32};
 use medledger_contracts::transaction::Payload;
 use medledger_contracts::types::{
-    Category, ChainId, EmergencyReason, Grantee, InstitutionId, LegalBasis, PatientId, Purpose,
+    Category, Chain, EmergencyReason, Grantee, InstitutionId, LegalBasis, PatientId, Purpose,
     Timestamp, TxHash,
 };
 
-fn chain_id() -> ChainId {
-    ChainId::new(CHAIN).unwrap()
+fn chain_id() -> Chain {
+    common::chain()
 }
 
 fn institution(id: &str) -> InstitutionId {
@@ -742,7 +742,7 @@ async fn the_release_is_committed_before_any_content_and_a_restart_serves_nothin
     let sent: Vec<String> = manifest
         .items
         .iter()
-        .map(|i| released_hash(&salt, &i.sha256).to_hex())
+        .map(|i| released_hash(chain_id().hash(), &salt, &i.sha256).to_hex())
         .collect();
     assert_eq!(recorded, sent);
     for item in &manifest.items {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use medledger_client_sdk::KeyFile;
 use medledger_contracts::transaction::{Payload, Signer, Transaction};
-use medledger_contracts::types::ChainId;
+use medledger_contracts::types::{Chain, ChainId};
 use serde_json::{Value, json};
 
 /// [R1] A committed transaction's id leaves the state of every node once
@@ -83,7 +83,11 @@ async fn committed_ids_leave_every_nodes_state_after_their_window() {
         net.kill(i);
     }
     for node in net.nodes() {
-        let store = medledger_store::Store::open(&node.home.join("data").join("ledger")).unwrap();
+        let store = medledger_store::Store::open(
+            &node.home.join("data").join("ledger"),
+            common::chain().hash(),
+        )
+        .unwrap();
         let height = store.height().unwrap().unwrap();
         let root = store.header(height).unwrap().unwrap().state_root;
         let marker = StateKey::CommittedTransaction(id);
@@ -93,7 +97,7 @@ async fn committed_ids_leave_every_nodes_state_after_their_window() {
             "{}: the id is still in state",
             node.institution
         );
-        verify_state_proof(root, &marker, None, &proof).unwrap();
+        verify_state_proof(common::chain().hash(), root, &marker, None, &proof).unwrap();
     }
 }
 
@@ -230,7 +234,13 @@ async fn bad_transactions_are_refused_with_reasons() {
         valid_until: valid_until(),
         payload: Payload::RegisterPatient,
     }
-    .sign(&ChainId::new("another-chain").unwrap(), key.secret());
+    .sign(
+        &Chain::new(
+            ChainId::new("another-chain").unwrap(),
+            common::chain().suite,
+        ),
+        key.secret(),
+    );
     let (status, body) = net.submit(0, &other, false).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -454,9 +464,12 @@ async fn a_block_whose_signature_does_not_verify_is_never_committed() {
         with_transactions += usize::from(!leaves.is_empty());
         assert_eq!(
             Some(
-                medledger_contracts::state_machine::transaction_root(&leaves)
-                    .to_hex()
-                    .as_str()
+                medledger_contracts::state_machine::transaction_root(
+                    common::chain().hash(),
+                    &leaves
+                )
+                .to_hex()
+                .as_str()
             ),
             header["transaction_root"].as_str(),
             "height {h}"
@@ -540,6 +553,7 @@ async fn an_observer_made_a_validator_by_votes_signs_certificates() {
     // The change takes effect a few heights later; then the new validator's
     // precommits are in certificates.
     let address = ConsensusAddress::of_key(
+        common::chain().hash(),
         &KeyFile::load(&net.nodes()[4].home.join("node-key.json"))
             .unwrap()
             .public_key(),
@@ -608,7 +622,7 @@ async fn a_member_removed_by_votes_is_disconnected_and_refused() {
             payload: Payload::RegisterPractitioner {
                 key: new_key.public_key(),
                 role: PractitionerRole::Physician,
-                licence_hash: licence_hash(&[1; 16], "110000000000001"),
+                licence_hash: licence_hash(common::chain().hash(), &[1; 16], "110000000000001"),
                 key_proof,
             },
         }
@@ -741,7 +755,9 @@ async fn a_validator_rotates_its_node_key_and_votes_with_the_new_one() {
         .dir()
         .join("keys")
         .join(format!("admin.{institution}.json"));
-    let address = |key: &KeyFile| ConsensusAddress::of_key(&key.public_key()).to_string();
+    let address = |key: &KeyFile| {
+        ConsensusAddress::of_key(common::chain().hash(), &key.public_key()).to_string()
+    };
     let old = address(&KeyFile::load(&home.join("node-key.json")).unwrap());
     let new_file = net.dir().join("new-node-key.json");
     let new_key = KeyFile::generate().unwrap();
@@ -1257,9 +1273,12 @@ async fn a_hospital_records_a_guardianship_and_the_guardian_sees_it() {
     assert_eq!(recorded["outcome"]["status"], "applied", "{recorded}");
     let mut salt_bytes = [0u8; 16];
     salt_bytes.copy_from_slice(&hex::decode(salt).unwrap());
-    let evidence =
-        medledger_client_sdk::tx::guardianship_evidence_hash(&salt_bytes, "O330100202600123")
-            .to_hex();
+    let evidence = medledger_client_sdk::tx::guardianship_evidence_hash(
+        common::chain().hash(),
+        &salt_bytes,
+        "O330100202600123",
+    )
+    .to_hex();
     assert_eq!(recorded["evidence_hash"], evidence.as_str(), "{recorded}");
     // The guardian sees it, with the hospital and the evidence's hash.
     let listed = json(guardian, &["patient", "delegations", "--of", child_id]);
@@ -1492,7 +1511,8 @@ async fn a_new_institution_admitted_by_votes_syncs_then_becomes_a_validator() {
 
     // Made a validator: its precommits appear in certificates.
     let carried_at = carry(&net, &["set-voting-power", &id, "1"]).await;
-    let address = ConsensusAddress::of_key(&key("node").public_key()).to_string();
+    let address =
+        ConsensusAddress::of_key(common::chain().hash(), &key("node").public_key()).to_string();
     net.reach(0, carried_at + 8, 60, "no progress").await;
     let mut signed = 0;
     for h in carried_at + 4..=carried_at + 8 {

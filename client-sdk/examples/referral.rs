@@ -34,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // Trust starts from the genesis file, not from the node.
     let genesis = GenesisFile::read(Path::new(genesis))?.validate()?;
-    let client = Client::new(node, genesis.chain_id.clone())?;
+    let client = Client::new(node, genesis.chain())?;
     let key = KeyFile::load(Path::new(key))?;
     let doctor = Identity::practitioner(&key);
     let patient = PatientId(Hash32::from_hex(patient)?);
@@ -70,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // 2. Ask for the records: the ledger decides, and records the decision.
-    let tx = TxBuilder::new(genesis.chain_id.clone(), doctor.clone())
+    let tx = TxBuilder::new(genesis.chain(), doctor.clone())
         .for_window(genesis.parameters.tx_validity_window_ms);
     let request = tx.access_request(
         grant.id,

@@ -12,7 +12,7 @@ use medledger_contracts::encoding::{from_bytes, to_bytes};
 use medledger_contracts::light::{PROVED_VALUE_BYTES_MAX, ProvedValue};
 use medledger_contracts::request_auth::RequestAuth;
 use medledger_contracts::transaction::{SignedTransaction, Signer};
-use medledger_contracts::types::{ChainId, InstitutionId, PatientId, Timestamp, TxHash};
+use medledger_contracts::types::{Chain, InstitutionId, PatientId, Timestamp, TxHash};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -105,7 +105,7 @@ impl TxReceipt {
 pub struct Client {
     base: String,
     http: reqwest::Client,
-    chain: ChainId,
+    chain: Chain,
     /// The institution whose node this is: every signed request names it,
     /// so it cannot be replayed at another member's node. Read from
     /// `/v1/status` at the first signed request unless given.
@@ -130,8 +130,11 @@ pub fn now() -> Timestamp {
 }
 
 impl Client {
-    /// A client of the node at `base_url` (e.g. `http://127.0.0.1:8645`) on `chain`.
-    pub fn new(base_url: &str, chain: ChainId) -> Result<Self, SdkError> {
+    /// A client of the node at `base_url` (e.g. `http://127.0.0.1:8645`) on
+    /// `chain` (its id and crypto suite, from its genesis: [`Genesis::chain`]).
+    ///
+    /// [`Genesis::chain`]: medledger_genesis::Genesis::chain
+    pub fn new(base_url: &str, chain: Chain) -> Result<Self, SdkError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(40))
             .pool_max_idle_per_host(64)
@@ -168,7 +171,7 @@ impl Client {
     }
 
     /// The chain this client signs for.
-    pub fn chain(&self) -> &ChainId {
+    pub fn chain(&self) -> &Chain {
         &self.chain
     }
 

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-use medledger_contracts::crypto::{PublicKey, SecretKey};
+use medledger_contracts::crypto::{CryptoSuite, PublicKey, SecretKey};
 use medledger_contracts::types::{PatientId, PractitionerId};
 use serde::{Deserialize, Serialize};
 
@@ -86,14 +86,17 @@ impl KeyFile {
         self.secret.public_key()
     }
 
-    /// The patient id this key would register as.
+    /// The patient id this key would register as (on a chain of the one
+    /// suite its scheme belongs to).
     pub fn patient_id(&self) -> PatientId {
-        PatientId::from_key(&self.public_key())
+        let key = self.public_key();
+        PatientId::from_key(CryptoSuite::of_key(&key).hash_function(), &key)
     }
 
     /// The practitioner id this key would be registered as.
     pub fn practitioner_id(&self) -> PractitionerId {
-        PractitionerId::from_key(&self.public_key())
+        let key = self.public_key();
+        PractitionerId::from_key(CryptoSuite::of_key(&key).hash_function(), &key)
     }
 
     /// Writes the key to a new file with mode 0600; refuses to overwrite.

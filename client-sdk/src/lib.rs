@@ -22,7 +22,7 @@
 //!     .map_err(|e| medledger_client_sdk::SdkError::Genesis(e.to_string()))?
 //!     .validate()
 //!     .map_err(|e| medledger_client_sdk::SdkError::Genesis(e.to_string()))?;
-//! let client = Client::new("http://127.0.0.1:8645", genesis.chain_id.clone())?;
+//! let client = Client::new("http://127.0.0.1:8645", genesis.chain())?;
 //! let light = LightClient::new(client, &genesis, Duration::from_secs(30))?;
 //! let doctor = Identity::practitioner(&KeyFile::load(std::path::Path::new("doctor.json")).unwrap());
 //! let grant = light.verify_grant(&grant_id, &doctor).await?;

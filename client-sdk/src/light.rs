@@ -21,7 +21,7 @@ use medledger_contracts::light::{
 use medledger_contracts::records::{GrantRecord, GrantStatus, ValidatorSet, ValidatorSetRecord};
 use medledger_contracts::state::StateKey;
 use medledger_contracts::types::{
-    Category, ChainId, GrantId, Grantee, InstitutionId, PatientId, Timestamp, categories_cover,
+    Category, Chain, GrantId, Grantee, InstitutionId, PatientId, Timestamp, categories_cover,
 };
 use medledger_genesis::Genesis;
 
@@ -64,7 +64,7 @@ const VERIFIED_HEADERS_MAX: usize = 4096;
 /// Verifies answers from one node against the genesis file.
 pub struct LightClient {
     client: Client,
-    chain: ChainId,
+    chain: Chain,
     /// Verified validator-set records by height (0: genesis).
     trusted: Mutex<BTreeMap<u64, TrustedValidators>>,
     /// Header hashes already verified, by height.
@@ -76,11 +76,13 @@ impl LightClient {
     /// A light client over `client`, trusting only `genesis`, refusing proofs
     /// whose block is older than `max_age`.
     pub fn new(client: Client, genesis: &Genesis, max_age: Duration) -> Result<Self, SdkError> {
-        if client.chain() != &genesis.chain_id {
+        if client.chain() != &genesis.chain() {
             return Err(SdkError::Genesis(format!(
-                "the client is for chain {}, the genesis for {}",
-                client.chain().as_str(),
-                genesis.chain_id.as_str()
+                "the client is for chain {} on suite {}, the genesis for chain {} on suite {}",
+                client.chain().id.as_str(),
+                client.chain().suite.name(),
+                genesis.chain_id.as_str(),
+                genesis.crypto_suite.name()
             )));
         }
         let writes = genesis
@@ -98,7 +100,7 @@ impl LightClient {
             genesis.parameters.validator_change_delay_heights,
         );
         Ok(Self {
-            chain: genesis.chain_id.clone(),
+            chain: genesis.chain(),
             client,
             trusted: Mutex::new(BTreeMap::from([(0, start)])),
             verified: Mutex::new(HashMap::new()),
@@ -170,14 +172,14 @@ impl LightClient {
             .into());
         }
         let height = proved.header.height;
-        let hash = proved.header.hash();
+        let hash = proved.header.hash(self.chain.hash());
         let known = self
             .verified
             .lock()
             .map(|v| v.get(&height) == Some(&hash))
             .unwrap_or(false);
         if known {
-            proved.verify_proof()?;
+            proved.verify_proof(&self.chain)?;
             return Ok(());
         }
         let set = self.validator_set(height).await?;

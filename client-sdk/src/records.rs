@@ -180,7 +180,7 @@ pub async fn fetch_records(
     let expected: Vec<medledger_api::Hex32> = manifest
         .items
         .iter()
-        .map(|i| medledger_api::Hex32(released_hash(&salt, &i.sha256)))
+        .map(|i| medledger_api::Hex32(released_hash(client.chain().hash(), &salt, &i.sha256)))
         .collect();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
@@ -249,7 +249,7 @@ pub async fn open_fetch(
     };
     let authorization = FetchAuthorization {
         committed_at,
-        chain: client.chain().clone(),
+        chain: client.chain().id.clone(),
         request,
         holder,
         practitioner: practitioner_id,
@@ -257,7 +257,9 @@ pub async fn open_fetch(
         time: crate::client::now(),
     };
     let signed = SignedFetch {
-        signature: practitioner.key().sign(&authorization.digest()),
+        signature: practitioner
+            .key()
+            .sign(&authorization.digest(client.chain().hash())),
         public_key: practitioner.key().public_key(),
         authorization,
     };

@@ -3,7 +3,7 @@
 //! [`Client::submit_and_wait`](crate::Client::submit_and_wait).
 
 use medledger_contracts::crypto::PublicKey;
-use medledger_contracts::encoding::{BoundedVec, Hash32, tagged_hash};
+use medledger_contracts::encoding::{BoundedVec, Hash32, HashFunction};
 use medledger_contracts::transaction::{
     GovernanceAction, KeyRole, Payload, SignedTransaction, Transaction,
     guardianship_consent_message, key_possession_message,
@@ -16,7 +16,7 @@ use crate::error::SdkError;
 /// Signs transactions as one identity on one chain.
 #[derive(Clone, Debug)]
 pub struct TxBuilder {
-    chain: ChainId,
+    chain: Chain,
     who: Identity,
     lifetime_ms: u64,
 }
@@ -45,16 +45,17 @@ fn categories_of(mut categories: Vec<Category>) -> Result<Categories, SdkError> 
 
 /// The hash an emergency review's record is recorded as (R7.4): of the
 /// record the reviewing regulator keeps (its bytes), so the ledger proves
-/// which record the finding rests on without holding it.
-pub fn review_record_hash(record: &[u8]) -> Hash32 {
-    tagged_hash(b"medledger/review-record/v1", &[record])
+/// which record the finding rests on without holding it. `hash` is the
+/// chain's ([`Chain::hash`]), as for every hash below.
+pub fn review_record_hash(hash: HashFunction, record: &[u8]) -> Hash32 {
+    hash.tagged_hash(b"medledger/review-record/v1", &[record])
 }
 
 /// The hash a public-health access's case is recorded as (R7.5): of the
 /// case reference with a salt the CDC keeps beside its case report, so that
 /// a reference short enough to guess cannot be confirmed from the ledger.
-pub fn case_reference_hash(salt: &[u8; 16], reference: &str) -> Hash32 {
-    tagged_hash(
+pub fn case_reference_hash(hash: HashFunction, salt: &[u8; 16], reference: &str) -> Hash32 {
+    hash.tagged_hash(
         b"medledger/case-reference/v1",
         &[salt, reference.as_bytes()],
     )
@@ -73,8 +74,12 @@ pub fn new_salt() -> std::io::Result<[u8; 16]> {
 /// document's number (e.g. a birth certificate's, 出生医学证明) with a salt
 /// the hospital keeps beside its copy, so that the number, which is short
 /// enough to guess, cannot be confirmed from the ledger.
-pub fn guardianship_evidence_hash(salt: &[u8; 16], document_number: &str) -> Hash32 {
-    tagged_hash(
+pub fn guardianship_evidence_hash(
+    hash: HashFunction,
+    salt: &[u8; 16],
+    document_number: &str,
+) -> Hash32 {
+    hash.tagged_hash(
         b"medledger/guardianship-evidence/v1",
         &[salt, document_number.as_bytes()],
     )
@@ -85,7 +90,7 @@ pub fn guardianship_evidence_hash(salt: &[u8; 16], document_number: &str) -> Has
 /// records only under a link their current key signed).
 pub fn record_link_signature(
     patient_key: &crate::KeyFile,
-    chain: &ChainId,
+    chain: &Chain,
     hospital: &InstitutionId,
     record_number: &str,
 ) -> medledger_contracts::crypto::Signature {
@@ -99,9 +104,9 @@ pub fn record_link_signature(
         ))
 }
 
-/// The SHA-256 of a consent notice's text, as the patient was shown it.
-pub fn notice_hash(notice: &str) -> Hash32 {
-    tagged_hash(b"", &[notice.as_bytes()])
+/// The hash of a consent notice's text, as the patient was shown it.
+pub fn notice_hash(hash: HashFunction, notice: &str) -> Hash32 {
+    hash.digest(notice.as_bytes())
 }
 
 /// Grant terms, built step by step and checked for canonical form at the end.
@@ -188,9 +193,10 @@ impl TermsBuilder {
         self
     }
 
-    /// The notice the patient was shown (its hash goes on the ledger).
-    pub fn notice(mut self, text: &str) -> Self {
-        self.notice_hash = notice_hash(text);
+    /// The notice the patient was shown (its hash, with the chain's
+    /// function `hash`, goes on the ledger).
+    pub fn notice(mut self, hash: HashFunction, text: &str) -> Self {
+        self.notice_hash = notice_hash(hash, text);
         self
     }
 
@@ -237,7 +243,7 @@ impl TermsBuilder {
 impl TxBuilder {
     /// Transactions signed by `who` for `chain`, each valid for
     /// [`TX_LIFETIME_MS_DEFAULT`] after it is signed.
-    pub fn new(chain: ChainId, who: Identity) -> Self {
+    pub fn new(chain: Chain, who: Identity) -> Self {
         Self {
             chain,
             who,

@@ -26,6 +26,7 @@ use malachitebft_app_channel::{
 use malachitebft_signing_ed25519::PublicKey as MPublicKey;
 use medledger_contracts::Hash32;
 use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::encoding::HashFunction;
 use medledger_contracts::records::ValidatorSet as LedgerValidators;
 use tracing::{debug, info, warn};
 
@@ -117,7 +118,10 @@ fn linear_timeouts(t: &Timeouts) -> LinearTimeouts {
     }
 }
 
-fn consensus_validators(set: &LedgerValidators) -> Result<ValidatorSet, ConsensusError> {
+fn consensus_validators(
+    hash: HashFunction,
+    set: &LedgerValidators,
+) -> Result<ValidatorSet, ConsensusError> {
     let validators =
         set.validators
             .iter()
@@ -128,7 +132,7 @@ fn consensus_validators(set: &LedgerValidators) -> Result<ValidatorSet, Consensu
                 let public_key = MPublicKey::from_bytes(bytes)
                     .map_err(|e| format!("validator {}: {e}", v.institution.as_str()))?;
                 Ok(Validator {
-                    address: address_of(&v.node_key),
+                    address: address_of(hash, &v.node_key),
                     public_key,
                     power: v.power,
                 })
@@ -140,10 +144,15 @@ fn consensus_validators(set: &LedgerValidators) -> Result<ValidatorSet, Consensu
 
 /// Whether `publisher` (a libp2p peer id, as text) is the node of the
 /// validator whose consensus address is `proposer`.
-fn published_by_proposer(set: &LedgerValidators, proposer: Address, publisher: &str) -> bool {
+fn published_by_proposer(
+    hash: HashFunction,
+    set: &LedgerValidators,
+    proposer: Address,
+    publisher: &str,
+) -> bool {
     set.validators
         .iter()
-        .find(|v| address_of(&v.node_key) == proposer)
+        .find(|v| address_of(hash, &v.node_key) == proposer)
         .and_then(|v| peer_id_of_key(&v.node_key))
         .is_some_and(|peer| peer == publisher)
 }
@@ -166,6 +175,8 @@ const FUTURE_PROPOSALS_MAX: usize = 16;
 struct Driver<A: Application> {
     app: A,
     ctx: Ctx,
+    /// The chain's hash function (consensus addresses).
+    hash: HashFunction,
     address: Address,
     timeouts: LinearTimeouts,
     empty_block_wait: Duration,
@@ -198,7 +209,8 @@ pub async fn run<A: Application>(
 ) -> Result<(), ConsensusError> {
     let ctx = Ctx;
     let public_key = settings.node_key.public_key();
-    let address = address_of(&public_key);
+    let hash = settings.chain.hash();
+    let address = address_of(hash, &public_key);
     let keypair = keypair(&settings.node_key)?;
     let peer_id = keypair.public().to_peer_id();
 
@@ -249,7 +261,7 @@ pub async fn run<A: Application>(
         },
     };
 
-    let signer = NodeSigner::new(settings.chain_id.clone(), settings.node_key.clone());
+    let signer = NodeSigner::new(settings.chain.clone(), settings.node_key.clone());
     // Every member node can sign: whether it votes at a height is decided by
     // the validator set of that height (from state), so an observer that
     // governance makes a validator starts voting without a restart.
@@ -266,7 +278,7 @@ pub async fn run<A: Application>(
         address.to_string(),
         proof_bytes,
     );
-    let verifier = NodeVerifier::new(settings.chain_id.clone());
+    let verifier = NodeVerifier::new(settings.chain.clone());
     let consensus_ctx =
         ConsensusContext::new_validator(address, Box::new(verifier), Box::new(signer));
     std::fs::create_dir_all(&settings.wal_dir).map_err(|e| {
@@ -289,6 +301,7 @@ pub async fn run<A: Application>(
     let mut driver = Driver {
         app,
         ctx,
+        hash,
         address,
         timeouts: linear_timeouts(&settings.timeouts),
         empty_block_wait: settings.empty_block_wait,
@@ -370,7 +383,7 @@ fn stream_id(height: u64, round: Round) -> StreamId {
 
 impl<A: Application> Driver<A> {
     fn params(&self, height: u64) -> Result<HeightParams<Ctx>, ConsensusError> {
-        let set = consensus_validators(&self.app.validators(height)?)?;
+        let set = consensus_validators(self.hash, &self.app.validators(height)?)?;
         Ok(HeightParams::new(set, self.timeouts, None))
     }
 
@@ -811,7 +824,7 @@ impl<A: Application> Driver<A> {
         let validators = self.app.validators(height).ok();
         let expected = validators
             .as_ref()
-            .and_then(|v| consensus_validators(v).ok())
+            .and_then(|v| consensus_validators(self.hash, v).ok())
             .map(|set| {
                 self.ctx
                     .select_proposer(&set, Height(height), round)
@@ -827,7 +840,7 @@ impl<A: Application> Driver<A> {
         // id, and this node would vote nil on the honest block.
         if !validators
             .as_ref()
-            .is_some_and(|v| published_by_proposer(v, proposer, &publisher))
+            .is_some_and(|v| published_by_proposer(self.hash, v, proposer, &publisher))
         {
             warn!(height, %proposer, %publisher, "proposal stream not published by the proposer's node; dropped");
             return None;
@@ -922,15 +935,16 @@ mod tests {
             )
             .unwrap(),
         };
-        let proposer = address_of(&keys[0].public_key());
+        let hash = HashFunction::Sha256;
+        let proposer = address_of(hash, &keys[0].public_key());
         let own = peer_id_of_key(&keys[0].public_key()).unwrap();
         let other_member = peer_id_of_key(&keys[1].public_key()).unwrap();
         let stranger = peer_id_of_key(&SecretKey::from_seed([9; 32]).public_key()).unwrap();
-        assert!(published_by_proposer(&set, proposer, &own));
-        assert!(!published_by_proposer(&set, proposer, &other_member));
-        assert!(!published_by_proposer(&set, proposer, &stranger));
+        assert!(published_by_proposer(hash, &set, proposer, &own));
+        assert!(!published_by_proposer(hash, &set, proposer, &other_member));
+        assert!(!published_by_proposer(hash, &set, proposer, &stranger));
         // A proposer address that is no validator's has no node at all.
-        let outsider = address_of(&SecretKey::from_seed([8; 32]).public_key());
-        assert!(!published_by_proposer(&set, outsider, &own));
+        let outsider = address_of(hash, &SecretKey::from_seed([8; 32]).public_key());
+        assert!(!published_by_proposer(hash, &set, outsider, &own));
     }
 }

@@ -152,8 +152,9 @@ pub struct Timeouts {
 
 /// How to run consensus on this node.
 pub struct Settings {
-    /// The chain id (bound into every consensus signature).
-    pub chain_id: String,
+    /// The chain: its id is bound into every consensus signature, its
+    /// suite's hash makes the digests and consensus addresses.
+    pub chain: medledger_contracts::types::Chain,
     /// Human-readable name in logs (the institution id).
     pub moniker: String,
     /// The node key: signs votes and proposals, and is the libp2p identity.

@@ -341,7 +341,10 @@ mod tests {
     const BLOCK_MAX: usize = 4096;
 
     fn proposer() -> Address {
-        address_of(&SecretKey::from_seed([1; 32]).public_key())
+        address_of(
+            medledger_contracts::encoding::HashFunction::Sha256,
+            &SecretKey::from_seed([1; 32]).public_key(),
+        )
     }
 
     fn stream_of(height: u64, round: i64) -> Bytes {

@@ -13,7 +13,8 @@ use medledger_contracts::certificate::{
     ConsensusAddress, ProposalBody, VoteBody, VoteKind, proposal_message, vote_message,
 };
 use medledger_contracts::crypto::{PublicKey, SecretKey, Signature};
-use medledger_contracts::encoding::{tagged_hash, tags};
+use medledger_contracts::encoding::{HashFunction, tags};
+use medledger_contracts::types::Chain;
 
 use crate::context::{Address, BlockId, Ctx, Proposal, Vote};
 
@@ -52,8 +53,8 @@ fn proposal_body(proposal: &Proposal) -> ProposalBody {
 }
 
 /// The digest a node signs to tie its network peer id to its node key.
-fn identity_message(public_key: &[u8], peer_id: &[u8]) -> Hash32 {
-    tagged_hash(
+fn identity_message(chain: &Chain, public_key: &[u8], peer_id: &[u8]) -> Hash32 {
+    chain.hash().tagged_hash(
         tags::NODE_IDENTITY,
         &[&ValidatorProof::<Ctx>::signing_bytes(public_key, peer_id)],
     )
@@ -80,14 +81,14 @@ pub(crate) fn to_contract_key(key: &MPublicKey) -> PublicKey {
 
 /// Signs consensus messages with this node's key.
 pub struct NodeSigner {
-    chain_id: String,
+    chain: Chain,
     key: SecretKey,
 }
 
 impl NodeSigner {
-    /// A signer for `chain_id` with the node key.
-    pub fn new(chain_id: String, key: SecretKey) -> Self {
-        Self { chain_id, key }
+    /// A signer for `chain` with the node key.
+    pub fn new(chain: Chain, key: SecretKey) -> Self {
+        Self { chain, key }
     }
 
     fn sign(&self, digest: &Hash32) -> MSignature {
@@ -98,7 +99,7 @@ impl NodeSigner {
 #[async_trait]
 impl Signer<Ctx> for NodeSigner {
     async fn sign_vote(&self, vote: Vote) -> Result<SignedMessage<Ctx, Vote>, Error> {
-        let signature = self.sign(&vote_message(&self.chain_id, &vote_body(&vote)));
+        let signature = self.sign(&vote_message(&self.chain, &vote_body(&vote)));
         Ok(SignedMessage::new(vote, signature))
     }
 
@@ -106,7 +107,7 @@ impl Signer<Ctx> for NodeSigner {
         &self,
         proposal: Proposal,
     ) -> Result<SignedMessage<Ctx, Proposal>, Error> {
-        let signature = self.sign(&proposal_message(&self.chain_id, &proposal_body(&proposal)));
+        let signature = self.sign(&proposal_message(&self.chain, &proposal_body(&proposal)));
         Ok(SignedMessage::new(proposal, signature))
     }
 
@@ -125,7 +126,7 @@ impl Signer<Ctx> for NodeSigner {
         public_key: Vec<u8>,
         peer_id: Vec<u8>,
     ) -> Result<ValidatorProof<Ctx>, Error> {
-        let signature = self.sign(&identity_message(&public_key, &peer_id));
+        let signature = self.sign(&identity_message(&self.chain, &public_key, &peer_id));
         Ok(ValidatorProof::new(public_key, peer_id, signature))
     }
 }
@@ -133,13 +134,13 @@ impl Signer<Ctx> for NodeSigner {
 /// Verifies consensus messages with the same digests, under the ledger's
 /// one signature rule (ZIP-215, `medledger_contracts::crypto`).
 pub struct NodeVerifier {
-    chain_id: String,
+    chain: Chain,
 }
 
 impl NodeVerifier {
-    /// A verifier for `chain_id`.
-    pub fn new(chain_id: String) -> Self {
-        Self { chain_id }
+    /// A verifier for `chain`.
+    pub fn new(chain: Chain) -> Self {
+        Self { chain }
     }
 }
 
@@ -161,7 +162,7 @@ impl Verifier<Ctx> for NodeVerifier {
     ) -> Result<VerificationResult, Error> {
         Ok(check(
             public_key,
-            &vote_message(&self.chain_id, &vote_body(vote)),
+            &vote_message(&self.chain, &vote_body(vote)),
             signature,
         ))
     }
@@ -174,7 +175,7 @@ impl Verifier<Ctx> for NodeVerifier {
     ) -> Result<VerificationResult, Error> {
         Ok(check(
             public_key,
-            &proposal_message(&self.chain_id, &proposal_body(proposal)),
+            &proposal_message(&self.chain, &proposal_body(proposal)),
             signature,
         ))
     }
@@ -202,15 +203,15 @@ impl Verifier<Ctx> for NodeVerifier {
         };
         Ok(check(
             &key,
-            &identity_message(&proof.public_key, &proof.peer_id),
+            &identity_message(&self.chain, &proof.public_key, &proof.peer_id),
             &proof.signature,
         ))
     }
 }
 
-/// The consensus address of a medledger node key.
-pub fn address_of(key: &PublicKey) -> Address {
-    Address(ConsensusAddress::of_key(key).0)
+/// The consensus address of a medledger node key on a chain hashing with `hash`.
+pub fn address_of(hash: HashFunction, key: &PublicKey) -> Address {
+    Address(ConsensusAddress::of_key(hash, key).0)
 }
 
 /// A block id from a header hash.

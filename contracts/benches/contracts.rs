@@ -7,8 +7,9 @@
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
+use medledger_contracts::crypto::CryptoSuite;
 use medledger_contracts::crypto::SecretKey;
-use medledger_contracts::encoding::{BoundedString, BoundedVec, Hash32, tagged_hash};
+use medledger_contracts::encoding::{BoundedString, BoundedVec, Hash32, HashFunction};
 use medledger_contracts::ledger::MemoryLedger;
 use medledger_contracts::records::LedgerParameters;
 use medledger_contracts::state::{StateKey, verify_state_proof};
@@ -17,7 +18,11 @@ use medledger_contracts::transaction::*;
 use medledger_contracts::types::*;
 
 fn key(label: &str) -> SecretKey {
-    SecretKey::from_seed(tagged_hash(b"medledger/bench-key", &[label.as_bytes()]).0)
+    SecretKey::from_seed(
+        HashFunction::Sha256
+            .tagged_hash(b"medledger/bench-key", &[label.as_bytes()])
+            .0,
+    )
 }
 
 fn inst(id: &str) -> InstitutionId {
@@ -42,7 +47,7 @@ const T0: u64 = 1_790_000_000_000;
 
 /// A ledger with `patients` registered patients, each with one grant to hosp-b.
 fn ledger(patients: usize) -> (MemoryLedger, Vec<TxHash>) {
-    let chain = ChainId::new("bench").unwrap();
+    let chain = Chain::new(ChainId::new("bench").unwrap(), CryptoSuite::Ed25519Sha256);
     let doc = GenesisPractitioner {
         institution: inst("hosp-b"),
         key: key("doc").public_key(),
@@ -64,7 +69,7 @@ fn ledger(patients: usize) -> (MemoryLedger, Vec<TxHash>) {
         let mut txs = Vec::new();
         for &i in chunk {
             let k = key(&format!("patient-{i}"));
-            let p = PatientId::from_key(&k.public_key());
+            let p = PatientId::from_key(chain.hash(), &k.public_key());
             txs.push(
                 Transaction {
                     signer: Signer::Patient(p),
@@ -80,7 +85,7 @@ fn ledger(patients: usize) -> (MemoryLedger, Vec<TxHash>) {
         let mut txs = Vec::new();
         for &i in chunk {
             let k = key(&format!("patient-{i}"));
-            let p = PatientId::from_key(&k.public_key());
+            let p = PatientId::from_key(chain.hash(), &k.public_key());
             let tx = Transaction {
                 signer: Signer::Patient(p),
                 nonce: 1,
@@ -117,7 +122,7 @@ fn bench_apply(c: &mut Criterion) {
     let (ledger, grants) = ledger(2_000);
     let chain = ledger.chain().clone();
     let doc = key("doc");
-    let doc_id = PractitionerId::from_key(&doc.public_key());
+    let doc_id = PractitionerId::from_key(chain.hash(), &doc.public_key());
     let block: Vec<VerifiedTransaction> = grants
         .iter()
         .take(1_000)
@@ -142,6 +147,7 @@ fn bench_apply(c: &mut Criterion) {
     let ctx = BlockContext {
         height: ledger.height() + 1,
         time: Timestamp(ledger.time().0 + 1000),
+        hash: chain.hash(),
     };
     let mut group = c.benchmark_group("apply");
     group.throughput(Throughput::Elements(block.len() as u64));
@@ -178,7 +184,9 @@ fn bench_proofs(c: &mut Criterion) {
         b.iter(|| ledger.prove(&key, height).unwrap())
     });
     group.bench_function("verify", |b| {
-        b.iter(|| verify_state_proof(root, &key, value.as_deref(), &proof).unwrap())
+        b.iter(|| {
+            verify_state_proof(HashFunction::Sha256, root, &key, value.as_deref(), &proof).unwrap()
+        })
     });
     group.finish();
 }
@@ -190,7 +198,7 @@ fn bench_signatures(c: &mut Criterion) {
     let items: Vec<(SecretKey, Hash32, Signature)> = (0..64u32)
         .map(|i| {
             let secret = key(&format!("signer-{i}"));
-            let message = tagged_hash(b"bench-message", &[&i.to_be_bytes()]);
+            let message = HashFunction::Sha256.tagged_hash(b"bench-message", &[&i.to_be_bytes()]);
             let signature = secret.sign(&message);
             (secret, message, signature)
         })

@@ -4,8 +4,8 @@
 //! 1. A header commits to the previous block, the transactions (RFC 6962 root
 //!    of their ids), the state after the block (JMT root), the audit log after
 //!    the block (root and size), and the validator set of its height.
-//! 2. Its hash is `SHA-256("medledger/header/v1" ‖ BCS(header))`; consensus
-//!    certifies this hash.
+//! 2. Its hash is `H("medledger/header/v1" ‖ BCS(header))`, `H` the chain's
+//!    suite's hash function; consensus certifies this hash.
 //! 3. The header of a block follows from its parent and its execution alone
 //!    ([`BlockHeader::following`]): a node proposing, a node checking a
 //!    proposal, the auditor's replay and the in-memory ledger all build it
@@ -15,10 +15,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::constants::{BLOCK_BYTES_MAX, BLOCK_TRANSACTIONS_MAX};
-use crate::encoding::{BoundedVec, DecodeError, Hash32, from_bytes, hash_of, tags, to_bytes};
+use crate::encoding::{BoundedVec, DecodeError, Hash32, HashFunction, from_bytes, tags, to_bytes};
 use crate::state_machine::BlockExecution;
 use crate::transaction::SignedTransaction;
-use crate::types::{ChainId, InstitutionId, Timestamp};
+use crate::types::{Chain, ChainId, InstitutionId, Timestamp};
 
 /// What a block's header takes from its parent: the parent header's hash
 /// (the genesis hash for the first block) and the next height.
@@ -32,10 +32,10 @@ pub struct Parent {
 
 impl Parent {
     /// The parent of the block after `previous` (the genesis, hashing to
-    /// `genesis_hash`, when there is no block yet).
-    pub fn of(previous: Option<&BlockHeader>, genesis_hash: Hash32) -> Self {
+    /// `genesis_hash`, when there is no block yet) on a chain hashing with `hash`.
+    pub fn of(hash: HashFunction, previous: Option<&BlockHeader>, genesis_hash: Hash32) -> Self {
         Self {
-            hash: previous.map_or(genesis_hash, BlockHeader::hash),
+            hash: previous.map_or(genesis_hash, |header| header.hash(hash)),
             height: previous.map_or(0, |h| h.height),
         }
     }
@@ -82,16 +82,16 @@ pub struct BlockHeader {
 }
 
 impl BlockHeader {
-    /// The header's hash (rule 2).
-    pub fn hash(&self) -> Hash32 {
-        hash_of(tags::BLOCK_HEADER, self)
+    /// The header's hash (rule 2) on a chain hashing with `hash`.
+    pub fn hash(&self, hash: HashFunction) -> Hash32 {
+        hash.hash_of(tags::BLOCK_HEADER, self)
     }
 
     /// The header of the block after `parent`, proposed by `proposer` at
     /// `time`, given its execution and the state root its writes give
     /// (rule 3).
     pub fn following(
-        chain_id: &ChainId,
+        chain: &Chain,
         parent: Parent,
         time: Timestamp,
         proposer: &InstitutionId,
@@ -99,7 +99,7 @@ impl BlockHeader {
         state_root: Hash32,
     ) -> Self {
         Self {
-            chain_id: chain_id.clone(),
+            chain_id: chain.id.clone(),
             height: parent.height + 1,
             time,
             previous_hash: parent.hash,
@@ -107,7 +107,7 @@ impl BlockHeader {
             state_root,
             audit_root: execution.audit_root,
             audit_size: execution.audit_size,
-            validator_set_hash: execution.validator_set.hash(),
+            validator_set_hash: execution.validator_set.hash(chain.hash()),
             proposer: proposer.clone(),
         }
     }
@@ -116,7 +116,11 @@ impl BlockHeader {
     /// [`BlockHeader::following`] for the same block (rule 3). The roots are
     /// compared first, so a mismatch names what execution disagrees on;
     /// then the whole hash, which covers every other field.
-    pub fn check_against(&self, computed: &BlockHeader) -> Result<(), HeaderMismatch> {
+    pub fn check_against(
+        &self,
+        hash: HashFunction,
+        computed: &BlockHeader,
+    ) -> Result<(), HeaderMismatch> {
         let differ = |field, stated: String, computed: String| {
             if stated == computed {
                 Ok(())
@@ -148,7 +152,11 @@ impl BlockHeader {
             self.validator_set_hash.to_hex(),
             computed.validator_set_hash.to_hex(),
         )?;
-        differ("header", self.hash().to_hex(), computed.hash().to_hex())
+        differ(
+            "header",
+            self.hash(hash).to_hex(),
+            computed.hash(hash).to_hex(),
+        )
     }
 }
 

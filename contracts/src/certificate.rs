@@ -3,9 +3,9 @@
 //! but this crate and the validator set of its height.
 //!
 //! Rules:
-//! 1. A validator's consensus address is the first 20 bytes of SHA-256 of its
-//!    node key's raw bytes.
-//! 2. A vote is signed over `SHA-256("medledger/vote/v1" ‖ BCS(chain id) ‖
+//! 1. A validator's consensus address is the first 20 bytes of the chain's
+//!    hash (`H`: SHA-256 or SM3, by suite) of its node key's raw bytes.
+//! 2. A vote is signed over `H("medledger/vote/v1" ‖ BCS(chain id) ‖
 //!    BCS(VoteBody))`, a proposal over the same with `medledger/proposal/v1`
 //!    and `ProposalBody`; the node key signs that 32-byte digest.
 //! 3. A commit certificate for block `B` at height `h` holds precommits for
@@ -14,23 +14,23 @@
 //!    more than two thirds of the set's voting power.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::constants::VALIDATORS_MAX;
 use crate::crypto::{PublicKey, Signature};
-use crate::encoding::{BoundedVec, Hash32, hash_of, tags};
+use crate::encoding::{BoundedVec, Hash32, HashFunction, tags};
 use crate::records::ValidatorSet;
+use crate::types::Chain;
 
 /// A validator's consensus address (rule 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ConsensusAddress(pub [u8; 20]);
 
 impl ConsensusAddress {
-    /// The address of a node key.
-    pub fn of_key(key: &PublicKey) -> Self {
-        let digest = Sha256::digest(key.raw_bytes());
+    /// The address of a node key on a chain hashing with `hash`.
+    pub fn of_key(hash: HashFunction, key: &PublicKey) -> Self {
+        let digest = hash.digest(key.raw_bytes());
         let mut out = [0u8; 20];
-        out.copy_from_slice(&digest[..20]);
+        out.copy_from_slice(&digest.0[..20]);
         Self(out)
     }
 }
@@ -81,13 +81,17 @@ pub struct ProposalBody {
 }
 
 /// The digest a validator signs for a vote.
-pub fn vote_message(chain_id: &str, body: &VoteBody) -> Hash32 {
-    hash_of(tags::CONSENSUS_VOTE, &(chain_id, body))
+pub fn vote_message(chain: &Chain, body: &VoteBody) -> Hash32 {
+    chain
+        .hash()
+        .hash_of(tags::CONSENSUS_VOTE, &(chain.id.as_str(), body))
 }
 
 /// The digest a validator signs for a proposal.
-pub fn proposal_message(chain_id: &str, body: &ProposalBody) -> Hash32 {
-    hash_of(tags::CONSENSUS_PROPOSAL, &(chain_id, body))
+pub fn proposal_message(chain: &Chain, body: &ProposalBody) -> Hash32 {
+    chain
+        .hash()
+        .hash_of(tags::CONSENSUS_PROPOSAL, &(chain.id.as_str(), body))
 }
 
 /// One validator's precommit in a certificate.
@@ -155,7 +159,7 @@ impl CommitCertificate {
     /// and returns the voting power that signed.
     pub fn verify(
         &self,
-        chain_id: &str,
+        chain: &Chain,
         validators: &ValidatorSet,
         height: u64,
         block: &Hash32,
@@ -181,10 +185,10 @@ impl CommitCertificate {
             let validator = validators
                 .validators
                 .iter()
-                .find(|v| ConsensusAddress::of_key(&v.node_key) == commit.validator)
+                .find(|v| ConsensusAddress::of_key(chain.hash(), &v.node_key) == commit.validator)
                 .ok_or(CertificateError::UnknownSigner(commit.validator))?;
             let message = vote_message(
-                chain_id,
+                chain,
                 &VoteBody {
                     kind: VoteKind::Precommit,
                     height: self.height,

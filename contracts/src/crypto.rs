@@ -22,9 +22,9 @@
 //!    user id of GB/T 35276, [`SM2_USER_ID`]; keys are SEC1 compressed
 //!    points of the recommended curve (GB/T 32918.5), checked on decoding.
 //!    The keys and signatures are built and tested against the standard's
-//!    example; no suite accepts them yet (`sm2-sm3` is refused at genesis
-//!    until its hashes and sealing are built), so the ledger refuses an SM2
-//!    key wherever a key enters it.
+//!    example. The ledger's rules run on `sm2-sm3` ([`CryptoSuite::Sm2Sm3`]:
+//!    SM2 keys, SM3 hashes); a genesis naming it is still refused, because
+//!    a node cannot run it yet (its network identity and records sealing).
 
 use core::fmt;
 
@@ -34,7 +34,7 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use ed25519_zebra::VerificationKey;
 use serde::{Deserialize, Serialize};
 
-use crate::encoding::Hash32;
+use crate::encoding::{Hash32, HashFunction};
 
 /// The user id from which an SM2 key's signer-identity value `Z` is
 /// computed: GB/T 35276's default, the one certified GM/T devices and
@@ -43,11 +43,15 @@ use crate::encoding::Hash32;
 /// and every verifier would have to be told it.
 pub const SM2_USER_ID: &str = "1234567812345678";
 
-/// The signature and hash suite a chain is created with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The signature and hash suite a chain is created with: fixed in genesis,
+/// so every key, signature and ledger hash of a chain is of one suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CryptoSuite {
     /// Ed25519 signatures, SHA-256 hashes.
     Ed25519Sha256,
+    /// SM2 signatures (GB/T 32918.2), SM3 hashes (GB/T 32905): the
+    /// national-cryptography profile.
+    Sm2Sm3,
 }
 
 impl CryptoSuite {
@@ -55,41 +59,79 @@ impl CryptoSuite {
     pub fn name(self) -> &'static str {
         match self {
             Self::Ed25519Sha256 => "ed25519-sha256",
+            Self::Sm2Sm3 => "sm2-sm3",
         }
     }
 
-    /// Parses a suite name. `sm2-sm3` is named in the design but not built
-    /// yet, and is refused with a message saying so.
+    /// Parses a suite name.
     pub fn from_name(name: &str) -> Result<Self, SuiteError> {
         match name {
             "ed25519-sha256" => Ok(Self::Ed25519Sha256),
-            "sm2-sm3" => Err(SuiteError::NotBuilt("sm2-sm3")),
+            "sm2-sm3" => Ok(Self::Sm2Sm3),
             other => Err(SuiteError::Unknown(other.to_string())),
+        }
+    }
+
+    /// The hash function of every ledger hash on a chain of this suite.
+    pub fn hash_function(self) -> HashFunction {
+        match self {
+            Self::Ed25519Sha256 => HashFunction::Sha256,
+            Self::Sm2Sm3 => HashFunction::Sm3,
+        }
+    }
+
+    /// The signature scheme of every key on a chain of this suite.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Self::Ed25519Sha256 => "ed25519",
+            Self::Sm2Sm3 => "sm2",
+        }
+    }
+
+    /// The one suite whose keys are of `key`'s scheme.
+    pub fn of_key(key: &PublicKey) -> Self {
+        match key {
+            PublicKey::Ed25519(_) => Self::Ed25519Sha256,
+            PublicKey::Sm2(_) => Self::Sm2Sm3,
         }
     }
 
     /// Whether `key` belongs to this suite.
     pub fn accepts(self, key: &PublicKey) -> bool {
-        matches!((self, key), (Self::Ed25519Sha256, PublicKey::Ed25519(_)))
+        matches!(
+            (self, key),
+            (Self::Ed25519Sha256, PublicKey::Ed25519(_)) | (Self::Sm2Sm3, PublicKey::Sm2(_))
+        )
     }
-}
 
-/// A signature carried in a transaction's payload (not its own signature)
-/// of a scheme no chain can be created on yet is refused by the
-/// transaction's form check (rule 5).
-pub fn refuse_unbuilt_signature(signature: &Signature) -> Result<(), CryptoError> {
-    match signature {
-        Signature::Ed25519 { .. } => Ok(()),
-        Signature::Sm2 { .. } => Err(CryptoError::SchemeNotOnThisChain("sm2")),
+    /// A key of another suite's scheme is refused wherever a key enters the
+    /// chain's ledger (rule 5): no mixing within a chain.
+    pub fn check_key(self, key: &PublicKey) -> Result<(), CryptoError> {
+        if self.accepts(key) {
+            Ok(())
+        } else {
+            Err(CryptoError::SchemeNotOnThisChain {
+                scheme: key.scheme(),
+                suite: self.name(),
+            })
+        }
     }
-}
 
-/// Keys of a scheme no chain can be created on yet are refused where a key
-/// enters the ledger (rule 5).
-pub fn refuse_unbuilt_scheme(key: &PublicKey) -> Result<(), CryptoError> {
-    match key {
-        PublicKey::Ed25519(_) => Ok(()),
-        PublicKey::Sm2(_) => Err(CryptoError::SchemeNotOnThisChain("sm2")),
+    /// [`Self::check_key`] for a signature carried in a transaction's
+    /// payload (not its own signature).
+    pub fn check_signature(self, signature: &Signature) -> Result<(), CryptoError> {
+        let scheme = match signature {
+            Signature::Ed25519 { .. } => "ed25519",
+            Signature::Sm2 { .. } => "sm2",
+        };
+        if scheme == self.scheme() {
+            Ok(())
+        } else {
+            Err(CryptoError::SchemeNotOnThisChain {
+                scheme,
+                suite: self.name(),
+            })
+        }
     }
 }
 
@@ -160,11 +202,8 @@ mod bytes33 {
 /// Why a crypto suite's name is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SuiteError {
-    /// Named in the design, not built yet.
-    #[error("crypto suite {0} is planned but not implemented yet")]
-    NotBuilt(&'static str),
     /// Not a suite at all.
-    #[error("unknown crypto suite {0:?} (known: ed25519-sha256)")]
+    #[error("unknown crypto suite {0:?} (known: ed25519-sha256, sm2-sm3)")]
     Unknown(String),
 }
 
@@ -208,11 +247,14 @@ pub enum CryptoError {
     /// The signature does not verify (ZIP-215 for Ed25519).
     #[error("signature does not verify")]
     BadSignature,
-    /// A key or signature of a scheme no chain can be created on yet (rule 5).
-    #[error(
-        "{0} keys and signatures are not accepted: no chain can be created on the sm2-sm3 suite yet"
-    )]
-    SchemeNotOnThisChain(&'static str),
+    /// A key or signature of another suite's scheme than the chain's (rule 5).
+    #[error("{scheme} keys and signatures are not accepted on a chain of suite {suite}")]
+    SchemeNotOnThisChain {
+        /// The key's or signature's scheme.
+        scheme: &'static str,
+        /// The chain's suite.
+        suite: &'static str,
+    },
     /// An SM2 secret is 0, at least the curve's order, or `n - 1` (for
     /// which SM2's `(1 + d)^-1` does not exist).
     #[error("not a usable SM2 secret key")]
@@ -242,27 +284,29 @@ enum Prepared {
 /// next grant, a hospital's next request) is not checked and decompressed
 /// again: on a node that is a few percent of each transaction's cost.
 /// Bounded: past `max` keys it starts afresh. A key that fails to prepare
-/// is not kept.
+/// is not kept. A cache serves one chain: it holds keys of its suite only.
 pub struct KeyCache {
     keys: std::sync::Mutex<std::collections::HashMap<PublicKey, PreparedKey>>,
+    suite: CryptoSuite,
     max: usize,
 }
 
 impl KeyCache {
-    /// An empty cache holding at most `max` keys.
-    pub fn new(max: usize) -> Self {
+    /// An empty cache for a chain of `suite`, holding at most `max` keys.
+    pub fn new(suite: CryptoSuite, max: usize) -> Self {
         Self {
             keys: std::sync::Mutex::default(),
+            suite,
             max,
         }
     }
 
     /// `key` prepared, from the cache or prepared now ([`PublicKey::prepare`]).
     /// The cache serves keys from outside (signed reads, transactions), so a
-    /// key of a scheme no chain can hold yet is refused before any work
+    /// key of another suite than the chain's is refused before any work
     /// (rule 5): it neither costs a verification nor takes a cache slot.
     pub fn prepare(&self, key: &PublicKey) -> Result<PreparedKey, CryptoError> {
-        refuse_unbuilt_scheme(key)?;
+        self.suite.check_key(key)?;
         // A panic cannot leave the map half-changed: poisoning is ignored.
         let lock = || self.keys.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(prepared) = lock().get(key) {
@@ -967,12 +1011,27 @@ mod tests {
         let mut bad = sm2_item.clone();
         bad.1 = Hash32([3; 32]);
         assert!(!verify_batch(&[ed_item, bad]));
-        // Ledger keys stay Ed25519 until a chain can be made on sm2-sm3.
+        // A chain holds keys of its suite only.
         assert_eq!(
-            refuse_unbuilt_scheme(&public),
-            Err(CryptoError::SchemeNotOnThisChain("sm2"))
+            CryptoSuite::Ed25519Sha256.check_key(&public),
+            Err(CryptoError::SchemeNotOnThisChain {
+                scheme: "sm2",
+                suite: "ed25519-sha256"
+            })
         );
-        assert!(refuse_unbuilt_scheme(&ed.public_key()).is_ok());
+        assert!(CryptoSuite::Sm2Sm3.check_key(&public).is_ok());
+        assert!(
+            CryptoSuite::Ed25519Sha256
+                .check_key(&ed.public_key())
+                .is_ok()
+        );
+        assert!(CryptoSuite::Sm2Sm3.check_key(&ed.public_key()).is_err());
+        assert!(CryptoSuite::Sm2Sm3.check_signature(&signature).is_ok());
+        assert!(
+            CryptoSuite::Ed25519Sha256
+                .check_signature(&signature)
+                .is_err()
+        );
     }
 
     #[test]

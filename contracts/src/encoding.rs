@@ -92,14 +92,10 @@ impl fmt::Display for Hash32 {
     }
 }
 
-/// SHA-256 over `tag ‖ parts…`.
-pub fn tagged_hash(tag: &[u8], parts: &[&[u8]]) -> Hash32 {
-    HashFunction::Sha256.tagged_hash(tag, parts)
-}
-
 /// A 256-bit hash function a crypto suite names: SHA-256 for
-/// `ed25519-sha256`, SM3 (GB/T 32905) for `sm2-sm3`. The ledger hashes with
-/// SHA-256 only until a chain can be created on `sm2-sm3`.
+/// `ed25519-sha256`, SM3 (GB/T 32905) for `sm2-sm3`. Every ledger hash of a
+/// chain is of its suite's function, so it is passed, never assumed: there
+/// is no suite-less way to hash here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HashFunction {
     /// SHA-256 (FIPS 180-4).
@@ -109,6 +105,21 @@ pub enum HashFunction {
 }
 
 impl HashFunction {
+    /// The function's name: `sha256` or `sm3`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha256 => "sha256",
+            Self::Sm3 => "sm3",
+        }
+    }
+
+    /// The function of a [`Self::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Sha256, Self::Sm3]
+            .into_iter()
+            .find(|function| function.name() == name)
+    }
+
     /// The function over `tag ‖ parts…`.
     pub fn tagged_hash(self, tag: &[u8], parts: &[&[u8]]) -> Hash32 {
         fn run<D: Digest>(tag: &[u8], parts: &[&[u8]]) -> Hash32 {
@@ -126,6 +137,17 @@ impl HashFunction {
             Self::Sm3 => run::<sm3::Sm3>(tag, parts),
         }
     }
+
+    /// The function over `tag ‖ BCS(value)`.
+    pub fn hash_of<T: Serialize + ?Sized>(self, tag: &[u8], value: &T) -> Hash32 {
+        self.tagged_hash(tag, &[&to_bytes(value)])
+    }
+
+    /// The function over `bytes` alone (the empty Merkle tree's root, a
+    /// record's content hash).
+    pub fn digest(self, bytes: &[u8]) -> Hash32 {
+        self.tagged_hash(bytes, &[])
+    }
 }
 
 /// Canonical BCS bytes of a value.
@@ -137,11 +159,6 @@ pub fn to_bytes<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
         Ok(bytes) => bytes,
         Err(error) => panic!("BCS encoding of a ledger type failed: {error}"),
     }
-}
-
-/// SHA-256 over `tag ‖ BCS(value)`.
-pub fn hash_of<T: Serialize + ?Sized>(tag: &[u8], value: &T) -> Hash32 {
-    tagged_hash(tag, &[&to_bytes(value)])
 }
 
 /// Why bytes could not be decoded.
@@ -391,10 +408,16 @@ mod tests {
     }
 
     #[test]
-    fn tags_separate_domains() {
+    fn tags_separate_domains_and_suites_separate_hashes() {
+        for hash in [HashFunction::Sha256, HashFunction::Sm3] {
+            assert_ne!(
+                hash.tagged_hash(tags::TRANSACTION_ID, &[b"x"]),
+                hash.tagged_hash(tags::AUDIT_ENTRY, &[b"x"])
+            );
+        }
         assert_ne!(
-            tagged_hash(tags::TRANSACTION_ID, &[b"x"]),
-            tagged_hash(tags::AUDIT_ENTRY, &[b"x"])
+            HashFunction::Sha256.tagged_hash(tags::TRANSACTION_ID, &[b"x"]),
+            HashFunction::Sm3.tagged_hash(tags::TRANSACTION_ID, &[b"x"])
         );
     }
 }

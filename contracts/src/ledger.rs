@@ -13,7 +13,7 @@ use crate::state_machine::{
 use crate::transaction::{
     InstitutionSpec, SignedTransaction, TransactionError, VerifiedTransaction,
 };
-use crate::types::{ChainId, InstitutionId, Timestamp};
+use crate::types::{Chain, InstitutionId, Timestamp};
 
 /// Why a block could not be executed.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,7 @@ pub enum LedgerError {
 
 /// A single-process ledger over the in-memory JMT store.
 pub struct MemoryLedger {
-    chain: ChainId,
+    chain: Chain,
     store: JmtStore,
     headers: Vec<BlockHeader>,
     genesis_hash: Hash32,
@@ -64,7 +64,7 @@ pub struct Checkpoint {
 impl MemoryLedger {
     /// Starts a ledger from genesis contents.
     pub fn new(
-        chain: ChainId,
+        chain: Chain,
         genesis_hash: Hash32,
         genesis_time: Timestamp,
         parameters: &LedgerParameters,
@@ -72,8 +72,14 @@ impl MemoryLedger {
         practitioners: &[GenesisPractitioner],
         licences: &[GenesisLicence],
     ) -> Result<Self, GenesisStateError> {
-        let writes = genesis_writes(parameters, institutions, practitioners, licences)?;
-        let mut store = JmtStore::new();
+        let writes = genesis_writes(
+            chain.hash(),
+            parameters,
+            institutions,
+            practitioners,
+            licences,
+        )?;
+        let mut store = JmtStore::new(chain.hash());
         store
             .commit(&writes, 0)
             .map_err(|e| GenesisStateError::Invalid(e.to_string()))?;
@@ -119,7 +125,8 @@ impl MemoryLedger {
     /// state hashes to its header's state root.
     pub fn restore(&mut self, checkpoint: Checkpoint) -> Result<(), StateError> {
         let height = checkpoint.header.height;
-        let (store, root) = JmtStore::from_latest_values(checkpoint.values, height)?;
+        let (store, root) =
+            JmtStore::from_latest_values(self.chain.hash(), checkpoint.values, height)?;
         if root != checkpoint.header.state_root {
             return Err(StateError::Storage(format!(
                 "the checkpoint's state has state root {root}, its header at height {height} says {}",
@@ -132,8 +139,8 @@ impl MemoryLedger {
         Ok(())
     }
 
-    /// The chain id.
-    pub fn chain(&self) -> &ChainId {
+    /// The chain.
+    pub fn chain(&self) -> &Chain {
         &self.chain
     }
 
@@ -190,10 +197,14 @@ impl MemoryLedger {
             });
         }
         let height = self.height() + 1;
-        let ctx = BlockContext { height, time };
+        let ctx = BlockContext {
+            height,
+            time,
+            hash: self.chain.hash(),
+        };
         let execution = execute_block(&self.store, &ctx, verified)?;
         let state_root = self.store.commit(&execution.writes, height)?;
-        let parent = Parent::of(self.headers.last(), self.genesis_hash);
+        let parent = Parent::of(self.chain.hash(), self.headers.last(), self.genesis_hash);
         let header =
             BlockHeader::following(&self.chain, parent, time, proposer, &execution, state_root);
         if self.latest_only {

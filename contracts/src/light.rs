@@ -25,7 +25,7 @@ use crate::certificate::CommitCertificate;
 use crate::encoding::from_bytes;
 use crate::records::{ValidatorSet, ValidatorSetRecord};
 use crate::state::{SparseProof, StateKey, verify_state_proof};
-use crate::types::{ChainId, Timestamp};
+use crate::types::{Chain, Timestamp};
 
 /// Largest encoded [`ProvedValue`] a client accepts.
 pub const PROVED_VALUE_BYTES_MAX: usize = 256 * 1024;
@@ -83,17 +83,17 @@ pub enum LightError {
 /// Checks that `certificate` certifies `header` at `height` on `chain` with
 /// `set`, the validator set of that height (rule 3, first three checks).
 pub fn verify_certified_header(
-    chain: &ChainId,
+    chain: &Chain,
     height: u64,
     header: &BlockHeader,
     certificate: &CommitCertificate,
     set: &ValidatorSet,
 ) -> Result<(), LightError> {
-    if header.chain_id != *chain {
+    if header.chain_id != chain.id {
         return Err(LightError::Header(format!(
             "header is for chain {}, expected {}",
             header.chain_id.as_str(),
-            chain.as_str()
+            chain.id.as_str()
         )));
     }
     if header.height != height {
@@ -102,15 +102,15 @@ pub fn verify_certified_header(
             header.height
         )));
     }
-    if header.validator_set_hash != set.hash() {
+    let set_hash = set.hash(chain.hash());
+    if header.validator_set_hash != set_hash {
         return Err(LightError::ValidatorSet(format!(
-            "header {height} names validator set {}, but the set that certifies it is {}",
+            "header {height} names validator set {}, but the set that certifies it is {set_hash}",
             header.validator_set_hash,
-            set.hash()
         )));
     }
     certificate
-        .verify(chain.as_str(), set, height, &header.hash())
+        .verify(chain, set, height, &header.hash(chain.hash()))
         .map_err(|e| LightError::Certificate(e.to_string()))?;
     Ok(())
 }
@@ -118,7 +118,7 @@ pub fn verify_certified_header(
 impl ProvedValue {
     /// Checks the whole chain of evidence with `set`, the validator set of
     /// the header's height (rule 3).
-    pub fn verify(&self, chain: &ChainId, set: &ValidatorSet) -> Result<(), LightError> {
+    pub fn verify(&self, chain: &Chain, set: &ValidatorSet) -> Result<(), LightError> {
         verify_certified_header(
             chain,
             self.header.height,
@@ -126,13 +126,14 @@ impl ProvedValue {
             &self.certificate,
             set,
         )?;
-        self.verify_proof()
+        self.verify_proof(chain)
     }
 
     /// Checks only the state proof against the header's root (for a header
     /// already checked).
-    pub fn verify_proof(&self) -> Result<(), LightError> {
+    pub fn verify_proof(&self, chain: &Chain) -> Result<(), LightError> {
         verify_state_proof(
+            chain.hash(),
             self.header.state_root,
             &self.key,
             self.value.as_deref(),
@@ -204,7 +205,7 @@ impl TrustedValidators {
     }
 
     /// Moves trust to the height of `hop`, a proved validator-set record.
-    pub fn advance(&mut self, chain: &ChainId, hop: &ProvedValue) -> Result<(), LightError> {
+    pub fn advance(&mut self, chain: &Chain, hop: &ProvedValue) -> Result<(), LightError> {
         if hop.key != StateKey::ValidatorSet {
             return Err(LightError::Value(
                 "a hop must prove the validator-set record".into(),

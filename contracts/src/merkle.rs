@@ -2,8 +2,10 @@
 //! audit log with inclusion and consistency proofs.
 //!
 //! Rules (RFC 6962 §2.1, verification as in RFC 9162 §2.1.3–2.1.4):
-//! 1. A leaf hashes as `SHA-256(0x00 ‖ data)`, an inner node as
-//!    `SHA-256(0x01 ‖ left ‖ right)`; the empty tree's root is `SHA-256("")`.
+//! 1. A leaf hashes as `H(0x00 ‖ data)`, an inner node as
+//!    `H(0x01 ‖ left ‖ right)`; the empty tree's root is `H("")`, where `H`
+//!    is the chain's suite's hash function (SHA-256 or SM3), passed to each
+//!    function here.
 //! 2. A tree of `n > 1` leaves splits at the largest power of two below `n`.
 //! 3. [`Frontier`] keeps only the roots of the perfect subtrees along the right
 //!    edge — `log2(n)` hashes — which is enough to append and to compute the
@@ -12,31 +14,23 @@
 //!    needs no tree, only roots, sizes and the proof.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::constants::MERKLE_PROOF_HASHES_MAX;
-use crate::encoding::{BoundedVec, Hash32};
+use crate::encoding::{BoundedVec, Hash32, HashFunction};
 
 /// Hashes a leaf's data (rule 1).
-pub fn leaf_hash(data: &[u8]) -> Hash32 {
-    let mut hasher = Sha256::new();
-    hasher.update([0u8]);
-    hasher.update(data);
-    Hash32(hasher.finalize().into())
+pub fn leaf_hash(hash: HashFunction, data: &[u8]) -> Hash32 {
+    hash.tagged_hash(&[0], &[data])
 }
 
 /// Hashes two children (rule 1).
-pub fn node_hash(left: &Hash32, right: &Hash32) -> Hash32 {
-    let mut hasher = Sha256::new();
-    hasher.update([1u8]);
-    hasher.update(left.0);
-    hasher.update(right.0);
-    Hash32(hasher.finalize().into())
+pub fn node_hash(hash: HashFunction, left: &Hash32, right: &Hash32) -> Hash32 {
+    hash.tagged_hash(&[1], &[&left.0, &right.0])
 }
 
 /// The root of an empty tree.
-pub fn empty_root() -> Hash32 {
-    Hash32(Sha256::digest([]).into())
+pub fn empty_root(hash: HashFunction) -> Hash32 {
+    hash.digest(&[])
 }
 
 /// The largest power of two strictly below `n` (`n ≥ 2`).
@@ -46,13 +40,13 @@ fn split_point(n: usize) -> usize {
 }
 
 /// The root over leaf hashes (rule 2).
-pub fn root(leaves: &[Hash32]) -> Hash32 {
+pub fn root(hash: HashFunction, leaves: &[Hash32]) -> Hash32 {
     match leaves.len() {
-        0 => empty_root(),
+        0 => empty_root(hash),
         1 => leaves[0],
         n => {
             let k = split_point(n);
-            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+            node_hash(hash, &root(hash, &leaves[..k]), &root(hash, &leaves[k..]))
         }
     }
 }
@@ -61,45 +55,55 @@ pub fn root(leaves: &[Hash32]) -> Hash32 {
 pub type ProofHashes = BoundedVec<Hash32, MERKLE_PROOF_HASHES_MAX>;
 
 /// The audit path of leaf `index` among `leaves` (RFC 6962 §2.1.1).
-pub fn inclusion_proof(leaves: &[Hash32], index: usize) -> Option<ProofHashes> {
-    fn path(leaves: &[Hash32], index: usize, out: &mut Vec<Hash32>) {
+pub fn inclusion_proof(hash: HashFunction, leaves: &[Hash32], index: usize) -> Option<ProofHashes> {
+    fn path(hash: HashFunction, leaves: &[Hash32], index: usize, out: &mut Vec<Hash32>) {
         if leaves.len() <= 1 {
             return;
         }
         let k = split_point(leaves.len());
         if index < k {
-            path(&leaves[..k], index, out);
-            out.push(root(&leaves[k..]));
+            path(hash, &leaves[..k], index, out);
+            out.push(root(hash, &leaves[k..]));
         } else {
-            path(&leaves[k..], index - k, out);
-            out.push(root(&leaves[..k]));
+            path(hash, &leaves[k..], index - k, out);
+            out.push(root(hash, &leaves[..k]));
         }
     }
     if index >= leaves.len() {
         return None;
     }
     let mut out = Vec::new();
-    path(leaves, index, &mut out);
+    path(hash, leaves, index, &mut out);
     ProofHashes::new(out).ok()
 }
 
 /// The proof that the first `old_size` leaves are a prefix of `leaves` (RFC 6962 §2.1.2).
-pub fn consistency_proof(leaves: &[Hash32], old_size: usize) -> Option<ProofHashes> {
-    fn subproof(m: usize, leaves: &[Hash32], complete: bool, out: &mut Vec<Hash32>) {
+pub fn consistency_proof(
+    hash: HashFunction,
+    leaves: &[Hash32],
+    old_size: usize,
+) -> Option<ProofHashes> {
+    fn subproof(
+        hash: HashFunction,
+        m: usize,
+        leaves: &[Hash32],
+        complete: bool,
+        out: &mut Vec<Hash32>,
+    ) {
         let n = leaves.len();
         if m == n {
             if !complete {
-                out.push(root(leaves));
+                out.push(root(hash, leaves));
             }
             return;
         }
         let k = split_point(n);
         if m <= k {
-            subproof(m, &leaves[..k], complete, out);
-            out.push(root(&leaves[k..]));
+            subproof(hash, m, &leaves[..k], complete, out);
+            out.push(root(hash, &leaves[k..]));
         } else {
-            subproof(m - k, &leaves[k..], false, out);
-            out.push(root(&leaves[..k]));
+            subproof(hash, m - k, &leaves[k..], false, out);
+            out.push(root(hash, &leaves[..k]));
         }
     }
     if old_size > leaves.len() {
@@ -107,7 +111,7 @@ pub fn consistency_proof(leaves: &[Hash32], old_size: usize) -> Option<ProofHash
     }
     let mut out = Vec::new();
     if old_size > 0 && old_size < leaves.len() {
-        subproof(old_size, leaves, true, &mut out);
+        subproof(hash, old_size, leaves, true, &mut out);
     }
     ProofHashes::new(out).ok()
 }
@@ -142,6 +146,7 @@ pub enum MerkleProofError {
 /// Verifies that `leaf` is at `index` in the tree of `size` leaves with `root`
 /// (RFC 9162 §2.1.3.2).
 pub fn verify_inclusion(
+    hash: HashFunction,
     root: &Hash32,
     size: u64,
     index: u64,
@@ -159,7 +164,7 @@ pub fn verify_inclusion(
             return Err(MerkleProofError::WrongLength);
         }
         if fn_ & 1 == 1 || fn_ == sn {
-            r = node_hash(p, &r);
+            r = node_hash(hash, p, &r);
             if fn_ & 1 == 0 {
                 while fn_ & 1 == 0 && fn_ != 0 {
                     fn_ >>= 1;
@@ -167,7 +172,7 @@ pub fn verify_inclusion(
                 }
             }
         } else {
-            r = node_hash(&r, p);
+            r = node_hash(hash, &r, p);
         }
         fn_ >>= 1;
         sn >>= 1;
@@ -185,6 +190,7 @@ pub fn verify_inclusion(
 /// Verifies that the tree of `old_size` leaves with `old_root` is a prefix of
 /// the tree of `new_size` leaves with `new_root` (RFC 9162 §2.1.4.2).
 pub fn verify_consistency(
+    hash: HashFunction,
     old_size: u64,
     new_size: u64,
     old_root: &Hash32,
@@ -235,8 +241,8 @@ pub fn verify_consistency(
             return Err(MerkleProofError::WrongLength);
         }
         if fn_ & 1 == 1 || fn_ == sn {
-            fr = node_hash(c, &fr);
-            sr = node_hash(c, &sr);
+            fr = node_hash(hash, c, &fr);
+            sr = node_hash(hash, c, &sr);
             if fn_ & 1 == 0 {
                 while fn_ & 1 == 0 && fn_ != 0 {
                     fn_ >>= 1;
@@ -244,7 +250,7 @@ pub fn verify_consistency(
                 }
             }
         } else {
-            sr = node_hash(&sr, c);
+            sr = node_hash(hash, &sr, c);
         }
         fn_ >>= 1;
         sn >>= 1;
@@ -280,15 +286,16 @@ impl Frontier {
         self.size
     }
 
-    /// Appends a leaf hash.
-    pub fn push(&mut self, leaf: Hash32) {
+    /// Appends a leaf hash; `hash` is the chain's (the frontier is kept in
+    /// state, so it does not carry it).
+    pub fn push(&mut self, hash: HashFunction, leaf: Hash32) {
         let mut subtrees = std::mem::take(&mut self.subtrees).into_inner();
         let mut carry = leaf;
         // Merge equal-sized subtrees: one merge per trailing one bit of `size`.
         let mut size = self.size;
         while size & 1 == 1 {
             let left = subtrees.pop().unwrap_or_default();
-            carry = node_hash(&left, &carry);
+            carry = node_hash(hash, &left, &carry);
             size >>= 1;
         }
         subtrees.push(carry);
@@ -298,12 +305,12 @@ impl Frontier {
     }
 
     /// The root of the tree of all leaves so far (rules 1–2).
-    pub fn root(&self) -> Hash32 {
+    pub fn root(&self, hash: HashFunction) -> Hash32 {
         let mut iter = self.subtrees.iter().rev();
         let Some(last) = iter.next() else {
-            return empty_root();
+            return empty_root(hash);
         };
-        iter.fold(*last, |acc, left| node_hash(left, &acc))
+        iter.fold(*last, |acc, left| node_hash(hash, left, &acc))
     }
 }
 
@@ -311,79 +318,117 @@ impl Frontier {
 mod tests {
     use super::*;
 
-    fn leaves(n: usize) -> Vec<Hash32> {
+    const BOTH: [HashFunction; 2] = [HashFunction::Sha256, HashFunction::Sm3];
+
+    fn leaves(hash: HashFunction, n: usize) -> Vec<Hash32> {
         (0..n)
-            .map(|i| leaf_hash(&(i as u64).to_be_bytes()))
+            .map(|i| leaf_hash(hash, &(i as u64).to_be_bytes()))
             .collect()
     }
 
     #[test]
     fn frontier_matches_full_tree() {
-        let all = leaves(70);
-        let mut frontier = Frontier::new();
-        assert_eq!(frontier.root(), empty_root());
-        for n in 1..=all.len() {
-            frontier.push(all[n - 1]);
-            assert_eq!(frontier.root(), root(&all[..n]), "size {n}");
+        for hash in BOTH {
+            let all = leaves(hash, 70);
+            let mut frontier = Frontier::new();
+            assert_eq!(frontier.root(hash), empty_root(hash));
+            for n in 1..=all.len() {
+                frontier.push(hash, all[n - 1]);
+                assert_eq!(frontier.root(hash), root(hash, &all[..n]), "size {n}");
+            }
         }
     }
 
     #[test]
     fn every_inclusion_proof_verifies_and_tampering_fails() {
-        for n in 1..40 {
-            let all = leaves(n);
-            let r = root(&all);
-            for i in 0..n {
-                let proof = inclusion_proof(&all, i).unwrap();
-                verify_inclusion(&r, n as u64, i as u64, &all[i], &proof).unwrap();
-                assert!(
-                    verify_inclusion(&r, n as u64, i as u64, &leaf_hash(b"other"), &proof).is_err()
-                );
-                if let Some(first) = proof.first() {
-                    let mut bad = proof.clone().into_inner();
-                    bad[0] = node_hash(first, first);
-                    assert!(verify_inclusion(&r, n as u64, i as u64, &all[i], &bad).is_err());
+        for hash in BOTH {
+            for n in 1..40 {
+                let all = leaves(hash, n);
+                let r = root(hash, &all);
+                for i in 0..n {
+                    let proof = inclusion_proof(hash, &all, i).unwrap();
+                    verify_inclusion(hash, &r, n as u64, i as u64, &all[i], &proof).unwrap();
+                    let other = leaf_hash(hash, b"other");
+                    assert!(
+                        verify_inclusion(hash, &r, n as u64, i as u64, &other, &proof).is_err()
+                    );
+                    if let Some(first) = proof.first() {
+                        let mut bad = proof.clone().into_inner();
+                        bad[0] = node_hash(hash, first, first);
+                        assert!(
+                            verify_inclusion(hash, &r, n as u64, i as u64, &all[i], &bad).is_err()
+                        );
+                    }
                 }
+                assert!(verify_inclusion(hash, &r, n as u64, n as u64, &all[0], &[]).is_err());
             }
-            assert!(verify_inclusion(&r, n as u64, n as u64, &all[0], &[]).is_err());
         }
     }
 
     #[test]
     fn every_consistency_proof_verifies_and_rewriting_history_fails() {
-        for n in 1..34 {
-            let all = leaves(n);
-            let new_root = root(&all);
-            for m in 0..=n {
-                let old_root = root(&all[..m]);
-                let proof = consistency_proof(&all, m).unwrap();
-                verify_consistency(m as u64, n as u64, &old_root, &new_root, &proof).unwrap();
-                if m > 0 && m < n {
-                    let mut rewritten = all.clone();
-                    rewritten[m - 1] = leaf_hash(b"rewritten");
-                    let forged_old = root(&rewritten[..m]);
-                    assert!(
-                        verify_consistency(m as u64, n as u64, &forged_old, &new_root, &proof)
+        for hash in BOTH {
+            for n in 1..34 {
+                let all = leaves(hash, n);
+                let new_root = root(hash, &all);
+                for m in 0..=n {
+                    let old_root = root(hash, &all[..m]);
+                    let proof = consistency_proof(hash, &all, m).unwrap();
+                    verify_consistency(hash, m as u64, n as u64, &old_root, &new_root, &proof)
+                        .unwrap();
+                    if m > 0 && m < n {
+                        let mut rewritten = all.clone();
+                        rewritten[m - 1] = leaf_hash(hash, b"rewritten");
+                        let forged_old = root(hash, &rewritten[..m]);
+                        assert!(
+                            verify_consistency(
+                                hash,
+                                m as u64,
+                                n as u64,
+                                &forged_old,
+                                &new_root,
+                                &proof
+                            )
                             .is_err()
-                    );
+                        );
+                    }
                 }
             }
         }
     }
 
     #[test]
+    fn the_two_suites_trees_differ() {
+        let (sha, sm3) = (
+            leaves(HashFunction::Sha256, 5),
+            leaves(HashFunction::Sm3, 5),
+        );
+        assert_ne!(sha, sm3);
+        assert_ne!(
+            root(HashFunction::Sha256, &sha),
+            root(HashFunction::Sm3, &sm3)
+        );
+        // SM3 of the empty string (GB/T 32905's function; a published value).
+        assert_eq!(
+            empty_root(HashFunction::Sm3).to_hex(),
+            "1ab21d8355cfa17f8e61194831e81a8f22bec8c728fefb747ed035eb5082aa2b"
+        );
+    }
+
+    #[test]
     fn agrees_with_ct_merkle() {
         use ct_merkle::mem_backed_tree::MemoryBackedTree;
+        let hash = HashFunction::Sha256;
         let mut theirs: MemoryBackedTree<sha2_next::Sha256, Vec<u8>> = MemoryBackedTree::new();
         let mut data = Vec::new();
         for i in 0..50u32 {
             let item = format!("entry {i}").into_bytes();
             theirs.push(item.clone());
-            data.push(leaf_hash(&item));
+            data.push(leaf_hash(hash, &item));
             let their_root = theirs.root();
             assert_eq!(
                 their_root.as_bytes().as_slice(),
-                root(&data).0.as_slice(),
+                root(hash, &data).0.as_slice(),
                 "size {}",
                 i + 1
             );

@@ -13,7 +13,8 @@
 //! Rules (they are jmt's, so the roots are equal; a property test checks it
 //! against jmt on random blocks):
 //! 1. A leaf sits at the shallowest depth at which its key hash's nibble
-//!    prefix is unique; its hash is `H("JMT::LeafNode" ‖ key hash ‖ H(value))`.
+//!    prefix is unique; its hash is `H("JMT::LeafNode" ‖ key hash ‖ H(value))`,
+//!    `H` the chain's suite's hash function (SHA-256 or SM3), as jmt's hasher.
 //! 2. An internal node's hash is a binary Merkle tree over its sixteen
 //!    slots: an empty range hashes to the placeholder, a range holding a
 //!    single child that is a leaf (or a single slot) is that child's hash,
@@ -25,7 +26,7 @@
 //!    replaced by that leaf (rule 1 again). Only replay protection is ever
 //!    deleted (`state` rule 1).
 
-use sha2::{Digest, Sha256};
+use crate::encoding::HashFunction;
 
 const PLACEHOLDER: [u8; 32] = *b"SPARSE_MERKLE_PLACEHOLDER_HASH__";
 const LEAF_DOMAIN: &[u8] = b"JMT::LeafNode";
@@ -79,29 +80,26 @@ pub enum Leaf<'a> {
 }
 
 impl Leaf<'_> {
-    fn hash(&self, key_hash: &[u8; 32]) -> [u8; 32] {
+    fn hash(&self, function: HashFunction, key_hash: &[u8; 32]) -> [u8; 32] {
         match self {
-            Self::Value(value) => leaf_hash(key_hash, value),
+            Self::Value(value) => leaf_hash(function, key_hash, value),
             Self::Hashed(hash) => *hash,
         }
     }
 }
 
 /// The newest state tree (module docs).
-#[derive(Default)]
 pub struct NewestTree {
     root: Option<Box<Node>>,
+    function: HashFunction,
 }
 
 /// The leaf hash of `key_hash` holding `value` (rule 1).
-fn leaf_hash(key_hash: &[u8; 32], value: &[u8]) -> [u8; 32] {
-    let value_hash: [u8; 32] = Sha256::digest(value).into();
-    Sha256::new()
-        .chain_update(LEAF_DOMAIN)
-        .chain_update(key_hash)
-        .chain_update(value_hash)
-        .finalize()
-        .into()
+fn leaf_hash(function: HashFunction, key_hash: &[u8; 32], value: &[u8]) -> [u8; 32] {
+    let value_hash = function.digest(value);
+    function
+        .tagged_hash(LEAF_DOMAIN, &[key_hash, &value_hash.0])
+        .0
 }
 
 fn nibble(key: &[u8; 32], depth: usize) -> usize {
@@ -114,6 +112,14 @@ fn nibble(key: &[u8; 32], depth: usize) -> usize {
 }
 
 impl NewestTree {
+    /// An empty tree hashing with `function`.
+    pub fn new(function: HashFunction) -> Self {
+        Self {
+            root: None,
+            function,
+        }
+    }
+
     /// The root (rule 3).
     pub fn root(&self) -> [u8; 32] {
         self.root.as_ref().map_or(PLACEHOLDER, |node| node.hash())
@@ -131,7 +137,7 @@ impl NewestTree {
         entries.sort_by_key(|(key, _)| *key);
         entries.dedup_by_key(|(key, _)| *key);
         if !entries.is_empty() {
-            put_at(&mut self.root, &entries, 0, true);
+            put_at(self.function, &mut self.root, &entries, 0, true);
         }
         self.root()
     }
@@ -145,14 +151,19 @@ impl NewestTree {
         keys.sort_unstable();
         keys.dedup();
         if !keys.is_empty() {
-            delete_at(&mut self.root, &keys, 0);
+            delete_at(self.function, &mut self.root, &keys, 0);
         }
         self.root()
     }
 }
 
 /// Deletes sorted, distinct `keys` from the subtree in `slot` at `depth`.
-fn delete_at(slot: &mut Option<Box<Node>>, keys: &[[u8; 32]], depth: usize) {
+fn delete_at(
+    function: HashFunction,
+    slot: &mut Option<Box<Node>>,
+    keys: &[[u8; 32]],
+    depth: usize,
+) {
     match slot.as_deref_mut() {
         Some(Node::Leaf { key, .. }) if keys.binary_search(key).is_ok() => *slot = None,
         None | Some(Node::Leaf { .. }) => {}
@@ -166,7 +177,7 @@ fn delete_at(slot: &mut Option<Box<Node>>, keys: &[[u8; 32]], depth: usize) {
                     .position(|key| nibble(key, depth) != n)
                     .unwrap_or(rest.len());
                 let (group, tail) = rest.split_at(end);
-                delete_at(&mut internal.children[n], group, depth + 1);
+                delete_at(function, &mut internal.children[n], group, depth + 1);
                 changed |= 1 << n;
                 rest = tail;
             }
@@ -177,21 +188,27 @@ fn delete_at(slot: &mut Option<Box<Node>>, keys: &[[u8; 32]], depth: usize) {
                     let only = internal.children.iter_mut().find_map(Option::take);
                     *slot = only;
                 }
-                _ => internal.rehash(changed),
+                _ => internal.rehash(function, changed),
             }
         }
     }
 }
 
 /// Puts sorted, distinct `entries` into the subtree in `slot` at `depth`.
-fn put_at(slot: &mut Option<Box<Node>>, entries: &[Entry<'_>], depth: usize, may_split: bool) {
+fn put_at(
+    function: HashFunction,
+    slot: &mut Option<Box<Node>>,
+    entries: &[Entry<'_>],
+    depth: usize,
+    may_split: bool,
+) {
     match slot.as_deref_mut() {
-        None => *slot = Some(build(entries, depth)),
+        None => *slot = Some(build(function, entries, depth)),
         Some(Node::Leaf { key, hash }) => {
             if let [(new_key, new_leaf)] = entries
                 && new_key == key
             {
-                *hash = new_leaf.hash(key);
+                *hash = new_leaf.hash(function, key);
                 return;
             }
             // The leaf moves down beside the new keys unless one replaces it.
@@ -200,7 +217,7 @@ fn put_at(slot: &mut Option<Box<Node>>, entries: &[Entry<'_>], depth: usize, may
             if let Err(at) = merged.binary_search_by_key(&existing.0, |(k, _)| *k) {
                 merged.insert(at, existing);
             }
-            *slot = Some(build(&merged, depth));
+            *slot = Some(build(function, &merged, depth));
         }
         Some(Node::Internal(internal)) => {
             let groups = split_by_nibble(entries, depth);
@@ -212,21 +229,26 @@ fn put_at(slot: &mut Option<Box<Node>>, entries: &[Entry<'_>], depth: usize, may
             if may_split && entries.len() >= PARALLEL_FROM {
                 let (low, high) = internal.children.split_at_mut(8);
                 std::thread::scope(|scope| {
-                    scope.spawn(|| put_children(low, &groups[..8], depth));
-                    put_children(high, &groups[8..], depth);
+                    scope.spawn(|| put_children(function, low, &groups[..8], depth));
+                    put_children(function, high, &groups[8..], depth);
                 });
             } else {
-                put_children(&mut internal.children, &groups, depth);
+                put_children(function, &mut internal.children, &groups, depth);
             }
-            internal.rehash(changed);
+            internal.rehash(function, changed);
         }
     }
 }
 
-fn put_children(children: &mut [Option<Box<Node>>], groups: &[&[Entry<'_>]], depth: usize) {
+fn put_children(
+    function: HashFunction,
+    children: &mut [Option<Box<Node>>],
+    groups: &[&[Entry<'_>]],
+    depth: usize,
+) {
     for (child, group) in children.iter_mut().zip(groups) {
         if !group.is_empty() {
-            put_at(child, group, depth + 1, false);
+            put_at(function, child, group, depth + 1, false);
         }
     }
 }
@@ -249,17 +271,17 @@ fn split_by_nibble<'e, 'a>(entries: &'e [Entry<'a>], depth: usize) -> [&'e [Entr
 }
 
 /// A new subtree holding exactly `entries` (non-empty, sorted, distinct).
-fn build(entries: &[Entry<'_>], depth: usize) -> Box<Node> {
+fn build(function: HashFunction, entries: &[Entry<'_>], depth: usize) -> Box<Node> {
     if let [(key, leaf)] = entries {
         return Box::new(Node::Leaf {
             key: *key,
-            hash: leaf.hash(key),
+            hash: leaf.hash(function, key),
         });
     }
     let mut children: [Option<Box<Node>>; 16] = Default::default();
     for (child, group) in children.iter_mut().zip(split_by_nibble(entries, depth)) {
         if !group.is_empty() {
-            *child = Some(build(group, depth + 1));
+            *child = Some(build(function, group, depth + 1));
         }
     }
     let mut internal = Box::new(Internal {
@@ -268,14 +290,14 @@ fn build(entries: &[Entry<'_>], depth: usize) -> Box<Node> {
         leaves: 0,
         ranges: None,
     });
-    internal.rehash(u16::MAX);
+    internal.rehash(function, u16::MAX);
     Box::new(Node::Internal(internal))
 }
 
 impl Internal {
     /// Recomputes the node's hash (rule 2) after the children in `changed`
     /// (a bitmap of slots) were replaced or updated.
-    fn rehash(&mut self, mut changed: u16) {
+    fn rehash(&mut self, function: HashFunction, mut changed: u16) {
         // A changed slot may now be empty (a deletion): its bit goes too.
         self.leaves &= !changed;
         let mut present = 0u16;
@@ -293,6 +315,7 @@ impl Internal {
             changed = u16::MAX;
         }
         let mut walk = RangeWalk {
+            function,
             children: &self.children,
             present,
             leaves: self.leaves,
@@ -306,6 +329,7 @@ impl Internal {
 /// One internal node's binary Merkle tree over its sixteen slots, walked on
 /// bitmaps; ranges with no changed child come from the node's kept hashes.
 struct RangeWalk<'n> {
+    function: HashFunction,
     children: &'n [Option<Box<Node>>; 16],
     present: u16,
     leaves: u16,
@@ -335,12 +359,12 @@ impl RangeWalk<'_> {
             return ranges[kept];
         }
         let half = width / 2;
-        let hash: [u8; 32] = Sha256::new()
-            .chain_update(INTERNAL_DOMAIN)
-            .chain_update(self.hash(2 * heap, start, half))
-            .chain_update(self.hash(2 * heap + 1, start + half, half))
-            .finalize()
-            .into();
+        let left = self.hash(2 * heap, start, half);
+        let right = self.hash(2 * heap + 1, start + half, half);
+        let hash = self
+            .function
+            .tagged_hash(INTERNAL_DOMAIN, &[&left, &right])
+            .0;
         if let (Some(kept), Some(ranges)) = (kept, self.ranges.as_deref_mut()) {
             ranges[kept] = hash;
         }
@@ -354,12 +378,14 @@ mod tests {
 
     #[test]
     fn the_last_put_of_a_repeated_key_wins_and_the_empty_tree_has_the_placeholder_root() {
-        let mut twice = NewestTree::default();
-        assert_eq!(twice.root(), PLACEHOLDER);
-        let key = [7u8; 32];
-        let root = twice.put([(key, &b"first"[..]), (key, &b"second"[..])]);
-        let mut once = NewestTree::default();
-        assert_eq!(once.put([(key, &b"second"[..])]), root);
-        assert_eq!(root, leaf_hash(&key, b"second"));
+        for function in [HashFunction::Sha256, HashFunction::Sm3] {
+            let mut twice = NewestTree::new(function);
+            assert_eq!(twice.root(), PLACEHOLDER);
+            let key = [7u8; 32];
+            let root = twice.put([(key, &b"first"[..]), (key, &b"second"[..])]);
+            let mut once = NewestTree::new(function);
+            assert_eq!(once.put([(key, &b"second"[..])]), root);
+            assert_eq!(root, leaf_hash(function, &key, b"second"));
+        }
     }
 }

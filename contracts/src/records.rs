@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::constants::*;
 use crate::crypto::PublicKey;
-use crate::encoding::{BoundedVec, Hash32, hash_of, tags};
+use crate::encoding::{BoundedVec, Hash32, HashFunction, tags};
 use crate::merkle::Frontier;
 use crate::transaction::{GovernanceAction, InstitutionSpec, Signer};
 use crate::types::*;
@@ -492,9 +492,9 @@ impl ValidatorSet {
             .find(|v| &v.institution == institution)
     }
 
-    /// The set's hash, as put in block headers.
-    pub fn hash(&self) -> Hash32 {
-        hash_of(tags::VALIDATOR_SET, self)
+    /// The set's hash, as put in block headers, on a chain hashing with `hash`.
+    pub fn hash(&self, hash: HashFunction) -> Hash32 {
+        hash.hash_of(tags::VALIDATOR_SET, self)
     }
 
     /// Whether `power` is at least two thirds of the total.
@@ -978,8 +978,8 @@ impl AuditEntry {
         data
     }
 
-    /// The leaf hash.
-    pub fn leaf_hash(&self) -> Hash32 {
-        crate::merkle::leaf_hash(&self.leaf_data())
+    /// The leaf hash on a chain hashing with `hash`.
+    pub fn leaf_hash(&self, hash: HashFunction) -> Hash32 {
+        crate::merkle::leaf_hash(hash, &self.leaf_data())
     }
 }

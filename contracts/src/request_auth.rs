@@ -2,10 +2,11 @@
 //! asks before it answers anything private.
 //!
 //! Rules:
-//! 1. The reader signs `SHA-256("medledger/http-request/v2" ‖ BCS(RequestToSign))`
+//! 1. The reader signs `H("medledger/http-request/v2" ‖ BCS(RequestToSign))`
+//!    (`H` the chain's suite's hash function, SHA-256 or SM3)
 //!    with the current key of the [`Signer`] it claims to be: the chain, the
 //!    institution whose node it asks, the method, the path with its query
-//!    (without the `auth` parameter), the SHA-256 of the body, its clock,
+//!    (without the `auth` parameter), the hash `H` of the body, its clock,
 //!    and a nonce.
 //! 2. It sends `hex(BCS(RequestAuth))` in `Authorization: Medledger <hex>`.
 //!    Nodes refuse one in the URL (`auth` query parameter), where proxies
@@ -21,9 +22,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{PublicKey, SecretKey, Signature};
-use crate::encoding::{Hash32, hash_of, tagged_hash, tags};
+use crate::encoding::{Hash32, HashFunction, tags};
 use crate::transaction::Signer;
-use crate::types::{ChainId, InstitutionId, Timestamp};
+use crate::types::{Chain, ChainId, InstitutionId, Timestamp};
 
 /// Largest encoded [`RequestAuth`].
 pub const REQUEST_AUTH_BYTES_MAX: usize = 1024;
@@ -39,7 +40,7 @@ pub struct RequestToSign {
     pub method: String,
     /// Path and query as sent, without the `auth` parameter.
     pub path_and_query: String,
-    /// SHA-256 of the body (of nothing for a GET).
+    /// The hash of the body (of nothing for a GET).
     pub body_hash: Hash32,
     /// The reader's clock.
     pub time: Timestamp,
@@ -52,9 +53,9 @@ pub struct RequestToSign {
 }
 
 impl RequestToSign {
-    /// The digest the key signs.
-    pub fn digest(&self) -> Hash32 {
-        hash_of(tags::HTTP_REQUEST, self)
+    /// The digest the key signs on a chain hashing with `hash`.
+    pub fn digest(&self, hash: HashFunction) -> Hash32 {
+        hash.hash_of(tags::HTTP_REQUEST, self)
     }
 }
 
@@ -75,9 +76,9 @@ pub struct RequestAuth {
     pub signature: Signature,
 }
 
-/// SHA-256 of a request body.
-pub fn body_hash(body: &[u8]) -> Hash32 {
-    tagged_hash(b"", &[body])
+/// The hash of a request body on a chain hashing with `hash`.
+pub fn body_hash(hash: HashFunction, body: &[u8]) -> Hash32 {
+    hash.digest(body)
 }
 
 /// The `path?query` a request signs: `auth` parameters removed, the rest as sent.
@@ -97,7 +98,7 @@ impl RequestAuth {
     /// Signs a request as `signer` with `key`.
     #[allow(clippy::too_many_arguments)]
     pub fn sign(
-        chain: &ChainId,
+        chain: &Chain,
         node: &InstitutionId,
         method: &str,
         path_and_query: &str,
@@ -109,17 +110,17 @@ impl RequestAuth {
     ) -> Self {
         let public_key = key.public_key();
         let digest = RequestToSign {
-            chain: chain.clone(),
+            chain: chain.id.clone(),
             node: node.clone(),
             method: method.to_string(),
             path_and_query: path_and_query.to_string(),
-            body_hash: body_hash(body),
+            body_hash: body_hash(chain.hash(), body),
             time,
             nonce,
             signer: signer.clone(),
             public_key,
         }
-        .digest();
+        .digest(chain.hash());
         Self {
             node: node.clone(),
             signer,
@@ -134,23 +135,23 @@ impl RequestAuth {
     /// (at the node it names: check that is the node receiving it).
     pub fn digest_for(
         &self,
-        chain: &ChainId,
+        chain: &Chain,
         method: &str,
         path_and_query: &str,
         body: &[u8],
     ) -> Hash32 {
         RequestToSign {
-            chain: chain.clone(),
+            chain: chain.id.clone(),
             node: self.node.clone(),
             method: method.to_string(),
             path_and_query: path_and_query.to_string(),
-            body_hash: body_hash(body),
+            body_hash: body_hash(chain.hash(), body),
             time: self.time,
             nonce: self.nonce,
             signer: self.signer.clone(),
             public_key: self.public_key,
         }
-        .digest()
+        .digest(chain.hash())
     }
 }
 
@@ -168,9 +169,15 @@ mod tests {
 
     #[test]
     fn a_signature_covers_every_field() {
-        let chain = ChainId::new("c").unwrap();
+        let chain = Chain::new(
+            ChainId::new("c").unwrap(),
+            crate::crypto::CryptoSuite::Ed25519Sha256,
+        );
         let key = SecretKey::from_seed([7; 32]);
-        let signer = Signer::Patient(crate::types::PatientId::from_key(&key.public_key()));
+        let signer = Signer::Patient(crate::types::PatientId::from_key(
+            chain.hash(),
+            &key.public_key(),
+        ));
         let node = InstitutionId::new("city-first-hospital").unwrap();
         let auth = RequestAuth::sign(
             &chain,
@@ -194,7 +201,18 @@ mod tests {
             auth.digest_for(&chain, "POST", "/v1/a", b""),
             auth.digest_for(&chain, "GET", "/v1/b", b""),
             auth.digest_for(&chain, "GET", "/v1/a", b"x"),
-            auth.digest_for(&ChainId::new("d").unwrap(), "GET", "/v1/a", b""),
+            auth.digest_for(
+                &Chain::new(ChainId::new("d").unwrap(), chain.suite),
+                "GET",
+                "/v1/a",
+                b"",
+            ),
+            auth.digest_for(
+                &Chain::new(chain.id.clone(), crate::crypto::CryptoSuite::Sm2Sm3),
+                "GET",
+                "/v1/a",
+                b"",
+            ),
         ] {
             assert!(auth.public_key.verify(&other, &auth.signature).is_err());
         }

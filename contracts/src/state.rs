@@ -16,6 +16,11 @@
 //! 4. [`verify_state_proof`] needs only a root, a key, the claimed value (or
 //!    none, for an exclusion proof) and the proof: it is what the SDK's light
 //!    client calls, with no storage at all.
+//! 5. The tree hashes with the chain's suite's function (SHA-256 or SM3),
+//!    given to every function here that hashes. jmt takes its hasher as a
+//!    type, so each call picks the type for the function (`with_hasher!`);
+//!    a proof's bytes do not depend on it (the hasher is a zero-sized
+//!    marker in jmt's proof), so [`SparseProof`] serves both suites.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
@@ -26,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::encoding::{self, Hash32};
+use crate::encoding::{self, Hash32, HashFunction};
 use crate::newest_tree::NewestTree;
 use crate::types::*;
 
@@ -89,10 +94,37 @@ impl StateKey {
         encoding::to_bytes(self)
     }
 
-    /// The JMT key hash of this key.
-    pub fn key_hash(&self) -> KeyHash {
-        KeyHash::with::<Sha256>(self.to_bytes())
+    /// The JMT key hash of this key on a chain hashing with `hash`.
+    pub fn key_hash(&self, hash: HashFunction) -> KeyHash {
+        key_hash(hash, &self.to_bytes())
     }
+}
+
+/// Runs `$body` with `$H` the jmt hasher type of `$hash` (rule 5).
+macro_rules! with_hasher {
+    ($hash:expr, |$H:ident| $body:expr) => {
+        match $hash {
+            HashFunction::Sha256 => {
+                type $H = sha2::Sha256;
+                $body
+            }
+            HashFunction::Sm3 => {
+                type $H = sm3::Sm3;
+                $body
+            }
+        }
+    };
+}
+
+/// The JMT key hash of a state key's bytes.
+fn key_hash(hash: HashFunction, key: &[u8]) -> KeyHash {
+    with_hasher!(hash, |H| KeyHash::with::<H>(key))
+}
+
+/// A proof made with one hasher type as another's: the same bytes (rule 5).
+fn retype<A: Serialize, B: DeserializeOwned>(proof: &A) -> Result<B, StateError> {
+    bcs::from_bytes(&encoding::to_bytes(proof))
+        .map_err(|e| StateError::Storage(format!("state proof: {e}")))
 }
 
 /// A storage failure. Not a property of any transaction: a node that sees one
@@ -232,7 +264,10 @@ impl StateReader for MemoryStore {
 /// The root of a state with nothing in it (the JMT's placeholder hash).
 pub const EMPTY_STATE_ROOT: Hash32 = Hash32(*b"SPARSE_MERKLE_PLACEHOLDER_HASH__");
 
-/// A JMT sparse Merkle proof with SHA-256, as served with a state value.
+/// A JMT sparse Merkle proof, as served with a state value. jmt names a
+/// hasher in the type, but it is only a marker (rule 5): this type carries
+/// an SM3 tree's proof too, and [`verify_state_proof`] checks it with the
+/// chain's function.
 pub type SparseProof = jmt::proof::SparseMerkleProof<Sha256>;
 
 /// Why a state proof was refused.
@@ -243,14 +278,54 @@ pub struct ProofError(pub String);
 /// Verifies that `key` maps to `value` (or, for `None`, to nothing) in the
 /// state whose root is `root` (rule 4).
 pub fn verify_state_proof(
+    hash: HashFunction,
     root: Hash32,
     key: &StateKey,
     value: Option<&[u8]>,
     proof: &SparseProof,
 ) -> Result<(), ProofError> {
-    proof
-        .verify(RootHash(root.0), key.key_hash(), value)
-        .map_err(|e| ProofError(e.to_string()))
+    let key_hash = key.key_hash(hash);
+    match hash {
+        HashFunction::Sha256 => proof.verify(RootHash(root.0), key_hash, value),
+        HashFunction::Sm3 => retype::<_, jmt::proof::SparseMerkleProof<sm3::Sm3>>(proof)
+            .map_err(|e| ProofError(e.to_string()))?
+            .verify(RootHash(root.0), key_hash, value),
+    }
+    .map_err(|e| ProofError(e.to_string()))
+}
+
+/// The root of `reader`'s tree at `version`.
+pub fn root_of_version<R: TreeReader>(
+    hash: HashFunction,
+    reader: &R,
+    version: Version,
+) -> Result<Hash32, StateError> {
+    with_hasher!(hash, |H| JellyfishMerkleTree::<_, H>::new(reader)
+        .get_root_hash(version))
+    .map(|root| Hash32(root.0))
+    .map_err(|e| StateError::Storage(e.to_string()))
+}
+
+/// The value under `key` in `reader`'s tree at `version`, with its proof.
+pub fn value_with_proof<R: TreeReader>(
+    hash: HashFunction,
+    reader: &R,
+    key: &StateKey,
+    version: Version,
+) -> Result<(Option<Vec<u8>>, SparseProof), StateError> {
+    let key_hash = key.key_hash(hash);
+    let storage = |e: anyhow::Error| StateError::Storage(e.to_string());
+    match hash {
+        HashFunction::Sha256 => JellyfishMerkleTree::<_, Sha256>::new(reader)
+            .get_with_proof(key_hash, version)
+            .map_err(storage),
+        HashFunction::Sm3 => {
+            let (value, proof) = JellyfishMerkleTree::<_, sm3::Sm3>::new(reader)
+                .get_with_proof(key_hash, version)
+                .map_err(storage)?;
+            Ok((value, retype(&proof)?))
+        }
+    }
 }
 
 /// A state value under its JMT key hash (keys themselves are not kept by the tree).
@@ -276,8 +351,9 @@ struct NodeStore {
 /// The JMT needs dense versions (each builds on the one before), while
 /// heights that change nothing write no version; so the store keeps the
 /// height at which each version was written.
-#[derive(Default)]
 pub struct JmtStore {
+    /// The chain's hash function (rule 5).
+    hash: HashFunction,
     inner: RwLock<NodeStore>,
     /// Height → JMT version written at that height.
     versions: BTreeMap<u64, Version>,
@@ -369,9 +445,15 @@ impl TreeWriter for JmtStore {
 }
 
 impl JmtStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty store for a chain hashing with `hash`.
+    pub fn new(hash: HashFunction) -> Self {
+        Self {
+            hash,
+            inner: RwLock::default(),
+            versions: BTreeMap::new(),
+            latest_only: false,
+            newest_tree: NewestTree::new(hash),
+        }
     }
 
     /// From now on keeps only the newest state: older roots, values and
@@ -434,12 +516,13 @@ impl JmtStore {
     /// A store holding exactly `values` as the state of `height` (keeping
     /// only the newest state from then on), and its root.
     pub fn from_latest_values(
+        hash: HashFunction,
         values: Vec<HashedValue>,
         height: u64,
     ) -> Result<(Self, Hash32), StateError> {
         let mut store = Self {
             latest_only: true,
-            ..Self::default()
+            ..Self::new(hash)
         };
         let root = store
             .newest_tree
@@ -487,7 +570,8 @@ impl JmtStore {
         if self.latest_only {
             return self.commit_newest(writes, height, version);
         }
-        let (root, batch) = write_tree_version(self, hash_keys(writes), version)?;
+        let (root, batch) =
+            write_tree_version(self.hash, self, hash_keys(self.hash, writes), version)?;
         self.write_node_batch(&batch.node_batch)
             .map_err(|e| StateError::Storage(e.to_string()))?;
         self.versions.insert(height, version);
@@ -509,7 +593,7 @@ impl JmtStore {
         let mut entries = Vec::with_capacity(writes.len());
         let mut deleted = Vec::new();
         for (key, value) in &writes.0 {
-            let key_hash = KeyHash::with::<Sha256>(key);
+            let key_hash = key_hash(self.hash, key);
             match value {
                 Some(value) => {
                     entries.push((key_hash.0, value.as_slice()));
@@ -542,13 +626,7 @@ impl JmtStore {
         }
         match self.version_at(height) {
             None => Ok(EMPTY_STATE_ROOT),
-            Some(version) => {
-                let tree = JellyfishMerkleTree::<_, Sha256>::new(self);
-                let root = tree
-                    .get_root_hash(version)
-                    .map_err(|e| StateError::Storage(e.to_string()))?;
-                Ok(Hash32(root.0))
-            }
+            Some(version) => root_of_version(self.hash, self, version),
         }
     }
 
@@ -566,18 +644,16 @@ impl JmtStore {
         let version = self
             .version_at(height)
             .ok_or_else(|| StateError::Storage(format!("no state at or below height {height}")))?;
-        let tree = JellyfishMerkleTree::<_, Sha256>::new(self);
-        tree.get_with_proof(key.key_hash(), version)
-            .map_err(|e| StateError::Storage(e.to_string()))
+        value_with_proof(self.hash, self, key, version)
     }
 }
 
 /// A block's writes with their keys hashed as the tree stores them.
-pub fn hash_keys(writes: &WriteSet) -> Vec<(KeyHash, Option<OwnedValue>)> {
+pub fn hash_keys(hash: HashFunction, writes: &WriteSet) -> Vec<(KeyHash, Option<OwnedValue>)> {
     writes
         .0
         .iter()
-        .map(|(key, value)| (KeyHash::with::<Sha256>(key), value.clone()))
+        .map(|(key, value)| (key_hash(hash, key), value.clone()))
         .collect()
 }
 
@@ -597,21 +673,25 @@ pub fn hash_keys(writes: &WriteSet) -> Vec<(KeyHash, Option<OwnedValue>)> {
 /// wrote 14 % more to disk: a deleted key costs about as much tree work as
 /// a written one, whichever path.
 pub fn write_tree_version<R: TreeReader>(
+    hash: HashFunction,
     reader: &R,
     writes: Vec<(KeyHash, Option<OwnedValue>)>,
     version: Version,
 ) -> Result<(RootHash, TreeUpdateBatch), StateError> {
-    let tree = JellyfishMerkleTree::<_, Sha256>::new(reader);
-    let result = if writes.iter().all(|(_, value)| value.is_some()) {
-        let puts = writes
-            .into_iter()
-            .filter_map(|(key, value)| value.map(|v| (key, v)))
-            .collect();
-        tree.batch_put_value_sets(vec![puts], None, version)
-            .map(|(roots, batch)| (roots[0], batch))
-    } else {
-        tree.put_value_set(writes, version)
-    };
+    let all_puts = writes.iter().all(|(_, value)| value.is_some());
+    let result = with_hasher!(hash, |H| {
+        let tree = JellyfishMerkleTree::<_, H>::new(reader);
+        if all_puts {
+            let puts = writes
+                .into_iter()
+                .filter_map(|(key, value)| value.map(|v| (key, v)))
+                .collect();
+            tree.batch_put_value_sets(vec![puts], None, version)
+                .map(|(roots, batch)| (roots[0], batch))
+        } else {
+            tree.put_value_set(writes, version)
+        }
+    });
     result.map_err(|e| StateError::Storage(e.to_string()))
 }
 
@@ -620,7 +700,7 @@ impl StateReader for JmtStore {
         let Some(version) = self.latest_version() else {
             return Ok(None);
         };
-        self.get_value_option(version, KeyHash::with::<Sha256>(key))
+        self.get_value_option(version, key_hash(self.hash, key))
             .map_err(|e| StateError::Storage(e.to_string()))
     }
 }

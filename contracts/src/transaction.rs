@@ -3,9 +3,10 @@
 //!
 //! Rules (stateless; the state machine's rules are in [`crate::state_machine`]):
 //! 1. A transaction is `signer ‖ nonce ‖ valid_until ‖ payload`. Its signing
-//!    message is `SHA-256("medledger/tx/v2" ‖ BCS(chain id) ‖ BCS(transaction))`,
-//!    so a transaction signed for one chain does not verify on another.
-//! 2. Its id is `SHA-256("medledger/txid/v2" ‖ BCS(chain id) ‖ BCS(transaction)
+//!    message is `H("medledger/tx/v2" ‖ BCS(chain id) ‖ BCS(transaction))`,
+//!    `H` the chain's suite's hash function (SHA-256 or SM3), so a
+//!    transaction signed for one chain does not verify on another.
+//! 2. Its id is `H("medledger/txid/v2" ‖ BCS(chain id) ‖ BCS(transaction)
 //!    ‖ BCS(public key))`: it covers the key that signs but not the signature,
 //!    so re-signing cannot make a second id for one transaction, and a copy
 //!    of someone's pending transaction signed with another key has an id of
@@ -14,14 +15,14 @@
 //!    [`TRANSACTION_BYTES_MAX`](crate::constants::TRANSACTION_BYTES_MAX) bytes,
 //!    decoded strictly.
 //! 4. Before any state is read, [`SignedTransaction::verify`] checks the
-//!    signature (ZIP-215), every key's validity, and every field's canonical
-//!    form (sorted category and holder lists, ordered times, well-formed ids).
+//!    signature (ZIP-215 for Ed25519), that every key is of the chain's
+//!    suite and valid, and every field's canonical form (sorted category and holder lists, ordered times, well-formed ids).
 
 use serde::{Deserialize, Serialize};
 
 use crate::constants::*;
 use crate::crypto::{self, CryptoError, PublicKey, SecretKey, Signature};
-use crate::encoding::{self, BoundedVec, DecodeError, Hash32, hash_of, tagged_hash, tags};
+use crate::encoding::{self, BoundedVec, DecodeError, Hash32, HashFunction, tags};
 use crate::types::*;
 
 /// Whose key signs a transaction, and in which capacity.
@@ -363,8 +364,8 @@ impl SignedTransaction {
     /// chain: the id, the public key and the signature. Unlike the id, it
     /// changes with the signature: a block's transaction root is over these,
     /// so a certified header fixes the signatures its block carries.
-    pub fn signed_hash(&self, id: &TxHash) -> Hash32 {
-        tagged_hash(
+    pub fn signed_hash(&self, hash: HashFunction, id: &TxHash) -> Hash32 {
+        hash.tagged_hash(
             tags::SIGNED_TRANSACTION,
             &[
                 &id.0.0,
@@ -423,15 +424,15 @@ struct KeyPossession<'a> {
 /// `register-practitioner`), and `signer` who binds it, so a proof made for
 /// one use cannot be replayed for another.
 pub fn key_possession_message(
-    chain: &ChainId,
+    chain: &Chain,
     signer: &Signer,
     purpose: &str,
     new_key: &PublicKey,
 ) -> Hash32 {
-    hash_of(
+    chain.hash().hash_of(
         tags::KEY_POSSESSION,
         &KeyPossession {
-            chain,
+            chain: &chain.id,
             signer,
             purpose,
             new_key,
@@ -457,14 +458,14 @@ struct GuardianshipConsent<'a> {
 /// another chain. It says nothing of what the hospital files under the
 /// number. The link and its signature never reach the ledger.
 pub fn record_link_message(
-    chain: &ChainId,
+    chain: &Chain,
     hospital: &InstitutionId,
     patient: &PatientId,
     record_number: &str,
 ) -> Hash32 {
-    hash_of(
+    chain.hash().hash_of(
         tags::RECORD_LINK,
-        &(chain, hospital, patient, record_number),
+        &(&chain.id, hospital, patient, record_number),
     )
 }
 
@@ -473,17 +474,17 @@ pub fn record_link_message(
 /// [R4.7]: a hospital alone cannot make a patient who holds their own key a
 /// minor, nor use a consent given to another hospital; each is used once.
 pub fn guardianship_consent_message(
-    chain: &ChainId,
+    chain: &Chain,
     recorder: &Signer,
     patient: &PatientId,
     guardian: &PatientId,
     minor_until: Timestamp,
     evidence_hash: &Hash32,
 ) -> Hash32 {
-    hash_of(
+    chain.hash().hash_of(
         tags::GUARDIANSHIP_CONSENT,
         &GuardianshipConsent {
-            chain,
+            chain: &chain.id,
             recorder,
             patient,
             guardian,
@@ -495,20 +496,21 @@ pub fn guardianship_consent_message(
 
 impl Transaction {
     /// The digest the signer signs.
-    pub fn signing_message(&self, chain: &ChainId) -> Hash32 {
-        tagged_hash(
+    pub fn signing_message(&self, chain: &Chain) -> Hash32 {
+        chain.hash().tagged_hash(
             tags::TRANSACTION_SIGNING,
-            &[&encoding::to_bytes(chain), &encoding::to_bytes(self)],
+            &[&encoding::to_bytes(&chain.id), &encoding::to_bytes(self)],
         )
     }
 
     /// [`Self::signing_message`] and [`Self::id`] from one encoding.
-    pub fn signing_message_and_id(&self, chain: &ChainId, key: &PublicKey) -> (Hash32, TxHash) {
-        let chain = encoding::to_bytes(chain);
+    pub fn signing_message_and_id(&self, chain: &Chain, key: &PublicKey) -> (Hash32, TxHash) {
+        let hash = chain.hash();
+        let chain = encoding::to_bytes(&chain.id);
         let bytes = encoding::to_bytes(self);
         (
-            tagged_hash(tags::TRANSACTION_SIGNING, &[&chain, &bytes]),
-            TxHash(tagged_hash(
+            hash.tagged_hash(tags::TRANSACTION_SIGNING, &[&chain, &bytes]),
+            TxHash(hash.tagged_hash(
                 tags::TRANSACTION_ID,
                 &[&chain, &bytes, &encoding::to_bytes(key)],
             )),
@@ -516,11 +518,11 @@ impl Transaction {
     }
 
     /// The transaction's id on `chain` when `key` signs it (rule 2).
-    pub fn id(&self, chain: &ChainId, key: &PublicKey) -> TxHash {
-        TxHash(tagged_hash(
+    pub fn id(&self, chain: &Chain, key: &PublicKey) -> TxHash {
+        TxHash(chain.hash().tagged_hash(
             tags::TRANSACTION_ID,
             &[
-                &encoding::to_bytes(chain),
+                &encoding::to_bytes(&chain.id),
                 &encoding::to_bytes(self),
                 &encoding::to_bytes(key),
             ],
@@ -528,7 +530,7 @@ impl Transaction {
     }
 
     /// Signs for `chain`.
-    pub fn sign(self, chain: &ChainId, key: &SecretKey) -> SignedTransaction {
+    pub fn sign(self, chain: &Chain, key: &SecretKey) -> SignedTransaction {
         let signature = key.sign(&self.signing_message(chain));
         SignedTransaction {
             transaction: self,
@@ -544,7 +546,7 @@ pub struct VerifiedTransaction {
     signed: SignedTransaction,
     id: TxHash,
     encoded_len: usize,
-    chain: ChainId,
+    chain: Chain,
 }
 
 impl VerifiedTransaction {
@@ -555,7 +557,7 @@ impl VerifiedTransaction {
 
     /// [`SignedTransaction::signed_hash`] of the verified copy.
     pub fn signed_hash(&self) -> Hash32 {
-        self.signed.signed_hash(&self.id)
+        self.signed.signed_hash(self.chain.hash(), &self.id)
     }
 
     /// The signed form.
@@ -579,14 +581,14 @@ impl VerifiedTransaction {
     }
 
     /// The chain it was verified for (proofs inside it bind to it).
-    pub fn chain(&self) -> &ChainId {
+    pub fn chain(&self) -> &Chain {
         &self.chain
     }
 }
 
 impl SignedTransaction {
     /// Its id on `chain` (rule 2: the transaction with the key it carries).
-    pub fn id(&self, chain: &ChainId) -> TxHash {
+    pub fn id(&self, chain: &Chain) -> TxHash {
         self.transaction.id(chain, &self.public_key)
     }
 
@@ -611,13 +613,13 @@ impl SignedTransaction {
     /// Decodes and verifies in one step: what a node does with bytes from outside.
     pub fn decode_and_verify(
         bytes: &[u8],
-        chain: &ChainId,
+        chain: &Chain,
     ) -> Result<VerifiedTransaction, TransactionError> {
         Self::from_bytes(bytes)?.verify(chain)
     }
 
     /// Checks the signature (rule 1) and every field's form (rule 4).
-    pub fn verify(self, chain: &ChainId) -> Result<VerifiedTransaction, TransactionError> {
+    pub fn verify(self, chain: &Chain) -> Result<VerifiedTransaction, TransactionError> {
         let encoded_len = self.encoded_len();
         if encoded_len > TRANSACTION_BYTES_MAX {
             return Err(DecodeError::TooLarge {
@@ -627,10 +629,13 @@ impl SignedTransaction {
             .into());
         }
         let signature_error = |error| TransactionError::Signature {
-            chain: chain.as_str().to_string(),
+            chain: chain.id.as_str().to_string(),
             error,
         };
-        crypto::refuse_unbuilt_scheme(&self.public_key).map_err(signature_error)?;
+        chain
+            .suite
+            .check_key(&self.public_key)
+            .map_err(signature_error)?;
         let (message, id) = self
             .transaction
             .signing_message_and_id(chain, &self.public_key);
@@ -654,7 +659,7 @@ impl SignedTransaction {
 /// transaction, are exactly those of [`SignedTransaction::verify`]. Keys
 /// are prepared through `keys`, kept by the caller across batches.
 pub fn verify_many(
-    chain: &ChainId,
+    chain: &Chain,
     transactions: Vec<SignedTransaction>,
     keys: &crypto::KeyCache,
 ) -> Result<Vec<VerifiedTransaction>, (usize, TxHash, TransactionError)> {
@@ -700,7 +705,7 @@ pub fn verify_many(
 /// hospital's key signs again and again, and preparing it (a square root
 /// on the curve) is about a third of what its batch verification costs.
 pub fn verify_each(
-    chain: &ChainId,
+    chain: &Chain,
     transactions: Vec<SignedTransaction>,
     keys: &crypto::KeyCache,
 ) -> Vec<Result<VerifiedTransaction, TransactionError>> {
@@ -733,7 +738,7 @@ struct CheckedForm {
 
 impl CheckedForm {
     /// `signed`, whose signature a batch has now checked.
-    fn verified(self, signed: SignedTransaction, chain: &ChainId) -> VerifiedTransaction {
+    fn verified(self, signed: SignedTransaction, chain: &Chain) -> VerifiedTransaction {
         VerifiedTransaction {
             signed,
             id: self.id,
@@ -747,7 +752,7 @@ impl CheckedForm {
 /// for each transaction (`None` where one fails), keys prepared through
 /// `keys` (so a key signing several transactions is prepared once).
 fn check_all_but_signatures(
-    chain: &ChainId,
+    chain: &Chain,
     transactions: &[SignedTransaction],
     keys: &crypto::KeyCache,
 ) -> Vec<Option<CheckedForm>> {
@@ -758,7 +763,10 @@ fn check_all_but_signatures(
             if encoded_len > TRANSACTION_BYTES_MAX {
                 return None;
             }
-            // The cache refuses a key of a scheme no chain holds yet.
+            // A key of another suite is refused before any work.
+            if !chain.suite.accepts(&t.public_key) {
+                return None;
+            }
             let key = keys.prepare(&t.public_key).ok()?;
             check_form(chain, &t.transaction).ok()?;
             let (message, id) = t.transaction.signing_message_and_id(chain, &t.public_key);
@@ -794,20 +802,25 @@ fn check_categories(categories: &[Category]) -> Result<(), TransactionError> {
     }
 }
 
-fn check_key(name: &'static str, key: &PublicKey) -> Result<(), TransactionError> {
-    crypto::refuse_unbuilt_scheme(key)
+fn check_key(
+    suite: crypto::CryptoSuite,
+    name: &'static str,
+    key: &PublicKey,
+) -> Result<(), TransactionError> {
+    suite
+        .check_key(key)
         .and_then(|()| key.validate())
         .map_err(|e| field(name, e.to_string()))
 }
 
 fn check_possession(
-    chain: &ChainId,
+    chain: &Chain,
     signer: &Signer,
     purpose: &str,
     key: &PublicKey,
     proof: &Signature,
 ) -> Result<(), TransactionError> {
-    check_key("new_key", key)?;
+    check_key(chain.suite, "new_key", key)?;
     key.verify(&key_possession_message(chain, signer, purpose, key), proof)
         .map_err(|e| {
             field(
@@ -858,13 +871,13 @@ pub fn check_terms(terms: &GrantTerms) -> Result<(), TransactionError> {
     Ok(())
 }
 
-fn check_spec(spec: &InstitutionSpec) -> Result<(), TransactionError> {
+fn check_spec(suite: crypto::CryptoSuite, spec: &InstitutionSpec) -> Result<(), TransactionError> {
     check_institution_id("id", &spec.id)?;
     if let InstitutionKind::InternetHospital { parent } = &spec.kind {
         check_institution_id("parent", parent)?;
     }
-    check_key("admin_key", &spec.admin_key)?;
-    check_key("node_key", &spec.node_key)?;
+    check_key(suite, "admin_key", &spec.admin_key)?;
+    check_key(suite, "node_key", &spec.node_key)?;
     let region = spec.region_code.as_str();
     if region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit()) {
         return Err(field("region_code", "must be a 6-digit GB/T 2260 code"));
@@ -886,12 +899,16 @@ fn check_spec(spec: &InstitutionSpec) -> Result<(), TransactionError> {
     Ok(())
 }
 
-/// Checks the stateless form of an institution spec (used by genesis too).
-pub fn check_institution_spec(spec: &InstitutionSpec) -> Result<(), TransactionError> {
-    check_spec(spec)
+/// Checks the stateless form of an institution spec on a chain of `suite`
+/// (used by genesis too).
+pub fn check_institution_spec(
+    suite: crypto::CryptoSuite,
+    spec: &InstitutionSpec,
+) -> Result<(), TransactionError> {
+    check_spec(suite, spec)
 }
 
-fn check_form(chain: &ChainId, tx: &Transaction) -> Result<(), TransactionError> {
+fn check_form(chain: &Chain, tx: &Transaction) -> Result<(), TransactionError> {
     match &tx.signer {
         Signer::Institution(id) | Signer::InstitutionNode(id) => {
             check_institution_id("signer", id)?
@@ -936,7 +953,7 @@ fn check_form(chain: &ChainId, tx: &Transaction) -> Result<(), TransactionError>
             check_possession(chain, &tx.signer, "register-practitioner", key, key_proof)?;
         }
         Payload::Propose { action, .. } => match action {
-            GovernanceAction::Admit(spec) => check_spec(spec)?,
+            GovernanceAction::Admit(spec) => check_spec(chain.suite, spec)?,
             GovernanceAction::Suspend(id)
             | GovernanceAction::Reinstate(id)
             | GovernanceAction::Remove(id) => check_institution_id("institution", id)?,
@@ -973,8 +990,10 @@ fn check_form(chain: &ChainId, tx: &Transaction) -> Result<(), TransactionError>
             patient_consent, ..
         } => {
             // Checked against the patient's key at execution; a signature
-            // of a scheme no chain can hold yet does not reach a block.
-            crypto::refuse_unbuilt_signature(patient_consent)
+            // of another suite's scheme does not reach a block.
+            chain
+                .suite
+                .check_signature(patient_consent)
                 .map_err(|e| field("patient_consent", e.to_string()))?;
         }
         Payload::RegisterPatient
@@ -1032,6 +1051,6 @@ pub fn check_licence_terms(terms: &LicenceTerms) -> Result<(), TransactionError>
 /// institution's registration use the same pair), so that the number,
 /// which is short and structured enough to guess, cannot be confirmed
 /// from the ledger.
-pub fn licence_hash(salt: &[u8; 16], licence_number: &str) -> Hash32 {
-    tagged_hash(tags::LICENCE, &[salt, licence_number.as_bytes()])
+pub fn licence_hash(hash: HashFunction, salt: &[u8; 16], licence_number: &str) -> Hash32 {
+    hash.tagged_hash(tags::LICENCE, &[salt, licence_number.as_bytes()])
 }

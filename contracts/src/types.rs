@@ -9,8 +9,8 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::constants::*;
-use crate::crypto::PublicKey;
-use crate::encoding::{BoundedString, BoundedVec, Hash32, hash_of, tags};
+use crate::crypto::{CryptoSuite, PublicKey};
+use crate::encoding::{BoundedString, BoundedVec, Hash32, HashFunction, tags};
 
 /// Milliseconds since the Unix epoch, as the block proposer's clock gives them.
 #[derive(
@@ -88,6 +88,31 @@ impl ChainId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         self.0.as_str()
+    }
+}
+
+/// A chain as its signers and verifiers know it: its id, part of every
+/// signing message, and the crypto suite its genesis chose, whose hash
+/// function makes every ledger hash and whose scheme every key is of. Both
+/// come from genesis; a chain's messages and ids are computed from nothing
+/// less, so the other suite's data cannot be mistaken for this chain's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Chain {
+    /// The chain id.
+    pub id: ChainId,
+    /// The crypto suite.
+    pub suite: CryptoSuite,
+}
+
+impl Chain {
+    /// The chain `id` on `suite`.
+    pub fn new(id: ChainId, suite: CryptoSuite) -> Self {
+        Self { id, suite }
+    }
+
+    /// The hash function of the chain's ledger hashes.
+    pub fn hash(&self) -> HashFunction {
+        self.suite.hash_function()
     }
 }
 
@@ -203,16 +228,16 @@ pub type DelegationId = TxHash;
 pub type ProposalId = TxHash;
 
 impl PatientId {
-    /// The id of a patient whose first key is `key`.
-    pub fn from_key(key: &PublicKey) -> Self {
-        Self(hash_of(tags::PATIENT_ID, key))
+    /// The id of a patient whose first key is `key`, on a chain hashing with `hash`.
+    pub fn from_key(hash: HashFunction, key: &PublicKey) -> Self {
+        Self(hash.hash_of(tags::PATIENT_ID, key))
     }
 }
 
 impl PractitionerId {
-    /// The id of a practitioner whose first key is `key`.
-    pub fn from_key(key: &PublicKey) -> Self {
-        Self(hash_of(tags::PRACTITIONER_ID, key))
+    /// The id of a practitioner whose first key is `key`, on a chain hashing with `hash`.
+    pub fn from_key(hash: HashFunction, key: &PublicKey) -> Self {
+        Self(hash.hash_of(tags::PRACTITIONER_ID, key))
     }
 }
 

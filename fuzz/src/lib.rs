@@ -120,7 +120,7 @@ fn transaction(data: &[u8]) -> bool {
         data,
         "a transaction decoded from a second encoding"
     );
-    let _ = tx.verify(&world::world().genesis.chain_id);
+    let _ = tx.verify(&world::world().chain);
     true
 }
 
@@ -144,7 +144,7 @@ fn block(data: &[u8]) -> bool {
             block.transactions.to_vec(),
         );
         if let Ok((computed, _)) = executed {
-            let _ = block.header.check_against(&computed);
+            let _ = block.header.check_against(world.chain.hash(), &computed);
         }
     }
     true
@@ -161,7 +161,7 @@ fn certificate(data: &[u8]) -> bool {
     );
     let world = world::world();
     if let Ok(power) = certificate.verify(
-        world.genesis.chain_id.as_str(),
+        &world.chain,
         &world.validators,
         certificate.height,
         &certificate.block,
@@ -183,7 +183,7 @@ fn proved_value(data: &[u8]) -> bool {
         return false;
     };
     let world = world::world();
-    let _ = proved.verify(&world.genesis.chain_id, &world.validators);
+    let _ = proved.verify(&world.chain, &world.validators);
     true
 }
 
@@ -229,7 +229,7 @@ fn rules(data: &[u8]) -> bool {
         if !matches!(tx.signer, Signer::Delegate(_)) {
             tx.signer = signer.clone();
         }
-        block.push(tx.sign(&world.genesis.chain_id, key));
+        block.push(tx.sign(&world.chain, key));
     }
     run(&mut block, time);
     true
@@ -405,7 +405,7 @@ pub fn seeds(target: &str) -> anyhow::Result<Vec<Vec<u8>>> {
                 with_kind(4, {
                     let (key, signer) = &world.signers[0];
                     let auth = medledger_contracts::request_auth::RequestAuth::sign(
-                        &world.genesis.chain_id,
+                        &world.chain,
                         &world.genesis.institutions[0].id,
                         "GET",
                         "/v1/patients/me/grants",
@@ -429,10 +429,7 @@ pub fn seeds(target: &str) -> anyhow::Result<Vec<Vec<u8>>> {
                     5,
                     format!(
                         "/v1/receipts/{}",
-                        history.transactions[0]
-                            .id(&world.genesis.chain_id)
-                            .0
-                            .to_hex()
+                        history.transactions[0].id(&world.chain).0.to_hex()
                     )
                     .into_bytes(),
                 ),
@@ -471,7 +468,7 @@ pub fn seeds(target: &str) -> anyhow::Result<Vec<Vec<u8>>> {
 /// A practitioner's signed fetch of the history's access request.
 fn signed_fetch(history: &world::History) -> medledger_transfer::SignedFetch {
     let world = world::world();
-    let chain = &world.genesis.chain_id;
+    let chain = &world.chain;
     let request = &history.transactions[2];
     let (key, signer) = world
         .signers
@@ -480,10 +477,10 @@ fn signed_fetch(history: &world::History) -> medledger_transfer::SignedFetch {
         .unwrap_or(&world.signers[0]);
     let practitioner = match signer {
         Signer::Practitioner(id) => *id,
-        _ => medledger_contracts::types::PractitionerId::from_key(&key.public_key()),
+        _ => medledger_contracts::types::PractitionerId::from_key(chain.hash(), &key.public_key()),
     };
     let authorization = medledger_transfer::FetchAuthorization {
-        chain: chain.clone(),
+        chain: chain.id.clone(),
         request: request.id(chain),
         holder: world.genesis.institutions[0].id.clone(),
         practitioner,
@@ -492,7 +489,7 @@ fn signed_fetch(history: &world::History) -> medledger_transfer::SignedFetch {
         committed_at: 3,
     };
     medledger_transfer::SignedFetch {
-        signature: key.sign(&authorization.digest()),
+        signature: key.sign(&authorization.digest(chain.hash())),
         public_key: key.public_key(),
         authorization,
     }

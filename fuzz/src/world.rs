@@ -10,13 +10,13 @@ use medledger_contracts::certificate::{
     CommitCertificate, CommitSignature, ConsensusAddress, VoteBody, VoteKind, vote_message,
 };
 use medledger_contracts::crypto::SecretKey;
-use medledger_contracts::encoding::{BoundedVec, tagged_hash, to_bytes};
+use medledger_contracts::encoding::{BoundedVec, HashFunction, to_bytes};
 use medledger_contracts::light::ProvedValue;
 use medledger_contracts::records::{ValidatorSet, ValidatorSetRecord};
 use medledger_contracts::state::StateKey;
 use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, Transaction};
 use medledger_contracts::types::{
-    Category, ChainId, GrantTerms, Grantee, Holders, InstitutionId, PatientId, PractitionerId,
+    Category, Chain, GrantTerms, Grantee, Holders, InstitutionId, PatientId, PractitionerId,
     Purpose, Timestamp,
 };
 use medledger_genesis::Genesis;
@@ -29,6 +29,8 @@ pub const CHAIN: &str = "medledger-fuzz";
 pub struct World {
     /// The example consortium's genesis on [`CHAIN`].
     pub genesis: Genesis,
+    /// Its chain (id and crypto suite).
+    pub chain: Chain,
     /// Its validator set at height 1 and after (it never changes here).
     pub validators: ValidatorSet,
     /// Keys a hostile member (or its patients) could sign with, and as whom.
@@ -43,7 +45,11 @@ pub fn world() -> &'static World {
 
 /// A patient's key in the fuzz world.
 fn patient_key(n: u8) -> SecretKey {
-    SecretKey::from_seed(tagged_hash(b"medledger/fuzz-patient", &[&[n]]).0)
+    SecretKey::from_seed(
+        HashFunction::Sha256
+            .tagged_hash(b"medledger/fuzz-patient", &[&[n]])
+            .0,
+    )
 }
 
 fn make() -> anyhow::Result<World> {
@@ -58,13 +64,19 @@ fn make() -> anyhow::Result<World> {
     let mut signers = Vec::new();
     for n in 0..2 {
         let key = patient_key(n);
-        let signer = Signer::Patient(PatientId::from_key(&key.public_key()));
+        let signer = Signer::Patient(PatientId::from_key(
+            genesis.chain().hash(),
+            &key.public_key(),
+        ));
         signers.push((key, signer));
     }
     for label in medledger_genesis::example::key_labels() {
         if label.starts_with("practitioner:") {
             let key = published_example_key(&label);
-            let signer = Signer::Practitioner(PractitionerId::from_key(&key.public_key()));
+            let signer = Signer::Practitioner(PractitionerId::from_key(
+                genesis.chain().hash(),
+                &key.public_key(),
+            ));
             signers.push((key, signer));
         }
     }
@@ -76,6 +88,7 @@ fn make() -> anyhow::Result<World> {
     }
     Ok(World {
         validators: record.at(1).clone(),
+        chain: genesis.chain(),
         genesis,
         signers,
     })
@@ -109,12 +122,13 @@ fn signer_key(world: &World, signer: &Signer) -> anyhow::Result<SecretKey> {
 pub fn history() -> anyhow::Result<History> {
     let world = world();
     let genesis = &world.genesis;
-    let chain = genesis.chain_id.clone();
+    let chain = genesis.chain();
     let first = InstitutionId::new("city-first-hospital")?;
     let second = InstitutionId::new("city-second-hospital")?;
     let patient_key = patient_key(0);
-    let patient = PatientId::from_key(&patient_key.public_key());
+    let patient = PatientId::from_key(chain.hash(), &patient_key.public_key());
     let doctor = Signer::Practitioner(PractitionerId::from_key(
+        chain.hash(),
         &published_example_key("practitioner:dr-second-1").public_key(),
     ));
     let start = genesis.genesis_time;
@@ -148,7 +162,7 @@ pub fn history() -> anyhow::Result<History> {
             records_from: None,
             records_until: None,
             sensitive_included: BoundedVec::default(),
-            notice_hash: tagged_hash(b"notice", &[]),
+            notice_hash: chain.hash().tagged_hash(b"notice", &[]),
         }),
     )?;
     let grant_id = grant.id(&chain);
@@ -183,7 +197,7 @@ pub fn history() -> anyhow::Result<History> {
             transactions: BoundedVec::new(vec![tx.clone()])
                 .map_err(|_| anyhow::anyhow!("block"))?,
         };
-        let certificate = certify(world, &chain, height, header.hash())?;
+        let certificate = certify(world, &chain, height, header.hash(chain.hash()))?;
         blocks.push(ArchivedBlock {
             height,
             block: block.to_bytes(),
@@ -239,14 +253,14 @@ pub fn history() -> anyhow::Result<History> {
 /// A commit certificate over `block` at `height`, signed by every validator.
 fn certify(
     world: &World,
-    chain: &ChainId,
+    chain: &Chain,
     height: u64,
     block: Hash32,
 ) -> anyhow::Result<CommitCertificate> {
     let mut signatures = Vec::new();
     for validator in world.genesis.validators() {
         let key = published_example_key(&format!("node:{}", validator.id.as_str()));
-        let address = ConsensusAddress::of_key(&key.public_key());
+        let address = ConsensusAddress::of_key(chain.hash(), &key.public_key());
         let body = VoteBody {
             kind: VoteKind::Precommit,
             height,
@@ -256,7 +270,7 @@ fn certify(
         };
         signatures.push(CommitSignature {
             validator: address,
-            signature: key.sign(&vote_message(chain.as_str(), &body)),
+            signature: key.sign(&vote_message(chain, &body)),
         });
     }
     signatures.sort_by_key(|s| s.validator.0);

@@ -4,7 +4,7 @@
 //! validate, so one may fail.
 
 use medledger_contracts::crypto::{PublicKey, SecretKey};
-use medledger_contracts::encoding::tagged_hash;
+use medledger_contracts::encoding::HashFunction;
 use medledger_contracts::transaction::licence_hash;
 
 use medledger_contracts::types::{LicenceKind, LicencePolicy, PractitionerRole};
@@ -171,7 +171,8 @@ pub fn city_consortium(
             institution: (*institution).into(),
             key: public_key(&format!("practitioner:{label}")).to_text(),
             role: (*role).into(),
-            licence_hash: licence_hash(&example_licence_salt(label), licence).to_hex(),
+            licence_hash: licence_hash(EXAMPLE_HASH, &example_licence_salt(label), licence)
+                .to_hex(),
         })
         .collect();
     // The health commission attests each practitioner's licence for five
@@ -186,13 +187,15 @@ pub fn city_consortium(
             if *label == "dr-first-1" {
                 institutions.push("first-online".into());
             }
-            let id = medledger_contracts::types::PractitionerId::from_key(&public_key(&format!(
-                "practitioner:{label}"
-            )));
+            let id = medledger_contracts::types::PractitionerId::from_key(
+                EXAMPLE_HASH,
+                &public_key(&format!("practitioner:{label}")),
+            );
             LicenceEntry {
                 attested_by: "health-commission".into(),
                 practitioners: vec![id.0.to_hex()],
-                licence_hash: licence_hash(&example_licence_salt(label), licence).to_hex(),
+                licence_hash: licence_hash(EXAMPLE_HASH, &example_licence_salt(label), licence)
+                    .to_hex(),
                 kind: kind.name().into(),
                 scopes: vec![example_scope(kind).into()],
                 institutions,
@@ -216,6 +219,9 @@ pub fn city_consortium(
     }
 }
 
+/// The hash function of the example's suite (`ed25519-sha256`).
+const EXAMPLE_HASH: HashFunction = HashFunction::Sha256;
+
 /// How long the example's genesis licences are attested for: five years
 /// (365-day years; the registration a physician renews).
 pub const EXAMPLE_LICENCE_VALIDITY_MS: u64 = 5 * 365 * 86_400_000;
@@ -223,7 +229,9 @@ pub const EXAMPLE_LICENCE_VALIDITY_MS: u64 = 5 * 365 * 86_400_000;
 /// The salt issued with an example practitioner's licence: derived from
 /// the label, since the licence numbers are fictional anyway.
 pub fn example_licence_salt(label: &str) -> [u8; 16] {
-    let digest = tagged_hash(b"medledger/example-licence-salt/v1", &[label.as_bytes()]);
+    // Derivations of example values, not ledger hashes: fixed to SHA-256.
+    let digest =
+        HashFunction::Sha256.tagged_hash(b"medledger/example-licence-salt/v1", &[label.as_bytes()]);
     let mut salt = [0u8; 16];
     salt.copy_from_slice(&digest.0[..16]);
     salt
@@ -243,7 +251,11 @@ fn example_scope(kind: LicenceKind) -> &'static str {
 /// The published, deterministic key behind `genesis/examples/city.json`.
 /// Anyone can derive it: it is for examples and tests only, never for a real chain.
 pub fn published_example_key(label: &str) -> SecretKey {
-    SecretKey::from_seed(tagged_hash(b"medledger/published-example-key/v1", &[label.as_bytes()]).0)
+    SecretKey::from_seed(
+        HashFunction::Sha256
+            .tagged_hash(b"medledger/published-example-key/v1", &[label.as_bytes()])
+            .0,
+    )
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use medledger_contracts::constants::*;
 use medledger_contracts::crypto::{CryptoSuite, PublicKey};
-use medledger_contracts::encoding::{self, BoundedString, BoundedVec, Hash32, hash_of, tags};
+use medledger_contracts::encoding::{self, BoundedString, BoundedVec, Hash32, tags};
 use medledger_contracts::ledger::MemoryLedger;
 use medledger_contracts::records::{EmergencyPolicy, LedgerParameters};
 use medledger_contracts::state::WriteSet;
@@ -89,7 +89,7 @@ impl InstitutionEntry {
     /// (`medledger gov propose admit`), every field checked as genesis
     /// checks a founding member's.
     pub fn admission_spec(&self, suite: CryptoSuite) -> Result<InstitutionSpec, GenesisError> {
-        self.spec("entry", &mut |field: String, text: &str| {
+        self.spec(suite, "entry", &mut |field: String, text: &str| {
             let key = PublicKey::from_text(text).map_err(|e| field_error(field.clone(), e))?;
             if suite.accepts(&key) {
                 Ok(key)
@@ -107,6 +107,7 @@ impl InstitutionEntry {
     /// errors, and `key` reads (and may check) each of its keys.
     pub fn spec(
         &self,
+        suite: CryptoSuite,
         at: &str,
         key: &mut impl FnMut(String, &str) -> Result<PublicKey, GenesisError>,
     ) -> Result<InstitutionSpec, GenesisError> {
@@ -130,7 +131,7 @@ impl InstitutionEntry {
                 format!("at most {VOTING_POWER_MAX}"),
             ));
         }
-        check_institution_spec(&spec).map_err(|e| match e {
+        check_institution_spec(suite, &spec).map_err(|e| match e {
             medledger_contracts::transaction::TransactionError::Field { field, problem } => {
                 field_error(at(field), problem)
             }
@@ -433,6 +434,13 @@ impl GenesisFile {
         let chain_id = ChainId::new(&self.chain_id).map_err(|e| field_error("chain_id", e))?;
         let crypto_suite = CryptoSuite::from_name(&self.crypto_suite)
             .map_err(|e| field_error("crypto_suite", e))?;
+        if crypto_suite == CryptoSuite::Sm2Sm3 {
+            return Err(field_error(
+                "crypto_suite",
+                "sm2-sm3 is not built yet: the ledger's rules, hashes and proofs run on it, but a node does not (its consensus network and records transfer are Ed25519 and HPKE only)",
+            ));
+        }
+        let hash = crypto_suite.hash_function();
         if self.genesis_time_ms == 0 {
             return Err(field_error("genesis_time_ms", "must be a time after 1970"));
         }
@@ -586,7 +594,7 @@ impl GenesisFile {
                     format!("{:?} appears twice", entry.id),
                 ));
             }
-            institutions.push(entry.spec(&format!("institutions[{i}]"), &mut key)?);
+            institutions.push(entry.spec(crypto_suite, &format!("institutions[{i}]"), &mut key)?);
         }
         for (i, spec) in institutions.iter().enumerate() {
             if let InstitutionKind::InternetHospital { parent } = &spec.kind
@@ -682,9 +690,9 @@ impl GenesisFile {
                 let id = Hash32::from_hex(id)
                     .map(PractitionerId)
                     .map_err(|e| field_error(at("practitioners"), e.to_string()))?;
-                let registered = practitioners.iter().any(|(institution, key, _, hash)| {
-                    PractitionerId::from_key(key) == id
-                        && *hash == licence_hash
+                let registered = practitioners.iter().any(|(institution, key, _, held)| {
+                    PractitionerId::from_key(hash, key) == id
+                        && *held == licence_hash
                         && named.contains(institution)
                 });
                 if !registered {
@@ -721,7 +729,7 @@ impl GenesisFile {
         }
         if practitioner_licences == LicencePolicy::Attested {
             for (i, (_, key, ..)) in practitioners.iter().enumerate() {
-                let id = PractitionerId::from_key(key);
+                let id = PractitionerId::from_key(hash, key);
                 if !licences
                     .iter()
                     .any(|(_, terms)| terms.practitioners.iter().any(|b| *b == id))
@@ -759,9 +767,17 @@ impl GenesisFile {
 }
 
 impl Genesis {
-    /// The genesis hash every node and auditor starts from.
+    /// The genesis hash every node and auditor starts from (with the hash
+    /// function of the suite it names).
     pub fn hash(&self) -> Hash32 {
-        hash_of(tags::GENESIS, self)
+        self.crypto_suite
+            .hash_function()
+            .hash_of(tags::GENESIS, self)
+    }
+
+    /// The chain this genesis starts: its id and crypto suite.
+    pub fn chain(&self) -> Chain {
+        Chain::new(self.chain_id.clone(), self.crypto_suite)
     }
 
     /// The canonical bytes that are hashed.
@@ -797,6 +813,7 @@ impl Genesis {
     /// The state at height 0.
     pub fn initial_state(&self) -> Result<WriteSet, GenesisError> {
         genesis_writes(
+            self.crypto_suite.hash_function(),
             &self.parameters,
             &self.institutions,
             &self.genesis_practitioners(),
@@ -808,7 +825,7 @@ impl Genesis {
     /// An in-memory ledger starting from this genesis.
     pub fn memory_ledger(&self) -> Result<MemoryLedger, GenesisError> {
         MemoryLedger::new(
-            self.chain_id.clone(),
+            self.chain(),
             self.hash(),
             self.genesis_time,
             &self.parameters,

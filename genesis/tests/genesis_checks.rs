@@ -200,3 +200,24 @@ fn read_reports_the_path() {
         "{err}"
     );
 }
+
+/// The suite is hashed into the genesis: the same consortium named on the
+/// other suite is another chain (another genesis hash, and a `Chain` that
+/// compares unequal), and `sm2-sm3` is refused by name until a node runs it.
+#[test]
+fn the_suite_is_part_of_the_chain_and_sm2_sm3_is_refused_by_name() {
+    use medledger_contracts::crypto::CryptoSuite;
+    let genesis = example().validate().unwrap();
+    let mut on_sm = genesis.clone();
+    on_sm.crypto_suite = CryptoSuite::Sm2Sm3;
+    assert_ne!(genesis.hash(), on_sm.hash());
+    assert_ne!(genesis.chain(), on_sm.chain());
+    assert_eq!(genesis.chain().id, on_sm.chain().id);
+    let mut file = example();
+    file.crypto_suite = "sm2-sm3".into();
+    let error = file.validate().unwrap_err().to_string();
+    assert!(
+        error.contains("crypto_suite") && error.contains("sm2-sm3 is not built yet"),
+        "{error}"
+    );
+}

@@ -94,7 +94,7 @@ impl LedgerApp {
             .header(height - 1)
             .map_err(|e| AppError::Storage(e.to_string()))?
             .ok_or_else(|| AppError::Storage(format!("header {} missing", height - 1)))?;
-        Ok((header.hash(), header.time))
+        Ok((header.hash(self.shared.chain.hash()), header.time))
     }
 
     /// Executes transactions as block `height` at `time` and returns the
@@ -107,7 +107,11 @@ impl LedgerApp {
         transactions: &[VerifiedTransaction],
     ) -> Result<(BlockHeader, BlockExecution, PreparedState), AppError> {
         let (previous_hash, _) = self.parent(height)?;
-        let ctx = BlockContext { height, time };
+        let ctx = BlockContext {
+            height,
+            time,
+            hash: self.shared.chain.hash(),
+        };
         let started = std::time::Instant::now();
         let execution = execute_block(&self.shared.store, &ctx, transactions)
             .map_err(|e| AppError::State(e.to_string()))?;
@@ -198,7 +202,7 @@ impl Application for LedgerApp {
             })?,
         };
         let bytes = block.to_bytes();
-        let id = header.hash();
+        let id = header.hash(self.shared.chain.hash());
         self.pending.insert(
             id,
             Pending {
@@ -222,7 +226,7 @@ impl Application for LedgerApp {
         let block =
             Block::from_bytes(bytes).map_err(|e| BlockRefusal::Undecodable(e.to_string()))?;
         let header = &block.header;
-        let id = header.hash();
+        let id = header.hash(self.shared.chain.hash());
         let invalid = |why: String| BlockRefusal::Invalid(id, why);
         // The clock checks come before the cache of blocks checked already:
         // a block first seen as a re-proposal (no lower bound) must not pass
@@ -246,7 +250,7 @@ impl Application for LedgerApp {
             return Ok(id);
         }
         let local = BlockRefusal::Local;
-        if header.chain_id != self.shared.chain {
+        if header.chain_id != self.shared.chain.id {
             return Err(invalid(format!("chain id {}", header.chain_id.as_str())));
         }
         if header.height != height {
@@ -335,7 +339,9 @@ impl Application for LedgerApp {
         let (expected, execution, state) = self
             .execute(height, header.time, &header.proposer, &verified)
             .map_err(|e| local(e.to_string()))?;
-        header.check_against(&expected).map_err(|m| {
+        header
+            .check_against(self.shared.chain.hash(), &expected)
+            .map_err(|m| {
             invalid(format!(
                 "{} differs from this node's re-execution: the proposal says {}, re-execution gives {}",
                 m.field, m.stated, m.computed

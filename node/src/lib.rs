@@ -136,7 +136,8 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         std::process::exit(disk::EXIT_STORAGE_FAILED);
     }
     disk::watch(data.clone(), min_free);
-    let store = Store::open(&data.join("ledger")).context("opening the ledger store")?;
+    let store = Store::open(&data.join("ledger"), genesis.crypto_suite.hash_function())
+        .context("opening the ledger store")?;
     let genesis_hash = genesis.hash();
     match store.genesis_hash()? {
         None => {
@@ -159,7 +160,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
     let (gossip_tx, gossip_rx) = mpsc::channel(100_000);
     let gossip = (!config.mempool.gossip_to.is_empty()).then_some(gossip_tx);
     let mempool = Mempool::new(
-        genesis.chain_id.clone(),
+        genesis.chain(),
         Limits {
             transactions: config.mempool.max_transactions,
             bytes: config.mempool.max_bytes,
@@ -167,7 +168,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         },
     );
     let shared = Arc::new(Shared::new(
-        genesis.chain_id.clone(),
+        genesis.chain(),
         institution.clone(),
         store,
         mempool,
@@ -175,7 +176,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         gossip,
     ));
     let settings = Settings {
-        chain_id: genesis.chain_id.as_str().to_string(),
+        chain: genesis.chain(),
         moniker: config.institution.clone(),
         node_key: key.secret().clone(),
         wal_dir: data.join("wal"),
@@ -230,7 +231,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
             gossip_rx,
             config.mempool.gossip_to.clone(),
             GossipSigner {
-                chain: genesis.chain_id.clone(),
+                chain: genesis.chain(),
                 institution: institution.clone(),
                 key: key.secret().clone(),
             },
@@ -328,7 +329,7 @@ fn init_logging() {
 
 /// How this node signs its gossip: as its institution's node.
 struct GossipSigner {
-    chain: medledger_contracts::types::ChainId,
+    chain: medledger_contracts::types::Chain,
     institution: InstitutionId,
     key: medledger_contracts::crypto::SecretKey,
 }

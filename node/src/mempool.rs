@@ -32,7 +32,7 @@ use medledger_contracts::records::Rejection;
 use medledger_contracts::transaction::{
     Payload, SignedTransaction, Signer, TransactionError, VerifiedTransaction,
 };
-use medledger_contracts::types::{ChainId, InstitutionId, Timestamp, TxHash};
+use medledger_contracts::types::{Chain, InstitutionId, Timestamp, TxHash};
 
 /// Mempool bounds.
 #[derive(Clone, Copy, Debug)]
@@ -286,7 +286,7 @@ impl LaneState {
 
 /// Decodes a transaction from outside, with its id: refused if too large or
 /// malformed. Needs no pool (nor its lock).
-pub fn decode(chain: &ChainId, bytes: &[u8]) -> Result<(SignedTransaction, TxHash), Refusal> {
+pub fn decode(chain: &Chain, bytes: &[u8]) -> Result<(SignedTransaction, TxHash), Refusal> {
     if bytes.len() > TRANSACTION_BYTES_MAX {
         return Err(Refusal::TooLarge {
             actual: bytes.len(),
@@ -301,7 +301,7 @@ pub fn decode(chain: &ChainId, bytes: &[u8]) -> Result<(SignedTransaction, TxHas
 
 /// The pool.
 pub struct Mempool {
-    chain: ChainId,
+    chain: Chain,
     limits: Limits,
     entries: HashMap<TxHash, Entry>,
     lanes: BTreeMap<Lane, LaneState>,
@@ -324,7 +324,7 @@ const RECENT_BLOCKS: usize = 4;
 
 impl Mempool {
     /// An empty pool for `chain`.
-    pub fn new(chain: ChainId, limits: Limits) -> Self {
+    pub fn new(chain: Chain, limits: Limits) -> Self {
         Self {
             chain,
             limits,
@@ -557,8 +557,11 @@ mod tests {
 
     use super::*;
 
-    fn chain() -> ChainId {
-        ChainId::new("medledger-mempool-test").unwrap()
+    fn chain() -> Chain {
+        Chain::new(
+            medledger_contracts::types::ChainId::new("medledger-mempool-test").unwrap(),
+            medledger_contracts::crypto::CryptoSuite::Ed25519Sha256,
+        )
     }
 
     fn pool(transactions: usize) -> Mempool {
@@ -591,7 +594,7 @@ mod tests {
 
     fn patient(seed: u8) -> (SecretKey, Signer) {
         let key = SecretKey::from_seed([seed; 32]);
-        let signer = Signer::Patient(PatientId::from_key(&key.public_key()));
+        let signer = Signer::Patient(PatientId::from_key(chain().hash(), &key.public_key()));
         (key, signer)
     }
 

@@ -18,7 +18,7 @@ use medledger_contracts::state_machine::{BlockContext, outside_window, try_each}
 use medledger_contracts::transaction::{
     Payload, SignedTransaction, Signer, VerifiedTransaction, verify_each,
 };
-use medledger_contracts::types::{ChainId, InstitutionId, PatientId, TxHash};
+use medledger_contracts::types::{Chain, InstitutionId, PatientId, TxHash};
 use medledger_store::Store;
 use tokio::sync::{broadcast, mpsc};
 
@@ -53,7 +53,7 @@ pub enum Origin {
 /// State shared by the node's tasks.
 pub struct Shared {
     /// The chain.
-    pub chain: ChainId,
+    pub chain: Chain,
     /// This node's institution.
     pub institution: InstitutionId,
     /// The disk.
@@ -94,7 +94,7 @@ pub enum ValidatorsError {
 impl Shared {
     /// Shared state over an opened store.
     pub fn new(
-        chain: ChainId,
+        chain: Chain,
         institution: InstitutionId,
         store: Store,
         mempool: Mempool,
@@ -103,7 +103,6 @@ impl Shared {
     ) -> Self {
         let (commits, _) = broadcast::channel(1024);
         Self {
-            chain,
             institution,
             store,
             mempool: Mutex::new(mempool),
@@ -112,7 +111,8 @@ impl Shared {
             gossip,
             metrics: Metrics::new(),
             latest_certified: Mutex::new(None),
-            signing_keys: KeyCache::new(SIGNING_KEYS_MAX),
+            signing_keys: KeyCache::new(chain.suite, SIGNING_KEYS_MAX),
+            chain,
         }
     }
 
@@ -237,7 +237,7 @@ impl Shared {
         };
         match &tx.transaction().signer {
             Signer::Patient(id) if matches!(tx.transaction().payload, Payload::RegisterPatient) => {
-                PatientId::from_key(key) == *id
+                PatientId::from_key(self.chain.hash(), key) == *id
             }
             Signer::Patient(id) => patient_key(id),
             Signer::Delegate(d) => state
@@ -401,6 +401,7 @@ impl Shared {
         let ctx = BlockContext {
             height: self.height() + 1,
             time: now(),
+            hash: self.chain.hash(),
         };
         let (indexes, transactions): (Vec<usize>, Vec<VerifiedTransaction>) =
             verified.into_iter().unzip();
@@ -484,7 +485,7 @@ impl Shared {
 }
 
 impl crate::gateway::Ledger for Shared {
-    fn chain(&self) -> &ChainId {
+    fn chain(&self) -> &Chain {
         &self.chain
     }
 

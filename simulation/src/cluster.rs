@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use medledger_client_sdk::{Client, KeyFile};
-use medledger_contracts::types::ChainId;
+use medledger_contracts::types::Chain;
 use medledger_testnet::{Consortium, NODE_LOG_FILTER, TestnetNode};
 
 use crate::net::Link;
@@ -87,7 +87,7 @@ pub struct Cluster {
     /// A client per node.
     pub clients: Vec<Client>,
     /// The chain.
-    pub chain: ChainId,
+    pub chain: Chain,
     /// The small disk, when one could be mounted.
     pub disk: Option<SmallDisk>,
     links: BTreeMap<(usize, usize, Traffic), Link>,
@@ -174,7 +174,10 @@ impl Cluster {
             }
             std::fs::write(&path, config).map_err(|e| e.to_string())?;
         }
-        let chain = ChainId::new(chain).map_err(|e| e.to_string())?;
+        let chain = medledger_genesis::GenesisFile::read(&dir.path().join("genesis.json"))
+            .and_then(|file| file.validate())
+            .map_err(|e| format!("the testnet's genesis: {e}"))?
+            .chain();
         let clients = nodes
             .iter()
             .map(|n| Client::new(&n.http, chain.clone()))

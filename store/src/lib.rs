@@ -5,7 +5,7 @@
 //!
 //! | family | key | value |
 //! |---|---|---|
-//! | `meta` | `genesis`, `height` | genesis hash; last committed height |
+//! | `meta` | `genesis`, `hash`, `height` | genesis hash; the chain's hash function (`sha256` or `sm3`; a store without it predates SM3 and is `sha256`); last committed height |
 //! | `headers` | height | BCS `BlockHeader` |
 //! | `blocks` | height | BCS `Block` (header and transactions) |
 //! | `certificates` | height | BCS `CommitCertificate` |
@@ -30,18 +30,17 @@ use std::path::Path;
 use std::sync::RwLock;
 
 use jmt::storage::{LeafNode, Node, NodeBatch, NodeKey, TreeReader};
-use jmt::{JellyfishMerkleTree, KeyHash, OwnedValue, Version};
+use jmt::{KeyHash, OwnedValue, Version};
 use medledger_contracts::Hash32;
 use medledger_contracts::block::BlockHeader;
-use medledger_contracts::encoding::{from_bytes, to_bytes};
+use medledger_contracts::encoding::{HashFunction, from_bytes, to_bytes};
 use medledger_contracts::records::{AuditEntry, AuditEvent, GrantRecord, Receipt};
 use medledger_contracts::state::{
     EMPTY_STATE_ROOT, SparseProof, StateError, StateKey, StateReader, WriteSet, hash_keys,
-    write_tree_version,
+    root_of_version, value_with_proof, write_tree_version,
 };
 use medledger_contracts::types::{Grantee, PractitionerId, TxHash};
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch};
-use sha2::Sha256;
 
 const META: &str = "meta";
 const HEADERS: &str = "headers";
@@ -163,6 +162,8 @@ pub struct CommittedBlock<'a> {
 /// The node's RocksDB store.
 pub struct Store {
     db: DB,
+    /// The chain's hash function: the JMT's hasher.
+    hash: HashFunction,
     /// (last committed height, latest JMT version), `None` before genesis.
     tip: RwLock<Option<(u64, Option<Version>)>>,
 }
@@ -187,8 +188,13 @@ fn decode_u64(bytes: &[u8], what: &'static str) -> Result<u64, StoreError> {
 const MEMTABLE_FILTER_RATIO: f64 = 0.02;
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (or creates) the store in `dir` for a chain hashing with
+    /// `hash`; refuses a store initialised for a chain hashing otherwise.
+    pub fn open(dir: &Path, hash: HashFunction) -> Result<Self, StoreError> {
+        Self::open_with(dir, Some(hash))
+    }
+
+    fn open_with(dir: &Path, expected: Option<HashFunction>) -> Result<Self, StoreError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
@@ -214,10 +220,32 @@ impl Store {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, family_options()));
         let db = DB::open_cf_descriptors(&options, dir, families)?;
-        let store = Self {
+        let mut store = Self {
             db,
+            hash: expected.unwrap_or(HashFunction::Sha256),
             tip: RwLock::new(None),
         };
+        // A store initialised before the hash was recorded is SHA-256's.
+        let stored = match store.get(META, b"hash")? {
+            Some(name) => Some(
+                std::str::from_utf8(&name)
+                    .ok()
+                    .and_then(HashFunction::from_name)
+                    .ok_or_else(|| corrupt("meta hash")("not a hash function's name".into()))?,
+            ),
+            None => store.get(META, b"genesis")?.map(|_| HashFunction::Sha256),
+        };
+        match (stored, expected) {
+            (Some(stored), Some(expected)) if stored != expected => {
+                return Err(StoreError::Invalid(format!(
+                    "this store holds a chain hashing with {}, not {}: its genesis names another crypto suite",
+                    stored.name(),
+                    expected.name()
+                )));
+            }
+            (Some(stored), None) => store.hash = stored,
+            _ => {}
+        }
         let tip = match store.get(META, b"height")? {
             None => None,
             Some(bytes) => {
@@ -227,6 +255,12 @@ impl Store {
         };
         *store.tip.write().map_err(|_| poisoned())? = tip;
         Ok(store)
+    }
+
+    /// Opens the store in `dir` with the hash function it was initialised
+    /// with (for tools that read blocks and need no genesis: `export`).
+    pub fn open_existing(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, None)
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
@@ -289,6 +323,7 @@ impl Store {
         let mut batch = WriteBatch::default();
         self.put_state(&mut batch, &state)?;
         batch.put_cf(self.cf(META)?, b"genesis", genesis_hash.0);
+        batch.put_cf(self.cf(META)?, b"hash", self.hash.name());
         batch.put_cf(self.cf(META)?, b"height", be(0));
         self.write(batch)?;
         *self.tip.write().map_err(|_| poisoned())? = Some((0, state.version));
@@ -313,8 +348,9 @@ impl Store {
             });
         }
         let version = latest.map_or(0, |v| v + 1);
-        let (root, update) = write_tree_version(self, hash_keys(writes), version)
-            .map_err(|e| StoreError::State(e.to_string()))?;
+        let (root, update) =
+            write_tree_version(self.hash, self, hash_keys(self.hash, writes), version)
+                .map_err(|e| StoreError::State(e.to_string()))?;
         Ok(PreparedState {
             height,
             version: Some(version),
@@ -325,10 +361,7 @@ impl Store {
     }
 
     fn root_of_version(&self, version: Version) -> Result<Hash32, StoreError> {
-        let tree = JellyfishMerkleTree::<_, Sha256>::new(self);
-        tree.get_root_hash(version)
-            .map(|h| Hash32(h.0))
-            .map_err(|e| StoreError::State(e.to_string()))
+        root_of_version(self.hash, self, version).map_err(|e| StoreError::State(e.to_string()))
     }
 
     fn put_state(&self, batch: &mut WriteBatch, state: &PreparedState) -> Result<(), StoreError> {
@@ -598,8 +631,7 @@ impl Store {
         let version = self
             .version_at(height)?
             .ok_or_else(|| StoreError::Invalid(format!("no state at height {height}")))?;
-        let tree = JellyfishMerkleTree::<_, Sha256>::new(self);
-        tree.get_with_proof(key.key_hash(), version)
+        value_with_proof(self.hash, self, key, version)
             .map_err(|e| StoreError::State(e.to_string()))
     }
 }

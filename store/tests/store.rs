@@ -4,7 +4,7 @@
 
 use medledger_contracts::Hash32;
 use medledger_contracts::block::BlockHeader;
-use medledger_contracts::encoding::BoundedVec;
+use medledger_contracts::encoding::{BoundedVec, HashFunction};
 use medledger_contracts::records::{
     AuditEntry, AuditEvent, BlockRef, GrantRecord, Outcome, Receipt, Rejection,
 };
@@ -151,7 +151,7 @@ fn commit_block(
 #[test]
 fn a_duplicate_copy_in_a_later_block_does_not_replace_the_first_receipt() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = Store::open(dir.path(), HashFunction::Sha256).unwrap();
     let patient = PatientId(Hash32([9; 32]));
     store
         .initialize(Hash32([7; 32]), &writes(&[(b"a", b"1")]))
@@ -173,6 +173,29 @@ fn a_duplicate_copy_in_a_later_block_does_not_replace_the_first_receipt() {
 
 #[test]
 fn roots_and_proofs_match_the_in_memory_reference_and_survive_reopening() {
+    roots_and_proofs_match_and_survive_reopening(HashFunction::Sha256);
+}
+
+/// The same on a chain of the `sm2-sm3` suite: the tree hashes with SM3,
+/// and the store refuses to be opened as a SHA-256 chain's (and the other
+/// way round).
+#[test]
+fn an_sm3_store_matches_its_reference_and_refuses_to_open_as_sha256() {
+    let dir = roots_and_proofs_match_and_survive_reopening(HashFunction::Sm3);
+    let error = Store::open(dir.path(), HashFunction::Sha256)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("hashing with sm3, not sha256"), "{error}");
+    let sha = tempfile::tempdir().unwrap();
+    Store::open(sha.path(), HashFunction::Sha256)
+        .unwrap()
+        .initialize(Hash32([7; 32]), &writes(&[(b"a", b"1")]))
+        .unwrap();
+    assert!(Store::open(sha.path(), HashFunction::Sm3).is_err());
+}
+
+fn roots_and_proofs_match_and_survive_reopening(hash: HashFunction) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let patient = PatientId(Hash32([9; 32]));
     let genesis = writes(&[(b"a", b"1"), (b"b", b"2")]);
@@ -181,11 +204,11 @@ fn roots_and_proofs_match_the_in_memory_reference_and_survive_reopening() {
         WriteSet::default(), // a height that writes nothing
         writes(&[(b"d", b"4")]),
     ];
-    let mut reference = JmtStore::new();
+    let mut reference = JmtStore::new(hash);
     let reference_genesis = reference.commit(&genesis, 0).unwrap();
     let mut roots = Vec::new();
     {
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open(dir.path(), hash).unwrap();
         assert_eq!(store.height().unwrap(), None);
         assert_eq!(
             store.initialize(Hash32([7; 32]), &genesis).unwrap(),
@@ -224,7 +247,7 @@ fn roots_and_proofs_match_the_in_memory_reference_and_survive_reopening() {
         );
     }
     // Reopen: everything committed is there, nothing else.
-    let store = Store::open(dir.path()).unwrap();
+    let store = Store::open(dir.path(), hash).unwrap();
     assert_eq!(store.height().unwrap(), Some(3));
     assert_eq!(store.genesis_hash().unwrap(), Some(Hash32([7; 32])));
     assert_eq!(store.read(b"a").unwrap(), Some(b"10".to_vec()));
@@ -241,7 +264,7 @@ fn roots_and_proofs_match_the_in_memory_reference_and_survive_reopening() {
     // Proofs at an old height verify against that height's root.
     let key = StateKey::Patient(patient);
     let (value, proof) = store.get_with_proof(&key, 1).unwrap();
-    verify_state_proof(roots[0], &key, value.as_deref(), &proof).unwrap();
+    verify_state_proof(hash, roots[0], &key, value.as_deref(), &proof).unwrap();
     // Receipts, audit entries and the patient index.
     let (height, receipt) = store.receipt(&TxHash(Hash32([2; 32]))).unwrap().unwrap();
     assert_eq!((height, receipt.audit_indexes), (2, vec![1]));
@@ -263,4 +286,5 @@ fn roots_and_proofs_match_the_in_memory_reference_and_survive_reopening() {
     );
     let other = Grantee::Institution(InstitutionId::new("city-first-hospital").unwrap());
     assert!(store.audit_indexes_for_grantee(&other).unwrap().is_empty());
+    dir
 }

@@ -49,6 +49,16 @@ pub struct TestnetLayout {
     pub nodes: Vec<TestnetNode>,
 }
 
+/// The chain (id and crypto suite) of the testnet laid out in `dir`, from
+/// its `genesis.json`.
+pub fn chain_of(dir: &Path) -> anyhow::Result<medledger_contracts::types::Chain> {
+    let path = dir.join("genesis.json");
+    Ok(medledger_genesis::GenesisFile::read(&path)
+        .and_then(|file| file.validate())
+        .with_context(|| format!("reading {}", path.display()))?
+        .chain())
+}
+
 fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
     // Hold every listener until all ports are chosen so none repeats.
     let listeners = (0..n)

@@ -37,7 +37,7 @@ use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use medledger_contracts::crypto::{PublicKey, Signature};
-use medledger_contracts::encoding::{Hash32, hash_of};
+use medledger_contracts::encoding::{Hash32, HashFunction};
 use medledger_contracts::types::{
     Category, ChainId, InstitutionId, PractitionerId, RequestId, Timestamp,
 };
@@ -92,9 +92,9 @@ pub struct SignedFetch {
 }
 
 impl FetchAuthorization {
-    /// The digest the practitioner signs.
-    pub fn digest(&self) -> Hash32 {
-        hash_of(FETCH_TAG, self)
+    /// The digest the practitioner signs on a chain hashing with `hash`.
+    pub fn digest(&self, hash: HashFunction) -> Hash32 {
+        hash.hash_of(FETCH_TAG, self)
     }
 }
 
@@ -187,12 +187,12 @@ pub fn chunk_aad(transfer: &Hash32, seq: u64, item: u32, last_of_item: bool) -> 
 /// The HPKE export label of a transfer's content salt (rule 4).
 const CONTENT_SALT_LABEL: &[u8] = b"medledger/content-salt/v1";
 
-/// What `AccessServed` records for a resource: its SHA-256 under the
-/// transfer's salt (rule 4).
-pub fn released_hash(salt: &[u8; 32], sha256: &Hash32) -> Hash32 {
-    medledger_contracts::encoding::tagged_hash(
+/// What `AccessServed` records for a resource: its content hash under the
+/// transfer's salt (rule 4), with the chain's hash function `hash`.
+pub fn released_hash(hash: HashFunction, salt: &[u8; 32], content: &Hash32) -> Hash32 {
+    hash.tagged_hash(
         b"medledger/released-content/v1",
-        &[salt.as_slice(), sha256.0.as_slice()],
+        &[salt.as_slice(), content.0.as_slice()],
     )
 }
 
@@ -399,19 +399,23 @@ mod tests {
             ))
             .into(),
         );
-        let recorded = released_hash(&salt, &guess);
+        let recorded = released_hash(HashFunction::Sha256, &salt, &guess);
         assert_ne!(recorded, guess);
         // The format, pinned (docs/formats.md): SHA-256 of the tag, the
         // salt and the plain hash, concatenated.
         assert_eq!(
-            released_hash(&[1; 32], &Hash32([2; 32])).to_hex(),
+            released_hash(HashFunction::Sha256, &[1; 32], &Hash32([2; 32])).to_hex(),
             "ceff0ff5457cbde813f5820df8d1ec579ac947d987b0dffb6f3de2209349625c"
         );
         // A second transfer of the same bytes records another hash: releases
         // of one record cannot be linked by their hashes either.
         let (other_sealer, _) = Sealer::new(&key.public(), Hash32([5; 32])).unwrap();
         assert_ne!(
-            released_hash(&other_sealer.content_salt().unwrap(), &guess),
+            released_hash(
+                HashFunction::Sha256,
+                &other_sealer.content_salt().unwrap(),
+                &guess
+            ),
             recorded
         );
     }

@@ -4,8 +4,8 @@
 //! agreement, HKDF over SM3 and SM4-GCM in place of X25519, HKDF-SHA256 and
 //! ChaCha20-Poly1305.
 //!
-//! Built and tested here; the gateway and the SDK do not use it yet: no
-//! chain can be created on `sm2-sm3` until its hashes are built (issue 18).
+//! Built and tested here; the gateway and the SDK do not use it yet: a
+//! genesis naming `sm2-sm3` is refused until a node runs that suite.
 //!
 //! Rules:
 //! 1. The requester's one-time key is an SM2 key pair; its public half is

@@ -10,8 +10,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use medledger_client_sdk::KeyFile;
+use medledger_contracts::crypto::CryptoSuite;
 use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, Transaction};
-use medledger_contracts::types::ChainId;
+use medledger_contracts::types::{Chain, ChainId};
 use medledger_testnet::{Consortium, NODE_LOG_FILTER, TestnetNode};
 use serde_json::{Value, json};
 
@@ -229,8 +230,9 @@ impl Testnet {
     }
 }
 
-pub fn chain() -> ChainId {
-    ChainId::new(CHAIN).unwrap()
+/// The testnet's chain (`medledger testnet` lays out an `ed25519-sha256` one).
+pub fn chain() -> Chain {
+    Chain::new(ChainId::new(CHAIN).unwrap(), CryptoSuite::Ed25519Sha256)
 }
 
 /// A `valid_until` for a transaction signed now: half the testnet's
@@ -335,8 +337,7 @@ pub fn light_client(
     max_age: Duration,
 ) -> medledger_client_sdk::LightClient {
     let genesis = genesis(net);
-    let client =
-        medledger_client_sdk::Client::new(&net.nodes()[i].http, genesis.chain_id.clone()).unwrap();
+    let client = medledger_client_sdk::Client::new(&net.nodes()[i].http, genesis.chain()).unwrap();
     medledger_client_sdk::LightClient::new(client, &genesis, max_age).unwrap()
 }
 

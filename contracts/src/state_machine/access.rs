@@ -50,7 +50,7 @@ pub(super) fn overdue_reviews(
                     deadline: due.deadline,
                 },
             };
-            frontier.push(entry.leaf_hash());
+            frontier.push(ctx.hash, entry.leaf_hash(ctx.hash));
             audit_entries.push(entry);
         }
     }

@@ -40,6 +40,7 @@ pub enum GenesisStateError {
 /// The state at height 0: parameters, founding institutions, validator set,
 /// initial practitioners and the licences attested for them.
 pub fn genesis_writes(
+    function: crate::encoding::HashFunction,
     parameters: &LedgerParameters,
     institutions: &[InstitutionSpec],
     practitioners: &[GenesisPractitioner],
@@ -116,7 +117,7 @@ pub fn genesis_writes(
     );
     let mut seen_practitioners = std::collections::BTreeSet::new();
     for p in practitioners {
-        let id = PractitionerId::from_key(&p.key);
+        let id = PractitionerId::from_key(function, &p.key);
         if !seen_practitioners.insert(id) {
             return Err(GenesisStateError::Duplicate(format!(
                 "practitioner key {:?}",
@@ -166,7 +167,7 @@ pub fn genesis_writes(
         for bound in licence.terms.practitioners.iter() {
             let named = practitioners
                 .iter()
-                .find(|p| PractitionerId::from_key(&p.key) == *bound);
+                .find(|p| PractitionerId::from_key(function, &p.key) == *bound);
             let Some(p) = named else {
                 return Err(invalid(format!(
                     "licence {hash} binds practitioner {bound}, who is not in genesis"

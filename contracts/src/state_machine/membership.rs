@@ -17,7 +17,7 @@ pub(super) fn record_guardianship(
     actor: Actor,
     id: TxHash,
     g: &Guardianship,
-    chain: &crate::types::ChainId,
+    chain: &crate::types::Chain,
     recorder: &Signer,
     ctx: &BlockContext,
 ) -> Step<Effect> {

@@ -212,6 +212,7 @@ pub use self::replay::outside_window;
 use self::replay::*;
 use crate::crypto::PublicKey;
 use crate::encoding::BoundedVec;
+use crate::encoding::HashFunction;
 use crate::merkle::{self, Frontier};
 use crate::records::*;
 use crate::state::{Overlay, StateError, StateKey, StateReader, WriteSet};
@@ -225,6 +226,8 @@ pub struct BlockContext {
     pub height: u64,
     /// The proposer's time, checked by consensus.
     pub time: Timestamp,
+    /// The chain's hash function (its suite's).
+    pub hash: HashFunction,
 }
 
 impl BlockContext {
@@ -315,12 +318,15 @@ pub struct BlockExecution {
 /// signatures differ from those its validators checked has another root.
 ///
 /// [`SignedTransaction::signed_hash`]: crate::transaction::SignedTransaction::signed_hash
-pub fn transaction_root(signed_hashes: &[crate::encoding::Hash32]) -> crate::encoding::Hash32 {
+pub fn transaction_root(
+    hash: HashFunction,
+    signed_hashes: &[crate::encoding::Hash32],
+) -> crate::encoding::Hash32 {
     let leaves: Vec<_> = signed_hashes
         .iter()
-        .map(|h| merkle::leaf_hash(&h.0))
+        .map(|h| merkle::leaf_hash(hash, &h.0))
         .collect();
-    merkle::root(&leaves)
+    merkle::root(hash, &leaves)
 }
 
 /// Executes a block's transactions on top of `base`.
@@ -369,10 +375,10 @@ pub fn execute_block(
     Ok(BlockExecution {
         receipts,
         writes: block.into_writes(),
-        audit_root: frontier.root(),
+        audit_root: frontier.root(ctx.hash),
         audit_size: frontier.size(),
         audit_entries,
-        transaction_root: transaction_root(&signed),
+        transaction_root: transaction_root(ctx.hash, &signed),
         validator_set,
     })
 }
@@ -464,7 +470,7 @@ fn apply_one(
                     patient,
                     event,
                 };
-                frontier.push(entry.leaf_hash());
+                frontier.push(ctx.hash, entry.leaf_hash(ctx.hash));
                 audit_indexes.push(entry.index);
                 audit_entries.push(entry);
             }
@@ -508,7 +514,7 @@ fn resolve_signer(st: &Overlay<'_>, tx: &VerifiedTransaction, ctx: &BlockContext
     match &tx.transaction().signer {
         Signer::Patient(id) => {
             if matches!(tx.transaction().payload, Payload::RegisterPatient) {
-                if PatientId::from_key(key) != *id {
+                if PatientId::from_key(ctx.hash, key) != *id {
                     return not_permitted("a patient registers with the id derived from their key");
                 }
                 return Ok(Actor::NewPatient(*id, *key));
@@ -604,7 +610,7 @@ fn apply_transaction(
             let Actor::Institution(institution, _) = actor else {
                 return not_permitted("only an institution's admin key registers practitioners");
             };
-            let practitioner = PractitionerId::from_key(key);
+            let practitioner = PractitionerId::from_key(ctx.hash, key);
             if st
                 .get::<PractitionerRecord>(&StateKey::Practitioner(practitioner))?
                 .is_some()

@@ -39,7 +39,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
-        let chain = ChainId::new("medledger-test").unwrap();
+        let chain = crate::world::chain("medledger-test");
         if let Ok(tx) = SignedTransaction::from_bytes(&bytes) {
             prop_assert_eq!(tx.to_bytes(), bytes, "decoding is canonical");
             let _ = tx.verify(&chain);
@@ -52,7 +52,7 @@ proptest! {
         edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         truncate in prop::option::of(any::<prop::sample::Index>()),
     ) {
-        let chain = ChainId::new("medledger-test").unwrap();
+        let chain = crate::world::chain("medledger-test");
         let mut bytes = sample_transactions()[which].clone();
         let original = bytes.clone();
         for (at, value) in edits {

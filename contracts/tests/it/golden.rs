@@ -24,7 +24,7 @@ fn fixture() -> std::path::PathBuf {
 /// Every vector's `valid_until`: an hour after the grant's `not_before`.
 const VALID_UNTIL: Timestamp = Timestamp(1_790_003_600_000);
 
-fn vector(name: &str, chain: &ChainId, label: &str, tx: Transaction) -> Value {
+fn vector(name: &str, chain: &Chain, label: &str, tx: Transaction) -> Value {
     let k = key(label);
     let signed = tx.clone().sign(chain, &k);
     if let Err(e) = signed.clone().verify(chain) {
@@ -44,10 +44,10 @@ fn vector(name: &str, chain: &ChainId, label: &str, tx: Transaction) -> Value {
 }
 
 fn build() -> Value {
-    let chain = ChainId::new("medledger-golden").unwrap();
+    let chain = chain("medledger-golden");
     let alice = key("alice").public_key();
-    let patient = PatientId::from_key(&alice);
-    let doc = PractitionerId::from_key(&key("doc-b").public_key());
+    let patient = PatientId::from_key(hash(), &alice);
+    let doc = PractitionerId::from_key(hash(), &key("doc-b").public_key());
     let terms = GrantTerms {
         patient,
         grantee: Grantee::Institution(inst("city-second-hospital")),
@@ -60,7 +60,7 @@ fn build() -> Value {
         records_until: None,
         sensitive_included: BoundedVec::new(vec![SensitiveClass::Hiv, SensitiveClass::Genetic])
             .unwrap(),
-        notice_hash: encoding::tagged_hash(b"notice", &[b"v1"]),
+        notice_hash: hash().tagged_hash(b"notice", &[b"v1"]),
     };
     let grant_tx = Transaction {
         signer: Signer::Patient(patient),
@@ -69,11 +69,13 @@ fn build() -> Value {
         payload: Payload::Grant(terms.clone()),
     };
     let grant_id = grant_tx.id(&chain, &alice);
-    let grant_signed_hash = grant_tx.sign(&chain, &key("alice")).signed_hash(&grant_id);
+    let grant_signed_hash = grant_tx
+        .sign(&chain, &key("alice"))
+        .signed_hash(hash(), &grant_id);
     // Recovery: bob and carol may approve a new key for alice; the new
     // device's key proves possession over the "recover" message.
-    let bob = PatientId::from_key(&key("bob").public_key());
-    let carol = PatientId::from_key(&key("carol").public_key());
+    let bob = PatientId::from_key(hash(), &key("bob").public_key());
+    let carol = PatientId::from_key(hash(), &key("carol").public_key());
     let new_key = key("alice-new-device");
     let possession = key_possession_message(
         &chain,
@@ -159,7 +161,7 @@ fn build() -> Value {
                 nonce: 5,
                 valid_until: VALID_UNTIL,
                 payload: Payload::Delegate {
-                    delegate: PatientId::from_key(&key("bob").public_key()),
+                    delegate: PatientId::from_key(hash(), &key("bob").public_key()),
                     role: DelegateRole::Proxy,
                     expires_at: Timestamp(1_800_000_000_000),
                 },
@@ -312,7 +314,7 @@ fn build() -> Value {
                 nonce: 10,
                 valid_until: VALID_UNTIL,
                 payload: Payload::AttestLicence(LicenceTerms {
-                    licence_hash: licence_hash(&[7; 16], "110330100000002"),
+                    licence_hash: licence_hash(hash(), &[7; 16], "110330100000002"),
                     kind: LicenceKind::Physician,
                     scopes: BoundedVec::new(vec![PracticeScope::new("internal-medicine").unwrap()])
                         .unwrap(),
@@ -332,18 +334,18 @@ fn build() -> Value {
                 nonce: 11,
                 valid_until: VALID_UNTIL,
                 payload: Payload::SetLicenceStatus {
-                    licence: licence_hash(&[7; 16], "110330100000002"),
+                    licence: licence_hash(hash(), &[7; 16], "110330100000002"),
                     status: LicenceStatus::Suspended,
                 },
             },
         ),
     ];
     let header = BlockHeader {
-        chain_id: chain.clone(),
+        chain_id: chain.id.clone(),
         height: 7,
         time: Timestamp(1_790_000_007_000),
         previous_hash: Hash32([1; 32]),
-        transaction_root: transaction_root(&[grant_signed_hash]),
+        transaction_root: transaction_root(hash(), &[grant_signed_hash]),
         state_root: Hash32([2; 32]),
         audit_root: Hash32([3; 32]),
         audit_size: 9,
@@ -402,13 +404,15 @@ fn build() -> Value {
         record_link_message(&chain, &inst("city-first-hospital"), &patient, "MRN-0001");
     // SM2 (not yet a chain's suite): a key from a fixed secret signing a
     // ledger digest, for the app's GM/T library to check.
-    let sm2_secret = encoding::tagged_hash(b"medledger/golden-sm2/v1", &[]).0;
+    let sm2_secret = encoding::HashFunction::Sha256
+        .tagged_hash(b"medledger/golden-sm2/v1", &[])
+        .0;
     let sm2 = medledger_contracts::crypto::SecretKey::sm2_from_bytes(sm2_secret).unwrap();
     let sm2_signature = sm2.sign(&record_link);
     json!({
         "about": "medledger golden vectors: canonical BCS bytes, domain-separated hashes and Ed25519 signatures. Test keys only.",
-        "chain_id": chain.as_str(),
-        "chain_id_bcs": hex::encode(encoding::to_bytes(&chain)),
+        "chain_id": chain.id.as_str(),
+        "chain_id_bcs": hex::encode(encoding::to_bytes(&chain.id)),
         "patient_id": { "public_key": alice.to_text(), "id": patient.0.to_hex() },
         "transactions": txs,
         "key_possession": {
@@ -421,10 +425,10 @@ fn build() -> Value {
             "bob": bob.0.to_hex(),
             "carol": carol.0.to_hex(),
         },
-        "header": { "bcs": hex::encode(encoding::to_bytes(&header)), "hash": header.hash().to_hex() },
-        "audit_entry": { "bcs": hex::encode(encoding::to_bytes(&entry)), "leaf_hash": entry.leaf_hash().to_hex() },
-        "audit_entry_control_changed": { "bcs": hex::encode(encoding::to_bytes(&control)), "leaf_hash": control.leaf_hash().to_hex() },
-        "audit_entry_emergency_review_overdue": { "bcs": hex::encode(encoding::to_bytes(&overdue)), "leaf_hash": overdue.leaf_hash().to_hex() },
+        "header": { "bcs": hex::encode(encoding::to_bytes(&header)), "hash": header.hash(hash()).to_hex() },
+        "audit_entry": { "bcs": hex::encode(encoding::to_bytes(&entry)), "leaf_hash": entry.leaf_hash(hash()).to_hex() },
+        "audit_entry_control_changed": { "bcs": hex::encode(encoding::to_bytes(&control)), "leaf_hash": control.leaf_hash(hash()).to_hex() },
+        "audit_entry_emergency_review_overdue": { "bcs": hex::encode(encoding::to_bytes(&overdue)), "leaf_hash": overdue.leaf_hash(hash()).to_hex() },
         "record_link": {
             "hospital": "city-first-hospital",
             "record_number": "MRN-0001",
@@ -441,7 +445,7 @@ fn build() -> Value {
             "signature_bcs": hex::encode(encoding::to_bytes(&sm2_signature)),
         },
         "signed_hash_of_grant": grant_signed_hash.to_hex(),
-        "transaction_root_of_grant": transaction_root(&[grant_signed_hash]).to_hex(),
+        "transaction_root_of_grant": transaction_root(hash(), &[grant_signed_hash]).to_hex(),
         "signed_read": {
             "secret_seed": hex::encode(reader.seed()),
             "node": read_node.as_str(),
@@ -479,7 +483,10 @@ fn formats_match_the_golden_fixture() {
 #[test]
 fn golden_transactions_decode_and_verify() {
     let fixture = build();
-    let chain = ChainId::new(fixture["chain_id"].as_str().unwrap()).unwrap();
+    let chain = Chain::new(
+        ChainId::new(fixture["chain_id"].as_str().unwrap()).unwrap(),
+        suite(),
+    );
     for tx in fixture["transactions"].as_array().unwrap() {
         let bytes = hex::decode(tx["signed_transaction_bcs"].as_str().unwrap()).unwrap();
         let verified = SignedTransaction::decode_and_verify(&bytes, &chain).unwrap();

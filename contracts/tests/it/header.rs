@@ -6,20 +6,20 @@ use medledger_contracts::encoding::Hash32;
 use medledger_contracts::transaction::{Payload, Signer};
 use medledger_contracts::types::{PatientId, Timestamp};
 
-use crate::world::{World, inst, key};
+use crate::world::{World, hash, inst, key};
 
 #[test]
 fn a_header_follows_from_its_parent_and_execution_and_every_changed_field_is_named() {
     let mut w = World::new();
     let patient = key("wang");
-    let id = PatientId::from_key(&patient.public_key());
+    let id = PatientId::from_key(hash(), &patient.public_key());
     let tx = w.sign(Signer::Patient(id), &patient, Payload::RegisterPatient);
     let parent = Parent {
         hash: w
             .ledger
             .headers()
             .last()
-            .map_or(Hash32([0; 32]), BlockHeader::hash),
+            .map_or(Hash32([0; 32]), |h| h.hash(hash())),
         height: w.ledger.height(),
     };
     let time = Timestamp(w.ledger.time().0 + 1_000);
@@ -38,7 +38,7 @@ fn a_header_follows_from_its_parent_and_execution_and_every_changed_field_is_nam
     assert_eq!(built, header);
     assert_eq!(built.height, parent.height + 1);
     assert_eq!(built.previous_hash, parent.hash);
-    assert_eq!(header.check_against(&built), Ok(()));
+    assert_eq!(header.check_against(hash(), &built), Ok(()));
 
     fn flip(h: &mut Hash32) {
         h.0[0] ^= 1;
@@ -64,7 +64,7 @@ fn a_header_follows_from_its_parent_and_execution_and_every_changed_field_is_nam
     for (field, change) in cases {
         let mut stated = header.clone();
         change(&mut stated);
-        let mismatch = stated.check_against(&built).unwrap_err();
+        let mismatch = stated.check_against(hash(), &built).unwrap_err();
         assert_eq!(mismatch.field, field, "{mismatch}");
         assert_ne!(mismatch.stated, mismatch.computed);
     }
@@ -80,7 +80,7 @@ fn the_transaction_root_covers_the_signatures() {
 
     let mut w = World::new();
     let patient = key("li");
-    let id = PatientId::from_key(&patient.public_key());
+    let id = PatientId::from_key(hash(), &patient.public_key());
     let tx = w.sign(Signer::Patient(id), &patient, Payload::RegisterPatient);
     let tx_id = tx.id(&w.chain);
     let mut altered = tx.clone();
@@ -93,12 +93,15 @@ fn the_transaction_root_covers_the_signatures() {
         tx_id,
         "the id leaves out the signature"
     );
-    assert_ne!(altered.signed_hash(&tx_id), tx.signed_hash(&tx_id));
     assert_ne!(
-        transaction_root(&[altered.signed_hash(&tx_id)]),
-        transaction_root(&[tx.signed_hash(&tx_id)])
+        altered.signed_hash(hash(), &tx_id),
+        tx.signed_hash(hash(), &tx_id)
+    );
+    assert_ne!(
+        transaction_root(hash(), &[altered.signed_hash(hash(), &tx_id)]),
+        transaction_root(hash(), &[tx.signed_hash(hash(), &tx_id)])
     );
     // The root the ledger computes is over the signed hashes.
     let verified = tx.clone().verify(&w.chain).unwrap();
-    assert_eq!(verified.signed_hash(), tx.signed_hash(&tx_id));
+    assert_eq!(verified.signed_hash(), tx.signed_hash(hash(), &tx_id));
 }

@@ -356,7 +356,7 @@ fn r4_14_a_licence_stops_at_its_end_and_serves_every_place_it_names() {
         request_outcome(&mut w, "doc-b2", grant),
         Outcome::Authorized
     );
-    let p = PatientId::from_key(&key("alice").public_key());
+    let p = PatientId::from_key(hash(), &key("alice").public_key());
     let at_a = Payload::RequestConsent(w.terms(
         p,
         Grantee::Institution(inst("hosp-a")),

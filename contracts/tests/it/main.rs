@@ -15,4 +15,5 @@ mod licences;
 mod proofs;
 mod props;
 mod rules;
+mod suites;
 mod world;

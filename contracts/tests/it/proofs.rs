@@ -38,7 +38,7 @@ fn inclusion_proof_verifies_and_every_flipped_bit_fails() {
     let (value, proof) = w.ledger.prove(&key, height).unwrap();
     let value = value.expect("grant present");
     let root = w.ledger.headers().last().unwrap().state_root;
-    verify_state_proof(root, &key, Some(&value), &proof).unwrap();
+    verify_state_proof(hash(), root, &key, Some(&value), &proof).unwrap();
     let decoded: GrantRecord = bcs::from_bytes(&value).unwrap();
     assert_eq!(decoded.granted_at.height, height);
 
@@ -47,7 +47,7 @@ fn inclusion_proof_verifies_and_every_flipped_bit_fails() {
         let mut bad = value.clone();
         flip(&mut bad, bit);
         assert!(
-            verify_state_proof(root, &key, Some(&bad), &proof).is_err(),
+            verify_state_proof(hash(), root, &key, Some(&bad), &proof).is_err(),
             "value bit {bit}"
         );
     }
@@ -56,7 +56,7 @@ fn inclusion_proof_verifies_and_every_flipped_bit_fails() {
         let mut bad = root;
         flip(&mut bad.0, bit);
         assert!(
-            verify_state_proof(bad, &key, Some(&value), &proof).is_err(),
+            verify_state_proof(hash(), bad, &key, Some(&value), &proof).is_err(),
             "root bit {bit}"
         );
     }
@@ -65,7 +65,8 @@ fn inclusion_proof_verifies_and_every_flipped_bit_fails() {
         let mut other = grant;
         flip(&mut other.0.0, bit);
         assert!(
-            verify_state_proof(root, &StateKey::Grant(other), Some(&value), &proof).is_err(),
+            verify_state_proof(hash(), root, &StateKey::Grant(other), Some(&value), &proof)
+                .is_err(),
             "key bit {bit}"
         );
     }
@@ -77,7 +78,7 @@ fn inclusion_proof_verifies_and_every_flipped_bit_fails() {
         flip(&mut bad, bit);
         if let Ok(bad_proof) = bcs::from_bytes::<SparseProof>(&bad) {
             assert!(
-                verify_state_proof(root, &key, Some(&value), &bad_proof).is_err(),
+                verify_state_proof(hash(), root, &key, Some(&value), &bad_proof).is_err(),
                 "proof bit {bit}"
             );
             checked += 1;
@@ -96,13 +97,13 @@ fn exclusion_proof_shows_an_absent_grant_and_cannot_hide_a_present_one() {
     let absent = StateKey::Grant(TxHash(Hash32([0xab; 32])));
     let (value, proof) = w.ledger.prove(&absent, height).unwrap();
     assert!(value.is_none());
-    verify_state_proof(root, &absent, None, &proof).unwrap();
+    verify_state_proof(hash(), root, &absent, None, &proof).unwrap();
     // The same proof cannot claim a value.
-    assert!(verify_state_proof(root, &absent, Some(b"x"), &proof).is_err());
+    assert!(verify_state_proof(hash(), root, &absent, Some(b"x"), &proof).is_err());
     // A present key's proof cannot be used to claim absence.
     let present = StateKey::Grant(grant);
     let (_, proof) = w.ledger.prove(&present, height).unwrap();
-    assert!(verify_state_proof(root, &present, None, &proof).is_err());
+    assert!(verify_state_proof(hash(), root, &present, None, &proof).is_err());
 }
 
 #[test]
@@ -111,6 +112,7 @@ fn proofs_at_an_older_height_verify_against_that_heights_root() {
     let old_root = w.ledger.headers().last().unwrap().state_root;
     w.act(
         medledger_contracts::transaction::Signer::Patient(PatientId::from_key(
+            hash(),
             &key("alice").public_key(),
         )),
         &key("alice"),
@@ -118,14 +120,14 @@ fn proofs_at_an_older_height_verify_against_that_heights_root() {
     );
     let key = StateKey::Grant(grant);
     let (old_value, old_proof) = w.ledger.prove(&key, height).unwrap();
-    verify_state_proof(old_root, &key, old_value.as_deref(), &old_proof).unwrap();
+    verify_state_proof(hash(), old_root, &key, old_value.as_deref(), &old_proof).unwrap();
     let new_root = w.ledger.headers().last().unwrap().state_root;
     assert!(
-        verify_state_proof(new_root, &key, old_value.as_deref(), &old_proof).is_err(),
+        verify_state_proof(hash(), new_root, &key, old_value.as_deref(), &old_proof).is_err(),
         "the revoked grant's old value is not current"
     );
     let (new_value, new_proof) = w.ledger.prove(&key, w.ledger.height()).unwrap();
-    verify_state_proof(new_root, &key, new_value.as_deref(), &new_proof).unwrap();
+    verify_state_proof(hash(), new_root, &key, new_value.as_deref(), &new_proof).unwrap();
     let record: GrantRecord = bcs::from_bytes(&new_value.unwrap()).unwrap();
     assert!(record.ended.is_some());
 }

@@ -277,9 +277,9 @@ proptest! {
     fn wrong_chain_signatures_are_refused(chain in "[a-z0-9-]{1,20}") {
         prop_assume!(chain != "medledger-test");
         let k = key("alice");
-        let tx = Transaction { signer: Signer::Patient(PatientId::from_key(&k.public_key())), nonce: 0, valid_until: Timestamp(T0), payload: Payload::RegisterPatient }
-            .sign(&ChainId::new(&chain).unwrap(), &k);
-        prop_assert!(tx.verify(&ChainId::new("medledger-test").unwrap()).is_err());
+        let tx = Transaction { signer: Signer::Patient(PatientId::from_key(hash(), &k.public_key())), nonce: 0, valid_until: Timestamp(T0), payload: Payload::RegisterPatient }
+            .sign(&self::chain(&chain), &k);
+        prop_assert!(tx.verify(&self::chain("medledger-test")).is_err());
     }
 }
 
@@ -294,7 +294,7 @@ fn workload_tx(
     let (kind, a, b, c) = choice;
     let label = patients[usize::from(a) % 3];
     let pk = key(label);
-    let pid = PatientId::from_key(&pk.public_key());
+    let pid = PatientId::from_key(hash(), &pk.public_key());
     match kind % 7 {
         0 => w.sign(Signer::Patient(pid), &pk, Payload::RegisterPatient),
         1 | 2 => {
@@ -378,6 +378,7 @@ proptest! {
             let store = w.ledger.store();
             let _ = store;
             medledger_contracts::state_machine::genesis_writes(
+                hash(),
                 &LedgerParameters::default(),
                 &institutions(),
                 &PRACTITIONERS.iter().map(|(l, i, r)| medledger_contracts::state_machine::GenesisPractitioner {
@@ -397,7 +398,7 @@ proptest! {
             sent.extend(txs.iter().cloned());
             w.now += 1000;
             let verified: Vec<_> = txs.iter().cloned().map(|t| t.verify(&w.chain).unwrap()).collect();
-            let ctx = BlockContext { height: w.ledger.height() + 1, time: Timestamp(w.now) };
+            let ctx = BlockContext { height: w.ledger.height() + 1, time: Timestamp(w.now), hash: hash() };
             let reference = execute_block(&plain, &ctx, &verified).unwrap();
             let (_, exec) = w.ledger.execute(Timestamp(w.now), &inst("hosp-a"), txs.clone()).unwrap();
             prop_assert_eq!(&exec.receipts, &reference.receipts);
@@ -421,7 +422,7 @@ proptest! {
             state ^= state << 13; state ^= state >> 7; state ^= state << 17;
             entries.swap(i, (state % (i as u64 + 1)) as usize);
         }
-        let mut fresh = JmtStore::new();
+        let mut fresh = JmtStore::new(hash());
         let mut root = Hash32::default();
         for (version, part) in entries.chunks(chunk).enumerate() {
             let mut writes = WriteSet::default();
@@ -452,10 +453,10 @@ proptest! {
     ) {
         use jmt::storage::TreeWriter;
         use medledger_contracts::state::{StateKey, hash_keys, verify_state_proof};
-        let mut batched = JmtStore::new();
-        let mut newest_only = JmtStore::new();
+        let mut batched = JmtStore::new(hash());
+        let mut newest_only = JmtStore::new(hash());
         newest_only.keep_latest_only();
-        let reference = JmtStore::new();
+        let reference = JmtStore::new(hash());
         let mut written = std::collections::BTreeMap::new();
         for (version, block) in blocks.iter().enumerate() {
             let mut writes = WriteSet::default();
@@ -471,7 +472,7 @@ proptest! {
             prop_assert_eq!(newest_only.commit(&writes, height).unwrap(), root);
             let tree = jmt::JellyfishMerkleTree::<_, sha2::Sha256>::new(&reference);
             let (expected, update) = tree
-                .put_value_set(hash_keys(&writes), version as u64)
+                .put_value_set(hash_keys(hash(), &writes), version as u64)
                 .unwrap();
             reference.write_node_batch(&update.node_batch).unwrap();
             prop_assert_eq!(root, Hash32(expected.0));
@@ -483,7 +484,7 @@ proptest! {
         for (key, value) in &written {
             let (found, proof) = batched.get_with_proof(key, height).unwrap();
             prop_assert_eq!(&found, value);
-            prop_assert!(verify_state_proof(root, key, value.as_deref(), &proof).is_ok());
+            prop_assert!(verify_state_proof(hash(), root, key, value.as_deref(), &proof).is_ok());
         }
     }
 }
@@ -493,8 +494,8 @@ proptest! {
 #[test]
 fn newest_only_tree_matches_jmt_on_large_blocks() {
     use medledger_contracts::state::StateKey;
-    let mut full = JmtStore::new();
-    let mut newest_only = JmtStore::new();
+    let mut full = JmtStore::new(hash());
+    let mut newest_only = JmtStore::new(hash());
     newest_only.keep_latest_only();
     let mut seed = 7u64;
     let mut next = move || {
@@ -524,7 +525,7 @@ fn newest_only_tree_matches_jmt_on_large_blocks() {
     }
     // A store rebuilt from the newest values has the same root.
     let values = newest_only.latest_values().unwrap();
-    let (rebuilt, root) = JmtStore::from_latest_values(values, 4).unwrap();
+    let (rebuilt, root) = JmtStore::from_latest_values(hash(), values, 4).unwrap();
     assert_eq!(root, full.root_at(4).unwrap());
     assert_eq!(rebuilt.root_at(4).unwrap(), root);
     // A full store switched to newest-only keeps its root.

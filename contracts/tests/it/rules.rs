@@ -144,7 +144,7 @@ fn r1_ids_leave_the_state_after_their_window_and_a_late_copy_is_refused_as_expir
     let other_id = other.id(&w.chain);
     assert_eq!(w.run(other).outcome, Outcome::Applied);
     assert_eq!(w.get::<u64>(&marker), None);
-    let registration = PatientId::from_key(&key("alice").public_key());
+    let registration = PatientId::from_key(hash(), &key("alice").public_key());
     assert_eq!(registration, p);
     let queue: ExpiryQueue = w.get(&StateKey::ExpiryQueue).unwrap();
     assert_eq!((queue.head, queue.tail), (2, 3), "{queue:?}");
@@ -179,7 +179,7 @@ fn r1_a_copy_signed_with_another_key_cannot_use_up_the_signers_transaction() {
     assert_eq!(w.run(revoke).outcome, Outcome::Applied);
     // Likewise a patient's registration.
     let k = key("newcomer");
-    let newcomer = PatientId::from_key(&k.public_key());
+    let newcomer = PatientId::from_key(hash(), &k.public_key());
     let register = Transaction {
         signer: Signer::Patient(newcomer),
         nonce: 1,
@@ -206,7 +206,7 @@ fn r2_wrong_key_unknown_signer_and_borrowed_registration_are_refused() {
         Payload::Grant(terms.clone()),
     );
     assert_eq!(r.outcome, Outcome::Rejected(Rejection::KeyMismatch));
-    let stranger = PatientId::from_key(&key("stranger").public_key());
+    let stranger = PatientId::from_key(hash(), &key("stranger").public_key());
     let r = w.act(
         Signer::Patient(stranger),
         &key("stranger"),
@@ -237,14 +237,14 @@ fn r2_wrong_key_unknown_signer_and_borrowed_registration_are_refused() {
 fn r2_a_signature_for_another_chain_does_not_verify() {
     let w = World::new();
     let k = key("alice");
-    let id = PatientId::from_key(&k.public_key());
+    let id = PatientId::from_key(hash(), &k.public_key());
     let tx = Transaction {
         signer: Signer::Patient(id),
         nonce: 1,
         valid_until: w.valid_until(),
         payload: Payload::RegisterPatient,
     }
-    .sign(&ChainId::new("another-chain").unwrap(), &k);
+    .sign(&chain("another-chain"), &k);
     let err = tx.verify(&w.chain).unwrap_err();
     assert!(matches!(err, TransactionError::Signature { .. }), "{err}");
 }
@@ -422,7 +422,7 @@ fn r4_4_every_kind_of_key_rotates_and_the_old_key_stops_working() {
 #[test]
 fn r4_4_a_rotation_without_the_new_keys_consent_is_malformed() {
     let w = World::new();
-    let p = PatientId::from_key(&key("alice").public_key());
+    let p = PatientId::from_key(hash(), &key("alice").public_key());
     let signer = Signer::Patient(p);
     let wrong = key("other").sign(&key_possession_message(
         &w.chain,
@@ -477,7 +477,7 @@ fn r4_3_recovery_needs_threshold_approvals_of_the_same_key_and_keeps_grants() {
         &new_key.public_key(),
     ));
     let approve = |w: &mut World, friend: &str, k: &SecretKey, proof| {
-        let id = PatientId::from_key(&key(friend).public_key());
+        let id = PatientId::from_key(hash(), &key(friend).public_key());
         w.act(
             Signer::Patient(id),
             &key(friend),
@@ -670,7 +670,7 @@ fn r5_1_only_the_patient_or_a_delegate_grants() {
     let p = w.patient("alice");
     w.patient("bob");
     let terms = all_of_a(&w, p);
-    let bob = PatientId::from_key(&key("bob").public_key());
+    let bob = PatientId::from_key(hash(), &key("bob").public_key());
     let r = w.act(
         Signer::Patient(bob),
         &key("bob"),
@@ -1475,7 +1475,7 @@ fn r4_2_r4_3_r4_11_control_changes_are_audited_wait_and_the_current_key_cancels(
     ));
     let approve = |w: &mut World, contact: &str| {
         let tx = w.sign(
-            Signer::Patient(PatientId::from_key(&key(contact).public_key())),
+            Signer::Patient(PatientId::from_key(hash(), &key(contact).public_key())),
             &key(contact),
             Payload::ApproveRecovery {
                 patient: p,
@@ -1608,7 +1608,7 @@ fn r4_11_a_key_is_cancelled_alone_and_removed_contacts_approvals_do_not_count() 
     ));
     let approve = |w: &mut World, contact: &str| {
         w.act(
-            Signer::Patient(PatientId::from_key(&key(contact).public_key())),
+            Signer::Patient(PatientId::from_key(hash(), &key(contact).public_key())),
             &key(contact),
             Payload::ApproveRecovery {
                 patient: p,
@@ -1989,7 +1989,7 @@ fn r7_6_a_refused_fetch_is_recorded_once_per_reason_and_only_if_the_ledger_agree
         ),
         "the grant is still active"
     );
-    let stranger = PractitionerId::from_key(&key("nobody").public_key());
+    let stranger = PractitionerId::from_key(hash(), &key("nobody").public_key());
     assert!(matches!(
         refuse(&mut w, "hosp-a", stranger, FetchRefusal::AlreadyServed),
         Outcome::Rejected(Rejection::NotFound(_))
@@ -2159,7 +2159,7 @@ fn r7_7_an_emergency_access_unreviewed_at_its_deadline_is_audited_in_that_block(
     // A block before the deadline: nothing.
     w.now = deadline - 10_000;
     let tx = w.sign(
-        Signer::Patient(PatientId::from_key(&key("bob").public_key())),
+        Signer::Patient(PatientId::from_key(hash(), &key("bob").public_key())),
         &key("bob"),
         Payload::RegisterPatient,
     );
@@ -2169,7 +2169,7 @@ fn r7_7_an_emergency_access_unreviewed_at_its_deadline_is_audited_in_that_block(
     // block's own transactions; the next block does not repeat it.
     w.now = deadline;
     let tx = w.sign(
-        Signer::Patient(PatientId::from_key(&key("carol").public_key())),
+        Signer::Patient(PatientId::from_key(hash(), &key("carol").public_key())),
         &key("carol"),
         Payload::RegisterPatient,
     );
@@ -2180,7 +2180,7 @@ fn r7_7_an_emergency_access_unreviewed_at_its_deadline_is_audited_in_that_block(
         AuditEvent::EmergencyReviewOverdue { .. }
     ));
     let tx = w.sign(
-        Signer::Patient(PatientId::from_key(&key("dave").public_key())),
+        Signer::Patient(PatientId::from_key(hash(), &key("dave").public_key())),
         &key("dave"),
         Payload::RegisterPatient,
     );
@@ -2327,9 +2327,9 @@ fn r8_the_audit_log_root_in_the_header_matches_the_entries() {
         .ledger
         .execute(Timestamp(w.now), &inst("hosp-a"), vec![grant_tx, req])
         .unwrap();
-    leaves.extend(exec.audit_entries.iter().map(|e| e.leaf_hash()));
+    leaves.extend(exec.audit_entries.iter().map(|e| e.leaf_hash(hash())));
     assert_eq!(header.audit_size, 2);
-    assert_eq!(header.audit_root, merkle::root(&leaves));
+    assert_eq!(header.audit_root, merkle::root(hash(), &leaves));
     assert!(exec.audit_entries.iter().all(|e| e.patient == p));
     let old = (header.audit_size, header.audit_root);
     let revoke = w.sign(Signer::Patient(p), &key("alice"), Payload::Revoke { grant });
@@ -2338,11 +2338,18 @@ fn r8_the_audit_log_root_in_the_header_matches_the_entries() {
         .ledger
         .execute(Timestamp(w.now), &inst("hosp-a"), vec![revoke])
         .unwrap();
-    leaves.extend(exec.audit_entries.iter().map(|e| e.leaf_hash()));
-    assert_eq!(header.audit_root, merkle::root(&leaves));
-    let proof = merkle::consistency_proof(&leaves, old.0 as usize).unwrap();
-    merkle::verify_consistency(old.0, header.audit_size, &old.1, &header.audit_root, &proof)
-        .unwrap();
+    leaves.extend(exec.audit_entries.iter().map(|e| e.leaf_hash(hash())));
+    assert_eq!(header.audit_root, merkle::root(hash(), &leaves));
+    let proof = merkle::consistency_proof(hash(), &leaves, old.0 as usize).unwrap();
+    merkle::verify_consistency(
+        hash(),
+        old.0,
+        header.audit_size,
+        &old.1,
+        &header.audit_root,
+        &proof,
+    )
+    .unwrap();
 }
 
 #[test]

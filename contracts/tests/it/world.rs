@@ -1,7 +1,9 @@
 //! A small consortium on an in-memory ledger, with deterministic keys.
 
-use medledger_contracts::crypto::SecretKey;
-use medledger_contracts::encoding::{BoundedString, BoundedVec, Hash32, tagged_hash};
+use std::cell::Cell;
+
+use medledger_contracts::crypto::{CryptoSuite, SecretKey};
+use medledger_contracts::encoding::{BoundedString, BoundedVec, Hash32, HashFunction};
 use medledger_contracts::ledger::MemoryLedger;
 use medledger_contracts::records::*;
 use medledger_contracts::state::StateKey;
@@ -12,8 +14,34 @@ use medledger_contracts::types::*;
 pub const DAY_MS: u64 = 86_400_000;
 pub const T0: u64 = 1_790_000_000_000;
 
+thread_local! {
+    /// The suite of the worlds this test thread builds, and of its keys.
+    static SUITE: Cell<CryptoSuite> = const { Cell::new(CryptoSuite::Ed25519Sha256) };
+}
+
+/// The suite of this thread's worlds ([`World::on`] sets it).
+pub fn suite() -> CryptoSuite {
+    SUITE.with(Cell::get)
+}
+
+/// The hash function of this thread's worlds.
+pub fn hash() -> HashFunction {
+    suite().hash_function()
+}
+
+/// The chain `id` on this thread's suite.
+pub fn chain(id: &str) -> Chain {
+    Chain::new(ChainId::new(id).unwrap(), suite())
+}
+
+/// A deterministic key of this thread's suite.
 pub fn key(label: &str) -> SecretKey {
-    SecretKey::from_seed(tagged_hash(b"medledger/test-key", &[label.as_bytes()]).0)
+    let seed = HashFunction::Sha256.tagged_hash(b"medledger/test-key", &[label.as_bytes()]);
+    match suite() {
+        CryptoSuite::Ed25519Sha256 => SecretKey::from_seed(seed.0),
+        // A seed is not a usable SM2 scalar with probability about 2^-224.
+        CryptoSuite::Sm2Sm3 => SecretKey::sm2_from_bytes(seed.0).unwrap(),
+    }
 }
 
 pub fn inst(id: &str) -> InstitutionId {
@@ -36,7 +64,7 @@ pub fn spec(id: &str, kind: InstitutionKind, power: u64) -> InstitutionSpec {
 
 /// The salted hash of a test practitioner's licence (its number is the label).
 pub fn licence_of(label: &str) -> Hash32 {
-    licence_hash(&[9; 16], label)
+    licence_hash(hash(), &[9; 16], label)
 }
 
 pub fn cats(list: &[Category]) -> Categories {
@@ -60,7 +88,7 @@ pub const PRACTITIONERS: &[(&str, &str, PractitionerRole)] = &[
 
 pub struct World {
     pub ledger: MemoryLedger,
-    pub chain: ChainId,
+    pub chain: Chain,
     pub now: u64,
     pub nonce: u64,
 }
@@ -88,6 +116,13 @@ impl World {
         Self::with_chain("medledger-test")
     }
 
+    /// A world on `suite`: from now on this thread's keys, ids and worlds
+    /// are of that suite.
+    pub fn on(suite: CryptoSuite) -> Self {
+        SUITE.with(|s| s.set(suite));
+        Self::new()
+    }
+
     pub fn with_chain(chain: &str) -> Self {
         Self::with_parameters(chain, &LedgerParameters::default())
     }
@@ -105,7 +140,7 @@ impl World {
     }
 
     pub fn with_parameters(chain: &str, parameters: &LedgerParameters) -> Self {
-        let chain = ChainId::new(chain).unwrap();
+        let chain = Chain::new(ChainId::new(chain).unwrap(), suite());
         let practitioners: Vec<GenesisPractitioner> = PRACTITIONERS
             .iter()
             .map(|(label, institution, role)| GenesisPractitioner {
@@ -163,7 +198,7 @@ impl World {
 
     pub fn patient(&mut self, label: &str) -> PatientId {
         let k = key(label);
-        let id = PatientId::from_key(&k.public_key());
+        let id = PatientId::from_key(hash(), &k.public_key());
         let r = self.act(Signer::Patient(id), &k, Payload::RegisterPatient);
         assert_eq!(r.outcome, Outcome::Applied, "register {label}");
         id
@@ -171,7 +206,7 @@ impl World {
 
     pub fn practitioner(label: &str) -> (PractitionerId, SecretKey) {
         let k = key(label);
-        (PractitionerId::from_key(&k.public_key()), k)
+        (PractitionerId::from_key(hash(), &k.public_key()), k)
     }
 
     pub fn terms(

@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use medledger_contracts::Hash32;
 use medledger_contracts::crypto::SecretKey;
-use medledger_contracts::encoding::{BoundedVec, hash_of};
+use medledger_contracts::encoding::BoundedVec;
 use medledger_contracts::records::{
     AccessKind, AccessRecord, Decision, DenialReason, GrantRecord, LedgerParameters, PatientRecord,
     PractitionerRecord,
@@ -265,7 +265,7 @@ impl Holder {
             ));
         };
         let a = &fetch.authorization;
-        if a.chain != *self.ledger.chain() || a.holder != *self.ledger.institution() {
+        if a.chain != self.ledger.chain().id || a.holder != *self.ledger.institution() {
             return Err(refused(
                 "bad_authorization",
                 "the fetch is for another chain or holder",
@@ -278,11 +278,12 @@ impl Holder {
             ));
         }
         // The signature before anything is waited for or read about the
-        // access; a key no chain can hold yet costs no verification.
-        if medledger_contracts::crypto::refuse_unbuilt_scheme(&fetch.public_key).is_err()
+        // access; a key of another suite costs no verification.
+        let chain = self.ledger.chain();
+        if !chain.suite.accepts(&fetch.public_key)
             || fetch
                 .public_key
-                .verify(&a.digest(), &fetch.signature)
+                .verify(&a.digest(chain.hash()), &fetch.signature)
                 .is_err()
         {
             return Err(refused(
@@ -592,7 +593,7 @@ impl Holder {
                 sha256,
             });
         }
-        let transfer = hash_of(
+        let transfer = self.ledger.chain().hash().hash_of(
             b"medledger/records-transfer/v1",
             &(
                 fetch.authorization.request,
@@ -614,7 +615,7 @@ impl Holder {
             .map_err(|e| refused("internal", e.to_string()))?;
         let released: Vec<Hash32> = items
             .iter()
-            .map(|i| released_hash(&salt, &i.sha256))
+            .map(|i| released_hash(self.ledger.chain().hash(), &salt, &i.sha256))
             .collect();
         let manifest = Manifest {
             transfer,
@@ -921,6 +922,7 @@ mod tests {
     use medledger_consensus::Telemetry;
     use medledger_contracts::crypto::SecretKey;
     use medledger_contracts::encoding::Hash32;
+    use medledger_contracts::encoding::HashFunction;
     use medledger_contracts::types::{ChainId, PractitionerId, TxHash};
     use medledger_store::Store;
     use medledger_transfer::FetchAuthorization;
@@ -943,11 +945,15 @@ mod tests {
         let (file, keys) = medledger_client_sdk::keys::example_consortium(CHAIN, true).unwrap();
         let genesis = file.validate().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("ledger")).unwrap();
+        let store = Store::open(
+            &dir.path().join("ledger"),
+            genesis.crypto_suite.hash_function(),
+        )
+        .unwrap();
         store
             .initialize(genesis.hash(), &genesis.initial_state().unwrap())
             .unwrap();
-        let chain = ChainId::new(CHAIN).unwrap();
+        let chain = genesis.chain();
         let limits = Limits {
             transactions: 100,
             bytes: 1 << 20,
@@ -981,13 +987,13 @@ mod tests {
             chain: ChainId::new(CHAIN).unwrap(),
             request: TxHash(Hash32([7; 32])),
             holder: InstitutionId::new("city-first-hospital").unwrap(),
-            practitioner: PractitionerId::from_key(&key.public_key()),
+            practitioner: PractitionerId::from_key(HashFunction::Sha256, &key.public_key()),
             one_time_key: [9; 32],
             time: now(),
             committed_at,
         };
         GatewayRequest::Open(Box::new(SignedFetch {
-            signature: key.sign(&authorization.digest()),
+            signature: key.sign(&authorization.digest(HashFunction::Sha256)),
             public_key: key.public_key(),
             authorization,
         }))
@@ -1053,7 +1059,7 @@ mod tests {
         let GatewayRequest::Open(mut forged) = fetch_at(&doctor, 5) else {
             unreachable!()
         };
-        forged.signature = impostor.sign(&forged.authorization.digest());
+        forged.signature = impostor.sign(&forged.authorization.digest(HashFunction::Sha256));
         let started = Instant::now();
         assert_eq!(
             code(s.holder.handle(second_node, GatewayRequest::Open(forged))),

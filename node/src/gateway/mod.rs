@@ -33,7 +33,7 @@ use medledger_contracts::crypto::Signature;
 use medledger_contracts::records::InstitutionRecord;
 use medledger_contracts::state::StateReader;
 use medledger_contracts::transaction::SignedTransaction;
-use medledger_contracts::types::{Category, ChainId, InstitutionId, PatientId, TxHash};
+use medledger_contracts::types::{Category, Chain, InstitutionId, PatientId, TxHash};
 
 use crate::mempool::Refusal;
 
@@ -43,7 +43,7 @@ use crate::mempool::Refusal;
 /// the ledger, and a counter for refusals.
 pub trait Ledger: Send + Sync {
     /// The chain this node is on.
-    fn chain(&self) -> &ChainId;
+    fn chain(&self) -> &Chain;
     /// The institution this node belongs to: the holder it answers for.
     fn institution(&self) -> &InstitutionId;
     /// The newest committed height (0 before the first block).
@@ -448,7 +448,7 @@ mod tests {
         assert_eq!(size, 10);
         assert_eq!(
             hash,
-            medledger_contracts::encoding::tagged_hash(b"", &[&[0u8; 10]])
+            medledger_contracts::encoding::HashFunction::Sha256.digest(&[0u8; 10])
         );
         // A link naming a path, not a record number, reads nothing.
         let climbing = PatientLink {

@@ -280,13 +280,14 @@ pub fn status(shared: &Shared) -> Answer {
     let height = shared.height();
     let latest = shared.store.header(height)?;
     ok(&api::Status {
-        chain_id: shared.chain.as_str().to_string(),
+        chain_id: shared.chain.id.as_str().to_string(),
+        crypto_suite: shared.chain.suite.name().to_string(),
         institution: shared.institution.as_str().to_string(),
         validator: shared
             .validators(height + 1)
             .is_ok_and(|set| set.get(&shared.institution).is_some()),
         height,
-        latest_block_hash: latest.as_ref().map(|h| h.hash().into()),
+        latest_block_hash: latest.as_ref().map(|h| h.hash(shared.chain.hash()).into()),
         latest_block_time_ms: latest.as_ref().map(|h| h.time.0),
         state_root: latest.as_ref().map(|h| h.state_root.into()),
         audit_root: latest.as_ref().map(|h| h.audit_root.into()),
@@ -327,11 +328,10 @@ fn by_height<T>(
 /// `GET /v1/headers/{height}`.
 pub fn header(shared: &Shared, height: &str) -> Answer {
     let height = parse_height(height)?;
-    ok(&api::Header::from(&by_height(
-        height,
-        shared,
-        shared.store.header(height),
-    )?))
+    ok(&api::Header::of(
+        shared.chain.hash(),
+        &by_height(height, shared, shared.store.header(height))?,
+    ))
 }
 
 fn stored_block(shared: &Shared, height: u64) -> Result<Block, ApiError> {
@@ -347,7 +347,8 @@ fn transaction_hashes(shared: &Shared, block: &Block) -> (Vec<api::Hex32>, Vec<a
         .iter()
         .map(|t| {
             let id = t.id(&shared.chain);
-            (api::Hex32::from(id.0), api::Hex32::from(t.signed_hash(&id)))
+            let signed = t.signed_hash(shared.chain.hash(), &id);
+            (api::Hex32::from(id.0), api::Hex32::from(signed))
         })
         .unzip()
 }
@@ -360,7 +361,7 @@ pub fn block(shared: &Shared, height: &str) -> Answer {
     let block = stored_block(shared, height)?;
     let (transactions, signed_hashes) = transaction_hashes(shared, &block);
     ok(&api::BlockAnswer {
-        header: (&block.header).into(),
+        header: api::Header::of(shared.chain.hash(), &block.header),
         transactions,
         signed_hashes,
     })
@@ -471,13 +472,13 @@ pub fn validators(shared: &Shared, height: &str) -> Answer {
     let set = record.at(height);
     ok(&api::Validators {
         height,
-        validator_set: set.into(),
+        validator_set: api::ValidatorSet::of(shared.chain.hash(), set),
         scheduled: record
             .scheduled
             .as_ref()
             .map(|(from, set)| api::ScheduledValidators {
                 from_height: *from,
-                validator_set: set.into(),
+                validator_set: api::ValidatorSet::of(shared.chain.hash(), set),
             }),
         proved_record: proved.map(|p| hex::encode(to_bytes(&p))),
     })

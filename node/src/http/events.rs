@@ -120,11 +120,12 @@ fn reply(events: Events) -> Answer {
 
 /// `GET /v1/events/blocks`: one `block` event per commit (the header and transaction count).
 pub fn blocks(shared: &Arc<Shared>) -> Answer {
-    reply(follow(shared, |commit| {
+    let hash = shared.chain.hash();
+    reply(follow(shared, move |commit| {
         Ok(vec![event(
             "block",
             &api::BlockEvent {
-                header: (&commit.header).into(),
+                header: api::Header::of(hash, &commit.header),
                 transactions: commit.transactions.len() as u64,
             },
         )])

@@ -331,7 +331,7 @@ fn audit_event_resource(
         agent,
         source: Source {
             site: format!("height {}", entry.at.height),
-            observer: Reference::to("urn:medledger:chain", shared.chain.as_str()),
+            observer: Reference::to("urn:medledger:chain", shared.chain.id.as_str()),
         },
         entity: vec![
             Entity {

@@ -33,7 +33,11 @@ pub(crate) mod fuzz_entry {
             return false;
         };
         // The signature check that follows decoding (before nonces and rates).
-        if let Ok(chain) = medledger_contracts::types::ChainId::new("medledger-fuzz") {
+        if let Ok(id) = medledger_contracts::types::ChainId::new("medledger-fuzz") {
+            let chain = medledger_contracts::types::Chain::new(
+                id,
+                medledger_contracts::crypto::CryptoSuite::Ed25519Sha256,
+            );
             let digest = auth.digest_for(&chain, "GET", "/v1/status", b"");
             let _ = auth.public_key.verify(&digest, &auth.signature);
         }
@@ -418,7 +422,7 @@ impl Api {
         relay: Option<crate::gateway::Relay>,
     ) -> Self {
         Self {
-            auth: Authenticator::new(limits),
+            auth: Authenticator::new(shared.chain.suite, limits),
             shared,
             relay,
         }

@@ -286,7 +286,7 @@ impl World<'_> {
     /// holds no records).
     pub(super) async fn public_health_report(&mut self, p: usize) -> Result<(), Failure> {
         let (usual, id) = (self.patients[p].usual, self.patients[p].id);
-        let case = tagged_hash(
+        let case = self.cluster.chain.hash().tagged_hash(
             b"medledger/sim-case",
             &[
                 &self.config.seed.to_be_bytes(),

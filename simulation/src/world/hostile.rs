@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use medledger_client_sdk::records::open_fetch;
 use medledger_client_sdk::{Identity, KeyFile, SdkError, TxOutcome};
-use medledger_contracts::encoding::{BoundedVec, tagged_hash};
+use medledger_contracts::encoding::BoundedVec;
 use medledger_contracts::transaction::{Payload, guardianship_consent_message};
 use medledger_contracts::types::{Category, EmergencyReason, ReviewFinding};
 
@@ -153,7 +153,11 @@ impl World<'_> {
         }
         let patient = self.patients[p].id;
         let minor_until = medledger_client_sdk::client::now().plus_days(10 * 365);
-        let evidence_hash = tagged_hash(b"sim-forged-evidence", &[&patient.0.0]);
+        let evidence_hash = self
+            .cluster
+            .chain
+            .hash()
+            .tagged_hash(b"sim-forged-evidence", &[&patient.0.0]);
         // The "consent" is signed by a key the hospital holds, not the patient's.
         let forger = KeyFile::generate().map_err(|e| self.setup_error(e))?;
         let patient_consent = forger.secret().sign(&guardianship_consent_message(
@@ -222,7 +226,11 @@ impl World<'_> {
             .sign(Payload::EmergencyReview {
                 access: access.tx,
                 finding: ReviewFinding::Justified,
-                record_hash: tagged_hash(b"sim-self-review", &[&access.tx.0.0]),
+                record_hash: self
+                    .cluster
+                    .chain
+                    .hash()
+                    .tagged_hash(b"sim-self-review", &[&access.tx.0.0]),
             });
         match self.submit(&review, via).await {
             Ok(r) if r.outcome == TxOutcome::Applied => Err(self.fail(

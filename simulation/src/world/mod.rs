@@ -17,7 +17,7 @@ use medledger_client_sdk::{
     Client, Identity, KeyFile, SdkError, TermsBuilder, TxBuilder, TxOutcome, TxReceipt,
 };
 use medledger_contracts::crypto::SecretKey;
-use medledger_contracts::encoding::{BoundedVec, tagged_hash};
+use medledger_contracts::encoding::{BoundedVec, HashFunction};
 use medledger_contracts::transaction::{Payload, SignedTransaction, Signer};
 use medledger_contracts::types::{
     Category, DelegateRole, EmergencyReason, Grantee, InstitutionId, LegalBasis, PatientId,
@@ -329,7 +329,8 @@ impl<'a> World<'a> {
         let run_seed = self.config.seed;
         for p in 0..self.config.patients {
             let key = |role: u8| {
-                let seed = tagged_hash(
+                // A key seed, not a ledger hash: fixed to SHA-256.
+                let seed = HashFunction::Sha256.tagged_hash(
                     b"medledger/sim-patient",
                     &[&run_seed.to_be_bytes(), &(p as u64).to_be_bytes(), &[role]],
                 );
@@ -370,6 +371,7 @@ impl<'a> World<'a> {
                     let mut salt = [0u8; 16];
                     salt[..8].copy_from_slice(&(p as u64).to_le_bytes());
                     let evidence = medledger_client_sdk::tx::guardianship_evidence_hash(
+                        self.cluster.chain.hash(),
                         &salt,
                         &format!("SIM-BIRTH-{p}"),
                     );
@@ -668,11 +670,12 @@ impl Load {
                 };
                 n += 1;
                 let key = KeyFile::from_secret(SecretKey::from_seed(
-                    tagged_hash(
-                        b"medledger/sim-load",
-                        &[&seed.to_be_bytes(), &n.to_be_bytes()],
-                    )
-                    .0,
+                    HashFunction::Sha256
+                        .tagged_hash(
+                            b"medledger/sim-load",
+                            &[&seed.to_be_bytes(), &n.to_be_bytes()],
+                        )
+                        .0,
                 ));
                 let tx = TxBuilder::new(chain.clone(), Identity::patient(&key)).register_patient();
                 let client = clients[usize::try_from(n).unwrap_or(0) % clients.len()].clone();
