@@ -393,7 +393,7 @@ pub struct Release {
     pub height: u64,
     /// Its time.
     pub time_ms: u64,
-    /// SHA-256 of each file released.
+    /// Each file released, as the ledger records it: its SHA-256 hashed with the transfer's salt (the chain's hash function).
     pub content_hashes: Vec<Hex32>,
     /// For a grant: whether it was still in force at the release.
     pub grant_active_at_release: bool,

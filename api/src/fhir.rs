@@ -125,7 +125,7 @@ pub struct Consent {
     pub identifier: Vec<Identifier>,
     /// Opt-in.
     pub policy_rule: CodeableConcept,
-    /// The SHA-256 of the notice the patient was shown.
+    /// The hash of the notice the patient was shown (the chain's hash function).
     pub source_reference: Reference,
     /// What is permitted.
     pub provision: Provision,

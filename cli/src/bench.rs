@@ -771,7 +771,8 @@ async fn bench(
             records_from: None,
             records_until: None,
             sensitive_included: BoundedVec::default(),
-            notice_hash: HashFunction::Sha256
+            notice_hash: chain
+                .hash()
                 .tagged_hash(b"medledger/bench-notice", &[&nonce.to_be_bytes()]),
         };
         Ok(sign(

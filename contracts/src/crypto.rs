@@ -73,7 +73,7 @@ impl CryptoSuite {
     }
 
     /// The hash function of every ledger hash on a chain of this suite.
-    pub fn hash_function(self) -> HashFunction {
+    pub const fn hash_function(self) -> HashFunction {
         match self {
             Self::Ed25519Sha256 => HashFunction::Sha256,
             Self::Sm2Sm3 => HashFunction::Sm3,

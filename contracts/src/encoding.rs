@@ -60,7 +60,7 @@ pub mod tags {
     pub const RECORD_LINK: &[u8] = b"medledger/record-link/v1";
 }
 
-/// A SHA-256 digest.
+/// A 32-byte digest (of the chain's hash function, SHA-256 or SM3).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 pub struct Hash32(pub [u8; 32]);
 

@@ -233,7 +233,7 @@ pub enum Payload {
     AccessServed {
         /// The request served.
         request: RequestId,
-        /// SHA-256 of every resource released.
+        /// Every resource released: its content hash under the transfer's salt (records rule 4).
         content_hashes: BoundedVec<Hash32, CONTENT_HASHES_PER_RELEASE_MAX>,
     },
     /// A practitioner breaks the glass.
@@ -253,7 +253,7 @@ pub enum Payload {
         access: RequestId,
         /// What the review found.
         finding: ReviewFinding,
-        /// SHA-256 of the review record kept by the reviewer.
+        /// The hash (the chain's) of the review record kept by the reviewer.
         record_hash: Hash32,
     },
     /// A public-health officer reads records under a legal mandate.
@@ -266,7 +266,7 @@ pub enum Payload {
         categories: Categories,
         /// The law relied on.
         legal_basis: LegalBasis,
-        /// SHA-256 of the case reference (the case report stays with the CDC).
+        /// The salted hash (the chain's) of the case reference (the case report stays with the CDC).
         case_hash: Hash32,
     },
     /// A holder's node records that it refused to serve a committed access

@@ -887,7 +887,7 @@ pub struct GrantTerms {
     pub not_before: Timestamp,
     /// Not usable from this time on.
     pub expires_at: Timestamp,
-    /// SHA-256 of the notice the patient was shown (PIPL informed consent).
+    /// The hash (the chain's) of the notice the patient was shown (PIPL informed consent).
     pub notice_hash: Hash32,
 }
 

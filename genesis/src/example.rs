@@ -3,7 +3,7 @@
 //! platform, the CDC and the health commission as regulator. Four of them
 //! validate, so one may fail.
 
-use medledger_contracts::crypto::{PublicKey, SecretKey};
+use medledger_contracts::crypto::{CryptoSuite, PublicKey, SecretKey};
 use medledger_contracts::encoding::HashFunction;
 use medledger_contracts::transaction::licence_hash;
 
@@ -206,7 +206,7 @@ pub fn city_consortium(
         .collect();
     GenesisFile {
         chain_id: chain_id.into(),
-        crypto_suite: "ed25519-sha256".into(),
+        crypto_suite: EXAMPLE_SUITE.name().into(),
         genesis_time_ms: EXAMPLE_GENESIS_TIME_MS,
         consensus: ConsensusParameters::default(),
         parameters: LedgerParametersEntry {
@@ -219,8 +219,10 @@ pub fn city_consortium(
     }
 }
 
-/// The hash function of the example's suite (`ed25519-sha256`).
-const EXAMPLE_HASH: HashFunction = HashFunction::Sha256;
+/// The example consortium's crypto suite, and the hash function of its
+/// ledger hashes (licence hashes, practitioner ids).
+const EXAMPLE_SUITE: CryptoSuite = CryptoSuite::Ed25519Sha256;
+const EXAMPLE_HASH: HashFunction = EXAMPLE_SUITE.hash_function();
 
 /// How long the example's genesis licences are attested for: five years
 /// (365-day years; the registration a physician renews).

@@ -260,6 +260,13 @@ impl Store {
     /// Opens the store in `dir` with the hash function it was initialised
     /// with (for tools that read blocks and need no genesis: `export`).
     pub fn open_existing(dir: &Path) -> Result<Self, StoreError> {
+        // Never create one here: a mistyped path is an error, not an empty store.
+        if !dir.join("CURRENT").is_file() {
+            return Err(StoreError::Invalid(format!(
+                "{} holds no store",
+                dir.display()
+            )));
+        }
         Self::open_with(dir, None)
     }
 

@@ -193,6 +193,12 @@ fn an_sm3_store_matches_its_reference_and_refuses_to_open_as_sha256() {
         .initialize(Hash32([7; 32]), &writes(&[(b"a", b"1")]))
         .unwrap();
     assert!(Store::open(sha.path(), HashFunction::Sm3).is_err());
+    // `open_existing` takes the recorded function, and creates nothing.
+    let existing = Store::open_existing(dir.path()).unwrap();
+    assert!(existing.state_root_at(1).is_ok());
+    let empty = tempfile::tempdir().unwrap();
+    assert!(Store::open_existing(empty.path()).is_err());
+    assert!(!empty.path().join("CURRENT").exists());
 }
 
 fn roots_and_proofs_match_and_survive_reopening(hash: HashFunction) -> tempfile::TempDir {

@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use medledger_contracts::block::BlockHeader;
+use medledger_contracts::crypto::CryptoSuite;
 use medledger_contracts::encoding::{self, BoundedVec, Hash32};
 use medledger_contracts::records::{AuditEntry, AuditEvent, BlockRef, ControlChange};
 use medledger_contracts::state_machine::transaction_root;
@@ -13,13 +14,21 @@ use medledger_contracts::types::*;
 
 use crate::world::*;
 
-/// The pinned fixture. Resolved when the test runs (cargo runs it from the
-/// package's directory), not baked in at build time: one target directory
-/// serves several checkouts of the repository (CI's clean clone among them).
+/// The pinned fixture of this thread's suite. Resolved when the test runs
+/// (cargo runs it from the package's directory), not baked in at build
+/// time: one target directory serves several checkouts of the repository
+/// (CI's clean clone among them).
 fn fixture() -> std::path::PathBuf {
+    let name = match suite() {
+        CryptoSuite::Ed25519Sha256 => "golden-vectors.json",
+        CryptoSuite::Sm2Sm3 => "golden-vectors-sm2-sm3.json",
+    };
     std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()))
-        .join("tests/fixtures/golden-vectors.json")
+        .join("tests/fixtures")
+        .join(name)
 }
+
+const SUITES: [CryptoSuite; 2] = [CryptoSuite::Ed25519Sha256, CryptoSuite::Sm2Sm3];
 
 /// Every vector's `valid_until`: an hour after the grant's `not_before`.
 const VALID_UNTIL: Timestamp = Timestamp(1_790_003_600_000);
@@ -410,7 +419,10 @@ fn build() -> Value {
     let sm2 = medledger_contracts::crypto::SecretKey::sm2_from_bytes(sm2_secret).unwrap();
     let sm2_signature = sm2.sign(&record_link);
     json!({
-        "about": "medledger golden vectors: canonical BCS bytes, domain-separated hashes and Ed25519 signatures. Test keys only.",
+        "about": match suite() {
+            CryptoSuite::Ed25519Sha256 => "medledger golden vectors: canonical BCS bytes, domain-separated hashes and Ed25519 signatures. Test keys only.",
+            CryptoSuite::Sm2Sm3 => "medledger golden vectors on the sm2-sm3 suite: canonical BCS bytes, domain-separated SM3 hashes and SM2 signatures (secret_seed is the SM2 secret scalar). Test keys only.",
+        },
         "chain_id": chain.id.as_str(),
         "chain_id_bcs": hex::encode(encoding::to_bytes(&chain.id)),
         "patient_id": { "public_key": alice.to_text(), "id": patient.0.to_hex() },
@@ -460,7 +472,16 @@ fn build() -> Value {
     })
 }
 
+/// Both suites' fixtures: `golden-vectors.json` (Ed25519, SHA-256) and
+/// `golden-vectors-sm2-sm3.json` (SM2, SM3), the same transactions.
 #[test]
+fn formats_match_the_golden_fixtures() {
+    for suite in SUITES {
+        set_suite(suite);
+        formats_match_the_golden_fixture();
+    }
+}
+
 fn formats_match_the_golden_fixture() {
     let generated = serde_json::to_string_pretty(&build()).unwrap() + "\n";
     if std::env::var_os("MEDLEDGER_UPDATE_GOLDEN").is_some() {
@@ -482,6 +503,13 @@ fn formats_match_the_golden_fixture() {
 
 #[test]
 fn golden_transactions_decode_and_verify() {
+    for suite in SUITES {
+        set_suite(suite);
+        golden_transactions_decode_and_verify_on_this_suite();
+    }
+}
+
+fn golden_transactions_decode_and_verify_on_this_suite() {
     let fixture = build();
     let chain = Chain::new(
         ChainId::new(fixture["chain_id"].as_str().unwrap()).unwrap(),

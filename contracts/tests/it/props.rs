@@ -490,9 +490,20 @@ proptest! {
 }
 
 /// Blocks large enough that the newest-only tree updates the root's
-/// subtrees on two threads: same roots as jmt's, block after block.
+/// subtrees on two threads: same roots as jmt's, block after block, with
+/// either suite's hash function.
 #[test]
 fn newest_only_tree_matches_jmt_on_large_blocks() {
+    for suite in [
+        medledger_contracts::crypto::CryptoSuite::Ed25519Sha256,
+        medledger_contracts::crypto::CryptoSuite::Sm2Sm3,
+    ] {
+        set_suite(suite);
+        newest_only_tree_matches_jmt(3_000);
+    }
+}
+
+fn newest_only_tree_matches_jmt(per_block: u64) {
     use medledger_contracts::state::StateKey;
     let mut full = JmtStore::new(hash());
     let mut newest_only = JmtStore::new(hash());
@@ -506,10 +517,10 @@ fn newest_only_tree_matches_jmt_on_large_blocks() {
     };
     for height in 1..=4u64 {
         let mut writes = WriteSet::default();
-        for _ in 0..3_000 {
-            // Keys from a pool of 6,000: later blocks overwrite earlier ones.
+        for _ in 0..per_block {
+            // Keys from a pool of twice a block: later blocks overwrite earlier ones.
             let mut bytes = [0u8; 32];
-            bytes[..8].copy_from_slice(&(next() % 6_000).to_be_bytes());
+            bytes[..8].copy_from_slice(&(next() % (2 * per_block)).to_be_bytes());
             let key = StateKey::CommittedTransaction(TxHash(Hash32(bytes)));
             writes
                 .0

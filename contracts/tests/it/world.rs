@@ -19,6 +19,11 @@ thread_local! {
     static SUITE: Cell<CryptoSuite> = const { Cell::new(CryptoSuite::Ed25519Sha256) };
 }
 
+/// From now on this thread's keys, ids and worlds are of `suite`.
+pub fn set_suite(suite: CryptoSuite) {
+    SUITE.with(|s| s.set(suite));
+}
+
 /// The suite of this thread's worlds ([`World::on`] sets it).
 pub fn suite() -> CryptoSuite {
     SUITE.with(Cell::get)
@@ -119,7 +124,7 @@ impl World {
     /// A world on `suite`: from now on this thread's keys, ids and worlds
     /// are of that suite.
     pub fn on(suite: CryptoSuite) -> Self {
-        SUITE.with(|s| s.set(suite));
+        set_suite(suite);
         Self::new()
     }
 

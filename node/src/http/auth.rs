@@ -369,6 +369,17 @@ impl Authenticator {
                 ),
             ));
         }
+        // A key of another suite is refused before the body is hashed.
+        if !shared.chain.suite.accepts(&auth.public_key) {
+            return Err(unauthorized(
+                "bad_signature",
+                format!(
+                    "a {} key cannot sign on a chain of suite {}",
+                    auth.public_key.scheme(),
+                    shared.chain.suite.name()
+                ),
+            ));
+        }
         let digest = auth.digest_for(&shared.chain, method, signed_path, body);
         self.prepared.prepare(&auth.public_key)
             .and_then(|key| key.verify(&digest, &auth.signature))
