@@ -6,7 +6,14 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use medledger_genesis::{Genesis, GenesisFile, kind_name};
 
-pub fn new(out: &Path, chain_id: &str, published_example_keys: bool) -> anyhow::Result<()> {
+pub fn new(
+    out: &Path,
+    chain_id: &str,
+    published_example_keys: bool,
+    crypto_suite: &str,
+) -> anyhow::Result<()> {
+    let suite = medledger_contracts::crypto::CryptoSuite::from_name(crypto_suite)
+        .context("--crypto-suite")?;
     let genesis_path = out.join("genesis.json");
     if genesis_path.exists() {
         bail!(
@@ -16,7 +23,7 @@ pub fn new(out: &Path, chain_id: &str, published_example_keys: bool) -> anyhow::
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let (file, keys) =
-        medledger_client_sdk::keys::example_consortium(chain_id, published_example_keys)?;
+        medledger_client_sdk::keys::example_consortium_on(suite, chain_id, published_example_keys)?;
     let genesis = file
         .validate()
         .context("the generated genesis does not validate")?;

@@ -376,6 +376,10 @@ enum GenesisCommand {
         /// (regenerates genesis/examples/city.json; never for a real chain).
         #[arg(long)]
         published_example_keys: bool,
+        /// The crypto suite: `ed25519-sha256`, or `sm2-sm3` (SM2 keys, SM3
+        /// hashes; its genesis validates and replays, but no node runs it yet).
+        #[arg(long, default_value = "ed25519-sha256")]
+        crypto_suite: String,
     },
     /// Validate a genesis file and print its hash.
     Check {
@@ -438,7 +442,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             chain_id,
             published_example_keys,
-        }) => genesis::new(&out, &chain_id, published_example_keys),
+            crypto_suite,
+        }) => genesis::new(&out, &chain_id, published_example_keys, &crypto_suite),
         Command::Genesis(GenesisCommand::Check { file }) => genesis::check(&file),
         Command::Genesis(GenesisCommand::Show { file }) => genesis::show(&file),
         Command::Keys(KeysCommand::New { out, role }) => keys::new(&out, &role),

@@ -61,6 +61,53 @@ fn genesis_new_check_show_and_a_bad_field_named() {
     );
 }
 
+/// A consortium on the national-cryptography suite: SM2 key files, a
+/// genesis that checks and names its suite; its nodes are not runnable yet
+/// (`medledger_node::runs_suite`).
+#[test]
+fn genesis_new_on_sm2_sm3_writes_sm2_keys_and_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sm");
+    let made = medledger(&[
+        "genesis",
+        "new",
+        "--out",
+        out.to_str().unwrap(),
+        "--crypto-suite",
+        "sm2-sm3",
+    ]);
+    assert!(made.status.success(), "{}", text(&made));
+    let key = std::fs::read_to_string(out.join("keys/node.city-first-hospital.json")).unwrap();
+    assert!(key.contains("\"scheme\": \"sm2\""), "{key}");
+    let genesis = std::fs::read_to_string(out.join("genesis.json")).unwrap();
+    assert!(genesis.contains("\"sm2-sm3\"") && genesis.contains("\"sm2:"));
+    let checked = medledger(&[
+        "genesis",
+        "check",
+        out.join("genesis.json").to_str().unwrap(),
+    ]);
+    assert!(checked.status.success(), "{}", text(&checked));
+    assert!(
+        text(&checked).contains("crypto suite:   sm2-sm3"),
+        "{}",
+        text(&checked)
+    );
+    let unknown = medledger(&[
+        "genesis",
+        "new",
+        "--out",
+        dir.path().join("x").to_str().unwrap(),
+        "--crypto-suite",
+        "rsa",
+    ]);
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown).contains("unknown crypto suite"),
+        "{}",
+        text(&unknown)
+    );
+}
+
 #[test]
 fn the_committed_example_checks() {
     // Resolved at run time: the target directory may have been built from another checkout.

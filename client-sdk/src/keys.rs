@@ -62,13 +62,21 @@ pub struct KeyFile {
 }
 
 impl KeyFile {
-    /// A new key from OS entropy.
+    /// A new Ed25519 key from OS entropy.
     pub fn generate() -> Result<Self, KeyFileError> {
-        let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| KeyFileError::Entropy(e.to_string()))?;
-        Ok(Self {
-            secret: SecretKey::from_seed(seed),
-        })
+        Self::generate_for(CryptoSuite::Ed25519Sha256)
+    }
+
+    /// A new key of `suite`'s scheme from OS entropy.
+    pub fn generate_for(suite: CryptoSuite) -> Result<Self, KeyFileError> {
+        loop {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).map_err(|e| KeyFileError::Entropy(e.to_string()))?;
+            // An SM2 draw outside [1, n-2] (about 2^-224) is drawn again.
+            if let Ok(secret) = SecretKey::from_seed_of(suite, seed) {
+                return Ok(Self { secret });
+            }
+        }
     }
 
     /// Wraps an existing secret key.
@@ -166,30 +174,39 @@ impl KeyFile {
     }
 }
 
+/// The example consortium's genesis file and its key files by label.
+pub type ExampleConsortium = (
+    medledger_genesis::GenesisFile,
+    std::collections::BTreeMap<String, KeyFile>,
+);
+
 /// The genesis crate's example city consortium with a key for every label
 /// it needs: fresh ones from OS entropy, or the published deterministic
 /// example keys (for documentation and tests only: anyone can sign with them).
 pub fn example_consortium(
     chain_id: &str,
     published_example_keys: bool,
-) -> Result<
-    (
-        medledger_genesis::GenesisFile,
-        std::collections::BTreeMap<String, KeyFile>,
-    ),
-    KeyFileError,
-> {
-    use medledger_genesis::example::{city_consortium, key_labels, published_example_key};
+) -> Result<ExampleConsortium, KeyFileError> {
+    example_consortium_on(CryptoSuite::Ed25519Sha256, chain_id, published_example_keys)
+}
+
+/// [`example_consortium`] on `suite`: its keys of that suite's scheme.
+pub fn example_consortium_on(
+    suite: CryptoSuite,
+    chain_id: &str,
+    published_example_keys: bool,
+) -> Result<ExampleConsortium, KeyFileError> {
+    use medledger_genesis::example::{city_consortium_on, key_labels, published_example_key_on};
     let mut keys = std::collections::BTreeMap::new();
     for label in key_labels() {
         let key = if published_example_keys {
-            KeyFile::from_secret(published_example_key(&label))
+            KeyFile::from_secret(published_example_key_on(suite, &label))
         } else {
-            KeyFile::generate()?
+            KeyFile::generate_for(suite)?
         };
         keys.insert(label, key);
     }
-    let file = city_consortium(chain_id, |label| match keys.get(label) {
+    let file = city_consortium_on(suite, chain_id, |label| match keys.get(label) {
         Some(key) => key.public_key(),
         None => unreachable!("key_labels() lists every label the template asks for"),
     });

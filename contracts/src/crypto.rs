@@ -23,8 +23,8 @@
 //!    points of the recommended curve (GB/T 32918.5), checked on decoding.
 //!    The keys and signatures are built and tested against the standard's
 //!    example. The ledger's rules run on `sm2-sm3` ([`CryptoSuite::Sm2Sm3`]:
-//!    SM2 keys, SM3 hashes); a genesis naming it is still refused, because
-//!    a node cannot run it yet (its network identity and records sealing).
+//!    SM2 keys, SM3 hashes); a node refuses to run it yet (its network
+//!    identity and records sealing are Ed25519 and HPKE).
 
 use core::fmt;
 
@@ -748,6 +748,16 @@ impl SecretKey {
     /// The Ed25519 key for a 32-byte seed.
     pub fn from_seed(seed: [u8; 32]) -> Self {
         Self(Secret::Ed25519(SigningKey::from_bytes(&seed)))
+    }
+
+    /// A key of `suite`'s scheme from 32 secret bytes: the Ed25519 seed, or
+    /// SM2's scalar `d` ([`Self::sm2_from_bytes`], which refuses about one
+    /// value in 2^224).
+    pub fn from_seed_of(suite: CryptoSuite, seed: [u8; 32]) -> Result<Self, CryptoError> {
+        match suite {
+            CryptoSuite::Ed25519Sha256 => Ok(Self::from_seed(seed)),
+            CryptoSuite::Sm2Sm3 => Self::sm2_from_bytes(seed),
+        }
     }
 
     /// The SM2 key whose secret scalar `d` is these 32 big-endian bytes:

@@ -145,11 +145,21 @@ pub fn key_labels() -> Vec<String> {
     labels
 }
 
-/// The example consortium with keys from `public_key(label)`.
-pub fn city_consortium(
+/// The example consortium with keys from `public_key(label)`, on
+/// `ed25519-sha256`.
+pub fn city_consortium(chain_id: &str, public_key: impl FnMut(&str) -> PublicKey) -> GenesisFile {
+    city_consortium_on(CryptoSuite::Ed25519Sha256, chain_id, public_key)
+}
+
+/// The example consortium on `suite`, with keys (of that suite's scheme)
+/// from `public_key(label)`; its licence hashes and practitioner ids are
+/// that suite's.
+pub fn city_consortium_on(
+    suite: CryptoSuite,
     chain_id: &str,
     mut public_key: impl FnMut(&str) -> PublicKey,
 ) -> GenesisFile {
+    let hash = suite.hash_function();
     let institutions = MEMBERS
         .iter()
         .map(|m| InstitutionEntry {
@@ -171,8 +181,7 @@ pub fn city_consortium(
             institution: (*institution).into(),
             key: public_key(&format!("practitioner:{label}")).to_text(),
             role: (*role).into(),
-            licence_hash: licence_hash(EXAMPLE_HASH, &example_licence_salt(label), licence)
-                .to_hex(),
+            licence_hash: licence_hash(hash, &example_licence_salt(label), licence).to_hex(),
         })
         .collect();
     // The health commission attests each practitioner's licence for five
@@ -188,14 +197,13 @@ pub fn city_consortium(
                 institutions.push("first-online".into());
             }
             let id = medledger_contracts::types::PractitionerId::from_key(
-                EXAMPLE_HASH,
+                hash,
                 &public_key(&format!("practitioner:{label}")),
             );
             LicenceEntry {
                 attested_by: "health-commission".into(),
                 practitioners: vec![id.0.to_hex()],
-                licence_hash: licence_hash(EXAMPLE_HASH, &example_licence_salt(label), licence)
-                    .to_hex(),
+                licence_hash: licence_hash(hash, &example_licence_salt(label), licence).to_hex(),
                 kind: kind.name().into(),
                 scopes: vec![example_scope(kind).into()],
                 institutions,
@@ -206,7 +214,7 @@ pub fn city_consortium(
         .collect();
     GenesisFile {
         chain_id: chain_id.into(),
-        crypto_suite: EXAMPLE_SUITE.name().into(),
+        crypto_suite: suite.name().into(),
         genesis_time_ms: EXAMPLE_GENESIS_TIME_MS,
         consensus: ConsensusParameters::default(),
         parameters: LedgerParametersEntry {
@@ -218,11 +226,6 @@ pub fn city_consortium(
         licences,
     }
 }
-
-/// The example consortium's crypto suite, and the hash function of its
-/// ledger hashes (licence hashes, practitioner ids).
-const EXAMPLE_SUITE: CryptoSuite = CryptoSuite::Ed25519Sha256;
-const EXAMPLE_HASH: HashFunction = EXAMPLE_SUITE.hash_function();
 
 /// How long the example's genesis licences are attested for: five years
 /// (365-day years; the registration a physician renews).
@@ -253,11 +256,21 @@ fn example_scope(kind: LicenceKind) -> &'static str {
 /// The published, deterministic key behind `genesis/examples/city.json`.
 /// Anyone can derive it: it is for examples and tests only, never for a real chain.
 pub fn published_example_key(label: &str) -> SecretKey {
-    SecretKey::from_seed(
-        HashFunction::Sha256
-            .tagged_hash(b"medledger/published-example-key/v1", &[label.as_bytes()])
-            .0,
-    )
+    SecretKey::from_seed(published_example_seed(label))
+}
+
+/// [`published_example_key`] of `suite`'s scheme: for `sm2-sm3`, the SM2
+/// key whose scalar is the same 32 bytes (for these labels, a usable one:
+/// the tests derive every label's).
+pub fn published_example_key_on(suite: CryptoSuite, label: &str) -> SecretKey {
+    SecretKey::from_seed_of(suite, published_example_seed(label))
+        .unwrap_or_else(|e| panic!("the published example key {label}: {e}"))
+}
+
+fn published_example_seed(label: &str) -> [u8; 32] {
+    HashFunction::Sha256
+        .tagged_hash(b"medledger/published-example-key/v1", &[label.as_bytes()])
+        .0
 }
 
 #[cfg(test)]

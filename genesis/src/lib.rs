@@ -186,7 +186,7 @@ pub struct LicenceEntry {
 pub struct GenesisFile {
     /// Chain id.
     pub chain_id: String,
-    /// `ed25519-sha256` (or, once built, `sm2-sm3`).
+    /// `ed25519-sha256` or `sm2-sm3` (a node runs only the first yet).
     pub crypto_suite: String,
     /// Genesis time, ms since the Unix epoch.
     pub genesis_time_ms: u64,
@@ -434,12 +434,6 @@ impl GenesisFile {
         let chain_id = ChainId::new(&self.chain_id).map_err(|e| field_error("chain_id", e))?;
         let crypto_suite = CryptoSuite::from_name(&self.crypto_suite)
             .map_err(|e| field_error("crypto_suite", e))?;
-        if crypto_suite == CryptoSuite::Sm2Sm3 {
-            return Err(field_error(
-                "crypto_suite",
-                "sm2-sm3 is not built yet: the ledger's rules, hashes and proofs run on it, but a node does not (its consensus network and records transfer are Ed25519 and HPKE only)",
-            ));
-        }
         let hash = crypto_suite.hash_function();
         if self.genesis_time_ms == 0 {
             return Err(field_error("genesis_time_ms", "must be a time after 1970"));

@@ -21,8 +21,9 @@ fn each_bad_field_is_named() {
     type Mutation = Box<dyn Fn(&mut GenesisFile)>;
     let cases: Vec<(&str, Mutation)> = vec![
         ("chain_id", Box::new(|g| g.chain_id = "Bad Chain".into())),
+        // Ed25519 keys in a genesis on sm2-sm3: the first is named.
         (
-            "crypto_suite",
+            "institutions[0].admin_key",
             Box::new(|g| g.crypto_suite = "sm2-sm3".into()),
         ),
         ("crypto_suite", Box::new(|g| g.crypto_suite = "rsa".into())),
@@ -201,23 +202,28 @@ fn read_reports_the_path() {
     );
 }
 
-/// The suite is hashed into the genesis: the same consortium named on the
-/// other suite is another chain (another genesis hash, and a `Chain` that
-/// compares unequal), and `sm2-sm3` is refused by name until a node runs it.
+/// The suite is hashed into the genesis: the example consortium on
+/// `sm2-sm3` (SM2 keys, SM3 licence hashes and ids) validates, and is
+/// another chain (another genesis hash, and a `Chain` that compares
+/// unequal) with the same id; each suite refuses the other's keys.
 #[test]
-fn the_suite_is_part_of_the_chain_and_sm2_sm3_is_refused_by_name() {
+fn the_suite_is_part_of_the_chain() {
     use medledger_contracts::crypto::CryptoSuite;
+    use medledger_genesis::example::{city_consortium_on, published_example_key_on};
+    let sm = |label: &str| published_example_key_on(CryptoSuite::Sm2Sm3, label).public_key();
+    let on_sm = city_consortium_on(CryptoSuite::Sm2Sm3, EXAMPLE_CHAIN_ID, sm)
+        .validate()
+        .unwrap();
     let genesis = example().validate().unwrap();
-    let mut on_sm = genesis.clone();
-    on_sm.crypto_suite = CryptoSuite::Sm2Sm3;
+    assert_eq!(on_sm.crypto_suite, CryptoSuite::Sm2Sm3);
     assert_ne!(genesis.hash(), on_sm.hash());
     assert_ne!(genesis.chain(), on_sm.chain());
     assert_eq!(genesis.chain().id, on_sm.chain().id);
-    let mut file = example();
-    file.crypto_suite = "sm2-sm3".into();
-    let error = file.validate().unwrap_err().to_string();
-    assert!(
-        error.contains("crypto_suite") && error.contains("sm2-sm3 is not built yet"),
-        "{error}"
+    assert_ne!(genesis.practitioners[0].3, on_sm.practitioners[0].3);
+    let mut mixed = city_consortium_on(CryptoSuite::Sm2Sm3, EXAMPLE_CHAIN_ID, sm);
+    mixed.institutions[1].node_key = example().institutions[1].node_key.clone();
+    assert_eq!(
+        field_of(mixed.validate().unwrap_err()),
+        "institutions[1].node_key"
     );
 }

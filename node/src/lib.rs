@@ -34,6 +34,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use medledger_client_sdk::KeyFile;
 use medledger_consensus::{Settings, Telemetry, Timeouts};
+use medledger_contracts::crypto::CryptoSuite;
 use medledger_contracts::types::InstitutionId;
 use medledger_genesis::GenesisFile;
 use medledger_store::Store;
@@ -102,6 +103,19 @@ fn check_node_key(
     Ok(())
 }
 
+/// Refuses a chain whose suite a node cannot run yet: the ledger's rules,
+/// hashes and store run on `sm2-sm3`, but a node's consensus network
+/// identity (libp2p) and Malachite's signing are Ed25519 and it seals
+/// records with HPKE only.
+pub fn runs_suite(suite: CryptoSuite) -> anyhow::Result<()> {
+    match suite {
+        CryptoSuite::Ed25519Sha256 => Ok(()),
+        CryptoSuite::Sm2Sm3 => bail!(
+            "a node cannot run a chain of the sm2-sm3 suite yet: its consensus network identity and signing are Ed25519 and it seals records with HPKE only (a genesis on sm2-sm3 validates, and the ledger's rules, proofs and the auditor's replay run on it)"
+        ),
+    }
+}
+
 /// Runs the node whose home directory is `home` until it fails or is stopped.
 pub fn run(home: &Path) -> anyhow::Result<()> {
     init_logging();
@@ -113,6 +127,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
     let genesis = GenesisFile::read(&genesis_path)?
         .validate()
         .with_context(|| format!("{} is not a valid genesis", genesis_path.display()))?;
+    runs_suite(genesis.crypto_suite)?;
     let key_path = home.join(&config.node_key_file);
     let key = KeyFile::load(&key_path)?;
     let institution = InstitutionId::new(&config.institution)
@@ -448,5 +463,20 @@ async fn gossip_loop(mut rx: mpsc::Receiver<Vec<u8>>, peers: Vec<String>, signer
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod suite_tests {
+    use super::*;
+
+    #[test]
+    fn a_node_runs_ed25519_sha256_only_and_says_why_not_sm2_sm3() {
+        assert!(runs_suite(CryptoSuite::Ed25519Sha256).is_ok());
+        let why = runs_suite(CryptoSuite::Sm2Sm3).unwrap_err().to_string();
+        assert!(
+            why.contains("cannot run a chain of the sm2-sm3 suite yet"),
+            "{why}"
+        );
     }
 }

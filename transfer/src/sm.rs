@@ -5,7 +5,7 @@
 //! ChaCha20-Poly1305.
 //!
 //! Built and tested here; the gateway and the SDK do not use it yet: a
-//! genesis naming `sm2-sm3` is refused until a node runs that suite.
+//! node runs a chain of `sm2-sm3` yet (`medledger node run` refuses one).
 //!
 //! Rules:
 //! 1. The requester's one-time key is an SM2 key pair; its public half is
