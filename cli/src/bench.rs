@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use medledger_client_sdk::KeyFile;
 use medledger_client_sdk::api;
-use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::crypto::{CryptoSuite, SecretKey};
 use medledger_contracts::encoding::{BoundedVec, HashFunction};
 use medledger_contracts::transaction::{Payload, SignedTransaction, Signer, Transaction};
 use medledger_contracts::types::*;
@@ -128,12 +128,33 @@ struct Bench {
 }
 
 pub(super) fn synthetic_key(label: &str, n: u64) -> SecretKey {
+    SecretKey::from_seed(synthetic_seed(label, n))
+}
+
+/// [`synthetic_key`] of `suite`'s scheme (for SM2 the same 32 bytes as
+/// the scalar, drawn again in the 2^-224 case they are not one).
+pub(super) fn synthetic_key_of(suite: CryptoSuite, label: &str, n: u64) -> SecretKey {
+    let mut seed = synthetic_seed(label, n);
+    loop {
+        match SecretKey::from_seed_of(suite, seed) {
+            Ok(key) => return key,
+            Err(_) => {
+                seed = HashFunction::Sha256
+                    .tagged_hash(b"medledger/bench-key-again", &[&seed])
+                    .0
+            }
+        }
+    }
+}
+
+fn synthetic_seed(label: &str, n: u64) -> [u8; 32] {
     // Bench keys are synthetic and reproducible; never for real use.
-    let seed = HashFunction::Sha256.tagged_hash(
-        b"medledger/bench-key",
-        &[label.as_bytes(), &n.to_be_bytes()],
-    );
-    SecretKey::from_seed(seed.0)
+    HashFunction::Sha256
+        .tagged_hash(
+            b"medledger/bench-key",
+            &[label.as_bytes(), &n.to_be_bytes()],
+        )
+        .0
 }
 
 /// A bench testnet's validity window (R1): the throughput phase's

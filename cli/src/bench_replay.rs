@@ -14,13 +14,13 @@ use medledger_contracts::block::Block;
 use medledger_contracts::certificate::{
     CommitCertificate, CommitSignature, ConsensusAddress, VoteBody, VoteKind, vote_message,
 };
-use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::crypto::{CryptoSuite, SecretKey};
 use medledger_contracts::encoding::{BoundedVec, to_bytes};
 use medledger_contracts::transaction::{Payload, SignedTransaction, Signer};
 use medledger_contracts::types::*;
 use serde_json::json;
 
-use super::bench::{peak_rss_mib, sign, synthetic_key};
+use super::bench::{peak_rss_mib, sign, synthetic_key_of};
 use medledger_audit::archive::{ArchiveSource, ArchivedBlock, write_archive};
 use medledger_audit::replay::{Progress, Replay};
 
@@ -40,6 +40,8 @@ pub struct ReplayBenchOptions {
     pub tx_validity_window_ms: u64,
     /// The genesis `practitioner_licences` (R4.14): `attested` or `declared`.
     pub practitioner_licences: String,
+    /// The chain's crypto suite.
+    pub crypto_suite: CryptoSuite,
 }
 
 /// Runs the bench.
@@ -55,7 +57,8 @@ pub fn run(options: ReplayBenchOptions) -> anyhow::Result<()> {
 }
 
 fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<()> {
-    medledger_testnet::init_with_window(
+    medledger_testnet::init_on(
+        options.crypto_suite,
         dir,
         4,
         0,
@@ -89,7 +92,7 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
     let first = InstitutionId::new("city-first-hospital")?;
     let second = InstitutionId::new("city-second-hospital")?;
     let patients: Vec<SecretKey> = (0..options.patients as u64)
-        .map(|n| synthetic_key("patient", n))
+        .map(|n| synthetic_key_of(options.crypto_suite, "patient", n))
         .collect();
     let start = genesis.genesis_time;
 
@@ -301,6 +304,11 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
         "  {:<44} {:>14}",
         "practitioner licences", options.practitioner_licences
     );
+    println!(
+        "  {:<44} {:>14}",
+        "crypto suite",
+        options.crypto_suite.name()
+    );
     if let Some(keys) = state_keys {
         println!("  {:<44} {:>14}", "keys in the replayed state", keys);
     }
@@ -324,6 +332,7 @@ fn bench(dir: &std::path::Path, options: &ReplayBenchOptions) -> anyhow::Result<
             "archive_bytes": archive_bytes,
             "tx_validity_window_ms": options.tx_validity_window_ms,
             "practitioner_licences": options.practitioner_licences,
+            "crypto_suite": options.crypto_suite.name(),
             "state_keys": state_keys,
         })
     );

@@ -9,11 +9,13 @@ use medledger_contracts::types::{PatientId, PractitionerId};
 
 use crate::people::{Connection, Session, hash, institution, runtime};
 
-pub fn new(out: &Path, role: &str) -> anyhow::Result<()> {
+pub fn new(out: &Path, role: &str, crypto_suite: &str) -> anyhow::Result<()> {
     if !matches!(role, "patient" | "practitioner") {
         anyhow::bail!("--role is patient or practitioner, got {role:?}");
     }
-    let key = KeyFile::generate()?;
+    let suite = medledger_contracts::crypto::CryptoSuite::from_name(crypto_suite)
+        .context("--crypto-suite")?;
+    let key = KeyFile::generate_for(suite)?;
     key.save(out)?;
     println!("wrote {} (mode 0600)", out.display());
     if role == "practitioner" {

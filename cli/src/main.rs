@@ -168,6 +168,10 @@ enum Command {
         /// licence and its attester), or `declared`.
         #[arg(long, default_value = "attested")]
         practitioner_licences: String,
+        /// The chain's crypto suite: `ed25519-sha256` or `sm2-sm3` (SM2
+        /// signatures, SM3 hashes; the replay runs on it, no node does yet).
+        #[arg(long, default_value = "ed25519-sha256")]
+        crypto_suite: String,
     },
     /// Run a node.
     #[command(subcommand)]
@@ -403,6 +407,10 @@ enum KeysCommand {
         /// Whose key: `patient` or `practitioner` (prints that id first).
         #[arg(long, default_value = "patient")]
         role: String,
+        /// The chain's crypto suite: an Ed25519 key for `ed25519-sha256`,
+        /// an SM2 key for `sm2-sm3`.
+        #[arg(long, default_value = "ed25519-sha256")]
+        crypto_suite: String,
     },
     /// Show a key file's public key and the ids it would have.
     Show {
@@ -446,7 +454,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }) => genesis::new(&out, &chain_id, published_example_keys, &crypto_suite),
         Command::Genesis(GenesisCommand::Check { file }) => genesis::check(&file),
         Command::Genesis(GenesisCommand::Show { file }) => genesis::show(&file),
-        Command::Keys(KeysCommand::New { out, role }) => keys::new(&out, &role),
+        Command::Keys(KeysCommand::New {
+            out,
+            role,
+            crypto_suite,
+        }) => keys::new(&out, &role, &crypto_suite),
         Command::Keys(KeysCommand::Show { file }) => keys::show(&file),
         Command::Keys(KeysCommand::Rotate {
             connection,
@@ -520,7 +532,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             on_disk,
             tx_validity_window_ms,
             practitioner_licences,
+            crypto_suite,
         } => bench_replay::run(bench_replay::ReplayBenchOptions {
+            crypto_suite: medledger_contracts::crypto::CryptoSuite::from_name(&crypto_suite)?,
             dir,
             transactions,
             block_size,

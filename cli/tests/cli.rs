@@ -136,6 +136,27 @@ fn keys_new_and_show() {
 }
 
 #[test]
+fn keys_new_on_sm2_sm3_makes_an_sm2_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("me.json");
+    let made = medledger(&[
+        "keys",
+        "new",
+        "--out",
+        path.to_str().unwrap(),
+        "--crypto-suite",
+        "sm2-sm3",
+    ]);
+    assert!(made.status.success(), "{}", text(&made));
+    let shown = medledger(&["keys", "show", path.to_str().unwrap()]);
+    assert!(
+        text(&shown).contains("public key:               sm2:"),
+        "{}",
+        text(&shown)
+    );
+}
+
+#[test]
 fn demo_tells_the_story_and_refuses_after_revocation() {
     let dir = tempfile::tempdir().unwrap();
     let consortium = dir.path().join("consortium");
@@ -157,6 +178,30 @@ fn demo_tells_the_story_and_refuses_after_revocation() {
     ] {
         assert!(story.contains(step), "missing {step:?} in:\n{story}");
     }
+}
+
+/// `bench-replay` on the national-cryptography suite: an archive of SM2-
+/// signed transactions, certified with SM2 votes, replayed in full.
+#[test]
+fn bench_replay_runs_on_sm2_sm3() {
+    let output = medledger(&[
+        "bench-replay",
+        "--transactions",
+        "200",
+        "--block-size",
+        "50",
+        "--patients",
+        "50",
+        "--crypto-suite",
+        "sm2-sm3",
+    ]);
+    let printed = text(&output);
+    assert!(output.status.success(), "{printed}");
+    assert!(
+        printed.contains("\"crypto_suite\":\"sm2-sm3\""),
+        "{printed}"
+    );
+    assert!(printed.contains("\"transactions\":200"), "{printed}");
 }
 
 /// `bench-crypto` runs every primitive of both suites through the ledger's

@@ -10,7 +10,8 @@ use medledger_client_sdk::KeyFile;
 use medledger_contracts::types::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use medledger_client_sdk::keys::example_consortium;
+use medledger_client_sdk::keys::example_consortium_on;
+use medledger_contracts::crypto::CryptoSuite;
 use medledger_genesis::InstitutionEntry;
 use medledger_node::config::{self, NodeConfig};
 
@@ -118,6 +119,30 @@ pub fn init_with_window(
     chain_id: &str,
     tx_validity_window_ms: u64,
 ) -> anyhow::Result<TestnetLayout> {
+    init_on(
+        CryptoSuite::Ed25519Sha256,
+        dir,
+        validators,
+        observers,
+        spares,
+        chain_id,
+        tx_validity_window_ms,
+    )
+}
+
+/// [`init_with_window`] on `suite`, every key of that suite's scheme. A
+/// node runs `ed25519-sha256` only so far (`medledger_node::runs_suite`):
+/// on `sm2-sm3` only the genesis and the keys are written (no node homes,
+/// no `testnet.json`), for tools that need no node (`bench-replay`).
+pub fn init_on(
+    suite: CryptoSuite,
+    dir: &Path,
+    validators: usize,
+    observers: usize,
+    spares: usize,
+    chain_id: &str,
+    tx_validity_window_ms: u64,
+) -> anyhow::Result<TestnetLayout> {
     if dir.join("testnet.json").exists() {
         bail!("{} already holds a testnet", dir.display());
     }
@@ -127,14 +152,14 @@ pub fn init_with_window(
     if validators + observers > NODES_MAX {
         bail!("--validators plus --observers must be at most {NODES_MAX}");
     }
-    let (mut file, mut keys) = example_consortium(chain_id, false)?;
+    let (mut file, mut keys) = example_consortium_on(suite, chain_id, false)?;
     // Beyond the example's seven members, district hospitals with fresh
     // keys, so that larger consortiums (a province runs 20 to 30
     // validators) can be rehearsed and measured.
     for k in 1..=(validators + observers).saturating_sub(file.institutions.len()) {
         let id = district_hospital_id(k);
-        let admin = KeyFile::generate()?;
-        let node = KeyFile::generate()?;
+        let admin = KeyFile::generate_for(suite)?;
+        let node = KeyFile::generate_for(suite)?;
         file.institutions.push(InstitutionEntry {
             id: id.clone(),
             name: format!("区医院 District Hospital {k}"),
@@ -198,8 +223,8 @@ pub fn init_with_window(
     // to rehearse admission by governance.
     let spare_ids: Vec<String> = (1..=spares).map(|k| format!("new-hospital-{k}")).collect();
     for id in &spare_ids {
-        keys.insert(format!("admin:{id}"), KeyFile::generate()?);
-        keys.insert(format!("node:{id}"), KeyFile::generate()?);
+        keys.insert(format!("admin:{id}"), KeyFile::generate_for(suite)?);
+        keys.insert(format!("node:{id}"), KeyFile::generate_for(suite)?);
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let key_dir = dir.join("keys");
@@ -210,6 +235,14 @@ pub fn init_with_window(
     }
     let genesis_json = file.to_json();
     std::fs::write(dir.join("genesis.json"), &genesis_json)?;
+    // A suite no node runs yet (`medledger_node::runs_suite`): the genesis
+    // and the keys only, for tools that need no node (`bench-replay`).
+    if medledger_node::runs_suite(suite).is_err() {
+        return Ok(TestnetLayout {
+            chain_id: chain_id.to_string(),
+            nodes: Vec::new(),
+        });
+    }
 
     let running: Vec<(String, bool, bool)> = file
         .institutions

@@ -12,7 +12,7 @@ pub mod layout;
 pub mod processes;
 
 pub use layout::{
-    TX_VALIDITY_WINDOW_MS, TestnetLayout, TestnetNode, chain_of, init, init_with_window, key_path,
-    load, load_key,
+    TX_VALIDITY_WINDOW_MS, TestnetLayout, TestnetNode, chain_of, init, init_on, init_with_window,
+    key_path, load, load_key,
 };
 pub use processes::{Consortium, NODE_LOG_FILTER};
