@@ -329,6 +329,21 @@ pub fn transaction_root(
     merkle::root(hash, &leaves)
 }
 
+/// Every transaction verified for a chain hashing as the block does: a
+/// caller mixing suites is a programming error, and a node that meets one
+/// stops rather than compute ids and roots of two hash functions.
+fn same_hash(ctx: &BlockContext, transactions: &[VerifiedTransaction]) -> Result<(), StateError> {
+    match transactions.iter().find(|t| t.chain().hash() != ctx.hash) {
+        None => Ok(()),
+        Some(t) => Err(StateError::Storage(format!(
+            "transaction {} was verified for a chain hashing with {}, the block hashes with {}",
+            t.id().0,
+            t.chain().hash().name(),
+            ctx.hash.name()
+        ))),
+    }
+}
+
 /// Executes a block's transactions on top of `base`.
 ///
 /// Storage errors abort the whole block; no transaction's outcome can make
@@ -338,6 +353,7 @@ pub fn execute_block(
     ctx: &BlockContext,
     transactions: &[VerifiedTransaction],
 ) -> Result<BlockExecution, StateError> {
+    same_hash(ctx, transactions)?;
     let mut block = Overlay::new(base);
     let validator_set = promote_validator_set(&mut block, ctx.height)?;
     let mut frontier: Frontier = block.get(&StateKey::AuditLog)?.unwrap_or_default();
@@ -396,6 +412,7 @@ pub fn try_each(
     ctx: &BlockContext,
     transactions: &[VerifiedTransaction],
 ) -> Result<Vec<Outcome>, StateError> {
+    same_hash(ctx, transactions)?;
     let mut block = Overlay::new(base);
     promote_validator_set(&mut block, ctx.height)?;
     let mut frontier: Frontier = block.get(&StateKey::AuditLog)?.unwrap_or_default();

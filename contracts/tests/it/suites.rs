@@ -294,3 +294,34 @@ fn an_sm_chain_refuses_ed25519_keys() {
         PatientId::from_key(HashFunction::Sha256, &ed.public_key())
     );
 }
+
+/// A block executed with another hash function than its transactions were
+/// verified for stops with an error (a programming error, never an outcome).
+#[test]
+fn a_block_of_one_suite_does_not_execute_transactions_verified_for_the_other() {
+    use medledger_contracts::state_machine::{BlockContext, execute_block, try_each};
+    let mut w = World::on(CryptoSuite::Ed25519Sha256);
+    let alice = key("alice");
+    let patient = PatientId::from_key(hash(), &alice.public_key());
+    let tx = w.sign(Signer::Patient(patient), &alice, Payload::RegisterPatient);
+    let verified = vec![tx.verify(&w.chain).unwrap()];
+    let ctx = BlockContext {
+        height: w.ledger.height() + 1,
+        time: Timestamp(w.now + 1_000),
+        hash: HashFunction::Sm3,
+    };
+    let error = execute_block(w.ledger.store(), &ctx, &verified)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("hashing with sha256, the block hashes with sm3"),
+        "{error}"
+    );
+    assert!(try_each(w.ledger.store(), &ctx, &verified).is_err());
+    let ctx = BlockContext {
+        hash: HashFunction::Sha256,
+        ..ctx
+    };
+    assert!(execute_block(w.ledger.store(), &ctx, &verified).is_ok());
+}
