@@ -35,7 +35,7 @@ use medledger_contracts::Hash32;
 use medledger_contracts::block::{Block, BlockHeader};
 use medledger_contracts::certificate::CommitCertificate;
 use medledger_contracts::constants::CERTIFICATE_BYTES_MAX;
-use medledger_contracts::crypto::{CryptoSuite, KeyCache};
+use medledger_contracts::crypto::KeyCache;
 use medledger_contracts::encoding::{HashFunction, from_bytes, to_bytes};
 use medledger_contracts::ledger::Checkpoint;
 use medledger_contracts::merkle::Frontier;
@@ -144,14 +144,8 @@ fn verify_all(
     chain: &Chain,
     transactions: Vec<SignedTransaction>,
 ) -> Result<Vec<VerifiedTransaction>, (usize, TxHash, String)> {
-    // One cache per suite (a cache holds one suite's keys).
-    static ED25519_KEYS: std::sync::OnceLock<KeyCache> = std::sync::OnceLock::new();
-    static SM2_KEYS: std::sync::OnceLock<KeyCache> = std::sync::OnceLock::new();
-    let keys = match chain.suite {
-        CryptoSuite::Ed25519Sha256 => &ED25519_KEYS,
-        CryptoSuite::Sm2Sm3 => &SM2_KEYS,
-    }
-    .get_or_init(|| KeyCache::new(chain.suite, SIGNING_KEYS_MAX));
+    static SIGNING_KEYS: std::sync::OnceLock<KeyCache> = std::sync::OnceLock::new();
+    let keys = SIGNING_KEYS.get_or_init(|| KeyCache::new(SIGNING_KEYS_MAX));
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .max(1);

@@ -284,29 +284,28 @@ enum Prepared {
 /// next grant, a hospital's next request) is not checked and decompressed
 /// again: on a node that is a few percent of each transaction's cost.
 /// Bounded: past `max` keys it starts afresh. A key that fails to prepare
-/// is not kept. A cache serves one chain: it holds keys of its suite only.
+/// is not kept.
 pub struct KeyCache {
     keys: std::sync::Mutex<std::collections::HashMap<PublicKey, PreparedKey>>,
-    suite: CryptoSuite,
     max: usize,
 }
 
 impl KeyCache {
-    /// An empty cache for a chain of `suite`, holding at most `max` keys.
-    pub fn new(suite: CryptoSuite, max: usize) -> Self {
+    /// An empty cache holding at most `max` keys.
+    pub fn new(max: usize) -> Self {
         Self {
             keys: std::sync::Mutex::default(),
-            suite,
             max,
         }
     }
 
     /// `key` prepared, from the cache or prepared now ([`PublicKey::prepare`]).
     /// The cache serves keys from outside (signed reads, transactions), so a
-    /// key of another suite than the chain's is refused before any work
-    /// (rule 5): it neither costs a verification nor takes a cache slot.
-    pub fn prepare(&self, key: &PublicKey) -> Result<PreparedKey, CryptoError> {
-        self.suite.check_key(key)?;
+    /// key of another suite than `suite`, the caller's chain's, is refused
+    /// before any work (rule 5): it neither costs a verification nor takes
+    /// a cache slot.
+    pub fn prepare(&self, suite: CryptoSuite, key: &PublicKey) -> Result<PreparedKey, CryptoError> {
+        suite.check_key(key)?;
         // A panic cannot leave the map half-changed: poisoning is ignored.
         let lock = || self.keys.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(prepared) = lock().get(key) {

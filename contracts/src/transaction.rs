@@ -763,11 +763,8 @@ fn check_all_but_signatures(
             if encoded_len > TRANSACTION_BYTES_MAX {
                 return None;
             }
-            // A key of another suite is refused before any work.
-            if !chain.suite.accepts(&t.public_key) {
-                return None;
-            }
-            let key = keys.prepare(&t.public_key).ok()?;
+            // The cache refuses a key of another suite before any work.
+            let key = keys.prepare(chain.suite, &t.public_key).ok()?;
             check_form(chain, &t.transaction).ok()?;
             let (message, id) = t.transaction.signing_message_and_id(chain, &t.public_key);
             Some(CheckedForm {

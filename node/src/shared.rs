@@ -111,7 +111,7 @@ impl Shared {
             gossip,
             metrics: Metrics::new(),
             latest_certified: Mutex::new(None),
-            signing_keys: KeyCache::new(chain.suite, SIGNING_KEYS_MAX),
+            signing_keys: KeyCache::new(SIGNING_KEYS_MAX),
             chain,
         }
     }

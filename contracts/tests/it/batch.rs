@@ -33,7 +33,7 @@ fn a_valid_block_verifies_in_one_batch_with_the_ids_and_lengths_of_single_verifi
     // One key signing several transactions (prepared once).
     let again = txs[3].clone();
     txs.push(again);
-    let batched = verify_many(&world.chain, txs.clone(), &KeyCache::new(suite(), 64)).unwrap();
+    let batched = verify_many(&world.chain, txs.clone(), &KeyCache::new(64)).unwrap();
     assert_eq!(batched.len(), txs.len());
     for (b, t) in batched.iter().zip(txs) {
         let one = t.verify(&world.chain).unwrap();
@@ -54,16 +54,14 @@ fn a_bad_signature_is_named_with_its_index_and_the_error_single_verification_giv
     s[0] ^= 1;
     let strict = txs[17].clone().verify(&world.chain).unwrap_err();
     let (index, id, error) =
-        verify_many(&world.chain, txs.clone(), &KeyCache::new(suite(), 64)).unwrap_err();
+        verify_many(&world.chain, txs.clone(), &KeyCache::new(64)).unwrap_err();
     assert_eq!(index, 17);
     assert_eq!(id, txs[17].id(&world.chain));
     assert_eq!(error.to_string(), strict.to_string());
     // Another chain: every signature fails, the first is named.
     let other = chain("medledger-other");
     assert_eq!(
-        verify_many(&other, txs, &KeyCache::new(suite(), 64))
-            .unwrap_err()
-            .0,
+        verify_many(&other, txs, &KeyCache::new(64)).unwrap_err().0,
         0
     );
 }
@@ -97,7 +95,7 @@ fn each_transaction_of_a_batch_gets_the_verdict_it_would_get_alone() {
     txs.push(malformed);
     // One cache for every batch below, small enough to start afresh within
     // a batch: prepared keys kept or dropped change no verdict.
-    let keys = KeyCache::new(suite(), 4);
+    let keys = KeyCache::new(4);
     let each = verify_each(&world.chain, txs.clone(), &keys);
     assert_eq!(each.len(), txs.len());
     let mut refused = Vec::new();
@@ -480,15 +478,11 @@ fn sm2_keys_are_refused_as_signers_and_in_key_fields_of_an_ed25519_chain() {
             .contains("sm2 keys and signatures are not accepted"),
         "{error}"
     );
-    let (i, _, batched) = verify_many(
-        &world.chain,
-        vec![signed.clone()],
-        &KeyCache::new(suite(), 4),
-    )
-    .unwrap_err();
+    let (i, _, batched) =
+        verify_many(&world.chain, vec![signed.clone()], &KeyCache::new(4)).unwrap_err();
     assert_eq!((i, batched), (0, error.clone()));
     assert_eq!(
-        verify_each(&world.chain, vec![signed], &KeyCache::new(suite(), 4))
+        verify_each(&world.chain, vec![signed], &KeyCache::new(4))
             .pop()
             .unwrap()
             .unwrap_err(),
@@ -540,8 +534,8 @@ fn sm2_keys_are_refused_as_signers_and_in_key_fields_of_an_ed25519_chain() {
     // A signed read or any other key from outside costs no verification:
     // the key cache refuses it first.
     assert!(
-        KeyCache::new(suite(), 4)
-            .prepare(&sm2.public_key())
+        KeyCache::new(4)
+            .prepare(suite(), &sm2.public_key())
             .is_err()
     );
 }

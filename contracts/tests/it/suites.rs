@@ -254,10 +254,10 @@ fn an_sm_chain_refuses_ed25519_keys() {
             ),
         "{error}"
     );
-    let keys = medledger_contracts::crypto::KeyCache::new(suite(), 4);
+    let keys = medledger_contracts::crypto::KeyCache::new(4);
     let (i, _, batched) = verify_many(&w.chain, vec![signed.clone()], &keys).unwrap_err();
     assert_eq!((i, batched), (0, error.clone()));
-    assert!(keys.prepare(&ed.public_key()).is_err());
+    assert!(keys.prepare(suite(), &ed.public_key()).is_err());
 
     let mut admitted = spec("hosp-new", InstitutionKind::Hospital, 1);
     admitted.node_key = ed.public_key();

@@ -235,13 +235,13 @@ pub fn token(headers: &HeaderMap, query: &str) -> Result<Option<RequestAuth>, Ap
 
 impl Authenticator {
     /// A fresh authenticator.
-    pub fn new(suite: medledger_contracts::crypto::CryptoSuite, limits: AuthLimits) -> Self {
+    pub fn new(limits: AuthLimits) -> Self {
         Self {
             limits,
             per_key: RateLimiter::keyed(quota(limits.per_key_per_second)),
             per_address: RateLimiter::keyed(quota(limits.per_address_per_second)),
             seen: Mutex::new(NonceTable::new(NONCES_MAX)),
-            prepared: KeyCache::new(suite, PREPARED_KEYS_MAX),
+            prepared: KeyCache::new(PREPARED_KEYS_MAX),
             known: Mutex::new(HashSet::new()),
             barred: Mutex::new(HashMap::new()),
         }
@@ -369,29 +369,23 @@ impl Authenticator {
                 ),
             ));
         }
-        // A key of another suite is refused before the body is hashed.
-        if !shared.chain.suite.accepts(&auth.public_key) {
-            return Err(unauthorized(
+        let bad_signature = |e: medledger_contracts::crypto::CryptoError| {
+            unauthorized(
                 "bad_signature",
                 format!(
-                    "a {} key cannot sign on a chain of suite {}",
-                    auth.public_key.scheme(),
-                    shared.chain.suite.name()
+                    "the request signature does not verify over {method} {signed_path} on chain {}: {e}",
+                    shared.chain.id.as_str()
                 ),
-            ));
-        }
+            )
+        };
+        // The key first: one of another suite is refused before the body is hashed.
+        let key = self
+            .prepared
+            .prepare(shared.chain.suite, &auth.public_key)
+            .map_err(bad_signature)?;
         let digest = auth.digest_for(&shared.chain, method, signed_path, body);
-        self.prepared.prepare(&auth.public_key)
-            .and_then(|key| key.verify(&digest, &auth.signature))
-            .map_err(|e| {
-                unauthorized(
-                    "bad_signature",
-                    format!(
-                        "the request signature does not verify over {method} {signed_path} on chain {}: {e}",
-                        shared.chain.id.as_str()
-                    ),
-                )
-            })?;
+        key.verify(&digest, &auth.signature)
+            .map_err(bad_signature)?;
         let reader = resolve_reader(shared, auth).map_err(|e| match e {
             ReaderError::StateUnavailable(why) => ApiError::internal(why),
             ReaderError::Refused(why) => unauthorized("unknown_signer", why),
@@ -430,7 +424,6 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use medledger_contracts::crypto::CryptoSuite;
 
     fn limits(per_address: u32) -> AuthLimits {
         AuthLimits {
@@ -442,7 +435,7 @@ mod tests {
 
     #[test]
     fn unsigned_requests_are_limited_per_address() {
-        let auth = Authenticator::new(CryptoSuite::Ed25519Sha256, limits(2));
+        let auth = Authenticator::new(limits(2));
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let b: SocketAddr = "127.0.0.2:1".parse().unwrap();
         assert!(auth.rate_limit(None, Some(a)).is_ok());
@@ -459,7 +452,7 @@ mod tests {
 
     #[test]
     fn a_batch_spends_one_unit_per_transaction_of_its_address() {
-        let auth = Authenticator::new(CryptoSuite::Ed25519Sha256, limits(10));
+        let auth = Authenticator::new(limits(10));
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         assert!(auth.rate_limit(None, Some(a)).is_ok());
         assert!(auth.charge_address(Some(a), 8).is_ok());
@@ -475,14 +468,11 @@ mod tests {
 
     #[test]
     fn naming_a_key_from_elsewhere_does_not_spend_the_key_holders_budget() {
-        let auth = Authenticator::new(
-            CryptoSuite::Ed25519Sha256,
-            AuthLimits {
-                per_key_per_second: 2,
-                per_address_per_second: 100,
-                window_ms: 1000,
-            },
-        );
+        let auth = Authenticator::new(AuthLimits {
+            per_key_per_second: 2,
+            per_address_per_second: 100,
+            window_ms: 1000,
+        });
         let token = token_of(5);
         auth.remember(&token.public_key);
         let attacker: SocketAddr = "127.0.0.9:1".parse().unwrap();
@@ -566,7 +556,7 @@ mod tests {
         RequestAuth::sign(
             &medledger_contracts::types::Chain::new(
                 medledger_contracts::types::ChainId::new("c").unwrap(),
-                CryptoSuite::Ed25519Sha256,
+                medledger_contracts::crypto::CryptoSuite::Ed25519Sha256,
             ),
             &medledger_contracts::types::InstitutionId::new("n").unwrap(),
             "GET",
@@ -586,7 +576,7 @@ mod tests {
     /// limited; now an unknown key is charged to its address.
     #[test]
     fn a_fresh_key_per_request_does_not_escape_the_address_budget() {
-        let auth = Authenticator::new(CryptoSuite::Ed25519Sha256, limits(3));
+        let auth = Authenticator::new(limits(3));
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         for seed in 1..=3 {
             assert!(auth.rate_limit(Some(&token_of(seed)), Some(a)).is_ok());
@@ -612,7 +602,7 @@ mod tests {
     /// are easy to collect) each got a budget of their own per address.
     #[test]
     fn failed_authentications_bar_the_address_for_known_keys_too() {
-        let auth = Authenticator::new(CryptoSuite::Ed25519Sha256, limits(3));
+        let auth = Authenticator::new(limits(3));
         let attacker: SocketAddr = "127.0.0.9:1".parse().unwrap();
         let holder: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let known: Vec<RequestAuth> = (1..=5).map(token_of).collect();
@@ -633,7 +623,7 @@ mod tests {
 
     #[test]
     fn limiters_keyed_by_outside_input_stay_bounded() {
-        let auth = Authenticator::new(CryptoSuite::Ed25519Sha256, limits(1));
+        let auth = Authenticator::new(limits(1));
         let mut refused = 0;
         for i in 0..(LIMITER_ENTRIES_MAX as u128 + 10) {
             let addr = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::from(i + 1)), 1);

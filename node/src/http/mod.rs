@@ -422,7 +422,7 @@ impl Api {
         relay: Option<crate::gateway::Relay>,
     ) -> Self {
         Self {
-            auth: Authenticator::new(shared.chain.suite, limits),
+            auth: Authenticator::new(limits),
             shared,
             relay,
         }
