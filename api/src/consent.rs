@@ -876,6 +876,10 @@ pub struct Institution {
     pub admin_key: String,
     /// Its node key, `scheme:hex`.
     pub node_key: String,
+    /// Its node's transport key (network identity), `ed25519:hex`, on a
+    /// chain whose nodes have one (`sm2-sm3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_key: Option<String>,
 }
 
 impl From<&InstitutionRecord> for Institution {
@@ -890,6 +894,11 @@ impl From<&InstitutionRecord> for Institution {
             voting_power: record.spec.voting_power,
             admin_key: record.spec.admin_key.to_text(),
             node_key: record.spec.node_key.to_text(),
+            transport_key: record
+                .spec
+                .transport_key
+                .as_ref()
+                .map(medledger_contracts::crypto::PublicKey::to_text),
         }
     }
 }

@@ -44,9 +44,11 @@ fn print_ids(key: &KeyFile) {
     println!("public key:               {}", key.public_key().to_text());
     println!("as a patient, id:         {}", key.patient_id());
     println!("as a practitioner, id:    {}", key.practitioner_id());
-    // What other members put in `p2p.peers` for a node using this key.
+    // What other members put in `p2p.peers` for a node using this key as
+    // its network identity (its node key on ed25519-sha256, its transport
+    // key on sm2-sm3; an SM2 key is never one).
     if let Ok(peer) = medledger_consensus::peer_id_of(key.secret()) {
-        println!("as a node key, peer id:   {peer}");
+        println!("as a node's identity, peer id: {peer}");
     }
 }
 
@@ -56,6 +58,8 @@ pub struct Signing {
     pub as_institution: Option<String>,
     /// Its node key rather than its admin key.
     pub node_key: bool,
+    /// Its transport key rather than its admin key.
+    pub transport_key: bool,
     /// A practitioner's, by id.
     pub as_practitioner: Option<String>,
     /// A patient's, by id.
@@ -77,10 +81,10 @@ pub fn rotate(connection: Connection, who: Signing, new_key: &Path) -> anyhow::R
         (None, None, Some(id)) => Signer::Patient(PatientId(hash(id, "--as-patient")?)),
         (None, None, None) => Signer::Patient(s.key.patient_id()),
     };
-    let role = if who.node_key {
-        KeyRole::InstitutionNode
-    } else {
-        KeyRole::Own
+    let role = match (who.node_key, who.transport_key) {
+        (true, _) => KeyRole::InstitutionNode,
+        (false, true) => KeyRole::InstitutionTransport,
+        (false, false) => KeyRole::Own,
     };
     let me = Identity::new(signer, s.key.secret().clone());
     runtime()?.block_on(async {
@@ -91,8 +95,10 @@ pub fn rotate(connection: Connection, who: Signing, new_key: &Path) -> anyhow::R
             println!(
                 "from now on sign with {}; {}",
                 new_key.display(),
-                if who.node_key {
-                    "restart the node with it as node_key_file, and tell the other members its new peer id (docs/operations.md, drill C)"
+                if who.transport_key {
+                    "restart the node with it as transport_key_file, and tell the other members its new peer id (docs/operations.md, drill C)"
+                } else if who.node_key {
+                    "restart the node with it as node_key_file (on ed25519-sha256 it is also the node's peer id: tell the other members; docs/operations.md, drill C)"
                 } else {
                     "the old key no longer signs"
                 }

@@ -271,6 +271,10 @@ enum Command {
         /// Only write the files; do not start the nodes.
         #[arg(long)]
         init_only: bool,
+        /// The crypto suite: `ed25519-sha256`, or `sm2-sm3` (SM2 node keys
+        /// and SM3; its nodes' records gateways stay off so far).
+        #[arg(long, default_value = "ed25519-sha256")]
+        crypto_suite: String,
     },
 }
 
@@ -381,7 +385,8 @@ enum GenesisCommand {
         #[arg(long)]
         published_example_keys: bool,
         /// The crypto suite: `ed25519-sha256`, or `sm2-sm3` (SM2 keys, SM3
-        /// hashes; its genesis validates and replays, but no node runs it yet).
+        /// hashes, and an Ed25519 transport key per node; its nodes run
+        /// without a records gateway so far).
         #[arg(long, default_value = "ed25519-sha256")]
         crypto_suite: String,
     },
@@ -429,8 +434,12 @@ enum KeysCommand {
         #[arg(long, conflicts_with_all = ["as_practitioner", "as_patient"])]
         as_institution: Option<String>,
         /// Rotate the institution's node key instead of its admin key.
-        #[arg(long, requires = "as_institution")]
+        #[arg(long, requires = "as_institution", conflicts_with = "transport_key")]
         node_key: bool,
+        /// Rotate the institution's transport key (its node's Ed25519 network
+        /// identity on an sm2-sm3 chain) instead of its admin key.
+        #[arg(long, requires = "as_institution")]
+        transport_key: bool,
         /// Sign as this practitioner (their id stays that of their first key).
         #[arg(long, conflicts_with = "as_patient")]
         as_practitioner: Option<String>,
@@ -464,6 +473,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             connection,
             as_institution,
             node_key,
+            transport_key,
             as_practitioner,
             as_patient,
             new_key,
@@ -472,6 +482,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             keys::Signing {
                 as_institution,
                 node_key,
+                transport_key,
                 as_practitioner,
                 as_patient,
             },
@@ -659,7 +670,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             spares,
             chain_id,
             init_only,
-        } => testnet::run(&dir, validators, observers, spares, &chain_id, init_only),
+            crypto_suite,
+        } => testnet::run(
+            &dir,
+            testnet::Shape {
+                validators,
+                observers,
+                spares,
+                suite: medledger_contracts::crypto::CryptoSuite::from_name(&crypto_suite)?,
+            },
+            &chain_id,
+            init_only,
+        ),
     }
 }
 

@@ -7,24 +7,50 @@ use std::time::Duration;
 
 use medledger_testnet::Consortium;
 
+/// The consortium `medledger testnet` lays out.
+pub struct Shape {
+    /// Validators.
+    pub validators: usize,
+    /// Members that run a node but do not vote.
+    pub observers: usize,
+    /// Institutions outside genesis.
+    pub spares: usize,
+    /// The crypto suite.
+    pub suite: medledger_contracts::crypto::CryptoSuite,
+}
+
 /// Makes (or reuses) a testnet in `dir` and runs its nodes until Ctrl-C.
-pub fn run(
-    dir: &Path,
-    validators: usize,
-    observers: usize,
-    spares: usize,
-    chain_id: &str,
-    init_only: bool,
-) -> anyhow::Result<()> {
+pub fn run(dir: &Path, shape: Shape, chain_id: &str, init_only: bool) -> anyhow::Result<()> {
+    let Shape {
+        validators,
+        observers,
+        spares,
+        suite,
+    } = shape;
     let layout = if dir.join("testnet.json").exists() {
         println!("reusing the testnet in {}", dir.display());
         medledger_testnet::load(dir)?
     } else {
-        let layout = medledger_testnet::init(dir, validators, observers, spares, chain_id)?;
+        let layout = medledger_testnet::init_on(
+            suite,
+            dir,
+            validators,
+            observers,
+            spares,
+            chain_id,
+            medledger_testnet::TX_VALIDITY_WINDOW_MS,
+        )?;
         println!(
-            "made a testnet of {validators} validators, {observers} observers and {spares} spare (not yet admitted) institutions in {}",
+            "made a testnet of {validators} validators, {observers} observers and {spares} spare (not yet admitted) institutions on {} in {}",
+            suite.name(),
             dir.display()
         );
+        if medledger_node::gateway_runs_on(suite).is_err() {
+            println!(
+                "its nodes' records gateways are off: the gateway does not run on {} yet",
+                suite.name()
+            );
+        }
         layout
     };
     if init_only {

@@ -61,9 +61,9 @@ fn genesis_new_check_show_and_a_bad_field_named() {
     );
 }
 
-/// A consortium on the national-cryptography suite: SM2 key files, a
-/// genesis that checks and names its suite; its nodes are not runnable yet
-/// (`medledger_node::runs_suite`).
+/// A consortium on the national-cryptography suite: SM2 key files, an
+/// Ed25519 transport key per institution (its node's libp2p identity), a
+/// genesis that checks and names its suite.
 #[test]
 fn genesis_new_on_sm2_sm3_writes_sm2_keys_and_checks() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,6 +79,9 @@ fn genesis_new_on_sm2_sm3_writes_sm2_keys_and_checks() {
     assert!(made.status.success(), "{}", text(&made));
     let key = std::fs::read_to_string(out.join("keys/node.city-first-hospital.json")).unwrap();
     assert!(key.contains("\"scheme\": \"sm2\""), "{key}");
+    let transport =
+        std::fs::read_to_string(out.join("keys/transport.city-first-hospital.json")).unwrap();
+    assert!(transport.contains("\"scheme\": \"ed25519\""), "{transport}");
     let genesis = std::fs::read_to_string(out.join("genesis.json")).unwrap();
     assert!(genesis.contains("\"sm2-sm3\"") && genesis.contains("\"sm2:"));
     let checked = medledger(&[

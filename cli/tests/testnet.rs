@@ -792,7 +792,7 @@ async fn a_validator_rotates_its_node_key_and_votes_with_the_new_one() {
     let shown = String::from_utf8_lossy(&shown.stdout).to_string();
     let new_peer = shown
         .lines()
-        .find_map(|l| l.strip_prefix("as a node key, peer id:"))
+        .find_map(|l| l.strip_prefix("as a node's identity, peer id:"))
         .map(|p| p.trim().to_string())
         .unwrap_or_else(|| panic!("keys show printed no peer id: {shown}"));
     let old_peer = net.nodes()[i].p2p.rsplit('/').next().unwrap().to_string();
@@ -1530,5 +1530,126 @@ async fn a_new_institution_admitted_by_votes_syncs_then_becomes_a_validator() {
         signed >= 1,
         "the admitted validator signed no certificate\n{}",
         net.logs()
+    );
+}
+
+/// A consortium on the national-cryptography suite runs: four nodes whose
+/// node keys are SM2 (votes, proposals, commit certificates) and whose
+/// network identities are Ed25519 transport keys commit the same blocks;
+/// a patient with an SM2 key registers and grants; a doctor's light client
+/// trusting only the SM genesis verifies the grant (SM2 certificate, SM3
+/// proof); a transaction signed for the Ed25519 suite is refused by name;
+/// the auditor's replay over the API passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_validators_on_sm2_sm3_commit_and_prove_a_grant() {
+    use medledger_client_sdk::{Client, Identity, TermsBuilder, TxBuilder, TxOutcome};
+    use medledger_contracts::crypto::CryptoSuite;
+    use medledger_contracts::records::GrantStatus;
+    use medledger_contracts::types::{Category, Grantee, InstitutionId, Purpose};
+
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::on(CryptoSuite::Sm2Sm3, 4);
+    let chain = genesis(&net).chain();
+    assert_eq!(chain.suite, CryptoSuite::Sm2Sm3);
+    net.start_all();
+    net.reach(0, 2, 90, "no blocks on sm2-sm3 within 90 s")
+        .await;
+    let (_, status) = net.get(1, "/v1/status").await.unwrap();
+    assert_eq!(status["crypto_suite"], "sm2-sm3", "{status}");
+
+    let client = Client::new(&net.nodes()[1].http, chain.clone()).unwrap();
+    let patient_key = KeyFile::generate_for(CryptoSuite::Sm2Sm3).unwrap();
+    let patient = patient_key.patient_id();
+    let as_patient = TxBuilder::new(chain.clone(), Identity::patient(&patient_key));
+    let registered = client
+        .submit_and_wait(&as_patient.register_patient(), None)
+        .await
+        .unwrap();
+    assert_eq!(registered.outcome, TxOutcome::Applied);
+    let second = InstitutionId::new("city-second-hospital").unwrap();
+    let terms = TermsBuilder::new(patient, Grantee::Institution(second))
+        .category(Category::LabReports)
+        .holders([InstitutionId::new("city-first-hospital").unwrap()])
+        .purpose(Purpose::Referral)
+        .days(30)
+        .notice(chain.hash(), "referral notice")
+        .build()
+        .unwrap();
+    let granted = client
+        .submit_and_wait(&as_patient.grant(terms), Some(registered.height))
+        .await
+        .unwrap();
+    assert_eq!(granted.outcome, TxOutcome::Applied, "{granted:?}");
+    for i in 0..4 {
+        net.reach(i, granted.height, 30, "a node behind on sm2-sm3")
+            .await;
+    }
+    assert_agree(&net, &[0, 1, 2, 3], granted.height).await;
+
+    let doctor = Identity::practitioner(&testnet_key(&net, "practitioner:dr-second-1"));
+    let light = light_client(&net, 3, Duration::from_secs(30));
+    let verified = light.verify_grant(&granted.tx, &doctor).await.unwrap();
+    assert_eq!(verified.status, GrantStatus::Active);
+    assert_eq!(verified.record.terms.patient, patient);
+
+    // Signed for the Ed25519 suite (same chain name): refused, saying why.
+    let (status, body) = net.submit(0, &register_patient(9), false).await;
+    assert!(
+        status == 422
+            && body["code"] == "bad_signature"
+            && body.to_string().contains(
+                "ed25519 keys and signatures are not accepted on a chain of suite sm2-sm3"
+            ),
+        "{status} {body}"
+    );
+    assert_replay_over_api_passes(&net, 2);
+
+    // The fourth validator's institution replaces its node's transport key
+    // (`keys rotate --transport-key`, admin-signed); an SM2 key is refused
+    // as one before anything is sent.
+    let institution = net.nodes()[3].institution.clone();
+    let admin = net
+        .dir()
+        .join("keys")
+        .join(format!("admin.{institution}.json"));
+    let rotate = |new_key: &std::path::Path| {
+        let new_key = new_key.to_str().unwrap();
+        let args = [
+            "--as-institution",
+            &institution,
+            "--transport-key",
+            "--new-key",
+            new_key,
+        ];
+        run_cli(&net, 0, &["keys", "rotate"], &admin, &args)
+    };
+    let sm2 = net.dir().join("sm2-transport.json");
+    KeyFile::generate_for(CryptoSuite::Sm2Sm3)
+        .unwrap()
+        .save(&sm2)
+        .unwrap();
+    let refused = rotate(&sm2);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("must be an Ed25519 key"),
+        "{stderr}"
+    );
+    let new = net.dir().join("new-transport.json");
+    let new_key = KeyFile::generate().unwrap();
+    new_key.save(&new).unwrap();
+    let rotated = rotate(&new);
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let (_, record) = net
+        .get(0, &format!("/v1/institutions/{institution}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        record["transport_key"].as_str(),
+        Some(new_key.public_key().to_text().as_str()),
+        "{record}"
     );
 }

@@ -196,19 +196,21 @@ pub fn example_consortium_on(
     chain_id: &str,
     published_example_keys: bool,
 ) -> Result<ExampleConsortium, KeyFileError> {
-    use medledger_genesis::example::{city_consortium_on, key_labels, published_example_key_on};
+    use medledger_genesis::example::{
+        city_consortium_on, key_labels_on, key_suite, published_example_key_on,
+    };
     let mut keys = std::collections::BTreeMap::new();
-    for label in key_labels() {
+    for label in key_labels_on(suite) {
         let key = if published_example_keys {
             KeyFile::from_secret(published_example_key_on(suite, &label))
         } else {
-            KeyFile::generate_for(suite)?
+            KeyFile::generate_for(key_suite(suite, &label))?
         };
         keys.insert(label, key);
     }
     let file = city_consortium_on(suite, chain_id, |label| match keys.get(label) {
         Some(key) => key.public_key(),
-        None => unreachable!("key_labels() lists every label the template asks for"),
+        None => unreachable!("key_labels_on() lists every label the template asks for"),
     });
     Ok((file, keys))
 }

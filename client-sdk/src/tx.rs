@@ -454,12 +454,11 @@ impl TxBuilder {
     /// consent (proof of possession) [R4.4]: `KeyRole::Own` for a patient's,
     /// a practitioner's or (signed as the institution) the admin key;
     /// `KeyRole::InstitutionNode` for the institution's node key, which a
-    /// validator's set takes up after the change delay.
+    /// validator's set takes up after the change delay;
+    /// `KeyRole::InstitutionTransport` for its node's transport key (an
+    /// Ed25519 key, on an `sm2-sm3` chain).
     pub fn rotate_key(&self, role: KeyRole, new_key: &crate::KeyFile) -> SignedTransaction {
-        let purpose = match role {
-            KeyRole::Own => "rotate",
-            KeyRole::InstitutionNode => "rotate-node",
-        };
+        let purpose = role.possession_purpose();
         let key = new_key.public_key();
         let proof = new_key.secret().sign(&key_possession_message(
             &self.chain,

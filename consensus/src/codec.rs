@@ -15,7 +15,6 @@ use malachitebft_app_channel::app::types::core::{
 };
 use malachitebft_app_channel::app::types::sync::{RawDecidedValue, Request, Response, Status};
 use malachitebft_app_channel::app::types::{PeerId, ProposedValue, SignedConsensusMsg};
-use malachitebft_signing_ed25519::Signature as MSignature;
 use malachitebft_sync::{ValueRequest, ValueResponse};
 use medledger_contracts::Hash32;
 use medledger_contracts::certificate::{self as cert, ConsensusAddress};
@@ -26,7 +25,6 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::context::{Address, BlockId, BlockPart, Ctx, Height, Proposal, Vote};
-use crate::signing::{to_contract_signature, to_malachite_signature};
 
 /// Largest consensus or sync message decoded: a sync response may carry
 /// several blocks.
@@ -126,20 +124,15 @@ struct WireSigned<T> {
     signature: Signature,
 }
 
-fn sig_out(s: &MSignature) -> Signature {
-    to_contract_signature(s)
+/// Consensus signatures are the ledger's own (`LedgerSigning`): carried
+/// as they are, tag and all, so a message has one encoding on the wire;
+/// whether its scheme is the chain's is the verifier's question.
+fn sig_out(s: &Signature) -> Signature {
+    *s
 }
 
-/// Consensus signs with node keys, which are Ed25519 (the only suite a
-/// genesis accepts): any other scheme's tag is refused, so a message has
-/// one encoding on the wire.
-fn sig_in(s: &Signature) -> Result<MSignature, CodecError> {
-    match s {
-        Signature::Ed25519 { .. } => Ok(to_malachite_signature(s)),
-        Signature::Sm2 { .. } => Err(CodecError::Invalid(
-            "signature: consensus messages are signed with Ed25519",
-        )),
-    }
+fn sig_in(s: &Signature) -> Result<Signature, CodecError> {
+    Ok(*s)
 }
 
 fn signed_vote_out(v: &SignedMessage<Ctx, Vote>) -> WireSigned<WireVote> {
@@ -749,11 +742,11 @@ pub(crate) fn seed_messages() -> Vec<Vec<u8>> {
 mod tests {
     use super::*;
 
-    /// A vote is decoded only with an Ed25519 signature: the same bytes
-    /// tagged as another scheme are refused, not read back as Ed25519 (which
-    /// would give one vote two encodings on the wire).
+    /// A vote's signature keeps its scheme's tag through the wire: an SM2
+    /// signature is not read back as an Ed25519 one with the same bytes, so
+    /// a message has one encoding.
     #[test]
-    fn a_vote_tagged_with_another_scheme_is_refused() {
+    fn a_votes_signature_keeps_its_scheme() {
         let vote = |signature| {
             WireConsensusMsg::Vote(WireSigned {
                 message: WireVote {
@@ -771,11 +764,12 @@ mod tests {
         let decode = |message: &WireConsensusMsg| {
             <WireCodec as Codec<SignedConsensusMsg<Ctx>>>::decode(&WireCodec, encode(message))
         };
-        assert!(decode(&vote(signature)).is_ok());
         let (Signature::Ed25519 { r, s } | Signature::Sm2 { r, s }) = signature;
-        assert!(matches!(
-            decode(&vote(Signature::Sm2 { r, s })),
-            Err(CodecError::Invalid(_))
-        ));
+        for signature in [signature, Signature::Sm2 { r, s }] {
+            let Ok(SignedConsensusMsg::Vote(decoded)) = decode(&vote(signature)) else {
+                panic!("a vote decodes");
+            };
+            assert_eq!(decoded.signature, signature);
+        }
     }
 }

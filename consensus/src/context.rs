@@ -7,9 +7,9 @@ use std::fmt;
 use malachitebft_core_types::{
     self as mc, LinearTimeouts, NilOrVal, Round, SignedExtension, VoteType, VotingPower,
 };
-use malachitebft_signing_ed25519::{Ed25519, PublicKey};
 use medledger_contracts::Hash32;
 use medledger_contracts::certificate::ConsensusAddress;
+use medledger_contracts::crypto::PublicKey;
 use serde::{Deserialize, Serialize};
 
 /// A block height (genesis is 0, the first block 1).
@@ -41,8 +41,8 @@ impl mc::Height for Height {
     }
 }
 
-/// A validator's consensus address: the first 20 bytes of SHA-256 of its node
-/// public key (`ConsensusAddress` in contracts). Its hex form is what the
+/// A validator's consensus address: the first 20 bytes of the chain's hash
+/// of its node public key (`ConsensusAddress` in contracts). Its hex form is what the
 /// network layer matches validators by.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Address(pub [u8; 20]);
@@ -271,7 +271,7 @@ impl mc::Context for Ctx {
     type Value = BlockId;
     type Vote = Vote;
     type Extension = ();
-    type SigningScheme = Ed25519;
+    type SigningScheme = crate::signing::LedgerSigning;
 
     /// Round robin over the validators sorted by address, shifted by height so
     /// that every validator leads in turn. (Voting power is equal among

@@ -15,7 +15,7 @@ use malachitebft_app_channel::app::engine::util::streaming::StreamContent;
 use malachitebft_app_channel::app::streaming::{StreamId, StreamMessage};
 use malachitebft_app_channel::app::types::codec::Codec;
 use malachitebft_app_channel::app::types::core::{
-    Context as _, HeightParams, LinearTimeouts, Round, Validity,
+    Context as _, HeightParams, LinearTimeouts, Round, SigningScheme as _, Validity,
 };
 use malachitebft_app_channel::app::types::sync::RawDecidedValue;
 use malachitebft_app_channel::app::types::{Keypair, LocallyProposedValue, ProposedValue};
@@ -23,19 +23,22 @@ use malachitebft_app_channel::{
     AppMsg, Channels, ConsensusContext, NetworkContext, NetworkIdentity, NetworkMsg,
     NetworkRequest, RequestContext, Signer as _, SyncContext, WalContext, start_engine,
 };
-use malachitebft_signing_ed25519::PublicKey as MPublicKey;
 use medledger_contracts::Hash32;
-use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::crypto::{CryptoSuite, PublicKey, SecretKey};
 use medledger_contracts::encoding::HashFunction;
-use medledger_contracts::records::ValidatorSet as LedgerValidators;
+use medledger_contracts::records::{
+    Validator as LedgerValidator, ValidatorSet as LedgerValidators,
+};
+use medledger_contracts::types::{Chain, InstitutionId};
 use tracing::{debug, info, warn};
 
 use crate::codec::{WireCodec, certificate_from_contract, certificate_to_contract};
 use crate::context::{Address, BlockId, BlockPart, Ctx, Height, Validator, ValidatorSet};
 use crate::reassembly::{Assembled, Outcome, Piece, Streams};
-use crate::signing::{NodeSigner, NodeVerifier, address_of, block_id};
+use crate::signing::{LedgerSigning, NodeSigner, NodeVerifier, address_of, block_id};
 use crate::{
-    Application, Arrival, BlockRefusal, ConsensusError, Settings, SharedTelemetry, Timeouts,
+    Application, Arrival, BlockRefusal, ConsensusError, MemberNode, Settings, SharedTelemetry,
+    Timeouts,
 };
 
 /// Bytes of block per proposal part: small enough for gossip, large enough
@@ -68,8 +71,8 @@ impl NodeConfig for NodeConfigImpl {
     }
 }
 
-/// The libp2p peer id of a member's node key, as text.
-fn peer_id_of_key(key: &medledger_contracts::crypto::PublicKey) -> Option<String> {
+/// The libp2p peer id of a node's transport identity (an Ed25519 key), as text.
+fn peer_id_of_key(key: &PublicKey) -> Option<String> {
     let ed = libp2p_identity::ed25519::PublicKey::try_from_bytes(key.raw_bytes()).ok()?;
     Some(
         libp2p_identity::PublicKey::from(ed)
@@ -78,11 +81,12 @@ fn peer_id_of_key(key: &medledger_contracts::crypto::PublicKey) -> Option<String
     )
 }
 
-/// The libp2p identity of a node key (the same Ed25519 key).
+/// The libp2p identity of a transport key (the node key itself on an
+/// `ed25519-sha256` chain).
 pub(crate) fn keypair(key: &SecretKey) -> Result<Keypair, ConsensusError> {
     let seed = key.ed25519_seed().ok_or_else(|| {
         ConsensusError::Key(
-            "the node key must be Ed25519 (it is also the node's libp2p identity)".into(),
+            "a node's transport key (its libp2p identity) must be Ed25519: libp2p's handshake has no SM2".into(),
         )
     })?;
     Keypair::ed25519_from_bytes(seed)
@@ -122,38 +126,47 @@ fn consensus_validators(
     hash: HashFunction,
     set: &LedgerValidators,
 ) -> Result<ValidatorSet, ConsensusError> {
-    let validators =
-        set.validators
-            .iter()
-            .map(|v| {
-                let bytes: [u8; 32] = v.node_key.raw_bytes().try_into().map_err(|_| {
-                    format!("validator {}: node key length", v.institution.as_str())
-                })?;
-                let public_key = MPublicKey::from_bytes(bytes)
-                    .map_err(|e| format!("validator {}: {e}", v.institution.as_str()))?;
-                Ok(Validator {
-                    address: address_of(hash, &v.node_key),
-                    public_key,
-                    power: v.power,
-                })
-            })
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(ConsensusError::Key)?;
+    let validators = set
+        .validators
+        .iter()
+        .map(|v| Validator {
+            address: address_of(hash, &v.node_key),
+            public_key: v.node_key,
+            power: v.power,
+        })
+        .collect();
     Ok(ValidatorSet::new(validators))
+}
+
+/// The transport identity of a validator's node: on a chain whose nodes
+/// have transport keys, the one its institution's record names (from
+/// `members`); otherwise its node key.
+fn transport_of(
+    suite: CryptoSuite,
+    members: &HashMap<InstitutionId, PublicKey>,
+    validator: &LedgerValidator,
+) -> Option<PublicKey> {
+    if suite.has_transport_keys() {
+        members.get(&validator.institution).copied()
+    } else {
+        Some(validator.node_key)
+    }
 }
 
 /// Whether `publisher` (a libp2p peer id, as text) is the node of the
 /// validator whose consensus address is `proposer`.
 fn published_by_proposer(
-    hash: HashFunction,
+    chain: &Chain,
+    members: &HashMap<InstitutionId, PublicKey>,
     set: &LedgerValidators,
     proposer: Address,
     publisher: &str,
 ) -> bool {
     set.validators
         .iter()
-        .find(|v| address_of(hash, &v.node_key) == proposer)
-        .and_then(|v| peer_id_of_key(&v.node_key))
+        .find(|v| address_of(chain.hash(), &v.node_key) == proposer)
+        .and_then(|v| transport_of(chain.suite, members, v))
+        .and_then(|key| peer_id_of_key(&key))
         .is_some_and(|peer| peer == publisher)
 }
 
@@ -175,8 +188,13 @@ const FUTURE_PROPOSALS_MAX: usize = 16;
 struct Driver<A: Application> {
     app: A,
     ctx: Ctx,
+    /// The chain (its suite says where nodes' transport identities are).
+    chain: Chain,
     /// The chain's hash function (consensus addresses).
     hash: HashFunction,
+    /// Every member's transport identity, from the committed state as of
+    /// the last [`Self::refresh_peers`].
+    transports: HashMap<InstitutionId, PublicKey>,
     address: Address,
     timeouts: LinearTimeouts,
     empty_block_wait: Duration,
@@ -211,7 +229,7 @@ pub async fn run<A: Application>(
     let public_key = settings.node_key.public_key();
     let hash = settings.chain.hash();
     let address = address_of(hash, &public_key);
-    let keypair = keypair(&settings.node_key)?;
+    let keypair = keypair(&settings.transport_key)?;
     let peer_id = keypair.public().to_peer_id();
 
     let mut p2p = P2pConfig {
@@ -266,7 +284,10 @@ pub async fn run<A: Application>(
     // the validator set of that height (from state), so an observer that
     // governance makes a validator starts voting without a restart.
     let proof = signer
-        .sign_validator_proof(public_key.raw_bytes().to_vec(), peer_id.to_bytes())
+        .sign_validator_proof(
+            LedgerSigning::encode_public_key(&public_key),
+            peer_id.to_bytes(),
+        )
         .await
         .map_err(|e| ConsensusError::Engine(format!("signing the validator proof: {e}")))?;
     let proof_bytes = WireCodec
@@ -301,7 +322,9 @@ pub async fn run<A: Application>(
     let mut driver = Driver {
         app,
         ctx,
+        chain: settings.chain.clone(),
         hash,
+        transports: HashMap::new(),
         address,
         timeouts: linear_timeouts(&settings.timeouts),
         empty_block_wait: settings.empty_block_wait,
@@ -623,15 +646,22 @@ impl<A: Application> Driver<A> {
     /// current member in the committed state: a member removed or suspended
     /// by governance is disconnected, and reconnected if reinstated.
     async fn refresh_peers(&mut self, channels: &Channels<Ctx>) {
-        let keys = match self.app.member_node_keys() {
-            Ok(keys) => keys,
+        let nodes: Vec<MemberNode> = match self.app.member_nodes() {
+            Ok(nodes) => nodes,
             Err(e) => {
                 warn!(error = %e, "membership unavailable; peers unchanged");
                 return;
             }
         };
-        let members: std::collections::HashSet<String> =
-            keys.iter().filter_map(peer_id_of_key).collect();
+        let members: std::collections::HashSet<String> = nodes
+            .iter()
+            .filter(|n| n.active)
+            .filter_map(|n| peer_id_of_key(&n.transport_identity))
+            .collect();
+        self.transports = nodes
+            .into_iter()
+            .map(|n| (n.institution, n.transport_identity))
+            .collect();
         for (addr, id) in &self.configured_peers {
             let member = members.contains(id);
             let dropped = self.dropped_peers.contains(id);
@@ -838,10 +868,9 @@ impl<A: Application> Driver<A> {
         // gossip): another member's stream naming the proposer and its block
         // id with other bytes would otherwise be judged invalid under that
         // id, and this node would vote nil on the honest block.
-        if !validators
-            .as_ref()
-            .is_some_and(|v| published_by_proposer(self.hash, v, proposer, &publisher))
-        {
+        if !validators.as_ref().is_some_and(|v| {
+            published_by_proposer(&self.chain, &self.transports, v, proposer, &publisher)
+        }) {
             warn!(height, %proposer, %publisher, "proposal stream not published by the proposer's node; dropped");
             return None;
         }
@@ -889,10 +918,8 @@ impl<A: Application> Driver<A> {
 
 #[cfg(test)]
 mod tests {
-    use medledger_contracts::crypto::SecretKey;
     use medledger_contracts::encoding::BoundedVec;
     use medledger_contracts::records::Validator;
-    use medledger_contracts::types::InstitutionId;
 
     use super::*;
 
@@ -921,30 +948,72 @@ mod tests {
     /// member's node (or from a stranger) does not.
     #[test]
     fn only_the_proposers_node_may_publish_its_proposal() {
-        let keys: Vec<SecretKey> = (1..=3u8).map(|i| SecretKey::from_seed([i; 32])).collect();
-        let set = LedgerValidators {
-            validators: BoundedVec::new(
-                keys.iter()
-                    .enumerate()
-                    .map(|(i, k)| Validator {
-                        institution: InstitutionId::new(&format!("member-{i}")).unwrap(),
-                        node_key: k.public_key(),
-                        power: 1,
-                    })
-                    .collect(),
-            )
-            .unwrap(),
-        };
-        let hash = HashFunction::Sha256;
-        let proposer = address_of(hash, &keys[0].public_key());
-        let own = peer_id_of_key(&keys[0].public_key()).unwrap();
-        let other_member = peer_id_of_key(&keys[1].public_key()).unwrap();
-        let stranger = peer_id_of_key(&SecretKey::from_seed([9; 32]).public_key()).unwrap();
-        assert!(published_by_proposer(hash, &set, proposer, &own));
-        assert!(!published_by_proposer(hash, &set, proposer, &other_member));
-        assert!(!published_by_proposer(hash, &set, proposer, &stranger));
-        // A proposer address that is no validator's has no node at all.
-        let outsider = address_of(hash, &SecretKey::from_seed([8; 32]).public_key());
-        assert!(!published_by_proposer(hash, &set, outsider, &own));
+        for suite in [CryptoSuite::Ed25519Sha256, CryptoSuite::Sm2Sm3] {
+            let keys: Vec<SecretKey> = (1..=3u8)
+                .map(|i| SecretKey::from_seed_of(suite, [i; 32]).unwrap())
+                .collect();
+            // On sm2-sm3 each node's network identity is an Ed25519 key of
+            // its own, named in its institution's record.
+            let transports: Vec<SecretKey> = (1..=3u8)
+                .map(|i| SecretKey::from_seed([i + 10; 32]))
+                .collect();
+            let institution = |i: usize| InstitutionId::new(&format!("member-{i}")).unwrap();
+            let set = LedgerValidators {
+                validators: BoundedVec::new(
+                    keys.iter()
+                        .enumerate()
+                        .map(|(i, k)| Validator {
+                            institution: institution(i),
+                            node_key: k.public_key(),
+                            power: 1,
+                        })
+                        .collect(),
+                )
+                .unwrap(),
+            };
+            let members: HashMap<InstitutionId, PublicKey> = (0..3)
+                .map(|i| {
+                    let identity = if suite.has_transport_keys() {
+                        transports[i].public_key()
+                    } else {
+                        keys[i].public_key()
+                    };
+                    (institution(i), identity)
+                })
+                .collect();
+            let chain = Chain {
+                id: medledger_contracts::types::ChainId::new("test-chain").unwrap(),
+                suite,
+            };
+            let hash = chain.hash();
+            let peer = |i: usize| peer_id_of_key(&members[&institution(i)]).unwrap();
+            let proposer = address_of(hash, &keys[0].public_key());
+            let (own, other_member) = (peer(0), peer(1));
+            let stranger = peer_id_of_key(&SecretKey::from_seed([9; 32]).public_key()).unwrap();
+            let published = |proposer, publisher: &str| {
+                published_by_proposer(&chain, &members, &set, proposer, publisher)
+            };
+            assert!(published(proposer, &own), "{suite:?}");
+            assert!(!published(proposer, &other_member));
+            assert!(!published(proposer, &stranger));
+            // A proposer address that is no validator's has no node at all.
+            let outsider = address_of(
+                hash,
+                &SecretKey::from_seed_of(suite, [8; 32])
+                    .unwrap()
+                    .public_key(),
+            );
+            assert!(!published(outsider, &own));
+            if suite.has_transport_keys() {
+                // Without its record the proposer's node is not known.
+                assert!(!published_by_proposer(
+                    &chain,
+                    &HashMap::new(),
+                    &set,
+                    proposer,
+                    &own
+                ));
+            }
+        }
     }
 }

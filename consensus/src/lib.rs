@@ -83,12 +83,25 @@ pub trait Application: Send + 'static {
         certificate: CommitCertificate,
     ) -> Result<(), AppError>;
 
-    /// The node keys of the consortium's active members, from the committed
-    /// state: only their nodes may stay connected.
-    fn member_node_keys(&self) -> Result<Vec<PublicKey>, AppError>;
+    /// Every member institution's node as the committed state names it:
+    /// only active members' nodes may stay connected, and a proposal counts
+    /// only from its proposer's node.
+    fn member_nodes(&self) -> Result<Vec<MemberNode>, AppError>;
 
     /// A committed block's bytes and certificate, to serve sync.
     fn decided(&self, height: u64) -> Option<(Vec<u8>, CommitCertificate)>;
+}
+
+/// A member institution's node, from the committed state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberNode {
+    /// The institution.
+    pub institution: medledger_contracts::types::InstitutionId,
+    /// The key its node's libp2p peer id derives from: its transport key
+    /// where the chain's nodes have one (`sm2-sm3`), else its node key.
+    pub transport_identity: PublicKey,
+    /// Whether it is an active member (not suspended or removed).
+    pub active: bool,
 }
 
 /// The application's own failure: never a judgement on a block (that is
@@ -157,8 +170,11 @@ pub struct Settings {
     pub chain: medledger_contracts::types::Chain,
     /// Human-readable name in logs (the institution id).
     pub moniker: String,
-    /// The node key: signs votes and proposals, and is the libp2p identity.
+    /// The node key: signs votes and proposals.
     pub node_key: SecretKey,
+    /// The node's libp2p identity (Ed25519): the node key itself on an
+    /// `ed25519-sha256` chain, its own transport key on `sm2-sm3`.
+    pub transport_key: SecretKey,
     /// Where the write-ahead log lives.
     pub wal_dir: PathBuf,
     /// libp2p listen address, e.g. `/ip4/127.0.0.1/tcp/27000`.
@@ -188,7 +204,8 @@ pub struct Telemetry {
     pub round: AtomicUsize,
 }
 
-/// The libp2p peer id of a node key, as text (for peer addresses).
+/// The libp2p peer id of a transport identity (an Ed25519 key), as text
+/// (for peer addresses).
 pub fn peer_id_of(key: &SecretKey) -> Result<String, ConsensusError> {
     driver::keypair(key).map(|k| k.public().to_peer_id().to_string())
 }

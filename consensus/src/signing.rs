@@ -1,22 +1,55 @@
 //! Consensus signatures with the node key, over the digests that
 //! `medledger_contracts::certificate` defines, so that a light client can
-//! check a certificate without Malachite.
+//! check a certificate without Malachite; the keys and signatures are the
+//! ledger's own, of the chain's suite (Ed25519 or SM2).
 
 use async_trait::async_trait;
 use malachitebft_core_types::{
-    NilOrVal, Round, SignedMessage, ValidatorProof, VoteExtensionScope, VoteType,
+    NilOrVal, Round, SignedMessage, SigningScheme, ValidatorProof, VoteExtensionScope, VoteType,
 };
 use malachitebft_signing::{Error, Signer, VerificationResult, Verifier};
-use malachitebft_signing_ed25519::{PublicKey as MPublicKey, Signature as MSignature};
 use medledger_contracts::Hash32;
 use medledger_contracts::certificate::{
     ConsensusAddress, ProposalBody, VoteBody, VoteKind, proposal_message, vote_message,
 };
 use medledger_contracts::crypto::{PublicKey, SecretKey, Signature};
-use medledger_contracts::encoding::{HashFunction, tags};
+use medledger_contracts::encoding::{self, DecodeError, HashFunction, tags};
 use medledger_contracts::types::Chain;
 
 use crate::context::{Address, BlockId, Ctx, Proposal, Vote};
+
+/// Malachite's view of the ledger's signatures: a key and a signature are
+/// the ledger's tagged ones (BCS, as on the ledger), so a consensus message
+/// carries the same bytes a commit certificate keeps and a light client
+/// checks, on either suite.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerSigning;
+
+/// The largest encoded key or signature (a tag and 64 bytes).
+const KEY_OR_SIGNATURE_BYTES_MAX: usize = 80;
+
+impl SigningScheme for LedgerSigning {
+    type DecodingError = DecodeError;
+    type Signature = Signature;
+    type PublicKey = PublicKey;
+    type PrivateKey = SecretKey;
+
+    fn decode_signature(bytes: &[u8]) -> Result<Signature, DecodeError> {
+        encoding::from_bytes(bytes, KEY_OR_SIGNATURE_BYTES_MAX)
+    }
+
+    fn encode_signature(signature: &Signature) -> Vec<u8> {
+        encoding::to_bytes(signature)
+    }
+
+    fn decode_public_key(bytes: &[u8]) -> Result<PublicKey, DecodeError> {
+        encoding::from_bytes(bytes, KEY_OR_SIGNATURE_BYTES_MAX)
+    }
+
+    fn encode_public_key(key: &PublicKey) -> Vec<u8> {
+        encoding::to_bytes(key)
+    }
+}
 
 pub(crate) fn to_contract_address(address: &Address) -> ConsensusAddress {
     ConsensusAddress(address.0)
@@ -60,25 +93,6 @@ fn identity_message(chain: &Chain, public_key: &[u8], peer_id: &[u8]) -> Hash32 
     )
 }
 
-/// Malachite carries a signature as 64 bytes; node keys are Ed25519 (the
-/// only suite a genesis accepts), so the bytes are read back as Ed25519.
-pub(crate) fn to_malachite_signature(signature: &Signature) -> MSignature {
-    MSignature::from_bytes(signature.to_bytes())
-}
-
-pub(crate) fn to_contract_signature(signature: &MSignature) -> Signature {
-    let bytes = signature.to_bytes();
-    let mut r = [0u8; 32];
-    let mut s = [0u8; 32];
-    r.copy_from_slice(&bytes[..32]);
-    s.copy_from_slice(&bytes[32..]);
-    Signature::Ed25519 { r, s }
-}
-
-pub(crate) fn to_contract_key(key: &MPublicKey) -> PublicKey {
-    PublicKey::Ed25519(*key.as_bytes())
-}
-
 /// Signs consensus messages with this node's key.
 pub struct NodeSigner {
     chain: Chain,
@@ -91,8 +105,8 @@ impl NodeSigner {
         Self { chain, key }
     }
 
-    fn sign(&self, digest: &Hash32) -> MSignature {
-        to_malachite_signature(&self.key.sign(digest))
+    fn sign(&self, digest: &Hash32) -> Signature {
+        self.key.sign(digest)
     }
 }
 
@@ -144,12 +158,16 @@ impl NodeVerifier {
     }
 }
 
-fn check(key: &MPublicKey, digest: &Hash32, signature: &MSignature) -> VerificationResult {
-    VerificationResult::from_bool(
-        to_contract_key(key)
-            .verify(digest, &to_contract_signature(signature))
-            .is_ok(),
-    )
+impl NodeVerifier {
+    /// Whether `key` (of the chain's suite) signed `digest`: a key or a
+    /// signature of the other suite never verifies.
+    fn check(&self, key: &PublicKey, digest: &Hash32, signature: &Signature) -> VerificationResult {
+        VerificationResult::from_bool(
+            self.chain.suite.check_key(key).is_ok()
+                && self.chain.suite.check_signature(signature).is_ok()
+                && key.verify(digest, signature).is_ok(),
+        )
+    }
 }
 
 #[async_trait]
@@ -157,10 +175,10 @@ impl Verifier<Ctx> for NodeVerifier {
     async fn verify_signed_vote(
         &self,
         vote: &Vote,
-        signature: &MSignature,
-        public_key: &MPublicKey,
+        signature: &Signature,
+        public_key: &PublicKey,
     ) -> Result<VerificationResult, Error> {
-        Ok(check(
+        Ok(self.check(
             public_key,
             &vote_message(&self.chain, &vote_body(vote)),
             signature,
@@ -170,10 +188,10 @@ impl Verifier<Ctx> for NodeVerifier {
     async fn verify_signed_proposal(
         &self,
         proposal: &Proposal,
-        signature: &MSignature,
-        public_key: &MPublicKey,
+        signature: &Signature,
+        public_key: &PublicKey,
     ) -> Result<VerificationResult, Error> {
-        Ok(check(
+        Ok(self.check(
             public_key,
             &proposal_message(&self.chain, &proposal_body(proposal)),
             signature,
@@ -184,8 +202,8 @@ impl Verifier<Ctx> for NodeVerifier {
         &self,
         _scope: &VoteExtensionScope<Ctx>,
         _extension: &(),
-        _signature: &MSignature,
-        _public_key: &MPublicKey,
+        _signature: &Signature,
+        _public_key: &PublicKey,
     ) -> Result<VerificationResult, Error> {
         // No extension is ever produced, so none can be genuine.
         Ok(VerificationResult::Invalid)
@@ -195,13 +213,10 @@ impl Verifier<Ctx> for NodeVerifier {
         &self,
         proof: &ValidatorProof<Ctx>,
     ) -> Result<VerificationResult, Error> {
-        let Ok(bytes) = <[u8; 32]>::try_from(proof.public_key.as_slice()) else {
+        let Ok(key) = LedgerSigning::decode_public_key(&proof.public_key) else {
             return Ok(VerificationResult::Invalid);
         };
-        let Ok(key) = MPublicKey::from_bytes(bytes) else {
-            return Ok(VerificationResult::Invalid);
-        };
-        Ok(check(
+        Ok(self.check(
             &key,
             &identity_message(&self.chain, &proof.public_key, &proof.peer_id),
             &proof.signature,

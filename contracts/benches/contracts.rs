@@ -40,6 +40,7 @@ fn spec(id: &str, power: u64) -> InstitutionSpec {
         admin_key: key(&format!("admin:{id}")).public_key(),
         node_key: key(&format!("node:{id}")).public_key(),
         voting_power: power,
+        transport_key: None,
     }
 }
 

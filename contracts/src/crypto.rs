@@ -88,6 +88,16 @@ impl CryptoSuite {
         }
     }
 
+    /// Whether a node on a chain of this suite has a transport key of its
+    /// own (`InstitutionSpec::transport_key`): on `sm2-sm3`, because
+    /// libp2p's Noise handshake, which authenticates nodes to each other,
+    /// takes Ed25519 and not SM2. That Ed25519 key names a node on the
+    /// network and signs nothing the ledger keeps except the proof that
+    /// its holder has it.
+    pub const fn has_transport_keys(self) -> bool {
+        matches!(self, Self::Sm2Sm3)
+    }
+
     /// The one suite whose keys are of `key`'s scheme.
     pub fn of_key(key: &PublicKey) -> Self {
         match key {
@@ -144,8 +154,9 @@ pub enum PublicKey {
     Sm2(#[serde(with = "bytes33")] [u8; 33]),
 }
 
-/// A signature, tagged by scheme.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A signature, tagged by scheme. (Ordered only because Malachite keeps
+/// signatures in ordered collections; the order means nothing.)
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Signature {
     /// An Ed25519 signature: `R` then `S`.
     Ed25519 {

@@ -57,13 +57,29 @@ pub struct InstitutionSpec {
     pub licence_ref: encoding::BoundedString<INSTITUTION_CODE_BYTES_MAX>,
     /// Key of its administrators (signs membership and release records).
     pub admin_key: PublicKey,
-    /// Key of its node (consensus, p2p, gateway).
+    /// Key of its node: signs its consensus votes and proposals, and (on an
+    /// `ed25519-sha256` chain) is also its network identity.
     pub node_key: PublicKey,
     /// Voting power as a validator; 0 for an observer.
     pub voting_power: u64,
+    /// Its node's network identity (the libp2p key of the consensus network
+    /// and the records gateway) where that is not the node key: required on
+    /// an `sm2-sm3` chain, as libp2p's Noise handshake has no SM2 and takes
+    /// an Ed25519 key; absent on `ed25519-sha256`, where the node key serves.
+    pub transport_key: Option<PublicKey>,
+}
+
+impl InstitutionSpec {
+    /// The key its node's network identity (libp2p peer id) derives from.
+    pub fn transport_identity(&self) -> &PublicKey {
+        self.transport_key.as_ref().unwrap_or(&self.node_key)
+    }
 }
 
 /// A change to the consortium, made by a proposal and validators' votes.
+// An admission carries a whole spec; governance actions are few, so the
+// other variants' wasted bytes cost nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GovernanceAction {
     /// Admit a new institution.
@@ -98,6 +114,21 @@ pub enum KeyRole {
     Own,
     /// An institution's node key (signed by the admin key).
     InstitutionNode,
+    /// An institution's transport key (signed by the admin key; only on a
+    /// chain whose nodes have one, `sm2-sm3`).
+    InstitutionTransport,
+}
+
+impl KeyRole {
+    /// The purpose a new key's possession proof names in its
+    /// [`key_possession_message`].
+    pub fn possession_purpose(self) -> &'static str {
+        match self {
+            Self::Own => "rotate",
+            Self::InstitutionNode => "rotate-node",
+            Self::InstitutionTransport => "rotate-transport",
+        }
+    }
 }
 
 /// What a transaction asks for.
@@ -818,6 +849,17 @@ fn check_possession(
     proof: &Signature,
 ) -> Result<(), TransactionError> {
     check_key(chain.suite, "new_key", key)?;
+    check_proof(chain, signer, purpose, key, proof)
+}
+
+/// The new key's signature over its possession message.
+fn check_proof(
+    chain: &Chain,
+    signer: &Signer,
+    purpose: &str,
+    key: &PublicKey,
+    proof: &Signature,
+) -> Result<(), TransactionError> {
     key.verify(&key_possession_message(chain, signer, purpose, key), proof)
         .map_err(|e| {
             field(
@@ -875,6 +917,7 @@ fn check_spec(suite: crypto::CryptoSuite, spec: &InstitutionSpec) -> Result<(), 
     }
     check_key(suite, "admin_key", &spec.admin_key)?;
     check_key(suite, "node_key", &spec.node_key)?;
+    check_transport_key(suite, spec.transport_key.as_ref())?;
     let region = spec.region_code.as_str();
     if region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit()) {
         return Err(field("region_code", "must be a 6-digit GB/T 2260 code"));
@@ -894,6 +937,47 @@ fn check_spec(suite: crypto::CryptoSuite, spec: &InstitutionSpec) -> Result<(), 
         return Err(field("name", "must not be empty"));
     }
     Ok(())
+}
+
+/// A transport key is present exactly where the suite's nodes need one
+/// ([`InstitutionSpec::transport_key`]), and is then an Ed25519 key.
+fn check_transport_key(
+    suite: crypto::CryptoSuite,
+    key: Option<&PublicKey>,
+) -> Result<(), TransactionError> {
+    const NAME: &str = "transport_key";
+    match (suite.has_transport_keys(), key) {
+        (false, None) => Ok(()),
+        (false, Some(_)) => Err(field(
+            NAME,
+            format!(
+                "must be left out on a chain of suite {}: the node key is the node's network identity",
+                suite.name()
+            ),
+        )),
+        (true, None) => Err(field(
+            NAME,
+            format!(
+                "is required on a chain of suite {}: libp2p's handshake has no SM2, so a node's network identity is an Ed25519 key of its own",
+                suite.name()
+            ),
+        )),
+        (true, Some(PublicKey::Ed25519(_))) => key
+            .map_or(Ok(()), PublicKey::validate)
+            .map_err(|e| field(NAME, e.to_string())),
+        (true, Some(other)) => Err(field(
+            NAME,
+            format!("must be an Ed25519 key, not {}", other.scheme()),
+        )),
+    }
+}
+
+/// The same error about another field.
+fn retitle(error: TransactionError, name: &'static str) -> TransactionError {
+    match error {
+        TransactionError::Field { problem, .. } => field(name, problem),
+        other => other,
+    }
 }
 
 /// Checks the stateless form of an institution spec on a chain of `suite`
@@ -940,11 +1024,14 @@ fn check_form(chain: &Chain, tx: &Transaction) -> Result<(), TransactionError> {
             new_key,
             new_key_proof,
         } => {
-            let purpose = match role {
-                KeyRole::Own => "rotate",
-                KeyRole::InstitutionNode => "rotate-node",
-            };
-            check_possession(chain, &tx.signer, purpose, new_key, new_key_proof)?;
+            let purpose = role.possession_purpose();
+            if *role == KeyRole::InstitutionTransport {
+                check_transport_key(chain.suite, Some(new_key))
+                    .map_err(|e| retitle(e, "new_key"))?;
+                check_proof(chain, &tx.signer, purpose, new_key, new_key_proof)?;
+            } else {
+                check_possession(chain, &tx.signer, purpose, new_key, new_key_proof)?;
+            }
         }
         Payload::RegisterPractitioner { key, key_proof, .. } => {
             check_possession(chain, &tx.signer, "register-practitioner", key, key_proof)?;

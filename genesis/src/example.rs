@@ -132,12 +132,22 @@ pub const PRACTITIONERS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-/// Every key label the example needs: `admin:<id>`, `node:<id>` and `practitioner:<label>`.
+/// Every key label the example needs on `ed25519-sha256`: `admin:<id>`,
+/// `node:<id>` and `practitioner:<label>`.
 pub fn key_labels() -> Vec<String> {
+    key_labels_on(CryptoSuite::Ed25519Sha256)
+}
+
+/// Every key label the example needs on `suite`: [`key_labels`], and where
+/// nodes have transport keys (`sm2-sm3`) `transport:<id>` too.
+pub fn key_labels_on(suite: CryptoSuite) -> Vec<String> {
     let mut labels = Vec::new();
     for member in MEMBERS {
         labels.push(format!("admin:{}", member.id));
         labels.push(format!("node:{}", member.id));
+        if suite.has_transport_keys() {
+            labels.push(format!("transport:{}", member.id));
+        }
     }
     for (label, ..) in PRACTITIONERS {
         labels.push(format!("practitioner:{label}"));
@@ -173,6 +183,9 @@ pub fn city_consortium_on(
             admin_key: public_key(&format!("admin:{}", m.id)).to_text(),
             node_key: public_key(&format!("node:{}", m.id)).to_text(),
             voting_power: m.voting_power,
+            transport_key: suite
+                .has_transport_keys()
+                .then(|| public_key(&format!("transport:{}", m.id)).to_text()),
         })
         .collect();
     let practitioners = PRACTITIONERS
@@ -259,12 +272,23 @@ pub fn published_example_key(label: &str) -> SecretKey {
     SecretKey::from_seed(published_example_seed(label))
 }
 
-/// [`published_example_key`] of `suite`'s scheme: for `sm2-sm3`, the SM2
-/// key whose scalar is the same 32 bytes (for these labels, a usable one:
-/// the tests derive every label's).
+/// [`published_example_key`] of the scheme [`key_suite`] names: for
+/// `sm2-sm3`, the SM2 key whose scalar is the same 32 bytes (for these
+/// labels, a usable one: the tests derive every label's).
 pub fn published_example_key_on(suite: CryptoSuite, label: &str) -> SecretKey {
-    SecretKey::from_seed_of(suite, published_example_seed(label))
+    SecretKey::from_seed_of(key_suite(suite, label), published_example_seed(label))
         .unwrap_or_else(|e| panic!("the published example key {label}: {e}"))
+}
+
+/// The suite whose scheme key `label` is of on a chain of `suite`: a
+/// transport key (`transport:<id>`) is Ed25519 whatever the chain's suite
+/// (`InstitutionSpec::transport_key`), every other key is the suite's.
+pub fn key_suite(suite: CryptoSuite, label: &str) -> CryptoSuite {
+    if label.starts_with("transport:") {
+        CryptoSuite::Ed25519Sha256
+    } else {
+        suite
+    }
 }
 
 fn published_example_seed(label: &str) -> [u8; 32] {

@@ -76,12 +76,16 @@ pub struct InstitutionEntry {
     pub region_code: String,
     /// Practice licence reference.
     pub licence_ref: String,
-    /// Administrative key, `ed25519:<hex>`.
+    /// Administrative key, `ed25519:<hex>` (or `sm2:<hex>` on an `sm2-sm3` chain).
     pub admin_key: String,
-    /// Node key, `ed25519:<hex>`.
+    /// Node key, `ed25519:<hex>` (or `sm2:<hex>` on an `sm2-sm3` chain).
     pub node_key: String,
     /// Voting power; 0 for an observer.
     pub voting_power: u64,
+    /// On an `sm2-sm3` chain (and only there): the node's network identity,
+    /// `ed25519:<hex>` (libp2p's handshake takes no SM2 key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport_key: Option<String>,
 }
 
 impl InstitutionEntry {
@@ -124,6 +128,14 @@ impl InstitutionEntry {
             admin_key: key(at("admin_key"), &self.admin_key)?,
             node_key: key(at("node_key"), &self.node_key)?,
             voting_power: self.voting_power,
+            // Of its own scheme whatever the suite: checked below.
+            transport_key: self
+                .transport_key
+                .as_deref()
+                .map(|text| {
+                    PublicKey::from_text(text).map_err(|e| field_error(at("transport_key"), e))
+                })
+                .transpose()?,
         };
         if spec.voting_power > VOTING_POWER_MAX {
             return Err(field_error(

@@ -438,14 +438,17 @@ impl Application for LedgerApp {
         Ok(())
     }
 
-    fn member_node_keys(&self) -> Result<Vec<medledger_contracts::crypto::PublicKey>, AppError> {
+    fn member_nodes(&self) -> Result<Vec<medledger_consensus::MemberNode>, AppError> {
         Ok(self
             .shared
             .institution_records()
             .map_err(|e| AppError::State(e.to_string()))?
             .into_iter()
-            .filter(|r| r.status == MemberStatus::Active)
-            .map(|r| r.spec.node_key)
+            .map(|r| medledger_consensus::MemberNode {
+                transport_identity: *r.spec.transport_identity(),
+                active: r.status == MemberStatus::Active,
+                institution: r.spec.id,
+            })
             .collect())
     }
 

@@ -20,6 +20,10 @@ pub struct NodeConfig {
     pub genesis_file: PathBuf,
     /// The node key file (a medledger key file, mode 0600), relative to home.
     pub node_key_file: PathBuf,
+    /// The transport key file (Ed25519: the node's libp2p identity),
+    /// relative to home; read only on a chain whose nodes have one
+    /// (`sm2-sm3`), where the node key (SM2) cannot be that identity.
+    pub transport_key_file: PathBuf,
     /// Where RocksDB and the consensus WAL live, relative to home.
     pub data_dir: PathBuf,
     /// The node refuses to start, and stops, when the data directory's
@@ -123,6 +127,7 @@ impl Default for NodeConfig {
             institution: String::new(),
             genesis_file: "genesis.json".into(),
             node_key_file: "node-key.json".into(),
+            transport_key_file: "transport-key.json".into(),
             data_dir: "data".into(),
             min_free_disk_mb: 64,
             p2p: P2p::default(),
@@ -213,6 +218,9 @@ institution = {institution:?}
 genesis_file = {genesis:?}
 # This node's key (signs votes; its public half is the institution's node key in genesis).
 node_key_file = {key:?}
+# On an sm2-sm3 chain only: this node's network identity (Ed25519; its public
+# half is the institution's transport_key in genesis).
+transport_key_file = {transport_key:?}
 # RocksDB and the consensus write-ahead log. Back this up (see docs/operations.md).
 data_dir = {data:?}
 # Below this much free space (MiB) on data_dir's volume the node stops, and
@@ -275,6 +283,7 @@ fhir_identifier_system = {fhir_system:?}
             institution = self.institution,
             genesis = self.genesis_file.display().to_string(),
             key = self.node_key_file.display().to_string(),
+            transport_key = self.transport_key_file.display().to_string(),
             data = self.data_dir.display().to_string(),
             min_free = self.min_free_disk_mb,
             p2p_listen = self.p2p.listen,

@@ -103,17 +103,45 @@ fn check_node_key(
     Ok(())
 }
 
-/// Refuses a chain whose suite a node cannot run yet: the ledger's rules,
-/// hashes and store run on `sm2-sm3`, but a node's consensus network
-/// identity (libp2p) and Malachite's signing are Ed25519 and it seals
-/// records with HPKE only.
-pub fn runs_suite(suite: CryptoSuite) -> anyhow::Result<()> {
+/// Refuses a chain whose suite the records gateway cannot serve yet: a
+/// node runs consensus, the ledger and its API on either suite, but the
+/// gateway seals records with HPKE (X25519, ChaCha20-Poly1305) only, and
+/// the SM profile's sealing (SM2 key agreement, SM4-GCM) is not wired to
+/// it. A node on `sm2-sm3` runs with its gateway off.
+pub fn gateway_runs_on(suite: CryptoSuite) -> anyhow::Result<()> {
     match suite {
         CryptoSuite::Ed25519Sha256 => Ok(()),
         CryptoSuite::Sm2Sm3 => bail!(
-            "a node cannot run a chain of the sm2-sm3 suite yet: its consensus network identity and signing are Ed25519 and it seals records with HPKE only (a genesis on sm2-sm3 validates, and the ledger's rules, proofs and the auditor's replay run on it)"
+            "the records gateway does not run on a chain of the sm2-sm3 suite yet: it seals records with HPKE only; leave [gateway] listen empty (consensus, the ledger and the HTTP API run on sm2-sm3)"
         ),
     }
+}
+
+/// The node's transport key: its own file on a chain whose nodes have one
+/// (`sm2-sm3`, where it must be Ed25519), else the node key itself.
+fn load_transport_key(
+    home: &Path,
+    config: &NodeConfig,
+    suite: CryptoSuite,
+    node_key: &KeyFile,
+) -> anyhow::Result<medledger_contracts::crypto::SecretKey> {
+    if !suite.has_transport_keys() {
+        return Ok(node_key.secret().clone());
+    }
+    let path = home.join(&config.transport_key_file);
+    let key = KeyFile::load(&path).with_context(|| {
+        format!(
+            "a node on a chain of suite {} needs its transport key (transport_key_file)",
+            suite.name()
+        )
+    })?;
+    if key.secret().ed25519_seed().is_none() {
+        bail!(
+            "{} must hold an Ed25519 key: it is the node's libp2p identity, and libp2p's handshake has no SM2",
+            path.display()
+        );
+    }
+    Ok(key.secret().clone())
 }
 
 /// Runs the node whose home directory is `home` until it fails or is stopped.
@@ -127,9 +155,9 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
     let genesis = GenesisFile::read(&genesis_path)?
         .validate()
         .with_context(|| format!("{} is not a valid genesis", genesis_path.display()))?;
-    runs_suite(genesis.crypto_suite)?;
     let key_path = home.join(&config.node_key_file);
     let key = KeyFile::load(&key_path)?;
+    let transport_key = load_transport_key(home, &config, genesis.crypto_suite, &key)?;
     let institution = InstitutionId::new(&config.institution)
         .map_err(|e| anyhow::anyhow!("config `institution`: {e}"))?;
     let founding = genesis.institutions.iter().find(|i| i.id == institution);
@@ -194,6 +222,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         chain: genesis.chain(),
         moniker: config.institution.clone(),
         node_key: key.secret().clone(),
+        transport_key: transport_key.clone(),
         wal_dir: data.join("wal"),
         listen: config.p2p.listen.clone(),
         peers: config.p2p.peers.clone(),
@@ -230,7 +259,7 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the HTTP API to {http_addr}"))?;
         info!(%http_addr, institution = %config.institution, validator_at_genesis, "HTTP API listening");
-        let relay = start_gateway(home, &config, &shared, key.secret(), &faults)?;
+        let relay = start_gateway(home, &config, &shared, key.secret(), &transport_key, &faults)?;
         let api = Arc::new(http::Api::new(
             shared.clone(),
             http::AuthLimits {
@@ -277,12 +306,14 @@ fn start_gateway(
     config: &NodeConfig,
     shared: &Arc<Shared>,
     key: &medledger_contracts::crypto::SecretKey,
+    transport_key: &medledger_contracts::crypto::SecretKey,
     faults: &faults::FaultPlan,
 ) -> anyhow::Result<Option<crate::gateway::Relay>> {
     if config.gateway.listen.is_empty() {
         info!("records gateway off (no [gateway] listen address)");
         return Ok(None);
     }
+    gateway_runs_on(crate::gateway::Ledger::chain(shared.as_ref()).suite)?;
     let listen = config
         .gateway
         .listen
@@ -303,18 +334,16 @@ fn start_gateway(
         crate::gateway::holder::Holder::new(shared.clone(), source, key.clone())
             .with_faults(faults),
     );
-    let own_peer = key
+    let own_peer = transport_key
         .ed25519_seed()
-        .ok_or_else(|| {
-            anyhow::anyhow!("the node key must be Ed25519 (it is also the node's libp2p identity)")
-        })
+        .ok_or_else(|| anyhow::anyhow!("a node's transport key must be Ed25519"))
         .and_then(|seed| {
             libp2p::identity::Keypair::ed25519_from_bytes(seed).map_err(anyhow::Error::from)
         })
         .map(|k| k.public().to_peer_id())
         .map_err(|e| anyhow::anyhow!("node key as libp2p key: {e}"))?;
-    let gateway =
-        crate::gateway::Gateway::start(key, listen, holder.clone()).map_err(anyhow::Error::msg)?;
+    let gateway = crate::gateway::Gateway::start(transport_key, listen, holder.clone())
+        .map_err(anyhow::Error::msg)?;
     let mut peers = std::collections::BTreeMap::new();
     for (institution, address) in &config.gateway.peers {
         peers.insert(
@@ -471,11 +500,13 @@ mod suite_tests {
     use super::*;
 
     #[test]
-    fn a_node_runs_ed25519_sha256_only_and_says_why_not_sm2_sm3() {
-        assert!(runs_suite(CryptoSuite::Ed25519Sha256).is_ok());
-        let why = runs_suite(CryptoSuite::Sm2Sm3).unwrap_err().to_string();
+    fn the_gateway_runs_on_ed25519_sha256_only_and_says_why_not_sm2_sm3() {
+        assert!(gateway_runs_on(CryptoSuite::Ed25519Sha256).is_ok());
+        let why = gateway_runs_on(CryptoSuite::Sm2Sm3)
+            .unwrap_err()
+            .to_string();
         assert!(
-            why.contains("cannot run a chain of the sm2-sm3 suite yet"),
+            why.contains("does not run on a chain of the sm2-sm3 suite yet"),
             "{why}"
         );
     }

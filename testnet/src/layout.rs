@@ -130,10 +130,10 @@ pub fn init_with_window(
     )
 }
 
-/// [`init_with_window`] on `suite`, every key of that suite's scheme. A
-/// node runs `ed25519-sha256` only so far (`medledger_node::runs_suite`):
-/// on `sm2-sm3` only the genesis and the keys are written (no node homes,
-/// no `testnet.json`), for tools that need no node (`bench-replay`).
+/// [`init_with_window`] on `suite`, every key of that suite's scheme (and
+/// on `sm2-sm3` an Ed25519 transport key per node, its network identity).
+/// On `sm2-sm3` the nodes' records gateways are off
+/// (`medledger_node::gateway_runs_on`).
 pub fn init_on(
     suite: CryptoSuite,
     dir: &Path,
@@ -160,6 +160,10 @@ pub fn init_on(
         let id = district_hospital_id(k);
         let admin = KeyFile::generate_for(suite)?;
         let node = KeyFile::generate_for(suite)?;
+        let transport = suite
+            .has_transport_keys()
+            .then(|| KeyFile::generate_for(CryptoSuite::Ed25519Sha256))
+            .transpose()?;
         file.institutions.push(InstitutionEntry {
             id: id.clone(),
             name: format!("区医院 District Hospital {k}"),
@@ -173,9 +177,13 @@ pub fn init_on(
             admin_key: admin.public_key().to_text(),
             node_key: node.public_key().to_text(),
             voting_power: 0,
+            transport_key: transport.as_ref().map(|k| k.public_key().to_text()),
         });
         keys.insert(format!("admin:{id}"), admin);
         keys.insert(format!("node:{id}"), node);
+        if let Some(transport) = transport {
+            keys.insert(format!("transport:{id}"), transport);
+        }
     }
     // Validators first (the example's own validators before the rest), then observers.
     file.institutions
@@ -225,6 +233,12 @@ pub fn init_on(
     for id in &spare_ids {
         keys.insert(format!("admin:{id}"), KeyFile::generate_for(suite)?);
         keys.insert(format!("node:{id}"), KeyFile::generate_for(suite)?);
+        if suite.has_transport_keys() {
+            keys.insert(
+                format!("transport:{id}"),
+                KeyFile::generate_for(CryptoSuite::Ed25519Sha256)?,
+            );
+        }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let key_dir = dir.join("keys");
@@ -235,14 +249,7 @@ pub fn init_on(
     }
     let genesis_json = file.to_json();
     std::fs::write(dir.join("genesis.json"), &genesis_json)?;
-    // A suite no node runs yet (`medledger_node::runs_suite`): the genesis
-    // and the keys only, for tools that need no node (`bench-replay`).
-    if medledger_node::runs_suite(suite).is_err() {
-        return Ok(TestnetLayout {
-            chain_id: chain_id.to_string(),
-            nodes: Vec::new(),
-        });
-    }
+    let gateways = medledger_node::gateway_runs_on(suite).is_ok();
 
     let running: Vec<(String, bool, bool)> = file
         .institutions
@@ -254,18 +261,27 @@ pub fn init_on(
     let ports = free_ports(running.len() * 3)?;
     let mut nodes = Vec::new();
     for (index, (id, validator, member)) in running.iter().enumerate() {
-        let key = keys
-            .get(&format!("node:{id}"))
-            .context("a node key for every institution")?;
+        let transport_label = if suite.has_transport_keys() {
+            format!("transport:{id}")
+        } else {
+            format!("node:{id}")
+        };
+        let transport = keys
+            .get(&transport_label)
+            .context("a transport identity for every institution")?;
         let peer_id =
-            medledger_consensus::peer_id_of(key.secret()).map_err(|e| anyhow::anyhow!(e))?;
+            medledger_consensus::peer_id_of(transport.secret()).map_err(|e| anyhow::anyhow!(e))?;
         let (http, p2p, gateway) = (ports[3 * index], ports[3 * index + 1], ports[3 * index + 2]);
         nodes.push(TestnetNode {
             institution: id.clone(),
             home: dir.join(id),
             http: format!("http://127.0.0.1:{http}"),
             p2p: format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer_id}"),
-            gateway: format!("/ip4/127.0.0.1/tcp/{gateway}/p2p/{peer_id}"),
+            gateway: if gateways {
+                format!("/ip4/127.0.0.1/tcp/{gateway}/p2p/{peer_id}")
+            } else {
+                String::new()
+            },
             validator: *validator,
             member: *member,
         });
@@ -278,6 +294,13 @@ pub fn init_on(
             .get(&format!("node:{}", node.institution))
             .context("node key")?;
         KeyFile::from_secret(key.secret().clone()).save(&node.home.join("node-key.json"))?;
+        if suite.has_transport_keys() {
+            let transport = keys
+                .get(&format!("transport:{}", node.institution))
+                .context("transport key")?;
+            KeyFile::from_secret(transport.secret().clone())
+                .save(&node.home.join("transport-key.json"))?;
+        }
         let others: Vec<&TestnetNode> = nodes
             .iter()
             .filter(|n| n.institution != node.institution)
@@ -311,6 +334,7 @@ pub fn init_on(
                 records_dir: "records".into(),
                 peers: others
                     .iter()
+                    .filter(|n| !n.gateway.is_empty())
                     .map(|n| (n.institution.clone(), n.gateway.clone()))
                     .collect(),
                 ..config::Gateway::default()

@@ -54,8 +54,36 @@ impl Testnet {
         spares: usize,
         tx_validity_window_ms: u64,
     ) -> Self {
+        Self::laid_out(
+            CryptoSuite::Ed25519Sha256,
+            validators,
+            observers,
+            spares,
+            tx_validity_window_ms,
+        )
+    }
+
+    /// A testnet of `validators` on `suite`.
+    pub fn on(suite: CryptoSuite, validators: usize) -> Self {
+        Self::laid_out(
+            suite,
+            validators,
+            0,
+            0,
+            medledger_testnet::TX_VALIDITY_WINDOW_MS,
+        )
+    }
+
+    fn laid_out(
+        suite: CryptoSuite,
+        validators: usize,
+        observers: usize,
+        spares: usize,
+        tx_validity_window_ms: u64,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let layout = medledger_testnet::init_with_window(
+        let layout = medledger_testnet::init_on(
+            suite,
             dir.path(),
             validators,
             observers,

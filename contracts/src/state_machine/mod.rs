@@ -42,8 +42,10 @@
 //! history stay with the patient id.
 //! R4.4 `RotateKey`: replaces the signer's own key, or (role
 //! `InstitutionNode`, signed by the admin key) the node key; a validator's new
-//! node key takes effect in the validator set after the change delay. A
-//! patient's rotation is audited in the patient's trail.
+//! node key takes effect in the validator set after the change delay. Role
+//! `InstitutionTransport` (admin key; only on a chain whose nodes have
+//! transport keys, `sm2-sm3`) replaces the node's network identity at once:
+//! it signs nothing consensus counts. A patient's rotation is audited in the patient's trail.
 //! R4.5 `RegisterPractitioner`: an active institution registers a new key.
 //! R4.6 `RetirePractitioner`: only their own institution.
 //! R4.7 `RecordGuardianship`: an active hospital or internet hospital records

@@ -240,6 +240,11 @@ pub(super) fn rotate_key(
                 schedule_validator_set(st, &mut sets, next, ctx)?;
             }
         }
+        (Actor::Institution(id, mut record), KeyRole::InstitutionTransport) => {
+            // The form check admitted the role only on a chain with transport keys.
+            record.spec.transport_key = Some(new_key);
+            st.put(&StateKey::Institution(id), &record);
+        }
         _ => return not_permitted("this signer cannot rotate this key"),
     }
     Ok(Effect::applied())

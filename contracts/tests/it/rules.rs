@@ -313,18 +313,14 @@ fn r3_retired_practitioners_are_denied() {
     assert_eq!(r.outcome, Outcome::Denied(DenialReason::RequesterNotActive));
 }
 
-fn rotation(
+pub(crate) fn rotation(
     w: &mut World,
     signer: Signer,
     old: &SecretKey,
     new: &SecretKey,
     role: KeyRole,
 ) -> Receipt {
-    let purpose = if role == KeyRole::Own {
-        "rotate"
-    } else {
-        "rotate-node"
-    };
+    let purpose = role.possession_purpose();
     let proof = new.sign(&key_possession_message(
         &w.chain,
         &signer,

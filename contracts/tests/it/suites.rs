@@ -295,6 +295,103 @@ fn an_sm_chain_refuses_ed25519_keys() {
     );
 }
 
+/// On an SM chain a node's network identity is an Ed25519 transport key of
+/// its own, named in its institution's spec (libp2p's handshake has no
+/// SM2): required there and of Ed25519 only, rotated by the admin key;
+/// refused on an Ed25519 chain, where the node key is that identity.
+#[test]
+fn an_sm_chains_nodes_have_ed25519_transport_keys_and_an_ed25519_chains_do_not() {
+    let admin = || Signer::Institution(inst("hosp-a"));
+    let admission_error = |w: &mut World, admitted: InstitutionSpec| {
+        w.sign(
+            admin(),
+            &key("admin:hosp-a"),
+            Payload::Propose {
+                action: GovernanceAction::Admit(admitted),
+                expires_at: Timestamp(w.now + DAY_MS),
+            },
+        )
+        .verify(&w.chain)
+        .unwrap_err()
+        .to_string()
+    };
+    let record =
+        |w: &World| -> InstitutionRecord { w.get(&StateKey::Institution(inst("hosp-a"))).unwrap() };
+
+    let mut w = World::on(CryptoSuite::Sm2Sm3);
+    let founding = record(&w).spec;
+    assert_eq!(
+        founding.transport_identity(),
+        &transport_key("hosp-a").public_key()
+    );
+    assert_ne!(founding.transport_identity(), &founding.node_key);
+    let mut missing = spec("hosp-new", InstitutionKind::Hospital, 1);
+    missing.transport_key = None;
+    let error = admission_error(&mut w, missing);
+    assert!(
+        error.contains("transport_key") && error.contains("is required"),
+        "{error}"
+    );
+    let mut sm2 = spec("hosp-new", InstitutionKind::Hospital, 1);
+    sm2.transport_key = Some(key("transport-sm2").public_key());
+    let error = admission_error(&mut w, sm2);
+    assert!(error.contains("must be an Ed25519 key"), "{error}");
+
+    let new = SecretKey::from_seed([7; 32]);
+    let rotated = crate::rules::rotation(
+        &mut w,
+        admin(),
+        &key("admin:hosp-a"),
+        &new,
+        KeyRole::InstitutionTransport,
+    );
+    assert_eq!(rotated.outcome, Outcome::Applied);
+    let after = record(&w).spec;
+    assert_eq!(after.transport_key, Some(new.public_key()));
+    assert_eq!(after.node_key, founding.node_key, "the node key stays");
+    // An SM2 key is no transport key, and the node key is not rotated as one.
+    let error = transport_rotation_error(&mut w, &key("transport-sm2"));
+    assert!(error.contains("must be an Ed25519 key, not sm2"), "{error}");
+    assert_eq!(record(&w).spec.transport_key, Some(new.public_key()));
+
+    let mut e = World::on(CryptoSuite::Ed25519Sha256);
+    assert_eq!(record(&e).spec.transport_key, None);
+    let mut with = spec("hosp-new", InstitutionKind::Hospital, 1);
+    with.transport_key = Some(SecretKey::from_seed([7; 32]).public_key());
+    let error = admission_error(&mut e, with);
+    assert!(
+        error.contains("transport_key") && error.contains("must be left out"),
+        "{error}"
+    );
+    let error = transport_rotation_error(&mut e, &SecretKey::from_seed([8; 32]));
+    assert!(error.contains("must be left out"), "{error}");
+    assert_eq!(record(&e).spec.transport_key, None);
+}
+
+/// Why hosp-a's rotation of its transport key to `new` is malformed.
+fn transport_rotation_error(w: &mut World, new: &SecretKey) -> String {
+    let signer = Signer::Institution(inst("hosp-a"));
+    let role = KeyRole::InstitutionTransport;
+    let proof = new.sign(&key_possession_message(
+        &w.chain,
+        &signer,
+        role.possession_purpose(),
+        &new.public_key(),
+    ));
+    w.sign(
+        signer,
+        &key("admin:hosp-a"),
+        Payload::RotateKey {
+            role,
+            new_key: new.public_key(),
+            new_key_proof: proof,
+        },
+    )
+    .verify(&w.chain)
+    .unwrap_err()
+    .to_string()
+}
+
 /// A block executed with another hash function than its transactions were
 /// verified for stops with an error (a programming error, never an outcome).
 #[test]

@@ -64,7 +64,21 @@ pub fn spec(id: &str, kind: InstitutionKind, power: u64) -> InstitutionSpec {
         admin_key: key(&format!("admin:{id}")).public_key(),
         node_key: key(&format!("node:{id}")).public_key(),
         voting_power: power,
+        transport_key: suite()
+            .has_transport_keys()
+            .then(|| transport_key(id).public_key()),
     }
+}
+
+/// An institution's transport key (Ed25519 whatever the suite), for a
+/// suite whose nodes have one.
+pub fn transport_key(id: &str) -> SecretKey {
+    let label = format!("transport:{id}");
+    SecretKey::from_seed(
+        HashFunction::Sha256
+            .tagged_hash(b"medledger/test-key", &[label.as_bytes()])
+            .0,
+    )
 }
 
 /// The salted hash of a test practitioner's licence (its number is the label).

@@ -221,7 +221,7 @@ impl Holder {
             members.peers = records
                 .into_iter()
                 .filter(|r| r.status == MemberStatus::Active)
-                .filter_map(|r| Some((peer_id_of_key(&r.spec.node_key)?, r.spec.id)))
+                .filter_map(|r| Some((peer_id_of_key(r.spec.transport_identity())?, r.spec.id)))
                 .collect();
             members.height = Some(height);
         }

@@ -203,15 +203,16 @@ pub struct Gateway {
     commands: mpsc::Sender<Command>,
 }
 
-/// The libp2p peer id of a node key.
+/// The libp2p peer id of a node's transport identity (an Ed25519 key: the
+/// node key, or on `sm2-sm3` the institution's transport key).
 pub fn peer_id_of_key(key: &PublicKey) -> Option<PeerId> {
     let ed = libp2p::identity::ed25519::PublicKey::try_from_bytes(key.raw_bytes()).ok()?;
     Some(libp2p::identity::PublicKey::from(ed).to_peer_id())
 }
 
 impl Gateway {
-    /// Starts the transport listening on `listen`, answering members with
-    /// `answerer`.
+    /// Starts the transport listening on `listen` as the node whose
+    /// transport key is `key`, answering members with `answerer`.
     pub fn start(
         key: &SecretKey,
         listen: Multiaddr,
@@ -219,7 +220,7 @@ impl Gateway {
     ) -> Result<Self, TransportError> {
         let seed = key.ed25519_seed().ok_or_else(|| {
             TransportError::Key(
-                "the node key must be Ed25519 (it is the gateway's libp2p identity)".into(),
+                "a node's transport key (the gateway's libp2p identity) must be Ed25519: libp2p's handshake has no SM2".into(),
             )
         })?;
         let keypair = libp2p::identity::Keypair::ed25519_from_bytes(seed)
