@@ -53,6 +53,8 @@ pub struct BenchOptions {
     pub batch: usize,
     /// Validators (at least 4, so that one may be killed).
     pub validators: usize,
+    /// The crypto suite of the consortium.
+    pub suite: CryptoSuite,
 }
 
 /// When each transaction was first seen committed, by id.
@@ -127,12 +129,8 @@ struct Bench {
     samples: Arc<Mutex<Vec<StatusSample>>>,
 }
 
-pub(super) fn synthetic_key(label: &str, n: u64) -> SecretKey {
-    SecretKey::from_seed(synthetic_seed(label, n))
-}
-
-/// [`synthetic_key`] of `suite`'s scheme (for SM2 the same 32 bytes as
-/// the scalar, drawn again in the 2^-224 case they are not one).
+/// A synthetic, reproducible key of `suite`'s scheme (for SM2 the same 32
+/// bytes as the scalar, drawn again in the 2^-224 case they are not one).
 pub(super) fn synthetic_key_of(suite: CryptoSuite, label: &str, n: u64) -> SecretKey {
     let mut seed = synthetic_seed(label, n);
     loop {
@@ -676,7 +674,8 @@ pub fn run(options: BenchOptions) -> anyhow::Result<()> {
         options.validators >= 4,
         "--validators must be at least 4: the bench kills one and the rest must carry on"
     );
-    let layout = medledger_testnet::init_with_window(
+    let layout = medledger_testnet::init_on(
+        options.suite,
         &dir,
         options.validators,
         0,
@@ -773,7 +772,7 @@ async fn bench(
     // Half the window ahead: the last of them is sent well within it.
     let valid_until = Timestamp(now.0 + BENCH_TX_VALIDITY_WINDOW_MS / 2);
     let patients: Vec<SecretKey> = (0..options.patients as u64)
-        .map(|n| synthetic_key("patient", n))
+        .map(|n| synthetic_key_of(chain.suite, "patient", n))
         .collect();
     let patient_id = |key: &SecretKey| PatientId::from_key(chain.hash(), &key.public_key());
     let grant = |key: &SecretKey, nonce: u64| -> anyhow::Result<SignedTransaction> {
@@ -1012,7 +1011,8 @@ async fn bench(
         (disk_after.saturating_sub(disk_before)) as f64 / accepted_len_nonzero(requests * 2);
     println!();
     println!(
-        "medledger bench — {validators} validators on this machine ({cores:.0} cores), client on the same machine"
+        "medledger bench — {validators} validators on this machine ({cores:.0} cores), client on the same machine, crypto suite {}",
+        options.suite.name()
     );
     println!();
     println!("| measure | value |");

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use medledger_client_sdk::KeyFile;
 use medledger_client_sdk::api;
+use medledger_contracts::crypto::CryptoSuite;
 use medledger_contracts::encoding::{BoundedVec, Hash32, HashFunction};
 use medledger_contracts::merkle;
 use medledger_contracts::records::{AuditEntry, GrantRecord};
@@ -177,14 +178,23 @@ async fn wait_until_committing(demo: &Demo) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(dir: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn run(dir: Option<PathBuf>, suite: CryptoSuite) -> anyhow::Result<()> {
     let dir = dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("medledger-demo-{}", std::process::id()))
     });
     println!(
-        "medledger demo — a local consortium of four validator processes (BFT consensus, RocksDB)\n"
+        "medledger demo — a local consortium of four validator processes (BFT consensus, RocksDB), crypto suite {}\n",
+        suite.name()
     );
-    let layout = medledger_testnet::init(&dir, 4, 0, 0, "medledger-demo")?;
+    let layout = medledger_testnet::init_on(
+        suite,
+        &dir,
+        4,
+        0,
+        0,
+        "medledger-demo",
+        medledger_testnet::TX_VALIDITY_WINDOW_MS,
+    )?;
     let nodes = Consortium::launch(std::env::current_exe()?, layout.clone())?;
     for node in &layout.nodes {
         println!(
@@ -217,9 +227,10 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
             .replacen('.', ":", 1);
         keys.insert(label, KeyFile::load(&path)?);
     }
-    keys.insert("patient".into(), KeyFile::generate()?);
+    let chain = medledger_testnet::chain_of(dir)?;
+    keys.insert("patient".into(), KeyFile::generate_for(chain.suite)?);
     let mut demo = Demo {
-        chain: medledger_testnet::chain_of(dir)?,
+        chain,
         dir: dir.to_path_buf(),
         layout,
         http: reqwest::Client::builder()
@@ -373,10 +384,11 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
     );
     for item in &fetched.items {
         println!(
-            "               {:<38} {:>6} bytes  sha256 {}",
+            "               {:<38} {:>6} bytes  {} {}",
             item.path,
             item.size,
-            &item.sha256.to_hex()[..16]
+            demo.chain.hash().name(),
+            &item.content_hash.to_hex()[..16]
         );
     }
     if fetched

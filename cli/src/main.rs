@@ -44,6 +44,10 @@ enum Command {
         /// Where to put the consortium's files (default: a new temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The crypto suite: `ed25519-sha256`, or `sm2-sm3` (SM2 signatures,
+        /// SM3 hashes, records sealed with SM2, HKDF-SM3 and SM4-GCM).
+        #[arg(long, default_value = "ed25519-sha256")]
+        crypto_suite: String,
     },
     /// Measure a local consortium (four validators unless `--validators`):
     /// committed transactions per second, submit-to-commit latency, disk,
@@ -70,6 +74,9 @@ enum Command {
         /// district hospitals.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(4..=64))]
         validators: u16,
+        /// The crypto suite: `ed25519-sha256`, or `sm2-sm3`.
+        #[arg(long, default_value = "ed25519-sha256")]
+        crypto_suite: String,
     },
     /// Measure the SDK's trustless grant checks (`verify_grant`) per second
     /// and their latency against a node of a local consortium under load.
@@ -271,8 +278,8 @@ enum Command {
         /// Only write the files; do not start the nodes.
         #[arg(long)]
         init_only: bool,
-        /// The crypto suite: `ed25519-sha256`, or `sm2-sm3` (SM2 node keys
-        /// and SM3; its nodes' records gateways stay off so far).
+        /// The crypto suite: `ed25519-sha256`, or `sm2-sm3` (SM2 keys, SM3
+        /// hashes, an Ed25519 transport key per node).
         #[arg(long, default_value = "ed25519-sha256")]
         crypto_suite: String,
     },
@@ -385,8 +392,7 @@ enum GenesisCommand {
         #[arg(long)]
         published_example_keys: bool,
         /// The crypto suite: `ed25519-sha256`, or `sm2-sm3` (SM2 keys, SM3
-        /// hashes, and an Ed25519 transport key per node; its nodes run
-        /// without a records gateway so far).
+        /// hashes, and an Ed25519 transport key per node).
         #[arg(long, default_value = "ed25519-sha256")]
         crypto_suite: String,
     },
@@ -488,7 +494,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             },
             &new_key,
         ),
-        Command::Demo { dir } => demo::run(dir),
+        Command::Demo { dir, crypto_suite } => demo::run(
+            dir,
+            medledger_contracts::crypto::CryptoSuite::from_name(&crypto_suite)?,
+        ),
         Command::Bench {
             dir,
             seconds,
@@ -496,6 +505,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             concurrency,
             batch,
             validators,
+            crypto_suite,
         } => bench::run(bench::BenchOptions {
             dir,
             seconds,
@@ -503,6 +513,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             concurrency,
             batch: usize::from(batch),
             validators: usize::from(validators),
+            suite: medledger_contracts::crypto::CryptoSuite::from_name(&crypto_suite)?,
         }),
         Command::BenchVerify {
             dir,

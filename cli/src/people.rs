@@ -830,7 +830,7 @@ pub fn hospital(
                         json!({
                             "dir": fetched.dir,
                             "release_height": fetched.release_height,
-                            "items": fetched.items.iter().map(|i| json!({"path": i.path, "size": i.size, "sha256": i.sha256.to_hex()})).collect::<Vec<_>>(),
+                            "items": fetched.items.iter().map(|i| json!({"path": i.path, "size": i.size, "content_hash": i.content_hash.to_hex()})).collect::<Vec<_>>(),
                             "handed_to_fhir": handed,
                         })
                     );
@@ -842,7 +842,7 @@ pub fn hospital(
                         fetched.release_height
                     );
                     for item in &fetched.items {
-                        println!("  {:<40} {:>10} bytes  {}", item.path, item.size, &item.sha256.to_hex()[..16]);
+                        println!("  {:<40} {:>10} bytes  {}", item.path, item.size, &item.content_hash.to_hex()[..16]);
                     }
                     if let (Some(count), Some(base)) = (handed, &fhir_upload) {
                         println!("handed {count} FHIR resources to {base} in one transaction");

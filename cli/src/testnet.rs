@@ -45,12 +45,6 @@ pub fn run(dir: &Path, shape: Shape, chain_id: &str, init_only: bool) -> anyhow:
             suite.name(),
             dir.display()
         );
-        if medledger_node::gateway_runs_on(suite).is_err() {
-            println!(
-                "its nodes' records gateways are off: the gateway does not run on {} yet",
-                suite.name()
-            );
-        }
         layout
     };
     if init_only {

@@ -161,9 +161,28 @@ fn keys_new_on_sm2_sm3_makes_an_sm2_key() {
 
 #[test]
 fn demo_tells_the_story_and_refuses_after_revocation() {
+    let story = demo_story(&[]);
+    assert!(story.contains("crypto suite ed25519-sha256"), "{story}");
+    assert!(story.contains(" bytes  sha256 "), "{story}");
+}
+
+/// The same story on the national-cryptography suite: SM2 signatures and
+/// votes, SM3 hashes and proofs, records sealed with SM2 key agreement,
+/// HKDF-SM3 and SM4-GCM, their content hashes SM3.
+#[test]
+fn demo_tells_the_story_on_sm2_sm3() {
+    let story = demo_story(&["--crypto-suite", "sm2-sm3"]);
+    assert!(story.contains("crypto suite sm2-sm3"), "{story}");
+    assert!(story.contains(" bytes  sm3 "), "{story}");
+}
+
+/// Runs `medledger demo` with `args` and checks every step of the story.
+fn demo_story(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let consortium = dir.path().join("consortium");
-    let output = medledger(&["demo", "--dir", consortium.to_str().unwrap()]);
+    let mut all = vec!["demo", "--dir", consortium.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let output = medledger(&all);
     let story = text(&output);
     assert!(output.status.success(), "{story}");
     for step in [
@@ -171,7 +190,7 @@ fn demo_tells_the_story_and_refuses_after_revocation() {
         "trusting only genesis: Active",
         "→ authorized",
         "doctor fetches them from the first hospital",
-        "hashes match the release",
+        "→ 2 resources, sealed end to end, hashes match the release",
         "already served",
         "the light client now proves it Revoked",
         "→ denied",
@@ -181,6 +200,7 @@ fn demo_tells_the_story_and_refuses_after_revocation() {
     ] {
         assert!(story.contains(step), "missing {step:?} in:\n{story}");
     }
+    story
 }
 
 /// `bench-replay` on the national-cryptography suite: an archive of SM2-

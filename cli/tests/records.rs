@@ -742,11 +742,11 @@ async fn the_release_is_committed_before_any_content_and_a_restart_serves_nothin
     let sent: Vec<String> = manifest
         .items
         .iter()
-        .map(|i| released_hash(chain_id().hash(), &salt, &i.sha256).to_hex())
+        .map(|i| released_hash(chain_id().hash(), &salt, &i.content_hash).to_hex())
         .collect();
     assert_eq!(recorded, sent);
     for item in &manifest.items {
-        assert!(!recorded.contains(&item.sha256.to_hex()));
+        assert!(!recorded.contains(&item.content_hash.to_hex()));
     }
     // The requester walks away after one chunk.
     drop(frames);

@@ -95,8 +95,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fetched = fetch_records(&client, &doctor, receipt.tx, holder, Path::new(out)).await?;
     for item in &fetched.items {
         println!(
-            "  {}  {} bytes  sha256 {}",
-            item.path, item.size, item.sha256
+            "  {}  {} bytes  content hash {}",
+            item.path, item.size, item.content_hash
         );
     }
     println!(

@@ -4,7 +4,6 @@
 
 pub use medledger_transfer::*;
 
-use medledger_contracts::encoding::Hash32;
 use medledger_contracts::types::{InstitutionId, RequestId};
 
 /// What a fetch delivered, verified.
@@ -91,8 +90,8 @@ pub fn take_frame(buffer: &mut Vec<u8>) -> Result<Option<GatewayResponse>, crate
 /// Fetches the records released under a committed, authorised `request`
 /// from `holder`, through the practitioner's own node (`client`), into
 /// `out_dir` (one file per resource, `category/name`): makes a one-time
-/// key, signs the fetch, opens every chunk, checks every item's size and
-/// SHA-256 against the manifest, then waits for the holder's `AccessServed`
+/// key of the chain's suite, signs the fetch, opens every chunk, checks
+/// every item's size and content hash against the manifest, then waits for the holder's `AccessServed`
 /// and checks it lists the same hashes. Any failure stops the transfer.
 pub async fn fetch_records(
     client: &crate::Client,
@@ -102,7 +101,6 @@ pub async fn fetch_records(
     out_dir: &std::path::Path,
 ) -> Result<FetchedRecords, crate::SdkError> {
     use crate::SdkError;
-    use sha2::{Digest, Sha256};
     use std::io::Write;
 
     let (key, manifest, mut frames) = open_fetch(client, practitioner, request, holder).await?;
@@ -130,7 +128,7 @@ pub async fn fetch_records(
         let mut file = std::fs::File::create(&partial)
             .map_err(|e| SdkError::Decode(format!("{}: {e}", partial.display())))?;
         partials.0.push((partial, path));
-        let mut hasher = Sha256::new();
+        let mut hasher = client.chain().hash().stream();
         let mut size = 0u64;
         loop {
             let chunk = match frames.next().await? {
@@ -162,13 +160,13 @@ pub async fn fetch_records(
                 break;
             }
         }
-        let hash = Hash32(hasher.finalize().into());
-        if hash != item.sha256 || size != item.size {
+        let hash = hasher.finish();
+        if hash != item.content_hash || size != item.size {
             return Err(SdkError::Decode(format!(
                 "{} does not match the manifest (size {size} of {}, hash differs: {}); transfer aborted",
                 item.path,
                 item.size,
-                hash != item.sha256
+                hash != item.content_hash
             )));
         }
     }
@@ -180,7 +178,7 @@ pub async fn fetch_records(
     let expected: Vec<medledger_api::Hex32> = manifest
         .items
         .iter()
-        .map(|i| medledger_api::Hex32(released_hash(client.chain().hash(), &salt, &i.sha256)))
+        .map(|i| medledger_api::Hex32(released_hash(client.chain().hash(), &salt, &i.content_hash)))
         .collect();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
@@ -221,7 +219,7 @@ pub async fn open_fetch(
     practitioner: &crate::Identity,
     request: RequestId,
     holder: InstitutionId,
-) -> Result<(OneTimeKey, Manifest, FrameReader), crate::SdkError> {
+) -> Result<(TransferKey, Manifest, FrameReader), crate::SdkError> {
     use crate::SdkError;
     use medledger_contracts::transaction::Signer;
 
@@ -230,7 +228,8 @@ pub async fn open_fetch(
             "records are fetched by a practitioner".into(),
         ));
     };
-    let key = OneTimeKey::generate().map_err(|e| SdkError::Decode(e.to_string()))?;
+    let key =
+        TransferKey::generate(client.chain().suite).map_err(|e| SdkError::Decode(e.to_string()))?;
     // The request may have been submitted through another node: wait
     // (briefly) until this one has committed it too.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -445,6 +444,7 @@ pub async fn hand_to_fhir(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use medledger_contracts::encoding::Hash32;
     use medledger_contracts::types::Category;
 
     #[test]
@@ -460,7 +460,7 @@ mod tests {
             path: path.into(),
             category: Category::LabReports,
             size,
-            sha256: Hash32([0; 32]),
+            content_hash: Hash32([0; 32]),
         };
         let fetched = FetchedRecords {
             items: vec![

@@ -175,12 +175,13 @@ pub enum Signature {
 }
 
 /// 33 bytes as BCS writes a fixed array (no length), which serde derives
-/// only up to 32.
-mod bytes33 {
+/// only up to 32 (an SM2 compressed point; `#[serde(with = …)]`).
+pub mod bytes33 {
     use serde::de::{Error as _, SeqAccess, Visitor};
     use serde::ser::SerializeTuple as _;
     use serde::{Deserializer, Serializer};
 
+    /// Writes the 33 bytes.
     pub fn serialize<S: Serializer>(bytes: &[u8; 33], serializer: S) -> Result<S::Ok, S::Error> {
         let mut tuple = serializer.serialize_tuple(33)?;
         for byte in bytes {
@@ -189,6 +190,7 @@ mod bytes33 {
         tuple.end()
     }
 
+    /// Reads exactly 33 bytes.
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 33], D::Error> {
         struct Bytes33;
         impl<'de> Visitor<'de> for Bytes33 {
@@ -721,6 +723,17 @@ impl Signature {
     /// The signature's 64 bytes without the scheme tag, as hex.
     pub fn to_hex(&self) -> String {
         hex::encode(self.to_bytes())
+    }
+
+    /// A signature of `key`'s scheme from its 64 untagged bytes
+    /// ([`Self::to_bytes`]): for a signature kept or shown without its tag
+    /// (a record-number link), whose signer is known.
+    pub fn of_scheme(key: &PublicKey, bytes: [u8; 64]) -> Self {
+        let (r, s) = split(&bytes);
+        match key {
+            PublicKey::Ed25519(_) => Self::Ed25519 { r, s },
+            PublicKey::Sm2(_) => Self::Sm2 { r, s },
+        }
     }
 
     /// An Ed25519 signature from [`Signature::to_hex`]'s 128 hex characters.

@@ -148,6 +148,44 @@ impl HashFunction {
     pub fn digest(self, bytes: &[u8]) -> Hash32 {
         self.tagged_hash(bytes, &[])
     }
+
+    /// The function over bytes that come in pieces (a record read or
+    /// received in chunks): the same hash as [`Self::digest`] of them all.
+    pub fn stream(self) -> StreamHasher {
+        match self {
+            Self::Sha256 => StreamHasher::Sha256(Sha256::new()),
+            Self::Sm3 => StreamHasher::Sm3(sm3::Sm3::new()),
+        }
+    }
+}
+
+/// [`HashFunction::stream`]: a hash fed piece by piece.
+#[derive(Clone)]
+pub enum StreamHasher {
+    /// SHA-256.
+    Sha256(Sha256),
+    /// SM3.
+    Sm3(sm3::Sm3),
+}
+
+impl StreamHasher {
+    /// Feeds the next piece.
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Sha256(hasher) => hasher.update(bytes),
+            Self::Sm3(hasher) => hasher.update(bytes),
+        }
+    }
+
+    /// The hash of every piece fed.
+    pub fn finish(self) -> Hash32 {
+        let mut out = [0u8; 32];
+        match self {
+            Self::Sha256(hasher) => out.copy_from_slice(&hasher.finalize()),
+            Self::Sm3(hasher) => out.copy_from_slice(&hasher.finalize()),
+        }
+        Hash32(out)
+    }
 }
 
 /// Canonical BCS bytes of a value.

@@ -31,6 +31,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use crate::crypto::PublicKey;
 use crate::encoding::{self, Hash32, HashFunction};
 use crate::newest_tree::NewestTree;
 use crate::types::*;
@@ -86,6 +87,10 @@ pub enum StateKey {
     /// A group of member institutions (value:
     /// [`crate::records::GroupRecord`]) [R4.15].
     Group(GroupId),
+    /// Which institution's node a transport key names (value: its
+    /// [`InstitutionId`]); kept for every key ever named, so that one
+    /// network identity never stands for two members [R4.4, R4.8].
+    TransportKey(PublicKey),
 }
 
 impl StateKey {

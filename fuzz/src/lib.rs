@@ -348,7 +348,7 @@ pub fn seeds(target: &str) -> anyhow::Result<Vec<Vec<u8>>> {
                         path: "lab/result-1.json".into(),
                         category: medledger_contracts::types::Category::LabReports,
                         size: 100,
-                        sha256: medledger_contracts::Hash32([6; 32]),
+                        content_hash: medledger_contracts::Hash32([6; 32]),
                     }],
                 }),
                 medledger_transfer::GatewayResponse::Chunk(medledger_transfer::SealedChunk {
@@ -484,7 +484,7 @@ fn signed_fetch(history: &world::History) -> medledger_transfer::SignedFetch {
         request: request.id(chain),
         holder: world.genesis.institutions[0].id.clone(),
         practitioner,
-        one_time_key: [8; 32],
+        one_time_key: medledger_transfer::RecipientKey::X25519([8; 32]),
         time: world.genesis.genesis_time,
         committed_at: 3,
     };

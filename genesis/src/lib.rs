@@ -602,6 +602,19 @@ impl GenesisFile {
             }
             institutions.push(entry.spec(crypto_suite, &format!("institutions[{i}]"), &mut key)?);
         }
+        // A transport key (Ed25519 on an SM chain, so never one of the
+        // keys above) names one node.
+        let mut transports = BTreeSet::new();
+        for (i, spec) in institutions.iter().enumerate() {
+            if let Some(transport) = spec.transport_key
+                && !transports.insert(transport)
+            {
+                return Err(field_error(
+                    format!("institutions[{i}].transport_key"),
+                    "this key is already used elsewhere in the genesis file",
+                ));
+            }
+        }
         for (i, spec) in institutions.iter().enumerate() {
             if let InstitutionKind::InternetHospital { parent } = &spec.kind
                 && !institutions

@@ -59,6 +59,7 @@ fn check_node_key(
     institution: &InstitutionId,
     key: &KeyFile,
     key_path: &Path,
+    transport: &medledger_contracts::crypto::PublicKey,
     founding: Option<&medledger_contracts::transaction::InstitutionSpec>,
 ) -> anyhow::Result<()> {
     use medledger_contracts::encoding::from_bytes;
@@ -71,6 +72,7 @@ fn check_node_key(
     let sample = StateKey::Institution(institution.clone()).to_bytes();
     let prefix = sample.get(..1).unwrap_or_default();
     let mut own = None;
+    let mut own_transport = None;
     for (raw_key, value) in store.latest_with_prefix(prefix)? {
         let Ok(StateKey::Institution(id)) = from_bytes::<StateKey>(&raw_key, 1024) else {
             continue;
@@ -78,12 +80,31 @@ fn check_node_key(
         let record: InstitutionRecord = from_bytes(&value, 64 * 1024)?;
         if id == *institution {
             own = Some(record.spec.node_key);
+            own_transport = Some(*record.spec.transport_identity());
         } else if record.spec.node_key == key.public_key() {
             bail!(
                 "{} is {id}'s node key, not {institution}'s: a node runs with its own institution's key",
                 key_path.display()
             );
+        } else if record.spec.transport_identity() == transport {
+            // On the network this node would stand for that member.
+            bail!(
+                "the transport key is {id}'s, not {institution}'s: a node runs with its own institution's key"
+            );
         }
+    }
+    let expected_transport = own_transport.or(founding.map(|spec| *spec.transport_identity()));
+    if let Some(expected) = expected_transport
+        && expected != *transport
+    {
+        tracing::warn!(
+            %institution,
+            height,
+            expected = %expected.to_text(),
+            key = %transport.to_text(),
+            "this is not the transport key the ledger names for this institution at this store's newest height: \
+             members' nodes will not connect to this one until a block names it"
+        );
     }
     let expected = own.or(founding.map(|spec| spec.node_key));
     if let Some(expected) = expected
@@ -101,20 +122,6 @@ fn check_node_key(
         );
     }
     Ok(())
-}
-
-/// Refuses a chain whose suite the records gateway cannot serve yet: a
-/// node runs consensus, the ledger and its API on either suite, but the
-/// gateway seals records with HPKE (X25519, ChaCha20-Poly1305) only, and
-/// the SM profile's sealing (SM2 key agreement, SM4-GCM) is not wired to
-/// it. A node on `sm2-sm3` runs with its gateway off.
-pub fn gateway_runs_on(suite: CryptoSuite) -> anyhow::Result<()> {
-    match suite {
-        CryptoSuite::Ed25519Sha256 => Ok(()),
-        CryptoSuite::Sm2Sm3 => bail!(
-            "the records gateway does not run on a chain of the sm2-sm3 suite yet: it seals records with HPKE only; leave [gateway] listen empty (consensus, the ledger and the HTTP API run on sm2-sm3)"
-        ),
-    }
 }
 
 /// The node's transport key: its own file on a chain whose nodes have one
@@ -194,7 +201,14 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         ),
     }
 
-    check_node_key(&store, &institution, &key, &key_path, founding)?;
+    check_node_key(
+        &store,
+        &institution,
+        &key,
+        &key_path,
+        &transport_key.public_key(),
+        founding,
+    )?;
     for warning in faults.warnings() {
         tracing::warn!("{warning}");
     }
@@ -313,7 +327,6 @@ fn start_gateway(
         info!("records gateway off (no [gateway] listen address)");
         return Ok(None);
     }
-    gateway_runs_on(crate::gateway::Ledger::chain(shared.as_ref()).suite)?;
     let listen = config
         .gateway
         .listen
@@ -492,22 +505,5 @@ async fn gossip_loop(mut rx: mpsc::Receiver<Vec<u8>>, peers: Vec<String>, signer
                 }
             });
         }
-    }
-}
-
-#[cfg(test)]
-mod suite_tests {
-    use super::*;
-
-    #[test]
-    fn the_gateway_runs_on_ed25519_sha256_only_and_says_why_not_sm2_sm3() {
-        assert!(gateway_runs_on(CryptoSuite::Ed25519Sha256).is_ok());
-        let why = gateway_runs_on(CryptoSuite::Sm2Sm3)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            why.contains("does not run on a chain of the sm2-sm3 suite yet"),
-            "{why}"
-        );
     }
 }

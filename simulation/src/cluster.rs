@@ -122,6 +122,7 @@ impl Cluster {
     pub async fn create(
         binary: &Path,
         chain: &str,
+        suite: medledger_contracts::crypto::CryptoSuite,
         validators: usize,
         keep: bool,
     ) -> Result<Self, String> {
@@ -133,8 +134,16 @@ impl Cluster {
         if keep {
             eprintln!("keeping the run's files in {}", dir.path().display());
         }
-        let layout = medledger_testnet::init(dir.path(), validators, 0, 0, chain)
-            .map_err(|e| format!("laying out the testnet: {e:#}"))?;
+        let layout = medledger_testnet::init_on(
+            suite,
+            dir.path(),
+            validators,
+            0,
+            0,
+            chain,
+            medledger_testnet::TX_VALIDITY_WINDOW_MS,
+        )
+        .map_err(|e| format!("laying out the testnet: {e:#}"))?;
         let nodes = layout.nodes.clone();
         // Every address a node dials another by, rewritten to a proxy per
         // (dialler, dialled, traffic).

@@ -130,6 +130,8 @@ pub struct SimConfig {
     /// Validators (4 to 64): the example consortium's members first, then
     /// generated district hospitals.
     pub validators: usize,
+    /// The consortium's crypto suite.
+    pub suite: medledger_contracts::crypto::CryptoSuite,
 }
 
 impl SimConfig {
@@ -165,6 +167,9 @@ impl SimConfig {
         }
         if self.validators != 4 {
             line.push_str(&format!(" --validators {}", self.validators));
+        }
+        if self.suite != medledger_contracts::crypto::CryptoSuite::Ed25519Sha256 {
+            line.push_str(&format!(" --crypto-suite {}", self.suite.name()));
         }
         line
     }

@@ -14,7 +14,7 @@ fn usage() -> ! {
                      [--faults all|none|kill,partition,slow,skew,disk,byzantine,hostile]
                      [--holder-fault FAULT] [--soak SECONDS] [--load TX_PER_S]
                      [--interval SECONDS] [--report FILE.md] [--medledger PATH]
-                     [--validators N]
+                     [--validators N] [--crypto-suite ed25519-sha256|sm2-sm3]
 
   --soak keeps running rounds of --steps (each with its own faults) for that
   long, with background load (default 20 tx/s when soaking), and prints
@@ -35,6 +35,7 @@ fn main() -> std::process::ExitCode {
         load: 0,
         interval: Duration::from_secs(10),
         validators: 4,
+        suite: medledger_contracts::crypto::CryptoSuite::Ed25519Sha256,
         binary: std::env::var_os("MEDLEDGER_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
@@ -71,6 +72,13 @@ fn main() -> std::process::ExitCode {
             "--report" => report_file = Some(PathBuf::from(value())),
             "--medledger" => config.binary = PathBuf::from(value()),
             "--validators" => config.validators = count(value()),
+            "--crypto-suite" => {
+                config.suite = medledger_contracts::crypto::CryptoSuite::from_name(&value())
+                    .unwrap_or_else(|e| {
+                        eprintln!("{e}");
+                        usage()
+                    })
+            }
             _ => usage(),
         }
     }

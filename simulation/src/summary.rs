@@ -34,9 +34,10 @@ pub fn render(config: &SimConfig, report: &Report) -> String {
     let _ = writeln!(out, "# medledger-sim: seed {} passed\n", config.seed);
     let _ = writeln!(
         out,
-        "{:.1} s, {} validators, {} patients, {} steps per round, faults: {}, background load: {} tx/s, final height {}. Rerun: `{}`\n",
+        "{:.1} s, {} validators on {}, {} patients, {} steps per round, faults: {}, background load: {} tx/s, final height {}. Rerun: `{}`\n",
         report.seconds,
         config.validators,
+        config.suite.name(),
         config.patients,
         config.steps,
         config.faults.names(),

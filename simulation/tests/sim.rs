@@ -34,6 +34,7 @@ fn config(seed: u64) -> SimConfig {
         interval: Duration::from_secs(10),
         binary,
         validators: 4,
+        suite: medledger_contracts::crypto::CryptoSuite::Ed25519Sha256,
     }
 }
 
@@ -141,6 +142,29 @@ async fn seven_validators_keep_every_promise_with_two_of_them_faulty() {
         "{text}"
     );
     assert_invariants(&report, &text);
+}
+
+/// A seed on the national-cryptography suite (SM2 keys and votes, SM3,
+/// records sealed with SM4-GCM) keeps every promise under every fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_on_sm2_sm3_keeps_every_promise_under_every_fault() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut sm = config(3);
+    sm.suite = medledger_contracts::crypto::CryptoSuite::Sm2Sm3;
+    let report = match simulate(&sm).await {
+        Ok(report) => report,
+        Err(failure) => panic!("{failure}"),
+    };
+    let text = medledger_simulation::summary::render(&sm, &report);
+    println!("{text}");
+    assert!(report.committed() > 40, "{text}");
+    assert_invariants(&report, &text);
+    assert!(
+        report
+            .invariants
+            .contains("every fetch under an active grant delivered its manifest"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -132,8 +132,6 @@ pub fn init_with_window(
 
 /// [`init_with_window`] on `suite`, every key of that suite's scheme (and
 /// on `sm2-sm3` an Ed25519 transport key per node, its network identity).
-/// On `sm2-sm3` the nodes' records gateways are off
-/// (`medledger_node::gateway_runs_on`).
 pub fn init_on(
     suite: CryptoSuite,
     dir: &Path,
@@ -249,7 +247,6 @@ pub fn init_on(
     }
     let genesis_json = file.to_json();
     std::fs::write(dir.join("genesis.json"), &genesis_json)?;
-    let gateways = medledger_node::gateway_runs_on(suite).is_ok();
 
     let running: Vec<(String, bool, bool)> = file
         .institutions
@@ -277,11 +274,7 @@ pub fn init_on(
             home: dir.join(id),
             http: format!("http://127.0.0.1:{http}"),
             p2p: format!("/ip4/127.0.0.1/tcp/{p2p}/p2p/{peer_id}"),
-            gateway: if gateways {
-                format!("/ip4/127.0.0.1/tcp/{gateway}/p2p/{peer_id}")
-            } else {
-                String::new()
-            },
+            gateway: format!("/ip4/127.0.0.1/tcp/{gateway}/p2p/{peer_id}"),
             validator: *validator,
             member: *member,
         });
@@ -334,7 +327,6 @@ pub fn init_on(
                 records_dir: "records".into(),
                 peers: others
                     .iter()
-                    .filter(|n| !n.gateway.is_empty())
                     .map(|n| (n.institution.clone(), n.gateway.clone()))
                     .collect(),
                 ..config::Gateway::default()

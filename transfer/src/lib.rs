@@ -1,15 +1,19 @@
 //! The records-transfer protocol, used by the holder's gateway and the
 //! requester's SDK alike: what a practitioner signs to fetch records under a
-//! committed request, the gateway protocol's messages, and HPKE (RFC 9180)
-//! sealing of each chunk to the practitioner's one-time key.
+//! committed request, the gateway protocol's messages, and the sealing of
+//! each chunk to the practitioner's one-time key — HPKE (RFC 9180) on an
+//! `ed25519-sha256` chain, its SM counterpart ([`sm`]) on `sm2-sm3`
+//! ([`TransferKey`], [`TransferSealer`] and [`TransferOpener`] pick by the
+//! chain's suite).
 //!
-//! Rules:
-//! 1. The practitioner makes a one-time X25519 key and signs a
-//!    [`FetchAuthorization`] naming the chain, the committed request, the
-//!    holder, that key and the time, under the tag `medledger/records-fetch/v1`.
+//! Rules (`H` is the chain's hash function, SHA-256 or SM3):
+//! 1. The practitioner makes a one-time key (X25519; SM2 on `sm2-sm3`) and
+//!    signs a [`FetchAuthorization`] naming the chain, the committed
+//!    request, the holder, that key and the time, under the tag
+//!    `medledger/records-fetch/v1`. A key of the other suite is refused.
 //! 2. The holder answers with a [`Manifest`] (one entry per resource: path,
-//!    category, size, SHA-256) and the HPKE encapsulated key; the HPKE info
-//!    string is `medledger/records/v1 ‖ transfer id`.
+//!    category, size, `H` of its bytes) and the encapsulated key; the HPKE
+//!    info string is `medledger/records/v1 ‖ transfer id`.
 //! 3. Chunks come in order, each sealed with the one sender context (so its
 //!    HPKE sequence number is its position) and bound by its AAD to the
 //!    transfer, item, chunk number and whether it ends its item: a chunk
@@ -24,7 +28,7 @@
 //!    confirm a guess of a small, predictable record's bytes; the requester
 //!    keeps the salt ([`FetchedRecords::content_salt`]) and can show an
 //!    auditor which bytes were released by revealing it.
-//! 5. The requester checks each item's SHA-256 and size against the manifest,
+//! 5. The requester checks each item's hash and size against the manifest,
 //!    and the manifest's salted hashes against the holder's committed
 //!    `AccessServed`.
 
@@ -36,7 +40,7 @@ use hpke::aead::{AeadCtxR, AeadCtxS, ChaCha20Poly1305};
 use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
-use medledger_contracts::crypto::{PublicKey, Signature};
+use medledger_contracts::crypto::{CryptoSuite, PublicKey, Signature};
 use medledger_contracts::encoding::{Hash32, HashFunction};
 use medledger_contracts::types::{
     Category, ChainId, InstitutionId, PractitionerId, RequestId, Timestamp,
@@ -70,8 +74,8 @@ pub struct FetchAuthorization {
     pub holder: InstitutionId,
     /// The practitioner who made the request.
     pub practitioner: PractitionerId,
-    /// The one-time X25519 public key the records are sealed to.
-    pub one_time_key: [u8; 32],
+    /// The one-time public key the records are sealed to.
+    pub one_time_key: RecipientKey,
     /// The practitioner's clock.
     pub time: Timestamp,
     /// The height that committed the request: while its own node is a few
@@ -107,8 +111,9 @@ pub struct ManifestItem {
     pub category: Category,
     /// Its size in bytes.
     pub size: u64,
-    /// SHA-256 of its bytes (`AccessServed` records it salted: [`released_hash`]).
-    pub sha256: Hash32,
+    /// The chain's hash function over its bytes (SHA-256, or SM3 on
+    /// `sm2-sm3`); `AccessServed` records it salted: [`released_hash`].
+    pub content_hash: Hash32,
 }
 
 /// What the holder will send (rule 2).
@@ -116,7 +121,7 @@ pub struct ManifestItem {
 pub struct Manifest {
     /// The transfer's id.
     pub transfer: Hash32,
-    /// The HPKE encapsulated key.
+    /// The encapsulated key: HPKE's, or on `sm2-sm3` the holder's `C1`.
     pub encapsulated_key: Vec<u8>,
     /// The resources, in the order their chunks come.
     pub items: Vec<ManifestItem>,
@@ -335,6 +340,139 @@ impl Sealer {
     }
 }
 
+/// The public half of the one-time key a transfer is sealed to, of the
+/// chain's suite (rule 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecipientKey {
+    /// An X25519 key, for HPKE (`ed25519-sha256`).
+    X25519([u8; 32]),
+    /// An SM2 key, the SEC1 compressed point (`sm2-sm3`, [`sm`]).
+    Sm2(#[serde(with = "medledger_contracts::crypto::bytes33")] [u8; 33]),
+}
+
+impl RecipientKey {
+    /// The suite whose chains seal to keys of this kind.
+    pub fn suite(&self) -> CryptoSuite {
+        match self {
+            Self::X25519(_) => CryptoSuite::Ed25519Sha256,
+            Self::Sm2(_) => CryptoSuite::Sm2Sm3,
+        }
+    }
+}
+
+/// A requester's one-time key for a chain of either suite.
+pub enum TransferKey {
+    /// X25519, for HPKE.
+    Hpke(OneTimeKey),
+    /// SM2, for [`sm`].
+    Sm(sm::SmOneTimeKey),
+}
+
+impl TransferKey {
+    /// A fresh key for a chain of `suite`.
+    pub fn generate(suite: CryptoSuite) -> Result<Self, SealError> {
+        Ok(match suite {
+            CryptoSuite::Ed25519Sha256 => Self::Hpke(OneTimeKey::generate()?),
+            CryptoSuite::Sm2Sm3 => Self::Sm(sm::SmOneTimeKey::generate()?),
+        })
+    }
+
+    /// The public key to put in the [`FetchAuthorization`].
+    pub fn public(&self) -> RecipientKey {
+        match self {
+            Self::Hpke(key) => RecipientKey::X25519(key.public()),
+            Self::Sm(key) => RecipientKey::Sm2(key.public()),
+        }
+    }
+
+    /// An opener for a transfer whose manifest arrived.
+    pub fn opener(&self, manifest: &Manifest) -> Result<TransferOpener, SealError> {
+        Ok(match self {
+            Self::Hpke(key) => TransferOpener::Hpke(key.opener(manifest)?),
+            Self::Sm(key) => {
+                TransferOpener::Sm(key.opener(&manifest.encapsulated_key, manifest.transfer)?)
+            }
+        })
+    }
+}
+
+/// Opens a transfer's chunks in order, of either suite.
+pub enum TransferOpener {
+    /// HPKE.
+    Hpke(Opener),
+    /// SM2, HKDF-SM3 and SM4-GCM.
+    Sm(sm::SmOpener),
+}
+
+impl TransferOpener {
+    /// The transfer's content salt (rule 4), as the holder computes it.
+    pub fn content_salt(&self) -> Result<[u8; 32], SealError> {
+        match self {
+            Self::Hpke(opener) => opener.content_salt(),
+            Self::Sm(opener) => opener.content_salt(),
+        }
+    }
+
+    /// Opens the next chunk.
+    pub fn open(&mut self, chunk: &SealedChunk) -> Result<Vec<u8>, SealError> {
+        match self {
+            Self::Hpke(opener) => opener.open(chunk),
+            Self::Sm(opener) => opener.open(chunk),
+        }
+    }
+}
+
+/// Seals a transfer's chunks in order (the holder's side), of either suite.
+pub enum TransferSealer {
+    /// HPKE.
+    Hpke(Sealer),
+    /// SM2, HKDF-SM3 and SM4-GCM.
+    Sm(sm::SmSealer),
+}
+
+impl TransferSealer {
+    /// A sealer to `one_time_key` for `transfer`, and the encapsulated key
+    /// to send; the key's kind picks the sealing, so the caller checks it
+    /// is of its chain's suite first ([`RecipientKey::suite`]).
+    pub fn new(
+        one_time_key: &RecipientKey,
+        transfer: Hash32,
+    ) -> Result<(Self, Vec<u8>), SealError> {
+        Ok(match one_time_key {
+            RecipientKey::X25519(key) => {
+                let (sealer, encapsulated) = Sealer::new(key, transfer)?;
+                (Self::Hpke(sealer), encapsulated)
+            }
+            RecipientKey::Sm2(key) => {
+                let (sealer, encapsulated) = sm::SmSealer::new(key, transfer)?;
+                (Self::Sm(sealer), encapsulated)
+            }
+        })
+    }
+
+    /// The transfer's content salt (rule 4).
+    pub fn content_salt(&self) -> Result<[u8; 32], SealError> {
+        match self {
+            Self::Hpke(sealer) => sealer.content_salt(),
+            Self::Sm(sealer) => sealer.content_salt(),
+        }
+    }
+
+    /// Seals the next chunk.
+    pub fn seal(
+        &mut self,
+        seq: u64,
+        item: u32,
+        last_of_item: bool,
+        plain: &[u8],
+    ) -> Result<SealedChunk, SealError> {
+        match self {
+            Self::Hpke(sealer) => sealer.seal(seq, item, last_of_item, plain),
+            Self::Sm(sealer) => sealer.seal(seq, item, last_of_item, plain),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +516,34 @@ mod tests {
             wrong.content_salt().unwrap(),
             sealer.content_salt().unwrap()
         );
+    }
+
+    /// Either suite's key, sealer and opener agree on every chunk and on
+    /// the content salt; a key of one suite cannot open the other's.
+    #[test]
+    fn a_transfer_seals_and_opens_on_either_suite() {
+        let transfer = Hash32([3; 32]);
+        for suite in [CryptoSuite::Ed25519Sha256, CryptoSuite::Sm2Sm3] {
+            let key = TransferKey::generate(suite).unwrap();
+            assert_eq!(key.public().suite(), suite);
+            let (mut sealer, enc) = TransferSealer::new(&key.public(), transfer).unwrap();
+            let a = sealer.seal(0, 0, true, b"a lab report").unwrap();
+            let mut opener = key.opener(&manifest(transfer, enc.clone())).unwrap();
+            assert_eq!(opener.open(&a).unwrap(), b"a lab report");
+            assert_eq!(
+                opener.content_salt().unwrap(),
+                sealer.content_salt().unwrap()
+            );
+            let other_suite = match suite {
+                CryptoSuite::Ed25519Sha256 => CryptoSuite::Sm2Sm3,
+                CryptoSuite::Sm2Sm3 => CryptoSuite::Ed25519Sha256,
+            };
+            let other = TransferKey::generate(other_suite).unwrap();
+            let opened = other
+                .opener(&manifest(transfer, enc))
+                .and_then(|mut o| o.open(&a));
+            assert!(opened.is_err(), "{suite:?}");
+        }
     }
 
     /// Issue 16, item 12: what the ledger records for a resource is its

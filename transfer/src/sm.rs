@@ -4,8 +4,9 @@
 //! agreement, HKDF over SM3 and SM4-GCM in place of X25519, HKDF-SHA256 and
 //! ChaCha20-Poly1305.
 //!
-//! Built and tested here; the gateway and the SDK do not use it yet: a
-//! node runs a chain of `sm2-sm3` yet (`medledger node run` refuses one).
+//! The gateway and the SDK use it on an `sm2-sm3` chain, through
+//! [`crate::TransferKey`], [`crate::TransferSealer`] and
+//! [`crate::TransferOpener`].
 //!
 //! Rules:
 //! 1. The requester's one-time key is an SM2 key pair; its public half is

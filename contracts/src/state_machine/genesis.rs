@@ -50,6 +50,7 @@ pub fn genesis_writes(
     let mut st = Overlay::new(&empty);
     let invalid = |why: String| GenesisStateError::Invalid(why);
     let mut seen = std::collections::BTreeSet::new();
+    let mut transports = std::collections::BTreeSet::new();
     for spec in institutions {
         if !seen.insert(spec.id.clone()) {
             return Err(GenesisStateError::Duplicate(format!(
@@ -75,6 +76,15 @@ pub fn genesis_writes(
                 spec.id,
                 crate::constants::VOTING_POWER_MAX
             )));
+        }
+        if let Some(key) = spec.transport_key {
+            if !transports.insert(key) {
+                return Err(GenesisStateError::Duplicate(format!(
+                    "transport key (institution {})",
+                    spec.id
+                )));
+            }
+            st.put(&StateKey::TransportKey(key), &spec.id);
         }
         st.put(
             &StateKey::Institution(spec.id.clone()),

@@ -101,6 +101,13 @@ pub(super) fn check_action(
             if spec.voting_power > crate::constants::VOTING_POWER_MAX {
                 return invalid("voting power above the maximum");
             }
+            if let Some(key) = spec.transport_key
+                && st
+                    .get::<InstitutionId>(&StateKey::TransportKey(key))?
+                    .is_some()
+            {
+                return invalid("the transport key is one another institution names");
+            }
             if spec.voting_power > 0 {
                 with_power(&spec.id, spec.node_key, spec.voting_power)
             } else {
@@ -171,6 +178,9 @@ pub(super) fn execute_action(
     let new_set = check_action(st, action)?;
     match action {
         GovernanceAction::Admit(spec) => {
+            if let Some(key) = spec.transport_key {
+                st.put(&StateKey::TransportKey(key), &spec.id);
+            }
             st.put(
                 &StateKey::Institution(spec.id.clone()),
                 &InstitutionRecord {

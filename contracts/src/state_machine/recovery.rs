@@ -241,7 +241,18 @@ pub(super) fn rotate_key(
             }
         }
         (Actor::Institution(id, mut record), KeyRole::InstitutionTransport) => {
-            // The form check admitted the role only on a chain with transport keys.
+            // The form check admitted the role only on a chain with
+            // transport keys. A key once named stays its institution's, so
+            // one network identity never stands for two members.
+            if st
+                .get::<InstitutionId>(&StateKey::TransportKey(new_key))?
+                .is_some()
+            {
+                return reject(Rejection::InvalidAction(
+                    "the transport key is one an institution has named before".into(),
+                ));
+            }
+            st.put(&StateKey::TransportKey(new_key), &id);
             record.spec.transport_key = Some(new_key);
             st.put(&StateKey::Institution(id), &record);
         }

@@ -352,6 +352,39 @@ fn an_sm_chains_nodes_have_ed25519_transport_keys_and_an_ed25519_chains_do_not()
     // An SM2 key is no transport key, and the node key is not rotated as one.
     let error = transport_rotation_error(&mut w, &key("transport-sm2"));
     assert!(error.contains("must be an Ed25519 key, not sm2"), "{error}");
+    // One network identity never stands for two members: another
+    // institution's transport key (or one named before) is refused as a new
+    // member's or as a rotation's.
+    let mut copycat = spec("hosp-new", InstitutionKind::Hospital, 0);
+    copycat.transport_key = Some(transport_key("hosp-b").public_key());
+    let proposal = w.act(
+        admin(),
+        &key("admin:hosp-a"),
+        Payload::Propose {
+            action: GovernanceAction::Admit(copycat),
+            expires_at: Timestamp(w.now + DAY_MS),
+        },
+    );
+    assert!(
+        matches!(&proposal.outcome, Outcome::Rejected(Rejection::InvalidAction(why)) if why.contains("transport key")),
+        "{:?}",
+        proposal.outcome
+    );
+    for taken in [transport_key("hosp-b"), transport_key("hosp-a")] {
+        let reused = crate::rules::rotation(
+            &mut w,
+            admin(),
+            &key("admin:hosp-a"),
+            &taken,
+            KeyRole::InstitutionTransport,
+        );
+        assert!(
+            matches!(&reused.outcome, Outcome::Rejected(Rejection::InvalidAction(why)) if why.contains("transport key")),
+            "{:?}",
+            reused.outcome
+        );
+    }
+    assert_eq!(record(&w).spec.transport_key, Some(new.public_key()));
     assert_eq!(record(&w).spec.transport_key, Some(new.public_key()));
 
     let mut e = World::on(CryptoSuite::Ed25519Sha256);

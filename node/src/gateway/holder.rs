@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use medledger_contracts::Hash32;
-use medledger_contracts::crypto::SecretKey;
+use medledger_contracts::crypto::{SecretKey, Signature};
 use medledger_contracts::encoding::BoundedVec;
 use medledger_contracts::records::{
     AccessKind, AccessRecord, Decision, DenialReason, GrantRecord, LedgerParameters, PatientRecord,
@@ -60,7 +60,7 @@ use medledger_contracts::types::{
 };
 use medledger_transfer::{
     CHUNK_BYTES, GatewayRequest, GatewayResponse, MANIFEST_ITEMS_MAX, Manifest, ManifestItem,
-    Sealer, SignedFetch, released_hash,
+    SignedFetch, TransferSealer, released_hash,
 };
 
 use super::scope::{self, Facts};
@@ -95,7 +95,7 @@ struct Transfer {
     items: Vec<ManifestItem>,
     /// What its release records: the items' hashes under the transfer's salt.
     released: Vec<Hash32>,
-    sealer: Sealer,
+    sealer: TransferSealer,
     next_seq: u64,
     item: usize,
     reader: Option<Box<dyn Read + Send>>,
@@ -291,6 +291,19 @@ impl Holder {
                 "the fetch is not signed by the key it names",
             ));
         }
+        if a.one_time_key.suite() != chain.suite {
+            return Err(refused(
+                "bad_authorization",
+                format!(
+                    "the one-time key is not of this chain's suite ({}): records are sealed to {} keys here",
+                    chain.suite.name(),
+                    match chain.suite {
+                        medledger_contracts::crypto::CryptoSuite::Ed25519Sha256 => "X25519",
+                        medledger_contracts::crypto::CryptoSuite::Sm2Sm3 => "SM2",
+                    }
+                ),
+            ));
+        }
         // The request committed at `committed_at`; this node may be a few
         // blocks behind: the requester's gateway asks again (a claim far
         // ahead is not waited for).
@@ -440,7 +453,10 @@ impl Holder {
                 &link.record_number,
             );
             match (&record, &link.signature) {
-                (Some(record), Some(signature)) => record.key.verify(&message, signature).is_ok(),
+                (Some(record), Some(signature)) => record
+                    .key
+                    .verify(&message, &Signature::of_scheme(&record.key, *signature))
+                    .is_ok(),
                 _ => false,
             }
         };
@@ -531,6 +547,7 @@ impl Holder {
         // sign: the answer is the same empty manifest as for a patient with
         // no records here.
         let link = self.verified_link(&access.patient, &fetch.authorization.request)?;
+        let hash = self.ledger.chain().hash();
         let listed = match &link {
             Some(link) => self
                 .source
@@ -563,34 +580,35 @@ impl Holder {
                 continue;
             }
             let reader = open(&item.path)?;
-            let (sha256, size, bytes) = hash_reader_keeping(reader, scope::FACTS_BYTES_MAX)
-                .map_err(|e| source_failed(&e))?;
+            let (content_hash, size, bytes) =
+                hash_reader_keeping(hash, reader, scope::FACTS_BYTES_MAX)
+                    .map_err(|e| source_failed(&e))?;
             let facts = bytes.map_or_else(Facts::default, |b| Facts::of_bytes(&b));
             json_facts.insert(item.path.clone(), facts.clone());
-            *slot = Some((sha256, size, facts));
+            *slot = Some((content_hash, size, facts));
         }
         let mut items = Vec::with_capacity(listed.len());
         for (item, json) in listed.into_iter().zip(read) {
-            let (sha256, size) = match json {
-                Some((sha256, size, facts)) => {
+            let (content_hash, size) = match json {
+                Some((content_hash, size, facts)) => {
                     if !scope::in_scope(terms.as_ref(), &facts) {
                         continue;
                     }
-                    (sha256, size)
+                    (content_hash, size)
                 }
                 None => {
                     let facts = scope::attachment_facts(&item.path, &json_facts);
                     if !scope::in_scope(terms.as_ref(), &facts) {
                         continue;
                     }
-                    hash_reader(open(&item.path)?).map_err(|e| source_failed(&e))?
+                    hash_reader(hash, open(&item.path)?).map_err(|e| source_failed(&e))?
                 }
             };
             items.push(ManifestItem {
                 path: item.path,
                 category: item.category,
                 size,
-                sha256,
+                content_hash,
             });
         }
         let transfer = self.ledger.chain().hash().hash_of(
@@ -601,13 +619,13 @@ impl Holder {
                 fetch.authorization.one_time_key,
             ),
         );
-        let (sealer, encapsulated_key) = Sealer::new(&fetch.authorization.one_time_key, transfer)
-            .map_err(|e| {
-            refused(
-                "bad_authorization",
-                format!("the one-time key is unusable: {e}"),
-            )
-        })?;
+        let (sealer, encapsulated_key) =
+            TransferSealer::new(&fetch.authorization.one_time_key, transfer).map_err(|e| {
+                refused(
+                    "bad_authorization",
+                    format!("the one-time key is unusable: {e}"),
+                )
+            })?;
         // The ledger gets the hashes under a salt only the two ends know
         // (records rule 4): a guess at a small record is not confirmable.
         let salt = sealer
@@ -615,7 +633,7 @@ impl Holder {
             .map_err(|e| refused("internal", e.to_string()))?;
         let released: Vec<Hash32> = items
             .iter()
-            .map(|i| released_hash(self.ledger.chain().hash(), &salt, &i.sha256))
+            .map(|i| released_hash(self.ledger.chain().hash(), &salt, &i.content_hash))
             .collect();
         let manifest = Manifest {
             transfer,
@@ -988,7 +1006,7 @@ mod tests {
             request: TxHash(Hash32([7; 32])),
             holder: InstitutionId::new("city-first-hospital").unwrap(),
             practitioner: PractitionerId::from_key(HashFunction::Sha256, &key.public_key()),
-            one_time_key: [9; 32],
+            one_time_key: medledger_transfer::RecipientKey::X25519([9; 32]),
             time: now(),
             committed_at,
         };
@@ -1035,6 +1053,24 @@ mod tests {
             code(s.holder.handle(platform_node, fetch_by(&doctor))),
             "wrong_institution"
         );
+        // A one-time key of the other suite (SM2 on this Ed25519 chain):
+        // records are never sealed with the other suite's primitives.
+        let GatewayRequest::Open(mut other_suite) = fetch_by(&doctor) else {
+            unreachable!()
+        };
+        other_suite.authorization.one_time_key = medledger_transfer::RecipientKey::Sm2([2; 33]);
+        other_suite.signature =
+            doctor.sign(&other_suite.authorization.digest(HashFunction::Sha256));
+        match s
+            .holder
+            .handle(second_node, GatewayRequest::Open(other_suite))
+        {
+            GatewayResponse::Refused { code, message } => {
+                assert_eq!(code, "bad_authorization");
+                assert!(message.contains("not of this chain's suite"), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
         // The right node and practitioner, but no committed access request:
         // nothing about the patient is read, and nothing is recorded.
         assert_eq!(

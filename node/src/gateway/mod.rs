@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use medledger_contracts::Hash32;
 use medledger_contracts::crypto::Signature;
+use medledger_contracts::encoding::HashFunction;
 use medledger_contracts::records::InstitutionRecord;
 use medledger_contracts::state::StateReader;
 use medledger_contracts::transaction::SignedTransaction;
@@ -89,9 +90,11 @@ pub struct SourceItem {
 pub struct PatientLink {
     /// The hospital's record number.
     pub record_number: String,
-    /// The patient's signature accepting it (none for a link made before
-    /// links were signed: the holder serves nothing under it).
-    pub signature: Option<Signature>,
+    /// The patient's signature accepting it, its 64 bytes without a scheme
+    /// tag (the scheme is the patient's key's: [`Signature::of_scheme`]);
+    /// none for a link made before links were signed: the holder serves
+    /// nothing under it.
+    pub signature: Option<[u8; 64]>,
 }
 
 /// Whether `text` is a hospital record number as links hold it: 1 to 64 of
@@ -179,9 +182,9 @@ impl DirectorySource {
             .map(|(record_number, link)| PatientLink {
                 record_number,
                 signature: match link {
-                    StoredLink::Signed { signature, .. } => {
-                        Signature::ed25519_from_hex(&signature).ok()
-                    }
+                    StoredLink::Signed { signature, .. } => hex::decode(signature)
+                        .ok()
+                        .and_then(|bytes| <[u8; 64]>::try_from(bytes).ok()),
                     StoredLink::Unsigned(_) => None,
                 },
             })
@@ -196,7 +199,8 @@ impl DirectorySource {
 
     /// Links a hospital record number to a patient with the patient's
     /// signature over [`medledger_contracts::transaction::record_link_message`]
-    /// (the desk's step; the holder checks the signature at each fetch).
+    /// (the desk's step; the holder checks the signature at each fetch). The
+    /// file keeps its 64 bytes, without the scheme: the patient's key says it.
     pub fn link(
         root: &Path,
         record_number: &str,
@@ -370,20 +374,21 @@ pub fn parse_peer_address(text: &str) -> anyhow::Result<(libp2p::PeerId, libp2p:
     Ok((peer, address))
 }
 
-/// SHA-256 of a reader's bytes and their count, reading in bounded chunks.
-pub fn hash_reader(reader: impl Read) -> std::io::Result<(Hash32, u64)> {
-    hash_reader_keeping(reader, 0).map(|(hash, size, _)| (hash, size))
+/// `hash` of a reader's bytes and their count, reading in bounded chunks.
+pub fn hash_reader(hash: HashFunction, reader: impl Read) -> std::io::Result<(Hash32, u64)> {
+    hash_reader_keeping(hash, reader, 0).map(|(hash, size, _)| (hash, size))
 }
 
-/// SHA-256 of a reader's bytes and their count, and the bytes themselves
-/// if there are at most `keep_max` of them (read once, so the bytes kept are
-/// the bytes hashed).
+/// `hash` of a reader's bytes (a record's content hash on a chain of that
+/// function) and their count, and the bytes themselves if there are at
+/// most `keep_max` of them (read once, so the bytes kept are the bytes
+/// hashed).
 pub fn hash_reader_keeping(
+    hash: HashFunction,
     mut reader: impl Read,
     keep_max: usize,
 ) -> std::io::Result<(Hash32, u64, Option<Vec<u8>>)> {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
+    let mut hasher = hash.stream();
     let mut buffer = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     let mut kept = (keep_max > 0).then(Vec::new);
@@ -402,7 +407,7 @@ pub fn hash_reader_keeping(
             }
         }
     }
-    Ok((Hash32(hasher.finalize().into()), total, kept))
+    Ok((hasher.finish(), total, kept))
 }
 
 #[cfg(test)]
@@ -431,7 +436,7 @@ mod tests {
             links,
             [PatientLink {
                 record_number: "MRN-1".into(),
-                signature: Some(signature),
+                signature: Some(signature.to_bytes()),
             }]
         );
         let link = &links[0];
@@ -444,7 +449,11 @@ mod tests {
         assert_eq!(source.list(link, &[Category::FullRecord]).unwrap().len(), 3);
         assert!(source.open(link, "lab-reports/../imaging/ct.dcm").is_err());
         assert!(source.open(link, "../MRN-1/lab-reports/a.json").is_err());
-        let (hash, size) = hash_reader(source.open(link, "imaging/ct.dcm").unwrap()).unwrap();
+        let (hash, size) = hash_reader(
+            HashFunction::Sha256,
+            source.open(link, "imaging/ct.dcm").unwrap(),
+        )
+        .unwrap();
         assert_eq!(size, 10);
         assert_eq!(
             hash,

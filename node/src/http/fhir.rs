@@ -75,7 +75,7 @@ pub fn consent(shared: &Shared, r: &Request) -> Answer {
     if !Visibility::new(shared, reader, grant.terms.patient)?.terms(&grant.terms)? {
         return Err(ApiError::forbidden());
     }
-    fhir(&consent_resource(&id.0, &grant))
+    fhir(&consent_resource(&id.0, &grant, shared.chain.hash()))
 }
 
 /// The security labels of the sensitive classes a grant leaves out, as
@@ -97,7 +97,11 @@ fn left_out_labels(terms: &GrantTerms) -> Vec<ProvisionException> {
     }
 }
 
-fn consent_resource(id: &Hash32, grant: &GrantRecord) -> Consent {
+fn consent_resource(
+    id: &Hash32,
+    grant: &GrantRecord,
+    hash: medledger_contracts::encoding::HashFunction,
+) -> Consent {
     use medledger_contracts::records::GrantStatus;
     let terms = &grant.terms;
     let status = match grant.status_at(now()) {
@@ -154,7 +158,12 @@ fn consent_resource(id: &Hash32, grant: &GrantRecord) -> Consent {
             value: id.to_hex(),
         }],
         policy_rule: Coding::new(ACT_CODE, "OPTIN", "opt-in").into(),
-        source_reference: Reference::to("urn:medledger:notice-sha256", terms.notice_hash.to_hex()),
+        // The system names the chain's hash function, which made the
+        // notice's hash: `urn:medledger:notice-sha256` or `…-sm3`.
+        source_reference: Reference::to(
+            &format!("urn:medledger:notice-{}", hash.name()),
+            terms.notice_hash.to_hex(),
+        ),
         provision: Provision {
             kind: "permit".into(),
             period: Period {

@@ -137,7 +137,8 @@ impl World<'_> {
         };
         let admin = self.hostile_admin()?;
         // A guardian of its own choosing, registered like anyone.
-        let guardian = KeyFile::generate().map_err(|e| self.setup_error(e))?;
+        let guardian =
+            KeyFile::generate_for(self.cluster.chain.suite).map_err(|e| self.setup_error(e))?;
         let via = self.hospitals[HOSTILE];
         if self
             .submit(
@@ -159,7 +160,8 @@ impl World<'_> {
             .hash()
             .tagged_hash(b"sim-forged-evidence", &[&patient.0.0]);
         // The "consent" is signed by a key the hospital holds, not the patient's.
-        let forger = KeyFile::generate().map_err(|e| self.setup_error(e))?;
+        let forger =
+            KeyFile::generate_for(self.cluster.chain.suite).map_err(|e| self.setup_error(e))?;
         let patient_consent = forger.secret().sign(&guardianship_consent_message(
             &self.cluster.chain,
             &admin.signer,
@@ -397,7 +399,7 @@ impl World<'_> {
             return Ok(None);
         };
         let keys: Vec<KeyFile> = (0..FLOOD_KEYS)
-            .filter_map(|_| KeyFile::generate().ok())
+            .filter_map(|_| KeyFile::generate_for(self.cluster.chain.suite).ok())
             .collect();
         let flood: Vec<_> = keys
             .iter()

@@ -114,9 +114,15 @@ impl<'a> World<'a> {
         let started = Instant::now();
         let mut rng = Rng(config.seed);
         let keep = std::env::var_os("MEDLEDGER_SIM_KEEP").is_some();
-        let mut cluster = Cluster::create(&config.binary, "medledger-sim", config.validators, keep)
-            .await
-            .map_err(|e| setup_error(config, e))?;
+        let mut cluster = Cluster::create(
+            &config.binary,
+            "medledger-sim",
+            config.suite,
+            config.validators,
+            keep,
+        )
+        .await
+        .map_err(|e| setup_error(config, e))?;
         // The small disk goes under a validator that is not a hospital, before it starts.
         let mut disk_refused = None;
         if config.faults.disk {
@@ -334,7 +340,7 @@ impl<'a> World<'a> {
                     b"medledger/sim-patient",
                     &[&run_seed.to_be_bytes(), &(p as u64).to_be_bytes(), &[role]],
                 );
-                KeyFile::from_secret(SecretKey::from_seed(seed.0))
+                KeyFile::from_secret(seeded(self.config.suite, seed.0))
             };
             let patient_key = key(0);
             let id = patient_key.patient_id();
@@ -669,7 +675,8 @@ impl Load {
                     continue; // saturated: the offered load is shed, not queued
                 };
                 n += 1;
-                let key = KeyFile::from_secret(SecretKey::from_seed(
+                let key = KeyFile::from_secret(seeded(
+                    chain.suite,
                     HashFunction::Sha256
                         .tagged_hash(
                             b"medledger/sim-load",
@@ -698,6 +705,18 @@ impl Load {
         self.stop.send_replace(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+    }
+}
+
+/// A key of `suite`'s scheme from a 32-byte seed (for SM2 the seed is the
+/// scalar, hashed again in the 2^-224 case it is not one).
+fn seeded(suite: medledger_contracts::crypto::CryptoSuite, seed: [u8; 32]) -> SecretKey {
+    let mut seed = seed;
+    loop {
+        match SecretKey::from_seed_of(suite, seed) {
+            Ok(key) => return key,
+            Err(_) => seed = HashFunction::Sha256.digest(&seed).0,
         }
     }
 }
