@@ -610,7 +610,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(medledger_contracts::types::PatientId)
                 .map_err(|_| anyhow::anyhow!("--patient must be 64 hex characters"))?;
             let signature =
-                // As the app shows it: in groups, to type.
+                // As the app shows it: in groups, to type. Read as Ed25519
+                // only to carry its 64 bytes: the links file keeps them
+                // without a scheme, which the patient's key gives at each fetch.
                 medledger_contracts::crypto::Signature::ed25519_from_hex(
                     &signature.split_whitespace().collect::<String>(),
                 )

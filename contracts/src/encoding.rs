@@ -411,6 +411,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_stream_hashes_as_the_whole_does_on_both_functions() {
+        let bytes: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        for function in [HashFunction::Sha256, HashFunction::Sm3] {
+            let mut stream = function.stream();
+            for piece in bytes.chunks(97) {
+                stream.update(piece);
+            }
+            assert_eq!(stream.finish(), function.digest(&bytes), "{function:?}");
+        }
+        assert_ne!(
+            HashFunction::Sha256.digest(&bytes),
+            HashFunction::Sm3.digest(&bytes)
+        );
+    }
+
+    #[test]
     fn bounded_vec_refuses_one_item_too_many() {
         let ok: BoundedVec<u8, 3> = from_bytes(&to_bytes(&vec![1u8, 2, 3]), 100).unwrap();
         assert_eq!(ok.as_slice(), &[1, 2, 3]);

@@ -88,8 +88,9 @@ pub enum StateKey {
     /// [`crate::records::GroupRecord`]) [R4.15].
     Group(GroupId),
     /// Which institution's node a transport key names (value: its
-    /// [`InstitutionId`]); kept for every key ever named, so that one
-    /// network identity never stands for two members [R4.4, R4.8].
+    /// [`InstitutionId`]); kept for every key ever named, so that on an
+    /// `sm2-sm3` chain one network identity never stands for two members
+    /// [R4.4, R4.8].
     TransportKey(PublicKey),
 }
 

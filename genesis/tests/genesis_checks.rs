@@ -226,4 +226,17 @@ fn the_suite_is_part_of_the_chain() {
         field_of(mixed.validate().unwrap_err()),
         "institutions[1].node_key"
     );
+    // Each institution's node has an Ed25519 transport key of its own.
+    let mut shared = city_consortium_on(CryptoSuite::Sm2Sm3, EXAMPLE_CHAIN_ID, sm);
+    shared.institutions[1].transport_key = shared.institutions[0].transport_key.clone();
+    assert_eq!(
+        field_of(shared.validate().unwrap_err()),
+        "institutions[1].transport_key"
+    );
+    let mut missing = city_consortium_on(CryptoSuite::Sm2Sm3, EXAMPLE_CHAIN_ID, sm);
+    missing.institutions[0].transport_key = None;
+    assert_eq!(
+        field_of(missing.validate().unwrap_err()),
+        "institutions[0].transport_key"
+    );
 }

@@ -10,7 +10,9 @@
 //! 1. The practitioner makes a one-time key (X25519; SM2 on `sm2-sm3`) and
 //!    signs a [`FetchAuthorization`] naming the chain, the committed
 //!    request, the holder, that key and the time, under the tag
-//!    `medledger/records-fetch/v1`. A key of the other suite is refused.
+//!    `medledger/records-fetch/v2`. A key of the other suite, or one that is
+//!    not a usable key (a point off the curve, a low-order X25519 key), is
+//!    refused before anything is read ([`RecipientKey::validate`]).
 //! 2. The holder answers with a [`Manifest`] (one entry per resource: path,
 //!    category, size, `H` of its bytes) and the encapsulated key; the HPKE
 //!    info string is `medledger/records/v1 ‖ transfer id`.
@@ -21,8 +23,9 @@
 //! 4. The holder submits `AccessServed` with the manifest's hashes, salted,
 //!    when it sends the manifest and answers `Wait` to chunk requests until
 //!    that release is committed: no content leaves before the ledger has it.
-//!    Salted: each recorded hash is [`released_hash`]`(salt, SHA-256)`, the
-//!    salt exported from the transfer's HPKE context (label
+//!    Salted: each recorded hash is [`released_hash`]`(salt, H(bytes))`, the
+//!    salt exported from the transfer's HPKE context (on `sm2-sm3` from its
+//!    SM key schedule; label
 //!    `medledger/content-salt/v1`), which only the holder and the one-time
 //!    key's owner can compute. Another member reading the ledger cannot
 //!    confirm a guess of a small, predictable record's bytes; the requester
@@ -58,7 +61,8 @@ pub const CHUNK_BYTES: usize = 256 * 1024;
 pub const MANIFEST_ITEMS_MAX: usize =
     medledger_contracts::constants::CONTENT_HASHES_PER_RELEASE_MAX;
 
-const FETCH_TAG: &[u8] = b"medledger/records-fetch/v1";
+// v2: the one-time key is tagged by suite (`RecipientKey`).
+const FETCH_TAG: &[u8] = b"medledger/records-fetch/v2";
 const INFO_TAG: &[u8] = b"medledger/records/v1";
 
 type Kem = X25519HkdfSha256;
@@ -351,6 +355,17 @@ pub enum RecipientKey {
 }
 
 impl RecipientKey {
+    /// Whether a transfer can be sealed to it: an SM2 key must be a point of
+    /// the curve, an X25519 key must not be of low order (its shared secret
+    /// would be zero). The holder asks before it reads anything, so a bad
+    /// key costs it one key agreement, not a listing.
+    pub fn validate(&self) -> Result<(), SealError> {
+        match self {
+            Self::X25519(key) => Sealer::new(key, Hash32::default()).map(|_| ()),
+            Self::Sm2(key) => sm::decode_point(key).map(|_| ()),
+        }
+    }
+
     /// The suite whose chains seal to keys of this kind.
     pub fn suite(&self) -> CryptoSuite {
         match self {
@@ -526,6 +541,7 @@ mod tests {
         for suite in [CryptoSuite::Ed25519Sha256, CryptoSuite::Sm2Sm3] {
             let key = TransferKey::generate(suite).unwrap();
             assert_eq!(key.public().suite(), suite);
+            assert!(key.public().validate().is_ok());
             let (mut sealer, enc) = TransferSealer::new(&key.public(), transfer).unwrap();
             let a = sealer.seal(0, 0, true, b"a lab report").unwrap();
             let mut opener = key.opener(&manifest(transfer, enc.clone())).unwrap();
@@ -544,6 +560,14 @@ mod tests {
                 .and_then(|mut o| o.open(&a));
             assert!(opened.is_err(), "{suite:?}");
         }
+    }
+
+    /// A key no transfer can be sealed to is refused by `validate`: an SM2
+    /// encoding that is no compressed point, a low-order X25519 key.
+    #[test]
+    fn unusable_one_time_keys_are_refused() {
+        assert!(RecipientKey::Sm2([4; 33]).validate().is_err());
+        assert!(RecipientKey::X25519([0; 32]).validate().is_err());
     }
 
     /// Issue 16, item 12: what the ledger records for a resource is its

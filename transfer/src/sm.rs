@@ -261,7 +261,7 @@ fn random_scalar() -> Result<NonZeroScalar, SealError> {
 
 /// A compressed SM2 point: refused unless 33 bytes naming a point of the
 /// curve (the point at infinity has no compressed form; the cofactor is 1).
-fn decode_point(bytes: &[u8]) -> Result<AffinePoint, SealError> {
+pub(crate) fn decode_point(bytes: &[u8]) -> Result<AffinePoint, SealError> {
     let bad = || SealError::Key("not a compressed SM2 point".into());
     if bytes.len() != 33 || (bytes[0] != 0x02 && bytes[0] != 0x03) {
         return Err(bad());

@@ -61,8 +61,10 @@
 //! (seen by the patient, the guardian and regulators).
 //! R4.8 `Propose`: a validator of the current set proposes; the action must be
 //! valid now; the proposer's vote counts for it. An admission may not name a
-//! transport key any institution has named (nor may a rotation, R4.4): one
-//! network identity never stands for two members.
+//! transport key any institution has named (nor may a rotation, R4.4): on
+//! `sm2-sm3` one network identity never stands for two members. (On
+//! `ed25519-sha256` the node key is the identity and is not indexed: an
+//! admission naming another member's node key is the voters' to refuse.)
 //! R4.9 `Vote`: validators of the current set vote once on an open, unexpired
 //! proposal. It carries when the votes for it reach at least two thirds of
 //! the current voting power, and is then executed at once (if no longer

@@ -385,7 +385,6 @@ fn an_sm_chains_nodes_have_ed25519_transport_keys_and_an_ed25519_chains_do_not()
         );
     }
     assert_eq!(record(&w).spec.transport_key, Some(new.public_key()));
-    assert_eq!(record(&w).spec.transport_key, Some(new.public_key()));
 
     let mut e = World::on(CryptoSuite::Ed25519Sha256);
     assert_eq!(record(&e).spec.transport_key, None);

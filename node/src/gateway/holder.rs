@@ -304,6 +304,16 @@ impl Holder {
                 ),
             ));
         }
+        // A key no transfer can be sealed to is refused before the
+        // patient's records are listed and hashed (a malformed key sent
+        // again and again would otherwise make the holder read them all
+        // each time, with nothing on the ledger).
+        if let Err(e) = a.one_time_key.validate() {
+            return Err(refused(
+                "bad_authorization",
+                format!("the one-time key is unusable: {e}"),
+            ));
+        }
         // The request committed at `committed_at`; this node may be a few
         // blocks behind: the requester's gateway asks again (a claim far
         // ahead is not waited for).
@@ -1068,6 +1078,23 @@ mod tests {
             GatewayResponse::Refused { code, message } => {
                 assert_eq!(code, "bad_authorization");
                 assert!(message.contains("not of this chain's suite"), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // A key of the right suite that no transfer can be sealed to (a
+        // low-order X25519 point): refused before anything is listed.
+        let GatewayRequest::Open(mut low_order) = fetch_by(&doctor) else {
+            unreachable!()
+        };
+        low_order.authorization.one_time_key = medledger_transfer::RecipientKey::X25519([0; 32]);
+        low_order.signature = doctor.sign(&low_order.authorization.digest(HashFunction::Sha256));
+        match s
+            .holder
+            .handle(second_node, GatewayRequest::Open(low_order))
+        {
+            GatewayResponse::Refused { code, message } => {
+                assert_eq!(code, "bad_authorization");
+                assert!(message.contains("unusable"), "{message}");
             }
             other => panic!("expected a refusal, got {other:?}"),
         }

@@ -28,7 +28,8 @@ use medledger_transfer::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-const PROTOCOL: &str = "/medledger/records/1";
+// 2: the fetch's one-time key is tagged by suite (`RecipientKey`).
+const PROTOCOL: &str = "/medledger/records/2";
 
 /// Length-prefixed BCS messages.
 #[derive(Clone, Default)]
