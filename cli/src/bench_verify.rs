@@ -31,6 +31,8 @@ pub struct VerifyBenchOptions {
     pub concurrency: usize,
     /// Background load: registrations submitted per second.
     pub load_rate: u64,
+    /// The consortium's crypto suite.
+    pub suite: medledger_contracts::crypto::CryptoSuite,
 }
 
 /// Runs the bench.
@@ -38,7 +40,15 @@ pub fn run(options: VerifyBenchOptions) -> anyhow::Result<()> {
     let dir = options.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("medledger-bench-verify-{}", std::process::id()))
     });
-    let layout = medledger_testnet::init(&dir, 4, 0, 0, "medledger-bench")?;
+    let layout = medledger_testnet::init_on(
+        options.suite,
+        &dir,
+        4,
+        0,
+        0,
+        "medledger-bench",
+        medledger_testnet::TX_VALIDITY_WINDOW_MS,
+    )?;
     let nodes = Consortium::launch(std::env::current_exe()?, layout.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -87,7 +97,7 @@ async fn bench(
             (chain.clone(), second.clone(), first.clone(), grants.clone());
         setup.push(tokio::spawn(async move {
             for _ in 0..per_task {
-                let key = KeyFile::generate()?;
+                let key = KeyFile::generate_for(chain.suite)?;
                 let tx = TxBuilder::new(chain.clone(), Identity::patient(&key));
                 let registered = client.submit_and_wait(&tx.register_patient(), None).await?;
                 let terms =
@@ -122,7 +132,9 @@ async fn bench(
             while !stop.load(Ordering::Relaxed) {
                 let due = started + Duration::from_secs_f64(n as f64 / rate as f64);
                 tokio::time::sleep_until(due.into()).await;
-                let Ok(key) = KeyFile::generate() else { break };
+                let Ok(key) = KeyFile::generate_for(chain.suite) else {
+                    break;
+                };
                 let tx = TxBuilder::new(chain.clone(), Identity::patient(&key)).register_patient();
                 let client = clients[1 + usize::from(u8::try_from(n % 3).unwrap_or(0))].clone();
                 let loaded = loaded.clone();
@@ -192,7 +204,10 @@ async fn bench(
         percentile(&latencies_ms, 99.0),
     );
     let load_rate = loaded.load(Ordering::Relaxed) as f64 / elapsed;
-    println!("SDK verify_grant against a node of a 4-validator consortium under load (one run)");
+    println!(
+        "SDK verify_grant against a node of a 4-validator consortium on {} under load (one run)",
+        options.suite.name()
+    );
     println!("  {:<44} {:>12}", "figure", "value");
     println!("  {:<44} {:>12.0}", "verified checks per second", checks);
     println!("  {:<44} {:>12.2}", "latency p50 (ms)", p50);

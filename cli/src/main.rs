@@ -98,6 +98,9 @@ enum Command {
         /// Background load on the other nodes, in registrations per second.
         #[arg(long, default_value_t = 200)]
         load_rate: u64,
+        /// The crypto suite: `ed25519-sha256`, or `sm2-sm3`.
+        #[arg(long, default_value = "ed25519-sha256")]
+        crypto_suite: String,
     },
     /// Measure the crypto suites' primitives side by side on one core:
     /// Ed25519 and SM2 signing and verifying, SHA-256 and SM3, and sealing
@@ -521,12 +524,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             grants,
             concurrency,
             load_rate,
+            crypto_suite,
         } => bench_verify::run(bench_verify::VerifyBenchOptions {
             dir,
             seconds,
             grants,
             concurrency,
             load_rate,
+            suite: medledger_contracts::crypto::CryptoSuite::from_name(&crypto_suite)?,
         }),
         Command::BenchCrypto { rounds, mib } => {
             bench_crypto::run(bench_crypto::CryptoBenchOptions { rounds, mib })
