@@ -862,7 +862,8 @@ async fn bench(
     // Well above what the consortium commits, so that it, not the supply,
     // limits the rate: Ed25519 chains committed up to ≈5,500 tx/s here, SM2
     // ones ≈300 (docs/scale.md). More would cost the client minutes of
-    // signing, and an SM mempool it cannot drain within the phases' bounds.
+    // signing on SM. (Batched on SM, fewer requests in flight keep what is
+    // accepted drainable within the phases' bounds: --concurrency 8.)
     let per_second = match chain.suite {
         CryptoSuite::Ed25519Sha256 => 12_000,
         CryptoSuite::Sm2Sm3 => 1_500,

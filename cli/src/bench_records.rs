@@ -30,6 +30,8 @@ pub struct RecordsBenchOptions {
     pub rounds: usize,
     /// Size of the large study, in MiB.
     pub large_mib: usize,
+    /// The consortium's crypto suite (its sealing and content hashes).
+    pub suite: medledger_contracts::crypto::CryptoSuite,
 }
 
 /// Runs the bench.
@@ -37,7 +39,15 @@ pub fn run(options: RecordsBenchOptions) -> anyhow::Result<()> {
     let dir = options.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("medledger-bench-records-{}", std::process::id()))
     });
-    let layout = medledger_testnet::init(&dir, 4, 0, 0, "medledger-bench")?;
+    let layout = medledger_testnet::init_on(
+        options.suite,
+        &dir,
+        4,
+        0,
+        0,
+        "medledger-bench",
+        medledger_testnet::TX_VALIDITY_WINDOW_MS,
+    )?;
     let nodes = Consortium::launch(std::env::current_exe()?, layout.clone())?;
     let pids: Vec<(String, u32)> = layout
         .nodes
@@ -56,6 +66,20 @@ pub fn run(options: RecordsBenchOptions) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
+}
+
+/// A FHIR Observation of `size` bytes (its note padded): a resource the
+/// holder can read, with no date or sensitive label, so an ordinary grant
+/// reaches it (an unreadable `.json` is left out unless the grant includes
+/// every sensitive class, R5.10).
+fn write_resource(path: &Path, size: usize, k: usize) -> anyhow::Result<()> {
+    let head = format!(
+        r#"{{"resourceType":"Observation","id":"bench-{k}","status":"final","note":[{{"text":""#
+    );
+    let tail = r#""}]}"#;
+    let padding = size.saturating_sub(head.len() + tail.len());
+    std::fs::write(path, format!("{head}{}{tail}", "x".repeat(padding)))?;
+    Ok(())
 }
 
 fn write_file(path: &Path, size: usize, seed: u8) -> anyhow::Result<()> {
@@ -101,7 +125,7 @@ async fn bench(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The patient's records at the first hospital.
-    let patient_key = KeyFile::generate()?;
+    let patient_key = KeyFile::generate_for(chain.suite)?;
     let patient = patient_key.patient_id();
     let root = layout.nodes[holder_node].home.join("records");
     let signature = medledger_client_sdk::tx::record_link_signature(
@@ -116,10 +140,10 @@ async fn bench(
     std::fs::create_dir_all(&labs)?;
     std::fs::create_dir_all(&imaging)?;
     for k in 0..options.small {
-        write_file(
+        write_resource(
             &labs.join(format!("resource-{k:03}.json")),
             options.small_kib * 1024,
-            u8::try_from(k % 256).unwrap_or(0),
+            k,
         )?;
     }
     eprintln!("writing a {} MiB imaging study", options.large_mib);
@@ -210,7 +234,10 @@ async fn bench(
         .collect();
     let large_mb = fetched.items.iter().map(|i| i.size).sum::<u64>() as f64 / 1e6;
 
-    println!("records through the gateways, 4-validator consortium on this machine (one run)");
+    println!(
+        "records through the gateways, 4-validator consortium on {} on this machine (one run)",
+        options.suite.name()
+    );
     println!("  {:<52} {:>12}", "figure", "value");
     println!(
         "  {:<52} {:>12.0}",

@@ -131,6 +131,10 @@ enum Command {
         /// Size of the large study, in MiB.
         #[arg(long, default_value_t = 100)]
         large_mib: usize,
+        /// The crypto suite: `ed25519-sha256` (HPKE sealing), or `sm2-sm3`
+        /// (SM2 key agreement, HKDF-SM3, SM4-GCM; SM3 content hashes).
+        #[arg(long, default_value = "ed25519-sha256")]
+        crypto_suite: String,
     },
     /// Write a stopped node's ledger (blocks, certificates, audit entries)
     /// to a compressed, self-contained archive an auditor replays offline.
@@ -542,12 +546,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             small_kib,
             rounds,
             large_mib,
+            crypto_suite,
         } => bench_records::run(bench_records::RecordsBenchOptions {
             dir,
             small,
             small_kib,
             rounds,
             large_mib,
+            suite: medledger_contracts::crypto::CryptoSuite::from_name(&crypto_suite)?,
         }),
         Command::Node(NodeCommand::Run { home }) => medledger_node::run(&home),
         Command::Export { data, genesis, to } => audit::export(&data, &genesis, &to),
