@@ -29,7 +29,16 @@ install_build_prerequisites() {
      && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
     missing+=(libclang-dev)
   fi
-  install_missing "build prerequisites" "${missing[@]}"
+  install_missing "build prerequisites" "${missing[@]}" || return 1
+  # The patient app's SM2/SM3 module is Rust built to WebAssembly (node/build.rs).
+  if ! rustc --print target-libdir --target wasm32-unknown-unknown 2>/dev/null | xargs -r test -d; then
+    if command -v rustup >/dev/null 2>&1; then
+      rustup target add wasm32-unknown-unknown
+    else
+      echo "missing Rust's wasm32-unknown-unknown target (the app's SM2 module is built to it); install it with your Rust toolchain" >&2
+      return 1
+    fi
+  fi
 }
 
 # What the patient app's tests need beyond the build: Node.js and npm (the

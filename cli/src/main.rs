@@ -183,7 +183,8 @@ enum Command {
         #[arg(long, default_value = "attested")]
         practitioner_licences: String,
         /// The chain's crypto suite: `ed25519-sha256` or `sm2-sm3` (SM2
-        /// signatures, SM3 hashes; the replay runs on it, no node does yet).
+        /// signatures, SM3 hashes, records sealed with SM4-GCM; every
+        /// institution then also needs an Ed25519 `transport_key`).
         #[arg(long, default_value = "ed25519-sha256")]
         crypto_suite: String,
     },

@@ -1652,4 +1652,40 @@ async fn four_validators_on_sm2_sm3_commit_and_prove_a_grant() {
         Some(new_key.public_key().to_text().as_str()),
         "{record}"
     );
+
+    // The auditor's way from a stopped node: `export` its data directory
+    // (SM3 roots, SM2 certificates) to an archive, and replay it.
+    let (_, status) = net.get(0, "/v1/status").await.unwrap();
+    let rotated_by = status["height"].as_u64().unwrap();
+    net.reach(2, rotated_by, 30, "the rotation on node 2").await;
+    net.kill(2);
+    let genesis_file = net.dir().join("genesis.json");
+    let archive = net.dir().join("sm.archive");
+    let export = std::process::Command::new(BIN)
+        .args(["export", "--data"])
+        .arg(net.nodes()[2].home.join("data"))
+        .arg("--genesis")
+        .arg(&genesis_file)
+        .arg("--to")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let replayed = std::process::Command::new(BIN)
+        .args(["audit", "replay", "--genesis"])
+        .arg(&genesis_file)
+        .arg("--archive")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&replayed.stdout).to_string()
+        + &String::from_utf8_lossy(&replayed.stderr);
+    assert!(
+        replayed.status.success() && text.contains("replay passed"),
+        "{text}"
+    );
 }

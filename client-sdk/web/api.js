@@ -1,6 +1,8 @@
-// The patient's key (WebCrypto Ed25519, non-extractable, in IndexedDB) and
-// the node's API: signed reads, signed transactions, live events.
+// The patient's key (in IndexedDB: on an Ed25519 chain a non-extractable
+// WebCrypto key, on an SM2 chain its 32 secret bytes, see suite.js) and the
+// node's API: signed reads, signed transactions, live events.
 import * as bcs from "./bcs.js";
+import { loadSuite } from "./suite.js";
 
 const DB = "medledger";
 const STORE = "keys";
@@ -24,15 +26,20 @@ async function idb(mode, action) {
   });
 }
 
-/** The stored key, if any: {keyPair, publicRaw, patient}. */
+/**
+ * The stored key, if any: {suite, publicRaw, patient} with {keyPair} (Ed25519)
+ * or {secret} (SM2). A record from before suites were stored is Ed25519.
+ */
 export async function loadKey() {
-  return (await idb("readonly", (s) => s.get("patient"))) ?? null;
+  const record = (await idb("readonly", (s) => s.get("patient"))) ?? null;
+  if (record && !record.suite) record.suite = "ed25519-sha256";
+  return record;
 }
 
-/** A non-extractable Ed25519 key pair and its raw public key. */
+/** A new key of the chain's suite: {suite, publicRaw} and its private part. */
 async function newKeyPair() {
-  const keyPair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
-  return { keyPair, publicRaw: new Uint8Array(await crypto.subtle.exportKey("raw", keyPair.publicKey)) };
+  const suite = bcs.currentSuite();
+  return { suite: suite.name, ...(await suite.newKey()) };
 }
 
 /** Deletes this device's key record (a recovery started for the wrong ID). */
@@ -47,9 +54,9 @@ export async function storeKey(record) {
 
 /** Makes the patient's key: the private half can never leave this browser. */
 export async function createKey() {
-  const { keyPair, publicRaw } = await newKeyPair();
-  const patient = bcs.toHex(await bcs.patientId(publicRaw));
-  const record = { keyPair, publicRaw, patient };
+  const made = await newKeyPair();
+  const patient = bcs.toHex(await bcs.patientId(made.publicRaw));
+  const record = { ...made, patient };
   await idb("readwrite", (s) => s.put(record, "patient"));
   return record;
 }
@@ -61,17 +68,17 @@ export async function createKey() {
  * old one; the ledger moves it to the new key once enough contacts approve.
  */
 export async function createRecoveryKey(patient, chain) {
-  const { keyPair, publicRaw } = await newKeyPair();
-  const message = await bcs.keyPossessionMessage(chain, patient, "recover", publicRaw);
-  const proof = new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, keyPair.privateKey, message));
-  const record = { keyPair, publicRaw, patient, recoveryCode: bcs.toHex(recoveryCode(patient, publicRaw, proof)) };
+  const made = await newKeyPair();
+  const message = await bcs.keyPossessionMessage(chain, patient, "recover", made.publicRaw);
+  const proof = await bcs.currentSuite().sign(made, message);
+  const record = { ...made, patient, recoveryCode: bcs.toHex(recoveryCode(patient, made.publicRaw, proof)) };
   await idb("readwrite", (s) => s.put(record, "patient"));
   return record;
 }
 
-/** The code a recovering device shows: patient id, new key and proof (128 bytes). */
+/** The code a recovering device shows: patient id, new key and proof (128 bytes; 129 with an SM2 key). */
 function recoveryCode(patient, publicRaw, proof) {
-  return new bcs.Writer().fixed32(patient).fixed32(publicRaw).bytes(proof).finish();
+  return new bcs.Writer().fixed32(patient).bytes(publicRaw).bytes(proof).finish();
 }
 
 /**
@@ -80,13 +87,14 @@ function recoveryCode(patient, publicRaw, proof) {
  */
 export async function readRecoveryCode(code, chain) {
   const bytes = bcs.fromHex(code.replace(/\s+/g, "").toLowerCase());
-  if (bytes.length !== 128) throw new Error("length");
+  const suite = bcs.currentSuite();
+  const keyEnd = 32 + suite.keyLength;
+  if (bytes.length !== keyEnd + 64) throw new Error("length");
   const patient = bcs.toHex(bytes.slice(0, 32));
-  const newKey = bytes.slice(32, 64);
-  const proof = bytes.slice(64, 128);
+  const newKey = bytes.slice(32, keyEnd);
+  const proof = bytes.slice(keyEnd);
   const message = await bcs.keyPossessionMessage(chain, patient, "recover", newKey);
-  const verifier = await crypto.subtle.importKey("raw", newKey, { name: "Ed25519" }, false, ["verify"]);
-  if (!(await crypto.subtle.verify({ name: "Ed25519" }, verifier, proof, message))) throw new Error("proof");
+  if (!(await suite.verify(newKey, proof, message))) throw new Error("proof");
   return { patient, newKey, proof };
 }
 
@@ -97,7 +105,10 @@ function nonce() {
 }
 
 async function sign(key, digest) {
-  return new Uint8Array(await crypto.subtle.sign({ name: "Ed25519" }, key.keyPair.privateKey, digest));
+  const suite = bcs.currentSuite();
+  // A key made for a chain of another suite cannot sign here (nor would the ledger take it).
+  if (key.suite !== suite.name) throw new ApiError(0, "other_suite", `this key is ${key.suite}, the chain is ${suite.name}`);
+  return suite.sign(key, digest);
 }
 
 /** An API error with the node's stable code. */
@@ -119,6 +130,9 @@ export class Node {
     const r = await fetch(`${this.base}/v1/status`);
     const body = await r.json();
     this.chain = body.chain_id;
+    // Every key, signature and hash from here on is of the chain's suite.
+    this.suite = await loadSuite(body.crypto_suite ?? "ed25519-sha256", this.base);
+    bcs.useSuite(this.suite);
     // A transaction is given half the chain's validity window (rule R1),
     // counted on the node's clock (its latest block's time), not this
     // device's, which may be off.

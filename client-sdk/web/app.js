@@ -6,6 +6,9 @@ import { qrSvg } from "./qr.js";
 const T = {
   zh: {
     title: "我的病历授权", startTitle: "开始", startText: "在本设备上生成您的密钥。私钥永远不会离开本设备，节点也看不到它。",
+    startTextSm: "在本设备上生成您的密钥。私钥保存在本设备的浏览器中，节点看不到它。",
+    backupTextSm: "此账本使用国密算法：您的私钥保存在本浏览器中，本网站的程序可以读取它。请指定一位监护人或代理人，或设置恢复联系人：丢失设备后，他们可以批准您的新密钥。",
+    otherSuite: "此设备上保存的密钥属于使用另一种密码算法的账本，不能在这个账本上使用。在浏览器设置中清除本网站的数据后可重新开始（那把密钥会被删除）。",
     createKey: "生成我的密钥", qrLabel: "我的患者编号二维码", meTitle: "我的身份", meText: "在医院登记处出示此编号，医院即可将您的病历与您关联。",
     register: "在账本上登记", registered: "已登记", backupTitle: "如果丢失手机怎么办？",
     backupText: "您的私钥无法导出。请指定一位监护人或代理人，或设置恢复联系人：丢失设备后，他们可以批准您的新密钥。",
@@ -45,7 +48,7 @@ const T = {
     approvalsSoFar: (n) => `已有 ${n} 位联系人批准。`, approved: "已批准对方的新密钥。",
     errContacts: "请输入 1 到 8 个不同的患者编号（64 位十六进制），不能包括您自己。",
     errThreshold: "请输入 1 到联系人人数之间的整数。",
-    errCode: "恢复码应为 256 位十六进制字符，请向对方重新核对。", errCodeProof: "恢复码已损坏或被改动：其中的签名不成立。",
+    errCode: "恢复码的长度或字符不对，请向对方重新核对。", errCodeProof: "恢复码已损坏或被改动：其中的签名不成立。",
     errCodeSelf: "这是您自己的恢复码，须由您的联系人批准。",
     keyReplaced: "本设备的密钥已不再是您的密钥（已通过恢复换成新设备的密钥）。请在新设备上管理您的授权。",
     controlChanged: "账户控制变更",
@@ -66,6 +69,9 @@ const T = {
   },
   en: {
     title: "My record consents", startTitle: "Start", startText: "Make your key on this device. The private key never leaves it; no node ever sees it.",
+    startTextSm: "Make your key on this device. The private key is kept in this browser; no node ever sees it.",
+    backupTextSm: "This ledger uses China's SM algorithms: your private key is kept in this browser, where this site's code can read it. Appoint a guardian or proxy, or name recovery contacts: if you lose this device, they can approve your new key.",
+    otherSuite: "The key kept on this device is for a ledger that uses other cryptography; it cannot be used on this ledger. Clearing this site's data in the browser settings lets you start again (that key is then deleted).",
     createKey: "Make my key", qrLabel: "QR code of my patient ID", meTitle: "My ID", meText: "Show this ID at a hospital's registration desk so it can link your records to you.",
     register: "Register on the ledger", registered: "Registered", backupTitle: "What if I lose my phone?",
     backupText: "Your private key cannot be exported. Appoint a guardian or proxy, or name recovery contacts: if you lose this device, they can approve your new key.",
@@ -104,7 +110,7 @@ const T = {
     approvalsSoFar: (n) => `${n} contact(s) have approved so far.`, approved: "Their new key is approved.",
     errContacts: "Enter 1 to 8 different patient IDs (64 hexadecimal characters each), not your own.",
     errThreshold: "Enter a whole number from 1 to the number of contacts.",
-    errCode: "A recovery code is 256 hexadecimal characters; check it with them again.", errCodeProof: "This recovery code is damaged or altered: its signature does not hold.",
+    errCode: "This recovery code has the wrong length or characters; check it with them again.", errCodeProof: "This recovery code is damaged or altered: its signature does not hold.",
     errCodeSelf: "This is your own recovery code: your contacts approve it.",
     keyReplaced: "This device's key is no longer your key (it was replaced through recovery by a new device's). Manage your grants on the new device.",
     controlChanged: "Account control changed",
@@ -147,7 +153,13 @@ function fail(e) {
 
 function translate() {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
-  for (const el of document.querySelectorAll("[data-t]")) el.textContent = t()[el.dataset.t];
+  // On an SM chain the key is not a non-extractable WebCrypto key: texts
+  // that promise that have an SM version (docs/app.md).
+  const sm = node.suite?.name === "sm2-sm3";
+  for (const el of document.querySelectorAll("[data-t]")) {
+    const name = el.dataset.t;
+    el.textContent = (sm && t()[`${name}Sm`]) || t()[name];
+  }
   $("lang").textContent = lang === "zh" ? "English" : "中文";
   // One box per value, unticked (a translation redraws them).
   const boxes = (name, values, words) =>
@@ -335,7 +347,9 @@ async function approveRecovery(event) {
   const form = event.target;
   const code = form.code.value.replace(/\s+/g, "").toLowerCase();
   let read = null;
-  let problem = /^[0-9a-f]{256}$/.test(code) ? "" : t().errCode;
+  // Patient id, the new key (of the chain's suite) and its proof, in hex.
+  const digits = 2 * (32 + node.suite.keyLength + 64);
+  let problem = new RegExp(`^[0-9a-f]{${digits}}$`).test(code) ? "" : t().errCode;
   if (!problem) {
     try {
       read = await readRecoveryCode(code, node.chain);
@@ -676,7 +690,7 @@ async function grant(event) {
         purpose: event.target.purpose.value,
         notBefore: now,
         expiresAt: now + values.days * 86400000,
-        noticeHash: await bcs.sha256($("consent-notice").textContent),
+        noticeHash: await bcs.hash($("consent-notice").textContent),
       },
     });
     say(t().done);
@@ -790,7 +804,11 @@ async function main() {
     await forgetKey();
     location.reload();
   });
-  if (key) {
+  if (key && key.suite !== node.suite.name) {
+    // One origin, one chain: a key for another suite's chain stays where it
+    // is (it may still be someone's only key) and signs nothing here.
+    say(t().otherSuite);
+  } else if (key) {
     showKey();
     await startWhenAccepted();
   } else {

@@ -1,9 +1,27 @@
 // Canonical bytes (BCS) and digests of the medledger ledger, in the browser.
 // Mirrors contracts/src (encoding.rs, types.rs, transaction.rs,
 // request_auth.rs); test/bcs.test.mjs checks it against the ledger's golden
-// vectors, byte for byte.
+// vectors (both suites), byte for byte.
+import { ed25519Sha256 } from "./suite.js";
 
 const enc = new TextEncoder();
+
+/**
+ * The chain's crypto suite (suite.js): its key and signature tag, key
+ * length and hash. Ed25519 and SHA-256 until the app learns the chain's
+ * (`useSuite`, from GET /v1/status); one chain, one suite.
+ */
+let suite = ed25519Sha256;
+
+/** Encodes and hashes for a chain of `chosen` (from suite.js) from now on. */
+export function useSuite(chosen) {
+  suite = chosen;
+}
+
+/** The suite in use. */
+export function currentSuite() {
+  return suite;
+}
 
 /** Bytes from hex. */
 export function fromHex(hex) {
@@ -104,12 +122,13 @@ function writeSigner(w, signer) {
 }
 
 function writePublicKey(w, raw) {
-  w.u8(0).fixed32(raw); // PublicKey::Ed25519
+  if (raw.length !== suite.keyLength) throw new Error(`expected a ${suite.keyLength}-byte ${suite.name} key`);
+  w.u8(suite.tag).bytes(raw); // PublicKey::Ed25519 (0) or ::Sm2 (1)
 }
 
 function writeSignature(w, signature) {
   if (signature.length !== 64) throw new Error("expected a 64-byte signature");
-  w.u8(0).bytes(signature); // Signature::Ed25519
+  w.u8(suite.tag).bytes(signature); // Signature::Ed25519 (0) or ::Sm2 (1)
 }
 
 function writeTerms(w, t) {
@@ -180,18 +199,18 @@ export function transactionBytes(tx) {
   return w.finish();
 }
 
-/** SHA-256 of the concatenation of parts. */
-export async function sha256(...parts) {
+/** The chain's hash (SHA-256 or SM3) of the concatenation of parts. */
+export async function hash(...parts) {
   const w = new Writer();
   for (const p of parts) w.bytes(typeof p === "string" ? enc.encode(p) : p);
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", w.finish()));
+  return suite.digest(w.finish());
 }
 
 /** A transaction's id: over the chain, its bytes and the key that signs it. */
 async function transactionId(chainBytes, body, publicKeyRaw) {
   const key = new Writer();
   writePublicKey(key, publicKeyRaw);
-  return sha256("medledger/txid/v2", chainBytes, body, key.finish());
+  return hash("medledger/txid/v2", chainBytes, body, key.finish());
 }
 
 /** The digest a transaction's signer signs, and its id when the key `publicKeyRaw` signs it. */
@@ -199,7 +218,7 @@ export async function transactionDigests(chain, tx, publicKeyRaw) {
   const chainBytes = new Writer().string(chain).finish();
   const body = transactionBytes(tx);
   return {
-    signingMessage: await sha256("medledger/tx/v2", chainBytes, body),
+    signingMessage: await hash("medledger/tx/v2", chainBytes, body),
     id: await transactionId(chainBytes, body, publicKeyRaw),
     body,
   };
@@ -213,17 +232,18 @@ export function signedTransactionBytes(body, publicKeyRaw, signature) {
   return w.finish();
 }
 
-/** Trailing bytes of a signed transaction: key (tag + 32) and signature (tag + 64). */
-const KEY_AND_SIGNATURE_BYTES = 1 + 32 + 1 + 64;
-
-/** Splits BCS of a signed transaction into its body, public key and signature. */
+/** Splits BCS of a signed transaction into its body, public key and signature (of the chain's suite). */
 export function splitSignedTransaction(bytes) {
   const n = bytes.length;
-  if (n < KEY_AND_SIGNATURE_BYTES + 1 + 16 + 1) throw new Error("too short for a signed transaction");
-  if (bytes[n - KEY_AND_SIGNATURE_BYTES] !== 0 || bytes[n - 65] !== 0) throw new Error("not an Ed25519 key and signature");
+  // Trailing bytes: key (tag + key) and signature (tag + 64).
+  const keyAndSignature = 1 + suite.keyLength + 1 + 64;
+  if (n < keyAndSignature + 1 + 16 + 1) throw new Error("too short for a signed transaction");
+  if (bytes[n - keyAndSignature] !== suite.tag || bytes[n - 65] !== suite.tag) {
+    throw new Error(`not a ${suite.name} key and signature`);
+  }
   return {
-    body: bytes.slice(0, n - KEY_AND_SIGNATURE_BYTES),
-    publicKeyRaw: bytes.slice(n - KEY_AND_SIGNATURE_BYTES + 1, n - 65),
+    body: bytes.slice(0, n - keyAndSignature),
+    publicKeyRaw: bytes.slice(n - keyAndSignature + 1, n - 65),
     signature: bytes.slice(n - 64),
   };
 }
@@ -271,9 +291,8 @@ async function checkSigned(chain, id, signedHex, signer, payload, publicKeyRaw) 
   if (publicKeyRaw && !equalBytes(parts.publicKeyRaw, publicKeyRaw)) return "other-key";
   const chainBytes = new Writer().string(chain).finish();
   if (toHex(await transactionId(chainBytes, parts.body, parts.publicKeyRaw)) !== id) return "is not the transaction named";
-  const key = await crypto.subtle.importKey("raw", parts.publicKeyRaw, { name: "Ed25519" }, false, ["verify"]);
-  const message = await sha256("medledger/tx/v2", chainBytes, parts.body);
-  if (!(await crypto.subtle.verify({ name: "Ed25519" }, key, parts.signature, message))) return "signature does not verify";
+  const message = await hash("medledger/tx/v2", chainBytes, parts.body);
+  if (!(await suite.verify(parts.publicKeyRaw, parts.signature, message))) return "signature does not verify";
   const body = parts.body;
   // The signer, then the nonce and valid_until (8 bytes each), then the payload.
   if (body.length !== head.length + 16 + payload.length
@@ -358,7 +377,7 @@ export async function keyPossessionMessage(chain, patient, purpose, newKeyRaw) {
   writeSigner(w, { kind: "patient", id: patient });
   w.string(purpose);
   writePublicKey(w, newKeyRaw);
-  return sha256("medledger/key-possession/v1", w.finish());
+  return hash("medledger/key-possession/v1", w.finish());
 }
 
 /**
@@ -368,14 +387,14 @@ export async function keyPossessionMessage(chain, patient, purpose, newKeyRaw) {
  */
 export async function recordLinkMessage(chain, hospital, patient, recordNumber) {
   const w = new Writer().string(chain).string(hospital).fixed32(patient).string(recordNumber);
-  return sha256("medledger/record-link/v1", w.finish());
+  return hash("medledger/record-link/v1", w.finish());
 }
 
 /** A patient's id: the hash of the first key they register. */
 export async function patientId(publicKeyRaw) {
   const w = new Writer();
   writePublicKey(w, publicKeyRaw);
-  return sha256("medledger/patient/v1", w.finish());
+  return hash("medledger/patient/v1", w.finish());
 }
 
 /**
@@ -385,11 +404,11 @@ export async function patientId(publicKeyRaw) {
  */
 export async function requestDigest({ chain, node, method, pathAndQuery, body, time, nonce, signer, publicKeyRaw }) {
   const w = new Writer().string(chain).string(node).string(method).string(pathAndQuery);
-  w.fixed32(await sha256(body ?? new Uint8Array()));
+  w.fixed32(await hash(body ?? new Uint8Array()));
   w.u64(time).u64(nonce);
   writeSigner(w, signer);
   writePublicKey(w, publicKeyRaw);
-  return sha256("medledger/http-request/v2", w.finish());
+  return hash("medledger/http-request/v2", w.finish());
 }
 
 /** BCS of `RequestAuth`. */
@@ -398,5 +417,5 @@ export function requestAuthBytes({ node, signer, publicKeyRaw, time, nonce, sign
   writeSigner(w, signer);
   writePublicKey(w, publicKeyRaw);
   w.u64(time).u64(nonce);
-  return w.u8(0).bytes(signature.slice(0, 32)).bytes(signature.slice(32, 64)).finish();
+  return w.u8(suite.tag).bytes(signature.slice(0, 32)).bytes(signature.slice(32, 64)).finish();
 }

@@ -60,11 +60,15 @@ pub struct SmOneTimeKey {
 impl SmOneTimeKey {
     /// A fresh key from OS entropy.
     pub fn generate() -> Result<Self, SealError> {
-        let secret = random_scalar()?;
-        Ok(Self {
+        Ok(Self::from_scalar(random_scalar()?))
+    }
+
+    /// The key with secret `secret` (the golden vector's fixed key).
+    fn from_scalar(secret: NonZeroScalar) -> Self {
+        Self {
             public: compressed(&(ProjectivePoint::GENERATOR * *secret).to_affine()),
             secret: SecretKey::from(secret),
-        })
+        }
     }
 
     /// The public key to put in the fetch authorization.
@@ -94,8 +98,17 @@ pub struct SmSealer {
 impl SmSealer {
     /// A sealer to `one_time_key` for `transfer`, and `C1` to send (rule 2).
     pub fn new(one_time_key: &[u8], transfer: Hash32) -> Result<(Self, Vec<u8>), SealError> {
+        Self::with_scalar(one_time_key, transfer, random_scalar()?)
+    }
+
+    /// As [`Self::new`] with the holder's scalar `k` given (the golden
+    /// vector's; every real transfer draws a fresh one).
+    fn with_scalar(
+        one_time_key: &[u8],
+        transfer: Hash32,
+        k: NonZeroScalar,
+    ) -> Result<(Self, Vec<u8>), SealError> {
         let recipient = decode_point(one_time_key)?;
-        let k = random_scalar()?;
         let c1 = compressed(&(ProjectivePoint::GENERATOR * *k).to_affine());
         let shared = shared_coordinates(&recipient, &k);
         let schedule = Schedule::derive(&shared, &c1, &compressed(&recipient), &transfer);
@@ -380,6 +393,66 @@ mod tests {
         assert_ne!(
             again.content_salt().unwrap(),
             sealer.content_salt().unwrap()
+        );
+    }
+
+    /// A sealed chunk pinned in `tests/fixtures/sealed-chunk-sm2-sm3.json`
+    /// (regenerated on purpose with `MEDLEDGER_UPDATE_GOLDEN=1`), from a
+    /// fixed one-time key and a fixed `k`: any change to the construction's
+    /// key schedule, nonce, AAD or salt shows here, and
+    /// `client-sdk/web/test/sm-golden.test.mjs` opens the same chunk with an
+    /// independent GM/T library.
+    #[test]
+    fn a_sealed_chunk_matches_the_golden_vector() {
+        let scalar = |byte: u8| NonZeroScalar::try_from([byte; 32].as_slice()).unwrap();
+        let key = SmOneTimeKey::from_scalar(scalar(0x11));
+        let transfer = Hash32([0x33; 32]);
+        let (mut sealer, c1) =
+            SmSealer::with_scalar(&key.public(), transfer, scalar(0x22)).unwrap();
+        let plain: &[u8] = br#"{"resourceType":"Observation","status":"final"}"#;
+        let first = sealer.seal(0, 0, false, b"chunk zero").unwrap();
+        let second = sealer.seal(1, 0, true, plain).unwrap();
+        let mut opener = key.opener(&c1, transfer).unwrap();
+        assert_eq!(opener.open(&first).unwrap(), b"chunk zero");
+        assert_eq!(opener.open(&second).unwrap(), plain);
+        let chunks: Vec<_> = [first, second].iter().zip([&b"chunk zero"[..], plain]).map(|(chunk, plain)| serde_json::json!({
+                "seq": chunk.seq,
+                "item": chunk.item,
+                "last_of_item": chunk.last_of_item,
+                "aad": hex::encode(crate::chunk_aad(&transfer, chunk.seq, chunk.item, chunk.last_of_item)),
+                "plain": hex::encode(plain),
+                "sealed": hex::encode(&chunk.sealed),
+            })).collect::<Vec<_>>();
+        let vector = serde_json::json!({
+            "about": "medledger records sealing on sm2-sm3 (transfer/src/sm.rs rules 1-5): two chunks of one transfer from a fixed one-time key and a fixed k. Test keys only.",
+            "one_time_secret": hex::encode([0x11; 32]),
+            "one_time_key": hex::encode(key.public()),
+            "k": hex::encode([0x22; 32]),
+            "c1": hex::encode(&c1),
+            "transfer": hex::encode(transfer.0),
+            "hkdf_salt": hex::encode(HKDF_SALT),
+            "info": hex::encode(crate::info(&transfer)),
+            "key": hex::encode(sealer.schedule.key),
+            "base_nonce": hex::encode(sealer.schedule.base_nonce),
+            "content_salt": hex::encode(sealer.content_salt().unwrap()),
+            "chunks": chunks,
+        });
+        let generated = serde_json::to_string_pretty(&vector).unwrap() + "\n";
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/sealed-chunk-sm2-sm3.json");
+        if std::env::var_os("MEDLEDGER_UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let pinned = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (MEDLEDGER_UPDATE_GOLDEN=1 writes it)",
+                path.display()
+            )
+        });
+        assert_eq!(
+            generated, pinned,
+            "the SM sealing changed; if on purpose, regenerate with MEDLEDGER_UPDATE_GOLDEN=1"
         );
     }
 

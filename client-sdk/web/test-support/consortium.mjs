@@ -41,13 +41,13 @@ export async function waitFor(check, what, ms = 60_000) {
 }
 
 /**
- * A testnet of four validators (node processes) and a headless Chromium;
+ * A testnet of four validators (node processes) on `cryptoSuite`, and a headless Chromium;
  * `run(consortium)` is called once the first block is committed, and
  * everything is stopped and removed afterwards, whatever happens.
  */
-export async function withConsortium(chainId, run) {
+export async function withConsortium(chainId, run, { cryptoSuite = "ed25519-sha256" } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "medledger-app-"));
-  cli(["testnet", "--init-only", "--dir", dir, "--chain-id", chainId]);
+  cli(["testnet", "--init-only", "--dir", dir, "--chain-id", chainId, "--crypto-suite", cryptoSuite]);
   const layout = JSON.parse(readFileSync(join(dir, "testnet.json"), "utf8"));
   const nodes = layout.nodes.map((n) =>
     spawn(BIN, ["node", "run", "--home", n.home], { stdio: "ignore", env: { ...process.env, RUST_LOG: "warn" } }),

@@ -3,12 +3,13 @@
 // contracts/tests/it/golden.rs) checked with an independent GM/T library
 // (sm-crypto-v2): every SM3 digest recomputed from the vectors' BCS bytes,
 // every SM2 signature verified under the key derived from its secret. The
-// app itself does not sign on an SM chain yet; this is the agreement it
-// will rest on.
+// app signs on an SM chain with its own module (app-crypto.wasm, checked
+// against the same vectors in bcs.test.mjs); this independent library is
+// the second opinion.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { sm2, sm3 } from "sm-crypto-v2";
+import { sm2, sm3, sm4, hkdf } from "sm-crypto-v2";
 
 const vectors = JSON.parse(
   readFileSync(
@@ -80,3 +81,61 @@ test("header, audit leaves, the transaction root and the signed proofs", () => {
   const link = vectors.record_link;
   assert.ok(verifies(link.message, link.signature, vectors.patient_id.public_key));
 });
+
+test("a records chunk sealed on SM opens with SM2 key agreement, HKDF-SM3 and SM4-GCM done here", () => {
+  // transfer/tests/fixtures/sealed-chunk-sm2-sm3.json, pinned by transfer/src/sm.rs.
+  const v = JSON.parse(
+    readFileSync(new URL("../../../transfer/tests/fixtures/sealed-chunk-sm2-sm3.json", import.meta.url)),
+  );
+  const compressedOf = (secret) => sm2.compressPublicKeyHex(sm2.getPublicKeyFromPrivateKey(secret));
+  assert.equal(compressedOf(v.one_time_secret), v.one_time_key, "the one-time key");
+  assert.equal(compressedOf(v.k), v.c1, "C1 = [k]G");
+  // Both ends' shared point: [d]C1 = [k]P, its coordinates x2 ‖ y2.
+  const shared = sm2.ecdh(hexToBytes(v.one_time_secret), v.c1, false).slice(1);
+  assert.equal(bytesToHex(sm2.ecdh(hexToBytes(v.k), v.one_time_key, false).slice(1)), bytesToHex(shared));
+  const expand = (label, length) =>
+    hkdf(shared, hexToBytes(v.hkdf_salt), concat(hexToBytes(v.info), hexToBytes(v.c1), hexToBytes(v.one_time_key), utf8(label)), length);
+  const key = expand("key", 16);
+  const baseNonce = expand("nonce", 12);
+  assert.equal(bytesToHex(key), v.key);
+  assert.equal(bytesToHex(baseNonce), v.base_nonce);
+  // The content salt: HKDF-Expand of the exporter secret, one HMAC-SM3 block.
+  const exporter = expand("exporter", 32);
+  assert.equal(sm3(concat(utf8("medledger/content-salt/v1"), Uint8Array.of(1)), { key: exporter, mode: "hmac" }), v.content_salt);
+  for (const chunk of v.chunks) {
+    const aad = concat(hexToBytes(v.transfer), u64be(chunk.seq), u32be(chunk.item), Uint8Array.of(chunk.last_of_item ? 1 : 0));
+    assert.equal(bytesToHex(aad), chunk.aad, `chunk ${chunk.seq}: AAD`);
+    const nonce = baseNonce.slice();
+    u64be(chunk.seq).forEach((b, i) => (nonce[4 + i] ^= b));
+    const { output, tag } = sm4.encrypt(hexToBytes(chunk.plain), key, {
+      mode: "gcm", iv: nonce, associatedData: aad, output: "array", outputTag: true,
+    });
+    assert.equal(bytesToHex(concat(output, tag)), chunk.sealed, `chunk ${chunk.seq}: sealed`);
+  }
+});
+
+function bytesToHex(bytes) {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function concat(...parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+function u64be(n) {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  return b;
+}
+
+function u32be(n) {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n);
+  return b;
+}

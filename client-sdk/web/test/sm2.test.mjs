@@ -1,9 +1,8 @@
 // SM2 and SM3 in JavaScript (sm-crypto-v2, a GM/T library built on the noble
 // curves) against the published example and the ledger's Rust code, both
 // ways: the library must agree with `contracts::crypto` on keys, on `Z` from
-// the default user id and on signatures over ledger digests before the
-// patient app can sign on a chain of the `sm2-sm3` suite (which no node
-// runs yet).
+// the default user id and on signatures over ledger digests: an independent
+// check of the SM2 the ledger and the patient app (app-crypto.wasm) share.
 // With MEDLEDGER_UPDATE_SM2_FROM_JS=1 it rewrites the fixture of signatures
 // made here, which a Rust test verifies.
 import { test } from "node:test";

@@ -697,36 +697,47 @@ async fn dispatch(api: &Api, spec: &RouteSpec, r: &Request) -> Answer {
 }
 
 /// The patient app (client-sdk/web), compiled into the binary.
-pub(crate) const APP_FILES: &[(&str, &str, &str)] = &[
+pub(crate) const APP_FILES: &[(&str, &str, &[u8])] = &[
     (
         "index.html",
         "text/html; charset=utf-8",
-        include_str!("../../../client-sdk/web/index.html"),
+        include_bytes!("../../../client-sdk/web/index.html"),
     ),
     (
         "app.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../client-sdk/web/app.js"),
+        include_bytes!("../../../client-sdk/web/app.js"),
     ),
     (
         "api.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../client-sdk/web/api.js"),
+        include_bytes!("../../../client-sdk/web/api.js"),
     ),
     (
         "bcs.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../client-sdk/web/bcs.js"),
+        include_bytes!("../../../client-sdk/web/bcs.js"),
+    ),
+    (
+        "suite.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../client-sdk/web/suite.js"),
+    ),
+    (
+        // SM2 and SM3 for a patient on an sm2-sm3 chain (app-crypto, built by build.rs).
+        "app-crypto.wasm",
+        "application/wasm",
+        include_bytes!(concat!(env!("OUT_DIR"), "/app-crypto.wasm")),
     ),
     (
         "qr.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../../client-sdk/web/qr.js"),
+        include_bytes!("../../../client-sdk/web/qr.js"),
     ),
     (
         "style.css",
         "text/css; charset=utf-8",
-        include_str!("../../../client-sdk/web/style.css"),
+        include_bytes!("../../../client-sdk/web/style.css"),
     ),
 ];
 
@@ -742,7 +753,9 @@ fn app_file(name: &str) -> Answer {
     let reply = warp::reply::with_header(
         reply,
         "content-security-policy",
-        "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+        // 'wasm-unsafe-eval' lets the app compile its own SM2 module
+        // (served from here); it allows no eval of script text.
+        "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self' 'wasm-unsafe-eval'; frame-ancestors 'none'",
     );
     Ok(reply.into_response())
 }

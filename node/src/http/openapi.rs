@@ -142,10 +142,12 @@ fn success(spec: &RouteSpec) -> Value {
                 if spec.path == "/app" && *file != "index.html" {
                     continue;
                 }
-                content.insert(
-                    (*content_type).to_string(),
-                    json!({"schema": {"type": "string"}}),
-                );
+                let schema = if *content_type == "application/wasm" {
+                    json!({"schema": {"type": "string", "format": "binary"}})
+                } else {
+                    json!({"schema": {"type": "string"}})
+                };
+                content.insert((*content_type).to_string(), schema);
             }
             json!({"description": "A file of the patient app", "content": content})
         }
