@@ -244,8 +244,12 @@ impl Replay {
     /// format): memory stays bounded, and if `dir` already holds part of a
     /// replay of this genesis, it goes on from there (the blocks before are
     /// skimmed, as after a checkpoint).
-    pub fn on_disk(genesis: &Genesis, dir: &Path) -> anyhow::Result<Self> {
-        let disk = DiskState::open(dir, genesis)?;
+    pub fn on_disk(
+        genesis: &Genesis,
+        dir: &Path,
+        compression: medledger_store::Compression,
+    ) -> anyhow::Result<Self> {
+        let disk = DiskState::open(dir, genesis, compression)?;
         let mut replay = Self::new(genesis)?;
         replay.state = ReplayState::Disk(disk);
         if let Some(tip) = replay.state.last_header() {

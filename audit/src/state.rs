@@ -13,7 +13,7 @@ use medledger_contracts::state_machine::{BlockContext, BlockExecution, execute_b
 use medledger_contracts::transaction::VerifiedTransaction;
 use medledger_contracts::types::{Chain, InstitutionId, Timestamp};
 use medledger_genesis::Genesis;
-use medledger_store::{CommittedBlock, PreparedState, Store};
+use medledger_store::{CommittedBlock, Compression, PreparedState, Store};
 
 use super::archive::ArchivedBlock;
 
@@ -45,10 +45,16 @@ pub struct Executed {
 }
 
 impl DiskState {
-    /// Opens (or creates) the store in `dir` for `genesis`; a store of another genesis is refused.
-    pub fn open(dir: &Path, genesis: &Genesis) -> anyhow::Result<Self> {
+    /// The store the state is kept in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Opens (or creates) the store in `dir` for `genesis`, writing table
+    /// files with `compression`; a store of another genesis is refused.
+    pub fn open(dir: &Path, genesis: &Genesis, compression: Compression) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let store = Store::open(dir, genesis.crypto_suite.hash_function())?;
+        let store = Store::open_compressed(dir, genesis.crypto_suite.hash_function(), compression)?;
         match store.genesis_hash()? {
             None => {
                 store.initialize(genesis.hash(), &genesis.initial_state()?)?;

@@ -121,7 +121,7 @@ pub fn replay(
     };
     let mut replay = match (state_dir, checkpoint) {
         (Some(dir), _) => {
-            let replay = Replay::on_disk(&genesis, dir)?;
+            let replay = Replay::on_disk(&genesis, dir, medledger_store::Compression::default())?;
             if replay.resumed_at() > 0 {
                 eprintln!(
                     "resuming the replay kept in {} at height {}; blocks before it are only linked and their audit entries folded",

@@ -171,6 +171,10 @@ enum Command {
         /// Replay into a RocksDB store instead of memory (`audit replay --state-dir`).
         #[arg(long)]
         on_disk: bool,
+        /// With --on-disk: how the store compresses its files, `none`,
+        /// `lz4` (the default, as a node's) or `zstd` (a node's `storage_compression`).
+        #[arg(long, requires = "on_disk", value_parser = parse_compression)]
+        compression: Option<medledger_store::Compression>,
         /// The genesis `tx_validity_window_ms` (rule R1); each transaction is
         /// valid for half of it and blocks are a second apart, so a block's
         /// ids leave the state about half a window later. The largest
@@ -564,6 +568,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             block_size,
             patients,
             on_disk,
+            compression,
             tx_validity_window_ms,
             practitioner_licences,
             crypto_suite,
@@ -574,6 +579,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             block_size,
             patients,
             on_disk,
+            compression: compression.unwrap_or_default(),
             tx_validity_window_ms,
             practitioner_licences,
         }),
@@ -724,4 +730,10 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `--compression`: a store codec's name.
+fn parse_compression(name: &str) -> Result<medledger_store::Compression, String> {
+    medledger_store::Compression::from_name(name)
+        .ok_or_else(|| format!("{name}: expected none, lz4 or zstd"))
 }

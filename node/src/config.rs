@@ -26,6 +26,9 @@ pub struct NodeConfig {
     pub transport_key_file: PathBuf,
     /// Where RocksDB and the consensus WAL live, relative to home.
     pub data_dir: PathBuf,
+    /// How the ledger store compresses its files: `none`, `lz4` or `zstd`
+    /// (this node's choice; files of every codec stay readable).
+    pub storage_compression: String,
     /// The node refuses to start, and stops, when the data directory's
     /// volume has less than this many MiB free (before the store runs out mid-write).
     pub min_free_disk_mb: u64,
@@ -129,6 +132,7 @@ impl Default for NodeConfig {
             node_key_file: "node-key.json".into(),
             transport_key_file: "transport-key.json".into(),
             data_dir: "data".into(),
+            storage_compression: medledger_store::Compression::default().name().into(),
             min_free_disk_mb: 64,
             p2p: P2p::default(),
             http: Http::default(),
@@ -196,7 +200,20 @@ impl NodeConfig {
                 path.display()
             );
         }
+        config
+            .compression()
+            .with_context(|| format!("{} is not a valid config", path.display()))?;
         Ok(config)
+    }
+
+    /// The store's codec, from `storage_compression`.
+    pub fn compression(&self) -> anyhow::Result<medledger_store::Compression> {
+        medledger_store::Compression::from_name(&self.storage_compression).ok_or_else(|| {
+            anyhow::anyhow!(
+                "`storage_compression` is {:?}: expected \"none\", \"lz4\" or \"zstd\"",
+                self.storage_compression
+            )
+        })
     }
 
     /// The file's text, with a comment above every key.
@@ -223,6 +240,9 @@ node_key_file = {key:?}
 transport_key_file = {transport_key:?}
 # RocksDB and the consensus write-ahead log. Back this up (see docs/operations.md).
 data_dir = {data:?}
+# How the ledger store compresses its files: "none", "lz4" or "zstd" (this
+# node's own choice; it may change between restarts, docs/scale.md measures each).
+storage_compression = {compression:?}
 # Below this much free space (MiB) on data_dir's volume the node stops, and
 # will not start, so that a filling disk never cuts a block write short.
 min_free_disk_mb = {min_free}
@@ -285,6 +305,7 @@ fhir_identifier_system = {fhir_system:?}
             key = self.node_key_file.display().to_string(),
             transport_key = self.transport_key_file.display().to_string(),
             data = self.data_dir.display().to_string(),
+            compression = self.storage_compression,
             min_free = self.min_free_disk_mb,
             p2p_listen = self.p2p.listen,
             peers = list(&self.p2p.peers),
@@ -310,5 +331,40 @@ fhir_identifier_system = {fhir_system:?}
                 .collect::<Vec<_>>()
                 .join("\n"),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> anyhow::Result<NodeConfig> {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("config.toml"), text).unwrap();
+        NodeConfig::load(home.path())
+    }
+
+    #[test]
+    fn the_commented_file_reads_back_and_a_codec_is_checked() {
+        let config = NodeConfig {
+            institution: "city-first-hospital".into(),
+            storage_compression: "lz4".into(),
+            ..NodeConfig::default()
+        };
+        let read = load_text(&config.to_commented_toml()).unwrap();
+        assert_eq!(read, config);
+        assert_eq!(
+            read.compression().unwrap(),
+            medledger_store::Compression::Lz4
+        );
+        let text = config.to_commented_toml().replace(
+            "storage_compression = \"lz4\"",
+            "storage_compression = \"snappy\"",
+        );
+        let error = format!("{:#}", load_text(&text).unwrap_err());
+        assert!(
+            error.contains("expected \"none\", \"lz4\" or \"zstd\""),
+            "{error}"
+        );
     }
 }

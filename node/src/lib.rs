@@ -186,8 +186,12 @@ pub fn run(home: &Path) -> anyhow::Result<()> {
         std::process::exit(disk::EXIT_STORAGE_FAILED);
     }
     disk::watch(data.clone(), min_free);
-    let store = Store::open(&data.join("ledger"), genesis.crypto_suite.hash_function())
-        .context("opening the ledger store")?;
+    let store = Store::open_compressed(
+        &data.join("ledger"),
+        genesis.crypto_suite.hash_function(),
+        config.compression()?,
+    )
+    .context("opening the ledger store")?;
     let genesis_hash = genesis.hash();
     match store.genesis_hash()? {
         None => {

@@ -187,14 +187,71 @@ fn decode_u64(bytes: &[u8], what: &'static str) -> Result<u64, StoreError> {
 /// default 64 MiB: a 1.3 MiB filter each).
 const MEMTABLE_FILTER_RATIO: f64 = 0.02;
 
+/// How the store compresses the table files it writes (the write-ahead log
+/// stays uncompressed). Each node's own choice, not the chain's: RocksDB
+/// reads files of every codec, so it may change between restarts, and new
+/// files take the new one as compaction rewrites them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// Uncompressed.
+    None,
+    /// LZ4 at every level: a node's default (a quarter smaller on disk for
+    /// no measurable replay cost; docs/scale.md, "Compression").
+    #[default]
+    Lz4,
+    /// Zstandard (level 3) at every level.
+    Zstd,
+}
+
+impl Compression {
+    /// Every codec, in the order the config and the benchmark name them.
+    pub const ALL: [Compression; 3] = [Self::None, Self::Lz4, Self::Zstd];
+
+    /// The name in a node's config: `none`, `lz4` or `zstd`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Lz4 => "lz4",
+            Self::Zstd => "zstd",
+        }
+    }
+
+    /// Parses [`Self::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    fn rocksdb(self) -> rocksdb::DBCompressionType {
+        match self {
+            Self::None => rocksdb::DBCompressionType::None,
+            Self::Lz4 => rocksdb::DBCompressionType::Lz4,
+            Self::Zstd => rocksdb::DBCompressionType::Zstd,
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir` for a chain hashing with
     /// `hash`; refuses a store initialised for a chain hashing otherwise.
+    /// Writes uncompressed files ([`Self::open_compressed`] chooses).
     pub fn open(dir: &Path, hash: HashFunction) -> Result<Self, StoreError> {
-        Self::open_with(dir, Some(hash))
+        Self::open_with(dir, Some(hash), Compression::None)
     }
 
-    fn open_with(dir: &Path, expected: Option<HashFunction>) -> Result<Self, StoreError> {
+    /// As [`Self::open`], writing table files with `compression`.
+    pub fn open_compressed(
+        dir: &Path,
+        hash: HashFunction,
+        compression: Compression,
+    ) -> Result<Self, StoreError> {
+        Self::open_with(dir, Some(hash), compression)
+    }
+
+    fn open_with(
+        dir: &Path,
+        expected: Option<HashFunction>,
+        compression: Compression,
+    ) -> Result<Self, StoreError> {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
@@ -214,6 +271,7 @@ impl Store {
             // (a few percent of a node's CPU under load: issue 21's profile).
             family.set_memtable_prefix_bloom_ratio(MEMTABLE_FILTER_RATIO);
             family.set_memtable_whole_key_filtering(true);
+            family.set_compression_type(compression.rocksdb());
             family
         };
         let families = FAMILIES
@@ -267,7 +325,7 @@ impl Store {
                 dir.display()
             )));
         }
-        Self::open_with(dir, None)
+        Self::open_with(dir, None, Compression::None)
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
@@ -287,6 +345,19 @@ impl Store {
     /// The last committed height (0 = genesis only); `None` before genesis.
     pub fn height(&self) -> Result<Option<u64>, StoreError> {
         Ok(self.tip()?.map(|(h, _)| h))
+    }
+
+    /// Flushes the memtables and compacts every family down to its last
+    /// level: the settled size of what is stored (benchmarks measure disk
+    /// use after it), without the write-ahead log's and stale files' share.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        for name in FAMILIES {
+            let family = self.cf(name)?;
+            self.db.flush_cf(family)?;
+            self.db
+                .compact_range_cf(family, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
     }
 
     /// The genesis hash this store was initialised with.

@@ -14,7 +14,7 @@ use medledger_contracts::types::{
     Category, ChainId, GrantTerms, Grantee, Holders, InstitutionId, PatientId, Purpose, Timestamp,
     TxHash,
 };
-use medledger_store::{CommittedBlock, Store};
+use medledger_store::{CommittedBlock, Compression, Store};
 
 fn writes(pairs: &[(&[u8], &[u8])]) -> WriteSet {
     let mut w = WriteSet::default();
@@ -293,4 +293,40 @@ fn roots_and_proofs_match_and_survive_reopening(hash: HashFunction) -> tempfile:
     let other = Grantee::Institution(InstitutionId::new("city-first-hospital").unwrap());
     assert!(store.audit_indexes_for_grantee(&other).unwrap().is_empty());
     dir
+}
+
+/// A node's `storage_compression` is its own: a store written with one
+/// codec reopens under each of the others, its blocks, state and proofs
+/// intact, and a full compaction (which rewrites every file with the codec
+/// of the moment) keeps the same state root.
+#[test]
+fn a_store_written_with_one_codec_reads_under_every_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let patient = PatientId(Hash32([9; 32]));
+    let mut root = Hash32([0; 32]);
+    for (round, compression) in Compression::ALL.into_iter().enumerate() {
+        let store = Store::open_compressed(dir.path(), HashFunction::Sha256, compression).unwrap();
+        let height = round as u64 + 1;
+        if round == 0 {
+            store
+                .initialize(Hash32([7; 32]), &writes(&[(b"a", b"1")]))
+                .unwrap();
+        } else {
+            // What the earlier codec wrote is still there.
+            assert_eq!(store.height().unwrap(), Some(height - 1));
+            assert_eq!(store.state_root_at(height - 1).unwrap(), root);
+            assert!(store.block_bytes(height - 1).unwrap().is_some());
+        }
+        // (A block that writes something also writes its grant: `with_grant`.)
+        let block = writes(&[(b"round", &u8::try_from(round).unwrap().to_le_bytes())]);
+        root = commit(&store, height, &block, patient, round as u64);
+        store.compact().unwrap();
+        assert_eq!(store.state_root_at(height).unwrap(), root);
+        let (value, _proof) = store
+            .get_with_proof(&StateKey::Grant(grant_id(height)), height)
+            .unwrap();
+        assert!(value.is_some(), "{}", compression.name());
+    }
+    assert_eq!(Compression::from_name("zstd"), Some(Compression::Zstd));
+    assert_eq!(Compression::from_name("snappy"), None);
 }
