@@ -29,7 +29,7 @@ const T = {
     status: { active: "有效", expiring: "即将到期", pending: "未开始", expired: "已过期", revoked: "已撤回", relinquished: "已放弃" },
     practitioner: "医生", notifications: "开启通知", alliance: "医联体",
     linkTitle: "在医院关联我的病历号", linkText: "医院登记处会告诉您在本院的病历号。核对无误后在此签名，并把签名码出示给登记处。没有您的签名，医院不会按您的授权发送病历。",
-    linkHospital: "医院", linkNumber: "本院病历号", linkSubmit: "核对无误，签名", linkShow: "请让登记处扫描这个二维码，或照下方的签名码录入：", linkQrLabel: "病历号关联签名的二维码",
+    linkHospital: "医院", linkNumber: "本院病历号", linkSubmit: "核对无误，签名", linkShow: "请让登记处扫描这个二维码，或照下方的签名码录入：", linkQrLabel: "病历号关联签名的二维码", recoveryQrLabel: "恢复码的二维码",
     errLinkNumber: "病历号只含字母、数字、“-”和“_”，最多 64 个字符。",
     recordsSince: "哪段时间的病历", recordsAll: "全部时间", records1: "最近一年", records3: "最近三年", records5: "最近五年",
     sensitiveLegend: "敏感信息（默认不包含；要包含请逐项勾选）", recordsFrom: "仅含此日期之后的病历：", recordsBefore: "此日期之前", noSensitive: "不含敏感信息", withSensitive: "含敏感信息：",
@@ -92,7 +92,7 @@ const T = {
     status: { active: "active", expiring: "expiring soon", pending: "not yet started", expired: "expired", revoked: "revoked", relinquished: "given up" },
     practitioner: "doctor", notifications: "Turn on notifications", alliance: "alliance",
     linkTitle: "Link my record number at a hospital", linkText: "The hospital's desk tells you your record number there. Check it, sign it here and show the signature to the desk. Without your signature the hospital sends none of your records under your grants.",
-    linkHospital: "Hospital", linkNumber: "Your record number there", linkSubmit: "It is mine: sign", linkShow: "Let the desk scan this code, or type the signature below it:", linkQrLabel: "QR code of the record-number signature",
+    linkHospital: "Hospital", linkNumber: "Your record number there", linkSubmit: "It is mine: sign", linkShow: "Let the desk scan this code, or type the signature below it:", linkQrLabel: "QR code of the record-number signature", recoveryQrLabel: "QR code of the recovery code",
     errLinkNumber: "A record number is letters, digits, '-' and '_', at most 64 characters.",
     recordsSince: "Records from which period", recordsAll: "All time", records1: "The last year", records3: "The last 3 years", records5: "The last 5 years",
     sensitiveLegend: "Sensitive information (left out unless you tick each one)", recordsFrom: "only records dated from", recordsBefore: "before", noSensitive: "no sensitive information", withSensitive: "including sensitive:",
@@ -714,7 +714,12 @@ function showKey() {
   showSections(!key.recoveryCode);
   $("patient-id").textContent = key.patient;
   $("qr").innerHTML = qrSvg(key.patient, t().qrLabel);
-  if (key.recoveryCode) $("recovery-code").textContent = key.recoveryCode;
+  if (key.recoveryCode) {
+    // To scan: uppercase hex is QR's alphanumeric mode (version 9 holds the
+    // code on either suite); the contact's app reads either case.
+    $("recovery-qr").innerHTML = qrSvg(key.recoveryCode.toUpperCase(), t().recoveryQrLabel);
+    $("recovery-code").textContent = key.recoveryCode;
+  }
 }
 
 async function live(delay = 2000) {

@@ -1,14 +1,32 @@
 // A QR code (ISO/IEC 18004) for the registration desk — the patient's id,
-// or a record-number link's signature as 128 uppercase hex digits: error
-// correction level M, versions 1 to 6, alphanumeric mode when every
-// character is one of its 45 (11 bits per pair instead of 16, which is what
-// lets a signature fit version 6), byte mode otherwise, and the mask with
-// the lowest penalty. test/qr.test.mjs checks the matrices against an
-// independent encoder's for every mask.
+// a record-number link's signature as 128 uppercase hex digits, or a
+// recovery code as 256 (258 on an SM chain): error correction level M,
+// versions 1 to 9, alphanumeric mode when every character is one of its 45
+// (11 bits per pair instead of 16, which is what lets a signature fit
+// version 6 and a recovery code version 9), byte mode otherwise, and the
+// mask with the lowest penalty. test/qr.test.mjs checks the matrices
+// against an independent encoder's for every mask.
 
-// Per version (1-6), level M: [total codewords, ec codewords per block, blocks].
-const VERSIONS = [null, [26, 10, 1], [44, 16, 1], [70, 26, 1], [100, 18, 2], [134, 24, 2], [172, 16, 4]];
-const ALIGNMENT = [null, [], [6, 18], [6, 22], [6, 26], [6, 30], [6, 34]];
+// Per version (1-9), level M: [ec codewords per block, [blocks, data codewords each]…].
+const VERSIONS = [
+  null,
+  [10, [1, 16]],
+  [16, [1, 28]],
+  [26, [1, 44]],
+  [18, [2, 32]],
+  [24, [2, 43]],
+  [16, [4, 27]],
+  [18, [4, 31]],
+  [22, [2, 38], [2, 39]],
+  [22, [3, 36], [2, 37]],
+];
+const ALIGNMENT = [null, [], [6, 18], [6, 22], [6, 26], [6, 30], [6, 34], [6, 22, 38], [6, 24, 42], [6, 26, 46]];
+
+/** Data codewords of a version. */
+function dataCodewords(version) {
+  const [, ...groups] = VERSIONS[version];
+  return groups.reduce((n, [blocks, size]) => n + blocks * size, 0);
+}
 
 // GF(256) with the QR polynomial x^8 + x^4 + x^3 + x^2 + 1.
 const EXP = new Uint8Array(512);
@@ -72,8 +90,8 @@ function segment(text) {
 }
 
 function codewords(segmentBits, version) {
-  const [total, ecPerBlock, blocks] = VERSIONS[version];
-  const dataTotal = total - ecPerBlock * blocks;
+  const [ecPerBlock, ...groups] = VERSIONS[version];
+  const dataTotal = dataCodewords(version);
   const bits = [...segmentBits];
   const put = (value, length) => {
     for (let i = length - 1; i >= 0; i--) bits.push((value >> i) & 1);
@@ -83,15 +101,36 @@ function codewords(segmentBits, version) {
   const data = [];
   for (let i = 0; i < bits.length; i += 8) data.push(bits.slice(i, i + 8).reduce((a, b) => (a << 1) | b, 0));
   for (let pad = 0xec; data.length < dataTotal; pad ^= 0xec ^ 0x11) data.push(pad);
-  // Versions 1-6 at level M have equal blocks.
-  const size = dataTotal / blocks;
+  // Blocks in order, the second group's one codeword longer (versions 8, 9).
   const dataBlocks = [];
-  for (let b = 0; b < blocks; b++) dataBlocks.push(data.slice(b * size, (b + 1) * size));
+  let at = 0;
+  for (const [blocks, size] of groups) {
+    for (let b = 0; b < blocks; b++, at += size) dataBlocks.push(data.slice(at, at + size));
+  }
   const ecBlocks = dataBlocks.map((block) => errorCorrection(block, ecPerBlock));
+  const longest = Math.max(...dataBlocks.map((block) => block.length));
   const out = [];
-  for (let i = 0; i < size; i++) for (const block of dataBlocks) out.push(block[i]);
+  for (let i = 0; i < longest; i++) for (const block of dataBlocks) if (i < block.length) out.push(block[i]);
   for (let i = 0; i < ecPerBlock; i++) for (const block of ecBlocks) out.push(block[i]);
   return out;
+}
+
+/** Version information (versions 7 and up): the version and its BCH(18, 6) code. */
+function versionBits(version) {
+  let rem = version << 12;
+  for (let i = 17; i >= 12; i--) if (rem & (1 << i)) rem ^= 0x1f25 << (i - 12);
+  return (version << 12) | rem;
+}
+
+/** Where the version information's bits go, least significant first: [top-right, bottom-left] blocks. */
+function versionPositions(n) {
+  const topRight = [];
+  const bottomLeft = [];
+  for (let i = 0; i < 18; i++) {
+    topRight.push([Math.floor(i / 3), n - 11 + (i % 3)]);
+    bottomLeft.push([n - 11 + (i % 3), Math.floor(i / 3)]);
+  }
+  return [topRight, bottomLeft];
 }
 
 function formatBits(mask) {
@@ -133,13 +172,24 @@ function base(version) {
     m[i][6] = i % 2 === 0;
   }
   const centres = ALIGNMENT[version];
+  const first = centres[0];
+  const last = centres[centres.length - 1];
   for (const r of centres)
     for (const c of centres) {
-      if (m[r][c] !== null) continue;
+      // All but the three beside the finder patterns (those on the timing
+      // patterns, from version 7 on, are kept: they agree with them).
+      if ((r === first && c === first) || (r === first && c === last) || (r === last && c === first)) continue;
       for (let dr = -2; dr <= 2; dr++)
         for (let dc = -2; dc <= 2; dc++) m[r + dr][c + dc] = Math.max(Math.abs(dr), Math.abs(dc)) !== 1;
     }
   m[n - 8][8] = true; // the dark module
+  if (version >= 7) {
+    const bits = versionBits(version);
+    for (const list of versionPositions(n))
+      list.forEach(([r, c], i) => {
+        m[r][c] = ((bits >> i) & 1) === 1;
+      });
+  }
   return m;
 }
 
@@ -219,10 +269,7 @@ function penalty(m) {
 /** The module matrix (true = dark) of `text`, with `mask` or the best one. */
 export function qrMatrix(text, mask) {
   const bits = segment(text);
-  const version = [1, 2, 3, 4, 5, 6].find((v) => {
-    const [total, ec, blocks] = VERSIONS[v];
-    return bits.length <= (total - ec * blocks) * 8;
-  });
+  const version = [1, 2, 3, 4, 5, 6, 7, 8, 9].find((v) => bits.length <= dataCodewords(v) * 8);
   if (!version) throw new Error("too long for this QR encoder");
   const words = codewords(bits, version);
   if (mask !== undefined) return place(version, words, mask);

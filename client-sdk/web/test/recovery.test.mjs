@@ -11,6 +11,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { qrSvg } from "../qr.js";
 import { skip, shots, withConsortium, phone, makeKey } from "../test-support/consortium.mjs";
 
 for (const [suite, digits, shot] of [["ed25519-sha256", 256, ""], ["sm2-sm3", 258, "sm-"]]) {
@@ -79,6 +80,14 @@ for (const [suite, digits, shot] of [["ed25519-sha256", 256, ""], ["sm2-sm3", 25
       await device.locator("#notice", { hasText: "正在等待恢复联系人批准" }).waitFor();
       const code = (await device.locator("#recovery-code").textContent()).trim();
       assert.match(code, new RegExp(`^[0-9a-f]{${digits}}$`));
+      // Shown as a QR code too: the same code in uppercase (alphanumeric
+      // mode, version 9, 53 modules and the quiet zone; test/qr.test.mjs
+      // checks the encoder against an independent one).
+      assert.equal(await device.locator("#recovery-qr svg").getAttribute("viewBox"), "0 0 61 61");
+      assert.equal(
+        await device.locator("#recovery-qr svg path").getAttribute("d"),
+        qrSvg(code.toUpperCase(), "qr").match(/ d="([^"]+)"/)[1],
+      );
       assert.equal((await device.locator("#patient-id").textContent()).trim(), aliceId);
       assert.equal(await device.locator("#grant-section").isHidden(), true, "nothing to do before approval");
       await device.screenshot({ path: join(shots, shot + "9-recovering.png"), fullPage: true });
