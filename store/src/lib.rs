@@ -325,7 +325,10 @@ impl Store {
                 dir.display()
             )));
         }
-        Self::open_with(dir, None, Compression::None)
+        // A tool opening a stopped node's store may flush what the node's
+        // log held: in a node's default codec, not uncompressed beside it.
+        // (Opening read-only would write nothing; not built yet.)
+        Self::open_with(dir, None, Compression::default())
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
@@ -350,6 +353,9 @@ impl Store {
     /// Flushes the memtables and compacts every family down to its last
     /// level: the settled size of what is stored (benchmarks measure disk
     /// use after it), without the write-ahead log's and stale files' share.
+    /// For a store no node has open (it blocks until done and needs free
+    /// space for the files it rewrites). Files already in the last level
+    /// keep the codec they were written with.
     pub fn compact(&self) -> Result<(), StoreError> {
         for name in FAMILIES {
             let family = self.cf(name)?;

@@ -297,8 +297,9 @@ fn roots_and_proofs_match_and_survive_reopening(hash: HashFunction) -> tempfile:
 
 /// A node's `storage_compression` is its own: a store written with one
 /// codec reopens under each of the others, its blocks, state and proofs
-/// intact, and a full compaction (which rewrites every file with the codec
-/// of the moment) keeps the same state root.
+/// intact, and a full compaction keeps the same state root. (RocksDB does
+/// not rewrite its last level to change codec: each file keeps the one it
+/// was written with.)
 #[test]
 fn a_store_written_with_one_codec_reads_under_every_other() {
     let dir = tempfile::tempdir().unwrap();
