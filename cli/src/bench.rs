@@ -218,6 +218,23 @@ pub(super) fn rss_mib(pid: u32) -> Option<f64> {
     status_mib(pid, "VmRSS:")
 }
 
+/// The layout `bench-verify` and `bench-records` run on: four validators
+/// on `suite` in `dir`, the default validity window.
+pub(super) fn four_validators_on(
+    suite: medledger_contracts::crypto::CryptoSuite,
+    dir: &Path,
+) -> anyhow::Result<medledger_testnet::TestnetLayout> {
+    medledger_testnet::init_on(
+        suite,
+        dir,
+        4,
+        0,
+        0,
+        "medledger-bench",
+        medledger_testnet::TX_VALIDITY_WINDOW_MS,
+    )
+}
+
 pub(super) fn dir_bytes(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;

@@ -39,15 +39,7 @@ pub fn run(options: RecordsBenchOptions) -> anyhow::Result<()> {
     let dir = options.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("medledger-bench-records-{}", std::process::id()))
     });
-    let layout = medledger_testnet::init_on(
-        options.suite,
-        &dir,
-        4,
-        0,
-        0,
-        "medledger-bench",
-        medledger_testnet::TX_VALIDITY_WINDOW_MS,
-    )?;
+    let layout = super::bench::four_validators_on(options.suite, &dir)?;
     let nodes = Consortium::launch(std::env::current_exe()?, layout.clone())?;
     let pids: Vec<(String, u32)> = layout
         .nodes

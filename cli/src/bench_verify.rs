@@ -40,15 +40,7 @@ pub fn run(options: VerifyBenchOptions) -> anyhow::Result<()> {
     let dir = options.dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("medledger-bench-verify-{}", std::process::id()))
     });
-    let layout = medledger_testnet::init_on(
-        options.suite,
-        &dir,
-        4,
-        0,
-        0,
-        "medledger-bench",
-        medledger_testnet::TX_VALIDITY_WINDOW_MS,
-    )?;
+    let layout = super::bench::four_validators_on(options.suite, &dir)?;
     let nodes = Consortium::launch(std::env::current_exe()?, layout.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
