@@ -5,7 +5,8 @@ use medledger_contracts::records::{
     AccessKind as LedgerAccessDetail, AccessRecord, AuditEntry as LedgerAuditEntry,
     AuditEvent as LedgerAuditEvent, ConsentRequestRecord, ControlChange as LedgerControlChange,
     Decision as LedgerDecision, DelegationRecord, GrantEnd as LedgerGrantEnd, GrantRecord,
-    GroupRecord, InstitutionRecord, LicenceRecord, PatientRecord, PractitionerRecord,
+    GroupRecord, InstitutionRecord, LicenceRecord, OwnAccessRecord, PatientRecord,
+    PractitionerRecord, ReleaseRecord,
 };
 use medledger_contracts::transaction::Signer as LedgerSigner;
 use medledger_contracts::types::{
@@ -399,6 +400,50 @@ pub struct Release {
     pub grant_active_at_release: bool,
 }
 
+impl From<&ReleaseRecord> for Release {
+    fn from(r: &ReleaseRecord) -> Self {
+        Self {
+            height: r.at.height,
+            time_ms: r.at.time.0,
+            content_hashes: r.content_hashes.iter().map(|h| Hex32(*h)).collect(),
+            grant_active_at_release: r.grant_active_at_release,
+        }
+    }
+}
+
+/// `GET /v1/own-accesses/{request}`: a patient's request for their own
+/// records and, once recorded, its release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnAccess {
+    /// Its id (the request's transaction id).
+    pub id: Hex32,
+    /// Whose records (the patient who asked).
+    pub patient: Hex32,
+    /// The institution asked to release.
+    pub holder: String,
+    /// The categories asked for.
+    pub categories: Vec<Category>,
+    /// When it was asked.
+    pub at: BlockRef,
+    /// The holder's release, once recorded.
+    pub release: Option<Release>,
+}
+
+impl OwnAccess {
+    /// A patient's own request as recorded.
+    pub fn new(id: &TxHash, a: &OwnAccessRecord) -> Self {
+        Self {
+            id: id.0.into(),
+            patient: a.patient.0.into(),
+            holder: a.holder.as_str().to_string(),
+            categories: a.categories.iter().map(Category::from).collect(),
+            at: (&a.at).into(),
+            release: a.release.as_ref().map(Release::from),
+        }
+    }
+}
+
 /// An access: a request for records, its decision, and any release.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -456,12 +501,7 @@ impl Access {
             },
             at: (&a.at).into(),
             decision: (&a.decision).into(),
-            release: a.release.as_ref().map(|r| Release {
-                height: r.at.height,
-                time_ms: r.at.time.0,
-                content_hashes: r.content_hashes.iter().map(|h| Hex32(*h)).collect(),
-                grant_active_at_release: r.grant_active_at_release,
-            }),
+            release: a.release.as_ref().map(Release::from),
         }
     }
 }
@@ -588,6 +628,13 @@ pub enum AuditEvent {
         /// The refusal's code.
         reason: String,
     },
+    /// The patient asked a holder for their own records.
+    OwnRecordsRequested {
+        /// The request.
+        request: Hex32,
+        /// The holder asked.
+        holder: String,
+    },
 }
 
 impl From<&LedgerAuditEntry> for AuditEntry {
@@ -688,6 +735,10 @@ impl From<&LedgerAuditEvent> for AuditEvent {
                 holder: holder.as_str().to_string(),
                 practitioner: practitioner.0.into(),
                 reason: reason.code().to_string(),
+            },
+            E::OwnRecordsRequested { request, holder } => Self::OwnRecordsRequested {
+                request: request.0.into(),
+                holder: holder.as_str().to_string(),
             },
         }
     }

@@ -342,6 +342,8 @@ wire_enum! {
         AttestLicence = "attest-licence",
         /// A regulator suspends, reinstates or revokes a licence.
         SetLicenceStatus = "set-licence-status",
+        /// A patient asks a holder for their own records.
+        OwnRecordsRequest = "own-records-request",
     }
 }
 

@@ -15,6 +15,7 @@ use std::path::Path;
 use super::state::ReplayState;
 use medledger_contracts::records::{
     AccessKind, AccessKindTag, AccessRecord, AuditEntry, AuditEvent, Decision, LedgerParameters,
+    OwnAccessRecord,
 };
 use medledger_contracts::state::StateKey;
 use medledger_contracts::types::{InstitutionId, PatientId, PractitionerId, RequestId, Timestamp};
@@ -117,6 +118,10 @@ impl Reports {
                 AuditEvent::EmergencyReviewOverdue { .. } => {
                     bump(&mut self.counts, "emergency reviews overdue");
                 }
+                AuditEvent::OwnRecordsRequested { holder, .. } => {
+                    bump(&mut self.counts, "own records requests");
+                    self.count_at(holder, "own records requests as holder");
+                }
                 AuditEvent::AccessDecided {
                     request,
                     requester,
@@ -199,9 +204,21 @@ impl Reports {
                         at["requester"] = json!(a.requester.0.to_hex());
                         at["requester_institution"] = json!(a.requester_institution.as_str());
                     }
+                    let own = || {
+                        ledger
+                            .get::<OwnAccessRecord>(&StateKey::OwnAccess(*request))
+                            .ok()
+                            .flatten()
+                    };
                     match Self::access(ledger, request) {
                         Some(a)
                             if a.decision == Decision::Authorized && a.patient == entry.patient => {
+                        }
+                        // A patient's own records, released to them (R7.8).
+                        None if own()
+                            .is_some_and(|o| o.patient == entry.patient && o.holder == *holder) =>
+                        {
+                            bump(&mut self.counts, "releases to the patient");
                         }
                         _ => self.releases_unmatched.push(at.clone()),
                     }
@@ -799,6 +816,7 @@ fn event_name(event: &AuditEvent) -> &'static str {
         AuditEvent::FetchRefused { .. } => "fetch refused",
         AuditEvent::ControlChanged { .. } => "account control changed",
         AuditEvent::EmergencyReviewOverdue { .. } => "emergency review overdue",
+        AuditEvent::OwnRecordsRequested { .. } => "own records requested",
     }
 }
 
@@ -828,6 +846,9 @@ fn figure_zh(figure: &str) -> &'static str {
         "public-health accesses" => "公共卫生调取",
         "releases" => "记录发放",
         "fetches refused" => "取件被拒",
+        "own records requests" => "患者调取本人病历",
+        "own records requests as holder" => "作为持有方收到的本人病历调取",
+        "releases to the patient" => "发放给患者本人",
         "recovery_contacts_changed" => "恢复联系人变更",
         "recovery_approved" => "恢复获批准",
         "key_replacement_scheduled" => "密钥替换待生效",

@@ -491,6 +491,50 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
     )
     .await?;
 
+    // The patient downloads their own lab reports (R7.8) through the
+    // fourth node: asked on the ledger, sealed to a one-time key of the
+    // patient's, the release in their history like any other.
+    let (own_request, outcome) = demo
+        .submit(
+            3,
+            "patient asks for their own lab reports",
+            Signer::Patient(patient),
+            &patient_key,
+            Payload::OwnRecordsRequest {
+                holder: first.clone(),
+                categories: BoundedVec::new(vec![Category::LabReports]).unwrap_or_default(),
+            },
+        )
+        .await?;
+    if outcome != "authorized" {
+        bail!("the patient's own request should have been recorded, got {outcome}");
+    }
+    let fourth = medledger_client_sdk::Client::new(&demo.layout.nodes[3].http, demo.chain.clone())?;
+    let own_dir = dir.join("downloaded-by-the-patient");
+    let own = medledger_client_sdk::records::fetch_own_records(
+        &fourth,
+        &medledger_client_sdk::Identity::patient(&patient_key),
+        own_request,
+        first.clone(),
+        &own_dir,
+    )
+    .await?;
+    println!(
+        "  block {:>3}  {:<46} via {:<21} → {} resources, sealed to the patient's key",
+        own.release_height,
+        "patient downloads them",
+        demo.layout.nodes[3].institution,
+        own.items.len()
+    );
+    if !own.items.iter().any(|i| i.path == SENSITIVE_DEMO_RECORD) {
+        bail!("the patient's own lab reports should include their HIV test");
+    }
+    println!(
+        "               (their own records: {SENSITIVE_DEMO_RECORD} comes too) into {}",
+        own_dir.display()
+    );
+    demo.seen_height = demo.seen_height.max(own.release_height);
+
     println!("\nevery node holds the same ledger:");
     let mut heights = Vec::new();
     for node in &demo.layout.nodes {
@@ -671,6 +715,9 @@ impl Summary for AuditEntry {
             } => format!("emergency access by {requester_institution} not reviewed in time"),
             FetchRefused { holder, reason, .. } => {
                 format!("{holder} refused a fetch ({})", reason.code())
+            }
+            OwnRecordsRequested { holder, .. } => {
+                format!("the patient asked {holder} for their own records")
             }
         }
     }

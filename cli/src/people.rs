@@ -168,6 +168,21 @@ pub enum PatientCommand {
         #[arg(long)]
         of: Option<String>,
     },
+    /// Fetch your own records from a member that holds them (R7.8): asks
+    /// on the ledger (the request and the release show in your history),
+    /// then fetches them sealed to a one-time key made here, every item
+    /// checked, through the node given by --node.
+    FetchOwn {
+        /// Who holds them.
+        #[arg(long)]
+        holder: String,
+        /// A category (repeat; see `grant --help`).
+        #[arg(long = "category", required = true)]
+        categories: Vec<String>,
+        /// Where to write them.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// A hospital's commands (signed by a practitioner, or by the institution's admin key).
@@ -476,11 +491,52 @@ fn history_line(entry: &api::AuditEntry) -> String {
             "{holder} refused a fetch by practitioner {}: {reason}",
             short(practitioner)
         ),
+        E::OwnRecordsRequested { holder, .. } => {
+            format!("you asked {holder} for your own records")
+        }
     };
     let when = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + Duration::from_millis(entry.time_ms),
     );
     format!("{when}  block {:>6}  {what}", entry.height)
+}
+
+/// What a fetch delivered: one JSON document, or a line per resource.
+fn print_fetched(
+    json: bool,
+    fetched: &medledger_client_sdk::records::FetchedRecords,
+    handed: Option<usize>,
+    fhir_upload: Option<&str>,
+) {
+    if json {
+        let mut doc = json!({
+            "dir": fetched.dir,
+            "release_height": fetched.release_height,
+            "items": fetched.items.iter().map(|i| json!({"path": i.path, "size": i.size, "content_hash": i.content_hash.to_hex()})).collect::<Vec<_>>(),
+        });
+        if fhir_upload.is_some() {
+            doc["handed_to_fhir"] = json!(handed);
+        }
+        println!("{doc}");
+        return;
+    }
+    println!(
+        "fetched {} resources into {} (each checked against its hash; the holder's release at block {} lists the same hashes)",
+        fetched.items.len(),
+        fetched.dir.display(),
+        fetched.release_height
+    );
+    for item in &fetched.items {
+        println!(
+            "  {:<40} {:>10} bytes  {}",
+            item.path,
+            item.size,
+            &item.content_hash.to_hex()[..16]
+        );
+    }
+    if let (Some(count), Some(base)) = (handed, fhir_upload) {
+        println!("handed {count} FHIR resources to {base} in one transaction");
+    }
 }
 
 pub(crate) fn hash(text: &str, what: &str) -> anyhow::Result<Hash32> {
@@ -681,6 +737,30 @@ pub fn patient(connection: Connection, command: PatientCommand) -> anyhow::Resul
                         .await?,
                 );
             }
+            PatientCommand::FetchOwn {
+                holder,
+                categories,
+                out,
+            } => {
+                let holder = institution(&holder)?;
+                let categories = categories
+                    .iter()
+                    .map(|c| category(c))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let receipt = s
+                    .client
+                    .submit_and_wait(&tx.own_records_request(holder.clone(), categories)?, None)
+                    .await?;
+                if !matches!(receipt.outcome, api::Outcome::Authorized) {
+                    s.receipt("asked", &receipt);
+                    bail!("the request was not recorded");
+                }
+                let fetched = medledger_client_sdk::records::fetch_own_records(
+                    &s.client, &me, receipt.tx, holder, &out,
+                )
+                .await?;
+                print_fetched(s.json, &fetched, None, None);
+            }
             PatientCommand::History => {
                 let items = s.client.patient_history(&patient, &me).await?;
                 s.list("history", &items, history_line);
@@ -824,30 +904,7 @@ pub fn hospital(
                     ),
                     _ => None,
                 };
-                if s.json {
-                    println!(
-                        "{}",
-                        json!({
-                            "dir": fetched.dir,
-                            "release_height": fetched.release_height,
-                            "items": fetched.items.iter().map(|i| json!({"path": i.path, "size": i.size, "content_hash": i.content_hash.to_hex()})).collect::<Vec<_>>(),
-                            "handed_to_fhir": handed,
-                        })
-                    );
-                } else {
-                    println!(
-                        "fetched {} resources into {} (each checked against its SHA-256; the holder's release at block {} lists the same hashes)",
-                        fetched.items.len(),
-                        fetched.dir.display(),
-                        fetched.release_height
-                    );
-                    for item in &fetched.items {
-                        println!("  {:<40} {:>10} bytes  {}", item.path, item.size, &item.content_hash.to_hex()[..16]);
-                    }
-                    if let (Some(count), Some(base)) = (handed, &fhir_upload) {
-                        println!("handed {count} FHIR resources to {base} in one transaction");
-                    }
-                }
+                print_fetched(s.json, &fetched, handed, fhir_upload.as_deref());
             }
             HospitalCommand::EmergencyAccess { records, reason } => {
                 let (patient, holder, categories) = records.parse()?;

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::*;
 use medledger_client_sdk::records::{
-    FetchedRecords, GatewayResponse, fetch_records, open_fetch, released_hash,
+    FetchedRecords, GatewayResponse, fetch_own_records, fetch_records, open_fetch, released_hash,
 };
 /// The holder's slots per member node (node/src/gateway/holder.rs).
 const TRANSFERS_PER_PEER: usize = 16;
@@ -657,6 +657,189 @@ async fn public_health_access_travels_through_the_cdc_node_and_the_patient_sees_
             api::AuditEvent::Released { request: r, content_count: 3, .. } if *r == request
         )),
         "{history:?}"
+    );
+}
+
+/// Issue 20: a patient fetches their own records (R7.8) from the first
+/// hospital through the second hospital's node, sealed to their one-time
+/// key, every item checked, the request and release in their history;
+/// the same request is not served twice, nobody else's key or fetch passes,
+/// and `medledger patient fetch-own` does it all in one command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_fetches_their_own_records_through_any_members_node() {
+    let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
+    let mut net = Testnet::new(4);
+    net.start_all();
+    net.reach(0, 2, 60, "no blocks").await;
+    let (setup, files) = grant_labs_and_imaging(&net).await;
+    let first = institution("city-first-hospital");
+    let me = Identity::patient(&setup.patient_key);
+    let as_patient = TxBuilder::new(chain_id(), me.clone());
+    let asked = setup
+        .client_second
+        .submit_and_wait(
+            &as_patient
+                .own_records_request(first.clone(), vec![Category::LabReports, Category::Imaging])
+                .unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(asked.outcome, TxOutcome::Authorized, "{asked:?}");
+
+    // Another registered patient citing this request with their own key:
+    // the holder refuses it (the request is not theirs).
+    let stranger = KeyFile::generate().unwrap();
+    let stranger_id = Identity::patient(&stranger);
+    setup
+        .client_second
+        .submit_and_wait(
+            &TxBuilder::new(chain_id(), stranger_id.clone()).register_patient(),
+            None,
+        )
+        .await
+        .unwrap();
+    let out = net.dir().join("own");
+    assert_eq!(
+        refused_code(
+            fetch_own_records(
+                &setup.client_second,
+                &stranger_id,
+                asked.tx,
+                first.clone(),
+                &out
+            )
+            .await
+        ),
+        "not_authorized",
+        "another patient's fetch citing this request"
+    );
+
+    let fetched = fetch_own_records(&setup.client_second, &me, asked.tx, first.clone(), &out)
+        .await
+        .unwrap();
+    // Their own records rest on no grant: the sensitive ones of these
+    // categories come too; prescriptions were not asked for.
+    assert_eq!(
+        sorted_paths(&fetched),
+        [
+            "imaging/ct-study.dcm",
+            "imaging/eeg.dat",
+            "imaging/eeg.json",
+            "lab-reports/brca.json",
+            "lab-reports/glucose.json",
+            "lab-reports/panel.json",
+        ]
+    );
+    for (path, bytes) in files
+        .iter()
+        .filter(|(p, _)| !p.starts_with("prescriptions"))
+    {
+        assert_eq!(&read(&out, path), bytes, "{path} differs");
+    }
+    // Once.
+    assert_eq!(
+        refused_code(
+            fetch_own_records(
+                &setup.client_second,
+                &me,
+                asked.tx,
+                first.clone(),
+                &out.join("again")
+            )
+            .await
+        ),
+        "already_served"
+    );
+    // A practitioner cannot use a patient's own request.
+    assert_eq!(
+        refused_code(
+            fetch_records(
+                &setup.client_second,
+                &setup.doctor,
+                asked.tx,
+                first.clone(),
+                &out.join("doctor")
+            )
+            .await
+        ),
+        "not_authorized"
+    );
+    // The ledger has the release, readable by the patient, with the hashes
+    // the patient checked; their history shows the request and the release.
+    let own: api::OwnAccess = setup
+        .client_second
+        .get_signed_as(&format!("/v1/own-accesses/{}", asked.tx.0.to_hex()), &me)
+        .await
+        .unwrap();
+    let release = own.release.expect("released");
+    assert_eq!(release.content_hashes.len(), 6);
+    assert!(release.grant_active_at_release);
+    assert_eq!(
+        refused_code(
+            setup
+                .client_second
+                .get_signed_as::<api::OwnAccess>(
+                    &format!("/v1/own-accesses/{}", asked.tx.0.to_hex()),
+                    &setup.doctor,
+                )
+                .await
+        ),
+        "forbidden",
+        "another institution's practitioner"
+    );
+    let history = setup
+        .client_second
+        .patient_history(&setup.patient, &me)
+        .await
+        .unwrap();
+    let request = api::Hex32(asked.tx.0);
+    assert!(
+        history.iter().any(|e| matches!(
+            &e.event,
+            api::AuditEvent::OwnRecordsRequested { request: r, holder } if *r == request && holder == "city-first-hospital"
+        )),
+        "{history:?}"
+    );
+    assert!(
+        history.iter().any(|e| matches!(
+            &e.event,
+            api::AuditEvent::Released { request: r, content_count: 6, grant_active: true, .. } if *r == request
+        )),
+        "{history:?}"
+    );
+
+    // The command: ask and fetch in one, through the third node.
+    let key_file = net
+        .dir()
+        .join(format!("link-key-{}.json", setup.patient.0.to_hex()));
+    let cli_out = net.dir().join("own-cli");
+    let output = std::process::Command::new(BIN)
+        .args(["patient", "--node", &net.nodes()[2].http, "--genesis"])
+        .arg(net.dir().join("genesis.json"))
+        .arg("--key")
+        .arg(&key_file)
+        .args([
+            "--json",
+            "fetch-own",
+            "--holder",
+            "city-first-hospital",
+            "--category",
+            "prescriptions",
+            "--out",
+        ])
+        .arg(&cli_out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        answer["items"][0]["path"], "prescriptions/rx.json",
+        "{answer}"
+    );
+    assert_eq!(
+        read(&cli_out, "prescriptions/rx.json"),
+        br#"{"resourceType":"MedicationRequest"}"#
     );
 }
 

@@ -100,10 +100,110 @@ pub async fn fetch_records(
     holder: InstitutionId,
     out_dir: &std::path::Path,
 ) -> Result<FetchedRecords, crate::SdkError> {
-    use crate::SdkError;
+    let (key, manifest, frames) = open_fetch(client, practitioner, request, holder).await?;
+    let release = ReleaseOf::Access(request);
+    receive(
+        client,
+        practitioner,
+        key,
+        manifest,
+        frames,
+        out_dir,
+        release,
+    )
+    .await
+}
+
+/// A patient fetches their own records [R7.8] released under a committed
+/// `OwnRecordsRequest` they made of `holder` (see
+/// [`crate::TxBuilder::own_records_request`]), through any member's node
+/// (`client`), into `out_dir`, with every check [`fetch_records`] makes:
+/// sealed to a one-time key made here, each item's size and hash against
+/// the manifest, the manifest's salted hashes against the holder's
+/// committed release.
+pub async fn fetch_own_records(
+    client: &crate::Client,
+    patient: &crate::Identity,
+    request: RequestId,
+    holder: InstitutionId,
+    out_dir: &std::path::Path,
+) -> Result<FetchedRecords, crate::SdkError> {
+    use medledger_contracts::transaction::Signer;
+
+    let Signer::Patient(patient_id) = patient.signer else {
+        return Err(SdkError::Decode(
+            "a patient fetches their own records with their own key".into(),
+        ));
+    };
+    let key =
+        TransferKey::generate(client.chain().suite).map_err(|e| SdkError::Decode(e.to_string()))?;
+    let committed_at = committed_height(client, &request).await?;
+    let authorization = OwnFetchAuthorization {
+        committed_at,
+        chain: client.chain().id.clone(),
+        request,
+        holder,
+        patient: patient_id,
+        one_time_key: key.public(),
+        time: crate::client::now(),
+    };
+    let signed = SignedOwnFetch {
+        signature: patient
+            .key()
+            .sign(&authorization.digest(client.chain().hash())),
+        public_key: patient.key().public_key(),
+        authorization,
+    };
+    let (manifest, frames) = post_fetch(
+        client,
+        patient,
+        "/v1/records/own-fetch",
+        medledger_contracts::encoding::to_bytes(&signed),
+        Some(&key),
+    )
+    .await?;
+    let release = ReleaseOf::OwnAccess(request);
+    receive(client, patient, key, manifest, frames, out_dir, release).await
+}
+
+/// Where a transfer's release is recorded.
+#[derive(Clone, Copy)]
+enum ReleaseOf {
+    /// A practitioner's access (`/v1/accesses/{id}`).
+    Access(RequestId),
+    /// A patient's own request (`/v1/own-accesses/{id}`).
+    OwnAccess(RequestId),
+}
+
+impl ReleaseOf {
+    fn route(self) -> &'static str {
+        match self {
+            Self::Access(_) => "accesses",
+            Self::OwnAccess(_) => "own-accesses",
+        }
+    }
+
+    fn request(self) -> RequestId {
+        match self {
+            Self::Access(id) | Self::OwnAccess(id) => id,
+        }
+    }
+}
+
+/// The second half of a fetch: opens every chunk into `out_dir`, checks
+/// every item against the manifest, then waits for the holder's committed
+/// release and checks it lists the same salted hashes.
+async fn receive(
+    client: &crate::Client,
+    reader: &crate::Identity,
+    key: TransferKey,
+    manifest: Manifest,
+    mut frames: FrameReader,
+    out_dir: &std::path::Path,
+    release_of: ReleaseOf,
+) -> Result<FetchedRecords, crate::SdkError> {
     use std::io::Write;
 
-    let (key, manifest, mut frames) = open_fetch(client, practitioner, request, holder).await?;
     let mut opener = key
         .opener(&manifest)
         .map_err(|e| SdkError::Decode(e.to_string()))?;
@@ -182,13 +282,26 @@ pub async fn fetch_records(
         .collect();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let access: medledger_api::Access = client
-            .get_signed_as(
-                &format!("/v1/accesses/{}", request.0.to_hex()),
-                practitioner,
-            )
-            .await?;
-        if let Some(release) = access.release {
+        let path = format!(
+            "/v1/{}/{}",
+            release_of.route(),
+            release_of.request().0.to_hex()
+        );
+        let release = match release_of {
+            ReleaseOf::Access(_) => {
+                client
+                    .get_signed_as::<medledger_api::Access>(&path, reader)
+                    .await?
+                    .release
+            }
+            ReleaseOf::OwnAccess(_) => {
+                client
+                    .get_signed_as::<medledger_api::OwnAccess>(&path, reader)
+                    .await?
+                    .release
+            }
+        };
+        if let Some(release) = release {
             if release.content_hashes != expected {
                 return Err(SdkError::Decode(
                     "the holder's committed AccessServed lists other hashes than it sent".into(),
@@ -230,22 +343,7 @@ pub async fn open_fetch(
     };
     let key =
         TransferKey::generate(client.chain().suite).map_err(|e| SdkError::Decode(e.to_string()))?;
-    // The request may have been submitted through another node: wait
-    // (briefly) until this one has committed it too.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let committed_at = loop {
-        if let Some(receipt) = client.receipt(&request).await? {
-            break receipt.height;
-        }
-        if std::time::Instant::now() > deadline {
-            return Err(SdkError::Api {
-                status: 404,
-                code: "unknown_transaction".into(),
-                message: "the access request is not committed on this node".into(),
-            });
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let committed_at = committed_height(client, &request).await?;
     let authorization = FetchAuthorization {
         committed_at,
         chain: client.chain().id.clone(),
@@ -262,16 +360,78 @@ pub async fn open_fetch(
         public_key: practitioner.key().public_key(),
         authorization,
     };
-    let body =
-        serde_json::json!({"fetch": hex::encode(medledger_contracts::encoding::to_bytes(&signed))})
-            .to_string();
-    let response = client
-        .post_signed_raw("/v1/records/fetch", body, practitioner)
-        .await?;
+    let (manifest, frames) = post_fetch(
+        client,
+        practitioner,
+        "/v1/records/fetch",
+        medledger_contracts::encoding::to_bytes(&signed),
+        None,
+    )
+    .await?;
+    Ok((key, manifest, frames))
+}
+
+/// The height that committed `request` on the node `client` asks: the
+/// request may have been submitted through another node, so this waits
+/// (briefly) until this one has committed it too.
+async fn committed_height(client: &crate::Client, request: &RequestId) -> Result<u64, SdkError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(receipt) = client.receipt(request).await? {
+            return Ok(receipt.height);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(SdkError::Api {
+                status: 404,
+                code: "unknown_transaction".into(),
+                message: "the request is not committed on this node".into(),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Posts a signed fetch (BCS bytes) to `path` as `signer` and reads the
+/// holder's manifest — in clear, or (`own`: a patient's own transfer,
+/// relayed by any member) with its items sealed to `key`, whose number
+/// must be the one the relay counted; the chunks follow in the returned
+/// frames.
+async fn post_fetch(
+    client: &crate::Client,
+    signer: &crate::Identity,
+    path: &str,
+    signed_fetch: Vec<u8>,
+    own: Option<&TransferKey>,
+) -> Result<(Manifest, FrameReader), SdkError> {
+    let body = serde_json::json!({"fetch": hex::encode(signed_fetch)}).to_string();
+    let response = client.post_signed_raw(path, body, signer).await?;
     let mut frames = FrameReader::new(response);
-    let manifest = match frames.next().await? {
-        Some(GatewayResponse::Manifest(m)) => m,
-        Some(GatewayResponse::Refused { code, message }) => {
+    let manifest = match (frames.next().await?, own) {
+        (Some(GatewayResponse::Manifest(m)), None) => m,
+        (
+            Some(GatewayResponse::SealedManifest {
+                transfer,
+                encapsulated_key,
+                item_count,
+                items,
+            }),
+            Some(key),
+        ) => {
+            let items = key
+                .open_items(client.chain().hash(), &transfer, &items)
+                .map_err(|e| SdkError::Decode(format!("the sealed manifest: {e}")))?;
+            if items.len() != item_count as usize {
+                return Err(SdkError::Decode(
+                    "the sealed manifest lists another number of items than it says".into(),
+                ));
+            }
+            Manifest {
+                transfer,
+                encapsulated_key,
+                items,
+            }
+        }
+        (Some(GatewayResponse::Refused { code, message }), _) => {
             return Err(SdkError::Api {
                 status: 403,
                 code,
@@ -280,7 +440,7 @@ pub async fn open_fetch(
         }
         _ => {
             return Err(SdkError::Decode(
-                "the transfer did not start with a manifest".into(),
+                "the transfer did not start with a manifest of its kind".into(),
             ));
         }
     };
@@ -291,7 +451,7 @@ pub async fn open_fetch(
             "the manifest is malformed (too many items or unsafe names)".into(),
         ));
     }
-    Ok((key, manifest, frames))
+    Ok((manifest, frames))
 }
 
 /// The files of a transfer in progress: `(partial, final)` paths. Dropped

@@ -410,6 +410,19 @@ impl TxBuilder {
         }))
     }
 
+    /// A patient asks `holder` for their own records in `categories`
+    /// [R7.8]; [`crate::records::fetch_own_records`] then fetches them.
+    pub fn own_records_request(
+        &self,
+        holder: InstitutionId,
+        categories: Vec<Category>,
+    ) -> Result<SignedTransaction, SdkError> {
+        Ok(self.sign(Payload::OwnRecordsRequest {
+            holder,
+            categories: categories_of(categories)?,
+        }))
+    }
+
     /// A practitioner breaks the glass.
     pub fn emergency_access(
         &self,

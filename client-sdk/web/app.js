@@ -18,7 +18,7 @@ const T = {
     grantSubmit: "同意并授权", requestsTitle: "待我答复的请求", approve: "同意", deny: "拒绝", asks: "请求查看",
     delegateTitle: "监护人与代理人", delegateId: "对方的患者编号", role: "身份", proxy: "代理人", guardian: "监护人", recordedBy: "登记医院", evidence: "证明材料哈希",
     delegateSubmit: "指定", end: "终止", doctorAt: "的医生", consent_requested: "收到授权请求", consent_answered: "已答复请求",
-    delegation_started: "指定了监护人/代理人", delegation_ended: "终止了监护人/代理人", emergency_reviewed: "紧急调取已复核", emergency_review_overdue: "紧急调取逾期未复核", streamEnded: "实时更新已停止：此设备已不能再查看这份记录（密钥已更换或授权已结束）。", errDelegate: "患者编号是 64 位十六进制字符。", active: "有效", ended: "已终止", historyTitle: "谁看了我的病历", revoke: "撤回", confirmRevoke: "确定撤回这项授权吗？撤回后对方将无法再调取。",
+    delegation_started: "指定了监护人/代理人", delegation_ended: "终止了监护人/代理人", emergency_reviewed: "紧急调取已复核", emergency_review_overdue: "紧急调取逾期未复核", own_records_requested: "我申请调取本人病历", streamEnded: "实时更新已停止：此设备已不能再查看这份记录（密钥已更换或授权已结束）。", errDelegate: "患者编号是 64 位十六进制字符。", active: "有效", ended: "已终止", historyTitle: "谁看了我的病历", revoke: "撤回", confirmRevoke: "确定撤回这项授权吗？撤回后对方将无法再调取。",
     none: "暂无", granted: "已授权", revoked: "已撤回", access: "调取请求", released: "已发送病历", releaseAfterEnd: "授权结束后记录的发送（诚实的医院不会发送内容）", emergency: "紧急调取",
     publicHealth: "公共卫生调取", authorized: "已批准", denied: "已拒绝", newAccess: "新的调取记录",
     signedByYou: "✓ 已核验：与您签署的一致", notWhatYouSigned: "⚠ 节点显示的内容与您签署的不一致，请联系医院或监管机构",
@@ -81,7 +81,7 @@ const T = {
     grantSubmit: "Agree and grant", requestsTitle: "Requests waiting for my answer", approve: "Approve", deny: "Refuse", asks: "asks to read",
     delegateTitle: "Guardians and proxies", delegateId: "Their patient ID", role: "Role", proxy: "Proxy", guardian: "Guardian", recordedBy: "recorded by", evidence: "evidence hash",
     delegateSubmit: "Appoint", end: "End", doctorAt: "a doctor at", consent_requested: "Consent requested", consent_answered: "Request answered",
-    delegation_started: "Guardian or proxy appointed", delegation_ended: "Guardian or proxy ended", emergency_reviewed: "Emergency access reviewed", emergency_review_overdue: "Emergency access not reviewed in time", streamEnded: "Live updates stopped: this device may no longer follow this record (its key was replaced, or a delegation ended).", errDelegate: "A patient ID is 64 hexadecimal characters.", active: "active", ended: "ended", historyTitle: "Who read my records", revoke: "Revoke", confirmRevoke: "Revoke this grant? They will not be able to fetch anything more.",
+    delegation_started: "Guardian or proxy appointed", delegation_ended: "Guardian or proxy ended", emergency_reviewed: "Emergency access reviewed", emergency_review_overdue: "Emergency access not reviewed in time", own_records_requested: "I asked for my own records", streamEnded: "Live updates stopped: this device may no longer follow this record (its key was replaced, or a delegation ended).", errDelegate: "A patient ID is 64 hexadecimal characters.", active: "active", ended: "ended", historyTitle: "Who read my records", revoke: "Revoke", confirmRevoke: "Revoke this grant? They will not be able to fetch anything more.",
     none: "None yet", granted: "Granted", revoked: "Revoked", access: "Access request", released: "Records sent", releaseAfterEnd: "Release recorded after the permission ended (an honest hospital sends nothing)", emergency: "Emergency access",
     publicHealth: "Public-health access", authorized: "authorised", denied: "denied", newAccess: "New access recorded",
     signedByYou: "✓ Checked: what you signed", notWhatYouSigned: "⚠ The node shows something other than what you signed; tell the hospital or the regulator",
@@ -594,6 +594,9 @@ function historyItem(entry) {
         item.append(badge(t().released, "active"), ` ${when} · ${institutionName(e.holder)} · ${e.content_count}`);
       }
       break;
+    case "own_records_requested":
+      item.append(badge(t().own_records_requested, "active"), ` ${when} · ${institutionName(e.holder)}`);
+      break;
     case "fetch_refused":
       item.append(badge(t().fetchRefused, "denied"), ` ${when} · ${institutionName(e.holder)} · ${t().refusal[e.reason] ?? e.reason}`);
       break;
@@ -736,7 +739,7 @@ async function live(delay = 2000) {
 }
 
 function onLiveEntry(entry) {
-  const names = { access_decided: t().access, released: t().released, granted: t().granted, revoked: t().revoked, fetch_refused: t().fetchRefused, control_changed: t().controlChanged, emergency_review_overdue: t().emergency_review_overdue };
+  const names = { access_decided: t().access, released: t().released, granted: t().granted, revoked: t().revoked, fetch_refused: t().fetchRefused, control_changed: t().controlChanged, emergency_review_overdue: t().emergency_review_overdue, own_records_requested: t().own_records_requested };
   const text = `${t().newAccess}: ${names[entry.event.type] ?? entry.event.type}`;
   say(text);
   if ("Notification" in window && Notification.permission === "granted") new Notification("medledger", { body: text });

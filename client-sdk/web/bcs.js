@@ -106,7 +106,7 @@ export const PURPOSES = ["treatment", "referral", "continuity-of-care", "consult
 const SIGNER = { patient: 0, delegate: 1, practitioner: 2, institution: 3, institutionNode: 4 };
 const PAYLOAD = {
   registerPatient: 0, setRecoveryPolicy: 1, approveRecovery: 2, grant: 9, revoke: 10, answerConsentRequest: 13, delegate: 14, endDelegation: 15,
-  requestConsent: 12, cancelControlChange: 22,
+  requestConsent: 12, cancelControlChange: 22, ownRecordsRequest: 25,
 };
 
 /** An institution id: 1-64 of a-z, 0-9, '-'. */
@@ -131,15 +131,20 @@ function writeSignature(w, signature) {
   w.u8(suite.tag).bytes(signature); // Signature::Ed25519 (0) or ::Sm2 (1)
 }
 
+/** Categories by name, as the ledger's sorted list of their indexes. */
+function writeCategories(w, names) {
+  const categories = [...names].map((c) => CATEGORIES.indexOf(c));
+  if (categories.some((c) => c < 0)) throw new Error("unknown category");
+  categories.sort((a, b) => a - b);
+  w.vec(categories, (w, c) => w.uleb(c));
+}
+
 function writeTerms(w, t) {
   w.fixed32(t.patient);
   if (t.grantee.institution !== undefined) w.uleb(0).string(t.grantee.institution);
   else if (t.grantee.group !== undefined) w.uleb(2).string(t.grantee.group);
   else w.uleb(1).fixed32(t.grantee.practitioner);
-  const categories = [...t.categories].map((c) => CATEGORIES.indexOf(c));
-  if (categories.some((c) => c < 0)) throw new Error("unknown category");
-  categories.sort((a, b) => a - b);
-  w.vec(categories, (w, c) => w.uleb(c));
+  writeCategories(w, t.categories);
   // Record scope (R5.10): optional dates, then the included sensitive classes.
   for (const at of [t.recordsFrom, t.recordsUntil]) {
     if (at === undefined || at === null) w.u8(0);
@@ -183,6 +188,11 @@ export function transactionBytes(tx) {
       break;
     case "endDelegation":
       w.fixed32(p.delegation);
+      break;
+    case "ownRecordsRequest":
+      // R7.8: the patient asks a holder for their own records.
+      w.string(p.holder);
+      writeCategories(w, p.categories);
       break;
     case "setRecoveryPolicy":
       // Strictly increasing ids (lowercase hex sorts as the bytes do).

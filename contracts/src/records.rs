@@ -191,6 +191,14 @@ impl PatientRecord {
         }
     }
 
+    /// Whether a replacement of the key is scheduled but not yet in force
+    /// at `time` (R4.3: the current key may still cancel it).
+    pub fn key_change_pending_at(&self, time: Timestamp) -> bool {
+        self.pending_key
+            .as_ref()
+            .is_some_and(|pending| pending.effective_at > time)
+    }
+
     /// Moves every pending change whose delay has passed into place, so the
     /// record can be written back with what is in force at `time`.
     pub fn settle(&mut self, time: Timestamp) {
@@ -409,6 +417,22 @@ pub struct AccessRecord {
     pub at: BlockRef,
     /// The decision.
     pub decision: Decision,
+    /// The release, once recorded.
+    pub release: Option<ReleaseRecord>,
+}
+
+/// A patient's request for their own records [R7.8] and, once made, its
+/// release: no requester, decision or basis beyond the patient's own key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnAccessRecord {
+    /// Whose records (and who asked).
+    pub patient: PatientId,
+    /// Who holds them.
+    pub holder: InstitutionId,
+    /// Which categories.
+    pub categories: Categories,
+    /// When asked.
+    pub at: BlockRef,
     /// The release, once recorded.
     pub release: Option<ReleaseRecord>,
 }
@@ -855,6 +879,14 @@ pub enum AuditEvent {
         requester_institution: InstitutionId,
         /// The deadline that passed.
         deadline: Timestamp,
+    },
+    /// The patient asked a holder for their own records [R7.8] (appended
+    /// last so earlier events keep their encodings).
+    OwnRecordsRequested {
+        /// The request.
+        request: RequestId,
+        /// Who holds them.
+        holder: InstitutionId,
     },
 }
 

@@ -92,6 +92,9 @@ pub enum StateKey {
     /// `sm2-sm3` chain one network identity never stands for two members
     /// [R4.4, R4.8].
     TransportKey(PublicKey),
+    /// A patient's request for their own records and its release (value:
+    /// [`crate::records::OwnAccessRecord`]) [R7.8].
+    OwnAccess(RequestId),
 }
 
 impl StateKey {

@@ -329,6 +329,16 @@ pub enum Payload {
         /// Its new status.
         status: LicenceStatus,
     },
+    // --- the patient's own records, appended ---
+    /// A patient asks a member that holds records for their own records,
+    /// which its gateway seals to a one-time key of the patient's device
+    /// [R7.8].
+    OwnRecordsRequest {
+        /// Who holds them.
+        holder: InstitutionId,
+        /// Which categories.
+        categories: Categories,
+    },
 }
 
 impl Payload {
@@ -360,6 +370,7 @@ impl Payload {
             Self::PublicHealthAccess { .. } => "public-health-access",
             Self::FetchRefused { .. } => "fetch-refused",
             Self::CancelControlChange { .. } => "cancel-control-change",
+            Self::OwnRecordsRequest { .. } => "own-records-request",
         }
     }
 }
@@ -1066,7 +1077,8 @@ fn check_form(chain: &Chain, tx: &Transaction) -> Result<(), TransactionError> {
         }
         | Payload::PublicHealthAccess {
             holder, categories, ..
-        } => {
+        }
+        | Payload::OwnRecordsRequest { holder, categories } => {
             check_institution_id("holder", holder)?;
             check_categories(categories)?;
         }

@@ -35,7 +35,12 @@ pub fn http_input(data: &[u8]) -> bool {
         2 => http::gossip_body(input).is_ok_and(|batch| {
             batch.iter().filter(|bytes| transaction(bytes)).count() == batch.len()
         }),
-        3 => http::fetch_body(input).is_ok(),
+        3 => {
+            // Both kinds of signed fetch ride in the same body.
+            let practitioner = http::fetch_body::<medledger_transfer::SignedFetch>(input).is_ok();
+            let patient = http::fetch_body::<medledger_transfer::SignedOwnFetch>(input).is_ok();
+            practitioner || patient
+        }
         4 => http::authorization(input),
         _ => http::route_and_query(input),
     }

@@ -10,7 +10,9 @@
 //! 1. The practitioner makes a one-time key (X25519; SM2 on `sm2-sm3`) and
 //!    signs a [`FetchAuthorization`] naming the chain, the committed
 //!    request, the holder, that key and the time, under the tag
-//!    `medledger/records-fetch/v2`. A key of the other suite, or one that is
+//!    `medledger/records-fetch/v2` (a patient fetching their own records
+//!    signs an [`OwnFetchAuthorization`] instead, tag
+//!    `medledger/records-fetch-own/v1`). A key of the other suite, or one that is
 //!    not a usable key (a point off the curve, a low-order X25519 key), is
 //!    refused before anything is read ([`RecipientKey::validate`]).
 //! 2. The holder answers with a [`Manifest`] (one entry per resource: path,
@@ -46,7 +48,7 @@ use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
 use medledger_contracts::crypto::{CryptoSuite, PublicKey, Signature};
 use medledger_contracts::encoding::{Hash32, HashFunction};
 use medledger_contracts::types::{
-    Category, ChainId, InstitutionId, PractitionerId, RequestId, Timestamp,
+    Category, ChainId, InstitutionId, PatientId, PractitionerId, RequestId, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +65,7 @@ pub const MANIFEST_ITEMS_MAX: usize =
 
 // v2: the one-time key is tagged by suite (`RecipientKey`).
 const FETCH_TAG: &[u8] = b"medledger/records-fetch/v2";
+const OWN_FETCH_TAG: &[u8] = b"medledger/records-fetch-own/v1";
 const INFO_TAG: &[u8] = b"medledger/records/v1";
 
 type Kem = X25519HkdfSha256;
@@ -106,6 +109,45 @@ impl FetchAuthorization {
     }
 }
 
+/// What a patient signs to fetch their own records under a committed
+/// `OwnRecordsRequest` (rule 1, with the patient in the practitioner's
+/// place; a tag of its own, so neither signature passes for the other).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnFetchAuthorization {
+    /// The chain.
+    pub chain: ChainId,
+    /// The committed `OwnRecordsRequest`.
+    pub request: RequestId,
+    /// Who holds the records.
+    pub holder: InstitutionId,
+    /// The patient who made the request.
+    pub patient: PatientId,
+    /// The one-time public key the records are sealed to.
+    pub one_time_key: RecipientKey,
+    /// The patient's clock.
+    pub time: Timestamp,
+    /// The height that committed the request (as in [`FetchAuthorization`]).
+    pub committed_at: u64,
+}
+
+impl OwnFetchAuthorization {
+    /// The digest the patient signs on a chain hashing with `hash`.
+    pub fn digest(&self, hash: HashFunction) -> Hash32 {
+        hash.hash_of(OWN_FETCH_TAG, self)
+    }
+}
+
+/// An [`OwnFetchAuthorization`] with the patient's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedOwnFetch {
+    /// What is authorised.
+    pub authorization: OwnFetchAuthorization,
+    /// The patient's current key.
+    pub public_key: PublicKey,
+    /// Over [`OwnFetchAuthorization::digest`].
+    pub signature: Signature,
+}
+
 /// One resource of a transfer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestItem {
@@ -143,6 +185,9 @@ pub enum GatewayRequest {
         /// Its position (0, 1, 2… across all items).
         seq: u64,
     },
+    /// Start a transfer of a patient's own records (appended, so the
+    /// earlier variants keep their tags).
+    OpenOwn(Box<SignedOwnFetch>),
 }
 
 /// A sealed chunk.
@@ -182,6 +227,54 @@ pub enum GatewayResponse {
         /// Milliseconds to wait before asking again.
         retry_ms: u32,
     },
+    /// The manifest of a patient's own transfer (R7.8), which any member's
+    /// node may relay: its items (names, sizes, plain content hashes) are
+    /// sealed to the patient's one-time key ([`SealedItems`]), so the relay
+    /// learns only how many there are (as the ledger's release shows).
+    SealedManifest {
+        /// The transfer's id.
+        transfer: Hash32,
+        /// The transfer's encapsulated key (as [`Manifest::encapsulated_key`]).
+        encapsulated_key: Vec<u8>,
+        /// How many items: the chunks end after the last of the last one.
+        item_count: u32,
+        /// The items, sealed.
+        items: SealedItems,
+    },
+}
+
+/// A transfer's item list sealed to the one-time key: a one-chunk transfer
+/// of its own (its own encapsulation, under [`items_transfer_id`]), so
+/// it needs no primitive beyond those that seal the records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealedItems {
+    /// The encapsulated key of the items' own one-chunk transfer.
+    pub encapsulated_key: Vec<u8>,
+    /// BCS of the `Vec<ManifestItem>`, sealed as that transfer's one chunk.
+    pub sealed: Vec<u8>,
+}
+
+/// The id under which a transfer's item list is sealed: derived from the
+/// transfer's, never equal to any transfer's.
+pub fn items_transfer_id(hash: HashFunction, transfer: &Hash32) -> Hash32 {
+    hash.tagged_hash(b"medledger/sealed-items/v1", &[transfer.0.as_slice()])
+}
+
+/// Seals `items` to `one_time_key` for `transfer` (the holder's side).
+pub fn seal_items(
+    hash: HashFunction,
+    one_time_key: &RecipientKey,
+    transfer: &Hash32,
+    items: &[ManifestItem],
+) -> Result<SealedItems, SealError> {
+    let (mut sealer, encapsulated_key) =
+        TransferSealer::new(one_time_key, items_transfer_id(hash, transfer))?;
+    let plain = medledger_contracts::encoding::to_bytes(&items);
+    let chunk = sealer.seal(0, 0, true, &plain)?;
+    Ok(SealedItems {
+        encapsulated_key,
+        sealed: chunk.sealed,
+    })
 }
 
 /// The AAD that binds a chunk to its place (rule 3).
@@ -409,6 +502,28 @@ impl TransferKey {
             }
         })
     }
+
+    /// Opens the items [`seal_items`] sealed for `transfer` to this key.
+    pub fn open_items(
+        &self,
+        hash: HashFunction,
+        transfer: &Hash32,
+        items: &SealedItems,
+    ) -> Result<Vec<ManifestItem>, SealError> {
+        let mut opener = self.opener(&Manifest {
+            transfer: items_transfer_id(hash, transfer),
+            encapsulated_key: items.encapsulated_key.clone(),
+            items: Vec::new(),
+        })?;
+        let plain = opener.open(&SealedChunk {
+            seq: 0,
+            item: 0,
+            last_of_item: true,
+            sealed: items.sealed.clone(),
+        })?;
+        medledger_contracts::encoding::from_bytes(&plain, GATEWAY_MESSAGE_BYTES_MAX)
+            .map_err(|e| SealError::Hpke(format!("the sealed items do not decode: {e}")))
+    }
 }
 
 /// Opens a transfer's chunks in order, of either suite.
@@ -559,6 +674,35 @@ mod tests {
                 .opener(&manifest(transfer, enc))
                 .and_then(|mut o| o.open(&a));
             assert!(opened.is_err(), "{suite:?}");
+        }
+    }
+
+    /// A patient's own transfer's items travel sealed (R7.8): the key's
+    /// owner opens them on either suite; another key, or the items of
+    /// another transfer, do not open.
+    #[test]
+    fn sealed_items_open_only_with_the_key_and_for_their_transfer() {
+        let items = vec![ManifestItem {
+            path: "lab-reports/brca.json".into(),
+            category: Category::LabReports,
+            size: 64,
+            content_hash: Hash32([8; 32]),
+        }];
+        for (suite, hash) in [
+            (CryptoSuite::Ed25519Sha256, HashFunction::Sha256),
+            (CryptoSuite::Sm2Sm3, HashFunction::Sm3),
+        ] {
+            let key = TransferKey::generate(suite).unwrap();
+            let transfer = Hash32([5; 32]);
+            let sealed = seal_items(hash, &key.public(), &transfer, &items).unwrap();
+            assert!(
+                !sealed.sealed.windows(5).any(|w| w == b"brca."),
+                "the name is not in clear"
+            );
+            assert_eq!(key.open_items(hash, &transfer, &sealed).unwrap(), items);
+            assert!(key.open_items(hash, &Hash32([6; 32]), &sealed).is_err());
+            let other = TransferKey::generate(suite).unwrap();
+            assert!(other.open_items(hash, &transfer, &sealed).is_err());
         }
     }
 

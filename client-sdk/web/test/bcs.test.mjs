@@ -127,6 +127,11 @@ for (const { file, suite, skip, sign } of SUITES) {
     });
     await check("end-delegation", { signer, nonce: 6, validUntil: VALID_UNTIL, payload: { kind: "endDelegation", delegation: "22".repeat(32) } });
     await check("cancel-control-change", { signer, nonce: 11, validUntil: VALID_UNTIL, payload: { kind: "cancelControlChange", key: true, contacts: true } });
+    await check("own-records-request", {
+      signer,
+      nonce: 12, validUntil: VALID_UNTIL,
+      payload: { kind: "ownRecordsRequest", holder: "city-first-hospital", categories: ["imaging", "lab-reports"] },
+    });
   });
 
   test("recovery transactions and the new key's proof match the ledger's bytes", async () => {

@@ -1,6 +1,7 @@
 //! Access and its audit: ordinary requests [R7.1], releases [R7.2],
 //! emergency access and its review [R7.3] [R7.4] [R7.7], public-health
-//! access [R7.5] and refused fetches [R7.6].
+//! access [R7.5], refused fetches [R7.6] and a patient's request for their
+//! own records [R7.8].
 
 use super::*;
 
@@ -301,9 +302,9 @@ pub(super) fn access_served(
         Actor::InstitutionNode(id) | Actor::Institution(id, _) => id.clone(),
         _ => return not_permitted("a release is recorded by the holder institution"),
     };
-    let mut record: AccessRecord = st
-        .get(&StateKey::Access(request))?
-        .ok_or(Rejection::NotFound("access".into()))?;
+    let Some(mut record) = st.get::<AccessRecord>(&StateKey::Access(request))? else {
+        return own_access_served(st, &signer_institution, request, content_hashes, ctx);
+    };
     if record.holder != signer_institution {
         return not_permitted("only the holder named in the request records its release");
     }
@@ -332,6 +333,88 @@ pub(super) fn access_served(
             holder: record.holder,
             content_count,
             grant_active,
+        },
+    ))
+}
+
+/// [R7.8] A patient asks a holder for their own records.
+pub(super) fn own_records_request(
+    st: &mut Overlay<'_>,
+    actor: Actor,
+    id: TxHash,
+    holder: &InstitutionId,
+    categories: &Categories,
+    ctx: &BlockContext,
+) -> Step<Effect> {
+    let Actor::Patient(patient, record) = actor else {
+        return not_permitted("a patient asks for their own records with their own key");
+    };
+    // A key being replaced by recovery contacts may be a lost phone's.
+    if record.key_change_pending_at(ctx.time) {
+        return not_permitted(
+            "a replacement of your key is pending: your own records wait until it takes effect or is cancelled",
+        );
+    }
+    if !holder_eligible(st, holder)? {
+        return not_permitted("the holder is not an active member that holds records");
+    }
+    st.put(
+        &StateKey::OwnAccess(id),
+        &OwnAccessRecord {
+            patient,
+            holder: holder.clone(),
+            categories: categories.clone(),
+            at: ctx.block_ref(),
+            release: None,
+        },
+    );
+    Ok(Effect::with(
+        Outcome::Authorized,
+        patient,
+        AuditEvent::OwnRecordsRequested {
+            request: id,
+            holder: holder.clone(),
+        },
+    ))
+}
+
+/// [R7.8] [R7.2] The release of a patient's own records.
+fn own_access_served(
+    st: &mut Overlay<'_>,
+    signer_institution: &InstitutionId,
+    request: RequestId,
+    content_hashes: &BoundedVec<
+        crate::encoding::Hash32,
+        { crate::constants::CONTENT_HASHES_PER_RELEASE_MAX },
+    >,
+    ctx: &BlockContext,
+) -> Step<Effect> {
+    let mut record: OwnAccessRecord = st
+        .get(&StateKey::OwnAccess(request))?
+        .ok_or(Rejection::NotFound("access".into()))?;
+    if record.holder != *signer_institution {
+        return not_permitted("only the holder named in the request records its release");
+    }
+    if record.release.is_some() {
+        return reject(Rejection::AlreadyDone("the request was served".into()));
+    }
+    record.release = Some(ReleaseRecord {
+        at: ctx.block_ref(),
+        content_hashes: content_hashes.clone(),
+        grant_active_at_release: true,
+    });
+    st.put(&StateKey::OwnAccess(request), &record);
+    // At most CONTENT_HASHES_PER_RELEASE_MAX (256) hashes: fits a u32.
+    #[allow(clippy::cast_possible_truncation)]
+    let content_count = content_hashes.len() as u32;
+    Ok(Effect::with(
+        Outcome::Applied,
+        record.patient,
+        AuditEvent::Released {
+            request,
+            holder: record.holder,
+            content_count,
+            grant_active: true,
         },
     ))
 }

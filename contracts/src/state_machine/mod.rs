@@ -187,6 +187,16 @@
 //! unreviewed, appends `EmergencyReviewOverdue` to the patient's trail (the
 //! entry's transaction is the access's id): the patient, their delegates
 //! and regulators see it when it happens, not only in a later replay.
+//! R7.8 `OwnRecordsRequest`: a patient, with their own current key (not a
+//! delegate: a guardian holds a child's key) and no replacement of it
+//! pending (R4.3), asks an active member that
+//! holds records for their own records in some categories; it is recorded
+//! with an audit entry in their trail (`OwnRecordsRequested`). Its release
+//! is recorded by `AccessServed` as in R7.2, once, by the holder it names,
+//! with `grant_active` always true (it rests on nothing that can lapse);
+//! the holder's gateway serves it only to a fetch signed by the patient's
+//! current key while no replacement of it is pending. No `FetchRefused`
+//! cites it (it names no practitioner).
 //!
 //! **R8 Audit log.** Every access decision (authorised or denied), release,
 //! review, and every consent change appends exactly one entry per patient
@@ -791,6 +801,9 @@ fn apply_transaction(
                 case_hash: *case_hash,
             };
             special_access(st, actor, id, *patient, holder, categories, kind, ctx)
+        }
+        Payload::OwnRecordsRequest { holder, categories } => {
+            own_records_request(st, actor, id, holder, categories, ctx)
         }
     }
 }

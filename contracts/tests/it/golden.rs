@@ -348,6 +348,20 @@ fn build() -> Value {
                 },
             },
         ),
+        vector(
+            "own-records-request",
+            &chain,
+            "alice",
+            Transaction {
+                signer: Signer::Patient(patient),
+                nonce: 12,
+                valid_until: VALID_UNTIL,
+                payload: Payload::OwnRecordsRequest {
+                    holder: inst("city-first-hospital"),
+                    categories: cats(&[Category::LabReports, Category::Imaging]),
+                },
+            },
+        ),
     ];
     let header = BlockHeader {
         chain_id: chain.id.clone(),

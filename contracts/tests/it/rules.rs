@@ -2299,6 +2299,171 @@ fn r7_5_public_health_access_needs_a_cdc_officer() {
 }
 
 #[test]
+fn r7_8_a_patient_asks_for_their_own_records_and_only_the_holder_records_the_release_once() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let ask = |w: &mut World, holder: &str| {
+        let tx = w.sign(
+            Signer::Patient(p),
+            &key("alice"),
+            Payload::OwnRecordsRequest {
+                holder: inst(holder),
+                categories: cats(&[Category::LabReports]),
+            },
+        );
+        w.run_audited(tx)
+    };
+    // A member that holds no records is not asked.
+    assert!(matches!(
+        ask(&mut w, "nhc").0.outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    let (r, entries) = ask(&mut w, "hosp-a");
+    assert_eq!(r.outcome, Outcome::Authorized);
+    let request = r.tx;
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].patient, p);
+    assert_eq!(
+        entries[0].event,
+        AuditEvent::OwnRecordsRequested {
+            request,
+            holder: inst("hosp-a")
+        }
+    );
+    let own: OwnAccessRecord = w.get(&StateKey::OwnAccess(request)).unwrap();
+    assert_eq!((own.patient, own.holder.clone()), (p, inst("hosp-a")));
+    assert!(own.release.is_none());
+    assert!(
+        w.get::<AccessRecord>(&StateKey::Access(request)).is_none(),
+        "no practitioner's access is made of it"
+    );
+
+    // Only the patient's own key asks: not a practitioner, not a delegate.
+    let (doc, k) = World::practitioner("doc-a");
+    assert!(matches!(
+        w.act(
+            Signer::Practitioner(doc),
+            &k,
+            Payload::OwnRecordsRequest {
+                holder: inst("hosp-a"),
+                categories: cats(&[Category::LabReports]),
+            },
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+
+    // The release: by the holder it names, once, flagged as resting on
+    // nothing that lapsed; a refused fetch cannot cite it.
+    let hashes = BoundedVec::new(vec![Hash32([5; 32]), Hash32([6; 32])]).unwrap();
+    let serve = |w: &mut World, who: &str| {
+        let tx = w.sign(
+            Signer::InstitutionNode(inst(who)),
+            &key(&format!("node:{who}")),
+            Payload::AccessServed {
+                request,
+                content_hashes: hashes.clone(),
+            },
+        );
+        w.run_audited(tx)
+    };
+    assert!(matches!(
+        serve(&mut w, "hosp-b").0.outcome,
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    let (r, entries) = serve(&mut w, "hosp-a");
+    assert_eq!(r.outcome, Outcome::Applied);
+    assert_eq!(
+        entries[0].event,
+        AuditEvent::Released {
+            request,
+            holder: inst("hosp-a"),
+            content_count: 2,
+            grant_active: true,
+        }
+    );
+    assert!(matches!(
+        serve(&mut w, "hosp-a").0.outcome,
+        Outcome::Rejected(Rejection::AlreadyDone(_))
+    ));
+    let own: OwnAccessRecord = w.get(&StateKey::OwnAccess(request)).unwrap();
+    assert_eq!(own.release.unwrap().content_hashes, hashes);
+    let (doc_a, _) = World::practitioner("doc-a");
+    assert!(matches!(
+        w.act(
+            Signer::InstitutionNode(inst("hosp-a")),
+            &key("node:hosp-a"),
+            Payload::FetchRefused {
+                request,
+                practitioner: doc_a,
+                reason: FetchRefusal::AlreadyServed,
+            },
+        )
+        .outcome,
+        Outcome::Rejected(Rejection::NotFound(_))
+    ));
+}
+
+/// A lost phone's key, while recovery contacts are replacing it, does not
+/// pull the patient's records: asked before the new key takes effect, the
+/// ledger refuses; after, the new key asks.
+#[test]
+fn r7_8_no_own_records_while_a_key_replacement_is_pending() {
+    let mut w = World::new();
+    let p = w.patient("alice");
+    let friends: Vec<PatientId> = ["f1", "f2"].iter().map(|f| w.patient(f)).collect();
+    let mut sorted = friends.clone();
+    sorted.sort();
+    w.act(
+        Signer::Patient(p),
+        &key("alice"),
+        Payload::SetRecoveryPolicy {
+            delegates: BoundedVec::new(sorted).unwrap(),
+            threshold: 2,
+        },
+    );
+    let delay = LedgerParameters::default().control_change_delay_ms;
+    w.now += delay;
+    let new_key = key("alice-new");
+    let proof = new_key.sign(&key_possession_message(
+        &w.chain,
+        &Signer::Patient(p),
+        "recover",
+        &new_key.public_key(),
+    ));
+    for friend in ["f1", "f2"] {
+        let id = PatientId::from_key(hash(), &key(friend).public_key());
+        let r = w.act(
+            Signer::Patient(id),
+            &key(friend),
+            Payload::ApproveRecovery {
+                patient: p,
+                new_key: new_key.public_key(),
+                new_key_proof: proof,
+            },
+        );
+        assert_eq!(r.outcome, Outcome::Applied);
+    }
+    let ask = |w: &mut World, k: &SecretKey| {
+        w.act(
+            Signer::Patient(p),
+            k,
+            Payload::OwnRecordsRequest {
+                holder: inst("hosp-a"),
+                categories: cats(&[Category::LabReports]),
+            },
+        )
+        .outcome
+    };
+    assert!(matches!(
+        ask(&mut w, &key("alice")),
+        Outcome::Rejected(Rejection::NotPermitted(_))
+    ));
+    w.now += delay;
+    assert_eq!(ask(&mut w, &new_key), Outcome::Authorized);
+}
+
+#[test]
 fn r8_the_audit_log_root_in_the_header_matches_the_entries() {
     use medledger_contracts::merkle;
     let mut w = World::new();

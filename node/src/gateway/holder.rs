@@ -22,6 +22,12 @@
 //! one member's fetches cannot take another's; each transfer has its own
 //! lock, so reading one transfer's records never holds up another's.
 //!
+//! A patient's fetch of their own records (`open_own`, R7.8) takes the
+//! same first checks, then: the patient's current key signed it, and it
+//! names their committed `OwnRecordsRequest` to this holder
+//! (`not_authorized`), not served before (`already_served`); it is served
+//! with no grant scope, and stops if that key is replaced mid-transfer.
+//!
 //! The last three refusals concern an access the ledger knows, so the holder
 //! records each on the ledger (`FetchRefused`, once per access and reason):
 //! the patient's history and the auditor then see a fetch after a
@@ -46,21 +52,23 @@ use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use medledger_contracts::Hash32;
-use medledger_contracts::crypto::{SecretKey, Signature};
+use medledger_contracts::crypto::{PublicKey, SecretKey, Signature};
 use medledger_contracts::encoding::BoundedVec;
 use medledger_contracts::records::{
-    AccessKind, AccessRecord, Decision, DenialReason, GrantRecord, LedgerParameters, PatientRecord,
-    PractitionerRecord,
+    AccessKind, AccessRecord, Decision, DenialReason, GrantRecord, LedgerParameters,
+    OwnAccessRecord, PatientRecord, PractitionerRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::state_machine::{grant_carries_at, practitioner_may_act_at};
 use medledger_contracts::transaction::{Payload, Signer, Transaction, record_link_message};
 use medledger_contracts::types::{
-    FetchRefusal, GrantTerms, InstitutionId, MemberStatus, PatientId, PractitionerId, RequestId,
+    Category, ChainId, FetchRefusal, GrantTerms, InstitutionId, MemberStatus, PatientId,
+    PractitionerId, RequestId, Timestamp,
 };
 use medledger_transfer::{
-    CHUNK_BYTES, GatewayRequest, GatewayResponse, MANIFEST_ITEMS_MAX, Manifest, ManifestItem,
-    SignedFetch, TransferSealer, released_hash,
+    CHUNK_BYTES, FetchAuthorization, GatewayRequest, GatewayResponse, MANIFEST_ITEMS_MAX, Manifest,
+    ManifestItem, RecipientKey, SignedFetch, SignedOwnFetch, TransferSealer, released_hash,
+    seal_items,
 };
 
 use super::scope::{self, Facts};
@@ -85,11 +93,17 @@ const RELEASE_RETRY_MS: u32 = 100;
 /// A transfer in progress: who may ask for its chunks, and its own lock.
 struct Slot {
     peer: PeerId,
+    /// A patient's own transfer: counted in the peer's pool of those, so
+    /// that patients relayed by a member cannot take its practitioners' slots.
+    own: bool,
     transfer: Mutex<Transfer>,
 }
 
 struct Transfer {
     request: RequestId,
+    /// For a patient's own records (R7.8): the key that signed the fetch,
+    /// which must stay their current key; `None` for an access.
+    own_key: Option<PublicKey>,
     /// The verified link it reads under (never looked up again).
     link: PatientLink,
     items: Vec<ManifestItem>,
@@ -106,6 +120,18 @@ struct Transfer {
     /// Ended (complete or stopped): a request that waited on the lock meanwhile
     /// finds nothing more to send.
     ended: bool,
+}
+
+/// What a transfer serves, once the fetch naming it has passed its checks.
+struct Serving<'a> {
+    request: RequestId,
+    patient: PatientId,
+    categories: &'a [Category],
+    /// The grant's terms (its record scope), for a grant-based access.
+    terms: Option<GrantTerms>,
+    one_time_key: &'a RecipientKey,
+    /// See [`Transfer::own_key`].
+    own_key: Option<PublicKey>,
 }
 
 /// Member nodes' peer ids, read from the state once per height.
@@ -146,6 +172,13 @@ fn source_failed(error: &std::io::Error) -> GatewayResponse {
     refused(
         "source_unavailable",
         "the holder could not read its records; ask again later",
+    )
+}
+
+fn key_change_pending() -> GatewayResponse {
+    refused(
+        "key_change_pending",
+        "a replacement of the patient's key is pending or took effect: their own records are not sent under the old key",
     )
 }
 
@@ -244,6 +277,15 @@ impl Holder {
                 let _span = tracing::debug_span!("transfer", %transfer, seq, %peer).entered();
                 self.chunk(peer, transfer, seq)
             }
+            GatewayRequest::OpenOwn(fetch) => {
+                let _span = tracing::info_span!(
+                    "own_transfer_open",
+                    request = %fetch.authorization.request,
+                    %peer
+                )
+                .entered();
+                self.open_own(peer, &fetch)
+            }
         };
         let response = match answer {
             Ok(response) | Err(response) => response,
@@ -256,22 +298,36 @@ impl Holder {
         response
     }
 
-    fn open(&self, peer: PeerId, fetch: &SignedFetch) -> Result<GatewayResponse, GatewayResponse> {
-        let Some(peer_institution) = self.institution_of_peer(&peer)? else {
+    /// The checks every fetch goes through first, a practitioner's or a
+    /// patient's: from an active member's node (its institution is the
+    /// answer), for this chain and holder, recent, signed by the key it
+    /// names, with a usable one-time key of this chain's suite.
+    #[allow(clippy::too_many_arguments)]
+    fn first_checks(
+        &self,
+        peer: &PeerId,
+        chain_id: &ChainId,
+        holder: &InstitutionId,
+        time: Timestamp,
+        digest: &Hash32,
+        public_key: &PublicKey,
+        signature: &Signature,
+        one_time_key: &RecipientKey,
+    ) -> Result<InstitutionId, GatewayResponse> {
+        let Some(peer_institution) = self.institution_of_peer(peer)? else {
             tracing::warn!(%peer, "records fetch from a peer that is not a member's node");
             return Err(refused(
                 "not_a_member",
                 "this peer is not an active member's node",
             ));
         };
-        let a = &fetch.authorization;
-        if a.chain != self.ledger.chain().id || a.holder != *self.ledger.institution() {
+        if *chain_id != self.ledger.chain().id || holder != self.ledger.institution() {
             return Err(refused(
                 "bad_authorization",
                 "the fetch is for another chain or holder",
             ));
         }
-        if now().0.abs_diff(a.time.0) > FETCH_WINDOW_MS {
+        if now().0.abs_diff(time.0) > FETCH_WINDOW_MS {
             return Err(refused(
                 "bad_authorization",
                 "the fetch authorization is stale; sign a new one",
@@ -280,18 +336,13 @@ impl Holder {
         // The signature before anything is waited for or read about the
         // access; a key of another suite costs no verification.
         let chain = self.ledger.chain();
-        if !chain.suite.accepts(&fetch.public_key)
-            || fetch
-                .public_key
-                .verify(&a.digest(chain.hash()), &fetch.signature)
-                .is_err()
-        {
+        if !chain.suite.accepts(public_key) || public_key.verify(digest, signature).is_err() {
             return Err(refused(
                 "bad_authorization",
                 "the fetch is not signed by the key it names",
             ));
         }
-        if a.one_time_key.suite() != chain.suite {
+        if one_time_key.suite() != chain.suite {
             return Err(refused(
                 "bad_authorization",
                 format!(
@@ -308,12 +359,27 @@ impl Holder {
         // patient's records are listed and hashed (a malformed key sent
         // again and again would otherwise make the holder read them all
         // each time, with nothing on the ledger).
-        if let Err(e) = a.one_time_key.validate() {
+        if let Err(e) = one_time_key.validate() {
             return Err(refused(
                 "bad_authorization",
                 format!("the one-time key is unusable: {e}"),
             ));
         }
+        Ok(peer_institution)
+    }
+
+    fn open(&self, peer: PeerId, fetch: &SignedFetch) -> Result<GatewayResponse, GatewayResponse> {
+        let a = &fetch.authorization;
+        let peer_institution = self.first_checks(
+            &peer,
+            &a.chain,
+            &a.holder,
+            a.time,
+            &a.digest(self.ledger.chain().hash()),
+            &fetch.public_key,
+            &fetch.signature,
+            &a.one_time_key,
+        )?;
         // The request committed at `committed_at`; this node may be a few
         // blocks behind: the requester's gateway asks again (a claim far
         // ahead is not waited for).
@@ -365,11 +431,141 @@ impl Holder {
                 "this request was served already; make a new request",
             ));
         }
-        let result = self.start(peer, fetch, &access);
+        let result = self.open_access(peer, a, &access);
         if result.is_err() {
             self.served().remove(&a.request);
         }
         result
+    }
+
+    /// A practitioner's transfer, once the fetch and the access check out:
+    /// what the access rests on must still hold.
+    fn open_access(
+        &self,
+        peer: PeerId,
+        a: &FetchAuthorization,
+        access: &AccessRecord,
+    ) -> Result<GatewayResponse, GatewayResponse> {
+        if self.skip_grant_check {
+            tracing::error!(
+                "MEDLEDGER_FAULT=skip-grant-check: serving without the grant check (tests only)"
+            );
+        } else if let Err((code, why)) = self.basis_holds_now(access)? {
+            // On the ledger, every one of these is the access's basis not
+            // holding (R7.6 `GrantNotActive`).
+            self.record_refusal(a.request, a.practitioner, FetchRefusal::GrantNotActive);
+            return Err(refused(code, why));
+        }
+        self.start(
+            peer,
+            Serving {
+                request: a.request,
+                patient: access.patient,
+                categories: access.categories.as_slice(),
+                terms: self.grant_terms(access)?,
+                one_time_key: &a.one_time_key,
+                own_key: None,
+            },
+        )
+    }
+
+    /// A patient's fetch of their own records [R7.8]: the checks of any
+    /// fetch, then the patient's current key signed it and names the
+    /// committed `OwnRecordsRequest` they made of this holder, not served
+    /// before. Nothing here is recorded as `FetchRefused` (it names no
+    /// practitioner); a refusal is logged and counted.
+    fn open_own(
+        &self,
+        peer: PeerId,
+        fetch: &SignedOwnFetch,
+    ) -> Result<GatewayResponse, GatewayResponse> {
+        let a = &fetch.authorization;
+        self.first_checks(
+            &peer,
+            &a.chain,
+            &a.holder,
+            a.time,
+            &a.digest(self.ledger.chain().hash()),
+            &fetch.public_key,
+            &fetch.signature,
+            &a.one_time_key,
+        )?;
+        let height = self.ledger.height();
+        let behind = height < a.committed_at && a.committed_at <= height + COMMITTED_AT_AHEAD_MAX;
+        let patient: Option<PatientRecord> = self.state(&StateKey::Patient(a.patient))?;
+        let Some(patient) = patient else {
+            if behind {
+                return Ok(wait());
+            }
+            return Err(refused("bad_authorization", "unknown patient"));
+        };
+        // A key replaced by recovery contacts signs from the end of its
+        // delay (R4.3), by this node's clock as by the next block's.
+        if *patient.key_at(now()) != fetch.public_key {
+            return Err(refused(
+                "bad_authorization",
+                "the fetch is not signed by the patient's current key",
+            ));
+        }
+        // A key that recovery contacts are replacing may be a lost phone's
+        // in a thief's hands: the delay protects the account, and the
+        // records wait for it too.
+        if patient.key_change_pending_at(now()) {
+            return Err(key_change_pending());
+        }
+        if behind {
+            return Ok(wait());
+        }
+        let own: OwnAccessRecord =
+            self.state(&StateKey::OwnAccess(a.request))?
+                .ok_or_else(|| {
+                    refused(
+                        "not_authorized",
+                        "no committed own-records request has this id",
+                    )
+                })?;
+        if own.holder != *self.ledger.institution() || own.patient != a.patient {
+            return Err(refused(
+                "not_authorized",
+                "the request is not this patient's own-records request to this holder",
+            ));
+        }
+        if own.release.is_some() || !self.served().insert(a.request) {
+            return Err(refused(
+                "already_served",
+                "this request was served already; make a new request",
+            ));
+        }
+        let result = self.start(
+            peer,
+            Serving {
+                request: a.request,
+                patient: a.patient,
+                categories: own.categories.as_slice(),
+                terms: None,
+                one_time_key: &a.one_time_key,
+                own_key: Some(fetch.public_key),
+            },
+        );
+        if result.is_err() {
+            self.served().remove(&a.request);
+        }
+        result
+    }
+
+    /// Whether a patient's own transfer may go on: the key that signed its
+    /// fetch is still their current key and no replacement of it is
+    /// pending (recovery contacts approving a new key after a phone was
+    /// lost stop it at the next chunk).
+    fn own_key_current(
+        &self,
+        request: RequestId,
+        key: &PublicKey,
+    ) -> Result<bool, GatewayResponse> {
+        let own: Option<OwnAccessRecord> = self.state(&StateKey::OwnAccess(request))?;
+        let Some(own) = own else { return Ok(false) };
+        let patient: Option<PatientRecord> = self.state(&StateKey::Patient(own.patient))?;
+        Ok(patient.is_some_and(|p| p.key_at(now()) == key && !p.key_change_pending_at(now())))
     }
 
     /// Whether what the access rests on still holds now (R7.2, R7.3): the
@@ -522,46 +718,41 @@ impl Holder {
     }
 
     /// Whether `peer`'s member node holds all its transfer slots.
-    fn slots_full(&self, peer: PeerId) -> bool {
+    fn slots_full(&self, peer: PeerId, own: bool) -> bool {
         let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
         self.prune(&mut transfers);
-        transfers.values().filter(|s| s.peer == peer).count() >= TRANSFERS_PER_PEER
+        Self::pool_full(&transfers, peer, own)
+    }
+
+    /// Whether `peer`'s pool of transfers (its practitioners', or the
+    /// patients' it relays) is full.
+    fn pool_full(transfers: &HashMap<Hash32, Arc<Slot>>, peer: PeerId, own: bool) -> bool {
+        transfers
+            .values()
+            .filter(|s| s.peer == peer && s.own == own)
+            .count()
+            >= TRANSFERS_PER_PEER
     }
 
     fn served(&self) -> std::sync::MutexGuard<'_, HashSet<RequestId>> {
         self.served.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn start(
-        &self,
-        peer: PeerId,
-        fetch: &SignedFetch,
-        access: &AccessRecord,
-    ) -> Result<GatewayResponse, GatewayResponse> {
-        if self.skip_grant_check {
-            tracing::error!(
-                "MEDLEDGER_FAULT=skip-grant-check: serving without the grant check (tests only)"
-            );
-        } else if let Err((code, why)) = self.basis_holds_now(access)? {
-            // On the ledger, every one of these is the access's basis not
-            // holding (R7.6 `GrantNotActive`).
-            let a = &fetch.authorization;
-            self.record_refusal(a.request, a.practitioner, FetchRefusal::GrantNotActive);
-            return Err(refused(code, why));
-        }
+    fn start(&self, peer: PeerId, s: Serving<'_>) -> Result<GatewayResponse, GatewayResponse> {
         // No listing or hashing for a member whose slots are all taken.
-        if self.slots_full(peer) {
+        let own = s.own_key.is_some();
+        if self.slots_full(peer, own) {
             return Err(slots_full());
         }
         // Nothing is listed under a link the patient's current key did not
         // sign: the answer is the same empty manifest as for a patient with
         // no records here.
-        let link = self.verified_link(&access.patient, &fetch.authorization.request)?;
+        let link = self.verified_link(&s.patient, &s.request)?;
         let hash = self.ledger.chain().hash();
         let listed = match &link {
             Some(link) => self
                 .source
-                .list(link, access.categories.as_slice())
+                .list(link, s.categories)
                 .map_err(|e| source_failed(&e))?,
             None => Vec::new(),
         };
@@ -575,7 +766,7 @@ impl Holder {
         // without a word (see `scope`): JSON resources are read once, for
         // their hash and their facts; an attachment's scope follows from the
         // resource beside it, and one out of scope is not read at all.
-        let terms = self.grant_terms(access)?;
+        let terms = s.terms;
         // Items are listed only under a verified link.
         let open = |path: &str| -> Result<Box<dyn Read + Send>, GatewayResponse> {
             let link = link
@@ -623,14 +814,10 @@ impl Holder {
         }
         let transfer = self.ledger.chain().hash().hash_of(
             b"medledger/records-transfer/v1",
-            &(
-                fetch.authorization.request,
-                now().0,
-                fetch.authorization.one_time_key,
-            ),
+            &(s.request, now().0, s.one_time_key),
         );
         let (sealer, encapsulated_key) =
-            TransferSealer::new(&fetch.authorization.one_time_key, transfer).map_err(|e| {
+            TransferSealer::new(s.one_time_key, transfer).map_err(|e| {
                 refused(
                     "bad_authorization",
                     format!("the one-time key is unusable: {e}"),
@@ -645,27 +832,49 @@ impl Holder {
             .iter()
             .map(|i| released_hash(self.ledger.chain().hash(), &salt, &i.content_hash))
             .collect();
-        let manifest = Manifest {
-            transfer,
-            encapsulated_key,
-            items: items.clone(),
+        // A patient's own manifest may cross any member's node: its items
+        // go sealed to the patient's key, only their number in clear.
+        let manifest = if own {
+            let item_count = u32::try_from(items.len())
+                .map_err(|_| refused("internal", "more items than a manifest holds"))?;
+            let sealed = seal_items(
+                self.ledger.chain().hash(),
+                s.one_time_key,
+                &transfer,
+                &items,
+            )
+            .map_err(|e| refused("internal", e.to_string()))?;
+            GatewayResponse::SealedManifest {
+                transfer,
+                encapsulated_key,
+                item_count,
+                items: sealed,
+            }
+        } else {
+            GatewayResponse::Manifest(Manifest {
+                transfer,
+                encapsulated_key,
+                items: items.clone(),
+            })
         };
-        tracing::info!(request = %fetch.authorization.request, resources = items.len(), "records transfer opened");
-        let request = fetch.authorization.request;
+        tracing::info!(request = %s.request, resources = items.len(), own = s.own_key.is_some(), "records transfer opened");
+        let request = s.request;
         if let (false, Some(link)) = (items.is_empty(), link) {
             // The slot is taken before the release is submitted, so a
             // release is never recorded for a transfer there is no room for.
             let mut transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
             self.prune(&mut transfers);
-            if transfers.values().filter(|s| s.peer == peer).count() >= TRANSFERS_PER_PEER {
+            if Self::pool_full(&transfers, peer, own) {
                 return Err(slots_full());
             }
             transfers.insert(
                 transfer,
                 Arc::new(Slot {
                     peer,
+                    own,
                     transfer: Mutex::new(Transfer {
                         request,
+                        own_key: s.own_key,
                         link,
                         items: items.clone(),
                         released: released.clone(),
@@ -690,7 +899,7 @@ impl Holder {
                 .remove(&transfer);
             return Err(refusal);
         }
-        Ok(GatewayResponse::Manifest(manifest))
+        Ok(manifest)
     }
 
     fn chunk(
@@ -754,7 +963,12 @@ impl Holder {
         }
         // And at every chunk: a revocation (or the end of an emergency
         // window) committed mid-transfer stops it at the next chunk.
-        if !self.skip_grant_check {
+        if let Some(key) = t.own_key {
+            if !self.own_key_current(t.request, &key)? {
+                self.end_transfer(&id, &mut t);
+                return Err(key_change_pending());
+            }
+        } else if !self.skip_grant_check {
             let access: Option<AccessRecord> = self.state(&StateKey::Access(t.request))?;
             let holds = match access {
                 Some(access) => self.basis_holds_now(&access)?,
@@ -837,8 +1051,14 @@ impl Holder {
     /// held, `Some(false)` committed otherwise (its basis had stopped
     /// holding, or another transfer's release was recorded).
     fn release_committed(&self, t: &Transfer) -> Result<Option<bool>, GatewayResponse> {
-        let access: Option<AccessRecord> = self.state(&StateKey::Access(t.request))?;
-        Ok(access.and_then(|a| a.release).map(|release| {
+        let release = if t.own_key.is_some() {
+            let own: Option<OwnAccessRecord> = self.state(&StateKey::OwnAccess(t.request))?;
+            own.and_then(|o| o.release)
+        } else {
+            let access: Option<AccessRecord> = self.state(&StateKey::Access(t.request))?;
+            access.and_then(|a| a.release)
+        };
+        Ok(release.map(|release| {
             (release.grant_active_at_release || self.skip_grant_check)
                 && release.content_hashes.iter().eq(t.released.iter())
         }))
@@ -1104,6 +1324,54 @@ mod tests {
             code(s.holder.handle(second_node, fetch_by(&doctor))),
             "not_authorized"
         );
+        assert_eq!(s.shared.mempool().len(), 0);
+    }
+
+    /// A patient's own fetch (R7.8) passes the same first checks as a
+    /// practitioner's, then needs a registered patient's current key; it
+    /// is answered `Wait` only once signed, and nothing is recorded.
+    #[test]
+    fn an_own_fetch_is_refused_at_the_first_check_it_fails() {
+        let s = setup();
+        let patient = SecretKey::from_seed([8; 32]);
+        let own_fetch = |signer: &SecretKey, committed_at: u64| {
+            let authorization = medledger_transfer::OwnFetchAuthorization {
+                chain: ChainId::new(CHAIN).unwrap(),
+                request: TxHash(Hash32([7; 32])),
+                holder: InstitutionId::new("city-first-hospital").unwrap(),
+                patient: PatientId::from_key(HashFunction::Sha256, &patient.public_key()),
+                one_time_key: medledger_transfer::RecipientKey::X25519([9; 32]),
+                time: now(),
+                committed_at,
+            };
+            GatewayRequest::OpenOwn(Box::new(SignedOwnFetch {
+                signature: signer.sign(&authorization.digest(HashFunction::Sha256)),
+                public_key: patient.public_key(),
+                authorization,
+            }))
+        };
+        let stranger = peer_id_of_key(&SecretKey::from_seed([5; 32]).public_key()).unwrap();
+        assert_eq!(
+            code(s.holder.handle(stranger, own_fetch(&patient, 0))),
+            "not_a_member"
+        );
+        // Any member's node relays a patient's fetch.
+        let platform_node = peer_of(&s, "node:regional-platform");
+        let forged = SecretKey::from_seed([6; 32]);
+        assert_eq!(
+            code(s.holder.handle(platform_node, own_fetch(&forged, 0))),
+            "bad_authorization"
+        );
+        // Signed, but by no registered patient.
+        assert_eq!(
+            code(s.holder.handle(platform_node, own_fetch(&patient, 0))),
+            "bad_authorization"
+        );
+        // Signed and naming a height a block ahead: asked again, not refused.
+        assert!(matches!(
+            s.holder.handle(platform_node, own_fetch(&patient, 1)),
+            GatewayResponse::Wait { .. }
+        ));
         assert_eq!(s.shared.mempool().len(), 0);
     }
 

@@ -10,7 +10,7 @@
 use medledger_contracts::crypto::PublicKey;
 use medledger_contracts::records::{
     AccessRecord, AuditEntry, AuditEvent, ConsentRequestRecord, DelegationRecord, GrantRecord,
-    GroupRecord, InstitutionRecord, PatientRecord, PractitionerRecord,
+    GroupRecord, InstitutionRecord, OwnAccessRecord, PatientRecord, PractitionerRecord,
 };
 use medledger_contracts::request_auth::RequestAuth;
 use medledger_contracts::state::{Overlay, StateKey};
@@ -241,6 +241,11 @@ impl<'a> Visibility<'a> {
                 || self.names_me(&access.holder))
     }
 
+    /// May the reader see a patient's request for their own records?
+    pub fn own_access(&self, own: &OwnAccessRecord) -> bool {
+        own.patient == self.patient && (self.whole || self.names_me(&own.holder))
+    }
+
     /// May the reader see an audit entry? (Looks up what it refers to.)
     pub fn entry(&self, entry: &AuditEntry) -> Result<bool, ApiError> {
         if entry.patient != self.patient {
@@ -289,8 +294,15 @@ impl<'a> Visibility<'a> {
             | AuditEvent::EmergencyReviewOverdue { request, .. } => {
                 let record: Option<AccessRecord> =
                     get(shared, &StateKey::Access(*request)).map_err(ApiError::internal)?;
-                Ok(record.is_some_and(|a| self.access(&a)))
+                if let Some(access) = record {
+                    return Ok(self.access(&access));
+                }
+                // A release of the patient's own records (R7.8).
+                let own: Option<OwnAccessRecord> =
+                    get(shared, &StateKey::OwnAccess(*request)).map_err(ApiError::internal)?;
+                Ok(own.is_some_and(|o| self.own_access(&o)))
             }
+            AuditEvent::OwnRecordsRequested { holder, .. } => Ok(self.names_me(holder)),
         }
     }
 }

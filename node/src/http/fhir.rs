@@ -262,6 +262,7 @@ fn audit_event_resource(
         AuditEvent::FetchRefused { .. } => ("fetch-refused", "R"),
         AuditEvent::ControlChanged { .. } => ("control-changed", "U"),
         AuditEvent::EmergencyReviewOverdue { .. } => ("emergency-review-overdue", "E"),
+        AuditEvent::OwnRecordsRequested { .. } => ("own-records-requested", "E"),
     };
     // DICOM: 110106 Export for a release, 110110 Patient Record otherwise.
     let (type_code, type_display) = match &entry.event {
@@ -304,11 +305,17 @@ fn audit_event_resource(
         ],
         AuditEvent::Released { holder, .. } => {
             let mut agents = vec![asked(institution_ref(holder.as_str()))];
-            if let Some(a) = access {
-                agents.push(acted(practitioner_ref(&a.requester.0)));
+            match access {
+                Some(a) => agents.push(acted(practitioner_ref(&a.requester.0))),
+                // A release of the patient's own records (R7.8).
+                None => agents.push(acted(patient_ref(&entry.patient))),
             }
             agents
         }
+        AuditEvent::OwnRecordsRequested { holder, .. } => vec![
+            acted(patient_ref(&entry.patient)),
+            asked(institution_ref(holder.as_str())),
+        ],
         _ => vec![acted(patient_ref(&entry.patient))],
     };
     let purpose = match &entry.event {

@@ -10,9 +10,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::Stream;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
-use medledger_contracts::records::AccessRecord;
+use medledger_contracts::records::{AccessRecord, OwnAccessRecord};
 use medledger_contracts::state::{Overlay, StateKey};
-use medledger_transfer::{GATEWAY_MESSAGE_BYTES_MAX, GatewayRequest, GatewayResponse, SignedFetch};
+use medledger_transfer::{
+    GATEWAY_MESSAGE_BYTES_MAX, GatewayRequest, GatewayResponse, SignedFetch, SignedOwnFetch,
+};
 use tokio::sync::mpsc;
 use warp::Reply;
 use warp::http::StatusCode;
@@ -73,7 +75,7 @@ impl Stream for Frames {
 
 fn refusal_status(code: &str) -> StatusCode {
     match code {
-        "already_served" => StatusCode::CONFLICT,
+        "already_served" | "key_change_pending" => StatusCode::CONFLICT,
         "busy" | "release_not_recorded" => StatusCode::SERVICE_UNAVAILABLE,
         "internal" | "source_unavailable" | "holder_refused" | "holder_unreachable" => {
             StatusCode::BAD_GATEWAY
@@ -89,12 +91,13 @@ fn refusal_status(code: &str) -> StatusCode {
 fn holder_refusal(code: &str) -> (&str, &'static str) {
     let message = match code {
         "not_a_member" => "this node is not an active member the holder recognises",
-        "bad_authorization" => "the holder could not verify the practitioner's signed fetch",
+        "bad_authorization" => "the holder could not verify the signed fetch",
         "wrong_institution" => {
             "the practitioner is not of the institution whose node relayed the fetch"
         }
-        "not_authorized" => {
-            "the ledger does not authorise this practitioner to fetch under this request"
+        "not_authorized" => "the ledger does not authorise this signer to fetch under this request",
+        "key_change_pending" => {
+            "a replacement of the patient's key is pending: their own records are not sent until it takes effect or is cancelled"
         }
         "already_served" => "this request was served already; make a new request",
         "grant_not_active" => {
@@ -123,8 +126,9 @@ fn holder_refusal(code: &str) -> (&str, &'static str) {
     (code, message)
 }
 
-/// The body of `POST /v1/records/fetch`: the signed fetch it carries.
-pub(crate) fn fetch_body(body: &[u8]) -> Result<SignedFetch, ApiError> {
+/// The body of `POST /v1/records/fetch` (a `SignedFetch`) or
+/// `/v1/records/own-fetch` (a `SignedOwnFetch`): the signed fetch it carries.
+pub(crate) fn fetch_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let body: medledger_api::FetchBody = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(
             "bad_json",
@@ -134,7 +138,10 @@ pub(crate) fn fetch_body(body: &[u8]) -> Result<SignedFetch, ApiError> {
     let bytes = hex::decode(body.fetch.trim()).map_err(|e| {
         ApiError::bad_request(
             "bad_hex",
-            format!("`fetch` must be hex of BCS SignedFetch: {e}"),
+            format!(
+                "`fetch` must be hex of BCS {}: {e}",
+                std::any::type_name::<T>().rsplit("::").next().unwrap_or("")
+            ),
         )
     })?;
     from_bytes(&bytes, FETCH_BODY_MAX)
@@ -154,7 +161,7 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
             "this node runs no records gateway",
         )
     })?;
-    let fetch = fetch_body(&r.body)?;
+    let fetch: SignedFetch = fetch_body(&r.body)?;
     if reader.practitioner != Some(fetch.authorization.practitioner)
         || reader.institution.as_ref() != Some(&shared.institution)
     {
@@ -165,6 +172,57 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
         ));
     }
     let holder = fetch.authorization.holder.as_str().to_string();
+    relay_transfer(relay, holder, GatewayRequest::Open(Box::new(fetch))).await
+}
+
+/// `POST /v1/records/own-fetch`: relays a patient's signed fetch of their
+/// own records [R7.8] to the holder's gateway, as `fetch` does a
+/// practitioner's; any member's node relays for a patient: the records
+/// and the manifest's items (names, sizes, hashes) are sealed to the
+/// patient's one-time key, so this node learns how many items there are
+/// (as every member does from the release on the ledger) and nothing else.
+/// The patient (the request's signer, with their own key) must be the one
+/// the fetch names.
+pub async fn own_fetch(relay: Option<&Relay>, r: &Request) -> Answer {
+    let reader = r.reader()?;
+    let relay = relay.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_gateway",
+            "this node runs no records gateway",
+        )
+    })?;
+    let fetch: SignedOwnFetch = fetch_body(&r.body)?;
+    if reader.patient != Some(fetch.authorization.patient) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only the patient named in the fetch, signing with their own key, may relay it",
+        ));
+    }
+    let holder = fetch.authorization.holder.as_str().to_string();
+    relay_transfer(relay, holder, GatewayRequest::OpenOwn(Box::new(fetch))).await
+}
+
+/// `GET /v1/own-accesses/{request}`: a patient's request for their own
+/// records and its release, for the patient, a guardian or proxy, a
+/// regulator and the holder.
+pub fn own_access(shared: &Shared, r: &Request) -> Answer {
+    let id = parse_tx(r.param(0))?;
+    let reader = r.reader()?;
+    let own: OwnAccessRecord = Overlay::new(&shared.store)
+        .get(&StateKey::OwnAccess(id))?
+        .ok_or_else(ApiError::forbidden)?;
+    if !Visibility::new(shared, reader, own.patient)?.own_access(&own) {
+        return Err(ApiError::forbidden());
+    }
+    ok(&medledger_api::OwnAccess::new(&id, &own))
+}
+
+/// Opens a transfer at `holder` with `open` (a practitioner's or a
+/// patient's signed fetch) and streams back the manifest and the sealed
+/// chunks as frames.
+async fn relay_transfer(relay: &Relay, holder: String, open: GatewayRequest) -> Answer {
     if !relay.knows(&holder) {
         return Err(ApiError::not_found(
             "unknown_holder",
@@ -176,16 +234,13 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
     // that committed the request; asked again for at most this long.
     let open_until = tokio::time::Instant::now() + Duration::from_secs(15);
     let first = loop {
-        let answer = relay
-            .request(&holder, GatewayRequest::Open(Box::new(fetch.clone())))
-            .await
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "holder_unreachable",
-                    format!("the holder's gateway did not answer: {e}"),
-                )
-            })?;
+        let answer = relay.request(&holder, open.clone()).await.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "holder_unreachable",
+                format!("the holder's gateway did not answer: {e}"),
+            )
+        })?;
         match answer {
             GatewayResponse::Wait { retry_ms } if tokio::time::Instant::now() < open_until => {
                 let pause = u64::from(retry_ms).clamp(20, 1_000);
@@ -201,10 +256,17 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
             other => break other,
         }
     };
-    let manifest = match first {
-        GatewayResponse::Manifest(m) => m,
+    // The transfer's id and how many items its chunks carry: in clear for
+    // a practitioner's, a count beside the sealed items for a patient's own.
+    let (transfer, items) = match &first {
+        GatewayResponse::Manifest(m) => (m.transfer, m.items.len()),
+        GatewayResponse::SealedManifest {
+            transfer,
+            item_count,
+            ..
+        } => (*transfer, *item_count as usize),
         GatewayResponse::Refused { code, .. } => {
-            let (code, message) = holder_refusal(&code);
+            let (code, message) = holder_refusal(code);
             let status = refusal_status(code);
             return Ok(warp::reply::with_status(
                 warp::reply::json(&medledger_api::ErrorBody {
@@ -225,13 +287,13 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
     };
     // A few frames in flight: memory stays bounded by the chunk size.
     let (tx, rx) = mpsc::channel::<Bytes>(4);
-    let first_frame = frame(&GatewayResponse::Manifest(manifest.clone()))
+    let first_frame = frame(&first)
         .ok_or_else(|| ApiError::internal("the holder's manifest does not fit a frame"))?;
     tokio::spawn(async move {
         if tx.send(first_frame).await.is_err() {
             return;
         }
-        let mut remaining = manifest.items.len();
+        let mut remaining = items;
         let mut seq = 0u64;
         // The holder sends no content until its release is committed; it
         // answers `Wait` meanwhile, for at most its own bound (30 s): this
@@ -239,13 +301,7 @@ pub async fn fetch(shared: &Shared, relay: Option<&Relay>, r: &Request) -> Answe
         let wait_until = tokio::time::Instant::now() + Duration::from_secs(60);
         while remaining > 0 {
             let answer = relay
-                .request(
-                    &holder,
-                    GatewayRequest::Chunk {
-                        transfer: manifest.transfer,
-                        seq,
-                    },
-                )
+                .request(&holder, GatewayRequest::Chunk { transfer, seq })
                 .await
                 .unwrap_or_else(|e| GatewayResponse::Refused {
                     code: "holder_unreachable".into(),
