@@ -1,4 +1,5 @@
 //! SM2 signing and SM3 hashing for the patient app on an `sm2-sm3` chain,
+//! and the opening of a records transfer on either suite ([`opener`]),
 //! compiled to WebAssembly and served by every node at `/app/app-crypto.wasm`.
 //!
 //! Browsers' WebCrypto has no SM2 or SM3, so on such a chain the app signs
@@ -12,6 +13,8 @@
 //! the app needs no generated glue: the page writes inputs into the buffer,
 //! calls, and reads the output back; each function returns 0 on success
 //! (`client-sdk/web/suite.js` is the other side).
+
+pub mod opener;
 
 use sm2::dsa::signature::{Signer as _, Verifier as _};
 use sm2::elliptic_curve::sec1::ToEncodedPoint as _;
@@ -84,11 +87,21 @@ pub fn sm3(data: &[u8]) -> [u8; 32] {
 // only unsafe code here is the attribute that exports each function under its
 // own name; nothing dereferences a pointer the page chose.
 
-/// Bytes in the shared buffer: a chunk of SM3 input, or a call's inputs.
-pub const IO_BYTES: usize = 64 * 1024;
+/// Bytes in the shared buffer: a chunk of SM3 input, a call's inputs, or a
+/// sealed records chunk (256 KiB and its tag; `transfer::CHUNK_BYTES`)
+/// with room to spare.
+pub const IO_BYTES: usize = 320 * 1024;
 
 static IO: Mutex<[u8; IO_BYTES]> = Mutex::new([0; IO_BYTES]);
 static HASHER: Mutex<Option<sm3::Sm3>> = Mutex::new(None);
+static OPENER: Mutex<Option<opener::Opener>> = Mutex::new(None);
+
+/// A code for "the one-time secret or the encapsulated key is not usable".
+const BAD_TRANSFER_KEY: i32 = 6;
+/// A code for "the chunk does not open" (altered, moved, replayed).
+const BAD_CHUNK: i32 = 7;
+/// A code for "no transfer was started".
+const NO_TRANSFER: i32 = 8;
 
 /// A code for "the length given does not fit the buffer".
 const TOO_LONG: i32 = 4;
@@ -212,6 +225,89 @@ pub extern "C" fn medledger_sm2_verify(len: usize) -> i32 {
     })
 }
 
+/// The X25519 public key of the one-time secret in the buffer's first 32
+/// bytes, written over it.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub extern "C" fn medledger_x25519_public() -> i32 {
+    with_io(|io| {
+        let secret = Zeroizing::new(io[..32].try_into().unwrap_or([0; 32]));
+        io[..32].copy_from_slice(&opener::x25519_public(&secret));
+        0
+    })
+}
+
+/// Starts opening a transfer: buffer bytes 0..32 the one-time secret
+/// (wiped), 32..64 the transfer id, then `enc_len` bytes of the encapsulated
+/// key; `sm` 0 for HPKE (`ed25519-sha256`), 1 for the SM schedule.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub extern "C" fn medledger_open_start(sm: u32, enc_len: usize) -> i32 {
+    if enc_len > IO_BYTES - 64 {
+        return TOO_LONG;
+    }
+    let started = with_io(|io| {
+        let secret = Zeroizing::new(io[..32].try_into().unwrap_or([0; 32]));
+        io[..32].fill(0);
+        let transfer: [u8; 32] = io[32..64].try_into().unwrap_or([0; 32]);
+        let enc = &io[64..64 + enc_len];
+        if sm == 0 {
+            opener::Opener::hpke_transfer(&secret, enc, &transfer)
+        } else {
+            opener::Opener::sm_transfer(&secret, enc, &transfer)
+        }
+    });
+    match started {
+        Ok(opener) => {
+            *lock(&OPENER) = Some(opener);
+            0
+        }
+        Err(_) => BAD_TRANSFER_KEY,
+    }
+}
+
+/// Opens the started transfer's next chunk, its `len` sealed bytes at the
+/// buffer's start, numbered `seq`, of item `item`, `last` 1 if it ends the
+/// item: the plaintext (`len` - 16 bytes) replaces it.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub extern "C" fn medledger_open_chunk(seq: u64, item: u32, last: u32, len: usize) -> i32 {
+    if len > IO_BYTES {
+        return TOO_LONG;
+    }
+    let mut opener = lock(&OPENER);
+    let Some(opener) = opener.as_mut() else {
+        return NO_TRANSFER;
+    };
+    with_io(
+        |io| match opener.open_chunk(seq, item, last == 1, &io[..len]) {
+            Ok(plain) => {
+                io[..plain.len()].copy_from_slice(&plain);
+                0
+            }
+            Err(_) => BAD_CHUNK,
+        },
+    )
+}
+
+/// The started transfer's content salt (records rule 4), to the buffer's
+/// first 32 bytes.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub extern "C" fn medledger_open_salt() -> i32 {
+    let opener = lock(&OPENER);
+    let Some(opener) = opener.as_ref() else {
+        return NO_TRANSFER;
+    };
+    match opener.content_salt() {
+        Ok(salt) => with_io(|io| {
+            io[..32].copy_from_slice(&salt);
+            0
+        }),
+        Err(_) => BAD_TRANSFER_KEY,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,5 +422,46 @@ mod tests {
         assert_eq!(medledger_sm3_update(IO_BYTES + 1), TOO_LONG);
         assert_eq!(medledger_sm3_finish(), 0);
         assert_eq!(with_io(|io| io[..32].to_vec()), sm3(b"abc"));
+
+        // A records transfer, sealed as the node seals it (a full 256 KiB
+        // chunk, then a short one), opened through the buffer; the secret
+        // is wiped, and a chunk opened again does not open.
+        use medledger_transfer::{CHUNK_BYTES, RecipientKey, TransferSealer};
+        assert_eq!(medledger_open_chunk(0, 0, 0, 16), NO_TRANSFER);
+        with_io(|io| io[..32].fill(0x33));
+        assert_eq!(medledger_x25519_public(), 0);
+        let x25519: [u8; 32] = with_io(|io| io[..32].try_into().unwrap());
+        let transfer = Hash32([4; 32]);
+        let (mut sealer, enc) =
+            TransferSealer::new(&RecipientKey::X25519(x25519), transfer).unwrap();
+        let big = vec![5u8; CHUNK_BYTES];
+        let chunks = [
+            sealer.seal(0, 0, false, &big).unwrap(),
+            sealer.seal(1, 0, true, b"end").unwrap(),
+        ];
+        with_io(|io| {
+            io[..32].fill(0x33);
+            io[32..64].copy_from_slice(&transfer.0);
+            io[64..64 + enc.len()].copy_from_slice(&enc);
+        });
+        assert_eq!(medledger_open_start(0, enc.len()), 0);
+        assert!(with_io(|io| io[..32].iter().all(|b| *b == 0)));
+        for (chunk, plain) in chunks.iter().zip([&big[..], b"end"]) {
+            with_io(|io| io[..chunk.sealed.len()].copy_from_slice(&chunk.sealed));
+            let last = u32::from(chunk.last_of_item);
+            assert_eq!(
+                medledger_open_chunk(chunk.seq, chunk.item, last, chunk.sealed.len()),
+                0
+            );
+            assert!(with_io(|io| &io[..plain.len()] == plain));
+        }
+        assert_eq!(medledger_open_salt(), 0);
+        let salt: [u8; 32] = with_io(|io| io[..32].try_into().unwrap());
+        assert_eq!(salt, sealer.content_salt().unwrap());
+        with_io(|io| io[..chunks[1].sealed.len()].copy_from_slice(&chunks[1].sealed));
+        assert_eq!(
+            medledger_open_chunk(1, 0, 1, chunks[1].sealed.len()),
+            BAD_CHUNK
+        );
     }
 }

@@ -167,6 +167,31 @@ export class Node {
     return body;
   }
 
+  /** The patient's signature over a 32-byte digest (a signed fetch's, records.js). */
+  async signDigest(key, digest) {
+    if (!this.chain) await this.status();
+    return sign(key, digest);
+  }
+
+  /**
+   * POSTs `bodyText` (JSON) to `path` as a request signed by the patient,
+   * resolving to the streaming Response; an error answer becomes an ApiError.
+   */
+  async postSigned(key, path, bodyText) {
+    const body = new TextEncoder().encode(bodyText);
+    const auth = await this.authorization(key, "POST", path, body);
+    const r = await fetch(`${this.base}${path}`, {
+      method: "POST",
+      headers: { authorization: `Medledger ${auth}`, "content-type": "application/json" },
+      body,
+    });
+    if (!r.ok) {
+      const answer = await r.json().catch(() => ({}));
+      throw new ApiError(r.status, answer.code, answer.message ?? `${path} answered ${r.status}`);
+    }
+    return r;
+  }
+
   async get(path) {
     const r = await fetch(`${this.base}${path}`);
     const body = await r.json();

@@ -2,6 +2,7 @@
 // this browser only; the node sees signatures, never the key.
 import { Node, ApiError, createKey, createRecoveryKey, readRecoveryCode, loadKey, storeKey, forgetKey, bcs } from "./api.js";
 import { qrSvg } from "./qr.js";
+import { fetchOwnRecords, labRow } from "./records.js";
 
 const T = {
   zh: {
@@ -9,6 +10,9 @@ const T = {
     startTextSm: "在本设备上生成您的密钥。私钥保存在本设备的浏览器中，节点看不到它。",
     backupTextSm: "此账本使用国密算法：您的私钥保存在本浏览器中，本网站的程序可以读取它。请指定一位监护人或代理人，或设置恢复联系人：丢失设备后，他们可以批准您的新密钥。",
     otherSuite: "此设备上保存的密钥属于使用另一种密码算法的账本，不能在这个账本上使用。在浏览器设置中清除本网站的数据后可重新开始（那把密钥会被删除）。",
+    ownTitle: "我的病历", ownText: "从持有您病历的医院下载您自己的病历：申请记录在账本上，病历加密后只有本设备能打开。",
+    ownHolder: "从哪家医院", ownSubmit: "下载我的病历", ownLabs: "检验结果", ownTest: "项目", ownValue: "结果", ownDate: "日期",
+    ownAsking: "正在申请…", ownFetching: "正在下载并核对…", ownDone: (n) => `已下载 ${n} 份病历，每一份都与医院在账本上记录的一致。`, ownNone: "这家医院没有您这些类别的病历。",
     createKey: "生成我的密钥", qrLabel: "我的患者编号二维码", meTitle: "我的身份", meText: "在医院登记处出示此编号，医院即可将您的病历与您关联。",
     register: "在账本上登记", registered: "已登记", backupTitle: "如果丢失手机怎么办？",
     backupText: "您的私钥无法导出。请指定一位监护人或代理人，或设置恢复联系人：丢失设备后，他们可以批准您的新密钥。",
@@ -73,6 +77,9 @@ const T = {
     backupTextSm: "This ledger uses China's SM algorithms: your private key is kept in this browser, where this site's code can read it. Appoint a guardian or proxy, or name recovery contacts: if you lose this device, they can approve your new key.",
     otherSuite: "The key kept on this device is for a ledger that uses other cryptography; it cannot be used on this ledger. Clearing this site's data in the browser settings lets you start again (that key is then deleted).",
     createKey: "Make my key", qrLabel: "QR code of my patient ID", meTitle: "My ID", meText: "Show this ID at a hospital's registration desk so it can link your records to you.",
+    ownTitle: "My records", ownText: "Download your own records from a hospital that holds them: the request is recorded on the ledger, and the records are sealed so only this device can open them.",
+    ownHolder: "From which hospital", ownSubmit: "Download my records", ownLabs: "Lab results", ownTest: "Test", ownValue: "Result", ownDate: "Date",
+    ownAsking: "Asking…", ownFetching: "Downloading and checking…", ownDone: (n) => `Downloaded ${n} records, each one matching what the hospital recorded on the ledger.`, ownNone: "This hospital holds none of your records in these categories.",
     register: "Register on the ledger", registered: "Registered", backupTitle: "What if I lose my phone?",
     backupText: "Your private key cannot be exported. Appoint a guardian or proxy, or name recovery contacts: if you lose this device, they can approve your new key.",
     grantsTitle: "My grants", grantTitle: "New grant", grantee: "Institution, alliance or doctor to grant", categories: "What they may read",
@@ -171,6 +178,7 @@ function translate() {
       return label;
     });
   $("categories").replaceChildren(...boxes("category", bcs.CATEGORIES, t().cat));
+  $("own-categories").replaceChildren(...boxes("category", bcs.CATEGORIES, t().cat));
   $("sensitive").replaceChildren(...boxes("sensitive", bcs.SENSITIVE_CLASSES, t().sens));
   $("purpose").replaceChildren(
     ...bcs.PURPOSES.map((p) => {
@@ -669,6 +677,55 @@ async function signLink(event) {
   }
 }
 
+/** Downloads the patient's own records (rule R7.8): lab results as a table, every file as a download. */
+async function fetchOwn(event) {
+  event.preventDefault();
+  const form = event.target;
+  const categories = [...form.querySelectorAll("input[name=category]:checked")].map((c) => c.value);
+  $("own-categories-error").textContent = categories.length ? "" : t().errCategories;
+  if (!categories.length) return;
+  const status = $("own-status");
+  status.textContent = t().ownAsking;
+  $("own-labs").hidden = true;
+  $("own-files").replaceChildren();
+  try {
+    const fetched = await fetchOwnRecords(node, key, { holder: form.holder.value, categories }, (step) => {
+      if (step === "asked") status.textContent = t().ownFetching;
+    });
+    const rows = [];
+    const files = [];
+    for (const item of fetched.items) {
+      const row = labRow(item);
+      if (row) {
+        const tr = document.createElement("tr");
+        for (const cell of [row.name, row.value, row.date]) {
+          const td = document.createElement("td");
+          td.textContent = cell;
+          tr.append(td);
+        }
+        rows.push(tr);
+      }
+      // Every record can be saved as the file it is.
+      const link = document.createElement("a");
+      const type = item.path.endsWith(".json") ? "application/fhir+json" : "application/octet-stream";
+      link.href = URL.createObjectURL(new Blob([item.bytes], { type }));
+      link.download = item.path.replace("/", "-");
+      link.textContent = `${t().cat[item.category] ?? item.category} · ${item.path.split("/")[1]} (${item.size} B)`;
+      const li = document.createElement("li");
+      li.append(link);
+      files.push(li);
+    }
+    $("own-labs").querySelector("tbody").replaceChildren(...rows);
+    $("own-labs").hidden = rows.length === 0;
+    $("own-files").replaceChildren(...files);
+    status.textContent = fetched.items.length ? t().ownDone(fetched.items.length) : t().ownNone;
+    refresh();
+  } catch (e) {
+    status.textContent = "";
+    fail(e);
+  }
+}
+
 async function grant(event) {
   event.preventDefault();
   const values = validate(event.target);
@@ -705,7 +762,7 @@ async function grant(event) {
 }
 
 function showSections(visible) {
-  for (const id of ["grants-section", "requests-section", "grant-section", "delegate-section", "recovery-section", "history-section"]) {
+  for (const id of ["grants-section", "requests-section", "grant-section", "own-section", "delegate-section", "recovery-section", "history-section"]) {
     $(id).hidden = !visible;
   }
 }
@@ -769,16 +826,18 @@ async function main() {
       return o;
     }),
   );
-  $("link-hospital").replaceChildren(
-    ...institutions
+  // Hospitals: where records are linked at the desk, and fetched from.
+  const hospitals = () =>
+    institutions
       .filter((i) => (i.kind === "hospital" || i.kind === "internet-hospital") && i.status === "active")
       .map((i) => {
         const o = document.createElement("option");
         o.value = i.id;
         o.textContent = i.name;
         return o;
-      }),
-  );
+      });
+  $("link-hospital").replaceChildren(...hospitals());
+  $("own-holder").replaceChildren(...hospitals());
   translate();
   key = await loadKey();
   $("create").addEventListener("click", async () => {
@@ -797,6 +856,7 @@ async function main() {
   });
   $("grant-form").addEventListener("submit", grant);
   $("link-form").addEventListener("submit", signLink);
+  $("own-form").addEventListener("submit", fetchOwn);
   if ("Notification" in window && Notification.permission === "default") {
     const ask = $("notify");
     ask.hidden = false;

@@ -100,6 +100,62 @@ export function sm2Sm3(exports) {
   return suite;
 }
 
+/**
+ * Opening a records transfer sealed to a one-time key of this page, on
+ * either suite (app-crypto/src/opener.rs: HPKE with ChaCha20-Poly1305,
+ * which WebCrypto lacks, or the SM schedule), through the module's exports.
+ * One transfer is open at a time; `start` replaces the one before.
+ */
+export function transferOpener(exports) {
+  const x = exports;
+  const size = x.medledger_io_bytes();
+  const io = () => new Uint8Array(x.memory.buffer, x.medledger_io(), size);
+  return {
+    /** The X25519 public key of a 32-byte one-time secret. */
+    x25519Public(secret) {
+      io().set(secret);
+      x.medledger_x25519_public();
+      return io().slice(0, 32);
+    },
+    /** Starts opening transfer `transfer` (32 bytes) to `secret`, `enc` its encapsulated key; `sm` on an sm2-sm3 chain. */
+    start(sm, secret, transfer, enc) {
+      if (64 + enc.length > size) throw new Error("the encapsulated key is too long");
+      const buffer = io();
+      buffer.set(secret, 0);
+      buffer.set(transfer, 32);
+      buffer.set(enc, 64);
+      // The module wipes the secret from the buffer.
+      if (x.medledger_open_start(sm ? 1 : 0, enc.length) !== 0) throw new Error("the transfer's key is not usable");
+    },
+    /** The next chunk's plaintext, or an error when it does not open (altered, moved, replayed). */
+    open(seq, item, last, sealed) {
+      if (sealed.length < 16 || sealed.length > size) throw new Error("a chunk of an impossible size");
+      io().set(sealed);
+      if (x.medledger_open_chunk(BigInt(seq), item, last ? 1 : 0, sealed.length) !== 0) {
+        throw new Error(`chunk ${seq} does not open: altered, moved or replayed`);
+      }
+      return io().slice(0, sealed.length - 16);
+    },
+    /** The started transfer's content salt (records rule 4). */
+    salt() {
+      if (x.medledger_open_salt() !== 0) throw new Error("no transfer is open");
+      return io().slice(0, 32);
+    },
+  };
+}
+
+const modules = new Map();
+
+/** The app-crypto module's exports, loaded from `base` once (a failed load is not kept: the next call tries again). */
+export function loadAppCrypto(base = "") {
+  if (!modules.has(base)) {
+    const loading = WebAssembly.instantiateStreaming(fetch(`${base}/app/app-crypto.wasm`)).then(({ instance }) => instance.exports);
+    loading.catch(() => modules.delete(base));
+    modules.set(base, loading);
+  }
+  return modules.get(base);
+}
+
 const loaded = new Map();
 
 /** The suite named `name` (from GET /v1/status), loading the SM module from `base` once when needed. */
@@ -107,10 +163,7 @@ export async function loadSuite(name, base = "") {
   if (name === "ed25519-sha256") return ed25519Sha256;
   if (name === "sm2-sm3") {
     if (!loaded.has(base)) {
-      const loading = WebAssembly.instantiateStreaming(fetch(`${base}/app/app-crypto.wasm`)).then(({ instance }) =>
-        sm2Sm3(instance.exports),
-      );
-      // A failed load is not kept: the next status() tries again.
+      const loading = loadAppCrypto(base).then(sm2Sm3);
       loading.catch(() => loaded.delete(base));
       loaded.set(base, loading);
     }

@@ -42,7 +42,7 @@ test("on an sm2-sm3 chain a patient signs with SM2 in the page: grant, live rele
 
     await page.locator("#grantee").fill("city-second-hospital");
     await page.locator("#days").fill("30");
-    await page.locator("input[value=lab-reports]").check();
+    await page.locator("#categories input[value=lab-reports]").check();
     await page.locator("#holders").fill("city-first-hospital");
     await page.getByRole("button", { name: "同意并授权" }).click();
     const grantItem = page.locator("#grants li[data-grant]").first();
@@ -64,7 +64,7 @@ test("on an sm2-sm3 chain a patient signs with SM2 in the page: grant, live rele
     mkdirSync(join(records, "MRN-7/lab-reports"), { recursive: true });
     writeFileSync(
       join(records, "MRN-7/lab-reports/glucose.json"),
-      JSON.stringify({ resourceType: "Observation", effectiveDateTime: new Date().toISOString().slice(0, 10) }),
+      JSON.stringify({ resourceType: "Observation", code: { text: "Glucose" }, valueQuantity: { value: 5.4, unit: "mmol/L" }, effectiveDateTime: new Date().toISOString().slice(0, 10) }),
     );
 
     const doctor = join(dir, "keys/practitioner.dr-second-1.json");
@@ -89,5 +89,14 @@ test("on an sm2-sm3 chain a patient signs with SM2 in the page: grant, live rele
     assert.equal(denied.outcome.status, "denied");
     await page.locator("#history li[data-event=access_decided] .badge.denied").waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(shots, "sm-2-revoked-denied.png"), fullPage: true });
+
+    // The patient's own lab report, sealed with SM2 key agreement and
+    // SM4-GCM to a one-time SM2 key of the page and opened in it (rule R7.8).
+    await page.locator("#own-holder").selectOption("city-first-hospital");
+    await page.locator("#own-categories input[value=lab-reports]").check();
+    await page.getByRole("button", { name: "下载我的病历" }).click();
+    await page.locator("#own-status", { hasText: "已下载 1 份病历" }).waitFor({ timeout: 60_000 });
+    assert.ok((await page.locator("#own-labs tbody").textContent()).includes("5.4 mmol/L"));
+    await page.screenshot({ path: join(shots, "sm-3-own-records.png"), fullPage: true });
   }, { cryptoSuite: "sm2-sm3" });
 });

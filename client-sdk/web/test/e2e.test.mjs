@@ -61,7 +61,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     // last year's, sensitive information left out (the boxes start unticked).
     await page.locator("#grantee").fill("city-second-hospital");
     await page.locator("#days").fill("30");
-    await page.locator("input[value=lab-reports]").check();
+    await page.locator("#categories input[value=lab-reports]").check();
     await page.locator("#records-since").selectOption("1");
     assert.equal(await page.locator("input[name=sensitive]:checked").count(), 0);
     assert.equal(await page.locator("input[name=sensitive]").count(), 4);
@@ -94,7 +94,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     assert.ok(found.some((p) => p.startsWith("contrast") && p.includes("faint")), found.join("; "));
     await page.evaluate(() => document.getElementById("a11y-probe").remove());
     await page.locator("#grantee").fill("city-second-hospital");
-    await page.locator("input[value=imaging]").check();
+    await page.locator("#categories input[value=imaging]").check();
     const submit = page.getByRole("button", { name: "同意并授权" });
     assert.ok(await tabTo(page, submit), "the grant button is reachable with Tab");
     assert.notEqual(await submit.evaluate((b) => getComputedStyle(b).outlineStyle), "none", "focus is visible");
@@ -106,7 +106,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     )[1];
     await page.locator("#grantee").fill(doctorId);
     await page.locator("#days").fill("3");
-    await page.locator("input[value=allergies]").check();
+    await page.locator("#categories input[value=allergies]").check();
     await page.getByRole("button", { name: "同意并授权" }).click();
     await page.locator("#grants li[data-grant] .badge.expiring").waitFor();
     await page.screenshot({ path: join(shots, "3-granted.png"), fullPage: true });
@@ -143,7 +143,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     const today = new Date().toISOString().slice(0, 10);
     writeFileSync(
       join(records, "MRN-9/lab-reports/glucose.json"),
-      JSON.stringify({ resourceType: "Observation", effectiveDateTime: today }),
+      JSON.stringify({ resourceType: "Observation", code: { text: "Glucose" }, valueQuantity: { value: 5.4, unit: "mmol/L" }, effectiveDateTime: today }),
     );
     writeFileSync(
       join(records, "MRN-9/lab-reports/old-lipids.json"),
@@ -193,7 +193,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     // A grant to the alliance, named as a group the ledger knows: shown with
     // its members, and a doctor of its internet hospital reaches it (R5.11).
     await page.locator("#grantee").fill("first-alliance");
-    await page.locator("input[value=allergies]").check();
+    await page.locator("#categories input[value=allergies]").check();
     await page.getByRole("button", { name: "同意并授权" }).click();
     await page.waitForFunction(() => document.querySelectorAll("#grants li[data-grant] .badge.checked.active").length === 5);
     const allianceItem = page.locator("#grants li[data-grant]", { hasText: "医联体" });
@@ -237,6 +237,25 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     );
     await page.locator("#history li[data-event=fetch_refused] .badge.denied").waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(shots, "6-revoked-denied.png"), fullPage: true });
+
+    // The patient downloads their own lab reports in the page (rule R7.8),
+    // through the node that serves the app, not the hospital's: sealed to a
+    // one-time key of the page, opened here (HPKE's ChaCha20-Poly1305 in
+    // app-crypto.wasm), each checked against the hospital's release. Their
+    // own records include the HIV test and 2015's result, which no grant
+    // above reached; the request and its release join the history.
+    await page.locator("#own-holder").selectOption("city-first-hospital");
+    await page.locator("#own-categories input[value=lab-reports]").check();
+    await page.getByRole("button", { name: "下载我的病历" }).click();
+    await page.locator("#own-status", { hasText: "已下载 3 份病历" }).waitFor({ timeout: 60_000 });
+    const labs = await page.locator("#own-labs tbody").textContent();
+    assert.ok(labs.includes("Glucose") && labs.includes("5.4 mmol/L"), labs);
+    assert.equal(await page.locator("#own-labs tbody tr").count(), 3);
+    const files = page.locator("#own-files a");
+    assert.equal(await files.count(), 3);
+    assert.match(await files.first().getAttribute("href"), /^blob:/);
+    await page.locator("#history li[data-event=own_records_requested]").waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: join(shots, "6b-own-records.png"), fullPage: true });
 
     // The English switch.
     await page.getByRole("button", { name: "English" }).click();

@@ -54,7 +54,7 @@ for (const [suite, digits, shot] of [["ed25519-sha256", 256, ""], ["sm2-sm3", 25
       assert.equal(await alice.locator("#recovery-pending").isHidden(), true, "in force: no longer pending");
       // A grant, to see that the new device takes it over.
       await alice.locator("#grantee").fill("city-second-hospital");
-      await alice.locator("input[value=lab-reports]").check();
+      await alice.locator("#categories input[value=lab-reports]").check();
       await alice.getByRole("button", { name: "同意并授权" }).click();
       const grant = await alice.locator("#grants li[data-grant] .badge.active").first();
       await grant.waitFor();

@@ -728,7 +728,13 @@ pub(crate) const APP_FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../client-sdk/web/suite.js"),
     ),
     (
-        // SM2 and SM3 for a patient on an sm2-sm3 chain (app-crypto, built by build.rs).
+        "records.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../../client-sdk/web/records.js"),
+    ),
+    (
+        // SM2 and SM3 for a patient on an sm2-sm3 chain, and the opening of
+        // records sealed to the patient on either suite (app-crypto, built by build.rs).
         "app-crypto.wasm",
         "application/wasm",
         include_bytes!(concat!(env!("OUT_DIR"), "/app-crypto.wasm")),
