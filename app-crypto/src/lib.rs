@@ -290,6 +290,15 @@ pub extern "C" fn medledger_open_chunk(seq: u64, item: u32, last: u32, len: usiz
     )
 }
 
+/// Ends the started transfer: its keys are dropped (and wiped) and the
+/// buffer, which held its last plaintext, is zeroed.
+#[allow(unsafe_code)]
+#[unsafe(no_mangle)]
+pub extern "C" fn medledger_open_end() {
+    lock(&OPENER).take();
+    with_io(|io| io.fill(0));
+}
+
 /// The started transfer's content salt (records rule 4), to the buffer's
 /// first 32 bytes.
 #[allow(unsafe_code)]
@@ -463,5 +472,8 @@ mod tests {
             medledger_open_chunk(1, 0, 1, chunks[1].sealed.len()),
             BAD_CHUNK
         );
+        medledger_open_end();
+        assert_eq!(medledger_open_salt(), NO_TRANSFER);
+        assert!(with_io(|io| io.iter().all(|b| *b == 0)));
     }
 }

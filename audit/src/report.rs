@@ -408,6 +408,18 @@ impl Reports {
                         Decision::Authorized => "authorised".to_string(),
                         Decision::Denied(r) => format!("denied: {r}"),
                     });
+                } else if let AuditEvent::OwnRecordsRequested { request, .. }
+                | AuditEvent::Released { request, .. } = &e.event
+                    && let Some(own) = ledger
+                        .get::<OwnAccessRecord>(&StateKey::OwnAccess(*request))
+                        .ok()
+                        .flatten()
+                {
+                    // The patient's own records (R7.8): no requester, no decision.
+                    row["holder"] = json!(own.holder.as_str());
+                    row["categories"] =
+                        json!(own.categories.iter().map(|c| c.name()).collect::<Vec<_>>());
+                    row["basis"] = json!("own records");
                 }
                 row
             })

@@ -151,7 +151,30 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
         matches!(denied.outcome, TxOutcome::Denied { .. }),
         "{denied:?}"
     );
-    net.reach(0, denied.height + 1, 30, "no progress").await;
+    // The patient fetches their own records (R7.8); the hospital holds
+    // none of theirs: a release of nothing, recorded all the same.
+    let own = client
+        .submit_and_wait(
+            &as_patient
+                .own_records_request(first.clone(), vec![Category::LabReports])
+                .unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(own.outcome, TxOutcome::Authorized);
+    let fetched = medledger_client_sdk::records::fetch_own_records(
+        &client,
+        &Identity::patient(&patient_key),
+        own.tx,
+        first.clone(),
+        &net.dir().join("own"),
+    )
+    .await
+    .unwrap();
+    assert!(fetched.items.is_empty());
+    net.reach(0, fetched.release_height + 1, 30, "no progress")
+        .await;
 
     // A regulator's auditor replays a running node over its API.
     assert_replay_over_api_passes(&net, 1);
@@ -218,12 +241,19 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
         .iter()
         .map(|r| (r["event"].as_str().unwrap(), r["decision"].as_str()))
         .collect();
-    assert_eq!(events.len(), 4, "{rows:?}");
+    assert_eq!(events.len(), 6, "{rows:?}");
     assert_eq!(events[0].0, "granted");
     assert_eq!(events[1], ("access decided", Some("authorised")));
     assert_eq!(events[2].0, "revoked");
     assert_eq!(events[3].0, "access decided");
     assert!(events[3].1.unwrap().starts_with("denied"), "{rows:?}");
+    // Their own request and its release, as theirs: no requester, no decision.
+    assert_eq!(events[4], ("own records requested", None));
+    assert_eq!(events[5], ("released", None));
+    for row in &rows[4..] {
+        assert_eq!(row["basis"], "own records", "{row}");
+        assert_eq!(row["holder"], "city-first-hospital", "{row}");
+    }
     // The regulator's page: the denial as a sentence in Chinese and English,
     // naming the practitioner and institution, with the transaction.
     let html = std::fs::read_to_string(reports.join("report.html")).unwrap();

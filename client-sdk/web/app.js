@@ -11,7 +11,7 @@ const T = {
     backupTextSm: "此账本使用国密算法：您的私钥保存在本浏览器中，本网站的程序可以读取它。请指定一位监护人或代理人，或设置恢复联系人：丢失设备后，他们可以批准您的新密钥。",
     otherSuite: "此设备上保存的密钥属于使用另一种密码算法的账本，不能在这个账本上使用。在浏览器设置中清除本网站的数据后可重新开始（那把密钥会被删除）。",
     ownTitle: "我的病历", ownText: "从持有您病历的医院下载您自己的病历：申请记录在账本上，病历加密后只有本设备能打开。",
-    ownHolder: "从哪家医院", ownSubmit: "下载我的病历", ownLabs: "检验结果", ownTest: "项目", ownValue: "结果", ownDate: "日期",
+    ownHolder: "从哪家医院", ownCategories: "哪些类别", ownSubmit: "下载我的病历", ownLabs: "检验结果", ownTest: "项目", ownValue: "结果", ownDate: "日期",
     ownAsking: "正在申请…", ownFetching: "正在下载并核对…", ownDone: (n) => `已下载 ${n} 份病历，每一份都与医院在账本上记录的一致。`, ownNone: "这家医院没有您这些类别的病历。",
     createKey: "生成我的密钥", qrLabel: "我的患者编号二维码", meTitle: "我的身份", meText: "在医院登记处出示此编号，医院即可将您的病历与您关联。",
     register: "在账本上登记", registered: "已登记", backupTitle: "如果丢失手机怎么办？",
@@ -78,7 +78,7 @@ const T = {
     otherSuite: "The key kept on this device is for a ledger that uses other cryptography; it cannot be used on this ledger. Clearing this site's data in the browser settings lets you start again (that key is then deleted).",
     createKey: "Make my key", qrLabel: "QR code of my patient ID", meTitle: "My ID", meText: "Show this ID at a hospital's registration desk so it can link your records to you.",
     ownTitle: "My records", ownText: "Download your own records from a hospital that holds them: the request is recorded on the ledger, and the records are sealed so only this device can open them.",
-    ownHolder: "From which hospital", ownSubmit: "Download my records", ownLabs: "Lab results", ownTest: "Test", ownValue: "Result", ownDate: "Date",
+    ownHolder: "From which hospital", ownCategories: "Which categories", ownSubmit: "Download my records", ownLabs: "Lab results", ownTest: "Test", ownValue: "Result", ownDate: "Date",
     ownAsking: "Asking…", ownFetching: "Downloading and checking…", ownDone: (n) => `Downloaded ${n} records, each one matching what the hospital recorded on the ledger.`, ownNone: "This hospital holds none of your records in these categories.",
     register: "Register on the ledger", registered: "Registered", backupTitle: "What if I lose my phone?",
     backupText: "Your private key cannot be exported. Appoint a guardian or proxy, or name recovery contacts: if you lose this device, they can approve your new key.",
@@ -677,7 +677,14 @@ async function signLink(event) {
   }
 }
 
-/** Downloads the patient's own records (rule R7.8): lab results as a table, every file as a download. */
+/** The download links of the records on show (revoked before new ones, and when the page goes). */
+let ownUrls = [];
+function revokeOwnUrls() {
+  for (const url of ownUrls) URL.revokeObjectURL(url);
+  ownUrls = [];
+}
+
+/** Downloads the patient's own records (rule R7.8): observations as a table, every record a file to save. */
 async function fetchOwn(event) {
   event.preventDefault();
   const form = event.target;
@@ -685,9 +692,13 @@ async function fetchOwn(event) {
   $("own-categories-error").textContent = categories.length ? "" : t().errCategories;
   if (!categories.length) return;
   const status = $("own-status");
+  const button = form.querySelector("button[type=submit]");
+  // One download at a time (the module opens one transfer at a time).
+  button.disabled = true;
   status.textContent = t().ownAsking;
   $("own-labs").hidden = true;
   $("own-files").replaceChildren();
+  revokeOwnUrls();
   try {
     const fetched = await fetchOwnRecords(node, key, { holder: form.holder.value, categories }, (step) => {
       if (step === "asked") status.textContent = t().ownFetching;
@@ -709,6 +720,7 @@ async function fetchOwn(event) {
       const link = document.createElement("a");
       const type = item.path.endsWith(".json") ? "application/fhir+json" : "application/octet-stream";
       link.href = URL.createObjectURL(new Blob([item.bytes], { type }));
+      ownUrls.push(link.href);
       link.download = item.path.replace("/", "-");
       link.textContent = `${t().cat[item.category] ?? item.category} · ${item.path.split("/")[1]} (${item.size} B)`;
       const li = document.createElement("li");
@@ -723,6 +735,8 @@ async function fetchOwn(event) {
   } catch (e) {
     status.textContent = "";
     fail(e);
+  } finally {
+    button.disabled = false;
   }
 }
 
@@ -857,6 +871,7 @@ async function main() {
   $("grant-form").addEventListener("submit", grant);
   $("link-form").addEventListener("submit", signLink);
   $("own-form").addEventListener("submit", fetchOwn);
+  window.addEventListener("pagehide", revokeOwnUrls);
   if ("Notification" in window && Notification.permission === "default") {
     const ask = $("notify");
     ask.hidden = false;

@@ -11,6 +11,12 @@ import { loadAppCrypto, transferOpener } from "./suite.js";
 const FRAME_MAX = 256 * 1024 + 64 * 1024;
 /** Most items in one transfer (the ledger's limit on a release's hashes). */
 const ITEMS_MAX = 256;
+/**
+ * Most bytes one download may hold: the page keeps each record whole in
+ * memory (to hash it and offer it as a file), so a large imaging study is
+ * for the CLI or the SDK, which write chunk by chunk.
+ */
+const DOWNLOAD_BYTES_MAX = 512 * 1024 * 1024;
 
 /** Reads BCS, strictly: a read past the end, or bytes left over, is an error. */
 class Reader {
@@ -27,12 +33,17 @@ class Reader {
   u8() {
     return this.take(1)[0];
   }
+  /** A ULEB128 length or tag as BCS writes it: canonical, at most 2^31 − 1. */
   uleb() {
     let value = 0;
-    for (let shift = 0; shift < 32; shift += 7) {
+    for (let shift = 0; shift < 35; shift += 7) {
       const byte = this.u8();
       value += (byte & 0x7f) * 2 ** shift;
-      if (!(byte & 0x80)) return value;
+      if (!(byte & 0x80)) {
+        if (shift > 0 && byte === 0) throw new Error("a gateway frame's length is not canonical");
+        if (value > 0x7fffffff) throw new Error("a length in a gateway frame is too long");
+        return value;
+      }
     }
     throw new Error("a length in a gateway frame is too long");
   }
@@ -108,34 +119,52 @@ export function decodeResponse(bytes) {
   return out;
 }
 
-/** The frames of a streamed answer (big-endian u32 length, then BCS), one at a time. */
+/**
+ * The frames of a streamed answer (big-endian u32 length, then BCS), one at
+ * a time. Returning early (a failed check) cancels the stream, so the
+ * relaying node stops asking the holder for more.
+ */
 async function* frames(response) {
   const reader = response.body.getReader();
   let buffer = new Uint8Array(0);
-  for (;;) {
-    while (buffer.length >= 4) {
-      const length = new DataView(buffer.buffer, buffer.byteOffset, 4).getUint32(0, false);
-      if (length > FRAME_MAX) throw new Error(`a frame of ${length} bytes is too large`);
-      if (buffer.length < 4 + length) break;
-      yield decodeResponse(buffer.slice(4, 4 + length));
-      buffer = buffer.slice(4 + length);
+  try {
+    for (;;) {
+      while (buffer.length >= 4) {
+        const length = new DataView(buffer.buffer, buffer.byteOffset, 4).getUint32(0, false);
+        if (length > FRAME_MAX) throw new Error(`a frame of ${length} bytes is too large`);
+        if (buffer.length < 4 + length) break;
+        yield decodeResponse(buffer.slice(4, 4 + length));
+        buffer = buffer.slice(4 + length);
+      }
+      const { value, done } = await reader.read();
+      if (done) {
+        if (buffer.length) throw new Error("the transfer ended inside a frame");
+        return;
+      }
+      const joined = new Uint8Array(buffer.length + value.length);
+      joined.set(buffer);
+      joined.set(value, buffer.length);
+      buffer = joined;
     }
-    const { value, done } = await reader.read();
-    if (done) {
-      if (buffer.length) throw new Error("the transfer ended inside a frame");
-      return;
-    }
-    const joined = new Uint8Array(buffer.length + value.length);
-    joined.set(buffer);
-    joined.set(value, buffer.length);
-    buffer = joined;
+  } finally {
+    reader.cancel().catch(() => {});
   }
 }
 
-/** A safe relative name: `category/name`, no dots for parts, no backslash. */
-function safeRelative(path) {
-  const parts = path.split("/");
-  return parts.length === 2 && parts.every((p) => p && p !== "." && p !== ".." && !p.includes("\\"));
+/**
+ * A safe name for a record: `category/name`, the category the item's own,
+ * each part plain ASCII letters, digits, '.', '_' or '-' (no '..', no
+ * control or direction characters that could disguise an extension).
+ */
+function safeName(item) {
+  const parts = item.path.split("/");
+  return (
+    parts.length === 2
+    && parts[0] === item.category
+    && /^[A-Za-z0-9._-]{1,128}$/.test(parts[1])
+    && parts[1] !== "."
+    && parts[1] !== ".."
+  );
 }
 
 function equalBytes(a, b) {
@@ -168,6 +197,21 @@ export async function fetchOwnRecords(node, key, { holder, categories }, progres
   progress("asked");
   const opener = transferOpener(await loadAppCrypto(node.base));
   const oneTime = oneTimeKey(node, opener);
+  let stream = null;
+  try {
+    stream = await openStream(node, key, answer, holder, oneTime);
+    return await receive(node, key, answer, opener, oneTime, stream, progress);
+  } finally {
+    // Whatever happened: the one-time secret, the module's transfer keys
+    // and the last plaintext in its buffer are wiped, the stream cancelled.
+    oneTime.secret.fill(0);
+    opener.end();
+    await stream?.return();
+  }
+}
+
+/** Signs the fetch, posts it, and returns the frames that answer it. */
+async function openStream(node, key, answer, holder, oneTime) {
   // OwnFetchAuthorization (transfer/src/lib.rs), then the patient's key and signature.
   const authorization = new bcs.Writer()
     .string(node.chain)
@@ -176,14 +220,20 @@ export async function fetchOwnRecords(node, key, { holder, categories }, progres
     .fixed32(key.patient)
     .uleb(node.suite.tag)
     .bytes(oneTime.publicRaw)
-    .u64(BigInt(Date.now()))
+    // The node's clock, as `submit` counts (the holder refuses a fetch
+    // more than 5 minutes from its own).
+    .u64(BigInt(Date.now() + (node.clockOffsetMs ?? 0)))
     .u64(BigInt(answer.height))
     .finish();
   const digest = await bcs.hash("medledger/records-fetch-own/v1", authorization);
   const signature = await node.signDigest(key, digest);
   const signedFetch = bcs.signedTransactionBytes(authorization, key.publicRaw, signature);
   const response = await node.postSigned(key, "/v1/records/own-fetch", JSON.stringify({ fetch: bcs.toHex(signedFetch) }));
-  const stream = frames(response);
+  return frames(response);
+}
+
+/** Opens the sealed manifest and every chunk, checks every item and the release. */
+async function receive(node, key, answer, opener, oneTime, stream, progress) {
   const first = (await stream.next()).value;
   if (first?.kind === "refused") throw Object.assign(new Error(first.message), { code: first.code });
   if (first?.kind !== "sealedManifest") throw new Error("the transfer did not start with a sealed manifest");
@@ -193,8 +243,11 @@ export async function fetchOwnRecords(node, key, { holder, categories }, progres
   const listed = new Reader(opener.open(0, 0, true, first.items.sealed));
   const items = readItems(listed);
   listed.end();
-  if (items.length !== first.itemCount || !items.every((i) => safeRelative(i.path))) {
+  if (items.length !== first.itemCount || !items.every(safeName)) {
     throw new Error("the manifest is malformed (another count than it says, or unsafe names)");
+  }
+  if (items.reduce((n, i) => n + i.size, 0) > DOWNLOAD_BYTES_MAX) {
+    throw new Error("these records are too large to open in the browser; use `medledger patient fetch-own`");
   }
   progress("manifest");
   opener.start(oneTime.sm, oneTime.secret, first.transfer, first.encapsulatedKey);

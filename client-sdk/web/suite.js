@@ -141,6 +141,10 @@ export function transferOpener(exports) {
       if (x.medledger_open_salt() !== 0) throw new Error("no transfer is open");
       return io().slice(0, 32);
     },
+    /** Drops the transfer's keys and wipes the buffer. */
+    end() {
+      x.medledger_open_end();
+    },
   };
 }
 

@@ -235,7 +235,7 @@ impl Store {
     /// `hash`; refuses a store initialised for a chain hashing otherwise.
     /// Writes uncompressed files ([`Self::open_compressed`] chooses).
     pub fn open(dir: &Path, hash: HashFunction) -> Result<Self, StoreError> {
-        Self::open_with(dir, Some(hash), Compression::None)
+        Self::open_with(dir, Some(hash), Compression::None, false)
     }
 
     /// As [`Self::open`], writing table files with `compression`.
@@ -244,17 +244,18 @@ impl Store {
         hash: HashFunction,
         compression: Compression,
     ) -> Result<Self, StoreError> {
-        Self::open_with(dir, Some(hash), compression)
+        Self::open_with(dir, Some(hash), compression, false)
     }
 
     fn open_with(
         dir: &Path,
         expected: Option<HashFunction>,
         compression: Compression,
+        read_only: bool,
     ) -> Result<Self, StoreError> {
         let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
+        options.create_if_missing(!read_only);
+        options.create_missing_column_families(!read_only);
         // One block cache for every family: the state tree's upper nodes and
         // the latest state are read for every transaction.
         let cache = rocksdb::Cache::new_lru_cache(BLOCK_CACHE_BYTES);
@@ -277,7 +278,12 @@ impl Store {
         let families = FAMILIES
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, family_options()));
-        let db = DB::open_cf_descriptors(&options, dir, families)?;
+        let db = if read_only {
+            // Replays the log into memory and writes nothing; takes no lock.
+            DB::open_cf_descriptors_read_only(&options, dir, families, false)?
+        } else {
+            DB::open_cf_descriptors(&options, dir, families)?
+        };
         let mut store = Self {
             db,
             hash: expected.unwrap_or(HashFunction::Sha256),
@@ -315,8 +321,12 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens the store in `dir` with the hash function it was initialised
-    /// with (for tools that read blocks and need no genesis: `export`).
+    /// Opens the store in `dir` read-only, with the hash function it was
+    /// initialised with (for tools that read blocks and need no genesis:
+    /// `export`, `audit --data`). It writes nothing to the store (no flush,
+    /// no new files) and takes no lock (a running node's store opens too,
+    /// but its compactions may then remove files not yet read: tools read
+    /// stopped nodes). Every write through it fails.
     pub fn open_existing(dir: &Path) -> Result<Self, StoreError> {
         // Never create one here: a mistyped path is an error, not an empty store.
         if !dir.join("CURRENT").is_file() {
@@ -325,10 +335,7 @@ impl Store {
                 dir.display()
             )));
         }
-        // A tool opening a stopped node's store may flush what the node's
-        // log held: in a node's default codec, not uncompressed beside it.
-        // (Opening read-only would write nothing; not built yet.)
-        Self::open_with(dir, None, Compression::default())
+        Self::open_with(dir, None, Compression::default(), true)
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {

@@ -196,6 +196,24 @@ fn an_sm3_store_matches_its_reference_and_refuses_to_open_as_sha256() {
     // `open_existing` takes the recorded function, and creates nothing.
     let existing = Store::open_existing(dir.path()).unwrap();
     assert!(existing.state_root_at(1).is_ok());
+    drop(existing);
+    // It opens read-only: beside a store another handle holds open (a
+    // running node's), which a writer cannot, and nothing it is asked to
+    // write is written.
+    let blank = tempfile::tempdir().unwrap();
+    drop(Store::open(blank.path(), HashFunction::Sha256).unwrap());
+    let running = Store::open(blank.path(), HashFunction::Sha256).unwrap();
+    assert!(Store::open(blank.path(), HashFunction::Sha256).is_err());
+    let reader = Store::open_existing(blank.path()).unwrap();
+    assert!(
+        reader
+            .initialize(Hash32([8; 32]), &writes(&[(b"b", b"2")]))
+            .is_err()
+    );
+    drop(reader);
+    running
+        .initialize(Hash32([8; 32]), &writes(&[(b"b", b"2")]))
+        .unwrap();
     let empty = tempfile::tempdir().unwrap();
     assert!(Store::open_existing(empty.path()).is_err());
     assert!(!empty.path().join("CURRENT").exists());
