@@ -233,6 +233,43 @@ fn bench_replay_runs_on_sm2_sm3() {
 /// `bench-crypto` runs every primitive of both suites through the ledger's
 /// and the gateway's code and prints one row each, the SM rows with their
 /// ratio (the figures themselves are not checked: this machine is shared).
+/// `bench-records` at its smallest runs end to end and prints its table:
+/// its figures are real fetches through the gateways, so a broken
+/// benchmark shows here, not when someone next measures.
+#[test]
+fn bench_records_runs_and_prints_its_figures() {
+    let output = medledger(&[
+        "bench-records",
+        "--small",
+        "3",
+        "--small-kib",
+        "1",
+        "--rounds",
+        "1",
+        "--large-mib",
+        "1",
+    ]);
+    let printed = text(&output);
+    assert!(output.status.success(), "{printed}");
+    let row = |name: &str| {
+        printed
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no row {name:?} in\n{printed}"))
+            .to_string()
+    };
+    for rate in [
+        "small (1 KiB) resources per second",
+        "large (1 MiB) study: MB/s",
+    ] {
+        let line = row(rate);
+        let value: f64 = line.split_whitespace().last().unwrap().parse().unwrap();
+        assert!(value > 0.0, "{line}");
+    }
+    assert!(row("small: fetches × resources").ends_with("1 × 3"));
+    row("holder node: peak RSS growth");
+}
+
 #[test]
 fn bench_crypto_prints_a_row_for_each_primitive_of_both_suites() {
     let output = medledger(&["bench-crypto", "--rounds", "1", "--mib", "1"]);
