@@ -17,9 +17,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    AccessKind, BlockRef, Category, ControlChange, DelegateRole, EmergencyReason, GrantStatus,
-    Hex32, InstitutionKind, LegalBasis, LicenceKind, LicenceStatus, MemberStatus, PractitionerRole,
-    Purpose, ReviewFinding, SensitiveClass,
+    AccessKind, BlockRef, Category, ControlChange, DelegateRole, DenialCode, EmergencyReason,
+    GrantStatus, Hex32, InstitutionKind, LegalBasis, LicenceKind, LicenceStatus, MemberStatus,
+    PractitionerRole, Purpose, ReviewFinding, SensitiveClass,
 };
 
 /// Who signed a transaction or made a record: one key, by kind.
@@ -589,6 +589,10 @@ pub enum AuditEvent {
         kind: AccessKind,
         /// The decision.
         decision: Decision,
+        /// For a denial: why, as a code (the app words it in the patient's
+        /// language; `decision` carries the English sentence).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        denial_code: Option<DenialCode>,
     },
     /// A holder released records.
     Released {
@@ -700,6 +704,10 @@ impl From<&LedgerAuditEvent> for AuditEvent {
                 holder: holder.as_str().to_string(),
                 kind: kind.into(),
                 decision: decision.into(),
+                denial_code: match decision {
+                    LedgerDecision::Denied(reason) => Some(reason.into()),
+                    LedgerDecision::Authorized => None,
+                },
             },
             E::Released {
                 request,

@@ -6,7 +6,11 @@ import { fetchOwnRecords, labRow } from "./records.js";
 
 const T = {
   zh: {
-    title: "我的病历授权", startTitle: "开始", startText: "在本设备上生成您的密钥。私钥永远不会离开本设备，节点也看不到它。",
+    title: "我的病历授权",
+    tabsLabel: "主要页面", tabHome: "首页", tabGrants: "授权", tabRecords: "病历", tabHistory: "记录", tabPeople: "家人", tabMe: "我的",
+    needsTitle: "需要您处理的事", recentTitle: "最近发生的事", allHistory: "查看全部记录", shortcutsTitle: "常用",
+    newGrant: "新授权", showId: "出示我的编号", settingsTitle: "设置", largeText: "大字模式（字更大，更好认）",
+    startTitle: "开始", startText: "在本设备上生成您的密钥。私钥永远不会离开本设备，节点也看不到它。",
     startTextSm: "在本设备上生成您的密钥。私钥保存在本设备的浏览器中，节点看不到它。",
     backupTextSm: "此账本使用国密算法：您的私钥保存在本浏览器中，本网站的程序可以读取它。请指定一位监护人或代理人，或设置恢复联系人：丢失设备后，他们可以批准您的新密钥。",
     otherSuite: "此设备上保存的密钥属于使用另一种密码算法的账本，不能在这个账本上使用。在浏览器设置中清除本网站的数据后可重新开始（那把密钥会被删除）。",
@@ -26,6 +30,15 @@ const T = {
     none: "暂无", granted: "已授权", revoked: "已撤回", access: "调取请求", released: "已发送病历", releaseAfterEnd: "授权结束后记录的发送（诚实的医院不会发送内容）", emergency: "紧急调取",
     publicHealth: "公共卫生调取", authorized: "已批准", denied: "已拒绝", newAccess: "新的调取记录",
     signedByYou: "✓ 已核验：与您签署的一致", notWhatYouSigned: "⚠ 节点显示的内容与您签署的不一致，请联系医院或监管机构",
+    sentCount: (n) => `${n} 份`,
+    denial: {
+      requester_not_active: "申请的医务人员已不能执业", institution_not_active: "申请的机构已不是有效成员",
+      grant_revoked: "授权已撤回", grant_relinquished: "对方已放弃授权", grant_not_yet_valid: "授权尚未开始",
+      grant_expired: "授权已过期", not_grantee: "申请人不是被授权人", category_not_granted: "所要的内容不在授权范围内",
+      holder_not_granted: "授权没有包括这家医院", holder_not_eligible: "这家医院不能提供病历", purpose_mismatch: "目的与授权不符",
+      emergency_not_allowed: "这家机构不能紧急调取", not_public_health: "只有疾控机构的公共卫生人员才能这样调取",
+      unknown_patient: "没有这位患者", licence_not_in_force: "申请人的执业证书无效",
+    },
     fetchRefused: "调取被拒", refusal: { grant_not_active: "调取依据已不成立（授权已撤回或过期，或医务人员已不能执业）", already_served: "同一请求重复调取", not_authorized: "并非该请求的申请人" },
     errGrantee: "请输入机构编号（小写字母、数字和“-”），或医生编号（64 位十六进制）。", errUnknownGrantee: "没有这家成员机构。",
     errCategories: "请至少选择一类。", errHolders: "每个机构编号只能含小写字母、数字和“-”，用逗号分隔。",
@@ -72,7 +85,11 @@ const T = {
     cancelKey: "取消替换密钥", cancelContacts: "取消更改恢复联系人",
   },
   en: {
-    title: "My record consents", startTitle: "Start", startText: "Make your key on this device. The private key never leaves it; no node ever sees it.",
+    title: "My record consents",
+    tabsLabel: "Main screens", tabHome: "Home", tabGrants: "Grants", tabRecords: "Records", tabHistory: "History", tabPeople: "People", tabMe: "Me",
+    needsTitle: "Waiting for you", recentTitle: "What just happened", allHistory: "See everything", shortcutsTitle: "Shortcuts",
+    newGrant: "New grant", showId: "Show my ID", settingsTitle: "Settings", largeText: "Large text (bigger and easier to read)",
+    startTitle: "Start", startText: "Make your key on this device. The private key never leaves it; no node ever sees it.",
     startTextSm: "Make your key on this device. The private key is kept in this browser; no node ever sees it.",
     backupTextSm: "This ledger uses China's SM algorithms: your private key is kept in this browser, where this site's code can read it. Appoint a guardian or proxy, or name recovery contacts: if you lose this device, they can approve your new key.",
     otherSuite: "The key kept on this device is for a ledger that uses other cryptography; it cannot be used on this ledger. Clearing this site's data in the browser settings lets you start again (that key is then deleted).",
@@ -92,6 +109,15 @@ const T = {
     none: "None yet", granted: "Granted", revoked: "Revoked", access: "Access request", released: "Records sent", releaseAfterEnd: "Release recorded after the permission ended (an honest hospital sends nothing)", emergency: "Emergency access",
     publicHealth: "Public-health access", authorized: "authorised", denied: "denied", newAccess: "New access recorded",
     signedByYou: "✓ Checked: what you signed", notWhatYouSigned: "⚠ The node shows something other than what you signed; tell the hospital or the regulator",
+    sentCount: (n) => `${n} record(s)`,
+    denial: {
+      requester_not_active: "the practitioner may no longer practise", institution_not_active: "the institution is no longer an active member",
+      grant_revoked: "the grant was revoked", grant_relinquished: "they gave the grant up", grant_not_yet_valid: "the grant had not started",
+      grant_expired: "the grant had expired", not_grantee: "the requester is not who was granted", category_not_granted: "what they asked for is not in the grant",
+      holder_not_granted: "the grant does not name this hospital", holder_not_eligible: "this hospital cannot provide records", purpose_mismatch: "the purpose differs from the grant's",
+      emergency_not_allowed: "this institution may not use emergency access", not_public_health: "only public-health officers may use public-health access",
+      unknown_patient: "no such patient", licence_not_in_force: "the requester's licence is not in force",
+    },
     fetchRefused: "Fetch refused", refusal: { grant_not_active: "what it rested on no longer held (the grant revoked or expired, or the practitioner no longer allowed to practise)", already_served: "the same request used again", not_authorized: "not the doctor who made the request" },
     errGrantee: "Enter an institution id (lowercase letters, digits and '-') or a doctor's id (64 hexadecimal characters).", errUnknownGrantee: "No member institution has this id.",
     errCategories: "Choose at least one category.", errHolders: "Institution ids are lowercase letters, digits and '-', separated by commas.",
@@ -167,6 +193,7 @@ function translate() {
     const name = el.dataset.t;
     el.textContent = (sm && t()[`${name}Sm`]) || t()[name];
   }
+  for (const el of document.querySelectorAll("[data-t-label]")) el.setAttribute("aria-label", t()[el.dataset.tLabel]);
   $("lang").textContent = lang === "zh" ? "English" : "中文";
   // One box per value, unticked (a translation redraws them).
   const boxes = (name, values, words) =>
@@ -217,33 +244,42 @@ async function refresh() {
   try {
     const grants = await node.getSigned(key, `/v1/patients/${key.patient}/grants`);
     $("registered").textContent = t().registered;
-    $("register").hidden = false;
+    $("register").hidden = true;
     if (key.recoveryCode) {
       // Recovered: said once; from now on this device is like any other.
       delete key.recoveryCode;
       await storeKey(key);
       $("recovering").hidden = true;
-      showSections(true);
       say(t().recovered);
     }
-    $("grants").replaceChildren(...(grants.items.length ? grants.items.map(grantItem) : [li(t().none)]));
+    setAccepted(true);
+    $("grants").replaceChildren(...(grants.items.length ? grants.items.map(grantItem) : [li(t().none, "none")]));
     const requests = await node.getSigned(key, `/v1/patients/${key.patient}/consent-requests`);
     checkOwnGrants(grants.items, requests.items);
     const open = requests.items.filter((r) => !r.answer);
-    $("requests").replaceChildren(...(open.length ? open.map(requestItem) : [li(t().none)]));
+    $("requests").replaceChildren(...(open.length ? open.map(requestItem) : [li(t().none, "none")]));
+    waiting.requests = open.length;
     const delegations = await node.getSigned(key, `/v1/patients/${key.patient}/delegations`);
     $("delegations").replaceChildren(...delegations.items.filter((d) => d.patient === key.patient).map(delegationItem));
     const history = await node.getSigned(key, `/v1/patients/${key.patient}/history`);
-    $("history").replaceChildren(...(history.items.length ? history.items.reverse().map(historyItem) : [li(t().none)]));
+    const newest = history.items.slice().reverse();
+    $("history").replaceChildren(...(newest.length ? newest.map(historyItem) : [li(t().none, "none")]));
+    // The home screen: the last few entries.
+    $("recent").replaceChildren(...(newest.length ? newest.slice(0, RECENT).map(historyItem) : [li(t().none, "none")]));
     const recovery = await node.getSigned(key, `/v1/patients/${key.patient}/recovery`);
     const policy = recovery.policy ? t().policy(recovery.policy.contacts.length, recovery.policy.threshold) : t().noPolicy;
     $("recovery-policy").textContent = recovery.approvals.length ? `${policy} ${t().approvalsSoFar(recovery.approvals.length)}` : policy;
     showPendingChanges(recovery);
+    showWaitingCount();
     localStorage.setItem(acceptedMark(), "1");
     return true;
   } catch (e) {
-    if (e.code !== "unknown_signer") fail(e);
-    else if (localStorage.getItem(acceptedMark())) {
+    if (e.code !== "unknown_signer") {
+      fail(e);
+      return false;
+    }
+    setAccepted(false);
+    if (localStorage.getItem(acceptedMark())) {
       // This key worked before: the patient's key has been replaced since.
       $("registered").textContent = "";
       $("register").hidden = true;
@@ -253,7 +289,10 @@ async function refresh() {
       $("register").hidden = true;
       $("recovering").hidden = false;
       say(t().waitingApproval);
-    } else $("registered").textContent = "";
+    } else {
+      $("registered").textContent = "";
+      $("register").hidden = false;
+    }
     return false;
   }
 }
@@ -282,6 +321,7 @@ function showPendingChanges(recovery) {
     due.push(recovery.pending_key.effective_at);
   }
   box.hidden = !lines.length;
+  waiting.changes = lines.length;
   clearTimeout(pendingTimer);
   if (!lines.length) {
     box.replaceChildren();
@@ -389,10 +429,19 @@ async function startWhenAccepted() {
   if (key.recoveryCode) setTimeout(startWhenAccepted, 3000);
 }
 
-function li(text) {
+function li(text, cls = "") {
   const item = document.createElement("li");
+  if (cls) item.className = cls;
   item.textContent = text;
   return item;
+}
+
+/** One line of a card. */
+function line(text, cls = "") {
+  const div = document.createElement("div");
+  if (cls) div.className = cls;
+  div.textContent = text;
+  return div;
 }
 
 function badge(text, cls) {
@@ -410,9 +459,12 @@ function grantItem(g) {
   // Active but ending within a week: "expiring soon".
   const status = g.status === "active" && g.terms.expires_at_ms - Date.now() < 7 * 86400000 ? "expiring" : g.status;
   const cats = g.terms.categories.map((c) => t().cat[c]).join("、");
-  const holders = Array.isArray(g.terms.holders) ? g.terms.holders.map(institutionName).join("、") : "*";
+  const holders = Array.isArray(g.terms.holders) ? g.terms.holders.map(institutionName).join("、") : t().anyHolder;
   const until = new Date(g.terms.expires_at_ms).toLocaleDateString(lang === "zh" ? "zh-CN" : "en");
-  item.append(badge(t().status[status] ?? status, status), ` ${who} · ${cats} · ${scopeText(g.terms)} · ${holders} · ${purpose} · ${t().until} ${until} `);
+  // A card: who, then what, then from where, why and until when.
+  const head = line(who, "who");
+  head.prepend(badge(t().status[status] ?? status, status), " ");
+  item.append(head, line(`${cats} · ${scopeText(g.terms)}`), line(`${t().fromHolders} ${holders} · ${purpose} · ${t().until} ${until}`));
   if (g.status === "active" || g.status === "pending") {
     const button = document.createElement("button");
     button.type = "button";
@@ -517,7 +569,7 @@ function termsText(terms) {
 function requestItem(r) {
   const item = document.createElement("li");
   item.dataset.request = r.id;
-  const who = document.createElement("span");
+  const who = line("", "who");
   who.textContent = r.requested_by.institution ? institutionName(r.requested_by.institution) : "…";
   if (r.requested_by.practitioner) {
     // Name the practitioner's institution (public), never the practitioner.
@@ -528,10 +580,12 @@ function requestItem(r) {
       })
       .catch(() => {});
   }
-  item.append(who, ` ${t().asks} ${termsText(r.terms)} `);
+  item.append(who, line(`${t().asks} ${termsText(r.terms)}`));
   const approve = actionButton(t().approve, "approve", { kind: "answerConsentRequest", request: r.id, approve: true });
   approve.disabled = true;
-  item.append(approve, " ", actionButton(t().deny, "secondary deny", { kind: "answerConsentRequest", request: r.id, approve: false }));
+  const buttons = document.createElement("div");
+  buttons.append(approve, " ", actionButton(t().deny, "secondary deny", { kind: "answerConsentRequest", request: r.id, approve: false }));
+  item.append(buttons);
   node
     .getSigned(key, `/v1/transactions/${r.id}`)
     .then((tx) => bcs.checkConsentRequest(node.chain, r, tx.bcs))
@@ -587,7 +641,9 @@ function historyItem(entry) {
   switch (e.type) {
     case "access_decided": {
       const kind = e.kind === "emergency" ? t().emergency : e.kind === "public-health" ? t().publicHealth : t().access;
-      const decision = e.decision === "authorized" ? t().authorized : `${t().denied}: ${e.decision.denied ?? ""}`;
+      // A denial in the patient's words; its English sentence when the code is new to this app.
+      const why = t().denial[e.denial_code] ?? e.decision.denied ?? "";
+      const decision = e.decision === "authorized" ? t().authorized : `${t().denied}: ${why}`;
       item.append(badge(kind, e.kind === "emergency" ? "emergency" : e.decision === "authorized" ? "active" : "denied"),
         ` ${when} · ${institutionName(e.holder)} · ${decision}`);
       break;
@@ -599,7 +655,7 @@ function historyItem(entry) {
         item.classList.add("warning");
         item.append(badge(t().releaseAfterEnd, "denied"), ` ${when} · ${institutionName(e.holder)}`);
       } else {
-        item.append(badge(t().released, "active"), ` ${when} · ${institutionName(e.holder)} · ${e.content_count}`);
+        item.append(badge(t().released, "active"), ` ${when} · ${institutionName(e.holder)} · ${t().sentCount(e.content_count)}`);
       }
       break;
     case "own_records_requested":
@@ -775,17 +831,54 @@ async function grant(event) {
   }
 }
 
-function showSections(visible) {
-  for (const id of ["grants-section", "requests-section", "grant-section", "own-section", "delegate-section", "recovery-section", "history-section"]) {
-    $(id).hidden = !visible;
+/** The screens, each named by the address's fragment (`#grants`), so the phone's back button goes back a screen. */
+const SCREENS = ["home", "grants", "records", "history", "people", "me"];
+/** How many history entries the home screen shows. */
+const RECENT = 5;
+/** Whether the ledger accepts this device's key for the patient: until it does, only the ID screen is shown. */
+let accepted = false;
+/** Whether this device has a key of this chain's suite on show (no screen before then). */
+let keyShown = false;
+let shownScreen = null;
+/** What waits for the patient's answer: open consent requests, and pending changes of control. */
+const waiting = { requests: 0, changes: 0 };
+
+function route() {
+  const asked = location.hash.slice(1);
+  const screen = !keyShown ? null : !accepted ? "me" : SCREENS.includes(asked) ? asked : "home";
+  for (const name of SCREENS) $(`screen-${name}`).hidden = name !== screen;
+  for (const tab of document.querySelectorAll("#tabs a, #me-link")) {
+    if (tab.dataset.screen === screen) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
   }
+  if (shownScreen !== null && screen !== null && shownScreen !== screen) {
+    // A new screen starts at its top, and a screen reader reads its title.
+    window.scrollTo(0, 0);
+    $(`screen-${screen}`).querySelector("h2")?.focus();
+  }
+  shownScreen = screen;
+}
+
+function setAccepted(value) {
+  accepted = value;
+  $("tabs").hidden = !value;
+  $("me-link").hidden = !value;
+  route();
+}
+
+/** The number on the home tab: what waits for the patient's answer. */
+function showWaitingCount() {
+  const n = waiting.requests + waiting.changes;
+  $("home-count").hidden = n === 0;
+  $("home-count").textContent = n ? String(n) : "";
 }
 
 function showKey() {
   $("start").hidden = true;
-  $("me").hidden = false;
-  // A recovering device can do nothing for the patient until it is approved.
-  showSections(!key.recoveryCode);
+  // Until the ledger accepts the key (registered, or a recovery approved)
+  // the ID screen is all there is.
+  keyShown = true;
+  route();
   $("patient-id").textContent = key.patient;
   $("qr").innerHTML = qrSvg(key.patient, t().qrLabel);
   if (key.recoveryCode) {
@@ -818,6 +911,14 @@ function onLiveEntry(entry) {
 }
 
 async function main() {
+  window.addEventListener("hashchange", route);
+  const large = localStorage.getItem("largeText") === "1";
+  document.documentElement.classList.toggle("large", large);
+  $("large-text").checked = large;
+  $("large-text").addEventListener("change", (event) => {
+    localStorage.setItem("largeText", event.target.checked ? "1" : "0");
+    document.documentElement.classList.toggle("large", event.target.checked);
+  });
   $("lang").addEventListener("click", () => {
     lang = lang === "zh" ? "en" : "zh";
     localStorage.setItem("lang", lang);

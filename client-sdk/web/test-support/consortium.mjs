@@ -89,6 +89,19 @@ export async function makeKey(page) {
   return (await page.locator("#patient-id").textContent()).trim();
 }
 
+/** Opens one of the app's screens from its tab bar (the ID screen from the header's link). */
+export async function go(page, screen) {
+  await page.locator(screen === "me" ? "#me-link" : `#tabs a[data-screen=${screen}]`).click();
+  await page.locator(`#screen-${screen}`).waitFor();
+}
+
+/** Registers the page's key on the ledger: once the node accepts it, the home screen opens. */
+export async function register(page) {
+  await page.getByRole("button", { name: "在账本上登记" }).click();
+  await page.locator("#screen-home").waitFor();
+  await page.locator("#tabs").waitFor();
+}
+
 /**
  * What stands in the way of a patient using the page as it is now: form
  * controls without an accessible name, unnamed buttons and images, text

@@ -11,7 +11,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { skip, cli, shots, withConsortium, phone, makeKey } from "../test-support/consortium.mjs";
+import { skip, cli, shots, withConsortium, phone, makeKey, go, register } from "../test-support/consortium.mjs";
 
 test("on an sm2-sm3 chain a patient signs with SM2 in the page: grant, live release, revoke, denial", { skip, timeout: 240_000 }, async () => {
   await withConsortium("medledger-app-sm-test", async ({ dir, byId, browser, genesis }) => {
@@ -37,9 +37,8 @@ test("on an sm2-sm3 chain a patient signs with SM2 in the page: grant, live rele
         }),
     );
     assert.deepEqual(stored, { suite: "sm2-sm3", key: 33, secret: 32 });
-    await page.getByRole("button", { name: "在账本上登记" }).click();
-    await page.locator("#registered", { hasText: "已登记" }).waitFor();
-
+    await register(page);
+    await go(page, "grants");
     await page.locator("#grantee").fill("city-second-hospital");
     await page.locator("#days").fill("30");
     await page.locator("#categories input[value=lab-reports]").check();
@@ -52,6 +51,7 @@ test("on an sm2-sm3 chain a patient signs with SM2 in the page: grant, live rele
     await page.screenshot({ path: join(shots, "sm-1-granted.png"), fullPage: true });
 
     // The desk links a record number with the patient's SM2 signature.
+    await go(page, "records");
     await page.locator("#link-section summary").click();
     await page.locator("#link-hospital").selectOption("city-first-hospital");
     await page.locator("#link-number").fill("MRN-7");
@@ -79,19 +79,23 @@ test("on an sm2-sm3 chain a patient signs with SM2 in the page: grant, live rele
     // Served only because the gateway found the patient's SM2 signature on the link.
     assert.deepEqual(fetched.items.map((i) => i.path), ["lab-reports/glucose.json"]);
     // The live stream (opened with an SM2-signed read) shows the release.
+    await go(page, "history");
     await page.locator("#history li[data-event=released]").waitFor({ timeout: 30_000 });
 
+    await go(page, "grants");
     await grantItem.getByRole("button", { name: "撤回" }).click();
     await page.locator("#grants li[data-grant] .badge.revoked").waitFor();
     const denied = JSON.parse(
       cli([...hospital, "request-access", "--grant", grant, "--holder", "city-first-hospital", "--category", "lab-reports"]),
     );
     assert.equal(denied.outcome.status, "denied");
+    await go(page, "history");
     await page.locator("#history li[data-event=access_decided] .badge.denied").waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(shots, "sm-2-revoked-denied.png"), fullPage: true });
 
     // The patient's own lab report, sealed with SM2 key agreement and
     // SM4-GCM to a one-time SM2 key of the page and opened in it (rule R7.8).
+    await go(page, "records");
     await page.locator("#own-holder").selectOption("city-first-hospital");
     await page.locator("#own-categories input[value=lab-reports]").check();
     await page.getByRole("button", { name: "下载我的病历" }).click();

@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { qrSvg } from "../qr.js";
-import { skip, cli, shots, withConsortium, phone, makeKey, accessibilityProblems, tabTo } from "../test-support/consortium.mjs";
+import { skip, cli, shots, withConsortium, phone, makeKey, accessibilityProblems, tabTo, go, register } from "../test-support/consortium.mjs";
 
 test("a patient grants, sees the access live, revokes, and sees the denial", { skip, timeout: 240_000 }, async () => {
   await withConsortium("medledger-app-test", async ({ dir, byId, browser, genesis }) => {
@@ -39,9 +39,14 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     const patient = await makeKey(page);
     assert.match(patient, /^[0-9a-f]{64}$/);
     assert.equal(await page.locator("#qr svg[role=img]").count(), 1);
+    // Until the key is registered the ID screen is all there is.
+    assert.equal(await page.locator("#tabs").isHidden(), true);
     await page.screenshot({ path: join(shots, "1-key.png"), fullPage: true });
-    await page.getByRole("button", { name: "在账本上登记" }).click();
+    await register(page);
+    assert.equal(await page.locator("#tabs a[aria-current=page]").getAttribute("data-screen"), "home");
+    await go(page, "me");
     await page.locator("#registered", { hasText: "已登记" }).waitFor();
+    await go(page, "grants");
 
     // Wrong input: a message next to each field, nothing submitted.
     await page.locator("#grantee").fill("Not An Id!");
@@ -116,6 +121,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     // At the first hospital's desk the patient signs its record number in
     // the app; the desk links it with that signature (a wrong number is
     // refused next to the field first).
+    await go(page, "records");
     await page.locator("#link-section summary").click();
     await page.locator("#link-hospital").selectOption("city-first-hospital");
     await page.locator("#link-number").fill("MRN 9!");
@@ -165,16 +171,28 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
       cli([...hospital, "fetch", "--request", request.tx, "--holder", "city-first-hospital", "--out", join(dir, "fetched")]),
     );
     assert.deepEqual(fetched.items.map((i) => i.path), ["lab-reports/glucose.json"]);
-    // Without a reload, the access and the release appear.
+    // Without a reload, the access and the release appear: in the history,
+    // and among the latest on the home screen.
+    await go(page, "history");
     await page.locator("#history li[data-event=released]").waitFor({ timeout: 30_000 });
     await page.locator("#history li[data-event=access_decided]").first().waitFor();
     await page.screenshot({ path: join(shots, "4-access-live.png"), fullPage: true });
+    await go(page, "home");
+    await page.locator("#recent li[data-event=released]").waitFor();
+    assert.ok((await page.locator("#recent li").count()) <= 5);
+    await page.screenshot({ path: join(shots, "4b-home.png"), fullPage: true });
+    // The phone's back button goes back a screen.
+    await page.goBack();
+    await page.locator("#screen-history").waitFor();
 
     // A consent request from the doctor reaches the inbox; the patient approves.
     cli([...hospital, "request-consent", "--patient", patient, "--category", "imaging", "--holder", "city-first-hospital"]);
     await page.reload();
+    await go(page, "home");
     const ask = page.locator("#requests li[data-request]").first();
     await ask.waitFor();
+    // The home tab counts what waits for an answer.
+    await page.locator("#home-count", { hasText: "1" }).waitFor();
     // Every term is shown before approving (grantee, holders, period), and
     // the approve button works only once the terms are checked against the
     // doctor's signed request.
@@ -183,12 +201,14 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await ask.locator(".badge.checked.active").waitFor();
     await page.screenshot({ path: join(shots, "5-inbox.png"), fullPage: true });
     await ask.getByRole("button", { name: "同意", exact: true }).click();
+    await go(page, "grants");
     await page.locator("#grants li[data-grant]").nth(3).waitFor();
     // The grant made by approving is checked too: the request's terms as
     // the doctor signed them, approved by this key.
     await page.waitForFunction(() => document.querySelectorAll("#grants li[data-grant] .badge.checked.active").length === 4);
     // The answered request leaves the inbox (it refreshes after the commit).
     await page.waitForFunction(() => document.querySelectorAll("#requests li[data-request]").length === 0);
+    assert.equal(await page.locator("#home-count").isHidden(), true);
 
     // A grant to the alliance, named as a group the ledger knows: shown with
     // its members, and a doctor of its internet hospital reaches it (R5.11).
@@ -208,6 +228,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await page.screenshot({ path: join(shots, "5b-alliance-grant.png"), fullPage: true });
 
     // A proxy: a wrong id is refused next to the field; a registered patient is appointed.
+    await go(page, "people");
     await page.locator("#delegate").fill("1234");
     await page.getByRole("button", { name: "指定" }).click();
     assert.notEqual(await page.locator("#delegate-error").textContent(), "");
@@ -220,15 +241,20 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await page.locator("#delegate").fill(proxyId);
     await page.getByRole("button", { name: "指定" }).click();
     await page.locator("#delegations li .badge.active").waitFor();
+    await page.screenshot({ path: join(shots, "5c-people.png"), fullPage: true });
 
     // Revoke; the next request is denied and the denial shows.
+    await go(page, "grants");
     await grantItem.getByRole("button", { name: "撤回" }).click();
     await page.locator("#grants li[data-grant] .badge.revoked").waitFor();
     const denied = JSON.parse(
       cli([...hospital, "request-access", "--grant", grant, "--holder", "city-first-hospital", "--category", "lab-reports"]),
     );
     assert.equal(denied.outcome.status, "denied");
+    await go(page, "history");
     await page.locator("#history li[data-event=access_decided] .badge.denied").waitFor({ timeout: 30_000 });
+    // Said in the patient's words, from the denial's code.
+    await page.locator("#history li[data-event=access_decided]", { hasText: "已拒绝: 授权已撤回" }).waitFor();
     // The first request used again: the holder refuses, and records the refusal
     // on the ledger, so the patient sees the attempt too.
     assert.throws(
@@ -244,6 +270,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     // app-crypto.wasm), each checked against the hospital's release. Their
     // own records include the HIV test and 2015's result, which no grant
     // above reached; the request and its release join the history.
+    await go(page, "records");
     await page.locator("#own-holder").selectOption("city-first-hospital");
     await page.locator("#own-categories input[value=lab-reports]").check();
     await page.getByRole("button", { name: "下载我的病历" }).click();
@@ -254,14 +281,32 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     const files = page.locator("#own-files a");
     assert.equal(await files.count(), 3);
     assert.match(await files.first().getAttribute("href"), /^blob:/);
-    await page.locator("#history li[data-event=own_records_requested]").waitFor({ timeout: 30_000 });
     await page.screenshot({ path: join(shots, "6b-own-records.png"), fullPage: true });
+    await go(page, "history");
+    await page.locator("#history li[data-event=own_records_requested]").waitFor({ timeout: 30_000 });
 
     // The English switch.
     await page.getByRole("button", { name: "English" }).click();
     await page.getByRole("heading", { name: "Who read my records" }).waitFor();
     assert.deepEqual(await accessibilityProblems(page), []);
     await page.screenshot({ path: join(shots, "7-english.png"), fullPage: true });
+    await page.getByRole("button", { name: "中文" }).click();
+
+    // Large text for elderly patients (适老化), kept across visits: every
+    // screen still passes the checks (nothing wider than the phone) and is
+    // photographed.
+    await go(page, "me");
+    await page.getByLabel("大字模式").check();
+    const base = await page.evaluate(() => parseFloat(getComputedStyle(document.body).fontSize));
+    assert.ok(base >= 22, `large text is ${base}px`);
+    await page.reload();
+    await page.locator("#tabs").waitFor();
+    assert.ok(await page.getByLabel("大字模式").isChecked());
+    for (const screen of ["home", "grants", "records", "history", "people", "me"]) {
+      await go(page, screen);
+      assert.deepEqual(await accessibilityProblems(page), [], screen);
+      await page.screenshot({ path: join(shots, `9-large-${screen}.png`), fullPage: true });
+    }
 
     // The regulator's report of the same ledger, replayed over the API from
     // genesis by the health commission's auditor, read in the browser: each

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { qrSvg } from "../qr.js";
-import { skip, shots, withConsortium, phone, makeKey } from "../test-support/consortium.mjs";
+import { skip, shots, withConsortium, phone, makeKey, go, register } from "../test-support/consortium.mjs";
 
 for (const [suite, digits, shot] of [["ed25519-sha256", 256, ""], ["sm2-sm3", 258, "sm-"]]) {
   test(`a patient's recovery contact approves their new device, which takes over the old ID (${suite})`, { skip, timeout: 240_000 }, async () => {
@@ -21,12 +21,12 @@ for (const [suite, digits, shot] of [["ed25519-sha256", 256, ""], ["sm2-sm3", 25
       mkdirSync(shots, { recursive: true });
       const alice = await phone(browser, node);
       const aliceId = await makeKey(alice);
-      await alice.getByRole("button", { name: "在账本上登记" }).click();
-      await alice.locator("#registered", { hasText: "已登记" }).waitFor();
+      await register(alice);
       const bob = await phone(browser, byId["city-second-hospital"]);
       const bobId = await makeKey(bob);
-      await bob.getByRole("button", { name: "在账本上登记" }).click();
-      await bob.locator("#registered", { hasText: "已登记" }).waitFor();
+      await register(bob);
+      await go(bob, "people");
+      await go(alice, "people");
       await alice.locator("#recovery-policy", { hasText: "尚未设置恢复联系人" }).waitFor();
 
       // Wrong input: her own id, a short id, no threshold; nothing submitted.
@@ -45,14 +45,19 @@ for (const [suite, digits, shot] of [["ed25519-sha256", 256, ""], ["sm2-sm3", 25
       await alice.locator("#threshold").fill("1");
       await alice.getByRole("button", { name: "保存恢复联系人" }).click();
       // New contacts wait out the ledger's delay (R4.2; 5 s on a testnet):
-      // meanwhile the patient is warned, in the history and beside the policy.
+      // meanwhile the patient is warned on the home screen, where what
+      // waits for their answer is (the tab counts it), and in the history.
+      await go(alice, "home");
       await alice.locator("#recovery-pending", { hasText: "待生效：新的恢复联系人" }).waitFor();
       await alice.locator("#recovery-pending button", { hasText: "取消更改恢复联系人" }).waitFor();
-      await alice.locator('#history li[data-event="control_changed"]', { hasText: "恢复联系人已更改" }).waitFor();
+      await alice.locator("#home-count", { hasText: "1" }).waitFor();
+      await alice.locator('#recent li[data-event="control_changed"]', { hasText: "恢复联系人已更改" }).waitFor();
       await alice.screenshot({ path: join(shots, shot + "8a-recovery-pending.png"), fullPage: true });
+      await go(alice, "people");
       await alice.locator("#recovery-policy", { hasText: "已设置 1 位恢复联系人，需 1 位同意" }).waitFor();
       assert.equal(await alice.locator("#recovery-pending").isHidden(), true, "in force: no longer pending");
       // A grant, to see that the new device takes it over.
+      await go(alice, "grants");
       await alice.locator("#grantee").fill("city-second-hospital");
       await alice.locator("#categories input[value=lab-reports]").check();
       await alice.getByRole("button", { name: "同意并授权" }).click();
@@ -90,6 +95,7 @@ for (const [suite, digits, shot] of [["ed25519-sha256", 256, ""], ["sm2-sm3", 25
       );
       assert.equal((await device.locator("#patient-id").textContent()).trim(), aliceId);
       assert.equal(await device.locator("#grant-section").isHidden(), true, "nothing to do before approval");
+      assert.equal(await device.locator("#tabs").isHidden(), true);
       await device.screenshot({ path: join(shots, shot + "9-recovering.png"), fullPage: true });
 
       // The contact: an altered code is refused before anything is signed; the real one is approved.
@@ -105,15 +111,18 @@ for (const [suite, digits, shot] of [["ed25519-sha256", 256, ""], ["sm2-sm3", 25
       await bob.locator("#notice", { hasText: "已批准对方的新密钥" }).waitFor();
       assert.equal(await bob.locator("#code-error").textContent(), "");
       // The old device is warned that contacts will replace its key (R4.3).
+      await go(alice, "history");
       await alice.locator('#history li[data-event="control_changed"]', { hasText: "恢复联系人将用新密钥替换您的密钥" }).waitFor();
 
       // The new device notices by itself, and holds the old ID's grant.
       await device.locator("#notice", { hasText: "已找回" }).waitFor({ timeout: 30_000 });
+      await go(device, "grants");
       await device.locator("#grants li[data-grant] .badge.active").waitFor();
       assert.equal(await device.locator("#recovering").isHidden(), true);
       await device.screenshot({ path: join(shots, shot + "10-recovered.png"), fullPage: true });
       // Once recovered, it stays an ordinary device: no code after a reload.
       await device.reload();
+      await device.locator("#screen-grants").waitFor();
       await device.locator("#grants li[data-grant] .badge.active").waitFor();
       assert.equal(await device.locator("#recovering").isHidden(), true);
       assert.equal((await device.locator("#patient-id").textContent()).trim(), aliceId);
@@ -122,6 +131,7 @@ for (const [suite, digits, shot] of [["ed25519-sha256", 256, ""], ["sm2-sm3", 25
       await alice.reload();
       await alice.locator("#notice", { hasText: "本设备的密钥已不再是您的密钥" }).waitFor();
       assert.equal(await alice.locator("#register").isHidden(), true);
+      assert.equal(await alice.locator("#tabs").isHidden(), true);
     }, { cryptoSuite: suite });
   });
 }
