@@ -5,8 +5,8 @@ use medledger_contracts::records::{
     AccessKind as LedgerAccessDetail, AccessRecord, AuditEntry as LedgerAuditEntry,
     AuditEvent as LedgerAuditEvent, ConsentRequestRecord, ControlChange as LedgerControlChange,
     Decision as LedgerDecision, DelegationRecord, GrantEnd as LedgerGrantEnd, GrantRecord,
-    GroupRecord, InstitutionRecord, LicenceRecord, OwnAccessRecord, PatientRecord,
-    PractitionerRecord, ReleaseRecord,
+    GroupRecord, InstitutionLicenceRecord, InstitutionRecord, LicenceRecord, OwnAccessRecord,
+    PatientRecord, PractitionerRecord, ReleaseRecord,
 };
 use medledger_contracts::transaction::Signer as LedgerSigner;
 use medledger_contracts::types::{
@@ -864,17 +864,34 @@ pub struct InstitutionSummary {
     pub kind: InstitutionKind,
     /// Whether it may act.
     pub status: MemberStatus,
+    /// Where its licence stands with the regulators (R4.16).
+    pub licence: LicenceStanding,
 }
 
-impl From<&InstitutionRecord> for InstitutionSummary {
-    fn from(record: &InstitutionRecord) -> Self {
+impl InstitutionSummary {
+    /// A member, briefly, with its licence's standing.
+    pub fn new(record: &InstitutionRecord, licence: LicenceStanding) -> Self {
         Self {
             id: record.spec.id.as_str().to_string(),
             name: record.spec.name.as_str().to_string(),
             kind: (&record.spec.kind).into(),
             status: (&record.status).into(),
+            licence,
         }
     }
+}
+
+/// Where a member's licence stands with the regulators (R4.16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LicenceStanding {
+    /// No regulator attested it: the member acts on its admission alone.
+    NotAttested,
+    /// Attested, active and within its validity.
+    InForce,
+    /// Attested, but suspended, revoked, expired or not valid yet: its
+    /// practitioners may not act.
+    NotInForce,
 }
 
 /// `GET /v1/groups`: every group of members the ledger knows (rule R4.15).
@@ -939,10 +956,25 @@ pub struct Institution {
     /// chain whose nodes have one (`sm2-sm3`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport_key: Option<String>,
+    /// Its unified social credit code (统一社会信用代码), as admitted.
+    pub legal_code: String,
+    /// Its practice licence's reference (医疗机构执业许可证), as admitted.
+    pub licence_ref: String,
+    /// A regulator's attestation of its licence (R4.16), if any.
+    pub licence: Option<InstitutionLicence>,
+    /// Why its practitioners may not act now on account of that licence
+    /// (R4.16); absent when they may (or when no regulator attested it).
+    pub licence_problem: Option<String>,
 }
 
-impl From<&InstitutionRecord> for Institution {
-    fn from(record: &InstitutionRecord) -> Self {
+impl Institution {
+    /// A member's public record, with its licence's attestation and what a
+    /// block now would find of it.
+    pub fn new(
+        record: &InstitutionRecord,
+        licence: Option<&InstitutionLicenceRecord>,
+        licence_problem: Option<String>,
+    ) -> Self {
         Self {
             id: record.spec.id.as_str().to_string(),
             name: record.spec.name.as_str().to_string(),
@@ -958,6 +990,62 @@ impl From<&InstitutionRecord> for Institution {
                 .transport_key
                 .as_ref()
                 .map(medledger_contracts::crypto::PublicKey::to_text),
+            legal_code: record.spec.legal_code.as_str().to_string(),
+            licence_ref: record.spec.licence_ref.as_str().to_string(),
+            licence: licence.map(InstitutionLicence::from),
+            licence_problem,
+        }
+    }
+}
+
+/// A regulator's attestation of a member institution's licence (R4.16,
+/// R4.17).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstitutionLicence {
+    /// The credit code the regulator checked.
+    pub legal_code: String,
+    /// The practice licence reference it checked.
+    pub licence_ref: String,
+    /// Licensed departments or services (诊疗科目).
+    pub scopes: Vec<String>,
+    /// In force from (ms since the Unix epoch).
+    pub valid_from_ms: u64,
+    /// In force until, exclusive (ms since the Unix epoch).
+    pub valid_until_ms: u64,
+    /// Active, suspended or revoked.
+    pub status: LicenceStatus,
+    /// The regulator that attested it last.
+    pub attested_by: String,
+    /// The block that attested it last.
+    pub attested_at_height: u64,
+    /// The block that last changed its status, if any.
+    pub status_changed_at_height: Option<u64>,
+    /// The regulator that last changed its status, if any.
+    pub status_changed_by: Option<String>,
+}
+
+impl From<&InstitutionLicenceRecord> for InstitutionLicence {
+    fn from(record: &InstitutionLicenceRecord) -> Self {
+        let terms = &record.terms;
+        Self {
+            legal_code: terms.legal_code.as_str().to_string(),
+            licence_ref: terms.licence_ref.as_str().to_string(),
+            scopes: terms
+                .scopes
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
+            valid_from_ms: terms.valid_from.0,
+            valid_until_ms: terms.valid_until.0,
+            status: (&record.status).into(),
+            attested_by: record.attested_by.as_str().to_string(),
+            attested_at_height: record.attested_at.height,
+            status_changed_at_height: record.status_changed.as_ref().map(|(at, _)| at.height),
+            status_changed_by: record
+                .status_changed
+                .as_ref()
+                .map(|(_, by)| by.as_str().to_string()),
         }
     }
 }

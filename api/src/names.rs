@@ -344,6 +344,10 @@ wire_enum! {
         SetLicenceStatus = "set-licence-status",
         /// A patient asks a holder for their own records.
         OwnRecordsRequest = "own-records-request",
+        /// A regulator attests a member institution's licence.
+        AttestInstitution = "attest-institution",
+        /// A regulator suspends, reinstates or revokes an institution's licence.
+        SetInstitutionLicenceStatus = "set-institution-licence-status",
     }
 }
 

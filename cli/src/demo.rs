@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use medledger_client_sdk::KeyFile;
 use medledger_client_sdk::api;
 use medledger_contracts::crypto::CryptoSuite;
-use medledger_contracts::encoding::{BoundedVec, Hash32, HashFunction};
+use medledger_contracts::encoding::{BoundedString, BoundedVec, Hash32, HashFunction};
 use medledger_contracts::merkle;
 use medledger_contracts::records::{AuditEntry, GrantRecord};
 use medledger_contracts::state::{StateKey, verify_state_proof};
@@ -482,7 +482,7 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
     demo.submit(
         2,
         "commission lifts the suspension",
-        commission,
+        commission.clone(),
         &commission_key,
         Payload::SetLicenceStatus {
             licence: licence_hash,
@@ -490,6 +490,39 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
         },
     )
     .await?;
+    // The commission attests the second hospital's own credit code and
+    // practice licence, as the consortium admitted them (R4.16): from now
+    // on that hospital's doctors act only while it is in force.
+    let member: api::Institution = demo
+        .http
+        .get(format!(
+            "{}/v1/institutions/{second}",
+            demo.layout.nodes[2].http
+        ))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let now = Timestamp::from_system_time(std::time::SystemTime::now());
+    let (_, outcome) = demo
+        .submit(
+            2,
+            "commission attests second hospital's licence",
+            commission,
+            &commission_key,
+            Payload::AttestInstitution(InstitutionLicenceTerms {
+                institution: second.clone(),
+                legal_code: BoundedString::new(member.legal_code)?,
+                licence_ref: BoundedString::new(member.licence_ref)?,
+                scopes: BoundedVec::default(),
+                valid_from: Timestamp(now.0 - 60_000),
+                valid_until: now.plus_days(5 * 365),
+            }),
+        )
+        .await?;
+    if outcome != "applied" {
+        bail!("the commission's attestation of the second hospital should apply, got {outcome}");
+    }
 
     // The patient downloads their own lab reports (R7.8) through the
     // fourth node: asked on the ledger, sealed to a one-time key of the

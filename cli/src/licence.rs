@@ -1,13 +1,16 @@
 //! `medledger licence …`: a regulator attests practitioners' licences and
-//! suspends, reinstates or revokes them (rules R4.12–R4.14), signed with
-//! its admin key through the SDK; anyone may look one up.
+//! member institutions' licences and suspends, reinstates or revokes them
+//! (rules R4.12–R4.14, R4.16–R4.17), signed with its admin key through the
+//! SDK; anyone may look one up.
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use medledger_client_sdk::{Identity, TxOutcome, api, licence_hash, new_salt};
-use medledger_contracts::encoding::{BoundedVec, Hash32};
+use medledger_contracts::constants::PRACTICE_SCOPES_MAX;
+use medledger_contracts::encoding::{BoundedString, BoundedVec, Hash32};
 use medledger_contracts::types::{
-    LicenceKind, LicenceStatus, LicenceTerms, PracticeScope, PractitionerId, Timestamp,
+    InstitutionLicenceTerms, LicenceKind, LicenceStatus, LicenceTerms, PracticeScope,
+    PractitionerId, Timestamp,
 };
 
 const DAY_MS: u64 = 86_400_000;
@@ -79,6 +82,73 @@ pub enum LicenceCommand {
         /// The licence hash.
         licence: String,
     },
+    /// Attest a member institution's unified social credit code and
+    /// practice licence as checked (or renew or amend the attestation):
+    /// both must be those the member was admitted with. From then on its
+    /// practitioners act only while the attestation is in force (R4.16).
+    AttestInstitution {
+        /// The member's id.
+        institution: String,
+        /// Its unified social credit code (统一社会信用代码), as checked.
+        #[arg(long)]
+        legal_code: String,
+        /// Its practice licence's reference (医疗机构执业许可证), as checked.
+        #[arg(long)]
+        licence_ref: String,
+        /// A licensed department or service code, e.g. internal-medicine
+        /// (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Years it is attested for, from the start of today (UTC).
+        #[arg(long, default_value_t = 5)]
+        years: u64,
+    },
+    /// Suspend a member institution's licence: its practitioners stop at
+    /// the next block.
+    SuspendInstitution {
+        /// The member's id.
+        institution: String,
+    },
+    /// Lift the suspension of an institution's licence.
+    ReinstateInstitution {
+        /// The member's id.
+        institution: String,
+    },
+    /// Revoke an institution's licence for good (吊销).
+    RevokeInstitution {
+        /// The member's id.
+        institution: String,
+    },
+    /// A member institution's codes and its licence's attestation.
+    ShowInstitution {
+        /// The member's id.
+        institution: String,
+    },
+}
+
+/// From the start of today (UTC) for `years` of 365¼ days: a regulator's
+/// clock a little ahead of the proposers' does not leave an attestation
+/// not yet valid.
+fn validity(years: u64) -> (Timestamp, Timestamp) {
+    let now = Timestamp::from_system_time(std::time::SystemTime::now());
+    let valid_from = Timestamp(now.0 - now.0 % DAY_MS);
+    (
+        valid_from,
+        valid_from.plus_days(years.saturating_mul(1461) / 4),
+    )
+}
+
+/// Scope codes, canonical (sorted, no duplicates).
+fn scope_codes(
+    scopes: &[String],
+) -> anyhow::Result<BoundedVec<PracticeScope, PRACTICE_SCOPES_MAX>> {
+    let mut codes = scopes
+        .iter()
+        .map(|c| PracticeScope::new(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    codes.sort();
+    codes.dedup();
+    BoundedVec::new(codes).map_err(|_| anyhow::anyhow!("too many --scope"))
 }
 
 /// The terms of `current` as the ledger has them, with `practitioners`
@@ -148,6 +218,9 @@ pub fn licence(
             let licence = hash(licence, "the licence hash")?;
             Ok(s.builder(&regulator()?).set_licence_status(licence, status))
         };
+        let institution_status = |member: &str, status| -> anyhow::Result<_> {
+            Ok(s.builder(&regulator()?).set_institution_licence_status(institution(member)?, status))
+        };
         match command {
             LicenceCommand::Attest { number, salt, kind, institutions, scopes, practitioners, years } => {
                 let (salt, made) = match salt {
@@ -161,34 +234,24 @@ pub fn licence(
                 let mut named = institutions.iter().map(|i| institution(i)).collect::<anyhow::Result<Vec<_>>>()?;
                 named.sort();
                 named.dedup();
-                let mut codes = scopes
-                    .iter()
-                    .map(|c| PracticeScope::new(c))
-                    .collect::<Result<Vec<_>, _>>()?;
-                codes.sort();
-                codes.dedup();
                 let mut bound = practitioners
                     .iter()
                     .map(|p| Ok(PractitionerId(hash(p, "--practitioner")?)))
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 bound.sort();
                 bound.dedup();
-                // From the start of today (UTC): a regulator's clock a little
-                // ahead of the proposers' does not leave it not yet valid.
-                let now = Timestamp::from_system_time(std::time::SystemTime::now());
-                let valid_from = Timestamp(now.0 - now.0 % DAY_MS);
+                let (valid_from, valid_until) = validity(years);
                 let licence = licence_hash(s.genesis.chain().hash(), &salt, number.trim());
                 let terms = LicenceTerms {
                     licence_hash: licence,
                     kind,
-                    scopes: BoundedVec::new(codes).map_err(|_| anyhow::anyhow!("too many --scope"))?,
+                    scopes: scope_codes(&scopes)?,
                     institutions: BoundedVec::new(named)
                         .map_err(|_| anyhow::anyhow!("too many --institution"))?,
                     practitioners: BoundedVec::new(bound)
                         .map_err(|_| anyhow::anyhow!("too many --practitioner"))?,
                     valid_from,
-                    // Years of 365¼ days.
-                    valid_until: valid_from.plus_days(years.saturating_mul(1461) / 4),
+                    valid_until,
                 };
                 let receipt = s.client.submit_and_wait(&s.builder(&regulator()?).attest_licence(terms), None).await?;
                 if receipt.outcome != TxOutcome::Applied {
@@ -229,6 +292,59 @@ pub fn licence(
             LicenceCommand::Revoke { licence } => {
                 let tx = status_change(&licence, LicenceStatus::Revoked)?;
                 s.receipt("revoked", &s.client.submit_and_wait(&tx, None).await?);
+            }
+            LicenceCommand::AttestInstitution { institution: member, legal_code, licence_ref, scopes, years } => {
+                let (valid_from, valid_until) = validity(years);
+                let code = |text: &str, what: &str| {
+                    BoundedString::new(text.trim()).map_err(|e| anyhow::anyhow!("{what}: {e}"))
+                };
+                let terms = InstitutionLicenceTerms {
+                    institution: institution(&member)?,
+                    legal_code: code(&legal_code, "--legal-code")?,
+                    licence_ref: code(&licence_ref, "--licence-ref")?,
+                    scopes: scope_codes(&scopes)?,
+                    valid_from,
+                    valid_until,
+                };
+                let receipt = s.client.submit_and_wait(&s.builder(&regulator()?).attest_institution(terms), None).await?;
+                if receipt.outcome != TxOutcome::Applied {
+                    bail!("the ledger did not attest the institution's licence: {}", receipt.outcome);
+                }
+                s.receipt("attested", &receipt);
+            }
+            LicenceCommand::SuspendInstitution { institution } => {
+                let tx = institution_status(&institution, LicenceStatus::Suspended)?;
+                s.receipt("suspended", &s.client.submit_and_wait(&tx, None).await?);
+            }
+            LicenceCommand::ReinstateInstitution { institution } => {
+                let tx = institution_status(&institution, LicenceStatus::Active)?;
+                s.receipt("reinstated", &s.client.submit_and_wait(&tx, None).await?);
+            }
+            LicenceCommand::RevokeInstitution { institution } => {
+                let tx = institution_status(&institution, LicenceStatus::Revoked)?;
+                s.receipt("revoked", &s.client.submit_and_wait(&tx, None).await?);
+            }
+            LicenceCommand::ShowInstitution { institution: member } => {
+                let answer: api::Institution =
+                    s.client.get_as(&format!("/v1/institutions/{}", institution(&member)?.as_str())).await?;
+                if s.json {
+                    println!("{}", serde_json::to_string(&answer)?);
+                } else {
+                    println!("{} ({}): credit code {}, licence {}", answer.id, answer.name, answer.legal_code, answer.licence_ref);
+                    match &answer.licence {
+                        None => println!("licence not attested by a regulator (its practitioners act on the consortium's admission alone)"),
+                        Some(l) => println!(
+                            "licence {} (attested by {} at block {}), valid {} to {}; scopes: {}; {}",
+                            l.status,
+                            l.attested_by,
+                            l.attested_at_height,
+                            day(l.valid_from_ms),
+                            day(l.valid_until_ms),
+                            if l.scopes.is_empty() { "-".to_string() } else { l.scopes.join(", ") },
+                            answer.licence_problem.as_deref().unwrap_or("in force"),
+                        ),
+                    }
+                }
             }
             LicenceCommand::Show { licence } => {
                 let licence: Hash32 = hash(&licence, "the licence hash")?;

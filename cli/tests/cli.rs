@@ -194,6 +194,7 @@ fn demo_story(args: &[&str]) -> String {
         "already served",
         "the light client now proves it Revoked",
         "→ denied",
+        "commission attests second hospital's licence",
         "patient asks for their own lab reports",
         "patient downloads them",
         "observation-hiv-test.json comes too",

@@ -977,7 +977,8 @@ async fn emergency_access_its_review_and_public_health_access_have_commands() {
 /// the example genesis asks for attested licences): the health commission
 /// attests a new nurse's licence, a hospital registers the nurse with the
 /// salt issued with it, the nurse acts; suspended, the nurse is refused at
-/// admission; reinstated, acts again.
+/// admission; reinstated, acts again. Then the hospital's own licence is
+/// attested, suspended (the nurse stops) and reinstated (R4.16, R4.17).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
     let _turn = ONE_TESTNET_AT_A_TIME.lock().await;
@@ -1217,6 +1218,84 @@ async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
     let reinstate = licence_cmd(&["reinstate", &licence]);
     let reinstate: Vec<&str> = reinstate.iter().map(String::as_str).collect();
     let reinstated = json(&commission, &reinstate);
+    assert_eq!(reinstated["outcome"]["status"], "applied", "{reinstated}");
+    let asked = json(&nurse_key, &ask);
+    assert_eq!(asked["outcome"]["status"], "applied", "{asked}");
+
+    // The nurse's hospital's own licence (R4.16, R4.17): the commission
+    // attests the codes the hospital was admitted with (another code is
+    // refused), then suspends it, which stops the nurse, and lifts it.
+    let (_, member) = net
+        .get(0, "/v1/institutions/city-first-hospital")
+        .await
+        .unwrap();
+    assert_eq!(member["licence"], Value::Null, "{member}");
+    let legal_code = member["legal_code"].as_str().unwrap().to_string();
+    let licence_ref = member["licence_ref"].as_str().unwrap().to_string();
+    let attest = |code: &str| {
+        let args = licence_cmd(&[
+            "attest-institution",
+            "city-first-hospital",
+            "--legal-code",
+            code,
+            "--licence-ref",
+            &licence_ref,
+            "--scope",
+            "nursing",
+        ]);
+        run(
+            &commission,
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    let wrong = attest("91330100MA2AAAAA0X");
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("admitted with"), "{stderr}");
+    let attested = attest(&legal_code);
+    assert!(
+        attested.status.success(),
+        "{}",
+        String::from_utf8_lossy(&attested.stderr)
+    );
+    let shown = json(
+        &nurse_key,
+        &["licence", "show-institution", "city-first-hospital"],
+    );
+    assert_eq!(
+        shown["licence"]["attested_by"], "health-commission",
+        "{shown}"
+    );
+    assert_eq!(shown["licence"]["status"], "active", "{shown}");
+    assert_eq!(shown["licence"]["scopes"][0], "nursing", "{shown}");
+    assert_eq!(shown["licence_problem"], Value::Null, "{shown}");
+    let suspend = licence_cmd(&["suspend-institution", "city-first-hospital"]);
+    let suspended = json(
+        &commission,
+        &suspend.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(suspended["outcome"]["status"], "applied", "{suspended}");
+    let refused = run(&nurse_key, &ask);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("licence of the practitioner's institution is suspended"),
+        "{stderr}"
+    );
+    let (_, member) = net
+        .get(0, "/v1/institutions/city-first-hospital")
+        .await
+        .unwrap();
+    assert_eq!(member["licence"]["status"], "suspended", "{member}");
+    assert_eq!(
+        member["licence_problem"], "the licence of the practitioner's institution is suspended",
+        "{member}"
+    );
+    let reinstate = licence_cmd(&["reinstate-institution", "city-first-hospital"]);
+    let reinstated = json(
+        &commission,
+        &reinstate.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     assert_eq!(reinstated["outcome"]["status"], "applied", "{reinstated}");
     let asked = json(&nurse_key, &ask);
     assert_eq!(asked["outcome"]["status"], "applied", "{asked}");

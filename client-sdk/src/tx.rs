@@ -509,4 +509,23 @@ impl TxBuilder {
     pub fn set_licence_status(&self, licence: Hash32, status: LicenceStatus) -> SignedTransaction {
         self.sign(Payload::SetLicenceStatus { licence, status })
     }
+
+    /// A regulator (admin key) attests a member institution's credit code
+    /// and practice licence, or renews or amends its attestation [R4.16].
+    pub fn attest_institution(&self, terms: InstitutionLicenceTerms) -> SignedTransaction {
+        self.sign(Payload::AttestInstitution(terms))
+    }
+
+    /// A regulator (admin key) suspends, reinstates or revokes a member
+    /// institution's attested licence [R4.17].
+    pub fn set_institution_licence_status(
+        &self,
+        institution: InstitutionId,
+        status: LicenceStatus,
+    ) -> SignedTransaction {
+        self.sign(Payload::SetInstitutionLicenceStatus {
+            institution,
+            status,
+        })
+    }
 }

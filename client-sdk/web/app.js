@@ -31,6 +31,8 @@ const T = {
     publicHealth: "公共卫生调取", authorized: "已批准", denied: "已拒绝", newAccess: "新的调取记录",
     signedByYou: "✓ 已核验：与您签署的一致", notWhatYouSigned: "⚠ 节点显示的内容与您签署的不一致，请联系医院或监管机构",
     sentCount: (n) => `${n} 份`,
+    standing: { in_force: "（卫健委已核验执业许可）", not_in_force: "（执业许可已暂停或失效）" },
+    standingLegend: "✓ 表示卫健委已核验该医院的执业许可；⚠ 表示其执业许可已暂停或失效。",
     denial: {
       requester_not_active: "申请的医务人员已不能执业", institution_not_active: "申请的机构已不是有效成员",
       grant_revoked: "授权已撤回", grant_relinquished: "对方已放弃授权", grant_not_yet_valid: "授权尚未开始",
@@ -110,6 +112,8 @@ const T = {
     publicHealth: "Public-health access", authorized: "authorised", denied: "denied", newAccess: "New access recorded",
     signedByYou: "✓ Checked: what you signed", notWhatYouSigned: "⚠ The node shows something other than what you signed; tell the hospital or the regulator",
     sentCount: (n) => `${n} record(s)`,
+    standing: { in_force: " (licence checked by the health commission)", not_in_force: " (licence suspended or lapsed)" },
+    standingLegend: "✓ the health commission has checked the hospital's licence; ⚠ its licence is suspended or lapsed.",
     denial: {
       requester_not_active: "the practitioner may no longer practise", institution_not_active: "the institution is no longer an active member",
       grant_revoked: "the grant was revoked", grant_relinquished: "they gave the grant up", grant_not_yet_valid: "the grant had not started",
@@ -207,6 +211,7 @@ function translate() {
   $("categories").replaceChildren(...boxes("category", bcs.CATEGORIES, t().cat));
   $("own-categories").replaceChildren(...boxes("category", bcs.CATEGORIES, t().cat));
   $("sensitive").replaceChildren(...boxes("sensitive", bcs.SENSITIVE_CLASSES, t().sens));
+  fillInstitutionLists();
   $("purpose").replaceChildren(
     ...bcs.PURPOSES.map((p) => {
       const o = document.createElement("option");
@@ -216,6 +221,35 @@ function translate() {
     }),
   );
   if (key) refresh();
+}
+
+/** An institution as offered in a list: its name, and whether a regulator vouches for its licence (R4.16). */
+function institutionOption(i) {
+  const o = document.createElement("option");
+  o.value = i.id;
+  // The mark first: a long name is cut at the end in a phone's select.
+  o.textContent = `${{ in_force: "✓ ", not_in_force: "⚠ " }[i.licence] ?? ""}${i.name}${t().standing[i.licence] ?? ""}`;
+  return o;
+}
+
+/** The member lists of the forms, in the current language (choices kept). */
+function fillInstitutionLists() {
+  $("institutions").replaceChildren(
+    ...institutions.map(institutionOption),
+    ...groups.map((g) => {
+      const o = document.createElement("option");
+      o.value = g.id;
+      o.textContent = groupName(g.id);
+      return o;
+    }),
+  );
+  // Hospitals: where records are linked at the desk, and fetched from.
+  const hospitals = institutions.filter((i) => (i.kind === "hospital" || i.kind === "internet-hospital") && i.status === "active");
+  for (const id of ["link-hospital", "own-holder"]) {
+    const chosen = $(id).value;
+    $(id).replaceChildren(...hospitals.map(institutionOption));
+    if (chosen) $(id).value = chosen;
+  }
 }
 
 function institutionName(id) {
@@ -927,32 +961,6 @@ async function main() {
   await node.status();
   institutions = (await node.get("/v1/institutions")).items;
   groups = (await node.get("/v1/groups")).items.filter((g) => g.members.length > 0);
-  $("institutions").replaceChildren(
-    ...institutions.map((i) => {
-      const o = document.createElement("option");
-      o.value = i.id;
-      o.textContent = i.name;
-      return o;
-    }),
-    ...groups.map((g) => {
-      const o = document.createElement("option");
-      o.value = g.id;
-      o.textContent = groupName(g.id);
-      return o;
-    }),
-  );
-  // Hospitals: where records are linked at the desk, and fetched from.
-  const hospitals = () =>
-    institutions
-      .filter((i) => (i.kind === "hospital" || i.kind === "internet-hospital") && i.status === "active")
-      .map((i) => {
-        const o = document.createElement("option");
-        o.value = i.id;
-        o.textContent = i.name;
-        return o;
-      });
-  $("link-hospital").replaceChildren(...hospitals());
-  $("own-holder").replaceChildren(...hospitals());
   translate();
   key = await loadKey();
   $("create").addEventListener("click", async () => {

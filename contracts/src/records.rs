@@ -58,10 +58,17 @@ pub struct GroupRecord {
 }
 
 /// A regulator's attestation of a practitioner's licence, by its hash [R4.12].
+pub type LicenceRecord = Attestation<LicenceTerms>;
+
+/// A regulator's attestation of a member institution's licence [R4.16].
+pub type InstitutionLicenceRecord = Attestation<InstitutionLicenceTerms>;
+
+/// A regulator's attestation of a licence's terms `T`, and the licence's
+/// status since.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LicenceRecord {
+pub struct Attestation<T> {
     /// What was attested, last.
-    pub terms: LicenceTerms,
+    pub terms: T,
     /// The regulator that attested it last.
     pub attested_by: InstitutionId,
     /// When.
@@ -70,6 +77,50 @@ pub struct LicenceRecord {
     pub status: LicenceStatus,
     /// When its status last changed, and by which regulator.
     pub status_changed: Option<(BlockRef, InstitutionId)>,
+}
+
+/// Why a licence's status or validity stops its holder: the problem to
+/// name for suspended, revoked, not yet valid and expired.
+struct StopReasons([LicenceProblem; 4]);
+
+impl<T> Attestation<T> {
+    /// Whether its status and the validity `from..until` let it be used
+    /// at `time`, or which of `reasons` stops it.
+    fn usable(
+        &self,
+        (from, until): (Timestamp, Timestamp),
+        time: Timestamp,
+        StopReasons([suspended, revoked, not_yet, expired]): StopReasons,
+    ) -> Result<(), LicenceProblem> {
+        match self.status {
+            LicenceStatus::Active => {}
+            LicenceStatus::Suspended => return Err(suspended),
+            LicenceStatus::Revoked => return Err(revoked),
+        }
+        if time < from {
+            return Err(not_yet);
+        }
+        if time >= until {
+            return Err(expired);
+        }
+        Ok(())
+    }
+}
+
+impl InstitutionLicenceRecord {
+    /// Whether it lets the institution's practitioners act at `time`, or
+    /// why not [R4.16].
+    pub fn in_force_at(&self, time: Timestamp) -> Result<(), LicenceProblem> {
+        use LicenceProblem::*;
+        let validity = (self.terms.valid_from, self.terms.valid_until);
+        let reasons = [
+            InstitutionSuspended,
+            InstitutionRevoked,
+            InstitutionNotYetValid,
+            InstitutionExpired,
+        ];
+        self.usable(validity, time, StopReasons(reasons))
+    }
 }
 
 impl LicenceRecord {
@@ -82,17 +133,10 @@ impl LicenceRecord {
         institution: &InstitutionId,
         time: Timestamp,
     ) -> Result<(), LicenceProblem> {
-        match self.status {
-            LicenceStatus::Active => {}
-            LicenceStatus::Suspended => return Err(LicenceProblem::Suspended),
-            LicenceStatus::Revoked => return Err(LicenceProblem::Revoked),
-        }
-        if time < self.terms.valid_from {
-            return Err(LicenceProblem::NotYetValid);
-        }
-        if time >= self.terms.valid_until {
-            return Err(LicenceProblem::Expired);
-        }
+        use LicenceProblem::*;
+        let validity = (self.terms.valid_from, self.terms.valid_until);
+        let reasons = [Suspended, Revoked, NotYetValid, Expired];
+        self.usable(validity, time, StopReasons(reasons))?;
         if self.terms.kind != role.licence_kind() {
             return Err(LicenceProblem::WrongKind);
         }
@@ -136,6 +180,19 @@ pub enum LicenceProblem {
     /// The regulator that attested it is no longer an active member.
     #[error("the regulator that attested the practitioner's licence is not an active member")]
     AttesterNotActive,
+    // --- their institution's licence [R4.16], appended ---
+    /// A regulator suspended the licence of the practitioner's institution.
+    #[error("the licence of the practitioner's institution is suspended")]
+    InstitutionSuspended,
+    /// A regulator revoked it.
+    #[error("the licence of the practitioner's institution is revoked")]
+    InstitutionRevoked,
+    /// Its attested validity has not begun.
+    #[error("the licence of the practitioner's institution is not valid yet")]
+    InstitutionNotYetValid,
+    /// Its attested validity is over.
+    #[error("the licence of the practitioner's institution has expired")]
+    InstitutionExpired,
 }
 
 /// Who may recover a patient's account.

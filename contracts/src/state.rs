@@ -95,6 +95,9 @@ pub enum StateKey {
     /// A patient's request for their own records and its release (value:
     /// [`crate::records::OwnAccessRecord`]) [R7.8].
     OwnAccess(RequestId),
+    /// A regulator's attestation of a member institution's licence (value:
+    /// [`crate::records::InstitutionLicenceRecord`]) [R4.16].
+    InstitutionLicence(InstitutionId),
 }
 
 impl StateKey {

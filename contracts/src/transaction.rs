@@ -339,6 +339,18 @@ pub enum Payload {
         /// Which categories.
         categories: Categories,
     },
+    // --- institutions' licences, appended ---
+    /// A regulator attests a member institution's credit code and practice
+    /// licence, or renews or amends its attestation [R4.16].
+    AttestInstitution(InstitutionLicenceTerms),
+    /// A regulator suspends, reinstates or revokes an institution's
+    /// attested licence [R4.17].
+    SetInstitutionLicenceStatus {
+        /// The member.
+        institution: InstitutionId,
+        /// Its licence's new status.
+        status: LicenceStatus,
+    },
 }
 
 impl Payload {
@@ -352,6 +364,8 @@ impl Payload {
             Self::RegisterPractitioner { .. } => "register-practitioner",
             Self::AttestLicence(_) => "attest-licence",
             Self::SetLicenceStatus { .. } => "set-licence-status",
+            Self::AttestInstitution(_) => "attest-institution",
+            Self::SetInstitutionLicenceStatus { .. } => "set-institution-licence-status",
             Self::RetirePractitioner { .. } => "retire-practitioner",
             Self::RecordGuardianship { .. } => "record-guardianship",
             Self::Propose { .. } => "propose",
@@ -1069,6 +1083,10 @@ fn check_form(chain: &Chain, tx: &Transaction) -> Result<(), TransactionError> {
         },
         Payload::Grant(terms) | Payload::RequestConsent(terms) => check_terms(terms)?,
         Payload::AttestLicence(terms) => check_licence_terms(terms)?,
+        Payload::AttestInstitution(terms) => check_institution_licence_terms(terms)?,
+        Payload::SetInstitutionLicenceStatus { institution, .. } => {
+            check_institution_id("institution", institution)?
+        }
         Payload::AccessRequest {
             holder, categories, ..
         }
@@ -1112,15 +1130,7 @@ fn check_form(chain: &Chain, tx: &Transaction) -> Result<(), TransactionError> {
 /// Checks the form of licence terms: canonical lists of well-formed codes
 /// and ids, at least one institution, ordered times.
 pub fn check_licence_terms(terms: &LicenceTerms) -> Result<(), TransactionError> {
-    if !terms.scopes.windows(2).all(|w| w[0] < w[1]) {
-        return Err(field("scopes", "must be sorted and without duplicates"));
-    }
-    if !terms.scopes.iter().all(PracticeScope::is_well_formed) {
-        return Err(field(
-            "scopes",
-            "each must be 1 to 32 characters of a-z, 0-9 and '-'",
-        ));
-    }
+    check_scopes(&terms.scopes)?;
     if terms.institutions.is_empty() || !terms.institutions.windows(2).all(|w| w[0] < w[1]) {
         return Err(field(
             "institutions",
@@ -1138,6 +1148,37 @@ pub fn check_licence_terms(terms: &LicenceTerms) -> Result<(), TransactionError>
     }
     if terms.valid_until <= terms.valid_from {
         return Err(field("valid_until", "must be later than valid_from"));
+    }
+    Ok(())
+}
+
+/// Checks the form of an institution's licence terms: a well-formed id,
+/// canonical scopes, codes present, ordered times (that the codes are the
+/// member's is the rules' to check, R4.16).
+pub fn check_institution_licence_terms(
+    terms: &InstitutionLicenceTerms,
+) -> Result<(), TransactionError> {
+    check_institution_id("institution", &terms.institution)?;
+    check_scopes(&terms.scopes)?;
+    if terms.legal_code.as_str().is_empty() || terms.licence_ref.as_str().is_empty() {
+        return Err(field("legal_code", "the codes checked must not be empty"));
+    }
+    if terms.valid_until <= terms.valid_from {
+        return Err(field("valid_until", "must be later than valid_from"));
+    }
+    Ok(())
+}
+
+/// Scopes of practice are canonical (sorted, no duplicates) and well formed.
+fn check_scopes(scopes: &[PracticeScope]) -> Result<(), TransactionError> {
+    if !scopes.windows(2).all(|w| w[0] < w[1]) {
+        return Err(field("scopes", "must be sorted and without duplicates"));
+    }
+    if !scopes.iter().all(PracticeScope::is_well_formed) {
+        return Err(field(
+            "scopes",
+            "each must be 1 to 32 characters of a-z, 0-9 and '-'",
+        ));
     }
     Ok(())
 }

@@ -910,6 +910,29 @@ impl GrantTerms {
     }
 }
 
+/// What a regulator attests about a member institution [R4.16]: that it
+/// saw the institution's unified social credit code (统一社会信用代码) and
+/// its practice licence (医疗机构执业许可证) as the member was admitted
+/// with them, the practice it licenses, and for how long.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstitutionLicenceTerms {
+    /// The member.
+    pub institution: InstitutionId,
+    /// Its unified social credit code, as the regulator checked it (must be
+    /// the one it was admitted with).
+    pub legal_code: BoundedString<INSTITUTION_CODE_BYTES_MAX>,
+    /// Its practice licence's reference, as the regulator checked it (must
+    /// be the one it was admitted with).
+    pub licence_ref: BoundedString<INSTITUTION_CODE_BYTES_MAX>,
+    /// Its licensed departments or services (诊疗科目; canonical: sorted,
+    /// no duplicates), shown with the attestation (no rule reads them yet).
+    pub scopes: BoundedVec<PracticeScope, PRACTICE_SCOPES_MAX>,
+    /// In force from this time.
+    pub valid_from: Timestamp,
+    /// Not in force from this time on.
+    pub valid_until: Timestamp,
+}
+
 /// What a regulator attests about one practitioner's licence [R4.12].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LicenceTerms {

@@ -35,6 +35,12 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     for (const voter of validators.slice(1)) {
       assert.equal(gov(voter, ["vote", proposed.tx, "--approve"]).outcome.status, "applied");
     }
+    // The health commission attests the first hospital's credit code and
+    // practice licence (rule R4.16): the app says so beside its name.
+    const member = await (await fetch(`${first.http}/v1/institutions/city-first-hospital`)).json();
+    cli(["licence", "--node", first.http, "--genesis", genesis, "--key", join(dir, "keys/admin.health-commission.json"),
+      "--as-institution", "health-commission", "attest-institution", "city-first-hospital",
+      "--legal-code", member.legal_code, "--licence-ref", member.licence_ref]);
     const page = await phone(browser, first);
     const patient = await makeKey(page);
     assert.match(patient, /^[0-9a-f]{64}$/);
@@ -271,6 +277,9 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     // own records include the HIV test and 2015's result, which no grant
     // above reached; the request and its release join the history.
     await go(page, "records");
+    const holderShown = await page.locator("#own-holder option[value=city-first-hospital]").textContent();
+    assert.ok(holderShown.startsWith("✓ ") && holderShown.includes("卫健委已核验执业许可"), holderShown);
+    assert.ok(!(await page.locator("#own-holder option[value=city-second-hospital]").textContent()).includes("核验"));
     await page.locator("#own-holder").selectOption("city-first-hospital");
     await page.locator("#own-categories input[value=lab-reports]").check();
     await page.getByRole("button", { name: "下载我的病历" }).click();

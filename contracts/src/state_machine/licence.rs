@@ -1,6 +1,8 @@
 //! Practitioners' licences attested by regulators [R4.12] [R4.13], and the
 //! check that, where genesis asks for it, lets a practitioner act only on
-//! a licence in force [R4.14].
+//! a licence in force [R4.14]; institutions' licences attested the same
+//! way, which once attested must be in force for their practitioners to
+//! act [R4.16] [R4.17].
 
 use super::*;
 use crate::encoding::Hash32;
@@ -50,12 +52,25 @@ pub(super) fn attest_licence(
             );
         }
     }
-    let key = StateKey::Licence(terms.licence_hash);
-    let earlier: Option<LicenceRecord> = st.get(&key)?;
-    // A renewal or amendment replaces the terms; only the regulator that
-    // attested the licence makes one, or any regulator once that one is no
-    // longer an active member. A suspension stays until lifted, and a
-    // revocation is final.
+    attest(st, StateKey::Licence(terms.licence_hash), terms, by, ctx)
+}
+
+/// Records `by`'s attestation of `terms` under `key`. A renewal or
+/// amendment replaces the terms; only the regulator that attested the
+/// licence makes one, or any regulator once that one is no longer an
+/// active member. A suspension stays until lifted, and a revocation is
+/// final [R4.12] [R4.16].
+fn attest<T>(
+    st: &mut Overlay<'_>,
+    key: StateKey,
+    terms: &T,
+    by: InstitutionId,
+    ctx: &BlockContext,
+) -> Step<Effect>
+where
+    T: Clone + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let earlier: Option<Attestation<T>> = st.get(&key)?;
     let (status, status_changed) = match earlier {
         Some(record) if record.status == LicenceStatus::Revoked => {
             return reject(Rejection::AlreadyDone(
@@ -72,7 +87,7 @@ pub(super) fn attest_licence(
     };
     st.put(
         &key,
-        &LicenceRecord {
+        &Attestation {
             terms: terms.clone(),
             attested_by: by,
             attested_at: ctx.block_ref(),
@@ -92,8 +107,79 @@ pub(super) fn set_licence_status(
 ) -> Step<Effect> {
     // [R4.13]
     let by = regulator(actor, "suspends, reinstates or revokes licences")?;
-    let key = StateKey::Licence(licence);
-    let mut record: LicenceRecord = st.get(&key)?.ok_or(Rejection::NotFound("licence".into()))?;
+    change_status::<LicenceTerms>(st, StateKey::Licence(licence), status, by, ctx)
+}
+
+pub(super) fn attest_institution(
+    st: &mut Overlay<'_>,
+    actor: Actor,
+    terms: &InstitutionLicenceTerms,
+    ctx: &BlockContext,
+) -> Step<Effect> {
+    // [R4.16]
+    let by = regulator(actor, "attests institutions' licences")?;
+    if terms.valid_until <= ctx.time {
+        return reject(Rejection::BadTime(
+            "valid_until is not in the future".into(),
+        ));
+    }
+    let member: InstitutionRecord = st
+        .get(&StateKey::Institution(terms.institution.clone()))?
+        .ok_or(Rejection::NotFound("institution".into()))?;
+    if member.status == MemberStatus::Removed {
+        return not_permitted("a removed member's licence cannot be attested");
+    }
+    // The regulator attests the documents the consortium admitted the
+    // member with: a code it saw that differs means the admission's is
+    // wrong, which governance corrects, not the attestation.
+    if terms.legal_code != member.spec.legal_code || terms.licence_ref != member.spec.licence_ref {
+        return not_permitted(
+            "the credit code and licence reference attested must be those the member was admitted with",
+        );
+    }
+    attest(
+        st,
+        StateKey::InstitutionLicence(terms.institution.clone()),
+        terms,
+        by,
+        ctx,
+    )
+}
+
+pub(super) fn set_institution_licence_status(
+    st: &mut Overlay<'_>,
+    actor: Actor,
+    institution: &InstitutionId,
+    status: LicenceStatus,
+    ctx: &BlockContext,
+) -> Step<Effect> {
+    // [R4.17]
+    let by = regulator(
+        actor,
+        "suspends, reinstates or revokes institutions' licences",
+    )?;
+    change_status::<InstitutionLicenceTerms>(
+        st,
+        StateKey::InstitutionLicence(institution.clone()),
+        status,
+        by,
+        ctx,
+    )
+}
+
+/// Sets the status of the licence attested under `key` on `by`'s word
+/// [R4.13] [R4.17].
+fn change_status<T>(
+    st: &mut Overlay<'_>,
+    key: StateKey,
+    status: LicenceStatus,
+    by: InstitutionId,
+    ctx: &BlockContext,
+) -> Step<Effect>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let mut record: Attestation<T> = st.get(&key)?.ok_or(Rejection::NotFound("licence".into()))?;
     if record.status == LicenceStatus::Revoked {
         return reject(Rejection::AlreadyDone(
             "this licence was revoked; a revoked licence stays revoked".into(),
@@ -140,6 +226,15 @@ pub fn licence_problem_at(
     practitioner: &PractitionerRecord,
     time: Timestamp,
 ) -> Result<Option<LicenceProblem>, crate::state::StateError> {
+    // [R4.16] An institution a regulator attested acts through its
+    // practitioners only while that licence is in force, whatever the
+    // genesis policy for practitioners' own licences.
+    if let Some(licence) = st.get::<InstitutionLicenceRecord>(&StateKey::InstitutionLicence(
+        practitioner.institution.clone(),
+    ))? && let Err(problem) = licence.in_force_at(time)
+    {
+        return Ok(Some(problem));
+    }
     let params: LedgerParameters = st.get(&StateKey::Parameters)?.unwrap_or_default();
     if params.practitioner_licences == LicencePolicy::Declared {
         return Ok(None);

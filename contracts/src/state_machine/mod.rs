@@ -102,6 +102,23 @@
 //! are refused (`LicenceNotInForce`) or, for accesses, denied with the
 //! reason, and what they were authorised to fetch before no longer holds
 //! (R7.2, R7.6). Under `declared`, their institution's word is enough.
+//! R4.16 `AttestInstitution`: an active regulator's admin key attests a
+//! member institution (not removed): the unified social credit code and the
+//! practice licence reference it checked, which must be those the member was
+//! admitted with (a difference is the admission's to correct, by
+//! governance), its licensed services, and a validity that must end in the
+//! future. Attesting again (a renewal, an amendment) follows R4.12: only the
+//! regulator that attested it while it is an active member, never after a
+//! revocation. From the first attestation on, the institution's
+//! practitioners act (R4.14's acts) only while that licence is active and
+//! within its validity, whatever `practitioner_licences` says: from the
+//! first block where it stops holding they are refused or denied
+//! (`LicenceNotInForce`, naming the institution's licence). An institution
+//! no regulator attested acts on its admission alone.
+//! R4.17 `SetInstitutionLicenceStatus`: as R4.13, for an institution's
+//! attested licence: any active regulator suspends or revokes it (final);
+//! only the regulator that suspended it lifts the suspension while it is an
+//! active member.
 //!
 //! **R5 Consent.**
 //! R5.1 `Grant`: by the patient or an active delegate for that patient; the
@@ -667,6 +684,11 @@ fn apply_transaction(
         Payload::SetLicenceStatus { licence, status } => {
             set_licence_status(st, actor, *licence, *status, ctx)
         }
+        Payload::AttestInstitution(terms) => attest_institution(st, actor, terms, ctx),
+        Payload::SetInstitutionLicenceStatus {
+            institution,
+            status,
+        } => set_institution_licence_status(st, actor, institution, *status, ctx),
         Payload::RetirePractitioner { practitioner } => {
             let Actor::Institution(institution, _) = actor else {
                 return not_permitted("only an institution's admin key retires practitioners");

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use medledger_contracts::block::BlockHeader;
 use medledger_contracts::crypto::CryptoSuite;
-use medledger_contracts::encoding::{self, BoundedVec, Hash32};
+use medledger_contracts::encoding::{self, BoundedString, BoundedVec, Hash32};
 use medledger_contracts::records::{AuditEntry, AuditEvent, BlockRef, ControlChange};
 use medledger_contracts::state_machine::transaction_root;
 use medledger_contracts::transaction::*;
@@ -359,6 +359,39 @@ fn build() -> Value {
                 payload: Payload::OwnRecordsRequest {
                     holder: inst("city-first-hospital"),
                     categories: cats(&[Category::LabReports, Category::Imaging]),
+                },
+            },
+        ),
+        vector(
+            "attest-institution",
+            &chain,
+            "admin:health-commission",
+            Transaction {
+                signer: Signer::Institution(inst("health-commission")),
+                nonce: 13,
+                valid_until: VALID_UNTIL,
+                payload: Payload::AttestInstitution(InstitutionLicenceTerms {
+                    institution: inst("city-second-hospital"),
+                    legal_code: BoundedString::new("12330100470116614F").unwrap(),
+                    licence_ref: BoundedString::new("PDY00001X33010015A1001").unwrap(),
+                    scopes: BoundedVec::new(vec![PracticeScope::new("internal-medicine").unwrap()])
+                        .unwrap(),
+                    valid_from: Timestamp(1_790_000_000_000),
+                    valid_until: Timestamp(1_947_680_000_000),
+                }),
+            },
+        ),
+        vector(
+            "set-institution-licence-status",
+            &chain,
+            "admin:health-commission",
+            Transaction {
+                signer: Signer::Institution(inst("health-commission")),
+                nonce: 14,
+                valid_until: VALID_UNTIL,
+                payload: Payload::SetInstitutionLicenceStatus {
+                    institution: inst("city-second-hospital"),
+                    status: LicenceStatus::Suspended,
                 },
             },
         ),

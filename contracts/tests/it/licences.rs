@@ -1,6 +1,7 @@
-//! Practitioners' licences attested by regulators (R4.12–R4.14).
+//! Practitioners' and institutions' licences attested by regulators
+//! (R4.12–R4.14, R4.16–R4.17).
 
-use medledger_contracts::encoding::{BoundedVec, Hash32};
+use medledger_contracts::encoding::{BoundedString, BoundedVec, Hash32};
 use medledger_contracts::records::*;
 use medledger_contracts::state::StateKey;
 use medledger_contracts::transaction::*;
@@ -497,4 +498,204 @@ fn r7_2_a_release_to_a_retired_practitioner_is_flagged_under_declared_licences_t
     assert_eq!(r.outcome, Outcome::Applied);
     let access: AccessRecord = w.get(&StateKey::Access(request)).unwrap();
     assert!(!access.release.unwrap().grant_active_at_release);
+}
+
+/// A regulator's attestation of `institution`'s codes as it was admitted
+/// (`World`'s specs), valid for a year from now.
+fn institution_terms(w: &World, institution: &str) -> InstitutionLicenceTerms {
+    let admitted = spec(institution, InstitutionKind::Hospital, 0);
+    InstitutionLicenceTerms {
+        institution: inst(institution),
+        legal_code: admitted.legal_code,
+        licence_ref: admitted.licence_ref,
+        scopes: BoundedVec::new(vec![PracticeScope::new("internal-medicine").unwrap()]).unwrap(),
+        valid_from: Timestamp(w.now),
+        valid_until: Timestamp(w.now + 365 * DAY_MS),
+    }
+}
+
+fn set_institution_status(
+    w: &mut World,
+    regulator: &str,
+    institution: &str,
+    status: LicenceStatus,
+) -> Receipt {
+    by(
+        w,
+        regulator,
+        Payload::SetInstitutionLicenceStatus {
+            institution: inst(institution),
+            status,
+        },
+    )
+}
+
+#[test]
+fn r4_16_only_a_regulator_attests_an_institution_with_the_codes_it_was_admitted_with() {
+    let mut w = World::new();
+    let good = institution_terms(&w, "hosp-b");
+    // A hospital cannot attest itself, nor another.
+    assert!(not_permitted(&by(
+        &mut w,
+        "hosp-b",
+        Payload::AttestInstitution(good.clone())
+    )));
+    assert!(not_permitted(&by(
+        &mut w,
+        "hosp-a",
+        Payload::AttestInstitution(good.clone())
+    )));
+    // Codes other than those admitted are refused: the admission is what
+    // governance corrects.
+    let mut other_code = good.clone();
+    other_code.legal_code = BoundedString::new("91330100MA27XXXX0X").unwrap();
+    assert!(not_permitted(&regulator(
+        &mut w,
+        Payload::AttestInstitution(other_code)
+    )));
+    let mut other_licence = good.clone();
+    other_licence.licence_ref = BoundedString::new("PDY99999").unwrap();
+    assert!(not_permitted(&regulator(
+        &mut w,
+        Payload::AttestInstitution(other_licence)
+    )));
+    // Already over, or an unknown member.
+    let mut past = good.clone();
+    past.valid_from = Timestamp(w.now - 20 * DAY_MS);
+    past.valid_until = Timestamp(w.now - DAY_MS);
+    assert!(matches!(
+        regulator(&mut w, Payload::AttestInstitution(past)).outcome,
+        Outcome::Rejected(Rejection::BadTime(_))
+    ));
+    let mut stranger = good.clone();
+    stranger.institution = inst("hosp-z");
+    assert!(matches!(
+        regulator(&mut w, Payload::AttestInstitution(stranger)).outcome,
+        Outcome::Rejected(Rejection::NotFound(_))
+    ));
+    // Unordered scopes are malformed, refused before any rule.
+    let mut unordered = good.clone();
+    unordered.scopes = BoundedVec::new(vec![
+        PracticeScope::new("surgery").unwrap(),
+        PracticeScope::new("internal-medicine").unwrap(),
+    ])
+    .unwrap();
+    let tx = Transaction {
+        signer: Signer::Institution(inst("nhc")),
+        nonce: 1,
+        valid_until: w.valid_until(),
+        payload: Payload::AttestInstitution(unordered),
+    }
+    .sign(&w.chain, &key("admin:nhc"));
+    assert!(tx.verify(&w.chain).is_err());
+    // The regulator attests; the record says who and when.
+    assert_eq!(
+        regulator(&mut w, Payload::AttestInstitution(good.clone())).outcome,
+        Outcome::Applied
+    );
+    let record: InstitutionLicenceRecord = w
+        .get(&StateKey::InstitutionLicence(inst("hosp-b")))
+        .unwrap();
+    assert_eq!(record.terms, good);
+    assert_eq!(record.attested_by, inst("nhc"));
+    assert_eq!(record.status, LicenceStatus::Active);
+    // Another regulator may not amend it while the first is active.
+    assert!(not_permitted(&by(
+        &mut w,
+        "nhc2",
+        Payload::AttestInstitution(good)
+    )));
+}
+
+#[test]
+fn r4_16_r4_17_an_attested_institution_acts_only_while_its_licence_is_in_force() {
+    // Under declared practitioner licences too: the institution's
+    // attestation, once there, binds whatever genesis says of practitioners.
+    let mut w = World::new();
+    let (_, grant) = granted(&mut w);
+    // Never attested: the consortium's admission is enough.
+    assert_eq!(request_outcome(&mut w, "doc-b", grant), Outcome::Authorized);
+    let mut short = institution_terms(&w, "hosp-b");
+    short.valid_until = Timestamp(w.now + 10 * DAY_MS);
+    assert_eq!(
+        regulator(&mut w, Payload::AttestInstitution(short.clone())).outcome,
+        Outcome::Applied
+    );
+    assert_eq!(request_outcome(&mut w, "doc-b", grant), Outcome::Authorized);
+    // Suspended by any regulator: the next block denies access and refuses
+    // consent requests.
+    let r = set_institution_status(&mut w, "nhc2", "hosp-b", LicenceStatus::Suspended);
+    assert_eq!(r.outcome, Outcome::Applied);
+    assert_eq!(
+        request_outcome(&mut w, "doc-b", grant),
+        denied(LicenceProblem::InstitutionSuspended)
+    );
+    let p = PatientId::from_key(hash(), &key("alice").public_key());
+    let ask = Payload::RequestConsent(w.terms(
+        p,
+        Grantee::Institution(inst("hosp-b")),
+        &[Category::LabReports],
+        Holders::Any,
+    ));
+    let (doc, k) = World::practitioner("doc-b");
+    assert_eq!(
+        w.act(Signer::Practitioner(doc), &k, ask).outcome,
+        Outcome::Rejected(Rejection::LicenceNotInForce(
+            LicenceProblem::InstitutionSuspended
+        ))
+    );
+    // Another hospital's practitioners are not touched.
+    let (_, grant_to_a) = {
+        let listed = Holders::Listed(BoundedVec::new(vec![inst("hosp-b")]).unwrap());
+        let terms = w.terms(
+            p,
+            Grantee::Institution(inst("hosp-a")),
+            &[Category::LabReports],
+            listed,
+        );
+        (p, w.grant("alice", terms))
+    };
+    assert_eq!(
+        w.request("doc-a", grant_to_a, "hosp-b", &[Category::LabReports])
+            .1
+            .outcome,
+        Outcome::Authorized
+    );
+    // Only the regulator that suspended lifts it while it is active.
+    assert!(not_permitted(&set_institution_status(
+        &mut w,
+        "nhc",
+        "hosp-b",
+        LicenceStatus::Active
+    )));
+    let r = set_institution_status(&mut w, "nhc2", "hosp-b", LicenceStatus::Active);
+    assert_eq!(r.outcome, Outcome::Applied);
+    assert_eq!(request_outcome(&mut w, "doc-b", grant), Outcome::Authorized);
+    // Its attested validity ends: the practitioners stop.
+    w.now += 10 * DAY_MS;
+    assert_eq!(
+        request_outcome(&mut w, "doc-b", grant),
+        denied(LicenceProblem::InstitutionExpired)
+    );
+    // Renewed by the regulator that attested it, then revoked for good.
+    let renewed = institution_terms(&w, "hosp-b");
+    assert_eq!(
+        regulator(&mut w, Payload::AttestInstitution(renewed.clone())).outcome,
+        Outcome::Applied
+    );
+    assert_eq!(request_outcome(&mut w, "doc-b", grant), Outcome::Authorized);
+    let r = set_institution_status(&mut w, "nhc", "hosp-b", LicenceStatus::Revoked);
+    assert_eq!(r.outcome, Outcome::Applied);
+    assert_eq!(
+        request_outcome(&mut w, "doc-b", grant),
+        denied(LicenceProblem::InstitutionRevoked)
+    );
+    assert!(matches!(
+        regulator(&mut w, Payload::AttestInstitution(renewed)).outcome,
+        Outcome::Rejected(Rejection::AlreadyDone(_))
+    ));
+    assert!(matches!(
+        set_institution_status(&mut w, "nhc", "hosp-b", LicenceStatus::Active).outcome,
+        Outcome::Rejected(Rejection::AlreadyDone(_))
+    ));
 }

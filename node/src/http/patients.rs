@@ -7,7 +7,8 @@ use medledger_contracts::Hash32;
 use medledger_contracts::encoding::{from_bytes, to_bytes};
 use medledger_contracts::records::{
     AccessRecord, AuditEntry, AuditEvent, ConsentRequestRecord, DelegationRecord, GrantRecord,
-    InstitutionRecord, LicenceRecord, PatientRecord, PractitionerRecord, ProposalRecord,
+    InstitutionLicenceRecord, InstitutionRecord, LicenceRecord, PatientRecord, PractitionerRecord,
+    ProposalRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
 use medledger_contracts::state_machine::licence_problem_at;
@@ -311,12 +312,20 @@ fn transaction_answer(
 
 /// `GET /v1/institutions`: every member's public id, name, kind and status.
 pub fn institutions(shared: &Shared) -> Answer {
-    let items = shared
-        .institution_records()
-        .map_err(ApiError::internal)?
-        .iter()
-        .map(api::InstitutionSummary::from)
-        .collect();
+    let time = now();
+    let mut items = Vec::new();
+    for record in shared.institution_records().map_err(ApiError::internal)? {
+        let licence: Option<InstitutionLicenceRecord> = get(
+            shared,
+            &StateKey::InstitutionLicence(record.spec.id.clone()),
+        )?;
+        let standing = match licence {
+            None => api::LicenceStanding::NotAttested,
+            Some(l) if l.in_force_at(time).is_ok() => api::LicenceStanding::InForce,
+            Some(_) => api::LicenceStanding::NotInForce,
+        };
+        items.push(api::InstitutionSummary::new(&record, standing));
+    }
     ok(&api::InstitutionList { items })
 }
 
@@ -327,7 +336,14 @@ pub fn institution(shared: &Shared, r: &Request) -> Answer {
         get(shared, &StateKey::Institution(id.clone()))?.ok_or_else(|| {
             ApiError::not_found("unknown_institution", format!("{id} is not a member"))
         })?;
-    ok(&api::Institution::from(&record))
+    let licence: Option<InstitutionLicenceRecord> =
+        get(shared, &StateKey::InstitutionLicence(id.clone()))?;
+    // What a block made now would find (R4.16), as for practitioners.
+    let problem = licence
+        .as_ref()
+        .and_then(|l| l.in_force_at(now()).err())
+        .map(|p| p.to_string());
+    ok(&api::Institution::new(&record, licence.as_ref(), problem))
 }
 
 /// `GET /v1/groups`: every group of members, by id.
