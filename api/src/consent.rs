@@ -428,11 +428,17 @@ pub struct OwnAccess {
     pub at: BlockRef,
     /// The holder's release, once recorded.
     pub release: Option<Release>,
+    /// Hex of BCS `ProvedValue` of this record at the node's latest height
+    /// (header, certificate, JMT proof): what the SDK's light client checks
+    /// before it believes the release, since the node that relays a
+    /// patient's fetch is the one answering (absent before the first block).
+    #[serde(default)]
+    pub proved: Option<String>,
 }
 
 impl OwnAccess {
-    /// A patient's own request as recorded.
-    pub fn new(id: &TxHash, a: &OwnAccessRecord) -> Self {
+    /// A patient's own request as recorded, with its proof.
+    pub fn new(id: &TxHash, a: &OwnAccessRecord, proved: Option<String>) -> Self {
         Self {
             id: id.0.into(),
             patient: a.patient.0.into(),
@@ -440,6 +446,7 @@ impl OwnAccess {
             categories: a.categories.iter().map(Category::from).collect(),
             at: (&a.at).into(),
             release: a.release.as_ref().map(Release::from),
+            proved,
         }
     }
 }
@@ -865,6 +872,7 @@ pub struct InstitutionSummary {
     /// Whether it may act.
     pub status: MemberStatus,
     /// Where its licence stands with the regulators (R4.16).
+    #[serde(default)]
     pub licence: LicenceStanding,
 }
 
@@ -882,15 +890,21 @@ impl InstitutionSummary {
 }
 
 /// Where a member's licence stands with the regulators (R4.16).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LicenceStanding {
     /// No regulator attested it: the member acts on its admission alone.
+    #[default]
     NotAttested,
-    /// Attested, active and within its validity.
+    /// Attested by a regulator that is still an active member, active and
+    /// within its validity.
     InForce,
-    /// Attested, but suspended, revoked, expired or not valid yet: its
-    /// practitioners may not act.
+    /// In force, but attested by a regulator that is no longer an active
+    /// member: nobody vouches for it now (it still binds, R4.16).
+    AttesterNotActive,
+    /// Attested, but suspended, revoked, expired or not valid yet (for an
+    /// internet hospital: or its physical hospital's): its practitioners
+    /// may not act.
     NotInForce,
 }
 
@@ -957,13 +971,18 @@ pub struct Institution {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport_key: Option<String>,
     /// Its unified social credit code (统一社会信用代码), as admitted.
+    #[serde(default)]
     pub legal_code: String,
     /// Its practice licence's reference (医疗机构执业许可证), as admitted.
+    #[serde(default)]
     pub licence_ref: String,
     /// A regulator's attestation of its licence (R4.16), if any.
+    #[serde(default)]
     pub licence: Option<InstitutionLicence>,
-    /// Why its practitioners may not act now on account of that licence
-    /// (R4.16); absent when they may (or when no regulator attested it).
+    /// Why its practitioners may not act now on account of its attested
+    /// licence, or for an internet hospital its physical hospital's
+    /// (R4.16); absent when nothing stops them.
+    #[serde(default)]
     pub licence_problem: Option<String>,
 }
 
@@ -1069,9 +1088,9 @@ pub struct Practitioner {
     pub licence_hash: Hex32,
     /// A regulator's attestation of that licence, if any (R4.12).
     pub licence: Option<Licence>,
-    /// Where genesis asks for attested licences: why their licence does
-    /// not let them act at the newest block, or none if it does (R4.14).
-    /// Always none where licences are declared.
+    /// Why their licence (where genesis asks for attested licences,
+    /// R4.14) or their institution's attested licence (R4.16) does not let
+    /// them act now, or none if nothing stops them.
     pub licence_problem: Option<String>,
 }
 

@@ -542,7 +542,7 @@ async fn story(dir: &Path, layout: TestnetLayout) -> anyhow::Result<(PatientId, 
     if outcome != "authorized" {
         bail!("the patient's own request should have been recorded, got {outcome}");
     }
-    let fourth = medledger_client_sdk::Client::new(&demo.layout.nodes[3].http, demo.chain.clone())?;
+    let fourth = demo.light_client(3)?;
     let own_dir = dir.join("downloaded-by-the-patient");
     let own = medledger_client_sdk::records::fetch_own_records(
         &fourth,

@@ -96,7 +96,8 @@ pub enum LicenceCommand {
         #[arg(long)]
         licence_ref: String,
         /// A licensed department or service code, e.g. internal-medicine
-        /// (repeatable).
+        /// (repeatable). None given: the scopes the ledger has, if it has
+        /// an attestation.
         #[arg(long = "scope")]
         scopes: Vec<String>,
         /// Years it is attested for, from the start of today (UTC).
@@ -188,6 +189,20 @@ fn bound_terms(current: &api::Licence, practitioners: &[String]) -> anyhow::Resu
         valid_from: Timestamp(current.valid_from_ms),
         valid_until: Timestamp(current.valid_until_ms),
     })
+}
+
+/// Prints the receipt as `what`; an error when the ledger did not apply it
+/// (a rejection is not a success for a script that runs this).
+fn applied(
+    s: &Session,
+    what: &str,
+    receipt: &medledger_client_sdk::TxReceipt,
+) -> anyhow::Result<()> {
+    s.receipt(what, receipt);
+    if receipt.outcome != TxOutcome::Applied {
+        bail!("the ledger did not apply it: {}", receipt.outcome);
+    }
+    Ok(())
 }
 
 /// A 16-byte salt (a licence's, a case reference's, a document's) from
@@ -283,23 +298,32 @@ pub fn licence(
             }
             LicenceCommand::Suspend { licence } => {
                 let tx = status_change(&licence, LicenceStatus::Suspended)?;
-                s.receipt("suspended", &s.client.submit_and_wait(&tx, None).await?);
+                applied(&s, "suspended", &s.client.submit_and_wait(&tx, None).await?)?;
             }
             LicenceCommand::Reinstate { licence } => {
                 let tx = status_change(&licence, LicenceStatus::Active)?;
-                s.receipt("reinstated", &s.client.submit_and_wait(&tx, None).await?);
+                applied(&s, "reinstated", &s.client.submit_and_wait(&tx, None).await?)?;
             }
             LicenceCommand::Revoke { licence } => {
                 let tx = status_change(&licence, LicenceStatus::Revoked)?;
-                s.receipt("revoked", &s.client.submit_and_wait(&tx, None).await?);
+                applied(&s, "revoked", &s.client.submit_and_wait(&tx, None).await?)?;
             }
             LicenceCommand::AttestInstitution { institution: member, legal_code, licence_ref, scopes, years } => {
                 let (valid_from, valid_until) = validity(years);
                 let code = |text: &str, what: &str| {
                     BoundedString::new(text.trim()).map_err(|e| anyhow::anyhow!("{what}: {e}"))
                 };
+                let member = institution(&member)?;
+                // A renewal without --scope keeps the scopes attested.
+                let scopes = if scopes.is_empty() {
+                    let current: api::Institution =
+                        s.client.get_as(&format!("/v1/institutions/{}", member.as_str())).await?;
+                    current.licence.map(|l| l.scopes).unwrap_or_default()
+                } else {
+                    scopes
+                };
                 let terms = InstitutionLicenceTerms {
-                    institution: institution(&member)?,
+                    institution: member,
                     legal_code: code(&legal_code, "--legal-code")?,
                     licence_ref: code(&licence_ref, "--licence-ref")?,
                     scopes: scope_codes(&scopes)?,
@@ -314,15 +338,15 @@ pub fn licence(
             }
             LicenceCommand::SuspendInstitution { institution } => {
                 let tx = institution_status(&institution, LicenceStatus::Suspended)?;
-                s.receipt("suspended", &s.client.submit_and_wait(&tx, None).await?);
+                applied(&s, "suspended", &s.client.submit_and_wait(&tx, None).await?)?;
             }
             LicenceCommand::ReinstateInstitution { institution } => {
                 let tx = institution_status(&institution, LicenceStatus::Active)?;
-                s.receipt("reinstated", &s.client.submit_and_wait(&tx, None).await?);
+                applied(&s, "reinstated", &s.client.submit_and_wait(&tx, None).await?)?;
             }
             LicenceCommand::RevokeInstitution { institution } => {
                 let tx = institution_status(&institution, LicenceStatus::Revoked)?;
-                s.receipt("revoked", &s.client.submit_and_wait(&tx, None).await?);
+                applied(&s, "revoked", &s.client.submit_and_wait(&tx, None).await?)?;
             }
             LicenceCommand::ShowInstitution { institution: member } => {
                 let answer: api::Institution =
@@ -334,8 +358,12 @@ pub fn licence(
                     match &answer.licence {
                         None => println!("licence not attested by a regulator (its practitioners act on the consortium's admission alone)"),
                         Some(l) => println!(
-                            "licence {} (attested by {} at block {}), valid {} to {}; scopes: {}; {}",
+                            "licence {}{} (attested by {} at block {}), valid {} to {}; scopes: {}; {}",
                             l.status,
+                            match (&l.status_changed_by, l.status_changed_at_height) {
+                                (Some(by), Some(at)) => format!(" since block {at}, by {by}"),
+                                _ => String::new(),
+                            },
                             l.attested_by,
                             l.attested_at_height,
                             day(l.valid_from_ms),

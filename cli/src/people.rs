@@ -755,8 +755,12 @@ pub fn patient(connection: Connection, command: PatientCommand) -> anyhow::Resul
                     s.receipt("asked", &receipt);
                     bail!("the request was not recorded");
                 }
+                // The release is checked on a proof against the genesis
+                // file's validators, not on this node's word.
+                let light =
+                    LightClient::new(s.client.clone(), &s.genesis, Duration::from_secs(60))?;
                 let fetched = medledger_client_sdk::records::fetch_own_records(
-                    &s.client, &me, receipt.tx, holder, &out,
+                    &light, &me, receipt.tx, holder, &out,
                 )
                 .await?;
                 print_fetched(s.json, &fetched, None, None);

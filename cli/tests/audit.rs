@@ -163,8 +163,18 @@ async fn replay_passes_and_each_tampered_part_fails_at_its_height() {
         .await
         .unwrap();
     assert_eq!(own.outcome, TxOutcome::Authorized);
+    let genesis = medledger_genesis::GenesisFile::read(&net.dir().join("genesis.json"))
+        .unwrap()
+        .validate()
+        .unwrap();
+    let light = medledger_client_sdk::LightClient::new(
+        client.clone(),
+        &genesis,
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
     let fetched = medledger_client_sdk::records::fetch_own_records(
-        &client,
+        &light,
         &Identity::patient(&patient_key),
         own.tx,
         first.clone(),

@@ -15,9 +15,12 @@ use medledger_client_sdk::records::{
 const TRANSFERS_PER_PEER: usize = 16;
 use medledger_client_sdk::api;
 use medledger_client_sdk::{
-    Client, Identity, KeyFile, SdkError, TermsBuilder, TxBuilder, TxOutcome,
+    Client, Identity, KeyFile, LightClient, SdkError, TermsBuilder, TxBuilder, TxOutcome,
 };
-use medledger_contracts::encoding::{BoundedVec, Hash32};
+use medledger_contracts::encoding::{BoundedVec, Hash32, from_bytes, to_bytes};
+use medledger_contracts::light::{PROVED_VALUE_BYTES_MAX, ProvedValue};
+use medledger_contracts::records::OwnAccessRecord;
+use medledger_contracts::state::StateKey;
 use medledger_contracts::transaction::Payload;
 use medledger_contracts::types::{
     Category, Chain, EmergencyReason, Grantee, InstitutionId, LegalBasis, PatientId, Purpose,
@@ -215,6 +218,15 @@ fn refused_code(result: Result<impl std::fmt::Debug, SdkError>) -> String {
 }
 
 /// The names of the fetched resources, sorted.
+/// A light client of `client`'s node, trusting only the testnet's genesis file.
+fn light_client(net: &Testnet, client: &Client) -> LightClient {
+    let genesis = medledger_genesis::GenesisFile::read(&net.dir().join("genesis.json"))
+        .unwrap()
+        .validate()
+        .unwrap();
+    LightClient::new(client.clone(), &genesis, std::time::Duration::from_secs(60)).unwrap()
+}
+
 fn sorted_paths(fetched: &FetchedRecords) -> Vec<&str> {
     let mut paths: Vec<&str> = fetched.items.iter().map(|i| i.path.as_str()).collect();
     paths.sort_unstable();
@@ -674,6 +686,7 @@ async fn a_patient_fetches_their_own_records_through_any_members_node() {
     let (setup, files) = grant_labs_and_imaging(&net).await;
     let first = institution("city-first-hospital");
     let me = Identity::patient(&setup.patient_key);
+    let light = light_client(&net, &setup.client_second);
     let as_patient = TxBuilder::new(chain_id(), me.clone());
     let asked = setup
         .client_second
@@ -701,23 +714,35 @@ async fn a_patient_fetches_their_own_records_through_any_members_node() {
         .unwrap();
     let out = net.dir().join("own");
     assert_eq!(
-        refused_code(
-            fetch_own_records(
-                &setup.client_second,
-                &stranger_id,
-                asked.tx,
-                first.clone(),
-                &out
-            )
-            .await
-        ),
+        refused_code(fetch_own_records(&light, &stranger_id, asked.tx, first.clone(), &out).await),
         "not_authorized",
         "another patient's fetch citing this request"
     );
 
-    let fetched = fetch_own_records(&setup.client_second, &me, asked.tx, first.clone(), &out)
+    let fetched = fetch_own_records(&light, &me, asked.tx, first.clone(), &out)
         .await
         .unwrap();
+    // The release was believed on a proof, not on the relaying node's word:
+    // the same proof with the release's hashes altered does not verify.
+    let answer: api::OwnAccess = setup
+        .client_second
+        .get_signed_as(&format!("/v1/own-accesses/{}", asked.tx.0.to_hex()), &me)
+        .await
+        .unwrap();
+    let proved_hex = answer.proved.expect("a proof beside the record");
+    let mut proved: ProvedValue =
+        from_bytes(&hex::decode(&proved_hex).unwrap(), PROVED_VALUE_BYTES_MAX).unwrap();
+    let key = StateKey::OwnAccess(asked.tx);
+    light.verify(&proved, &key).await.unwrap();
+    let mut record: OwnAccessRecord =
+        from_bytes(proved.value.as_deref().unwrap(), PROVED_VALUE_BYTES_MAX).unwrap();
+    let release = record.release.as_mut().expect("released");
+    assert_eq!(release.at.height, fetched.release_height);
+    let mut forged = release.content_hashes.to_vec();
+    forged[0] = Hash32([0xee; 32]);
+    release.content_hashes = BoundedVec::new(forged).unwrap();
+    proved.value = Some(to_bytes(&record));
+    assert!(light.verify(&proved, &key).await.is_err());
     // Their own records rest on no grant: the sensitive ones of these
     // categories come too; prescriptions were not asked for.
     assert_eq!(
@@ -740,14 +765,7 @@ async fn a_patient_fetches_their_own_records_through_any_members_node() {
     // Once.
     assert_eq!(
         refused_code(
-            fetch_own_records(
-                &setup.client_second,
-                &me,
-                asked.tx,
-                first.clone(),
-                &out.join("again")
-            )
-            .await
+            fetch_own_records(&light, &me, asked.tx, first.clone(), &out.join("again")).await
         ),
         "already_served"
     );

@@ -1288,7 +1288,7 @@ async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
         .unwrap();
     assert_eq!(member["licence"]["status"], "suspended", "{member}");
     assert_eq!(
-        member["licence_problem"], "the licence of the practitioner's institution is suspended",
+        member["licence_problem"], "its licence, or its physical hospital's, is suspended",
         "{member}"
     );
     let reinstate = licence_cmd(&["reinstate-institution", "city-first-hospital"]);

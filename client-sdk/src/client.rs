@@ -555,7 +555,7 @@ impl Client {
     }
 }
 
-fn decode_proved(text: &str) -> Result<ProvedValue, SdkError> {
+pub(crate) fn decode_proved(text: &str) -> Result<ProvedValue, SdkError> {
     let bytes = hex::decode(text).map_err(|e| SdkError::Decode(format!("proof hex: {e}")))?;
     from_bytes(&bytes, PROVED_VALUE_BYTES_MAX).map_err(|e| SdkError::Decode(format!("proof: {e}")))
 }

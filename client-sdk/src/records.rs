@@ -4,6 +4,11 @@
 
 pub use medledger_transfer::*;
 
+use medledger_contracts::encoding::{Hash32, from_bytes};
+use medledger_contracts::light::PROVED_VALUE_BYTES_MAX;
+use medledger_contracts::records::OwnAccessRecord;
+use medledger_contracts::state::StateKey;
+use medledger_contracts::transaction::Signer;
 use medledger_contracts::types::{InstitutionId, RequestId};
 
 /// What a fetch delivered, verified.
@@ -117,24 +122,25 @@ pub async fn fetch_records(
 /// A patient fetches their own records [R7.8] released under a committed
 /// `OwnRecordsRequest` they made of `holder` (see
 /// [`crate::TxBuilder::own_records_request`]), through any member's node
-/// (`client`), into `out_dir`, with every check [`fetch_records`] makes:
+/// (`light`'s), into `out_dir`, with every check [`fetch_records`] makes:
 /// sealed to a one-time key made here, each item's size and hash against
 /// the manifest, the manifest's salted hashes against the holder's
-/// committed release.
+/// committed release — which `light` checks against a certified state root
+/// (a proof from the genesis file's validators), so the relaying node
+/// cannot report a release of its own making for records it sealed itself.
 pub async fn fetch_own_records(
-    client: &crate::Client,
+    light: &crate::LightClient,
     patient: &crate::Identity,
     request: RequestId,
     holder: InstitutionId,
     out_dir: &std::path::Path,
 ) -> Result<FetchedRecords, crate::SdkError> {
-    use medledger_contracts::transaction::Signer;
-
     let Signer::Patient(patient_id) = patient.signer else {
         return Err(SdkError::Decode(
             "a patient fetches their own records with their own key".into(),
         ));
     };
+    let client = light.client();
     let key =
         TransferKey::generate(client.chain().suite).map_err(|e| SdkError::Decode(e.to_string()))?;
     let committed_at = committed_height(client, &request).await?;
@@ -162,30 +168,75 @@ pub async fn fetch_own_records(
         Some(&key),
     )
     .await?;
-    let release = ReleaseOf::OwnAccess(request);
+    let release = ReleaseOf::OwnAccess(request, light);
     receive(client, patient, key, manifest, frames, out_dir, release).await
 }
 
 /// Where a transfer's release is recorded.
 #[derive(Clone, Copy)]
-enum ReleaseOf {
-    /// A practitioner's access (`/v1/accesses/{id}`).
+enum ReleaseOf<'a> {
+    /// A practitioner's access (`/v1/accesses/{id}`), as their own node
+    /// reports it.
     Access(RequestId),
-    /// A patient's own request (`/v1/own-accesses/{id}`).
-    OwnAccess(RequestId),
+    /// A patient's own request (`/v1/own-accesses/{id}`), proved to the
+    /// light client.
+    OwnAccess(RequestId, &'a crate::LightClient),
 }
 
-impl ReleaseOf {
+impl ReleaseOf<'_> {
     fn route(self) -> &'static str {
         match self {
             Self::Access(_) => "accesses",
-            Self::OwnAccess(_) => "own-accesses",
+            Self::OwnAccess(..) => "own-accesses",
         }
     }
 
     fn request(self) -> RequestId {
         match self {
-            Self::Access(id) | Self::OwnAccess(id) => id,
+            Self::Access(id) | Self::OwnAccess(id, _) => id,
+        }
+    }
+
+    /// The committed release's salted hashes and height, once there is one.
+    async fn committed(
+        self,
+        client: &crate::Client,
+        reader: &crate::Identity,
+    ) -> Result<Option<(Vec<Hash32>, u64)>, SdkError> {
+        let path = format!("/v1/{}/{}", self.route(), self.request().0.to_hex());
+        let hashes = |r: medledger_api::Release| {
+            let listed = r.content_hashes.iter().map(|h| h.0).collect();
+            (listed, r.height)
+        };
+        match self {
+            Self::Access(_) => Ok(client
+                .get_signed_as::<medledger_api::Access>(&path, reader)
+                .await?
+                .release
+                .map(hashes)),
+            Self::OwnAccess(id, light) => {
+                let answer = client
+                    .get_signed_as::<medledger_api::OwnAccess>(&path, reader)
+                    .await?;
+                let Some(proved) = answer.proved else {
+                    return Ok(None);
+                };
+                let proved = crate::client::decode_proved(&proved)?;
+                light.verify(&proved, &StateKey::OwnAccess(id)).await?;
+                let bytes = proved.value.as_deref().ok_or_else(|| {
+                    SdkError::Decode("the node proves that no such request exists".into())
+                })?;
+                let record: OwnAccessRecord = from_bytes(bytes, PROVED_VALUE_BYTES_MAX)
+                    .map_err(|e| SdkError::Decode(format!("own access record: {e}")))?;
+                if Signer::Patient(record.patient) != reader.signer {
+                    return Err(SdkError::Decode(
+                        "the proved request is another patient's".into(),
+                    ));
+                }
+                Ok(record
+                    .release
+                    .map(|r| (r.content_hashes.iter().copied().collect(), r.at.height)))
+            }
         }
     }
 }
@@ -200,7 +251,7 @@ async fn receive(
     manifest: Manifest,
     mut frames: FrameReader,
     out_dir: &std::path::Path,
-    release_of: ReleaseOf,
+    release_of: ReleaseOf<'_>,
 ) -> Result<FetchedRecords, crate::SdkError> {
     use std::io::Write;
 
@@ -275,34 +326,15 @@ async fn receive(
     let salt = opener
         .content_salt()
         .map_err(|e| SdkError::Decode(e.to_string()))?;
-    let expected: Vec<medledger_api::Hex32> = manifest
+    let expected: Vec<Hash32> = manifest
         .items
         .iter()
-        .map(|i| medledger_api::Hex32(released_hash(client.chain().hash(), &salt, &i.content_hash)))
+        .map(|i| released_hash(client.chain().hash(), &salt, &i.content_hash))
         .collect();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let path = format!(
-            "/v1/{}/{}",
-            release_of.route(),
-            release_of.request().0.to_hex()
-        );
-        let release = match release_of {
-            ReleaseOf::Access(_) => {
-                client
-                    .get_signed_as::<medledger_api::Access>(&path, reader)
-                    .await?
-                    .release
-            }
-            ReleaseOf::OwnAccess(_) => {
-                client
-                    .get_signed_as::<medledger_api::OwnAccess>(&path, reader)
-                    .await?
-                    .release
-            }
-        };
-        if let Some(release) = release {
-            if release.content_hashes != expected {
+        if let Some((listed, height)) = release_of.committed(client, reader).await? {
+            if listed != expected {
                 return Err(SdkError::Decode(
                     "the holder's committed AccessServed lists other hashes than it sent".into(),
                 ));
@@ -311,7 +343,7 @@ async fn receive(
             return Ok(FetchedRecords {
                 items: manifest.items,
                 dir: out_dir.to_path_buf(),
-                release_height: release.height,
+                release_height: height,
                 content_salt: salt,
             });
         }

@@ -958,6 +958,19 @@ fn check_spec(suite: crypto::CryptoSuite, spec: &InstitutionSpec) -> Result<(), 
             "must be an 18-character unified social credit code (digits and capitals)",
         ));
     }
+    // A regulator attests this reference as it stands (R4.16): it must be
+    // one a regulator could have read off the licence.
+    let licence = spec.licence_ref.as_str();
+    if licence.is_empty()
+        || !licence
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return Err(field(
+            "licence_ref",
+            "must be the practice licence's reference: letters, digits and '-'",
+        ));
+    }
     if spec.name.as_str().is_empty() {
         return Err(field("name", "must not be empty"));
     }

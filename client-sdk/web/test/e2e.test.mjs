@@ -36,7 +36,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
       assert.equal(gov(voter, ["vote", proposed.tx, "--approve"]).outcome.status, "applied");
     }
     // The health commission attests the first hospital's credit code and
-    // practice licence (rule R4.16): the app says so beside its name.
+    // practice licence (rule R4.16): the app marks it beside its name.
     const member = await (await fetch(`${first.http}/v1/institutions/city-first-hospital`)).json();
     cli(["licence", "--node", first.http, "--genesis", genesis, "--key", join(dir, "keys/admin.health-commission.json"),
       "--as-institution", "health-commission", "attest-institution", "city-first-hospital",
@@ -278,8 +278,10 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     // above reached; the request and its release join the history.
     await go(page, "records");
     const holderShown = await page.locator("#own-holder option[value=city-first-hospital]").textContent();
-    assert.ok(holderShown.startsWith("✓ ") && holderShown.includes("卫健委已核验执业许可"), holderShown);
-    assert.ok(!(await page.locator("#own-holder option[value=city-second-hospital]").textContent()).includes("核验"));
+    assert.ok(holderShown.startsWith("✓ ") && holderShown.includes("监管部门已核验执业许可"), holderShown);
+    // Never attested: its name alone, no mark either way.
+    const unattested = await page.locator("#own-holder option[value=city-second-hospital]").textContent();
+    assert.ok(!/^[✓⚠]/.test(unattested) && !unattested.includes("执业许可"), unattested);
     await page.locator("#own-holder").selectOption("city-first-hospital");
     await page.locator("#own-categories input[value=lab-reports]").check();
     await page.getByRole("button", { name: "下载我的病历" }).click();

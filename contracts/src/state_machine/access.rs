@@ -421,8 +421,9 @@ fn own_access_served(
 
 /// Whether what an authorised access rests on still holds at block time
 /// [R7.2] [R7.6]: its requester may still act (active, at an active
-/// institution and, where genesis asks for it, on a licence in force
-/// [R3] [R4.14]); and a grant-based
+/// institution, on a licence in force where genesis asks for it, at an
+/// institution whose attested licence is in force [R3] [R4.14] [R4.16]);
+/// and a grant-based
 /// access's grant is active; an emergency access is within its fetch
 /// window and not found unjustified [R7.3]; a public-health access rests
 /// on the law.

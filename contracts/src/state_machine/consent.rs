@@ -233,7 +233,13 @@ pub(super) fn request_consent(
                 return not_permitted("a practitioner asks for themselves or their institution");
             }
         }
-        (Actor::Institution(iid, _), Grantee::Institution(g)) if g == iid => {}
+        (Actor::Institution(iid, _), Grantee::Institution(g)) if g == iid => {
+            // [R4.16] Its licence must be in force for it to ask, as for
+            // its practitioners.
+            if let Some(problem) = institution_licence_problem_at(st, iid, ctx.time)? {
+                return reject(Rejection::LicenceNotInForce(problem));
+            }
+        }
         _ => return not_permitted("consent is asked by a practitioner or institution for itself"),
     }
     if st

@@ -123,6 +123,13 @@ pub(super) fn attest_institution(
             "valid_until is not in the future".into(),
         ));
     }
+    // An attestation starting later would stop the member's practitioners
+    // until then: a regulator may not shut a member down that way.
+    if terms.valid_from > ctx.time {
+        return reject(Rejection::BadTime(
+            "valid_from is later than the block's time".into(),
+        ));
+    }
     let member: InstitutionRecord = st
         .get(&StateKey::Institution(terms.institution.clone()))?
         .ok_or(Rejection::NotFound("institution".into()))?;
@@ -131,7 +138,7 @@ pub(super) fn attest_institution(
     }
     // The regulator attests the documents the consortium admitted the
     // member with: a code it saw that differs means the admission's is
-    // wrong, which governance corrects, not the attestation.
+    // wrong, and the attestation does not paper over it.
     if terms.legal_code != member.spec.legal_code || terms.licence_ref != member.spec.licence_ref {
         return not_permitted(
             "the credit code and licence reference attested must be those the member was admitted with",
@@ -209,6 +216,34 @@ where
     Ok(Effect::applied())
 }
 
+/// Why `institution` may not act through its practitioners or its admin
+/// key at `time` on account of its licence, if it may not [R4.16]: a
+/// regulator attested its licence (or, for an internet hospital, its
+/// physical hospital's, under which it practises) and that licence is not
+/// in force. Whatever the genesis policy for practitioners' own licences.
+pub fn institution_licence_problem_at(
+    st: &Overlay<'_>,
+    institution: &InstitutionId,
+    time: Timestamp,
+) -> Result<Option<LicenceProblem>, crate::state::StateError> {
+    let mut places = vec![institution.clone()];
+    if let Some(record) =
+        st.get::<InstitutionRecord>(&StateKey::Institution(institution.clone()))?
+        && let InstitutionKind::InternetHospital { parent } = record.spec.kind
+    {
+        places.push(parent);
+    }
+    for place in places {
+        if let Some(licence) =
+            st.get::<InstitutionLicenceRecord>(&StateKey::InstitutionLicence(place))?
+            && let Err(problem) = licence.in_force_at(time)
+        {
+            return Ok(Some(problem));
+        }
+    }
+    Ok(None)
+}
+
 /// Whether `institution` is an active member.
 fn is_active(st: &Overlay<'_>, institution: &InstitutionId) -> Step<bool> {
     Ok(st
@@ -226,13 +261,7 @@ pub fn licence_problem_at(
     practitioner: &PractitionerRecord,
     time: Timestamp,
 ) -> Result<Option<LicenceProblem>, crate::state::StateError> {
-    // [R4.16] An institution a regulator attested acts through its
-    // practitioners only while that licence is in force, whatever the
-    // genesis policy for practitioners' own licences.
-    if let Some(licence) = st.get::<InstitutionLicenceRecord>(&StateKey::InstitutionLicence(
-        practitioner.institution.clone(),
-    ))? && let Err(problem) = licence.in_force_at(time)
-    {
+    if let Some(problem) = institution_licence_problem_at(st, &practitioner.institution, time)? {
         return Ok(Some(problem));
     }
     let params: LedgerParameters = st.get(&StateKey::Parameters)?.unwrap_or_default();

@@ -105,16 +105,21 @@
 //! R4.16 `AttestInstitution`: an active regulator's admin key attests a
 //! member institution (not removed): the unified social credit code and the
 //! practice licence reference it checked, which must be those the member was
-//! admitted with (a difference is the admission's to correct, by
-//! governance), its licensed services, and a validity that must end in the
-//! future. Attesting again (a renewal, an amendment) follows R4.12: only the
-//! regulator that attested it while it is an active member, never after a
-//! revocation. From the first attestation on, the institution's
-//! practitioners act (R4.14's acts) only while that licence is active and
-//! within its validity, whatever `practitioner_licences` says: from the
-//! first block where it stops holding they are refused or denied
-//! (`LicenceNotInForce`, naming the institution's licence). An institution
-//! no regulator attested acts on its admission alone.
+//! admitted with (admission requires a reference of letters, digits and
+//! '-'; no governance action amends an admitted member's codes yet, so a
+//! member admitted with wrong ones cannot be attested), its licensed
+//! services, and a validity that has begun by the block's time and ends in
+//! the future. Attesting again (a renewal, an amendment) follows R4.12:
+//! only the regulator that attested it while it is an active member, never
+//! after a revocation. From the first attestation on, the institution's
+//! practitioners act (R4.14's acts) and its admin key asks patients for
+//! consent (R5.4) only while that licence is active and within its
+//! validity, whatever `practitioner_licences` says; an internet hospital's
+//! need its physical hospital's attested licence in force too, as they
+//! practise under it. From the first block where that stops holding they
+//! are refused or denied (`LicenceNotInForce`, naming the institution's
+//! licence), and what was authorised before no longer holds (R7.2). An
+//! institution no regulator attested acts on its admission alone.
 //! R4.17 `SetInstitutionLicenceStatus`: as R4.13, for an institution's
 //! attested licence: any active regulator suspends or revokes it (final);
 //! only the regulator that suspended it lifts the suspension while it is an
@@ -237,8 +242,8 @@ use self::access::*;
 use self::consent::*;
 pub use self::consent::{grant_carries_at, practitioner_may_act_at};
 use self::governance::*;
-pub use self::licence::licence_problem_at;
 use self::licence::*;
+pub use self::licence::{institution_licence_problem_at, licence_problem_at};
 use self::membership::*;
 use self::recovery::*;
 pub use self::replay::outside_window;

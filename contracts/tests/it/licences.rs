@@ -699,3 +699,82 @@ fn r4_16_r4_17_an_attested_institution_acts_only_while_its_licence_is_in_force()
         Outcome::Rejected(Rejection::AlreadyDone(_))
     ));
 }
+
+#[test]
+fn r4_16_a_suspended_hospital_stops_its_emergency_access_its_own_consent_requests_and_its_internet_hospital()
+ {
+    // Attested practitioner licences too: both checks apply, the
+    // institution's first.
+    let mut w = World::attested();
+    let p = w.patient("alice");
+    // A regulator may not start an attestation later than now: that would
+    // stop the hospital's practitioners until then.
+    let mut later = institution_terms(&w, "hosp-a");
+    later.valid_from = Timestamp(w.now + 30 * DAY_MS);
+    assert!(matches!(
+        regulator(&mut w, Payload::AttestInstitution(later)).outcome,
+        Outcome::Rejected(Rejection::BadTime(_))
+    ));
+    let attested = institution_terms(&w, "hosp-a");
+    assert_eq!(
+        regulator(&mut w, Payload::AttestInstitution(attested)).outcome,
+        Outcome::Applied
+    );
+    let r = set_institution_status(&mut w, "nhc", "hosp-a", LicenceStatus::Suspended);
+    assert_eq!(r.outcome, Outcome::Applied);
+    // Break-glass by a doctor of the suspended hospital: denied on record.
+    let (doc, k) = World::practitioner("doc-a");
+    let emergency = Payload::EmergencyAccess {
+        patient: p,
+        holder: inst("hosp-b"),
+        categories: cats(&[Category::LabReports]),
+        reason: EmergencyReason::PatientUnconscious,
+    };
+    assert_eq!(
+        w.act(Signer::Practitioner(doc), &k, emergency).outcome,
+        denied(LicenceProblem::InstitutionSuspended)
+    );
+    // The hospital's own admin key asks a patient for consent: refused.
+    let ask = Payload::RequestConsent(w.terms(
+        p,
+        Grantee::Institution(inst("hosp-a")),
+        &[Category::LabReports],
+        Holders::Any,
+    ));
+    assert_eq!(
+        by(&mut w, "hosp-a", ask.clone()).outcome,
+        Outcome::Rejected(Rejection::LicenceNotInForce(
+            LicenceProblem::InstitutionSuspended
+        ))
+    );
+    // Its internet hospital practises under its licence: its doctor stops
+    // too, though net-a itself was never attested.
+    let net_ask = Payload::RequestConsent(w.terms(
+        p,
+        Grantee::Institution(inst("net-a")),
+        &[Category::LabReports],
+        Holders::Any,
+    ));
+    let (net_doc, net_key) = World::practitioner("net-doc");
+    assert_eq!(
+        w.act(Signer::Practitioner(net_doc), &net_key, net_ask)
+            .outcome,
+        Outcome::Rejected(Rejection::LicenceNotInForce(
+            LicenceProblem::InstitutionSuspended
+        ))
+    );
+    // Lifted: the hospital asks again, and is applied.
+    let r = set_institution_status(&mut w, "nhc", "hosp-a", LicenceStatus::Active);
+    assert_eq!(r.outcome, Outcome::Applied);
+    assert_eq!(by(&mut w, "hosp-a", ask).outcome, Outcome::Applied);
+    // A member removed by the consortium cannot be attested.
+    w.carry(
+        GovernanceAction::Remove(inst("hosp-b")),
+        &["platform", "nhc"],
+    );
+    let removed = institution_terms(&w, "hosp-b");
+    assert!(not_permitted(&regulator(
+        &mut w,
+        Payload::AttestInstitution(removed)
+    )));
+}

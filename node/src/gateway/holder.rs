@@ -569,8 +569,9 @@ impl Holder {
     }
 
     /// Whether what the access rests on still holds now (R7.2, R7.3): the
-    /// requester may still act (active and, where genesis asks for it, on a
-    /// licence in force, R4.14), and the grant, emergency window or mandate
+    /// requester may still act (active, on a licence in force where genesis
+    /// asks for it, R4.14, at an institution whose attested licence is in
+    /// force, R4.16), and the grant, emergency window or mandate
     /// holds. `Err` gives the refusal's code and why.
     fn basis_holds_now(
         &self,

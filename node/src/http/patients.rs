@@ -11,9 +11,11 @@ use medledger_contracts::records::{
     ProposalRecord,
 };
 use medledger_contracts::state::{Overlay, StateKey};
-use medledger_contracts::state_machine::licence_problem_at;
+use medledger_contracts::state_machine::{institution_licence_problem_at, licence_problem_at};
 use medledger_contracts::transaction::SignedTransaction;
-use medledger_contracts::types::{Grantee, InstitutionId, PatientId, PractitionerId};
+use medledger_contracts::types::{
+    Grantee, InstitutionId, MemberStatus, PatientId, PractitionerId, Timestamp,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -315,14 +317,10 @@ pub fn institutions(shared: &Shared) -> Answer {
     let time = now();
     let mut items = Vec::new();
     for record in shared.institution_records().map_err(ApiError::internal)? {
-        let licence: Option<InstitutionLicenceRecord> = get(
-            shared,
-            &StateKey::InstitutionLicence(record.spec.id.clone()),
-        )?;
-        let standing = match licence {
-            None => api::LicenceStanding::NotAttested,
-            Some(l) if l.in_force_at(time).is_ok() => api::LicenceStanding::InForce,
+        let (_, problem, standing) = institution_licence(shared, &record.spec.id, time)?;
+        let standing = match problem {
             Some(_) => api::LicenceStanding::NotInForce,
+            None => standing,
         };
         items.push(api::InstitutionSummary::new(&record, standing));
     }
@@ -336,14 +334,56 @@ pub fn institution(shared: &Shared, r: &Request) -> Answer {
         get(shared, &StateKey::Institution(id.clone()))?.ok_or_else(|| {
             ApiError::not_found("unknown_institution", format!("{id} is not a member"))
         })?;
+    // What a block made now would find (R4.16), as for practitioners.
+    let (licence, problem, _) = institution_licence(shared, &id, now())?;
+    ok(&api::Institution::new(&record, licence.as_ref(), problem))
+}
+
+/// A member's attested licence (R4.16); why it stops the member's
+/// practitioners at `time`, if it does (for an internet hospital, its
+/// physical hospital's too), in words about the member; and its own
+/// attestation's standing.
+fn institution_licence(
+    shared: &Shared,
+    id: &InstitutionId,
+    time: Timestamp,
+) -> Result<
+    (
+        Option<InstitutionLicenceRecord>,
+        Option<String>,
+        api::LicenceStanding,
+    ),
+    ApiError,
+> {
+    use medledger_contracts::records::LicenceProblem as P;
     let licence: Option<InstitutionLicenceRecord> =
         get(shared, &StateKey::InstitutionLicence(id.clone()))?;
-    // What a block made now would find (R4.16), as for practitioners.
-    let problem = licence
-        .as_ref()
-        .and_then(|l| l.in_force_at(now()).err())
-        .map(|p| p.to_string());
-    ok(&api::Institution::new(&record, licence.as_ref(), problem))
+    let problem =
+        institution_licence_problem_at(&Overlay::new(&shared.store), id, time)?.map(|p| {
+            match p {
+                P::InstitutionSuspended => "its licence, or its physical hospital's, is suspended",
+                P::InstitutionRevoked => "its licence, or its physical hospital's, is revoked",
+                P::InstitutionNotYetValid => {
+                    "its licence, or its physical hospital's, is not valid yet"
+                }
+                P::InstitutionExpired => "its licence, or its physical hospital's, has expired",
+                _ => "its licence is not in force",
+            }
+            .to_string()
+        });
+    let standing = match &licence {
+        None => api::LicenceStanding::NotAttested,
+        Some(l) => {
+            let attester: Option<InstitutionRecord> =
+                get(shared, &StateKey::Institution(l.attested_by.clone()))?;
+            if attester.is_some_and(|a| a.status == MemberStatus::Active) {
+                api::LicenceStanding::InForce
+            } else {
+                api::LicenceStanding::AttesterNotActive
+            }
+        }
+    };
+    Ok((licence, problem, standing))
 }
 
 /// `GET /v1/groups`: every group of members, by id.

@@ -20,7 +20,7 @@ use warp::Reply;
 use warp::http::StatusCode;
 
 use super::access::Visibility;
-use super::chain::parse_tx;
+use super::chain::{parse_tx, prove};
 use super::{Answer, ApiError, Request, ok};
 use crate::gateway::Relay;
 use crate::shared::Shared;
@@ -216,7 +216,19 @@ pub fn own_access(shared: &Shared, r: &Request) -> Answer {
     if !Visibility::new(shared, reader, own.patient)?.own_access(&own) {
         return Err(ApiError::forbidden());
     }
-    ok(&medledger_api::OwnAccess::new(&id, &own))
+    // The proof at the latest height: a patient's SDK checks the release
+    // with it rather than take this node's word (docs/records.md).
+    let height = shared.height();
+    let proved = if height == 0 {
+        None
+    } else {
+        Some(hex::encode(to_bytes(&prove(
+            shared,
+            StateKey::OwnAccess(id),
+            height,
+        )?)))
+    };
+    ok(&medledger_api::OwnAccess::new(&id, &own, proved))
 }
 
 /// Opens a transfer at `holder` with `open` (a practitioner's or a
