@@ -478,8 +478,8 @@ pub struct Proposal {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProposalAction {
-    /// `admit`, `suspend`, `reinstate`, `remove`, `set-voting-power` or
-    /// `set-group`.
+    /// `admit`, `suspend`, `reinstate`, `remove`, `set-voting-power`,
+    /// `set-group` or `set-codes`.
     pub kind: String,
     /// The institution it concerns (`null` for `set-group`).
     pub institution: Option<String>,
@@ -489,6 +489,12 @@ pub struct ProposalAction {
     pub group: Option<String>,
     /// The group's members it would set (`set-group`; none dissolves it).
     pub members: Option<Vec<String>>,
+    /// The unified social credit code it would set (`set-codes`, R4.18).
+    #[serde(default)]
+    pub legal_code: Option<String>,
+    /// The practice licence reference it would set (`set-codes`).
+    #[serde(default)]
+    pub licence_ref: Option<String>,
 }
 
 /// One validator's vote.
@@ -552,6 +558,18 @@ impl Proposal {
                 ("set-voting-power", Some(institution), Some(*power))
             }
             Action::SetGroup { .. } => ("set-group", None, None),
+            Action::SetCodes { institution, .. } => ("set-codes", Some(institution), None),
+        };
+        let (legal_code, licence_ref) = match &record.action {
+            Action::SetCodes {
+                legal_code,
+                licence_ref,
+                ..
+            } => (
+                Some(legal_code.as_str().to_string()),
+                Some(licence_ref.as_str().to_string()),
+            ),
+            _ => (None, None),
         };
         let (group, members) = match &record.action {
             Action::SetGroup { group, members } => (
@@ -575,6 +593,8 @@ impl Proposal {
                 voting_power,
                 group,
                 members,
+                legal_code,
+                licence_ref,
             },
             proposer: record.proposer.as_str().to_string(),
             expires_at_ms: record.expires_at.0,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Subcommand;
 use medledger_client_sdk::{Identity, api};
-use medledger_contracts::encoding::BoundedVec;
+use medledger_contracts::encoding::{BoundedString, BoundedVec};
 use medledger_contracts::transaction::GovernanceAction;
 use medledger_contracts::types::{GroupId, Timestamp, TxHash};
 use medledger_genesis::InstitutionEntry;
@@ -93,6 +93,18 @@ pub enum GovAction {
         #[arg(long = "member")]
         members: Vec<String>,
     },
+    /// Correct a member's unified social credit code and practice licence
+    /// reference (rule R4.18); a regulator then attests them anew.
+    SetCodes {
+        /// The member.
+        institution: String,
+        /// Its unified social credit code (统一社会信用代码).
+        #[arg(long)]
+        legal_code: String,
+        /// Its practice licence's reference (医疗机构执业许可证).
+        #[arg(long)]
+        licence_ref: String,
+    },
 }
 
 impl GovAction {
@@ -127,6 +139,17 @@ impl GovAction {
                         .map_err(|m| anyhow::anyhow!("{} members is too many", m.len()))?,
                 }
             }
+            GovAction::SetCodes {
+                institution: i,
+                legal_code,
+                licence_ref,
+            } => GovernanceAction::SetCodes {
+                institution: institution(i)?,
+                legal_code: BoundedString::new(legal_code.trim())
+                    .map_err(|e| anyhow::anyhow!("--legal-code: {e}"))?,
+                licence_ref: BoundedString::new(licence_ref.trim())
+                    .map_err(|e| anyhow::anyhow!("--licence-ref: {e}"))?,
+            },
         })
     }
 }
@@ -237,7 +260,12 @@ fn print_proposal(s: &Session, p: &api::Proposal) {
         .map(|v| format!(" (voting power {v})"))
         .unwrap_or_default();
     let subject = match (&p.action.institution, &p.action.group, &p.action.members) {
-        (Some(institution), _, _) => institution.clone(),
+        (Some(institution), _, _) => match (&p.action.legal_code, &p.action.licence_ref) {
+            (Some(code), Some(licence)) => {
+                format!("{institution} (credit code {code}, licence {licence})")
+            }
+            _ => institution.clone(),
+        },
         (None, Some(group), Some(members)) => format!("{group} = [{}]", members.join(", ")),
         _ => "?".to_string(),
     };

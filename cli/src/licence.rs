@@ -84,7 +84,8 @@ pub enum LicenceCommand {
     },
     /// Attest a member institution's unified social credit code and
     /// practice licence as checked (or renew or amend the attestation):
-    /// both must be those the member was admitted with. From then on its
+    /// both must be the member's on the ledger (as admitted, or as the
+    /// consortium last set them, R4.18). From then on its
     /// practitioners act only while the attestation is in force (R4.16).
     AttestInstitution {
         /// The member's id.

@@ -1299,6 +1299,56 @@ async fn a_regulator_attests_suspends_and_reinstates_a_licence_with_the_cli() {
     assert_eq!(reinstated["outcome"]["status"], "applied", "{reinstated}");
     let asked = json(&nurse_key, &ask);
     assert_eq!(asked["outcome"]["status"], "applied", "{asked}");
+
+    // The consortium corrects the hospital's licence reference by vote
+    // (R4.18): the attestation no longer vouches for its codes, so the
+    // nurse stops until the commission attests the new ones.
+    carry(
+        &net,
+        &[
+            "set-codes",
+            "city-first-hospital",
+            "--legal-code",
+            &legal_code,
+            "--licence-ref",
+            "PDY-330100-0001A",
+        ],
+    )
+    .await;
+    let refused = run(&nurse_key, &ask);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("changed since a regulator attested"),
+        "{stderr}"
+    );
+    let old_ref = attest(&legal_code);
+    assert!(
+        !old_ref.status.success(),
+        "the old reference is no longer the member's"
+    );
+    let args = licence_cmd(&[
+        "attest-institution",
+        "city-first-hospital",
+        "--legal-code",
+        &legal_code,
+        "--licence-ref",
+        "PDY-330100-0001A",
+    ]);
+    let renewed = json(
+        &commission,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert_eq!(renewed["outcome"]["status"], "applied", "{renewed}");
+    // Without --scope, the scopes attested before are kept.
+    let shown = json(
+        &nurse_key,
+        &["licence", "show-institution", "city-first-hospital"],
+    );
+    assert_eq!(shown["licence"]["scopes"][0], "nursing", "{shown}");
+    assert_eq!(shown["licence_ref"], "PDY-330100-0001A", "{shown}");
+    let asked = json(&nurse_key, &ask);
+    assert_eq!(asked["outcome"]["status"], "applied", "{asked}");
 }
 
 /// A hospital records a guardianship with the CLI (R4.7), the child's key

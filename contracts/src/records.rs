@@ -193,6 +193,10 @@ pub enum LicenceProblem {
     /// Its attested validity is over.
     #[error("the licence of the practitioner's institution has expired")]
     InstitutionExpired,
+    /// The consortium set the institution's codes anew since a regulator
+    /// attested them [R4.18].
+    #[error("the codes of the practitioner's institution changed since a regulator attested them")]
+    InstitutionCodesChanged,
 }
 
 /// Who may recover a patient's account.

@@ -105,6 +105,16 @@ pub enum GovernanceAction {
         /// Its members (sorted, no duplicates).
         members: BoundedVec<InstitutionId, GROUP_MEMBERS_MAX>,
     },
+    /// Correct a member's unified social credit code and practice licence
+    /// reference (appended) [R4.18].
+    SetCodes {
+        /// The member.
+        institution: InstitutionId,
+        /// Its unified social credit code.
+        legal_code: encoding::BoundedString<INSTITUTION_CODE_BYTES_MAX>,
+        /// Its practice licence's reference.
+        licence_ref: encoding::BoundedString<INSTITUTION_CODE_BYTES_MAX>,
+    },
 }
 
 /// Which of the signer's keys a rotation replaces.
@@ -947,7 +957,17 @@ fn check_spec(suite: crypto::CryptoSuite, spec: &InstitutionSpec) -> Result<(), 
     if region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit()) {
         return Err(field("region_code", "must be a 6-digit GB/T 2260 code"));
     }
-    let legal = spec.legal_code.as_str();
+    check_codes(spec.legal_code.as_str(), spec.licence_ref.as_str())?;
+    if spec.name.as_str().is_empty() {
+        return Err(field("name", "must not be empty"));
+    }
+    Ok(())
+}
+
+/// A member's codes are well formed: an 18-character unified social
+/// credit code, and a practice licence reference a regulator could have
+/// read off the licence (it attests it as it stands, R4.16).
+fn check_codes(legal: &str, licence: &str) -> Result<(), TransactionError> {
     if legal.len() != 18
         || !legal
             .bytes()
@@ -958,9 +978,6 @@ fn check_spec(suite: crypto::CryptoSuite, spec: &InstitutionSpec) -> Result<(), 
             "must be an 18-character unified social credit code (digits and capitals)",
         ));
     }
-    // A regulator attests this reference as it stands (R4.16): it must be
-    // one a regulator could have read off the licence.
-    let licence = spec.licence_ref.as_str();
     if licence.is_empty()
         || !licence
             .bytes()
@@ -970,9 +987,6 @@ fn check_spec(suite: crypto::CryptoSuite, spec: &InstitutionSpec) -> Result<(), 
             "licence_ref",
             "must be the practice licence's reference: letters, digits and '-'",
         ));
-    }
-    if spec.name.as_str().is_empty() {
-        return Err(field("name", "must not be empty"));
     }
     Ok(())
 }
@@ -1092,6 +1106,14 @@ fn check_form(chain: &Chain, tx: &Transaction) -> Result<(), TransactionError> {
                 for member in members.iter() {
                     check_institution_id("members", member)?;
                 }
+            }
+            GovernanceAction::SetCodes {
+                institution,
+                legal_code,
+                licence_ref,
+            } => {
+                check_institution_id("institution", institution)?;
+                check_codes(legal_code.as_str(), licence_ref.as_str())?;
             }
         },
         Payload::Grant(terms) | Payload::RequestConsent(terms) => check_terms(terms)?,

@@ -919,10 +919,10 @@ pub struct InstitutionLicenceTerms {
     /// The member.
     pub institution: InstitutionId,
     /// Its unified social credit code, as the regulator checked it (must be
-    /// the one it was admitted with).
+    /// the member's on the ledger: as admitted, or as last set, R4.18).
     pub legal_code: BoundedString<INSTITUTION_CODE_BYTES_MAX>,
     /// Its practice licence's reference, as the regulator checked it (must
-    /// be the one it was admitted with).
+    /// be the member's on the ledger).
     pub licence_ref: BoundedString<INSTITUTION_CODE_BYTES_MAX>,
     /// Its licensed departments or services (诊疗科目; canonical: sorted,
     /// no duplicates), shown with the attestation (no rule reads them yet).

@@ -166,6 +166,16 @@ pub(super) fn check_action(
             }
             Ok(None)
         }
+        GovernanceAction::SetCodes { institution, .. } => {
+            // [R4.18]
+            let record: InstitutionRecord = st
+                .get(&StateKey::Institution(institution.clone()))?
+                .ok_or(Rejection::NotFound("institution".into()))?;
+            if record.status == MemberStatus::Removed {
+                return invalid("a removed member's codes stay as they were");
+            }
+            Ok(None)
+        }
     }
 }
 
@@ -210,6 +220,19 @@ pub(super) fn execute_action(
                 .get(&key)?
                 .ok_or(Rejection::NotFound("institution".into()))?;
             record.spec.voting_power = *power;
+            st.put(&key, &record);
+        }
+        GovernanceAction::SetCodes {
+            institution,
+            legal_code,
+            licence_ref,
+        } => {
+            let key = StateKey::Institution(institution.clone());
+            let mut record: InstitutionRecord = st
+                .get(&key)?
+                .ok_or(Rejection::NotFound("institution".into()))?;
+            record.spec.legal_code = legal_code.clone();
+            record.spec.licence_ref = licence_ref.clone();
             st.put(&key, &record);
         }
         GovernanceAction::SetGroup { group, members } => {

@@ -141,7 +141,7 @@ pub(super) fn attest_institution(
     // wrong, and the attestation does not paper over it.
     if terms.legal_code != member.spec.legal_code || terms.licence_ref != member.spec.licence_ref {
         return not_permitted(
-            "the credit code and licence reference attested must be those the member was admitted with",
+            "the credit code and licence reference attested must be those the member was admitted with, or the consortium last set",
         );
     }
     attest(
@@ -234,11 +234,23 @@ pub fn institution_licence_problem_at(
         places.push(parent);
     }
     for place in places {
-        if let Some(licence) =
-            st.get::<InstitutionLicenceRecord>(&StateKey::InstitutionLicence(place))?
-            && let Err(problem) = licence.in_force_at(time)
-        {
+        let Some(licence) =
+            st.get::<InstitutionLicenceRecord>(&StateKey::InstitutionLicence(place.clone()))?
+        else {
+            continue;
+        };
+        if let Err(problem) = licence.in_force_at(time) {
             return Ok(Some(problem));
+        }
+        // [R4.18] The attestation vouches for the codes it names: once the
+        // consortium sets others, it no longer does, until a regulator
+        // attests them.
+        let member: Option<InstitutionRecord> = st.get(&StateKey::Institution(place))?;
+        if member.is_some_and(|m| {
+            m.spec.legal_code != licence.terms.legal_code
+                || m.spec.licence_ref != licence.terms.licence_ref
+        }) {
+            return Ok(Some(LicenceProblem::InstitutionCodesChanged));
         }
     }
     Ok(None)

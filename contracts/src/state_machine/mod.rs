@@ -106,8 +106,7 @@
 //! member institution (not removed): the unified social credit code and the
 //! practice licence reference it checked, which must be those the member was
 //! admitted with (admission requires a reference of letters, digits and
-//! '-'; no governance action amends an admitted member's codes yet, so a
-//! member admitted with wrong ones cannot be attested), its licensed
+//! '-'; the consortium corrects them by vote, R4.18), its licensed
 //! services, and a validity that has begun by the block's time and ends in
 //! the future. Attesting again (a renewal, an amendment) follows R4.12:
 //! only the regulator that attested it while it is an active member, never
@@ -124,6 +123,12 @@
 //! attested licence: any active regulator suspends or revokes it (final);
 //! only the regulator that suspended it lifts the suspension while it is an
 //! active member.
+//! R4.18 A carried `SetCodes { institution, legal_code, licence_ref }`
+//! proposal (R4.9) sets a member's (not removed) unified social credit code
+//! and practice licence reference anew, well formed as at admission. An
+//! attestation vouches for the codes it names: from the block that sets
+//! others, the member's practitioners stop as under R4.16
+//! (`InstitutionCodesChanged`) until a regulator attests the new codes.
 //!
 //! **R5 Consent.**
 //! R5.1 `Grant`: by the patient or an active delegate for that patient; the

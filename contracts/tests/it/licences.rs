@@ -778,3 +778,60 @@ fn r4_16_a_suspended_hospital_stops_its_emergency_access_its_own_consent_request
         Payload::AttestInstitution(removed)
     )));
 }
+
+#[test]
+fn r4_18_codes_set_by_the_consortium_need_a_new_attestation() {
+    let mut w = World::new();
+    let (_, grant) = granted(&mut w);
+    let before = institution_terms(&w, "hosp-b");
+    assert_eq!(
+        regulator(&mut w, Payload::AttestInstitution(before.clone())).outcome,
+        Outcome::Applied
+    );
+    assert_eq!(request_outcome(&mut w, "doc-b", grant), Outcome::Authorized);
+    // Malformed codes are refused before any vote.
+    let malformed = Transaction {
+        signer: Signer::Institution(inst("hosp-a")),
+        nonce: 1,
+        valid_until: w.valid_until(),
+        payload: Payload::Propose {
+            action: GovernanceAction::SetCodes {
+                institution: inst("hosp-b"),
+                legal_code: BoundedString::new("not a code").unwrap(),
+                licence_ref: BoundedString::new("PDY-1").unwrap(),
+            },
+            expires_at: Timestamp(w.now + DAY_MS),
+        },
+    }
+    .sign(&w.chain, &key("admin:hosp-a"));
+    assert!(malformed.verify(&w.chain).is_err());
+    // The consortium corrects the licence reference by vote.
+    let corrected = BoundedString::new("PDY-330100-0002B").unwrap();
+    w.carry(
+        GovernanceAction::SetCodes {
+            institution: inst("hosp-b"),
+            legal_code: before.legal_code.clone(),
+            licence_ref: corrected.clone(),
+        },
+        &["platform", "nhc"],
+    );
+    let record: InstitutionRecord = w.get(&StateKey::Institution(inst("hosp-b"))).unwrap();
+    assert_eq!(record.spec.licence_ref, corrected);
+    // The attestation vouched for the old codes: the practitioners stop.
+    assert_eq!(
+        request_outcome(&mut w, "doc-b", grant),
+        denied(LicenceProblem::InstitutionCodesChanged)
+    );
+    // The old codes can no longer be attested; the new ones can.
+    assert!(not_permitted(&regulator(
+        &mut w,
+        Payload::AttestInstitution(before.clone())
+    )));
+    let mut after = before;
+    after.licence_ref = corrected;
+    assert_eq!(
+        regulator(&mut w, Payload::AttestInstitution(after)).outcome,
+        Outcome::Applied
+    );
+    assert_eq!(request_outcome(&mut w, "doc-b", grant), Outcome::Authorized);
+}

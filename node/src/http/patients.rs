@@ -367,6 +367,9 @@ fn institution_licence(
                     "its licence, or its physical hospital's, is not valid yet"
                 }
                 P::InstitutionExpired => "its licence, or its physical hospital's, has expired",
+                P::InstitutionCodesChanged => {
+                    "its codes, or its physical hospital's, changed since a regulator attested them"
+                }
                 _ => "its licence is not in force",
             }
             .to_string()
