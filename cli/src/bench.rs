@@ -55,6 +55,8 @@ pub struct BenchOptions {
     pub validators: usize,
     /// The crypto suite of the consortium.
     pub suite: CryptoSuite,
+    /// Every node's store codec.
+    pub compression: medledger_store::Compression,
 }
 
 /// When each transaction was first seen committed, by id.
@@ -700,6 +702,12 @@ pub fn run(options: BenchOptions) -> anyhow::Result<()> {
         "medledger-bench",
         BENCH_TX_VALIDITY_WINDOW_MS,
     )?;
+    // Each node's store codec, in its own configuration file.
+    for node in &layout.nodes {
+        let mut config = medledger_node::config::NodeConfig::load(&node.home)?;
+        config.storage_compression = options.compression.name().into();
+        std::fs::write(node.home.join("config.toml"), config.to_commented_toml())?;
+    }
     let nodes = Consortium::launch(std::env::current_exe()?, layout.clone())?;
     let pids: Vec<u32> = (0..layout.nodes.len())
         .map(|i| nodes.pid(i))
@@ -1037,8 +1045,9 @@ async fn bench(
         (disk_after.saturating_sub(disk_before)) as f64 / accepted_len_nonzero(requests * 2);
     println!();
     println!(
-        "medledger bench — {validators} validators on this machine ({cores:.0} cores), client on the same machine, crypto suite {}",
-        options.suite.name()
+        "medledger bench — {validators} validators on this machine ({cores:.0} cores), client on the same machine, crypto suite {}, store compression {}",
+        options.suite.name(),
+        options.compression.name()
     );
     println!();
     println!("| measure | value |");
@@ -1139,6 +1148,8 @@ async fn bench(
     let line = json!({
         "bench": "medledger",
         "validators": validators,
+        "crypto_suite": options.suite.name(),
+        "store_compression": options.compression.name(),
         "window_s": options.seconds,
         "transactions_per_request": options.batch,
         "committed_tps": throughput,

@@ -77,6 +77,10 @@ enum Command {
         /// The crypto suite: `ed25519-sha256`, or `sm2-sm3`.
         #[arg(long, default_value = "ed25519-sha256")]
         crypto_suite: String,
+        /// Every node's store codec: `none`, `lz4` (a node's default) or
+        /// `zstd` (its `storage_compression`).
+        #[arg(long, value_parser = parse_compression)]
+        compression: Option<medledger_store::Compression>,
     },
     /// Measure the SDK's trustless grant checks (`verify_grant`) per second
     /// and their latency against a node of a local consortium under load.
@@ -518,6 +522,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             batch,
             validators,
             crypto_suite,
+            compression,
         } => bench::run(bench::BenchOptions {
             dir,
             seconds,
@@ -526,6 +531,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             batch: usize::from(batch),
             validators: usize::from(validators),
             suite: medledger_contracts::crypto::CryptoSuite::from_name(&crypto_suite)?,
+            compression: compression.unwrap_or_default(),
         }),
         Command::BenchVerify {
             dir,

@@ -148,7 +148,7 @@ pub async fn fetch_own_records(
         committed_at,
         chain: client.chain().id.clone(),
         request,
-        holder,
+        holder: holder.clone(),
         patient: patient_id,
         one_time_key: key.public(),
         time: crate::client::now(),
@@ -168,7 +168,7 @@ pub async fn fetch_own_records(
         Some(&key),
     )
     .await?;
-    let release = ReleaseOf::OwnAccess(request, light);
+    let release = ReleaseOf::OwnAccess(request, light, &holder);
     receive(client, patient, key, manifest, frames, out_dir, release).await
 }
 
@@ -178,9 +178,9 @@ enum ReleaseOf<'a> {
     /// A practitioner's access (`/v1/accesses/{id}`), as their own node
     /// reports it.
     Access(RequestId),
-    /// A patient's own request (`/v1/own-accesses/{id}`), proved to the
-    /// light client.
-    OwnAccess(RequestId, &'a crate::LightClient),
+    /// A patient's own request (`/v1/own-accesses/{id}`) of a holder,
+    /// proved to the light client.
+    OwnAccess(RequestId, &'a crate::LightClient, &'a InstitutionId),
 }
 
 impl ReleaseOf<'_> {
@@ -193,7 +193,7 @@ impl ReleaseOf<'_> {
 
     fn request(self) -> RequestId {
         match self {
-            Self::Access(id) | Self::OwnAccess(id, _) => id,
+            Self::Access(id) | Self::OwnAccess(id, ..) => id,
         }
     }
 
@@ -214,12 +214,16 @@ impl ReleaseOf<'_> {
                 .await?
                 .release
                 .map(hashes)),
-            Self::OwnAccess(id, light) => {
+            Self::OwnAccess(id, light, holder) => {
                 let answer = client
                     .get_signed_as::<medledger_api::OwnAccess>(&path, reader)
                     .await?;
+                // The request is in a block, so a node always has a proof
+                // to give: one that sends none is not believed, at once.
                 let Some(proved) = answer.proved else {
-                    return Ok(None);
+                    return Err(SdkError::Decode(
+                        "the node sent no proof of the release; it is not believed".into(),
+                    ));
                 };
                 let proved = crate::client::decode_proved(&proved)?;
                 light.verify(&proved, &StateKey::OwnAccess(id)).await?;
@@ -228,9 +232,9 @@ impl ReleaseOf<'_> {
                 })?;
                 let record: OwnAccessRecord = from_bytes(bytes, PROVED_VALUE_BYTES_MAX)
                     .map_err(|e| SdkError::Decode(format!("own access record: {e}")))?;
-                if Signer::Patient(record.patient) != reader.signer {
+                if Signer::Patient(record.patient) != reader.signer || record.holder != *holder {
                     return Err(SdkError::Decode(
-                        "the proved request is another patient's".into(),
+                        "the proved request is not this patient's of this holder".into(),
                     ));
                 }
                 Ok(record

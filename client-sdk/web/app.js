@@ -7,6 +7,7 @@ import { fetchOwnRecords, labRow } from "./records.js";
 const T = {
   zh: {
     title: "我的病历授权",
+    waitingCount: (n) => `${n} 件待处理`,
     tabsLabel: "主要页面", tabHome: "首页", tabGrants: "授权", tabRecords: "病历", tabHistory: "记录", tabPeople: "家人", tabMe: "我的",
     needsTitle: "需要您处理的事", recentTitle: "最近发生的事", allHistory: "查看全部记录", shortcutsTitle: "常用",
     newGrant: "新授权", showId: "出示我的编号", settingsTitle: "设置", largeText: "大字模式（字更大，更好认）",
@@ -88,6 +89,7 @@ const T = {
   },
   en: {
     title: "My record consents",
+    waitingCount: (n) => `${n} waiting for you`,
     tabsLabel: "Main screens", tabHome: "Home", tabGrants: "Grants", tabRecords: "Records", tabHistory: "History", tabPeople: "People", tabMe: "Me",
     needsTitle: "Waiting for you", recentTitle: "What just happened", allHistory: "See everything", shortcutsTitle: "Shortcuts",
     newGrant: "New grant", showId: "Show my ID", settingsTitle: "Settings", largeText: "Large text (bigger and easier to read)",
@@ -199,6 +201,10 @@ function translate() {
   }
   for (const el of document.querySelectorAll("[data-t-label]")) el.setAttribute("aria-label", t()[el.dataset.tLabel]);
   $("lang").textContent = lang === "zh" ? "English" : "中文";
+  // The QR codes' names, in the language now shown.
+  for (const [box, name] of [["qr", "qrLabel"], ["recovery-qr", "recoveryQrLabel"], ["link-qr", "linkQrLabel"]]) {
+    $(box).querySelector("svg")?.setAttribute("aria-label", t()[name]);
+  }
   // One box per value, unticked (a translation redraws them).
   const boxes = (name, values, words) =>
     values.map((v) => {
@@ -212,6 +218,7 @@ function translate() {
   $("own-categories").replaceChildren(...boxes("category", bcs.CATEGORIES, t().cat));
   $("sensitive").replaceChildren(...boxes("sensitive", bcs.SENSITIVE_CLASSES, t().sens));
   fillInstitutionLists();
+  showWaitingCount();
   $("purpose").replaceChildren(
     ...bcs.PURPOSES.map((p) => {
       const o = document.createElement("option");
@@ -900,11 +907,14 @@ function setAccepted(value) {
   route();
 }
 
-/** The number on the home tab: what waits for the patient's answer. */
+/** The number on the home tab: what waits for the patient's answer (said in words to a screen reader). */
 function showWaitingCount() {
   const n = waiting.requests + waiting.changes;
   $("home-count").hidden = n === 0;
   $("home-count").textContent = n ? String(n) : "";
+  const tab = document.querySelector('#tabs a[data-screen="home"]');
+  if (n) tab.setAttribute("aria-label", `${t().tabHome}, ${t().waitingCount(n)}`);
+  else tab.removeAttribute("aria-label");
 }
 
 function showKey() {
@@ -946,13 +956,19 @@ function onLiveEntry(entry) {
 
 async function main() {
   window.addEventListener("hashchange", route);
-  const large = localStorage.getItem("largeText") === "1";
-  document.documentElement.classList.toggle("large", large);
-  $("large-text").checked = large;
-  $("large-text").addEventListener("change", (event) => {
-    localStorage.setItem("largeText", event.target.checked ? "1" : "0");
-    document.documentElement.classList.toggle("large", event.target.checked);
-  });
+  // Large text: offered at the start and in settings, one setting.
+  const toggles = [...document.querySelectorAll(".large-text-toggle")];
+  const setLarge = (on) => {
+    document.documentElement.classList.toggle("large", on);
+    for (const box of toggles) box.checked = on;
+  };
+  setLarge(localStorage.getItem("largeText") === "1");
+  for (const box of toggles) {
+    box.addEventListener("change", (event) => {
+      localStorage.setItem("largeText", event.target.checked ? "1" : "0");
+      setLarge(event.target.checked);
+    });
+  }
   $("lang").addEventListener("click", () => {
     lang = lang === "zh" ? "en" : "zh";
     localStorage.setItem("lang", lang);
@@ -966,6 +982,9 @@ async function main() {
   $("create").addEventListener("click", async () => {
     key = await createKey();
     showKey();
+    // The node says whether it knows the key (a new one: not yet), which
+    // brings up the register button.
+    await refresh();
   });
   $("register").addEventListener("click", async () => {
     try {

@@ -45,7 +45,9 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     const patient = await makeKey(page);
     assert.match(patient, /^[0-9a-f]{64}$/);
     assert.equal(await page.locator("#qr svg[role=img]").count(), 1);
-    // Until the key is registered the ID screen is all there is.
+    // Until the key is registered the ID screen is all there is (once the
+    // node has said so: the register button appears).
+    await page.locator("#register").waitFor();
     assert.equal(await page.locator("#tabs").isHidden(), true);
     await page.screenshot({ path: join(shots, "1-key.png"), fullPage: true });
     await register(page);
@@ -199,6 +201,7 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     await ask.waitFor();
     // The home tab counts what waits for an answer.
     await page.locator("#home-count", { hasText: "1" }).waitFor();
+    assert.equal(await page.locator("#tabs a[data-screen=home]").getAttribute("aria-label"), "首页, 1 件待处理");
     // Every term is shown before approving (grantee, holders, period), and
     // the approve button works only once the terms are checked against the
     // doctor's signed request.
@@ -307,17 +310,28 @@ test("a patient grants, sees the access live, revokes, and sees the denial", { s
     // screen still passes the checks (nothing wider than the phone) and is
     // photographed.
     await go(page, "me");
-    await page.getByLabel("大字模式").check();
+    await page.locator("#large-text").check();
     const base = await page.evaluate(() => parseFloat(getComputedStyle(document.body).fontSize));
     assert.ok(base >= 22, `large text is ${base}px`);
     await page.reload();
     await page.locator("#tabs").waitFor();
-    assert.ok(await page.getByLabel("大字模式").isChecked());
+    assert.ok(await page.locator("#large-text").isChecked());
     for (const screen of ["home", "grants", "records", "history", "people", "me"]) {
       await go(page, screen);
       assert.deepEqual(await accessibilityProblems(page), [], screen);
       await page.screenshot({ path: join(shots, `9-large-${screen}.png`), fullPage: true });
     }
+    // The tabs' English words fit whole at large text too.
+    await page.getByRole("button", { name: "English" }).click();
+    await page.locator("#tabs a[data-screen=records]", { hasText: "Records" }).waitFor();
+    const cut = await page.evaluate(() =>
+      [...document.querySelectorAll("#tabs a span[data-t]")]
+        .filter((s) => s.getClientRects().length > 1 || s.scrollWidth > s.parentElement.clientWidth)
+        .map((s) => s.textContent),
+    );
+    assert.deepEqual(cut, []);
+    // The home tab says how many things wait, in words, to a screen reader.
+    assert.equal(await page.locator("#tabs a[data-screen=home]").getAttribute("aria-label"), null);
 
     // The regulator's report of the same ledger, replayed over the API from
     // genesis by the health commission's auditor, read in the browser: each

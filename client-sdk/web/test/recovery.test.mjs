@@ -45,10 +45,10 @@ for (const [suite, digits, shot] of [["ed25519-sha256", 256, ""], ["sm2-sm3", 25
       await alice.locator("#threshold").fill("1");
       await alice.getByRole("button", { name: "保存恢复联系人" }).click();
       // New contacts wait out the ledger's delay (R4.2; 5 s on a testnet):
-      // meanwhile the patient is warned on the home screen, where what
-      // waits for their answer is (the tab counts it), and in the history.
-      await go(alice, "home");
+      // meanwhile the patient is warned above every screen (the home tab
+      // counts it), and in the history.
       await alice.locator("#recovery-pending", { hasText: "待生效：新的恢复联系人" }).waitFor();
+      await go(alice, "home");
       await alice.locator("#recovery-pending button", { hasText: "取消更改恢复联系人" }).waitFor();
       await alice.locator("#home-count", { hasText: "1" }).waitFor();
       await alice.locator('#recent li[data-event="control_changed"]', { hasText: "恢复联系人已更改" }).waitFor();
@@ -118,13 +118,13 @@ for (const [suite, digits, shot] of [["ed25519-sha256", 256, ""], ["sm2-sm3", 25
       await device.locator("#notice", { hasText: "已找回" }).waitFor({ timeout: 30_000 });
       await go(device, "grants");
       await device.locator("#grants li[data-grant] .badge.active").waitFor();
-      assert.equal(await device.locator("#recovering").isHidden(), true);
+      assert.equal(await device.locator("#recovering").evaluate((e) => e.hidden), true);
       await device.screenshot({ path: join(shots, shot + "10-recovered.png"), fullPage: true });
       // Once recovered, it stays an ordinary device: no code after a reload.
       await device.reload();
       await device.locator("#screen-grants").waitFor();
       await device.locator("#grants li[data-grant] .badge.active").waitFor();
-      assert.equal(await device.locator("#recovering").isHidden(), true);
+      assert.equal(await device.locator("#recovering").evaluate((e) => e.hidden), true);
       assert.equal((await device.locator("#patient-id").textContent()).trim(), aliceId);
 
       // The lost device's key is no longer the patient's.
